@@ -1,0 +1,1 @@
+//! flightdeck: a terminal cockpit for database-cluster upgrades.
