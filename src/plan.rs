@@ -1,0 +1,75 @@
+//! The expanded plan: a procedure's steps unrolled over loops and filtered by `when`, with every
+//! template filled in for one target — except secrets, which stay `${secret.NAME}` until run.
+//! The plan is recorded in the journal's first event so a journal replays without the files.
+
+use serde::{Deserialize, Serialize};
+
+use crate::procedure::model::{Action, Downtime};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Plan {
+    pub procedure: String,
+    pub product: String,
+    #[serde(default)]
+    pub description: String,
+    pub target: String,
+    /// The cluster's version when the plan was made, if known.
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    /// Versions the upgrade passes through, in order (the last is `to_version`).
+    #[serde(default)]
+    pub hops: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+    /// Hex SHA-256 of the procedure file's bytes.
+    #[serde(default)]
+    pub procedure_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedStep {
+    /// Unique within the plan: the step id plus its loop items, e.g. `drain@node2`.
+    pub key: String,
+    /// The `id` of the step in the procedure file.
+    pub step_id: String,
+    pub title: String,
+    #[serde(default)]
+    pub runbook: String,
+    #[serde(default)]
+    pub downtime: Downtime,
+    pub confirm: Confirm,
+    #[serde(default = "one")]
+    pub approvals: u8,
+    #[serde(default)]
+    pub irreversible: Option<String>,
+    /// The node this instance of the step is about, if it is inside a node loop.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Where in its loops this instance is, e.g. `node 2/3` or `hop 1.26.11 2/3 · node 1/3`.
+    #[serde(default)]
+    pub progress: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub undo: Option<Action>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Confirm {
+    None,
+    Yes,
+    /// The operator must type this phrase exactly.
+    Phrase {
+        phrase: String,
+    },
+}
+
+impl Plan {
+    /// The index of the first step whose completion makes a full rollback impossible.
+    pub fn first_irreversible(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.irreversible.is_some())
+    }
+}

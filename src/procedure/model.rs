@@ -1,0 +1,257 @@
+//! The procedure file format (TOML): what an upgrade does, independent of where it runs.
+//!
+//! A procedure is read from `procedures/<name>.toml`, validated (see `validate`) and expanded
+//! against a target into a [`crate::plan::Plan`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole procedure file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procedure {
+    pub name: String,
+    pub product: String,
+    #[serde(default)]
+    pub description: String,
+    /// Version constraint the cluster's current version must satisfy, e.g. `">= 8.0, < 9.0"`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The version this procedure upgrades to (a target may override it with `vars.to_version`).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Default variables; the target's `vars` override them.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// How the version path is computed (one hop by default).
+    #[serde(default)]
+    pub path: Option<PathSpec>,
+    /// Named loops that `for_each` refers to. `nodes` (every node in target order) needs no entry.
+    #[serde(default)]
+    pub loops: BTreeMap<String, LoopSpec>,
+    pub steps: Vec<StepSpec>,
+}
+
+/// How the hops from the current to the target version are computed.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PathSpec {
+    /// `direct` (one hop) or `minor-steps` (each minor's latest patch, from a catalog).
+    pub strategy: String,
+    /// Catalog file name in `procedures/catalog/` (defaults to the product).
+    #[serde(default)]
+    pub catalog: Option<String>,
+}
+
+/// A loop that expands a block of consecutive steps once per item.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoopSpec {
+    /// `nodes` or `hops`.
+    pub over: String,
+    /// Node filter, e.g. `"group=blue"` or `"role=processing"` (nodes only).
+    #[serde(default)]
+    pub select: Option<String>,
+    /// Ordering: matchers taken in turn, `"*"` for the rest, e.g. `["role=processing", "*"]`.
+    #[serde(default)]
+    pub order: Vec<String>,
+    /// An enclosing loop (e.g. nodes within each hop).
+    #[serde(default)]
+    pub within: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Downtime {
+    #[default]
+    None,
+    Writes,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfirmKind {
+    None,
+    #[default]
+    Yes,
+    Phrase,
+}
+
+/// One step as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub runbook: String,
+    #[serde(default)]
+    pub downtime: Downtime,
+    #[serde(default)]
+    pub confirm: ConfirmKind,
+    /// The phrase to type when `confirm = "phrase"` (templated).
+    #[serde(default)]
+    pub phrase: Option<String>,
+    /// Operators who must approve the confirm (two-person rule); 1 by default.
+    #[serde(default)]
+    pub approvals: Option<u8>,
+    /// Why this step is the point of no return.
+    #[serde(default)]
+    pub irreversible: Option<String>,
+    #[serde(default)]
+    pub for_each: Option<String>,
+    #[serde(default)]
+    pub when: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub undo: Option<Action>,
+}
+
+/// What a step (or its undo) does. Serialized into the plan and the journal with templates
+/// already expanded, except `${secret.NAME}`, which is only resolved when the action runs.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Action {
+    /// The operator does it by hand and confirms when done.
+    Manual { text: String },
+    /// A program run with an argv (never through a shell unless the author writes `sh -c`).
+    Run {
+        argv: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        cwd: Option<String>,
+        #[serde(default = "default_run_timeout")]
+        timeout_secs: u64,
+        #[serde(default)]
+        expect_exit: i32,
+    },
+    Http(HttpSpec),
+    /// Set a node's load-balancer membership through the target's driver.
+    Lb {
+        node: String,
+        state: Membership,
+        #[serde(default)]
+        weight: Option<u16>,
+    },
+    /// A gate: a check that must pass on every selected node, stable for a while.
+    Wait(WaitSpec),
+    /// A target-bound action by name (`[actions.NAME]` in the target): the procedure says
+    /// *what*, the target says *how* on this cluster. Replaced by the bound action in the plan.
+    Call {
+        name: String,
+        #[serde(default)]
+        args: BTreeMap<String, String>,
+    },
+}
+
+fn default_run_timeout() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Accepted statuses; empty means any 2xx.
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// JSON-pointer expectations on the response body, e.g. `"/synchronized" = true`.
+    /// A pointer ending in `#len` compares the length of an array or object.
+    #[serde(default)]
+    pub expect_json: BTreeMap<String, serde_json::Value>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_http_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// A probe defined in the target, by name...
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// ...or an inline check (for checks that belong to the procedure, not the target).
+    #[serde(default)]
+    pub check: Option<Check>,
+    /// `all`, a node name, or a selector like `group=green`. Empty for a global check.
+    #[serde(default)]
+    pub nodes: Option<String>,
+    #[serde(default)]
+    pub stable_secs: u64,
+    #[serde(default = "default_wait_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_wait_timeout() -> u64 {
+    300
+}
+
+pub(crate) fn default_interval() -> u64 {
+    1000
+}
+
+/// A health check: used by target probes and by inline wait gates.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Check {
+    Http(HttpSpec),
+    Tcp {
+        address: String,
+        #[serde(default = "default_tcp_timeout")]
+        timeout_ms: u64,
+    },
+    Run {
+        argv: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default = "default_check_timeout")]
+        timeout_secs: u64,
+        #[serde(default)]
+        expect_exit: i32,
+    },
+}
+
+fn default_tcp_timeout() -> u64 {
+    1000
+}
+
+fn default_check_timeout() -> u64 {
+    10
+}
+
+/// Load-balancer membership of one backend server.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    Ready,
+    Drain,
+    Maint,
+}
+
+impl std::fmt::Display for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Membership::Ready => "ready",
+            Membership::Drain => "drain",
+            Membership::Maint => "maint",
+        })
+    }
+}
