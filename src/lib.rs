@@ -5,6 +5,7 @@
 //! `journal` before applying them; everything else (cockpit, headless runner, pairing, replay,
 //! report) folds the same events.
 
+pub mod cli;
 pub mod lb;
 pub mod plan;
 pub mod procedure;

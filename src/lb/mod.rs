@@ -41,3 +41,49 @@ pub enum LbError {
     #[error("unexpected answer from the load balancer: {0}")]
     Protocol(String),
 }
+
+pub mod haproxy;
+pub mod lab;
+
+use crate::target::LbConfig;
+
+/// The configured balancer of a target.
+#[derive(Debug, Clone)]
+pub enum LbClient {
+    Lab(lab::LabLb),
+    Haproxy(haproxy::Haproxy),
+}
+
+impl LbClient {
+    pub fn from_config(cfg: &LbConfig) -> Result<Self, LbError> {
+        match cfg.driver.as_str() {
+            "lab" => Ok(LbClient::Lab(lab::LabLb::new(cfg)?)),
+            "haproxy" => Ok(LbClient::Haproxy(haproxy::Haproxy::new(cfg)?)),
+            other => Err(LbError::Protocol(format!(
+                "unknown load-balancer driver {other:?} (expected \"lab\" or \"haproxy\")"
+            ))),
+        }
+    }
+
+    /// Every backend server with its membership and health. `Backend::node` is filled in from
+    /// the target's server mapping by the driver.
+    pub async fn backends(&self) -> Result<Vec<Backend>, LbError> {
+        match self {
+            LbClient::Lab(d) => d.backends().await,
+            LbClient::Haproxy(d) => d.backends().await,
+        }
+    }
+
+    /// Set the membership (and optionally the weight) of the server that fronts `node`.
+    pub async fn set_membership(
+        &self,
+        node: &str,
+        state: Membership,
+        weight: Option<u16>,
+    ) -> Result<(), LbError> {
+        match self {
+            LbClient::Lab(d) => d.set_membership(node, state, weight).await,
+            LbClient::Haproxy(d) => d.set_membership(node, state, weight).await,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The command line: argument definitions and dispatch. Each subcommand's work lives in its own
+//! module; this file only parses and routes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flightdeck",
+    version,
+    about = "A terminal cockpit for driving database-cluster upgrades by hand, safely.",
+    long_about = "A terminal cockpit for driving database-cluster upgrades by hand, safely.\n\n\
+                  With no subcommand, opens the cockpit on a fresh built-in lab cluster running \
+                  the default procedure."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a procedure (and a target): every error with file:line:col; nothing runs.
+    Check(CheckArgs),
+    /// Print the fully expanded plan: every step, command and request, downtime, undo.
+    Plan(PlanArgs),
+    /// Run a procedure against a target (or a fresh lab) in the cockpit or headless.
+    Run(RunArgs),
+    /// Resume a session from its journal (interrupted actions are never re-run silently).
+    Resume(ResumeArgs),
+    /// Start the built-in training cluster in the foreground.
+    Lab(LabArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    pub procedure: PathBuf,
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub procedure: PathBuf,
+    #[arg(long, required_unless_present = "lab")]
+    pub target: Option<PathBuf>,
+    /// Plan against a fresh lab started for the occasion (then stopped).
+    #[arg(long, conflicts_with = "target")]
+    pub lab: bool,
+    /// The cluster's current version, when the target cannot tell.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The version to upgrade to (overrides the procedure's `to`).
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    pub procedure: PathBuf,
+    #[arg(long, required_unless_present = "lab")]
+    pub target: Option<PathBuf>,
+    /// Run against a fresh lab (product taken from the procedure).
+    #[arg(long, conflicts_with = "target")]
+    pub lab: bool,
+    /// Lab size when --lab.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Lab load in requests per second when --lab.
+    #[arg(long, default_value_t = 0)]
+    pub load: u32,
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Journal file (default: the data directory).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Confirm every step automatically, except `phrase` steps. Never answers a failure.
+    #[arg(long)]
+    pub yes: bool,
+    /// With --yes, also confirm `phrase` steps.
+    #[arg(long, requires = "yes")]
+    pub yes_phrases: bool,
+    /// Print events as lines instead of opening the cockpit.
+    #[arg(long)]
+    pub headless: bool,
+    /// Headless: what to do when a step or gate fails: stop (exit non-zero) or roll back.
+    #[arg(long, default_value = "stop", value_parser = ["stop", "rollback"])]
+    pub on_failure: String,
+    /// Theme name or file for the cockpit.
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub journal: PathBuf,
+    /// The target file (default: the one named in the journal header, if it still exists).
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    #[arg(long)]
+    pub headless: bool,
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabArgs {
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    #[arg(long, default_value = "generic")]
+    pub product: String,
+    /// Version the nodes start at (default: the product's usual "old" version).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Data directory (default: a fresh temporary one, removed on exit).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Write the lab's target file here.
+    #[arg(long)]
+    pub target_out: Option<PathBuf>,
+    /// Requests per second sent through the load balancer.
+    #[arg(long, default_value_t = 0)]
+    pub load: u32,
+    /// Faults to stage, e.g. `crash:node2`, `slow:node1:500ms`, `flaky:node3:0.3`,
+    /// `fail-migration:node2`.
+    #[arg(long)]
+    pub fault: Vec<String>,
+    /// Load balancer: the embedded one or a real HAProxy.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
+    pub lb: String,
+}
