@@ -1,0 +1,63 @@
+//! What a view (cockpit, headless printer, joined operator) holds to follow a session and drive
+//! it: an ordered event stream (history first, then live) and a command sender whose every
+//! command gets an answer. The same shape serves an in-process engine and a socket connection.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Command, Rejected, Stamped};
+
+/// One command on its way to the engine, with the channel its answer comes back on.
+#[derive(Debug)]
+pub struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<Result<(), Rejected>>,
+}
+
+/// Sends commands as one operator.
+#[derive(Debug, Clone)]
+pub struct CommandSender {
+    tx: mpsc::Sender<Request>,
+}
+
+impl CommandSender {
+    pub fn new(tx: mpsc::Sender<Request>) -> Self {
+        CommandSender { tx }
+    }
+
+    /// Send a command and wait for the engine's answer.
+    pub async fn send(&self, command: Command) -> Result<(), Rejected> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request { command, reply })
+            .await
+            .map_err(|_| Rejected("the session is gone".into()))?;
+        answer
+            .await
+            .map_err(|_| Rejected("the session ended before answering".into()))?
+    }
+
+    /// Send without waiting; the answer arrives on the returned receiver. For UIs that must
+    /// not block their loop.
+    pub fn send_nowait(
+        &self,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Result<(), Rejected>>, Rejected> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(Request { command, reply })
+            .map_err(|_| Rejected("the session is busy or gone".into()))?;
+        Ok(answer)
+    }
+}
+
+/// A view's connection to a session.
+#[derive(Debug)]
+pub struct SessionClient {
+    /// This operator's id in the session (see `Event::OperatorJoined`).
+    pub operator_id: u64,
+    pub operator: String,
+    /// Every event from the first, in order, then live ones as they happen. Closed when the
+    /// session ends or the connection drops.
+    pub events: mpsc::Receiver<Stamped>,
+    pub commands: CommandSender,
+}

@@ -1,0 +1,55 @@
+//! Commands: what operators (and `--yes`) ask of the engine. Each is checked against the state
+//! and the sender's role; a rejected command changes nothing and says why.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Answer the open prompt `prompt` with yes (and the phrase, for phrase steps).
+    Confirm {
+        prompt: u64,
+        #[serde(default)]
+        phrase: Option<String>,
+    },
+    /// Answer the open prompt with no: the step waits until the driver acts on it again.
+    Decline { prompt: u64 },
+    /// Re-open the prompt for the current step after a decline.
+    Act,
+    /// Run a failed or interrupted step again.
+    Retry { step: usize },
+    /// Skip the current step (pending, failed or interrupted).
+    Skip { step: usize },
+    /// Record an interrupted or failed step as done (the operator finished it by hand).
+    MarkDone { step: usize },
+    /// Ask to undo a completed step (only the latest completed one: saga order).
+    Undo { step: usize },
+    /// Stop the procedure, optionally rolling back completed steps in reverse.
+    Abort { rollback: bool },
+    Note { text: String },
+    /// Two-person rule: a second operator approves the open prompt.
+    Approve { prompt: u64 },
+    /// Pairing: an observer asks the driver for control.
+    RequestControl,
+    /// Pairing: the driver hands control to operator `to`.
+    GrantControl { to: u64 },
+    /// Pairing: take control from a driver whose client is gone.
+    TakeControl,
+}
+
+impl Command {
+    /// Whether an observer (not the driver) may send it.
+    pub fn observer_may(&self) -> bool {
+        matches!(
+            self,
+            Command::Note { .. }
+                | Command::Approve { .. }
+                | Command::RequestControl
+                | Command::TakeControl
+        )
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
+#[error("{0}")]
+pub struct Rejected(pub String);

@@ -1,0 +1,206 @@
+//! Events: everything that happens in a session. The journal stores them (one JSON line each),
+//! `state::apply` folds them, and every view — cockpit, headless printer, joined operator, replay,
+//! report — consumes the same stream.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lb::Backend;
+use crate::plan::Plan;
+use crate::target::Node;
+
+/// An event with its place in the session: `seq` orders journaled events (1-based, contiguous);
+/// `t_ms` is milliseconds since the session started (monotonic, continued across resumes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Stamped {
+    pub seq: u64,
+    pub t_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Whether a step's action or its compensating action is meant.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Do,
+    Undo,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// flightdeck's own narration of an action (HTTP status, gate progress, ...).
+    Info,
+}
+
+/// What an open prompt asks the driver.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PromptKind {
+    /// Run the step (y/N or phrase, per the step's confirm policy).
+    Run,
+    /// Run the step's compensating action.
+    Undo,
+    /// The action or gate failed or was inconclusive: retry, undo, skip or abort.
+    Failed,
+    /// The action was running when the session died: re-run, mark done, or undo.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// A gate that timed out without a verdict.
+    Inconclusive,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Aborted,
+    RolledBack,
+}
+
+/// How the session confirms on its own (`--yes`), journaled so a reader knows nobody typed `y`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AutoConfirm {
+    pub yes: bool,
+    pub yes_phrases: bool,
+    /// Headless `--on-failure rollback`: answer a failure by aborting with rollback.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+}
+
+/// Traffic counters over a window (the lab's load generator).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TrafficWindow {
+    pub reads_ok: u64,
+    pub reads_failed: u64,
+    pub writes_ok: u64,
+    pub writes_rejected: u64,
+    pub writes_failed: u64,
+}
+
+impl TrafficWindow {
+    pub fn add(&mut self, o: &TrafficWindow) {
+        self.reads_ok += o.reads_ok;
+        self.reads_failed += o.reads_failed;
+        self.writes_ok += o.writes_ok;
+        self.writes_rejected += o.writes_rejected;
+        self.writes_failed += o.writes_failed;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// First event of every journal: the whole plan, so a journal replays without its files.
+    SessionStarted {
+        plan: Plan,
+        nodes: Vec<Node>,
+        operator: String,
+        auto: AutoConfirm,
+        /// The target's load-balancer driver, if it has one.
+        lb: Option<String>,
+        /// Probes whose verdict is a node's health in the nodes panel.
+        #[serde(default)]
+        health_probes: Vec<String>,
+    },
+    /// The session was picked up again from its journal (after a crash or a detach).
+    Resumed { operator: String },
+    PromptOpened {
+        /// Confirms must name the prompt they answer, so a key typed for an older prompt
+        /// can never answer a newer one.
+        id: u64,
+        step: usize,
+        prompt: PromptKind,
+    },
+    /// One operator's approval of an open prompt (two-person rule); the prompt closes with
+    /// `Confirmed` once enough distinct operators approved.
+    Approved { step: usize, by: String },
+    Confirmed { step: usize, by: String, auto: bool },
+    Declined { step: usize, by: String },
+    ActionStarted { step: usize, phase: Phase, attempt: u32 },
+    Output {
+        step: usize,
+        phase: Phase,
+        stream: Stream,
+        line: String,
+    },
+    /// Live only (not journaled): how far a wait gate is.
+    GateProgress {
+        step: usize,
+        passing: usize,
+        total: usize,
+        stable_ms: u64,
+        need_ms: u64,
+    },
+    ActionFinished {
+        step: usize,
+        phase: Phase,
+        attempt: u32,
+        verdict: Verdict,
+        detail: String,
+    },
+    Skipped { step: usize, by: String },
+    MarkedDone { step: usize, by: String },
+    /// Live only: one probe result.
+    ProbeSample {
+        probe: String,
+        node: Option<String>,
+        ok: bool,
+        latency_ms: u64,
+        detail: String,
+    },
+    /// A probe changed verdict (healthy -> failing, first success after failure).
+    ProbeChanged {
+        probe: String,
+        node: Option<String>,
+        ok: bool,
+        detail: String,
+    },
+    /// Per-probe summary over the last interval (journal stays small; live views see samples).
+    ProbeSummary {
+        probe: String,
+        node: Option<String>,
+        count: u32,
+        failures: u32,
+        min_ms: u64,
+        median_ms: u64,
+        max_ms: u64,
+    },
+    /// Facts a probe read from a node changed (version, role, read_only, ...).
+    NodeFacts {
+        node: String,
+        facts: BTreeMap<String, String>,
+    },
+    /// The balancer's view changed.
+    LbChanged {
+        backends: Vec<Backend>,
+        error: Option<String>,
+    },
+    Traffic { window_ms: u64, counts: TrafficWindow },
+    Note { by: String, text: String },
+    AbortRequested { by: String, rollback: bool },
+    /// A rollback could not go further back (an irreversible step, or an undo without action).
+    RollbackStopped { reason: String },
+    Finished { outcome: Outcome },
+    OperatorJoined { id: u64, name: String, driver: bool },
+    OperatorLeft { id: u64 },
+    DriverChanged { id: u64, name: String },
+    ControlRequested { id: u64, name: String },
+}
+
+impl Event {
+    /// Events that only live subscribers see; the journal keeps summaries instead.
+    pub fn is_live_only(&self) -> bool {
+        matches!(self, Event::ProbeSample { .. } | Event::GateProgress { .. })
+    }
+}

@@ -1,0 +1,668 @@
+//! Session state and the one function that changes it: `apply`. Resume, replay, a joining
+//! operator and the report all fold the same events through it, so it must stay pure: no I/O,
+//! no clock — time comes from the event's stamp.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use super::event::{
+    AutoConfirm, Event, Outcome, Phase, PromptKind, Stamped, Stream, TrafficWindow, Verdict,
+};
+use crate::lb::Backend;
+use crate::plan::Plan;
+use crate::target::Node;
+
+/// Lines of output kept per step in memory (the journal keeps them all).
+pub const OUTPUT_KEPT: usize = 1000;
+/// Probe results kept for the probe stream panel.
+pub const PROBE_LOG_KEPT: usize = 300;
+/// Latency samples kept per node for its sparkline.
+pub const LATENCY_KEPT: usize = 40;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Awaiting,
+    Running,
+    Succeeded,
+    Failed,
+    Undoing,
+    Undone,
+    UndoFailed,
+    Skipped,
+    Interrupted,
+}
+
+impl StepStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Awaiting => "awaiting confirm",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "done",
+            StepStatus::Failed => "failed",
+            StepStatus::Undoing => "undoing",
+            StepStatus::Undone => "undone",
+            StepStatus::UndoFailed => "undo failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The step's effects may be in place (so it is a candidate for undo).
+    pub fn has_effects(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded
+                | StepStatus::Failed
+                | StepStatus::Interrupted
+                | StepStatus::UndoFailed
+        )
+    }
+
+    /// The forward procedure may move past this step.
+    pub fn is_settled(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Skipped)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputLine {
+    pub t_ms: u64,
+    pub phase: Phase,
+    pub stream: Stream,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateView {
+    pub passing: usize,
+    pub total: usize,
+    pub stable_ms: u64,
+    pub need_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRun {
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub phase: Phase,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// Time spent running, summed over attempts (for the report).
+    pub run_ms: u64,
+    pub output: VecDeque<OutputLine>,
+    /// The last verdict's explanation.
+    pub detail: Option<String>,
+    pub confirmed_by: Vec<String>,
+    pub approvals: Vec<String>,
+    pub gate: Option<GateView>,
+}
+
+impl StepRun {
+    fn new() -> Self {
+        StepRun {
+            status: StepStatus::Pending,
+            attempts: 0,
+            phase: Phase::Do,
+            started_ms: None,
+            finished_ms: None,
+            run_ms: 0,
+            output: VecDeque::new(),
+            detail: None,
+            confirmed_by: Vec::new(),
+            approvals: Vec::new(),
+            gate: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeView {
+    pub node: Node,
+    pub facts: BTreeMap<String, String>,
+    /// All health probes passing (None until the first result).
+    pub health: Option<bool>,
+    pub health_detail: String,
+    pub probes: BTreeMap<String, bool>,
+    pub latencies: VecDeque<u64>,
+}
+
+impl NodeView {
+    pub fn version(&self) -> Option<&str> {
+        self.facts.get("version").map(String::as_str)
+    }
+
+    pub fn role(&self) -> Option<&str> {
+        self.facts
+            .get("role")
+            .map(String::as_str)
+            .or(self.node.role.as_deref())
+    }
+
+    pub fn read_only(&self) -> Option<bool> {
+        self.facts.get("read_only").map(|v| v == "true")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeLogEntry {
+    pub t_ms: u64,
+    pub probe: String,
+    pub node: Option<String>,
+    pub ok: bool,
+    pub latency_ms: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoteEntry {
+    pub t_ms: u64,
+    pub by: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorView {
+    pub id: u64,
+    pub name: String,
+    pub driver: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OpenPrompt {
+    pub id: u64,
+    pub step: usize,
+    #[serde(skip)]
+    pub kind: PromptKindTag,
+}
+
+/// `PromptKind` without payload, cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptKindTag {
+    #[default]
+    Run,
+    Undo,
+    Failed,
+    Interrupted,
+}
+
+impl From<&PromptKind> for PromptKindTag {
+    fn from(k: &PromptKind) -> Self {
+        match k {
+            PromptKind::Run => PromptKindTag::Run,
+            PromptKind::Undo => PromptKindTag::Undo,
+            PromptKind::Failed => PromptKindTag::Failed,
+            PromptKind::Interrupted => PromptKindTag::Interrupted,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Forward,
+    RollingBack,
+    Finished(Outcome),
+}
+
+/// A measured window (read-only, no ready backend): open since `since`, plus closed time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Window {
+    pub since: Option<u64>,
+    pub closed_ms: u64,
+    /// How many separate times the window opened.
+    pub count: u32,
+}
+
+impl Window {
+    pub fn total_at(&self, now_ms: u64) -> u64 {
+        self.closed_ms + self.since.map_or(0, |s| now_ms.saturating_sub(s))
+    }
+
+    fn set(&mut self, open: bool, t_ms: u64) {
+        match (open, self.since) {
+            (true, None) => {
+                self.since = Some(t_ms);
+                self.count += 1;
+            }
+            (false, Some(s)) => {
+                self.closed_ms += t_ms.saturating_sub(s);
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionState {
+    pub plan: Plan,
+    pub nodes: Vec<NodeView>,
+    pub operator: String,
+    pub auto: AutoConfirm,
+    pub lb_driver: Option<String>,
+    pub health_probes: Vec<String>,
+    pub steps: Vec<StepRun>,
+    pub prompt: Option<OpenPrompt>,
+    /// The driver declined the current prompt; nothing happens until they act again.
+    pub held: bool,
+    pub mode: Mode,
+    pub lb: Vec<Backend>,
+    pub lb_error: Option<String>,
+    pub traffic_total: TrafficWindow,
+    pub traffic_last: Option<(u64, TrafficWindow)>,
+    pub probe_log: VecDeque<ProbeLogEntry>,
+    pub notes: Vec<NoteEntry>,
+    pub operators: Vec<OperatorView>,
+    pub control_request: Option<(u64, String)>,
+    pub read_only: Window,
+    pub no_ready: Window,
+    pub rollback_stopped: Option<String>,
+    /// Stamp of the last applied event.
+    pub t_ms: u64,
+    pub last_seq: u64,
+    /// How many times the session was resumed.
+    pub resumes: u32,
+}
+
+impl SessionState {
+    /// The state before any event: empty. `SessionStarted` fills it in.
+    pub fn empty() -> Self {
+        SessionState {
+            plan: Plan::default(),
+            nodes: Vec::new(),
+            operator: String::new(),
+            auto: AutoConfirm::default(),
+            lb_driver: None,
+            health_probes: Vec::new(),
+            steps: Vec::new(),
+            prompt: None,
+            held: false,
+            mode: Mode::Forward,
+            lb: Vec::new(),
+            lb_error: None,
+            traffic_total: TrafficWindow::default(),
+            traffic_last: None,
+            probe_log: VecDeque::new(),
+            notes: Vec::new(),
+            operators: Vec::new(),
+            control_request: None,
+            read_only: Window::default(),
+            no_ready: Window::default(),
+            rollback_stopped: None,
+            t_ms: 0,
+            last_seq: 0,
+            resumes: 0,
+        }
+    }
+
+    /// Fold a whole stream.
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Stamped>) -> Self {
+        let mut s = SessionState::empty();
+        for e in events {
+            s.apply(e);
+        }
+        s
+    }
+
+    /// The first step the forward procedure has not settled.
+    pub fn cursor(&self) -> Option<usize> {
+        self.steps.iter().position(|s| !s.status.is_settled())
+    }
+
+    /// The step whose action is running now, if any.
+    pub fn running(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .position(|s| matches!(s.status, StepStatus::Running | StepStatus::Undoing))
+    }
+
+    /// The latest step whose effects may be in place: the only one undo may target (saga order).
+    pub fn undo_candidate(&self) -> Option<usize> {
+        self.steps.iter().rposition(|s| s.status.has_effects())
+    }
+
+    /// The latest completed irreversible step: rollback cannot go back past it.
+    pub fn point_of_no_return(&self) -> Option<usize> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .rposition(|(p, r)| p.irreversible.is_some() && r.status == StepStatus::Succeeded)
+    }
+
+    /// While no irreversible step is done: the first irreversible step ahead (rollback is
+    /// possible until it runs), or None when the whole procedure can be rolled back.
+    pub fn rollback_until(&self) -> Option<usize> {
+        self.plan.first_irreversible()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.mode, Mode::Finished(_))
+    }
+
+    pub fn driver(&self) -> Option<&OperatorView> {
+        self.operators.iter().find(|o| o.driver)
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeView> {
+        self.nodes.iter_mut().find(|n| n.node.name == name)
+    }
+
+    pub fn apply(&mut self, st: &Stamped) {
+        self.t_ms = self.t_ms.max(st.t_ms);
+        if !st.event.is_live_only() {
+            self.last_seq = self.last_seq.max(st.seq);
+        }
+        let t = st.t_ms;
+        match &st.event {
+            Event::SessionStarted {
+                plan,
+                nodes,
+                operator,
+                auto,
+                lb,
+                health_probes,
+            } => {
+                self.steps = plan.steps.iter().map(|_| StepRun::new()).collect();
+                self.plan = plan.clone();
+                self.nodes = nodes
+                    .iter()
+                    .map(|n| NodeView {
+                        node: n.clone(),
+                        facts: BTreeMap::new(),
+                        health: None,
+                        health_detail: String::new(),
+                        probes: BTreeMap::new(),
+                        latencies: VecDeque::new(),
+                    })
+                    .collect();
+                self.operator = operator.clone();
+                self.auto = *auto;
+                self.lb_driver = lb.clone();
+                self.health_probes = health_probes.clone();
+            }
+            Event::Resumed { .. } => {
+                self.resumes += 1;
+                for s in &mut self.steps {
+                    if matches!(s.status, StepStatus::Running | StepStatus::Undoing) {
+                        s.status = StepStatus::Interrupted;
+                        s.detail = Some("the session stopped while this action ran".into());
+                        s.gate = None;
+                    }
+                    if s.status == StepStatus::Awaiting {
+                        s.status = StepStatus::Pending;
+                    }
+                }
+                self.prompt = None;
+                self.held = false;
+                // Whoever was attached before is gone.
+                self.operators.clear();
+                self.control_request = None;
+            }
+            Event::PromptOpened { id, step, prompt } => {
+                self.prompt = Some(OpenPrompt {
+                    id: *id,
+                    step: *step,
+                    kind: prompt.into(),
+                });
+                self.held = false;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.approvals.clear();
+                    if *prompt == PromptKind::Run {
+                        s.status = StepStatus::Awaiting;
+                    }
+                }
+            }
+            Event::Approved { step, by } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    if !s.approvals.contains(by) {
+                        s.approvals.push(by.clone());
+                    }
+                }
+            }
+            Event::Confirmed { step, by, .. } => {
+                self.prompt = None;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.confirmed_by.push(by.clone());
+                }
+            }
+            Event::Declined { step, .. } => {
+                self.prompt = None;
+                self.held = true;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    if s.status == StepStatus::Awaiting {
+                        s.status = StepStatus::Pending;
+                    }
+                }
+            }
+            Event::ActionStarted {
+                step,
+                phase,
+                attempt,
+            } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.status = match phase {
+                        Phase::Do => StepStatus::Running,
+                        Phase::Undo => StepStatus::Undoing,
+                    };
+                    s.phase = *phase;
+                    s.attempts = *attempt;
+                    s.started_ms = Some(t);
+                    s.finished_ms = None;
+                    s.detail = None;
+                    s.gate = None;
+                }
+            }
+            Event::Output {
+                step,
+                phase,
+                stream,
+                line,
+            } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    if s.output.len() >= OUTPUT_KEPT {
+                        s.output.pop_front();
+                    }
+                    s.output.push_back(OutputLine {
+                        t_ms: t,
+                        phase: *phase,
+                        stream: *stream,
+                        line: line.clone(),
+                    });
+                }
+            }
+            Event::GateProgress {
+                step,
+                passing,
+                total,
+                stable_ms,
+                need_ms,
+            } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.gate = Some(GateView {
+                        passing: *passing,
+                        total: *total,
+                        stable_ms: *stable_ms,
+                        need_ms: *need_ms,
+                    });
+                }
+            }
+            Event::ActionFinished {
+                step,
+                phase,
+                verdict,
+                detail,
+                ..
+            } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.status = match (phase, verdict) {
+                        (Phase::Do, Verdict::Passed) => StepStatus::Succeeded,
+                        (Phase::Do, _) => StepStatus::Failed,
+                        (Phase::Undo, Verdict::Passed) => StepStatus::Undone,
+                        (Phase::Undo, _) => StepStatus::UndoFailed,
+                    };
+                    if let Some(started) = s.started_ms {
+                        s.run_ms += t.saturating_sub(started);
+                    }
+                    s.finished_ms = Some(t);
+                    s.detail = Some(detail.clone());
+                    s.gate = None;
+                }
+            }
+            Event::Skipped { step, .. } => {
+                self.prompt = None;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.status = StepStatus::Skipped;
+                    s.finished_ms = Some(t);
+                }
+            }
+            Event::MarkedDone { step, by } => {
+                self.prompt = None;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.status = StepStatus::Succeeded;
+                    s.finished_ms = Some(t);
+                    s.detail = Some(format!("marked done by {by}"));
+                }
+            }
+            Event::ProbeSample {
+                probe,
+                node,
+                ok,
+                latency_ms,
+                detail,
+            } => {
+                self.log_probe(t, probe, node, *ok, Some(*latency_ms), detail);
+                if let Some(n) = node.as_deref().and_then(|n| self.node_mut(n)) {
+                    if n.latencies.len() >= LATENCY_KEPT {
+                        n.latencies.pop_front();
+                    }
+                    n.latencies.push_back(*latency_ms);
+                }
+                self.set_probe(probe, node, *ok, detail);
+            }
+            Event::ProbeChanged {
+                probe,
+                node,
+                ok,
+                detail,
+            } => {
+                self.log_probe(t, probe, node, *ok, None, detail);
+                self.set_probe(probe, node, *ok, detail);
+            }
+            Event::ProbeSummary { .. } => {}
+            Event::NodeFacts { node, facts } => {
+                if let Some(n) = self.node_mut(node) {
+                    for (k, v) in facts {
+                        n.facts.insert(k.clone(), v.clone());
+                    }
+                }
+                let ro = self.nodes.iter().any(|n| n.read_only() == Some(true));
+                self.read_only.set(ro, t);
+            }
+            Event::LbChanged { backends, error } => {
+                self.lb = backends.clone();
+                self.lb_error = error.clone();
+                if error.is_none() {
+                    let none_serving = !backends.is_empty() && !backends.iter().any(|b| b.serving);
+                    self.no_ready.set(none_serving, t);
+                }
+            }
+            Event::Traffic { window_ms, counts } => {
+                self.traffic_total.add(counts);
+                self.traffic_last = Some((*window_ms, *counts));
+            }
+            Event::Note { by, text } => self.notes.push(NoteEntry {
+                t_ms: t,
+                by: by.clone(),
+                text: text.clone(),
+            }),
+            Event::AbortRequested { rollback, .. } => {
+                self.prompt = None;
+                self.held = false;
+                if *rollback {
+                    self.mode = Mode::RollingBack;
+                }
+            }
+            Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
+            Event::Finished { outcome } => {
+                self.prompt = None;
+                self.mode = Mode::Finished(*outcome);
+                self.read_only.set(false, t);
+                self.no_ready.set(false, t);
+            }
+            Event::OperatorJoined { id, name, driver } => {
+                self.operators.retain(|o| o.id != *id);
+                if *driver {
+                    for o in &mut self.operators {
+                        o.driver = false;
+                    }
+                }
+                self.operators.push(OperatorView {
+                    id: *id,
+                    name: name.clone(),
+                    driver: *driver,
+                });
+            }
+            Event::OperatorLeft { id } => {
+                self.operators.retain(|o| o.id != *id);
+                if self.control_request.as_ref().is_some_and(|(r, _)| r == id) {
+                    self.control_request = None;
+                }
+            }
+            Event::DriverChanged { id, .. } => {
+                for o in &mut self.operators {
+                    o.driver = o.id == *id;
+                }
+                self.control_request = None;
+            }
+            Event::ControlRequested { id, name } => {
+                self.control_request = Some((*id, name.clone()));
+            }
+        }
+    }
+
+    fn log_probe(
+        &mut self,
+        t: u64,
+        probe: &str,
+        node: &Option<String>,
+        ok: bool,
+        latency_ms: Option<u64>,
+        detail: &str,
+    ) {
+        if self.probe_log.len() >= PROBE_LOG_KEPT {
+            self.probe_log.pop_front();
+        }
+        self.probe_log.push_back(ProbeLogEntry {
+            t_ms: t,
+            probe: probe.to_string(),
+            node: node.clone(),
+            ok,
+            latency_ms,
+            detail: detail.to_string(),
+        });
+    }
+
+    fn set_probe(&mut self, probe: &str, node: &Option<String>, ok: bool, detail: &str) {
+        let health_probes = self.health_probes.clone();
+        if let Some(n) = node.as_deref().and_then(|n| self.node_mut(n)) {
+            n.probes.insert(probe.to_string(), ok);
+            if health_probes.iter().any(|h| h == probe) {
+                n.health = Some(
+                    health_probes
+                        .iter()
+                        .all(|h| n.probes.get(h).copied().unwrap_or(true)),
+                );
+                if ok {
+                    n.health_detail.clear();
+                } else {
+                    n.health_detail = detail.to_string();
+                }
+            }
+        }
+    }
+}
