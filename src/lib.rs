@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod engine;
+pub mod journal;
 pub mod lb;
 pub mod plan;
 pub mod procedure;
 pub mod target;
+pub mod tls;

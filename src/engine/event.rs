@@ -80,6 +80,7 @@ pub struct AutoConfirm {
 
 /// Traffic counters over a window (the lab's load generator).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(default)]
 pub struct TrafficWindow {
     pub reads_ok: u64,
     pub reads_failed: u64,
@@ -98,6 +99,8 @@ impl TrafficWindow {
     }
 }
 
+// `SessionStarted` is large but happens once per session; boxing it would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -112,9 +115,15 @@ pub enum Event {
         /// Probes whose verdict is a node's health in the nodes panel.
         #[serde(default)]
         health_probes: Vec<String>,
+        /// The target as it was, so `resume` can carry on without the file. Holds no secret
+        /// values (only the names of the variables they come from).
+        #[serde(default)]
+        target: Option<crate::target::Target>,
     },
     /// The session was picked up again from its journal (after a crash or a detach).
-    Resumed { operator: String },
+    Resumed {
+        operator: String,
+    },
     PromptOpened {
         /// Confirms must name the prompt they answer, so a key typed for an older prompt
         /// can never answer a newer one.
@@ -124,10 +133,24 @@ pub enum Event {
     },
     /// One operator's approval of an open prompt (two-person rule); the prompt closes with
     /// `Confirmed` once enough distinct operators approved.
-    Approved { step: usize, by: String },
-    Confirmed { step: usize, by: String, auto: bool },
-    Declined { step: usize, by: String },
-    ActionStarted { step: usize, phase: Phase, attempt: u32 },
+    Approved {
+        step: usize,
+        by: String,
+    },
+    Confirmed {
+        step: usize,
+        by: String,
+        auto: bool,
+    },
+    Declined {
+        step: usize,
+        by: String,
+    },
+    ActionStarted {
+        step: usize,
+        phase: Phase,
+        attempt: u32,
+    },
     Output {
         step: usize,
         phase: Phase,
@@ -149,8 +172,14 @@ pub enum Event {
         verdict: Verdict,
         detail: String,
     },
-    Skipped { step: usize, by: String },
-    MarkedDone { step: usize, by: String },
+    Skipped {
+        step: usize,
+        by: String,
+    },
+    MarkedDone {
+        step: usize,
+        by: String,
+    },
     /// Live only: one probe result.
     ProbeSample {
         probe: String,
@@ -186,19 +215,58 @@ pub enum Event {
         backends: Vec<Backend>,
         error: Option<String>,
     },
-    Traffic { window_ms: u64, counts: TrafficWindow },
-    Note { by: String, text: String },
-    AbortRequested { by: String, rollback: bool },
+    Traffic {
+        window_ms: u64,
+        counts: TrafficWindow,
+    },
+    Note {
+        by: String,
+        text: String,
+    },
+    AbortRequested {
+        by: String,
+        rollback: bool,
+    },
     /// A rollback could not go further back (an irreversible step, or an undo without action).
-    RollbackStopped { reason: String },
-    Finished { outcome: Outcome },
-    OperatorJoined { id: u64, name: String, driver: bool },
-    OperatorLeft { id: u64 },
-    DriverChanged { id: u64, name: String },
-    ControlRequested { id: u64, name: String },
+    RollbackStopped {
+        reason: String,
+    },
+    Finished {
+        outcome: Outcome,
+    },
+    OperatorJoined {
+        id: u64,
+        name: String,
+        driver: bool,
+    },
+    OperatorLeft {
+        id: u64,
+    },
+    DriverChanged {
+        id: u64,
+        name: String,
+    },
+    ControlRequested {
+        id: u64,
+        name: String,
+    },
 }
 
 impl Event {
+    /// Decisions and outcomes are fsynced before the engine acts on them; observations
+    /// (output lines, probe changes, traffic) ride along with the next sync.
+    pub fn is_durable(&self) -> bool {
+        !matches!(
+            self,
+            Event::Output { .. }
+                | Event::ProbeChanged { .. }
+                | Event::ProbeSummary { .. }
+                | Event::NodeFacts { .. }
+                | Event::LbChanged { .. }
+                | Event::Traffic { .. }
+        )
+    }
+
     /// Events that only live subscribers see; the journal keeps summaries instead.
     pub fn is_live_only(&self) -> bool {
         matches!(self, Event::ProbeSample { .. } | Event::GateProgress { .. })

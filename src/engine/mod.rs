@@ -1,10 +1,16 @@
 //! The engine: owns one session. Takes `Command`s, emits `Event`s, journals each event before
 //! applying it, and runs actions and probes whose results come back only as events.
 
+pub mod action;
+pub mod check;
 pub mod client;
 pub mod command;
 pub mod event;
+pub mod probe;
+pub mod session;
 pub mod state;
+pub mod strings;
+pub mod worker;
 
 pub use command::{Command, Rejected};
 pub use event::{Event, Stamped};

@@ -366,6 +366,7 @@ impl SessionState {
                 auto,
                 lb,
                 health_probes,
+                ..
             } => {
                 self.steps = plan.steps.iter().map(|_| StepRun::new()).collect();
                 self.plan = plan.clone();

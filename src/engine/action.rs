@@ -1,0 +1,439 @@
+//! Executing one action (a step's or its undo) and reporting output and outcome as messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::check::{read_lines, run_check, run_http};
+use super::event::{Phase, Stream, Verdict};
+use super::strings::{map_check, node_vars, substitute, Secrets};
+use super::worker::WorkerMsg;
+use crate::lb::LbClient;
+use crate::procedure::model::{Action, Check, WaitSpec};
+use crate::target::{Node, Target};
+
+/// Most output lines one attempt sends to the journal; the rest is counted, not kept.
+const MAX_OUTPUT_LINES: usize = 2000;
+
+#[derive(Clone)]
+pub struct ActionCtx {
+    pub step: usize,
+    pub phase: Phase,
+    pub attempt: u32,
+    pub tx: mpsc::Sender<WorkerMsg>,
+    pub http: reqwest::Client,
+    pub lb: Option<LbClient>,
+    pub target: Arc<Target>,
+    pub secrets: Arc<Secrets>,
+}
+
+impl ActionCtx {
+    async fn say(&self, stream: Stream, line: String) {
+        let _ = self
+            .tx
+            .send(WorkerMsg::Output {
+                step: self.step,
+                phase: self.phase,
+                attempt: self.attempt,
+                stream,
+                line: self.secrets.redact(&line),
+            })
+            .await;
+    }
+
+    async fn finish(&self, verdict: Verdict, detail: String) {
+        let _ = self
+            .tx
+            .send(WorkerMsg::Finished {
+                step: self.step,
+                phase: self.phase,
+                attempt: self.attempt,
+                verdict,
+                detail: self.secrets.redact(&detail),
+            })
+            .await;
+    }
+}
+
+/// Run `action` to its end and report. Manual actions pass at once: confirming a manual step
+/// is the operator saying it is done.
+pub async fn execute(action: Action, ctx: ActionCtx) {
+    let (verdict, detail) = match run(&action, &ctx).await {
+        Ok(detail) => (Verdict::Passed, detail),
+        Err((verdict, detail)) => (verdict, detail),
+    };
+    ctx.finish(verdict, detail).await;
+}
+
+type Failure = (Verdict, String);
+
+fn failed(detail: impl Into<String>) -> Failure {
+    (Verdict::Failed, detail.into())
+}
+
+async fn run(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
+    match action {
+        Action::Manual { text } => {
+            ctx.say(Stream::Info, format!("manual: {text}")).await;
+            Ok("done by hand, confirmed by the operator".into())
+        }
+        Action::Run { .. } => {
+            let resolved = ctx.secrets.resolve_action(action).map_err(failed)?;
+            run_command(&resolved, ctx).await
+        }
+        Action::Http(_) => {
+            let resolved = ctx.secrets.resolve_action(action).map_err(failed)?;
+            let Action::Http(spec) = resolved else {
+                return Err(failed("internal: http action changed kind"));
+            };
+            ctx.say(Stream::Info, format!("{} {}", spec.method, spec.url))
+                .await;
+            let r = run_http(&spec, &ctx.http).await;
+            if let Some(status) = r.status {
+                ctx.say(Stream::Info, format!("-> {status} in {} ms", r.latency_ms))
+                    .await;
+            }
+            for line in r.excerpt.lines().take(8) {
+                ctx.say(Stream::Stdout, line.to_string()).await;
+            }
+            if r.ok {
+                Ok(r.detail)
+            } else {
+                Err(failed(r.detail))
+            }
+        }
+        Action::Lb {
+            node,
+            state,
+            weight,
+        } => {
+            let Some(lb) = &ctx.lb else {
+                return Err(failed(
+                    "the target has no load balancer ([lb] in the target file)",
+                ));
+            };
+            ctx.say(Stream::Info, format!("load balancer: {node} -> {state}"))
+                .await;
+            lb.set_membership(node, *state, *weight)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(format!("{node} is now {state} in the load balancer"))
+        }
+        Action::Wait(w) => gate(w, ctx).await,
+        Action::Call { name, .. } => Err(failed(format!(
+            "action `{name}` was not bound by the target when the plan was made"
+        ))),
+    }
+}
+
+async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
+    let Action::Run {
+        argv,
+        env,
+        cwd,
+        timeout_secs,
+        expect_exit,
+    } = action
+    else {
+        return Err(failed("internal: not a run action"));
+    };
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(failed("empty command"));
+    };
+    ctx.say(Stream::Info, format!("$ {}", display_argv(argv)))
+        .await;
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot start {prog}: {e}")))?;
+    // Unbounded so the pipe readers never block the child; `MAX_OUTPUT_LINES` bounds what is
+    // kept, and a child can't outrun our reading by much.
+    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(Stream, String)>();
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let tx = line_tx.clone();
+        readers.push(tokio::spawn(async move {
+            read_lines(out, |l| {
+                let _ = tx.send((Stream::Stdout, l));
+            })
+            .await;
+        }));
+    }
+    if let Some(err) = child.stderr.take() {
+        let tx = line_tx.clone();
+        readers.push(tokio::spawn(async move {
+            read_lines(err, |l| {
+                let _ = tx.send((Stream::Stderr, l));
+            })
+            .await;
+        }));
+    }
+    drop(line_tx);
+    let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+    let mut sent = 0usize;
+    let mut dropped = 0usize;
+    let mut status = None;
+    let mut streams_done = false;
+    loop {
+        tokio::select! {
+            line = line_rx.recv(), if !streams_done => match line {
+                Some((stream, l)) => {
+                    if sent < MAX_OUTPUT_LINES {
+                        ctx.say(stream, l).await;
+                        sent += 1;
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                None => streams_done = true,
+            },
+            st = child.wait(), if status.is_none() => {
+                status = Some(st.map_err(|e| failed(format!("{prog}: {e}")))?);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = child.kill().await;
+                readers.iter().for_each(|r| r.abort());
+                return Err(failed(format!("{prog} timed out after {timeout_secs} s and was killed")));
+            }
+        }
+        if status.is_some() && streams_done {
+            break;
+        }
+    }
+    if dropped > 0 {
+        ctx.say(
+            Stream::Info,
+            format!("[{dropped} more output lines not recorded]"),
+        )
+        .await;
+    }
+    let code = status.and_then(|s| s.code()).unwrap_or(-1);
+    if code == *expect_exit {
+        Ok(format!("{prog} exited {code}"))
+    } else {
+        Err(failed(format!(
+            "{prog} exited {code} (expected {expect_exit})"
+        )))
+    }
+}
+
+/// Shell-quoted for display only; commands always run as argv.
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Which nodes a gate or probe covers: `all`, a node name, or `key=value` on role/tags.
+pub fn select_nodes<'a>(target: &'a Target, sel: &str) -> Vec<(usize, &'a Node)> {
+    let sel = sel.trim();
+    target
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            if sel.is_empty() || sel == "all" || sel == "*" {
+                return true;
+            }
+            if let Some((k, v)) = sel.split_once('=') {
+                let (k, v) = (k.trim(), v.trim());
+                return match k {
+                    "role" => n.role.as_deref() == Some(v),
+                    "name" => n.name == v,
+                    _ => n.tags.get(k).map(String::as_str) == Some(v),
+                };
+            }
+            sel.split(',').any(|s| s.trim() == n.name)
+        })
+        .collect()
+}
+
+/// A wait gate: every instance must pass, continuously for `stable_secs`, before the timeout.
+async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
+    let (check, per_node): (Check, bool) = match (&w.probe, &w.check) {
+        (Some(name), _) => {
+            let Some(p) = ctx.target.probes.iter().find(|p| &p.name == name) else {
+                return Err(failed(format!("the target has no probe named {name:?}")));
+            };
+            (p.check.clone(), p.per_node)
+        }
+        (None, Some(c)) => {
+            let templated = serde_json::to_string(c)
+                .unwrap_or_default()
+                .contains("${node.");
+            (c.clone(), templated || w.nodes.is_some())
+        }
+        (None, None) => return Err(failed("the gate names neither a probe nor a check")),
+    };
+    let check = ctx.secrets.resolve_check(&check).map_err(failed)?;
+    let instances: Vec<(Option<String>, Check)> = if per_node {
+        let sel = w.nodes.clone().unwrap_or_else(|| "all".into());
+        let nodes = select_nodes(&ctx.target, &sel);
+        if nodes.is_empty() {
+            return Err(failed(format!("the gate selects no node ({sel:?})")));
+        }
+        nodes
+            .into_iter()
+            .map(|(i, n)| {
+                let vars = node_vars(n, i);
+                (
+                    Some(n.name.clone()),
+                    map_check(&check, &|s| substitute(s, &vars)),
+                )
+            })
+            .collect()
+    } else {
+        vec![(None, check)]
+    };
+    let total = instances.len();
+    let need = Duration::from_secs(w.stable_secs);
+    let timeout = Duration::from_secs(w.timeout_secs);
+    let interval = Duration::from_millis(w.interval_ms.max(50));
+    let start = Instant::now();
+    // Per instance: since when it has passed without a break, and its last detail.
+    let mut passing_since: Vec<Option<Instant>> = vec![None; total];
+    let mut ever_passed = vec![false; total];
+    let mut last_detail: Vec<String> = vec![String::new(); total];
+    let desc = match &w.probe {
+        Some(p) => format!("probe {p}"),
+        None => "check".to_string(),
+    };
+    ctx.say(
+        Stream::Info,
+        format!(
+            "gate: {desc} on {total} instance(s), stable {} s, timeout {} s",
+            w.stable_secs, w.timeout_secs
+        ),
+    )
+    .await;
+    let mut last_passing = usize::MAX;
+    loop {
+        let round = Instant::now();
+        let results =
+            futures::future::join_all(instances.iter().map(|(_, c)| run_check(c, &ctx.http))).await;
+        let now = Instant::now();
+        for (i, r) in results.iter().enumerate() {
+            if r.ok {
+                ever_passed[i] = true;
+                passing_since[i].get_or_insert(now);
+            } else {
+                passing_since[i] = None;
+            }
+            last_detail[i] = r.detail.clone();
+        }
+        let passing = passing_since.iter().filter(|s| s.is_some()).count();
+        let stable = if passing == total {
+            passing_since
+                .iter()
+                .flatten()
+                .map(|s| now.duration_since(*s))
+                .min()
+                .unwrap_or_default()
+        } else {
+            Duration::ZERO
+        };
+        let _ = ctx
+            .tx
+            .send(WorkerMsg::Gate {
+                step: ctx.step,
+                attempt: ctx.attempt,
+                passing,
+                total,
+                stable_ms: stable.as_millis() as u64,
+                need_ms: need.as_millis() as u64,
+            })
+            .await;
+        if passing != last_passing {
+            let failing: Vec<String> = instances
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| !r.ok)
+                .map(|((n, _), r)| format!("{}: {}", n.as_deref().unwrap_or("global"), r.detail))
+                .collect();
+            let mut line = format!("gate: {passing}/{total} passing");
+            if !failing.is_empty() {
+                line.push_str(&format!(" — {}", failing.join("; ")));
+            }
+            ctx.say(Stream::Info, line).await;
+            last_passing = passing;
+        }
+        if passing == total && stable >= need {
+            return Ok(format!(
+                "{desc}: {total}/{total} passing for {} s",
+                stable.as_secs()
+            ));
+        }
+        if now.duration_since(start) >= timeout {
+            let failing: Vec<String> = instances
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| passing_since[*i].is_none())
+                .map(|(i, (n, _))| {
+                    format!("{}: {}", n.as_deref().unwrap_or("global"), last_detail[i])
+                })
+                .collect();
+            let never = ever_passed.iter().any(|p| !p);
+            let verdict = if never {
+                Verdict::Failed
+            } else {
+                Verdict::Inconclusive
+            };
+            let what = if failing.is_empty() {
+                format!(
+                    "passing but not stable for {} s within {} s",
+                    w.stable_secs, w.timeout_secs
+                )
+            } else if never {
+                format!(
+                    "never passed within {} s — {}",
+                    w.timeout_secs,
+                    failing.join("; ")
+                )
+            } else {
+                format!(
+                    "did not hold within {} s — {}",
+                    w.timeout_secs,
+                    failing.join("; ")
+                )
+            };
+            return Err((verdict, format!("{desc} {what}")));
+        }
+        let next = round + interval;
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_display_quotes_only_when_needed() {
+        let argv: Vec<String> = ["helm", "upgrade", "--set", "a=b c", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(display_argv(&argv), r"helm upgrade --set 'a=b c' 'it'\''s'");
+    }
+}

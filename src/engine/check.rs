@@ -1,0 +1,343 @@
+//! Running one check — HTTP, TCP or a command — with a timeout, into a verdict. Shared by
+//! probes, wait gates and `http` actions, so a probe and a step judge a response the same way.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use crate::procedure::model::{Check, HttpSpec};
+
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// One line: what was seen (`200 in 12 ms`, `connection refused`, `exit 3`).
+    pub detail: String,
+    /// The HTTP status, for HTTP checks that got an answer.
+    pub status: Option<u16>,
+    /// The response body, when it was JSON.
+    pub json: Option<Value>,
+    /// The first bytes of the body or output, for action output.
+    pub excerpt: String,
+}
+
+impl CheckResult {
+    fn fail(started: Instant, detail: String) -> Self {
+        CheckResult {
+            ok: false,
+            latency_ms: started.elapsed().as_millis() as u64,
+            detail,
+            status: None,
+            json: None,
+            excerpt: String::new(),
+        }
+    }
+}
+
+/// The one HTTP client of a session (connection pooling matters when probes poll every second).
+pub fn http_client() -> reqwest::Client {
+    crate::tls::ensure_provider();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+pub async fn run_check(check: &Check, http: &reqwest::Client) -> CheckResult {
+    match check {
+        Check::Http(spec) => run_http(spec, http).await,
+        Check::Tcp {
+            address,
+            timeout_ms,
+        } => {
+            let started = Instant::now();
+            let conn = tokio::time::timeout(
+                Duration::from_millis(*timeout_ms),
+                tokio::net::TcpStream::connect(address.as_str()),
+            )
+            .await;
+            match conn {
+                Ok(Ok(_)) => CheckResult {
+                    ok: true,
+                    latency_ms: started.elapsed().as_millis() as u64,
+                    detail: format!("connected to {address}"),
+                    status: None,
+                    json: None,
+                    excerpt: String::new(),
+                },
+                Ok(Err(e)) => CheckResult::fail(started, format!("{address}: {e}")),
+                Err(_) => CheckResult::fail(
+                    started,
+                    format!("{address}: no connection within {timeout_ms} ms"),
+                ),
+            }
+        }
+        Check::Run {
+            argv,
+            env,
+            timeout_secs,
+            expect_exit,
+        } => run_command_check(argv, env, *timeout_secs, *expect_exit).await,
+    }
+}
+
+async fn run_command_check(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    timeout_secs: u64,
+    expect_exit: i32,
+) -> CheckResult {
+    let started = Instant::now();
+    let Some((prog, args)) = argv.split_first() else {
+        return CheckResult::fail(started, "empty command".into());
+    };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return CheckResult::fail(started, format!("cannot start {prog}: {e}")),
+    };
+    match tokio::time::timeout(Duration::from_secs(timeout_secs), child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let code = out.status.code().unwrap_or(-1);
+            let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let excerpt: String = text.chars().take(400).collect();
+            let json = serde_json::from_slice(&out.stdout).ok();
+            CheckResult {
+                ok: code == expect_exit,
+                latency_ms: started.elapsed().as_millis() as u64,
+                detail: if code == expect_exit {
+                    format!("exit {code}")
+                } else {
+                    format!(
+                        "exit {code} (expected {expect_exit}){}",
+                        first_line(&text)
+                            .map(|l| format!(": {l}"))
+                            .unwrap_or_default()
+                    )
+                },
+                status: None,
+                json,
+                excerpt,
+            }
+        }
+        Ok(Err(e)) => CheckResult::fail(started, format!("{prog}: {e}")),
+        Err(_) => CheckResult::fail(started, format!("{prog}: timed out after {timeout_secs} s")),
+    }
+}
+
+fn first_line(s: &str) -> Option<&str> {
+    s.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
+    let started = Instant::now();
+    let method = match reqwest::Method::from_bytes(spec.method.to_uppercase().as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return CheckResult::fail(started, format!("bad method {:?}", spec.method)),
+    };
+    let mut req = http
+        .request(method.clone(), &spec.url)
+        .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
+    for (k, v) in &spec.headers {
+        req = req.header(k, v);
+    }
+    if let Some(body) = &spec.body {
+        req = req.body(body.clone());
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = if e.is_timeout() {
+                format!("no answer within {} s", spec.timeout_secs)
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_string()
+            } else {
+                e.to_string()
+            };
+            return CheckResult::fail(started, format!("{method} {}: {why}", spec.url));
+        }
+    };
+    let status = resp.status().as_u16();
+    // Bodies of health endpoints are small; cap what we read so a lying endpoint can't flood us.
+    let body = read_capped(resp, 256 * 1024).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let excerpt: String = String::from_utf8_lossy(&body).chars().take(400).collect();
+    let status_ok = if spec.expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        spec.expect_status.contains(&status)
+    };
+    let mut problems = Vec::new();
+    if !status_ok {
+        problems.push(if spec.expect_status.is_empty() {
+            format!("status {status} (expected 2xx)")
+        } else {
+            format!("status {status} (expected {:?})", spec.expect_status)
+        });
+    }
+    for (pointer, want) in &spec.expect_json {
+        match &json {
+            None => {
+                problems.push(format!("{pointer}: the response is not JSON"));
+                break;
+            }
+            Some(doc) => {
+                if let Err(p) = check_pointer(doc, pointer, want) {
+                    problems.push(p);
+                }
+            }
+        }
+    }
+    let ok = problems.is_empty();
+    CheckResult {
+        ok,
+        latency_ms,
+        detail: if ok {
+            format!("{status} in {latency_ms} ms")
+        } else {
+            problems.join("; ")
+        },
+        status: Some(status),
+        json,
+        excerpt,
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    body
+}
+
+/// `"/a/b" = value` compares the value at the pointer; `"/a#len" = n` the length of an array
+/// or object there.
+pub fn check_pointer(doc: &Value, pointer: &str, want: &Value) -> Result<(), String> {
+    let (path, len) = match pointer.strip_suffix("#len") {
+        Some(p) => (p, true),
+        None => (pointer, false),
+    };
+    let Some(found) = doc.pointer(path) else {
+        return Err(format!("{path}: missing from the response"));
+    };
+    let got = if len {
+        match found {
+            Value::Array(a) => Value::from(a.len()),
+            Value::Object(o) => Value::from(o.len()),
+            other => return Err(format!("{path}: {other} has no length")),
+        }
+    } else {
+        found.clone()
+    };
+    if values_match(&got, want) {
+        Ok(())
+    } else {
+        Err(format!("{pointer} is {got}, expected {want}"))
+    }
+}
+
+/// Loose equality so TOML authors can write `"3"` or `3`, `"true"` or `true`.
+fn values_match(got: &Value, want: &Value) -> bool {
+    if got == want {
+        return true;
+    }
+    let as_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    as_text(got) == as_text(want)
+}
+
+/// Read facts (`version`, `role`, ...) from a JSON document by pointer; values as text.
+pub fn extract_facts(doc: &Value, facts: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    facts
+        .iter()
+        .filter_map(|(name, ptr)| {
+            doc.pointer(ptr).map(|v| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (name.clone(), text)
+            })
+        })
+        .collect()
+}
+
+/// Read a child's stdout or stderr line by line (lossy UTF-8), bounded per line.
+pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    mut on_line: impl FnMut(String),
+) {
+    let mut buf = [0u8; 8192];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            on_line(clip(&line[..line.len() - 1]));
+        }
+        if pending.len() > 4096 {
+            on_line(clip(&pending));
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        on_line(clip(&pending));
+    }
+}
+
+fn clip(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let s = s.trim_end_matches('\r');
+    if s.chars().count() > 500 {
+        let mut t: String = s.chars().take(500).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pointers_and_lengths() {
+        let doc = json!({"synchronized": true, "statistics": [1, 2, 3], "v": "1.2"});
+        assert!(check_pointer(&doc, "/synchronized", &json!(true)).is_ok());
+        assert!(check_pointer(&doc, "/statistics#len", &json!(3)).is_ok());
+        assert!(check_pointer(&doc, "/statistics#len", &json!("3")).is_ok());
+        let e = check_pointer(&doc, "/statistics#len", &json!(2)).unwrap_err();
+        assert!(e.contains("expected 2"), "{e}");
+        assert!(check_pointer(&doc, "/missing", &json!(1)).is_err());
+        let f = extract_facts(
+            &doc,
+            &[("version".to_string(), "/v".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(f["version"], "1.2");
+    }
+}

@@ -1,0 +1,162 @@
+//! Background observation of the cluster: target probes (per node or global), the load
+//! balancer's view, and the lab's traffic counters. Concurrency is bounded by one semaphore;
+//! every task lives in one `JoinSet` owned by the engine and dies with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use super::check::{extract_facts, run_check};
+use super::event::TrafficWindow;
+use super::strings::{map_check, node_vars, substitute, Secrets};
+use super::worker::WorkerMsg;
+use crate::lb::LbClient;
+use crate::target::{ProbeSpec, Target};
+
+/// Checks in flight at once across all probes.
+pub const MAX_CONCURRENT_CHECKS: usize = 16;
+
+pub fn spawn_all(
+    tasks: &mut JoinSet<()>,
+    target: &Arc<Target>,
+    secrets: &Arc<Secrets>,
+    lb: Option<LbClient>,
+    http: &reqwest::Client,
+    tx: &mpsc::Sender<WorkerMsg>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_CHECKS));
+    for spec in &target.probes {
+        if spec.per_node {
+            for (i, node) in target.nodes.iter().enumerate() {
+                let vars = node_vars(node, i);
+                spawn_probe(
+                    tasks,
+                    spec,
+                    Some(node.name.clone()),
+                    &|s| substitute(s, &vars),
+                    secrets,
+                    http,
+                    &permits,
+                    tx,
+                );
+            }
+        } else {
+            spawn_probe(
+                tasks,
+                spec,
+                None,
+                &|s| s.to_string(),
+                secrets,
+                http,
+                &permits,
+                tx,
+            );
+        }
+    }
+    if let (Some(lb), Some(cfg)) = (lb, target.lb.as_ref()) {
+        let tx = tx.clone();
+        let every = Duration::from_millis(cfg.interval_ms.max(100));
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let r = lb.backends().await.map_err(|e| e.to_string());
+                if tx.send(WorkerMsg::Lb(r)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    if let Some(traffic) = target.traffic.clone() {
+        let tx = tx.clone();
+        let http = http.clone();
+        tasks.spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(traffic.interval_ms.max(100)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(totals) = fetch_traffic(&http, &traffic.url).await else {
+                    continue;
+                };
+                if tx.send(WorkerMsg::Traffic(totals)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_probe(
+    tasks: &mut JoinSet<()>,
+    spec: &ProbeSpec,
+    node: Option<String>,
+    fill: &dyn Fn(&str) -> String,
+    secrets: &Arc<Secrets>,
+    http: &reqwest::Client,
+    permits: &Arc<Semaphore>,
+    tx: &mpsc::Sender<WorkerMsg>,
+) {
+    let check = map_check(&spec.check, fill);
+    let resolved = secrets.resolve_check(&check);
+    let name = spec.name.clone();
+    let facts = spec.facts.clone();
+    let every = Duration::from_millis(spec.interval_ms.max(100));
+    let (http, permits, tx, secrets) = (http.clone(), permits.clone(), tx.clone(), secrets.clone());
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let msg = match &resolved {
+                Err(why) => WorkerMsg::Probe {
+                    probe: name.clone(),
+                    node: node.clone(),
+                    ok: false,
+                    latency_ms: 0,
+                    detail: why.clone(),
+                    facts: Default::default(),
+                },
+                Ok(check) => {
+                    let Ok(_permit) = permits.acquire().await else {
+                        break;
+                    };
+                    let r = run_check(check, &http).await;
+                    let facts = r
+                        .json
+                        .as_ref()
+                        .map(|doc| extract_facts(doc, &facts))
+                        .unwrap_or_default();
+                    WorkerMsg::Probe {
+                        probe: name.clone(),
+                        node: node.clone(),
+                        ok: r.ok,
+                        latency_ms: r.latency_ms,
+                        detail: secrets.redact(&r.detail),
+                        facts,
+                    }
+                }
+            };
+            if tx.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The lab's counters: `{"total": {reads_ok, reads_failed, writes_ok, writes_rejected,
+/// writes_failed}}`. Anything else is ignored (a real cluster has no such endpoint).
+async fn fetch_traffic(http: &reqwest::Client, url: &str) -> Option<TrafficWindow> {
+    let resp = http
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let doc: serde_json::Value = resp.json().await.ok()?;
+    serde_json::from_value(doc.get("total")?.clone()).ok()
+}

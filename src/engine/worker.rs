@@ -1,0 +1,44 @@
+//! Messages from the engine's background work (actions, probes, pollers) back to the engine
+//! task, which turns them into events. Work never touches session state directly.
+
+use std::collections::BTreeMap;
+
+use super::event::{Phase, Stream, TrafficWindow, Verdict};
+use crate::lb::Backend;
+
+#[derive(Debug)]
+pub enum WorkerMsg {
+    Output {
+        step: usize,
+        phase: Phase,
+        attempt: u32,
+        stream: Stream,
+        line: String,
+    },
+    Gate {
+        step: usize,
+        attempt: u32,
+        passing: usize,
+        total: usize,
+        stable_ms: u64,
+        need_ms: u64,
+    },
+    Finished {
+        step: usize,
+        phase: Phase,
+        attempt: u32,
+        verdict: Verdict,
+        detail: String,
+    },
+    Probe {
+        probe: String,
+        node: Option<String>,
+        ok: bool,
+        latency_ms: u64,
+        detail: String,
+        facts: BTreeMap<String, String>,
+    },
+    Lb(Result<Vec<Backend>, String>),
+    /// Cumulative traffic counters as the load generator reports them.
+    Traffic(TrafficWindow),
+}

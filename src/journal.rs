@@ -1,0 +1,264 @@
+//! The journal: a session's events as JSON lines after one header line. It is the truth —
+//! resume, replay, joiners and the report fold it — so an event is written (and, for decisions,
+//! fsynced) before it is applied or acted on.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Stamped;
+
+/// The journal format this build writes. Readers accept this and every older version.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    /// Format version; also what marks a file as a flightdeck journal.
+    pub flightdeck_journal: u32,
+    /// The flightdeck version that started the session.
+    pub flightdeck_version: String,
+    pub procedure: String,
+    /// Hex SHA-256 of the procedure file.
+    pub procedure_hash: String,
+    pub target: String,
+    /// Wall-clock start, RFC 3339 (UTC).
+    pub started_at: String,
+    pub operator: String,
+}
+
+impl Header {
+    pub fn new(procedure: &str, procedure_hash: &str, target: &str, operator: &str) -> Self {
+        Header {
+            flightdeck_journal: FORMAT,
+            flightdeck_version: env!("CARGO_PKG_VERSION").to_string(),
+            procedure: procedure.to_string(),
+            procedure_hash: procedure_hash.to_string(),
+            target: target.to_string(),
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            operator: operator.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a flightdeck journal (the first line is not a journal header)")]
+    NotAJournal { path: PathBuf },
+    #[error("{path}: journal format {found} is newer than this flightdeck understands ({FORMAT}); upgrade flightdeck")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("{path}:{line}: damaged event line: {reason}")]
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: journal already exists; resume it with `flightdeck resume` or choose another --journal")]
+    Exists { path: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A journal read back.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub header: Header,
+    pub events: Vec<Stamped>,
+    /// A last line that was cut short (the writer died mid-line), kept verbatim.
+    pub torn_tail: Option<String>,
+    /// Byte length of the intact part (header and whole event lines).
+    pub intact_len: u64,
+}
+
+/// Read a journal, tolerating a torn last line. Any other damaged line is an error that names it.
+pub fn read(path: &Path) -> Result<Journal, JournalError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut offset: u64 = 0;
+    let mut line_no = 0usize;
+    let mut header: Option<Header> = None;
+    let mut events = Vec::new();
+    let mut torn_tail = None;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let text = String::from_utf8_lossy(&buf).trim_end().to_string();
+        if header.is_none() {
+            let h: Header = serde_json::from_str(&text).map_err(|_| JournalError::NotAJournal {
+                path: path.to_path_buf(),
+            })?;
+            if h.flightdeck_journal > FORMAT {
+                return Err(JournalError::TooNew {
+                    path: path.to_path_buf(),
+                    found: h.flightdeck_journal,
+                });
+            }
+            if !complete {
+                return Err(JournalError::NotAJournal {
+                    path: path.to_path_buf(),
+                });
+            }
+            header = Some(h);
+            offset += n as u64;
+            continue;
+        }
+        if text.is_empty() && complete {
+            offset += n as u64;
+            continue;
+        }
+        // A last line without its newline was being written when the writer died.
+        if !complete {
+            torn_tail = Some(text);
+            break;
+        }
+        match serde_json::from_str::<Stamped>(&text) {
+            Ok(ev) => {
+                events.push(ev);
+                offset += n as u64;
+            }
+            Err(e) => {
+                // A complete but unreadable last line is also a torn write (the newline made it,
+                // part of the text didn't); in the middle it is damage.
+                let mut rest = Vec::new();
+                let more = reader.read_until(b'\n', &mut rest).map_err(io(path))?;
+                if more == 0 {
+                    torn_tail = Some(text);
+                    break;
+                }
+                return Err(JournalError::Damaged {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    let header = header.ok_or_else(|| JournalError::NotAJournal {
+        path: path.to_path_buf(),
+    })?;
+    Ok(Journal {
+        header,
+        events,
+        torn_tail,
+        intact_len: offset,
+    })
+}
+
+/// Appends events to a journal file.
+#[derive(Debug)]
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl JournalWriter {
+    /// Start a new journal; refuses to overwrite an existing one.
+    pub fn create(path: &Path, header: &Header) -> Result<Self, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    JournalError::Exists {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    JournalError::Io {
+                        path: path.to_path_buf(),
+                        source: e,
+                    }
+                }
+            })?;
+        let mut w = JournalWriter {
+            file,
+            path: path.to_path_buf(),
+        };
+        let line = serde_json::to_string(header).map_err(|e| JournalError::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        w.write_line(&line, true)?;
+        Ok(w)
+    }
+
+    /// Continue a journal after `read`: a torn tail is moved aside to `<journal>.torn` (nothing
+    /// is lost) and cut off so new lines start clean.
+    pub fn reopen(path: &Path, read: &Journal) -> Result<Self, JournalError> {
+        if let Some(tail) = &read.torn_tail {
+            let mut side = path.as_os_str().to_owned();
+            side.push(".torn");
+            std::fs::write(&side, format!("{tail}\n")).map_err(io(path))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        file.set_len(read.intact_len).map_err(io(path))?;
+        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        Ok(JournalWriter {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Append one event. `durable` events (decisions and outcomes) are fsynced before this
+    /// returns; chatty ones (output lines, probe summaries) are written but synced with the next
+    /// durable one, which keeps a long action's output from costing one fsync per line.
+    pub fn append(&mut self, ev: &Stamped, durable: bool) -> Result<(), JournalError> {
+        let line = serde_json::to_string(ev).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        self.write_line(&line, durable)
+    }
+
+    fn write_line(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.file.write_all(&bytes).map_err(io(&self.path))?;
+        if durable {
+            self.file.sync_data().map_err(io(&self.path))?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where journals go by default: `<data dir>/journals/<procedure>-<unix time>.jsonl`.
+pub fn default_path(procedure: &str) -> PathBuf {
+    let base = directories::ProjectDirs::from("", "", "flightdeck")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".flightdeck"));
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    base.join("journals")
+        .join(format!("{procedure}-{secs}.jsonl"))
+}

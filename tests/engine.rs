@@ -1,0 +1,513 @@
+//! The engine's state machine, journal and resume, on hand-made plans with real (tiny) actions.
+
+use std::time::Duration;
+
+use flightdeck::engine::event::{AutoConfirm, Event, Outcome, Phase, PromptKind};
+use flightdeck::engine::session::{self, EngineConfig, EngineTask};
+use flightdeck::engine::state::{Mode, StepStatus};
+use flightdeck::engine::{Command, SessionState, Stamped};
+use flightdeck::journal;
+use flightdeck::plan::{Confirm, Plan, PlannedStep};
+use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::target::{SecretSource, Target};
+
+fn run(argv: &[&str]) -> Action {
+    Action::Run {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: Default::default(),
+        cwd: None,
+        timeout_secs: 10,
+        expect_exit: 0,
+    }
+}
+
+fn step(key: &str, action: Action, undo: Option<Action>) -> PlannedStep {
+    PlannedStep {
+        key: key.into(),
+        step_id: key.into(),
+        title: format!("step {key}"),
+        runbook: String::new(),
+        downtime: Downtime::None,
+        confirm: Confirm::Yes,
+        approvals: 1,
+        irreversible: None,
+        node: None,
+        progress: None,
+        action,
+        undo,
+    }
+}
+
+fn plan(steps: Vec<PlannedStep>) -> Plan {
+    Plan {
+        procedure: "test".into(),
+        product: "generic".into(),
+        target: "t".into(),
+        steps,
+        ..Default::default()
+    }
+}
+
+fn target() -> Target {
+    Target {
+        name: "t".into(),
+        product: None,
+        vars: Default::default(),
+        secrets: Default::default(),
+        nodes: vec![],
+        lb: None,
+        probes: vec![],
+        actions: Default::default(),
+        traffic: None,
+    }
+}
+
+fn start(plan: Plan, target: Target, auto: AutoConfirm, dir: &tempfile::TempDir) -> EngineTask {
+    session::start(EngineConfig {
+        plan,
+        target,
+        auto,
+        operator: "tester".into(),
+        journal: dir.path().join("j.jsonl"),
+        observe: false,
+    })
+    .expect("engine starts")
+}
+
+/// Wait (with a deadline) until the state satisfies `f`.
+async fn until(task: &EngineTask, what: &str, f: impl Fn(&SessionState) -> bool) -> SessionState {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = task.handle.snapshot().await.expect("engine alive");
+        if f(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; steps: {:?}, prompt {:?}, mode {:?}",
+            s.steps.iter().map(|x| x.status).collect::<Vec<_>>(),
+            s.prompt,
+            s.mode
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn confirm(task: &EngineTask) {
+    let s = until(task, "a prompt", |s| s.prompt.is_some()).await;
+    let id = s.prompt.map(|p| p.id).unwrap_or_default();
+    task.handle
+        .command(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .expect("confirm accepted");
+}
+
+#[tokio::test]
+async fn yes_runs_everything_and_the_journal_folds_to_the_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(vec![
+        step("a", run(&["echo", "hello"]), None),
+        step("b", run(&["true"]), None),
+    ]);
+    let auto = AutoConfirm {
+        yes: true,
+        ..Default::default()
+    };
+    let task = start(p, target(), auto, &dir);
+    let live = until(&task, "finish", |s| s.is_finished()).await;
+    assert_eq!(live.mode, Mode::Finished(Outcome::Completed));
+    assert!(live.steps[0].output.iter().any(|l| l.line == "hello"));
+    task.handle.shutdown().await;
+    let end = task.join.await.unwrap().unwrap();
+    let j = journal::read(&dir.path().join("j.jsonl")).unwrap();
+    assert_eq!(j.header.procedure, "test");
+    let folded = SessionState::fold(&j.events);
+    assert_eq!(folded.steps, end.steps);
+    assert_eq!(folded.mode, end.mode);
+    // seq numbers are contiguous from 1
+    for (i, e) in j.events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+}
+
+#[tokio::test]
+async fn failure_stops_and_asks_then_retry_skip_and_undo_in_reverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag");
+    let p = plan(vec![
+        step("one", run(&["true"]), Some(run(&["true"]))),
+        step("two", run(&["true"]), Some(run(&["true"]))),
+        // fails until the flag file exists
+        step("three", run(&["test", "-e", flag.to_str().unwrap()]), None),
+    ]);
+    let task = start(p, target(), AutoConfirm::default(), &dir);
+    confirm(&task).await;
+    until(&task, "one done", |s| {
+        s.steps[0].status == StepStatus::Succeeded
+    })
+    .await;
+    confirm(&task).await;
+    until(&task, "two done", |s| {
+        s.steps[1].status == StepStatus::Succeeded
+    })
+    .await;
+    confirm(&task).await;
+    let s = until(&task, "three failed", |s| {
+        s.steps[2].status == StepStatus::Failed
+    })
+    .await;
+    assert!(s.steps[2].detail.as_deref().unwrap().contains("exited 1"));
+    // Nothing continues on its own: a Failed prompt is open.
+    let s = until(&task, "failed prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.prompt.unwrap().step, 2);
+    // Undo must go in reverse order: step one is refused while two is done.
+    let r = task.handle.command(Command::Undo { step: 0 }).await;
+    assert!(r.unwrap_err().0.contains("reverse order"));
+    std::fs::write(&flag, "").unwrap();
+    task.handle
+        .command(Command::Retry { step: 2 })
+        .await
+        .unwrap();
+    let s = until(&task, "finished", |s| s.is_finished()).await;
+    assert_eq!(s.steps[2].attempts, 2);
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+}
+
+#[tokio::test]
+async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let append = |word: &str| Action::Run {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo {word} >> \"$1\""),
+            "sh".into(),
+            log.to_str().unwrap().into(),
+        ],
+        env: Default::default(),
+        cwd: None,
+        timeout_secs: 10,
+        expect_exit: 0,
+    };
+    let p = plan(vec![
+        step("a", append("do-a"), Some(append("undo-a"))),
+        step("b", append("do-b"), Some(append("undo-b"))),
+        step("c", run(&["false"]), None),
+    ]);
+    let task = start(p, target(), AutoConfirm::default(), &dir);
+    for _ in 0..3 {
+        confirm(&task).await;
+        until(&task, "settled", |s| s.running().is_none()).await;
+    }
+    until(&task, "c failed", |s| {
+        s.steps[2].status == StepStatus::Failed
+    })
+    .await;
+    task.handle
+        .command(Command::Abort { rollback: true })
+        .await
+        .unwrap();
+    // c failed with no undo: rollback records nothing to compensate, then b, then a — each confirmed.
+    let mut prompts = Vec::new();
+    for _ in 0..3 {
+        let s = until(&task, "undo prompt or end", |s| {
+            s.prompt.is_some() || s.is_finished()
+        })
+        .await;
+        if s.is_finished() {
+            break;
+        }
+        prompts.push(s.prompt.unwrap().step);
+        confirm(&task).await;
+        until(&task, "undo ran", |s| s.running().is_none()).await;
+    }
+    let s = until(&task, "rolled back", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
+    assert_eq!(prompts, vec![2, 1, 0]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "do-a\ndo-b\nundo-b\nundo-a\n");
+}
+
+#[tokio::test]
+async fn phrase_steps_need_the_exact_phrase_and_stale_prompts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s1 = step("wipe", run(&["true"]), None);
+    s1.confirm = Confirm::Phrase {
+        phrase: "wipe node1".into(),
+    };
+    let task = start(
+        plan(vec![s1]),
+        target(),
+        AutoConfirm {
+            yes: true,
+            ..Default::default()
+        },
+        &dir,
+    );
+    // --yes alone never answers a phrase step.
+    let s = until(&task, "prompt", |s| s.prompt.is_some()).await;
+    let id = s.prompt.unwrap().id;
+    let bad = task
+        .handle
+        .command(Command::Confirm {
+            prompt: id,
+            phrase: Some("wipe".into()),
+        })
+        .await;
+    assert!(bad.unwrap_err().0.contains("wipe node1"));
+    let stale = task
+        .handle
+        .command(Command::Confirm {
+            prompt: id + 100,
+            phrase: Some("wipe node1".into()),
+        })
+        .await;
+    assert!(stale.is_err());
+    task.handle
+        .command(Command::Confirm {
+            prompt: id,
+            phrase: Some("wipe node1".into()),
+        })
+        .await
+        .unwrap();
+    until(&task, "done", |s| s.is_finished()).await;
+}
+
+#[tokio::test]
+async fn irreversible_steps_stop_undo_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s2 = step("migrate", run(&["true"]), Some(run(&["true"])));
+    s2.irreversible = Some("the store format changes".into());
+    let p = plan(vec![
+        step("a", run(&["true"]), Some(run(&["true"]))),
+        s2,
+        step("c", run(&["false"]), None),
+    ]);
+    let task = start(p, target(), AutoConfirm::default(), &dir);
+    for _ in 0..3 {
+        confirm(&task).await;
+        until(&task, "settled", |s| s.running().is_none()).await;
+    }
+    let s = until(&task, "c failed", |s| {
+        s.steps[2].status == StepStatus::Failed
+    })
+    .await;
+    assert_eq!(s.point_of_no_return(), Some(1));
+    task.handle
+        .command(Command::Abort { rollback: true })
+        .await
+        .unwrap();
+    confirm(&task).await; // c: nothing to compensate
+    let s = until(&task, "stopped", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Aborted));
+    assert!(s
+        .rollback_stopped
+        .as_deref()
+        .unwrap()
+        .contains("irreversible"));
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_crash_mid_action_resumes_as_interrupted_and_is_never_rerun_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let marker = dir.path().join("ran");
+    let slow = Action::Run {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo x >> \"$1\"; sleep 30".into(),
+            "sh".into(),
+            marker.to_str().unwrap().into(),
+        ],
+        env: Default::default(),
+        cwd: None,
+        timeout_secs: 60,
+        expect_exit: 0,
+    };
+    let p = plan(vec![
+        step("slow", slow, None),
+        step("after", run(&["true"]), None),
+    ]);
+    let task = start(
+        p,
+        target(),
+        AutoConfirm {
+            yes: true,
+            ..Default::default()
+        },
+        &dir,
+    );
+    until(&task, "running", |s| s.running() == Some(0)).await;
+    // Simulate a crash: kill the engine task mid-action and tear the last journal line.
+    task.join.abort();
+    let _ = task.join.await;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":99,\"t_ms\":1,\"type\":\"outp");
+    std::fs::write(&path, bytes).unwrap();
+    let read = journal::read(&path).unwrap();
+    assert!(read.torn_tail.is_some());
+
+    let resumed = session::resume(&path, None, "tester", false).unwrap();
+    let s = until(&resumed, "interrupted prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.steps[0].status, StepStatus::Interrupted);
+    assert_eq!(
+        s.prompt.map(|p| (p.step, p.kind)),
+        Some((0, flightdeck::engine::state::PromptKindTag::Interrupted))
+    );
+    // --yes is in force, yet nothing re-ran the step.
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n");
+    resumed
+        .handle
+        .command(Command::MarkDone { step: 0 })
+        .await
+        .unwrap();
+    until(&resumed, "finished", |s| s.is_finished()).await;
+    resumed.handle.shutdown().await;
+    let end = resumed.join.await.unwrap().unwrap();
+    // The torn tail was set aside, and the journal still folds to the same state.
+    assert!(dir.path().join("j.jsonl.torn").exists());
+    let again = journal::read(&path).unwrap();
+    assert!(again.torn_tail.is_none());
+    assert_eq!(SessionState::fold(&again.events).steps, end.steps);
+}
+
+#[tokio::test]
+async fn secrets_are_used_but_never_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    // SAFETY: test-local variable name; set before the engine reads it.
+    unsafe { std::env::set_var("FLIGHTDECK_TEST_TOKEN", "s3cr3t-t0ken-value") };
+    let mut t = target();
+    t.secrets.insert(
+        "TOKEN".into(),
+        SecretSource {
+            env: "FLIGHTDECK_TEST_TOKEN".into(),
+        },
+    );
+    let p = plan(vec![step(
+        "use",
+        run(&["echo", "token is ${secret.TOKEN}"]),
+        None,
+    )]);
+    let task = start(
+        p,
+        t,
+        AutoConfirm {
+            yes: true,
+            ..Default::default()
+        },
+        &dir,
+    );
+    let s = until(&task, "finished", |s| s.is_finished()).await;
+    assert!(s.steps[0].output.iter().any(|l| l.line == "token is ****"));
+    task.handle
+        .command(Command::Note {
+            text: "pasted s3cr3t-t0ken-value by mistake".into(),
+        })
+        .await
+        .unwrap();
+    task.handle.shutdown().await;
+    let _ = task.join.await;
+    let text = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(
+        !text.contains("s3cr3t-t0ken-value"),
+        "secret leaked into the journal"
+    );
+    assert!(text.contains("${secret.TOKEN}"));
+}
+
+#[tokio::test]
+async fn observers_cannot_drive_and_two_person_steps_wait_for_a_second_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s1 = step("stop", run(&["true"]), None);
+    s1.approvals = 2;
+    let task = start(plan(vec![s1]), target(), AutoConfirm::default(), &dir);
+    let driver = task.handle.attach("alice", true).await.unwrap();
+    let observer = task.handle.attach("bob", true).await.unwrap();
+    let s = until(&task, "prompt", |s| {
+        s.prompt.is_some() && s.operators.len() == 2
+    })
+    .await;
+    assert!(s.operators.iter().any(|o| o.name == "alice" && o.driver));
+    assert!(s.operators.iter().any(|o| o.name == "bob" && !o.driver));
+    let id = s.prompt.unwrap().id;
+    let r = observer
+        .commands
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await;
+    assert!(r.unwrap_err().0.contains("only the driver"));
+    driver
+        .commands
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    let s = until(&task, "one approval", |s| s.steps[0].approvals.len() == 1).await;
+    assert_eq!(s.steps[0].status, StepStatus::Awaiting);
+    observer
+        .commands
+        .send(Command::Approve { prompt: id })
+        .await
+        .unwrap();
+    let s = until(&task, "done", |s| s.is_finished()).await;
+    assert_eq!(
+        s.steps[0].approvals,
+        vec!["alice".to_string(), "bob".to_string()]
+    );
+    // Handover: bob asks, alice grants.
+    observer
+        .commands
+        .send(Command::RequestControl)
+        .await
+        .unwrap();
+    let s = until(&task, "request", |s| s.control_request.is_some()).await;
+    let bob = s.control_request.unwrap().0;
+    driver
+        .commands
+        .send(Command::GrantControl { to: bob })
+        .await
+        .unwrap();
+    let s = until(&task, "bob drives", |s| {
+        s.driver().map(|d| d.name.as_str()) == Some("bob")
+    })
+    .await;
+    assert_eq!(s.operators.len(), 2);
+}
+
+#[tokio::test]
+async fn a_late_joiner_sees_every_event_from_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(vec![step("a", run(&["echo", "hi"]), None)]);
+    let task = start(
+        p,
+        target(),
+        AutoConfirm {
+            yes: true,
+            ..Default::default()
+        },
+        &dir,
+    );
+    until(&task, "finished", |s| s.is_finished()).await;
+    let mut client = task.handle.attach("late", false).await.unwrap();
+    let mut seen: Vec<Stamped> = Vec::new();
+    while let Ok(Some(e)) =
+        tokio::time::timeout(Duration::from_millis(300), client.events.recv()).await
+    {
+        seen.push(e);
+    }
+    assert!(matches!(seen[0].event, Event::SessionStarted { .. }));
+    let folded = SessionState::fold(&seen);
+    assert_eq!(folded.mode, Mode::Finished(Outcome::Completed));
+    assert!(folded.operators.iter().any(|o| o.name == "late"));
+    let _ = (Phase::Do, PromptKind::Run);
+}
