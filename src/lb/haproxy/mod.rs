@@ -319,6 +319,69 @@ mod tests {
         assert!(matches!(err, LbError::Protocol(m) if m.contains("0-256")));
     }
 
+    /// A runtime API stand-in that answers every command with `reply` and records the commands.
+    async fn fake_runtime(
+        reply: &'static str,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let mut conn = BufReader::new(conn);
+                let mut line = String::new();
+                conn.read_line(&mut line).await.unwrap();
+                let _ = tx.send(line.trim_end().to_string());
+                conn.get_mut().write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (address, rx)
+    }
+
+    #[tokio::test]
+    async fn permission_denied_says_what_to_fix() {
+        let (address, _) = fake_runtime("\nPermission denied\n\n").await;
+        let h = Haproxy::new(&cfg(&address, Some("be"), &[])).unwrap();
+        let err = h
+            .set_membership("n1", Membership::Drain, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LbError::Refused(m) if m.contains("level admin")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn weight_goes_first_only_when_returning_to_ready() {
+        let (address, mut sent) = fake_runtime("\n").await;
+        let h = Haproxy::new(&cfg(&address, Some("be"), &[("db1", "srv1")])).unwrap();
+        h.set_membership("db1", Membership::Ready, Some(10))
+            .await
+            .unwrap();
+        h.set_membership("db1", Membership::Drain, Some(0))
+            .await
+            .unwrap();
+        h.set_membership("db1", Membership::Maint, None)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Ok(cmd) = sent.try_recv() {
+            got.push(cmd);
+        }
+        assert_eq!(
+            got,
+            [
+                "set server be/srv1 weight 10",
+                "set server be/srv1 state ready",
+                "set server be/srv1 state drain",
+                "set server be/srv1 weight 0",
+                "set server be/srv1 state maint",
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn unreachable_socket_names_the_address() {
         let dir = tempfile::tempdir().unwrap();
