@@ -29,7 +29,7 @@ fn haproxy_or_skip() -> bool {
 struct Lab {
     haproxy: HaproxyProcess,
     driver: Haproxy,
-    _servers: Servers,
+    servers: Servers,
     _dir: tempfile::TempDir,
 }
 
@@ -75,7 +75,7 @@ async fn lab() -> Lab {
     let lab = Lab {
         haproxy,
         driver,
-        _servers: Servers(tasks),
+        servers: Servers(tasks),
         _dir: dir,
     };
     // Right after start HAProxy may still show `UP 1/2` while the first checks run.
@@ -324,6 +324,108 @@ async fn through_the_lb_client_and_after_stop() {
     let err = client.backends().await.unwrap_err();
     assert!(
         matches!(&err, LbError::Unreachable { address, .. } if *address == cfg.address),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_survive_a_node_dying() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    let lab = lab().await;
+    // node2 stops listening while HAProxy still counts it UP: connection failures are retried
+    // on another server (`retries` + `option redispatch 1`) instead of reaching the client.
+    lab.servers.0[1].abort();
+    let mut answered = BTreeMap::<String, usize>::new();
+    for _ in 0..12 {
+        *answered
+            .entry(get_through(lab.haproxy.frontend()).await)
+            .or_default() += 1;
+    }
+    assert!(!answered.contains_key("node2"), "{answered:?}");
+    assert_eq!(answered.values().sum::<usize>(), 12);
+    lab.until("node2 DOWN", |b| server(b, "node2").health == "DOWN")
+        .await;
+}
+
+/// The driver over a unix socket, against a HAProxy configured by hand with an admin and an
+/// operator-level socket.
+#[tokio::test]
+async fn unix_socket_and_level_operator() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _task) = backend_server("node1").await;
+    let admin = dir.path().join("admin.sock");
+    let operator = dir.path().join("operator.sock");
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_addr = front.local_addr().unwrap();
+    drop(front);
+    let cfg_path = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "global\n    stats socket {} level admin\n    stats socket {} level operator\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    \
+             timeout server 5s\n\
+             frontend fe\n    bind {front_addr}\n    default_backend be_cluster\n\
+             backend be_cluster\n    server node1 {addr}\n",
+            admin.display(),
+            operator.display()
+        ),
+    )
+    .unwrap();
+    let binary = flightdeck::lb::haproxy::process::haproxy_binary().unwrap();
+    let _haproxy = tokio::process::Command::new(binary)
+        .arg("-f")
+        .arg(&cfg_path)
+        .arg("-db")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let lb = |address: String| flightdeck::target::LbConfig {
+        driver: "haproxy".into(),
+        address,
+        backend: Some("be_cluster".into()),
+        frontend: None,
+        servers: BTreeMap::new(),
+        interval_ms: 1000,
+    };
+    let driver = Haproxy::new(&lb(format!("unix:{}", admin.display()))).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let backends = loop {
+        match driver.backends().await {
+            Ok(b) => break b,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("never answered: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    };
+    assert_eq!(backends.len(), 1);
+    assert_eq!(backends[0].health, "no check");
+    assert!(backends[0].serving);
+    driver
+        .set_membership("node1", Membership::Maint, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        driver.backends().await.unwrap()[0].membership,
+        Membership::Maint
+    );
+
+    // Reading works at operator level; changing membership is refused with the fix.
+    let operator_driver = Haproxy::new(&lb(operator.display().to_string())).unwrap();
+    assert_eq!(operator_driver.backends().await.unwrap().len(), 1);
+    let err = operator_driver
+        .set_membership("node1", Membership::Ready, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LbError::Refused(m) if m.contains("level admin")),
         "{err:?}"
     );
 }
