@@ -278,6 +278,8 @@ async fn weight() {
     let node3 = server(&backends, "node3");
     assert_eq!(node3.membership, Membership::Ready);
     assert!(!node3.serving);
+    // HAProxy's status text alone would call this server serving.
+    assert_eq!(node3.health, "UP");
 }
 
 #[tokio::test]
@@ -360,9 +362,8 @@ async fn unix_socket_and_level_operator() {
     let (addr, _task) = backend_server("node1").await;
     let admin = dir.path().join("admin.sock");
     let operator = dir.path().join("operator.sock");
-    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let front_addr = front.local_addr().unwrap();
-    drop(front);
+    // A unix-socket frontend needs no free port.
+    let front = dir.path().join("front.sock");
     let cfg_path = dir.path().join("haproxy.cfg");
     std::fs::write(
         &cfg_path,
@@ -370,10 +371,11 @@ async fn unix_socket_and_level_operator() {
             "global\n    stats socket {} level admin\n    stats socket {} level operator\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    \
              timeout server 5s\n\
-             frontend fe\n    bind {front_addr}\n    default_backend be_cluster\n\
+             frontend fe\n    bind unix@{}\n    default_backend be_cluster\n\
              backend be_cluster\n    server node1 {addr}\n",
             admin.display(),
-            operator.display()
+            operator.display(),
+            front.display()
         ),
     )
     .unwrap();
@@ -428,4 +430,23 @@ async fn unix_socket_and_level_operator() {
         matches!(&err, LbError::Refused(m) if m.contains("level admin")),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_drained_server_that_dies_stays_drained() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    let lab = lab().await;
+    lab.driver
+        .set_membership("node2", Membership::Drain, None)
+        .await
+        .unwrap();
+    lab.servers.0[1].abort();
+    // The status text says only `DOWN`; the admin state still says drain.
+    let backends = lab
+        .until("node2 DOWN", |b| server(b, "node2").health == "DOWN")
+        .await;
+    assert_eq!(server(&backends, "node2").membership, Membership::Drain);
+    assert!(!server(&backends, "node2").serving);
 }

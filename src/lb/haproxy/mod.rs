@@ -84,8 +84,8 @@ impl Haproxy {
 
     /// Every server of the backend. Two commands, run concurrently: `show stat` has the status
     /// text, sessions, weight and check result; only `show servers state` has the admin state
-    /// that says drain/maint reliably (`show stat` says `DRAIN` for a weight-0 server too, and
-    /// `DOWN` for a drained server that fails its checks).
+    /// that says drain/maint reliably (`show stat` says just `DOWN` for a drained server that
+    /// fails its checks).
     pub async fn backends(&self) -> Result<Vec<Backend>, LbError> {
         let stat_cmd = format!("show stat {} 4 -1", self.backend);
         let state_cmd = format!("show servers state {}", self.backend);
@@ -148,7 +148,8 @@ pub fn merge(
                 None if row.status.starts_with("DRAIN") => Membership::Drain,
                 None => Membership::Ready,
             };
-            // `no check` servers are always considered up; weight 0 takes no new requests.
+            // `no check` servers are always considered up. Weight 0 takes no new requests but
+            // still shows `UP`.
             let up = row.status.starts_with("UP") || row.status == "no check";
             let serving = membership == Membership::Ready && up && row.weight != Some(0);
             Backend {

@@ -23,6 +23,8 @@ const LOG_FILE: &str = "haproxy.log";
 /// How long HAProxy gets to answer `show info` after starting.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_POLL: Duration = Duration::from_millis(25);
+/// Starts tried when HAProxy cannot bind the ports it was given.
+const START_ATTEMPTS: u32 = 3;
 
 /// Where HAProxy is looked for besides `PATH`: Debian and Fedora install it in `/usr/sbin`,
 /// which is often not on a non-root user's `PATH`.
@@ -121,15 +123,34 @@ impl HaproxyProcess {
     ) -> Result<HaproxyProcess, HaproxyError> {
         let binary = haproxy_binary().ok_or(HaproxyError::NotInstalled)?;
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        // The ports are free when we look; something else may take them before HAProxy binds
-        // (then HAProxy exits and the error shows its log). Good enough for a lab on loopback.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&binary, servers, health_path, dir).await {
+                // The ports were free when we looked, but something else (often an outgoing
+                // connection's ephemeral port) took one before HAProxy bound it: new ports.
+                Err(HaproxyError::Exited { tail, .. })
+                    if attempt < START_ATTEMPTS && tail.contains("Address already in use") =>
+                {
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn start_once(
+        binary: &Path,
+        servers: &[(String, SocketAddr)],
+        health_path: &str,
+        dir: &Path,
+    ) -> Result<HaproxyProcess, HaproxyError> {
         let (frontend, runtime) = free_port_pair()?;
         let config = render_config(servers, health_path, frontend, runtime)?;
         let config_path = dir.join(CONFIG_FILE);
         std::fs::write(&config_path, config)
             .map_err(io(format!("writing {}", config_path.display())))?;
 
-        let check = Command::new(&binary)
+        let check = Command::new(binary)
             .arg("-c")
             .arg("-f")
             .arg(&config_path)
@@ -154,7 +175,7 @@ impl HaproxyProcess {
         let log_err = log
             .try_clone()
             .map_err(io(format!("opening {}", log_path.display())))?;
-        let child = Command::new(&binary)
+        let child = Command::new(binary)
             .arg("-f")
             .arg(&config_path)
             .arg("-db")
@@ -321,11 +342,7 @@ pub fn render_config(
              balance roundrobin\n    \
              option httpchk GET {health_path}\n    \
              http-check expect status 200\n",
-        // `stats socket` reads an unprefixed address as a unix socket path.
-        runtime = match runtime {
-            SocketAddr::V4(v4) => format!("ipv4@{v4}"),
-            SocketAddr::V6(_) => haproxy_address(runtime),
-        },
+        runtime = haproxy_address(runtime),
         frontend = haproxy_address(frontend),
     );
     for (name, addr) in servers {
@@ -367,7 +384,7 @@ mod tests {
         )
         .unwrap();
         for line in [
-            "stats socket ipv4@127.0.0.1:9999 level admin",
+            "stats socket 127.0.0.1:9999 level admin",
             "bind 127.0.0.1:18080",
             "backend be_cluster",
             "option httpchk GET /health",
