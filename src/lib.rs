@@ -7,8 +7,10 @@
 
 pub mod cli;
 pub mod engine;
+pub mod headless;
 pub mod journal;
 pub mod lb;
+pub mod logging;
 pub mod plan;
 pub mod procedure;
 pub mod target;

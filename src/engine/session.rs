@@ -906,35 +906,21 @@ impl Engine {
             let Some(open) = self.state.prompt else {
                 return Ok(());
             };
-            let planned = &self.state.plan.steps[open.step];
-            let auto = self.state.auto;
-            let (answer, phase) = match open.kind {
-                PromptKindTag::Run => {
-                    let ok = match &planned.confirm {
-                        Confirm::None => planned.approvals <= 1 || auto.yes,
-                        Confirm::Yes => auto.yes,
-                        Confirm::Phrase { .. } => auto.yes && auto.yes_phrases,
-                    };
-                    (ok, Phase::Do)
-                }
-                PromptKindTag::Undo => (
-                    auto.yes && self.state.mode == Mode::RollingBack,
-                    Phase::Undo,
-                ),
-                PromptKindTag::Failed | PromptKindTag::Interrupted => {
-                    if auto.rollback_on_failure && self.state.mode == Mode::Forward {
-                        self.emit(Event::AbortRequested {
-                            by: "--on-failure rollback".into(),
-                            rollback: true,
-                        })?;
-                        continue;
-                    }
-                    (false, Phase::Do)
-                }
-            };
-            if !answer {
+            if !self.state.policy_answers_prompt() {
                 return Ok(());
             }
+            let auto = self.state.auto;
+            let phase = match open.kind {
+                PromptKindTag::Run => Phase::Do,
+                PromptKindTag::Undo => Phase::Undo,
+                PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                    self.emit(Event::AbortRequested {
+                        by: "--on-failure rollback".into(),
+                        rollback: true,
+                    })?;
+                    continue;
+                }
+            };
             let by = if auto.yes { "--yes" } else { "confirm = none" };
             self.emit(Event::Confirmed {
                 step: open.step,

@@ -266,6 +266,8 @@ pub struct SessionState {
     pub last_seq: u64,
     /// How many times the session was resumed.
     pub resumes: u32,
+    /// The first step action that failed, with why (for summaries and reports).
+    pub first_failure: Option<(usize, String)>,
 }
 
 impl SessionState {
@@ -296,6 +298,7 @@ impl SessionState {
             t_ms: 0,
             last_seq: 0,
             resumes: 0,
+            first_failure: None,
         }
     }
 
@@ -338,6 +341,29 @@ impl SessionState {
     /// possible until it runs), or None when the whole procedure can be rolled back.
     pub fn rollback_until(&self) -> Option<usize> {
         self.plan.first_irreversible()
+    }
+
+    /// Whether the confirm policy (`confirm = "none"`, `--yes`, `--on-failure rollback`) will
+    /// answer the open prompt without a human. The engine and the headless runner both ask.
+    pub fn policy_answers_prompt(&self) -> bool {
+        let Some(open) = self.prompt else {
+            return false;
+        };
+        let Some(planned) = self.plan.steps.get(open.step) else {
+            return false;
+        };
+        let auto = self.auto;
+        match open.kind {
+            PromptKindTag::Run => match &planned.confirm {
+                crate::plan::Confirm::None => planned.approvals <= 1 || auto.yes,
+                crate::plan::Confirm::Yes => auto.yes,
+                crate::plan::Confirm::Phrase { .. } => auto.yes && auto.yes_phrases,
+            },
+            PromptKindTag::Undo => auto.yes && self.mode == Mode::RollingBack,
+            PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                auto.rollback_on_failure && self.mode == Mode::Forward
+            }
+        }
     }
 
     pub fn is_finished(&self) -> bool {
@@ -512,6 +538,9 @@ impl SessionState {
                     s.finished_ms = Some(t);
                     s.detail = Some(detail.clone());
                     s.gate = None;
+                }
+                if *verdict != Verdict::Passed && self.first_failure.is_none() {
+                    self.first_failure = Some((*step, detail.clone()));
                 }
             }
             Event::Skipped { step, .. } => {

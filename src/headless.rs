@@ -1,0 +1,350 @@
+//! The headless runner: prints a session's events as lines and ends when the session finishes
+//! or waits on something only a human can answer. `--yes` never answers a failure.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::engine::event::{Event, Outcome, Phase, Stamped, Stream, Verdict};
+use crate::engine::session::EngineTask;
+use crate::engine::state::{Mode, PromptKindTag, SessionState};
+use crate::plan::Confirm;
+
+/// How a headless run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadlessEnd {
+    pub ok: bool,
+    /// One line: why it ended and the figures that matter.
+    pub summary: String,
+}
+
+/// Follow the session to its end, printing to `out`; then shut the engine down.
+pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (HeadlessEnd, SessionState) {
+    let mut state = SessionState::empty();
+    let end = match task.handle.subscribe(0).await {
+        Err(e) => HeadlessEnd {
+            ok: false,
+            summary: format!("stopped: {e}"),
+        },
+        Ok((history, mut live)) => {
+            let mut last = 0;
+            let mut end = None;
+            for e in history {
+                last = e.seq;
+                state.apply(&e);
+                print_event(out, &state, &e);
+                if let Some(x) = stop_reason(&state) {
+                    end = Some(x);
+                    break;
+                }
+            }
+            while end.is_none() {
+                match live.recv().await {
+                    Ok(e) => {
+                        if e.event.is_live_only() || e.seq <= last {
+                            continue;
+                        }
+                        last = e.seq;
+                        state.apply(&e);
+                        print_event(out, &state, &e);
+                        end = stop_reason(&state);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        match task.handle.subscribe(last).await {
+                            Ok((missed, fresh)) => {
+                                live = fresh;
+                                for e in missed {
+                                    last = e.seq;
+                                    state.apply(&e);
+                                    print_event(out, &state, &e);
+                                }
+                                end = stop_reason(&state);
+                            }
+                            Err(e) => {
+                                end = Some(HeadlessEnd {
+                                    ok: false,
+                                    summary: format!("stopped: {e}"),
+                                })
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        end = Some(HeadlessEnd {
+                            ok: false,
+                            summary: "stopped: the engine ended unexpectedly (see the log)".into(),
+                        })
+                    }
+                }
+            }
+            end.unwrap_or(HeadlessEnd {
+                ok: false,
+                summary: "stopped".into(),
+            })
+        }
+    };
+    task.handle.shutdown().await;
+    let final_state = match task.join.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let _ = writeln!(out, "engine error: {e}");
+            state
+        }
+        Err(_) => state,
+    };
+    let end = HeadlessEnd {
+        summary: format!("{}; {}", end.summary, figures(&final_state)),
+        ..end
+    };
+    let _ = writeln!(out, "{}", end.summary);
+    (end, final_state)
+}
+
+pub fn exit_code(end: &HeadlessEnd) -> ExitCode {
+    if end.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Why the run ends here, if it does.
+fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
+    if let Mode::Finished(outcome) = s.mode {
+        let done = s
+            .steps
+            .iter()
+            .filter(|x| x.status == crate::engine::state::StepStatus::Succeeded)
+            .count();
+        return Some(match outcome {
+            Outcome::Completed => HeadlessEnd {
+                ok: true,
+                summary: format!("completed: {done}/{} steps", s.steps.len()),
+            },
+            Outcome::RolledBack => HeadlessEnd {
+                ok: false,
+                summary: format!("rolled back{}", failure_note(s)),
+            },
+            Outcome::Aborted => HeadlessEnd {
+                ok: false,
+                summary: format!(
+                    "aborted{}{}",
+                    failure_note(s),
+                    s.rollback_stopped
+                        .as_deref()
+                        .map(|r| format!("; rollback stopped: {r}"))
+                        .unwrap_or_default()
+                ),
+            },
+        });
+    }
+    let open = s.prompt?;
+    if s.policy_answers_prompt() {
+        return None;
+    }
+    let n = open.step + 1;
+    let planned = s.plan.steps.get(open.step)?;
+    let detail = s.steps[open.step].detail.clone().unwrap_or_default();
+    let summary = match open.kind {
+        PromptKindTag::Failed => format!("stopped: step {n} ({}) failed: {detail}", planned.key),
+        PromptKindTag::Interrupted => format!(
+            "stopped: step {n} ({}) was interrupted; choose re-run, mark done or undo in the cockpit",
+            planned.key
+        ),
+        PromptKindTag::Run => match &planned.confirm {
+            Confirm::Phrase { phrase } => format!(
+                "stopped: step {n} ({}) needs the phrase {phrase:?}; pass --yes-phrases or confirm it in the cockpit",
+                planned.key
+            ),
+            _ if planned.approvals > 1 && s.auto.yes => return None,
+            _ => format!(
+                "stopped: step {n} ({}) needs confirmation; pass --yes or run it in the cockpit",
+                planned.key
+            ),
+        },
+        PromptKindTag::Undo => format!(
+            "stopped: undo of step {n} ({}) needs confirmation",
+            planned.key
+        ),
+    };
+    Some(HeadlessEnd { ok: false, summary })
+}
+
+/// The first failure in the session, for the summary of an aborted or rolled-back run.
+fn failure_note(s: &SessionState) -> String {
+    s.first_failure
+        .as_ref()
+        .map(|(i, detail)| {
+            let key = s.plan.steps.get(*i).map(|p| p.key.as_str()).unwrap_or("?");
+            format!(" after step {} ({key}) failed: {detail}", i + 1)
+        })
+        .unwrap_or_default()
+}
+
+/// The figures an operator wants on the last line.
+pub fn figures(s: &SessionState) -> String {
+    let t = s.traffic_total;
+    let mut out = format!(
+        "read-only {}; no ready backend {}",
+        fmt_ms(s.read_only.total_at(s.t_ms)),
+        fmt_ms(s.no_ready.total_at(s.t_ms))
+    );
+    if t.reads_ok + t.reads_failed + t.writes_ok + t.writes_rejected + t.writes_failed > 0 {
+        out.push_str(&format!(
+            "; traffic: {} reads ok, {} failed reads, {} writes ok, {} writes rejected (read-only), {} failed writes",
+            t.reads_ok, t.reads_failed, t.writes_ok, t.writes_rejected, t.writes_failed
+        ));
+    }
+    out
+}
+
+pub fn fmt_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 3600 {
+        format!("{}h{:02}m{:02}s", s / 3600, (s / 60) % 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}.{}s", s, (ms % 1000) / 100)
+    }
+}
+
+fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) {
+    let total = s.plan.steps.len();
+    let step_name = |i: usize| {
+        s.plan
+            .steps
+            .get(i)
+            .map(|p| format!("[{}/{}] {}", i + 1, total, p.key))
+            .unwrap_or_else(|| format!("[{}]", i + 1))
+    };
+    let line = match &e.event {
+        Event::SessionStarted { plan, operator, .. } => format!(
+            "session: {} on {} ({} steps, {} -> {}), operator {operator}",
+            plan.procedure,
+            plan.target,
+            plan.steps.len(),
+            plan.from_version.as_deref().unwrap_or("?"),
+            plan.to_version.as_deref().unwrap_or("?")
+        ),
+        Event::Resumed { operator } => format!("resumed by {operator}"),
+        Event::PromptOpened { step, prompt, .. } => {
+            format!("{} waiting: {:?}", step_name(*step), prompt)
+        }
+        Event::Approved { step, by } => format!("{} approved by {by}", step_name(*step)),
+        Event::Confirmed { step, by, .. } => format!("{} confirmed by {by}", step_name(*step)),
+        Event::Declined { step, by } => format!("{} declined by {by}", step_name(*step)),
+        Event::ActionStarted {
+            step,
+            phase,
+            attempt,
+        } => {
+            let what = if *phase == Phase::Undo { "undo" } else { "run" };
+            let title = s
+                .plan
+                .steps
+                .get(*step)
+                .map(|p| p.title.as_str())
+                .unwrap_or("");
+            if *attempt > 1 {
+                format!("{} {what} (attempt {attempt}): {title}", step_name(*step))
+            } else {
+                format!("{} {what}: {title}", step_name(*step))
+            }
+        }
+        Event::Output { stream, line, .. } => {
+            let tag = match stream {
+                Stream::Stdout => "  |",
+                Stream::Stderr => "  !",
+                Stream::Info => "  -",
+            };
+            format!("{tag} {line}")
+        }
+        Event::ActionFinished {
+            step,
+            phase,
+            verdict,
+            detail,
+            ..
+        } => {
+            let v = match verdict {
+                Verdict::Passed => "ok",
+                Verdict::Failed => "FAILED",
+                Verdict::Inconclusive => "INCONCLUSIVE",
+            };
+            let what = if *phase == Phase::Undo { "undo " } else { "" };
+            format!("{} {what}{v}: {detail}", step_name(*step))
+        }
+        Event::Skipped { step, by } => format!("{} skipped by {by}", step_name(*step)),
+        Event::MarkedDone { step, by } => format!("{} marked done by {by}", step_name(*step)),
+        Event::ProbeChanged {
+            probe,
+            node,
+            ok,
+            detail,
+        } => format!(
+            "probe {probe}{}: {} {detail}",
+            node.as_deref().map(|n| format!("@{n}")).unwrap_or_default(),
+            if *ok { "ok" } else { "FAILING" }
+        ),
+        Event::NodeFacts { node, facts } => format!(
+            "node {node}: {}",
+            facts
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Event::LbChanged { backends, error } => match error {
+            Some(e) => format!("load balancer: {e}"),
+            None => format!(
+                "load balancer: {}",
+                backends
+                    .iter()
+                    .map(|b| format!("{}={}/{}", b.server, b.membership, b.health))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        },
+        Event::Traffic { counts, window_ms } => {
+            if counts.reads_failed + counts.writes_failed == 0 {
+                return;
+            }
+            format!(
+                "traffic: {} failed reads, {} failed writes in {}",
+                counts.reads_failed,
+                counts.writes_failed,
+                fmt_ms(*window_ms)
+            )
+        }
+        Event::Note { by, text } => format!("note by {by}: {text}"),
+        Event::AbortRequested { by, rollback } => {
+            if *rollback {
+                format!("abort with rollback requested by {by}")
+            } else {
+                format!("abort requested by {by}")
+            }
+        }
+        Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
+        Event::Finished { outcome } => format!("finished: {outcome:?}"),
+        Event::OperatorJoined { name, driver, .. } => {
+            format!("{name} joined{}", if *driver { " (driving)" } else { "" })
+        }
+        Event::OperatorLeft { id } => format!("operator {id} left"),
+        Event::DriverChanged { name, .. } => format!("{name} drives now"),
+        Event::ControlRequested { name, .. } => format!("{name} asks for control"),
+        Event::ProbeSummary { .. } | Event::ProbeSample { .. } | Event::GateProgress { .. } => {
+            return
+        }
+    };
+    let _ = writeln!(out, "{} {line}", clock(e.t_ms));
+}
+
+fn clock(t_ms: u64) -> String {
+    let s = t_ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        t_ms % 1000
+    )
+}

@@ -1,0 +1,23 @@
+//! Logs go to a file (never the terminal, which belongs to the cockpit):
+//! `<data dir>/logs/flightdeck.log`, level from `FLIGHTDECK_LOG` (default `info`).
+
+use tracing_appender::non_blocking::WorkerGuard;
+
+/// Install the file logger; keep the guard alive for the life of the program.
+pub fn init() -> Option<WorkerGuard> {
+    let dir = directories::ProjectDirs::from("", "", "flightdeck")
+        .map(|d| d.data_dir().join("logs"))
+        .unwrap_or_else(|| std::env::temp_dir().join("flightdeck-logs"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "flightdeck.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLIGHTDECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
