@@ -1,7 +1,28 @@
-use clap::Parser;
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
-    let cli = flightdeck::cli::Cli::parse();
-    eprintln!("{:?}: wiring in progress", cli.command);
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use flightdeck::cli::{Cli, Command};
+use flightdeck::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _log = flightdeck::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flightdeck: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Some(Command::Check(a)) => commands::check::run(&a),
+        Some(Command::Plan(a)) => runtime.block_on(commands::plan::run_async(a)),
+        Some(Command::Run(a)) => runtime.block_on(commands::run::run(a)),
+        Some(Command::Resume(a)) => runtime.block_on(commands::run::resume(a)),
+        Some(Command::Lab(a)) => flightdeck::lab::cli::run(&a),
+        None => runtime.block_on(commands::run::run(commands::run::default_args())),
+    }
 }

@@ -1,0 +1,191 @@
+//! `flightdeck run` and `flightdeck resume`: build the plan, start (or pick up) the engine, and
+//! follow it in the cockpit or headless. `flightdeck` with no arguments is `run` of the default
+//! procedure against a fresh lab under light load.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::check::{load_checked, EXIT_INVALID};
+use crate::cli::{ResumeArgs, RunArgs};
+use crate::engine::event::AutoConfirm;
+use crate::engine::session::{self, EngineConfig, EngineTask};
+use crate::lab::{Lab, LabConfig, Product, Timing};
+use crate::plan::expand::{build_plan, PlanOptions};
+
+/// The procedure `flightdeck` opens when given no arguments.
+pub const DEFAULT_PROCEDURE: &str = "procedures/jahia-rolling.toml";
+/// Its stand-in until the Jahia procedure exists in this checkout.
+pub const FALLBACK_PROCEDURE: &str = "procedures/generic-rolling.toml";
+
+pub fn default_args() -> RunArgs {
+    let procedure = [DEFAULT_PROCEDURE, FALLBACK_PROCEDURE]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(FALLBACK_PROCEDURE));
+    RunArgs {
+        procedure,
+        target: None,
+        lab: true,
+        nodes: 3,
+        load: 20,
+        from: None,
+        to: None,
+        journal: None,
+        yes: false,
+        yes_phrases: false,
+        headless: false,
+        on_failure: "stop".into(),
+        theme: None,
+    }
+}
+
+/// The operator's name: the OS user.
+pub fn operator_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+/// Lab timing: realistic for people, fast when `FLIGHTDECK_LAB_TIMING=fast` (tests, demos).
+pub fn lab_timing() -> Timing {
+    match std::env::var("FLIGHTDECK_LAB_TIMING").as_deref() {
+        Ok("fast") => Timing::fast(),
+        _ => Timing::realistic(),
+    }
+}
+
+pub async fn run(args: RunArgs) -> ExitCode {
+    // A lab for this run, when asked: its product comes from the procedure.
+    let mut lab = None;
+    let target_path: PathBuf = if args.lab {
+        let product = match product_of(&args.procedure) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        let mut cfg = LabConfig::new(product, args.nodes, lab_timing());
+        cfg.load_rps = args.load;
+        cfg.to_version = args.to.clone();
+        cfg.version = args.from.clone();
+        match Lab::start(cfg).await {
+            Ok(l) => {
+                let path = l.data_dir().join("target.toml");
+                if let Err(e) = l.write_target(&path) {
+                    eprintln!("flightdeck: cannot write the lab target: {e}");
+                    l.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+                lab = Some(l);
+                path
+            }
+            Err(e) => {
+                eprintln!("flightdeck: cannot start the lab: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match &args.target {
+            Some(t) => t.clone(),
+            None => {
+                eprintln!("flightdeck run needs --target FILE or --lab");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        }
+    };
+    let code = run_with_target(&args, &target_path).await;
+    if let Some(l) = lab {
+        l.shutdown().await;
+    }
+    code
+}
+
+async fn run_with_target(args: &RunArgs, target_path: &Path) -> ExitCode {
+    let (lp, target) = match load_checked(&args.procedure, Some(target_path)) {
+        Ok((lp, Some(t))) => (lp, t),
+        Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let opts = PlanOptions {
+        from_version: args.from.clone(),
+        to_version: args.to.clone(),
+        catalog_dir: Default::default(),
+    };
+    let plan = match build_plan(&lp, &target, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", args.procedure.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| crate::journal::default_path(&plan.procedure));
+    let auto = AutoConfirm {
+        yes: args.yes,
+        yes_phrases: args.yes_phrases,
+        rollback_on_failure: args.on_failure == "rollback",
+    };
+    let task = match session::start(EngineConfig {
+        plan,
+        target,
+        auto,
+        operator: operator_name(),
+        journal: journal.clone(),
+        observe: true,
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("flightdeck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(journal = %journal.display(), "session started");
+    follow(task, args.headless, args.theme.as_deref()).await
+}
+
+pub async fn resume(args: ResumeArgs) -> ExitCode {
+    let target = match &args.target {
+        Some(p) => match crate::target_load::load_target(p) {
+            Ok(t) => Some(t),
+            Err(d) => {
+                eprintln!("{d}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
+    match session::resume(&args.journal, target, &operator_name(), true) {
+        Ok(task) => follow(task, args.headless, args.theme.as_deref()).await,
+        Err(e) => {
+            eprintln!("flightdeck resume: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// Follow a session to its end in the cockpit or headless.
+async fn follow(task: EngineTask, headless: bool, theme: Option<&str>) -> ExitCode {
+    if headless {
+        let journal = task.handle.journal_path().to_path_buf();
+        let mut out = std::io::stdout();
+        let (end, _) = crate::headless::follow(task, &mut out).await;
+        println!("journal: {}", journal.display());
+        return crate::headless::exit_code(&end);
+    }
+    crate::commands::cockpit::attach_local(task, theme).await
+}
+
+fn product_of(procedure: &Path) -> Result<Product, String> {
+    let lp = crate::procedure::load::load_procedure(procedure).map_err(|d| d.to_string())?;
+    lp.procedure
+        .product
+        .parse::<Product>()
+        .map_err(|e| format!("{}: {e}", procedure.display()))
+}
