@@ -146,7 +146,7 @@ pub fn plain_message(message: &str, path: Option<&str>) -> String {
         );
     }
     if message.starts_with("duplicate key") {
-        return format!("{}", one_line(message));
+        return one_line(message);
     }
     format!("TOML syntax error: {}", one_line(message))
 }
