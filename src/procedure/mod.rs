@@ -3,4 +3,6 @@
 pub mod diag;
 pub mod model;
 pub mod spans;
+pub mod template;
 pub mod version;
+pub mod when;
