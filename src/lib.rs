@@ -10,3 +10,4 @@ pub mod lb;
 pub mod plan;
 pub mod procedure;
 pub mod target;
+pub mod target_load;

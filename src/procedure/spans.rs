@@ -82,6 +82,28 @@ impl SpanIndex {
             .map(|(p, _)| p.as_str())
     }
 
+    /// The first value under `path` (or `path` itself) whose text is `literal` (quotes aside):
+    /// serde reports errors inside a tagged table at the table, this finds the value meant.
+    pub fn find_under(&self, path: &str, literal: &str) -> Option<&str> {
+        let mut best: Option<(&str, usize)> = None;
+        for (p, span) in &self.values {
+            let under = p == path
+                || p.strip_prefix(path)
+                    .is_some_and(|r| r.starts_with('.') || r.starts_with('['));
+            let text = self.source.get(span.clone()).unwrap_or("");
+            let text = text.trim().trim_matches(|c| c == '"' || c == '\'');
+            if under && text == literal && best.is_none_or(|(_, s)| span.start < s) {
+                best = Some((p.as_str(), span.start));
+            }
+        }
+        best.map(|(p, _)| p)
+    }
+
+    /// Whether there is a value at exactly `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.values.contains_key(path)
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -149,6 +171,25 @@ pub fn plain_message(message: &str, path: Option<&str>) -> String {
         return one_line(message);
     }
     format!("TOML syntax error: {}", one_line(message))
+}
+
+/// The offending literal named in a serde message, e.g. `shell` in "unknown variant `shell`, ..."
+/// or `soon` in "invalid type: string \"soon\", expected u64".
+pub fn offending_literal(message: &str) -> Option<String> {
+    let m = message.trim();
+    if let Some(rest) = m
+        .strip_prefix("unknown variant ")
+        .or_else(|| m.strip_prefix("unknown field "))
+    {
+        let lit = rest.split(", expected").next()?.trim().trim_matches('`');
+        return Some(lit.to_string());
+    }
+    let rest = m
+        .strip_prefix("invalid type: ")
+        .or_else(|| m.strip_prefix("invalid value: "))?;
+    let found = rest.split(", expected").next()?.trim();
+    let (_, v) = found.split_once(' ')?;
+    Some(v.trim().trim_matches(|c| c == '`' || c == '"').to_string())
 }
 
 fn one_line(message: &str) -> String {
