@@ -350,6 +350,9 @@ impl Validator<'_> {
         if let Some(ph) = &step.phrase {
             self.check_template(&at("phrase"), ph, &scope, &ctx);
         }
+        if let Some(why) = &step.irreversible {
+            self.check_template(&at("irreversible"), why, &scope, &ctx);
+        }
         self.check_action(&at("action"), &step.action, &scope, &ctx);
         if let Some(u) = &step.undo {
             self.check_action(&at("undo"), u, &scope, &ctx);
