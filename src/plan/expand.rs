@@ -484,14 +484,16 @@ impl Expander<'_> {
             return Ok(filled);
         };
         let bound = match self.target.actions.get(&name) {
-            None => return Err(self.step_err(
-                key,
-                field,
-                &format!(
+            None => {
+                return Err(self.step_err(
+                    key,
+                    field,
+                    &format!(
                     "target `{}` does not bind action `{name}`; add [actions.{name}] to the target",
                     self.target.name
                 ),
-            )),
+                ))
+            }
             Some(Action::Call { .. }) => {
                 return Err(self.step_err(
                     key,

@@ -120,6 +120,9 @@ fn toml_error(
         }
     }
     let pos = match &value_path {
+        Some(p) if e.message().starts_with("unknown field") => {
+            idx.key_pos(p).unwrap_or_else(|| idx.pos(p))
+        }
         Some(p) if !e.message().starts_with("missing field") => idx.pos(p),
         _ => super::diag::line_col(source, at),
     };

@@ -13,6 +13,7 @@ use super::diag::line_col;
 pub struct SpanIndex {
     source: String,
     values: BTreeMap<String, Range<usize>>,
+    keys: BTreeMap<String, Range<usize>>,
 }
 
 impl SpanIndex {
@@ -22,6 +23,7 @@ impl SpanIndex {
         let mut index = SpanIndex {
             source: source.to_string(),
             values: BTreeMap::new(),
+            keys: BTreeMap::new(),
         };
         index.walk_table("", root.get_ref());
         Ok(index)
@@ -34,6 +36,7 @@ impl SpanIndex {
             } else {
                 format!("{prefix}.{}", k.get_ref())
             };
+            self.keys.insert(path.clone(), k.span());
             self.walk_value(path, v);
         }
     }
@@ -71,6 +74,11 @@ impl SpanIndex {
     pub fn pos(&self, path: &str) -> (usize, usize) {
         self.span(path)
             .map_or((1, 1), |s| line_col(&self.source, s.start))
+    }
+
+    /// 1-based line and column of the key of the value at `path`, if it has one.
+    pub fn key_pos(&self, path: &str) -> Option<(usize, usize)> {
+        self.keys.get(path).map(|s| line_col(&self.source, s.start))
     }
 
     /// The deepest value path whose span contains `offset`.
@@ -146,7 +154,13 @@ pub fn plain_message(message: &str, path: Option<&str>) -> String {
     }
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let (found, expected) = split_expected(rest);
-        return format!("unknown key {found}{in_where}; expected one of {expected}");
+        let table = path
+            .and_then(|p| p.strip_suffix(found.trim_matches('`')))
+            .map(|p| p.trim_end_matches('.'))
+            .filter(|p| !p.is_empty())
+            .map(|p| format!(" in `{p}`"))
+            .unwrap_or(in_where);
+        return format!("unknown key {found}{table}; expected one of {expected}");
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         return format!("missing required key {}{in_where}", rest.trim());
