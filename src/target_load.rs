@@ -11,8 +11,12 @@ pub const LB_DRIVERS: &[&str] = &["lab", "haproxy"];
 
 /// Read, parse and validate a target file.
 pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
-    let (source, _) = read_source(path)?;
-    let (target, spans) = parse_typed::<Target>(path, &source)?;
+    parse_target(path, &read_source(path)?)
+}
+
+/// Parse and validate target text (e.g. one the lab just wrote); `path` names it in diagnostics.
+pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
+    let (target, spans) = parse_typed::<Target>(path, source)?;
     let mut diags = Diagnostics::default();
     let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
 

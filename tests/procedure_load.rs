@@ -177,3 +177,46 @@ fn missing_key_and_unknown_key() {
         "{s}"
     );
 }
+
+#[test]
+fn more_semantic_errors() {
+    let f = "procedures/bad/more-semantic.toml";
+    let want: Vec<String> = [
+        "3:8: `>= banana` is not a version constraint (expected e.g. \">= 1.20, < 2.0\" or \"2.1.*\")",
+        "4:6: `two` is not a version (expected numbers separated by dots, like 1.26.11)",
+        "7:12: unknown path strategy `zigzag`; expected one of direct, minor-steps",
+        "10:8: loop `each_rack` is over `racks`; expected `nodes` or `hops`",
+        "11:10: loop `each_rack` is within an undefined loop `each_zone`",
+        "16:10: `phrase` is only used with `confirm = \"phrase\"`",
+        "17:36: unknown HTTP method `FETCH`; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        "22:10: a `wait` needs a `probe` (from the target) or an inline `check`",
+    ]
+    .iter()
+    .map(|s| format!("{f}:{s}"))
+    .collect();
+    assert_eq!(errors_of(f), want);
+}
+
+#[test]
+fn lb_state_outside_the_enum() {
+    assert_eq!(
+        errors_of("procedures/bad/lb-state.toml"),
+        vec!["procedures/bad/lb-state.toml:7:49: unknown `state` value `down`; expected one of ready, drain, maint"]
+    );
+}
+
+#[test]
+fn hash_is_hex_sha256_of_the_bytes() {
+    assert_eq!(
+        flightdeck::procedure::load::hex_sha256(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let path = Path::new("procedures/example-every-kind.toml");
+    let lp = load_procedure(path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(lp.hash, flightdeck::procedure::load::hex_sha256(&bytes));
+    let again =
+        flightdeck::procedure::load::parse_procedure(path, String::from_utf8(bytes).unwrap())
+            .unwrap();
+    assert_eq!(again.hash, lp.hash);
+}

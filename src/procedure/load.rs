@@ -36,13 +36,19 @@ impl LoadedProcedure {
 
 /// Read, parse and validate (without a target) a procedure file.
 pub fn load_procedure(path: &Path) -> Result<LoadedProcedure, Diagnostics> {
-    let (source, bytes) = read_source(path)?;
+    let source = read_source(path)?;
+    parse_procedure(path, source)
+}
+
+/// Parse and validate procedure text that did not come from disk (an embedded default, a test);
+/// `path` is only used to name the file in diagnostics.
+pub fn parse_procedure(path: &Path, source: String) -> Result<LoadedProcedure, Diagnostics> {
     let (procedure, spans) = parse_typed::<Procedure>(path, &source)?;
     let loaded = LoadedProcedure {
         path: path.to_path_buf(),
+        hash: hex_sha256(source.as_bytes()),
         source,
         procedure,
-        hash: hex_sha256(&bytes),
         spans,
     };
     let diags = validate::validate(&loaded, None);
@@ -60,14 +66,13 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The file's text and bytes, or a single diagnostic at 1:1.
-pub(crate) fn read_source(path: &Path) -> Result<(String, Vec<u8>), Diagnostics> {
+/// The file's text, or a single diagnostic at 1:1.
+pub(crate) fn read_source(path: &Path) -> Result<String, Diagnostics> {
     let one = |msg: String| Diagnostics(vec![Diagnostic::new(path, (1, 1), msg)]);
     let bytes = std::fs::read(path)
         .map_err(|e| one(format!("cannot read {}: {}", path.display(), io_reason(&e))))?;
-    let source = String::from_utf8(bytes.clone())
-        .map_err(|_| one(format!("cannot read {}: not UTF-8 text", path.display())))?;
-    Ok((source, bytes))
+    String::from_utf8(bytes)
+        .map_err(|_| one(format!("cannot read {}: not UTF-8 text", path.display())))
 }
 
 fn io_reason(e: &std::io::Error) -> String {
