@@ -220,3 +220,35 @@ fn hash_is_hex_sha256_of_the_bytes() {
             .unwrap();
     assert_eq!(again.hash, lp.hash);
 }
+
+#[test]
+fn structural_errors_read_as_sentences() {
+    let p = Path::new("x.toml");
+    let cases = [
+        ("name = \"x\"\nproduct = \"g\"\n", "x.toml:1:1: missing required key `steps`"),
+        ("name = \"x\"\nproduct = \"g\"\nsteps = []\n", "x.toml:3:9: the procedure has no steps"),
+        (
+            "name = \"x\"\nproduct = \"g\"\n\n[[steps]]\nid = \"a\"\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:4:1: missing required key `title` in `steps[0]`",
+        ),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\napprovals = 300\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:6:13: `approvals` = 300 is out of range (0 to 255)",
+        ),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\naction = { kind = \"run\", argv = \"ls\" }\n",
+            "x.toml:6:33: `argv` must be an array, not a string \"ls\"",
+        ),
+        ("name = \"x\"\nproduct = \"g\"\nname = \"y\"\n", "x.toml:3:1: duplicate key `name`"),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"${x\"\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:5:9: unterminated `${` (a template is written `${name}`; `$${` for a literal `${`)",
+        ),
+    ];
+    for (src, want) in cases {
+        let got = flightdeck::procedure::load::parse_procedure(p, src.to_string())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(got, want, "for {src:?}");
+    }
+}

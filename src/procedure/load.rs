@@ -108,10 +108,17 @@ fn toml_error(
     let span = e.span();
     let at = span.as_ref().map_or(0, |s| s.start);
     let Some(idx) = index.filter(|_| span.is_some()) else {
+        let mut message = plain_message(e.message(), None);
+        if e.message().trim() == "duplicate key" {
+            // toml's message does not say which key; the span covers it.
+            if let Some(key) = span.and_then(|s| source.get(s)) {
+                message = format!("duplicate key `{}`", key.trim());
+            }
+        }
         return Diagnostics(vec![Diagnostic::new(
             path,
             super::diag::line_col(source, at),
-            plain_message(e.message(), None),
+            message,
         )]);
     };
     let mut value_path = idx.path_at(at).map(str::to_string);

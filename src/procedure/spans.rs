@@ -86,7 +86,8 @@ impl SpanIndex {
         self.values
             .iter()
             .filter(|(_, s)| s.start <= offset && offset < s.end.max(s.start + 1))
-            .min_by_key(|(_, s)| s.end - s.start)
+            // An array and its first table can share a span: prefer the deeper path.
+            .min_by_key(|(p, s)| (s.end - s.start, std::cmp::Reverse(p.len())))
             .map(|(p, _)| p.as_str())
     }
 
@@ -138,7 +139,7 @@ pub fn plain_message(message: &str, path: Option<&str>) -> String {
     let message = message.trim();
     let key = path.map(last_key).unwrap_or("");
     let in_where = match path {
-        Some(p) if !p.is_empty() => format!(" (in `{p}`)"),
+        Some(p) if !p.is_empty() => format!(" in `{p}`"),
         _ => String::new(),
     };
     if let Some(rest) = message.strip_prefix("unknown variant ") {
@@ -175,6 +176,15 @@ pub fn plain_message(message: &str, path: Option<&str>) -> String {
     }
     if let Some(rest) = message.strip_prefix("invalid value: ") {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
+        if found.starts_with("integer") && type_name(expected) == "a whole number" {
+            let range = match expected.trim() {
+                "u8" => "0 to 255",
+                "u16" => "0 to 65535",
+                "i32" => "-2147483648 to 2147483647",
+                _ => "a smaller whole number",
+            };
+            return format!("`{key}` = {} is out of range ({range})", found_value(found));
+        }
         return format!(
             "`{key}` has an invalid value {}; expected {}",
             found_value(found),
