@@ -107,3 +107,49 @@ fn plan_command_exit_codes() {
         ExitCode::from(2)
     );
 }
+
+#[test]
+fn check_summary_lines() {
+    use flightdeck::commands::check::summary;
+    let with_target = CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(path("procedures/targets/example.toml")),
+    };
+    assert_eq!(
+        summary(&with_target).unwrap(),
+        "ok: example-every-kind: 10 steps (18 after expansion)"
+    );
+    let alone = CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: None,
+    };
+    assert_eq!(
+        summary(&alone).unwrap(),
+        "ok: example-every-kind: 10 steps (pass --target to expand)"
+    );
+    // A target whose current version is outside the procedure's `from` does not check.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    let text = std::fs::read_to_string("procedures/targets/example.toml").unwrap();
+    std::fs::write(
+        &t,
+        text.replace("current_version = \"1.4.2\"", "current_version = \"3.5\""),
+    )
+    .unwrap();
+    let err = summary(&CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(t),
+    })
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "procedures/example-every-kind.toml: the current version 3.5 does not satisfy this procedure's `from = \">= 1.0, < 3.0\"`"
+    );
+    // Diagnostics from both files come together.
+    let err = summary(&CheckArgs {
+        procedure: path("procedures/bad/dup-id.toml"),
+        target: Some(path("procedures/bad/dup-nodes-target.toml")),
+    })
+    .unwrap_err();
+    assert_eq!(err.lines().count(), 4, "{err}");
+}

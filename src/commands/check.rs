@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::CheckArgs;
-use crate::plan::expand::{build_plan, PlanOptions};
+use crate::plan::expand::{build_plan, PlanError, PlanOptions};
 use crate::procedure::diag::Diagnostics;
 use crate::procedure::load::{load_procedure, LoadedProcedure};
 use crate::procedure::validate::validate;
@@ -15,27 +15,40 @@ use crate::target_load::load_target;
 pub const EXIT_INVALID: u8 = 2;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let (lp, target) = match load_checked(&args.procedure, args.target.as_deref()) {
-        Ok(v) => v,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return ExitCode::from(EXIT_INVALID);
+    match summary(args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
         }
-    };
+        Err(problems) => {
+            eprintln!("{problems}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// The `ok: ...` line, or every problem found (one per line).
+pub fn summary(args: &CheckArgs) -> Result<String, String> {
+    let (lp, target) =
+        load_checked(&args.procedure, args.target.as_deref()).map_err(|d| d.to_string())?;
     let n = lp.procedure.steps.len();
     let expansion = match &target {
         Some(t) => match build_plan(&lp, t, &PlanOptions::default()) {
             Ok(plan) => format!("{} after expansion", plan.steps.len()),
-            Err(e) => format!("not expanded: {e}"),
+            // Versions may legitimately be unknown until `plan --from/--to`; anything else the
+            // expansion finds is a real problem with these files.
+            Err(e @ (PlanError::UnknownFromVersion | PlanError::UnknownToVersion)) => {
+                format!("not expanded: {e}")
+            }
+            Err(e) => return Err(format!("{}: {e}", args.procedure.display())),
         },
         None => "pass --target to expand".to_string(),
     };
-    println!(
+    Ok(format!(
         "ok: {}: {n} step{} ({expansion})",
         lp.procedure.name,
         if n == 1 { "" } else { "s" }
-    );
-    ExitCode::SUCCESS
+    ))
 }
 
 /// Load a procedure and optionally a target, then check them against each other. Every problem

@@ -21,7 +21,8 @@ pub struct PlanOptions {
     pub from_version: Option<String>,
     /// The version to go to (else the target's `vars.to_version`, else the procedure's `to`).
     pub to_version: Option<String>,
-    /// Where `minor-steps` catalogs are read; empty means `catalog/` next to the procedure.
+    /// Where `minor-steps` catalogs are read; empty (the default) means `catalog/` next to the
+    /// procedure file.
     pub catalog_dir: PathBuf,
 }
 
@@ -39,6 +40,8 @@ pub enum PlanError {
     FromConstraint { from: String, constraint: String },
     #[error("this procedure's `from` is not a valid constraint: {0}")]
     BadConstraint(VersionError),
+    #[error("the current version is not usable: {0}")]
+    BadVersion(VersionError),
     #[error(transparent)]
     Path(#[from] CatalogError),
     #[error("unknown path strategy `{0}`")]
@@ -144,7 +147,7 @@ pub fn build_plan(
 
     if let (Some(c), Some(f)) = (&p.from, &from) {
         let constraint = Constraint::parse(c).map_err(PlanError::BadConstraint)?;
-        let version = Version::parse(f).map_err(PlanError::BadConstraint)?;
+        let version = Version::parse(f).map_err(PlanError::BadVersion)?;
         if !constraint.matches(&version) {
             return Err(PlanError::FromConstraint {
                 from: f.clone(),

@@ -51,8 +51,7 @@ impl SpanIndex {
             }
             _ => {}
         }
-        // Tables keep the span of their first key when toml gives them an empty one (array of
-        // tables headers), so a step always has somewhere to point.
+        // Some implicit tables come with an empty span: never let one replace a real span.
         let span = v.span();
         if span.start < span.end || !self.values.contains_key(&path) {
             self.values.insert(path, span);
