@@ -106,7 +106,11 @@ impl Ord for Version {
 /// `rc2` < `rc10`: compare digit runs numerically, the rest as text.
 fn cmp_pre(a: &str, b: &str) -> Ordering {
     let split = |s: &str| -> (String, u64) {
-        let digits_at = s.rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+        let digits_at = s
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_ascii_digit())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let (text, num) = s.split_at(digits_at);
         (text.to_string(), num.parse().unwrap_or(0))
     };
@@ -244,6 +248,7 @@ mod tests {
         assert!(v("2.2.0-rc1") < v("2.2.0"));
         assert!(v("2.2.0-rc2") < v("2.2.0-rc10"));
         assert!(v("8.1.3.0") < v("8.1.3.1"));
+        assert!(v("1.0.0-é5") > v("1.0.0-é4"));
         assert!(v("v3.3.5") > v("3.3.4"));
     }
 

@@ -116,7 +116,12 @@ fn is_word(c: char) -> bool {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
+
+/// Deeper nesting than this is certainly a mistake, and must not exhaust the stack.
+const MAX_DEPTH: usize = 64;
+const MAX_TOKENS: usize = 1024;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -148,17 +153,24 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, WhenError> {
-        if self.peek() == Some(&Tok::Not) {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.peek() == Some(&Tok::LParen) {
-            self.pos += 1;
-            let e = self.or()?;
-            return match self.next() {
-                Some(Tok::RParen) => Ok(e),
-                _ => Err(WhenError::Syntax("missing `)`".into())),
+        if matches!(self.peek(), Some(Tok::Not | Tok::LParen)) {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(WhenError::Syntax(
+                    "the expression is nested too deeply".into(),
+                ));
+            }
+            let e = if self.next() == Some(Tok::Not) {
+                Expr::Not(Box::new(self.unary()?))
+            } else {
+                let e = self.or()?;
+                if self.next() != Some(Tok::RParen) {
+                    return Err(WhenError::Syntax("missing `)`".into()));
+                }
+                e
             };
+            self.depth -= 1;
+            return Ok(e);
         }
         let left = self.operand()?;
         if let Some(Tok::Cmp(op)) = self.peek().cloned() {
@@ -210,7 +222,17 @@ impl Expr {
         if toks.is_empty() {
             return Err(WhenError::Syntax("the expression is empty".into()));
         }
-        let mut p = Parser { toks, pos: 0 };
+        // `a && a && ...` builds a left-deep tree that evaluation walks recursively.
+        if toks.len() > MAX_TOKENS {
+            return Err(WhenError::Syntax(format!(
+                "the expression is too long (over {MAX_TOKENS} tokens)"
+            )));
+        }
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            depth: 0,
+        };
         let e = p.or()?;
         match p.peek() {
             None => Ok(e),
@@ -330,6 +352,14 @@ mod tests {
         assert!(matches!(Expr::parse("a b"), Err(WhenError::Syntax(_))));
         assert!(matches!(Expr::parse("a = b"), Err(WhenError::Syntax(_))));
         assert!(matches!(Expr::parse(""), Err(WhenError::Syntax(_))));
+        let deep = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(matches!(Expr::parse(&deep), Err(WhenError::Syntax(_))));
+        let long = vec!["a"; 100_000].join(" && ");
+        assert!(matches!(Expr::parse(&long), Err(WhenError::Syntax(_))));
+        assert!(Expr::parse("!!(a)")
+            .unwrap()
+            .eval(&scope(&[("a", "true")]))
+            .unwrap());
         let e = Expr::parse("x < 1.2 || y == \"z\"").unwrap();
         assert_eq!(e.variables(), vec!["x", "y"]);
         assert_eq!(
