@@ -5,6 +5,9 @@ use std::path::Path;
 
 use crate::procedure::diag::{Diagnostic, Diagnostics};
 use crate::procedure::load::{parse_typed, read_source};
+use crate::procedure::strings::visit_check;
+use crate::procedure::template::{self, Scope, TemplateError};
+use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
 
 pub const LB_DRIVERS: &[&str] = &["lab", "haproxy"];
@@ -53,6 +56,22 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
                 format!("duplicate probe name `{}`", p.name),
             );
         }
+        let scope = probe_scope(&target, p.per_node);
+        let mut bad = Vec::new();
+        visit_check(&p.check, &mut |at, v| {
+            if let Err(e) = template::render(v, &scope) {
+                bad.push((format!("probes[{i}].{at}"), e));
+            }
+        });
+        for (at, e) in bad {
+            let hint = match &e {
+                TemplateError::Unknown(v) if v.starts_with("node.") && !p.per_node => {
+                    " (this probe has `per_node = false`)"
+                }
+                _ => "",
+            };
+            err(&at, format!("{e}{hint}"));
+        }
     }
     if let Some(lb) = &target.lb {
         if !LB_DRIVERS.contains(&lb.driver.as_str()) {
@@ -88,4 +107,28 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         diags.sort();
         Err(diags)
     }
+}
+
+/// What a probe's templates can see: the target's variables and secrets, and for per-node
+/// probes the node's variables (every node has the same names, plus the union of tags).
+fn probe_scope(target: &Target, per_node: bool) -> Scope {
+    let mut s = Scope::default();
+    for k in target.vars.keys() {
+        s.set(k.clone(), "");
+    }
+    for k in GLOBAL_VARS {
+        s.set(*k, "");
+    }
+    s.secrets = Some(target.secrets.keys().cloned().collect());
+    if per_node {
+        for k in NODE_VARS {
+            s.set(format!("node.{k}"), "");
+        }
+        for n in &target.nodes {
+            for k in n.tags.keys() {
+                s.set(format!("node.{k}"), "");
+            }
+        }
+    }
+    s
 }

@@ -252,3 +252,16 @@ fn structural_errors_read_as_sentences() {
         assert_eq!(got, want, "for {src:?}");
     }
 }
+
+#[test]
+fn probe_templates_are_checked() {
+    let f = "procedures/bad/probe-template-target.toml";
+    let d = load_target(Path::new(f)).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:11:7: unknown variable `node.url` (this probe has `per_node = false`)\n\
+             {f}:17:29: unknown secret `nope` (the target declares no such secret)"
+        )
+    );
+}

@@ -60,7 +60,16 @@ pub fn visit_action(action: &Action, f: &mut impl FnMut(&str, &str)) {
     });
 }
 
-fn map_check<E>(
+/// Visit every templated string of a check (a target probe or an inline gate check), with paths
+/// relative to the check (`url`, `argv[0]`).
+pub fn visit_check(check: &Check, f: &mut impl FnMut(&str, &str)) {
+    let _ = map_check::<()>(check, &mut |p, v| {
+        f(p.strip_prefix("check.").unwrap_or(p), v);
+        Ok(v.to_string())
+    });
+}
+
+pub fn map_check<E>(
     check: &Check,
     f: &mut impl FnMut(&str, &str) -> Result<String, E>,
 ) -> Result<Check, E> {
