@@ -6,6 +6,7 @@
 //! report) folds the same events.
 
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod headless;
 pub mod journal;
@@ -14,4 +15,5 @@ pub mod logging;
 pub mod plan;
 pub mod procedure;
 pub mod target;
+pub mod target_load;
 pub mod tls;

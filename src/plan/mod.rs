@@ -2,6 +2,9 @@
 //! template filled in for one target — except secrets, which stay `${secret.NAME}` until run.
 //! The plan is recorded in the journal's first event so a journal replays without the files.
 
+pub mod expand;
+pub mod render;
+
 use serde::{Deserialize, Serialize};
 
 use crate::procedure::model::{Action, Downtime};

@@ -1,0 +1,73 @@
+//! `flightdeck check PROC [--target T]`: validate, print every problem, run nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::CheckArgs;
+use crate::plan::expand::{build_plan, PlanError, PlanOptions};
+use crate::procedure::diag::Diagnostics;
+use crate::procedure::load::{load_procedure, LoadedProcedure};
+use crate::procedure::validate::validate;
+use crate::target::Target;
+use crate::target_load::load_target;
+
+/// Exit code for invalid input (files that do not check).
+pub const EXIT_INVALID: u8 = 2;
+
+pub fn run(args: &CheckArgs) -> ExitCode {
+    match summary(args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{problems}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// The `ok: ...` line, or every problem found (one per line).
+pub fn summary(args: &CheckArgs) -> Result<String, String> {
+    let (lp, target) =
+        load_checked(&args.procedure, args.target.as_deref()).map_err(|d| d.to_string())?;
+    let n = lp.procedure.steps.len();
+    let expansion = match &target {
+        Some(t) => match build_plan(&lp, t, &PlanOptions::default()) {
+            Ok(plan) => format!("{} after expansion", plan.steps.len()),
+            // Versions may legitimately be unknown until `plan --from/--to`; anything else the
+            // expansion finds is a real problem with these files.
+            Err(e @ (PlanError::UnknownFromVersion | PlanError::UnknownToVersion)) => {
+                format!("not expanded: {e}")
+            }
+            Err(e) => return Err(format!("{}: {e}", args.procedure.display())),
+        },
+        None => "pass --target to expand".to_string(),
+    };
+    Ok(format!(
+        "ok: {}: {n} step{} ({expansion})",
+        lp.procedure.name,
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+/// Load a procedure and optionally a target, then check them against each other. Every problem
+/// of both files is returned at once.
+pub fn load_checked(
+    procedure: &Path,
+    target: Option<&Path>,
+) -> Result<(LoadedProcedure, Option<Target>), Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let lp = load_procedure(procedure).map_err(|d| diags.extend(d)).ok();
+    let target = match target {
+        Some(t) => load_target(t).map_err(|d| diags.extend(d)).ok(),
+        None => None,
+    };
+    if let (Some(lp), Some(t)) = (&lp, &target) {
+        diags.extend(validate(lp, Some(t)));
+    }
+    match lp {
+        Some(lp) if diags.is_empty() => Ok((lp, target)),
+        _ => Err(diags),
+    }
+}

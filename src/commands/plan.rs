@@ -1,0 +1,42 @@
+//! `flightdeck plan PROC --target T [--from V] [--to V]`: print the expanded plan.
+
+use std::process::ExitCode;
+
+use super::check::{load_checked, EXIT_INVALID};
+use crate::cli::PlanArgs;
+use crate::plan::expand::{build_plan, PlanOptions};
+use crate::plan::render::render_plan;
+
+pub fn run(args: &PlanArgs) -> ExitCode {
+    if args.lab {
+        eprintln!("--lab planning needs the lab");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let Some(target_path) = args.target.as_deref() else {
+        eprintln!("flightdeck plan needs --target");
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let (lp, target) = match load_checked(&args.procedure, Some(target_path)) {
+        Ok((lp, Some(t))) => (lp, t),
+        Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
+        Err(diags) => {
+            eprintln!("{diags}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let opts = PlanOptions {
+        from_version: args.from.clone(),
+        to_version: args.to.clone(),
+        catalog_dir: Default::default(),
+    };
+    match build_plan(&lp, &target, &opts) {
+        Ok(plan) => {
+            print!("{}", render_plan(&plan, &target));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", args.procedure.display());
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Expansion of a procedure against a target into a [`Plan`]: hops from the path strategy, loops
+//! unrolled (item outer, steps inner; nested through `within`), `when` evaluated per instance,
+//! templates filled in (secrets left as written), `call`s replaced by the target's bindings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::{Confirm, Plan, PlannedStep};
+use crate::procedure::catalog::{Catalog, CatalogError, Hop};
+use crate::procedure::load::LoadedProcedure;
+use crate::procedure::model::{Action, ConfirmKind, LoopSpec, StepSpec};
+use crate::procedure::strings::map_action;
+use crate::procedure::template::{self, Scope, TemplateError};
+use crate::procedure::version::{Constraint, Version, VersionError};
+use crate::procedure::when::{Expr, WhenError};
+use crate::target::{Node, Target};
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// The cluster's current version (else the target's `vars.current_version`).
+    pub from_version: Option<String>,
+    /// The version to go to (else the target's `vars.to_version`, else the procedure's `to`).
+    pub to_version: Option<String>,
+    /// Where `minor-steps` catalogs are read; empty (the default) means `catalog/` next to the
+    /// procedure file.
+    pub catalog_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "the current version is unknown: pass --from or set vars.current_version in the target"
+    )]
+    UnknownFromVersion,
+    #[error("the version to upgrade to is unknown: pass --to, set `to` in the procedure or vars.to_version in the target")]
+    UnknownToVersion,
+    #[error(
+        "the current version {from} does not satisfy this procedure's `from = \"{constraint}\"`"
+    )]
+    FromConstraint { from: String, constraint: String },
+    #[error("this procedure's `from` is not a valid constraint: {0}")]
+    BadConstraint(VersionError),
+    #[error("the current version is not usable: {0}")]
+    BadVersion(VersionError),
+    #[error(transparent)]
+    Path(#[from] CatalogError),
+    #[error("unknown path strategy `{0}`")]
+    UnknownStrategy(String),
+    #[error("step `{step}`: {message}")]
+    Step { step: String, message: String },
+    #[error("two planned steps have the same key `{0}`; give the steps distinct ids")]
+    DuplicateKey(String),
+}
+
+/// One item of a loop, as a step instance sees it.
+#[derive(Debug, Clone)]
+enum Item<'a> {
+    Node {
+        index: usize,
+        total: usize,
+        node: &'a Node,
+    },
+    Hop {
+        index: usize,
+        total: usize,
+        hop: &'a Hop,
+    },
+}
+
+impl Item<'_> {
+    fn key(&self) -> &str {
+        match self {
+            Item::Node { node, .. } => &node.name,
+            Item::Hop { hop, .. } => &hop.version,
+        }
+    }
+
+    fn progress(&self) -> String {
+        match self {
+            Item::Node { index, total, .. } => format!("node {index}/{total}"),
+            Item::Hop {
+                index, total, hop, ..
+            } => format!("hop {} ({index}/{total})", hop.version),
+        }
+    }
+
+    fn bind(&self, scope: &mut Scope) {
+        match self {
+            Item::Node { index, node, .. } => {
+                for (k, v) in &node.tags {
+                    scope.set(format!("node.{k}"), v.clone());
+                }
+                let port = node
+                    .address
+                    .rsplit_once(':')
+                    .map_or("", |(_, p)| p)
+                    .to_string();
+                scope.set("node.name", node.name.clone());
+                scope.set("node.address", node.address.clone());
+                scope.set("node.host", node.host().to_string());
+                scope.set("node.port", port);
+                scope.set("node.url", format!("http://{}", node.address));
+                scope.set("node.role", node.role.clone().unwrap_or_default());
+                scope.set("node.index", index.to_string());
+            }
+            Item::Hop { index, hop, .. } => {
+                let minor = Version::parse(&hop.version)
+                    .map(|v| v.minor_line())
+                    .unwrap_or_else(|_| hop.version.clone());
+                for (k, v) in &hop.flags {
+                    scope.set(format!("hop.{k}"), v.clone());
+                }
+                scope.set("hop.version", hop.version.clone());
+                scope.set("hop.from", hop.from.clone());
+                scope.set("hop.minor", minor);
+                scope.set("hop.index", index.to_string());
+            }
+        }
+    }
+}
+
+struct Expander<'a> {
+    target: &'a Target,
+    hops: &'a [Hop],
+    from_known: bool,
+    to_known: bool,
+    keys: BTreeSet<String>,
+    out: Vec<PlannedStep>,
+}
+
+/// Expand `proc` for `target`.
+pub fn build_plan(
+    proc: &LoadedProcedure,
+    target: &Target,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let p = &proc.procedure;
+    let from = opts
+        .from_version
+        .clone()
+        .or_else(|| target.vars.get("current_version").cloned());
+    let to = opts
+        .to_version
+        .clone()
+        .or_else(|| target.vars.get("to_version").cloned())
+        .or_else(|| p.to.clone());
+
+    if let (Some(c), Some(f)) = (&p.from, &from) {
+        let constraint = Constraint::parse(c).map_err(PlanError::BadConstraint)?;
+        let version = Version::parse(f).map_err(PlanError::BadVersion)?;
+        if !constraint.matches(&version) {
+            return Err(PlanError::FromConstraint {
+                from: f.clone(),
+                constraint: c.clone(),
+            });
+        }
+    }
+
+    let hops = compute_hops(proc, opts, from.as_deref(), to.as_deref())?;
+
+    let mut scope = Scope::default();
+    for (k, v) in p.vars.iter().chain(target.vars.iter()) {
+        scope.set(k.clone(), v.clone());
+    }
+    if let Some(f) = &from {
+        scope.set("from_version", f.clone());
+        scope.set("current_version", f.clone());
+    } else {
+        // A variable of that name must not pass for a known version.
+        scope.vars.remove("from_version");
+        scope.vars.remove("current_version");
+    }
+    if let Some(t) = &to {
+        scope.set("to_version", t.clone());
+    }
+    scope.set("procedure", p.name.clone());
+    scope.set("target", target.name.clone());
+    scope.set("nodes.count", target.nodes.len().to_string());
+    let names: Vec<&str> = target.nodes.iter().map(|n| n.name.as_str()).collect();
+    scope.set("nodes.names", names.join(","));
+    scope.secrets = Some(target.secrets.keys().cloned().collect());
+
+    let mut steps = Vec::with_capacity(p.steps.len());
+    for s in &p.steps {
+        steps.push((s, loop_chain(p, s)?));
+    }
+    let uses_hops = steps
+        .iter()
+        .any(|(_, chain)| chain.iter().any(|(_, l)| l.over == "hops"));
+    if uses_hops && to.is_none() {
+        return Err(PlanError::UnknownToVersion);
+    }
+
+    let mut ex = Expander {
+        target,
+        hops: &hops,
+        from_known: from.is_some(),
+        to_known: to.is_some(),
+        keys: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    let mut ctx = Vec::new();
+    ex.block(&steps, 0, &mut ctx, &scope)?;
+
+    Ok(Plan {
+        procedure: p.name.clone(),
+        product: p.product.clone(),
+        description: p.description.clone(),
+        target: target.name.clone(),
+        from_version: from,
+        to_version: to,
+        hops: hops.iter().map(|h| h.version.clone()).collect(),
+        steps: ex.out,
+        procedure_hash: proc.hash.clone(),
+    })
+}
+
+/// The hops from the path strategy.
+pub fn compute_hops(
+    proc: &LoadedProcedure,
+    opts: &PlanOptions,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Vec<Hop>, PlanError> {
+    let p = &proc.procedure;
+    let strategy = p.path.as_ref().map_or("direct", |s| s.strategy.as_str());
+    match strategy {
+        "direct" => Ok(to
+            .map(|t| Hop {
+                version: t.to_string(),
+                from: from.unwrap_or_default().to_string(),
+                flags: BTreeMap::new(),
+            })
+            .into_iter()
+            .collect()),
+        "minor-steps" => {
+            let (Some(from), Some(to)) = (from, to) else {
+                return Err(if from.is_none() {
+                    PlanError::UnknownFromVersion
+                } else {
+                    PlanError::UnknownToVersion
+                });
+            };
+            let dir = if opts.catalog_dir.as_os_str().is_empty() {
+                proc.default_catalog_dir()
+            } else {
+                opts.catalog_dir.clone()
+            };
+            let name = p
+                .path
+                .as_ref()
+                .and_then(|s| s.catalog.as_deref())
+                .unwrap_or(&p.product);
+            let catalog = Catalog::load(&Catalog::path_in(&dir, name))?;
+            Ok(catalog.hops(from, to)?)
+        }
+        other => Err(PlanError::UnknownStrategy(other.to_string())),
+    }
+}
+
+type Chain<'a> = Vec<(&'a str, LoopSpec)>;
+
+/// The loops a step is in, outermost first.
+fn loop_chain<'a>(
+    p: &'a crate::procedure::model::Procedure,
+    step: &StepSpec,
+) -> Result<Chain<'a>, PlanError> {
+    let builtin_nodes = LoopSpec {
+        over: "nodes".into(),
+        select: None,
+        order: Vec::new(),
+        within: None,
+    };
+    let mut chain: Chain<'a> = Vec::new();
+    let mut cur = step.for_each.as_deref();
+    while let Some(name) = cur {
+        if chain.len() > p.loops.len() {
+            return Err(PlanError::Step {
+                step: step.id.clone(),
+                message: format!("loop `{name}` is within itself"),
+            });
+        }
+        let (key, spec) = match p.loops.get_key_value(name) {
+            Some((k, l)) => (k.as_str(), l.clone()),
+            None if name == "nodes" => ("nodes", builtin_nodes.clone()),
+            None => {
+                return Err(PlanError::Step {
+                    step: step.id.clone(),
+                    message: format!("`for_each` names an undefined loop `{name}`"),
+                })
+            }
+        };
+        cur = spec.within.clone().and_then(|w| {
+            p.loops
+                .get_key_value(w.as_str())
+                .map(|(k, _)| k.as_str())
+                .or((w == "nodes").then_some("nodes"))
+        });
+        chain.push((key, spec));
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// Whether `node` matches a `key=value` matcher (`role`, `name`, or any tag).
+fn node_matches(node: &Node, matcher: &str) -> bool {
+    let Some((k, v)) = matcher.split_once('=') else {
+        return false;
+    };
+    let (k, v) = (k.trim(), v.trim());
+    match k {
+        "name" => node.name == v,
+        "role" => node.role.as_deref() == Some(v),
+        "address" => node.address == v,
+        tag => node.tags.get(tag).is_some_and(|t| t == v),
+    }
+}
+
+/// The nodes of a node loop: filtered by `select`, then ordered by `order`.
+pub fn loop_nodes<'a>(target: &'a Target, spec: &LoopSpec) -> Vec<&'a Node> {
+    let mut nodes: Vec<&Node> = target
+        .nodes
+        .iter()
+        .filter(|n| spec.select.as_deref().is_none_or(|s| node_matches(n, s)))
+        .collect();
+    if !spec.order.is_empty() {
+        let rest_rank = spec
+            .order
+            .iter()
+            .position(|m| m == "*")
+            .unwrap_or(spec.order.len());
+        let rank = |n: &Node| {
+            spec.order
+                .iter()
+                .position(|m| m != "*" && node_matches(n, m))
+                .unwrap_or(rest_rank)
+        };
+        // Stable: nodes of equal rank stay in target order.
+        nodes.sort_by_key(|n| rank(n));
+    }
+    nodes
+}
+
+type StepWithChain<'a> = (&'a StepSpec, Chain<'a>);
+
+impl<'a> Expander<'a> {
+    fn block(
+        &mut self,
+        steps: &[StepWithChain<'a>],
+        depth: usize,
+        ctx: &mut Vec<Item<'a>>,
+        scope: &Scope,
+    ) -> Result<(), PlanError> {
+        let mut i = 0;
+        while i < steps.len() {
+            let (step, chain) = &steps[i];
+            if chain.len() <= depth {
+                self.emit(step, ctx, scope)?;
+                i += 1;
+                continue;
+            }
+            let name = chain[depth].0;
+            let mut j = i;
+            while j < steps.len() && steps[j].1.len() > depth && steps[j].1[depth].0 == name {
+                j += 1;
+            }
+            let items: Vec<Item<'a>> = match chain[depth].1.over.as_str() {
+                "hops" => {
+                    let hops = self.hops;
+                    let total = hops.len();
+                    hops.iter()
+                        .enumerate()
+                        .map(|(k, hop)| Item::Hop {
+                            index: k + 1,
+                            total,
+                            hop,
+                        })
+                        .collect()
+                }
+                _ => {
+                    let nodes = loop_nodes(self.target, &chain[depth].1);
+                    let total = nodes.len();
+                    nodes
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, node)| Item::Node {
+                            index: k + 1,
+                            total,
+                            node,
+                        })
+                        .collect()
+                }
+            };
+            for item in items {
+                let mut inner = scope.clone();
+                item.bind(&mut inner);
+                ctx.push(item);
+                self.block(&steps[i..j], depth + 1, ctx, &inner)?;
+                ctx.pop();
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+impl Expander<'_> {
+    fn emit(&mut self, step: &StepSpec, ctx: &[Item<'_>], scope: &Scope) -> Result<(), PlanError> {
+        let key = if ctx.is_empty() {
+            step.id.clone()
+        } else {
+            let items: Vec<&str> = ctx.iter().map(Item::key).collect();
+            format!("{}@{}", step.id, items.join("/"))
+        };
+        if let Some(w) = &step.when {
+            let expr = Expr::parse(w).map_err(|e| self.step_err(&key, "when", &e.to_string()))?;
+            match expr.eval(scope) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(WhenError::Unknown(v)) => return Err(self.unknown(&key, "when", &v)),
+                Err(e) => return Err(self.step_err(&key, "when", &e.to_string())),
+            }
+        }
+        if !self.keys.insert(key.clone()) {
+            return Err(PlanError::DuplicateKey(key));
+        }
+        let render = |field: &str, s: &str| self.render(&key, field, s, scope);
+        let title = render("title", &step.title)?;
+        let runbook = render("runbook", &step.runbook)?;
+        let irreversible = step
+            .irreversible
+            .as_deref()
+            .map(|s| render("irreversible", s))
+            .transpose()?;
+        let confirm = match step.confirm {
+            ConfirmKind::None => Confirm::None,
+            ConfirmKind::Yes => Confirm::Yes,
+            ConfirmKind::Phrase => Confirm::Phrase {
+                phrase: render("phrase", step.phrase.as_deref().unwrap_or_default())?,
+            },
+        };
+        let action = self.action(&key, "action", &step.action, scope)?;
+        let undo = step
+            .undo
+            .as_ref()
+            .map(|u| self.action(&key, "undo", u, scope))
+            .transpose()?;
+        let node = ctx.iter().rev().find_map(|i| match i {
+            Item::Node { node, .. } => Some(node.name.clone()),
+            Item::Hop { .. } => None,
+        });
+        let progress = (!ctx.is_empty()).then(|| {
+            ctx.iter()
+                .map(Item::progress)
+                .collect::<Vec<_>>()
+                .join(" · ")
+        });
+        self.out.push(PlannedStep {
+            key,
+            step_id: step.id.clone(),
+            title,
+            runbook,
+            downtime: step.downtime,
+            confirm,
+            approvals: step.approvals.unwrap_or(1),
+            irreversible,
+            node,
+            progress,
+            action,
+            undo,
+        });
+        Ok(())
+    }
+
+    /// An action with templates filled in and a `call` replaced by the target's binding.
+    fn action(
+        &self,
+        key: &str,
+        field: &str,
+        action: &Action,
+        scope: &Scope,
+    ) -> Result<Action, PlanError> {
+        let filled = map_action(action, &mut |p, s| {
+            self.render(key, &format!("{field}.{p}"), s, scope)
+        })?;
+        let Action::Call { name, args } = filled else {
+            return Ok(filled);
+        };
+        let bound = match self.target.actions.get(&name) {
+            None => {
+                return Err(self.step_err(
+                    key,
+                    field,
+                    &format!(
+                    "target `{}` does not bind action `{name}`; add [actions.{name}] to the target",
+                    self.target.name
+                ),
+                ))
+            }
+            Some(Action::Call { .. }) => {
+                return Err(self.step_err(
+                    key,
+                    field,
+                    &format!("target binding `{name}` is itself a `call`"),
+                ))
+            }
+            Some(b) => b,
+        };
+        let mut with_args = scope.clone();
+        for (k, v) in args {
+            with_args.set(format!("arg.{k}"), v);
+        }
+        map_action(bound, &mut |p, s| {
+            self.render(
+                key,
+                &format!("{field} (binding `{name}`).{p}"),
+                s,
+                &with_args,
+            )
+        })
+    }
+
+    fn render(&self, key: &str, field: &str, s: &str, scope: &Scope) -> Result<String, PlanError> {
+        template::render(s, scope).map_err(|e| match e {
+            TemplateError::Unknown(v) => self.unknown(key, field, &v),
+            other => self.step_err(key, field, &other.to_string()),
+        })
+    }
+
+    fn unknown(&self, key: &str, field: &str, var: &str) -> PlanError {
+        match var {
+            "from_version" | "current_version" if !self.from_known => PlanError::UnknownFromVersion,
+            "to_version" if !self.to_known => PlanError::UnknownToVersion,
+            _ => self.step_err(key, field, &format!("unknown variable `{var}`")),
+        }
+    }
+
+    fn step_err(&self, key: &str, field: &str, message: &str) -> PlanError {
+        PlanError::Step {
+            step: key.to_string(),
+            message: format!("{field}: {message}"),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The templated strings of an action, visited in one place so that checking and expansion agree
+//! on what is templated: argv items, env values, cwd, url, header values, body, string values of
+//! `expect_json` (not its keys), lb node, wait nodes and inline checks, manual text, call args.
+
+use std::collections::BTreeMap;
+
+use super::model::{Action, Check, HttpSpec, WaitSpec};
+
+/// Rebuild `action` with every templated string passed through `f(path, value)`, where `path` is
+/// relative to the action (`argv[0]`, `headers.Authorization`). Stops at the first error.
+pub fn map_action<E>(
+    action: &Action,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<Action, E> {
+    Ok(match action {
+        Action::Manual { text } => Action::Manual {
+            text: f("text", text)?,
+        },
+        Action::Run {
+            argv,
+            env,
+            cwd,
+            timeout_secs,
+            expect_exit,
+        } => Action::Run {
+            argv: map_list("argv", argv, f)?,
+            env: map_values("env", env, f)?,
+            cwd: cwd.as_ref().map(|c| f("cwd", c)).transpose()?,
+            timeout_secs: *timeout_secs,
+            expect_exit: *expect_exit,
+        },
+        Action::Http(h) => Action::Http(map_http("", h, f)?),
+        Action::Lb {
+            node,
+            state,
+            weight,
+        } => Action::Lb {
+            node: f("node", node)?,
+            state: *state,
+            weight: *weight,
+        },
+        Action::Wait(w) => Action::Wait(WaitSpec {
+            probe: w.probe.clone(),
+            check: w.check.as_ref().map(|c| map_check(c, f)).transpose()?,
+            nodes: w.nodes.as_ref().map(|n| f("nodes", n)).transpose()?,
+            ..w.clone()
+        }),
+        Action::Call { name, args } => Action::Call {
+            name: name.clone(),
+            args: map_values("args", args, f)?,
+        },
+    })
+}
+
+/// Visit every templated string without rebuilding (for checks that collect all problems).
+pub fn visit_action(action: &Action, f: &mut impl FnMut(&str, &str)) {
+    let _ = map_action::<()>(action, &mut |p, v| {
+        f(p, v);
+        Ok(v.to_string())
+    });
+}
+
+/// Visit every templated string of a check (a target probe or an inline gate check), with paths
+/// relative to the check (`url`, `argv[0]`).
+pub fn visit_check(check: &Check, f: &mut impl FnMut(&str, &str)) {
+    let _ = map_check::<()>(check, &mut |p, v| {
+        f(p.strip_prefix("check.").unwrap_or(p), v);
+        Ok(v.to_string())
+    });
+}
+
+pub fn map_check<E>(
+    check: &Check,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<Check, E> {
+    Ok(match check {
+        Check::Http(h) => Check::Http(map_http("check.", h, f)?),
+        Check::Tcp {
+            address,
+            timeout_ms,
+        } => Check::Tcp {
+            address: f("check.address", address)?,
+            timeout_ms: *timeout_ms,
+        },
+        Check::Run {
+            argv,
+            env,
+            timeout_secs,
+            expect_exit,
+        } => Check::Run {
+            argv: map_list("check.argv", argv, f)?,
+            env: map_values("check.env", env, f)?,
+            timeout_secs: *timeout_secs,
+            expect_exit: *expect_exit,
+        },
+    })
+}
+
+fn map_http<E>(
+    prefix: &str,
+    h: &HttpSpec,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<HttpSpec, E> {
+    let mut expect_json = BTreeMap::new();
+    for (k, v) in &h.expect_json {
+        let v = match v {
+            serde_json::Value::String(s) => {
+                serde_json::Value::String(f(&format!("{prefix}expect_json.{k}"), s)?)
+            }
+            other => other.clone(),
+        };
+        expect_json.insert(k.clone(), v);
+    }
+    Ok(HttpSpec {
+        method: h.method.clone(),
+        url: f(&format!("{prefix}url"), &h.url)?,
+        headers: map_values(&format!("{prefix}headers"), &h.headers, f)?,
+        body: h
+            .body
+            .as_ref()
+            .map(|b| f(&format!("{prefix}body"), b))
+            .transpose()?,
+        expect_status: h.expect_status.clone(),
+        expect_json,
+        timeout_secs: h.timeout_secs,
+    })
+}
+
+fn map_list<E>(
+    key: &str,
+    items: &[String],
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<Vec<String>, E> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| f(&format!("{key}[{i}]"), s))
+        .collect()
+}
+
+fn map_values<E>(
+    key: &str,
+    map: &BTreeMap<String, String>,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<BTreeMap<String, String>, E> {
+    map.iter()
+        .map(|(k, v)| Ok((k.clone(), f(&format!("{key}.{k}"), v)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visits_templated_strings_only() {
+        let a: Action = toml::from_str(
+            r#"
+            kind = "http"
+            method = "POST"
+            url = "${node.url}/v1"
+            headers = { Authorization = "Bearer ${secret.t}" }
+            expect_json = { "/a" = "${x}", "/n" = 3 }
+            "#,
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        visit_action(&a, &mut |p, v| seen.push(format!("{p}={v}")));
+        assert_eq!(
+            seen,
+            vec![
+                "expect_json./a=${x}",
+                "url=${node.url}/v1",
+                "headers.Authorization=Bearer ${secret.t}",
+            ]
+        );
+    }
+}

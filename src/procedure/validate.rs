@@ -1,0 +1,502 @@
+//! Semantic checks of a parsed procedure (optionally against a target), collecting every problem
+//! with the position of the offending value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog::Catalog;
+use super::diag::{Diagnostic, Diagnostics};
+use super::load::LoadedProcedure;
+use super::model::{Action, ConfirmKind, StepSpec};
+use super::strings::visit_action;
+use super::template::{self, Scope, TemplateError};
+use super::version::{Constraint, Version};
+use super::when::Expr;
+use crate::target::Target;
+
+/// Variables of a node-loop item (plus `node.<tag>`).
+pub const NODE_VARS: &[&str] = &["name", "address", "host", "port", "url", "role", "index"];
+/// Variables of a hop-loop item (plus the path strategy's flags).
+pub const HOP_VARS: &[&str] = &["version", "from", "minor", "index"];
+/// Variables every template sees (plus procedure and target `vars`).
+pub const GLOBAL_VARS: &[&str] = &[
+    "from_version",
+    "to_version",
+    "current_version",
+    "procedure",
+    "target",
+    "nodes.count",
+    "nodes.names",
+];
+pub const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+pub const STRATEGIES: &[&str] = &["direct", "minor-steps"];
+
+/// Every problem in `lp`; with a target, also what the target must provide.
+pub fn validate(lp: &LoadedProcedure, target: Option<&Target>) -> Diagnostics {
+    let mut v = Validator {
+        lp,
+        target,
+        diags: Diagnostics::default(),
+        hop_flags: None,
+    };
+    v.run();
+    v.diags.sort();
+    v.diags
+}
+
+struct Validator<'a> {
+    lp: &'a LoadedProcedure,
+    target: Option<&'a Target>,
+    diags: Diagnostics,
+    /// Flag names the path strategy attaches to hops; `None` when unknown (catalog unreadable).
+    hop_flags: Option<Vec<String>>,
+}
+
+/// What loop kind a `for_each` chain contains.
+#[derive(Default)]
+struct LoopCtx {
+    nodes: bool,
+    hops: bool,
+    /// The chain could not be resolved; accept loop variables rather than pile up errors.
+    unknown: bool,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::new(&self.lp.path, self.lp.pos(path), message));
+    }
+
+    fn run(&mut self) {
+        let p = &self.lp.procedure;
+        if let Some(from) = &p.from {
+            if let Err(e) = Constraint::parse(from) {
+                self.err("from", e.to_string());
+            }
+        }
+        if let Some(to) = &p.to {
+            if let Err(e) = Version::parse(to) {
+                self.err("to", e.to_string());
+            }
+        }
+        if let (Some(t), Some(tp)) = (self.target, self.target.and_then(|t| t.product.as_ref())) {
+            if *tp != p.product {
+                let msg = format!(
+                    "this procedure is for `{}` but target `{}` is a `{tp}` cluster",
+                    p.product, t.name
+                );
+                self.err("product", msg);
+            }
+        }
+        self.check_path();
+        self.check_loops();
+        if p.steps.is_empty() {
+            self.err("steps", "the procedure has no steps");
+        }
+        let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, step) in p.steps.iter().enumerate() {
+            if let Some(first) = first_at.get(step.id.as_str()) {
+                let (line, _) = self.lp.pos(&format!("steps[{first}].id"));
+                let msg = format!(
+                    "duplicate step id `{}` (first used on line {line})",
+                    step.id
+                );
+                self.err(&format!("steps[{i}].id"), msg);
+            } else {
+                first_at.insert(&step.id, i);
+            }
+            self.check_step(i, step);
+        }
+    }
+
+    fn check_path(&mut self) {
+        let p = &self.lp.procedure;
+        let Some(path) = &p.path else {
+            self.hop_flags = Some(Vec::new());
+            return;
+        };
+        match path.strategy.as_str() {
+            "direct" => self.hop_flags = Some(Vec::new()),
+            "minor-steps" => {
+                let name = path.catalog.as_deref().unwrap_or(&p.product);
+                let file = Catalog::path_in(&self.lp.default_catalog_dir(), name);
+                match Catalog::load(&file) {
+                    Ok(c) => self.hop_flags = Some(c.flag_names()),
+                    Err(e) => {
+                        let at = if path.catalog.is_some() {
+                            "path.catalog"
+                        } else {
+                            "path.strategy"
+                        };
+                        self.err(at, e.to_string());
+                    }
+                }
+            }
+            other => {
+                let msg = format!(
+                    "unknown path strategy `{other}`; expected one of {}",
+                    STRATEGIES.join(", ")
+                );
+                self.err("path.strategy", msg);
+            }
+        }
+    }
+
+    fn check_loops(&mut self) {
+        let loops = &self.lp.procedure.loops;
+        for (name, l) in loops {
+            let at = |k: &str| format!("loops.{name}.{k}");
+            if l.over != "nodes" && l.over != "hops" {
+                let msg = format!(
+                    "loop `{name}` is over `{}`; expected `nodes` or `hops`",
+                    l.over
+                );
+                self.err(&at("over"), msg);
+            }
+            if l.over == "hops" && (l.select.is_some() || !l.order.is_empty()) {
+                let msg = format!(
+                    "loop `{name}` is over hops: `select` and `order` only apply to node loops"
+                );
+                self.err(&at("over"), msg);
+            }
+            if let Some(sel) = &l.select {
+                if !is_matcher(sel) {
+                    let msg = format!(
+                        "`select = \"{sel}\"` is not a `key=value` matcher (e.g. `role=data`)"
+                    );
+                    self.err(&at("select"), msg);
+                }
+            }
+            for (j, m) in l.order.iter().enumerate() {
+                if m != "*" && !is_matcher(m) {
+                    let msg = format!("order matcher `{m}` is neither `*` nor `key=value`");
+                    self.err(&format!("loops.{name}.order[{j}]"), msg);
+                }
+            }
+            if let Some(w) = &l.within {
+                if w != "nodes" && !loops.contains_key(w) {
+                    self.err(
+                        &at("within"),
+                        format!("loop `{name}` is within an undefined loop `{w}`"),
+                    );
+                } else if let Some(cycle) = self.cycle_from(name) {
+                    self.err(
+                        &at("within"),
+                        format!("loops are within each other in a cycle: {cycle}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `a -> b -> a` when following `within` from `name` comes back to it.
+    fn cycle_from(&self, name: &str) -> Option<String> {
+        let loops = &self.lp.procedure.loops;
+        let mut seen = vec![name.to_string()];
+        let mut cur = name;
+        while let Some(next) = loops.get(cur).and_then(|l| l.within.as_deref()) {
+            if next == name {
+                seen.push(next.to_string());
+                return Some(seen.join(" -> "));
+            }
+            if seen.iter().any(|s| s == next) {
+                return None; // a cycle further up, reported on its own loops
+            }
+            seen.push(next.to_string());
+            cur = next;
+        }
+        None
+    }
+
+    /// The loop kinds a step sees through its `for_each` and the `within` chain.
+    fn loop_ctx(&self, for_each: Option<&str>) -> LoopCtx {
+        let mut ctx = LoopCtx::default();
+        let loops = &self.lp.procedure.loops;
+        let mut cur = for_each;
+        let mut depth = 0;
+        while let Some(name) = cur {
+            depth += 1;
+            if depth > loops.len() + 1 {
+                ctx.unknown = true;
+                break;
+            }
+            match loops.get(name) {
+                Some(l) => {
+                    match l.over.as_str() {
+                        "nodes" => ctx.nodes = true,
+                        "hops" => ctx.hops = true,
+                        _ => ctx.unknown = true,
+                    }
+                    cur = l.within.as_deref();
+                }
+                None if name == "nodes" => {
+                    ctx.nodes = true;
+                    cur = None;
+                }
+                None => {
+                    ctx.unknown = true;
+                    cur = None;
+                }
+            }
+        }
+        ctx
+    }
+
+    fn scope_for(&self, ctx: &LoopCtx) -> Scope {
+        let p = &self.lp.procedure;
+        let mut s = Scope::default();
+        for k in GLOBAL_VARS {
+            s.set(*k, "");
+        }
+        for k in p.vars.keys() {
+            s.set(k.clone(), "");
+        }
+        if let Some(t) = self.target {
+            for k in t.vars.keys() {
+                s.set(k.clone(), "");
+            }
+            s.secrets = Some(t.secrets.keys().cloned().collect());
+        }
+        if ctx.nodes || ctx.unknown {
+            for k in NODE_VARS {
+                s.set(format!("node.{k}"), "");
+            }
+            match self.target {
+                Some(t) if !ctx.unknown => {
+                    let tags: BTreeSet<&String> =
+                        t.nodes.iter().flat_map(|n| n.tags.keys()).collect();
+                    for k in tags {
+                        s.set(format!("node.{k}"), "");
+                    }
+                }
+                _ => s.open_prefixes.push("node.".into()),
+            }
+        }
+        if ctx.hops || ctx.unknown {
+            for k in HOP_VARS {
+                s.set(format!("hop.{k}"), "");
+            }
+            match &self.hop_flags {
+                Some(flags) if !ctx.unknown => {
+                    for f in flags {
+                        s.set(format!("hop.{f}"), "");
+                    }
+                }
+                _ => s.open_prefixes.push("hop.".into()),
+            }
+        }
+        s
+    }
+
+    fn check_step(&mut self, i: usize, step: &StepSpec) {
+        let at = |k: &str| format!("steps[{i}].{k}");
+        let loops = &self.lp.procedure.loops;
+        if let Some(l) = &step.for_each {
+            if l != "nodes" && !loops.contains_key(l) {
+                let defined: Vec<&str> = std::iter::once("nodes")
+                    .chain(loops.keys().map(String::as_str))
+                    .collect();
+                let msg = format!(
+                    "`for_each` names an undefined loop `{l}`; defined loops: {}",
+                    defined.join(", ")
+                );
+                self.err(&at("for_each"), msg);
+            }
+        }
+        match (step.confirm, &step.phrase) {
+            (ConfirmKind::Phrase, None) => self.err(
+                &at("confirm"),
+                "`confirm = \"phrase\"` needs a `phrase` for the operator to type",
+            ),
+            (ConfirmKind::Phrase, Some(ph)) if ph.trim().is_empty() => {
+                self.err(&at("phrase"), "the confirmation phrase is empty")
+            }
+            (ConfirmKind::None | ConfirmKind::Yes, Some(_)) => self.err(
+                &at("phrase"),
+                "`phrase` is only used with `confirm = \"phrase\"`",
+            ),
+            _ => {}
+        }
+        if let Some(a) = step.approvals {
+            if a != 1 && a != 2 {
+                self.err(
+                    &at("approvals"),
+                    format!("`approvals` must be 1 or 2, not {a}"),
+                );
+            }
+        }
+        if matches!(step.action, Action::Wait(_)) && step.undo.is_some() {
+            self.err(
+                &at("undo"),
+                "a `wait` step is a gate and has nothing to undo; remove `undo`",
+            );
+        }
+        let ctx = self.loop_ctx(step.for_each.as_deref());
+        let scope = self.scope_for(&ctx);
+        if let Some(w) = &step.when {
+            match Expr::parse(w) {
+                Ok(e) => {
+                    for var in e.variables() {
+                        if !scope.has(&var) {
+                            let msg = unknown_var_message(&var, &ctx, "in `when`");
+                            self.err(&at("when"), msg);
+                        }
+                    }
+                }
+                Err(e) => self.err(&at("when"), e.to_string()),
+            }
+        }
+        self.check_template(&at("title"), &step.title, &scope, &ctx);
+        self.check_template(&at("runbook"), &step.runbook, &scope, &ctx);
+        if let Some(ph) = &step.phrase {
+            self.check_template(&at("phrase"), ph, &scope, &ctx);
+        }
+        if let Some(why) = &step.irreversible {
+            self.check_template(&at("irreversible"), why, &scope, &ctx);
+        }
+        self.check_action(&at("action"), &step.action, &scope, &ctx);
+        if let Some(u) = &step.undo {
+            self.check_action(&at("undo"), u, &scope, &ctx);
+        }
+    }
+
+    fn check_template(&mut self, path: &str, s: &str, scope: &Scope, ctx: &LoopCtx) {
+        match template::render(s, scope) {
+            Ok(_) => {}
+            Err(TemplateError::Unknown(var)) => {
+                let msg = unknown_var_message(&var, ctx, "");
+                self.err(path, msg);
+            }
+            Err(e) => self.err(path, e.to_string()),
+        }
+    }
+
+    fn check_action(&mut self, path: &str, action: &Action, scope: &Scope, ctx: &LoopCtx) {
+        let mut strings = Vec::new();
+        visit_action(action, &mut |p, v| {
+            strings.push((p.to_string(), v.to_string()))
+        });
+        for (p, v) in strings {
+            self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
+        }
+        match action {
+            Action::Run { argv, .. } if argv.is_empty() || argv[0].trim().is_empty() => self.err(
+                &format!("{path}.argv"),
+                "`run` needs a program: `argv` is empty",
+            ),
+            Action::Http(h) => self.check_method(&format!("{path}.method"), &h.method),
+            Action::Wait(w) => {
+                match (&w.probe, &w.check) {
+                    (None, None) => self.err(
+                        path,
+                        "a `wait` needs a `probe` (from the target) or an inline `check`",
+                    ),
+                    (Some(_), Some(_)) => self.err(
+                        &format!("{path}.check"),
+                        "a `wait` takes a `probe` or a `check`, not both",
+                    ),
+                    _ => {}
+                }
+                if let Some(super::model::Check::Http(h)) = &w.check {
+                    self.check_method(&format!("{path}.check.method"), &h.method);
+                }
+                if let Some(super::model::Check::Run { argv, .. }) = &w.check {
+                    if argv.is_empty() {
+                        self.err(
+                            &format!("{path}.check.argv"),
+                            "the check needs a program: `argv` is empty",
+                        );
+                    }
+                }
+                if let (Some(probe), Some(t)) = (&w.probe, self.target) {
+                    if !t.probes.iter().any(|p| &p.name == probe) {
+                        let names: Vec<&str> = t.probes.iter().map(|p| p.name.as_str()).collect();
+                        let msg = format!(
+                            "target `{}` has no probe `{probe}` (it has: {})",
+                            t.name,
+                            list_or_none(&names)
+                        );
+                        self.err(&format!("{path}.probe"), msg);
+                    }
+                }
+            }
+            Action::Call { name, args } => {
+                if let Some(t) = self.target {
+                    match t.actions.get(name) {
+                        None => {
+                            let names: Vec<&str> = t.actions.keys().map(String::as_str).collect();
+                            let msg = format!(
+                                "target `{}` does not bind action `{name}` (it binds: {}); add [actions.{name}] to the target",
+                                t.name,
+                                list_or_none(&names)
+                            );
+                            self.err(&format!("{path}.name"), msg);
+                        }
+                        Some(Action::Call { .. }) => {
+                            let msg = format!("target binding `{name}` is itself a `call`; bindings must be concrete actions");
+                            self.err(&format!("{path}.name"), msg);
+                        }
+                        Some(bound) => {
+                            let mut s = scope.clone();
+                            for k in args.keys() {
+                                s.set(format!("arg.{k}"), "");
+                            }
+                            let mut strings = Vec::new();
+                            visit_action(bound, &mut |p, v| {
+                                strings.push((p.to_string(), v.to_string()))
+                            });
+                            for (p, v) in strings {
+                                if let Err(e) = template::render(&v, &s) {
+                                    let msg = format!("in target binding `{name}` ({p}): {e}");
+                                    self.err(&format!("{path}.name"), msg);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_method(&mut self, path: &str, method: &str) {
+        if !HTTP_METHODS.contains(&method) {
+            let msg = format!(
+                "unknown HTTP method `{method}`; expected one of {}",
+                HTTP_METHODS.join(", ")
+            );
+            self.err(path, msg);
+        }
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn unknown_var_message(var: &str, ctx: &LoopCtx, where_: &str) -> String {
+    let where_ = if where_.is_empty() {
+        String::new()
+    } else {
+        format!(" {where_}")
+    };
+    let hint = if var.starts_with("node.") && !ctx.nodes {
+        " (`node.*` is only defined inside a node loop)"
+    } else if var.starts_with("hop.") && !ctx.hops {
+        " (`hop.*` is only defined inside a hop loop)"
+    } else if var.starts_with("arg.") {
+        " (`arg.*` is only defined in a target's action bindings)"
+    } else {
+        ""
+    };
+    format!("unknown variable `{var}`{where_}{hint}")
+}
+
+/// `key=value` with both sides non-empty.
+pub fn is_matcher(s: &str) -> bool {
+    s.split_once('=')
+        .is_some_and(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+}

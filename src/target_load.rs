@@ -1,0 +1,134 @@
+//! Reading a target file with the same positioned diagnostics as procedures.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::procedure::diag::{Diagnostic, Diagnostics};
+use crate::procedure::load::{parse_typed, read_source};
+use crate::procedure::strings::visit_check;
+use crate::procedure::template::{self, Scope, TemplateError};
+use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
+use crate::target::Target;
+
+pub const LB_DRIVERS: &[&str] = &["lab", "haproxy"];
+
+/// Read, parse and validate a target file.
+pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
+    parse_target(path, &read_source(path)?)
+}
+
+/// Parse and validate target text (e.g. one the lab just wrote); `path` names it in diagnostics.
+pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
+    let (target, spans) = parse_typed::<Target>(path, source)?;
+    let mut diags = Diagnostics::default();
+    let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
+
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, n) in target.nodes.iter().enumerate() {
+        if let Some(j) = first.get(n.name.as_str()) {
+            let (line, _) = spans.pos(&format!("nodes[{j}].name"));
+            err(
+                &format!("nodes[{i}].name"),
+                format!(
+                    "duplicate node name `{}` (first used on line {line})",
+                    n.name
+                ),
+            );
+        } else {
+            first.insert(&n.name, i);
+        }
+        let port_ok = n
+            .address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !port_ok {
+            err(
+                &format!("nodes[{i}].address"),
+                format!("node address `{}` is not `host:port`", n.address),
+            );
+        }
+    }
+    let mut probes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, p) in target.probes.iter().enumerate() {
+        if probes.insert(&p.name, i).is_some() {
+            err(
+                &format!("probes[{i}].name"),
+                format!("duplicate probe name `{}`", p.name),
+            );
+        }
+        let scope = probe_scope(&target, p.per_node);
+        let mut bad = Vec::new();
+        visit_check(&p.check, &mut |at, v| {
+            if let Err(e) = template::render(v, &scope) {
+                bad.push((format!("probes[{i}].{at}"), e));
+            }
+        });
+        for (at, e) in bad {
+            let hint = match &e {
+                TemplateError::Unknown(v) if v.starts_with("node.") && !p.per_node => {
+                    " (this probe has `per_node = false`)"
+                }
+                _ => "",
+            };
+            err(&at, format!("{e}{hint}"));
+        }
+    }
+    if let Some(lb) = &target.lb {
+        if !LB_DRIVERS.contains(&lb.driver.as_str()) {
+            err(
+                "lb.driver",
+                format!(
+                    "unknown load-balancer driver `{}`; expected one of {}",
+                    lb.driver,
+                    LB_DRIVERS.join(", ")
+                ),
+            );
+        }
+        for node in lb.servers.keys() {
+            if !first.contains_key(node.as_str()) {
+                err(
+                    &format!("lb.servers.{node}"),
+                    format!("`lb.servers` maps `{node}`, which is not a node of this target"),
+                );
+            }
+        }
+    }
+    for (name, s) in &target.secrets {
+        if s.env.trim().is_empty() {
+            err(
+                &format!("secrets.{name}.env"),
+                format!("secret `{name}` names an empty environment variable"),
+            );
+        }
+    }
+    if diags.is_empty() {
+        Ok(target)
+    } else {
+        diags.sort();
+        Err(diags)
+    }
+}
+
+/// What a probe's templates can see: the target's variables and secrets, and for per-node
+/// probes the node's variables (every node has the same names, plus the union of tags).
+fn probe_scope(target: &Target, per_node: bool) -> Scope {
+    let mut s = Scope::default();
+    for k in target.vars.keys() {
+        s.set(k.clone(), "");
+    }
+    for k in GLOBAL_VARS {
+        s.set(*k, "");
+    }
+    s.secrets = Some(target.secrets.keys().cloned().collect());
+    if per_node {
+        for k in NODE_VARS {
+            s.set(format!("node.{k}"), "");
+        }
+        for n in &target.nodes {
+            for k in n.tags.keys() {
+                s.set(format!("node.{k}"), "");
+            }
+        }
+    }
+    s
+}

@@ -1,0 +1,267 @@
+//! Loading procedures and targets: good files load, bad files give every error with its position.
+
+use std::path::Path;
+
+use flightdeck::procedure::load::load_procedure;
+use flightdeck::procedure::validate::validate;
+use flightdeck::target_load::load_target;
+
+fn errors_of(path: &str) -> Vec<String> {
+    let d = load_procedure(Path::new(path)).expect_err("the file should not load");
+    d.to_string().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn example_loads_and_checks_against_its_target() {
+    let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
+    assert_eq!(lp.procedure.name, "example-every-kind");
+    assert_eq!(lp.hash.len(), 64);
+    assert!(lp.hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    let t = load_target(Path::new("procedures/targets/example.toml")).unwrap();
+    assert_eq!(t.nodes.len(), 3);
+    let d = validate(&lp, Some(&t));
+    assert!(d.is_empty(), "{d}");
+}
+
+#[test]
+fn missing_file_is_one_diagnostic_at_1_1() {
+    let e = errors_of("procedures/does-not-exist.toml");
+    assert_eq!(
+        e,
+        vec!["procedures/does-not-exist.toml:1:1: cannot read procedures/does-not-exist.toml: No such file or directory"]
+    );
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    assert_eq!(
+        errors_of("procedures/bad/wrong-type.toml"),
+        vec!["procedures/bad/wrong-type.toml:7:64: `timeout_secs` must be a whole number, not a string \"soon\""]
+    );
+}
+
+#[test]
+fn unknown_action_kind_is_one_plain_sentence() {
+    assert_eq!(
+        errors_of("procedures/bad/unknown-kind.toml"),
+        vec!["procedures/bad/unknown-kind.toml:7:19: unknown action kind `shell`; expected one of manual, run, http, lb, wait, call"]
+    );
+}
+
+#[test]
+fn duplicate_id() {
+    assert_eq!(
+        errors_of("procedures/bad/dup-id.toml"),
+        vec!["procedures/bad/dup-id.toml:10:6: duplicate step id `a` (first used on line 5)"]
+    );
+}
+
+#[test]
+fn undo_on_wait() {
+    assert_eq!(
+        errors_of("procedures/bad/undo-on-wait.toml"),
+        vec!["procedures/bad/undo-on-wait.toml:8:8: a `wait` step is a gate and has nothing to undo; remove `undo`"]
+    );
+}
+
+#[test]
+fn unknown_variable_outside_a_node_loop() {
+    assert_eq!(
+        errors_of("procedures/bad/unknown-var.toml"),
+        vec!["procedures/bad/unknown-var.toml:7:45: unknown variable `node.name` (`node.*` is only defined inside a node loop)"]
+    );
+}
+
+#[test]
+fn unknown_loop() {
+    assert_eq!(
+        errors_of("procedures/bad/unknown-loop.toml"),
+        vec!["procedures/bad/unknown-loop.toml:7:12: `for_each` names an undefined loop `each_rack`; defined loops: nodes"]
+    );
+}
+
+#[test]
+fn every_semantic_error_is_reported_in_file_order() {
+    let f = "procedures/bad/semantic.toml";
+    let want: Vec<String> = [
+        "7:10: loops are within each other in a cycle: each_hop -> each_node -> each_hop",
+        "11:10: loops are within each other in a cycle: each_node -> each_hop -> each_node",
+        "19:6: duplicate step id `a` (first used on line 14)",
+        "20:9: unknown variable `nodes.nam`",
+        "22:8: a `wait` step is a gate and has nothing to undo; remove `undo`",
+        "27:12: `for_each` names an undefined loop `each_rack`; defined loops: nodes, each_hop, each_node",
+        "28:11: `confirm = \"phrase\"` needs a `phrase` for the operator to type",
+        "29:13: `approvals` must be 1 or 2, not 3",
+        "30:8: cannot parse `when` expression: the expression ends too early",
+        "31:33: `run` needs a program: `argv` is empty",
+    ]
+    .iter()
+    .map(|s| format!("{f}:{s}"))
+    .collect();
+    assert_eq!(errors_of(f), want);
+}
+
+#[test]
+fn bad_target_files() {
+    let d = load_target(Path::new("procedures/bad/bad-target.toml")).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        "procedures/bad/bad-target.toml:13:8: unknown probe kind `ping`; expected one of http, tcp, run"
+    );
+    let d = load_target(Path::new("procedures/bad/dup-nodes-target.toml")).unwrap_err();
+    let f = "procedures/bad/dup-nodes-target.toml";
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:8:8: duplicate node name `node1` (first used on line 4)\n\
+             {f}:9:11: node address `127.0.0.1` is not `host:port`\n\
+             {f}:12:10: unknown load-balancer driver `nginx`; expected one of lab, haproxy"
+        )
+    );
+}
+
+#[test]
+fn checks_against_a_target_find_missing_bindings_and_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    std::fs::write(
+        &t,
+        "name = \"bare\"\n[[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let target = load_target(&t).unwrap();
+    let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
+    let d = validate(&lp, Some(&target)).to_string();
+    let f = "procedures/example-every-kind.toml";
+    assert!(
+        d.contains(&format!("{f}:42:34: target `bare` does not bind action `upgrade_node` (it binds: none); add [actions.upgrade_node] to the target")),
+        "{d}"
+    );
+    assert!(
+        d.contains(&format!(
+            "{f}:50:35: target `bare` has no probe `health` (it has: none)"
+        )),
+        "{d}"
+    );
+    // The secret is not declared by this target either.
+    assert!(
+        d.contains("unknown secret `admin_token` (the target declares no such secret)"),
+        "{d}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_is_one_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, "name = \"x\"\nproduct = \n").unwrap();
+    let d = load_procedure(&p).unwrap_err();
+    assert_eq!(d.len(), 1);
+    let s = d.to_string();
+    assert!(s.contains(":2:11: TOML syntax error: "), "{s}");
+    assert!(!s.contains('\n'), "{s}");
+}
+
+#[test]
+fn missing_key_and_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\naction = { kind = \"manual\", txt = \"hi\" }\n",
+    )
+    .unwrap();
+    let s = load_procedure(&p).unwrap_err().to_string();
+    assert!(
+        s.ends_with(":6:29: unknown key `txt` in `steps[0].action`; expected one of text"),
+        "{s}"
+    );
+}
+
+#[test]
+fn more_semantic_errors() {
+    let f = "procedures/bad/more-semantic.toml";
+    let want: Vec<String> = [
+        "3:8: `>= banana` is not a version constraint (expected e.g. \">= 1.20, < 2.0\" or \"2.1.*\")",
+        "4:6: `two` is not a version (expected numbers separated by dots, like 1.26.11)",
+        "7:12: unknown path strategy `zigzag`; expected one of direct, minor-steps",
+        "10:8: loop `each_rack` is over `racks`; expected `nodes` or `hops`",
+        "11:10: loop `each_rack` is within an undefined loop `each_zone`",
+        "16:10: `phrase` is only used with `confirm = \"phrase\"`",
+        "17:36: unknown HTTP method `FETCH`; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        "22:10: a `wait` needs a `probe` (from the target) or an inline `check`",
+    ]
+    .iter()
+    .map(|s| format!("{f}:{s}"))
+    .collect();
+    assert_eq!(errors_of(f), want);
+}
+
+#[test]
+fn lb_state_outside_the_enum() {
+    assert_eq!(
+        errors_of("procedures/bad/lb-state.toml"),
+        vec!["procedures/bad/lb-state.toml:7:49: unknown `state` value `down`; expected one of ready, drain, maint"]
+    );
+}
+
+#[test]
+fn hash_is_hex_sha256_of_the_bytes() {
+    assert_eq!(
+        flightdeck::procedure::load::hex_sha256(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let path = Path::new("procedures/example-every-kind.toml");
+    let lp = load_procedure(path).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(lp.hash, flightdeck::procedure::load::hex_sha256(&bytes));
+    let again =
+        flightdeck::procedure::load::parse_procedure(path, String::from_utf8(bytes).unwrap())
+            .unwrap();
+    assert_eq!(again.hash, lp.hash);
+}
+
+#[test]
+fn structural_errors_read_as_sentences() {
+    let p = Path::new("x.toml");
+    let cases = [
+        ("name = \"x\"\nproduct = \"g\"\n", "x.toml:1:1: missing required key `steps`"),
+        ("name = \"x\"\nproduct = \"g\"\nsteps = []\n", "x.toml:3:9: the procedure has no steps"),
+        (
+            "name = \"x\"\nproduct = \"g\"\n\n[[steps]]\nid = \"a\"\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:4:1: missing required key `title` in `steps[0]`",
+        ),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\napprovals = 300\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:6:13: `approvals` = 300 is out of range (0 to 255)",
+        ),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\naction = { kind = \"run\", argv = \"ls\" }\n",
+            "x.toml:6:33: `argv` must be an array, not a string \"ls\"",
+        ),
+        ("name = \"x\"\nproduct = \"g\"\nname = \"y\"\n", "x.toml:3:1: duplicate key `name`"),
+        (
+            "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"${x\"\naction = { kind = \"manual\", text = \"x\" }\n",
+            "x.toml:5:9: unterminated `${` (a template is written `${name}`; `$${` for a literal `${`)",
+        ),
+    ];
+    for (src, want) in cases {
+        let got = flightdeck::procedure::load::parse_procedure(p, src.to_string())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(got, want, "for {src:?}");
+    }
+}
+
+#[test]
+fn probe_templates_are_checked() {
+    let f = "procedures/bad/probe-template-target.toml";
+    let d = load_target(Path::new(f)).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:11:7: unknown variable `node.url` (this probe has `per_node = false`)\n\
+             {f}:17:29: unknown secret `nope` (the target declares no such secret)"
+        )
+    );
+}

@@ -1,0 +1,155 @@
+//! `flightdeck plan` output and the `check`/`plan` command functions.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use flightdeck::cli::{CheckArgs, PlanArgs};
+use flightdeck::plan::expand::{build_plan, PlanOptions};
+use flightdeck::plan::render::render_plan;
+use flightdeck::procedure::load::load_procedure;
+use flightdeck::target_load::load_target;
+
+fn example_plan_text() -> String {
+    let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
+    let t = load_target(Path::new("procedures/targets/example.toml")).unwrap();
+    let p = build_plan(&lp, &t, &PlanOptions::default()).unwrap();
+    render_plan(&p, &t)
+}
+
+#[test]
+fn the_plan_says_exactly_what_will_happen() {
+    let text = example_plan_text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Procedure: example-every-kind (generic)");
+    assert!(lines.contains(&"Target:    example (3 nodes)"));
+    assert!(lines.contains(&"Versions:  1.4.2 -> 2.1.0"));
+    assert!(lines.contains(&"Hops:      2.1.0"));
+    assert!(lines.contains(&"Steps:     18"));
+    assert!(lines.contains(&" 3. drain@node2 — Drain node2"));
+    assert!(lines.contains(&"    progress: node 1/3"));
+    assert!(lines.contains(&"    action:   lb: node2 -> drain"));
+    assert!(lines.contains(&"    undo:     lb: node2 -> ready"));
+    assert!(lines.contains(&"    action:   run: sh -c 'mkdir -p /tmp/flightdeck-example && date > /tmp/flightdeck-example/backup.txt'"));
+    assert!(lines.contains(&"    action:   POST http://127.0.0.1:18080/admin/nodes/node2/upgrade"));
+    assert!(lines.contains(&"              body {\"version\": \"2.1.0\"}"));
+    assert!(lines.contains(&"    action:   wait: probe health on node2 passes, stable for 3s (timeout 120s, every 1000ms)"));
+    assert!(lines.contains(&"16. pause-writes — Pause writes  [downtime: writes]"));
+    assert!(lines.contains(&"    confirm:  type \"finalize example\" · 2 approvals"));
+    assert!(lines
+        .contains(&"    IRREVERSIBLE: the data format changes and 1.4.2 cannot read it any more"));
+    assert!(lines.contains(&"    undo:     no undo"));
+    // Credentials never show, not even the placeholder.
+    assert!(lines.contains(&"              header Authorization: ****"));
+    assert!(!text.contains("${secret."));
+    assert_eq!(
+        lines[lines.len() - 2],
+        "Rollback possible until step 17 (finalize): once it is done there is no way back."
+    );
+    assert_eq!(
+        lines[lines.len() - 1],
+        "Downtime: writes stop at step 16 (pause-writes) and resume after step 18 (resume-writes)."
+    );
+}
+
+#[test]
+fn plan_snapshot() {
+    insta::assert_snapshot!("example_every_kind_plan", example_plan_text());
+}
+
+fn path(p: &str) -> PathBuf {
+    PathBuf::from(p)
+}
+
+#[test]
+fn check_command_exit_codes() {
+    let ok = flightdeck::commands::check::run(&CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(path("procedures/targets/example.toml")),
+    });
+    assert_eq!(ok, ExitCode::SUCCESS);
+    let ok_alone = flightdeck::commands::check::run(&CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: None,
+    });
+    assert_eq!(ok_alone, ExitCode::SUCCESS);
+    let bad = flightdeck::commands::check::run(&CheckArgs {
+        procedure: path("procedures/bad/semantic.toml"),
+        target: None,
+    });
+    assert_eq!(bad, ExitCode::from(2));
+    let bad_target = flightdeck::commands::check::run(&CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(path("procedures/bad/dup-nodes-target.toml")),
+    });
+    assert_eq!(bad_target, ExitCode::from(2));
+}
+
+#[test]
+fn plan_command_exit_codes() {
+    let args = |lab: bool, from: Option<&str>| PlanArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: (!lab).then(|| path("procedures/targets/example.toml")),
+        lab,
+        from: from.map(str::to_string),
+        to: None,
+    };
+    assert_eq!(
+        flightdeck::commands::plan::run(&args(false, None)),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        flightdeck::commands::plan::run(&args(true, None)),
+        ExitCode::from(2)
+    );
+    // 3.5 is outside the procedure's `from = ">= 1.0, < 3.0"`.
+    assert_eq!(
+        flightdeck::commands::plan::run(&args(false, Some("3.5"))),
+        ExitCode::from(2)
+    );
+}
+
+#[test]
+fn check_summary_lines() {
+    use flightdeck::commands::check::summary;
+    let with_target = CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(path("procedures/targets/example.toml")),
+    };
+    assert_eq!(
+        summary(&with_target).unwrap(),
+        "ok: example-every-kind: 10 steps (18 after expansion)"
+    );
+    let alone = CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: None,
+    };
+    assert_eq!(
+        summary(&alone).unwrap(),
+        "ok: example-every-kind: 10 steps (pass --target to expand)"
+    );
+    // A target whose current version is outside the procedure's `from` does not check.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    let text = std::fs::read_to_string("procedures/targets/example.toml").unwrap();
+    std::fs::write(
+        &t,
+        text.replace("current_version = \"1.4.2\"", "current_version = \"3.5\""),
+    )
+    .unwrap();
+    let err = summary(&CheckArgs {
+        procedure: path("procedures/example-every-kind.toml"),
+        target: Some(t),
+    })
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "procedures/example-every-kind.toml: the current version 3.5 does not satisfy this procedure's `from = \">= 1.0, < 3.0\"`"
+    );
+    // Diagnostics from both files come together.
+    let err = summary(&CheckArgs {
+        procedure: path("procedures/bad/dup-id.toml"),
+        target: Some(path("procedures/bad/dup-nodes-target.toml")),
+    })
+    .unwrap_err();
+    assert_eq!(err.lines().count(), 4, "{err}");
+}
