@@ -6,6 +6,7 @@
 //! report) folds the same events.
 
 pub mod cli;
+pub mod lab;
 pub mod lb;
 pub mod plan;
 pub mod procedure;
