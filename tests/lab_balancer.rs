@@ -40,7 +40,10 @@ async fn a_drained_node_gets_no_traffic_and_reads_never_fail() {
     assert_eq!(b1.membership, Membership::Drain);
     assert!(!b1.serving);
     assert_eq!(b1.node.as_deref(), Some("node1"));
-    assert!(backends.iter().filter(|b| b.server != "node1").all(|b| b.serving));
+    assert!(backends
+        .iter()
+        .filter(|b| b.server != "node1")
+        .all(|b| b.serving));
 
     // Requests already in flight may still land; after that, nothing.
     more_traffic(&lab, 10).await;

@@ -55,7 +55,10 @@ async fn a_newer_store_refuses_an_older_version() {
     let up = wait_state(&lab, "node2", "running").await;
     assert_eq!(up.store_format, 1001);
     assert_eq!(up.version, "1.1.0");
-    assert_eq!(get(&format!("{n2}/version")).await.1, r#"{"version":"1.1.0"}"#);
+    assert_eq!(
+        get(&format!("{n2}/version")).await.1,
+        r#"{"version":"1.1.0"}"#
+    );
 
     op_ok(&lab, "node2", "stop", json!({})).await;
     op_ok(&lab, "node2", "install", json!({"version": "1.0.0"})).await;
@@ -159,12 +162,24 @@ async fn the_written_target_parses_back() {
 #[tokio::test]
 async fn shutdown_leaves_nothing_listening() {
     let lab = lab(Product::Generic, 3).await;
-    let mut addrs: Vec<std::net::SocketAddr> =
-        snapshot(&lab).await.nodes.iter().map(|n| n.address).collect();
+    let mut addrs: Vec<std::net::SocketAddr> = snapshot(&lab)
+        .await
+        .nodes
+        .iter()
+        .map(|n| n.address)
+        .collect();
     addrs.push(lab.lb_frontend());
-    addrs.push(lab.admin_url().trim_start_matches("http://").parse().unwrap());
+    addrs.push(
+        lab.admin_url()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap(),
+    );
     // Leave a keep-alive connection open to make shutdown work for it.
-    assert_eq!(get(&format!("{}/_lab/status", lab.admin_url())).await.0, 200);
+    assert_eq!(
+        get(&format!("{}/_lab/status", lab.admin_url())).await.0,
+        200
+    );
     let data = lab.data_dir().to_path_buf();
     lab.shutdown().await;
     for a in addrs {

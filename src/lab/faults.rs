@@ -79,9 +79,11 @@ impl FromStr for Fault {
                 }
                 Fault::Flaky { node: node(1)?, p }
             }
-            other => return Err(bad(&format!(
+            other => {
+                return Err(bad(&format!(
                 "unknown kind {other:?} (crash, slow, flaky, fail-migration, never-ready, no-sync)"
-            ))),
+            )))
+            }
         };
         let expected = match fault {
             Fault::NoSync => 1,

@@ -66,7 +66,12 @@ pub async fn get(url: &str) -> (u16, String) {
 }
 
 pub async fn put(url: &str, body: &str) -> (u16, String) {
-    let r = client().put(url).body(body.to_string()).send().await.unwrap();
+    let r = client()
+        .put(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
