@@ -190,3 +190,44 @@ async fn shutdown_leaves_nothing_listening() {
     }
     assert!(!data.exists(), "the temporary data dir is removed");
 }
+
+#[tokio::test]
+async fn bad_configurations_are_refused() {
+    use flightdeck::lab::{Lab, LabConfig, Timing};
+    let mut cfg = LabConfig::new(Product::Generic, 2, Timing::fast());
+    cfg.faults = vec!["crash:node5".parse().unwrap()];
+    assert!(Lab::start(cfg).await.is_err());
+    assert!(
+        Lab::start(LabConfig::new(Product::Generic, 0, Timing::fast()))
+            .await
+            .is_err()
+    );
+    let mut cfg = LabConfig::new(Product::Generic, 1, Timing::fast());
+    cfg.version = Some("latest".into());
+    assert!(Lab::start(cfg).await.is_err());
+
+    // A crash staged at start takes the node down at once.
+    let mut cfg = LabConfig::new(Product::Generic, 2, Timing::fast());
+    cfg.faults = vec!["crash:node2".parse().unwrap()];
+    let lab = Lab::start(cfg).await.unwrap();
+    assert_eq!(node(&lab, "node2").await.state.as_str(), "failed");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_dir_outlives_the_lab() {
+    use flightdeck::lab::{Lab, LabConfig, Timing};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = LabConfig::new(Product::Generic, 2, Timing::fast());
+    cfg.data_dir = Some(dir.path().to_path_buf());
+    let lab = Lab::start(cfg.clone()).await.unwrap();
+    let n1 = url(&lab, "node1").await;
+    assert_eq!(put(&format!("{n1}/kv/kept"), "yes").await.0, 200);
+    lab.shutdown().await;
+    assert!(dir.path().join("node1/store.json").exists());
+
+    let lab = Lab::start(cfg).await.unwrap();
+    let n2 = url(&lab, "node2").await;
+    assert_eq!(get(&format!("{n2}/kv/kept")).await, (200, "yes".into()));
+    lab.shutdown().await;
+}

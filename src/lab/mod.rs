@@ -158,6 +158,22 @@ impl Lab {
             source: e,
         })?;
 
+        let result = Self::build(cfg, version, to_version, data_dir, temp_dir.clone()).await;
+        if let (Err(_), Some(dir)) = (&result, &temp_dir) {
+            // Nothing of a lab that did not start is worth keeping.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result
+    }
+
+    async fn build(
+        cfg: LabConfig,
+        version: String,
+        to_version: String,
+        data_dir: PathBuf,
+        temp_dir: Option<PathBuf>,
+    ) -> Result<Lab, LabError> {
+        let product = cfg.product;
         let groups: Vec<Option<&str>> = if product == Product::Neo4j {
             vec![Some("blue"), Some("green")]
         } else {
@@ -193,8 +209,26 @@ impl Lab {
                 });
             }
         }
+        // Everything fallible happens before the first task is spawned, so an error leaves
+        // nothing running behind.
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for f in &cfg.faults {
+            if let Some(n) = f.node().filter(|n| !names.iter().any(|m| m == n)) {
+                return Err(LabError::Config(format!("fault {f}: no node named {n:?}")));
+            }
+        }
+        let front_listener = bind().await?;
+        let frontend = front_listener.local_addr().map_err(LabError::Bind)?;
+        let admin_listener = bind().await?;
+        let admin = admin_listener.local_addr().map_err(LabError::Bind)?;
+        let client = http_client()?;
         let maint: Vec<bool> = specs.iter().map(|s| !s.running).collect();
         let cluster = Arc::new(Cluster::new(product, cfg.timing, data_dir, specs)?);
+        for f in &cfg.faults {
+            cluster
+                .add_fault(f.clone())
+                .map_err(|e| LabError::Config(format!("fault {f}: {e}")))?;
+        }
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
@@ -203,7 +237,6 @@ impl Lab {
             servers.push(serve(listener, router, stop_rx.clone()));
         }
 
-        let client = http_client()?;
         let snapshot = cluster.snapshot_all();
         let balancer = Arc::new(Balancer::new(
             snapshot
@@ -233,16 +266,11 @@ impl Lab {
             balancer: balancer.clone(),
             traffic: traffic.clone(),
         };
-
-        let front_listener = bind().await?;
-        let frontend = front_listener.local_addr().map_err(LabError::Bind)?;
         servers.push(serve(
             front_listener,
             balancer.clone().frontend_router(),
             stop_rx.clone(),
         ));
-        let admin_listener = bind().await?;
-        let admin = admin_listener.local_addr().map_err(LabError::Bind)?;
         servers.push(serve(
             admin_listener,
             admin::cluster_router(shared.clone()),
@@ -250,11 +278,6 @@ impl Lab {
         ));
 
         let mut background = vec![tokio::spawn(balancer.clone().run_checks())];
-        for f in &cfg.faults {
-            cluster
-                .add_fault(f.clone())
-                .map_err(|e| LabError::Config(format!("fault {f}: {e}")))?;
-        }
         if cfg.load_rps > 0 {
             background.push(tokio::spawn(traffic::run(
                 frontend,
