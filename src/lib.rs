@@ -10,6 +10,7 @@ pub mod commands;
 pub mod engine;
 pub mod headless;
 pub mod journal;
+pub mod lab;
 pub mod lb;
 pub mod logging;
 pub mod plan;

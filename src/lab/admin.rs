@@ -1,0 +1,280 @@
+//! The lab admin API: what real clusters do out of band (ssh, package managers, config files).
+//!
+//! Every node serves its own operations under `POST {node}/_lab/{op}`; the cluster-level admin
+//! server (`Lab::admin_url()`) serves the same under `POST {admin}/_lab/nodes/{node}/{op}`,
+//! plus the lab-wide routes below. Bodies are JSON (an empty body is `{}`).
+//!
+//! Node operations:
+//! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
+//! - `install` `{"version":"1.26.17"}` — only while stopped
+//! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body
+//! - `backup` `{"name":"b1"}` — copies the node's store (its group's data) to the backup
+//! - `restore` `{"name":"b1","force":false}` — neo4j: into this stopped node only (`force`
+//!   to replace data); other products: into the node's whole cluster
+//! - `copy-schema` `{"from":"A","to":"B"}`, `set-schema` `{"schema":"B"}` (stopped), `marker`
+//!   — jahia
+//! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true}` — neo4j
+//! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
+//! - `fault` `{"fault":"slow:node1:500ms"}`
+//!
+//! Success: 200 `{"ok":true,"op":..,"node":<NodeSnapshot>,"detail":..}`. Refused (the
+//! cluster's state forbids it, e.g. install while running): 409 `{"error":"..."}`; bad input
+//! 400, unknown node/backup/schema 404, lab failure 500 — all `{"error":"..."}`.
+//!
+//! Lab-wide routes on the admin server:
+//! - `GET /_lab/status` -> [`super::LabSnapshot`]
+//! - `GET /_lab/lb/backends` -> `[crate::lb::Backend]`;
+//!   `PUT /_lab/lb/backends/{server}` `{"state":"drain","weight":null}` -> 200, or 404
+//!   `{"error":"no such server"}`
+//! - `GET /_lab/traffic` -> [`super::TrafficReport`]
+//! - `GET /_lab/fault` (list), `POST /_lab/fault` `{"fault":"..."}`, `DELETE /_lab/fault`
+//!   (clears every fault)
+//! - `POST /_lab/copy-schema` `{"from":"A","to":"B"}`
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::faults::Fault;
+use super::node::{Cluster, OpError};
+use super::personality::NodeCtx;
+use super::LabShared;
+use crate::procedure::model::Membership;
+
+impl IntoResponse for OpError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OpError::Refused(_) => StatusCode::CONFLICT,
+            OpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({"error": self.to_string()}))).into_response()
+    }
+}
+
+pub(crate) fn node_routes() -> Router<NodeCtx> {
+    Router::new().route("/_lab/{op}", post(node_op))
+}
+
+async fn node_op(State(ctx): State<NodeCtx>, Path(op): Path<String>, body: Bytes) -> Response {
+    run_op(&ctx.cluster, ctx.idx, &op, &body)
+}
+
+pub(crate) fn cluster_router(shared: LabShared) -> Router {
+    Router::new()
+        .route("/_lab/status", get(lab_status))
+        .route("/_lab/lb/backends", get(lb_backends))
+        .route("/_lab/lb/backends/{server}", put(lb_set))
+        .route("/_lab/traffic", get(traffic))
+        .route(
+            "/_lab/fault",
+            get(faults_list).post(fault_add).delete(faults_clear),
+        )
+        .route("/_lab/copy-schema", post(copy_schema))
+        .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
+        .with_state(shared)
+}
+
+async fn lab_status(State(s): State<LabShared>) -> Response {
+    Json(s.snapshot()).into_response()
+}
+
+async fn lb_backends(State(s): State<LabShared>) -> Response {
+    Json(s.balancer.backends()).into_response()
+}
+
+#[derive(Deserialize)]
+struct SetMembership {
+    state: Membership,
+    #[serde(default)]
+    weight: Option<u16>,
+}
+
+async fn lb_set(State(s): State<LabShared>, Path(server): Path<String>, body: Bytes) -> Response {
+    let req: SetMembership = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return OpError::BadRequest(format!(
+                "expected {{\"state\":\"ready|drain|maint\",\"weight\":null}}: {e}"
+            ))
+            .into_response()
+        }
+    };
+    if s.balancer.set_membership(&server, req.state, req.weight) {
+        Json(json!({"ok": true, "server": server, "state": req.state})).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such server"})),
+        )
+            .into_response()
+    }
+}
+
+async fn traffic(State(s): State<LabShared>) -> Response {
+    Json(s.traffic.report()).into_response()
+}
+
+async fn faults_list(State(s): State<LabShared>) -> Response {
+    Json(s.cluster.list_faults()).into_response()
+}
+
+async fn fault_add(State(s): State<LabShared>, body: Bytes) -> Response {
+    match parse_fault(&body).and_then(|f| s.cluster.add_fault(f)) {
+        Ok(()) => Json(json!({"ok": true, "faults": s.cluster.list_faults()})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn faults_clear(State(s): State<LabShared>) -> Response {
+    s.cluster.clear_faults();
+    Json(json!({"ok": true, "faults": []})).into_response()
+}
+
+async fn copy_schema(State(s): State<LabShared>, body: Bytes) -> Response {
+    let result = parse_body(&body).and_then(|v| {
+        let from = str_field(&v, "from")?;
+        let to = str_field(&v, "to")?;
+        s.cluster.copy_schema(&from, &to)?;
+        Ok(json!({"ok": true, "op": "copy-schema", "from": from, "to": to}))
+    });
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn cluster_node_op(
+    State(s): State<LabShared>,
+    Path((node, op)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match s.cluster.index_of(&node) {
+        Some(idx) => run_op(&s.cluster, idx, &op, &body),
+        None => OpError::NotFound(format!("no node named {node:?}")).into_response(),
+    }
+}
+
+/// One node operation, whichever server received it.
+pub(crate) fn run_op(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Response {
+    match dispatch(cluster, idx, op, body) {
+        Ok(detail) => Json(json!({
+            "ok": true,
+            "op": op,
+            "node": cluster.snapshot_node(idx),
+            "detail": detail,
+        }))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result<Value, OpError> {
+    let v = parse_body(body)?;
+    match op {
+        "stop" => cluster.stop(idx).map(|_| Value::Null),
+        "start" => cluster.start(idx).map(|_| Value::Null),
+        "install" => cluster
+            .install(idx, &str_field(&v, "version")?)
+            .map(|_| Value::Null),
+        "read-only" => {
+            let on = bool_field(&v, "on")?
+                .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
+            cluster.set_read_only(idx, on).map(|_| Value::Null)
+        }
+        "read-only-on" => cluster.set_read_only(idx, true).map(|_| Value::Null),
+        "read-only-off" => cluster.set_read_only(idx, false).map(|_| Value::Null),
+        "backup" => cluster
+            .backup(idx, &str_field(&v, "name")?)
+            .map(|p| json!({"path": p.display().to_string()})),
+        "restore" => {
+            let force = bool_field(&v, "force")?.unwrap_or(false);
+            cluster
+                .restore(idx, &str_field(&v, "name")?, force)
+                .map(|f| json!({"store_format": f}))
+        }
+        "copy-schema" => cluster
+            .copy_schema(&str_field(&v, "from")?, &str_field(&v, "to")?)
+            .map(|_| Value::Null),
+        "set-schema" => cluster
+            .set_schema(idx, &str_field(&v, "schema")?)
+            .map(|_| Value::Null),
+        "marker" => cluster
+            .create_marker(idx)
+            .map(|p| json!({"path": p.display().to_string()})),
+        "config" | "configure" => {
+            let mode = opt_str_field(&v, "mode")?;
+            let allow = bool_field(&v, "allow_upgrade")?;
+            cluster
+                .configure(idx, mode.as_deref(), allow)
+                .map(|_| Value::Null)
+        }
+        "migrate-metadata" => cluster
+            .migrate_metadata(idx)
+            .map(|f| json!({"store_format": f})),
+        "rollback-metadata" => cluster
+            .rollback_metadata(idx)
+            .map(|f| json!({"store_format": f})),
+        "fault" => {
+            let raw = serde_json::to_vec(&v).unwrap_or_default();
+            cluster.add_fault(parse_fault(&raw)?).map(|_| Value::Null)
+        }
+        other => Err(OpError::NotFound(format!("no lab operation {other:?}"))),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, OpError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
+}
+
+fn parse_fault(body: &[u8]) -> Result<Fault, OpError> {
+    let v = parse_body(body)?;
+    str_field(&v, "fault")?
+        .parse()
+        .map_err(|e: super::LabError| OpError::BadRequest(e.to_string()))
+}
+
+fn opt_str_field(v: &Value, key: &str) -> Result<Option<String>, OpError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(OpError::BadRequest(format!(
+            "{key:?} must be a string, not {other}"
+        ))),
+    }
+}
+
+fn str_field(v: &Value, key: &str) -> Result<String, OpError> {
+    opt_str_field(v, key)?.ok_or_else(|| OpError::BadRequest(format!("missing {key:?}")))
+}
+
+/// A boolean given as JSON `true` or as the string `"true"` (targets template strings).
+fn bool_field(v: &Value, key: &str) -> Result<Option<bool>, OpError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Ok(Some(true)),
+            "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(OpError::BadRequest(format!(
+                "{key:?} must be true or false"
+            ))),
+        },
+        Some(other) => Err(OpError::BadRequest(format!(
+            "{key:?} must be true or false, not {other}"
+        ))),
+    }
+}

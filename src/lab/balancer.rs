@@ -1,0 +1,292 @@
+//! The embedded load balancer: a reverse proxy on loopback with HAProxy's essentials —
+//! per-server membership (ready/drain/maint), active health checks with rise/fall 2,
+//! round-robin over servers that are ready and UP, and one retry of a failed idempotent
+//! request on another server (`retries` + `option redispatch`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::lb::Backend;
+use crate::procedure::model::Membership;
+
+/// Consecutive check results that flip a server's health.
+const RISE: u32 = 2;
+const FALL: u32 = 2;
+const MAX_BODY: usize = 4 << 20;
+
+#[derive(Debug)]
+struct Server {
+    name: String,
+    addr: SocketAddr,
+    membership: Membership,
+    weight: Option<u16>,
+    up: bool,
+    rise: u32,
+    fall: u32,
+    check: String,
+    in_flight: u64,
+    requests: u64,
+}
+
+impl Server {
+    fn serving(&self) -> bool {
+        self.membership == Membership::Ready && self.up && self.weight != Some(0)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    servers: Mutex<Vec<Server>>,
+    next: AtomicUsize,
+    ready_path: &'static str,
+    interval: Duration,
+    client: reqwest::Client,
+}
+
+impl Balancer {
+    /// `servers`: name, address, initial membership, initially UP.
+    pub fn new(
+        servers: Vec<(String, SocketAddr, Membership, bool)>,
+        ready_path: &'static str,
+        interval: Duration,
+        client: reqwest::Client,
+    ) -> Self {
+        let servers = servers
+            .into_iter()
+            .map(|(name, addr, membership, up)| Server {
+                name,
+                addr,
+                membership,
+                weight: None,
+                up,
+                rise: 0,
+                fall: 0,
+                check: if up { "L7OK" } else { "L7STS" }.into(),
+                in_flight: 0,
+                requests: 0,
+            })
+            .collect();
+        Balancer {
+            servers: Mutex::new(servers),
+            next: AtomicUsize::new(0),
+            ready_path,
+            interval,
+            client,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Server>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn backends(&self) -> Vec<Backend> {
+        self.lock()
+            .iter()
+            .map(|s| Backend {
+                server: s.name.clone(),
+                node: Some(s.name.clone()),
+                membership: s.membership,
+                health: match (s.membership, s.up) {
+                    (Membership::Maint, _) => "MAINT".into(),
+                    (_, true) => "UP".into(),
+                    (_, false) => "DOWN".into(),
+                },
+                serving: s.serving(),
+                sessions: Some(s.in_flight),
+                weight: s.weight,
+                check: (s.membership != Membership::Maint).then(|| s.check.clone()),
+            })
+            .collect()
+    }
+
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.lock()
+            .iter()
+            .map(|s| (s.name.clone(), s.requests))
+            .collect()
+    }
+
+    /// False when there is no such server.
+    pub fn set_membership(&self, server: &str, state: Membership, weight: Option<u16>) -> bool {
+        let mut servers = self.lock();
+        let Some(s) = servers.iter_mut().find(|s| s.name == server) else {
+            return false;
+        };
+        if s.membership == Membership::Maint && state != Membership::Maint {
+            // Back from maintenance the server must prove itself again, like HAProxy.
+            s.up = false;
+            s.rise = 0;
+            s.fall = 0;
+            s.check = "INI".into();
+        }
+        s.membership = state;
+        if weight.is_some() {
+            s.weight = weight;
+        }
+        true
+    }
+
+    /// The next serving server in round-robin order, other than `exclude`.
+    fn pick(&self, exclude: Option<usize>) -> Option<(usize, SocketAddr)> {
+        let mut servers = self.lock();
+        let n = servers.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| Some(i) != exclude && servers[i].serving())?;
+        servers[i].in_flight += 1;
+        servers[i].requests += 1;
+        Some((i, servers[i].addr))
+    }
+
+    fn done(&self, i: usize) {
+        if let Some(s) = self.lock().get_mut(i) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+
+    pub fn frontend_router(self: Arc<Self>) -> Router {
+        Router::new().fallback(proxy).with_state(self)
+    }
+
+    /// Health checks every interval, until the task is aborted.
+    pub async fn run_checks(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let timeout = (self.interval * 5).max(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let targets: Vec<(String, SocketAddr)> = self
+                .lock()
+                .iter()
+                .filter(|s| s.membership != Membership::Maint)
+                .map(|s| (s.name.clone(), s.addr))
+                .collect();
+            let checks = targets.into_iter().map(|(name, addr)| {
+                let url = format!("http://{addr}{}", self.ready_path);
+                let req = self.client.get(url).timeout(timeout).send();
+                async move {
+                    let verdict = match req.await {
+                        Ok(r) if r.status().is_success() => (true, "L7OK".to_string()),
+                        Ok(r) => (false, format!("L7STS/{}", r.status().as_u16())),
+                        Err(e) if e.is_timeout() => (false, "L7TOUT".to_string()),
+                        Err(_) => (false, "L4CON".to_string()),
+                    };
+                    (name, verdict)
+                }
+            });
+            let results = futures::future::join_all(checks).await;
+            let mut servers = self.lock();
+            for (name, (ok, check)) in results {
+                let Some(s) = servers.iter_mut().find(|s| s.name == name) else {
+                    continue;
+                };
+                if s.membership == Membership::Maint {
+                    continue;
+                }
+                s.check = check;
+                if ok {
+                    s.fall = 0;
+                    s.rise += 1;
+                    if !s.up && s.rise >= RISE {
+                        s.up = true;
+                    }
+                } else {
+                    s.rise = 0;
+                    s.fall += 1;
+                    if s.up && s.fall >= FALL {
+                        s.up = false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        addr: SocketAddr,
+        method: &Method,
+        path: &str,
+        content_type: Option<&HeaderValue>,
+        body: &Bytes,
+    ) -> Result<(StatusCode, Option<HeaderValue>, Bytes), String> {
+        let method =
+            reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = self
+            .client
+            .request(method, format!("http://{addr}{path}"))
+            .timeout(Duration::from_secs(30))
+            .body(body.clone());
+        if let Some(ct) = content_type.and_then(|v| v.to_str().ok()) {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = StatusCode::from_u16(resp.status().as_u16()).map_err(|e| e.to_string())?;
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| HeaderValue::from_str(v).ok());
+        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        Ok((status, ct, bytes))
+    }
+}
+
+async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let content_type = req.headers().get("content-type").cloned();
+    let body = match to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("bad request body: {e}")).into_response()
+        }
+    };
+    let idempotent = method == Method::GET || method == Method::HEAD;
+    let Some((first, addr)) = lb.pick(None) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no ready backend").into_response();
+    };
+    let mut result = lb
+        .forward(addr, &method, &path, content_type.as_ref(), &body)
+        .await;
+    lb.done(first);
+    let failed = match &result {
+        Err(_) => true,
+        Ok((status, _, _)) => status.is_server_error(),
+    };
+    if idempotent && failed {
+        if let Some((second, addr)) = lb.pick(Some(first)) {
+            result = lb
+                .forward(addr, &method, &path, content_type.as_ref(), &body)
+                .await;
+            lb.done(second);
+        }
+    }
+    match result {
+        Ok((status, ct, bytes)) => {
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.status_mut() = status;
+            if let Some(ct) = ct {
+                resp.headers_mut().insert("content-type", ct);
+            }
+            resp
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("backend error: {e}")).into_response(),
+    }
+}

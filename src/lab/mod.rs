@@ -1,0 +1,407 @@
+//! The lab: a built-in training cluster on loopback. Real HTTP servers (one per node) speaking
+//! the product's shapes, an embedded load balancer, a traffic generator and staged faults, all
+//! in this process, plus the target file that lets any procedure drive it.
+//!
+//! Layout: [`config`] (what to build), [`node`] (the cluster state machine), [`store`] (the
+//! on-disk key-value stores and backups), [`personality`] (each node's HTTP routes per
+//! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the reverse proxy),
+//! [`traffic`] (the load generator), [`faults`], [`target_out`] (the target it writes) and
+//! [`cli`] (`flightdeck lab`).
+
+pub mod admin;
+pub mod balancer;
+pub mod cli;
+pub mod config;
+pub mod faults;
+pub mod node;
+pub mod personality;
+pub mod store;
+pub mod target_out;
+pub mod traffic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{LabConfig, Product, Timing};
+pub use faults::Fault;
+pub use node::{NodeSnapshot, RunState};
+pub use traffic::{TrafficCounts, TrafficReport};
+
+use crate::lb::Backend;
+use crate::procedure::model::Membership;
+use crate::target::Target;
+use balancer::Balancer;
+use node::{Cluster, NodeSpec};
+use traffic::TrafficStats;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("lab configuration: {0}")]
+    Config(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on loopback: {0}")]
+    Bind(std::io::Error),
+    #[error("lab store: {0}")]
+    Store(String),
+    #[error("lab target: {0}")]
+    Target(String),
+    #[error("http client: {0}")]
+    Http(String),
+}
+
+/// A reqwest client for the lab and its drivers. reqwest is built without a TLS crypto
+/// provider, so one (ring) is installed process-wide first.
+pub fn http_client() -> Result<reqwest::Client, LabError> {
+    static PROVIDER: Once = Once::new();
+    PROVIDER.call_once(|| {
+        // Err only means another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| LabError::Http(e.to_string()))
+}
+
+/// Everything about a running lab, for tests to assert on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabSnapshot {
+    pub product: Product,
+    pub nodes: Vec<NodeSnapshot>,
+    pub backends: Vec<Backend>,
+    /// Requests the balancer sent to each server.
+    pub lb_requests: BTreeMap<String, u64>,
+    pub faults: Vec<Fault>,
+}
+
+impl LabSnapshot {
+    pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Shared by the cluster-level admin server.
+#[derive(Clone)]
+pub(crate) struct LabShared {
+    pub cluster: Arc<Cluster>,
+    pub balancer: Arc<Balancer>,
+    pub traffic: Arc<TrafficStats>,
+}
+
+impl LabShared {
+    pub fn snapshot(&self) -> LabSnapshot {
+        LabSnapshot {
+            product: self.cluster.product,
+            nodes: self.cluster.snapshot_all(),
+            backends: self.balancer.backends(),
+            lb_requests: self.balancer.request_counts(),
+            faults: self.cluster.list_faults(),
+        }
+    }
+}
+
+/// A running lab. Dropping it without [`Lab::shutdown`] leaves its tasks to the runtime.
+pub struct Lab {
+    shared: LabShared,
+    target: Target,
+    frontend: SocketAddr,
+    admin: SocketAddr,
+    stop_tx: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    /// A data directory the lab created for itself, removed at shutdown.
+    temp_dir: Option<PathBuf>,
+}
+
+impl Lab {
+    pub async fn start(cfg: LabConfig) -> Result<Lab, LabError> {
+        if cfg.nodes == 0 || cfg.nodes > config::MAX_NODES {
+            return Err(LabError::Config(format!(
+                "a lab has 1 to {} nodes, not {}",
+                config::MAX_NODES,
+                cfg.nodes
+            )));
+        }
+        let product = cfg.product;
+        let version = cfg
+            .version
+            .clone()
+            .unwrap_or_else(|| product.default_version().to_string());
+        let to_version = cfg
+            .to_version
+            .clone()
+            .unwrap_or_else(|| product.default_to_version().to_string());
+        config::store_format(&version)?;
+        config::store_format(&to_version)?;
+
+        let (data_dir, temp_dir) = match &cfg.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = fresh_temp_dir();
+                (d.clone(), Some(d))
+            }
+        };
+        std::fs::create_dir_all(&data_dir).map_err(|e| LabError::Io {
+            path: data_dir.clone(),
+            source: e,
+        })?;
+
+        let result = Self::build(cfg, version, to_version, data_dir, temp_dir.clone()).await;
+        if let (Err(_), Some(dir)) = (&result, &temp_dir) {
+            // Nothing of a lab that did not start is worth keeping.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result
+    }
+
+    async fn build(
+        cfg: LabConfig,
+        version: String,
+        to_version: String,
+        data_dir: PathBuf,
+        temp_dir: Option<PathBuf>,
+    ) -> Result<Lab, LabError> {
+        let product = cfg.product;
+        let groups: Vec<Option<&str>> = if product == Product::Neo4j {
+            vec![Some("blue"), Some("green")]
+        } else {
+            vec![None]
+        };
+        let mut specs = Vec::new();
+        let mut listeners = Vec::new();
+        for (gi, group) in groups.iter().enumerate() {
+            for i in 0..cfg.nodes {
+                let listener = bind().await?;
+                let addr = listener.local_addr().map_err(LabError::Bind)?;
+                listeners.push(listener);
+                let green = *group == Some("green");
+                let base_role = match (product, i) {
+                    (Product::Jahia, 0) => "processing",
+                    (Product::Jahia, _) => "member",
+                    (_, 0) => "leader",
+                    _ => "follower",
+                };
+                let seed = if green {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("lab".to_string(), product.to_string())])
+                };
+                specs.push(NodeSpec {
+                    name: format!("node{}", gi * cfg.nodes + i + 1),
+                    group: group.map(str::to_string),
+                    addr,
+                    version: if green { &to_version } else { &version }.clone(),
+                    base_role: base_role.into(),
+                    running: !green,
+                    seed,
+                });
+            }
+        }
+        // Everything fallible happens before the first task is spawned, so an error leaves
+        // nothing running behind.
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for f in &cfg.faults {
+            if let Some(n) = f.node().filter(|n| !names.iter().any(|m| m == n)) {
+                return Err(LabError::Config(format!("fault {f}: no node named {n:?}")));
+            }
+        }
+        let front_listener = bind().await?;
+        let frontend = front_listener.local_addr().map_err(LabError::Bind)?;
+        let admin_listener = bind().await?;
+        let admin = admin_listener.local_addr().map_err(LabError::Bind)?;
+        let client = http_client()?;
+        let maint: Vec<bool> = specs.iter().map(|s| !s.running).collect();
+        let cluster = Arc::new(Cluster::new(product, cfg.timing, data_dir, specs)?);
+        for f in &cfg.faults {
+            cluster
+                .add_fault(f.clone())
+                .map_err(|e| LabError::Config(format!("fault {f}: {e}")))?;
+        }
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut servers = Vec::new();
+        for (idx, listener) in listeners.into_iter().enumerate() {
+            let router = personality::node_router(cluster.clone(), idx);
+            servers.push(serve(listener, router, stop_rx.clone()));
+        }
+
+        let snapshot = cluster.snapshot_all();
+        let balancer = Arc::new(Balancer::new(
+            snapshot
+                .iter()
+                .zip(&maint)
+                .map(|(n, m)| {
+                    let state = if *m {
+                        Membership::Maint
+                    } else {
+                        Membership::Ready
+                    };
+                    (
+                        n.name.clone(),
+                        n.address,
+                        state,
+                        n.state == RunState::Running,
+                    )
+                })
+                .collect(),
+            product.readiness_path(),
+            Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
+            client.clone(),
+        ));
+        let traffic = Arc::new(TrafficStats::new(cfg.load_rps));
+        let shared = LabShared {
+            cluster: cluster.clone(),
+            balancer: balancer.clone(),
+            traffic: traffic.clone(),
+        };
+        servers.push(serve(
+            front_listener,
+            balancer.clone().frontend_router(),
+            stop_rx.clone(),
+        ));
+        servers.push(serve(
+            admin_listener,
+            admin::cluster_router(shared.clone()),
+            stop_rx.clone(),
+        ));
+
+        let mut background = vec![tokio::spawn(balancer.clone().run_checks())];
+        if cfg.load_rps > 0 {
+            background.push(tokio::spawn(traffic::run(
+                frontend,
+                cfg.load_rps,
+                traffic.clone(),
+                client,
+            )));
+        }
+
+        let admin_url = format!("http://{admin}");
+        let target = target_out::build_target(
+            product,
+            &snapshot,
+            &admin_url,
+            frontend,
+            &version,
+            &to_version,
+        );
+        Ok(Lab {
+            shared,
+            target,
+            frontend,
+            admin,
+            stop_tx,
+            servers,
+            background,
+            temp_dir,
+        })
+    }
+
+    /// The target describing this lab.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Writes the target as TOML (the format `Target` parses).
+    pub fn write_target(&self, path: &Path) -> Result<(), LabError> {
+        target_out::write_target(&self.target, path)
+    }
+
+    pub fn lb_frontend(&self) -> SocketAddr {
+        self.frontend
+    }
+
+    /// Base URL of the lab admin API (cluster-level `/_lab/...` routes and the balancer's).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// Where the lab keeps stores, markers and backups.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.cluster.data_dir
+    }
+
+    /// Traffic totals so far.
+    pub async fn traffic(&self) -> TrafficCounts {
+        self.shared.traffic.report().total
+    }
+
+    pub async fn snapshot(&self) -> LabSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// Stops every task and listener (and removes a temporary data directory).
+    pub async fn shutdown(self) {
+        let _ = self.stop_tx.send(true);
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.shared.cluster.shutdown().await;
+        for mut server in self.servers {
+            // Graceful first (in-flight requests finish), then the hard way.
+            if tokio::time::timeout(Duration::from_secs(2), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+                let _ = server.await;
+            }
+        }
+        if let Some(dir) = self.temp_dir {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!("lab: could not remove {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+async fn bind() -> Result<TcpListener, LabError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(LabError::Bind)
+}
+
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!("lab: server stopped: {e}");
+        }
+    })
+}
+
+fn fresh_temp_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    std::env::temp_dir().join(format!(
+        "flightdeck-lab-{}-{nanos}-{seq}",
+        std::process::id()
+    ))
+}

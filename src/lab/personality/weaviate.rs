@@ -1,0 +1,254 @@
+//! Weaviate: liveness/readiness, `/v1/nodes`, `/v1/cluster/statistics` (1.25+, Raft era),
+//! `/v1/meta`, and filesystem backups and restores (asynchronous: STARTED, then SUCCESS).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::super::config::Version;
+use super::super::node::{job_key, NodeSnapshot};
+use super::super::RunState;
+use super::NodeCtx;
+
+const BACKEND: &str = "filesystem";
+
+pub(crate) fn routes() -> Router<NodeCtx> {
+    Router::new()
+        .route("/v1/.well-known/live", get(live))
+        .route("/v1/.well-known/ready", get(ready))
+        .route("/v1/nodes", get(nodes))
+        .route("/v1/cluster/statistics", get(statistics))
+        .route("/v1/meta", get(meta))
+        .route("/v1/backups/{backend}", post(backup_create))
+        .route("/v1/backups/{backend}/{id}", get(backup_status))
+        .route(
+            "/v1/backups/{backend}/{id}/restore",
+            post(restore_create).get(restore_status),
+        )
+}
+
+async fn live(State(ctx): State<NodeCtx>) -> Response {
+    let up = ctx
+        .cluster
+        .snapshot_node(ctx.idx)
+        .is_some_and(|s| matches!(s.state, RunState::Running | RunState::Starting));
+    if up && !ctx.probe_fails() {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+}
+
+async fn ready(State(ctx): State<NodeCtx>) -> Response {
+    if ctx.ready_probe() {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": [{"message": "node is not running"}]})),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({"error": [{"message": message}]}))).into_response()
+}
+
+fn node_status(ctx: &NodeCtx, idx: usize, n: &NodeSnapshot) -> &'static str {
+    match n.state {
+        RunState::Running if ctx.cluster.is_ready(idx) => "HEALTHY",
+        RunState::Running | RunState::Starting => "UNHEALTHY",
+        _ => "UNAVAILABLE",
+    }
+}
+
+/// The nodes of this node's cluster, with their indices.
+fn members(ctx: &NodeCtx) -> Vec<(usize, NodeSnapshot)> {
+    let all = ctx.cluster.snapshot_all();
+    let members = ctx.cluster.group_members(ctx.idx);
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| members.contains(i))
+        .collect()
+}
+
+async fn nodes(State(ctx): State<NodeCtx>) -> Response {
+    if !ctx.cluster.is_running(ctx.idx) {
+        return unavailable();
+    }
+    let list: Vec<Value> = members(&ctx)
+        .iter()
+        .map(|(i, n)| {
+            json!({
+                "name": n.name,
+                "status": node_status(&ctx, *i, n),
+                "version": n.version,
+                "gitHash": "lab",
+                "stats": {"shardCount": 1, "objectCount": n.keys},
+                "batchStats": {"queueLength": 0, "ratePerSecond": 0},
+            })
+        })
+        .collect();
+    Json(json!({ "nodes": list })).into_response()
+}
+
+async fn statistics(State(ctx): State<NodeCtx>) -> Response {
+    let Some(me) = ctx.cluster.snapshot_node(ctx.idx) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // The endpoint arrived with the Raft metadata store in 1.25.
+    let raft_era = Version::parse(&me.version).is_ok_and(|v| v >= Version(vec![1, 25]));
+    if !raft_era {
+        return error(StatusCode::NOT_FOUND, "no such endpoint".into());
+    }
+    if me.state != RunState::Running {
+        return unavailable();
+    }
+    let applied = ctx.cluster.applied_index();
+    let members = members(&ctx);
+    let running: Vec<&(usize, NodeSnapshot)> = members
+        .iter()
+        .filter(|(_, n)| n.state == RunState::Running)
+        .collect();
+    let leader = running
+        .iter()
+        .find(|(_, n)| n.role == "leader")
+        .map(|(_, n)| n.clone());
+    let peers = running.len().saturating_sub(1);
+    let stats: Vec<Value> = running
+        .iter()
+        .map(|(i, n)| {
+            // A node still settling after a restart has not applied the latest entries yet.
+            let index = if ctx.cluster.settling(*i) {
+                applied.saturating_sub(1)
+            } else {
+                applied
+            };
+            json!({
+                "name": n.name,
+                "status": node_status(&ctx, *i, n),
+                "ready": ctx.cluster.is_ready(*i),
+                "open": true,
+                "bootstrapped": true,
+                "dbLoaded": true,
+                "isVoter": true,
+                "leaderId": leader.as_ref().map(|l| l.name.clone()).unwrap_or_default(),
+                "leaderAddress": leader.as_ref().map(|l| l.address.to_string()).unwrap_or_default(),
+                "initialLastAppliedIndex": 0,
+                "lastAppliedIndex": index,
+                "raft": {
+                    "appliedIndex": index.to_string(),
+                    "commitIndex": applied.to_string(),
+                    "lastLogIndex": applied.to_string(),
+                    "numPeers": peers.to_string(),
+                    "state": if n.role == "leader" { "Leader" } else { "Follower" },
+                    "term": "1",
+                },
+            })
+        })
+        .collect();
+    Json(json!({"synchronized": me.synchronized, "statistics": stats})).into_response()
+}
+
+async fn meta(State(ctx): State<NodeCtx>) -> Response {
+    match ctx.cluster.snapshot_node(ctx.idx) {
+        Some(s) if s.state == RunState::Running => Json(json!({
+            "hostname": format!("http://{}", s.address),
+            "version": s.version,
+            "modules": {"backup-filesystem": {}},
+            "grpcMaxMessageSize": 10_485_760,
+        }))
+        .into_response(),
+        _ => unavailable(),
+    }
+}
+
+fn check_backend(backend: &str) -> Option<Response> {
+    (backend != BACKEND).then(|| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("backup backend {backend:?} is not enabled (only {BACKEND})"),
+        )
+    })
+}
+
+fn job_answer(ctx: &NodeCtx, id: &str, restore: bool) -> Response {
+    match ctx.cluster.job(&job_key(id, restore)) {
+        Some(job) => Json(json!({
+            "id": id,
+            "backend": BACKEND,
+            "path": ctx.cluster.data_dir.join("backups").display().to_string(),
+            "status": job.status,
+            "error": job.error,
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} {id:?} not found",
+                if restore { "restore" } else { "backup" }
+            ),
+        ),
+    }
+}
+
+fn start_job(ctx: &NodeCtx, id: &str, restore: bool) -> Response {
+    if !ctx.cluster.is_running(ctx.idx) {
+        return unavailable();
+    }
+    match ctx.cluster.start_job(ctx.idx, id, restore) {
+        Ok(()) => job_answer(ctx, id, restore),
+        Err(super::super::node::OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+async fn backup_create(
+    State(ctx): State<NodeCtx>,
+    Path(backend): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_backend(&backend) {
+        return r;
+    }
+    let id = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
+    match id {
+        Some(id) => start_job(&ctx, &id, false),
+        None => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be JSON with an \"id\"".into(),
+        ),
+    }
+}
+
+async fn backup_status(
+    State(ctx): State<NodeCtx>,
+    Path((backend, id)): Path<(String, String)>,
+) -> Response {
+    check_backend(&backend).unwrap_or_else(|| job_answer(&ctx, &id, false))
+}
+
+async fn restore_create(
+    State(ctx): State<NodeCtx>,
+    Path((backend, id)): Path<(String, String)>,
+) -> Response {
+    check_backend(&backend).unwrap_or_else(|| start_job(&ctx, &id, true))
+}
+
+async fn restore_status(
+    State(ctx): State<NodeCtx>,
+    Path((backend, id)): Path<(String, String)>,
+) -> Response {
+    check_backend(&backend).unwrap_or_else(|| job_answer(&ctx, &id, true))
+}

@@ -1,0 +1,81 @@
+//! The Jahia personality: full read-only mode, schemas and the rolling-upgrade marker.
+
+mod lab_util;
+
+use flightdeck::lab::Product;
+use lab_util::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn rolling_upgrade_marker_semantics() {
+    let lab = lab(Product::Jahia, 3).await;
+    let n1 = url(&lab, "node1").await;
+    let n2 = url(&lab, "node2").await;
+    assert_eq!(node(&lab, "node1").await.role, "processing");
+    assert_eq!(node(&lab, "node2").await.role, "member");
+    assert_eq!(put(&format!("{n1}/kv/page"), "home").await.0, 200);
+
+    // Full read-only from the processing node is cluster-wide.
+    let (status, ro) = get_json(&format!(
+        "{n1}/modules/tools/maintenance.jsp?fullReadOnlyMode=true"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(ro["fullReadOnlyMode"], "ON");
+    assert_eq!(ro["scope"], "cluster");
+    let (_, st) = get_json(&format!("{n2}/modules/tools/maintenance.jsp")).await;
+    assert_eq!(st["nodes"]["node3"], "ON");
+    assert_eq!(put(&format!("{n2}/kv/page"), "x").await.1, "read-only");
+
+    // Copy schema A -> B (a real file copy), then move the processing node onto B.
+    let r = client()
+        .post(format!("{}/_lab/copy-schema", lab.admin_url()))
+        .json(&json!({"from": "A", "to": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(lab.data_dir().join("schemas/B/store.json").exists());
+    assert_eq!(
+        op(&lab, "node1", "set-schema", json!({"schema": "B"}))
+            .await
+            .0,
+        409,
+        "only while stopped"
+    );
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "set-schema", json!({"schema": "B"})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "8.2.0.0"})).await;
+
+    // Without the marker it would join the old cluster: conflict.
+    op_ok(&lab, "node1", "start", json!({})).await;
+    let failed = wait_state(&lab, "node1", "failed").await;
+    let reason = failed.reason.unwrap();
+    assert!(reason.starts_with("cluster conflict:"), "{reason}");
+    assert!(
+        reason.contains("rolling-upgrade marker missing"),
+        "{reason}"
+    );
+
+    // With it: the marker is consumed and the node comes up writable on the new format.
+    op_ok(&lab, "node1", "marker", json!({})).await;
+    assert!(node(&lab, "node1").await.marker);
+    assert!(lab.data_dir().join("node1/rolling-upgrade").exists());
+    op_ok(&lab, "node1", "start", json!({})).await;
+    let up = wait_state(&lab, "node1", "running").await;
+    assert!(!up.marker);
+    assert!(!lab.data_dir().join("node1/rolling-upgrade").exists());
+    assert!(!up.read_only);
+    assert_eq!(up.schema.as_deref(), Some("B"));
+    assert_eq!(up.store_format, 8002);
+    assert_eq!(get(&format!("{n1}/kv/page")).await, (200, "home".into()));
+    assert_eq!(put(&format!("{n1}/kv/page"), "new").await.0, 200);
+
+    // The old nodes still run read-only on schema A at the old format.
+    let n2s = node(&lab, "node2").await;
+    assert!(n2s.read_only);
+    assert_eq!(n2s.store_format, 8001);
+    assert_eq!(get(&format!("{n2}/kv/page")).await, (200, "home".into()));
+    assert_eq!(get(&format!("{n1}/modules/healthcheck")).await.0, 200);
+    lab.shutdown().await;
+}
