@@ -11,3 +11,4 @@ pub mod lb;
 pub mod plan;
 pub mod procedure;
 pub mod target;
+pub mod tui;

@@ -13,26 +13,44 @@ pub enum Command {
         phrase: Option<String>,
     },
     /// Answer the open prompt with no: the step waits until the driver acts on it again.
-    Decline { prompt: u64 },
+    Decline {
+        prompt: u64,
+    },
     /// Re-open the prompt for the current step after a decline.
     Act,
     /// Run a failed or interrupted step again.
-    Retry { step: usize },
+    Retry {
+        step: usize,
+    },
     /// Skip the current step (pending, failed or interrupted).
-    Skip { step: usize },
+    Skip {
+        step: usize,
+    },
     /// Record an interrupted or failed step as done (the operator finished it by hand).
-    MarkDone { step: usize },
+    MarkDone {
+        step: usize,
+    },
     /// Ask to undo a completed step (only the latest completed one: saga order).
-    Undo { step: usize },
+    Undo {
+        step: usize,
+    },
     /// Stop the procedure, optionally rolling back completed steps in reverse.
-    Abort { rollback: bool },
-    Note { text: String },
+    Abort {
+        rollback: bool,
+    },
+    Note {
+        text: String,
+    },
     /// Two-person rule: a second operator approves the open prompt.
-    Approve { prompt: u64 },
+    Approve {
+        prompt: u64,
+    },
     /// Pairing: an observer asks the driver for control.
     RequestControl,
     /// Pairing: the driver hands control to operator `to`.
-    GrantControl { to: u64 },
+    GrantControl {
+        to: u64,
+    },
     /// Pairing: take control from a driver whose client is gone.
     TakeControl,
 }

@@ -114,7 +114,9 @@ pub enum Event {
         health_probes: Vec<String>,
     },
     /// The session was picked up again from its journal (after a crash or a detach).
-    Resumed { operator: String },
+    Resumed {
+        operator: String,
+    },
     PromptOpened {
         /// Confirms must name the prompt they answer, so a key typed for an older prompt
         /// can never answer a newer one.
@@ -124,10 +126,24 @@ pub enum Event {
     },
     /// One operator's approval of an open prompt (two-person rule); the prompt closes with
     /// `Confirmed` once enough distinct operators approved.
-    Approved { step: usize, by: String },
-    Confirmed { step: usize, by: String, auto: bool },
-    Declined { step: usize, by: String },
-    ActionStarted { step: usize, phase: Phase, attempt: u32 },
+    Approved {
+        step: usize,
+        by: String,
+    },
+    Confirmed {
+        step: usize,
+        by: String,
+        auto: bool,
+    },
+    Declined {
+        step: usize,
+        by: String,
+    },
+    ActionStarted {
+        step: usize,
+        phase: Phase,
+        attempt: u32,
+    },
     Output {
         step: usize,
         phase: Phase,
@@ -149,8 +165,14 @@ pub enum Event {
         verdict: Verdict,
         detail: String,
     },
-    Skipped { step: usize, by: String },
-    MarkedDone { step: usize, by: String },
+    Skipped {
+        step: usize,
+        by: String,
+    },
+    MarkedDone {
+        step: usize,
+        by: String,
+    },
     /// Live only: one probe result.
     ProbeSample {
         probe: String,
@@ -186,16 +208,41 @@ pub enum Event {
         backends: Vec<Backend>,
         error: Option<String>,
     },
-    Traffic { window_ms: u64, counts: TrafficWindow },
-    Note { by: String, text: String },
-    AbortRequested { by: String, rollback: bool },
+    Traffic {
+        window_ms: u64,
+        counts: TrafficWindow,
+    },
+    Note {
+        by: String,
+        text: String,
+    },
+    AbortRequested {
+        by: String,
+        rollback: bool,
+    },
     /// A rollback could not go further back (an irreversible step, or an undo without action).
-    RollbackStopped { reason: String },
-    Finished { outcome: Outcome },
-    OperatorJoined { id: u64, name: String, driver: bool },
-    OperatorLeft { id: u64 },
-    DriverChanged { id: u64, name: String },
-    ControlRequested { id: u64, name: String },
+    RollbackStopped {
+        reason: String,
+    },
+    Finished {
+        outcome: Outcome,
+    },
+    OperatorJoined {
+        id: u64,
+        name: String,
+        driver: bool,
+    },
+    OperatorLeft {
+        id: u64,
+    },
+    DriverChanged {
+        id: u64,
+        name: String,
+    },
+    ControlRequested {
+        id: u64,
+        name: String,
+    },
 }
 
 impl Event {

@@ -15,7 +15,10 @@ impl LabLb {
     }
 
     pub async fn backends(&self) -> Result<Vec<Backend>, LbError> {
-        Err(LbError::Protocol(format!("{} driver pending", self.cfg.driver)))
+        Err(LbError::Protocol(format!(
+            "{} driver pending",
+            self.cfg.driver
+        )))
     }
 
     pub async fn set_membership(
@@ -24,6 +27,9 @@ impl LabLb {
         _state: Membership,
         _weight: Option<u16>,
     ) -> Result<(), LbError> {
-        Err(LbError::Protocol(format!("{} driver pending", self.cfg.driver)))
+        Err(LbError::Protocol(format!(
+            "{} driver pending",
+            self.cfg.driver
+        )))
     }
 }
