@@ -18,3 +18,4 @@ pub mod procedure;
 pub mod target;
 pub mod target_load;
 pub mod tls;
+pub mod tui;

@@ -1,0 +1,443 @@
+//! Keys become either a local `UiAction` (focus, scroll, overlays) or an engine `Command`;
+//! the two never mix in one type. Mapping is a pure function of the view, the key and the
+//! moment it arrived, so the stale-key guard is tested with explicit instants.
+
+use std::time::Instant;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tui_input::backend::crossterm::to_input_request;
+use tui_input::InputRequest;
+
+use crate::engine::state::{PromptKindTag, StepStatus};
+use crate::engine::Command;
+use crate::plan::Confirm;
+
+use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
+
+/// Lines a PgUp/PgDn moves.
+pub const PAGE: usize = 10;
+
+/// What a key does on this screen only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAction {
+    FocusNext,
+    FocusPrev,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    /// Back to following the live step / the newest line.
+    Follow,
+    OpenHelp,
+    OpenNote,
+    AskSkip {
+        step: usize,
+    },
+    AskAbort,
+    AskQuit,
+    CloseOverlay,
+    /// Edit the text being typed (note or phrase).
+    Edit(InputRequest),
+    Status(String),
+    Quit,
+}
+
+/// The meaning of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    Nothing,
+    Ui(UiAction),
+    /// Send to the engine; close the local overlay the key answered, if any.
+    Engine(Command),
+}
+
+const OBSERVER_HINT: &str = "observer — read only; c to request control";
+const REPLAY_HINT: &str = "replay — read only";
+
+fn ui(a: UiAction) -> Intent {
+    Intent::Ui(a)
+}
+
+fn status(s: impl Into<String>) -> Intent {
+    Intent::Ui(UiAction::Status(s.into()))
+}
+
+/// Map one key that arrived at `at`.
+pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
+    if key.kind == KeyEventKind::Release {
+        return Intent::Nothing;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return quit(view);
+    }
+    if let Some(overlay) = &view.overlay {
+        return overlay_key(view, overlay, key);
+    }
+    if view.prompt_visible() {
+        if let Some(i) = prompt_key(view, key, at) {
+            return i;
+        }
+    }
+    global_key(view, key)
+}
+
+fn quit(view: &View) -> Intent {
+    if view.step_running() && view.role == TuiRole::Driver {
+        ui(UiAction::AskQuit)
+    } else {
+        ui(UiAction::Quit)
+    }
+}
+
+fn yes(key: &KeyEvent) -> bool {
+    matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'))
+}
+
+fn no(key: &KeyEvent) -> bool {
+    matches!(
+        key.code,
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc
+    )
+}
+
+fn edit(key: &KeyEvent) -> Intent {
+    match to_input_request(&TermEvent::Key(*key)) {
+        Some(r) => ui(UiAction::Edit(r)),
+        None => Intent::Nothing,
+    }
+}
+
+fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
+    match overlay {
+        Overlay::Help => match key.code {
+            KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
+                ui(UiAction::CloseOverlay)
+            }
+            _ => Intent::Nothing,
+        },
+        Overlay::Note(input) => match key.code {
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            KeyCode::Enter if input.value().trim().is_empty() => ui(UiAction::CloseOverlay),
+            KeyCode::Enter => Intent::Engine(Command::Note {
+                text: input.value().trim().to_string(),
+            }),
+            _ => edit(key),
+        },
+        Overlay::ConfirmSkip { step } => {
+            if yes(key) {
+                Intent::Engine(Command::Skip { step: *step })
+            } else if no(key) || key.code == KeyCode::Enter {
+                ui(UiAction::CloseOverlay)
+            } else {
+                Intent::Nothing
+            }
+        }
+        Overlay::AbortChoice => match key.code {
+            KeyCode::Char('r') => Intent::Engine(Command::Abort { rollback: true }),
+            KeyCode::Char('k') => Intent::Engine(Command::Abort { rollback: false }),
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            _ => Intent::Nothing,
+        },
+        Overlay::ConfirmQuit => {
+            if yes(key) {
+                ui(UiAction::Quit)
+            } else if no(key) || key.code == KeyCode::Enter {
+                ui(UiAction::CloseOverlay)
+            } else {
+                let _ = view;
+                Intent::Nothing
+            }
+        }
+    }
+}
+
+/// Keys that only move around; they never answer a prompt, so the guard lets them through.
+fn is_navigation(key: &KeyEvent) -> bool {
+    matches!(
+        key.code,
+        KeyCode::Tab
+            | KeyCode::BackTab
+            | KeyCode::Up
+            | KeyCode::Down
+            | KeyCode::PageUp
+            | KeyCode::PageDown
+            | KeyCode::Home
+            | KeyCode::End
+            | KeyCode::Char('?')
+    )
+}
+
+/// A key while the engine's prompt is open; None falls through to the global keys.
+fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
+    let prompt = view.state.prompt?;
+    let shown = view.prompt.as_ref()?;
+    if is_navigation(key) {
+        return None;
+    }
+    if key.code == KeyCode::Char('q') {
+        return Some(quit(view));
+    }
+    if key_is_stale(shown.shown_at, at) {
+        return Some(status(
+            "key ignored: the prompt had just appeared — read it first",
+        ));
+    }
+    let step = prompt.step;
+    let id = prompt.id;
+    let phrase = view
+        .state
+        .plan
+        .steps
+        .get(step)
+        .and_then(|s| match &s.confirm {
+            Confirm::Phrase { phrase } => Some(phrase.as_str()),
+            _ => None,
+        });
+    let decline = Intent::Engine(Command::Decline { prompt: id });
+    let intent = match prompt.kind {
+        PromptKindTag::Run if phrase.is_some() => match key.code {
+            KeyCode::Esc => decline,
+            KeyCode::Enter => Intent::Engine(Command::Confirm {
+                prompt: id,
+                phrase: Some(shown.phrase.value().to_string()),
+            }),
+            _ => edit(key),
+        },
+        PromptKindTag::Run | PromptKindTag::Undo => {
+            if yes(key) {
+                Intent::Engine(Command::Confirm {
+                    prompt: id,
+                    phrase: None,
+                })
+            } else if no(key) {
+                decline
+            } else if key.code == KeyCode::Enter {
+                status("y runs it, n holds it")
+            } else {
+                Intent::Nothing
+            }
+        }
+        PromptKindTag::Failed => match key.code {
+            KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
+            KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
+            KeyCode::Char('s') => ui(UiAction::AskSkip { step }),
+            KeyCode::Char('a') => ui(UiAction::AskAbort),
+            KeyCode::Esc => decline,
+            _ => Intent::Nothing,
+        },
+        PromptKindTag::Interrupted => match key.code {
+            KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
+            KeyCode::Char('d') => Intent::Engine(Command::MarkDone { step }),
+            KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
+            KeyCode::Char('a') => ui(UiAction::AskAbort),
+            KeyCode::Esc => decline,
+            _ => Intent::Nothing,
+        },
+    };
+    Some(intent)
+}
+
+fn global_key(view: &View, key: &KeyEvent) -> Intent {
+    let nav = match key.code {
+        KeyCode::Tab => Some(UiAction::FocusNext),
+        KeyCode::BackTab => Some(UiAction::FocusPrev),
+        KeyCode::Up | KeyCode::Char('k') => Some(UiAction::Up),
+        KeyCode::Down | KeyCode::Char('j') => Some(UiAction::Down),
+        KeyCode::PageUp => Some(UiAction::PageUp),
+        KeyCode::PageDown => Some(UiAction::PageDown),
+        KeyCode::Home => Some(UiAction::Top),
+        KeyCode::End | KeyCode::Esc => Some(UiAction::Follow),
+        KeyCode::Char('?') => Some(UiAction::OpenHelp),
+        KeyCode::Char('q') => return quit(view),
+        _ => None,
+    };
+    if let Some(a) = nav {
+        return ui(a);
+    }
+    match view.role {
+        TuiRole::Replay => match key.code {
+            KeyCode::Char(_) | KeyCode::Enter => status(REPLAY_HINT),
+            _ => Intent::Nothing,
+        },
+        TuiRole::Observer => observer_key(view, key),
+        TuiRole::Driver => driver_key(view, key),
+    }
+}
+
+fn observer_key(view: &View, key: &KeyEvent) -> Intent {
+    match key.code {
+        KeyCode::Char('n') => ui(UiAction::OpenNote),
+        KeyCode::Char('c') => Intent::Engine(Command::RequestControl),
+        KeyCode::Char('A') => match view.state.prompt {
+            Some(p)
+                if view
+                    .state
+                    .plan
+                    .steps
+                    .get(p.step)
+                    .is_some_and(|s| s.approvals > 1) =>
+            {
+                Intent::Engine(Command::Approve { prompt: p.id })
+            }
+            _ => status("nothing to approve"),
+        },
+        KeyCode::Char(_) | KeyCode::Enter => status(OBSERVER_HINT),
+        _ => Intent::Nothing,
+    }
+}
+
+fn driver_key(view: &View, key: &KeyEvent) -> Intent {
+    let st = &view.state;
+    if st.is_finished() {
+        return match key.code {
+            KeyCode::Char('n') => ui(UiAction::OpenNote),
+            KeyCode::Char(_) | KeyCode::Enter => status("the session is over; q leaves"),
+            _ => Intent::Nothing,
+        };
+    }
+    let cursor = st.cursor();
+    match key.code {
+        KeyCode::Char('n') => ui(UiAction::OpenNote),
+        KeyCode::Char('u') => match st.undo_candidate() {
+            Some(step) => Intent::Engine(Command::Undo { step }),
+            None => status("nothing to undo"),
+        },
+        KeyCode::Char('r') => match cursor {
+            Some(step)
+                if matches!(
+                    view.status_of(step),
+                    Some(StepStatus::Failed | StepStatus::Interrupted)
+                ) =>
+            {
+                Intent::Engine(Command::Retry { step })
+            }
+            _ => status("nothing to retry"),
+        },
+        KeyCode::Char('s') => match cursor {
+            Some(step) if st.running() != Some(step) => ui(UiAction::AskSkip { step }),
+            Some(_) => status("the step is running; wait for it to finish"),
+            None => status("nothing to skip"),
+        },
+        KeyCode::Char('a') => ui(UiAction::AskAbort),
+        KeyCode::Enter if st.held => Intent::Engine(Command::Act),
+        KeyCode::Enter => Intent::Nothing,
+        KeyCode::Char('g') => match &st.control_request {
+            Some((to, _)) => Intent::Engine(Command::GrantControl { to: *to }),
+            None => status("nobody asked for control"),
+        },
+        KeyCode::Char('c') => status("you already drive"),
+        _ => Intent::Nothing,
+    }
+}
+
+impl View {
+    /// Apply a local action. Returns true when the cockpit should leave.
+    pub fn update(&mut self, action: UiAction) -> bool {
+        match action {
+            UiAction::FocusNext => self.focus = self.focus.next(),
+            UiAction::FocusPrev => self.focus = self.focus.prev(),
+            UiAction::Up => self.scroll(-1),
+            UiAction::Down => self.scroll(1),
+            UiAction::PageUp => self.scroll(-(PAGE as isize)),
+            UiAction::PageDown => self.scroll(PAGE as isize),
+            UiAction::Top => match self.focus {
+                Panel::Procedure => self.selected = Some(0),
+                Panel::Detail => self.detail_scroll = Scroll::At(0),
+                Panel::Output => self.output_scroll = Scroll::At(usize::MAX / 2),
+                Panel::Probes => self.probes_scroll = Scroll::At(usize::MAX / 2),
+            },
+            UiAction::Follow => {
+                match self.focus {
+                    Panel::Procedure => {
+                        self.selected = None;
+                        self.procedure_scroll = Scroll::Follow;
+                    }
+                    Panel::Detail => self.detail_scroll = Scroll::Follow,
+                    Panel::Output => self.output_scroll = Scroll::Follow,
+                    Panel::Probes => self.probes_scroll = Scroll::Follow,
+                }
+                self.status = None;
+            }
+            UiAction::OpenHelp => self.overlay = Some(Overlay::Help),
+            UiAction::OpenNote => self.overlay = Some(Overlay::Note(Default::default())),
+            UiAction::AskSkip { step } => self.overlay = Some(Overlay::ConfirmSkip { step }),
+            UiAction::AskAbort => self.overlay = Some(Overlay::AbortChoice),
+            UiAction::AskQuit => self.overlay = Some(Overlay::ConfirmQuit),
+            UiAction::CloseOverlay => self.overlay = None,
+            UiAction::Edit(req) => match &mut self.overlay {
+                Some(Overlay::Note(input)) => {
+                    input.handle(req);
+                }
+                _ => {
+                    if let Some(p) = &mut self.prompt {
+                        p.phrase.handle(req);
+                    }
+                }
+            },
+            UiAction::Status(s) => self.status = Some(s),
+            UiAction::Quit => return true,
+        }
+        false
+    }
+
+    fn scroll(&mut self, by: isize) {
+        let n = by.unsigned_abs();
+        // Output and probes count from the bottom: "up" means further from the newest line.
+        let (older, newer) = (by < 0, by > 0);
+        match self.focus {
+            Panel::Procedure => {
+                let last = self.state.steps.len().saturating_sub(1);
+                let cur = self.selected.or_else(|| self.detail_step()).unwrap_or(0);
+                let next = if by < 0 {
+                    cur.saturating_sub(n)
+                } else {
+                    cur.saturating_add(n).min(last)
+                };
+                self.selected = Some(next);
+                self.detail_scroll = Scroll::Follow;
+                self.output_scroll = Scroll::Follow;
+            }
+            Panel::Detail => {
+                self.detail_scroll = if by < 0 {
+                    self.detail_scroll.up(n, 0)
+                } else {
+                    self.detail_scroll.down(n, 0)
+                }
+            }
+            Panel::Output => {
+                self.output_scroll = match (older, newer) {
+                    (true, _) => self.output_scroll.down(n, 0),
+                    _ => back_to_follow(self.output_scroll.up(n, 0)),
+                }
+            }
+            Panel::Probes => {
+                self.probes_scroll = match (older, newer) {
+                    (true, _) => self.probes_scroll.down(n, 0),
+                    _ => back_to_follow(self.probes_scroll.up(n, 0)),
+                }
+            }
+        }
+    }
+
+    /// After a command left: close the local question it answered.
+    pub fn sent(&mut self, command: &Command) {
+        if matches!(
+            (&self.overlay, command),
+            (Some(Overlay::Note(_)), Command::Note { .. })
+                | (Some(Overlay::ConfirmSkip { .. }), Command::Skip { .. })
+                | (Some(Overlay::AbortChoice), Command::Abort { .. })
+        ) {
+            self.overlay = None;
+        }
+    }
+}
+
+/// Scrolled all the way back to the newest line: follow again.
+fn back_to_follow(s: Scroll) -> Scroll {
+    match s {
+        Scroll::At(0) => Scroll::Follow,
+        other => other,
+    }
+}

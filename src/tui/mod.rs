@@ -1,0 +1,165 @@
+//! The cockpit: a ratatui view over a session. It folds the session's events into its own
+//! `SessionState` with the engine's `apply` (it never owns session truth), draws with a pure
+//! `render`, and turns keys into local UI actions or engine commands.
+//!
+//! The loop waits on three things only — terminal input, session events, and a 1 s tick that
+//! runs only while a clock on screen is moving — and draws once per burst of changes.
+
+pub mod demo;
+pub mod input;
+pub mod render;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::sync::oneshot;
+use tokio::time::MissedTickBehavior;
+
+use crate::engine::client::SessionClient;
+use crate::engine::{Command, Rejected};
+
+pub use input::{map_key, Intent, UiAction};
+pub use render::render;
+pub use theme::{Theme, ThemeError};
+pub use view::{TuiRole, View};
+
+pub struct TuiOptions {
+    pub theme: Theme,
+    pub role: TuiRole,
+    /// Shown first in the header, e.g. "flightdeck · lab-jahia".
+    pub title: String,
+}
+
+/// Why the cockpit stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TuiExit {
+    /// The operator left (`q`); the session goes on without this view.
+    Left,
+    /// The session's event stream ended.
+    SessionEnded,
+}
+
+/// Run the cockpit on the real terminal until the operator leaves or the session ends. The
+/// terminal is restored however this returns (and on panic).
+pub async fn run(client: SessionClient, opts: TuiOptions) -> anyhow::Result<TuiExit> {
+    let mut guard = terminal::enter()?;
+    let input = EventStream::new();
+    let result = run_on(&mut guard.terminal, client, opts, input).await;
+    drop(guard);
+    result
+}
+
+type Reply = oneshot::Receiver<Result<(), Rejected>>;
+
+/// The loop over any backend and any source of terminal events (tests drive it with a
+/// `TestBackend` and a stream they control).
+pub async fn run_on<B, S>(
+    terminal: &mut Terminal<B>,
+    mut client: SessionClient,
+    opts: TuiOptions,
+    mut input: S,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    let mut view = View::new(opts.role, opts.title, client.operator_id);
+    let theme = opts.theme;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut replies: FuturesUnordered<Reply> = FuturesUnordered::new();
+    let mut dirty = true;
+    loop {
+        if dirty {
+            let now = Instant::now();
+            view.tick(now);
+            if view.sync_prompt(now) {
+                // Keys already typed when the prompt opened were meant for what was on screen
+                // before it: drop them.
+                while let Some(Some(ev)) = input.next().now_or_never() {
+                    if let Err(e) = ev {
+                        return Err(e.into());
+                    }
+                }
+            }
+            terminal.draw(|f| render(f, &view, &theme))?;
+            dirty = false;
+        }
+        let ticking = view.timer_running();
+        tokio::select! {
+            ev = client.events.recv() => match ev {
+                Some(ev) => {
+                    let now = Instant::now();
+                    view.apply(&ev, now);
+                    // Coalesce a burst (history on join, output floods) into one draw.
+                    while let Ok(ev) = client.events.try_recv() {
+                        view.apply(&ev, now);
+                    }
+                    dirty = true;
+                }
+                None => return Ok(TuiExit::SessionEnded),
+            },
+            ev = input.next() => match ev {
+                None => return Ok(TuiExit::Left),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(TermEvent::Key(key))) => {
+                    view.status = None;
+                    match map_key(&view, &key, Instant::now()) {
+                        Intent::Nothing => {}
+                        Intent::Ui(action) => {
+                            if view.update(action) {
+                                return Ok(TuiExit::Left);
+                            }
+                        }
+                        Intent::Engine(command) => send(&mut view, &client, command, &mut replies),
+                    }
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(TermEvent::Paste(text))) => {
+                    for c in text.chars().filter(|c| !c.is_control()) {
+                        let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+                        if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, Instant::now()) {
+                            view.update(a);
+                        }
+                    }
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = tick.tick(), if ticking => dirty = true,
+            Some(reply) = replies.next(), if !replies.is_empty() => {
+                match reply {
+                    Ok(Ok(())) => {}
+                    Ok(Err(Rejected(why))) => view.status = Some(format!("rejected: {why}")),
+                    Err(_) => view.status = Some("the session did not answer".into()),
+                }
+                dirty = true;
+            }
+        }
+    }
+}
+
+fn send(
+    view: &mut View,
+    client: &SessionClient,
+    command: Command,
+    replies: &mut FuturesUnordered<Reply>,
+) {
+    match client.commands.send_nowait(command.clone()) {
+        Ok(reply) => {
+            replies.push(reply);
+            view.sent(&command);
+        }
+        Err(Rejected(why)) => view.status = Some(format!("not sent: {why}")),
+    }
+}

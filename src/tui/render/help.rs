@@ -1,0 +1,97 @@
+//! The `?` overlay: every key, in two columns so it fits the smallest screen.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::{centered, fit, text};
+use crate::tui::theme::Theme;
+use crate::tui::view::{Overlay, View};
+
+type Group = (&'static str, &'static [(&'static str, &'static str)]);
+
+/// Every key the cockpit knows: left column groups, then right column groups.
+pub const KEYS: [&[Group]; 2] = [
+    &[
+        (
+            "Moving around",
+            &[
+                ("Tab S-Tab", "next / previous panel"),
+                ("↑↓ j k", "select step / scroll"),
+                ("PgUp PgDn", "scroll a page"),
+                ("Home", "first step / oldest line"),
+                ("End Esc", "follow the live step"),
+                ("?", "this help"),
+                ("q Ctrl-C", "leave (never aborts)"),
+            ],
+        ),
+        (
+            "Everyone",
+            &[
+                ("n", "write a note (journal)"),
+                ("c", "observer: ask control"),
+                ("A", "observer: approve prompt"),
+            ],
+        ),
+    ],
+    &[(
+        "Driver",
+        &[
+            ("y / n", "run / hold at a prompt"),
+            ("phrase ⏎", "type it; Enter confirms"),
+            ("Enter", "act on a held step"),
+            ("r", "retry / re-run the step"),
+            ("d", "interrupted: mark done"),
+            ("u", "undo latest completed"),
+            ("s", "skip step (asks first)"),
+            ("a", "abort: r rollback, k keep"),
+            ("g", "grant control"),
+        ],
+    )],
+];
+
+fn column<'a>(groups: &[Group], theme: &Theme) -> Vec<Line<'a>> {
+    let s = &theme.styles;
+    let mut lines = Vec::new();
+    for (group, keys) in groups {
+        lines.push(Line::from(text(*group, s.title)));
+        for (k, what) in *keys {
+            lines.push(Line::from(vec![
+                text(format!(" {}", fit(k, 10)), s.key),
+                text(*what, s.base),
+            ]));
+        }
+    }
+    lines
+}
+
+pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+    if !matches!(view.overlay, Some(Overlay::Help)) {
+        return;
+    }
+    let s = &theme.styles;
+    let left = column(KEYS[0], theme);
+    let right = column(KEYS[1], theme);
+    let h = left.len().max(right.len()) as u16 + 3;
+    let rect = centered(area, 78, h);
+    frame.render_widget(Clear, rect);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .border_style(s.border_focus)
+        .title(Line::from(" Keys ").style(s.title))
+        .title_bottom(Line::from(" ? or Esc closes ").style(s.muted));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [l, r] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(left),
+        l.inner(ratatui::layout::Margin::new(1, 0)),
+    );
+    frame.render_widget(
+        Paragraph::new(right),
+        r.inner(ratatui::layout::Margin::new(1, 0)),
+    );
+}

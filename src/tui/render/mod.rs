@@ -1,0 +1,189 @@
+//! Drawing: pure functions of the view and the theme. `render` lays the panels out; each
+//! panel lives in its own module.
+
+mod detail;
+mod header;
+mod help;
+mod lb;
+mod nodes;
+mod output;
+mod procedure;
+mod prompt;
+
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::theme::Theme;
+use super::view::{Panel, View};
+
+pub use detail::action_lines;
+
+/// The smallest screen every panel fits on.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Draw the whole cockpit.
+pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, theme);
+        return;
+    }
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(frame, head, view, theme);
+    header::footer(frame, foot, view, theme);
+
+    let nodes_h = view.state.nodes.len().max(1) as u16 + 3;
+    let lb_h = view.state.lb.len().max(1) as u16 + 4 + u16::from(view.state.lb_error.is_some());
+    let top_h = nodes_h.max(lb_h).min(body.height / 3 + 1);
+    let [top, rest] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(body);
+    let lb_w = (top.width * 2 / 5).clamp(36, 56);
+    let [nodes_area, lb_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(lb_w)]).areas(top);
+    nodes::render(frame, nodes_area, view, theme);
+    lb::render(frame, lb_area, view, theme);
+
+    let left_w = (rest.width * 2 / 5).clamp(36, 60);
+    let [proc_area, right] =
+        Layout::horizontal([Constraint::Length(left_w), Constraint::Min(0)]).areas(rest);
+    procedure::render(frame, proc_area, view, theme);
+    let [detail_area, io_area] =
+        Layout::vertical([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(right);
+    detail::render(frame, detail_area, view, theme);
+    if io_area.width >= 100 {
+        let [o, p] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(io_area);
+        output::render_output(frame, o, view, theme);
+        output::render_probes(frame, p, view, theme);
+    } else if io_area.height >= 10 {
+        let [o, p] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .areas(io_area);
+        output::render_output(frame, o, view, theme);
+        output::render_probes(frame, p, view, theme);
+    } else if view.focus == Panel::Probes {
+        output::render_probes(frame, io_area, view, theme);
+    } else {
+        output::render_output(frame, io_area, view, theme);
+    }
+
+    prompt::render(frame, area, view, theme);
+    help::render(frame, area, view, theme);
+}
+
+fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let msg = format!(
+        "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{})",
+        area.width, area.height
+    );
+    let y = area.y + area.height / 2;
+    let row = Rect::new(area.x, y, area.width, 1.min(area.height));
+    frame.render_widget(
+        Paragraph::new(msg)
+            .style(theme.styles.warn)
+            .alignment(Alignment::Center),
+        row,
+    );
+}
+
+/// A bordered panel with its title; the focused one stands out.
+fn panel<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
+    let s = &theme.styles;
+    Block::new()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(if focused { s.border_focus } else { s.border })
+        .title(title.into().style(s.title))
+}
+
+/// `hh:mm:ss` (or `mm:ss` under an hour).
+pub fn fmt_dur(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+/// Cut `s` to `width` characters, marking the cut.
+pub fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Pad or cut to exactly `width` characters.
+pub fn fit(s: &str, width: usize) -> String {
+    let t = truncate(s, width);
+    let n = t.chars().count();
+    format!("{t}{}", " ".repeat(width.saturating_sub(n)))
+}
+
+/// A `w` x `h` rectangle centred in `area` (shrunk to fit).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// A key name in hints.
+fn key<'a>(k: &'a str, theme: &Theme) -> Span<'a> {
+    Span::styled(k, theme.styles.key)
+}
+
+fn text<'a>(t: impl Into<std::borrow::Cow<'a, str>>, style: Style) -> Span<'a> {
+    Span::styled(t, style)
+}
+
+/// The cockpit drawn on a `width` x `height` off-screen buffer, as plain text (one line per
+/// row, trailing spaces trimmed): for snapshot tests and documentation captures.
+pub fn to_text(view: &View, theme: &Theme, width: u16, height: u16) -> String {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut terminal = match ratatui::Terminal::new(backend) {
+        Ok(t) => t,
+        Err(e) => match e {},
+    };
+    if let Err(e) = terminal.draw(|f| render(f, view, theme)) {
+        match e {}
+    }
+    buffer_text(terminal.backend().buffer())
+}
+
+/// A buffer's symbols as text.
+pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let mut line = String::new();
+        for x in area.left()..area.right() {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,125 @@
+//! The step's output, live and scrollable, and the probe stream with failures standing out.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{fit, fmt_dur, panel, text, truncate};
+use crate::engine::event::{Phase, Stream};
+use crate::tui::theme::Theme;
+use crate::tui::view::{Panel, Scroll, View};
+
+/// The window of `len` lines shown in `height` rows, `from_bottom` lines above the newest.
+fn window(len: usize, height: usize, scroll: Scroll) -> (usize, usize) {
+    let from_bottom = match scroll {
+        Scroll::Follow => 0,
+        Scroll::At(n) => n.min(len.saturating_sub(height)),
+    };
+    let end = len - from_bottom.min(len);
+    (end.saturating_sub(height), end)
+}
+
+pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+    let s = &theme.styles;
+    let step = view.detail_step();
+    let run = step.and_then(|i| view.state.steps.get(i));
+    let title = match step {
+        Some(i) => format!(" Output · step {} ", i + 1),
+        None => " Output ".into(),
+    };
+    let title = if matches!(view.output_scroll, Scroll::At(_)) {
+        format!("{title}(scrolled — End follows) ")
+    } else {
+        title
+    };
+    let block = panel(title, view.focus == Panel::Output, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let Some(run) = run else {
+        return;
+    };
+    if run.output.is_empty() {
+        frame.render_widget(Paragraph::new(text(" no output yet", s.muted)), inner);
+        return;
+    }
+    let (from, to) = window(run.output.len(), inner.height as usize, view.output_scroll);
+    let lines: Vec<Line> = run
+        .output
+        .iter()
+        .skip(from)
+        .take(to - from)
+        .map(|o| {
+            let style = match o.stream {
+                Stream::Stdout => s.base,
+                Stream::Stderr => s.warn,
+                Stream::Info => s.info,
+            };
+            let prefix = match o.phase {
+                Phase::Do => "",
+                Phase::Undo => "undo│ ",
+            };
+            Line::from(vec![
+                text(format!("{} ", fmt_dur(o.t_ms)), s.muted),
+                text(
+                    truncate(&format!("{prefix}{}", o.line), width.saturating_sub(6)),
+                    style,
+                ),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+    let s = &theme.styles;
+    let log = &view.state.probe_log;
+    let failing = log.iter().rev().take(50).filter(|p| !p.ok).count();
+    let title = if failing > 0 {
+        Line::from(vec![
+            Span::raw(" Probes "),
+            text(format!("{failing} failing recently "), s.error),
+        ])
+    } else {
+        Line::from(" Probes ")
+    };
+    let block = panel(title, view.focus == Panel::Probes, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let (from, to) = window(log.len(), inner.height as usize, view.probes_scroll);
+    let lines: Vec<Line> = log
+        .iter()
+        .skip(from)
+        .take(to - from)
+        .map(|p| {
+            let (verdict, vs) = if p.ok {
+                ("ok  ", s.ok)
+            } else {
+                ("FAIL", s.error)
+            };
+            let latency = p
+                .latency_ms
+                .map(|l| format!("{l:>4}ms"))
+                .unwrap_or_else(|| "  –   ".into());
+            let used = 6 + 1 + 12 + 1 + 8 + 1 + 4 + 1 + 6 + 1;
+            let mut spans = vec![
+                text(format!("{} ", fmt_dur(p.t_ms)), s.muted),
+                text(fit(&p.probe, 12), s.base),
+                Span::raw(" "),
+                text(fit(p.node.as_deref().unwrap_or("–"), 8), s.accent),
+                Span::raw(" "),
+                text(verdict, vs),
+                Span::raw(" "),
+                text(latency, s.base),
+            ];
+            if !p.ok && width > used {
+                spans.push(Span::raw(" "));
+                spans.push(text(truncate(&p.detail, width - used), s.error));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}

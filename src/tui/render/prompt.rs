@@ -1,0 +1,303 @@
+//! Modals: the engine's prompt (run, undo, failed, interrupted) for the driver, and this
+//! screen's own questions (skip, abort, quit, note).
+
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::detail::action_lines;
+use super::{centered, key, text};
+use crate::engine::state::PromptKindTag;
+use crate::plan::Confirm;
+use crate::procedure::model::Downtime;
+use crate::tui::theme::Theme;
+use crate::tui::view::{Overlay, View};
+
+const WIDTH: u16 = 68;
+
+fn modal<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    title: String,
+    lines: Vec<Line<'a>>,
+    theme: &Theme,
+) -> Rect {
+    let w = WIDTH.min(area.width.saturating_sub(4));
+    // Wrapped lines may need more rows than there are lines; estimate generously.
+    let inner_w = w.saturating_sub(4).max(1) as usize;
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_w))
+        .sum();
+    let h = (rows as u16 + 2).min(area.height.saturating_sub(2));
+    let rect = centered(area, w, h);
+    frame.render_widget(Clear, rect);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(theme.styles.prompt)
+        .title(Line::from(title).style(theme.styles.prompt));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let padded = Rect::new(
+        inner.x + 1,
+        inner.y,
+        inner.width.saturating_sub(2),
+        inner.height,
+    );
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), padded);
+    padded
+}
+
+pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+    match &view.overlay {
+        Some(Overlay::Help) => {}
+        Some(o) => local(frame, area, view, o, theme),
+        None => engine_prompt(frame, area, view, theme),
+    }
+}
+
+fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+    let s = &theme.styles;
+    let st = &view.state;
+    let Some(prompt) = st.prompt.filter(|_| view.prompt_visible()) else {
+        return;
+    };
+    let (Some(p), Some(r)) = (st.plan.steps.get(prompt.step), st.steps.get(prompt.step)) else {
+        return;
+    };
+    let k = prompt.step + 1;
+    let mut lines: Vec<Line> = Vec::new();
+    let mut phrase_input = None;
+    let title;
+    match prompt.kind {
+        PromptKindTag::Run => {
+            title = format!(" Run step {k}? ");
+            let yn = if matches!(p.confirm, Confirm::Phrase { .. }) {
+                ""
+            } else {
+                " [y/N]"
+            };
+            lines.push(Line::from(text(
+                format!("Run step {k}: {}?{yn}", p.title),
+                s.title,
+            )));
+            for l in action_lines("  ", &p.action) {
+                lines.push(Line::from(text(l, s.accent)));
+            }
+            match p.downtime {
+                Downtime::None => {}
+                Downtime::Writes => lines.push(Line::from(text(
+                    "  writes are refused while this runs",
+                    s.downtime_writes,
+                ))),
+                Downtime::Full => lines.push(Line::from(text(
+                    "  FULL DOWNTIME: nothing is served while this runs",
+                    s.downtime_full,
+                ))),
+            }
+            if let Some(why) = &p.irreversible {
+                lines.push(Line::from(text(
+                    format!("  ◆ POINT OF NO RETURN: {why}"),
+                    s.no_return,
+                )));
+            }
+            if p.approvals > 1 {
+                let got = if r.approvals.is_empty() {
+                    "approved by: nobody yet".to_string()
+                } else {
+                    format!("approved by: {}", r.approvals.join(", "))
+                };
+                let missing = (p.approvals as usize).saturating_sub(r.approvals.len());
+                let wait = match missing {
+                    0 => String::new(),
+                    1 if !r.approvals.is_empty() => "; waiting for a second operator".into(),
+                    n => format!("; waiting for {n} more operators"),
+                };
+                lines.push(Line::from(text(format!("{got}{wait}"), s.warn)));
+            }
+            match &p.confirm {
+                Confirm::Phrase { phrase } => {
+                    lines.push(Line::from(vec![
+                        text("Type `", s.base),
+                        text(phrase.clone(), s.prompt),
+                        text("` to run", s.base),
+                    ]));
+                    lines.push(Line::from(""));
+                    phrase_input = Some(lines.len() - 1);
+                    lines.push(Line::from(vec![
+                        key("Enter", theme),
+                        text(" confirm  ", s.muted),
+                        key("Esc", theme),
+                        text(" hold", s.muted),
+                    ]));
+                }
+                _ => lines.push(Line::from(vec![
+                    key("y", theme),
+                    text(" run  ", s.muted),
+                    key("n", theme),
+                    text(" hold", s.muted),
+                ])),
+            }
+        }
+        PromptKindTag::Undo => {
+            title = format!(" Undo step {k}? ");
+            lines.push(Line::from(text(
+                format!("Undo step {k}: {}? [y/N]", p.title),
+                s.title,
+            )));
+            match &p.undo {
+                Some(u) => {
+                    for l in action_lines("  ", u) {
+                        lines.push(Line::from(text(l, s.accent)));
+                    }
+                }
+                None => lines.push(Line::from(text("  no undo action", s.warn))),
+            }
+            lines.push(Line::from(vec![
+                key("y", theme),
+                text(" undo  ", s.muted),
+                key("n", theme),
+                text(" hold", s.muted),
+            ]));
+        }
+        PromptKindTag::Failed => {
+            title = format!(" Step {k} failed ");
+            lines.push(Line::from(text(
+                format!("Step {k} failed: {}", p.title),
+                s.error,
+            )));
+            if let Some(d) = &r.detail {
+                lines.push(Line::from(text(format!("  {d}"), s.base)));
+            }
+            lines.push(Line::from(vec![
+                key("r", theme),
+                text(" retry  ", s.muted),
+                key("u", theme),
+                text(" undo  ", s.muted),
+                key("s", theme),
+                text(" skip  ", s.muted),
+                key("a", theme),
+                text(" abort  ", s.muted),
+                key("Esc", theme),
+                text(" hold", s.muted),
+            ]));
+        }
+        PromptKindTag::Interrupted => {
+            title = format!(" Step {k} was interrupted ");
+            lines.push(Line::from(text(
+                format!("Step {k} was running when the session stopped: {}", p.title),
+                s.error,
+            )));
+            if let Some(d) = &r.detail {
+                lines.push(Line::from(text(format!("  {d}"), s.base)));
+            }
+            lines.push(Line::from(text(
+                "Check the system, then say what happened:",
+                s.base,
+            )));
+            lines.push(Line::from(vec![
+                key("r", theme),
+                text(" re-run  ", s.muted),
+                key("d", theme),
+                text(" mark done  ", s.muted),
+                key("u", theme),
+                text(" undo  ", s.muted),
+                key("a", theme),
+                text(" abort", s.muted),
+            ]));
+        }
+    }
+    let inner = modal(frame, area, title, lines, theme);
+    if let (Some(row), Some(shown)) = (phrase_input, &view.prompt) {
+        input_row(frame, inner, row, &shown.phrase, theme);
+    }
+}
+
+/// Draw a text input on row `row` of `inner`, and put the terminal cursor in it.
+fn input_row(frame: &mut Frame, inner: Rect, row: usize, input: &tui_input::Input, theme: &Theme) {
+    let y = inner.y + row as u16;
+    if y >= inner.y + inner.height {
+        return;
+    }
+    let width = inner.width.saturating_sub(2).max(1);
+    let scroll = input.visual_scroll(width as usize);
+    let rect = Rect::new(inner.x, y, inner.width, 1);
+    let shown: String = input.value().chars().skip(scroll).collect();
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            text("> ", theme.styles.prompt),
+            text(shown, theme.styles.selected),
+        ])),
+        rect,
+    );
+    let cx = inner.x + 2 + (input.visual_cursor().saturating_sub(scroll)) as u16;
+    frame.set_cursor_position((cx.min(inner.x + inner.width.saturating_sub(1)), y));
+}
+
+fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &Theme) {
+    let s = &theme.styles;
+    let st = &view.state;
+    match overlay {
+        Overlay::Help => {}
+        Overlay::ConfirmSkip { step } => {
+            let t = st
+                .plan
+                .steps
+                .get(*step)
+                .map(|p| p.title.clone())
+                .unwrap_or_default();
+            let lines = vec![
+                Line::from(text(
+                    format!("Skip step {}: {t}? [y/N]", step + 1),
+                    s.prompt,
+                )),
+                Line::from(text(
+                    "Skipping means its effects never happen; later steps may rely on them.",
+                    s.muted,
+                )),
+            ];
+            modal(frame, area, " Skip ".into(), lines, theme);
+        }
+        Overlay::AbortChoice => {
+            let lines = vec![
+                Line::from(text("Abort the procedure?", s.prompt)),
+                Line::from(vec![
+                    key("r", theme),
+                    text(" = roll back completed steps (each confirmed)", s.base),
+                ]),
+                Line::from(vec![key("k", theme), text(" = keep as is", s.base)]),
+                Line::from(vec![key("Esc", theme), text(" = cancel", s.base)]),
+            ];
+            modal(frame, area, " Abort ".into(), lines, theme);
+        }
+        Overlay::ConfirmQuit => {
+            let lines = vec![
+                Line::from(text(
+                    "A step is running. Leave the cockpit? [y/N]",
+                    s.prompt,
+                )),
+                Line::from(text(
+                    "Leaving never aborts: the session goes on, and you can join it again.",
+                    s.muted,
+                )),
+            ];
+            modal(frame, area, " Leave ".into(), lines, theme);
+        }
+        Overlay::Note(input) => {
+            let lines = vec![
+                Line::from(text("Note for the journal:", s.prompt)),
+                Line::from(""),
+                Line::from(vec![
+                    key("Enter", theme),
+                    text(" save  ", s.muted),
+                    key("Esc", theme),
+                    text(" cancel", s.muted),
+                ]),
+            ];
+            let inner = modal(frame, area, " Note ".into(), lines, theme);
+            input_row(frame, inner, 1, input, theme);
+        }
+    }
+}

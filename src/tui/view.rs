@@ -1,0 +1,287 @@
+//! The view model: the session as this cockpit folded it (the same `apply` the engine uses) plus
+//! what only this screen knows — focus, selection, scroll, overlays, the clock. Rendering reads
+//! it and nothing else, so a snapshot test builds one by hand.
+
+use std::time::{Duration, Instant};
+
+use tui_input::Input;
+
+use crate::engine::state::{PromptKindTag, StepStatus};
+use crate::engine::{SessionState, Stamped};
+
+/// Keys arriving this soon after a prompt appeared are taken as typed for something else.
+pub const PROMPT_GUARD: Duration = Duration::from_millis(300);
+
+/// What this cockpit may do in the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TuiRole {
+    /// Answers prompts and drives the procedure.
+    Driver,
+    /// Watches; may write notes, approve (two-person rule) and ask for control.
+    Observer,
+    /// Reads a finished journal: nothing can be sent.
+    Replay,
+}
+
+/// The panels that take focus (Tab cycles them) and scroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Procedure,
+    Detail,
+    Output,
+    Probes,
+}
+
+impl Panel {
+    pub const ORDER: [Panel; 4] = [
+        Panel::Procedure,
+        Panel::Detail,
+        Panel::Output,
+        Panel::Probes,
+    ];
+
+    pub fn next(self) -> Panel {
+        let i = Self::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        Self::ORDER[(i + 1) % Self::ORDER.len()]
+    }
+
+    pub fn prev(self) -> Panel {
+        let i = Self::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        Self::ORDER[(i + Self::ORDER.len() - 1) % Self::ORDER.len()]
+    }
+}
+
+/// A modal owned by this screen (the engine's prompt is not one: it lives in the state).
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help,
+    /// Writing a note for the journal.
+    Note(Input),
+    /// "skip step K? y/N", asked before a Skip command leaves.
+    ConfirmSkip {
+        step: usize,
+    },
+    /// Roll back, keep as is, or cancel.
+    AbortChoice,
+    /// Leaving while a step runs.
+    ConfirmQuit,
+}
+
+/// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scroll {
+    #[default]
+    Follow,
+    /// Lines from the top (procedure, detail) or from the bottom (output, probes).
+    At(usize),
+}
+
+impl Scroll {
+    pub fn up(self, by: usize, follow_pos: usize) -> Scroll {
+        let cur = match self {
+            Scroll::Follow => follow_pos,
+            Scroll::At(n) => n,
+        };
+        Scroll::At(cur.saturating_sub(by))
+    }
+
+    pub fn down(self, by: usize, follow_pos: usize) -> Scroll {
+        let cur = match self {
+            Scroll::Follow => follow_pos,
+            Scroll::At(n) => n,
+        };
+        Scroll::At(cur.saturating_add(by))
+    }
+}
+
+/// The engine prompt as currently shown, with the moment it appeared (for the stale-key guard).
+#[derive(Debug, Clone)]
+pub struct ShownPrompt {
+    pub id: u64,
+    pub shown_at: Instant,
+    /// The phrase typed so far (phrase confirms only).
+    pub phrase: Input,
+}
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub state: SessionState,
+    pub role: TuiRole,
+    pub title: String,
+    /// This operator's id in the session (to tell "you" from others, and for grants).
+    pub operator_id: u64,
+    /// Session time shown on screen: the last event's stamp plus wall time since it arrived.
+    pub now_ms: u64,
+    pub focus: Panel,
+    /// The step shown in the detail panel when the operator picked one; else the running or
+    /// cursor step.
+    pub selected: Option<usize>,
+    pub procedure_scroll: Scroll,
+    pub detail_scroll: Scroll,
+    /// From the bottom: 0 = the newest line at the bottom edge.
+    pub output_scroll: Scroll,
+    pub probes_scroll: Scroll,
+    pub overlay: Option<Overlay>,
+    pub prompt: Option<ShownPrompt>,
+    /// One line shown in the footer: a rejection or a local hint.
+    pub status: Option<String>,
+    /// When the last event arrived (wall clock), to advance `now_ms` between events.
+    pub last_event_at: Option<Instant>,
+}
+
+impl View {
+    pub fn new(role: TuiRole, title: impl Into<String>, operator_id: u64) -> Self {
+        View {
+            state: SessionState::empty(),
+            role,
+            title: title.into(),
+            operator_id,
+            now_ms: 0,
+            focus: Panel::Procedure,
+            selected: None,
+            procedure_scroll: Scroll::Follow,
+            detail_scroll: Scroll::Follow,
+            output_scroll: Scroll::Follow,
+            probes_scroll: Scroll::Follow,
+            overlay: None,
+            prompt: None,
+            status: None,
+            last_event_at: None,
+        }
+    }
+
+    /// A view of a whole event list, at the time of its last event (tests, docs, replay).
+    pub fn from_events<'a>(
+        role: TuiRole,
+        title: impl Into<String>,
+        operator_id: u64,
+        events: impl IntoIterator<Item = &'a Stamped>,
+    ) -> Self {
+        let mut v = View::new(role, title, operator_id);
+        for e in events {
+            v.state.apply(e);
+        }
+        v.now_ms = v.state.t_ms;
+        v
+    }
+
+    /// Fold one event that arrived at `at`.
+    pub fn apply(&mut self, event: &Stamped, at: Instant) {
+        let step_before = self.detail_step();
+        self.state.apply(event);
+        self.last_event_at = Some(at);
+        self.now_ms = self.state.t_ms;
+        if self.detail_step() != step_before {
+            self.detail_scroll = Scroll::Follow;
+            self.output_scroll = Scroll::Follow;
+        }
+    }
+
+    /// Advance the on-screen clock to wall time `at` (no-op when nothing runs any more or when
+    /// replaying: a journal's time does not move).
+    pub fn tick(&mut self, at: Instant) {
+        if self.role == TuiRole::Replay || self.state.is_finished() {
+            self.now_ms = self.state.t_ms;
+            return;
+        }
+        if let Some(last) = self.last_event_at {
+            let since = at.saturating_duration_since(last).as_millis();
+            self.now_ms = self
+                .state
+                .t_ms
+                .saturating_add(u64::try_from(since).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Whether something on screen counts time (so the loop needs a 1 s tick).
+    pub fn timer_running(&self) -> bool {
+        self.role != TuiRole::Replay
+            && !self.state.is_finished()
+            && !self.state.steps.is_empty()
+            && self.last_event_at.is_some()
+    }
+
+    /// The step the detail and output panels show.
+    pub fn detail_step(&self) -> Option<usize> {
+        self.selected
+            .or_else(|| self.state.prompt.map(|p| p.step))
+            .or_else(|| self.state.running())
+            .or_else(|| self.state.cursor())
+            .or_else(|| self.state.steps.len().checked_sub(1))
+    }
+
+    /// The step the procedure list highlights as the one moving now.
+    pub fn active_step(&self) -> Option<usize> {
+        self.state
+            .running()
+            .or_else(|| self.state.prompt.map(|p| p.step))
+            .or_else(|| self.state.cursor())
+    }
+
+    /// The engine prompt this cockpit shows as a modal, if any.
+    pub fn prompt_visible(&self) -> bool {
+        self.role == TuiRole::Driver && self.state.prompt.is_some()
+    }
+
+    /// Note the engine prompt appearing or going, at `at`. Returns true when a new prompt just
+    /// became visible (the loop then drops keys already queued).
+    pub fn sync_prompt(&mut self, at: Instant) -> bool {
+        let open = if self.prompt_visible() {
+            self.state.prompt.map(|p| p.id)
+        } else {
+            None
+        };
+        match (open, &self.prompt) {
+            (Some(id), Some(shown)) if shown.id == id => false,
+            (Some(id), _) => {
+                self.prompt = Some(ShownPrompt {
+                    id,
+                    shown_at: at,
+                    phrase: Input::default(),
+                });
+                // A skip or abort question asked about the world before this prompt is stale.
+                if matches!(
+                    self.overlay,
+                    Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
+                ) {
+                    self.overlay = None;
+                }
+                true
+            }
+            (None, _) => {
+                self.prompt = None;
+                false
+            }
+        }
+    }
+
+    /// The open prompt's kind, when this cockpit shows it.
+    pub fn prompt_kind(&self) -> Option<PromptKindTag> {
+        if self.prompt_visible() {
+            self.state.prompt.map(|p| p.kind)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a step is running (leaving then asks first).
+    pub fn step_running(&self) -> bool {
+        self.state.running().is_some()
+    }
+
+    pub fn status_of(&self, step: usize) -> Option<StepStatus> {
+        self.state.steps.get(step).map(|s| s.status)
+    }
+
+    /// Whether this operator drives the session (or nobody is recorded as driving, as in a
+    /// local session before any join event).
+    pub fn is_driver(&self) -> bool {
+        self.role == TuiRole::Driver
+    }
+}
+
+/// A key that arrives within [`PROMPT_GUARD`] of the prompt appearing was meant for whatever
+/// was on screen before: never let it answer the prompt.
+pub fn key_is_stale(shown_at: Instant, key_at: Instant) -> bool {
+    key_at < shown_at + PROMPT_GUARD
+}

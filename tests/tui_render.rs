@@ -1,0 +1,185 @@
+//! Cockpit snapshots: hand-made sessions rendered on a `TestBackend`.
+
+use flightdeck::engine::event::{Event, PromptKind, Stream, Verdict};
+use flightdeck::procedure::model::Membership;
+use flightdeck::tui::demo::{self, Script};
+use flightdeck::tui::render::to_text;
+use flightdeck::tui::theme::Theme;
+use flightdeck::tui::view::{Overlay, TuiRole, View};
+
+fn view_of(script: &Script, role: TuiRole) -> View {
+    View::from_events(role, "flightdeck · lab-jahia", 1, script.events())
+}
+
+/// A driver view with the prompt marked as shown (as the run loop does before drawing).
+fn driver(script: &Script) -> View {
+    let mut v = view_of(script, TuiRole::Driver);
+    v.sync_prompt(std::time::Instant::now());
+    v
+}
+
+fn snap(name: &str, view: &View, w: u16, h: u16) {
+    let text = to_text(view, &Theme::dark(), w, h);
+    insta::with_settings!({snapshot_path => "../src/tui/snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+#[test]
+fn awaiting_confirm() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    let v = driver(&s);
+    snap("awaiting_confirm", &v, 80, 24);
+}
+
+#[test]
+fn running_with_output() {
+    let mut s = Script::started();
+    s.through(demo::STEP_UPGRADE1);
+    s.prompt(demo::STEP_UPGRADE1, PromptKind::Run);
+    s.push(
+        2000,
+        Event::Confirmed {
+            step: demo::STEP_UPGRADE1,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_UPGRADE1);
+    for l in [
+        "stopping jahia1",
+        "jahia1 stopped",
+        "installing 8.2.0 (412 MB)",
+    ] {
+        s.output(demo::STEP_UPGRADE1, Stream::Stdout, l);
+    }
+    s.output(
+        demo::STEP_UPGRADE1,
+        Stream::Stderr,
+        "warning: cache dir not empty",
+    );
+    s.probe("jahia1", false, 1001);
+    let mut v = driver(&s);
+    v.now_ms = v.state.t_ms + 12_000;
+    snap("running_with_output", &v, 100, 30);
+}
+
+#[test]
+fn failed_step() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    s.push(
+        1000,
+        Event::Confirmed {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_BACKUP);
+    s.output(
+        demo::STEP_BACKUP,
+        Stream::Stderr,
+        "pg_dump: error: could not write to output file: No space left on device",
+    );
+    s.finish(demo::STEP_BACKUP, Verdict::Failed, "exit 1 (expected 0)");
+    s.prompt(demo::STEP_BACKUP, PromptKind::Failed);
+    snap("failed_step", &driver(&s), 80, 24);
+}
+
+#[test]
+fn read_only_active_timer_shown() {
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1);
+    let mut v = view_of(&s, TuiRole::Observer);
+    // 83 s after the last event: the read-only window keeps counting.
+    v.now_ms = v.state.t_ms + 83_000;
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(text.contains("writes down "), "{text}");
+    snap("read_only_active", &v, 80, 24);
+}
+
+#[test]
+fn node_drained_from_lb() {
+    let mut s = Script::started();
+    s.through(demo::STEP_UPGRADE1);
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    let jahia1 = text
+        .lines()
+        .find(|l| l.contains("jahia1-srv"))
+        .expect("backend row");
+    assert!(
+        jahia1.contains("drain") && jahia1.contains("idle"),
+        "{jahia1}"
+    );
+    snap("node_drained", &v, 100, 30);
+}
+
+#[test]
+fn phrase_prompt() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    s.push(
+        900,
+        Event::Approved {
+            step: demo::STEP_MIGRATE,
+            by: "alice".into(),
+        },
+    );
+    let mut v = driver(&s);
+    if let Some(p) = &mut v.prompt {
+        p.phrase = tui_input::Input::new("migrate ja".into());
+    }
+    snap("phrase_prompt", &v, 80, 24);
+}
+
+#[test]
+fn help_overlay() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = driver(&s);
+    v.overlay = Some(Overlay::Help);
+    snap("help_overlay", &v, 80, 24);
+}
+
+#[test]
+fn too_small() {
+    let v = driver(&Script::started());
+    snap("too_small", &v, 60, 20);
+    // Tiny sizes never panic.
+    for (w, h) in [(1, 1), (10, 3), (79, 24), (80, 23), (0, 0)] {
+        let t = to_text(&v, &Theme::dark(), w, h);
+        if w > 0 && h > 0 {
+            assert_eq!(t.lines().count(), h as usize);
+        }
+    }
+}
+
+#[test]
+fn past_point_of_no_return() {
+    let mut s = Script::started();
+    s.through(demo::STEP_READY1 + 1);
+    s.lb([Membership::Ready, Membership::Drain, Membership::Ready]);
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(text.contains("PAST THE POINT OF NO RETURN"), "{text}");
+    snap("past_no_return", &v, 80, 24);
+}
+
+#[test]
+fn every_size_from_tiny_to_wide_renders() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let v = driver(&s);
+    for w in [1u16, 20, 79, 80, 81, 99, 100, 120, 160, 250] {
+        for h in [1u16, 5, 23, 24, 25, 30, 50] {
+            let _ = to_text(&v, &Theme::dark(), w, h);
+        }
+    }
+}
