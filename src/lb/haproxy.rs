@@ -15,10 +15,7 @@ impl Haproxy {
     }
 
     pub async fn backends(&self) -> Result<Vec<Backend>, LbError> {
-        Err(LbError::Protocol(format!(
-            "{} driver pending",
-            self.cfg.driver
-        )))
+        Err(LbError::Protocol(format!("{} driver pending", self.cfg.driver)))
     }
 
     pub async fn set_membership(
@@ -27,9 +24,6 @@ impl Haproxy {
         _state: Membership,
         _weight: Option<u16>,
     ) -> Result<(), LbError> {
-        Err(LbError::Protocol(format!(
-            "{} driver pending",
-            self.cfg.driver
-        )))
+        Err(LbError::Protocol(format!("{} driver pending", self.cfg.driver)))
     }
 }
