@@ -59,7 +59,16 @@ async fn blue_green_rebuild() {
         op_ok(&lab, n, "read-only-on", json!({})).await;
     }
     assert_eq!(put(&format!("{n1}/kv/person"), "bob").await.1, "read-only");
-    op_ok(&lab, "node1", "backup", json!({"name": "full"})).await;
+    // A backup of the blue group, taken through the cluster admin server.
+    let r = client()
+        .post(format!("{}/_lab/backup", lab.admin_url()))
+        .json(&json!({"name": "full", "group": "blue"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["from"], "node1");
 
     // A restore needs a stopped node.
     assert_eq!(

@@ -30,6 +30,8 @@
 //! - `GET /_lab/fault` (list), `POST /_lab/fault` `{"fault":"..."}`, `DELETE /_lab/fault`
 //!   (clears every fault)
 //! - `POST /_lab/copy-schema` `{"from":"A","to":"B"}`
+//! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
+//!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
 
 use std::sync::Arc;
 
@@ -79,6 +81,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
             get(faults_list).post(fault_add).delete(faults_clear),
         )
         .route("/_lab/copy-schema", post(copy_schema))
+        .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
         .with_state(shared)
 }
@@ -145,6 +148,38 @@ async fn copy_schema(State(s): State<LabShared>, body: Bytes) -> Response {
         let to = str_field(&v, "to")?;
         s.cluster.copy_schema(&from, &to)?;
         Ok(json!({"ok": true, "op": "copy-schema", "from": from, "to": to}))
+    });
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn group_backup(State(s): State<LabShared>, body: Bytes) -> Response {
+    let result = parse_body(&body).and_then(|v| {
+        let name = str_field(&v, "name")?;
+        let group = opt_str_field(&v, "group")?;
+        let from = s
+            .cluster
+            .snapshot_all()
+            .into_iter()
+            .find(|n| n.state == super::RunState::Running && (group.is_none() || n.group == group))
+            .ok_or_else(|| {
+                OpError::Refused(format!(
+                    "no running node{} to back up",
+                    group
+                        .as_deref()
+                        .map(|g| format!(" in group {g}"))
+                        .unwrap_or_default()
+                ))
+            })?;
+        let idx = s
+            .cluster
+            .index_of(&from.name)
+            .ok_or_else(|| OpError::Internal(format!("{} vanished", from.name)))?;
+        let path = s.cluster.backup(idx, &name)?;
+        Ok(json!({"ok": true, "op": "backup", "from": from.name,
+                  "path": path.display().to_string()}))
     });
     match result {
         Ok(v) => Json(v).into_response(),

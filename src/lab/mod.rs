@@ -7,6 +7,10 @@
 //! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the reverse proxy),
 //! [`traffic`] (the load generator), [`faults`], [`target_out`] (the target it writes) and
 //! [`cli`] (`flightdeck lab`).
+//!
+//! A stopped or failed node keeps its listener (its `/_lab/` admin routes are how it gets
+//! started again): its product and data-plane endpoints answer 503 (milvus: 500) instead, and
+//! `/_lab/status` reports the state. Only [`Lab::shutdown`] closes the ports.
 
 pub mod admin;
 pub mod balancer;
