@@ -7,11 +7,27 @@ use crate::cli::PlanArgs;
 use crate::plan::expand::{build_plan, PlanOptions};
 use crate::plan::render::render_plan;
 
-pub fn run(args: &PlanArgs) -> ExitCode {
-    if args.lab {
-        eprintln!("--lab planning needs the lab");
-        return ExitCode::from(EXIT_INVALID);
+/// `plan --lab` starts a throwaway lab for its target, plans against it, and stops it.
+pub async fn run_async(args: PlanArgs) -> ExitCode {
+    if !args.lab {
+        return run(&args);
     }
+    let (lab, target) =
+        match super::run::start_lab(&args.procedure, 3, 0, &args.from, &args.to).await {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+    let with_target = PlanArgs {
+        target: Some(target),
+        lab: false,
+        ..args
+    };
+    let code = run(&with_target);
+    lab.shutdown().await;
+    code
+}
+
+pub fn run(args: &PlanArgs) -> ExitCode {
     let Some(target_path) = args.target.as_deref() else {
         eprintln!("flightdeck plan needs --target");
         return ExitCode::from(EXIT_INVALID);

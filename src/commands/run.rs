@@ -59,32 +59,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
     // A lab for this run, when asked: its product comes from the procedure.
     let mut lab = None;
     let target_path: PathBuf = if args.lab {
-        let product = match product_of(&args.procedure) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(EXIT_INVALID);
-            }
-        };
-        let mut cfg = LabConfig::new(product, args.nodes, lab_timing());
-        cfg.load_rps = args.load;
-        cfg.to_version = args.to.clone();
-        cfg.version = args.from.clone();
-        match Lab::start(cfg).await {
-            Ok(l) => {
-                let path = l.data_dir().join("target.toml");
-                if let Err(e) = l.write_target(&path) {
-                    eprintln!("flightdeck: cannot write the lab target: {e}");
-                    l.shutdown().await;
-                    return ExitCode::FAILURE;
-                }
+        match start_lab(&args.procedure, args.nodes, args.load, &args.from, &args.to).await {
+            Ok((l, path)) => {
                 lab = Some(l);
                 path
             }
-            Err(e) => {
-                eprintln!("flightdeck: cannot start the lab: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         }
     } else {
         match &args.target {
@@ -100,6 +80,35 @@ pub async fn run(args: RunArgs) -> ExitCode {
         l.shutdown().await;
     }
     code
+}
+
+/// Start a fresh lab for `procedure` (its product), write its target, and return both.
+pub async fn start_lab(
+    procedure: &Path,
+    nodes: usize,
+    load: u32,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(Lab, PathBuf), ExitCode> {
+    let product = product_of(procedure).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    let mut cfg = LabConfig::new(product, nodes, lab_timing());
+    cfg.load_rps = load;
+    cfg.to_version = to.clone();
+    cfg.version = from.clone();
+    let lab = Lab::start(cfg).await.map_err(|e| {
+        eprintln!("flightdeck: cannot start the lab: {e}");
+        ExitCode::FAILURE
+    })?;
+    let path = lab.data_dir().join("target.toml");
+    if let Err(e) = lab.write_target(&path) {
+        eprintln!("flightdeck: cannot write the lab target: {e}");
+        lab.shutdown().await;
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((lab, path))
 }
 
 async fn run_with_target(args: &RunArgs, target_path: &Path) -> ExitCode {

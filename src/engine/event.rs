@@ -82,10 +82,16 @@ pub struct AutoConfirm {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(default)]
 pub struct TrafficWindow {
+    // Aliases: the lab's `/_lab/traffic` report names them the other way round.
+    #[serde(alias = "ok_reads")]
     pub reads_ok: u64,
+    #[serde(alias = "failed_reads")]
     pub reads_failed: u64,
+    #[serde(alias = "ok_writes")]
     pub writes_ok: u64,
+    #[serde(alias = "rejected_writes")]
     pub writes_rejected: u64,
+    #[serde(alias = "failed_writes")]
     pub writes_failed: u64,
 }
 

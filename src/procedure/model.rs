@@ -115,7 +115,9 @@ pub struct StepSpec {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Action {
     /// The operator does it by hand and confirms when done.
-    Manual { text: String },
+    Manual {
+        text: String,
+    },
     /// A program run with an argv (never through a shell unless the author writes `sh -c`).
     Run {
         argv: Vec<String>,

@@ -269,6 +269,7 @@ impl Script {
                 auto: AutoConfirm::default(),
                 lb: Some("lab".into()),
                 health_probes: vec!["health".into()],
+                target: None,
             },
         );
         s.push(
