@@ -70,6 +70,7 @@ fn start(plan: Plan, target: Target, auto: AutoConfirm, dir: &tempfile::TempDir)
         operator: "tester".into(),
         journal: dir.path().join("j.jsonl"),
         observe: false,
+        time_scale: 1.0,
     })
     .expect("engine starts")
 }

@@ -55,6 +55,14 @@ pub fn lab_timing() -> Timing {
     }
 }
 
+/// Gates shrink with the lab's delays when the lab runs fast.
+pub fn lab_time_scale() -> f64 {
+    match std::env::var("FLIGHTDECK_LAB_TIMING").as_deref() {
+        Ok("fast") => 0.1,
+        _ => 1.0,
+    }
+}
+
 pub async fn run(args: RunArgs) -> ExitCode {
     // A lab for this run, when asked: its product comes from the procedure.
     let mut lab = None;
@@ -148,6 +156,7 @@ async fn run_with_target(args: &RunArgs, target_path: &Path) -> ExitCode {
         operator: operator_name(),
         journal: journal.clone(),
         observe: true,
+        time_scale: if args.lab { lab_time_scale() } else { 1.0 },
     }) {
         Ok(t) => t,
         Err(e) => {

@@ -27,6 +27,8 @@ pub struct ActionCtx {
     pub lb: Option<LbClient>,
     pub target: Arc<Target>,
     pub secrets: Arc<Secrets>,
+    /// See `EngineConfig::time_scale`.
+    pub time_scale: f64,
 }
 
 impl ActionCtx {
@@ -307,8 +309,13 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
         vec![(None, check)]
     };
     let total = instances.len();
-    let need = Duration::from_secs(w.stable_secs);
-    let timeout = Duration::from_secs(w.timeout_secs);
+    let scale = if ctx.time_scale > 0.0 {
+        ctx.time_scale
+    } else {
+        1.0
+    };
+    let need = Duration::from_secs(w.stable_secs).mul_f64(scale);
+    let timeout = Duration::from_secs(w.timeout_secs).mul_f64(scale);
     let interval = Duration::from_millis(w.interval_ms.max(50));
     let start = Instant::now();
     // Per instance: since when it has passed without a break, and its last detail.
@@ -322,8 +329,9 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     ctx.say(
         Stream::Info,
         format!(
-            "gate: {desc} on {total} instance(s), stable {} s, timeout {} s",
-            w.stable_secs, w.timeout_secs
+            "gate: {desc} on {total} instance(s), stable {:.1} s, timeout {:.1} s",
+            need.as_secs_f64(),
+            timeout.as_secs_f64()
         ),
     )
     .await;
@@ -401,8 +409,9 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
             };
             let what = if failing.is_empty() {
                 format!(
-                    "passing but not stable for {} s within {} s",
-                    w.stable_secs, w.timeout_secs
+                    "passing but not stable for {:.1} s within {:.1} s",
+                    need.as_secs_f64(),
+                    timeout.as_secs_f64()
                 )
             } else if never {
                 format!(
@@ -412,8 +421,8 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
                 )
             } else {
                 format!(
-                    "did not hold within {} s — {}",
-                    w.timeout_secs,
+                    "did not hold within {:.1} s — {}",
+                    timeout.as_secs_f64(),
                     failing.join("; ")
                 )
             };

@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub journal: PathBuf,
     /// Run probes and pollers (off in unit tests that script every event).
     pub observe: bool,
+    /// Multiplies gate timeouts and stability windows: 1.0 for real clusters; below 1 for a
+    /// lab whose delays are shortened the same way (tests, quick demos).
+    pub time_scale: f64,
 }
 
 enum Msg {
@@ -248,6 +251,7 @@ struct Engine {
     http: reqwest::Client,
     worker_tx: mpsc::Sender<WorkerMsg>,
     action: Option<JoinHandle<()>>,
+    time_scale: f64,
     next_operator: u64,
     probe_ok: HashMap<ProbeKey, bool>,
     /// Samples since the last summary: (ok, latency ms).
@@ -284,7 +288,9 @@ pub fn start(cfg: EngineConfig) -> Result<EngineTask, EngineError> {
         health_probes,
         target: Some(cfg.target.clone()),
     };
-    let (engine, worker_rx) = Engine::new(cfg.target, writer, SessionState::empty(), Vec::new())?;
+    let (mut engine, worker_rx) =
+        Engine::new(cfg.target, writer, SessionState::empty(), Vec::new())?;
+    engine.time_scale = cfg.time_scale;
     spawn(engine, worker_rx, cfg.journal, cfg.observe, vec![started])
 }
 
@@ -381,6 +387,7 @@ impl Engine {
                 http: super::check::http_client(),
                 worker_tx,
                 action: None,
+                time_scale: 1.0,
                 next_operator: 1,
                 probe_ok: HashMap::new(),
                 probe_stats: BTreeMap::new(),
@@ -812,6 +819,7 @@ impl Engine {
             lb: self.lb.clone(),
             target: self.target.clone(),
             secrets: self.secrets.clone(),
+            time_scale: self.time_scale,
         };
         self.action = Some(tokio::spawn(execute(action, ctx)));
         Ok(())
