@@ -34,8 +34,8 @@ fn awaiting_confirm() {
     snap("awaiting_confirm", &v, 80, 24);
 }
 
-#[test]
-fn running_with_output() {
+/// The upgrade of the first node, running, with a probe failing: the docs' picture.
+fn running_scene() -> View {
     let mut s = Script::started();
     s.through(demo::STEP_UPGRADE1);
     s.prompt(demo::STEP_UPGRADE1, PromptKind::Run);
@@ -61,9 +61,40 @@ fn running_with_output() {
         "warning: cache dir not empty",
     );
     s.probe("jahia1", false, 1001);
+    s.push(
+        300,
+        Event::Note {
+            by: "bob".into(),
+            text: "editors told".into(),
+        },
+    );
     let mut v = driver(&s);
     v.now_ms = v.state.t_ms + 12_000;
-    snap("running_with_output", &v, 100, 30);
+    v
+}
+
+#[test]
+fn running_with_output() {
+    snap("running_with_output", &running_scene(), 100, 30);
+}
+
+/// Writes docs/cockpit.txt: `cargo test --test tui_render -- --ignored write_docs_capture`.
+#[test]
+#[ignore]
+fn write_docs_capture() {
+    let mut out = String::from("A cockpit at 100x30 (lab-jahia, upgrading the first node):\n\n");
+    out.push_str(&to_text(&running_scene(), &Theme::dark(), 100, 30));
+    out.push_str("\nKeys (? in the cockpit shows them):\n");
+    for column in flightdeck::tui::render::HELP_KEYS {
+        for (group, keys) in column {
+            out.push_str(&format!("\n{group}\n"));
+            for (k, what) in *keys {
+                out.push_str(&format!("  {k:<12} {what}\n"));
+            }
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cockpit.txt");
+    std::fs::write(path, out).unwrap();
 }
 
 #[test]

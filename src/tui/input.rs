@@ -169,7 +169,8 @@ fn is_navigation(key: &KeyEvent) -> bool {
     )
 }
 
-/// A key while the engine's prompt is open; None falls through to the global keys.
+/// A key while the engine's prompt is open; None falls through to the global keys (so `u`,
+/// `a`, `n` and friends work at a run prompt too — after the guard).
 fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     let prompt = view.state.prompt?;
     let shown = view.prompt.as_ref()?;
@@ -216,7 +217,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             } else if key.code == KeyCode::Enter {
                 status("y runs it, n holds it")
             } else {
-                Intent::Nothing
+                return None;
             }
         }
         PromptKindTag::Failed => match key.code {
@@ -225,7 +226,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             KeyCode::Char('s') => ui(UiAction::AskSkip { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
-            _ => Intent::Nothing,
+            _ => return None,
         },
         PromptKindTag::Interrupted => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
@@ -233,7 +234,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
-            _ => Intent::Nothing,
+            _ => return None,
         },
     };
     Some(intent)

@@ -81,6 +81,8 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             vec![Span::styled(format!("T+{}", fmt_dur(view.now_ms)), h)],
         ),
     ];
+    let l1 = fit_segments(l1, area.width as usize, h);
+    let mut l2_ops = None;
     let mut ops: Vec<String> = Vec::new();
     if let Some(d) = st.driver() {
         ops.push(format!("driver {}", d.name));
@@ -95,9 +97,8 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         ops.push(format!("watching {}", watching.join(", ")));
     }
     if !ops.is_empty() {
-        l1.push((1, vec![Span::styled(ops.join(" · "), h)]));
+        l2_ops = Some(ops.join(" · "));
     }
-    let l1 = fit_segments(l1, area.width as usize, h);
 
     let ro = st.read_only.total_at(view.now_ms);
     let nr = st.no_ready.total_at(view.now_ms);
@@ -153,6 +154,13 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             format!("rollback stopped: {r}"),
             h.patch(s.error),
         ));
+    }
+    if let Some(ops) = l2_ops {
+        let used: usize = l2.iter().map(Span::width).sum();
+        if used + SEP_WIDTH + ops.chars().count() <= area.width as usize {
+            l2.push(sep());
+            l2.push(Span::styled(ops, h));
+        }
     }
     frame.render_widget(
         Paragraph::new(vec![Line::from(l1), Line::from(l2)]).style(h),

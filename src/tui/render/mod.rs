@@ -19,7 +19,8 @@ use ratatui::Frame;
 use super::theme::Theme;
 use super::view::{Panel, View};
 
-pub use detail::action_lines;
+pub use detail::{action_lines, shell_line, shell_quote};
+pub use help::KEYS as HELP_KEYS;
 
 /// The smallest screen every panel fits on.
 pub const MIN_WIDTH: u16 = 80;

@@ -7,6 +7,7 @@ use ratatui::Frame;
 
 use super::{fit, fmt_dur, panel, text, truncate};
 use crate::engine::event::{Phase, Stream};
+use crate::engine::state::{NoteEntry, ProbeLogEntry};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Panel, Scroll, View};
 
@@ -72,54 +73,96 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+enum Row<'a> {
+    Probe(&'a ProbeLogEntry),
+    Note(&'a NoteEntry),
+}
+
+/// Probe results and operators' notes, in time order.
+fn rows(view: &View) -> Vec<Row<'_>> {
+    let mut probes = view.state.probe_log.iter().peekable();
+    let mut notes = view.state.notes.iter().peekable();
+    let mut out = Vec::with_capacity(view.state.probe_log.len() + view.state.notes.len());
+    loop {
+        let take_note = match (probes.peek(), notes.peek()) {
+            (Some(p), Some(n)) => n.t_ms <= p.t_ms,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => break,
+        };
+        if take_note {
+            if let Some(n) = notes.next() {
+                out.push(Row::Note(n));
+            }
+        } else if let Some(p) = probes.next() {
+            out.push(Row::Probe(p));
+        }
+    }
+    out
+}
+
 pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
     let log = &view.state.probe_log;
     let failing = log.iter().rev().take(50).filter(|p| !p.ok).count();
     let title = if failing > 0 {
         Line::from(vec![
-            Span::raw(" Probes "),
+            Span::raw(" Probes & notes "),
             text(format!("{failing} failing recently "), s.error),
         ])
     } else {
-        Line::from(" Probes ")
+        Line::from(" Probes & notes ")
     };
     let block = panel(title, view.focus == Panel::Probes, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = inner.width as usize;
-    let (from, to) = window(log.len(), inner.height as usize, view.probes_scroll);
-    let lines: Vec<Line> = log
+    let all = rows(view);
+    let (from, to) = window(all.len(), inner.height as usize, view.probes_scroll);
+    let lines: Vec<Line> = all[from..to]
         .iter()
-        .skip(from)
-        .take(to - from)
-        .map(|p| {
-            let (verdict, vs) = if p.ok {
-                ("ok  ", s.ok)
-            } else {
-                ("FAIL", s.error)
-            };
-            let latency = p
-                .latency_ms
-                .map(|l| format!("{l:>4}ms"))
-                .unwrap_or_else(|| "  –   ".into());
-            let used = 6 + 1 + 12 + 1 + 8 + 1 + 4 + 1 + 6 + 1;
-            let mut spans = vec![
-                text(format!("{} ", fmt_dur(p.t_ms)), s.muted),
-                text(fit(&p.probe, 12), s.base),
-                Span::raw(" "),
-                text(fit(p.node.as_deref().unwrap_or("–"), 8), s.accent),
-                Span::raw(" "),
-                text(verdict, vs),
-                Span::raw(" "),
-                text(latency, s.base),
-            ];
-            if !p.ok && width > used {
-                spans.push(Span::raw(" "));
-                spans.push(text(truncate(&p.detail, width - used), s.error));
-            }
-            Line::from(spans)
+        .map(|row| match row {
+            Row::Note(n) => Line::from(vec![
+                text(format!("{} ", fmt_dur(n.t_ms)), s.muted),
+                text(
+                    truncate(
+                        &format!("note {}: {}", n.by, n.text),
+                        width.saturating_sub(6),
+                    ),
+                    s.accent,
+                ),
+            ]),
+            Row::Probe(p) => probe_line(p, width, theme),
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn probe_line<'a>(p: &'a ProbeLogEntry, width: usize, theme: &Theme) -> Line<'a> {
+    let s = &theme.styles;
+    let (verdict, vs) = if p.ok {
+        ("ok  ", s.ok)
+    } else {
+        ("FAIL", s.error)
+    };
+    let latency = p
+        .latency_ms
+        .map(|l| format!("{l:>4}ms"))
+        .unwrap_or_else(|| "  –   ".into());
+    let used = 6 + 1 + 12 + 1 + 8 + 1 + 4 + 1 + 6 + 1;
+    let mut spans = vec![
+        text(format!("{} ", fmt_dur(p.t_ms)), s.muted),
+        text(fit(&p.probe, 12), s.base),
+        Span::raw(" "),
+        text(fit(p.node.as_deref().unwrap_or("–"), 8), s.accent),
+        Span::raw(" "),
+        text(verdict, vs),
+        Span::raw(" "),
+        text(latency, s.base),
+    ];
+    if !p.ok && width > used {
+        spans.push(Span::raw(" "));
+        spans.push(text(truncate(&p.detail, width - used), s.error));
+    }
+    Line::from(spans)
 }

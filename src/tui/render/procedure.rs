@@ -92,12 +92,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             text(" ", s.base)
         };
         let progress = p.progress.as_deref().unwrap_or("");
-        let right_w = if width >= 44 {
-            progress.chars().count()
+        // Loop progress when the title keeps a readable width beside it.
+        let fixed = 2 + num_w + 1 + 3;
+        let p_w = progress.chars().count();
+        let right_w = if width.saturating_sub(fixed + p_w + 1) >= 18 {
+            p_w
         } else {
             0
         };
-        let title_w = width.saturating_sub(2 + num_w + 1 + 3 + right_w + usize::from(right_w > 0));
+        let title_w = width.saturating_sub(fixed + right_w + usize::from(right_w > 0));
         let title_style = if Some(i) == active {
             s.active
         } else if r.status == StepStatus::Pending {

@@ -1,0 +1,95 @@
+//! The run loop on a `TestBackend`, driven by channels: it exits cleanly when the session
+//! ends or the operator leaves, and commands reach the engine.
+
+use std::io;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use flightdeck::engine::client::{CommandSender, Request, SessionClient};
+use flightdeck::engine::{Command, Stamped};
+use flightdeck::tui::demo::Script;
+use flightdeck::tui::{run_on, Theme, TuiExit, TuiOptions, TuiRole};
+use futures::channel::mpsc as fmpsc;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+struct Harness {
+    events: mpsc::Sender<Stamped>,
+    requests: mpsc::Receiver<Request>,
+    keys: fmpsc::UnboundedSender<io::Result<TermEvent>>,
+    client: SessionClient,
+    input: fmpsc::UnboundedReceiver<io::Result<TermEvent>>,
+}
+
+fn harness() -> Harness {
+    let (events, ev_rx) = mpsc::channel(1024);
+    let (req_tx, requests) = mpsc::channel(16);
+    let (keys, input) = fmpsc::unbounded();
+    Harness {
+        events,
+        requests,
+        keys,
+        client: SessionClient {
+            operator_id: 1,
+            operator: "alice".into(),
+            events: ev_rx,
+            commands: CommandSender::new(req_tx),
+        },
+        input,
+    }
+}
+
+fn opts() -> TuiOptions {
+    TuiOptions {
+        theme: Theme::dark(),
+        role: TuiRole::Driver,
+        title: "flightdeck · lab-jahia".into(),
+    }
+}
+
+fn press(keys: &fmpsc::UnboundedSender<io::Result<TermEvent>>, c: KeyCode) {
+    keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(c, KeyModifiers::NONE))))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn exits_when_the_event_channel_closes() {
+    let h = harness();
+    for e in Script::started().events() {
+        h.events.send(e.clone()).await.unwrap();
+    }
+    drop(h.events);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    let exit = run_on(&mut term, h.client, opts(), h.input).await.unwrap();
+    assert_eq!(exit, TuiExit::SessionEnded);
+    let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
+    assert!(screen.contains("jahia-rolling"), "{screen}");
+}
+
+#[tokio::test]
+async fn q_leaves_and_a_note_reaches_the_engine() {
+    let mut h = harness();
+    for e in Script::started().events() {
+        h.events.send(e.clone()).await.unwrap();
+    }
+    let engine = tokio::spawn(async move {
+        let req = h.requests.recv().await.unwrap();
+        let _ = req.reply.send(Ok(()));
+        req.command
+    });
+    press(&h.keys, KeyCode::Char('n'));
+    for c in "hi".chars() {
+        press(&h.keys, KeyCode::Char(c));
+    }
+    press(&h.keys, KeyCode::Enter);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let keys = h.keys.clone();
+    let run = tokio::spawn(async move { run_on(&mut term, h.client, opts(), h.input).await });
+    let command = engine.await.unwrap();
+    assert_eq!(command, Command::Note { text: "hi".into() });
+    press(&keys, KeyCode::Char('q'));
+    let exit = run.await.unwrap().unwrap();
+    // Left, not SessionEnded: the session's sender is still open.
+    assert_eq!(exit, TuiExit::Left);
+    drop(h.events);
+}
