@@ -60,7 +60,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let from = plan.from_version.as_deref().unwrap_or("?");
     let to = plan.to_version.as_deref().unwrap_or("?");
     // Segments by priority: the lowest go first when the line is too narrow.
-    let mut l1: Vec<(u8, Vec<Span>)> = vec![
+    let l1: Vec<(u8, Vec<Span>)> = vec![
         (
             3,
             vec![Span::styled(format!(" {} ", view.title), h.patch(s.title))],
