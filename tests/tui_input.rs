@@ -19,7 +19,9 @@ fn code(c: KeyCode) -> KeyEvent {
 
 /// A view of `script` whose prompt (if any) appeared at `shown`.
 fn view(script: &Script, role: TuiRole, shown: Instant) -> View {
-    let mut v = View::from_events(role, "t", 1, script.events());
+    // In the demo session alice (id 1) drives and bob (id 2) watches.
+    let id = if role == TuiRole::Observer { 2 } else { 1 };
+    let mut v = View::from_events(role, "t", id, script.events());
     v.sync_prompt(shown);
     v
 }
@@ -401,4 +403,45 @@ fn focus_cycles_and_scrolling_moves_the_selection() {
     assert_eq!(v.probes_scroll, Scroll::At(1));
     v.update(UiAction::Down);
     assert_eq!(v.probes_scroll, Scroll::Follow);
+}
+
+#[test]
+fn a_granted_observer_becomes_the_driver() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let id = s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    s.push(
+        10,
+        Event::DriverChanged {
+            id: 2,
+            name: "bob".into(),
+        },
+    );
+    let shown = Instant::now();
+    let bob = view(&s, TuiRole::Observer, shown);
+    assert_eq!(bob.effective_role(), TuiRole::Driver);
+    assert_eq!(
+        map_key(&bob, &key('y'), later(shown)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: None
+        })
+    );
+    let alice = view(&s, TuiRole::Driver, shown);
+    assert_eq!(alice.effective_role(), TuiRole::Observer);
+    assert!(matches!(
+        map_key(&alice, &key('y'), later(shown)),
+        Intent::Ui(UiAction::Status(_))
+    ));
+}
+
+#[test]
+fn observer_takes_control_when_nobody_drives() {
+    let mut s = Script::started();
+    s.push(10, Event::OperatorLeft { id: 1 });
+    let v = view(&s, TuiRole::Observer, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('c'), Instant::now()),
+        Intent::Engine(Command::TakeControl)
+    );
 }

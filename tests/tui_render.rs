@@ -8,7 +8,9 @@ use flightdeck::tui::theme::Theme;
 use flightdeck::tui::view::{Overlay, TuiRole, View};
 
 fn view_of(script: &Script, role: TuiRole) -> View {
-    View::from_events(role, "flightdeck · lab-jahia", 1, script.events())
+    // In the demo session alice (id 1) drives and bob (id 2) watches.
+    let id = if role == TuiRole::Observer { 2 } else { 1 };
+    View::from_events(role, "flightdeck · lab-jahia", id, script.events())
 }
 
 /// A driver view with the prompt marked as shown (as the run loop does before drawing).
@@ -213,4 +215,98 @@ fn every_size_from_tiny_to_wide_renders() {
             let _ = to_text(&v, &Theme::dark(), w, h);
         }
     }
+}
+
+#[test]
+fn observer_sees_who_is_asked_and_can_approve() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    s.push(
+        900,
+        Event::Approved {
+            step: demo::STEP_MIGRATE,
+            by: "alice".into(),
+        },
+    );
+    let v = view_of(&s, TuiRole::Observer);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(
+        !text.contains("Type `migrate jahia`"),
+        "no modal for observers"
+    );
+    snap("observer_prompt", &v, 100, 30);
+}
+
+#[test]
+fn rolling_back_then_rolled_back() {
+    use flightdeck::engine::event::{Outcome, Phase};
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1 + 1);
+    s.push(
+        500,
+        Event::AbortRequested {
+            by: "alice".into(),
+            rollback: true,
+        },
+    );
+    s.prompt(demo::STEP_DRAIN1, PromptKind::Undo);
+    let v = driver(&s);
+    snap("undo_prompt_rolling_back", &v, 80, 24);
+    s.push(
+        800,
+        Event::Confirmed {
+            step: demo::STEP_DRAIN1,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.push(
+        100,
+        Event::ActionStarted {
+            step: demo::STEP_DRAIN1,
+            phase: Phase::Undo,
+            attempt: 1,
+        },
+    );
+    s.push(
+        700,
+        Event::ActionFinished {
+            step: demo::STEP_DRAIN1,
+            phase: Phase::Undo,
+            attempt: 1,
+            verdict: Verdict::Passed,
+            detail: "jahia1 ready again".into(),
+        },
+    );
+    s.push(
+        100,
+        Event::Finished {
+            outcome: Outcome::RolledBack,
+        },
+    );
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(text.contains("FINISHED: rolled back"), "{text}");
+    assert!(!v.timer_running(), "a finished session needs no tick");
+}
+
+#[test]
+fn the_no_return_banner_uses_its_theme_style() {
+    let mut s = Script::started();
+    s.through(demo::STEP_READY1 + 1);
+    let v = view_of(&s, TuiRole::Driver);
+    let theme = Theme::dark();
+    let backend = ratatui::backend::TestBackend::new(80, 24);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    term.draw(|f| flightdeck::tui::render(f, &v, &theme))
+        .unwrap();
+    let buf = term.backend().buffer();
+    let row: String = (0..80).map(|x| buf[(x, 1)].symbol().to_string()).collect();
+    let col = row.chars().position(|c| c == 'P').unwrap() as u16;
+    let style = buf[(col, 1)].style();
+    assert_eq!(style.fg, theme.styles.no_return.fg);
+    assert!(style
+        .add_modifier
+        .contains(ratatui::style::Modifier::REVERSED));
 }

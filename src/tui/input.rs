@@ -84,7 +84,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
 }
 
 fn quit(view: &View) -> Intent {
-    if view.step_running() && view.role == TuiRole::Driver {
+    if view.step_running() && view.effective_role() == TuiRole::Driver {
         ui(UiAction::AskQuit)
     } else {
         ui(UiAction::Quit)
@@ -257,7 +257,7 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
     if let Some(a) = nav {
         return ui(a);
     }
-    match view.role {
+    match view.effective_role() {
         TuiRole::Replay => match key.code {
             KeyCode::Char(_) | KeyCode::Enter => status(REPLAY_HINT),
             _ => Intent::Nothing,
@@ -270,6 +270,8 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
 fn observer_key(view: &View, key: &KeyEvent) -> Intent {
     match key.code {
         KeyCode::Char('n') => ui(UiAction::OpenNote),
+        // Nobody drives (the driver's client is gone): take over instead of asking.
+        KeyCode::Char('c') if view.state.driver().is_none() => Intent::Engine(Command::TakeControl),
         KeyCode::Char('c') => Intent::Engine(Command::RequestControl),
         KeyCode::Char('A') => match view.state.prompt {
             Some(p)

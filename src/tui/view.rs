@@ -220,7 +220,7 @@ impl View {
 
     /// The engine prompt this cockpit shows as a modal, if any.
     pub fn prompt_visible(&self) -> bool {
-        self.role == TuiRole::Driver && self.state.prompt.is_some()
+        self.effective_role() == TuiRole::Driver && self.state.prompt.is_some()
     }
 
     /// Note the engine prompt appearing or going, at `at`. Returns true when a new prompt just
@@ -273,10 +273,22 @@ impl View {
         self.state.steps.get(step).map(|s| s.status)
     }
 
-    /// Whether this operator drives the session (or nobody is recorded as driving, as in a
-    /// local session before any join event).
-    pub fn is_driver(&self) -> bool {
-        self.role == TuiRole::Driver
+    /// The role now: control moves between operators during a session (a grant, a take-over),
+    /// so the session's own record of who drives wins over the role this cockpit started with.
+    pub fn effective_role(&self) -> TuiRole {
+        if self.role == TuiRole::Replay {
+            return TuiRole::Replay;
+        }
+        match self
+            .state
+            .operators
+            .iter()
+            .find(|o| o.id == self.operator_id)
+        {
+            Some(o) if o.driver => TuiRole::Driver,
+            Some(_) => TuiRole::Observer,
+            None => self.role,
+        }
     }
 }
 
