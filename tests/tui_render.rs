@@ -310,3 +310,22 @@ fn the_no_return_banner_uses_its_theme_style() {
         .add_modifier
         .contains(ratatui::style::Modifier::REVERSED));
 }
+
+#[test]
+fn wide_characters_keep_columns_aligned() {
+    use flightdeck::tui::render::{fit, truncate};
+    assert_eq!(fit("移行", 6), "移行  ");
+    assert_eq!(truncate("データベースの移行", 7), "データ…");
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = view_of(&s, TuiRole::Driver);
+    v.state.plan.steps[0].title = "メンテナンスを告知する長いタイトルです".into();
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    let row = text.lines().find(|l| l.contains("メンテ")).unwrap();
+    let other = text
+        .lines()
+        .find(|l| l.contains("Cluster healthy"))
+        .unwrap();
+    use unicode_width::UnicodeWidthStr;
+    assert_eq!(row.width(), other.width(), "\n{row}\n{other}");
+}

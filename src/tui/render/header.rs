@@ -7,6 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
 use crate::engine::state::{Mode, PromptKindTag};
@@ -27,7 +28,7 @@ fn fit_segments(
     sep: &'static str,
     style: Style,
 ) -> Line<'static> {
-    let sep_w = sep.chars().count();
+    let sep_w = sep.width();
     let len = |segs: &[Segment]| -> usize {
         segs.iter()
             .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>())

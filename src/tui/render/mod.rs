@@ -15,6 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::theme::Theme;
 use super::view::{Panel, View};
@@ -119,23 +120,32 @@ pub fn fmt_dur(ms: u64) -> String {
     }
 }
 
-/// Cut `s` to `width` characters, marking the cut.
+/// Cut `s` to `width` terminal columns, marking the cut (wide CJK characters count two).
 pub fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
+    if s.width() <= width {
         return s.to_string();
     }
     if width == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(width - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
     out.push('…');
     out
 }
 
-/// Pad or cut to exactly `width` characters.
+/// Pad or cut to exactly `width` terminal columns.
 pub fn fit(s: &str, width: usize) -> String {
     let t = truncate(s, width);
-    let n = t.chars().count();
+    let n = t.width();
     format!("{t}{}", " ".repeat(width.saturating_sub(n)))
 }
 
@@ -180,8 +190,16 @@ pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
     let mut out = String::new();
     for y in area.top()..area.bottom() {
         let mut line = String::new();
+        // A wide character covers the next cell too; that cell's blank is not text.
+        let mut skip = 0;
         for x in area.left()..area.right() {
-            line.push_str(buf[(x, y)].symbol());
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let sym = buf[(x, y)].symbol();
+            skip = sym.width().saturating_sub(1);
+            line.push_str(sym);
         }
         out.push_str(line.trim_end());
         out.push('\n');

@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::{fit, panel, text};
 use crate::engine::state::NodeView;
@@ -37,14 +38,14 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let name_w = st
         .nodes
         .iter()
-        .map(|n| n.node.name.chars().count())
+        .map(|n| n.node.name.width())
         .max()
         .unwrap_or(4)
         .clamp(4, 16);
     let ver_w = st
         .nodes
         .iter()
-        .filter_map(|n| n.version().map(|v| v.chars().count()))
+        .filter_map(|n| n.version().map(|v| v.width()))
         .max()
         .unwrap_or(7)
         .clamp(7, 12);
@@ -55,7 +56,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let longest_role = st
         .nodes
         .iter()
-        .map(|n| n.role().map_or(1, |r| r.chars().count()))
+        .map(|n| n.role().map_or(1, |r| r.width()))
         .max()
         .unwrap_or(4)
         .max(4);

@@ -6,6 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::{fit, panel, text};
 use crate::engine::state::StepStatus;
@@ -94,7 +95,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         let progress = p.progress.as_deref().unwrap_or("");
         // Loop progress when the title keeps a readable width beside it.
         let fixed = 2 + num_w + 1 + 3;
-        let p_w = progress.chars().count();
+        let p_w = progress.width();
         let right_w = if width.saturating_sub(fixed + p_w + 1) >= 18 {
             p_w
         } else {
