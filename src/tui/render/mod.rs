@@ -53,12 +53,16 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     nodes::render(frame, nodes_area, view, theme);
     lb::render(frame, lb_area, view, theme);
 
-    let left_w = (rest.width * 2 / 5).clamp(36, 60);
+    let left_w = procedure::wanted_width(view).clamp(36, (rest.width * 45 / 100).max(36));
     let [proc_area, right] =
         Layout::horizontal([Constraint::Length(left_w), Constraint::Min(0)]).areas(rest);
     procedure::render(frame, proc_area, view, theme);
+    // The detail takes what it needs, within bounds; the live output gets the rest.
+    let detail_h = detail::wanted_height(view, theme, right.width)
+        .min(right.height * 55 / 100)
+        .max(right.height.min(7));
     let [detail_area, io_area] =
-        Layout::vertical([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(right);
+        Layout::vertical([Constraint::Length(detail_h), Constraint::Min(0)]).areas(right);
     detail::render(frame, detail_area, view, theme);
     if io_area.width >= 100 {
         let [o, p] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])

@@ -42,6 +42,18 @@ pub fn status_style(status: StepStatus, theme: &Theme) -> Style {
     }
 }
 
+/// Columns the list would like (borders included): the longest title with its progress.
+pub fn wanted_width(view: &View) -> u16 {
+    let steps = &view.state.plan.steps;
+    let num_w = steps.len().to_string().len();
+    let widest = steps
+        .iter()
+        .map(|p| p.title.width() + p.progress.as_deref().map_or(0, |g| g.width() + 1))
+        .max()
+        .unwrap_or(0);
+    (2 + num_w + 1 + widest + 3 + 2).min(u16::MAX as usize) as u16
+}
+
 /// First row shown so that `focus` sits a third of the way down (or everything fits).
 fn offset(len: usize, height: usize, focus: usize) -> usize {
     if len <= height {
