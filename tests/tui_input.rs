@@ -445,3 +445,27 @@ fn observer_takes_control_when_nobody_drives() {
         Intent::Engine(Command::TakeControl)
     );
 }
+
+#[test]
+fn a_prompt_uncovered_by_an_overlay_gets_a_fresh_guard() {
+    let (s, id) = awaiting_backup();
+    let t0 = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, t0);
+    // Help over the prompt, then closed two seconds later: the prompt "appears" again.
+    v.update(UiAction::OpenHelp);
+    assert!(!v.sync_prompt(t0 + Duration::from_secs(1)));
+    v.update(UiAction::CloseOverlay);
+    let back = t0 + Duration::from_secs(2);
+    assert!(v.sync_prompt(back));
+    assert!(matches!(
+        map_key(&v, &key('y'), back + Duration::from_millis(100)),
+        Intent::Ui(UiAction::Status(_))
+    ));
+    assert_eq!(
+        map_key(&v, &key('y'), later(back)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: None
+        })
+    );
+}

@@ -98,7 +98,10 @@ impl Scroll {
 #[derive(Debug, Clone)]
 pub struct ShownPrompt {
     pub id: u64,
+    /// When it last became visible.
     pub shown_at: Instant,
+    /// Behind one of this screen's overlays (help, note, quit question).
+    pub hidden: bool,
     /// The phrase typed so far (phrase confirms only).
     pub phrase: Input,
 }
@@ -223,35 +226,47 @@ impl View {
         self.effective_role() == TuiRole::Driver && self.state.prompt.is_some()
     }
 
-    /// Note the engine prompt appearing or going, at `at`. Returns true when a new prompt just
-    /// became visible (the loop then drops keys already queued).
+    /// Note the engine prompt appearing, going, or coming back from behind an overlay, at
+    /// `at`. Returns true when a prompt just became visible: its guard starts now, and the loop
+    /// drops keys already queued.
     pub fn sync_prompt(&mut self, at: Instant) -> bool {
         let open = if self.prompt_visible() {
             self.state.prompt.map(|p| p.id)
         } else {
             None
         };
-        match (open, &self.prompt) {
-            (Some(id), Some(shown)) if shown.id == id => false,
-            (Some(id), _) => {
-                self.prompt = Some(ShownPrompt {
-                    id,
-                    shown_at: at,
-                    phrase: Input::default(),
-                });
-                // A skip or abort question asked about the world before this prompt is stale.
-                if matches!(
-                    self.overlay,
-                    Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
-                ) {
-                    self.overlay = None;
-                }
+        let Some(id) = open else {
+            self.prompt = None;
+            return false;
+        };
+        if self.prompt.as_ref().is_none_or(|p| p.id != id) {
+            // A skip or abort question asked about the world before this prompt is stale.
+            if matches!(
+                self.overlay,
+                Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
+            ) {
+                self.overlay = None;
+            }
+            self.prompt = Some(ShownPrompt {
+                id,
+                shown_at: at,
+                hidden: true,
+                phrase: Input::default(),
+            });
+        }
+        // The prompt is drawn only when no overlay of ours covers it.
+        let visible = self.overlay.is_none();
+        match &mut self.prompt {
+            Some(p) if visible && p.hidden => {
+                p.hidden = false;
+                p.shown_at = at;
                 true
             }
-            (None, _) => {
-                self.prompt = None;
+            Some(p) => {
+                p.hidden = !visible;
                 false
             }
+            None => false,
         }
     }
 

@@ -104,8 +104,14 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         } else {
             text(" ", s.base)
         };
-        let progress = p.progress.as_deref().unwrap_or("");
-        // Loop progress when the title keeps a readable width beside it.
+        // A step in a notable state says so in words; the others show their loop progress.
+        let (progress, right_style) = match r.status {
+            StepStatus::Pending | StepStatus::Succeeded => {
+                (p.progress.as_deref().unwrap_or(""), s.muted)
+            }
+            other => (other.label(), status_style(other, theme)),
+        };
+        // Only when the title keeps a readable width beside it.
         let fixed = 2 + num_w + 1 + 3;
         let p_w = progress.width();
         let right_w = if width.saturating_sub(fixed + p_w + 1) >= 18 {
@@ -134,7 +140,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         ];
         if right_w > 0 {
             spans.push(Span::raw(" "));
-            spans.push(text(progress.to_string(), s.muted));
+            spans.push(text(progress.to_string(), right_style));
         }
         let mut line = Line::from(spans);
         if Some(i) == shown {
