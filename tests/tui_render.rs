@@ -329,3 +329,25 @@ fn wide_characters_keep_columns_aligned() {
     use unicode_width::UnicodeWidthStr;
     assert_eq!(row.width(), other.width(), "\n{row}\n{other}");
 }
+
+#[test]
+fn output_wraps_long_lines_and_strips_escapes() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    s.output(
+        demo::STEP_BACKUP,
+        Stream::Stdout,
+        "\u{1b}[31merror:\u{1b}[0m the dump stopped because the disk holding /backup is full; free space and retry END",
+    );
+    s.output(demo::STEP_BACKUP, Stream::Stdout, "10%\r50%\r100%\tdone");
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(text.contains("error: the dump stopped"), "{text}");
+    assert!(text.contains("retry END"), "wrapped, not cut:\n{text}");
+    assert!(
+        text.contains("100%    done") && !text.contains("50%"),
+        "{text}"
+    );
+    assert!(!text.contains("[31m"), "{text}");
+}

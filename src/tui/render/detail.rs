@@ -165,9 +165,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         None => " Step ".to_string(),
     };
     let block = panel(title, focused, theme);
+    // Never scroll past the last line.
+    let max = wanted_height(view, theme, area.width).saturating_sub(area.height);
     let scroll = match view.detail_scroll {
         Scroll::Follow => 0,
-        Scroll::At(n) => n.min(u16::MAX as usize) as u16,
+        Scroll::At(n) => n.min(max as usize) as u16,
     };
     frame.render_widget(
         Paragraph::new(lines(view, theme))

@@ -73,7 +73,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             5,
             vec![
                 Span::styled(plan.procedure.clone(), h),
-                Span::styled(" ", h),
+                // The title usually names the target already.
+                Span::styled(
+                    if view.title.contains(&plan.target) {
+                        " ".to_string()
+                    } else {
+                        format!(" @ {} ", plan.target)
+                    },
+                    h,
+                ),
                 Span::styled(from.to_string(), h.patch(s.old_version)),
                 Span::styled(" → ", h),
                 Span::styled(to.to_string(), h.patch(s.new_version)),

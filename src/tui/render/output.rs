@@ -1,11 +1,14 @@
 //! The step's output, live and scrollable, and the probe stream with failures standing out.
 
+use std::borrow::Cow;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthChar;
 
-use super::{fit, fmt_dur, panel, text, truncate};
+use super::{clean, fit, fmt_dur, panel, text, truncate};
 use crate::engine::event::{Phase, Stream};
 use crate::engine::state::{NoteEntry, ProbeLogEntry};
 use crate::tui::theme::Theme;
@@ -45,32 +48,66 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
         frame.render_widget(Paragraph::new(text(" no output yet", s.muted)), inner);
         return;
     }
-    let (from, to) = window(run.output.len(), inner.height as usize, view.output_scroll);
-    let lines: Vec<Line> = run
-        .output
-        .iter()
-        .skip(from)
-        .take(to - from)
-        .map(|o| {
-            let style = match o.stream {
-                Stream::Stdout => s.base,
-                Stream::Stderr => s.warn,
-                Stream::Info => s.info,
+    // Long lines wrap (an operator needs the end of an error message too); rows are built
+    // from the newest line back, only as many as the window needs.
+    let height = inner.height as usize;
+    let from_bottom = match view.output_scroll {
+        Scroll::Follow => 0,
+        Scroll::At(n) => n,
+    };
+    let need = height.saturating_add(from_bottom);
+    let body_w = width.saturating_sub(6).max(1);
+    let mut rows: Vec<Line> = Vec::new();
+    for o in run.output.iter().rev() {
+        let style = match o.stream {
+            Stream::Stdout => s.base,
+            Stream::Stderr => s.warn,
+            Stream::Info => s.info,
+        };
+        let prefix = match o.phase {
+            Phase::Do => "",
+            Phase::Undo => "undo│ ",
+        };
+        let line = clean(Cow::Owned(format!("{prefix}{}", o.line)));
+        let chunks = wrap(&line, body_w);
+        for (k, chunk) in chunks.into_iter().enumerate().rev() {
+            let stamp = if k == 0 {
+                text(format!("{} ", fmt_dur(o.t_ms)), s.muted)
+            } else {
+                Span::raw("      ")
             };
-            let prefix = match o.phase {
-                Phase::Do => "",
-                Phase::Undo => "undo│ ",
-            };
-            Line::from(vec![
-                text(format!("{} ", fmt_dur(o.t_ms)), s.muted),
-                text(
-                    truncate(&format!("{prefix}{}", o.line), width.saturating_sub(6)),
-                    style,
-                ),
-            ])
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(lines), inner);
+            rows.push(Line::from(vec![stamp, Span::styled(chunk, style)]));
+        }
+        if rows.len() >= need {
+            break;
+        }
+    }
+    rows.reverse();
+    let from_bottom = from_bottom.min(rows.len().saturating_sub(height));
+    let end = rows.len() - from_bottom;
+    let start = end.saturating_sub(height);
+    let shown: Vec<Line> = rows.drain(start..end).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
+/// Split `s` into pieces of at most `width` terminal columns (at least one piece).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+            used = 0;
+        }
+        cur.push(c);
+        used += w;
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 enum Row<'a> {
