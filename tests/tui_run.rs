@@ -93,3 +93,28 @@ async fn q_leaves_and_a_note_reaches_the_engine() {
     assert_eq!(exit, TuiExit::Left);
     drop(h.events);
 }
+
+#[tokio::test]
+async fn paste_goes_into_a_note() {
+    let mut h = harness();
+    for e in Script::started().events() {
+        h.events.send(e.clone()).await.unwrap();
+    }
+    press(&h.keys, KeyCode::Char('n'));
+    h.keys
+        .unbounded_send(Ok(TermEvent::Paste("db at 90% cpu\n".into())))
+        .unwrap();
+    press(&h.keys, KeyCode::Enter);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let run = tokio::spawn(async move { run_on(&mut term, h.client, opts(), h.input).await });
+    let req = h.requests.recv().await.unwrap();
+    assert_eq!(
+        req.command,
+        Command::Note {
+            text: "db at 90% cpu".into()
+        }
+    );
+    let _ = req.reply.send(Ok(()));
+    drop(h.events);
+    assert_eq!(run.await.unwrap().unwrap(), TuiExit::SessionEnded);
+}

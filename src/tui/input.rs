@@ -73,7 +73,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
         return quit(view);
     }
     if let Some(overlay) = &view.overlay {
-        return overlay_key(view, overlay, key);
+        return overlay_key(overlay, key);
     }
     if view.prompt_visible() {
         if let Some(i) = prompt_key(view, key, at) {
@@ -109,7 +109,7 @@ fn edit(key: &KeyEvent) -> Intent {
     }
 }
 
-fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
+fn overlay_key(overlay: &Overlay, key: &KeyEvent) -> Intent {
     match overlay {
         Overlay::Help => match key.code {
             KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
@@ -146,7 +146,6 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             } else if no(key) || key.code == KeyCode::Enter {
                 ui(UiAction::CloseOverlay)
             } else {
-                let _ = view;
                 Intent::Nothing
             }
         }

@@ -29,7 +29,7 @@ use crate::engine::{Command, Rejected};
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
 pub use theme::{Theme, ThemeError};
-pub use view::{TuiRole, View};
+pub use view::{Overlay, TuiRole, View};
 
 pub struct TuiOptions {
     pub theme: Theme,
@@ -125,7 +125,8 @@ where
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
-                Some(Ok(TermEvent::Paste(text))) => {
+                // Pasting goes into a note only: a confirmation phrase must be typed.
+                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_))) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
                         if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, Instant::now()) {
