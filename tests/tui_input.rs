@@ -469,3 +469,27 @@ fn a_prompt_uncovered_by_an_overlay_gets_a_fresh_guard() {
         })
     );
 }
+
+#[test]
+fn output_scroll_stays_within_the_output_and_returns_to_following() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    for l in ["a", "b", "c"] {
+        s.output(
+            demo::STEP_BACKUP,
+            flightdeck::engine::event::Stream::Stdout,
+            l,
+        );
+    }
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    v.focus = Panel::Output;
+    for _ in 0..5 {
+        v.update(UiAction::PageUp);
+    }
+    assert_eq!(v.output_scroll, Scroll::At(3));
+    for _ in 0..3 {
+        v.update(UiAction::Down);
+    }
+    assert_eq!(v.output_scroll, Scroll::Follow);
+}

@@ -17,6 +17,9 @@ use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
 /// Lines a PgUp/PgDn moves.
 pub const PAGE: usize = 10;
 
+/// A bound on the detail panel's scroll (its text is a screenful or two at most).
+const DETAIL_MAX_SCROLL: usize = 200;
+
 /// What a key does on this screen only.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiAction {
@@ -347,8 +350,11 @@ impl View {
             UiAction::Top => match self.focus {
                 Panel::Procedure => self.selected = Some(0),
                 Panel::Detail => self.detail_scroll = Scroll::At(0),
-                Panel::Output => self.output_scroll = Scroll::At(usize::MAX / 2),
-                Panel::Probes => self.probes_scroll = Scroll::At(usize::MAX / 2),
+                Panel::Output => self.output_scroll = Scroll::At(self.output_len()),
+                Panel::Probes => {
+                    self.probes_scroll =
+                        Scroll::At(self.state.probe_log.len() + self.state.notes.len())
+                }
             },
             UiAction::Follow => {
                 match self.focus {
@@ -386,13 +392,12 @@ impl View {
 
     fn scroll(&mut self, by: isize) {
         let n = by.unsigned_abs();
-        // Output and probes count from the bottom: "up" means further from the newest line.
-        let (older, newer) = (by < 0, by > 0);
+        let up = by < 0;
         match self.focus {
             Panel::Procedure => {
                 let last = self.state.steps.len().saturating_sub(1);
                 let cur = self.selected.or_else(|| self.detail_step()).unwrap_or(0);
-                let next = if by < 0 {
+                let next = if up {
                     cur.saturating_sub(n)
                 } else {
                     cur.saturating_add(n).min(last)
@@ -401,26 +406,38 @@ impl View {
                 self.detail_scroll = Scroll::Follow;
                 self.output_scroll = Scroll::Follow;
             }
+            // The detail counts from its top; rendering clamps to its real length.
             Panel::Detail => {
-                self.detail_scroll = if by < 0 {
-                    self.detail_scroll.up(n, 0)
+                self.detail_scroll = if up {
+                    self.detail_scroll.toward(n)
                 } else {
-                    self.detail_scroll.down(n, 0)
+                    self.detail_scroll.away(n, DETAIL_MAX_SCROLL)
                 }
             }
+            // Output and probes count from the newest line: up goes back in time.
             Panel::Output => {
-                self.output_scroll = match (older, newer) {
-                    (true, _) => self.output_scroll.down(n, 0),
-                    _ => back_to_follow(self.output_scroll.up(n, 0)),
+                let max = self.output_len();
+                self.output_scroll = if up {
+                    self.output_scroll.away(n, max)
+                } else {
+                    self.output_scroll.toward(n)
                 }
             }
             Panel::Probes => {
-                self.probes_scroll = match (older, newer) {
-                    (true, _) => self.probes_scroll.down(n, 0),
-                    _ => back_to_follow(self.probes_scroll.up(n, 0)),
+                let max = self.state.probe_log.len() + self.state.notes.len();
+                self.probes_scroll = if up {
+                    self.probes_scroll.away(n, max)
+                } else {
+                    self.probes_scroll.toward(n)
                 }
             }
         }
+    }
+
+    fn output_len(&self) -> usize {
+        self.detail_step()
+            .and_then(|i| self.state.steps.get(i))
+            .map_or(0, |r| r.output.len())
     }
 
     /// After a command left: close the local question it answered.
@@ -433,13 +450,5 @@ impl View {
         ) {
             self.overlay = None;
         }
-    }
-}
-
-/// Scrolled all the way back to the newest line: follow again.
-fn back_to_follow(s: Scroll) -> Scroll {
-    match s {
-        Scroll::At(0) => Scroll::Follow,
-        other => other,
     }
 }

@@ -77,20 +77,25 @@ pub enum Scroll {
 }
 
 impl Scroll {
-    pub fn up(self, by: usize, follow_pos: usize) -> Scroll {
-        let cur = match self {
-            Scroll::Follow => follow_pos,
+    /// Lines away from the follow position.
+    pub fn offset(self) -> usize {
+        match self {
+            Scroll::Follow => 0,
             Scroll::At(n) => n,
-        };
-        Scroll::At(cur.saturating_sub(by))
+        }
     }
 
-    pub fn down(self, by: usize, follow_pos: usize) -> Scroll {
-        let cur = match self {
-            Scroll::Follow => follow_pos,
-            Scroll::At(n) => n,
-        };
-        Scroll::At(cur.saturating_add(by))
+    /// Further from the follow position, at most `max` lines.
+    pub fn away(self, by: usize, max: usize) -> Scroll {
+        Scroll::At(self.offset().saturating_add(by).min(max))
+    }
+
+    /// Back toward the follow position; reaching it follows again.
+    pub fn toward(self, by: usize) -> Scroll {
+        match self.offset().saturating_sub(by) {
+            0 => Scroll::Follow,
+            n => Scroll::At(n),
+        }
     }
 }
 
