@@ -351,3 +351,60 @@ fn output_wraps_long_lines_and_strips_escapes() {
     );
     assert!(!text.contains("[31m"), "{text}");
 }
+
+#[test]
+fn gate_progress_lb_error_and_secrets_are_shown_right() {
+    let mut s = Script::started();
+    s.through(1);
+    s.prompt(1, PromptKind::Run);
+    s.start(1);
+    s.push(
+        300,
+        Event::GateProgress {
+            step: 1,
+            passing: 2,
+            total: 3,
+            stable_ms: 4000,
+            need_ms: 10_000,
+        },
+    );
+    s.push(
+        100,
+        Event::LbChanged {
+            backends: Vec::new(),
+            error: Some("connection refused".into()),
+        },
+    );
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(
+        text.contains("2/3 passing · stable 00:04 of 00:10"),
+        "{text}"
+    );
+    assert!(text.contains("✗ connection refused"), "{text}");
+
+    // The read-only step's HTTP action: its Authorization header is masked.
+    let mut v = view_of(&s, TuiRole::Driver);
+    v.selected = Some(demo::STEP_READ_ONLY);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(text.contains("Authorization: ****"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(
+        text.contains("POST http://127.0.0.1:18081/modules/api/readonly"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_theme_renders() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let v = driver(&s);
+    let plain = to_text(&v, &Theme::dark(), 100, 30);
+    for name in Theme::builtin_names() {
+        let theme = Theme::load(name).unwrap();
+        // Themes change styles only, never the text.
+        assert_eq!(to_text(&v, &theme, 100, 30), plain, "{name}");
+    }
+}
