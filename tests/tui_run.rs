@@ -118,3 +118,49 @@ async fn paste_goes_into_a_note() {
     drop(h.events);
     assert_eq!(run.await.unwrap().unwrap(), TuiExit::SessionEnded);
 }
+
+#[tokio::test]
+async fn a_replay_stays_on_screen_until_q() {
+    let h = harness();
+    let mut s = Script::started();
+    s.through(3);
+    for e in s.events() {
+        h.events.send(e.clone()).await.unwrap();
+    }
+    drop(h.events);
+    let keys = h.keys.clone();
+    let mut o = opts();
+    o.role = TuiRole::Replay;
+    let run = tokio::spawn(async move { run_on(&mut term_for_test(), h.client, o, h.input).await });
+    // Still running after the stream closed: it waits for the operator.
+    press(&keys, KeyCode::Down);
+    tokio::task::yield_now().await;
+    assert!(!run.is_finished());
+    press(&keys, KeyCode::Char('q'));
+    assert_eq!(run.await.unwrap().unwrap(), TuiExit::SessionEnded);
+}
+
+#[tokio::test]
+async fn a_finished_session_stays_on_screen_until_q() {
+    let h = harness();
+    let mut s = Script::started();
+    s.push(
+        10,
+        flightdeck::engine::Event::Finished {
+            outcome: flightdeck::engine::event::Outcome::Aborted,
+        },
+    );
+    for e in s.events() {
+        h.events.send(e.clone()).await.unwrap();
+    }
+    drop(h.events);
+    press(&h.keys, KeyCode::Char('q'));
+    let exit = run_on(&mut term_for_test(), h.client, opts(), h.input)
+        .await
+        .unwrap();
+    assert_eq!(exit, TuiExit::SessionEnded);
+}
+
+fn term_for_test() -> Terminal<TestBackend> {
+    Terminal::new(TestBackend::new(80, 24)).unwrap()
+}

@@ -87,7 +87,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
 }
 
 fn quit(view: &View) -> Intent {
-    if view.step_running() && view.effective_role() == TuiRole::Driver {
+    if view.step_running() && view.effective_role() == TuiRole::Driver && !view.ended {
         ui(UiAction::AskQuit)
     } else {
         ui(UiAction::Quit)

@@ -135,6 +135,8 @@ pub struct View {
     pub status: Option<String>,
     /// When the last event arrived (wall clock), to advance `now_ms` between events.
     pub last_event_at: Option<Instant>,
+    /// The event stream is over; what is on screen is final.
+    pub ended: bool,
 }
 
 impl View {
@@ -155,6 +157,7 @@ impl View {
             prompt: None,
             status: None,
             last_event_at: None,
+            ended: false,
         }
     }
 
@@ -204,6 +207,7 @@ impl View {
     /// Whether something on screen counts time (so the loop needs a 1 s tick).
     pub fn timer_running(&self) -> bool {
         self.role != TuiRole::Replay
+            && !self.ended
             && !self.state.is_finished()
             && !self.state.steps.is_empty()
             && self.last_event_at.is_some()

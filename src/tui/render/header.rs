@@ -204,6 +204,9 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         return;
     }
     let mut segs: Vec<Segment> = Vec::new();
+    if view.ended {
+        segs.push((9, vec![text("the session has ended", s.warn)]));
+    }
     match view.effective_role() {
         TuiRole::Replay => {
             segs.push((8, vec![text("replay", s.warn)]));
@@ -235,6 +238,13 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             segs.push(hint(theme, 4, "n", "note"));
             segs.push(hint(theme, 6, "?", "help"));
             segs.push(hint(theme, 5, "q", "quit"));
+        }
+        TuiRole::Driver if st.is_finished() || view.ended => {
+            segs.push(hint(theme, 3, "Tab", "focus"));
+            segs.push(hint(theme, 3, "↑↓", "select/scroll"));
+            segs.push(hint(theme, 4, "n", "note"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 6, "q", "quit"));
         }
         TuiRole::Driver => {
             if let Some((_, name)) = &st.control_request {
