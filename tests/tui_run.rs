@@ -154,11 +154,13 @@ async fn a_finished_session_stays_on_screen_until_q() {
         h.events.send(e.clone()).await.unwrap();
     }
     drop(h.events);
-    press(&h.keys, KeyCode::Char('q'));
-    let exit = run_on(&mut term_for_test(), h.client, opts(), h.input)
-        .await
-        .unwrap();
-    assert_eq!(exit, TuiExit::SessionEnded);
+    let keys = h.keys.clone();
+    let run =
+        tokio::spawn(async move { run_on(&mut term_for_test(), h.client, opts(), h.input).await });
+    tokio::task::yield_now().await;
+    assert!(!run.is_finished(), "the final screen stays up");
+    press(&keys, KeyCode::Char('q'));
+    assert_eq!(run.await.unwrap().unwrap(), TuiExit::SessionEnded);
 }
 
 fn term_for_test() -> Terminal<TestBackend> {
