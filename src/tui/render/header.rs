@@ -93,6 +93,17 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             vec![Span::styled(format!("T+{}", fmt_dur(view.now_ms)), h)],
         ),
     ];
+    // Spelled out when the whole line has room for it.
+    let mut l1 = l1;
+    let full: usize = l1
+        .iter()
+        .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>() + 3)
+        .sum();
+    if full + 6 <= width {
+        if let Some((_, sp)) = l1.last_mut() {
+            *sp = vec![Span::styled(format!("elapsed {}", fmt_dur(view.now_ms)), h)];
+        }
+    }
 
     let timer = |label: &'static str, ms: u64, open: bool, style: Style| -> Vec<Span<'static>> {
         vec![

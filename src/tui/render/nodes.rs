@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
-use super::{fit, panel, text};
+use super::{fit, panel, text, truncate};
 use crate::engine::state::NodeView;
 use crate::procedure::model::Membership;
 use crate::tui::theme::Theme;
@@ -77,6 +77,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     ))];
     for n in &st.nodes {
         lines.push(row(view, n, theme, name_w, role_w, ver_w, spark_w));
+    }
+    // Rows left over under the table say why a node is down.
+    for n in st.nodes.iter().filter(|n| n.health == Some(false)) {
+        if !n.health_detail.is_empty() {
+            lines.push(Line::from(text(
+                truncate(&format!(" ✗ {}: {}", n.node.name, n.health_detail), width),
+                s.error,
+            )));
+        }
     }
     if st.nodes.is_empty() {
         lines.push(Line::from(text(" no nodes yet", s.muted)));
