@@ -403,7 +403,7 @@ fn every_theme_renders() {
     let v = driver(&s);
     let plain = to_text(&v, &Theme::dark(), 100, 30);
     for name in Theme::builtin_names() {
-        let theme = Theme::load(name).unwrap();
+        let theme = Theme::load_from(name, None).unwrap();
         // Themes change styles only, never the text.
         assert_eq!(to_text(&v, &theme, 100, 30), plain, "{name}");
     }

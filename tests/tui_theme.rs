@@ -18,7 +18,7 @@ fn every_builtin_parses_and_names_every_role() {
             assert!(styles.contains_key(*role), "{name} lacks {role}");
         }
     }
-    let mono = Theme::load("mono").unwrap();
+    let mono = Theme::load_from("mono", None).unwrap();
     assert_eq!(mono.styles.error.fg, None, "mono has no colour");
     assert!(mono
         .styles
@@ -101,7 +101,10 @@ fn resolution_order() {
     let (t, w) = Theme::resolve_with(None, Some(cfg), false);
     assert_eq!(w, None);
     assert_eq!(t.styles.ok.fg, Some(Color::Magenta));
-    assert_eq!(t.styles.title, Theme::load("light").unwrap().styles.title);
+    assert_eq!(
+        t.styles.title,
+        Theme::load_from("light", None).unwrap().styles.title
+    );
     // A path works too.
     let p = cfg.join("mine.toml");
     fs::write(&p, "[styles]\nwarn = { fg = \"blue\" }\n").unwrap();
