@@ -105,6 +105,25 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         }
     }
 
+    let mut l2 = line2(view, theme, width);
+    if let Some(ops) = operators(view).filter(|_| ops_in_header(view, theme, width)) {
+        l2.push((1, vec![Span::styled(ops, h)]));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![
+            fit_segments(l1, width, SEP, h),
+            fit_segments(l2, width, SEP, h),
+        ])
+        .style(h),
+        area,
+    );
+}
+
+/// The second header line without the operators: timers, reversibility, mode.
+fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
+    let s = &theme.styles;
+    let st = &view.state;
+    let h = s.header;
     let timer = |label: &'static str, ms: u64, open: bool, style: Style| -> Vec<Span<'static>> {
         vec![
             Span::styled(label, h),
@@ -171,6 +190,12 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             )],
         ));
     }
+    l2
+}
+
+/// Who is here: "driver alice · watching bob".
+fn operators(view: &View) -> Option<String> {
+    let st = &view.state;
     let mut ops: Vec<String> = Vec::new();
     if let Some(d) = st.driver() {
         ops.push(format!("driver {}", d.name));
@@ -184,17 +209,20 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     if !watching.is_empty() {
         ops.push(format!("watching {}", watching.join(", ")));
     }
-    if !ops.is_empty() {
-        l2.push((1, vec![Span::styled(ops.join(" · "), h)]));
-    }
-    frame.render_widget(
-        Paragraph::new(vec![
-            fit_segments(l1, width, SEP, h),
-            fit_segments(l2, width, SEP, h),
-        ])
-        .style(h),
-        area,
-    );
+    (!ops.is_empty()).then(|| ops.join(" · "))
+}
+
+fn seg_width(segs: &[Segment]) -> usize {
+    segs.iter()
+        .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>())
+        .sum::<usize>()
+        + SEP.width() * segs.len().saturating_sub(1)
+}
+
+/// Whether the operators fit on the header's second line (else the footer names them).
+fn ops_in_header(view: &View, theme: &Theme, width: usize) -> bool {
+    let ops = operators(view).map_or(0, |o| o.width());
+    seg_width(&line2(view, theme, width)) + SEP.width() + ops <= width
 }
 
 fn hint(theme: &Theme, priority: u8, k: &'static str, what: &'static str) -> Segment {
@@ -275,6 +303,13 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             segs.push(hint(theme, 4, "a", "abort"));
             segs.push(hint(theme, 6, "?", "help"));
             segs.push(hint(theme, 5, "q", "quit"));
+        }
+    }
+    // Pairing matters: when the header had no room for who is here, say it here.
+    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
+    {
+        if let Some(ops) = operators(view) {
+            segs.push((5, vec![text(ops, s.accent)]));
         }
     }
     // One column of margin, like the header.
