@@ -493,3 +493,80 @@ fn output_scroll_stays_within_the_output_and_returns_to_following() {
     }
     assert_eq!(v.output_scroll, Scroll::Follow);
 }
+
+#[test]
+fn the_clock_runs_on_wall_time_between_events_and_stops_when_finished() {
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1);
+    let t0 = Instant::now();
+    let mut v = View::new(TuiRole::Driver, "t", 1);
+    for e in s.events() {
+        v.apply(e, t0);
+    }
+    let last = v.state.t_ms;
+    assert!(v.timer_running());
+    v.tick(t0 + Duration::from_secs(90));
+    assert_eq!(v.now_ms, last + 90_000);
+    // Read-only since the read-only step: the timer counts the wall time too.
+    let since = v.state.read_only.since.unwrap();
+    assert_eq!(v.state.read_only.total_at(v.now_ms), last + 90_000 - since);
+
+    s.push(
+        10,
+        Event::Finished {
+            outcome: flightdeck::engine::event::Outcome::Completed,
+        },
+    );
+    let fin = s.events().last().unwrap().clone();
+    v.apply(&fin, t0 + Duration::from_secs(91));
+    assert!(!v.timer_running());
+    v.tick(t0 + Duration::from_secs(500));
+    assert_eq!(
+        v.now_ms, fin.t_ms,
+        "a finished session's clock stands still"
+    );
+
+    // A replay never advances past its journal.
+    let mut r = View::from_events(TuiRole::Replay, "t", 1, s.events());
+    r.tick(t0 + Duration::from_secs(500));
+    assert_eq!(r.now_ms, fin.t_ms);
+    assert!(!r.timer_running());
+}
+
+#[test]
+fn interrupted_prompt_renders_its_choices() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    s.push(
+        10,
+        Event::Confirmed {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_BACKUP);
+    s.push(
+        10,
+        Event::Resumed {
+            operator: "alice".into(),
+        },
+    );
+    s.push(
+        10,
+        Event::OperatorJoined {
+            id: 1,
+            name: "alice".into(),
+            driver: true,
+        },
+    );
+    s.prompt(demo::STEP_BACKUP, PromptKind::Interrupted);
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 80, 24);
+    assert!(
+        text.contains("was running when the session stopped"),
+        "{text}"
+    );
+    assert!(text.contains("r re-run  d mark done  u undo"), "{text}");
+}
