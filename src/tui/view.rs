@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tui_input::Input;
 
-use crate::engine::state::{PromptKindTag, StepStatus};
+use crate::engine::state::StepStatus;
 use crate::engine::{SessionState, Stamped};
 
 /// Keys arriving this soon after a prompt appeared are taken as typed for something else.
@@ -276,15 +276,6 @@ impl View {
                 false
             }
             None => false,
-        }
-    }
-
-    /// The open prompt's kind, when this cockpit shows it.
-    pub fn prompt_kind(&self) -> Option<PromptKindTag> {
-        if self.prompt_visible() {
-            self.state.prompt.map(|p| p.kind)
-        } else {
-            None
         }
     }
 
