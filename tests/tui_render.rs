@@ -8,7 +8,9 @@ use flightdeck::tui::theme::Theme;
 use flightdeck::tui::view::{Overlay, TuiRole, View};
 
 fn view_of(script: &Script, role: TuiRole) -> View {
-    View::from_events(role, "flightdeck · lab-jahia", 1, script.events())
+    // In the demo session alice (id 1) drives and bob (id 2) watches.
+    let id = if role == TuiRole::Observer { 2 } else { 1 };
+    View::from_events(role, "flightdeck · lab-jahia", id, script.events())
 }
 
 /// A driver view with the prompt marked as shown (as the run loop does before drawing).
@@ -34,8 +36,8 @@ fn awaiting_confirm() {
     snap("awaiting_confirm", &v, 80, 24);
 }
 
-#[test]
-fn running_with_output() {
+/// The upgrade of the first node, running, with a probe failing: the docs' picture.
+fn running_scene() -> View {
     let mut s = Script::started();
     s.through(demo::STEP_UPGRADE1);
     s.prompt(demo::STEP_UPGRADE1, PromptKind::Run);
@@ -61,9 +63,40 @@ fn running_with_output() {
         "warning: cache dir not empty",
     );
     s.probe("jahia1", false, 1001);
+    s.push(
+        300,
+        Event::Note {
+            by: "bob".into(),
+            text: "editors told".into(),
+        },
+    );
     let mut v = driver(&s);
     v.now_ms = v.state.t_ms + 12_000;
-    snap("running_with_output", &v, 100, 30);
+    v
+}
+
+#[test]
+fn running_with_output() {
+    snap("running_with_output", &running_scene(), 100, 30);
+}
+
+/// Writes docs/cockpit.txt: `cargo test --test tui_render -- --ignored write_docs_capture`.
+#[test]
+#[ignore]
+fn write_docs_capture() {
+    let mut out = String::from("A cockpit at 100x30 (lab-jahia, upgrading the first node):\n\n");
+    out.push_str(&to_text(&running_scene(), &Theme::dark(), 100, 30));
+    out.push_str("\nKeys (? in the cockpit shows them):\n");
+    for column in flightdeck::tui::render::HELP_KEYS {
+        for (group, keys) in column {
+            out.push_str(&format!("\n{group}\n"));
+            for (k, what) in *keys {
+                out.push_str(&format!("  {k:<12} {what}\n"));
+            }
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cockpit.txt");
+    std::fs::write(path, out).unwrap();
 }
 
 #[test]
@@ -181,5 +214,197 @@ fn every_size_from_tiny_to_wide_renders() {
         for h in [1u16, 5, 23, 24, 25, 30, 50] {
             let _ = to_text(&v, &Theme::dark(), w, h);
         }
+    }
+}
+
+#[test]
+fn observer_sees_who_is_asked_and_can_approve() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    s.push(
+        900,
+        Event::Approved {
+            step: demo::STEP_MIGRATE,
+            by: "alice".into(),
+        },
+    );
+    let v = view_of(&s, TuiRole::Observer);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(
+        !text.contains("Type `migrate jahia`"),
+        "no modal for observers"
+    );
+    snap("observer_prompt", &v, 100, 30);
+}
+
+#[test]
+fn rolling_back_then_rolled_back() {
+    use flightdeck::engine::event::{Outcome, Phase};
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1 + 1);
+    s.push(
+        500,
+        Event::AbortRequested {
+            by: "alice".into(),
+            rollback: true,
+        },
+    );
+    s.prompt(demo::STEP_DRAIN1, PromptKind::Undo);
+    let v = driver(&s);
+    snap("undo_prompt_rolling_back", &v, 80, 24);
+    s.push(
+        800,
+        Event::Confirmed {
+            step: demo::STEP_DRAIN1,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.push(
+        100,
+        Event::ActionStarted {
+            step: demo::STEP_DRAIN1,
+            phase: Phase::Undo,
+            attempt: 1,
+        },
+    );
+    s.push(
+        700,
+        Event::ActionFinished {
+            step: demo::STEP_DRAIN1,
+            phase: Phase::Undo,
+            attempt: 1,
+            verdict: Verdict::Passed,
+            detail: "jahia1 ready again".into(),
+        },
+    );
+    s.push(
+        100,
+        Event::Finished {
+            outcome: Outcome::RolledBack,
+        },
+    );
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(text.contains("FINISHED: rolled back"), "{text}");
+    assert!(!v.timer_running(), "a finished session needs no tick");
+}
+
+#[test]
+fn the_no_return_banner_uses_its_theme_style() {
+    let mut s = Script::started();
+    s.through(demo::STEP_READY1 + 1);
+    let v = view_of(&s, TuiRole::Driver);
+    let theme = Theme::dark();
+    let backend = ratatui::backend::TestBackend::new(80, 24);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    term.draw(|f| flightdeck::tui::render(f, &v, &theme))
+        .unwrap();
+    let buf = term.backend().buffer();
+    let row: String = (0..80).map(|x| buf[(x, 1)].symbol().to_string()).collect();
+    let col = row.chars().position(|c| c == 'P').unwrap() as u16;
+    let style = buf[(col, 1)].style();
+    assert_eq!(style.fg, theme.styles.no_return.fg);
+    assert!(style
+        .add_modifier
+        .contains(ratatui::style::Modifier::REVERSED));
+}
+
+#[test]
+fn wide_characters_keep_columns_aligned() {
+    use flightdeck::tui::render::{fit, truncate};
+    assert_eq!(fit("移行", 6), "移行  ");
+    assert_eq!(truncate("データベースの移行", 7), "データ…");
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = view_of(&s, TuiRole::Driver);
+    v.state.plan.steps[0].title = "メンテナンスを告知する長いタイトルです".into();
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    let row = text.lines().find(|l| l.contains("メンテ")).unwrap();
+    let other = text
+        .lines()
+        .find(|l| l.contains("Cluster healthy"))
+        .unwrap();
+    use unicode_width::UnicodeWidthStr;
+    assert_eq!(row.width(), other.width(), "\n{row}\n{other}");
+}
+
+#[test]
+fn output_wraps_long_lines_and_strips_escapes() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    s.output(
+        demo::STEP_BACKUP,
+        Stream::Stdout,
+        "\u{1b}[31merror:\u{1b}[0m the dump stopped because the disk holding /backup is full; free space and retry END",
+    );
+    s.output(demo::STEP_BACKUP, Stream::Stdout, "10%\r50%\r100%\tdone");
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(text.contains("error: the dump stopped"), "{text}");
+    assert!(text.contains("retry END"), "wrapped, not cut:\n{text}");
+    assert!(
+        text.contains("100%    done") && !text.contains("50%"),
+        "{text}"
+    );
+    assert!(!text.contains("[31m"), "{text}");
+}
+
+#[test]
+fn gate_progress_lb_error_and_secrets_are_shown_right() {
+    let mut s = Script::started();
+    s.through(1);
+    s.prompt(1, PromptKind::Run);
+    s.start(1);
+    s.push(
+        300,
+        Event::GateProgress {
+            step: 1,
+            passing: 2,
+            total: 3,
+            stable_ms: 4000,
+            need_ms: 10_000,
+        },
+    );
+    s.push(
+        100,
+        Event::LbChanged {
+            backends: Vec::new(),
+            error: Some("connection refused".into()),
+        },
+    );
+    let v = view_of(&s, TuiRole::Driver);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(
+        text.contains("2/3 passing · stable 00:04 of 00:10"),
+        "{text}"
+    );
+    assert!(text.contains("✗ connection refused"), "{text}");
+
+    // The read-only step's HTTP action: its Authorization header is masked.
+    let mut v = view_of(&s, TuiRole::Driver);
+    v.selected = Some(demo::STEP_READ_ONLY);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(text.contains("Authorization: ****"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(
+        text.contains("POST http://127.0.0.1:18081/modules/api/readonly"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_theme_renders() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let v = driver(&s);
+    let plain = to_text(&v, &Theme::dark(), 100, 30);
+    for name in Theme::builtin_names() {
+        let theme = Theme::load_from(name, None).unwrap();
+        // Themes change styles only, never the text.
+        assert_eq!(to_text(&v, &theme, 100, 30), plain, "{name}");
     }
 }

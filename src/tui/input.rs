@@ -17,6 +17,9 @@ use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
 /// Lines a PgUp/PgDn moves.
 pub const PAGE: usize = 10;
 
+/// A bound on the detail panel's scroll (its text is a screenful or two at most).
+const DETAIL_MAX_SCROLL: usize = 200;
+
 /// What a key does on this screen only.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiAction {
@@ -73,7 +76,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
         return quit(view);
     }
     if let Some(overlay) = &view.overlay {
-        return overlay_key(view, overlay, key);
+        return overlay_key(overlay, key);
     }
     if view.prompt_visible() {
         if let Some(i) = prompt_key(view, key, at) {
@@ -84,7 +87,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
 }
 
 fn quit(view: &View) -> Intent {
-    if view.step_running() && view.role == TuiRole::Driver {
+    if view.step_running() && view.effective_role() == TuiRole::Driver && !view.ended {
         ui(UiAction::AskQuit)
     } else {
         ui(UiAction::Quit)
@@ -109,7 +112,7 @@ fn edit(key: &KeyEvent) -> Intent {
     }
 }
 
-fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
+fn overlay_key(overlay: &Overlay, key: &KeyEvent) -> Intent {
     match overlay {
         Overlay::Help => match key.code {
             KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
@@ -146,7 +149,6 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             } else if no(key) || key.code == KeyCode::Enter {
                 ui(UiAction::CloseOverlay)
             } else {
-                let _ = view;
                 Intent::Nothing
             }
         }
@@ -169,7 +171,8 @@ fn is_navigation(key: &KeyEvent) -> bool {
     )
 }
 
-/// A key while the engine's prompt is open; None falls through to the global keys.
+/// A key while the engine's prompt is open; None falls through to the global keys (so `u`,
+/// `a`, `n` and friends work at a run prompt too — after the guard).
 fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     let prompt = view.state.prompt?;
     let shown = view.prompt.as_ref()?;
@@ -216,7 +219,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             } else if key.code == KeyCode::Enter {
                 status("y runs it, n holds it")
             } else {
-                Intent::Nothing
+                return None;
             }
         }
         PromptKindTag::Failed => match key.code {
@@ -225,7 +228,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             KeyCode::Char('s') => ui(UiAction::AskSkip { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
-            _ => Intent::Nothing,
+            _ => return None,
         },
         PromptKindTag::Interrupted => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
@@ -233,7 +236,7 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
-            _ => Intent::Nothing,
+            _ => return None,
         },
     };
     Some(intent)
@@ -256,7 +259,7 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
     if let Some(a) = nav {
         return ui(a);
     }
-    match view.role {
+    match view.effective_role() {
         TuiRole::Replay => match key.code {
             KeyCode::Char(_) | KeyCode::Enter => status(REPLAY_HINT),
             _ => Intent::Nothing,
@@ -269,6 +272,8 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
 fn observer_key(view: &View, key: &KeyEvent) -> Intent {
     match key.code {
         KeyCode::Char('n') => ui(UiAction::OpenNote),
+        // Nobody drives (the driver's client is gone): take over instead of asking.
+        KeyCode::Char('c') if view.state.driver().is_none() => Intent::Engine(Command::TakeControl),
         KeyCode::Char('c') => Intent::Engine(Command::RequestControl),
         KeyCode::Char('A') => match view.state.prompt {
             Some(p)
@@ -345,8 +350,11 @@ impl View {
             UiAction::Top => match self.focus {
                 Panel::Procedure => self.selected = Some(0),
                 Panel::Detail => self.detail_scroll = Scroll::At(0),
-                Panel::Output => self.output_scroll = Scroll::At(usize::MAX / 2),
-                Panel::Probes => self.probes_scroll = Scroll::At(usize::MAX / 2),
+                Panel::Output => self.output_scroll = Scroll::At(self.output_len()),
+                Panel::Probes => {
+                    self.probes_scroll =
+                        Scroll::At(self.state.probe_log.len() + self.state.notes.len())
+                }
             },
             UiAction::Follow => {
                 match self.focus {
@@ -384,13 +392,12 @@ impl View {
 
     fn scroll(&mut self, by: isize) {
         let n = by.unsigned_abs();
-        // Output and probes count from the bottom: "up" means further from the newest line.
-        let (older, newer) = (by < 0, by > 0);
+        let up = by < 0;
         match self.focus {
             Panel::Procedure => {
                 let last = self.state.steps.len().saturating_sub(1);
                 let cur = self.selected.or_else(|| self.detail_step()).unwrap_or(0);
-                let next = if by < 0 {
+                let next = if up {
                     cur.saturating_sub(n)
                 } else {
                     cur.saturating_add(n).min(last)
@@ -399,26 +406,38 @@ impl View {
                 self.detail_scroll = Scroll::Follow;
                 self.output_scroll = Scroll::Follow;
             }
+            // The detail counts from its top; rendering clamps to its real length.
             Panel::Detail => {
-                self.detail_scroll = if by < 0 {
-                    self.detail_scroll.up(n, 0)
+                self.detail_scroll = if up {
+                    self.detail_scroll.toward(n)
                 } else {
-                    self.detail_scroll.down(n, 0)
+                    self.detail_scroll.away(n, DETAIL_MAX_SCROLL)
                 }
             }
+            // Output and probes count from the newest line: up goes back in time.
             Panel::Output => {
-                self.output_scroll = match (older, newer) {
-                    (true, _) => self.output_scroll.down(n, 0),
-                    _ => back_to_follow(self.output_scroll.up(n, 0)),
+                let max = self.output_len();
+                self.output_scroll = if up {
+                    self.output_scroll.away(n, max)
+                } else {
+                    self.output_scroll.toward(n)
                 }
             }
             Panel::Probes => {
-                self.probes_scroll = match (older, newer) {
-                    (true, _) => self.probes_scroll.down(n, 0),
-                    _ => back_to_follow(self.probes_scroll.up(n, 0)),
+                let max = self.state.probe_log.len() + self.state.notes.len();
+                self.probes_scroll = if up {
+                    self.probes_scroll.away(n, max)
+                } else {
+                    self.probes_scroll.toward(n)
                 }
             }
         }
+    }
+
+    fn output_len(&self) -> usize {
+        self.detail_step()
+            .and_then(|i| self.state.steps.get(i))
+            .map_or(0, |r| r.output.len())
     }
 
     /// After a command left: close the local question it answered.
@@ -431,13 +450,5 @@ impl View {
         ) {
             self.overlay = None;
         }
-    }
-}
-
-/// Scrolled all the way back to the newest line: follow again.
-fn back_to_follow(s: Scroll) -> Scroll {
-    match s {
-        Scroll::At(0) => Scroll::Follow,
-        other => other,
     }
 }

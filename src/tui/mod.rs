@@ -29,7 +29,7 @@ use crate::engine::{Command, Rejected};
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
 pub use theme::{Theme, ThemeError};
-pub use view::{TuiRole, View};
+pub use view::{Overlay, TuiRole, View};
 
 pub struct TuiOptions {
     pub theme: Theme,
@@ -43,7 +43,8 @@ pub struct TuiOptions {
 pub enum TuiExit {
     /// The operator left (`q`); the session goes on without this view.
     Left,
-    /// The session's event stream ended.
+    /// The session's event stream ended. A replay or a finished session stays on screen until
+    /// the operator presses `q`; a stream that ends mid-session returns at once.
     SessionEnded,
 }
 
@@ -96,7 +97,7 @@ where
         }
         let ticking = view.timer_running();
         tokio::select! {
-            ev = client.events.recv() => match ev {
+            ev = client.events.recv(), if !view.ended => match ev {
                 Some(ev) => {
                     let now = Instant::now();
                     view.apply(&ev, now);
@@ -106,10 +107,17 @@ where
                     }
                     dirty = true;
                 }
+                // A replay's stream ends once the journal is read, and a finished session's
+                // once it is over: keep the picture up until the operator leaves. Otherwise
+                // (the session or the connection is gone mid-way) there is nothing to show.
+                None if view.role == TuiRole::Replay || view.state.is_finished() => {
+                    view.ended = true;
+                    dirty = true;
+                }
                 None => return Ok(TuiExit::SessionEnded),
             },
             ev = input.next() => match ev {
-                None => return Ok(TuiExit::Left),
+                None => return Ok(exit(&view)),
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(TermEvent::Key(key))) => {
                     view.status = None;
@@ -117,7 +125,7 @@ where
                         Intent::Nothing => {}
                         Intent::Ui(action) => {
                             if view.update(action) {
-                                return Ok(TuiExit::Left);
+                                return Ok(exit(&view));
                             }
                         }
                         Intent::Engine(command) => send(&mut view, &client, command, &mut replies),
@@ -125,7 +133,8 @@ where
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
-                Some(Ok(TermEvent::Paste(text))) => {
+                // Pasting goes into a note only: a confirmation phrase must be typed.
+                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_))) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
                         if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, Instant::now()) {
@@ -146,6 +155,14 @@ where
                 dirty = true;
             }
         }
+    }
+}
+
+fn exit(view: &View) -> TuiExit {
+    if view.ended {
+        TuiExit::SessionEnded
+    } else {
+        TuiExit::Left
     }
 }
 

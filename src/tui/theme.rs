@@ -155,9 +155,10 @@ impl Theme {
         BUILTIN.iter().map(|(n, _)| *n)
     }
 
-    /// A theme by built-in name or file path, with no user config directory.
+    /// A theme by name (the user's `<config dir>/themes/<name>.toml` first, then the
+    /// built-ins) or by file path.
     pub fn load(name_or_path: &str) -> Result<Theme, ThemeError> {
-        Theme::load_from(name_or_path, None)
+        Theme::load_from(name_or_path, user_config_dir().as_deref())
     }
 
     /// A theme by name (user theme dir first, then built-ins) or path.
@@ -259,8 +260,7 @@ impl Theme {
     /// `$XDG_CONFIG_HOME/flightdeck/config.toml`, else mono when `NO_COLOR` is set, else dark.
     /// A theme that fails to load gives a warning (with its location) and the dark theme.
     pub fn resolve(cli: Option<&str>) -> (Theme, Option<String>) {
-        let config_dir = directories::ProjectDirs::from("", "", "flightdeck")
-            .map(|d| d.config_dir().to_path_buf());
+        let config_dir = user_config_dir();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Theme::resolve_with(cli, config_dir.as_deref(), no_color)
     }
@@ -397,7 +397,12 @@ fn fallback_styles() -> Styles {
     s
 }
 
+/// `$XDG_CONFIG_HOME/flightdeck` (or the platform's equivalent).
+pub fn user_config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "flightdeck").map(|d| d.config_dir().to_path_buf())
+}
+
 /// Where a user's theme files live (for `--help` texts and docs).
 pub fn user_theme_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "flightdeck").map(|d| d.config_dir().join("themes"))
+    user_config_dir().map(|d| d.join("themes"))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tui_input::Input;
 
-use crate::engine::state::{PromptKindTag, StepStatus};
+use crate::engine::state::StepStatus;
 use crate::engine::{SessionState, Stamped};
 
 /// Keys arriving this soon after a prompt appeared are taken as typed for something else.
@@ -77,20 +77,25 @@ pub enum Scroll {
 }
 
 impl Scroll {
-    pub fn up(self, by: usize, follow_pos: usize) -> Scroll {
-        let cur = match self {
-            Scroll::Follow => follow_pos,
+    /// Lines away from the follow position.
+    pub fn offset(self) -> usize {
+        match self {
+            Scroll::Follow => 0,
             Scroll::At(n) => n,
-        };
-        Scroll::At(cur.saturating_sub(by))
+        }
     }
 
-    pub fn down(self, by: usize, follow_pos: usize) -> Scroll {
-        let cur = match self {
-            Scroll::Follow => follow_pos,
-            Scroll::At(n) => n,
-        };
-        Scroll::At(cur.saturating_add(by))
+    /// Further from the follow position, at most `max` lines.
+    pub fn away(self, by: usize, max: usize) -> Scroll {
+        Scroll::At(self.offset().saturating_add(by).min(max))
+    }
+
+    /// Back toward the follow position; reaching it follows again.
+    pub fn toward(self, by: usize) -> Scroll {
+        match self.offset().saturating_sub(by) {
+            0 => Scroll::Follow,
+            n => Scroll::At(n),
+        }
     }
 }
 
@@ -98,7 +103,10 @@ impl Scroll {
 #[derive(Debug, Clone)]
 pub struct ShownPrompt {
     pub id: u64,
+    /// When it last became visible.
     pub shown_at: Instant,
+    /// Behind one of this screen's overlays (help, note, quit question).
+    pub hidden: bool,
     /// The phrase typed so far (phrase confirms only).
     pub phrase: Input,
 }
@@ -127,6 +135,8 @@ pub struct View {
     pub status: Option<String>,
     /// When the last event arrived (wall clock), to advance `now_ms` between events.
     pub last_event_at: Option<Instant>,
+    /// The event stream is over; what is on screen is final.
+    pub ended: bool,
 }
 
 impl View {
@@ -147,6 +157,7 @@ impl View {
             prompt: None,
             status: None,
             last_event_at: None,
+            ended: false,
         }
     }
 
@@ -196,6 +207,7 @@ impl View {
     /// Whether something on screen counts time (so the loop needs a 1 s tick).
     pub fn timer_running(&self) -> bool {
         self.role != TuiRole::Replay
+            && !self.ended
             && !self.state.is_finished()
             && !self.state.steps.is_empty()
             && self.last_event_at.is_some()
@@ -220,47 +232,50 @@ impl View {
 
     /// The engine prompt this cockpit shows as a modal, if any.
     pub fn prompt_visible(&self) -> bool {
-        self.role == TuiRole::Driver && self.state.prompt.is_some()
+        self.effective_role() == TuiRole::Driver && self.state.prompt.is_some()
     }
 
-    /// Note the engine prompt appearing or going, at `at`. Returns true when a new prompt just
-    /// became visible (the loop then drops keys already queued).
+    /// Note the engine prompt appearing, going, or coming back from behind an overlay, at
+    /// `at`. Returns true when a prompt just became visible: its guard starts now, and the loop
+    /// drops keys already queued.
     pub fn sync_prompt(&mut self, at: Instant) -> bool {
         let open = if self.prompt_visible() {
             self.state.prompt.map(|p| p.id)
         } else {
             None
         };
-        match (open, &self.prompt) {
-            (Some(id), Some(shown)) if shown.id == id => false,
-            (Some(id), _) => {
-                self.prompt = Some(ShownPrompt {
-                    id,
-                    shown_at: at,
-                    phrase: Input::default(),
-                });
-                // A skip or abort question asked about the world before this prompt is stale.
-                if matches!(
-                    self.overlay,
-                    Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
-                ) {
-                    self.overlay = None;
-                }
+        let Some(id) = open else {
+            self.prompt = None;
+            return false;
+        };
+        if self.prompt.as_ref().is_none_or(|p| p.id != id) {
+            // A skip or abort question asked about the world before this prompt is stale.
+            if matches!(
+                self.overlay,
+                Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
+            ) {
+                self.overlay = None;
+            }
+            self.prompt = Some(ShownPrompt {
+                id,
+                shown_at: at,
+                hidden: true,
+                phrase: Input::default(),
+            });
+        }
+        // The prompt is drawn only when no overlay of ours covers it.
+        let visible = self.overlay.is_none();
+        match &mut self.prompt {
+            Some(p) if visible && p.hidden => {
+                p.hidden = false;
+                p.shown_at = at;
                 true
             }
-            (None, _) => {
-                self.prompt = None;
+            Some(p) => {
+                p.hidden = !visible;
                 false
             }
-        }
-    }
-
-    /// The open prompt's kind, when this cockpit shows it.
-    pub fn prompt_kind(&self) -> Option<PromptKindTag> {
-        if self.prompt_visible() {
-            self.state.prompt.map(|p| p.kind)
-        } else {
-            None
+            None => false,
         }
     }
 
@@ -273,10 +288,22 @@ impl View {
         self.state.steps.get(step).map(|s| s.status)
     }
 
-    /// Whether this operator drives the session (or nobody is recorded as driving, as in a
-    /// local session before any join event).
-    pub fn is_driver(&self) -> bool {
-        self.role == TuiRole::Driver
+    /// The role now: control moves between operators during a session (a grant, a take-over),
+    /// so the session's own record of who drives wins over the role this cockpit started with.
+    pub fn effective_role(&self) -> TuiRole {
+        if self.role == TuiRole::Replay {
+            return TuiRole::Replay;
+        }
+        match self
+            .state
+            .operators
+            .iter()
+            .find(|o| o.id == self.operator_id)
+        {
+            Some(o) if o.driver => TuiRole::Driver,
+            Some(_) => TuiRole::Observer,
+            None => self.role,
+        }
     }
 }
 

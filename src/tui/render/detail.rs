@@ -143,19 +143,52 @@ pub fn action_lines(label: &str, action: &Action) -> Vec<String> {
     out
 }
 
+/// Rows the detail panel would like at `width` columns (borders included), to give the
+/// rest of the column to the output.
+pub fn wanted_height(view: &View, theme: &Theme, width: u16) -> u16 {
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines(view, theme)
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner))
+        .sum();
+    (rows.max(1) as u16).saturating_add(2)
+}
+
 pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
-    let s = &theme.styles;
     let st = &view.state;
     let focused = view.focus == Panel::Detail;
+    let title = match view
+        .detail_step()
+        .and_then(|i| st.plan.steps.get(i).map(|p| (i, p)))
+    {
+        Some((i, p)) => format!(" Step {} · {} ", i + 1, p.title),
+        None => " Step ".to_string(),
+    };
+    let block = panel(title, focused, theme);
+    // Never scroll past the last line.
+    let max = wanted_height(view, theme, area.width).saturating_sub(area.height);
+    let scroll = match view.detail_scroll {
+        Scroll::Follow => 0,
+        Scroll::At(n) => n.min(max as usize) as u16,
+    };
+    frame.render_widget(
+        Paragraph::new(lines(view, theme))
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+fn lines<'a>(view: &View, theme: &Theme) -> Vec<Line<'a>> {
+    let s = &theme.styles;
+    let st = &view.state;
     let Some(i) = view.detail_step() else {
-        let block = panel(" Step ", focused, theme);
-        frame.render_widget(Paragraph::new("no steps").block(block), area);
-        return;
+        return vec![Line::from(text("no steps", s.muted))];
     };
     let (Some(p), Some(r)) = (st.plan.steps.get(i), st.steps.get(i)) else {
-        return;
+        return Vec::new();
     };
-    let block = panel(format!(" Step {} · {} ", i + 1, p.title), focused, theme);
     let mut lines: Vec<Line> = Vec::new();
     let label = |l: &'static str| text(l, s.muted);
     if !p.runbook.is_empty() {
@@ -233,17 +266,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             text(r.approvals.join(", "), s.ok),
         ]));
     }
-    let scroll = match view.detail_scroll {
-        Scroll::Follow => 0,
-        Scroll::At(n) => n.min(u16::MAX as usize) as u16,
-    };
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    lines
 }
 
 fn status_line<'a>(view: &View, i: usize, theme: &Theme) -> Line<'a> {

@@ -1,10 +1,13 @@
 //! The two header lines (what, where, how far, how long, how reversible) and the footer (the
-//! status message or the keys that matter now).
+//! status message or the keys that matter now). Each line is made of segments with a priority;
+//! on a narrow screen the least important go first, never the safety-relevant ones.
 
 use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
 use crate::engine::state::{Mode, PromptKindTag};
@@ -14,19 +17,23 @@ use crate::tui::theme::Theme;
 use crate::tui::view::{TuiRole, View};
 
 const SEP: &str = " │ ";
-const SEP_WIDTH: usize = 3;
 
-/// Join segments with separators, dropping the least important until the line fits.
+type Segment = (u8, Vec<Span<'static>>);
+
+/// Join segments with `sep`, dropping the least important (the later of equals) until the
+/// line fits `width`.
 fn fit_segments(
-    mut segs: Vec<(u8, Vec<Span<'static>>)>,
+    mut segs: Vec<Segment>,
     width: usize,
-    style: ratatui::style::Style,
-) -> Vec<Span<'static>> {
-    let len = |segs: &[(u8, Vec<Span>)]| -> usize {
+    sep: &'static str,
+    style: Style,
+) -> Line<'static> {
+    let sep_w = sep.width();
+    let len = |segs: &[Segment]| -> usize {
         segs.iter()
             .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>())
             .sum::<usize>()
-            + SEP_WIDTH * segs.len().saturating_sub(1)
+            + sep_w * segs.len().saturating_sub(1)
     };
     while len(&segs) > width && segs.len() > 1 {
         let Some(min) = segs.iter().map(|(p, _)| *p).min() else {
@@ -39,11 +46,11 @@ fn fit_segments(
     let mut out = Vec::new();
     for (i, (_, sp)) in segs.into_iter().enumerate() {
         if i > 0 {
-            out.push(Span::styled(SEP, style));
+            out.push(Span::styled(sep, style));
         }
         out.extend(sp);
     }
-    out
+    Line::from(out)
 }
 
 pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
@@ -51,16 +58,13 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let st = &view.state;
     let plan = &st.plan;
     let h = s.header;
-    let sep = || Span::styled(SEP, h);
+    let width = area.width as usize;
     let total = st.steps.len();
-    let step_n = match st.cursor() {
-        Some(c) => c + 1,
-        None => total,
-    };
+    let step_n = st.cursor().map_or(total, |c| c + 1);
     let from = plan.from_version.as_deref().unwrap_or("?");
     let to = plan.to_version.as_deref().unwrap_or("?");
-    // Segments by priority: the lowest go first when the line is too narrow.
-    let mut l1: Vec<(u8, Vec<Span>)> = vec![
+
+    let l1: Vec<Segment> = vec![
         (
             3,
             vec![Span::styled(format!(" {} ", view.title), h.patch(s.title))],
@@ -69,7 +73,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             5,
             vec![
                 Span::styled(plan.procedure.clone(), h),
-                Span::styled(" ", h),
+                // The title usually names the target already.
+                Span::styled(
+                    if view.title.contains(&plan.target) {
+                        " ".to_string()
+                    } else {
+                        format!(" @ {} ", plan.target)
+                    },
+                    h,
+                ),
                 Span::styled(from.to_string(), h.patch(s.old_version)),
                 Span::styled(" → ", h),
                 Span::styled(to.to_string(), h.patch(s.new_version)),
@@ -81,6 +93,109 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             vec![Span::styled(format!("T+{}", fmt_dur(view.now_ms)), h)],
         ),
     ];
+    // Spelled out when the whole line has room for it.
+    let mut l1 = l1;
+    let full: usize = l1
+        .iter()
+        .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>() + 3)
+        .sum();
+    if full + 6 <= width {
+        if let Some((_, sp)) = l1.last_mut() {
+            *sp = vec![Span::styled(format!("elapsed {}", fmt_dur(view.now_ms)), h)];
+        }
+    }
+
+    let mut l2 = line2(view, theme, width);
+    if let Some(ops) = operators(view).filter(|_| ops_in_header(view, theme, width)) {
+        l2.push((1, vec![Span::styled(ops, h)]));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![
+            fit_segments(l1, width, SEP, h),
+            fit_segments(l2, width, SEP, h),
+        ])
+        .style(h),
+        area,
+    );
+}
+
+/// The second header line without the operators: timers, reversibility, mode.
+fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
+    let s = &theme.styles;
+    let st = &view.state;
+    let h = s.header;
+    let timer = |label: &'static str, ms: u64, open: bool, style: Style| -> Vec<Span<'static>> {
+        vec![
+            Span::styled(label, h),
+            Span::styled(fmt_dur(ms), if open { h.patch(style) } else { h }),
+        ]
+    };
+    let mut l2: Vec<Segment> = vec![
+        (
+            6,
+            timer(
+                " writes down ",
+                st.read_only.total_at(view.now_ms),
+                st.read_only.since.is_some(),
+                s.downtime_writes,
+            ),
+        ),
+        (
+            6,
+            timer(
+                "full down ",
+                st.no_ready.total_at(view.now_ms),
+                st.no_ready.since.is_some(),
+                s.downtime_full,
+            ),
+        ),
+    ];
+    if let Some(k) = st.point_of_no_return() {
+        l2.push((
+            7,
+            vec![Span::styled(
+                format!(" PAST THE POINT OF NO RETURN (step {}) ", k + 1),
+                s.no_return,
+            )],
+        ));
+    } else {
+        // The full wording when the line has room for it next to everything else.
+        let others: usize = 18 + 18 + if st.mode == Mode::Forward { 0 } else { 26 };
+        let msg = match st.rollback_until() {
+            Some(k) if width >= others + 33 => format!("rollback possible until step {}", k + 1),
+            Some(k) => format!("reversible until step {}", k + 1),
+            None => "fully reversible".to_string(),
+        };
+        l2.push((4, vec![Span::styled(msg, h)]));
+    }
+    let mode = match st.mode {
+        Mode::Forward => None,
+        Mode::RollingBack => Some((" ROLLING BACK ", s.warn)),
+        Mode::Finished(Outcome::Completed) => Some((" FINISHED: completed ", s.ok)),
+        Mode::Finished(Outcome::Aborted) => Some((" FINISHED: aborted ", s.warn)),
+        Mode::Finished(Outcome::RolledBack) => Some((" FINISHED: rolled back ", s.warn)),
+    };
+    if let Some((m, style)) = mode {
+        l2.push((
+            7,
+            vec![Span::styled(m, h.patch(style).add_modifier(Modifier::BOLD))],
+        ));
+    }
+    if let Some(r) = &st.rollback_stopped {
+        l2.push((
+            5,
+            vec![Span::styled(
+                format!("rollback stopped: {r}"),
+                h.patch(s.error),
+            )],
+        ));
+    }
+    l2
+}
+
+/// Who is here: "driver alice · watching bob".
+fn operators(view: &View) -> Option<String> {
+    let st = &view.state;
     let mut ops: Vec<String> = Vec::new();
     if let Some(d) = st.driver() {
         ops.push(format!("driver {}", d.name));
@@ -94,126 +209,117 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     if !watching.is_empty() {
         ops.push(format!("watching {}", watching.join(", ")));
     }
-    if !ops.is_empty() {
-        l1.push((1, vec![Span::styled(ops.join(" · "), h)]));
-    }
-    let l1 = fit_segments(l1, area.width as usize, h);
+    (!ops.is_empty()).then(|| ops.join(" · "))
+}
 
-    let ro = st.read_only.total_at(view.now_ms);
-    let nr = st.no_ready.total_at(view.now_ms);
-    let ro_style = if st.read_only.since.is_some() {
-        h.patch(s.downtime_writes)
-    } else {
-        h
-    };
-    let nr_style = if st.no_ready.since.is_some() {
-        h.patch(s.downtime_full)
-    } else {
-        h
-    };
-    let mut l2 = vec![
-        Span::styled(" writes down ", h),
-        Span::styled(fmt_dur(ro), ro_style),
-        sep(),
-        Span::styled("full down ", h),
-        Span::styled(fmt_dur(nr), nr_style),
-        sep(),
-    ];
-    if let Some(k) = st.point_of_no_return() {
-        l2.push(Span::styled(
-            format!(" PAST THE POINT OF NO RETURN (step {}) ", k + 1),
-            s.no_return,
-        ));
-    } else {
-        match st.rollback_until() {
-            Some(k) => l2.push(Span::styled(
-                format!("rollback possible until step {}", k + 1),
-                h,
-            )),
-            None => l2.push(Span::styled("fully reversible", h)),
-        }
-    }
-    let mode = match st.mode {
-        Mode::Forward => None,
-        Mode::RollingBack => Some((" ROLLING BACK ".to_string(), s.warn)),
-        Mode::Finished(Outcome::Completed) => Some((" FINISHED: completed ".into(), s.ok)),
-        Mode::Finished(Outcome::Aborted) => Some((" FINISHED: aborted ".into(), s.warn)),
-        Mode::Finished(Outcome::RolledBack) => Some((" FINISHED: rolled back ".into(), s.warn)),
-    };
-    if let Some((m, style)) = mode {
-        l2.push(sep());
-        l2.push(Span::styled(
-            m,
-            h.patch(style).add_modifier(ratatui::style::Modifier::BOLD),
-        ));
-    }
-    if let Some(r) = &st.rollback_stopped {
-        l2.push(sep());
-        l2.push(Span::styled(
-            format!("rollback stopped: {r}"),
-            h.patch(s.error),
-        ));
-    }
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(l1), Line::from(l2)]).style(h),
-        area,
-    );
+fn seg_width(segs: &[Segment]) -> usize {
+    segs.iter()
+        .map(|(_, sp)| sp.iter().map(Span::width).sum::<usize>())
+        .sum::<usize>()
+        + SEP.width() * segs.len().saturating_sub(1)
+}
+
+/// Whether the operators fit on the header's second line (else the footer names them).
+fn ops_in_header(view: &View, theme: &Theme, width: usize) -> bool {
+    let ops = operators(view).map_or(0, |o| o.width());
+    seg_width(&line2(view, theme, width)) + SEP.width() + ops <= width
+}
+
+fn hint(theme: &Theme, priority: u8, k: &'static str, what: &'static str) -> Segment {
+    (
+        priority,
+        vec![key(k, theme), text(format!(" {what}"), theme.styles.muted)],
+    )
 }
 
 pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
     let st = &view.state;
-    let line = if let Some(msg) = &view.status {
-        Line::from(text(format!(" {msg}"), s.status))
-    } else {
-        let mut spans: Vec<Span> = vec![Span::raw(" ")];
-        match view.role {
-            TuiRole::Replay => {
-                hint(&mut spans, theme, "Tab", "focus");
-                hint(&mut spans, theme, "↑↓", "select/scroll");
-                hint(&mut spans, theme, "?", "help");
-                hint(&mut spans, theme, "q", "quit");
-            }
-            TuiRole::Observer => {
-                spans.push(text("observer — read only  ", s.warn));
-                hint(&mut spans, theme, "c", "request control");
-                if st
-                    .prompt
-                    .and_then(|p| st.plan.steps.get(p.step))
-                    .is_some_and(|p| p.approvals > 1)
-                {
-                    hint(&mut spans, theme, "A", "approve");
-                }
-                hint(&mut spans, theme, "n", "note");
-                hint(&mut spans, theme, "?", "help");
-                hint(&mut spans, theme, "q", "quit");
-            }
-            TuiRole::Driver => {
-                if let Some((_, name)) = &st.control_request {
-                    spans.push(text(format!("{name} asks for control: "), s.warn));
-                    hint(&mut spans, theme, "g", "grant");
-                }
-                if st.held {
-                    hint(&mut spans, theme, "Enter", "act on the step");
-                }
-                if st.prompt.is_some_and(|p| p.kind == PromptKindTag::Run) {
-                    hint(&mut spans, theme, "y", "run");
-                }
-                hint(&mut spans, theme, "Tab", "focus");
-                hint(&mut spans, theme, "n", "note");
-                hint(&mut spans, theme, "u", "undo");
-                hint(&mut spans, theme, "s", "skip");
-                hint(&mut spans, theme, "a", "abort");
-                hint(&mut spans, theme, "?", "help");
-                hint(&mut spans, theme, "q", "quit");
-            }
+    if let Some(msg) = &view.status {
+        frame.render_widget(
+            Paragraph::new(Line::from(text(format!(" {msg}"), s.status))),
+            area,
+        );
+        return;
+    }
+    let mut segs: Vec<Segment> = Vec::new();
+    if view.ended {
+        segs.push((9, vec![text("the session has ended", s.warn)]));
+    }
+    match view.effective_role() {
+        TuiRole::Replay => {
+            segs.push((8, vec![text("replay", s.warn)]));
+            segs.push(hint(theme, 4, "Tab", "focus"));
+            segs.push(hint(theme, 3, "↑↓", "select/scroll"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 6, "q", "quit"));
         }
-        Line::from(spans)
+        TuiRole::Observer => {
+            segs.push((8, vec![text("observer — read only", s.warn)]));
+            if let Some(p) = st.prompt {
+                let who = st.driver().map_or("the driver", |d| d.name.as_str());
+                segs.push((
+                    2,
+                    vec![text(
+                        format!("{who} is asked about step {}", p.step + 1),
+                        s.prompt,
+                    )],
+                ));
+            }
+            segs.push(hint(theme, 7, "c", "request control"));
+            if st
+                .prompt
+                .and_then(|p| st.plan.steps.get(p.step))
+                .is_some_and(|p| p.approvals > 1)
+            {
+                segs.push(hint(theme, 7, "A", "approve"));
+            }
+            segs.push(hint(theme, 4, "n", "note"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 5, "q", "quit"));
+        }
+        TuiRole::Driver if st.is_finished() || view.ended => {
+            segs.push(hint(theme, 3, "Tab", "focus"));
+            segs.push(hint(theme, 3, "↑↓", "select/scroll"));
+            segs.push(hint(theme, 4, "n", "note"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 6, "q", "quit"));
+        }
+        TuiRole::Driver => {
+            if let Some((_, name)) = &st.control_request {
+                segs.push((8, vec![text(format!("{name} asks for control:"), s.warn)]));
+                segs.push(hint(theme, 8, "g", "grant"));
+            }
+            if st.held {
+                segs.push(hint(theme, 7, "Enter", "act on the step"));
+            }
+            if st.prompt.is_some_and(|p| p.kind == PromptKindTag::Run) {
+                segs.push(hint(theme, 7, "y", "run"));
+            }
+            segs.push(hint(theme, 3, "Tab", "focus"));
+            segs.push(hint(theme, 4, "n", "note"));
+            segs.push(hint(theme, 4, "u", "undo"));
+            segs.push(hint(theme, 4, "s", "skip"));
+            segs.push(hint(theme, 4, "a", "abort"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 5, "q", "quit"));
+        }
+    }
+    // Pairing matters: when the header had no room for who is here, say it here.
+    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
+    {
+        if let Some(ops) = operators(view) {
+            segs.push((5, vec![text(ops, s.accent)]));
+        }
+    }
+    // One column of margin, like the header.
+    let inner = Rect {
+        x: area.x.saturating_add(1),
+        width: area.width.saturating_sub(1),
+        ..area
     };
-    frame.render_widget(Paragraph::new(line), area);
-}
-
-fn hint(spans: &mut Vec<Span<'static>>, theme: &Theme, k: &'static str, what: &'static str) {
-    spans.push(key(k, theme));
-    spans.push(text(format!(" {what}  "), theme.styles.muted));
+    frame.render_widget(
+        Paragraph::new(fit_segments(segs, inner.width as usize, "  ", Style::new())),
+        inner,
+    );
 }

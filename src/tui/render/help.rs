@@ -30,7 +30,7 @@ pub const KEYS: [&[Group]; 2] = [
             "Everyone",
             &[
                 ("n", "write a note (journal)"),
-                ("c", "observer: ask control"),
+                ("c", "observer: ask for control"),
                 ("A", "observer: approve prompt"),
             ],
         ),

@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::{fit, panel, text, truncate};
 use crate::procedure::model::Membership;
@@ -36,7 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let name_w = st
         .lb
         .iter()
-        .map(|b| b.server.chars().count())
+        .map(|b| b.server.width())
         .max()
         .unwrap_or(6)
         .clamp(6, 14);

@@ -10,16 +10,20 @@ mod output;
 mod procedure;
 mod prompt;
 
+use std::borrow::Cow;
+
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::theme::Theme;
 use super::view::{Panel, View};
 
-pub use detail::action_lines;
+pub use detail::{action_lines, shell_line, shell_quote};
+pub use help::KEYS as HELP_KEYS;
 
 /// The smallest screen every panel fits on.
 pub const MIN_WIDTH: u16 = 80;
@@ -51,12 +55,16 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     nodes::render(frame, nodes_area, view, theme);
     lb::render(frame, lb_area, view, theme);
 
-    let left_w = (rest.width * 2 / 5).clamp(36, 60);
+    let left_w = procedure::wanted_width(view).clamp(36, (rest.width * 45 / 100).max(36));
     let [proc_area, right] =
         Layout::horizontal([Constraint::Length(left_w), Constraint::Min(0)]).areas(rest);
     procedure::render(frame, proc_area, view, theme);
+    // The detail takes what it needs, within bounds; the live output gets the rest.
+    let detail_h = detail::wanted_height(view, theme, right.width)
+        .min(right.height * 55 / 100)
+        .max(right.height.min(7));
     let [detail_area, io_area] =
-        Layout::vertical([Constraint::Percentage(48), Constraint::Percentage(52)]).areas(right);
+        Layout::vertical([Constraint::Length(detail_h), Constraint::Min(0)]).areas(right);
     detail::render(frame, detail_area, view, theme);
     if io_area.width >= 100 {
         let [o, p] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
@@ -118,23 +126,32 @@ pub fn fmt_dur(ms: u64) -> String {
     }
 }
 
-/// Cut `s` to `width` characters, marking the cut.
+/// Cut `s` to `width` terminal columns, marking the cut (wide CJK characters count two).
 pub fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
+    if s.width() <= width {
         return s.to_string();
     }
     if width == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(width - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
     out.push('…');
     out
 }
 
-/// Pad or cut to exactly `width` characters.
+/// Pad or cut to exactly `width` terminal columns.
 pub fn fit(s: &str, width: usize) -> String {
     let t = truncate(s, width);
-    let n = t.chars().count();
+    let n = t.width();
     format!("{t}{}", " ".repeat(width.saturating_sub(n)))
 }
 
@@ -155,8 +172,55 @@ fn key<'a>(k: &'a str, theme: &Theme) -> Span<'a> {
     Span::styled(k, theme.styles.key)
 }
 
-fn text<'a>(t: impl Into<std::borrow::Cow<'a, str>>, style: Style) -> Span<'a> {
-    Span::styled(t, style)
+/// A styled span of text that came from anywhere (command output, probe details, files).
+fn text<'a>(t: impl Into<Cow<'a, str>>, style: Style) -> Span<'a> {
+    Span::styled(clean(t.into()), style)
+}
+
+/// Text as a terminal should show it: colour and cursor escapes removed, tabs as spaces, and
+/// for a line redrawn with `\r` (progress bars) only its last state.
+pub fn clean(s: Cow<'_, str>) -> Cow<'_, str> {
+    if !s.contains(|c: char| c.is_control()) {
+        return s;
+    }
+    let last = s.rsplit('\r').find(|part| !part.is_empty()).unwrap_or("");
+    let mut out = String::with_capacity(last.len());
+    let mut chars = last.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                // CSI: parameters and intermediates up to a final byte in @..~.
+                Some('[') => {
+                    chars.next();
+                    for d in chars.by_ref() {
+                        if ('@'..='~').contains(&d) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ESC \.
+                Some(']') => {
+                    chars.next();
+                    while let Some(d) = chars.next() {
+                        if d == '\u{7}' {
+                            break;
+                        }
+                        if d == '\u{1b}' {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {
+                    chars.next();
+                }
+            },
+            '\t' => out.push_str("    "),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The cockpit drawn on a `width` x `height` off-screen buffer, as plain text (one line per
@@ -179,8 +243,16 @@ pub fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
     let mut out = String::new();
     for y in area.top()..area.bottom() {
         let mut line = String::new();
+        // A wide character covers the next cell too; that cell's blank is not text.
+        let mut skip = 0;
         for x in area.left()..area.right() {
-            line.push_str(buf[(x, y)].symbol());
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let sym = buf[(x, y)].symbol();
+            skip = sym.width().saturating_sub(1);
+            line.push_str(sym);
         }
         out.push_str(line.trim_end());
         out.push('\n');

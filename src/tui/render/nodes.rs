@@ -5,8 +5,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
-use super::{fit, panel, text};
+use super::{fit, panel, text, truncate};
 use crate::engine::state::NodeView;
 use crate::procedure::model::Membership;
 use crate::tui::theme::Theme;
@@ -37,14 +38,14 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let name_w = st
         .nodes
         .iter()
-        .map(|n| n.node.name.chars().count())
+        .map(|n| n.node.name.width())
         .max()
         .unwrap_or(4)
         .clamp(4, 16);
     let ver_w = st
         .nodes
         .iter()
-        .filter_map(|n| n.version().map(|v| v.chars().count()))
+        .filter_map(|n| n.version().map(|v| v.width()))
         .max()
         .unwrap_or(7)
         .clamp(7, 12);
@@ -55,7 +56,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let longest_role = st
         .nodes
         .iter()
-        .map(|n| n.role().map_or(1, |r| r.chars().count()))
+        .map(|n| n.role().map_or(1, |r| r.width()))
         .max()
         .unwrap_or(4)
         .max(4);
@@ -76,6 +77,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     ))];
     for n in &st.nodes {
         lines.push(row(view, n, theme, name_w, role_w, ver_w, spark_w));
+    }
+    // Rows left over under the table say why a node is down.
+    for n in st.nodes.iter().filter(|n| n.health == Some(false)) {
+        if !n.health_detail.is_empty() {
+            lines.push(Line::from(text(
+                truncate(&format!(" ✗ {}: {}", n.node.name, n.health_detail), width),
+                s.error,
+            )));
+        }
     }
     if st.nodes.is_empty() {
         lines.push(Line::from(text(" no nodes yet", s.muted)));

@@ -1,12 +1,16 @@
 //! The step's output, live and scrollable, and the probe stream with failures standing out.
 
+use std::borrow::Cow;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthChar;
 
-use super::{fit, fmt_dur, panel, text, truncate};
+use super::{clean, fit, fmt_dur, panel, text, truncate};
 use crate::engine::event::{Phase, Stream};
+use crate::engine::state::{NoteEntry, ProbeLogEntry};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Panel, Scroll, View};
 
@@ -44,32 +48,94 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
         frame.render_widget(Paragraph::new(text(" no output yet", s.muted)), inner);
         return;
     }
-    let (from, to) = window(run.output.len(), inner.height as usize, view.output_scroll);
-    let lines: Vec<Line> = run
-        .output
-        .iter()
-        .skip(from)
-        .take(to - from)
-        .map(|o| {
-            let style = match o.stream {
-                Stream::Stdout => s.base,
-                Stream::Stderr => s.warn,
-                Stream::Info => s.info,
+    // Long lines wrap (an operator needs the end of an error message too); rows are built
+    // from the newest line back, only as many as the window needs.
+    let height = inner.height as usize;
+    let from_bottom = match view.output_scroll {
+        Scroll::Follow => 0,
+        Scroll::At(n) => n,
+    };
+    let need = height.saturating_add(from_bottom);
+    let body_w = width.saturating_sub(6).max(1);
+    let mut rows: Vec<Line> = Vec::new();
+    for o in run.output.iter().rev() {
+        let style = match o.stream {
+            Stream::Stdout => s.base,
+            Stream::Stderr => s.warn,
+            Stream::Info => s.info,
+        };
+        let prefix = match o.phase {
+            Phase::Do => "",
+            Phase::Undo => "undo│ ",
+        };
+        let line = clean(Cow::Owned(format!("{prefix}{}", o.line)));
+        let chunks = wrap(&line, body_w);
+        for (k, chunk) in chunks.into_iter().enumerate().rev() {
+            let stamp = if k == 0 {
+                text(format!("{} ", fmt_dur(o.t_ms)), s.muted)
+            } else {
+                Span::raw("      ")
             };
-            let prefix = match o.phase {
-                Phase::Do => "",
-                Phase::Undo => "undo│ ",
-            };
-            Line::from(vec![
-                text(format!("{} ", fmt_dur(o.t_ms)), s.muted),
-                text(
-                    truncate(&format!("{prefix}{}", o.line), width.saturating_sub(6)),
-                    style,
-                ),
-            ])
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(lines), inner);
+            rows.push(Line::from(vec![stamp, Span::styled(chunk, style)]));
+        }
+        if rows.len() >= need {
+            break;
+        }
+    }
+    rows.reverse();
+    let from_bottom = from_bottom.min(rows.len().saturating_sub(height));
+    let end = rows.len() - from_bottom;
+    let start = end.saturating_sub(height);
+    let shown: Vec<Line> = rows.drain(start..end).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
+/// Split `s` into pieces of at most `width` terminal columns (at least one piece).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+            used = 0;
+        }
+        cur.push(c);
+        used += w;
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+enum Row<'a> {
+    Probe(&'a ProbeLogEntry),
+    Note(&'a NoteEntry),
+}
+
+/// Probe results and operators' notes, in time order.
+fn rows(view: &View) -> Vec<Row<'_>> {
+    let mut probes = view.state.probe_log.iter().peekable();
+    let mut notes = view.state.notes.iter().peekable();
+    let mut out = Vec::with_capacity(view.state.probe_log.len() + view.state.notes.len());
+    loop {
+        let take_note = match (probes.peek(), notes.peek()) {
+            (Some(p), Some(n)) => n.t_ms <= p.t_ms,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => break,
+        };
+        if take_note {
+            if let Some(n) = notes.next() {
+                out.push(Row::Note(n));
+            }
+        } else if let Some(p) = probes.next() {
+            out.push(Row::Probe(p));
+        }
+    }
+    out
 }
 
 pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
@@ -78,48 +144,62 @@ pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     let failing = log.iter().rev().take(50).filter(|p| !p.ok).count();
     let title = if failing > 0 {
         Line::from(vec![
-            Span::raw(" Probes "),
+            Span::raw(" Probes & notes "),
             text(format!("{failing} failing recently "), s.error),
         ])
     } else {
-        Line::from(" Probes ")
+        Line::from(" Probes & notes ")
     };
     let block = panel(title, view.focus == Panel::Probes, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = inner.width as usize;
-    let (from, to) = window(log.len(), inner.height as usize, view.probes_scroll);
-    let lines: Vec<Line> = log
+    let all = rows(view);
+    let (from, to) = window(all.len(), inner.height as usize, view.probes_scroll);
+    let lines: Vec<Line> = all[from..to]
         .iter()
-        .skip(from)
-        .take(to - from)
-        .map(|p| {
-            let (verdict, vs) = if p.ok {
-                ("ok  ", s.ok)
-            } else {
-                ("FAIL", s.error)
-            };
-            let latency = p
-                .latency_ms
-                .map(|l| format!("{l:>4}ms"))
-                .unwrap_or_else(|| "  –   ".into());
-            let used = 6 + 1 + 12 + 1 + 8 + 1 + 4 + 1 + 6 + 1;
-            let mut spans = vec![
-                text(format!("{} ", fmt_dur(p.t_ms)), s.muted),
-                text(fit(&p.probe, 12), s.base),
-                Span::raw(" "),
-                text(fit(p.node.as_deref().unwrap_or("–"), 8), s.accent),
-                Span::raw(" "),
-                text(verdict, vs),
-                Span::raw(" "),
-                text(latency, s.base),
-            ];
-            if !p.ok && width > used {
-                spans.push(Span::raw(" "));
-                spans.push(text(truncate(&p.detail, width - used), s.error));
-            }
-            Line::from(spans)
+        .map(|row| match row {
+            Row::Note(n) => Line::from(vec![
+                text(format!("{} ", fmt_dur(n.t_ms)), s.muted),
+                text(
+                    truncate(
+                        &format!("note {}: {}", n.by, n.text),
+                        width.saturating_sub(6),
+                    ),
+                    s.accent,
+                ),
+            ]),
+            Row::Probe(p) => probe_line(p, width, theme),
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn probe_line<'a>(p: &'a ProbeLogEntry, width: usize, theme: &Theme) -> Line<'a> {
+    let s = &theme.styles;
+    let (verdict, vs) = if p.ok {
+        ("ok  ", s.ok)
+    } else {
+        ("FAIL", s.error)
+    };
+    let latency = p
+        .latency_ms
+        .map(|l| format!("{l:>4}ms"))
+        .unwrap_or_else(|| "  –   ".into());
+    let used = 6 + 1 + 12 + 1 + 8 + 1 + 4 + 1 + 6 + 1;
+    let mut spans = vec![
+        text(format!("{} ", fmt_dur(p.t_ms)), s.muted),
+        text(fit(&p.probe, 12), s.base),
+        Span::raw(" "),
+        text(fit(p.node.as_deref().unwrap_or("–"), 8), s.accent),
+        Span::raw(" "),
+        text(verdict, vs),
+        Span::raw(" "),
+        text(latency, s.base),
+    ];
+    if !p.ok && width > used {
+        spans.push(Span::raw(" "));
+        spans.push(text(truncate(&p.detail, width - used), s.error));
+    }
+    Line::from(spans)
 }

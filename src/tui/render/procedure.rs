@@ -6,6 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::{fit, panel, text};
 use crate::engine::state::StepStatus;
@@ -39,6 +40,18 @@ pub fn status_style(status: StepStatus, theme: &Theme) -> Style {
         StepStatus::Failed | StepStatus::UndoFailed | StepStatus::Interrupted => s.error,
         StepStatus::Skipped => s.warn,
     }
+}
+
+/// Columns the list would like (borders included): the longest title with its progress.
+pub fn wanted_width(view: &View) -> u16 {
+    let steps = &view.state.plan.steps;
+    let num_w = steps.len().to_string().len();
+    let widest = steps
+        .iter()
+        .map(|p| p.title.width() + p.progress.as_deref().map_or(0, |g| g.width() + 1))
+        .max()
+        .unwrap_or(0);
+    (2 + num_w + 1 + widest + 3 + 2).min(u16::MAX as usize) as u16
 }
 
 /// First row shown so that `focus` sits a third of the way down (or everything fits).
@@ -91,13 +104,22 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         } else {
             text(" ", s.base)
         };
-        let progress = p.progress.as_deref().unwrap_or("");
-        let right_w = if width >= 44 {
-            progress.chars().count()
+        // A step in a notable state says so in words; the others show their loop progress.
+        let (progress, right_style) = match r.status {
+            StepStatus::Pending | StepStatus::Succeeded => {
+                (p.progress.as_deref().unwrap_or(""), s.muted)
+            }
+            other => (other.label(), status_style(other, theme)),
+        };
+        // Only when the title keeps a readable width beside it.
+        let fixed = 2 + num_w + 1 + 3;
+        let p_w = progress.width();
+        let right_w = if width.saturating_sub(fixed + p_w + 1) >= 18 {
+            p_w
         } else {
             0
         };
-        let title_w = width.saturating_sub(2 + num_w + 1 + 3 + right_w + usize::from(right_w > 0));
+        let title_w = width.saturating_sub(fixed + right_w + usize::from(right_w > 0));
         let title_style = if Some(i) == active {
             s.active
         } else if r.status == StepStatus::Pending {
@@ -118,7 +140,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         ];
         if right_w > 0 {
             spans.push(Span::raw(" "));
-            spans.push(text(progress.to_string(), s.muted));
+            spans.push(text(progress.to_string(), right_style));
         }
         let mut line = Line::from(spans);
         if Some(i) == shown {

@@ -1,0 +1,572 @@
+//! Keys to actions: what each key means in each situation, the stale-key guard, and roles.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use flightdeck::engine::event::{Event, PromptKind, Verdict};
+use flightdeck::engine::Command;
+use flightdeck::tui::demo::{self, Script};
+use flightdeck::tui::input::{map_key, Intent, UiAction};
+use flightdeck::tui::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View, PROMPT_GUARD};
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+fn code(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+/// A view of `script` whose prompt (if any) appeared at `shown`.
+fn view(script: &Script, role: TuiRole, shown: Instant) -> View {
+    // In the demo session alice (id 1) drives and bob (id 2) watches.
+    let id = if role == TuiRole::Observer { 2 } else { 1 };
+    let mut v = View::from_events(role, "t", id, script.events());
+    v.sync_prompt(shown);
+    v
+}
+
+fn later(shown: Instant) -> Instant {
+    shown + PROMPT_GUARD + Duration::from_millis(50)
+}
+
+fn awaiting_backup() -> (Script, u64) {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let id = s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    (s, id)
+}
+
+#[test]
+fn guard_compares_instants() {
+    let shown = Instant::now();
+    assert!(key_is_stale(shown, shown));
+    assert!(key_is_stale(shown, shown + Duration::from_millis(299)));
+    assert!(!key_is_stale(shown, shown + Duration::from_millis(300)));
+    assert!(!key_is_stale(shown, shown + Duration::from_secs(5)));
+    // A key read before the prompt appeared (queued) is stale too.
+    assert!(key_is_stale(shown + Duration::from_secs(1), shown));
+}
+
+#[test]
+fn y_confirms_the_open_prompt_by_id() {
+    let (s, id) = awaiting_backup();
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Driver, shown);
+    assert_eq!(
+        map_key(&v, &key('y'), later(shown)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: None
+        })
+    );
+    assert_eq!(
+        map_key(&v, &key('n'), later(shown)),
+        Intent::Engine(Command::Decline { prompt: id })
+    );
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), later(shown)),
+        Intent::Engine(Command::Decline { prompt: id })
+    );
+}
+
+#[test]
+fn a_key_typed_just_before_the_prompt_never_answers_it() {
+    let (s, _) = awaiting_backup();
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Driver, shown);
+    for k in ['y', 'n', 'r', 'u', 's', 'a'] {
+        let i = map_key(&v, &key(k), shown + Duration::from_millis(120));
+        assert!(matches!(i, Intent::Ui(UiAction::Status(_))), "{k}: {i:?}");
+    }
+    // Navigation is never an answer: it still works.
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Tab), shown),
+        Intent::Ui(UiAction::FocusNext)
+    );
+}
+
+#[test]
+fn a_new_prompt_restarts_the_guard() {
+    let (mut s, _) = awaiting_backup();
+    let first = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, first);
+    // Declined, then acted again: a new prompt id, shown later.
+    s.push(
+        10,
+        Event::Declined {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+        },
+    );
+    let id2 = s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    let second = later(first);
+    for e in &s.events()[v.state.last_seq as usize..] {
+        v.apply(e, second);
+    }
+    assert!(v.sync_prompt(second));
+    assert!(matches!(
+        map_key(&v, &key('y'), second + Duration::from_millis(10)),
+        Intent::Ui(UiAction::Status(_))
+    ));
+    assert_eq!(
+        map_key(&v, &key('y'), later(second)),
+        Intent::Engine(Command::Confirm {
+            prompt: id2,
+            phrase: None
+        })
+    );
+}
+
+#[test]
+fn phrase_prompt_sends_what_was_typed() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    let id = s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let shown = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, shown);
+    // y is just a letter here.
+    for c in "migrate jahia".chars() {
+        match map_key(&v, &key(c), later(shown)) {
+            Intent::Ui(a @ UiAction::Edit(_)) => {
+                v.update(a);
+            }
+            other => panic!("{c}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), later(shown)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: Some("migrate jahia".into())
+        })
+    );
+}
+
+#[test]
+fn failed_and_interrupted_prompts_offer_their_choices() {
+    let (mut s, _) = awaiting_backup();
+    s.push(
+        10,
+        Event::Confirmed {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_BACKUP);
+    s.finish(demo::STEP_BACKUP, Verdict::Failed, "exit 1");
+    s.prompt(demo::STEP_BACKUP, PromptKind::Failed);
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Driver, shown);
+    let at = later(shown);
+    let step = demo::STEP_BACKUP;
+    assert_eq!(
+        map_key(&v, &key('r'), at),
+        Intent::Engine(Command::Retry { step })
+    );
+    assert_eq!(
+        map_key(&v, &key('u'), at),
+        Intent::Engine(Command::Undo { step })
+    );
+    assert_eq!(
+        map_key(&v, &key('s'), at),
+        Intent::Ui(UiAction::AskSkip { step })
+    );
+    assert_eq!(map_key(&v, &key('a'), at), Intent::Ui(UiAction::AskAbort));
+
+    s.push(
+        10,
+        Event::Resumed {
+            operator: "alice".into(),
+        },
+    );
+    s.prompt(step, PromptKind::Interrupted);
+    let v = view(&s, TuiRole::Driver, shown);
+    assert_eq!(
+        map_key(&v, &key('d'), at),
+        Intent::Engine(Command::MarkDone { step })
+    );
+    assert_eq!(
+        map_key(&v, &key('r'), at),
+        Intent::Engine(Command::Retry { step })
+    );
+}
+
+#[test]
+fn skip_and_abort_ask_locally_first() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    let now = Instant::now();
+    let ask = map_key(&v, &key('s'), now);
+    assert_eq!(
+        ask,
+        Intent::Ui(UiAction::AskSkip {
+            step: demo::STEP_BACKUP
+        })
+    );
+    if let Intent::Ui(a) = ask {
+        v.update(a);
+    }
+    assert_eq!(
+        map_key(&v, &key('n'), now),
+        Intent::Ui(UiAction::CloseOverlay)
+    );
+    assert_eq!(
+        map_key(&v, &key('y'), now),
+        Intent::Engine(Command::Skip {
+            step: demo::STEP_BACKUP
+        })
+    );
+    v.overlay = Some(Overlay::AbortChoice);
+    assert_eq!(
+        map_key(&v, &key('r'), now),
+        Intent::Engine(Command::Abort { rollback: true })
+    );
+    assert_eq!(
+        map_key(&v, &key('k'), now),
+        Intent::Engine(Command::Abort { rollback: false })
+    );
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), now),
+        Intent::Ui(UiAction::CloseOverlay)
+    );
+    v.sent(&Command::Abort { rollback: false });
+    assert!(v.overlay.is_none());
+}
+
+#[test]
+fn undo_targets_the_latest_completed_step_and_enter_acts_when_held() {
+    let (mut s, _) = awaiting_backup();
+    let now = Instant::now();
+    let v = view(&s, TuiRole::Driver, now);
+    // Announce and preflight are done; the latest with effects is the preflight gate.
+    assert_eq!(
+        map_key(&v, &key('u'), later(now)),
+        Intent::Engine(Command::Undo { step: 1 })
+    );
+    s.push(
+        10,
+        Event::Declined {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+        },
+    );
+    let v = view(&s, TuiRole::Driver, now);
+    assert!(v.state.held);
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), now),
+        Intent::Engine(Command::Act)
+    );
+}
+
+#[test]
+fn observer_cannot_confirm_but_can_note_approve_and_ask() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    let id = s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Observer, shown);
+    assert!(!v.prompt_visible());
+    for k in [
+        key('y'),
+        key('u'),
+        key('r'),
+        key('s'),
+        key('a'),
+        key('d'),
+        code(KeyCode::Enter),
+    ] {
+        let i = map_key(&v, &k, later(shown));
+        assert!(matches!(i, Intent::Ui(UiAction::Status(_))), "{k:?}: {i:?}");
+    }
+    assert_eq!(
+        map_key(&v, &key('c'), shown),
+        Intent::Engine(Command::RequestControl)
+    );
+    assert_eq!(
+        map_key(&v, &key('A'), shown),
+        Intent::Engine(Command::Approve { prompt: id })
+    );
+    assert_eq!(
+        map_key(&v, &key('n'), shown),
+        Intent::Ui(UiAction::OpenNote)
+    );
+}
+
+#[test]
+fn replay_sends_nothing() {
+    let (s, _) = awaiting_backup();
+    let v = view(&s, TuiRole::Replay, Instant::now());
+    for k in ['y', 'n', 'u', 'c', 'a', 'q'] {
+        let i = map_key(&v, &key(k), later(Instant::now()));
+        assert!(!matches!(i, Intent::Engine(_)), "{k}: {i:?}");
+    }
+}
+
+#[test]
+fn driver_grants_control_on_request() {
+    let mut s = Script::started();
+    s.push(
+        10,
+        Event::ControlRequested {
+            id: 2,
+            name: "bob".into(),
+        },
+    );
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('g'), Instant::now()),
+        Intent::Engine(Command::GrantControl { to: 2 })
+    );
+}
+
+#[test]
+fn note_is_typed_then_sent() {
+    let s = Script::started();
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    let now = Instant::now();
+    if let Intent::Ui(a) = map_key(&v, &key('n'), now) {
+        v.update(a);
+    }
+    for c in "db slow".chars() {
+        if let Intent::Ui(a) = map_key(&v, &key(c), now) {
+            v.update(a);
+        }
+    }
+    let send = map_key(&v, &code(KeyCode::Enter), now);
+    assert_eq!(
+        send,
+        Intent::Engine(Command::Note {
+            text: "db slow".into()
+        })
+    );
+    if let Intent::Engine(c) = &send {
+        v.sent(c);
+    }
+    assert!(v.overlay.is_none());
+}
+
+#[test]
+fn quit_asks_only_while_a_step_runs() {
+    let s = Script::started();
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('q'), Instant::now()),
+        Intent::Ui(UiAction::Quit)
+    );
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('q'), Instant::now()),
+        Intent::Ui(UiAction::AskQuit)
+    );
+    v.update(UiAction::AskQuit);
+    assert_eq!(
+        map_key(&v, &key('y'), Instant::now()),
+        Intent::Ui(UiAction::Quit)
+    );
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    v.overlay = None;
+    assert_eq!(
+        map_key(&v, &ctrl_c, Instant::now()),
+        Intent::Ui(UiAction::AskQuit)
+    );
+}
+
+#[test]
+fn focus_cycles_and_scrolling_moves_the_selection() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(v.focus, Panel::Procedure);
+    v.update(UiAction::Down);
+    assert_eq!(v.selected, Some(demo::STEP_BACKUP + 1));
+    assert_eq!(v.detail_step(), Some(demo::STEP_BACKUP + 1));
+    v.update(UiAction::Follow);
+    assert_eq!(v.selected, None);
+    for p in [
+        Panel::Detail,
+        Panel::Output,
+        Panel::Probes,
+        Panel::Procedure,
+    ] {
+        v.update(UiAction::FocusNext);
+        assert_eq!(v.focus, p);
+    }
+    v.update(UiAction::FocusPrev);
+    assert_eq!(v.focus, Panel::Probes);
+    v.update(UiAction::Up);
+    assert_eq!(v.probes_scroll, Scroll::At(1));
+    v.update(UiAction::Down);
+    assert_eq!(v.probes_scroll, Scroll::Follow);
+}
+
+#[test]
+fn a_granted_observer_becomes_the_driver() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let id = s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    s.push(
+        10,
+        Event::DriverChanged {
+            id: 2,
+            name: "bob".into(),
+        },
+    );
+    let shown = Instant::now();
+    let bob = view(&s, TuiRole::Observer, shown);
+    assert_eq!(bob.effective_role(), TuiRole::Driver);
+    assert_eq!(
+        map_key(&bob, &key('y'), later(shown)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: None
+        })
+    );
+    let alice = view(&s, TuiRole::Driver, shown);
+    assert_eq!(alice.effective_role(), TuiRole::Observer);
+    assert!(matches!(
+        map_key(&alice, &key('y'), later(shown)),
+        Intent::Ui(UiAction::Status(_))
+    ));
+}
+
+#[test]
+fn observer_takes_control_when_nobody_drives() {
+    let mut s = Script::started();
+    s.push(10, Event::OperatorLeft { id: 1 });
+    let v = view(&s, TuiRole::Observer, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('c'), Instant::now()),
+        Intent::Engine(Command::TakeControl)
+    );
+}
+
+#[test]
+fn a_prompt_uncovered_by_an_overlay_gets_a_fresh_guard() {
+    let (s, id) = awaiting_backup();
+    let t0 = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, t0);
+    // Help over the prompt, then closed two seconds later: the prompt "appears" again.
+    v.update(UiAction::OpenHelp);
+    assert!(!v.sync_prompt(t0 + Duration::from_secs(1)));
+    v.update(UiAction::CloseOverlay);
+    let back = t0 + Duration::from_secs(2);
+    assert!(v.sync_prompt(back));
+    assert!(matches!(
+        map_key(&v, &key('y'), back + Duration::from_millis(100)),
+        Intent::Ui(UiAction::Status(_))
+    ));
+    assert_eq!(
+        map_key(&v, &key('y'), later(back)),
+        Intent::Engine(Command::Confirm {
+            prompt: id,
+            phrase: None
+        })
+    );
+}
+
+#[test]
+fn output_scroll_stays_within_the_output_and_returns_to_following() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    for l in ["a", "b", "c"] {
+        s.output(
+            demo::STEP_BACKUP,
+            flightdeck::engine::event::Stream::Stdout,
+            l,
+        );
+    }
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    v.focus = Panel::Output;
+    for _ in 0..5 {
+        v.update(UiAction::PageUp);
+    }
+    assert_eq!(v.output_scroll, Scroll::At(3));
+    for _ in 0..3 {
+        v.update(UiAction::Down);
+    }
+    assert_eq!(v.output_scroll, Scroll::Follow);
+}
+
+#[test]
+fn the_clock_runs_on_wall_time_between_events_and_stops_when_finished() {
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1);
+    let t0 = Instant::now();
+    let mut v = View::new(TuiRole::Driver, "t", 1);
+    for e in s.events() {
+        v.apply(e, t0);
+    }
+    let last = v.state.t_ms;
+    assert!(v.timer_running());
+    v.tick(t0 + Duration::from_secs(90));
+    assert_eq!(v.now_ms, last + 90_000);
+    // Read-only since the read-only step: the timer counts the wall time too.
+    let since = v.state.read_only.since.unwrap();
+    assert_eq!(v.state.read_only.total_at(v.now_ms), last + 90_000 - since);
+
+    s.push(
+        10,
+        Event::Finished {
+            outcome: flightdeck::engine::event::Outcome::Completed,
+        },
+    );
+    let fin = s.events().last().unwrap().clone();
+    v.apply(&fin, t0 + Duration::from_secs(91));
+    assert!(!v.timer_running());
+    v.tick(t0 + Duration::from_secs(500));
+    assert_eq!(
+        v.now_ms, fin.t_ms,
+        "a finished session's clock stands still"
+    );
+
+    // A replay never advances past its journal.
+    let mut r = View::from_events(TuiRole::Replay, "t", 1, s.events());
+    r.tick(t0 + Duration::from_secs(500));
+    assert_eq!(r.now_ms, fin.t_ms);
+    assert!(!r.timer_running());
+}
+
+#[test]
+fn interrupted_prompt_renders_its_choices() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+    s.push(
+        10,
+        Event::Confirmed {
+            step: demo::STEP_BACKUP,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_BACKUP);
+    s.push(
+        10,
+        Event::Resumed {
+            operator: "alice".into(),
+        },
+    );
+    s.push(
+        10,
+        Event::OperatorJoined {
+            id: 1,
+            name: "alice".into(),
+            driver: true,
+        },
+    );
+    s.prompt(demo::STEP_BACKUP, PromptKind::Interrupted);
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 80, 24);
+    assert!(
+        text.contains("was running when the session stopped"),
+        "{text}"
+    );
+    assert!(text.contains("r re-run  d mark done  u undo"), "{text}");
+}
