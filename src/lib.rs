@@ -9,6 +9,7 @@ pub mod cli;
 pub mod engine;
 pub mod journal;
 pub mod lb;
+pub mod pairing;
 pub mod plan;
 pub mod procedure;
 pub mod target;

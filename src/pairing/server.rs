@@ -1,0 +1,499 @@
+//! The session server: a Unix socket in the runtime directory, one task per connection, each
+//! connection an operator attached to the engine (`EngineHandle::attach`) and bridged line by
+//! line. The server stops, and removes its files, when its guard drops or the engine ends.
+
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::peercred::{authorize_groups, group_gid, groups_of};
+use super::protocol::{
+    encode, parse_client_line, read_line, ClientMsg, Hello, Incoming, Refused, Reply, ServerMsg,
+    Status, StatusOperator, Welcome, MAX_CLIENT_LINE, PROTOCOL,
+};
+use super::registry::SessionFile;
+use super::runtime_dir::{self, current_uid, Access};
+use super::PairingError;
+use crate::engine::client::SessionClient;
+use crate::engine::session::EngineHandle;
+use crate::engine::state::Mode;
+use crate::engine::SessionState;
+
+/// How long a new connection may take to say hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest operator label kept (it is shown in every operator's cockpit).
+const MAX_LABEL: usize = 64;
+
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Also let members of this group (name or gid) join; the session then lives in a shared
+    /// directory (see `runtime_dir`).
+    pub allow_group: Option<String>,
+    /// Put the socket here instead of the default runtime directory (tests, odd setups). It is
+    /// checked like the default one.
+    pub runtime_dir: Option<PathBuf>,
+}
+
+/// Keeps the server up; dropping it stops accepting, closes every connection and removes the
+/// socket and the session file.
+pub struct ServerGuard {
+    name: String,
+    socket: PathBuf,
+    info: PathBuf,
+    files: Files,
+    accept: JoinHandle<()>,
+}
+
+impl ServerGuard {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn info_path(&self) -> &Path {
+        &self.info
+    }
+
+    /// Resolves once the server has stopped on its own (the engine ended).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.accept).await;
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.files.remove();
+    }
+}
+
+/// The files a server owns, removed only while they are still the ones it made (a later
+/// server may have replaced a stale socket of the same name).
+#[derive(Clone)]
+struct Files {
+    socket: PathBuf,
+    socket_id: (u64, u64),
+    info: PathBuf,
+}
+
+impl Files {
+    fn remove(&self) {
+        let ours = std::fs::symlink_metadata(&self.socket)
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id);
+        if ours {
+            let _ = std::fs::remove_file(&self.socket);
+            let _ = std::fs::remove_file(&self.info);
+        }
+    }
+}
+
+struct Ctx {
+    handle: EngineHandle,
+    name: String,
+    owner_uid: u32,
+    allowed_gid: Option<u32>,
+}
+
+/// Serve the session `name` on `<runtime dir>/<name>.sock` until the guard drops or the engine
+/// ends. Nothing listens on the network.
+pub async fn serve(
+    handle: EngineHandle,
+    name: &str,
+    opts: ServeOptions,
+) -> Result<ServerGuard, PairingError> {
+    runtime_dir::validate_name(name)?;
+    let allowed_gid = match &opts.allow_group {
+        Some(g) => Some(group_gid(g)?),
+        None => None,
+    };
+    let access = allowed_gid.map_or(Access::Private, Access::Group);
+    let dir = opts
+        .runtime_dir
+        .clone()
+        .unwrap_or_else(|| runtime_dir::dir_for(access));
+    let dir = runtime_dir::ensure(&dir, access)?;
+    let socket = runtime_dir::socket_path(&dir, name);
+    let info = runtime_dir::info_path(&dir, name);
+
+    clear_stale(&socket, name).await?;
+    let listener = UnixListener::bind(&socket).map_err(PairingError::io(&socket))?;
+    // The directory is private (0700, or 0750 for a group), so nobody else can reach the socket
+    // in the moment before its own mode is narrowed.
+    if let Access::Group(gid) = access {
+        std::os::unix::fs::chown(&socket, None, Some(gid)).map_err(PairingError::io(&socket))?;
+    }
+    std::fs::set_permissions(
+        &socket,
+        std::fs::Permissions::from_mode(access.socket_mode()),
+    )
+    .map_err(PairingError::io(&socket))?;
+    let meta = std::fs::symlink_metadata(&socket).map_err(PairingError::io(&socket))?;
+    let files = Files {
+        socket: socket.clone(),
+        socket_id: (meta.dev(), meta.ino()),
+        info: info.clone(),
+    };
+
+    let state = match handle.snapshot().await {
+        Ok(s) => s,
+        Err(_) => {
+            files.remove();
+            return Err(PairingError::SessionGone);
+        }
+    };
+    let record = SessionFile {
+        name: name.to_string(),
+        procedure: state.plan.procedure.clone(),
+        target: state.plan.target.clone(),
+        journal: handle.journal_path().to_path_buf(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        pid: std::process::id(),
+        owner_uid: current_uid(),
+        allow_group: opts.allow_group.clone(),
+        protocol: PROTOCOL,
+    };
+    if let Err(e) = write_info(&info, &record, access) {
+        files.remove();
+        return Err(e);
+    }
+    let ended = match handle.subscribe(u64::MAX).await {
+        Ok((_, live)) => live,
+        Err(_) => {
+            files.remove();
+            return Err(PairingError::SessionGone);
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        handle,
+        name: name.to_string(),
+        owner_uid: current_uid(),
+        allowed_gid,
+    });
+    let accept = tokio::spawn(accept_loop(listener, ctx, ended, files.clone()));
+    tracing::info!(session = name, socket = %socket.display(), "serving the session");
+    Ok(ServerGuard {
+        name: name.to_string(),
+        socket,
+        info,
+        files,
+        accept,
+    })
+}
+
+/// A socket file left by a server that died is removed; one that still answers means the name
+/// is taken.
+async fn clear_stale(socket: &Path, name: &str) -> Result<(), PairingError> {
+    let Ok(meta) = std::fs::symlink_metadata(socket) else {
+        return Ok(());
+    };
+    if UnixStream::connect(socket).await.is_ok() {
+        return Err(PairingError::NameTaken(name.to_string()));
+    }
+    if meta.file_type().is_dir() {
+        return Err(PairingError::NameTaken(name.to_string()));
+    }
+    std::fs::remove_file(socket).map_err(PairingError::io(socket))
+}
+
+fn write_info(path: &Path, record: &SessionFile, access: Access) -> Result<(), PairingError> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(access.info_mode())
+        .open(&tmp)
+        .map_err(PairingError::io(&tmp))?;
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| PairingError::Protocol(format!("cannot encode the session file: {e}")))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .map_err(PairingError::io(&tmp))?;
+    if let Access::Group(gid) = access {
+        std::os::unix::fs::chown(&tmp, None, Some(gid)).map_err(PairingError::io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(PairingError::io(path))
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    ctx: Arc<Ctx>,
+    mut ended: broadcast::Receiver<crate::engine::Stamped>,
+    files: Files,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    conns.spawn(connection(stream, ctx.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accepting a pairing connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            r = ended.recv() => {
+                if let Err(broadcast::error::RecvError::Closed) = r {
+                    break;
+                }
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    tracing::info!(session = %ctx.name, "the session ended; no longer serving it");
+    files.remove();
+}
+
+async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
+    if let Err(e) = serve_connection(stream, &ctx).await {
+        tracing::debug!(error = %e, "pairing connection ended");
+    }
+}
+
+async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> std::io::Result<()> {
+    wr.write_all(encode(msg).as_bytes()).await
+}
+
+async fn refuse(wr: &mut OwnedWriteHalf, reason: String) -> std::io::Result<()> {
+    tracing::info!(reason = %reason, "refused a pairing connection");
+    send(wr, &ServerMsg::Refused(Refused { reason })).await?;
+    wr.shutdown().await
+}
+
+async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (rd, mut wr) = stream.into_split();
+    let (uid, gid) = (cred.uid(), cred.gid());
+    let groups = if uid != ctx.owner_uid && ctx.allowed_gid.is_some() {
+        // The group database may be remote (NSS): keep it off the runtime's threads.
+        tokio::task::spawn_blocking(move || groups_of(uid, gid))
+            .await
+            .unwrap_or_else(|_| vec![gid])
+    } else {
+        vec![gid]
+    };
+    if let Err(e) = authorize_groups(uid, &groups, ctx.owner_uid, ctx.allowed_gid) {
+        return refuse(&mut wr, e.0).await;
+    }
+
+    let mut rd = BufReader::new(rd);
+    let first =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut rd, MAX_CLIENT_LINE)).await {
+            Err(_) => return refuse(&mut wr, "no hello within 10 seconds".into()).await,
+            Ok(Err(e)) => return refuse(&mut wr, format!("unreadable hello: {e}")).await,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(line))) => line,
+        };
+    let hello = match serde_json::from_str::<ClientMsg>(&first) {
+        Ok(ClientMsg::Hello(h)) => h,
+        Ok(ClientMsg::Status(_)) => {
+            let reply = match ctx.handle.snapshot().await {
+                Ok(s) => ServerMsg::Status(status_of(&ctx.name, &s)),
+                Err(_) => ServerMsg::Refused(Refused {
+                    reason: "the session has ended".into(),
+                }),
+            };
+            send(&mut wr, &reply).await?;
+            return wr.shutdown().await;
+        }
+        Ok(ClientMsg::Command(_)) => {
+            return refuse(&mut wr, "say hello first".into()).await;
+        }
+        Err(e) => return refuse(&mut wr, format!("malformed hello: {e}")).await,
+    };
+    if hello.protocol != PROTOCOL {
+        return refuse(
+            &mut wr,
+            format!(
+                "protocol version {} is not supported (this session speaks {PROTOCOL}); use the \
+                 same flightdeck version as the session",
+                hello.protocol
+            ),
+        )
+        .await;
+    }
+    let label = display_name(&hello, uid);
+    let client = match ctx.handle.attach(&label, hello.want_driver).await {
+        Ok(c) => c,
+        Err(e) => return refuse(&mut wr, e.0).await,
+    };
+    tracing::info!(operator = %label, id = client.operator_id, uid, "operator joined");
+    send(
+        &mut wr,
+        &ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL,
+            operator_id: client.operator_id,
+            session: ctx.name.clone(),
+        }),
+    )
+    .await?;
+    bridge(client, rd, wr, hello.after_seq).await
+}
+
+/// The name an operator shows under: their label, else their name, kept printable and short so
+/// nobody can paint escape sequences into other operators' terminals.
+fn display_name(hello: &Hello, uid: u32) -> String {
+    let raw = hello
+        .label
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or(&hello.operator);
+    let clean: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LABEL)
+        .collect();
+    let clean = clean.trim().to_string();
+    if clean.is_empty() {
+        format!("uid {uid}")
+    } else {
+        clean
+    }
+}
+
+/// Events out, commands in, until either side closes.
+async fn bridge(
+    client: SessionClient,
+    mut rd: BufReader<OwnedReadHalf>,
+    mut wr: OwnedWriteHalf,
+    after_seq: u64,
+) -> std::io::Result<()> {
+    let SessionClient {
+        mut events,
+        commands,
+        ..
+    } = client;
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
+    let mut writer = tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) if !e.event.is_live_only() && e.seq <= after_seq => continue,
+                    Some(e) => ServerMsg::Event(e),
+                    // The session ended: say so by closing the stream.
+                    None => break,
+                },
+                Some(r) = reply_rx.recv() => ServerMsg::Reply(r),
+            };
+            send(&mut wr, &msg).await?;
+        }
+        wr.shutdown().await
+    });
+    let reader = async move {
+        loop {
+            let line = match read_line(&mut rd, MAX_CLIENT_LINE).await {
+                Ok(Some(l)) => l,
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    let _ = reply_tx
+                        .send(Reply::error(0, format!("{e}: closing the connection")))
+                        .await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let reply = match parse_client_line(&line) {
+                Incoming::Command(c) => Reply::from_result(c.id, commands.send(c.cmd).await),
+                Incoming::Malformed(r) => r,
+            };
+            if reply_tx.send(reply).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = &mut writer => r.unwrap_or(Ok(())),
+        r = reader => {
+            // Let the last reply (e.g. "line too long") go out before closing.
+            if r.is_err() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+            }
+            r
+        }
+    };
+    writer.abort();
+    result
+}
+
+/// The summary `flightdeck sessions` shows.
+pub fn status_of(name: &str, s: &SessionState) -> Status {
+    Status {
+        session: name.to_string(),
+        procedure: s.plan.procedure.clone(),
+        target: s.plan.target.clone(),
+        steps_done: s.steps.iter().filter(|r| r.status.is_settled()).count(),
+        steps_total: s.steps.len(),
+        current_step: if s.is_finished() {
+            None
+        } else {
+            s.cursor().map(|c| c + 1)
+        },
+        mode: match s.mode {
+            Mode::Forward => "forward".into(),
+            Mode::RollingBack => "rolling back".into(),
+            Mode::Finished(o) => match o {
+                crate::engine::event::Outcome::Completed => "completed".into(),
+                crate::engine::event::Outcome::Aborted => "aborted".into(),
+                crate::engine::event::Outcome::RolledBack => "rolled back".into(),
+            },
+        },
+        operators: s
+            .operators
+            .iter()
+            .map(|o| StatusOperator {
+                id: o.id,
+                name: o.name.clone(),
+                driver: o.driver,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(operator: &str, label: Option<&str>) -> Hello {
+        Hello {
+            protocol: PROTOCOL,
+            operator: operator.into(),
+            label: label.map(Into::into),
+            want_driver: false,
+            after_seq: 0,
+        }
+    }
+
+    #[test]
+    fn display_names_are_printable_and_short() {
+        assert_eq!(display_name(&hello("alice", None), 1), "alice");
+        assert_eq!(
+            display_name(&hello("alice", Some("alice@laptop")), 1),
+            "alice@laptop"
+        );
+        assert_eq!(
+            display_name(&hello("x", Some("\u{1b}[2Jevil\n")), 1),
+            "[2Jevil"
+        );
+        assert_eq!(display_name(&hello("", Some("  ")), 7), "uid 7");
+        assert_eq!(
+            display_name(&hello(&"a".repeat(500), None), 1).len(),
+            MAX_LABEL
+        );
+    }
+}
