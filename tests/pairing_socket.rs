@@ -522,3 +522,36 @@ async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
     drop(s.guard);
     assert!(!socket.exists());
 }
+
+#[tokio::test]
+async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
+    let s = served(plan(vec![step("a", sh("true"))]), "idle").await;
+    let handle = s.task.handle.clone();
+    let mut idle = tokio::spawn(async move {
+        flightdeck::pairing::server::finished_and_idle(&handle, Duration::from_millis(50)).await
+    });
+    let mut alice = View::join(s.guard.socket_path(), "alice", true).await;
+    let id = alice
+        .until("a prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+    // Finished, but alice still reads the end: the server stays.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut idle)
+            .await
+            .is_err(),
+        "stopped while an operator was attached"
+    );
+    drop(alice);
+    tokio::time::timeout(DEADLINE, idle).await.unwrap().unwrap();
+}

@@ -431,6 +431,46 @@ async fn bridge(
     result
 }
 
+/// For a detached server: resolves once the session has finished and nobody has been attached
+/// for `grace` (so the last operator can still read the end), or when the engine is gone. An
+/// unfinished session never resolves: it waits for its operators to come back.
+pub async fn finished_and_idle(handle: &EngineHandle, grace: Duration) {
+    use crate::engine::Event;
+    use broadcast::error::RecvError;
+    let Ok((_, mut live)) = handle.subscribe(u64::MAX).await else {
+        return;
+    };
+    loop {
+        let Ok(s) = handle.snapshot().await else {
+            return;
+        };
+        if s.is_finished() && s.operators.is_empty() {
+            // Probes keep sampling after the end: only a join restarts the wait.
+            let deadline = tokio::time::Instant::now() + grace;
+            loop {
+                match tokio::time::timeout_at(deadline, live.recv()).await {
+                    Err(_) | Ok(Err(RecvError::Closed)) => return,
+                    Ok(Err(RecvError::Lagged(_))) => break,
+                    Ok(Ok(e)) if matches!(e.event, Event::OperatorJoined { .. }) => break,
+                    Ok(Ok(_)) => {}
+                }
+            }
+            continue;
+        }
+        // Only an end or a departure can make the session idle.
+        loop {
+            match live.recv().await {
+                Err(RecvError::Closed) => return,
+                Err(RecvError::Lagged(_)) => break,
+                Ok(e) if matches!(e.event, Event::Finished { .. } | Event::OperatorLeft { .. }) => {
+                    break
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 /// The summary `flightdeck sessions` shows.
 pub fn status_of(name: &str, s: &SessionState) -> Status {
     Status {
