@@ -74,6 +74,7 @@ async fn served(tmp: &Path, name: &str, allow_group: Option<String>) -> (EngineT
         ServeOptions {
             allow_group,
             runtime_dir: Some(tmp.join("rt")),
+            ..Default::default()
         },
     )
     .await
@@ -97,10 +98,10 @@ async fn a_group_session_is_reachable_by_the_group_only() {
     let (_task, guard) = served(tmp.path(), "grp", Some(gid.to_string())).await;
     let dir = tmp.path().join("rt");
     assert_eq!(mode(&dir), 0o750);
-    assert_eq!(mode(guard.socket_path()), 0o660);
-    assert_eq!(mode(guard.info_path()), 0o640);
-    for p in [dir.as_path(), guard.socket_path(), guard.info_path()] {
-        assert_eq!(std::fs::metadata(p).unwrap().gid(), gid, "{}", p.display());
+    assert_eq!(mode(&guard.socket_path()), 0o660);
+    assert_eq!(mode(&guard.info_path()), 0o640);
+    for p in [dir, guard.socket_path(), guard.info_path()] {
+        assert_eq!(std::fs::metadata(&p).unwrap().gid(), gid, "{}", p.display());
     }
 }
 
@@ -115,8 +116,8 @@ async fn a_private_dir_left_too_open_is_refused() {
         task.handle.clone(),
         "open",
         ServeOptions {
-            allow_group: None,
             runtime_dir: Some(dir.clone()),
+            ..Default::default()
         },
     )
     .await;

@@ -97,6 +97,7 @@ async fn served(plan: Plan, name: &str) -> Served {
         ServeOptions {
             allow_group: None,
             runtime_dir: Some(dir.clone()),
+            recheck_every: Some(Duration::from_millis(20)),
         },
     )
     .await
@@ -185,7 +186,7 @@ async fn two_operators_over_the_socket_share_one_session() {
     let socket = s.guard.socket_path().to_path_buf();
     assert_eq!(mode_of(&s.dir), 0o700);
     assert_eq!(mode_of(&socket), 0o600);
-    assert_eq!(mode_of(s.guard.info_path()), 0o600);
+    assert_eq!(mode_of(&s.guard.info_path()), 0o600);
 
     let mut alice = View::join(&socket, "alice", true).await;
     let mut bob = View::join(&socket, "bob", true).await;
@@ -484,15 +485,15 @@ async fn a_late_joiner_can_skip_what_it_already_has() {
 async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
     let s = served(plan(vec![step("a", sh("true"))]), "bye").await;
     let socket = s.guard.socket_path().to_path_buf();
-    let info = s.guard.info_path().to_path_buf();
+    let info = s.guard.info_path();
     assert!(socket.exists() && info.exists());
     // A second server under the same name is refused while the first answers.
     let again = serve(
         s.task.handle.clone(),
         "bye",
         ServeOptions {
-            allow_group: None,
             runtime_dir: Some(s.dir.clone()),
+            ..ServeOptions::default()
         },
     )
     .await;
@@ -530,7 +531,7 @@ async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
     let mut idle = tokio::spawn(async move {
         flightdeck::pairing::server::finished_and_idle(&handle, Duration::from_millis(50)).await
     });
-    let mut alice = View::join(s.guard.socket_path(), "alice", true).await;
+    let mut alice = View::join(&s.guard.socket_path(), "alice", true).await;
     let id = alice
         .until("a prompt", |s| s.prompt.is_some())
         .await
@@ -554,4 +555,25 @@ async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
     );
     drop(alice);
     tokio::time::timeout(DEADLINE, idle).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_socket_is_served_again() {
+    let s = served(plan(vec![step("a", sh("true"))]), "again").await;
+    let before = s.guard.socket_path();
+    // The session file first: the server looks only at its socket.
+    std::fs::remove_file(s.guard.info_path()).unwrap();
+    std::fs::remove_file(&before).unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !before.exists() || !s.guard.info_path().exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket was not served again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.guard.socket_path(), before);
+    let mut v = View::join(&before, "back", false).await;
+    v.until("joined", |st| st.operators.iter().any(|o| o.name == "back"))
+        .await;
 }

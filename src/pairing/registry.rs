@@ -54,7 +54,11 @@ pub struct SessionInfo {
 
 /// Sessions this user can see: their own private ones, then shared ones.
 pub fn list() -> Vec<SessionInfo> {
-    let mut dirs = vec![runtime_dir::dir_for(Access::Private)];
+    // A detached server whose runtime dir vanished at logout serves from the fallback.
+    let mut dirs = vec![
+        runtime_dir::dir_for(Access::Private),
+        runtime_dir::fallback_dir(),
+    ];
     dirs.extend(runtime_dir::shared_dirs());
     dirs.dedup();
     dirs.iter().flat_map(|d| list_in(d)).collect()

@@ -65,9 +65,18 @@ pub fn dir_for(access: Access) -> PathBuf {
     match access {
         Access::Private => match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
             Some(xdg) => PathBuf::from(xdg).join("flightdeck"),
-            None => std::env::temp_dir().join(format!("{SHARED_PREFIX}{uid}")),
+            None => fallback_dir(),
         },
         Access::Group(gid) => std::env::temp_dir().join(format!("{SHARED_PREFIX}{uid}-g{gid}")),
+    }
+}
+
+/// Where a private session goes when `$XDG_RUNTIME_DIR` is not there (or was removed at
+/// logout): `/tmp/flightdeck-<uid>`, or the override.
+pub fn fallback_dir() -> PathBuf {
+    match std::env::var_os(ENV_OVERRIDE).filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::temp_dir().join(format!("{SHARED_PREFIX}{}", current_uid())),
     }
 }
 

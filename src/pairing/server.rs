@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -39,15 +39,24 @@ pub struct ServeOptions {
     /// Put the socket here instead of the default runtime directory (tests, odd setups). It is
     /// checked like the default one.
     pub runtime_dir: Option<PathBuf>,
+    /// How often the server checks its socket is still there (default 5 s).
+    pub recheck_every: Option<Duration>,
+}
+
+impl ServeOptions {
+    pub fn new(allow_group: Option<String>) -> Self {
+        ServeOptions {
+            allow_group,
+            ..Default::default()
+        }
+    }
 }
 
 /// Keeps the server up; dropping it stops accepting, closes every connection and removes the
 /// socket and the session file.
 pub struct ServerGuard {
     name: String,
-    socket: PathBuf,
-    info: PathBuf,
-    files: Files,
+    files: Arc<Mutex<Files>>,
     accept: JoinHandle<()>,
 }
 
@@ -56,12 +65,13 @@ impl ServerGuard {
         &self.name
     }
 
-    pub fn socket_path(&self) -> &Path {
-        &self.socket
+    /// Where the session is served now (it moves if its directory is removed under it).
+    pub fn socket_path(&self) -> PathBuf {
+        lock(&self.files).socket.clone()
     }
 
-    pub fn info_path(&self) -> &Path {
-        &self.info
+    pub fn info_path(&self) -> PathBuf {
+        lock(&self.files).info.clone()
     }
 
     /// Resolves once the server has stopped on its own (the engine ended).
@@ -73,8 +83,13 @@ impl ServerGuard {
 impl Drop for ServerGuard {
     fn drop(&mut self) {
         self.accept.abort();
-        self.files.remove();
+        lock(&self.files).remove();
     }
+}
+
+fn lock(files: &Mutex<Files>) -> std::sync::MutexGuard<'_, Files> {
+    // Files holds paths only; a panic elsewhere cannot leave it half-updated.
+    files.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The files a server owns, removed only while they are still the ones it made (a later
@@ -87,10 +102,12 @@ struct Files {
 }
 
 impl Files {
+    fn present(&self) -> bool {
+        std::fs::symlink_metadata(&self.socket).is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id)
+    }
+
     fn remove(&self) {
-        let ours = std::fs::symlink_metadata(&self.socket)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id);
-        if ours {
+        if self.present() {
             let _ = std::fs::remove_file(&self.socket);
             let _ = std::fs::remove_file(&self.info);
         }
@@ -102,7 +119,15 @@ struct Ctx {
     name: String,
     owner_uid: u32,
     allowed_gid: Option<u32>,
+    access: Access,
+    /// Where to serve again if the socket disappears.
+    fallback_dir: PathBuf,
+    record: SessionFile,
+    recheck_every: Duration,
 }
+
+/// How often the server checks that its socket is still there, by default.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// Serve the session `name` on `<runtime dir>/<name>.sock` until the guard drops or the engine
 /// ends. Nothing listens on the network.
@@ -121,36 +146,16 @@ pub async fn serve(
         .runtime_dir
         .clone()
         .unwrap_or_else(|| runtime_dir::dir_for(access));
-    let dir = runtime_dir::ensure(&dir, access)?;
-    let socket = runtime_dir::socket_path(&dir, name);
-    let info = runtime_dir::info_path(&dir, name);
-
-    clear_stale(&socket, name).await?;
-    let listener = UnixListener::bind(&socket).map_err(PairingError::io(&socket))?;
-    // The directory is private (0700, or 0750 for a group), so nobody else can reach the socket
-    // in the moment before its own mode is narrowed.
-    if let Access::Group(gid) = access {
-        std::os::unix::fs::chown(&socket, None, Some(gid)).map_err(PairingError::io(&socket))?;
-    }
-    std::fs::set_permissions(
-        &socket,
-        std::fs::Permissions::from_mode(access.socket_mode()),
-    )
-    .map_err(PairingError::io(&socket))?;
-    let meta = std::fs::symlink_metadata(&socket).map_err(PairingError::io(&socket))?;
-    let files = Files {
-        socket: socket.clone(),
-        socket_id: (meta.dev(), meta.ino()),
-        info: info.clone(),
+    // logind removes $XDG_RUNTIME_DIR when the operator's last login ends — exactly when a
+    // detached session must stay reachable. Then the server moves to the /tmp location.
+    let fallback_dir = match (&opts.runtime_dir, access) {
+        (None, Access::Private) => runtime_dir::fallback_dir(),
+        _ => dir.clone(),
     };
-
-    let state = match handle.snapshot().await {
-        Ok(s) => s,
-        Err(_) => {
-            files.remove();
-            return Err(PairingError::SessionGone);
-        }
-    };
+    let state = handle
+        .snapshot()
+        .await
+        .map_err(|_| PairingError::SessionGone)?;
     let record = SessionFile {
         name: name.to_string(),
         procedure: state.plan.procedure.clone(),
@@ -162,10 +167,7 @@ pub async fn serve(
         allow_group: opts.allow_group.clone(),
         protocol: PROTOCOL,
     };
-    if let Err(e) = write_info(&info, &record, access) {
-        files.remove();
-        return Err(e);
-    }
+    let (listener, files) = bind(&dir, &record, access).await?;
     let ended = match handle.subscribe(u64::MAX).await {
         Ok((_, live)) => live,
         Err(_) => {
@@ -173,21 +175,70 @@ pub async fn serve(
             return Err(PairingError::SessionGone);
         }
     };
+    tracing::info!(session = name, socket = %files.socket.display(), "serving the session");
+    let files = Arc::new(Mutex::new(files));
     let ctx = Arc::new(Ctx {
         handle,
         name: name.to_string(),
         owner_uid: current_uid(),
         allowed_gid,
+        access,
+        fallback_dir,
+        record,
+        recheck_every: opts
+            .recheck_every
+            .unwrap_or(WATCH_EVERY)
+            .max(Duration::from_millis(10)),
     });
     let accept = tokio::spawn(accept_loop(listener, ctx, ended, files.clone()));
-    tracing::info!(session = name, socket = %socket.display(), "serving the session");
     Ok(ServerGuard {
         name: name.to_string(),
-        socket,
-        info,
         files,
         accept,
     })
+}
+
+/// Bind `<dir>/<name>.sock` with the access's mode, then write the session file beside it.
+async fn bind(
+    dir: &Path,
+    record: &SessionFile,
+    access: Access,
+) -> Result<(UnixListener, Files), PairingError> {
+    let dir = runtime_dir::ensure(dir, access)?;
+    let socket = runtime_dir::socket_path(&dir, &record.name);
+    let info = runtime_dir::info_path(&dir, &record.name);
+    clear_stale(&socket, &record.name).await?;
+    let listener = UnixListener::bind(&socket).map_err(PairingError::io(&socket))?;
+    // The directory is private (0700, or 0750 for a group), so nobody else can reach the socket
+    // in the moment before its own mode is narrowed.
+    let narrowed = match access {
+        Access::Group(gid) => std::os::unix::fs::chown(&socket, None, Some(gid)),
+        Access::Private => Ok(()),
+    }
+    .and_then(|()| {
+        std::fs::set_permissions(
+            &socket,
+            std::fs::Permissions::from_mode(access.socket_mode()),
+        )
+    })
+    .and_then(|()| std::fs::symlink_metadata(&socket));
+    let meta = match narrowed {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(PairingError::io(&socket)(e));
+        }
+    };
+    let files = Files {
+        socket,
+        socket_id: (meta.dev(), meta.ino()),
+        info,
+    };
+    if let Err(e) = write_info(&files.info, record, access) {
+        files.remove();
+        return Err(e);
+    }
+    Ok((listener, files))
 }
 
 /// A socket file left by a server that died is removed; one that still answers means the name
@@ -227,12 +278,14 @@ fn write_info(path: &Path, record: &SessionFile, access: Access) -> Result<(), P
 }
 
 async fn accept_loop(
-    listener: UnixListener,
+    mut listener: UnixListener,
     ctx: Arc<Ctx>,
     mut ended: broadcast::Receiver<crate::engine::Stamped>,
-    files: Files,
+    files: Arc<Mutex<Files>>,
 ) {
     let mut conns = JoinSet::new();
+    let mut watch = tokio::time::interval(ctx.recheck_every);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -251,10 +304,32 @@ async fn accept_loop(
                 }
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = watch.tick() => {
+                if lock(&files).present() {
+                    continue;
+                }
+                // Someone removed our socket (logout cleaning the runtime dir, a tmp cleaner):
+                // serve again, so the session stays reachable. Joined operators are unaffected.
+                match bind(&ctx.fallback_dir, &ctx.record, ctx.access).await {
+                    Ok((l, f)) => {
+                        tracing::warn!(
+                            socket = %f.socket.display(),
+                            "the session's socket was removed; serving it here again"
+                        );
+                        listener = l;
+                        let old = std::mem::replace(&mut *lock(&files), f);
+                        // The old session file may have survived its socket.
+                        if old.info != lock(&files).info {
+                            let _ = std::fs::remove_file(&old.info);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot serve the session again"),
+                }
+            }
         }
     }
     tracing::info!(session = %ctx.name, "the session ended; no longer serving it");
-    files.remove();
+    lock(&files).remove();
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Ctx>) {
