@@ -437,6 +437,22 @@ async fn handshake_refusals_malformed_lines_and_status() {
         other => panic!("expected an ok reply, got {other:?}"),
     }
 
+    // An over-long line: an error reply, then the connection closes.
+    let mut long = String::from(r#"{"command":{"id":7,"cmd":{"cmd":"note","text":""#);
+    long.push_str(&"x".repeat(70 * 1024));
+    long.push_str(r#""}}}"#);
+    r.say(&long).await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => assert!(x.error.unwrap().contains("longer than")),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    assert!(r.next_non_event().await.is_none());
+
+    until_engine(&s.task, "the raw operator gone", |st| {
+        st.operators.is_empty()
+    })
+    .await;
+
     // Status without attaching, and the listing.
     // The registry does blocking I/O: off the runtime, which must keep serving meanwhile.
     let sock = socket.clone();
@@ -450,7 +466,8 @@ async fn handshake_refusals_malformed_lines_and_status() {
         (st.steps_done, st.steps_total, st.current_step),
         (0, 1, Some(1))
     );
-    assert_eq!(st.operators.len(), 1, "status must not attach: {st:?}");
+    // Asking for status attaches nobody.
+    assert!(st.operators.is_empty(), "{st:?}");
     let dir = s.dir.clone();
     let listed = tokio::task::spawn_blocking(move || registry::list_in(&dir))
         .await
@@ -517,11 +534,19 @@ async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
     .await;
     assert!(end.is_ok());
 
-    // And on drop.
+    // And on drop, which also closes the connections.
     let s = served(plan(vec![step("a", sh("true"))]), "dropped").await;
     let socket = s.guard.socket_path().to_path_buf();
+    let mut joined = View::join(&socket, "watcher", false).await;
+    joined.until("joined", |s| !s.operators.is_empty()).await;
     drop(s.guard);
     assert!(!socket.exists());
+    let end = tokio::time::timeout(DEADLINE, async {
+        while joined.client.events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "a connection outlived its server");
+    until_engine(&s.task, "the watcher left", |st| st.operators.is_empty()).await;
 }
 
 #[tokio::test]

@@ -439,7 +439,8 @@ fn display_name(hello: &Hello, uid: u32) -> String {
     }
 }
 
-/// Events out, commands in, until either side closes.
+/// Events out, commands in, until either side closes. Both halves run in this task, so
+/// stopping the server (which aborts connection tasks) also closes every connection.
 async fn bridge(
     client: SessionClient,
     mut rd: BufReader<OwnedReadHalf>,
@@ -452,7 +453,7 @@ async fn bridge(
         ..
     } = client;
     let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
-    let mut writer = tokio::spawn(async move {
+    let writer = async move {
         loop {
             let msg = tokio::select! {
                 e = events.recv() => match e {
@@ -461,49 +462,65 @@ async fn bridge(
                     // The session ended: say so by closing the stream.
                     None => break,
                 },
-                Some(r) = reply_rx.recv() => ServerMsg::Reply(r),
+                r = reply_rx.recv() => match r {
+                    Some(r) => ServerMsg::Reply(r),
+                    // The reader is done and every reply is out.
+                    None => break,
+                },
             };
             send(&mut wr, &msg).await?;
         }
         wr.shutdown().await
-    });
-    let reader = async move {
-        loop {
-            let line = match read_line(&mut rd, MAX_CLIENT_LINE).await {
-                Ok(Some(l)) => l,
-                Ok(None) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    let _ = reply_tx
-                        .send(Reply::error(0, format!("{e}: closing the connection")))
-                        .await;
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let reply = match parse_client_line(&line) {
-                Incoming::Command(c) => Reply::from_result(c.id, commands.send(c.cmd).await),
-                Incoming::Malformed(r) => r,
-            };
-            if reply_tx.send(reply).await.is_err() {
-                return Ok(());
-            }
-        }
     };
-    let result = tokio::select! {
-        r = &mut writer => r.unwrap_or(Ok(())),
-        r = reader => {
-            // Let the last reply (e.g. "line too long") go out before closing.
-            if r.is_err() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
-            }
+    let reader = async move {
+        let r = read_commands(&mut rd, &commands, &reply_tx).await;
+        // The operator leaves now (the engine sees its last sender go), and the writer stops
+        // once the replies already queued are out.
+        drop(commands);
+        drop(reply_tx);
+        r
+    };
+    tokio::pin!(writer);
+    tokio::pin!(reader);
+    tokio::select! {
+        r = &mut writer => r,
+        r = &mut reader => {
+            // Let the last replies (e.g. "line too long") go out, but not wait on a client
+            // that stopped reading.
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
             r
         }
-    };
-    writer.abort();
-    result
+    }
+}
+
+async fn read_commands(
+    rd: &mut BufReader<OwnedReadHalf>,
+    commands: &crate::engine::client::CommandSender,
+    replies: &mpsc::Sender<Reply>,
+) -> std::io::Result<()> {
+    loop {
+        let line = match read_line(rd, MAX_CLIENT_LINE).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let _ = replies
+                    .send(Reply::error(0, format!("{e}: closing the connection")))
+                    .await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match parse_client_line(&line) {
+            Incoming::Command(c) => Reply::from_result(c.id, commands.send(c.cmd).await),
+            Incoming::Malformed(r) => r,
+        };
+        if replies.send(reply).await.is_err() {
+            return Ok(());
+        }
+    }
 }
 
 /// For a detached server: resolves once the session has finished and nobody has been attached
