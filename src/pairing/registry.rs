@@ -86,9 +86,15 @@ fn read_session(dir: &Path, json: &Path) -> Option<SessionInfo> {
     if runtime_dir::validate_name(&file.name).is_err() {
         return None;
     }
+    // A session file must belong to whom it names as owner, or anyone who can write to a shared
+    // directory could pose as a colleague's session.
+    let json_uid = std::fs::symlink_metadata(json).ok()?.uid();
+    if json_uid != file.owner_uid {
+        return None;
+    }
     let socket = runtime_dir::socket_path(dir, &file.name);
     let alive = UnixStream::connect(&socket).is_ok();
-    let ours = std::fs::symlink_metadata(json).is_ok_and(|m| m.uid() == current_uid());
+    let ours = json_uid == current_uid();
     if !alive && ours && !process_alive(file.pid) {
         let _ = std::fs::remove_file(json);
         let _ = std::fs::remove_file(&socket);
@@ -129,10 +135,19 @@ pub fn resolve(name: Option<&str>) -> Result<SessionInfo, PairingError> {
 pub(crate) fn pick(all: Vec<SessionInfo>, name: Option<&str>) -> Result<SessionInfo, PairingError> {
     let mut live: Vec<SessionInfo> = all.into_iter().filter(|s| s.alive).collect();
     match name {
-        Some(n) => live
-            .into_iter()
-            .find(|s| s.name == n)
-            .ok_or_else(|| PairingError::NoSuchSession(n.to_string())),
+        Some(n) => {
+            live.retain(|s| s.name == n);
+            match live.len() {
+                0 => Err(PairingError::NoSuchSession(n.to_string())),
+                1 => Ok(live.remove(0)),
+                // The same name in two owners' directories: say whose.
+                _ => Err(PairingError::Ambiguous(
+                    live.into_iter()
+                        .map(|s| format!("{} (owner {})", s.name, s.owner))
+                        .collect(),
+                )),
+            }
+        }
         None => match live.len() {
             0 => Err(PairingError::NoSession),
             1 => Ok(live.remove(0)),
@@ -362,5 +377,14 @@ mod tests {
         let l = list_in(t.path());
         assert_eq!(l.len(), 1);
         assert!(!l[0].alive);
+        // A file claiming someone else as owner, written by us: not listed.
+        let forged = SessionFile {
+            name: "forged".into(),
+            owner_uid: current_uid().wrapping_add(1),
+            ..alive_pid
+        };
+        let json = runtime_dir::info_path(t.path(), "forged");
+        std::fs::write(&json, serde_json::to_string(&forged).unwrap()).unwrap();
+        assert_eq!(list_in(t.path()).len(), 1);
     }
 }
