@@ -602,3 +602,61 @@ async fn a_removed_socket_is_served_again() {
     v.until("joined", |st| st.operators.iter().any(|o| o.name == "back"))
         .await;
 }
+
+#[tokio::test]
+async fn a_detached_server_runs_until_done_then_returns_the_final_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let task = session::start(EngineConfig {
+        plan: plan(vec![step("a", sh("echo done"))]),
+        target: target(),
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: false,
+    })
+    .unwrap();
+    let dir = tmp.path().join("rt");
+    let opts = ServeOptions {
+        runtime_dir: Some(dir.clone()),
+        ..ServeOptions::default()
+    };
+    let server = tokio::spawn(async move {
+        flightdeck::pairing::server::serve_until_done(
+            task,
+            "until-done",
+            opts,
+            Duration::from_millis(50),
+        )
+        .await
+    });
+    let socket = flightdeck::pairing::runtime_dir::socket_path(&dir, "until-done");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !flightdeck::pairing::runtime_dir::info_path(&dir, "until-done").exists() {
+        assert!(tokio::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut alice = View::join(&socket, "alice", true).await;
+    let id = alice
+        .until("a prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+    drop(alice);
+    let end = tokio::time::timeout(DEADLINE, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(end.is_finished());
+    assert_eq!(end.steps[0].status, StepStatus::Succeeded);
+    assert!(!socket.exists());
+}

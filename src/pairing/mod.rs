@@ -48,6 +48,9 @@ pub enum PairingError {
     SessionGone,
     #[error("{0}")]
     Spawn(String),
+    /// The engine stopped with an error (journal I/O).
+    #[error("the session engine failed: {0}")]
+    Engine(String),
 }
 
 impl PairingError {

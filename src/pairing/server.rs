@@ -22,7 +22,7 @@ use super::registry::SessionFile;
 use super::runtime_dir::{self, current_uid, Access};
 use super::PairingError;
 use crate::engine::client::SessionClient;
-use crate::engine::session::EngineHandle;
+use crate::engine::session::{EngineHandle, EngineTask};
 use crate::engine::state::Mode;
 use crate::engine::SessionState;
 
@@ -520,6 +520,38 @@ async fn read_commands(
         if replies.send(reply).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// The whole life of a detached session server (`run --serve-internal`): serve `task`'s
+/// session until it has finished and nobody watched it for `grace`, the engine ends, or the
+/// process gets SIGTERM/SIGINT; then stop the engine and return its final state. A session
+/// stopped unfinished resumes later from its journal (a running action shows as interrupted).
+pub async fn serve_until_done(
+    task: EngineTask,
+    name: &str,
+    opts: ServeOptions,
+    grace: Duration,
+) -> Result<SessionState, PairingError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let EngineTask { handle, join } = task;
+    let mut guard = serve(handle.clone(), name, opts).await?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| PairingError::Spawn(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| PairingError::Spawn(format!("cannot watch for SIGINT: {e}")))?;
+    tokio::select! {
+        _ = finished_and_idle(&handle, grace) => {}
+        _ = guard.stopped() => {}
+        _ = term.recv() => tracing::warn!("SIGTERM: stopping the session server"),
+        _ = int.recv() => tracing::warn!("SIGINT: stopping the session server"),
+    }
+    drop(guard);
+    handle.shutdown().await;
+    match join.await {
+        Ok(Ok(state)) => Ok(state),
+        Ok(Err(e)) => Err(PairingError::Engine(e.to_string())),
+        Err(e) => Err(PairingError::Engine(format!("the engine task failed: {e}"))),
     }
 }
 
