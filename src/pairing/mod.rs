@@ -8,6 +8,7 @@
 //! runtime directory (`runtime_dir`, `registry`).
 
 pub mod client;
+mod connection;
 pub mod daemon;
 pub mod names;
 pub mod peercred;
