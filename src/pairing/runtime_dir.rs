@@ -63,8 +63,12 @@ pub fn dir_for(access: Access) -> PathBuf {
     }
     let uid = current_uid();
     match access {
-        Access::Private => match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-            Some(xdg) => PathBuf::from(xdg).join("flightdeck"),
+        // A stale variable (after `su`, or once logind removed the directory) is ignored.
+        Access::Private => match std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute() && d.is_dir())
+        {
+            Some(xdg) => xdg.join("flightdeck"),
             None => fallback_dir(),
         },
         Access::Group(gid) => std::env::temp_dir().join(format!("{SHARED_PREFIX}{uid}-g{gid}")),
