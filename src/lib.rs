@@ -13,6 +13,7 @@ pub mod journal;
 pub mod lab;
 pub mod lb;
 pub mod logging;
+pub mod pairing;
 pub mod plan;
 pub mod procedure;
 pub mod target;

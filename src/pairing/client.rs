@@ -1,0 +1,182 @@
+//! Joining a served session: the socket becomes the same `SessionClient` an in-process view
+//! holds, so the cockpit cannot tell a joined session from its own.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{
+    encode, read_line, ClientMsg, CommandMsg, Hello, Reply, ServerMsg, MAX_SERVER_LINE, PROTOCOL,
+};
+use super::registry;
+use super::PairingError;
+use crate::engine::client::{CommandSender, Request, SessionClient};
+use crate::engine::{Rejected, Stamped};
+
+/// How long the server may take to answer the hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Join the session `name` (None: the only live one) as `operator`, shown as `label`.
+pub async fn connect(
+    name: Option<&str>,
+    operator: &str,
+    label: Option<&str>,
+    want_driver: bool,
+) -> Result<SessionClient, PairingError> {
+    let name = name.map(str::to_string);
+    // The listing probes sockets with blocking connects.
+    let session = tokio::task::spawn_blocking(move || registry::resolve(name.as_deref()))
+        .await
+        .map_err(|e| PairingError::Protocol(format!("looking up sessions failed: {e}")))??;
+    connect_socket(&session.socket, hello(operator, label, want_driver, 0)).await
+}
+
+/// A hello for this protocol version.
+pub fn hello(operator: &str, label: Option<&str>, want_driver: bool, after_seq: u64) -> Hello {
+    Hello {
+        protocol: PROTOCOL,
+        operator: operator.to_string(),
+        label: label.map(str::to_string),
+        want_driver,
+        after_seq,
+    }
+}
+
+/// Join the session served on `socket`.
+pub async fn connect_socket(socket: &Path, hello: Hello) -> Result<SessionClient, PairingError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(PairingError::io(socket))?;
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    wr.write_all(encode(&ClientMsg::Hello(hello.clone())).as_bytes())
+        .await
+        .map_err(PairingError::io(socket))?;
+    let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut rd, MAX_SERVER_LINE))
+        .await
+        .map_err(|_| PairingError::Protocol("the session did not answer the hello".into()))?
+        .map_err(PairingError::io(socket))?
+        .ok_or_else(|| PairingError::Protocol("the session closed the connection".into()))?;
+    let welcome = match serde_json::from_str::<ServerMsg>(&line) {
+        Ok(ServerMsg::Welcome(w)) => w,
+        Ok(ServerMsg::Refused(r)) => return Err(PairingError::Refused(r.reason)),
+        Ok(other) => {
+            return Err(PairingError::Protocol(format!(
+                "expected a welcome, got {}",
+                kind(&other)
+            )))
+        }
+        Err(e) => {
+            return Err(PairingError::Protocol(format!(
+                "unreadable answer to hello: {e}"
+            )))
+        }
+    };
+    if welcome.protocol != PROTOCOL {
+        return Err(PairingError::Protocol(format!(
+            "the session speaks protocol {}, this flightdeck {PROTOCOL}",
+            welcome.protocol
+        )));
+    }
+
+    let (ev_tx, ev_rx) = mpsc::channel::<Stamped>(4096);
+    let (req_tx, req_rx) = mpsc::channel::<Request>(64);
+    let (reply_tx, reply_rx) = mpsc::channel::<Reply>(64);
+    // Reading lines is not cancel-safe, so the reader runs on its own and hands replies to the
+    // writer, which owns the table of pending commands.
+    tokio::spawn(async move {
+        loop {
+            let line = match read_line(&mut rd, MAX_SERVER_LINE).await {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pairing connection failed");
+                    break;
+                }
+            };
+            match serde_json::from_str::<ServerMsg>(&line) {
+                Ok(ServerMsg::Event(e)) => {
+                    // A view that stopped listening still wants its replies.
+                    let _ = ev_tx.send(e).await;
+                }
+                Ok(ServerMsg::Reply(r)) => {
+                    if reply_tx.send(r).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(other) => tracing::debug!(kind = kind(&other), "unexpected message ignored"),
+                // A newer server's event this build does not know: skip it, keep following.
+                Err(e) => tracing::warn!(error = %e, "unreadable line from the session skipped"),
+            }
+        }
+    });
+    tokio::spawn(write_commands(wr, req_rx, reply_rx));
+
+    Ok(SessionClient {
+        operator_id: welcome.operator_id,
+        operator: hello
+            .label
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or(hello.operator),
+        events: ev_rx,
+        commands: CommandSender::new(req_tx),
+    })
+}
+
+/// Send each command with a fresh id and route its reply back. Ends (closing the connection,
+/// which makes the operator leave) when every `CommandSender` is gone or the session closed.
+async fn write_commands(
+    mut wr: tokio::net::unix::OwnedWriteHalf,
+    mut requests: mpsc::Receiver<Request>,
+    mut replies: mpsc::Receiver<Reply>,
+) {
+    let mut pending: HashMap<u64, oneshot::Sender<Result<(), Rejected>>> = HashMap::new();
+    let mut next_id: u64 = 1;
+    loop {
+        tokio::select! {
+            req = requests.recv() => {
+                let Some(req) = req else { break };
+                let id = next_id;
+                next_id += 1;
+                let line = encode(&ClientMsg::Command(CommandMsg { id, cmd: req.command }));
+                if let Err(e) = wr.write_all(line.as_bytes()).await {
+                    let _ = req
+                        .reply
+                        .send(Err(Rejected(format!("the connection to the session broke: {e}"))));
+                    break;
+                }
+                pending.insert(id, req.reply);
+            }
+            reply = replies.recv() => {
+                let Some(reply) = reply else { break };
+                match pending.remove(&reply.id) {
+                    Some(tx) => {
+                        let _ = tx.send(reply.into_result());
+                    }
+                    None => tracing::warn!(
+                        id = reply.id,
+                        error = ?reply.error,
+                        "a reply to no pending command"
+                    ),
+                }
+            }
+        }
+    }
+    // Pending senders drop here: their commands answer "the session ended before answering".
+    let _ = wr.shutdown().await;
+}
+
+/// A message's kind, for error text.
+pub(crate) fn kind(msg: &ServerMsg) -> &'static str {
+    match msg {
+        ServerMsg::Welcome(_) => "welcome",
+        ServerMsg::Refused(_) => "refused",
+        ServerMsg::Event(_) => "event",
+        ServerMsg::Reply(_) => "reply",
+        ServerMsg::Status(_) => "status",
+    }
+}

@@ -1,0 +1,291 @@
+//! One pairing connection: check who it is, read the hello (or answer a status request),
+//! attach the operator to the engine, then bridge events out and commands in.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use super::peercred::{authorize_groups, groups_of};
+use super::protocol::{
+    encode, parse_client_line, read_line, ClientMsg, Hello, Incoming, Refused, Reply, ServerMsg,
+    Status, StatusOperator, Welcome, MAX_CLIENT_LINE, PROTOCOL,
+};
+use crate::engine::client::{CommandSender, SessionClient};
+use crate::engine::event::Outcome;
+use crate::engine::session::EngineHandle;
+use crate::engine::state::Mode;
+use crate::engine::SessionState;
+
+/// How long a new connection may take to say hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest operator label kept (it is shown in every operator's cockpit).
+const MAX_LABEL: usize = 64;
+
+/// What a connection needs to know about the session it serves.
+pub(crate) struct Ctx {
+    pub handle: EngineHandle,
+    pub name: String,
+    pub owner_uid: u32,
+    pub allowed_gid: Option<u32>,
+}
+
+pub(crate) async fn connection(stream: UnixStream, ctx: std::sync::Arc<Ctx>) {
+    if let Err(e) = serve_connection(stream, &ctx).await {
+        tracing::debug!(error = %e, "pairing connection ended");
+    }
+}
+
+async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> std::io::Result<()> {
+    wr.write_all(encode(msg).as_bytes()).await
+}
+
+async fn refuse(wr: &mut OwnedWriteHalf, reason: String) -> std::io::Result<()> {
+    tracing::info!(reason = %reason, "refused a pairing connection");
+    send(wr, &ServerMsg::Refused(Refused { reason })).await?;
+    wr.shutdown().await
+}
+
+async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (rd, mut wr) = stream.into_split();
+    let (uid, gid) = (cred.uid(), cred.gid());
+    let groups = if uid != ctx.owner_uid && ctx.allowed_gid.is_some() {
+        // The group database may be remote (NSS): keep it off the runtime's threads.
+        tokio::task::spawn_blocking(move || groups_of(uid, gid))
+            .await
+            .unwrap_or_else(|_| vec![gid])
+    } else {
+        vec![gid]
+    };
+    if let Err(e) = authorize_groups(uid, &groups, ctx.owner_uid, ctx.allowed_gid) {
+        return refuse(&mut wr, e.0).await;
+    }
+
+    let mut rd = BufReader::new(rd);
+    let first =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut rd, MAX_CLIENT_LINE)).await {
+            Err(_) => return refuse(&mut wr, "no hello within 10 seconds".into()).await,
+            Ok(Err(e)) => return refuse(&mut wr, format!("unreadable hello: {e}")).await,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(line))) => line,
+        };
+    let hello = match serde_json::from_str::<ClientMsg>(&first) {
+        Ok(ClientMsg::Hello(h)) => h,
+        Ok(ClientMsg::Status(_)) => {
+            let reply = match ctx.handle.snapshot().await {
+                Ok(s) => ServerMsg::Status(status_of(&ctx.name, &s)),
+                Err(_) => ServerMsg::Refused(Refused {
+                    reason: "the session has ended".into(),
+                }),
+            };
+            send(&mut wr, &reply).await?;
+            return wr.shutdown().await;
+        }
+        Ok(ClientMsg::Command(_)) => {
+            return refuse(&mut wr, "say hello first".into()).await;
+        }
+        Err(e) => return refuse(&mut wr, format!("malformed hello: {e}")).await,
+    };
+    if hello.protocol != PROTOCOL {
+        return refuse(
+            &mut wr,
+            format!(
+                "protocol version {} is not supported (this session speaks {PROTOCOL}); use the \
+                 same flightdeck version as the session",
+                hello.protocol
+            ),
+        )
+        .await;
+    }
+    let label = display_name(&hello, uid);
+    let client = match ctx.handle.attach(&label, hello.want_driver).await {
+        Ok(c) => c,
+        Err(e) => return refuse(&mut wr, e.0).await,
+    };
+    tracing::info!(operator = %label, id = client.operator_id, uid, "operator joined");
+    send(
+        &mut wr,
+        &ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL,
+            operator_id: client.operator_id,
+            session: ctx.name.clone(),
+        }),
+    )
+    .await?;
+    bridge(client, rd, wr, hello.after_seq).await
+}
+
+/// The name an operator shows under: their label, else their name, kept printable and short so
+/// nobody can paint escape sequences into other operators' terminals.
+fn display_name(hello: &Hello, uid: u32) -> String {
+    let raw = hello
+        .label
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or(&hello.operator);
+    let clean: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LABEL)
+        .collect();
+    let clean = clean.trim().to_string();
+    if clean.is_empty() {
+        format!("uid {uid}")
+    } else {
+        clean
+    }
+}
+
+/// Events out, commands in, until either side closes. Both halves run in this task, so
+/// stopping the server (which aborts connection tasks) also closes every connection.
+async fn bridge(
+    client: SessionClient,
+    mut rd: BufReader<OwnedReadHalf>,
+    mut wr: OwnedWriteHalf,
+    after_seq: u64,
+) -> std::io::Result<()> {
+    let SessionClient {
+        mut events,
+        commands,
+        ..
+    } = client;
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
+    let writer = async move {
+        loop {
+            let msg = tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) if !e.event.is_live_only() && e.seq <= after_seq => continue,
+                    Some(e) => ServerMsg::Event(e),
+                    // The session ended: say so by closing the stream.
+                    None => break,
+                },
+                r = reply_rx.recv() => match r {
+                    Some(r) => ServerMsg::Reply(r),
+                    // The reader is done and every reply is out.
+                    None => break,
+                },
+            };
+            send(&mut wr, &msg).await?;
+        }
+        wr.shutdown().await
+    };
+    let reader = async move {
+        let r = read_commands(&mut rd, &commands, &reply_tx).await;
+        // The operator leaves now (the engine sees its last sender go), and the writer stops
+        // once the replies already queued are out.
+        drop(commands);
+        drop(reply_tx);
+        r
+    };
+    tokio::pin!(writer);
+    tokio::pin!(reader);
+    tokio::select! {
+        r = &mut writer => r,
+        r = &mut reader => {
+            // Let the last replies (e.g. "line too long") go out, but not wait on a client
+            // that stopped reading.
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+            r
+        }
+    }
+}
+
+async fn read_commands(
+    rd: &mut BufReader<OwnedReadHalf>,
+    commands: &CommandSender,
+    replies: &mpsc::Sender<Reply>,
+) -> std::io::Result<()> {
+    loop {
+        let line = match read_line(rd, MAX_CLIENT_LINE).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let _ = replies
+                    .send(Reply::error(0, format!("{e}: closing the connection")))
+                    .await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match parse_client_line(&line) {
+            Incoming::Command(c) => Reply::from_result(c.id, commands.send(c.cmd).await),
+            Incoming::Malformed(r) => r,
+        };
+        if replies.send(reply).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The summary `flightdeck sessions` shows.
+pub fn status_of(name: &str, s: &SessionState) -> Status {
+    Status {
+        session: name.to_string(),
+        procedure: s.plan.procedure.clone(),
+        target: s.plan.target.clone(),
+        steps_done: s.steps.iter().filter(|r| r.status.is_settled()).count(),
+        steps_total: s.steps.len(),
+        current_step: if s.is_finished() {
+            None
+        } else {
+            s.cursor().map(|c| c + 1)
+        },
+        mode: match s.mode {
+            Mode::Forward => "forward".into(),
+            Mode::RollingBack => "rolling back".into(),
+            Mode::Finished(o) => match o {
+                Outcome::Completed => "completed".into(),
+                Outcome::Aborted => "aborted".into(),
+                Outcome::RolledBack => "rolled back".into(),
+            },
+        },
+        operators: s
+            .operators
+            .iter()
+            .map(|o| StatusOperator {
+                id: o.id,
+                name: o.name.clone(),
+                driver: o.driver,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(operator: &str, label: Option<&str>) -> Hello {
+        Hello {
+            protocol: PROTOCOL,
+            operator: operator.into(),
+            label: label.map(Into::into),
+            want_driver: false,
+            after_seq: 0,
+        }
+    }
+
+    #[test]
+    fn display_names_are_printable_and_short() {
+        assert_eq!(display_name(&hello("alice", None), 1), "alice");
+        assert_eq!(
+            display_name(&hello("alice", Some("alice@laptop")), 1),
+            "alice@laptop"
+        );
+        assert_eq!(
+            display_name(&hello("x", Some("\u{1b}[2Jevil\n")), 1),
+            "[2Jevil"
+        );
+        assert_eq!(display_name(&hello("", Some("  ")), 7), "uid 7");
+        assert_eq!(
+            display_name(&hello(&"a".repeat(500), None), 1).len(),
+            MAX_LABEL
+        );
+    }
+}

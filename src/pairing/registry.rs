@@ -1,0 +1,390 @@
+//! Finding sessions: each server writes `<name>.json` next to its socket; listing reads those,
+//! checks each socket still answers, and (for `flightdeck sessions`) asks each live one for its
+//! status over a short connection that does not attach.
+//!
+//! Plain blocking I/O with timeouts, so a listing works with or without a tokio runtime.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::protocol::{encode, ClientMsg, ServerMsg, Status, StatusRequest, MAX_SERVER_LINE};
+use super::runtime_dir::{self, current_uid, Access};
+use super::PairingError;
+
+/// How long a listing waits on one session's status.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a server writes next to its socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionFile {
+    pub name: String,
+    pub procedure: String,
+    #[serde(default)]
+    pub target: String,
+    pub journal: PathBuf,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub pid: u32,
+    pub owner_uid: u32,
+    #[serde(default)]
+    pub allow_group: Option<String>,
+    pub protocol: u32,
+}
+
+/// One session as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub name: String,
+    pub procedure: String,
+    pub target: String,
+    pub journal: PathBuf,
+    pub started: String,
+    pub pid: u32,
+    /// The operator who started it (login name, else the uid).
+    pub owner: String,
+    pub socket: PathBuf,
+    /// The socket answers.
+    pub alive: bool,
+}
+
+/// Sessions this user can see: their own private ones, then shared ones.
+pub fn list() -> Vec<SessionInfo> {
+    // A detached server whose runtime dir vanished at logout serves from the fallback.
+    let mut dirs = vec![
+        runtime_dir::dir_for(Access::Private),
+        runtime_dir::fallback_dir(),
+    ];
+    dirs.extend(runtime_dir::shared_dirs());
+    dirs.dedup();
+    dirs.iter().flat_map(|d| list_in(d)).collect()
+}
+
+/// Sessions in one directory, by name. A dead session of ours whose server process is gone is
+/// cleaned up (its files removed) and left out; other dead ones are listed with `alive: false`.
+pub fn list_in(dir: &Path) -> Vec<SessionInfo> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SessionInfo> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| read_session(dir, &p))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn read_session(dir: &Path, json: &Path) -> Option<SessionInfo> {
+    let text = std::fs::read_to_string(json).ok()?;
+    let file: SessionFile = serde_json::from_str(&text).ok()?;
+    if runtime_dir::validate_name(&file.name).is_err() {
+        return None;
+    }
+    // A session file must belong to whom it names as owner, or anyone who can write to a shared
+    // directory could pose as a colleague's session.
+    let json_uid = std::fs::symlink_metadata(json).ok()?.uid();
+    if json_uid != file.owner_uid {
+        return None;
+    }
+    let socket = runtime_dir::socket_path(dir, &file.name);
+    let alive = UnixStream::connect(&socket).is_ok();
+    let ours = json_uid == current_uid();
+    if !alive && ours && !process_alive(file.pid) {
+        let _ = std::fs::remove_file(json);
+        let _ = std::fs::remove_file(&socket);
+        return None;
+    }
+    let owner =
+        super::peercred::user_name(file.owner_uid).unwrap_or_else(|| file.owner_uid.to_string());
+    Some(SessionInfo {
+        name: file.name,
+        procedure: file.procedure,
+        target: file.target,
+        journal: file.journal,
+        started: file.started,
+        pid: file.pid,
+        owner,
+        socket,
+        alive,
+    })
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Pick the session to join: the named one, else the only live one.
+pub fn resolve(name: Option<&str>) -> Result<SessionInfo, PairingError> {
+    pick(list(), name)
+}
+
+pub(crate) fn pick(all: Vec<SessionInfo>, name: Option<&str>) -> Result<SessionInfo, PairingError> {
+    let mut live: Vec<SessionInfo> = all.into_iter().filter(|s| s.alive).collect();
+    match name {
+        Some(n) => {
+            live.retain(|s| s.name == n);
+            match live.len() {
+                0 => Err(PairingError::NoSuchSession(n.to_string())),
+                1 => Ok(live.remove(0)),
+                // The same name in two owners' directories: say whose.
+                _ => Err(PairingError::Ambiguous(
+                    live.into_iter()
+                        .map(|s| format!("{} (owner {})", s.name, s.owner))
+                        .collect(),
+                )),
+            }
+        }
+        None => match live.len() {
+            0 => Err(PairingError::NoSession),
+            1 => Ok(live.remove(0)),
+            _ => Err(PairingError::Ambiguous(
+                live.into_iter().map(|s| s.name).collect(),
+            )),
+        },
+    }
+}
+
+/// Ask a session for its status without attaching to it.
+pub fn status(socket: &Path) -> Result<Status, PairingError> {
+    let io = PairingError::io(socket);
+    let mut stream = UnixStream::connect(socket).map_err(PairingError::io(socket))?;
+    stream
+        .set_read_timeout(Some(STATUS_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(STATUS_TIMEOUT)))
+        .and_then(|()| {
+            stream.write_all(encode(&ClientMsg::Status(StatusRequest::default())).as_bytes())
+        })
+        .map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(std::io::Read::take(stream, MAX_SERVER_LINE as u64))
+        .read_line(&mut line)
+        .map_err(PairingError::io(socket))?;
+    match serde_json::from_str::<ServerMsg>(line.trim_end()) {
+        Ok(ServerMsg::Status(s)) => Ok(s),
+        Ok(ServerMsg::Refused(r)) => Err(PairingError::Refused(r.reason)),
+        Ok(other) => Err(PairingError::Protocol(format!(
+            "expected a status, got {}",
+            super::client::kind(&other)
+        ))),
+        Err(e) => Err(PairingError::Protocol(format!("unreadable status: {e}"))),
+    }
+}
+
+/// The `flightdeck sessions` table.
+pub fn render_table(rows: &[(SessionInfo, Result<Status, String>)]) -> String {
+    let me = current_uid().to_string();
+    let me = super::peercred::user_name(current_uid()).unwrap_or(me);
+    let mut table = vec![[
+        "NAME".to_string(),
+        "PROCEDURE".into(),
+        "STEP".into(),
+        "OPERATORS".into(),
+        "STARTED".into(),
+        "OWNER".into(),
+    ]];
+    for (info, status) in rows {
+        let (step, operators) = match (info.alive, status) {
+            (false, _) => ("dead".to_string(), "-".to_string()),
+            (true, Err(e)) => (format!("? ({e})"), "?".into()),
+            (true, Ok(s)) => {
+                let step = match s.current_step {
+                    Some(c) => format!("{c}/{}", s.steps_total),
+                    None => format!("{}/{} {}", s.steps_done, s.steps_total, s.mode),
+                };
+                let ops: Vec<String> = s
+                    .operators
+                    .iter()
+                    .map(|o| {
+                        if o.driver {
+                            format!("{}*", o.name)
+                        } else {
+                            o.name.clone()
+                        }
+                    })
+                    .collect();
+                let ops = if ops.is_empty() {
+                    "none".to_string()
+                } else {
+                    ops.join(", ")
+                };
+                (step, ops)
+            }
+        };
+        let owner = if info.owner == me {
+            "you".to_string()
+        } else {
+            info.owner.clone()
+        };
+        table.push([
+            info.name.clone(),
+            info.procedure.clone(),
+            step,
+            operators,
+            info.started.clone(),
+            owner,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Print every visible session as a table (`*` marks the driver).
+pub fn print_sessions() {
+    let sessions = list();
+    if sessions.is_empty() {
+        println!("no sessions are running");
+        return;
+    }
+    let rows: Vec<(SessionInfo, Result<Status, String>)> = sessions
+        .into_iter()
+        .map(|s| {
+            let st = if s.alive {
+                status(&s.socket).map_err(|e| e.to_string())
+            } else {
+                Err("dead".into())
+            };
+            (s, st)
+        })
+        .collect();
+    print!("{}", render_table(&rows));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing::protocol::StatusOperator;
+
+    fn info(name: &str, alive: bool) -> SessionInfo {
+        SessionInfo {
+            name: name.into(),
+            procedure: "rolling-upgrade".into(),
+            target: "lab".into(),
+            journal: PathBuf::from("/j"),
+            started: "2026-01-01T10:00:00Z".into(),
+            pid: 1,
+            owner: "someone-else".into(),
+            socket: PathBuf::from(format!("/x/{name}.sock")),
+            alive,
+        }
+    }
+
+    #[test]
+    fn picking_a_session() {
+        let all = vec![info("a", true), info("b", false)];
+        assert_eq!(pick(all.clone(), None).unwrap().name, "a");
+        assert_eq!(pick(all.clone(), Some("a")).unwrap().name, "a");
+        assert!(matches!(
+            pick(all.clone(), Some("b")),
+            Err(PairingError::NoSuchSession(_))
+        ));
+        assert!(matches!(pick(vec![], None), Err(PairingError::NoSession)));
+        let e = pick(vec![info("a", true), info("c", true)], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "several sessions are running; name one: a, c"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_step_operators_and_dead_sessions() {
+        let st = Status {
+            session: "a".into(),
+            procedure: "rolling-upgrade".into(),
+            target: "lab".into(),
+            steps_done: 2,
+            steps_total: 7,
+            current_step: Some(3),
+            mode: "forward".into(),
+            operators: vec![
+                StatusOperator {
+                    id: 1,
+                    name: "alice".into(),
+                    driver: true,
+                },
+                StatusOperator {
+                    id: 2,
+                    name: "bob".into(),
+                    driver: false,
+                },
+            ],
+        };
+        let t = render_table(&[
+            (info("blue-otter-1", true), Ok(st)),
+            (info("red-fox-2", false), Err("dead".into())),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("NAME"));
+        assert!(lines[1].contains("3/7") && lines[1].contains("alice*, bob"));
+        assert!(lines[2].contains("dead"));
+    }
+
+    #[test]
+    fn stale_files_of_a_dead_process_are_cleaned_up() {
+        let t = tempfile::tempdir().unwrap();
+        let file = SessionFile {
+            name: "gone".into(),
+            procedure: "p".into(),
+            target: "t".into(),
+            journal: PathBuf::from("/j"),
+            started: "2026-01-01T10:00:00Z".into(),
+            // Beyond the kernel's pid_max: never a live process.
+            pid: 0x7fff_fff0,
+            owner_uid: current_uid(),
+            allow_group: None,
+            protocol: 1,
+        };
+        let json = runtime_dir::info_path(t.path(), "gone");
+        std::fs::write(&json, serde_json::to_string(&file).unwrap()).unwrap();
+        assert!(list_in(t.path()).is_empty());
+        assert!(!json.exists());
+        // One whose process lives (ours) but whose socket is missing shows as dead.
+        let alive_pid = SessionFile {
+            name: "stuck".into(),
+            pid: std::process::id(),
+            ..file
+        };
+        let json = runtime_dir::info_path(t.path(), "stuck");
+        std::fs::write(&json, serde_json::to_string(&alive_pid).unwrap()).unwrap();
+        let l = list_in(t.path());
+        assert_eq!(l.len(), 1);
+        assert!(!l[0].alive);
+        // A file claiming someone else as owner, written by us: not listed.
+        let forged = SessionFile {
+            name: "forged".into(),
+            owner_uid: current_uid().wrapping_add(1),
+            ..alive_pid
+        };
+        let json = runtime_dir::info_path(t.path(), "forged");
+        std::fs::write(&json, serde_json::to_string(&forged).unwrap()).unwrap();
+        assert_eq!(list_in(t.path()).len(), 1);
+    }
+}

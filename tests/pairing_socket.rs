@@ -1,0 +1,662 @@
+//! Pairing end to end, in one process: an engine served on a Unix socket in a temporary
+//! runtime directory, operators joining through the socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flightdeck::engine::client::SessionClient;
+use flightdeck::engine::event::AutoConfirm;
+use flightdeck::engine::session::{self, EngineConfig, EngineTask};
+use flightdeck::engine::state::StepStatus;
+use flightdeck::engine::{Command, SessionState};
+use flightdeck::pairing::client::{connect_socket, hello};
+use flightdeck::pairing::protocol::{ServerMsg, PROTOCOL};
+use flightdeck::pairing::server::{serve, ServeOptions, ServerGuard};
+use flightdeck::pairing::{registry, PairingError};
+use flightdeck::plan::{Confirm, Plan, PlannedStep};
+use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::target::Target;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn sh(script: &str) -> Action {
+    Action::Run {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        cwd: None,
+        timeout_secs: 30,
+        expect_exit: 0,
+    }
+}
+
+fn step(key: &str, action: Action) -> PlannedStep {
+    PlannedStep {
+        key: key.into(),
+        step_id: key.into(),
+        title: format!("step {key}"),
+        runbook: String::new(),
+        downtime: Downtime::None,
+        confirm: Confirm::Yes,
+        approvals: 1,
+        irreversible: None,
+        node: None,
+        progress: None,
+        action,
+        undo: None,
+    }
+}
+
+fn plan(steps: Vec<PlannedStep>) -> Plan {
+    Plan {
+        procedure: "pairing-test".into(),
+        product: "generic".into(),
+        target: "t".into(),
+        steps,
+        ..Default::default()
+    }
+}
+
+fn target() -> Target {
+    Target {
+        name: "t".into(),
+        product: None,
+        vars: Default::default(),
+        secrets: Default::default(),
+        nodes: vec![],
+        lb: None,
+        probes: vec![],
+        actions: Default::default(),
+        traffic: None,
+    }
+}
+
+struct Served {
+    task: EngineTask,
+    guard: ServerGuard,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+async fn served(plan: Plan, name: &str) -> Served {
+    let tmp = tempfile::tempdir().unwrap();
+    let task = session::start(EngineConfig {
+        plan,
+        target: target(),
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: false,
+    })
+    .unwrap();
+    let dir = tmp.path().join("rt");
+    let guard = serve(
+        task.handle.clone(),
+        name,
+        ServeOptions {
+            allow_group: None,
+            runtime_dir: Some(dir.clone()),
+            recheck_every: Some(Duration::from_millis(20)),
+        },
+    )
+    .await
+    .unwrap();
+    Served {
+        task,
+        guard,
+        dir,
+        _tmp: tmp,
+    }
+}
+
+/// An operator's view: the client and the state folded from what arrived over the socket.
+struct View {
+    client: SessionClient,
+    state: SessionState,
+}
+
+impl View {
+    async fn join(socket: &Path, name: &str, driver: bool) -> View {
+        let client = connect_socket(socket, hello(name, None, driver, 0))
+            .await
+            .unwrap();
+        View {
+            client,
+            state: SessionState::empty(),
+        }
+    }
+
+    /// Fold events until the state satisfies `f`.
+    async fn until(&mut self, what: &str, f: impl Fn(&SessionState) -> bool) -> &SessionState {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !f(&self.state) {
+            match tokio::time::timeout_at(deadline, self.client.events.recv()).await {
+                Ok(Some(e)) => self.state.apply(&e),
+                Ok(None) => panic!("{}: the stream closed waiting for {what}", self.name()),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {what}; steps {:?} prompt {:?} operators {:?}",
+                    self.name(),
+                    self.state
+                        .steps
+                        .iter()
+                        .map(|s| s.status)
+                        .collect::<Vec<_>>(),
+                    self.state.prompt,
+                    self.state.operators
+                ),
+            }
+        }
+        &self.state
+    }
+
+    fn name(&self) -> &str {
+        &self.client.operator
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), flightdeck::engine::Rejected> {
+        self.client.commands.send(cmd).await
+    }
+}
+
+async fn until_engine(task: &EngineTask, what: &str, f: impl Fn(&SessionState) -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let s = task.handle.snapshot().await.unwrap();
+        if f(&s) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn two_operators_over_the_socket_share_one_session() {
+    let mut two = step("stop", sh("true"));
+    two.approvals = 2;
+    let s = served(plan(vec![two, step("start", sh("true"))]), "two-ops").await;
+    let socket = s.guard.socket_path().to_path_buf();
+    assert_eq!(mode_of(&s.dir), 0o700);
+    assert_eq!(mode_of(&socket), 0o600);
+    assert_eq!(mode_of(&s.guard.info_path()), 0o600);
+
+    let mut alice = View::join(&socket, "alice", true).await;
+    let mut bob = View::join(&socket, "bob", true).await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let id = alice
+        .until("a prompt and two operators", both)
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    bob.until("a prompt and two operators", both).await;
+    assert_eq!(alice.state.driver().unwrap().name, "alice");
+    assert_eq!(bob.state.driver().unwrap().name, "alice");
+
+    // The engine refuses an observer's confirm; the refusal comes back as the reply.
+    let r = bob
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await;
+    assert!(r.unwrap_err().0.contains("only the driver"));
+
+    // Two-person rule: alice's confirm is one approval; the step waits for bob's.
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    let one = |s: &SessionState| s.steps[0].approvals.len() == 1;
+    assert_eq!(
+        bob.until("one approval", one).await.steps[0].status,
+        StepStatus::Awaiting
+    );
+    alice.until("one approval", one).await;
+    bob.send(Command::Approve { prompt: id }).await.unwrap();
+    let next = |s: &SessionState| {
+        s.steps[0].status == StepStatus::Succeeded && s.prompt.is_some_and(|p| p.step == 1)
+    };
+    alice.until("step 1 done, step 2 asked", next).await;
+    bob.until("step 1 done, step 2 asked", next).await;
+    assert_eq!(alice.state.steps[0].approvals, vec!["alice", "bob"]);
+
+    // Handover over the socket: bob asks, alice grants, bob drives.
+    bob.send(Command::RequestControl).await.unwrap();
+    alice
+        .until("the request", |s| s.control_request.is_some())
+        .await;
+    alice
+        .send(Command::GrantControl {
+            to: bob.client.operator_id,
+        })
+        .await
+        .unwrap();
+    let bob_drives = |s: &SessionState| s.driver().is_some_and(|d| d.name == "bob");
+    bob.until("bob drives", bob_drives).await;
+    alice.until("bob drives", bob_drives).await;
+    let id = bob.state.prompt.unwrap().id;
+    let r = alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await;
+    assert!(r.unwrap_err().0.contains("only the driver (bob)"));
+    bob.send(Command::Confirm {
+        prompt: id,
+        phrase: None,
+    })
+    .await
+    .unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+    bob.until("finished", SessionState::is_finished).await;
+
+    // Both folded the same session, and it is the engine's.
+    let engine = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(alice.state.steps, bob.state.steps);
+    assert_eq!(alice.state.steps, engine.steps);
+    assert_eq!(alice.state.mode, engine.mode);
+}
+
+#[tokio::test]
+async fn the_driver_dropping_mid_action_leaves_the_session_waiting_for_a_new_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("go");
+    // Runs until the test lets it finish: the driver leaves while it runs.
+    let slow = sh(&format!(
+        "while [ ! -e '{}' ]; do sleep 0.02; done; echo finished",
+        flag.display()
+    ));
+    let s = served(
+        plan(vec![step("slow", slow), step("next", sh("true"))]),
+        "drop",
+    )
+    .await;
+    let socket = s.guard.socket_path().to_path_buf();
+
+    let mut alice = View::join(&socket, "alice", true).await;
+    let id = alice
+        .until("a prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    alice
+        .until("running", |s| s.steps[0].status == StepStatus::Running)
+        .await;
+    drop(alice);
+    until_engine(&s.task, "alice gone, step still running", |st| {
+        st.operators.is_empty() && st.steps[0].status == StepStatus::Running
+    })
+    .await;
+
+    std::fs::write(&flag, "").unwrap();
+    until_engine(&s.task, "the step done and the next asked", |st| {
+        st.steps[0].status == StepStatus::Succeeded && st.prompt.is_some_and(|p| p.step == 1)
+    })
+    .await;
+
+    // Nobody confirmed anything meanwhile: the next step waits, and a newcomer sees exactly that.
+    let mut carol = View::join(&socket, "carol", true).await;
+    let st = carol
+        .until("carol's arrival", |s| {
+            s.operators.iter().any(|o| o.name == "carol")
+        })
+        .await
+        .clone();
+    assert_eq!(st.steps[0].status, StepStatus::Succeeded);
+    assert!(st.steps[0].output.iter().any(|l| l.line == "finished"));
+    assert_eq!(st.steps[1].status, StepStatus::Awaiting);
+    assert_eq!(st.prompt.map(|p| p.step), Some(1));
+    assert_eq!(st.driver().map(|d| d.name.as_str()), Some("carol"));
+    carol
+        .send(Command::Confirm {
+            prompt: st.prompt.unwrap().id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    carol.until("finished", SessionState::is_finished).await;
+}
+
+/// Talk the protocol by hand: one line out, one line in.
+struct Raw {
+    rd: BufReader<tokio::net::unix::OwnedReadHalf>,
+    wr: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Raw {
+    async fn open(socket: &Path) -> Raw {
+        let (rd, wr) = tokio::net::UnixStream::connect(socket)
+            .await
+            .unwrap()
+            .into_split();
+        Raw {
+            rd: BufReader::new(rd),
+            wr,
+        }
+    }
+
+    async fn say(&mut self, line: &str) {
+        self.wr.write_all(line.as_bytes()).await.unwrap();
+        self.wr.write_all(b"\n").await.unwrap();
+    }
+
+    /// The next line that is not an event (None at end of stream).
+    async fn next_non_event(&mut self) -> Option<ServerMsg> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(DEADLINE, self.rd.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                return None;
+            }
+            match serde_json::from_str::<ServerMsg>(&line).unwrap() {
+                ServerMsg::Event(_) => continue,
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn handshake_refusals_malformed_lines_and_status() {
+    let s = served(plan(vec![step("a", sh("true"))]), "raw").await;
+    let socket = s.guard.socket_path().to_path_buf();
+
+    let mut r = Raw::open(&socket).await;
+    r.say(r#"{"hello":{"protocol":99,"operator":"future"}}"#)
+        .await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Refused(x)) => assert!(x.reason.contains("protocol version 99")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(r.next_non_event().await.is_none(), "refused but kept open");
+
+    let mut r = Raw::open(&socket).await;
+    r.say(r#"{"command":{"id":1,"cmd":{"cmd":"act"}}}"#).await;
+    assert!(matches!(
+        r.next_non_event().await,
+        Some(ServerMsg::Refused(_))
+    ));
+
+    let err = connect_socket(
+        &socket,
+        flightdeck::pairing::protocol::Hello {
+            protocol: PROTOCOL + 1,
+            ..hello("x", None, false, 0)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PairingError::Refused(_)), "{err}");
+
+    // A malformed line after the handshake: an error reply, and the connection carries on.
+    let mut r = Raw::open(&socket).await;
+    r.say(r#"{"hello":{"protocol":1,"operator":"raw","want_driver":false,"after_seq":0}}"#)
+        .await;
+    assert!(matches!(r.next_non_event().await, Some(ServerMsg::Welcome(w)) if w.session == "raw"));
+    r.say("this is not json").await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => {
+            assert_eq!(x.id, 0);
+            assert!(x.error.unwrap().contains("malformed"));
+        }
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    r.say(r#"{"command":{"id":5,"cmd":{"cmd":"teleport"}}}"#)
+        .await;
+    assert!(
+        matches!(r.next_non_event().await, Some(ServerMsg::Reply(x)) if x.id == 5 && x.error.is_some())
+    );
+    r.say(r#"{"command":{"id":6,"cmd":{"cmd":"note","text":"still here"}}}"#)
+        .await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => assert_eq!((x.id, x.ok, x.error), (6, Some(true), None)),
+        other => panic!("expected an ok reply, got {other:?}"),
+    }
+
+    // An over-long line: an error reply, then the connection closes.
+    let mut long = String::from(r#"{"command":{"id":7,"cmd":{"cmd":"note","text":""#);
+    long.push_str(&"x".repeat(70 * 1024));
+    long.push_str(r#""}}}"#);
+    r.say(&long).await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => assert!(x.error.unwrap().contains("longer than")),
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    assert!(r.next_non_event().await.is_none());
+
+    until_engine(&s.task, "the raw operator gone", |st| {
+        st.operators.is_empty()
+    })
+    .await;
+
+    // Status without attaching, and the listing.
+    // The registry does blocking I/O: off the runtime, which must keep serving meanwhile.
+    let sock = socket.clone();
+    let st = tokio::task::spawn_blocking(move || registry::status(&sock))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.session, "raw");
+    assert_eq!(st.procedure, "pairing-test");
+    assert_eq!(
+        (st.steps_done, st.steps_total, st.current_step),
+        (0, 1, Some(1))
+    );
+    // Asking for status attaches nobody.
+    assert!(st.operators.is_empty(), "{st:?}");
+    let dir = s.dir.clone();
+    let listed = tokio::task::spawn_blocking(move || registry::list_in(&dir))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].alive);
+    assert_eq!(listed[0].name, "raw");
+    assert_eq!(listed[0].pid, std::process::id());
+}
+
+#[tokio::test]
+async fn a_late_joiner_can_skip_what_it_already_has() {
+    let s = served(plan(vec![step("a", sh("true"))]), "after").await;
+    let socket = s.guard.socket_path().to_path_buf();
+    until_engine(&s.task, "a prompt", |st| st.prompt.is_some()).await;
+    let known = s.task.handle.snapshot().await.unwrap().last_seq;
+    let mut c = connect_socket(&socket, hello("late", None, false, known))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(DEADLINE, c.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.seq, known + 1);
+    assert!(matches!(
+        first.event,
+        flightdeck::engine::Event::OperatorJoined { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
+    let s = served(plan(vec![step("a", sh("true"))]), "bye").await;
+    let socket = s.guard.socket_path().to_path_buf();
+    let info = s.guard.info_path();
+    assert!(socket.exists() && info.exists());
+    // A second server under the same name is refused while the first answers.
+    let again = serve(
+        s.task.handle.clone(),
+        "bye",
+        ServeOptions {
+            runtime_dir: Some(s.dir.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    assert!(matches!(again, Err(PairingError::NameTaken(_))));
+
+    let mut joined = View::join(&socket, "watcher", false).await;
+    joined.until("joined", |s| !s.operators.is_empty()).await;
+    let Served {
+        task, mut guard, ..
+    } = s;
+    task.handle.shutdown().await;
+    let _ = task.join.await;
+    tokio::time::timeout(DEADLINE, guard.stopped())
+        .await
+        .unwrap();
+    assert!(!socket.exists() && !info.exists());
+    // The joined operator's stream ends with the session.
+    let end = tokio::time::timeout(DEADLINE, async {
+        while joined.client.events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok());
+
+    // And on drop, which also closes the connections.
+    let s = served(plan(vec![step("a", sh("true"))]), "dropped").await;
+    let socket = s.guard.socket_path().to_path_buf();
+    let mut joined = View::join(&socket, "watcher", false).await;
+    joined.until("joined", |s| !s.operators.is_empty()).await;
+    drop(s.guard);
+    assert!(!socket.exists());
+    let end = tokio::time::timeout(DEADLINE, async {
+        while joined.client.events.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "a connection outlived its server");
+    until_engine(&s.task, "the watcher left", |st| st.operators.is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
+    let s = served(plan(vec![step("a", sh("true"))]), "idle").await;
+    let handle = s.task.handle.clone();
+    let mut idle = tokio::spawn(async move {
+        flightdeck::pairing::server::finished_and_idle(&handle, Duration::from_millis(50)).await
+    });
+    let mut alice = View::join(&s.guard.socket_path(), "alice", true).await;
+    let id = alice
+        .until("a prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+    // Finished, but alice still reads the end: the server stays.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut idle)
+            .await
+            .is_err(),
+        "stopped while an operator was attached"
+    );
+    drop(alice);
+    tokio::time::timeout(DEADLINE, idle).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_socket_is_served_again() {
+    let s = served(plan(vec![step("a", sh("true"))]), "again").await;
+    let before = s.guard.socket_path();
+    // The session file first: the server looks only at its socket.
+    std::fs::remove_file(s.guard.info_path()).unwrap();
+    std::fs::remove_file(&before).unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !before.exists() || !s.guard.info_path().exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the socket was not served again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.guard.socket_path(), before);
+    let mut v = View::join(&before, "back", false).await;
+    v.until("joined", |st| st.operators.iter().any(|o| o.name == "back"))
+        .await;
+}
+
+#[tokio::test]
+async fn a_detached_server_runs_until_done_then_returns_the_final_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let task = session::start(EngineConfig {
+        plan: plan(vec![step("a", sh("echo done"))]),
+        target: target(),
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: false,
+    })
+    .unwrap();
+    let dir = tmp.path().join("rt");
+    let opts = ServeOptions {
+        runtime_dir: Some(dir.clone()),
+        ..ServeOptions::default()
+    };
+    let server = tokio::spawn(async move {
+        flightdeck::pairing::server::serve_until_done(
+            task,
+            "until-done",
+            opts,
+            Duration::from_millis(50),
+        )
+        .await
+    });
+    let socket = flightdeck::pairing::runtime_dir::socket_path(&dir, "until-done");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !flightdeck::pairing::runtime_dir::info_path(&dir, "until-done").exists() {
+        assert!(tokio::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut alice = View::join(&socket, "alice", true).await;
+    let id = alice
+        .until("a prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    alice
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+    drop(alice);
+    let end = tokio::time::timeout(DEADLINE, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(end.is_finished());
+    assert_eq!(end.steps[0].status, StepStatus::Succeeded);
+    assert!(!socket.exists());
+}
