@@ -11,5 +11,7 @@ pub mod journal;
 pub mod lb;
 pub mod plan;
 pub mod procedure;
+pub mod replay;
+pub mod report;
 pub mod target;
 pub mod tls;
