@@ -75,11 +75,12 @@ impl Timeline {
         // replayed sequence.
         events.retain(|e| !e.event.is_live_only());
         // Views accept exactly the event after the one they applied last (`seq == last_seq + 1`,
-        // see `super::player`), so the numbering must be contiguous. Journals written by the
-        // engine are; a hand-edited one may not be, and is renumbered in order.
-        let contiguous = events
-            .windows(2)
-            .all(|w| w[1].seq == w[0].seq.saturating_add(1));
+        // see `super::player::follow`), so the numbering must run 1, 2, 3, ... Journals written
+        // by the engine do; a hand-edited one may not, and is renumbered in order.
+        let contiguous = events.first().is_none_or(|e| e.seq == 1)
+            && events
+                .windows(2)
+                .all(|w| w[1].seq == w[0].seq.saturating_add(1));
         let renumbered = !contiguous;
         if renumbered {
             for (i, e) in events.iter_mut().enumerate() {
