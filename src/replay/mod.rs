@@ -8,4 +8,5 @@
 //! - [`quiz`]: training: stop before each of the recorded operator's decisions, ask, compare.
 
 pub mod player;
+pub mod quiz;
 pub mod timeline;
