@@ -107,6 +107,13 @@ async fn the_position_shows_a_compressed_gap_while_waiting_through_it() {
     let (_client, control) = player::start(j, opts(64.0)).unwrap();
     control.seek(gap.index - 1);
     assert_eq!(control.position().compressed_gap, Some(gap));
+    assert_eq!(
+        control.position().status_line(),
+        format!(
+            "▶ x64 · event {}/68 · +0:33 of 15:54 · step 6 · idle 15m 00s compressed",
+            gap.index
+        )
+    );
     assert_eq!(gap.original_ms, 900_000);
     let t = Instant::now();
     let mut pos = control.subscribe();

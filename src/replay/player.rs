@@ -78,8 +78,9 @@ pub struct ReplayPosition {
     /// The last event delivered (0-based); the state shown is after it.
     pub index: usize,
     pub total: usize,
-    /// Session time of that event (`t_ms`).
+    /// Session time of that event (`t_ms`), and of the last event.
     pub t_ms: u64,
+    pub t_total_ms: u64,
     /// Replay clock of that event and of the whole journal.
     pub replay_ms: u64,
     pub replay_total_ms: u64,
@@ -97,6 +98,49 @@ pub struct ReplayPosition {
     pub stopped_before: Option<usize>,
     /// Bumped by every seek: a view folding the feed must take [`ReplayControl::state`].
     pub epoch: u64,
+}
+
+impl ReplayPosition {
+    /// One line for a position bar, e.g.
+    /// `⏸ x2 · event 34/68 · +0:33 of 15:54 · step 6 · idle 15m 00s compressed`.
+    pub fn status_line(&self) -> String {
+        let mut line = format!(
+            "{} x{} · event {}/{} · {} of {}",
+            if self.paused { "⏸" } else { "▶" },
+            self.speed,
+            self.index + 1,
+            self.total,
+            clock(self.t_ms, true),
+            clock(self.t_total_ms, false),
+        );
+        if let Some(s) = self.step {
+            line.push_str(&format!(" · step {}", s + 1));
+        }
+        if let Some(g) = self.compressed_gap {
+            line.push_str(&format!(
+                " · idle {} compressed",
+                crate::report::human_duration(g.original_ms)
+            ));
+        }
+        if self.stopped_before.is_some() {
+            line.push_str(" · stopped before a decision");
+        } else if self.at_end {
+            line.push_str(" · end");
+        }
+        line
+    }
+}
+
+/// `+M:SS` / `H:MM:SS` style session clock.
+fn clock(ms: u64, plus: bool) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let sign = if plus { "+" } else { "" };
+    if h == 0 {
+        format!("{sign}{m}:{s:02}")
+    } else {
+        format!("{sign}{h}:{m:02}:{s:02}")
+    }
 }
 
 struct Core {
@@ -151,6 +195,7 @@ impl Shared {
             index: core.index,
             total: t.len(),
             t_ms: t.t_ms(core.index),
+            t_total_ms: t.t_ms(usize::MAX),
             replay_ms: t.replay_ms(core.index),
             replay_total_ms: t.replay_total_ms(),
             step: t.step_at(core.index),
@@ -240,6 +285,7 @@ pub fn start_timeline(
         index,
         total: timeline.len(),
         t_ms: 0,
+        t_total_ms: 0,
         replay_ms: 0,
         replay_total_ms: 0,
         step: None,
