@@ -120,6 +120,16 @@ fn stopping_early_keeps_the_answers_so_far() {
     let r = quiz::run_with(&j, "c\n".as_bytes(), Vec::new(), &out_path).unwrap();
     assert_eq!(r.answers.len(), 1);
     assert!(out_path.exists());
+    assert_eq!(
+        quiz::default_result_path(std::path::Path::new("/x/j.jsonl")),
+        std::path::PathBuf::from("/x/j.jsonl.quiz.json")
+    );
+    let not_a_journal = dir.path().join("x.txt");
+    std::fs::write(&not_a_journal, "text\n").unwrap();
+    assert_eq!(
+        quiz::run(&not_a_journal, Some(&out_path)),
+        std::process::ExitCode::from(2)
+    );
     let unwritable = dir.path().join("no").join("such").join("dir.json");
     assert!(quiz::run_with(&j, "".as_bytes(), Vec::new(), &unwritable).is_err());
 }

@@ -62,8 +62,10 @@ impl Default for ReplayOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("the journal holds no events: there is nothing to replay")]
     Empty,
     #[error("no step {0:?} in this journal's plan (give a step key or a 1-based number)")]
@@ -239,6 +241,15 @@ pub fn follow(state: &mut SessionState, event: &Stamped) -> bool {
     } else {
         false
     }
+}
+
+/// Read the journal at `path` and start replaying it (see [`start`]). A file that is not a
+/// journal, or is damaged before its last line, is an error that says so.
+pub fn open(
+    path: &std::path::Path,
+    opts: ReplayOptions,
+) -> Result<(SessionClient, ReplayControl), ReplayError> {
+    start(crate::journal::read(path)?, opts)
 }
 
 /// Start replaying `journal`. Must be called inside a tokio runtime (it spawns the player).

@@ -627,8 +627,38 @@ pub fn run_with(
     Ok(result)
 }
 
-/// The line-based quiz on stdin/stdout (`flightdeck replay JOURNAL --quiz`).
+/// The line-based quiz on stdin/stdout.
 pub fn run_stdio(journal: &Journal, out_path: &Path) -> Result<QuizResult, QuizError> {
     let stdin = std::io::stdin();
     run_with(journal, stdin.lock(), std::io::stdout().lock(), out_path)
+}
+
+/// Where the result goes by default: next to the journal, `<journal>.quiz.json`.
+pub fn default_result_path(journal_path: &Path) -> PathBuf {
+    let mut p = journal_path.as_os_str().to_owned();
+    p.push(".quiz.json");
+    PathBuf::from(p)
+}
+
+/// `flightdeck replay JOURNAL --quiz [--out FILE]`: the line quiz on stdin/stdout; the result
+/// goes to `out_path` (default [`default_result_path`]). A file that is not a journal, or a
+/// result that cannot be written, is an error on stderr and exit code 2.
+pub fn run(journal_path: &Path, out_path: Option<&Path>) -> std::process::ExitCode {
+    let journal = match crate::journal::read(journal_path) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("flightdeck replay: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let out = out_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_result_path(journal_path));
+    match run_stdio(&journal, &out) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flightdeck replay: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
