@@ -358,6 +358,14 @@ async fn play(
             return;
         }
     }
+    {
+        // A view slow to take a long history must not make the first events burst out.
+        let mut core = shared.core();
+        if core.epoch == 0 && core.index == start && !core.paused {
+            core.anchor = Instant::now();
+            core.anchor_clock = timeline.replay_ms(start);
+        }
+    }
     loop {
         let due = {
             let core = shared.core();
