@@ -370,3 +370,232 @@ async fn a_recorded_session_with_five_decisions_stops_five_times_and_records_ans
     assert_eq!(r.answers[3].prompt.as_deref(), Some("failed"));
     assert_eq!(r.answers[4].recorded, Choice::Skip);
 }
+
+/// Two-person confirms count once, an undo request and its confirm are one decision, a
+/// decline is "wait", and rollback's undo prompts are confirmed one by one.
+#[test]
+fn decisions_follow_what_the_operator_chose_not_every_event() {
+    use builder::{node, plan, planned, Script};
+    use flightdeck::engine::event::{Event, Outcome, Phase, PromptKind};
+    let mut steps = vec![planned("a", "Step a"), planned("b", "Step b")];
+    steps[0].approvals = 2;
+    let mut s = Script::new(plan(steps), vec![node("n1")], "alice");
+    let finished = |step, phase, attempt, verdict| Event::ActionFinished {
+        step,
+        phase,
+        attempt,
+        verdict,
+        detail: "exited".into(),
+    };
+    s.at(
+        10,
+        Event::PromptOpened {
+            id: 2,
+            step: 0,
+            prompt: PromptKind::Run,
+        },
+    )
+    .at(
+        20,
+        Event::Approved {
+            step: 0,
+            by: "alice".into(),
+        },
+    )
+    .at(
+        30,
+        Event::Approved {
+            step: 0,
+            by: "bob".into(),
+        },
+    )
+    .at(
+        30,
+        Event::Confirmed {
+            step: 0,
+            by: "bob".into(),
+            auto: false,
+        },
+    )
+    .at(
+        30,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+        },
+    )
+    .at(40, finished(0, Phase::Do, 1, Verdict::Passed))
+    .at(
+        50,
+        Event::PromptOpened {
+            id: 8,
+            step: 1,
+            prompt: PromptKind::Run,
+        },
+    )
+    .at(
+        60,
+        Event::Confirmed {
+            step: 1,
+            by: "alice".into(),
+            auto: false,
+        },
+    )
+    .at(
+        60,
+        Event::ActionStarted {
+            step: 1,
+            phase: Phase::Do,
+            attempt: 1,
+        },
+    )
+    .at(70, finished(1, Phase::Do, 1, Verdict::Failed))
+    .at(
+        80,
+        Event::PromptOpened {
+            id: 12,
+            step: 1,
+            prompt: PromptKind::Failed,
+        },
+    )
+    .at(
+        90,
+        Event::PromptOpened {
+            id: 13,
+            step: 1,
+            prompt: PromptKind::Undo,
+        },
+    )
+    .at(
+        100,
+        Event::Confirmed {
+            step: 1,
+            by: "alice".into(),
+            auto: false,
+        },
+    )
+    .at(
+        100,
+        Event::ActionStarted {
+            step: 1,
+            phase: Phase::Undo,
+            attempt: 2,
+        },
+    )
+    .at(1100, finished(1, Phase::Undo, 2, Verdict::Passed))
+    .at(
+        1200,
+        Event::PromptOpened {
+            id: 17,
+            step: 1,
+            prompt: PromptKind::Run,
+        },
+    )
+    .at(
+        1300,
+        Event::Declined {
+            step: 1,
+            by: "alice".into(),
+        },
+    )
+    .at(
+        1400,
+        Event::AbortRequested {
+            by: "alice".into(),
+            rollback: true,
+        },
+    )
+    .at(
+        1500,
+        Event::PromptOpened {
+            id: 20,
+            step: 0,
+            prompt: PromptKind::Undo,
+        },
+    )
+    .at(
+        1600,
+        Event::Confirmed {
+            step: 0,
+            by: "alice".into(),
+            auto: false,
+        },
+    )
+    .at(
+        1600,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Undo,
+            attempt: 2,
+        },
+    )
+    .at(1700, finished(0, Phase::Undo, 2, Verdict::Passed))
+    .at(
+        1800,
+        Event::Finished {
+            outcome: Outcome::RolledBack,
+        },
+    );
+    let mut q = Quiz::new(&s.journal());
+    let mut got = Vec::new();
+    while let Some(question) = q.current() {
+        let r = q
+            .answer(Answer {
+                choice: Choice::Confirm,
+                note: None,
+            })
+            .unwrap();
+        got.push((
+            question.index,
+            question.step,
+            question.prompt.clone(),
+            r.recorded,
+            r.by.clone(),
+        ));
+        if r.recorded == Choice::Undo {
+            assert_eq!(question.step_status.as_deref(), Some("failed"));
+            assert_eq!(
+                r.what_happened.as_deref(),
+                Some("step 2 `b`: undo attempt 2 passed 1.0 s later (exited)")
+            );
+        }
+    }
+    let run = Some("run".to_string());
+    assert_eq!(
+        got,
+        vec![
+            (
+                2,
+                Some(0),
+                run.clone(),
+                Choice::Confirm,
+                "alice".to_string()
+            ),
+            (
+                8,
+                Some(1),
+                run.clone(),
+                Choice::Confirm,
+                "alice".to_string()
+            ),
+            (
+                12,
+                Some(1),
+                Some("failed".into()),
+                Choice::Undo,
+                "alice".to_string()
+            ),
+            (17, Some(1), run, Choice::Wait, "alice".to_string()),
+            (18, Some(1), None, Choice::Abort, "alice".to_string()),
+            (
+                20,
+                Some(0),
+                Some("undo".into()),
+                Choice::Confirm,
+                "alice".to_string()
+            ),
+        ]
+    );
+    assert!(q.result().score > 0.6);
+}

@@ -100,6 +100,7 @@ fn markdown_pastes_into_a_ticket() {
     assert!(md.starts_with("# Upgrade report: rolling-upgrade on lab\n"));
     for line in [
         "| Versions | 1.4.2 → 1.5.0 |",
+        "| Ended | 2026-11-20T14:15:54Z |",
         "| Duration | 15m 54s |",
         "| Outcome | completed |",
         "| Joined | alice (driver) at 14:00:00 (+0:00), bob (observer) at 14:00:24 (+0:24) |",

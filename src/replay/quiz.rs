@@ -251,8 +251,12 @@ impl Quiz {
         let d = self.decisions.get(n)?;
         let state = self.timeline.state_at(d.index.saturating_sub(1));
         let event = &self.timeline.events()[d.index];
-        let step = step_of(&event.event)
-            .or(state.prompt.map(|p| p.step))
+        // The open prompt is what the operator was looking at (an undo request names the step
+        // to undo, but was made facing, say, a failed step).
+        let step = state
+            .prompt
+            .map(|p| p.step)
+            .or(step_of(&event.event))
             .or_else(|| state.cursor());
         let planned = step.and_then(|s| state.plan.steps.get(s));
         let run = step.and_then(|s| state.steps.get(s));

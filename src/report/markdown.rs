@@ -43,6 +43,9 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
     }
     rows.push(("Versions", versions));
     rows.push(("Started", r.started_at.clone()));
+    if let Some(end) = &r.finished_at {
+        rows.push(("Ended", end.clone()));
+    }
     rows.push(("Duration", duration(r.duration_ms)));
     let mut outcome = r.outcome.label().to_string();
     if let Some(why) = &r.rollback_stopped {

@@ -34,6 +34,8 @@ pub struct Report {
     pub started_at: String,
     pub journal_format: u32,
     pub flightdeck_version: String,
+    /// Wall-clock end (start + duration), when the start parses.
+    pub finished_at: Option<String>,
     /// From the session start to its last event (or `Finished`).
     pub duration_ms: u64,
     pub outcome: ReportOutcome,
@@ -355,6 +357,12 @@ pub fn build(journal: &Journal) -> Report {
         started_at: journal.header.started_at.clone(),
         journal_format: journal.header.flightdeck_journal,
         flightdeck_version: journal.header.flightdeck_version.clone(),
+        finished_at: humantime::parse_rfc3339_weak(journal.header.started_at.trim())
+            .ok()
+            .map(|t| {
+                humantime::format_rfc3339_seconds(t + std::time::Duration::from_millis(end_ms))
+                    .to_string()
+            }),
         duration_ms: end_ms,
         outcome,
         rollback_stopped: state.rollback_stopped.clone(),
