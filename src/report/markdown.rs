@@ -112,7 +112,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         ));
     }
 
-    out.push_str("| | |\n|---|---|\n");
+    out.push_str("| Item | Value |\n|---|---|\n");
     for (k, v) in rows {
         let _ = writeln!(out, "| {k} | {} |", cell(&v));
     }
