@@ -16,6 +16,8 @@ pub mod logging;
 pub mod pairing;
 pub mod plan;
 pub mod procedure;
+pub mod replay;
+pub mod report;
 pub mod target;
 pub mod target_load;
 pub mod tls;

@@ -1,0 +1,417 @@
+//! The report as Markdown that pastes cleanly into a ticket: GitHub-style tables, no ANSI,
+//! every cell escaped so a `|` or a newline in a note or an error cannot break a table.
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use super::{Report, StepReport, WindowReport};
+use crate::engine::event::{Phase, Verdict};
+
+/// Render the report.
+pub fn markdown(r: &Report) -> String {
+    let clock = Clock::new(&r.started_at);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Upgrade report: {} on {}\n",
+        inline(&r.procedure),
+        inline(&r.target)
+    );
+    summary(&mut out, r, &clock);
+    steps(&mut out, r);
+    problems(&mut out, r, &clock);
+    notes(&mut out, r, &clock);
+    probes(&mut out, r);
+    traffic(&mut out, r);
+    out
+}
+
+fn summary(out: &mut String, r: &Report, clock: &Clock) {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let product = if r.product.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", r.product)
+    };
+    rows.push(("Procedure", format!("{}{product}", r.procedure)));
+    rows.push(("Target", r.target.clone()));
+    let from = r.from_version.as_deref().unwrap_or("?");
+    let to = r.to_version.as_deref().unwrap_or("?");
+    let mut versions = format!("{from} → {to}");
+    if r.hops.len() > 1 {
+        let _ = write!(versions, " (via {})", r.hops.join(" → "));
+    }
+    rows.push(("Versions", versions));
+    rows.push(("Started", r.started_at.clone()));
+    if let Some(end) = &r.finished_at {
+        rows.push(("Ended", end.clone()));
+    }
+    rows.push(("Duration", duration(r.duration_ms)));
+    let mut outcome = r.outcome.label().to_string();
+    if let Some(why) = &r.rollback_stopped {
+        let _ = write!(outcome, "; rollback stopped: {why}");
+    }
+    rows.push(("Outcome", outcome));
+    rows.push(("Operator", r.operator.clone()));
+    if !r.joined.is_empty() {
+        let joined: Vec<String> = r
+            .joined
+            .iter()
+            .map(|j| {
+                let role = if j.driver { "driver" } else { "observer" };
+                format!("{} ({role}) at {}", j.name, clock.at(j.t_ms))
+            })
+            .collect();
+        rows.push(("Joined", joined.join(", ")));
+    }
+    if !r.driver_changes.is_empty() {
+        let changes: Vec<String> = r
+            .driver_changes
+            .iter()
+            .map(|d| format!("{} from {}", d.name, clock.at(d.t_ms)))
+            .collect();
+        rows.push(("Control handed to", changes.join(", ")));
+    }
+    if !r.resumes.is_empty() {
+        let resumes: Vec<String> = r
+            .resumes
+            .iter()
+            .map(|x| format!("by {} at {}", x.operator, clock.at(x.t_ms)))
+            .collect();
+        rows.push(("Resumed", resumes.join(", ")));
+    }
+    let auto = match (r.auto.yes, r.auto.yes_phrases, r.auto.rollback_on_failure) {
+        (false, _, false) => "no".to_string(),
+        (yes, phrases, rollback) => {
+            let mut parts = Vec::new();
+            if yes {
+                parts.push("--yes");
+            }
+            if phrases {
+                parts.push("--yes-phrases");
+            }
+            if rollback {
+                parts.push("--on-failure rollback");
+            }
+            parts.join(" ")
+        }
+    };
+    rows.push(("Auto-confirm", auto));
+    rows.push(("Read-only window", window(r.read_only)));
+    rows.push(("No ready backend", window(r.no_ready_backend)));
+    let failures: u64 = r.probes.iter().map(|p| p.failures).sum();
+    let turned: u32 = r.probes.iter().map(|p| p.went_failing).sum();
+    rows.push((
+        "Probe failures",
+        format!("{failures} failed samples; {turned} times a probe turned failing"),
+    ));
+    if r.torn_tail {
+        rows.push((
+            "Journal",
+            "ends in a torn line (the session's process died mid-write)".to_string(),
+        ));
+    }
+
+    out.push_str("| Item | Value |\n|---|---|\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "| {k} | {} |", cell(&v));
+    }
+    out.push('\n');
+}
+
+fn steps(out: &mut String, r: &Report) {
+    out.push_str("## Steps\n\n");
+    if r.steps.is_empty() {
+        out.push_str("The journal holds no plan.\n\n");
+        return;
+    }
+    out.push_str(
+        "| # | Step | Title | Status | Duration | Attempts | Confirmed by | Retries | Undos | Failures |\n\
+         |---:|---|---|---|---:|---:|---|---:|---:|---:|\n",
+    );
+    for s in &r.steps {
+        let title = if s.irreversible {
+            format!("{} (irreversible)", s.title)
+        } else {
+            s.title.clone()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.number,
+            cell(&format!("`{}`", s.key.replace('`', "'"))),
+            cell(&title),
+            cell(&status(s)),
+            if s.attempts == 0 {
+                "–".to_string()
+            } else {
+                duration(s.duration_ms)
+            },
+            s.attempts,
+            cell(&who_confirmed(s)),
+            s.retries,
+            s.undos,
+            s.failures.len(),
+        );
+    }
+    out.push('\n');
+}
+
+fn status(s: &StepReport) -> String {
+    let mut st = s.status.clone();
+    if let Some(by) = &s.skipped_by {
+        let _ = write!(st, " (skipped by {by})");
+    }
+    if let Some(by) = &s.marked_done_by {
+        let _ = write!(st, " (marked done by {by})");
+    }
+    st
+}
+
+fn who_confirmed(s: &StepReport) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for n in s.approved_by.iter().chain(&s.confirmed_by) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names.join(", ")
+}
+
+/// Failures, retries and undos with their details, one line each.
+fn problems(out: &mut String, r: &Report, clock: &Clock) {
+    let eventful: Vec<&StepReport> = r
+        .steps
+        .iter()
+        .filter(|s| !s.failures.is_empty() || s.retries > 0 || s.undos > 0 || s.interrupted > 0)
+        .collect();
+    if eventful.is_empty() {
+        return;
+    }
+    out.push_str("## Failures, retries and undos\n\n");
+    for s in eventful {
+        let _ = writeln!(
+            out,
+            "- Step {} `{}`: {} attempt(s), {} retry(ies), {} undo(s){}{}",
+            s.number,
+            s.key.replace('`', "'"),
+            s.attempts,
+            s.retries,
+            s.undos,
+            if s.undos > 0 {
+                format!(" (undo ran {})", duration(s.undo_ms))
+            } else {
+                String::new()
+            },
+            if s.interrupted > 0 {
+                format!(", interrupted {} time(s)", s.interrupted)
+            } else {
+                String::new()
+            },
+        );
+        for f in &s.failures {
+            let phase = match f.phase {
+                Phase::Do => "action",
+                Phase::Undo => "undo",
+            };
+            let verdict = match f.verdict {
+                Verdict::Passed => "passed",
+                Verdict::Failed => "failed",
+                Verdict::Inconclusive => "inconclusive",
+            };
+            let _ = writeln!(
+                out,
+                "  - {}: {phase} attempt {} {verdict}: {}",
+                clock.at(f.t_ms),
+                f.attempt,
+                inline(&f.detail)
+            );
+        }
+    }
+    out.push('\n');
+}
+
+fn notes(out: &mut String, r: &Report, clock: &Clock) {
+    if r.notes.is_empty() {
+        return;
+    }
+    out.push_str("## Notes\n\n| Time | By | Note |\n|---|---|---|\n");
+    for n in &r.notes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            clock.at(n.t_ms),
+            cell(&n.by),
+            cell(&n.text)
+        );
+    }
+    out.push('\n');
+}
+
+fn probes(out: &mut String, r: &Report) {
+    if r.probes.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Probes\n\n| Probe | Node | Samples | Failed samples | Turned failing | Recovered |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    for p in &r.probes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&p.probe),
+            cell(p.node.as_deref().unwrap_or("–")),
+            p.samples,
+            p.failures,
+            p.went_failing,
+            p.recovered
+        );
+    }
+    out.push('\n');
+}
+
+fn traffic(out: &mut String, r: &Report) {
+    let Some(t) = r.traffic else {
+        return;
+    };
+    out.push_str(
+        "## Traffic\n\n| Reads ok | Reads failed | Writes ok | Writes rejected | Writes failed |\n\
+         |---:|---:|---:|---:|---:|\n",
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        t.reads_ok, t.reads_failed, t.writes_ok, t.writes_rejected, t.writes_failed
+    );
+}
+
+fn window(w: WindowReport) -> String {
+    if w.count == 0 {
+        return "none".to_string();
+    }
+    let times = if w.count == 1 { "time" } else { "times" };
+    format!("{} ({} {times})", duration(w.total_ms), w.count)
+}
+
+/// A duration as people read it: `850 ms`, `1.2 s`, `13 s`, `15m 54s`, `2h 03m 10s`.
+pub fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    if ms < 60_000 {
+        return if ms % 1000 == 0 {
+            format!("{} s", ms / 1000)
+        } else {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        };
+    }
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h == 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{h}h {m:02}m {s:02}s")
+    }
+}
+
+/// Session offsets shown as wall-clock times (UTC) when the header's start time parses, and
+/// always with the offset from the start.
+struct Clock {
+    start: Option<SystemTime>,
+}
+
+impl Clock {
+    fn new(started_at: &str) -> Self {
+        Clock {
+            start: humantime::parse_rfc3339_weak(started_at.trim()).ok(),
+        }
+    }
+
+    fn at(&self, t_ms: u64) -> String {
+        let offset = offset(t_ms);
+        match self.start {
+            Some(start) => {
+                let when = start + Duration::from_millis(t_ms);
+                let stamp = humantime::format_rfc3339_seconds(when).to_string();
+                // `2026-11-20T14:15:33Z` -> `14:15:33`
+                let time = stamp
+                    .get(11..19)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| stamp.clone());
+                format!("{time} ({offset})")
+            }
+            None => offset,
+        }
+    }
+}
+
+/// `+M:SS` or `+H:MM:SS` since the session started.
+fn offset(t_ms: u64) -> String {
+    let secs = t_ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h == 0 {
+        format!("+{m}:{s:02}")
+    } else {
+        format!("+{h}:{m:02}:{s:02}")
+    }
+}
+
+/// Text for a table cell: no control characters (ANSI escapes included), no line breaks, and
+/// pipes escaped.
+fn cell(text: &str) -> String {
+    inline(text).replace('|', "\\|")
+}
+
+/// Text on one line with control characters (ANSI escapes included) dropped.
+fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Drop a CSI sequence whole (`ESC [ ... final byte`), not just the escape byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if c == '\n' || c == '\r' || c == '\t' {
+            out.push(' ');
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(1200), "1.2 s");
+        assert_eq!(duration(13_000), "13 s");
+        assert_eq!(duration(954_000), "15m 54s");
+        assert_eq!(duration(7_390_000), "2h 03m 10s");
+    }
+
+    #[test]
+    fn cells_cannot_break_a_table_or_carry_ansi() {
+        assert_eq!(cell("a | b\nc"), "a \\| b c");
+        assert_eq!(cell("\u{1b}[31mred\u{1b}[0m done"), "red done");
+    }
+
+    #[test]
+    fn times_are_wall_clock_with_offset() {
+        let c = Clock::new("2026-11-20T14:00:00Z");
+        assert_eq!(c.at(933_000), "14:15:33 (+15:33)");
+        assert_eq!(Clock::new("garbage").at(3_723_000), "+1:02:03");
+    }
+}

@@ -1,0 +1,481 @@
+//! The upgrade report: what a journal says happened, as figures for a ticket or a script.
+//!
+//! [`build`] folds the journal (the same `SessionState::apply` the live session used) and walks
+//! the events for what the state does not keep (who confirmed, each failure, probe counts);
+//! [`markdown`] and [`json`] render it. Every duration comes from the events' `t_ms` stamps.
+
+mod json;
+mod markdown;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::engine::event::{AutoConfirm, Event, Outcome, Phase, TrafficWindow, Verdict};
+use crate::engine::state::{Mode, SessionState};
+use crate::journal::{self, Journal, JournalError};
+
+pub use json::json;
+pub use markdown::{duration as human_duration, markdown};
+
+/// Everything the report says, in the order it says it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub procedure: String,
+    pub product: String,
+    pub target: String,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    /// Versions passed through, in order (the last is `to_version`).
+    pub hops: Vec<String>,
+    /// Wall-clock start from the journal header (RFC 3339).
+    pub started_at: String,
+    pub journal_format: u32,
+    pub flightdeck_version: String,
+    /// Wall-clock end (start + duration), when the start parses.
+    pub finished_at: Option<String>,
+    /// From the session start to its last event (or `Finished`).
+    pub duration_ms: u64,
+    pub outcome: ReportOutcome,
+    /// Where rollback had to stop, when it did.
+    pub rollback_stopped: Option<String>,
+    /// The operator who started the session (header).
+    pub operator: String,
+    pub auto: AutoConfirm,
+    pub resumes: Vec<Resume>,
+    /// Everyone who attached, in order.
+    pub joined: Vec<Joined>,
+    /// Every handover of control.
+    pub driver_changes: Vec<DriverChange>,
+    pub steps: Vec<StepReport>,
+    pub notes: Vec<NoteReport>,
+    /// Time any node reported `read_only = true`.
+    pub read_only: WindowReport,
+    /// Time the balancer had backends but none serving.
+    pub no_ready_backend: WindowReport,
+    pub probes: Vec<ProbeReport>,
+    /// Load-generator totals, when the session recorded traffic.
+    pub traffic: Option<TrafficWindow>,
+    pub events: usize,
+    /// The journal ended in a half-written line (the session's process died mid-write).
+    pub torn_tail: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    Completed,
+    Aborted,
+    RolledBack,
+    /// The journal ends without `Finished`: the session crashed, was detached, or still runs.
+    Unfinished,
+}
+
+impl ReportOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReportOutcome::Completed => "completed",
+            ReportOutcome::Aborted => "aborted",
+            ReportOutcome::RolledBack => "rolled back",
+            ReportOutcome::Unfinished => "unfinished (the journal ends mid-session)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resume {
+    pub t_ms: u64,
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Joined {
+    pub t_ms: u64,
+    pub name: String,
+    pub driver: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriverChange {
+    pub t_ms: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    /// 1-based, as the cockpit shows it.
+    pub number: usize,
+    pub key: String,
+    pub title: String,
+    pub node: Option<String>,
+    pub irreversible: bool,
+    /// The step's status at the end of the journal (`StepStatus::label`).
+    pub status: String,
+    /// Time its action ran, `ActionStarted` to `ActionFinished`, summed over attempts.
+    pub duration_ms: u64,
+    /// Time its undo ran, likewise.
+    pub undo_ms: u64,
+    /// Runs of the action (retries are `attempts - 1`).
+    pub attempts: u32,
+    pub retries: u32,
+    pub undos: u32,
+    /// Who confirmed each run: a name, or `auto (--yes)` / `auto (confirm = none)`.
+    pub confirmed_by: Vec<String>,
+    /// Two-person rule approvals, in order.
+    pub approved_by: Vec<String>,
+    pub skipped_by: Option<String>,
+    pub marked_done_by: Option<String>,
+    /// Every run that did not pass (action or undo).
+    pub failures: Vec<Failure>,
+    /// An action that was running when the journal (or a session before a resume) stopped.
+    pub interrupted: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub t_ms: u64,
+    pub phase: Phase,
+    pub attempt: u32,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoteReport {
+    pub t_ms: u64,
+    pub by: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WindowReport {
+    pub total_ms: u64,
+    /// How many separate times it opened.
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeReport {
+    pub probe: String,
+    pub node: Option<String>,
+    /// Samples counted by the journaled summaries.
+    pub samples: u64,
+    /// Failed samples counted by the journaled summaries.
+    pub failures: u64,
+    /// Times the probe turned from passing to failing.
+    pub went_failing: u32,
+    /// Times it passed again after failing.
+    pub recovered: u32,
+}
+
+/// Build the report of a journal.
+pub fn build(journal: &Journal) -> Report {
+    let events = &journal.events;
+    let state = SessionState::fold(events);
+    let end_ms = events
+        .iter()
+        .find(|e| matches!(e.event, Event::Finished { .. }))
+        .or(events.last())
+        .map_or(0, |e| e.t_ms);
+
+    let mut steps: Vec<StepReport> = state
+        .plan
+        .steps
+        .iter()
+        .zip(&state.steps)
+        .enumerate()
+        .map(|(i, (p, r))| StepReport {
+            number: i + 1,
+            key: p.key.clone(),
+            title: p.title.clone(),
+            node: p.node.clone(),
+            irreversible: p.irreversible.is_some(),
+            status: r.status.label().to_string(),
+            duration_ms: 0,
+            undo_ms: 0,
+            attempts: 0,
+            retries: 0,
+            undos: 0,
+            confirmed_by: Vec::new(),
+            approved_by: Vec::new(),
+            skipped_by: None,
+            marked_done_by: None,
+            failures: Vec::new(),
+            interrupted: 0,
+        })
+        .collect();
+
+    let mut resumes = Vec::new();
+    let mut joined = Vec::new();
+    let mut driver_changes = Vec::new();
+    let mut probes: Vec<ProbeReport> = Vec::new();
+    // The action running now, per step: (phase, started at).
+    let mut running: Vec<Option<(Phase, u64)>> = vec![None; steps.len()];
+    for st in events {
+        let t = st.t_ms;
+        match &st.event {
+            Event::Resumed { operator } => {
+                for (s, r) in steps.iter_mut().zip(running.iter_mut()) {
+                    if r.take().is_some() {
+                        s.interrupted += 1;
+                    }
+                }
+                resumes.push(Resume {
+                    t_ms: t,
+                    operator: operator.clone(),
+                });
+            }
+            Event::Confirmed { step, by, auto } => {
+                if let Some(s) = steps.get_mut(*step) {
+                    s.confirmed_by.push(if *auto {
+                        format!("auto ({by})")
+                    } else {
+                        by.clone()
+                    });
+                }
+            }
+            Event::Approved { step, by } => {
+                if let Some(s) = steps.get_mut(*step) {
+                    s.approved_by.push(by.clone());
+                }
+            }
+            Event::ActionStarted { step, phase, .. } => {
+                if let (Some(s), Some(r)) = (steps.get_mut(*step), running.get_mut(*step)) {
+                    match phase {
+                        Phase::Do => s.attempts += 1,
+                        Phase::Undo => s.undos += 1,
+                    }
+                    *r = Some((*phase, t));
+                }
+            }
+            Event::ActionFinished {
+                step,
+                phase,
+                attempt,
+                verdict,
+                detail,
+            } => {
+                if let (Some(s), Some(r)) = (steps.get_mut(*step), running.get_mut(*step)) {
+                    // A finish without a start is an undo marked done by hand: no run time.
+                    if let Some((_, started)) = r.take() {
+                        let ran = t.saturating_sub(started);
+                        match phase {
+                            Phase::Do => s.duration_ms += ran,
+                            Phase::Undo => s.undo_ms += ran,
+                        }
+                    }
+                    if *verdict != Verdict::Passed {
+                        s.failures.push(Failure {
+                            t_ms: t,
+                            phase: *phase,
+                            attempt: *attempt,
+                            verdict: *verdict,
+                            detail: detail.clone(),
+                        });
+                    }
+                }
+            }
+            Event::Skipped { step, by } => {
+                if let Some(s) = steps.get_mut(*step) {
+                    s.skipped_by = Some(by.clone());
+                }
+            }
+            Event::MarkedDone { step, by } => {
+                if let Some(s) = steps.get_mut(*step) {
+                    s.marked_done_by = Some(by.clone());
+                }
+            }
+            Event::OperatorJoined { name, driver, .. } => joined.push(Joined {
+                t_ms: t,
+                name: name.clone(),
+                driver: *driver,
+            }),
+            Event::DriverChanged { name, .. } => driver_changes.push(DriverChange {
+                t_ms: t,
+                name: name.clone(),
+            }),
+            Event::ProbeChanged {
+                probe, node, ok, ..
+            } => {
+                let p = probe_entry(&mut probes, probe, node);
+                if *ok {
+                    p.recovered += 1;
+                } else {
+                    p.went_failing += 1;
+                }
+            }
+            Event::ProbeSummary {
+                probe,
+                node,
+                count,
+                failures,
+                ..
+            } => {
+                let p = probe_entry(&mut probes, probe, node);
+                p.samples += u64::from(*count);
+                p.failures += u64::from(*failures);
+            }
+            _ => {}
+        }
+    }
+    for (s, r) in steps.iter_mut().zip(&running) {
+        if r.is_some() {
+            s.interrupted += 1;
+        }
+    }
+    for s in &mut steps {
+        s.retries = s.attempts.saturating_sub(1);
+    }
+
+    let outcome = match state.mode {
+        Mode::Finished(Outcome::Completed) => ReportOutcome::Completed,
+        Mode::Finished(Outcome::Aborted) => ReportOutcome::Aborted,
+        Mode::Finished(Outcome::RolledBack) => ReportOutcome::RolledBack,
+        Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
+    };
+    let has_traffic = events
+        .iter()
+        .any(|e| matches!(e.event, Event::Traffic { .. }));
+    let plan = &state.plan;
+    Report {
+        procedure: if plan.procedure.is_empty() {
+            journal.header.procedure.clone()
+        } else {
+            plan.procedure.clone()
+        },
+        product: plan.product.clone(),
+        target: if plan.target.is_empty() {
+            journal.header.target.clone()
+        } else {
+            plan.target.clone()
+        },
+        from_version: plan.from_version.clone(),
+        to_version: plan.to_version.clone(),
+        hops: plan.hops.clone(),
+        started_at: journal.header.started_at.clone(),
+        journal_format: journal.header.flightdeck_journal,
+        flightdeck_version: journal.header.flightdeck_version.clone(),
+        finished_at: humantime::parse_rfc3339_weak(journal.header.started_at.trim())
+            .ok()
+            .map(|t| {
+                humantime::format_rfc3339_seconds(t + std::time::Duration::from_millis(end_ms))
+                    .to_string()
+            }),
+        duration_ms: end_ms,
+        outcome,
+        rollback_stopped: state.rollback_stopped.clone(),
+        operator: journal.header.operator.clone(),
+        auto: state.auto,
+        resumes,
+        joined,
+        driver_changes,
+        steps,
+        notes: state
+            .notes
+            .iter()
+            .map(|n| NoteReport {
+                t_ms: n.t_ms,
+                by: n.by.clone(),
+                text: n.text.clone(),
+            })
+            .collect(),
+        read_only: WindowReport {
+            total_ms: state.read_only.total_at(end_ms),
+            count: state.read_only.count,
+        },
+        no_ready_backend: WindowReport {
+            total_ms: state.no_ready.total_at(end_ms),
+            count: state.no_ready.count,
+        },
+        probes,
+        traffic: has_traffic.then_some(state.traffic_total),
+        events: events.len(),
+        torn_tail: journal.torn_tail.is_some(),
+    }
+}
+
+fn probe_entry<'a>(
+    probes: &'a mut Vec<ProbeReport>,
+    probe: &str,
+    node: &Option<String>,
+) -> &'a mut ProbeReport {
+    let i = match probes
+        .iter()
+        .position(|p| p.probe == probe && p.node == *node)
+    {
+        Some(i) => i,
+        None => {
+            probes.push(ProbeReport {
+                probe: probe.to_string(),
+                node: node.clone(),
+                samples: 0,
+                failures: 0,
+                went_failing: 0,
+                recovered: 0,
+            });
+            probes.len() - 1
+        }
+    };
+    &mut probes[i]
+}
+
+/// Output format of `flightdeck report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Md,
+    Json,
+}
+
+impl FromStr for ReportFormat {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Ok(ReportFormat::Md),
+            "json" => Ok(ReportFormat::Json),
+            other => Err(ReportError::Format(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("unknown report format {0:?}: use md or json")]
+    Format(String),
+}
+
+/// Read a journal and render its report.
+pub fn render(path: &Path, format: ReportFormat) -> Result<String, ReportError> {
+    let journal = journal::read(path)?;
+    let report = build(&journal);
+    Ok(match format {
+        ReportFormat::Md => markdown(&report),
+        ReportFormat::Json => json(&report),
+    })
+}
+
+/// `flightdeck report JOURNAL [--format md|json]`: the report on stdout; an unreadable file or
+/// one that is not a journal is an error on stderr and exit code 2.
+pub fn run(path: &Path, format: ReportFormat) -> ExitCode {
+    match render(path, format) {
+        Ok(text) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not worth a panic or an error code.
+            let _ = out.write_all(text.as_bytes());
+            if !text.ends_with('\n') {
+                let _ = out.write_all(b"\n");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flightdeck report: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The report's figures against journals whose timestamps are chosen by hand, so every duration
+//! and window is known exactly.
+
+#[path = "fixtures/builder.rs"]
+mod builder;
+
+use std::process::ExitCode;
+
+use builder::{fixture, fixture_path, node, plan, planned, Script};
+use flightdeck::engine::event::{AutoConfirm, Event, Phase, PromptKind, Verdict};
+use flightdeck::journal::JournalError;
+use flightdeck::report::{self, ReportError, ReportFormat, ReportOutcome};
+
+#[test]
+fn the_fixture_reports_exact_step_durations_windows_and_totals() {
+    let r = report::build(&fixture());
+    assert_eq!(r.procedure, "rolling-upgrade");
+    assert_eq!(r.target, "lab");
+    assert_eq!(r.from_version.as_deref(), Some("1.4.2"));
+    assert_eq!(r.to_version.as_deref(), Some("1.5.0"));
+    assert_eq!(r.started_at, "2026-11-20T14:00:00Z");
+    assert_eq!(r.operator, "alice");
+    assert_eq!(r.outcome, ReportOutcome::Completed);
+    assert_eq!(r.duration_ms, 954_000);
+
+    let durations: Vec<u64> = r.steps.iter().map(|s| s.duration_ms).collect();
+    assert_eq!(
+        durations,
+        vec![1000, 1000, 13_000, 1000, 1000, 14_000, 1000, 2000]
+    );
+    let upgrade2 = &r.steps[5];
+    assert_eq!(upgrade2.key, "upgrade@node2");
+    assert_eq!(upgrade2.number, 6);
+    assert_eq!(upgrade2.status, "done");
+    assert_eq!(upgrade2.attempts, 2);
+    assert_eq!(upgrade2.retries, 1);
+    assert_eq!(upgrade2.undos, 0);
+    assert_eq!(upgrade2.confirmed_by, vec!["alice", "alice"]);
+    assert_eq!(upgrade2.failures.len(), 1);
+    let f = &upgrade2.failures[0];
+    assert_eq!(
+        (f.t_ms, f.attempt, f.verdict, f.detail.as_str()),
+        (31_900, 1, Verdict::Failed, "exited 1")
+    );
+    assert!(r.steps[7].irreversible);
+    assert!(r.steps.iter().all(|s| s.interrupted == 0));
+
+    // node1 read-only 9.0 s -> 21.0 s, node2 934.0 s -> 945.0 s
+    assert_eq!((r.read_only.total_ms, r.read_only.count), (23_000, 2));
+    // node1 down while node2 drained: 936.0 s -> 937.2 s
+    assert_eq!(
+        (r.no_ready_backend.total_ms, r.no_ready_backend.count),
+        (1200, 1)
+    );
+
+    let t = r.traffic.unwrap();
+    assert_eq!(
+        (
+            t.reads_ok,
+            t.reads_failed,
+            t.writes_ok,
+            t.writes_rejected,
+            t.writes_failed
+        ),
+        (8095, 12, 3140, 3, 5)
+    );
+    let p2 = r
+        .probes
+        .iter()
+        .find(|p| p.node.as_deref() == Some("node2"))
+        .unwrap();
+    assert_eq!(
+        (p2.samples, p2.failures, p2.went_failing, p2.recovered),
+        (300, 9, 1, 1)
+    );
+    let p1 = r
+        .probes
+        .iter()
+        .find(|p| p.node.as_deref() == Some("node1"))
+        .unwrap();
+    assert_eq!(
+        (p1.samples, p1.failures, p1.went_failing, p1.recovered),
+        (300, 4, 1, 1)
+    );
+
+    let notes: Vec<(u64, &str)> = r.notes.iter().map(|n| (n.t_ms, n.by.as_str())).collect();
+    assert_eq!(notes, vec![(33_000, "bob"), (933_000, "alice")]);
+    let joined: Vec<(&str, bool, u64)> = r
+        .joined
+        .iter()
+        .map(|j| (j.name.as_str(), j.driver, j.t_ms))
+        .collect();
+    assert_eq!(joined, vec![("alice", true, 50), ("bob", false, 24_700)]);
+    assert!(!r.torn_tail);
+}
+
+#[test]
+fn markdown_pastes_into_a_ticket() {
+    let md = report::markdown(&report::build(&fixture()));
+    assert!(md.starts_with("# Upgrade report: rolling-upgrade on lab\n"));
+    for line in [
+        "| Versions | 1.4.2 → 1.5.0 |",
+        "| Ended | 2026-11-20T14:15:54Z |",
+        "| Duration | 15m 54s |",
+        "| Outcome | completed |",
+        "| Joined | alice (driver) at 14:00:00 (+0:00), bob (observer) at 14:00:24 (+0:24) |",
+        "| Read-only window | 23 s (2 times) |",
+        "| No ready backend | 1.2 s (1 time) |",
+        "| Probe failures | 13 failed samples; 2 times a probe turned failing |",
+        "| 3 | `upgrade@node1` | Upgrade node1 to 1.5.0 | done | 13 s | 1 | alice | 0 | 0 | 0 |",
+        "| 6 | `upgrade@node2` | Upgrade node2 to 1.5.0 | done | 14 s | 2 | alice | 1 | 0 | 1 |",
+        "| 8 | `finalize` | Finalize the cluster version (irreversible) | done | 2 s | 1 | alice | 0 | 0 | 0 |",
+        "  - 14:00:31 (+0:31): action attempt 1 failed: exited 1",
+        "| 14:00:33 (+0:33) | bob | lock held by the nightly backup; waiting for it |",
+        "| 14:15:33 (+15:33) | alice | backup finished; retrying |",
+        "| health | node2 | 300 | 9 | 1 | 1 |",
+        "| 8095 | 12 | 3140 | 3 | 5 |",
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing line {line:?} in\n{md}");
+    }
+    assert!(!md.contains('\u{1b}'));
+    // Every table row has as many cells as its header.
+    let mut columns = None;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let n = line.replace("\\|", "").matches('|').count();
+            match columns {
+                None => columns = Some(n),
+                Some(c) => assert_eq!(c, n, "ragged table row {line:?}"),
+            }
+        } else {
+            columns = None;
+        }
+    }
+}
+
+#[test]
+fn json_carries_the_same_figures() {
+    let text = report::json(&report::build(&fixture()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["duration_ms"], 954_000);
+    assert_eq!(v["outcome"], "completed");
+    assert_eq!(v["read_only"]["total_ms"], 23_000);
+    assert_eq!(v["no_ready_backend"]["total_ms"], 1200);
+    assert_eq!(v["steps"][5]["duration_ms"], 14_000);
+    assert_eq!(v["steps"][5]["failures"][0]["detail"], "exited 1");
+    assert_eq!(v["traffic"]["reads_failed"], 12);
+    assert_eq!(v["notes"][1]["t_ms"], 933_000);
+}
+
+/// A session that crashed mid-undo: open windows are measured to the last event, the running
+/// action counts as interrupted, automatic confirms say so.
+#[test]
+fn an_unfinished_session_with_undo_auto_confirms_and_open_windows() {
+    let mut s = Script::new(
+        plan(vec![planned("a", "Step a"), planned("b", "Step b")]),
+        vec![node("n1")],
+        "carol",
+    );
+    if let Event::SessionStarted { auto, .. } = &mut s.events[0].event {
+        *auto = AutoConfirm {
+            yes: true,
+            ..Default::default()
+        };
+    }
+    s.at(
+        100,
+        Event::PromptOpened {
+            id: 2,
+            step: 0,
+            prompt: PromptKind::Run,
+        },
+    )
+    .at(
+        100,
+        Event::Confirmed {
+            step: 0,
+            by: "--yes".into(),
+            auto: true,
+        },
+    )
+    .at(
+        100,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+        },
+    )
+    .at(
+        2100,
+        Event::ActionFinished {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+            verdict: Verdict::Passed,
+            detail: "exited 0".into(),
+        },
+    )
+    .at(
+        2200,
+        Event::PromptOpened {
+            id: 6,
+            step: 0,
+            prompt: PromptKind::Undo,
+        },
+    )
+    .at(
+        2500,
+        Event::Confirmed {
+            step: 0,
+            by: "carol".into(),
+            auto: false,
+        },
+    )
+    .at(
+        2500,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Undo,
+            attempt: 2,
+        },
+    )
+    .at(
+        4000,
+        Event::ActionFinished {
+            step: 0,
+            phase: Phase::Undo,
+            attempt: 2,
+            verdict: Verdict::Failed,
+            detail: "undo: exited 3".into(),
+        },
+    )
+    .at(
+        4100,
+        Event::Confirmed {
+            step: 0,
+            by: "carol".into(),
+            auto: false,
+        },
+    )
+    .at(
+        4100,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Undo,
+            attempt: 3,
+        },
+    )
+    .at(
+        5000,
+        Event::NodeFacts {
+            node: "n1".into(),
+            facts: [("read_only".to_string(), "true".to_string())].into(),
+        },
+    )
+    .at(
+        8000,
+        Event::Output {
+            step: 0,
+            phase: Phase::Undo,
+            stream: flightdeck::engine::event::Stream::Stdout,
+            line: "still going".into(),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = s.write(dir.path(), "crashed.jsonl");
+    // The process died mid-line.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":14,\"t_ms\":8100,\"type\":\"outp");
+    std::fs::write(&path, bytes).unwrap();
+
+    let j = flightdeck::journal::read(&path).unwrap();
+    let r = report::build(&j);
+    assert!(r.torn_tail);
+    assert_eq!(r.outcome, ReportOutcome::Unfinished);
+    assert_eq!(r.duration_ms, 8000);
+    assert_eq!((r.read_only.total_ms, r.read_only.count), (3000, 1));
+    assert_eq!(
+        (r.no_ready_backend.total_ms, r.no_ready_backend.count),
+        (0, 0)
+    );
+    let a = &r.steps[0];
+    assert_eq!(a.duration_ms, 2000);
+    assert_eq!(a.undo_ms, 1500);
+    assert_eq!(
+        (a.attempts, a.retries, a.undos, a.interrupted),
+        (1, 0, 2, 1)
+    );
+    assert_eq!(a.confirmed_by, vec!["auto (--yes)", "carol", "carol"]);
+    assert_eq!(a.failures[0].phase, Phase::Undo);
+    assert_eq!(a.status, "undoing");
+    assert_eq!(r.steps[1].attempts, 0);
+    assert!(r.traffic.is_none());
+
+    let md = report::render(&path, ReportFormat::Md).unwrap();
+    assert!(md.contains("| Outcome | unfinished (the journal ends mid-session) |"));
+    assert!(md.contains("| Auto-confirm | --yes |"));
+    assert!(md.contains("| Journal | ends in a torn line"));
+    assert!(
+        md.contains("| 1 | `a` | Step a | undoing | 2 s | 1 | auto (--yes), carol | 0 | 2 | 1 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 2 | `b` | Step b | pending | – | 0 |  | 0 | 0 | 0 |"),
+        "{md}"
+    );
+    assert!(md.contains("- Step 1 `a`: 1 attempt(s), 0 retry(ies), 2 undo(s) (undo ran 1.5 s), interrupted 1 time(s)"));
+}
+
+#[test]
+fn a_file_that_is_not_a_journal_is_a_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "hello, this is not a journal\n").unwrap();
+    let err = report::render(&path, ReportFormat::Md).unwrap_err();
+    assert!(matches!(
+        err,
+        ReportError::Journal(JournalError::NotAJournal { .. })
+    ));
+    assert!(
+        err.to_string().contains("not a flightdeck journal"),
+        "{err}"
+    );
+    assert_eq!(report::run(&path, ReportFormat::Json), ExitCode::from(2));
+    assert_eq!(
+        report::run(&dir.path().join("missing.jsonl"), ReportFormat::Md),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        report::run(&fixture_path("rolling-upgrade.jsonl"), ReportFormat::Json),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        "markdown".parse::<ReportFormat>().unwrap(),
+        ReportFormat::Md
+    );
+    assert_eq!("JSON".parse::<ReportFormat>().unwrap(), ReportFormat::Json);
+    assert!("pdf".parse::<ReportFormat>().is_err());
+}
+
+#[test]
+fn an_older_format_version_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture_path("rolling-upgrade.jsonl")).unwrap();
+    let older = text.replacen("\"flightdeck_journal\":1", "\"flightdeck_journal\":0", 1);
+    assert_ne!(older, text);
+    let path = dir.path().join("old.jsonl");
+    std::fs::write(&path, older).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&report::render(&path, ReportFormat::Json).unwrap()).unwrap();
+    assert_eq!(v["journal_format"], 0);
+    assert_eq!(v["duration_ms"], 954_000);
+}
+
+#[test]
+fn a_header_only_journal_reports_an_empty_unfinished_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.jsonl");
+    let s = Script { events: Vec::new() };
+    s.write(dir.path(), "h.jsonl");
+    let r = report::build(&flightdeck::journal::read(&path).unwrap());
+    assert_eq!(r.outcome, ReportOutcome::Unfinished);
+    assert_eq!(r.procedure, "rolling-upgrade");
+    assert!(r.steps.is_empty());
+    assert!(report::markdown(&r).contains("The journal holds no plan."));
+}
