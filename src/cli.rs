@@ -31,6 +31,57 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Start the built-in training cluster in the foreground.
     Lab(LabArgs),
+    /// List live sessions on this machine.
+    Sessions,
+    /// Attach to a live session (as an observer unless nobody drives and --drive is given).
+    Join(JoinArgs),
+    /// Replay a recorded session in the cockpit, for training and post-mortems.
+    Replay(ReplayArgs),
+    /// The change record of a session: timeline, durations, downtime windows, notes.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Session name (default: the only live session).
+    pub name: Option<String>,
+    /// A label shown to the others (default: your OS user name).
+    #[arg(long = "as")]
+    pub label: Option<String>,
+    /// Drive if nobody drives (otherwise observe; ask for control with `c`).
+    #[arg(long)]
+    pub drive: bool,
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    pub journal: PathBuf,
+    /// Playback speed, 0.25 to 64.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Start at this step (key like `drain@node2`, or its number).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Training mode: stop before each operator decision and ask what you would do.
+    #[arg(long)]
+    pub quiz: bool,
+    /// Where the quiz writes the trainee's answers and score (default: JOURNAL.quiz.json).
+    #[arg(long)]
+    pub quiz_out: Option<PathBuf>,
+    /// Idle gaps longer than this many seconds are compressed to it.
+    #[arg(long, default_value_t = 5)]
+    pub idle_cap: u64,
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub journal: PathBuf,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: crate::report::ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +143,22 @@ pub struct RunArgs {
     /// Theme name or file for the cockpit.
     #[arg(long)]
     pub theme: Option<String>,
+    /// Keep the session in this process (it ends when the cockpit closes) instead of a
+    /// session server that outlives the terminal and that others can join.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Session name for `flightdeck join` (default: generated).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Let members of this group join the session too.
+    #[arg(long)]
+    pub allow_group: Option<String>,
+    /// A label shown to the others (default: your OS user name).
+    #[arg(long = "as")]
+    pub label: Option<String>,
+    /// Internal: be the detached session server.
+    #[arg(long, hide = true)]
+    pub serve_internal: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,11 +3,20 @@
 
 use tracing_appender::non_blocking::WorkerGuard;
 
+fn log_dir() -> std::path::PathBuf {
+    directories::ProjectDirs::from("", "", "flightdeck")
+        .map(|d| d.data_dir().join("logs"))
+        .unwrap_or_else(|| std::env::temp_dir().join("flightdeck-logs"))
+}
+
+/// The log file, to point operators at.
+pub fn log_path() -> std::path::PathBuf {
+    log_dir().join("flightdeck.log")
+}
+
 /// Install the file logger; keep the guard alive for the life of the program.
 pub fn init() -> Option<WorkerGuard> {
-    let dir = directories::ProjectDirs::from("", "", "flightdeck")
-        .map(|d| d.data_dir().join("logs"))
-        .unwrap_or_else(|| std::env::temp_dir().join("flightdeck-logs"));
+    let dir = log_dir();
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "flightdeck.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);

@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => runtime.block_on(commands::run::run(a)),
         Some(Command::Resume(a)) => runtime.block_on(commands::run::resume(a)),
         Some(Command::Lab(a)) => flightdeck::lab::cli::run(&a),
+        Some(Command::Sessions) => commands::join::sessions(),
+        Some(Command::Join(a)) => runtime.block_on(commands::join::run(a)),
+        Some(Command::Replay(a)) => runtime.block_on(commands::replay::run(a)),
+        Some(Command::Report(a)) => flightdeck::report::run(&a.journal, a.format),
         None => runtime.block_on(commands::run::run(commands::run::default_args())),
     }
 }

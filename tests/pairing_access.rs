@@ -62,6 +62,7 @@ fn engine(dir: &Path) -> EngineTask {
         operator: "tester".into(),
         journal: dir.join("j.jsonl"),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap()
 }

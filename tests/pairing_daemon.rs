@@ -79,6 +79,7 @@ async fn child_server() {
         // Beside the runtime dir, not in it: the journal's parent is created 0755.
         journal: dir.with_extension("jsonl"),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap();
     let end = serve_until_done(

@@ -56,6 +56,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
         operator: "tester".into(),
         journal: dir.join(journal),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap()
 }

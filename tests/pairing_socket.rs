@@ -88,6 +88,7 @@ async fn served(plan: Plan, name: &str) -> Served {
         operator: "tester".into(),
         journal: tmp.path().join("j.jsonl"),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap();
     let dir = tmp.path().join("rt");
@@ -613,6 +614,7 @@ async fn a_detached_server_runs_until_done_then_returns_the_final_state() {
         operator: "tester".into(),
         journal: tmp.path().join("j.jsonl"),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap();
     let dir = tmp.path().join("rt");

@@ -233,6 +233,7 @@ async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
         operator: "dana".into(),
         journal: path.clone(),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap();
     // Drive as a named operator, as the cockpit does.

@@ -72,6 +72,7 @@ fn start(steps: Vec<PlannedStep>, path: &std::path::Path) -> EngineTask {
         operator: "erin".into(),
         journal: path.to_path_buf(),
         observe: false,
+        time_scale: 1.0,
     })
     .unwrap()
 }

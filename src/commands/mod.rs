@@ -2,5 +2,7 @@
 
 pub mod check;
 pub mod cockpit;
+pub mod join;
 pub mod plan;
+pub mod replay;
 pub mod run;

@@ -2,14 +2,17 @@
 //! follow it in the cockpit or headless. `flightdeck` with no arguments is `run` of the default
 //! procedure against a fresh lab under light load.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::check::{load_checked, EXIT_INVALID};
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::engine::event::AutoConfirm;
 use crate::engine::session::{self, EngineConfig, EngineTask};
 use crate::lab::{Lab, LabConfig, Product, Timing};
+use crate::pairing::server::{serve_until_done, ServeOptions};
 use crate::plan::expand::{build_plan, PlanOptions};
 
 /// The procedure `flightdeck` opens when given no arguments.
@@ -37,6 +40,12 @@ pub fn default_args() -> RunArgs {
         headless: false,
         on_failure: "stop".into(),
         theme: None,
+        // The no-argument demo lives and dies with its cockpit: no background lab left behind.
+        foreground: true,
+        name: None,
+        allow_group: None,
+        label: None,
+        serve_internal: false,
     }
 }
 
@@ -63,7 +72,26 @@ pub fn lab_time_scale() -> f64 {
     }
 }
 
+/// Where a session runs and who watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Headless,
+    /// In this process, with the cockpit; the session ends with it.
+    Foreground,
+    /// This process *is* the detached session server.
+    Server,
+}
+
 pub async fn run(args: RunArgs) -> ExitCode {
+    let mode = if args.serve_internal {
+        Mode::Server
+    } else if args.headless {
+        Mode::Headless
+    } else if args.foreground {
+        Mode::Foreground
+    } else {
+        return run_detached(args).await;
+    };
     // A lab for this run, when asked: its product comes from the procedure.
     let mut lab = None;
     let target_path: PathBuf = if args.lab {
@@ -83,7 +111,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    let code = run_with_target(&args, &target_path).await;
+    let code = run_with_target(&args, &target_path, mode).await;
     if let Some(l) = lab {
         l.shutdown().await;
     }
@@ -119,7 +147,7 @@ pub async fn start_lab(
     Ok((lab, path))
 }
 
-async fn run_with_target(args: &RunArgs, target_path: &Path) -> ExitCode {
+async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> ExitCode {
     let (lp, target) = match load_checked(&args.procedure, Some(target_path)) {
         Ok((lp, Some(t))) => (lp, t),
         Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
@@ -165,7 +193,91 @@ async fn run_with_target(args: &RunArgs, target_path: &Path) -> ExitCode {
         }
     };
     tracing::info!(journal = %journal.display(), "session started");
-    follow(task, args.headless, args.theme.as_deref()).await
+    match mode {
+        Mode::Server => {
+            let Some(name) = args.name.as_deref() else {
+                eprintln!("--serve-internal needs --name");
+                return ExitCode::from(EXIT_INVALID);
+            };
+            let opts = ServeOptions::new(args.allow_group.clone());
+            match serve_until_done(task, name, opts, SERVER_GRACE).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("session server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Mode::Headless => follow(task, true, None).await,
+        Mode::Foreground => follow(task, false, args.theme.as_deref()).await,
+    }
+}
+
+/// How long a finished session's server waits for its last watcher before it exits.
+const SERVER_GRACE: Duration = Duration::from_secs(120);
+
+/// The default: start a session server detached from this terminal (it outlives an SSH drop),
+/// then attach this terminal's cockpit to it as the driver.
+async fn run_detached(args: RunArgs) -> ExitCode {
+    // What can be checked here is checked here: the server's own errors only reach its log.
+    if let Err(code) = precheck(&args) {
+        return code;
+    }
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(crate::pairing::names::generate);
+    let mut server_args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if server_args.is_empty() {
+        server_args.push("run".into());
+    }
+    server_args.push("--serve-internal".into());
+    if args.name.is_none() {
+        server_args.push("--name".into());
+        server_args.push(name.clone().into());
+    }
+    let spawned =
+        tokio::task::spawn_blocking(move || crate::pairing::daemon::spawn_detached(server_args))
+            .await;
+    match spawned {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("flightdeck: the session server did not start: {e}");
+            eprintln!("(its log: {})", crate::logging::log_path().display());
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("flightdeck: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    super::join::attach(
+        Some(&name),
+        args.label.as_deref(),
+        true,
+        args.theme.as_deref(),
+    )
+    .await
+}
+
+/// Validate the procedure (and the target, when one is given) before detaching.
+fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
+    let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    if let Some(target) = target {
+        let opts = PlanOptions {
+            from_version: args.from.clone(),
+            to_version: args.to.clone(),
+            catalog_dir: Default::default(),
+        };
+        build_plan(&lp, &target, &opts).map_err(|e| {
+            eprintln!("{}: {e}", args.procedure.display());
+            ExitCode::from(EXIT_INVALID)
+        })?;
+    }
+    Ok(())
 }
 
 pub async fn resume(args: ResumeArgs) -> ExitCode {

@@ -1,0 +1,70 @@
+//! `flightdeck join [NAME]` and `flightdeck sessions`: attach a cockpit to a live session
+//! through its private socket.
+
+use std::process::ExitCode;
+
+use crate::cli::JoinArgs;
+use crate::tui::{self, Theme, TuiExit, TuiOptions, TuiRole};
+
+pub async fn run(args: JoinArgs) -> ExitCode {
+    attach(
+        args.name.as_deref(),
+        args.label.as_deref(),
+        args.drive,
+        args.theme.as_deref(),
+    )
+    .await
+}
+
+/// Connect to session `name` and run the cockpit on it until the operator leaves. Leaving never
+/// stops the session.
+pub async fn attach(
+    name: Option<&str>,
+    label: Option<&str>,
+    want_driver: bool,
+    theme: Option<&str>,
+) -> ExitCode {
+    let operator = super::run::operator_name();
+    let client = match crate::pairing::client::connect(name, &operator, label, want_driver).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flightdeck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (theme, warning) = Theme::resolve(theme);
+    let session = name.unwrap_or("session").to_string();
+    let opts = TuiOptions {
+        theme,
+        // The cockpit follows the session's record of who drives; this is where it starts.
+        role: if want_driver {
+            TuiRole::Driver
+        } else {
+            TuiRole::Observer
+        },
+        title: format!("flightdeck · {session}"),
+    };
+    let result = tui::run(client, opts).await;
+    if let Some(w) = warning {
+        eprintln!("theme: {w}");
+    }
+    match result {
+        Ok(TuiExit::Left) => {
+            println!("left session {session}; it goes on. Rejoin with: flightdeck join {session}");
+            ExitCode::SUCCESS
+        }
+        Ok(TuiExit::SessionEnded) => {
+            println!("session {session} ended");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flightdeck: the cockpit failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn sessions() -> ExitCode {
+    crate::pairing::registry::print_sessions();
+    ExitCode::SUCCESS
+}
