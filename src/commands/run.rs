@@ -49,11 +49,11 @@ pub fn default_args() -> RunArgs {
     }
 }
 
-/// The operator's name: the OS user.
+/// The operator's name: the OS user (from the password database; `$USER` can lie or be unset).
 pub fn operator_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "operator".into())
+    crate::pairing::peercred::user_name(crate::pairing::runtime_dir::current_uid())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into())
 }
 
 /// Lab timing: realistic for people, fast when `FLIGHTDECK_LAB_TIMING=fast` (tests, demos).
