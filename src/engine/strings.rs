@@ -3,99 +3,25 @@
 //! copy of an action that is about to run and never in anything that is journaled.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
-use crate::procedure::model::{Action, Check, HttpSpec, WaitSpec};
+use crate::procedure::model::{Action, Check};
+use crate::procedure::strings;
 use crate::target::Node;
 
-/// Apply `f` to every templated string of an HTTP spec.
-fn map_http(h: &HttpSpec, f: &dyn Fn(&str) -> String) -> HttpSpec {
-    HttpSpec {
-        method: h.method.clone(),
-        url: f(&h.url),
-        headers: map_map(&h.headers, f),
-        body: h.body.as_deref().map(f),
-        expect_status: h.expect_status.clone(),
-        expect_json: h
-            .expect_json
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::String(s) => serde_json::Value::String(f(s)),
-                    other => other.clone(),
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-        timeout_secs: h.timeout_secs,
-    }
-}
-
-fn map_map(m: &BTreeMap<String, String>, f: &dyn Fn(&str) -> String) -> BTreeMap<String, String> {
-    m.iter().map(|(k, v)| (k.clone(), f(v))).collect()
-}
-
+/// `f` over every templated string of a check (the same strings `check` validates).
 pub fn map_check(c: &Check, f: &dyn Fn(&str) -> String) -> Check {
-    match c {
-        Check::Http(h) => Check::Http(map_http(h, f)),
-        Check::Tcp {
-            address,
-            timeout_ms,
-        } => Check::Tcp {
-            address: f(address),
-            timeout_ms: *timeout_ms,
-        },
-        Check::Run {
-            argv,
-            env,
-            timeout_secs,
-            expect_exit,
-        } => Check::Run {
-            argv: argv.iter().map(|a| f(a)).collect(),
-            env: map_map(env, f),
-            timeout_secs: *timeout_secs,
-            expect_exit: *expect_exit,
-        },
+    match strings::map_check::<Infallible>(c, &mut |_, v| Ok(f(v))) {
+        Ok(c) => c,
+        Err(never) => match never {},
     }
 }
 
+/// `f` over every templated string of an action.
 pub fn map_action(a: &Action, f: &dyn Fn(&str) -> String) -> Action {
-    match a {
-        Action::Manual { text } => Action::Manual { text: f(text) },
-        Action::Run {
-            argv,
-            env,
-            cwd,
-            timeout_secs,
-            expect_exit,
-        } => Action::Run {
-            argv: argv.iter().map(|a| f(a)).collect(),
-            env: map_map(env, f),
-            cwd: cwd.as_deref().map(f),
-            timeout_secs: *timeout_secs,
-            expect_exit: *expect_exit,
-        },
-        Action::Http(h) => Action::Http(map_http(h, f)),
-        Action::Lb {
-            node,
-            state,
-            weight,
-        } => Action::Lb {
-            node: f(node),
-            state: *state,
-            weight: *weight,
-        },
-        Action::Wait(w) => Action::Wait(WaitSpec {
-            probe: w.probe.clone(),
-            check: w.check.as_ref().map(|c| map_check(c, f)),
-            nodes: w.nodes.as_deref().map(f),
-            stable_secs: w.stable_secs,
-            timeout_secs: w.timeout_secs,
-            interval_ms: w.interval_ms,
-        }),
-        Action::Call { name, args } => Action::Call {
-            name: name.clone(),
-            args: map_map(args, f),
-        },
+    match strings::map_action::<Infallible>(a, &mut |_, v| Ok(f(v))) {
+        Ok(a) => a,
+        Err(never) => match never {},
     }
 }
 
