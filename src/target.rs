@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::procedure::model::{Action, Check};
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub name: String,

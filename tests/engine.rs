@@ -1,5 +1,9 @@
 //! The engine's state machine, journal and resume, on hand-made plans with real (tiny) actions.
 
+mod common;
+
+use common::plans::{empty_target as target, plan, run, step_with as step, until};
+
 use std::time::Duration;
 
 use flightdeck::engine::event::{AutoConfirm, Event, Outcome, Phase, PromptKind};
@@ -7,60 +11,9 @@ use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::engine::state::{Mode, StepStatus};
 use flightdeck::engine::{Command, SessionState, Stamped};
 use flightdeck::journal;
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::plan::{Confirm, Plan};
+use flightdeck::procedure::model::Action;
 use flightdeck::target::{SecretSource, Target};
-
-fn run(argv: &[&str]) -> Action {
-    Action::Run {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: Default::default(),
-        cwd: None,
-        timeout_secs: 10,
-        expect_exit: 0,
-    }
-}
-
-fn step(key: &str, action: Action, undo: Option<Action>) -> PlannedStep {
-    PlannedStep {
-        key: key.into(),
-        step_id: key.into(),
-        title: format!("step {key}"),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo,
-    }
-}
-
-fn plan(steps: Vec<PlannedStep>) -> Plan {
-    Plan {
-        procedure: "test".into(),
-        product: "generic".into(),
-        target: "t".into(),
-        steps,
-        ..Default::default()
-    }
-}
-
-fn target() -> Target {
-    Target {
-        name: "t".into(),
-        product: None,
-        vars: Default::default(),
-        secrets: Default::default(),
-        nodes: vec![],
-        lb: None,
-        probes: vec![],
-        actions: Default::default(),
-        traffic: None,
-    }
-}
 
 fn start(plan: Plan, target: Target, auto: AutoConfirm, dir: &tempfile::TempDir) -> EngineTask {
     session::start(EngineConfig {
@@ -73,25 +26,6 @@ fn start(plan: Plan, target: Target, auto: AutoConfirm, dir: &tempfile::TempDir)
         time_scale: 1.0,
     })
     .expect("engine starts")
-}
-
-/// Wait (with a deadline) until the state satisfies `f`.
-async fn until(task: &EngineTask, what: &str, f: impl Fn(&SessionState) -> bool) -> SessionState {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = task.handle.snapshot().await.expect("engine alive");
-        if f(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; steps: {:?}, prompt {:?}, mode {:?}",
-            s.steps.iter().map(|x| x.status).collect::<Vec<_>>(),
-            s.prompt,
-            s.mode
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn confirm(task: &EngineTask) {
@@ -109,10 +43,13 @@ async fn confirm(task: &EngineTask) {
 #[tokio::test]
 async fn yes_runs_everything_and_the_journal_folds_to_the_live_state() {
     let dir = tempfile::tempdir().unwrap();
-    let p = plan(vec![
-        step("a", run(&["echo", "hello"]), None),
-        step("b", run(&["true"]), None),
-    ]);
+    let p = plan(
+        "test",
+        vec![
+            step("a", run(&["echo", "hello"]), None),
+            step("b", run(&["true"]), None),
+        ],
+    );
     let auto = AutoConfirm {
         yes: true,
         ..Default::default()
@@ -138,12 +75,15 @@ async fn yes_runs_everything_and_the_journal_folds_to_the_live_state() {
 async fn failure_stops_and_asks_then_retry_skip_and_undo_in_reverse() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("flag");
-    let p = plan(vec![
-        step("one", run(&["true"]), Some(run(&["true"]))),
-        step("two", run(&["true"]), Some(run(&["true"]))),
-        // fails until the flag file exists
-        step("three", run(&["test", "-e", flag.to_str().unwrap()]), None),
-    ]);
+    let p = plan(
+        "test",
+        vec![
+            step("one", run(&["true"]), Some(run(&["true"]))),
+            step("two", run(&["true"]), Some(run(&["true"]))),
+            // fails until the flag file exists
+            step("three", run(&["test", "-e", flag.to_str().unwrap()]), None),
+        ],
+    );
     let task = start(p, target(), AutoConfirm::default(), &dir);
     confirm(&task).await;
     until(&task, "one done", |s| {
@@ -194,11 +134,14 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
         timeout_secs: 10,
         expect_exit: 0,
     };
-    let p = plan(vec![
-        step("a", append("do-a"), Some(append("undo-a"))),
-        step("b", append("do-b"), Some(append("undo-b"))),
-        step("c", run(&["false"]), None),
-    ]);
+    let p = plan(
+        "test",
+        vec![
+            step("a", append("do-a"), Some(append("undo-a"))),
+            step("b", append("do-b"), Some(append("undo-b"))),
+            step("c", run(&["false"]), None),
+        ],
+    );
     let task = start(p, target(), AutoConfirm::default(), &dir);
     for _ in 0..3 {
         confirm(&task).await;
@@ -241,7 +184,7 @@ async fn phrase_steps_need_the_exact_phrase_and_stale_prompts_are_refused() {
         phrase: "wipe node1".into(),
     };
     let task = start(
-        plan(vec![s1]),
+        plan("test", vec![s1]),
         target(),
         AutoConfirm {
             yes: true,
@@ -283,11 +226,14 @@ async fn irreversible_steps_stop_undo_and_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let mut s2 = step("migrate", run(&["true"]), Some(run(&["true"])));
     s2.irreversible = Some("the store format changes".into());
-    let p = plan(vec![
-        step("a", run(&["true"]), Some(run(&["true"]))),
-        s2,
-        step("c", run(&["false"]), None),
-    ]);
+    let p = plan(
+        "test",
+        vec![
+            step("a", run(&["true"]), Some(run(&["true"]))),
+            s2,
+            step("c", run(&["false"]), None),
+        ],
+    );
     let task = start(p, target(), AutoConfirm::default(), &dir);
     for _ in 0..3 {
         confirm(&task).await;
@@ -331,10 +277,13 @@ async fn a_crash_mid_action_resumes_as_interrupted_and_is_never_rerun_silently()
         timeout_secs: 60,
         expect_exit: 0,
     };
-    let p = plan(vec![
-        step("slow", slow, None),
-        step("after", run(&["true"]), None),
-    ]);
+    let p = plan(
+        "test",
+        vec![
+            step("slow", slow, None),
+            step("after", run(&["true"]), None),
+        ],
+    );
     let task = start(
         p,
         target(),
@@ -390,11 +339,14 @@ async fn secrets_are_used_but_never_journaled() {
             env: "FLIGHTDECK_TEST_TOKEN".into(),
         },
     );
-    let p = plan(vec![step(
-        "use",
-        run(&["echo", "token is ${secret.TOKEN}"]),
-        None,
-    )]);
+    let p = plan(
+        "test",
+        vec![step(
+            "use",
+            run(&["echo", "token is ${secret.TOKEN}"]),
+            None,
+        )],
+    );
     let task = start(
         p,
         t,
@@ -427,7 +379,12 @@ async fn observers_cannot_drive_and_two_person_steps_wait_for_a_second_approval(
     let dir = tempfile::tempdir().unwrap();
     let mut s1 = step("stop", run(&["true"]), None);
     s1.approvals = 2;
-    let task = start(plan(vec![s1]), target(), AutoConfirm::default(), &dir);
+    let task = start(
+        plan("test", vec![s1]),
+        target(),
+        AutoConfirm::default(),
+        &dir,
+    );
     let driver = task.handle.attach("alice", true).await.unwrap();
     let observer = task.handle.attach("bob", true).await.unwrap();
     let s = until(&task, "prompt", |s| {
@@ -488,7 +445,7 @@ async fn observers_cannot_drive_and_two_person_steps_wait_for_a_second_approval(
 #[tokio::test]
 async fn a_late_joiner_sees_every_event_from_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let p = plan(vec![step("a", run(&["echo", "hi"]), None)]);
+    let p = plan("test", vec![step("a", run(&["echo", "hi"]), None)]);
     let task = start(
         p,
         target(),

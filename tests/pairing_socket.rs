@@ -1,6 +1,10 @@
 //! Pairing end to end, in one process: an engine served on a Unix socket in a temporary
 //! runtime directory, operators joining through the socket.
 
+mod common;
+
+use common::plans::{empty_target, plan, sh, step};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,63 +18,10 @@ use flightdeck::pairing::client::{connect_socket, hello};
 use flightdeck::pairing::protocol::{ServerMsg, PROTOCOL};
 use flightdeck::pairing::server::{serve, ServeOptions, ServerGuard};
 use flightdeck::pairing::{registry, PairingError};
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
-use flightdeck::target::Target;
+use flightdeck::plan::Plan;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn sh(script: &str) -> Action {
-    Action::Run {
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        env: Default::default(),
-        cwd: None,
-        timeout_secs: 30,
-        expect_exit: 0,
-    }
-}
-
-fn step(key: &str, action: Action) -> PlannedStep {
-    PlannedStep {
-        key: key.into(),
-        step_id: key.into(),
-        title: format!("step {key}"),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo: None,
-    }
-}
-
-fn plan(steps: Vec<PlannedStep>) -> Plan {
-    Plan {
-        procedure: "pairing-test".into(),
-        product: "generic".into(),
-        target: "t".into(),
-        steps,
-        ..Default::default()
-    }
-}
-
-fn target() -> Target {
-    Target {
-        name: "t".into(),
-        product: None,
-        vars: Default::default(),
-        secrets: Default::default(),
-        nodes: vec![],
-        lb: None,
-        probes: vec![],
-        actions: Default::default(),
-        traffic: None,
-    }
-}
 
 struct Served {
     task: EngineTask,
@@ -83,7 +34,7 @@ async fn served(plan: Plan, name: &str) -> Served {
     let tmp = tempfile::tempdir().unwrap();
     let task = session::start(EngineConfig {
         plan,
-        target: target(),
+        target: empty_target(),
         auto: AutoConfirm::default(),
         operator: "tester".into(),
         journal: tmp.path().join("j.jsonl"),
@@ -183,7 +134,11 @@ fn mode_of(p: &Path) -> u32 {
 async fn two_operators_over_the_socket_share_one_session() {
     let mut two = step("stop", sh("true"));
     two.approvals = 2;
-    let s = served(plan(vec![two, step("start", sh("true"))]), "two-ops").await;
+    let s = served(
+        plan("pairing-test", vec![two, step("start", sh("true"))]),
+        "two-ops",
+    )
+    .await;
     let socket = s.guard.socket_path().to_path_buf();
     assert_eq!(mode_of(&s.dir), 0o700);
     assert_eq!(mode_of(&socket), 0o600);
@@ -281,7 +236,10 @@ async fn the_driver_dropping_mid_action_leaves_the_session_waiting_for_a_new_dri
         flag.display()
     ));
     let s = served(
-        plan(vec![step("slow", slow), step("next", sh("true"))]),
+        plan(
+            "pairing-test",
+            vec![step("slow", slow), step("next", sh("true"))],
+        ),
         "drop",
     )
     .await;
@@ -383,7 +341,7 @@ impl Raw {
 
 #[tokio::test]
 async fn handshake_refusals_malformed_lines_and_status() {
-    let s = served(plan(vec![step("a", sh("true"))]), "raw").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "raw").await;
     let socket = s.guard.socket_path().to_path_buf();
 
     let mut r = Raw::open(&socket).await;
@@ -481,7 +439,7 @@ async fn handshake_refusals_malformed_lines_and_status() {
 
 #[tokio::test]
 async fn a_late_joiner_can_skip_what_it_already_has() {
-    let s = served(plan(vec![step("a", sh("true"))]), "after").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "after").await;
     let socket = s.guard.socket_path().to_path_buf();
     until_engine(&s.task, "a prompt", |st| st.prompt.is_some()).await;
     let known = s.task.handle.snapshot().await.unwrap().last_seq;
@@ -501,7 +459,7 @@ async fn a_late_joiner_can_skip_what_it_already_has() {
 
 #[tokio::test]
 async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
-    let s = served(plan(vec![step("a", sh("true"))]), "bye").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "bye").await;
     let socket = s.guard.socket_path().to_path_buf();
     let info = s.guard.info_path();
     assert!(socket.exists() && info.exists());
@@ -536,7 +494,7 @@ async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
     assert!(end.is_ok());
 
     // And on drop, which also closes the connections.
-    let s = served(plan(vec![step("a", sh("true"))]), "dropped").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "dropped").await;
     let socket = s.guard.socket_path().to_path_buf();
     let mut joined = View::join(&socket, "watcher", false).await;
     joined.until("joined", |s| !s.operators.is_empty()).await;
@@ -552,7 +510,7 @@ async fn the_server_cleans_up_on_drop_and_when_the_engine_ends() {
 
 #[tokio::test]
 async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
-    let s = served(plan(vec![step("a", sh("true"))]), "idle").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "idle").await;
     let handle = s.task.handle.clone();
     let mut idle = tokio::spawn(async move {
         flightdeck::pairing::server::finished_and_idle(&handle, Duration::from_millis(50)).await
@@ -585,7 +543,7 @@ async fn a_detached_server_may_stop_once_finished_and_nobody_watches() {
 
 #[tokio::test]
 async fn a_removed_socket_is_served_again() {
-    let s = served(plan(vec![step("a", sh("true"))]), "again").await;
+    let s = served(plan("pairing-test", vec![step("a", sh("true"))]), "again").await;
     let before = s.guard.socket_path();
     // The session file first: the server looks only at its socket.
     std::fs::remove_file(s.guard.info_path()).unwrap();
@@ -608,8 +566,8 @@ async fn a_removed_socket_is_served_again() {
 async fn a_detached_server_runs_until_done_then_returns_the_final_state() {
     let tmp = tempfile::tempdir().unwrap();
     let task = session::start(EngineConfig {
-        plan: plan(vec![step("a", sh("echo done"))]),
-        target: target(),
+        plan: plan("pairing-test", vec![step("a", sh("echo done"))]),
+        target: empty_target(),
         auto: AutoConfirm::default(),
         operator: "tester".into(),
         journal: tmp.path().join("j.jsonl"),

@@ -1,5 +1,9 @@
 //! Replay and report on journals from real and crashed sessions.
 
+mod common;
+
+use common::plans::{empty_target, plan, sh, step};
+
 #[path = "fixtures/builder.rs"]
 mod builder;
 
@@ -11,60 +15,15 @@ use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::SessionState;
 use flightdeck::journal;
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::plan::PlannedStep;
 use flightdeck::replay::player::{self, ReplayOptions};
 use flightdeck::replay::quiz::Quiz;
 use flightdeck::report::{self, ReportOutcome};
-use flightdeck::target::Target;
-
-fn sh(script: &str) -> Action {
-    Action::Run {
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        env: Default::default(),
-        cwd: None,
-        timeout_secs: 60,
-        expect_exit: 0,
-    }
-}
-
-fn step(key: &str, action: Action) -> PlannedStep {
-    PlannedStep {
-        key: key.into(),
-        step_id: key.into(),
-        title: format!("step {key}"),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo: None,
-    }
-}
 
 fn start(steps: Vec<PlannedStep>, path: &std::path::Path) -> EngineTask {
     session::start(EngineConfig {
-        plan: Plan {
-            procedure: "robust".into(),
-            product: "generic".into(),
-            target: "t".into(),
-            steps,
-            ..Default::default()
-        },
-        target: Target {
-            name: "t".into(),
-            product: None,
-            vars: Default::default(),
-            secrets: Default::default(),
-            nodes: vec![],
-            lb: None,
-            probes: vec![],
-            actions: Default::default(),
-            traffic: None,
-        },
+        plan: plan("robust", steps),
+        target: empty_target(),
         auto: AutoConfirm {
             yes: true,
             ..Default::default()
