@@ -449,3 +449,30 @@ fn the_example_expands() {
     .unwrap();
     assert!(p.steps.iter().all(|s| s.step_id != "reindex"));
 }
+
+#[test]
+fn a_gate_check_over_many_nodes_keeps_node_placeholders_for_run_time() {
+    let f = fixture(
+        r#"
+name = "p"
+product = "generic"
+to = "2.0"
+[[steps]]
+id = "synced"
+title = "Every node synchronized"
+action = { kind = "wait", nodes = "all", stable_secs = 1, check = { kind = "http", url = "${node.url}/v1/cluster/statistics", expect_json = { "/synchronized" = true, "/statistics#len" = "${nodes.count}" } } }
+"#,
+    );
+    let diags = flightdeck::procedure::validate::validate(&f.lp, Some(&f.target));
+    assert!(diags.is_empty(), "{diags}");
+    let p = plan(&f, None, None).unwrap();
+    let Action::Wait(w) = &p.steps[0].action else {
+        panic!("not a wait")
+    };
+    let Some(flightdeck::procedure::model::Check::Http(h)) = &w.check else {
+        panic!("not an http check")
+    };
+    // Filled per node by the gate; everything else is filled now.
+    assert_eq!(h.url, "${node.url}/v1/cluster/statistics");
+    assert_eq!(h.expect_json["/statistics#len"], serde_json::json!("3"));
+}

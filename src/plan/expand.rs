@@ -480,7 +480,13 @@ impl Expander<'_> {
         action: &Action,
         scope: &Scope,
     ) -> Result<Action, PlanError> {
+        let gate_scope = scope.with_late_nodes();
         let filled = map_action(action, &mut |p, s| {
+            let scope = if p.starts_with("check.") {
+                &gate_scope
+            } else {
+                scope
+            };
             self.render(key, &format!("{field}.{p}"), s, scope)
         })?;
         let Action::Call { name, args } = filled else {

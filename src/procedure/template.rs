@@ -24,6 +24,9 @@ pub struct Scope {
     pub open_prefixes: Vec<String>,
     /// Declared secrets; `None` accepts any (checking without a target).
     pub secrets: Option<BTreeSet<String>>,
+    /// Names starting with one of these are left as written, for the engine to fill in at run
+    /// time (`node.` in a gate's inline check that covers many nodes).
+    pub late: Vec<String>,
 }
 
 impl Scope {
@@ -43,6 +46,22 @@ impl Scope {
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.vars.insert(name.into(), value.into());
+    }
+
+    /// This scope, plus `${node.*}` left for run time when no node is in scope: a wait gate's
+    /// inline check outside a node loop runs once per selected node.
+    pub fn with_late_nodes(&self) -> Scope {
+        let mut s = self.clone();
+        if !s.has("node.name") {
+            s.late.push("node.".into());
+        }
+        s
+    }
+
+    fn is_late(&self, name: &str) -> bool {
+        self.late
+            .iter()
+            .any(|p| name.starts_with(p.as_str()) && name.len() > p.len())
     }
 
     fn secret_ok(&self, name: &str) -> bool {
@@ -70,6 +89,8 @@ pub fn render(s: &str, scope: &Scope) -> Result<String, TemplateError> {
                 if !scope.secret_ok(secret) {
                     return Err(TemplateError::UnknownSecret(secret.to_string()));
                 }
+                out.push_str(&tail[..end + 3]);
+            } else if scope.is_late(name) {
                 out.push_str(&tail[..end + 3]);
             } else {
                 let v = scope

@@ -375,7 +375,13 @@ impl Validator<'_> {
         visit_action(action, &mut |p, v| {
             strings.push((p.to_string(), v.to_string()))
         });
+        let gate_scope = scope.with_late_nodes();
         for (p, v) in strings {
+            let scope = if p.starts_with("check.") {
+                &gate_scope
+            } else {
+                scope
+            };
             self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
         }
         match action {
