@@ -262,7 +262,8 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
             let raw = serde_json::to_vec(&v).unwrap_or_default();
             cluster.add_fault(parse_fault(&raw)?).map(|_| Value::Null)
         }
-        other => Err(OpError::NotFound(format!("no lab operation {other:?}"))),
+        other => super::seed_ops::dispatch(cluster, idx, other, &v)
+            .unwrap_or_else(|| Err(OpError::NotFound(format!("no lab operation {other:?}")))),
     }
 }
 

@@ -104,7 +104,7 @@ pub(crate) fn build_target(
     let node_op = |op: &str, body: Option<&str>| {
         Action::Http(http("POST", format!("${{node.admin}}/_lab/{op}"), body))
     };
-    let actions = BTreeMap::from([
+    let mut actions = BTreeMap::from([
         ("stop".to_string(), node_op("stop", None)),
         ("start".to_string(), node_op("start", None)),
         (
@@ -157,6 +157,10 @@ pub(crate) fn build_target(
             node_op("rollback-metadata", None),
         ),
     ]);
+    actions.extend(super::seed_ops::bindings(
+        admin_url,
+        &format!("http://{frontend}"),
+    ));
     Target {
         name: format!("lab-{product}"),
         product: Some(product.to_string()),
