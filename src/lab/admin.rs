@@ -83,6 +83,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
         .route("/_lab/copy-schema", post(copy_schema))
         .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
+        .merge(super::stack::routes())
         .with_state(shared)
 }
 

@@ -140,6 +140,12 @@ fn post(url: String, body: Option<&str>) -> Action {
     })
 }
 
+/// Variables the seed procedures use, with the names a real target gives them.
+pub(crate) fn vars(frontend_url: &str) -> BTreeMap<String, String> {
+    // The application's HTTP entry point: the load balancer.
+    BTreeMap::from([("lb_url".to_string(), frontend_url.to_string())])
+}
+
 /// The bindings the seed procedures call, added to every lab target.
 pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, Action> {
     let node_op = |op: &str, body: Option<&str>| post(format!("${{node.admin}}/_lab/{op}"), body);

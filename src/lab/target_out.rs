@@ -53,12 +53,13 @@ pub(crate) fn build_target(
     current_version: &str,
     to_version: &str,
 ) -> Target {
-    let vars = BTreeMap::from([
+    let mut vars = BTreeMap::from([
         ("current_version".to_string(), current_version.to_string()),
         ("to_version".to_string(), to_version.to_string()),
         ("lab_admin".to_string(), admin_url.to_string()),
         ("lab_frontend".to_string(), format!("http://{frontend}")),
     ]);
+    vars.extend(super::seed_ops::vars(&format!("http://{frontend}")));
     let nodes: Vec<Node> = nodes
         .iter()
         .map(|n| {
