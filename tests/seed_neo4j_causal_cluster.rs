@@ -180,3 +180,42 @@ async fn a_standalone_upgrade_that_never_gets_ready_rolls_back_to_blue() {
     assert_eq!(status.as_u16(), 200);
     run.lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_that_never_forms_rolls_back_after_the_shutdown() {
+    let mut cfg = LabConfig::new(Product::Neo4j, 3, Timing::fast());
+    // node5 is a seeded green server: the failure comes after the old cluster was shut down.
+    cfg.faults = vec!["never-ready:node5".parse::<Fault>().unwrap()];
+    let run = run_on_lab(PROCEDURE, cfg, yes_all_rollback()).await;
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("cluster-formed FAILED"),
+        "{}",
+        run.output
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snap = run.lab.snapshot().await;
+        let back = snap.nodes.iter().all(|n| match n.group.as_deref() {
+            Some("blue") => n.state == RunState::Running && !n.read_only,
+            _ => n.state == RunState::Stopped,
+        });
+        let lb_blue = snap.backends.iter().all(|b| {
+            let blue = snap
+                .node(&b.server)
+                .is_some_and(|n| n.group.as_deref() == Some("blue"));
+            (b.membership == Membership::Ready) == blue && (!blue || b.serving)
+        });
+        if back && lb_blue {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not back: {snap:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.lab.shutdown().await;
+}

@@ -179,3 +179,110 @@ async fn a_failed_store_upgrade_on_the_master_rolls_back_to_the_old_image() {
     assert_eq!(status.as_u16(), 200);
     run.lab.shutdown().await;
 }
+
+async fn post(url: String, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = flightdeck::lab::http_client()
+        .unwrap()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_lab_stack_scales_and_slaves_refuse_their_old_volumes() {
+    let lab = Lab::start(LabConfig::new(Product::Neo4j, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let stack_url = format!("{}/_lab/stack", lab.admin_url());
+    let retag_url = format!("{}/_lab/retag-volumes", lab.admin_url());
+    let node = |snap: &LabSnapshot, name: &str| snap.node(name).unwrap().clone();
+
+    // Bad parameters are refused before anything changes.
+    let (status, _) = post(stack_url.clone(), serde_json::json!({"Mode": "CLUSTER"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        stack_url.clone(),
+        serde_json::json!({"DesiredCapacity": "4", "MaxSize": "4"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        stack_url.clone(),
+        serde_json::json!({"DockerImage": "neo4j:latest"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // The master alone, upgrading its store; the slaves are scaled in.
+    let single = serde_json::json!({"DockerImage": "neo4j-ha:3.3.5", "Mode": "SINGLE",
+        "SlaveMode": "SINGLE", "AllowUpgrade": "True", "MaxSize": "1", "DesiredCapacity": "1"});
+    let (status, answer) = post(stack_url.clone(), single).await;
+    assert_eq!(status, 200, "{answer}");
+    let snap = lab.snapshot().await;
+    let master = node(&snap, "node1");
+    assert_eq!(
+        (master.state, master.store_format, master.mode.as_str()),
+        (RunState::Running, 3003, "SINGLE")
+    );
+    assert_eq!(node(&snap, "node2").state, RunState::Stopped);
+    // Untouched parameters keep their value (UsePreviousValue).
+    let (status, answer) = post(
+        stack_url.clone(),
+        serde_json::json!({"Mode": "HA", "AllowUpgrade": "False"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["stack"]["slave_mode"], "SINGLE");
+    assert_eq!(answer["stack"]["docker_image"], "neo4j-ha:3.3.5");
+
+    // Scaled out on their old volumes, the slaves refuse the old store.
+    let (_, answer) = post(
+        stack_url.clone(),
+        serde_json::json!({"MaxSize": "3", "DesiredCapacity": "3"}),
+    )
+    .await;
+    let snap = lab.snapshot().await;
+    let refused = node(&snap, "node2");
+    assert_eq!(refused.state, RunState::Failed, "{answer}");
+    assert!(refused.reason.unwrap_or_default().contains("allow_upgrade"));
+
+    // Back to the master alone, slave volumes renamed: fresh volumes, caught up, read-only.
+    let (status, _) = post(
+        stack_url.clone(),
+        serde_json::json!({"MaxSize": "1", "DesiredCapacity": "1"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, answer) = post(
+        retag_url.clone(),
+        serde_json::json!({"from": "neo4j-data", "to": "neo4j-data-old"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["renamed"], serde_json::json!(["node2", "node3"]));
+    let (status, _) = post(
+        retag_url,
+        serde_json::json!({"from": "neo4j-data", "to": "neo4j-data-old"}),
+    )
+    .await;
+    assert_eq!(status, 404, "the master's attached volume keeps its name");
+    let (status, answer) = post(
+        stack_url,
+        serde_json::json!({"MaxSize": "3", "DesiredCapacity": "3"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let snap = lab.snapshot().await;
+    for name in ["node2", "node3"] {
+        let slave = node(&snap, name);
+        assert_eq!(slave.state, RunState::Running, "{slave:?}");
+        assert_eq!(slave.store_format, 3003, "{slave:?}");
+        assert!(slave.read_only, "{slave:?}");
+        assert_eq!(slave.keys, node(&snap, "node1").keys, "{slave:?}");
+    }
+    lab.shutdown().await;
+}

@@ -198,3 +198,40 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
         ),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_template_only_their_args_and_node() {
+        let b = bindings("http://127.0.0.1:1", "http://127.0.0.1:2");
+        for name in [
+            "save-config",
+            "restore-config",
+            "transfer-backup",
+            "cluster-backup",
+            "write-check",
+            "update-stack",
+            "retag-volumes",
+        ] {
+            assert!(b.contains_key(name), "{name}");
+        }
+        let Some(Action::Http(h)) = b.get("update-stack") else {
+            panic!("update-stack is not http");
+        };
+        assert_eq!(h.url, "http://127.0.0.1:1/_lab/stack");
+        let body = h.body.clone().unwrap_or_default();
+        for key in [
+            "DockerImage",
+            "Mode",
+            "SlaveMode",
+            "AllowUpgrade",
+            "MaxSize",
+            "DesiredCapacity",
+        ] {
+            assert!(body.contains(&format!("\"{key}\"")), "{key}");
+        }
+        assert_eq!(vars("http://x")["lb_url"], "http://x");
+    }
+}
