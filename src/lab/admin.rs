@@ -32,6 +32,9 @@
 //! - `POST /_lab/copy-schema` `{"from":"A","to":"B"}`
 //! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
 //!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
+//! - the seed procedures' routes: `save-config`, `restore-config`, `fetch-backup` node operations
+//!   ([`super::seed_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
+//!   ([`super::stack`])
 
 use std::sync::Arc;
 

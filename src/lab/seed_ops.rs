@@ -124,7 +124,7 @@ fn fetch_backup(cluster: &Cluster, idx: usize, name: &str) -> Result<Value, OpEr
     Ok(json!({"path": dest.display().to_string()}))
 }
 
-fn post(url: String, body: Option<&str>) -> Action {
+fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
     let mut headers = BTreeMap::new();
     if body.is_some() {
         headers.insert("Content-Type".to_string(), "application/json".to_string());
@@ -136,7 +136,7 @@ fn post(url: String, body: Option<&str>) -> Action {
         body: body.map(str::to_string),
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
-        timeout_secs: 30,
+        timeout_secs,
     })
 }
 
@@ -148,7 +148,8 @@ pub(crate) fn vars(frontend_url: &str) -> BTreeMap<String, String> {
 
 /// The bindings the seed procedures call, added to every lab target.
 pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, Action> {
-    let node_op = |op: &str, body: Option<&str>| post(format!("${{node.admin}}/_lab/{op}"), body);
+    let node_op =
+        |op: &str, body: Option<&str>| post(format!("${{node.admin}}/_lab/{op}"), body, 30);
     BTreeMap::from([
         ("save-config".to_string(), node_op("save-config", None)),
         (
@@ -165,6 +166,7 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
             post(
                 format!("{admin_url}/_lab/backup"),
                 Some(r#"{"name":"${arg.name}","group":"${arg.group}"}"#),
+                30,
             ),
         ),
         (
@@ -187,6 +189,8 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
                 Some(
                     r#"{"DockerImage":"${arg.docker_image}","Mode":"${arg.mode}","SlaveMode":"${arg.slave_mode}","AllowUpgrade":"${arg.allow_upgrade}","MaxSize":"${arg.max_size}","DesiredCapacity":"${arg.desired_capacity}"}"#,
                 ),
+                // Returns once every replaced instance is up or failed, one after the other.
+                300,
             ),
         ),
         (
@@ -194,6 +198,7 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
             post(
                 format!("{admin_url}/_lab/retag-volumes"),
                 Some(r#"{"from":"${arg.from}","to":"${arg.to}"}"#),
+                30,
             ),
         ),
     ])
