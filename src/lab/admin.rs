@@ -32,6 +32,9 @@
 //! - `POST /_lab/copy-schema` `{"from":"A","to":"B"}`
 //! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
 //!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
+//! - the seed procedures' routes: `save-config`, `restore-config`, `fetch-backup` node operations
+//!   ([`super::seed_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
+//!   ([`super::stack`])
 
 use std::sync::Arc;
 
@@ -83,6 +86,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
         .route("/_lab/copy-schema", post(copy_schema))
         .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
+        .merge(super::stack::routes())
         .with_state(shared)
 }
 
@@ -262,7 +266,8 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
             let raw = serde_json::to_vec(&v).unwrap_or_default();
             cluster.add_fault(parse_fault(&raw)?).map(|_| Value::Null)
         }
-        other => Err(OpError::NotFound(format!("no lab operation {other:?}"))),
+        other => super::seed_ops::dispatch(cluster, idx, other, &v)
+            .unwrap_or_else(|| Err(OpError::NotFound(format!("no lab operation {other:?}")))),
     }
 }
 

@@ -19,6 +19,8 @@ pub mod config;
 pub mod faults;
 pub mod node;
 pub mod personality;
+pub mod seed_ops;
+pub mod stack;
 pub mod store;
 pub mod target_out;
 pub mod traffic;

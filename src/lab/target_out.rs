@@ -53,12 +53,13 @@ pub(crate) fn build_target(
     current_version: &str,
     to_version: &str,
 ) -> Target {
-    let vars = BTreeMap::from([
+    let mut vars = BTreeMap::from([
         ("current_version".to_string(), current_version.to_string()),
         ("to_version".to_string(), to_version.to_string()),
         ("lab_admin".to_string(), admin_url.to_string()),
         ("lab_frontend".to_string(), format!("http://{frontend}")),
     ]);
+    vars.extend(super::seed_ops::vars(&format!("http://{frontend}")));
     let nodes: Vec<Node> = nodes
         .iter()
         .map(|n| {
@@ -104,7 +105,7 @@ pub(crate) fn build_target(
     let node_op = |op: &str, body: Option<&str>| {
         Action::Http(http("POST", format!("${{node.admin}}/_lab/{op}"), body))
     };
-    let actions = BTreeMap::from([
+    let mut actions = BTreeMap::from([
         ("stop".to_string(), node_op("stop", None)),
         ("start".to_string(), node_op("start", None)),
         (
@@ -157,6 +158,10 @@ pub(crate) fn build_target(
             node_op("rollback-metadata", None),
         ),
     ]);
+    actions.extend(super::seed_ops::bindings(
+        admin_url,
+        &format!("http://{frontend}"),
+    ));
     Target {
         name: format!("lab-{product}"),
         product: Some(product.to_string()),

@@ -5,6 +5,7 @@ pub mod generic;
 pub mod jahia;
 pub mod milvus;
 pub mod neo4j;
+pub mod neo4j_ha;
 pub mod weaviate;
 
 use std::sync::Arc;

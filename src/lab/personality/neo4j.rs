@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<NodeCtx> {
             get(read_only),
         )
         .route("/db/manage/server/causalclustering/status", get(status))
+        .merge(super::neo4j_ha::routes())
 }
 
 /// The node's role when it can answer, `None` when it is down (or a flaky probe fails).

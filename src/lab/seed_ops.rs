@@ -1,0 +1,242 @@
+//! Lab operations and target bindings the seed procedures need beyond the core set: saving and
+//! restoring a Neo4j node's configuration (`cp neo4j.conf neo4j.conf.save` and back), moving a
+//! backup onto a server, a cluster-wide backup by group and a write through the load balancer.
+//!
+//! Node operations (`POST {node}/_lab/{op}`, also under `/_lab/nodes/{node}/{op}`):
+//! - `save-config` — copies the node's `dbms.mode`/`dbms.allow_upgrade` to `neo4j.conf.save`
+//! - `restore-config` — puts the saved configuration back (404 when nothing was saved)
+//! - `fetch-backup` `{"name":"b1"}` — copies the backup onto the node's own disk (404 when the
+//!   backup does not exist)
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::node::{Cluster, OpError};
+use super::store::valid_name;
+use crate::procedure::model::{Action, HttpSpec};
+
+/// The part of `neo4j.conf` the lab models.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedConf {
+    mode: String,
+    allow_upgrade: bool,
+}
+
+const SAVED_CONF: &str = "neo4j.conf.save";
+
+/// The seed node operations; `None` when `op` is not one of them.
+pub(crate) fn dispatch(
+    cluster: &Cluster,
+    idx: usize,
+    op: &str,
+    body: &Value,
+) -> Option<Result<Value, OpError>> {
+    let result = match op {
+        "save-config" => save_config(cluster, idx),
+        "restore-config" => restore_config(cluster, idx),
+        "fetch-backup" => match body.get("name").and_then(Value::as_str) {
+            Some(name) => fetch_backup(cluster, idx, name),
+            None => Err(OpError::BadRequest("missing \"name\"".into())),
+        },
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn node_dir(cluster: &Cluster, idx: usize) -> Result<PathBuf, OpError> {
+    cluster
+        .inner()
+        .nodes
+        .get(idx)
+        .map(|n| n.dir.clone())
+        .ok_or_else(|| OpError::NotFound("no such node".into()))
+}
+
+fn save_config(cluster: &Cluster, idx: usize) -> Result<Value, OpError> {
+    let (dir, conf) = {
+        let g = cluster.inner();
+        let n = g
+            .nodes
+            .get(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let conf = SavedConf {
+            mode: n.mode.clone(),
+            allow_upgrade: n.allow_upgrade,
+        };
+        (n.dir.clone(), conf)
+    };
+    let path = dir.join(SAVED_CONF);
+    let text = serde_json::to_vec(&conf).map_err(|e| OpError::Internal(e.to_string()))?;
+    std::fs::write(&path, text)
+        .map_err(|e| OpError::Internal(format!("{}: {e}", path.display())))?;
+    Ok(
+        json!({"path": path.display().to_string(), "mode": conf.mode,
+              "allow_upgrade": conf.allow_upgrade}),
+    )
+}
+
+fn restore_config(cluster: &Cluster, idx: usize) -> Result<Value, OpError> {
+    let path = node_dir(cluster, idx)?.join(SAVED_CONF);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpError::NotFound(format!(
+                "no saved configuration at {}; save-config first",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(OpError::Internal(format!("{}: {e}", path.display()))),
+    };
+    let conf: SavedConf = serde_json::from_slice(&text)
+        .map_err(|e| OpError::Internal(format!("{}: {e}", path.display())))?;
+    let mut g = cluster.inner();
+    let n = g
+        .nodes
+        .get_mut(idx)
+        .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+    n.mode = conf.mode.clone();
+    n.allow_upgrade = conf.allow_upgrade;
+    Ok(json!({"mode": conf.mode, "allow_upgrade": conf.allow_upgrade}))
+}
+
+fn fetch_backup(cluster: &Cluster, idx: usize, name: &str) -> Result<Value, OpError> {
+    if !valid_name(name) {
+        return Err(OpError::BadRequest(format!(
+            "backup name {name:?} must be 1-64 letters, digits, '-' or '_'"
+        )));
+    }
+    let src = cluster
+        .data_dir
+        .join("backups")
+        .join(format!("{name}.json"));
+    if !src.exists() {
+        return Err(OpError::NotFound(format!("no backup named {name:?}")));
+    }
+    let dir = node_dir(cluster, idx)?.join("backups");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
+    let dest = dir.join(format!("{name}.json"));
+    std::fs::copy(&src, &dest)
+        .map_err(|e| OpError::Internal(format!("{}: {e}", dest.display())))?;
+    Ok(json!({"path": dest.display().to_string()}))
+}
+
+fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
+    let mut headers = BTreeMap::new();
+    if body.is_some() {
+        headers.insert("Content-Type".to_string(), "application/json".to_string());
+    }
+    Action::Http(HttpSpec {
+        method: "POST".into(),
+        url,
+        headers,
+        body: body.map(str::to_string),
+        expect_status: Vec::new(),
+        expect_json: BTreeMap::new(),
+        timeout_secs,
+    })
+}
+
+/// Variables the seed procedures use, with the names a real target gives them.
+pub(crate) fn vars(frontend_url: &str) -> BTreeMap<String, String> {
+    // The application's HTTP entry point: the load balancer.
+    BTreeMap::from([("lb_url".to_string(), frontend_url.to_string())])
+}
+
+/// The bindings the seed procedures call, added to every lab target.
+pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, Action> {
+    let node_op =
+        |op: &str, body: Option<&str>| post(format!("${{node.admin}}/_lab/{op}"), body, 30);
+    BTreeMap::from([
+        ("save-config".to_string(), node_op("save-config", None)),
+        (
+            "restore-config".to_string(),
+            node_op("restore-config", None),
+        ),
+        (
+            "transfer-backup".to_string(),
+            node_op("fetch-backup", Some(r#"{"name":"${arg.name}"}"#)),
+        ),
+        (
+            // Not about one node: the lab's admin server picks a running member of the group.
+            "cluster-backup".to_string(),
+            post(
+                format!("{admin_url}/_lab/backup"),
+                Some(r#"{"name":"${arg.name}","group":"${arg.group}"}"#),
+                30,
+            ),
+        ),
+        (
+            // A write through the load balancer: what an application would do.
+            "write-check".to_string(),
+            Action::Http(HttpSpec {
+                method: "PUT".into(),
+                url: format!("{frontend_url}/kv/flightdeck-write-check"),
+                headers: BTreeMap::new(),
+                body: Some("${arg.value}".into()),
+                expect_status: vec![200],
+                expect_json: BTreeMap::new(),
+                timeout_secs: 10,
+            }),
+        ),
+        (
+            "update-stack".to_string(),
+            post(
+                format!("{admin_url}/_lab/stack"),
+                Some(
+                    r#"{"DockerImage":"${arg.docker_image}","Mode":"${arg.mode}","SlaveMode":"${arg.slave_mode}","AllowUpgrade":"${arg.allow_upgrade}","MaxSize":"${arg.max_size}","DesiredCapacity":"${arg.desired_capacity}"}"#,
+                ),
+                // Returns once every replaced instance is up or failed, one after the other.
+                300,
+            ),
+        ),
+        (
+            "retag-volumes".to_string(),
+            post(
+                format!("{admin_url}/_lab/retag-volumes"),
+                Some(r#"{"from":"${arg.from}","to":"${arg.to}"}"#),
+                30,
+            ),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_template_only_their_args_and_node() {
+        let b = bindings("http://127.0.0.1:1", "http://127.0.0.1:2");
+        for name in [
+            "save-config",
+            "restore-config",
+            "transfer-backup",
+            "cluster-backup",
+            "write-check",
+            "update-stack",
+            "retag-volumes",
+        ] {
+            assert!(b.contains_key(name), "{name}");
+        }
+        let Some(Action::Http(h)) = b.get("update-stack") else {
+            panic!("update-stack is not http");
+        };
+        assert_eq!(h.url, "http://127.0.0.1:1/_lab/stack");
+        let body = h.body.clone().unwrap_or_default();
+        for key in [
+            "DockerImage",
+            "Mode",
+            "SlaveMode",
+            "AllowUpgrade",
+            "MaxSize",
+            "DesiredCapacity",
+        ] {
+            assert!(body.contains(&format!("\"{key}\"")), "{key}");
+        }
+        assert_eq!(vars("http://x")["lb_url"], "http://x");
+    }
+}
