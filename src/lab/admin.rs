@@ -8,6 +8,7 @@
 //! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
 //! - `install` `{"version":"1.26.17"}` — only while stopped
 //! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body
+//! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
 //! - `backup` `{"name":"b1"}` — copies the node's store (its group's data) to the backup
 //! - `restore` `{"name":"b1","force":false}` — neo4j: into this stopped node only (`force`
 //!   to replace data); other products: into the node's whole cluster
@@ -224,6 +225,13 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
             let on = bool_field(&v, "on")?
                 .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
             cluster.set_read_only(idx, on).map(|_| Value::Null)
+        }
+        "full-read-only" => {
+            let on = bool_field(&v, "on")?
+                .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
+            cluster
+                .full_read_only(idx, on)
+                .map(|names| json!({ "switched": names }))
         }
         "read-only-on" => cluster.set_read_only(idx, true).map(|_| Value::Null),
         "read-only-off" => cluster.set_read_only(idx, false).map(|_| Value::Null),

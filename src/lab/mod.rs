@@ -19,8 +19,10 @@ pub mod config;
 pub mod faults;
 pub mod node;
 pub mod personality;
+mod seed_ops;
 pub mod store;
 pub mod target_out;
+pub mod target_seeds;
 pub mod traffic;
 
 use std::collections::BTreeMap;

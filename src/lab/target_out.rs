@@ -157,7 +157,7 @@ pub(crate) fn build_target(
             node_op("rollback-metadata", None),
         ),
     ]);
-    Target {
+    let mut target = Target {
         name: format!("lab-{product}"),
         product: Some(product.to_string()),
         vars,
@@ -177,7 +177,9 @@ pub(crate) fn build_target(
             url: format!("{admin_url}/_lab/traffic"),
             interval_ms: 1000,
         }),
-    }
+    };
+    super::target_seeds::extend(product, &mut target);
+    target
 }
 
 pub(crate) fn to_toml(target: &Target) -> Result<String, LabError> {

@@ -1,0 +1,72 @@
+//! Product-specific additions to the lab's target that the seed procedures bind to: probes and
+//! named actions a real target of the same product also defines (with its own *how*), so a
+//! procedure moves between the lab and a real cluster by changing only the target.
+
+use std::collections::BTreeMap;
+
+use crate::procedure::model::{Action, Check, HttpSpec};
+use crate::target::{ProbeSpec, Target};
+
+use super::config::Product;
+
+fn get(url: &str) -> HttpSpec {
+    HttpSpec {
+        method: "GET".into(),
+        url: url.into(),
+        headers: BTreeMap::new(),
+        body: None,
+        expect_status: Vec::new(),
+        expect_json: BTreeMap::new(),
+        timeout_secs: 10,
+    }
+}
+
+fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> ProbeSpec {
+    let mut spec = get(url);
+    spec.timeout_secs = 5;
+    spec.expect_json = expect
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    ProbeSpec {
+        name: name.into(),
+        check: Check::Http(spec),
+        per_node: true,
+        interval_ms: 1000,
+        health: false,
+        facts: BTreeMap::new(),
+    }
+}
+
+/// Adds what the seed procedures of `product` need beyond the common bindings.
+pub(crate) fn extend(product: Product, target: &mut Target) {
+    if product == Product::Jahia {
+        jahia(target);
+    }
+}
+
+/// Jahia: the full read-only switch (out of band, like the Karaf shell, so a rollback can send
+/// it while the processing node is still starting) and the tools page's per-node status, which
+/// a real target reads the same way (with the tools user's credentials).
+fn jahia(target: &mut Target) {
+    const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
+    let mut switch = get("${node.admin}/_lab/full-read-only");
+    switch.method = "POST".into();
+    switch
+        .headers
+        .insert("Content-Type".into(), "application/json".into());
+    switch.body = Some(r#"{"on":"${arg.on}"}"#.into());
+    target
+        .actions
+        .insert("full-read-only".into(), Action::Http(switch));
+    target.probes.push(json_probe(
+        "read-only",
+        PAGE,
+        &[("/local", serde_json::json!("ON"))],
+    ));
+    target.probes.push(json_probe(
+        "writable",
+        PAGE,
+        &[("/local", serde_json::json!("OFF"))],
+    ));
+}
