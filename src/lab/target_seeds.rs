@@ -32,7 +32,9 @@ fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> Pr
         name: name.into(),
         check: Check::Http(spec),
         per_node: true,
-        interval_ms: 1000,
+        // For gates, which poll at their own pace: read-only and writable exclude each other,
+        // so one of them would fail in the cockpit's probe panel all along.
+        interval_ms: 3_600_000,
         health: false,
         facts: BTreeMap::new(),
     }
@@ -40,8 +42,18 @@ fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> Pr
 
 /// Adds what the seed procedures of `product` need beyond the common bindings.
 pub(crate) fn extend(product: Product, target: &mut Target) {
-    if product == Product::Jahia {
-        jahia(target);
+    match product {
+        Product::Jahia => jahia(target),
+        Product::Weaviate => weaviate(target),
+        _ => {}
+    }
+}
+
+/// Weaviate: the cluster's REST API through the balancer, where the procedure sends backups
+/// and restores (any node coordinates them, as on a real cluster).
+fn weaviate(target: &mut Target) {
+    if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
+        target.vars.insert("weaviate_url".into(), frontend);
     }
 }
 
