@@ -16,6 +16,7 @@
 //!   — jahia
 //! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true}` — neo4j
 //! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
+//! - `rollout` `{"version":"2.2.16"}` — milvus, a Deployment's rolling update (node running)
 //! - `fault` `{"fault":"slow:node1:500ms"}`
 //!
 //! Success: 200 `{"ok":true,"op":..,"node":<NodeSnapshot>,"detail":..}`. Refused (the
@@ -33,6 +34,8 @@
 //! - `POST /_lab/copy-schema` `{"from":"A","to":"B"}`
 //! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
 //!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
+//! - milvus: `POST /_lab/helm-upgrade`, `POST /_lab/migrate-sh`, `GET /_lab/tools` (see
+//!   `seed_ops`)
 
 use std::sync::Arc;
 
@@ -84,6 +87,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
         .route("/_lab/copy-schema", post(copy_schema))
         .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
+        .merge(super::seed_ops::routes())
         .with_state(shared)
 }
 
@@ -233,6 +237,9 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
                 .full_read_only(idx, on)
                 .map(|names| json!({ "switched": names }))
         }
+        "rollout" => cluster
+            .rollout(idx, &str_field(&v, "version")?)
+            .map(|_| Value::Null),
         "read-only-on" => cluster.set_read_only(idx, true).map(|_| Value::Null),
         "read-only-off" => cluster.set_read_only(idx, false).map(|_| Value::Null),
         "backup" => cluster

@@ -45,6 +45,7 @@ pub(crate) fn extend(product: Product, target: &mut Target) {
     match product {
         Product::Jahia => jahia(target),
         Product::Weaviate => weaviate(target),
+        Product::Milvus => milvus(target),
         _ => {}
     }
 }
@@ -81,4 +82,84 @@ fn jahia(target: &mut Target) {
         PAGE,
         &[("/local", serde_json::json!("OFF"))],
     ));
+}
+
+fn post(url: &str, body: &str) -> HttpSpec {
+    let mut spec = get(url);
+    spec.method = "POST".into();
+    spec.headers
+        .insert("Content-Type".into(), "application/json".into());
+    spec.body = Some(body.into());
+    spec.timeout_secs = 30;
+    spec
+}
+
+/// Milvus on Helm: the precondition checks read the lab's tool versions; a Deployment's rolling
+/// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`
+/// and rollback, and migrate.sh's migrate and rollback, which stop and start Milvus themselves
+/// (so they replace the node-level metadata bindings of the common lab target).
+fn milvus(target: &mut Target) {
+    let Some(admin) = target.vars.get("lab_admin").cloned() else {
+        return;
+    };
+    target.vars.insert("message_queue".into(), "pulsar".into());
+    // The lab has no charts: name one after the version it installs.
+    let chart = format!(
+        "lab-{}",
+        target.vars.get("to_version").map_or("", String::as_str)
+    );
+    target.vars.insert("chart_version".into(), chart);
+    let tools = Action::Http(get(&format!("{admin}/_lab/tools")));
+    let mut status = get("${node.url}/_lab/status");
+    status.expect_json = BTreeMap::from([
+        ("/version".to_string(), serde_json::json!("${arg.version}")),
+        ("/state".to_string(), serde_json::json!("running")),
+    ]);
+    let mut rollout_status = status.clone();
+    rollout_status.expect_json.remove("/state");
+    let actions = [
+        ("helm-version", tools.clone()),
+        ("kubectl-version", tools.clone()),
+        ("chart-versions", tools),
+        ("release-version", Action::Http(status)),
+        (
+            "rollout",
+            Action::Http(post(
+                "${node.admin}/_lab/rollout",
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        ("rollout-status", Action::Http(rollout_status)),
+        (
+            "helm-upgrade",
+            Action::Http(post(
+                &format!("{admin}/_lab/helm-upgrade"),
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        (
+            "helm-rollback",
+            Action::Http(post(
+                &format!("{admin}/_lab/helm-upgrade"),
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        (
+            "migrate-metadata",
+            Action::Http(post(
+                &format!("{admin}/_lab/migrate-sh"),
+                r#"{"operation":"migrate","version":"${arg.target}"}"#,
+            )),
+        ),
+        (
+            "rollback-metadata",
+            Action::Http(post(
+                &format!("{admin}/_lab/migrate-sh"),
+                r#"{"operation":"rollback","version":"${arg.source}"}"#,
+            )),
+        ),
+    ];
+    for (name, action) in actions {
+        target.actions.insert(name.into(), action);
+    }
 }
