@@ -9,6 +9,7 @@
 //! - `install` `{"version":"1.26.17"}` — only while stopped
 //! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body
 //! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
+//! - `remove-marker` — jahia: deletes the `rolling-upgrade` marker if present
 //! - `backup` `{"name":"b1"}` — copies the node's store (its group's data) to the backup
 //! - `restore` `{"name":"b1","force":false}` — neo4j: into this stopped node only (`force`
 //!   to replace data); other products: into the node's whole cluster
@@ -237,6 +238,9 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
                 .full_read_only(idx, on)
                 .map(|names| json!({ "switched": names }))
         }
+        "remove-marker" => cluster
+            .remove_marker(idx)
+            .map(|removed| json!({ "removed": removed })),
         "rollout" => cluster
             .rollout(idx, &str_field(&v, "version")?)
             .map(|_| Value::Null),

@@ -52,6 +52,32 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Jahia: removes the `rolling-upgrade` marker if it is there (a rollback must not restart
+    /// a node on the old schema with it: the node would not rejoin the old cluster). Returns
+    /// whether there was one.
+    pub fn remove_marker(&self, idx: usize) -> Result<bool, OpError> {
+        if self.product != Product::Jahia {
+            return Err(OpError::Refused(format!(
+                "remove-marker is a jahia operation; this lab is {}",
+                self.product
+            )));
+        }
+        let path = self
+            .inner()
+            .nodes
+            .get(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?
+            .dir
+            .join("rolling-upgrade");
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(OpError::Internal(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
 /// Where `migrate_metadata` keeps a node's metadata backup (as in node.rs).
 fn metadata_backup(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("metadata-backup.json")

@@ -72,6 +72,11 @@ fn jahia(target: &mut Target) {
     target
         .actions
         .insert("full-read-only".into(), Action::Http(switch));
+    let mut remove = get("${node.admin}/_lab/remove-marker");
+    remove.method = "POST".into();
+    target
+        .actions
+        .insert("remove-marker".into(), Action::Http(remove));
     target.probes.push(json_probe(
         "read-only",
         PAGE,
