@@ -187,6 +187,44 @@ async fn from_1_24_the_raft_hop_takes_a_backup_after_it() {
     run.lab.shutdown().await;
 }
 
+#[test]
+fn a_single_hop_across_1_23_13_restores_too() {
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &versions("1.22.4", "1.23.16"));
+    assert_eq!(plan.hops, ["1.23.16"]);
+    assert_in_order(
+        &keys(&plan),
+        &[
+            "backup",
+            "install@1.23.16/weaviate-1",
+            "detour-restore@1.23.16",
+        ],
+    );
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &versions("1.23.13", "1.24.26"));
+    assert!(!keys(&plan).iter().any(|k| k.starts_with("detour")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_1_22_the_detour_restores_the_backup() {
+    let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
+    cfg.version = Some("1.22.4".into());
+    cfg.to_version = Some("1.24.26".into());
+    let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
+    assert!(run.end.ok, "{}\n{}", run.end.summary, run.output);
+    assert_eq!(run.state.plan.hops, ["1.23.16", "1.24.26"]);
+    assert!(
+        run.output.contains("detour-restore-done@1.23.16"),
+        "{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    assert!(snap
+        .nodes
+        .iter()
+        .all(|n| n.version == "1.24.26" && n.state == RunState::Running));
+    assert_every_step_journaled(&run);
+    run.lab.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_that_never_syncs_fails_the_gate_and_rolls_back() {
     let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
