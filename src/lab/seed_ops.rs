@@ -181,6 +181,19 @@ impl Cluster {
     pub fn migrate_sh(self: &Arc<Self>, target: &str) -> Result<Vec<String>, OpError> {
         self.milvus_only("migrate.sh")?;
         store_format(target).map_err(|e| OpError::BadRequest(e.to_string()))?;
+        // Refuse before stopping anything, as the script's pre-checks do.
+        {
+            let g = self.inner();
+            for n in &g.nodes {
+                let format = g.stores.get(&n.store_key).map_or(0, |s| s.file.format);
+                if format >= MILVUS_META_2_2 {
+                    return Err(OpError::Refused(format!(
+                        "{}'s metadata is already in the 2.2 format ({format})",
+                        n.name
+                    )));
+                }
+            }
+        }
         let count = self.node_count();
         for idx in 0..count {
             self.stop(idx)?;
@@ -214,6 +227,17 @@ impl Cluster {
     pub fn rollback_sh(self: &Arc<Self>, version: &str) -> Result<Vec<String>, OpError> {
         self.milvus_only("migrate.sh")?;
         store_format(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
+        if let Some(n) = self
+            .inner()
+            .nodes
+            .iter()
+            .find(|n| !metadata_backup(&n.dir).exists())
+        {
+            return Err(OpError::Refused(format!(
+                "migrate.sh: no metadata backup for {} (exit 4): nothing to roll back to",
+                n.name
+            )));
+        }
         let count = self.node_count();
         for idx in 0..count {
             self.stop(idx)?;
