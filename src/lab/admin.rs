@@ -8,6 +8,8 @@
 //! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
 //! - `install` `{"version":"1.26.17"}` — only while stopped
 //! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body
+//! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
+//! - `remove-marker` — jahia: deletes the `rolling-upgrade` marker if present
 //! - `backup` `{"name":"b1"}` — copies the node's store (its group's data) to the backup
 //! - `restore` `{"name":"b1","force":false}` — neo4j: into this stopped node only (`force`
 //!   to replace data); other products: into the node's whole cluster
@@ -15,6 +17,7 @@
 //!   — jahia
 //! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true}` — neo4j
 //! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
+//! - `rollout` `{"version":"2.2.16"}` — milvus, a Deployment's rolling update (node running)
 //! - `fault` `{"fault":"slow:node1:500ms"}`
 //!
 //! Success: 200 `{"ok":true,"op":..,"node":<NodeSnapshot>,"detail":..}`. Refused (the
@@ -33,8 +36,10 @@
 //! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
 //!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
 //! - the seed procedures' routes: `save-config`, `restore-config`, `fetch-backup` node operations
-//!   ([`super::seed_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
+//!   ([`super::neo4j_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
 //!   ([`super::stack`])
+//! - milvus: `POST /_lab/helm-upgrade`, `POST /_lab/migrate-sh`, `GET /_lab/tools` (see
+//!   `product_ops`)
 
 use std::sync::Arc;
 
@@ -87,6 +92,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
         .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
         .merge(super::stack::routes())
+        .merge(super::product_ops::routes())
         .with_state(shared)
 }
 
@@ -229,6 +235,19 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
                 .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
             cluster.set_read_only(idx, on).map(|_| Value::Null)
         }
+        "full-read-only" => {
+            let on = bool_field(&v, "on")?
+                .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
+            cluster
+                .full_read_only(idx, on)
+                .map(|names| json!({ "switched": names }))
+        }
+        "remove-marker" => cluster
+            .remove_marker(idx)
+            .map(|removed| json!({ "removed": removed })),
+        "rollout" => cluster
+            .rollout(idx, &str_field(&v, "version")?)
+            .map(|_| Value::Null),
         "read-only-on" => cluster.set_read_only(idx, true).map(|_| Value::Null),
         "read-only-off" => cluster.set_read_only(idx, false).map(|_| Value::Null),
         "backup" => cluster
@@ -266,7 +285,7 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
             let raw = serde_json::to_vec(&v).unwrap_or_default();
             cluster.add_fault(parse_fault(&raw)?).map(|_| Value::Null)
         }
-        other => super::seed_ops::dispatch(cluster, idx, other, &v)
+        other => super::neo4j_ops::dispatch(cluster, idx, other, &v)
             .unwrap_or_else(|| Err(OpError::NotFound(format!("no lab operation {other:?}")))),
     }
 }

@@ -17,12 +17,14 @@ pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod faults;
+pub mod neo4j_ops;
 pub mod node;
 pub mod personality;
-pub mod seed_ops;
+mod product_ops;
 pub mod stack;
 pub mod store;
 pub mod target_out;
+pub mod target_seeds;
 pub mod traffic;
 
 use std::collections::BTreeMap;

@@ -621,7 +621,7 @@ impl Cluster {
             .get(&store_key)
             .map(|s| s.file.format)
             .ok_or_else(|| format!("store {store_key} is missing"))?;
-        if sfmt > vfmt {
+        if sfmt > vfmt && !self.opens_newer_store(sfmt, vfmt) {
             return Err(downgrade_reason(sfmt, &version));
         }
         match self.product {

@@ -59,7 +59,7 @@ pub(crate) fn build_target(
         ("lab_admin".to_string(), admin_url.to_string()),
         ("lab_frontend".to_string(), format!("http://{frontend}")),
     ]);
-    vars.extend(super::seed_ops::vars(&format!("http://{frontend}")));
+    vars.extend(super::neo4j_ops::vars(&format!("http://{frontend}")));
     let nodes: Vec<Node> = nodes
         .iter()
         .map(|n| {
@@ -158,11 +158,11 @@ pub(crate) fn build_target(
             node_op("rollback-metadata", None),
         ),
     ]);
-    actions.extend(super::seed_ops::bindings(
+    actions.extend(super::neo4j_ops::bindings(
         admin_url,
         &format!("http://{frontend}"),
     ));
-    Target {
+    let mut target = Target {
         name: format!("lab-{product}"),
         product: Some(product.to_string()),
         vars,
@@ -182,7 +182,9 @@ pub(crate) fn build_target(
             url: format!("{admin_url}/_lab/traffic"),
             interval_ms: 1000,
         }),
-    }
+    };
+    super::target_seeds::extend(product, &mut target);
+    target
 }
 
 pub(crate) fn to_toml(target: &Target) -> Result<String, LabError> {

@@ -1,0 +1,170 @@
+//! Product-specific additions to the lab's target that the seed procedures bind to: probes and
+//! named actions a real target of the same product also defines (with its own *how*), so a
+//! procedure moves between the lab and a real cluster by changing only the target.
+
+use std::collections::BTreeMap;
+
+use crate::procedure::model::{Action, Check, HttpSpec};
+use crate::target::{ProbeSpec, Target};
+
+use super::config::Product;
+
+fn get(url: &str) -> HttpSpec {
+    HttpSpec {
+        method: "GET".into(),
+        url: url.into(),
+        headers: BTreeMap::new(),
+        body: None,
+        expect_status: Vec::new(),
+        expect_json: BTreeMap::new(),
+        timeout_secs: 10,
+    }
+}
+
+fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> ProbeSpec {
+    let mut spec = get(url);
+    spec.timeout_secs = 5;
+    spec.expect_json = expect
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    ProbeSpec {
+        name: name.into(),
+        check: Check::Http(spec),
+        per_node: true,
+        // For gates, which poll at their own pace: read-only and writable exclude each other,
+        // so one of them would fail in the cockpit's probe panel all along.
+        interval_ms: 3_600_000,
+        health: false,
+        facts: BTreeMap::new(),
+    }
+}
+
+/// Adds what the seed procedures of `product` need beyond the common bindings.
+pub(crate) fn extend(product: Product, target: &mut Target) {
+    match product {
+        Product::Jahia => jahia(target),
+        Product::Weaviate => weaviate(target),
+        Product::Milvus => milvus(target),
+        _ => {}
+    }
+}
+
+/// Weaviate: the cluster's REST API through the balancer, where the procedure sends backups
+/// and restores (any node coordinates them, as on a real cluster).
+fn weaviate(target: &mut Target) {
+    if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
+        target.vars.insert("weaviate_url".into(), frontend);
+    }
+}
+
+/// Jahia: the full read-only switch (out of band, like the Karaf shell, so a rollback can send
+/// it while the processing node is still starting) and the tools page's per-node status, which
+/// a real target reads the same way (with the tools user's credentials).
+fn jahia(target: &mut Target) {
+    const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
+    let mut switch = get("${node.admin}/_lab/full-read-only");
+    switch.method = "POST".into();
+    switch
+        .headers
+        .insert("Content-Type".into(), "application/json".into());
+    switch.body = Some(r#"{"on":"${arg.on}"}"#.into());
+    target
+        .actions
+        .insert("full-read-only".into(), Action::Http(switch));
+    let mut remove = get("${node.admin}/_lab/remove-marker");
+    remove.method = "POST".into();
+    target
+        .actions
+        .insert("remove-marker".into(), Action::Http(remove));
+    target.probes.push(json_probe(
+        "read-only",
+        PAGE,
+        &[("/local", serde_json::json!("ON"))],
+    ));
+    target.probes.push(json_probe(
+        "writable",
+        PAGE,
+        &[("/local", serde_json::json!("OFF"))],
+    ));
+}
+
+fn post(url: &str, body: &str) -> HttpSpec {
+    let mut spec = get(url);
+    spec.method = "POST".into();
+    spec.headers
+        .insert("Content-Type".into(), "application/json".into());
+    spec.body = Some(body.into());
+    spec.timeout_secs = 30;
+    spec
+}
+
+/// Milvus on Helm: the precondition checks read the lab's tool versions; a Deployment's rolling
+/// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`
+/// and rollback, and migrate.sh's migrate and rollback, which stop and start Milvus themselves
+/// (so they replace the node-level metadata bindings of the common lab target).
+fn milvus(target: &mut Target) {
+    let Some(admin) = target.vars.get("lab_admin").cloned() else {
+        return;
+    };
+    target.vars.insert("message_queue".into(), "pulsar".into());
+    // The lab has no charts: name one after the version it installs.
+    let chart = format!(
+        "lab-{}",
+        target.vars.get("to_version").map_or("", String::as_str)
+    );
+    target.vars.insert("chart_version".into(), chart);
+    let tools = Action::Http(get(&format!("{admin}/_lab/tools")));
+    let mut status = get("${node.url}/_lab/status");
+    status.expect_json = BTreeMap::from([
+        ("/version".to_string(), serde_json::json!("${arg.version}")),
+        ("/state".to_string(), serde_json::json!("running")),
+    ]);
+    let mut rollout_status = status.clone();
+    rollout_status.expect_json.remove("/state");
+    let actions = [
+        ("helm-version", tools.clone()),
+        ("kubectl-version", tools.clone()),
+        ("chart-versions", tools),
+        ("release-version", Action::Http(status)),
+        (
+            "rollout",
+            Action::Http(post(
+                "${node.admin}/_lab/rollout",
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        ("rollout-status", Action::Http(rollout_status)),
+        (
+            "helm-upgrade",
+            Action::Http(post(
+                &format!("{admin}/_lab/helm-upgrade"),
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        (
+            "helm-rollback",
+            Action::Http(post(
+                &format!("{admin}/_lab/helm-upgrade"),
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        ),
+        (
+            "migrate-metadata",
+            Action::Http(post(
+                &format!("{admin}/_lab/migrate-sh"),
+                r#"{"operation":"migrate","version":"${arg.target}"}"#,
+            )),
+        ),
+        (
+            "rollback-metadata",
+            Action::Http(post(
+                &format!("{admin}/_lab/migrate-sh"),
+                r#"{"operation":"rollback","version":"${arg.source}"}"#,
+            )),
+        ),
+    ];
+    for (name, action) in actions {
+        target.actions.insert(name.into(), action);
+    }
+}

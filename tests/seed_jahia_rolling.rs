@@ -1,0 +1,164 @@
+//! procedures/jahia-rolling.toml: checks and plans against the example and the lab targets; a
+//! full run under load on a 3-node Jahia lab (zero failed reads, every node on the new version
+//! on schema B, writable, marker consumed, all in the balancer); a failed migration of the
+//! processing node rolls the cluster back to the old version on schema A.
+
+mod common;
+mod seed_util;
+
+use common::{run_on_lab, yes_all, yes_all_rollback};
+use flightdeck::engine::event::Outcome;
+use flightdeck::engine::state::Mode;
+use flightdeck::lab::{Fault, Lab, LabConfig, Product, Timing};
+use flightdeck::plan::expand::PlanOptions;
+use seed_util::*;
+
+const PROCEDURE: &str = "procedures/jahia-rolling.toml";
+const EXAMPLE: &str = "procedures/targets/jahia-rolling.example.toml";
+
+#[test]
+fn checks_and_plans_against_the_example_target() {
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &PlanOptions::default());
+    assert_eq!(plan.from_version.as_deref(), Some("8.1.8.0"));
+    assert_eq!(plan.to_version.as_deref(), Some("8.2.0.0"));
+    let keys = keys(&plan);
+    assert_eq!(
+        &keys[..4],
+        [
+            "preflight",
+            "read-only@jahia1",
+            "read-only-gate",
+            "backup@jahia1"
+        ]
+    );
+    // The processing node goes first, then the others in target order.
+    assert_in_order(
+        &keys,
+        &[
+            "copy-schema",
+            "drain@jahia1",
+            "stop@jahia1",
+            "set-schema@jahia1",
+            "migrate@jahia1",
+            "marker@jahia1",
+            "start@jahia1",
+            "verify@jahia1",
+            "ready@jahia1",
+            "drain@jahia2",
+            "ready@jahia2",
+            "drain@jahia3",
+            "ready@jahia3",
+            "final",
+        ],
+    );
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.key == "set-schema@jahia2")
+        .unwrap();
+    let text = serde_json::to_string(&step.action).unwrap();
+    assert!(text.contains("jahia_b"), "{text}");
+    // Secrets stay unresolved in the plan.
+    let ro = serde_json::to_string(&plan.steps[1].action).unwrap();
+    assert!(ro.contains("${secret.tools_auth}"), "{ro}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_and_plans_against_the_lab_target() {
+    let lab = Lab::start(LabConfig::new(Product::Jahia, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let plan = check_and_plan_target(PROCEDURE, lab.target(), &PlanOptions::default());
+    assert_eq!(plan.from_version.as_deref(), Some("8.1.8.0"));
+    let keys = keys(&plan);
+    assert_in_order(
+        &keys,
+        &[
+            "read-only@node1",
+            "copy-schema",
+            "drain@node1",
+            "ready@node1",
+            "drain@node2",
+        ],
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_upgrade_under_load_keeps_every_read() {
+    let mut cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
+    cfg.load_rps = 100;
+    let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
+    assert!(run.end.ok, "{}\n{}", run.end.summary, run.output);
+    assert_eq!(run.state.mode, Mode::Finished(Outcome::Completed));
+    let snap = run.lab.snapshot().await;
+    for n in &snap.nodes {
+        assert_eq!(n.version, "8.2.0.0", "{} not upgraded", n.name);
+        assert_eq!(n.schema.as_deref(), Some("B"), "{} not on schema B", n.name);
+        assert!(!n.read_only, "{} still read-only", n.name);
+        assert!(!n.marker, "{}: marker not consumed", n.name);
+        assert_eq!(n.store_format, 8002, "{}", n.name);
+        assert_eq!(n.state, flightdeck::lab::RunState::Running, "{}", n.name);
+    }
+    assert!(
+        snap.backends.iter().all(|b| b.serving),
+        "{:?}",
+        snap.backends
+    );
+    for n in ["node1", "node2", "node3"] {
+        let backup = run
+            .lab
+            .data_dir()
+            .join("backups")
+            .join(format!("pre-upgrade-{n}.json"));
+        assert!(backup.exists(), "{} missing", backup.display());
+    }
+    // Schema A is left as it was, at the old format: the way back.
+    assert!(run.lab.data_dir().join("schemas/A/store.json").exists());
+    let traffic = run.lab.traffic().await;
+    assert!(traffic.ok_reads > 0, "the load generator sent nothing");
+    assert_eq!(traffic.failed_reads, 0, "{traffic:?}");
+    assert_every_step_journaled(&run);
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migration_of_the_processing_node_rolls_back_to_schema_a() {
+    let mut cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
+    cfg.load_rps = 100;
+    cfg.faults = vec!["fail-migration:node1".parse::<Fault>().unwrap()];
+    let run = run_on_lab(PROCEDURE, cfg, yes_all_rollback()).await;
+    assert!(!run.end.ok);
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("verify@node1") || run.output.contains("node1"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("probe health never passed"),
+        "the gate names its failure: {}",
+        run.output
+    );
+    wait_for_lab(
+        &run.lab,
+        "the cluster back on 8.1.8.0, schema A, writable",
+        |snap| {
+            snap.nodes.iter().all(|n| {
+                n.version == "8.1.8.0"
+                    && n.schema.as_deref() == Some("A")
+                    && !n.read_only
+                    && n.state == flightdeck::lab::RunState::Running
+            }) && snap.backends.iter().all(|b| b.serving)
+        },
+    )
+    .await;
+    let traffic = run.lab.traffic().await;
+    assert_eq!(traffic.failed_reads, 0, "{traffic:?}");
+    run.lab.shutdown().await;
+}
