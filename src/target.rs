@@ -84,6 +84,8 @@ pub struct ProbeSpec {
     /// Run once per node (templates see `${node.*}`) or once globally.
     #[serde(default = "yes")]
     pub per_node: bool,
+    /// How often it runs in the background for the live panels; 0 = never (a probe only wait
+    /// gates use, which poll at their own pace).
     #[serde(default = "crate::procedure::model::default_interval")]
     pub interval_ms: u64,
     /// Whether this probe's verdict is the node's health in the nodes panel.

@@ -27,7 +27,7 @@ pub fn spawn_all(
     tx: &mpsc::Sender<WorkerMsg>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_CHECKS));
-    for spec in &target.probes {
+    for spec in target.probes.iter().filter(|p| p.interval_ms > 0) {
         if spec.per_node {
             for (i, node) in target.nodes.iter().enumerate() {
                 let vars = node_vars(node, i);

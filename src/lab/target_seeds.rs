@@ -32,9 +32,9 @@ fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> Pr
         name: name.into(),
         check: Check::Http(spec),
         per_node: true,
-        // For gates, which poll at their own pace: read-only and writable exclude each other,
-        // so one of them would fail in the cockpit's probe panel all along.
-        interval_ms: 3_600_000,
+        // Gate-only (0: never polled in the background): read-only and writable exclude each
+        // other, so one of them would fail in the cockpit's probe panel all along.
+        interval_ms: 0,
         health: false,
         facts: BTreeMap::new(),
     }
