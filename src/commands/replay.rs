@@ -1,5 +1,6 @@
 //! `flightdeck replay JOURNAL`: a recorded session in the cockpit, read-only, on its original
-//! timing (idle gaps compressed), or as a quiz for trainees.
+//! timing (idle gaps compressed) with player keys (pause, speed, step, seek), or as a quiz for
+//! trainees.
 
 use std::process::ExitCode;
 
@@ -35,8 +36,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         role: TuiRole::Replay,
         title: format!("replay · {}", args.journal.display()),
     };
-    let result = tui::run(client, opts).await;
-    drop(control);
+    let result = tui::run_replay(client, opts, control).await;
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

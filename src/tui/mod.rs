@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod input;
 pub mod render;
+pub mod replay;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -20,11 +21,12 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::engine::client::SessionClient;
 use crate::engine::{Command, Rejected};
+use crate::replay::player::{ReplayControl, ReplayPosition};
 
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
@@ -58,15 +60,72 @@ pub async fn run(client: SessionClient, opts: TuiOptions) -> anyhow::Result<TuiE
     result
 }
 
+/// Run the cockpit as the player of a replay (`client` and `control` from
+/// `replay::player::start`): the replay keys drive `control`, a position bar shows where it is,
+/// and the view always shows the state at the player's position. Always read-only, whatever
+/// `opts.role` says.
+pub async fn run_replay(
+    client: SessionClient,
+    opts: TuiOptions,
+    control: ReplayControl,
+) -> anyhow::Result<TuiExit> {
+    let mut guard = terminal::enter()?;
+    let input = EventStream::new();
+    let result = run_replay_on(&mut guard.terminal, client, opts, input, control).await;
+    drop(guard);
+    result
+}
+
 type Reply = oneshot::Receiver<Result<(), Rejected>>;
 
 /// The loop over any backend and any source of terminal events (tests drive it with a
 /// `TestBackend` and a stream they control).
 pub async fn run_on<B, S>(
     terminal: &mut Terminal<B>,
+    client: SessionClient,
+    opts: TuiOptions,
+    input: S,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    run_loop(terminal, client, opts, input, None).await
+}
+
+/// [`run_replay`] over any backend and any source of terminal events.
+pub async fn run_replay_on<B, S>(
+    terminal: &mut Terminal<B>,
+    client: SessionClient,
+    mut opts: TuiOptions,
+    input: S,
+    control: ReplayControl,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    opts.role = TuiRole::Replay;
+    run_loop(terminal, client, opts, input, Some(control)).await
+}
+
+/// Resolves when the player's position changes; never without a player. False when the
+/// player is gone.
+async fn position_changed(positions: &mut Option<watch::Receiver<ReplayPosition>>) -> bool {
+    match positions {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_loop<B, S>(
+    terminal: &mut Terminal<B>,
     mut client: SessionClient,
     opts: TuiOptions,
     mut input: S,
+    control: Option<ReplayControl>,
 ) -> anyhow::Result<TuiExit>
 where
     B: Backend,
@@ -74,6 +133,12 @@ where
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
     let mut view = View::new(opts.role, opts.title, client.operator_id);
+    let mut positions = control.as_ref().map(|c| {
+        let mut rx = c.subscribe();
+        rx.mark_unchanged();
+        replay::sync(&mut view, c);
+        rx
+    });
     let theme = opts.theme;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -100,10 +165,25 @@ where
             ev = client.events.recv(), if !view.ended => match ev {
                 Some(ev) => {
                     let now = Instant::now();
-                    view.apply(&ev, now);
-                    // Coalesce a burst (history on join, output floods) into one draw.
-                    while let Ok(ev) = client.events.try_recv() {
-                        view.apply(&ev, now);
+                    match &control {
+                        None => {
+                            view.apply(&ev, now);
+                            // Coalesce a burst (history on join, output floods) into one draw.
+                            while let Ok(ev) = client.events.try_recv() {
+                                view.apply(&ev, now);
+                            }
+                        }
+                        Some(c) => {
+                            // The position first: it says which events the player has reached.
+                            if let Some(rx) = &mut positions {
+                                rx.mark_unchanged();
+                            }
+                            replay::sync(&mut view, c);
+                            view.apply_replayed(&ev, now);
+                            while let Ok(ev) = client.events.try_recv() {
+                                view.apply_replayed(&ev, now);
+                            }
+                        }
                     }
                     dirty = true;
                 }
@@ -123,6 +203,13 @@ where
                     view.status = None;
                     match map_key(&view, &key, Instant::now()) {
                         Intent::Nothing => {}
+                        Intent::Ui(UiAction::Replay(k)) => {
+                            if let Some(c) = &control {
+                                k.apply(c);
+                                // A seek shows at once, not when the next event plays.
+                                replay::sync(&mut view, c);
+                            }
+                        }
                         Intent::Ui(action) => {
                             if view.update(action) {
                                 return Ok(exit(&view));
@@ -146,6 +233,17 @@ where
                 Some(Ok(_)) => {}
             },
             _ = tick.tick(), if ticking => dirty = true,
+            live = position_changed(&mut positions) => {
+                match (&control, live) {
+                    (Some(c), true) => {
+                        if let Some(rx) = &mut positions {
+                            rx.mark_unchanged();
+                        }
+                        dirty |= replay::sync(&mut view, c);
+                    }
+                    _ => positions = None,
+                }
+            }
             Some(reply) = replies.next(), if !replies.is_empty() => {
                 match reply {
                     Ok(Ok(())) => {}
