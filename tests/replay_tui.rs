@@ -261,3 +261,113 @@ fn the_bar_names_a_compressed_idle_gap_while_playing_it() {
     assert!(!paused.contains("compressed"), "{paused}");
     assert!(paused.contains("⏸ paused"), "{paused}");
 }
+
+/// Send `keys` one by one, a minute of (paused) time apart: long enough for the player to run
+/// to its next stop at 64x, however far it is.
+fn type_slowly(keys: Vec<KeyCode>) -> fmpsc::UnboundedReceiver<io::Result<TermEvent>> {
+    let (tx, rx) = fmpsc::unbounded();
+    tokio::spawn(async move {
+        for k in keys {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            if tx.unbounded_send(key(k)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_quiz_stops_before_each_decision_asks_and_records() {
+    use flightdeck::replay::quiz::{Choice, Quiz};
+    use flightdeck::tui::run_quiz_on;
+
+    let j = fixture("rolling-upgrade.jsonl");
+    let mut quiz = Quiz::new(&j);
+    let first = quiz.decision_indices()[0];
+    let opts = ReplayOptions {
+        speed: 64.0,
+        ..ReplayOptions::default()
+    };
+    let (client, control) = player::start(j.clone(), opts).unwrap();
+    let keys = vec![
+        // Not an answer: refused, the question stays.
+        KeyCode::Char('x'),
+        KeyCode::Char('c'),
+        KeyCode::Enter,
+        KeyCode::Char('r'),
+        KeyCode::Char(' '),
+        KeyCode::Char('q'),
+    ];
+    let input = type_slowly(keys);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let opts = TuiOptions {
+        theme: Theme::dark(),
+        role: TuiRole::Replay,
+        title: "quiz".into(),
+    };
+    let exit = run_quiz_on(&mut term, client, opts, input, control, &mut quiz)
+        .await
+        .unwrap();
+    assert_eq!(exit, TuiExit::Left);
+    let r = quiz.result();
+    assert_eq!(r.decisions, 9);
+    let answers: Vec<(Choice, bool)> = r.answers.iter().map(|a| (a.answer, a.matched)).collect();
+    assert_eq!(
+        answers,
+        vec![(Choice::Confirm, true), (Choice::Retry, false)]
+    );
+    assert_eq!(r.answers[0].index, first);
+    // Left at the third question, the player stopped just before its decision.
+    let s = buffer_text(term.backend().buffer());
+    let third = quiz.decision_indices()[2];
+    assert!(s.contains("Quiz: question 3/9"), "{s}");
+    assert!(bar(&s).contains(&format!("event {}/", third)), "{s}");
+    assert!(bar(&s).contains("quiz 2/9 answered, 1 same"), "{s}");
+}
+
+#[test]
+fn a_quiz_refuses_to_jump_ahead_and_takes_only_answers_at_a_question() {
+    use flightdeck::replay::quiz::{Choice, Quiz};
+    use flightdeck::tui::replay::QuizView;
+
+    let j = fixture("rolling-upgrade.jsonl");
+    let t = Timeline::new(j.events.clone(), 10_000);
+    let quiz = Quiz::new(&j);
+    let mut v = View::new(TuiRole::Replay, "t", 0);
+    v.sync_replay(position(&t, 3, 0), || t.state_at(3));
+    v.quiz = Some(QuizView {
+        total: quiz.len(),
+        answered: 0,
+        matched: 0,
+        question: None,
+        reveal: None,
+    });
+    let k = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let at = Instant::now();
+    for c in [KeyCode::Right, KeyCode::Char('G'), KeyCode::Char('d')] {
+        assert!(
+            matches!(map_key(&v, &k(c), at), Intent::Ui(UiAction::Status(_))),
+            "{c:?}"
+        );
+    }
+    assert_eq!(
+        map_key(&v, &k(KeyCode::Left), at),
+        Intent::Ui(UiAction::Replay(ReplayKey::PrevStep))
+    );
+    v.quiz.as_mut().unwrap().question = quiz.current();
+    assert_eq!(
+        map_key(&v, &k(KeyCode::Char('m')), at),
+        Intent::Ui(UiAction::Replay(ReplayKey::Answer(Choice::MarkDone)))
+    );
+    for c in [KeyCode::Char(' '), KeyCode::Left, KeyCode::Char('g')] {
+        assert!(
+            !matches!(map_key(&v, &k(c), at), Intent::Ui(UiAction::Replay(_))),
+            "{c:?} at an open question"
+        );
+    }
+    assert_eq!(
+        map_key(&v, &k(KeyCode::Char('q')), at),
+        Intent::Ui(UiAction::Quit)
+    );
+}

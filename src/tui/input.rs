@@ -12,7 +12,7 @@ use crate::engine::state::{PromptKindTag, StepStatus};
 use crate::engine::Command;
 use crate::plan::Confirm;
 
-use super::replay::ReplayKey;
+use super::replay::{self, ReplayKey};
 use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
 
 /// Lines a PgUp/PgDn moves.
@@ -264,8 +264,12 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
     }
     match view.effective_role() {
         // Player keys only when a player is attached (a plain replay view has none).
-        TuiRole::Replay => match ReplayKey::from_key(key).filter(|_| view.replay.is_some()) {
-            Some(k) => ui(UiAction::Replay(k)),
+        TuiRole::Replay => match view
+            .replay
+            .as_ref()
+            .and_then(|_| replay::map_key(view, key))
+        {
+            Some(i) => i,
             None if matches!(key.code, KeyCode::Char(_) | KeyCode::Enter) => status(REPLAY_HINT),
             None => Intent::Nothing,
         },

@@ -27,6 +27,8 @@ use tokio::time::MissedTickBehavior;
 use crate::engine::client::SessionClient;
 use crate::engine::{Command, Rejected};
 use crate::replay::player::{ReplayControl, ReplayPosition};
+use crate::replay::quiz::Quiz;
+use replay::Player;
 
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
@@ -108,7 +110,49 @@ where
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
     opts.role = TuiRole::Replay;
-    run_loop(terminal, client, opts, input, Some(control)).await
+    let player = Player {
+        control,
+        quiz: None,
+    };
+    run_loop(terminal, client, opts, input, Some(player)).await
+}
+
+/// The training quiz in the cockpit: [`run_replay`] that stops before each of the recorded
+/// operator's decisions and asks. `quiz` must be over the same journal as the player; it holds
+/// the answers when this returns (write its `result()`).
+pub async fn run_quiz(
+    client: SessionClient,
+    opts: TuiOptions,
+    control: ReplayControl,
+    quiz: &mut Quiz,
+) -> anyhow::Result<TuiExit> {
+    let mut guard = terminal::enter()?;
+    let input = EventStream::new();
+    let result = run_quiz_on(&mut guard.terminal, client, opts, input, control, quiz).await;
+    drop(guard);
+    result
+}
+
+/// [`run_quiz`] over any backend and any source of terminal events.
+pub async fn run_quiz_on<B, S>(
+    terminal: &mut Terminal<B>,
+    client: SessionClient,
+    mut opts: TuiOptions,
+    input: S,
+    control: ReplayControl,
+    quiz: &mut Quiz,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    opts.role = TuiRole::Replay;
+    let player = Player {
+        control,
+        quiz: Some(quiz),
+    };
+    run_loop(terminal, client, opts, input, Some(player)).await
 }
 
 /// Resolves when the player's position changes; never without a player. False when the
@@ -125,7 +169,7 @@ async fn run_loop<B, S>(
     mut client: SessionClient,
     opts: TuiOptions,
     mut input: S,
-    control: Option<ReplayControl>,
+    mut player: Option<Player<'_>>,
 ) -> anyhow::Result<TuiExit>
 where
     B: Backend,
@@ -133,10 +177,11 @@ where
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
     let mut view = View::new(opts.role, opts.title, client.operator_id);
-    let mut positions = control.as_ref().map(|c| {
-        let mut rx = c.subscribe();
+    let mut positions = player.as_mut().map(|p| {
+        let mut rx = p.control.subscribe();
         rx.mark_unchanged();
-        replay::sync(&mut view, c);
+        p.attach(&mut view);
+        p.sync(&mut view);
         rx
     });
     let theme = opts.theme;
@@ -165,7 +210,7 @@ where
             ev = client.events.recv(), if !view.ended => match ev {
                 Some(ev) => {
                     let now = Instant::now();
-                    match &control {
+                    match &mut player {
                         None => {
                             view.apply(&ev, now);
                             // Coalesce a burst (history on join, output floods) into one draw.
@@ -173,12 +218,12 @@ where
                                 view.apply(&ev, now);
                             }
                         }
-                        Some(c) => {
+                        Some(p) => {
                             // The position first: it says which events the player has reached.
                             if let Some(rx) = &mut positions {
                                 rx.mark_unchanged();
                             }
-                            replay::sync(&mut view, c);
+                            p.sync(&mut view);
                             view.apply_replayed(&ev, now);
                             while let Ok(ev) = client.events.try_recv() {
                                 view.apply_replayed(&ev, now);
@@ -204,10 +249,8 @@ where
                     match map_key(&view, &key, Instant::now()) {
                         Intent::Nothing => {}
                         Intent::Ui(UiAction::Replay(k)) => {
-                            if let Some(c) = &control {
-                                k.apply(c);
-                                // A seek shows at once, not when the next event plays.
-                                replay::sync(&mut view, c);
+                            if let Some(p) = &mut player {
+                                p.key(&mut view, k);
                             }
                         }
                         Intent::Ui(action) => {
@@ -234,12 +277,12 @@ where
             },
             _ = tick.tick(), if ticking => dirty = true,
             live = position_changed(&mut positions) => {
-                match (&control, live) {
-                    (Some(c), true) => {
+                match (&mut player, live) {
+                    (Some(p), true) => {
                         if let Some(rx) = &mut positions {
                             rx.mark_unchanged();
                         }
-                        dirty |= replay::sync(&mut view, c);
+                        dirty |= p.sync(&mut view);
                     }
                     _ => positions = None,
                 }

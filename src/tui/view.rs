@@ -10,6 +10,8 @@ use crate::engine::state::StepStatus;
 use crate::engine::{SessionState, Stamped};
 use crate::replay::player::ReplayPosition;
 
+use super::replay::QuizView;
+
 /// Keys arriving this soon after a prompt appeared are taken as typed for something else.
 pub const PROMPT_GUARD: Duration = Duration::from_millis(300);
 
@@ -140,6 +142,8 @@ pub struct View {
     pub ended: bool,
     /// Where the replay player is, when this cockpit drives one (see `super::replay`).
     pub replay: Option<ReplayPosition>,
+    /// The training quiz over the replay, when there is one.
+    pub quiz: Option<QuizView>,
 }
 
 impl View {
@@ -162,6 +166,7 @@ impl View {
             last_event_at: None,
             ended: false,
             replay: None,
+            quiz: None,
         }
     }
 

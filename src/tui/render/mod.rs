@@ -9,6 +9,7 @@ mod nodes;
 mod output;
 mod procedure;
 mod prompt;
+mod quiz;
 mod replay_bar;
 
 use std::borrow::Cow;
@@ -88,6 +89,7 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     }
 
     prompt::render(frame, area, view, theme);
+    quiz::render(frame, area, view, theme);
     help::render(frame, area, view, theme);
 }
 

@@ -81,7 +81,20 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     };
     let s = &theme.styles;
     let h = s.header;
-    let segs: Vec<Segment> = segments(pos, view.state.steps.len())
+    let mut plain = segments(pos, view.state.steps.len());
+    if let Some(q) = &view.quiz {
+        plain.insert(
+            1,
+            (
+                8,
+                format!(
+                    "quiz {}/{} answered, {} same",
+                    q.answered, q.total, q.matched
+                ),
+            ),
+        );
+    }
+    let segs: Vec<Segment> = plain
         .into_iter()
         .enumerate()
         .map(|(i, (p, t))| {
