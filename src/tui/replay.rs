@@ -144,10 +144,11 @@ impl Player<'_> {
     pub fn attach(&mut self, view: &mut View) {
         if let Some(quiz) = self.quiz.as_deref() {
             self.control.set_stops(quiz.decision_indices());
+            let so_far = quiz.result();
             view.quiz = Some(QuizView {
                 total: quiz.len(),
-                answered: quiz.result().answers.len(),
-                matched: quiz.result().matches,
+                answered: so_far.answers.len(),
+                matched: so_far.matches,
                 question: None,
                 reveal: None,
             });
@@ -224,6 +225,14 @@ pub const REPLAY_KEYS: &[(&str, &str)] = &[
     ("← →", "previous / next step"),
     ("g G", "start / end"),
     ("d D", "next / prev decision"),
+];
+
+/// The quiz's keys, for the help overlay.
+pub const QUIZ_KEYS: &[(&str, &str)] = &[
+    ("c w u r", "confirm wait undo retry"),
+    ("s a m", "skip abort mark done"),
+    ("Enter", "after an answer: play on"),
+    ("", "(no jumping ahead)"),
 ];
 
 impl View {
