@@ -219,14 +219,18 @@ where
                             }
                         }
                         Some(p) => {
-                            // The position first: it says which events the player has reached.
+                            // Seen before syncing, so a stop published meanwhile still wakes us.
                             if let Some(rx) = &mut positions {
                                 rx.mark_unchanged();
                             }
-                            p.sync(&mut view);
-                            view.apply_replayed(&ev, now);
-                            while let Ok(ev) = client.events.try_recv() {
+                            let mut next = Some(ev);
+                            while let Some(ev) = next {
+                                // The position first, fresh for each event: the player
+                                // publishes an event's position before sending it, so this
+                                // tells a new event from one queued before a seek.
+                                p.sync(&mut view);
                                 view.apply_replayed(&ev, now);
+                                next = client.events.try_recv().ok();
                             }
                         }
                     }
