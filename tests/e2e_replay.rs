@@ -17,6 +17,8 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// A tmux server of our own (its own socket), killed when dropped, even on a failed assert.
 struct Tmux {
     socket: String,
+    /// The socket file, removed at the end too (tmux leaves it behind).
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -60,6 +62,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -102,8 +107,9 @@ fn pause_and_step_forward_in_a_real_terminal() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    let tmux = Tmux {
+    let mut tmux = Tmux {
         socket: format!("fd-e2e-replay-{}-{nanos}", std::process::id()),
+        socket_path: None,
     };
     let bin = env!("CARGO_BIN_EXE_flightdeck");
     let fixture_arg = fixture.to_string_lossy().into_owned();
@@ -123,6 +129,11 @@ fn pause_and_step_forward_in_a_real_terminal() {
         "16",
     ]);
     assert!(out.status.success(), "tmux new-session: {out:?}");
+    let path = tmux
+        .run(&["display-message", "-p", "#{socket_path}"])
+        .stdout;
+    let path = String::from_utf8_lossy(&path).trim().to_string();
+    tmux.socket_path = (!path.is_empty()).then(|| PathBuf::from(path));
 
     tmux.wait_for("position bar", |s| bar(s).is_some());
     tmux.keys(&["Space"]);
