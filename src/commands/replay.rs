@@ -1,28 +1,52 @@
 //! `flightdeck replay JOURNAL`: a recorded session in the cockpit, read-only, on its original
-//! timing (idle gaps compressed), or as a quiz for trainees.
+//! timing (idle gaps compressed) with player keys (pause, speed, step, seek), or as a quiz for
+//! trainees (in the cockpit on a terminal, line by line otherwise).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::cli::ReplayArgs;
 use crate::replay::player::{self, ReplayOptions};
+use crate::replay::quiz::{self, Quiz};
 use crate::tui::{self, Theme, TuiOptions, TuiRole};
 
 pub async fn run(args: ReplayArgs) -> ExitCode {
-    if args.quiz {
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if args.quiz && !interactive {
         let journal = args.journal.clone();
         let out = args.quiz_out.clone();
-        return tokio::task::spawn_blocking(move || {
-            crate::replay::quiz::run(&journal, out.as_deref())
-        })
-        .await
-        .unwrap_or(ExitCode::FAILURE);
+        return tokio::task::spawn_blocking(move || quiz::run(&journal, out.as_deref()))
+            .await
+            .unwrap_or(ExitCode::FAILURE);
+    }
+    let journal = match crate::journal::read(&args.journal) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("flightdeck replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut quiz = args.quiz.then(|| Quiz::new(&journal));
+    if let Some(q) = &quiz {
+        if q.is_empty() {
+            eprintln!(
+                "flightdeck replay: no operator decisions in {} (a journal recorded with --yes \
+                 has none): nothing to quiz on",
+                args.journal.display()
+            );
+            return ExitCode::SUCCESS;
+        }
+        if args.from.is_some() {
+            eprintln!("flightdeck replay: --from is ignored with --quiz (the questions start at the beginning)");
+        }
     }
     let opts = ReplayOptions {
         speed: args.speed,
-        from_step: args.from.clone(),
+        // A quiz asks every decision, so it starts at the start.
+        from_step: args.from.clone().filter(|_| quiz.is_none()),
         idle_cap_ms: args.idle_cap.saturating_mul(1000),
     };
-    let (client, control) = match player::open(&args.journal, opts) {
+    let (client, control) = match player::start(journal, opts) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("flightdeck replay: {e}");
@@ -35,13 +59,32 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         role: TuiRole::Replay,
         title: format!("replay · {}", args.journal.display()),
     };
-    let result = tui::run(client, opts).await;
-    drop(control);
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flightdeck: the cockpit failed: {e:#}");
-            ExitCode::FAILURE
-        }
+    let result = match &mut quiz {
+        Some(q) => tui::run_quiz(client, opts, control, q).await,
+        None => tui::run_replay(client, opts, control).await,
+    };
+    if let Err(e) = result {
+        eprintln!("flightdeck: the cockpit failed: {e:#}");
+        return ExitCode::FAILURE;
     }
+    let Some(q) = quiz else {
+        return ExitCode::SUCCESS;
+    };
+    let out = args
+        .quiz_out
+        .clone()
+        .unwrap_or_else(|| quiz::default_result_path(&args.journal));
+    let result = q.result();
+    if let Err(e) = result.write_result(&out) {
+        eprintln!("flightdeck replay: {e}");
+        return ExitCode::from(2);
+    }
+    println!(
+        "Score: {}/{} matched the recorded operator ({} decisions). Result written to {}",
+        result.matches,
+        result.answers.len(),
+        result.decisions,
+        out.display()
+    );
+    ExitCode::SUCCESS
 }

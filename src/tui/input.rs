@@ -12,6 +12,7 @@ use crate::engine::state::{PromptKindTag, StepStatus};
 use crate::engine::Command;
 use crate::plan::Confirm;
 
+use super::replay::{self, ReplayKey};
 use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
 
 /// Lines a PgUp/PgDn moves.
@@ -43,6 +44,8 @@ pub enum UiAction {
     /// Edit the text being typed (note or phrase).
     Edit(InputRequest),
     Status(String),
+    /// A replay player key; the loop hands it to the player (it changes nothing here).
+    Replay(ReplayKey),
     Quit,
 }
 
@@ -260,9 +263,15 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
         return ui(a);
     }
     match view.effective_role() {
-        TuiRole::Replay => match key.code {
-            KeyCode::Char(_) | KeyCode::Enter => status(REPLAY_HINT),
-            _ => Intent::Nothing,
+        // Player keys only when a player is attached (a plain replay view has none).
+        TuiRole::Replay => match view
+            .replay
+            .as_ref()
+            .and_then(|_| replay::map_key(view, key))
+        {
+            Some(i) => i,
+            None if matches!(key.code, KeyCode::Char(_) | KeyCode::Enter) => status(REPLAY_HINT),
+            None => Intent::Nothing,
         },
         TuiRole::Observer => observer_key(view, key),
         TuiRole::Driver => driver_key(view, key),
@@ -385,6 +394,7 @@ impl View {
                 }
             },
             UiAction::Status(s) => self.status = Some(s),
+            UiAction::Replay(_) => {}
             UiAction::Quit => return true,
         }
         false

@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod input;
 pub mod render;
+pub mod replay;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -20,11 +21,14 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::engine::client::SessionClient;
 use crate::engine::{Command, Rejected};
+use crate::replay::player::{ReplayControl, ReplayPosition};
+use crate::replay::quiz::Quiz;
+use replay::Player;
 
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
@@ -58,15 +62,114 @@ pub async fn run(client: SessionClient, opts: TuiOptions) -> anyhow::Result<TuiE
     result
 }
 
+/// Run the cockpit as the player of a replay (`client` and `control` from
+/// `replay::player::start`): the replay keys drive `control`, a position bar shows where it is,
+/// and the view always shows the state at the player's position. Always read-only, whatever
+/// `opts.role` says.
+pub async fn run_replay(
+    client: SessionClient,
+    opts: TuiOptions,
+    control: ReplayControl,
+) -> anyhow::Result<TuiExit> {
+    let mut guard = terminal::enter()?;
+    let input = EventStream::new();
+    let result = run_replay_on(&mut guard.terminal, client, opts, input, control).await;
+    drop(guard);
+    result
+}
+
 type Reply = oneshot::Receiver<Result<(), Rejected>>;
 
 /// The loop over any backend and any source of terminal events (tests drive it with a
 /// `TestBackend` and a stream they control).
 pub async fn run_on<B, S>(
     terminal: &mut Terminal<B>,
+    client: SessionClient,
+    opts: TuiOptions,
+    input: S,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    run_loop(terminal, client, opts, input, None).await
+}
+
+/// [`run_replay`] over any backend and any source of terminal events.
+pub async fn run_replay_on<B, S>(
+    terminal: &mut Terminal<B>,
+    client: SessionClient,
+    mut opts: TuiOptions,
+    input: S,
+    control: ReplayControl,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    opts.role = TuiRole::Replay;
+    let player = Player {
+        control,
+        quiz: None,
+    };
+    run_loop(terminal, client, opts, input, Some(player)).await
+}
+
+/// The training quiz in the cockpit: [`run_replay`] that stops before each of the recorded
+/// operator's decisions and asks. `quiz` must be over the same journal as the player; it holds
+/// the answers when this returns (write its `result()`).
+pub async fn run_quiz(
+    client: SessionClient,
+    opts: TuiOptions,
+    control: ReplayControl,
+    quiz: &mut Quiz,
+) -> anyhow::Result<TuiExit> {
+    let mut guard = terminal::enter()?;
+    let input = EventStream::new();
+    let result = run_quiz_on(&mut guard.terminal, client, opts, input, control, quiz).await;
+    drop(guard);
+    result
+}
+
+/// [`run_quiz`] over any backend and any source of terminal events.
+pub async fn run_quiz_on<B, S>(
+    terminal: &mut Terminal<B>,
+    client: SessionClient,
+    mut opts: TuiOptions,
+    input: S,
+    control: ReplayControl,
+    quiz: &mut Quiz,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    opts.role = TuiRole::Replay;
+    let player = Player {
+        control,
+        quiz: Some(quiz),
+    };
+    run_loop(terminal, client, opts, input, Some(player)).await
+}
+
+/// Resolves when the player's position changes; never without a player. False when the
+/// player is gone.
+async fn position_changed(positions: &mut Option<watch::Receiver<ReplayPosition>>) -> bool {
+    match positions {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_loop<B, S>(
+    terminal: &mut Terminal<B>,
     mut client: SessionClient,
     opts: TuiOptions,
     mut input: S,
+    mut player: Option<Player<'_>>,
 ) -> anyhow::Result<TuiExit>
 where
     B: Backend,
@@ -74,6 +177,13 @@ where
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
     let mut view = View::new(opts.role, opts.title, client.operator_id);
+    let mut positions = player.as_mut().map(|p| {
+        let mut rx = p.control.subscribe();
+        rx.mark_unchanged();
+        p.attach(&mut view);
+        p.sync(&mut view);
+        rx
+    });
     let theme = opts.theme;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -100,10 +210,29 @@ where
             ev = client.events.recv(), if !view.ended => match ev {
                 Some(ev) => {
                     let now = Instant::now();
-                    view.apply(&ev, now);
-                    // Coalesce a burst (history on join, output floods) into one draw.
-                    while let Ok(ev) = client.events.try_recv() {
-                        view.apply(&ev, now);
+                    match &mut player {
+                        None => {
+                            view.apply(&ev, now);
+                            // Coalesce a burst (history on join, output floods) into one draw.
+                            while let Ok(ev) = client.events.try_recv() {
+                                view.apply(&ev, now);
+                            }
+                        }
+                        Some(p) => {
+                            // Seen before syncing, so a stop published meanwhile still wakes us.
+                            if let Some(rx) = &mut positions {
+                                rx.mark_unchanged();
+                            }
+                            let mut next = Some(ev);
+                            while let Some(ev) = next {
+                                // The position first, fresh for each event: the player
+                                // publishes an event's position before sending it, so this
+                                // tells a new event from one queued before a seek.
+                                p.sync(&mut view);
+                                view.apply_replayed(&ev, now);
+                                next = client.events.try_recv().ok();
+                            }
+                        }
                     }
                     dirty = true;
                 }
@@ -123,6 +252,11 @@ where
                     view.status = None;
                     match map_key(&view, &key, Instant::now()) {
                         Intent::Nothing => {}
+                        Intent::Ui(UiAction::Replay(k)) => {
+                            if let Some(p) = &mut player {
+                                p.key(&mut view, k);
+                            }
+                        }
                         Intent::Ui(action) => {
                             if view.update(action) {
                                 return Ok(exit(&view));
@@ -146,6 +280,17 @@ where
                 Some(Ok(_)) => {}
             },
             _ = tick.tick(), if ticking => dirty = true,
+            live = position_changed(&mut positions) => {
+                match (&mut player, live) {
+                    (Some(p), true) => {
+                        if let Some(rx) = &mut positions {
+                            rx.mark_unchanged();
+                        }
+                        dirty |= p.sync(&mut view);
+                    }
+                    _ => positions = None,
+                }
+            }
             Some(reply) = replies.next(), if !replies.is_empty() => {
                 match reply {
                     Ok(Ok(())) => {}

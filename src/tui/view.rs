@@ -8,6 +8,9 @@ use tui_input::Input;
 
 use crate::engine::state::StepStatus;
 use crate::engine::{SessionState, Stamped};
+use crate::replay::player::ReplayPosition;
+
+use super::replay::QuizView;
 
 /// Keys arriving this soon after a prompt appeared are taken as typed for something else.
 pub const PROMPT_GUARD: Duration = Duration::from_millis(300);
@@ -137,6 +140,10 @@ pub struct View {
     pub last_event_at: Option<Instant>,
     /// The event stream is over; what is on screen is final.
     pub ended: bool,
+    /// Where the replay player is, when this cockpit drives one (see `super::replay`).
+    pub replay: Option<ReplayPosition>,
+    /// The training quiz over the replay, when there is one.
+    pub quiz: Option<QuizView>,
 }
 
 impl View {
@@ -158,6 +165,8 @@ impl View {
             status: None,
             last_event_at: None,
             ended: false,
+            replay: None,
+            quiz: None,
         }
     }
 

@@ -18,11 +18,11 @@ use crate::tui::view::{TuiRole, View};
 
 const SEP: &str = " │ ";
 
-type Segment = (u8, Vec<Span<'static>>);
+pub(super) type Segment = (u8, Vec<Span<'static>>);
 
 /// Join segments with `sep`, dropping the least important (the later of equals) until the
 /// line fits `width`.
-fn fit_segments(
+pub(super) fn fit_segments(
     mut segs: Vec<Segment>,
     width: usize,
     sep: &'static str,
@@ -247,6 +247,37 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         segs.push((9, vec![text("the session has ended", s.warn)]));
     }
     match view.effective_role() {
+        TuiRole::Replay if view.quiz.is_some() => {
+            segs.push((8, vec![text("quiz", s.warn)]));
+            match &view.quiz {
+                Some(q) if q.reveal.is_some() => {
+                    segs.push(hint(theme, 8, "Enter", "plays on"));
+                }
+                Some(q) if q.question.is_some() => {
+                    segs.push(hint(theme, 8, "c w u r s a m", "answer"));
+                }
+                _ => {
+                    segs.push(hint(theme, 8, "space", "pause"));
+                    segs.push(hint(theme, 7, "+-", "speed"));
+                    segs.push(hint(theme, 6, "←", "back a step"));
+                    segs.push(hint(theme, 5, "g", "start"));
+                }
+            }
+            segs.push(hint(theme, 3, "Tab", "focus"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 6, "q", "quit"));
+        }
+        TuiRole::Replay if view.replay.is_some() => {
+            segs.push((8, vec![text("replay", s.warn)]));
+            segs.push(hint(theme, 8, "space", "pause"));
+            segs.push(hint(theme, 7, "+-", "speed"));
+            segs.push(hint(theme, 7, "←→", "step"));
+            segs.push(hint(theme, 5, "g G", "start/end"));
+            segs.push(hint(theme, 6, "d", "decision"));
+            segs.push(hint(theme, 3, "Tab", "focus"));
+            segs.push(hint(theme, 6, "?", "help"));
+            segs.push(hint(theme, 6, "q", "quit"));
+        }
         TuiRole::Replay => {
             segs.push((8, vec![text("replay", s.warn)]));
             segs.push(hint(theme, 4, "Tab", "focus"));

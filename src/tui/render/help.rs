@@ -6,6 +6,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{centered, fit, text};
+use crate::tui::replay::{QUIZ_KEYS, REPLAY_KEYS};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, View};
 
@@ -72,7 +73,14 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     }
     let s = &theme.styles;
     let left = column(KEYS[0], theme);
-    let right = column(KEYS[1], theme);
+    // A replay player has no driver keys; its own keys take their place.
+    let right = if view.quiz.is_some() {
+        column(&[("Replay", REPLAY_KEYS), ("Quiz", QUIZ_KEYS)], theme)
+    } else if view.replay.is_some() {
+        column(&[("Replay", REPLAY_KEYS)], theme)
+    } else {
+        column(KEYS[1], theme)
+    };
     let h = left.len().max(right.len()) as u16 + 3;
     let rect = centered(area, 78, h);
     frame.render_widget(Clear, rect);

@@ -9,6 +9,8 @@ mod nodes;
 mod output;
 mod procedure;
 mod prompt;
+mod quiz;
+mod replay_bar;
 
 use std::borrow::Cow;
 
@@ -24,6 +26,7 @@ use super::view::{Panel, View};
 
 pub use detail::{action_lines, shell_line, shell_quote};
 pub use help::KEYS as HELP_KEYS;
+pub use replay_bar::segments as replay_bar_segments;
 
 /// The smallest screen every panel fits on.
 pub const MIN_WIDTH: u16 = 80;
@@ -36,13 +39,16 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
         too_small(frame, area, theme);
         return;
     }
-    let [head, body, foot] = Layout::vertical([
+    let bar_h = u16::from(view.replay.is_some());
+    let [head, body, bar, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(0),
+        Constraint::Length(bar_h),
         Constraint::Length(1),
     ])
     .areas(area);
     header::render(frame, head, view, theme);
+    replay_bar::render(frame, bar, view, theme);
     header::footer(frame, foot, view, theme);
 
     let nodes_h = view.state.nodes.len().max(1) as u16 + 3;
@@ -83,6 +89,7 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     }
 
     prompt::render(frame, area, view, theme);
+    quiz::render(frame, area, view, theme);
     help::render(frame, area, view, theme);
 }
 

@@ -16,7 +16,7 @@ use crate::tui::view::{Overlay, View};
 
 const WIDTH: u16 = 68;
 
-fn modal<'a>(
+pub(super) fn modal<'a>(
     frame: &mut Frame,
     area: Rect,
     title: String,

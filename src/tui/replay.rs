@@ -1,0 +1,281 @@
+//! The cockpit as a replay player: the keys that move through a recorded session, and how the
+//! view's state stays equal to the player's position.
+//!
+//! The view folds the player's feed itself (cheap while playing), but the player's position is
+//! the truth: an event is applied only when it is the next one *and* the player has reached it
+//! (an event queued just before a seek must not carry the view past a paused position), and a
+//! seek (a new `epoch`) replaces the whole state with the one the player rebuilt from its
+//! timeline. Nothing here ever sends a command: the Replay role stays read-only.
+//!
+//! In a quiz the player stops before each decision the recorded operator made; the cockpit
+//! asks the question (a modal), takes the answer (a letter), shows what the operator did, and
+//! plays on when the trainee presses Enter or space. Questions come in order: the keys that
+//! would jump ahead are refused, and a player that got past the open question is sent back.
+
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use crate::engine::{SessionState, Stamped};
+use crate::replay::player::{ReplayControl, ReplayPosition};
+use crate::replay::quiz::{Answer, Choice, Quiz, QuizQuestion, Reveal};
+
+use super::input::{Intent, UiAction};
+use super::view::{Scroll, View};
+
+/// A key of the replay player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayKey {
+    TogglePause,
+    Faster,
+    Slower,
+    PrevStep,
+    NextStep,
+    ToStart,
+    ToEnd,
+    NextDecision,
+    PrevDecision,
+    /// Quiz: the trainee's answer to the open question.
+    Answer(Choice),
+    /// Quiz: close the answer's reveal and play on.
+    Continue,
+}
+
+impl ReplayKey {
+    /// The player key for `key`, if it is one.
+    pub fn from_key(key: &KeyEvent) -> Option<ReplayKey> {
+        Some(match key.code {
+            KeyCode::Char(' ') => ReplayKey::TogglePause,
+            KeyCode::Char('+') | KeyCode::Char('=') => ReplayKey::Faster,
+            KeyCode::Char('-') | KeyCode::Char('_') => ReplayKey::Slower,
+            KeyCode::Left => ReplayKey::PrevStep,
+            KeyCode::Right => ReplayKey::NextStep,
+            KeyCode::Char('g') => ReplayKey::ToStart,
+            KeyCode::Char('G') => ReplayKey::ToEnd,
+            KeyCode::Char('d') => ReplayKey::NextDecision,
+            KeyCode::Char('D') => ReplayKey::PrevDecision,
+            _ => return None,
+        })
+    }
+
+    /// Whether it moves the replay forward past what plays next (refused during a quiz).
+    pub fn jumps_ahead(self) -> bool {
+        matches!(
+            self,
+            ReplayKey::NextStep | ReplayKey::ToEnd | ReplayKey::NextDecision
+        )
+    }
+
+    /// Do it on the player. Seeks take effect at once; the view catches up on its next sync.
+    /// The quiz keys need the quiz: see [`Player::key`].
+    pub fn apply(self, control: &ReplayControl) {
+        match self {
+            ReplayKey::TogglePause => control.toggle_pause(),
+            ReplayKey::Faster => control.faster(),
+            ReplayKey::Slower => control.slower(),
+            ReplayKey::PrevStep => control.prev_step(),
+            ReplayKey::NextStep => control.next_step(),
+            ReplayKey::ToStart => control.to_start(),
+            ReplayKey::ToEnd => control.to_end(),
+            ReplayKey::NextDecision => control.next_decision(),
+            ReplayKey::PrevDecision => control.prev_decision(),
+            ReplayKey::Answer(_) | ReplayKey::Continue => {}
+        }
+    }
+}
+
+/// What a key means in a replay with a player attached (None: not a player key).
+pub fn map_key(view: &View, key: &KeyEvent) -> Option<Intent> {
+    let k = ReplayKey::from_key(key);
+    let Some(quiz) = &view.quiz else {
+        return k.map(|k| Intent::Ui(UiAction::Replay(k)));
+    };
+    let status = |s: &str| Some(Intent::Ui(UiAction::Status(s.to_string())));
+    if quiz.reveal.is_some() {
+        return match key.code {
+            KeyCode::Enter | KeyCode::Char(' ') => {
+                Some(Intent::Ui(UiAction::Replay(ReplayKey::Continue)))
+            }
+            KeyCode::Char(_) => status("Enter or space plays on"),
+            _ => None,
+        };
+    }
+    if quiz.question.is_some() {
+        let answer = match key.code {
+            KeyCode::Char(c) => Choice::ALL.into_iter().find(|ch| ch.key() == c),
+            _ => None,
+        };
+        return match answer {
+            Some(a) => Some(Intent::Ui(UiAction::Replay(ReplayKey::Answer(a)))),
+            None if matches!(key.code, KeyCode::Char(_) | KeyCode::Enter) => {
+                status("answer with c w u r s a m")
+            }
+            None => None,
+        };
+    }
+    match k {
+        Some(k) if k.jumps_ahead() => status("quiz: no jumping ahead, the questions come in order"),
+        Some(k) => Some(Intent::Ui(UiAction::Replay(k))),
+        None => None,
+    }
+}
+
+/// The quiz as the cockpit shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuizView {
+    pub total: usize,
+    pub answered: usize,
+    /// Answers that matched the recorded operator's.
+    pub matched: usize,
+    /// The open question: the player is stopped just before its decision.
+    pub question: Option<QuizQuestion>,
+    /// The trainee's answer to it and what the operator did, until they play on.
+    pub reveal: Option<(Choice, Reveal)>,
+}
+
+/// A replay player the cockpit drives, with a quiz when training.
+pub struct Player<'q> {
+    pub control: ReplayControl,
+    pub quiz: Option<&'q mut Quiz>,
+}
+
+impl Player<'_> {
+    /// Arm the quiz's stops (before any event plays on) and give the view its quiz.
+    pub fn attach(&mut self, view: &mut View) {
+        if let Some(quiz) = self.quiz.as_deref() {
+            self.control.set_stops(quiz.decision_indices());
+            let so_far = quiz.result();
+            view.quiz = Some(QuizView {
+                total: quiz.len(),
+                answered: so_far.answers.len(),
+                matched: so_far.matches,
+                question: None,
+                reveal: None,
+            });
+        }
+    }
+
+    /// Bring `view` to the player's position; in a quiz, open the question the player stopped
+    /// before, or play on past a decision already answered. Returns whether anything changed.
+    pub fn sync(&mut self, view: &mut View) -> bool {
+        let mut changed = sync(view, &self.control);
+        let (Some(quiz), Some(qv)) = (self.quiz.as_deref(), view.quiz.as_mut()) else {
+            return changed;
+        };
+        let Some(pos) = view.replay.clone() else {
+            return changed;
+        };
+        let due = quiz.current();
+        if let Some(q) = &due {
+            if pos.index >= q.index {
+                // Past the open question (a seek, or an event that played before the stops
+                // were armed): back to just before it.
+                self.control.seek(q.index.saturating_sub(1));
+                return sync(view, &self.control) || changed;
+            }
+        }
+        if let Some(stop) = pos.stopped_before {
+            if qv.question.is_none() && qv.reveal.is_none() {
+                match due {
+                    Some(q) if q.index == stop => {
+                        qv.question = Some(q);
+                        changed = true;
+                    }
+                    // Answered already (the trainee went back): play on.
+                    _ => self.control.resume(),
+                }
+            }
+        }
+        changed
+    }
+
+    /// Handle a player key.
+    pub fn key(&mut self, view: &mut View, key: ReplayKey) {
+        match key {
+            ReplayKey::Answer(choice) => {
+                let (Some(quiz), Some(qv)) = (self.quiz.as_deref_mut(), view.quiz.as_mut()) else {
+                    return;
+                };
+                if qv.question.take().is_none() {
+                    return;
+                }
+                if let Some(r) = quiz.answer(Answer { choice, note: None }) {
+                    qv.answered += 1;
+                    qv.matched += usize::from(r.matched);
+                    qv.reveal = Some((choice, r));
+                }
+            }
+            ReplayKey::Continue => {
+                if let Some(qv) = view.quiz.as_mut() {
+                    qv.reveal = None;
+                }
+                self.control.resume();
+            }
+            k => k.apply(&self.control),
+        }
+        // A seek shows at once, not when the next event plays.
+        self.sync(view);
+    }
+}
+
+/// Keys for the help overlay and the docs.
+pub const REPLAY_KEYS: &[(&str, &str)] = &[
+    ("space", "pause / resume"),
+    ("+ -", "faster / slower"),
+    ("← →", "previous / next step"),
+    ("g G", "start / end"),
+    ("d D", "next / prev decision"),
+];
+
+/// The quiz's keys, for the help overlay.
+pub const QUIZ_KEYS: &[(&str, &str)] = &[
+    ("c w u r", "confirm wait undo retry"),
+    ("s a m", "skip abort mark done"),
+    ("Enter", "after an answer: play on"),
+    ("", "(no jumping ahead)"),
+];
+
+impl View {
+    /// Take the player's position: on a seek (new epoch, or the first position) the state
+    /// becomes the player's, rebuilt from its timeline. Returns whether anything changed.
+    pub fn sync_replay(
+        &mut self,
+        position: ReplayPosition,
+        state: impl FnOnce() -> SessionState,
+    ) -> bool {
+        let seeked = self
+            .replay
+            .as_ref()
+            .is_none_or(|p| p.epoch != position.epoch);
+        if seeked {
+            self.state = state();
+            self.now_ms = self.state.t_ms;
+            self.detail_scroll = Scroll::Follow;
+            self.output_scroll = Scroll::Follow;
+        }
+        let changed = seeked || self.replay.as_ref() != Some(&position);
+        self.replay = Some(position);
+        changed
+    }
+
+    /// Fold one event of the player's feed if it is the next one and the player has reached it
+    /// (see the module doc). Returns whether it was applied.
+    pub fn apply_replayed(&mut self, event: &Stamped, at: Instant) -> bool {
+        // The timeline numbers its events 1, 2, 3, ...: event `index` has `seq == index + 1`.
+        let reached = self
+            .replay
+            .as_ref()
+            .is_some_and(|p| event.seq <= p.index as u64 + 1);
+        if reached && event.seq == self.state.last_seq + 1 {
+            self.apply(event, at);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Bring `view` to `control`'s position (see [`View::sync_replay`]).
+pub fn sync(view: &mut View, control: &ReplayControl) -> bool {
+    view.sync_replay(control.position(), || control.state())
+}
