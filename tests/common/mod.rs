@@ -1,6 +1,8 @@
 //! Shared by integration tests that run a procedure against a fresh lab, headless, in process.
 #![allow(dead_code)]
 
+pub mod haproxy;
+
 use std::path::Path;
 
 use flightdeck::engine::event::AutoConfirm;
