@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod input;
+pub mod lb_expect;
 pub mod render;
 pub mod terminal;
 pub mod theme;
