@@ -1,6 +1,7 @@
 //! The lab behind a real HAProxy (`LbKind::Haproxy`): membership read and changed through
 //! `LbClient`, the written target, shutdown, and the generic rolling procedure under load with
-//! no failed read through HAProxy. Skipped without haproxy, except under `CI=true`.
+//! no failed read through HAProxy (and rolled back after a failed migration). Skipped without
+//! haproxy, except under `CI=true`.
 
 mod common;
 
@@ -8,7 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::haproxy::{haproxy_lab_config, haproxy_or_skip, rolling_through_haproxy};
-use flightdeck::lab::{Lab, LbKind, Product};
+use common::{run_on_lab, yes_all_rollback};
+use flightdeck::engine::event::Outcome;
+use flightdeck::engine::state::Mode;
+use flightdeck::lab::{Fault, Lab, LbKind, Product};
 use flightdeck::lb::{Backend, LbClient};
 use flightdeck::procedure::model::Membership;
 use flightdeck::target::Target;
@@ -257,5 +261,34 @@ async fn generic_rolling_through_haproxy_under_load_loses_no_read() {
         flightdeck::engine::event::Event::LbChanged { backends, .. }
             if backends.iter().any(|b| b.membership == Membership::Drain)
     )));
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migration_rolls_back_through_haproxy() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    let mut cfg = haproxy_lab_config(Product::Generic, 3, 50);
+    // node2 goes first (followers first); its migration fails at start.
+    cfg.faults = vec!["fail-migration:node2".parse::<Fault>().unwrap()];
+    let run = run_on_lab("procedures/generic-rolling.toml", cfg, yes_all_rollback()).await;
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    // The undo of the drain put node2 back in HAProxy; its checks bring it up again.
+    let lb = LbClient::from_config(run.lab.target().lb.as_ref().unwrap()).unwrap();
+    until(&lb, "every server ready and serving again", |b| {
+        b.len() == 3
+            && b.iter()
+                .all(|s| s.membership == Membership::Ready && s.serving)
+    })
+    .await;
+    let snap = run.lab.snapshot().await;
+    assert!(snap.nodes.iter().all(|n| n.version == "1.0.0"), "{snap:?}");
+    assert_eq!(run.lab.traffic().await.failed_reads, 0);
     run.lab.shutdown().await;
 }
