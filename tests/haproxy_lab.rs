@@ -292,3 +292,28 @@ async fn a_failed_migration_rolls_back_through_haproxy() {
     assert_eq!(run.lab.traffic().await.failed_reads, 0);
     run.lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_and_plan_with_lb_haproxy_start_a_haproxy_lab() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    use flightdeck::commands::run::{start_lab, LabRequest};
+    let req = LabRequest {
+        nodes: 2,
+        load: 0,
+        lb: "haproxy",
+    };
+    let procedure = std::path::Path::new("procedures/generic-rolling.toml");
+    let (lab, path) = start_lab(procedure, &req, &None, &None).await.unwrap();
+    let target = flightdeck::target_load::load_target(&path).unwrap();
+    let lb_cfg = target.lb.unwrap();
+    assert_eq!(lb_cfg.driver, "haproxy");
+    assert_eq!(lb_cfg.address, lab.haproxy().unwrap().runtime_address());
+    let lb = LbClient::from_config(&lb_cfg).unwrap();
+    assert_eq!(lb.backends().await.unwrap().len(), 2);
+    lab.shutdown().await;
+
+    let bad = LabRequest { lb: "nginx", ..req };
+    assert!(start_lab(procedure, &bad, &None, &None).await.is_err());
+}
