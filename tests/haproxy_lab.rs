@@ -317,3 +317,32 @@ async fn run_and_plan_with_lb_haproxy_start_a_haproxy_lab() {
     let bad = LabRequest { lb: "nginx", ..req };
     assert!(start_lab(procedure, &bad, &None, &None).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_products_readiness_path_passes_haproxys_checks() {
+    if !haproxy_or_skip() {
+        return;
+    }
+    for product in [
+        Product::Generic,
+        Product::Jahia,
+        Product::Weaviate,
+        Product::Neo4j,
+        Product::Milvus,
+    ] {
+        let lab = lab(product, 2, 0).await;
+        let cfg = std::fs::read_to_string(lab.haproxy().unwrap().config_path()).unwrap();
+        assert!(
+            cfg.contains(&format!("option httpchk GET {}", product.readiness_path())),
+            "{product}: {cfg}"
+        );
+        let lb = LbClient::from_config(lab.target().lb.as_ref().unwrap()).unwrap();
+        until(&lb, &format!("{product}: running nodes checked UP"), |b| {
+            b.iter()
+                .filter(|s| s.membership != Membership::Maint)
+                .all(|s| s.serving && s.check.as_deref() == Some("L7OK"))
+        })
+        .await;
+        lab.shutdown().await;
+    }
+}
