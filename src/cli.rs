@@ -99,6 +99,9 @@ pub struct PlanArgs {
     /// Plan against a fresh lab started for the occasion (then stopped).
     #[arg(long, conflicts_with = "target")]
     pub lab: bool,
+    /// The lab's load balancer when --lab: the embedded one or a real HAProxy.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
+    pub lb: String,
     /// The cluster's current version, when the target cannot tell.
     #[arg(long)]
     pub from: Option<String>,
@@ -121,6 +124,9 @@ pub struct RunArgs {
     /// Lab load in requests per second when --lab.
     #[arg(long, default_value_t = 0)]
     pub load: u32,
+    /// The lab's load balancer when --lab: the embedded one or a real HAProxy (installed).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
+    pub lb: String,
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long)]

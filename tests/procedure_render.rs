@@ -90,6 +90,7 @@ fn plan_command_exit_codes() {
         procedure: path("procedures/example-every-kind.toml"),
         target: (!lab).then(|| path("procedures/targets/example.toml")),
         lab,
+        lb: "embedded".into(),
         from: from.map(str::to_string),
         to: None,
     };

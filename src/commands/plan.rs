@@ -12,8 +12,13 @@ pub async fn run_async(args: PlanArgs) -> ExitCode {
     if !args.lab {
         return run(&args);
     }
+    let req = super::run::LabRequest {
+        nodes: 3,
+        load: 0,
+        lb: &args.lb,
+    };
     let (lab, target) =
-        match super::run::start_lab(&args.procedure, 3, 0, &args.from, &args.to).await {
+        match super::run::start_lab(&args.procedure, &req, &args.from, &args.to).await {
             Ok(x) => x,
             Err(code) => return code,
         };

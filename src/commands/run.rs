@@ -11,7 +11,7 @@ use super::check::{load_checked, EXIT_INVALID};
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::engine::event::AutoConfirm;
 use crate::engine::session::{self, EngineConfig, EngineTask};
-use crate::lab::{Lab, LabConfig, Product, Timing};
+use crate::lab::{Lab, LabConfig, LbKind, Product, Timing};
 use crate::pairing::server::{serve_until_done, ServeOptions};
 use crate::plan::expand::{build_plan, PlanOptions};
 
@@ -32,6 +32,7 @@ pub fn default_args() -> RunArgs {
         lab: true,
         nodes: 3,
         load: 20,
+        lb: "embedded".into(),
         from: None,
         to: None,
         journal: None,
@@ -95,7 +96,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
     // A lab for this run, when asked: its product comes from the procedure.
     let mut lab = None;
     let target_path: PathBuf = if args.lab {
-        match start_lab(&args.procedure, args.nodes, args.load, &args.from, &args.to).await {
+        let lab_cfg = LabRequest {
+            nodes: args.nodes,
+            load: args.load,
+            lb: &args.lb,
+        };
+        match start_lab(&args.procedure, &lab_cfg, &args.from, &args.to).await {
             Ok((l, path)) => {
                 lab = Some(l);
                 path
@@ -118,11 +124,32 @@ pub async fn run(args: RunArgs) -> ExitCode {
     code
 }
 
+/// The lab `--lab` asks for: size, load and balancer (`embedded` or `haproxy`).
+#[derive(Debug, Clone, Copy)]
+pub struct LabRequest<'a> {
+    pub nodes: usize,
+    pub load: u32,
+    pub lb: &'a str,
+}
+
+/// The balancer `--lb` names, refused (with how to install it) when it is HAProxy and HAProxy
+/// is not installed.
+pub fn lab_lb(lb: &str) -> Result<LbKind, ExitCode> {
+    let kind = lb.parse::<LbKind>().map_err(|e| {
+        eprintln!("flightdeck: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    crate::lab::cli::require_haproxy(kind).map_err(|e| {
+        eprintln!("flightdeck: --lb haproxy: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(kind)
+}
+
 /// Start a fresh lab for `procedure` (its product), write its target, and return both.
 pub async fn start_lab(
     procedure: &Path,
-    nodes: usize,
-    load: u32,
+    req: &LabRequest<'_>,
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<(Lab, PathBuf), ExitCode> {
@@ -130,8 +157,9 @@ pub async fn start_lab(
         eprintln!("{e}");
         ExitCode::from(EXIT_INVALID)
     })?;
-    let mut cfg = LabConfig::new(product, nodes, lab_timing());
-    cfg.load_rps = load;
+    let mut cfg = LabConfig::new(product, req.nodes, lab_timing());
+    cfg.load_rps = req.load;
+    cfg.lb = lab_lb(req.lb)?;
     cfg.to_version = to.clone();
     cfg.version = from.clone();
     let lab = Lab::start(cfg).await.map_err(|e| {
@@ -262,6 +290,9 @@ async fn run_detached(args: RunArgs) -> ExitCode {
 
 /// Validate the procedure (and the target, when one is given) before detaching.
 fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
+    if args.lab {
+        lab_lb(&args.lb)?;
+    }
     let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
         eprintln!("{d}");
         ExitCode::from(EXIT_INVALID)

@@ -28,7 +28,8 @@
 //! - `GET /_lab/status` -> [`super::LabSnapshot`]
 //! - `GET /_lab/lb/backends` -> `[crate::lb::Backend]`;
 //!   `PUT /_lab/lb/backends/{server}` `{"state":"drain","weight":null}` -> 200, or 404
-//!   `{"error":"no such server"}`
+//!   `{"error":"no such server"}`. With the lab's HAProxy these read and set HAProxy's state
+//!   through its runtime API (502 when it does not answer).
 //! - `GET /_lab/traffic` -> [`super::TrafficReport`]
 //! - `GET /_lab/fault` (list), `POST /_lab/fault` `{"fault":"..."}`, `DELETE /_lab/fault`
 //!   (clears every fault)
@@ -56,6 +57,7 @@ use super::faults::Fault;
 use super::node::{Cluster, OpError};
 use super::personality::NodeCtx;
 use super::LabShared;
+use crate::lb::LbError;
 use crate::procedure::model::Membership;
 
 impl IntoResponse for OpError {
@@ -97,11 +99,30 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
 }
 
 async fn lab_status(State(s): State<LabShared>) -> Response {
-    Json(s.snapshot()).into_response()
+    Json(s.snapshot().await).into_response()
 }
 
 async fn lb_backends(State(s): State<LabShared>) -> Response {
-    Json(s.balancer.backends()).into_response()
+    match s.lb.backends().await {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => lb_error(e),
+    }
+}
+
+/// The balancer's own failure (the lab's HAProxy unreachable or refusing) as a gateway error.
+fn lb_error(e: LbError) -> Response {
+    let status = match e {
+        LbError::UnknownServer(_) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such server"})),
+            )
+                .into_response()
+        }
+        LbError::Refused(_) => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    (status, Json(json!({"error": e.to_string()}))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -121,14 +142,9 @@ async fn lb_set(State(s): State<LabShared>, Path(server): Path<String>, body: By
             .into_response()
         }
     };
-    if s.balancer.set_membership(&server, req.state, req.weight) {
-        Json(json!({"ok": true, "server": server, "state": req.state})).into_response()
-    } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such server"})),
-        )
-            .into_response()
+    match s.lb.set_membership(&server, req.state, req.weight).await {
+        Ok(()) => Json(json!({"ok": true, "server": server, "state": req.state})).into_response(),
+        Err(e) => lb_error(e),
     }
 }
 

@@ -2,16 +2,13 @@
 
 use std::process::ExitCode;
 
-use super::{Fault, Lab, LabConfig, Product, Timing};
+use super::{Fault, Lab, LabConfig, LbKind, Product, Timing};
 use crate::cli::LabArgs;
+use crate::lb::haproxy::{haproxy_available, HaproxyError};
 
 /// Starts the lab with realistic timing, prints where everything is, writes the target and runs
 /// until Ctrl-C.
 pub fn run(args: &LabArgs) -> ExitCode {
-    if args.lb == "haproxy" {
-        eprintln!("HAProxy support comes with the haproxy driver");
-        return ExitCode::from(2);
-    }
     let cfg = match config_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -19,6 +16,10 @@ pub fn run(args: &LabArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = require_haproxy(cfg.lb) {
+        eprintln!("flightdeck lab --lb haproxy: {e}");
+        return ExitCode::from(2);
+    }
     let target_out = args.target_out.clone();
     // Callable from inside a runtime (the lead's dispatch may be async) or outside one.
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -47,7 +48,16 @@ fn config_from(args: &LabArgs) -> Result<LabConfig, super::LabError> {
         load_rps: args.load,
         faults,
         timing: Timing::realistic(),
+        lb: args.lb.parse()?,
     })
+}
+
+/// Refuses a HAProxy lab up front when HAProxy is not installed, with how to install it.
+pub fn require_haproxy(lb: LbKind) -> Result<(), HaproxyError> {
+    if lb == LbKind::Haproxy && !haproxy_available() {
+        return Err(HaproxyError::NotInstalled);
+    }
+    Ok(())
 }
 
 fn block_on(cfg: LabConfig, target_out: Option<std::path::PathBuf>) -> ExitCode {
@@ -97,6 +107,15 @@ async fn foreground(cfg: LabConfig, target_out: Option<std::path::PathBuf>) -> E
         );
     }
     println!("  load balancer  http://{}", lab.lb_frontend());
+    if let Some(h) = lab.haproxy() {
+        println!(
+            "  haproxy        runtime API {} (backend {}), config {}, log {}",
+            h.runtime_address(),
+            h.backend(),
+            h.config_path().display(),
+            h.log_path().display()
+        );
+    }
     println!("  admin          {}", lab.admin_url());
     println!("  target         {}", path.display());
     println!("Ctrl-C stops the lab.");
@@ -137,8 +156,26 @@ mod tests {
     }
 
     #[test]
-    fn haproxy_is_not_there_yet() {
-        assert_eq!(run(&args("generic", &[], "haproxy")), ExitCode::from(2));
+    fn the_lb_choice_reaches_the_config() {
+        let cfg = config_from(&args("generic", &[], "haproxy")).unwrap();
+        assert_eq!(cfg.lb, LbKind::Haproxy);
+        let cfg = config_from(&args("generic", &[], "embedded")).unwrap();
+        assert_eq!(cfg.lb, LbKind::Embedded);
+        assert!(config_from(&args("generic", &[], "nginx")).is_err());
+    }
+
+    #[test]
+    fn bad_arguments_exit_2() {
         assert_eq!(run(&args("oracle", &[], "embedded")), ExitCode::from(2));
+        assert_eq!(run(&args("oracle", &[], "haproxy")), ExitCode::from(2));
+    }
+
+    #[test]
+    fn haproxy_required_only_for_a_haproxy_lab() {
+        assert!(require_haproxy(LbKind::Embedded).is_ok());
+        match require_haproxy(LbKind::Haproxy) {
+            Ok(()) => assert!(haproxy_available()),
+            Err(e) => assert!(e.to_string().contains("apt-get install haproxy"), "{e}"),
+        }
     }
 }

@@ -124,6 +124,47 @@ impl FromStr for Product {
     }
 }
 
+/// The load balancer in front of a lab's nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbKind {
+    /// The lab's own reverse proxy, in this process: nothing to install.
+    #[default]
+    Embedded,
+    /// A real HAProxy started by the lab (it must be installed), driven through its runtime
+    /// API like a production one.
+    Haproxy,
+}
+
+impl LbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbKind::Embedded => "embedded",
+            LbKind::Haproxy => "haproxy",
+        }
+    }
+}
+
+impl fmt::Display for LbKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LbKind {
+    type Err = LabError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "embedded" => Ok(LbKind::Embedded),
+            "haproxy" => Ok(LbKind::Haproxy),
+            other => Err(LabError::Config(format!(
+                "unknown load balancer {other:?} (expected embedded or haproxy)"
+            ))),
+        }
+    }
+}
+
 /// Everything needed to start a lab.
 #[derive(Debug, Clone)]
 pub struct LabConfig {
@@ -141,6 +182,8 @@ pub struct LabConfig {
     pub load_rps: u32,
     pub faults: Vec<Fault>,
     pub timing: Timing,
+    /// The balancer the nodes sit behind and the traffic goes through.
+    pub lb: LbKind,
 }
 
 impl LabConfig {
@@ -155,6 +198,7 @@ impl LabConfig {
             load_rps: 0,
             faults: Vec::new(),
             timing,
+            lb: LbKind::Embedded,
         }
     }
 }
@@ -204,6 +248,14 @@ mod tests {
         assert!(store_format("1.26.0").unwrap() > store_format("1.25.99").unwrap());
         assert!(store_format("8").is_err());
         assert!(store_format("x.y").is_err());
+    }
+
+    #[test]
+    fn lb_kinds_parse() {
+        assert_eq!("HAProxy".parse::<LbKind>().unwrap(), LbKind::Haproxy);
+        assert_eq!("embedded".parse::<LbKind>().unwrap(), LbKind::Embedded);
+        assert_eq!(LbKind::Haproxy.to_string(), "haproxy");
+        assert!("nginx".parse::<LbKind>().is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! Layout: [`config`] (what to build), [`node`] (the cluster state machine), [`store`] (the
 //! on-disk key-value stores and backups), [`personality`] (each node's HTTP routes per
-//! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the reverse proxy),
+//! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the embedded reverse proxy;
+//! with [`LbKind::Haproxy`] a real HAProxy started by the lab takes its place),
 //! [`traffic`] (the load generator), [`faults`], [`target_out`] (the target it writes) and
 //! [`cli`] (`flightdeck lab`).
 //!
@@ -38,12 +39,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{LabConfig, Product, Timing};
+pub use config::{LabConfig, LbKind, Product, Timing};
 pub use faults::Fault;
 pub use node::{NodeSnapshot, RunState};
 pub use traffic::{TrafficCounts, TrafficReport};
 
-use crate::lb::Backend;
+use crate::lb::haproxy::{Haproxy, HaproxyError, HaproxyProcess};
+use crate::lb::{Backend, LbError};
 use crate::procedure::model::Membership;
 use crate::target::Target;
 use balancer::Balancer;
@@ -67,6 +69,10 @@ pub enum LabError {
     Target(String),
     #[error("http client: {0}")]
     Http(String),
+    #[error("lab HAProxy: {0}")]
+    Haproxy(#[from] HaproxyError),
+    #[error("lab HAProxy: {0}")]
+    Lb(#[from] LbError),
 }
 
 /// A reqwest client for the lab and its drivers. reqwest is built without a TLS crypto
@@ -89,9 +95,12 @@ pub struct LabSnapshot {
     pub product: Product,
     pub nodes: Vec<NodeSnapshot>,
     pub backends: Vec<Backend>,
-    /// Requests the balancer sent to each server.
+    /// Requests the balancer sent to each server (embedded balancer only; empty with HAProxy).
     pub lb_requests: BTreeMap<String, u64>,
     pub faults: Vec<Fault>,
+    /// Why `backends` is empty when the balancer could not be asked (HAProxy unreachable).
+    #[serde(default)]
+    pub lb_error: Option<String>,
 }
 
 impl LabSnapshot {
@@ -100,22 +109,64 @@ impl LabSnapshot {
     }
 }
 
+/// The balancer in front of the nodes, as the admin API sees it.
+#[derive(Clone)]
+pub(crate) enum LabLb {
+    Embedded(Arc<Balancer>),
+    /// The driver for the lab's own HAProxy; server names are the node names.
+    Haproxy(Haproxy),
+}
+
+impl LabLb {
+    pub async fn backends(&self) -> Result<Vec<Backend>, LbError> {
+        match self {
+            LabLb::Embedded(b) => Ok(b.backends()),
+            LabLb::Haproxy(h) => h.backends().await,
+        }
+    }
+
+    /// `UnknownServer` when there is no such server.
+    pub async fn set_membership(
+        &self,
+        server: &str,
+        state: Membership,
+        weight: Option<u16>,
+    ) -> Result<(), LbError> {
+        match self {
+            LabLb::Embedded(b) => b
+                .set_membership(server, state, weight)
+                .then_some(())
+                .ok_or_else(|| LbError::UnknownServer(server.to_string())),
+            LabLb::Haproxy(h) => h.set_membership(server, state, weight).await,
+        }
+    }
+}
+
 /// Shared by the cluster-level admin server.
 #[derive(Clone)]
 pub(crate) struct LabShared {
     pub cluster: Arc<Cluster>,
-    pub balancer: Arc<Balancer>,
+    pub lb: LabLb,
     pub traffic: Arc<TrafficStats>,
 }
 
 impl LabShared {
-    pub fn snapshot(&self) -> LabSnapshot {
+    pub async fn snapshot(&self) -> LabSnapshot {
+        let (backends, lb_error) = match self.lb.backends().await {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let lb_requests = match &self.lb {
+            LabLb::Embedded(b) => b.request_counts(),
+            LabLb::Haproxy(_) => BTreeMap::new(),
+        };
         LabSnapshot {
             product: self.cluster.product,
             nodes: self.cluster.snapshot_all(),
-            backends: self.balancer.backends(),
-            lb_requests: self.balancer.request_counts(),
+            backends,
+            lb_requests,
             faults: self.cluster.list_faults(),
+            lb_error,
         }
     }
 }
@@ -126,6 +177,8 @@ pub struct Lab {
     target: Target,
     frontend: SocketAddr,
     admin: SocketAddr,
+    /// The lab's own HAProxy, with [`LbKind::Haproxy`].
+    haproxy: Option<HaproxyProcess>,
     stop_tx: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
@@ -225,18 +278,39 @@ impl Lab {
                 return Err(LabError::Config(format!("fault {f}: no node named {n:?}")));
             }
         }
-        let front_listener = bind().await?;
-        let frontend = front_listener.local_addr().map_err(LabError::Bind)?;
         let admin_listener = bind().await?;
         let admin = admin_listener.local_addr().map_err(LabError::Bind)?;
         let client = http_client()?;
         let maint: Vec<bool> = specs.iter().map(|s| !s.running).collect();
+        let backend_servers: Vec<(String, SocketAddr)> =
+            specs.iter().map(|s| (s.name.clone(), s.addr)).collect();
+        let haproxy_dir = data_dir.join("haproxy");
         let cluster = Arc::new(Cluster::new(product, cfg.timing, data_dir, specs)?);
         for f in &cfg.faults {
             cluster
                 .add_fault(f.clone())
                 .map_err(|e| LabError::Config(format!("fault {f}: {e}")))?;
         }
+        let front = match cfg.lb {
+            LbKind::Embedded => {
+                let listener = bind().await?;
+                let addr = listener.local_addr().map_err(LabError::Bind)?;
+                Front::Embedded(listener, addr)
+            }
+            // HAProxy starts while the node listeners are bound but not yet served: its first
+            // health checks wait in the listen backlog until the servers run, and a HAProxy
+            // that fails to start leaves no task behind (the process dies with its handle).
+            LbKind::Haproxy => {
+                let (process, driver) = start_haproxy(
+                    &backend_servers,
+                    &maint,
+                    product.readiness_path(),
+                    &haproxy_dir,
+                )
+                .await?;
+                Front::Haproxy(Box::new((process, driver)))
+            }
+        };
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
@@ -246,46 +320,57 @@ impl Lab {
         }
 
         let snapshot = cluster.snapshot_all();
-        let balancer = Arc::new(Balancer::new(
-            snapshot
-                .iter()
-                .zip(&maint)
-                .map(|(n, m)| {
-                    let state = if *m {
-                        Membership::Maint
-                    } else {
-                        Membership::Ready
-                    };
-                    (
-                        n.name.clone(),
-                        n.address,
-                        state,
-                        n.state == RunState::Running,
-                    )
-                })
-                .collect(),
-            product.readiness_path(),
-            Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
-            client.clone(),
-        ));
+        let mut background = Vec::new();
+        let (lb, frontend, haproxy) = match front {
+            Front::Haproxy(boxed) => {
+                let (process, driver) = *boxed;
+                let frontend = process.frontend();
+                (LabLb::Haproxy(driver), frontend, Some(process))
+            }
+            Front::Embedded(listener, frontend) => {
+                let balancer = Arc::new(Balancer::new(
+                    snapshot
+                        .iter()
+                        .zip(&maint)
+                        .map(|(n, m)| {
+                            let state = if *m {
+                                Membership::Maint
+                            } else {
+                                Membership::Ready
+                            };
+                            (
+                                n.name.clone(),
+                                n.address,
+                                state,
+                                n.state == RunState::Running,
+                            )
+                        })
+                        .collect(),
+                    product.readiness_path(),
+                    Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
+                    client.clone(),
+                ));
+                servers.push(serve(
+                    listener,
+                    balancer.clone().frontend_router(),
+                    stop_rx.clone(),
+                ));
+                background.push(tokio::spawn(balancer.clone().run_checks()));
+                (LabLb::Embedded(balancer), frontend, None)
+            }
+        };
         let traffic = Arc::new(TrafficStats::new(cfg.load_rps));
         let shared = LabShared {
             cluster: cluster.clone(),
-            balancer: balancer.clone(),
+            lb,
             traffic: traffic.clone(),
         };
-        servers.push(serve(
-            front_listener,
-            balancer.clone().frontend_router(),
-            stop_rx.clone(),
-        ));
         servers.push(serve(
             admin_listener,
             admin::cluster_router(shared.clone()),
             stop_rx.clone(),
         ));
 
-        let mut background = vec![tokio::spawn(balancer.clone().run_checks())];
         if cfg.load_rps > 0 {
             background.push(tokio::spawn(traffic::run(
                 frontend,
@@ -296,7 +381,7 @@ impl Lab {
         }
 
         let admin_url = format!("http://{admin}");
-        let target = target_out::build_target(
+        let mut target = target_out::build_target(
             product,
             &snapshot,
             &admin_url,
@@ -304,11 +389,15 @@ impl Lab {
             &version,
             &to_version,
         );
+        if let Some(process) = &haproxy {
+            target.lb = Some(target_out::haproxy_lb(process));
+        }
         Ok(Lab {
             shared,
             target,
             frontend,
             admin,
+            haproxy,
             stop_tx,
             servers,
             background,
@@ -326,8 +415,21 @@ impl Lab {
         target_out::write_target(&self.target, path)
     }
 
+    /// Where clients (and the traffic generator) connect: the embedded balancer or HAProxy.
     pub fn lb_frontend(&self) -> SocketAddr {
         self.frontend
+    }
+
+    pub fn lb_kind(&self) -> LbKind {
+        match self.haproxy {
+            Some(_) => LbKind::Haproxy,
+            None => LbKind::Embedded,
+        }
+    }
+
+    /// The lab's own HAProxy (its config and log paths, its runtime address), when it has one.
+    pub fn haproxy(&self) -> Option<&HaproxyProcess> {
+        self.haproxy.as_ref()
     }
 
     /// Base URL of the lab admin API (cluster-level `/_lab/...` routes and the balancer's).
@@ -346,7 +448,7 @@ impl Lab {
     }
 
     pub async fn snapshot(&self) -> LabSnapshot {
-        self.shared.snapshot()
+        self.shared.snapshot().await
     }
 
     /// Stops every task and listener (and removes a temporary data directory).
@@ -357,6 +459,9 @@ impl Lab {
         }
         for task in self.background {
             let _ = task.await;
+        }
+        if let Some(haproxy) = self.haproxy {
+            haproxy.stop().await;
         }
         self.shared.cluster.shutdown().await;
         for mut server in self.servers {
@@ -375,6 +480,28 @@ impl Lab {
             }
         }
     }
+}
+
+/// What clients connect to, made ready before any task is spawned.
+enum Front {
+    Embedded(TcpListener, SocketAddr),
+    Haproxy(Box<(HaproxyProcess, Haproxy)>),
+}
+
+/// Starts HAProxy over the nodes and puts the nodes that start stopped (neo4j's green group)
+/// in maintenance, as the embedded balancer does.
+async fn start_haproxy(
+    servers: &[(String, SocketAddr)],
+    maint: &[bool],
+    health_path: &str,
+    dir: &Path,
+) -> Result<(HaproxyProcess, Haproxy), LabError> {
+    let process = HaproxyProcess::start(servers, health_path, dir).await?;
+    let driver = Haproxy::new(&target_out::haproxy_lb(&process))?;
+    for ((name, _), _) in servers.iter().zip(maint).filter(|(_, m)| **m) {
+        driver.set_membership(name, Membership::Maint, None).await?;
+    }
+    Ok((process, driver))
 }
 
 async fn bind() -> Result<TcpListener, LabError> {

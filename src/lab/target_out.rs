@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::lb::haproxy::HaproxyProcess;
 use crate::procedure::model::{Action, Check, HttpSpec};
 use crate::target::{LbConfig, Node, ProbeSpec, Target, TrafficSource};
 
@@ -185,6 +186,12 @@ pub(crate) fn build_target(
     };
     super::target_seeds::extend(product, &mut target);
     target
+}
+
+/// The target's `[lb]` for the lab's own HAProxy: its runtime API over TCP on loopback, its
+/// backend, and server names equal to the node names (so no `[lb.servers]` mapping).
+pub(crate) fn haproxy_lb(process: &HaproxyProcess) -> LbConfig {
+    process.lb_config(&BTreeMap::new())
 }
 
 pub(crate) fn to_toml(target: &Target) -> Result<String, LabError> {

@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod input;
+pub mod lb_expect;
 pub mod render;
 pub mod replay;
 pub mod terminal;

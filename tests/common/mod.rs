@@ -1,6 +1,7 @@
 //! Shared by integration tests that run a procedure against a fresh lab, headless, in process.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod plans;
 
 use std::path::Path;

@@ -52,7 +52,7 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     header::footer(frame, foot, view, theme);
 
     let nodes_h = view.state.nodes.len().max(1) as u16 + 3;
-    let lb_h = view.state.lb.len().max(1) as u16 + 4 + u16::from(view.state.lb_error.is_some());
+    let lb_h = lb::wanted_height(view);
     let top_h = nodes_h.max(lb_h).min(body.height / 3 + 1);
     let [top, rest] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(body);
     let lb_w = (top.width * 2 / 5).clamp(36, 56);
