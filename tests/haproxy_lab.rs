@@ -265,6 +265,18 @@ async fn generic_rolling_through_haproxy_under_load_loses_no_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jahia_rolling_through_haproxy_under_load_loses_no_read() {
+    // Asserts inside: completed, every node on the new version and serving, zero failed reads
+    // through HAProxy's frontend.
+    let Some(run) = rolling_through_haproxy("procedures/jahia-rolling.toml").await else {
+        return;
+    };
+    let snap = run.lab.snapshot().await;
+    assert!(snap.nodes.iter().all(|n| !n.read_only), "{snap:?}");
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_migration_rolls_back_through_haproxy() {
     if !haproxy_or_skip() {
         return;
