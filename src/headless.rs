@@ -331,9 +331,10 @@ fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) {
         Event::OperatorLeft { id } => format!("operator {id} left"),
         Event::DriverChanged { name, .. } => format!("{name} drives now"),
         Event::ControlRequested { name, .. } => format!("{name} asks for control"),
-        Event::ProbeSummary { .. } | Event::ProbeSample { .. } | Event::GateProgress { .. } => {
-            return
-        }
+        Event::ProbeSummary { .. }
+        | Event::ProbeSample { .. }
+        | Event::GateProgress { .. }
+        | Event::LbSample { .. } => return,
     };
     let _ = writeln!(out, "{} {line}", clock(e.t_ms));
 }

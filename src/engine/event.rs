@@ -216,6 +216,11 @@ pub enum Event {
         node: String,
         facts: BTreeMap<String, String>,
     },
+    /// Live only: the balancer's view, when only its session counts moved (they change all the
+    /// time under load; the journal keeps the membership and health changes).
+    LbSample {
+        backends: Vec<Backend>,
+    },
     /// The balancer's view changed.
     LbChanged {
         backends: Vec<Backend>,
@@ -275,6 +280,9 @@ impl Event {
 
     /// Events that only live subscribers see; the journal keeps summaries instead.
     pub fn is_live_only(&self) -> bool {
-        matches!(self, Event::ProbeSample { .. } | Event::GateProgress { .. })
+        matches!(
+            self,
+            Event::ProbeSample { .. } | Event::GateProgress { .. } | Event::LbSample { .. }
+        )
     }
 }

@@ -1058,6 +1058,9 @@ impl Engine {
                     self.last_lb = Some(backends.clone());
                     self.last_lb_error = error.clone();
                     self.emit(Event::LbChanged { backends, error })?;
+                } else if error.is_none() && self.last_lb.as_ref() != Some(&backends) {
+                    self.last_lb = Some(backends.clone());
+                    self.emit(Event::LbSample { backends })?;
                 }
             }
             WorkerMsg::Traffic(totals) => {

@@ -593,6 +593,7 @@ impl SessionState {
                 let ro = self.nodes.iter().any(|n| n.read_only() == Some(true));
                 self.read_only.set(ro, t);
             }
+            Event::LbSample { backends } => self.lb = backends.clone(),
             Event::LbChanged { backends, error } => {
                 self.lb = backends.clone();
                 self.lb_error = error.clone();
