@@ -1,0 +1,146 @@
+//! The real binary in a real terminal (tmux): `flightdeck run --lab --foreground` driven by
+//! keys through the first node of a rolling upgrade, with help, undo, quit and resizing.
+
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use std::time::Duration;
+
+use tmux::{cmd, Tmux};
+
+const STEP: Duration = Duration::from_secs(15);
+const W: &str = "cockpit";
+
+/// A line of the screen that shows both parts (a row of a panel).
+fn row_has(screen: &str, a: &str, b: &str) -> bool {
+    screen.lines().any(|l| l.contains(a) && l.contains(b))
+}
+
+/// The load balancer panel's row for `node` shows `state` ("node2  drain UP ...").
+fn lb_shows(screen: &str, node: &str, state: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains(&format!("{node}  {state} ")))
+}
+
+#[test]
+fn an_operator_drives_the_first_node_in_the_cockpit() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("cockpit.jsonl");
+    // Realistic lab timing: the health gate after a start takes seconds, long enough to
+    // press q while it runs. Everything else in these steps is instant either way.
+    t.spawn_with(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+        &[("FLIGHTDECK_LAB_TIMING", "realistic")],
+    );
+
+    // The preflight gate needs no confirm; the first backup asks.
+    let s = t.wait_for(W, "Run step 2: Back up node1? [y/N]", STEP);
+    assert!(s.contains("generic-rolling"), "{s}");
+    assert!(
+        row_has(&s, "1 Every node healthy before we start", "✓"),
+        "{s}"
+    );
+
+    // Help over the prompt, then back.
+    t.send(W, "?");
+    let s = t.wait_for(W, "? or Esc closes", STEP);
+    assert!(s.contains("undo latest completed"), "{s}");
+    t.send(W, "Escape");
+    let s = t.wait_gone(W, "? or Esc closes", STEP);
+    assert!(
+        s.contains("Run step 2:"),
+        "the prompt survives the help: {s}"
+    );
+
+    for n in 2..=4 {
+        t.answer(W, &format!("Run step {n}: Back up node"), "y", STEP);
+    }
+    // Followers first: node2 leaves the load balancer.
+    let s = t.answer(
+        W,
+        "Run step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(lb_shows(&s, "node2", "ready"), "{s}");
+    let s = t.wait_until(W, "node2 drained", STEP, |s| lb_shows(s, "node2", "drain"));
+    assert!(
+        lb_shows(&s, "node1", "ready") && lb_shows(&s, "node3", "ready"),
+        "{s}"
+    );
+    assert!(row_has(&s, "5 Take node2 out of", "✓"), "{s}");
+
+    t.answer(W, "Run step 6: Stop node2?", "y", STEP);
+    t.answer(W, "Run step 7: Install 1.1.0 on node2?", "y", STEP);
+    t.answer(W, "Run step 8: Start node2 on 1.1.0", "y", STEP);
+
+    // The health gate runs (no confirm): q asks before leaving, n stays.
+    t.wait_until(W, "step 9 running", STEP, |s| {
+        row_has(s, "9 Wait until node2 is", "running")
+    });
+    t.send(W, "q");
+    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    assert!(s.contains("Leaving never aborts"), "{s}");
+    t.send(W, "n");
+    t.wait_gone(W, "Leave the cockpit?", STEP);
+
+    // node2 comes back.
+    let s = t.answer(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(row_has(&s, "9 Wait until node2 is", "✓"), "{s}");
+    let s = t.wait_until(W, "node2 ready again", STEP, |s| {
+        lb_shows(s, "node2", "ready")
+    });
+    assert!(row_has(&s, "10 Put node2 back into", "✓"), "{s}");
+
+    // Undo the latest step (at the next prompt, after its guard): it asks, then drains again.
+    t.answer(
+        W,
+        "Run step 11: Take node3 out of the load balancer?",
+        "u",
+        STEP,
+    );
+    let s = t.answer(
+        W,
+        "Undo step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(s.contains("load balancer: node2 → drain"), "{s}");
+    t.wait_until(W, "node2 drained by the undo", STEP, |s| {
+        lb_shows(s, "node2", "drain")
+    });
+    // After an undo the step is offered again.
+    t.wait_for(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        STEP,
+    );
+
+    // Too small, then back.
+    t.resize(W, 60, 20);
+    t.wait_for(W, "terminal too small", STEP);
+    t.resize(W, tmux::WIDTH, tmux::HEIGHT);
+    let s = t.wait_for(W, "Run step 10: Put node2 back", STEP);
+    assert!(!s.contains("terminal too small"), "{s}");
+    assert!(s.contains("Procedure"), "{s}");
+
+    // Nothing runs at a prompt: q leaves at once, and the terminal is the shell's again.
+    t.send(W, "q");
+    let s = t.wait_for(W, "[exited", STEP);
+    assert!(s.contains("flightdeck resume"), "{s}");
+    assert!(
+        !s.contains("Procedure") && !s.contains("Load balancer"),
+        "{s}"
+    );
+    assert!(journal.exists());
+}
