@@ -51,7 +51,7 @@ impl Tmux {
         tmux_or_skip()?;
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["home", "data", "rt"] {
+        for sub in ["home", "data", "rt", "tmp"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
         use std::os::unix::fs::PermissionsExt;
@@ -84,6 +84,8 @@ impl Tmux {
             ("XDG_STATE_HOME".into(), p("data")),
             ("XDG_CONFIG_HOME".into(), p("home")),
             ("FLIGHTDECK_RUNTIME_DIR".into(), p("rt")),
+            // The lab's data dir: a SIGKILLed session server cannot remove its own.
+            ("TMPDIR".into(), p("tmp")),
             ("FLIGHTDECK_LAB_TIMING".into(), "fast".into()),
             ("TERM".into(), "xterm-256color".into()),
         ]
@@ -151,11 +153,9 @@ impl Tmux {
         args.push(line);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.tmux_ok(&refs);
-        if !self.started {
-            // Keep every window at the size the session was created with.
-            self.tmux_ok(&["set-option", "-g", "window-size", "manual"]);
-            self.started = true;
-        }
+        // Detached windows have no client to size them: pin each (resize-window makes that
+        // window's size manual; the global option crashes tmux 3.3a on new-window).
+        self.started = true;
         self.resize(name, WIDTH, HEIGHT);
     }
 
