@@ -119,12 +119,15 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     t.wait_until(W, "node2 drained by the undo", STEP, |s| {
         lb_shows(s, "node2", "drain")
     });
-    // After an undo the step is offered again.
-    t.wait_for(
+    // After an undo the step is offered again, and it alone awaits: the step whose prompt
+    // the undo replaced is pending again.
+    let s = t.wait_for(
         W,
         "Run step 10: Put node2 back into the load balancer?",
         STEP,
     );
+    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
+    assert!(s.contains("┃· 11 Take node3 out"), "{s}");
 
     // Too small, then back.
     t.resize(W, 60, 20);

@@ -431,6 +431,15 @@ impl SessionState {
                 self.control_request = None;
             }
             Event::PromptOpened { id, step, prompt } => {
+                // A prompt that replaces another (an undo asked at the next step's run
+                // prompt) withdraws it: that step no longer awaits anyone.
+                if let Some(old) = self.prompt.filter(|p| p.step != *step) {
+                    if let Some(s) = self.steps.get_mut(old.step) {
+                        if s.status == StepStatus::Awaiting {
+                            s.status = StepStatus::Pending;
+                        }
+                    }
+                }
                 self.prompt = Some(OpenPrompt {
                     id: *id,
                     step: *step,
