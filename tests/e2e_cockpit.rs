@@ -6,6 +6,9 @@ mod tmux;
 
 use std::time::Duration;
 
+use flightdeck::engine::event::Phase;
+use flightdeck::engine::state::StepStatus;
+use flightdeck::engine::Event;
 use tmux::{cmd, Tmux};
 
 const STEP: Duration = Duration::from_secs(15);
@@ -137,13 +140,58 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     assert!(!s.contains("terminal too small"), "{s}");
     assert!(s.contains("Procedure"), "{s}");
 
-    // Nothing runs at a prompt: q leaves at once, and the terminal is the shell's again.
+    // On to node3, whose health gate runs for seconds: q asks, y leaves.
+    t.answer(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    t.wait_until(W, "node2 ready", STEP, |s| lb_shows(s, "node2", "ready"));
+    t.answer(
+        W,
+        "Run step 11: Take node3 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    t.answer(W, "Run step 12: Stop node3?", "y", STEP);
+    t.answer(W, "Run step 13: Install 1.1.0 on node3?", "y", STEP);
+    t.answer(W, "Run step 14: Start node3 on 1.1.0", "y", STEP);
+    t.wait_until(W, "step 15 running", STEP, |s| {
+        row_has(s, "15 Wait until node3 is", "running")
+    });
     t.send(W, "q");
+    t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    t.send(W, "y");
+
+    // The terminal is the shell's again, and the journal says where the session stopped.
     let s = t.wait_for(W, "[exited", STEP);
     assert!(s.contains("flightdeck resume"), "{s}");
     assert!(
-        !s.contains("Procedure") && !s.contains("Load balancer"),
+        !s.contains("Procedure") && !s.contains("Load balancer") && !s.contains('┃'),
         "{s}"
     );
-    assert!(journal.exists());
+    let j = flightdeck::journal::read(&journal).unwrap();
+    assert!(j.torn_tail.is_none());
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    let statuses: Vec<_> = st.steps.iter().map(|s| s.status).collect();
+    assert!(
+        statuses[..14].iter().all(|s| *s == StepStatus::Succeeded),
+        "{statuses:?}"
+    );
+    // Step 10 ran, was undone (once), ran again.
+    let runs_of_10: Vec<Phase> = j
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ActionStarted { step: 9, phase, .. } => Some(*phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs_of_10, [Phase::Do, Phase::Undo, Phase::Do]);
+    assert_eq!(statuses[14], StepStatus::Running, "{statuses:?}");
+    assert!(
+        statuses[15..].iter().all(|s| *s == StepStatus::Pending),
+        "{statuses:?}"
+    );
 }

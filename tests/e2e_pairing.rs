@@ -180,6 +180,22 @@ fn two_operators_share_a_session_that_survives_its_driver() {
     assert_eq!(st.prompt.map(|p| p.step), Some(9));
     assert_eq!(st.running(), None);
 
+    // Nobody drives any more: the late joiner takes over with c and carries on.
+    assert!(!t.capture(LATE).contains(&format!("driver {BOB}")));
+    t.send(LATE, "c");
+    t.wait_for(LATE, &format!("driver {LATE}"), STEP);
+    t.answer(
+        LATE,
+        "Run step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    t.wait_for(LATE, "Run step 11: Take node3 out", STEP);
+    let s = t.wait_until(DRIVER, "alice sees step 10 done", STEP, |s| {
+        row_has(s, "10 Put node2 back into", "✓")
+    });
+    assert!(s.contains(&format!("driver {LATE}")), "{s}");
+
     // The server is ours to end.
     tmux::kill(server[0], libc::SIGKILL);
     tmux::wait_dead(server[0], STEP);
