@@ -131,6 +131,9 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     );
     assert!(s.contains("┃? 10 Put node2 back"), "{s}");
     assert!(s.contains("┃· 11 Take node3 out"), "{s}");
+    // It has not run again yet: no run time beside its status.
+    assert!(s.contains("status awaiting confirm"), "{s}");
+    assert!(!s.contains("status awaiting confirm in"), "{s}");
 
     // Too small, then back.
     t.resize(W, 60, 20);
