@@ -198,3 +198,50 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         "{statuses:?}"
     );
 }
+
+/// One step behind a confirmation phrase with a `q` in it (and words like "quorum" or
+/// "sequence" are common in runbooks): typing it must not leave the cockpit.
+const PHRASE_PROCEDURE: &str = r#"
+name = "quiesce"
+product = "generic"
+description = "One step behind a confirmation phrase."
+from = ">= 1.0"
+to = "1.1.0"
+
+[[steps]]
+id = "quiesce"
+title = "Quiesce the queue"
+confirm = "phrase"
+phrase = "quiesce the queue?"
+action = { kind = "run", argv = ["echo", "quiesced"] }
+"#;
+
+#[test]
+fn a_confirmation_phrase_is_typed_whatever_its_letters() {
+    let Some(mut t) = Tmux::new() else { return };
+    let procedure = t.path("quiesce.toml");
+    std::fs::write(&procedure, PHRASE_PROCEDURE).unwrap();
+    let journal = t.path("quiesce.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run {} --lab --foreground --journal {}",
+            procedure.display(),
+            journal.display()
+        )),
+    );
+    t.answer(
+        W,
+        "Type `quiesce the queue?` to run",
+        "quiesce the queue?",
+        STEP,
+    );
+    let s = t.wait_for(W, "> quiesce the queue?", STEP);
+    assert!(!s.contains("? or Esc closes"), "? typed, not help: {s}");
+    t.send(W, "Enter");
+    t.wait_until(W, "the step done", STEP, |s| {
+        row_has(s, "1 Quiesce the queue", "✓")
+    });
+    t.send(W, "q");
+    t.wait_for(W, "[exited", STEP);
+}

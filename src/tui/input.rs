@@ -176,17 +176,6 @@ fn is_navigation(key: &KeyEvent) -> bool {
 fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     let prompt = view.state.prompt?;
     let shown = view.prompt.as_ref()?;
-    if is_navigation(key) {
-        return None;
-    }
-    if key.code == KeyCode::Char('q') {
-        return Some(quit(view));
-    }
-    if key_is_stale(shown.shown_at, at) {
-        return Some(status(
-            "key ignored: the prompt had just appeared — read it first",
-        ));
-    }
     let step = prompt.step;
     let id = prompt.id;
     let phrase = view
@@ -198,6 +187,21 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             Confirm::Phrase { phrase } => Some(phrase.as_str()),
             _ => None,
         });
+    // While a phrase is typed every character is part of it (`q` in "quorum" must not
+    // leave, `?` must not open the help); Ctrl-C still leaves, Esc holds.
+    let typing = prompt.kind == PromptKindTag::Run && phrase.is_some();
+    let a_char = matches!(key.code, KeyCode::Char(_));
+    if is_navigation(key) && !(typing && a_char) {
+        return None;
+    }
+    if key.code == KeyCode::Char('q') && !typing {
+        return Some(quit(view));
+    }
+    if key_is_stale(shown.shown_at, at) {
+        return Some(status(
+            "key ignored: the prompt had just appeared — read it first",
+        ));
+    }
     let decline = Intent::Engine(Command::Decline { prompt: id });
     let intent = match prompt.kind {
         PromptKindTag::Run if phrase.is_some() => match key.code {
