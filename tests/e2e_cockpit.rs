@@ -48,6 +48,10 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         row_has(&s, "1 Every node healthy before we start", "✓"),
         "{s}"
     );
+    // The footer says what keys do at this prompt: n holds the step here, it writes no note.
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("y run  n hold"), "{footer}");
+    assert!(!footer.contains("n note"), "{footer}");
 
     // Help over the prompt, then back.
     t.send(W, "?");
@@ -238,6 +242,13 @@ fn a_confirmation_phrase_is_typed_whatever_its_letters() {
     );
     let s = t.wait_for(W, "> quiesce the queue?", STEP);
     assert!(!s.contains("? or Esc closes"), "? typed, not help: {s}");
+    // Letters type: the footer offers none of them as keys.
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("Enter confirm  Esc hold"), "{footer}");
+    assert!(
+        !footer.contains("q quit") && !footer.contains("u undo"),
+        "{footer}"
+    );
     t.send(W, "Enter");
     t.wait_until(W, "the step done", STEP, |s| {
         row_has(s, "1 Quiesce the queue", "✓")

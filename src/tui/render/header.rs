@@ -11,6 +11,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
 use crate::engine::state::{Mode, PromptKindTag};
+use crate::plan::Confirm;
 
 use super::{fmt_dur, key, text};
 use crate::tui::theme::Theme;
@@ -293,16 +294,44 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             if st.held {
                 segs.push(hint(theme, 7, "Enter", "act on the step"));
             }
-            if st.prompt.is_some_and(|p| p.kind == PromptKindTag::Run) {
-                segs.push(hint(theme, 7, "y", "run"));
+            // At a prompt the same letters answer it (or, for a phrase, are typed into it):
+            // the hints say what a key does now, not what it does elsewhere.
+            let prompt = st.prompt.map(|p| p.kind);
+            let phrase = st.prompt.is_some_and(|p| {
+                p.kind == PromptKindTag::Run
+                    && st
+                        .plan
+                        .steps
+                        .get(p.step)
+                        .is_some_and(|s| matches!(s.confirm, Confirm::Phrase { .. }))
+            });
+            if phrase {
+                segs.push(hint(theme, 7, "Enter", "confirm"));
+                segs.push(hint(theme, 7, "Esc", "hold"));
+                segs.push(hint(theme, 3, "Tab", "focus"));
+                segs.push(hint(theme, 5, "Ctrl-C", "quit"));
+            } else {
+                match prompt {
+                    Some(PromptKindTag::Run) => {
+                        segs.push(hint(theme, 7, "y", "run"));
+                        segs.push(hint(theme, 7, "n", "hold"));
+                    }
+                    Some(PromptKindTag::Undo) => {
+                        segs.push(hint(theme, 7, "y", "undo"));
+                        segs.push(hint(theme, 7, "n", "hold"));
+                    }
+                    _ => {}
+                }
+                segs.push(hint(theme, 3, "Tab", "focus"));
+                if !matches!(prompt, Some(PromptKindTag::Run | PromptKindTag::Undo)) {
+                    segs.push(hint(theme, 4, "n", "note"));
+                }
+                segs.push(hint(theme, 4, "u", "undo"));
+                segs.push(hint(theme, 4, "s", "skip"));
+                segs.push(hint(theme, 4, "a", "abort"));
+                segs.push(hint(theme, 6, "?", "help"));
+                segs.push(hint(theme, 5, "q", "quit"));
             }
-            segs.push(hint(theme, 3, "Tab", "focus"));
-            segs.push(hint(theme, 4, "n", "note"));
-            segs.push(hint(theme, 4, "u", "undo"));
-            segs.push(hint(theme, 4, "s", "skip"));
-            segs.push(hint(theme, 4, "a", "abort"));
-            segs.push(hint(theme, 6, "?", "help"));
-            segs.push(hint(theme, 5, "q", "quit"));
         }
     }
     // Pairing matters: when the header had no room for who is here, say it here.
