@@ -135,7 +135,8 @@ fn two_operators_share_a_session_that_survives_its_driver() {
 
     // A new join sees exactly that.
     t.spawn(LATE, &cmd("join e2e --as late"));
-    let s = t.wait_for(LATE, "is asked about step 10", STEP);
+    let s = t.wait_for(LATE, "nobody drives: step 10 waits", STEP);
+    assert!(s.contains("c take control"), "{s}");
     assert!(
         row_has(&s, "10 Put node2 back into", "awaiting confirm"),
         "{s}"
@@ -182,6 +183,8 @@ fn two_operators_share_a_session_that_survives_its_driver() {
 
     // Nobody drives any more: the late joiner takes over with c and carries on.
     assert!(!t.capture(LATE).contains(&format!("driver {BOB}")));
+    t.send(LATE, "y");
+    t.wait_for(LATE, "observer — nobody drives; c to take control", STEP);
     t.send(LATE, "c");
     t.wait_for(LATE, &format!("driver {LATE}"), STEP);
     t.answer(

@@ -56,6 +56,7 @@ pub enum Intent {
 }
 
 const OBSERVER_HINT: &str = "observer — read only; c to request control";
+const OBSERVER_NO_DRIVER_HINT: &str = "observer — nobody drives; c to take control";
 const REPLAY_HINT: &str = "replay — read only";
 
 fn ui(a: UiAction) -> Intent {
@@ -292,6 +293,9 @@ fn observer_key(view: &View, key: &KeyEvent) -> Intent {
             }
             _ => status("nothing to approve"),
         },
+        KeyCode::Char(_) | KeyCode::Enter if view.state.driver().is_none() => {
+            status(OBSERVER_NO_DRIVER_HINT)
+        }
         KeyCode::Char(_) | KeyCode::Enter => status(OBSERVER_HINT),
         _ => Intent::Nothing,
     }

@@ -257,17 +257,30 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         }
         TuiRole::Observer => {
             segs.push((8, vec![text("observer — read only", s.warn)]));
-            if let Some(p) = st.prompt {
-                let who = st.driver().map_or("the driver", |d| d.name.as_str());
-                segs.push((
+            match (st.driver(), st.prompt) {
+                (Some(d), Some(p)) => segs.push((
                     2,
                     vec![text(
-                        format!("{who} is asked about step {}", p.step + 1),
+                        format!("{} is asked about step {}", d.name, p.step + 1),
                         s.prompt,
                     )],
-                ));
+                )),
+                // The driver's client is gone: the session waits for whoever takes over.
+                (None, Some(p)) => segs.push((
+                    8,
+                    vec![text(
+                        format!("nobody drives: step {} waits", p.step + 1),
+                        s.warn,
+                    )],
+                )),
+                _ => {}
             }
-            segs.push(hint(theme, 7, "c", "request control"));
+            // With nobody driving, c takes control at once instead of asking.
+            if st.driver().is_none() {
+                segs.push(hint(theme, 8, "c", "take control"));
+            } else {
+                segs.push(hint(theme, 7, "c", "request control"));
+            }
             if st
                 .prompt
                 .and_then(|p| st.plan.steps.get(p.step))
