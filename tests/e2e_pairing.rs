@@ -203,3 +203,55 @@ fn two_operators_share_a_session_that_survives_its_driver() {
     tmux::kill(server[0], libc::SIGKILL);
     tmux::wait_dead(server[0], STEP);
 }
+
+/// `run` without --foreground: leaving the cockpit leaves the session running in its server;
+/// `join --drive` (no name: the only session) picks it up where it waits.
+#[test]
+fn a_driver_who_leaves_can_come_back() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("back.jsonl");
+    t.spawn(
+        "first",
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --name back --journal {}",
+            journal.display()
+        )),
+    );
+    t.wait_for("first", "Run step 2: Back up node1? [y/N]", STEP);
+    let server = tmux::session_pids(&t.runtime_dir());
+    assert_eq!(server.len(), 1, "{server:?}");
+    // Nothing runs at a prompt: q leaves at once.
+    t.send("first", "q");
+    let s = t.wait_for("first", "[exited 0]", STEP);
+    assert!(
+        s.contains("left session back; it goes on. Rejoin with: flightdeck join back"),
+        "{s}"
+    );
+    assert!(tmux::alive(server[0]), "the session outlives its cockpit");
+
+    let out = Command::new(tmux::binary())
+        .arg("sessions")
+        .envs(t.env())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("back "))
+        .unwrap_or_else(|| panic!("back not listed:\n{listing}"));
+    assert!(row.contains("2/23") && row.contains("none"), "{listing}");
+
+    t.spawn("again", &cmd("join --drive"));
+    let s = t.answer("again", "Run step 2: Back up node1? [y/N]", "y", STEP);
+    assert!(
+        s.contains("flightdeck · back"),
+        "the joined session's name: {s}"
+    );
+    t.wait_for("again", "Run step 3: Back up node2?", STEP);
+    t.send("again", "q");
+    let s = t.wait_for("again", "[exited 0]", STEP);
+    assert!(s.contains("Rejoin with: flightdeck join back"), "{s}");
+
+    tmux::kill(server[0], libc::SIGKILL);
+    tmux::wait_dead(server[0], STEP);
+}
