@@ -168,7 +168,9 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         row_has(s, "15 Wait until node3 is", "running")
     });
     t.send(W, "q");
-    t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    // The question says what leaving does to this (foreground) run.
+    assert!(s.contains("flightdeck resume"), "{s}");
     t.send(W, "y");
 
     // The terminal is the shell's again, and the journal says where the session stopped.
