@@ -57,6 +57,9 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     t.send(W, "?");
     let s = t.wait_for(W, "? or Esc closes", STEP);
     assert!(s.contains("undo latest completed"), "{s}");
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("? Esc close"), "{footer}");
+    assert!(!footer.contains("y run"), "{footer}");
     t.send(W, "Escape");
     let s = t.wait_gone(W, "? or Esc closes", STEP);
     assert!(
@@ -93,6 +96,8 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     t.send(W, "q");
     let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
     assert!(s.contains("Leaving never aborts"), "{s}");
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("y leave  n Esc stay"), "{footer}");
     t.send(W, "n");
     t.wait_gone(W, "Leave the cockpit?", STEP);
 

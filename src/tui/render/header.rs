@@ -15,7 +15,7 @@ use crate::plan::Confirm;
 
 use super::{fmt_dur, key, text};
 use crate::tui::theme::Theme;
-use crate::tui::view::{TuiRole, View};
+use crate::tui::view::{Overlay, TuiRole, View};
 
 const SEP: &str = " │ ";
 
@@ -235,7 +235,6 @@ fn hint(theme: &Theme, priority: u8, k: &'static str, what: &'static str) -> Seg
 
 pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
-    let st = &view.state;
     if let Some(msg) = &view.status {
         frame.render_widget(
             Paragraph::new(Line::from(text(format!(" {msg}"), s.status))),
@@ -247,6 +246,48 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     if view.ended {
         segs.push((9, vec![text("the session has ended", s.warn)]));
     }
+    // A question of ours on screen takes the keys: name its keys, not the cockpit's (under a
+    // skip question "y run" would be a lie: y skips).
+    if let Some(overlay) = &view.overlay {
+        for (k, what) in overlay_keys(overlay) {
+            segs.push(hint(theme, 9, k, what));
+        }
+    } else {
+        role_hints(view, theme, &mut segs);
+    }
+    // Pairing matters: when the header had no room for who is here, say it here.
+    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
+    {
+        if let Some(ops) = operators(view) {
+            segs.push((5, vec![text(ops, s.accent)]));
+        }
+    }
+    // One column of margin, like the header.
+    let inner = Rect {
+        x: area.x.saturating_add(1),
+        width: area.width.saturating_sub(1),
+        ..area
+    };
+    frame.render_widget(
+        Paragraph::new(fit_segments(segs, inner.width as usize, "  ", Style::new())),
+        inner,
+    );
+}
+
+fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
+    match overlay {
+        Overlay::Help => &[("? Esc", "close")],
+        Overlay::Note(_) => &[("Enter", "save"), ("Esc", "cancel")],
+        Overlay::ConfirmSkip { .. } => &[("y", "skip"), ("n Esc", "cancel")],
+        Overlay::AbortChoice => &[("r", "roll back"), ("k", "keep as is"), ("Esc", "cancel")],
+        Overlay::ConfirmQuit => &[("y", "leave"), ("n Esc", "stay")],
+    }
+}
+
+/// The keys of the cockpit itself, for this operator's role and the prompt that is open.
+fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
+    let s = &theme.styles;
+    let st = &view.state;
     match view.effective_role() {
         TuiRole::Replay => {
             segs.push((8, vec![text("replay", s.warn)]));
@@ -347,21 +388,4 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             }
         }
     }
-    // Pairing matters: when the header had no room for who is here, say it here.
-    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
-    {
-        if let Some(ops) = operators(view) {
-            segs.push((5, vec![text(ops, s.accent)]));
-        }
-    }
-    // One column of margin, like the header.
-    let inner = Rect {
-        x: area.x.saturating_add(1),
-        width: area.width.saturating_sub(1),
-        ..area
-    };
-    frame.render_widget(
-        Paragraph::new(fit_segments(segs, inner.width as usize, "  ", Style::new())),
-        inner,
-    );
 }
