@@ -263,3 +263,66 @@ fn a_confirmation_phrase_is_typed_whatever_its_letters() {
     t.send(W, "q");
     t.wait_for(W, "[exited", STEP);
 }
+
+#[test]
+fn an_abort_rolls_back_what_was_done_and_nothing_else() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("abort.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+    );
+    for n in 2..=4 {
+        t.answer(W, &format!("Run step {n}: Back up node"), "y", STEP);
+    }
+    t.answer(
+        W,
+        "Run step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    t.wait_until(W, "node2 drained", STEP, |s| lb_shows(s, "node2", "drain"));
+
+    // Abort at step 6's prompt, rolling back.
+    t.answer(W, "Run step 6: Stop node2?", "a", STEP);
+    let s = t.wait_for(W, "Abort the procedure?", STEP);
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("r roll back  k keep as is"), "{footer}");
+    t.send(W, "r");
+    let s = t.answer(
+        W,
+        "Undo step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(s.contains("ROLLING BACK"), "{s}");
+    // Step 6 never ran and nobody is asked about it any more.
+    assert!(s.contains("┃·  6 Stop node2"), "{s}");
+    t.wait_until(W, "node2 ready again", STEP, |s| {
+        lb_shows(s, "node2", "ready")
+    });
+    // Backups have no undo: stop the rollback there and keep the rest.
+    t.answer(W, "Undo step 4: Back up node3?", "a", STEP);
+    t.wait_for(W, "Abort the procedure?", STEP);
+    t.send(W, "k");
+    t.wait_for(W, "FINISHED: aborted", STEP);
+    t.send(W, "q");
+    t.wait_for(W, "[exited", STEP);
+
+    let j = flightdeck::journal::read(&journal).unwrap();
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    assert_eq!(
+        st.mode,
+        flightdeck::engine::state::Mode::Finished(flightdeck::engine::event::Outcome::Aborted)
+    );
+    let statuses: Vec<_> = st.steps.iter().map(|s| s.status).collect();
+    assert!(
+        !statuses.contains(&StepStatus::Awaiting),
+        "no step awaits in a finished session: {statuses:?}"
+    );
+    assert_eq!(statuses[4], StepStatus::Undone, "{statuses:?}");
+    assert_eq!(statuses[5], StepStatus::Pending, "{statuses:?}");
+}
