@@ -144,13 +144,19 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     assert!(s.contains("status awaiting confirm"), "{s}");
     assert!(!s.contains("status awaiting confirm in"), "{s}");
 
-    // Too small, then back.
+    // Too small, then back. A y typed at the hidden prompt (after its guard) answers
+    // nothing: the operator could not see what it would confirm.
+    t.wait_prompt(W, "Run step 10: Put node2 back", STEP);
     t.resize(W, 60, 20);
     t.wait_for(W, "terminal too small", STEP);
+    t.send(W, "y");
+    let s = t.wait_for(W, "terminal too small", STEP);
+    assert!(s.contains("need 80x24, have 60x20"), "{s}");
     t.resize(W, tmux::WIDTH, tmux::HEIGHT);
     let s = t.wait_for(W, "Run step 10: Put node2 back", STEP);
     assert!(!s.contains("terminal too small"), "{s}");
     assert!(s.contains("Procedure"), "{s}");
+    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
 
     // On to node3, whose health gate runs for seconds: q asks, y leaves.
     t.answer(

@@ -76,6 +76,13 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
     if ctrl && key.code == KeyCode::Char('c') {
         return quit(view);
     }
+    // Nothing is drawn but "terminal too small": a key cannot answer what nobody can see.
+    if view.too_small {
+        return match key.code {
+            KeyCode::Char('q') => quit(view),
+            _ => Intent::Nothing,
+        };
+    }
     if let Some(overlay) = &view.overlay {
         return overlay_key(overlay, key);
     }

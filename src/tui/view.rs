@@ -137,6 +137,9 @@ pub struct View {
     pub last_event_at: Option<Instant>,
     /// The event stream is over; what is on screen is final.
     pub ended: bool,
+    /// The terminal is below the cockpit's minimum size: only "terminal too small" is drawn,
+    /// so nothing on screen may be answered.
+    pub too_small: bool,
 }
 
 impl View {
@@ -158,6 +161,7 @@ impl View {
             status: None,
             last_event_at: None,
             ended: false,
+            too_small: false,
         }
     }
 
@@ -263,8 +267,9 @@ impl View {
                 phrase: Input::default(),
             });
         }
-        // The prompt is drawn only when no overlay of ours covers it.
-        let visible = self.overlay.is_none();
+        // The prompt is drawn only when no overlay of ours covers it and the terminal is big
+        // enough for the cockpit at all.
+        let visible = self.overlay.is_none() && !self.too_small;
         match &mut self.prompt {
             Some(p) if visible && p.hidden => {
                 p.hidden = false;

@@ -224,16 +224,21 @@ impl Tmux {
         self.wait_until(window, &format!("{text:?}"), timeout, |s| s.contains(text))
     }
 
-    /// Wait for a prompt showing `text`, then send `key` once the cockpit's stale-key guard
+    /// Wait for a prompt showing `text`, then until the cockpit's stale-key guard
     /// (`PROMPT_GUARD`, counted from when the prompt appeared, which is no later than when we
     /// first saw it) has passed: a key sent sooner is ignored by design.
-    pub fn answer(&self, window: &str, text: &str, key: &str, timeout: Duration) -> String {
+    pub fn wait_prompt(&self, window: &str, text: &str, timeout: Duration) -> String {
         let screen = self.wait_for(window, text, timeout);
-        let seen = Instant::now();
-        let ready = seen + flightdeck::tui::view::PROMPT_GUARD + POLL;
+        let ready = Instant::now() + flightdeck::tui::view::PROMPT_GUARD + POLL;
         while Instant::now() < ready {
             std::thread::sleep(POLL);
         }
+        screen
+    }
+
+    /// `wait_prompt`, then send `key`.
+    pub fn answer(&self, window: &str, text: &str, key: &str, timeout: Duration) -> String {
+        let screen = self.wait_prompt(window, text, timeout);
         self.send(window, key);
         screen
     }
