@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use crate::cli::JoinArgs;
+use crate::pairing::{client, registry};
 use crate::tui::{self, Theme, TuiExit, TuiOptions, TuiRole};
 
 pub async fn run(args: JoinArgs) -> ExitCode {
@@ -25,7 +26,23 @@ pub async fn attach(
     theme: Option<&str>,
 ) -> ExitCode {
     let operator = super::run::operator_name();
-    let client = match crate::pairing::client::connect(name, &operator, label, want_driver).await {
+    // Resolved here rather than inside `connect`: without a NAME the title and the rejoin
+    // hint need the name of the session actually joined.
+    let wanted = name.map(str::to_string);
+    let info = match tokio::task::spawn_blocking(move || registry::resolve(wanted.as_deref())).await
+    {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => {
+            eprintln!("flightdeck: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("flightdeck: looking up sessions failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hello = client::hello(&operator, label, want_driver, 0);
+    let client = match client::connect_socket(&info.socket, hello).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("flightdeck: {e}");
@@ -33,7 +50,7 @@ pub async fn attach(
         }
     };
     let (theme, warning) = Theme::resolve(theme);
-    let session = name.unwrap_or("session").to_string();
+    let session = info.name;
     let opts = TuiOptions {
         theme,
         // The cockpit follows the session's record of who drives; this is where it starts.

@@ -431,6 +431,11 @@ impl SessionState {
                 self.control_request = None;
             }
             Event::PromptOpened { id, step, prompt } => {
+                // A prompt that replaces another (an undo asked at the next step's run
+                // prompt) withdraws it.
+                if self.prompt.is_some_and(|p| p.step != *step) {
+                    self.withdraw_prompt();
+                }
                 self.prompt = Some(OpenPrompt {
                     id: *id,
                     step: *step,
@@ -612,7 +617,7 @@ impl SessionState {
                 text: text.clone(),
             }),
             Event::AbortRequested { rollback, .. } => {
-                self.prompt = None;
+                self.withdraw_prompt();
                 self.held = false;
                 if *rollback {
                     self.mode = Mode::RollingBack;
@@ -620,7 +625,7 @@ impl SessionState {
             }
             Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
             Event::Finished { outcome } => {
-                self.prompt = None;
+                self.withdraw_prompt();
                 self.mode = Mode::Finished(*outcome);
                 self.read_only.set(false, t);
                 self.no_ready.set(false, t);
@@ -652,6 +657,17 @@ impl SessionState {
             }
             Event::ControlRequested { id, name } => {
                 self.control_request = Some((*id, name.clone()));
+            }
+        }
+    }
+
+    /// Close the open prompt without an answer: its step no longer awaits anyone.
+    fn withdraw_prompt(&mut self) {
+        if let Some(old) = self.prompt.take() {
+            if let Some(s) = self.steps.get_mut(old.step) {
+                if s.status == StepStatus::Awaiting {
+                    s.status = StepStatus::Pending;
+                }
             }
         }
     }

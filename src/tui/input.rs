@@ -59,6 +59,7 @@ pub enum Intent {
 }
 
 const OBSERVER_HINT: &str = "observer — read only; c to request control";
+const OBSERVER_NO_DRIVER_HINT: &str = "observer — nobody drives; c to take control";
 const REPLAY_HINT: &str = "replay — read only";
 
 fn ui(a: UiAction) -> Intent {
@@ -77,6 +78,13 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && key.code == KeyCode::Char('c') {
         return quit(view);
+    }
+    // Nothing is drawn but "terminal too small": a key cannot answer what nobody can see.
+    if view.too_small {
+        return match key.code {
+            KeyCode::Char('q') => quit(view),
+            _ => Intent::Nothing,
+        };
     }
     if let Some(overlay) = &view.overlay {
         return overlay_key(overlay, key);
@@ -179,17 +187,6 @@ fn is_navigation(key: &KeyEvent) -> bool {
 fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     let prompt = view.state.prompt?;
     let shown = view.prompt.as_ref()?;
-    if is_navigation(key) {
-        return None;
-    }
-    if key.code == KeyCode::Char('q') {
-        return Some(quit(view));
-    }
-    if key_is_stale(shown.shown_at, at) {
-        return Some(status(
-            "key ignored: the prompt had just appeared — read it first",
-        ));
-    }
     let step = prompt.step;
     let id = prompt.id;
     let phrase = view
@@ -201,6 +198,21 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
             Confirm::Phrase { phrase } => Some(phrase.as_str()),
             _ => None,
         });
+    // While a phrase is typed every character is part of it (`q` in "quorum" must not
+    // leave, `?` must not open the help); Ctrl-C still leaves, Esc holds.
+    let typing = prompt.kind == PromptKindTag::Run && phrase.is_some();
+    let a_char = matches!(key.code, KeyCode::Char(_));
+    if is_navigation(key) && !(typing && a_char) {
+        return None;
+    }
+    if key.code == KeyCode::Char('q') && !typing {
+        return Some(quit(view));
+    }
+    if key_is_stale(shown.shown_at, at) {
+        return Some(status(
+            "key ignored: the prompt had just appeared — read it first",
+        ));
+    }
     let decline = Intent::Engine(Command::Decline { prompt: id });
     let intent = match prompt.kind {
         PromptKindTag::Run if phrase.is_some() => match key.code {
@@ -297,6 +309,9 @@ fn observer_key(view: &View, key: &KeyEvent) -> Intent {
             }
             _ => status("nothing to approve"),
         },
+        KeyCode::Char(_) | KeyCode::Enter if view.state.driver().is_none() => {
+            status(OBSERVER_NO_DRIVER_HINT)
+        }
         KeyCode::Char(_) | KeyCode::Enter => status(OBSERVER_HINT),
         _ => Intent::Nothing,
     }

@@ -194,6 +194,8 @@ where
         if dirty {
             let now = Instant::now();
             view.tick(now);
+            let size = terminal.size()?;
+            view.too_small = render::too_small_for(size.width, size.height);
             if view.sync_prompt(now) {
                 // Keys already typed when the prompt opened were meant for what was on screen
                 // before it: drop them.

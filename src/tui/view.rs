@@ -144,6 +144,9 @@ pub struct View {
     pub replay: Option<ReplayPosition>,
     /// The training quiz over the replay, when there is one.
     pub quiz: Option<QuizView>,
+    /// The terminal is below the cockpit's minimum size: only "terminal too small" is drawn,
+    /// so nothing on screen may be answered.
+    pub too_small: bool,
 }
 
 impl View {
@@ -167,6 +170,7 @@ impl View {
             ended: false,
             replay: None,
             quiz: None,
+            too_small: false,
         }
     }
 
@@ -272,8 +276,9 @@ impl View {
                 phrase: Input::default(),
             });
         }
-        // The prompt is drawn only when no overlay of ours covers it.
-        let visible = self.overlay.is_none();
+        // The prompt is drawn only when no overlay of ours covers it and the terminal is big
+        // enough for the cockpit at all.
+        let visible = self.overlay.is_none() && !self.too_small;
         match &mut self.prompt {
             Some(p) if visible && p.hidden => {
                 p.hidden = false;

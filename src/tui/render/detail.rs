@@ -283,6 +283,8 @@ fn status_line<'a>(view: &View, i: usize, theme: &Theme) -> Line<'a> {
                 s.active,
             ));
         }
+        // A step offered again (after an undo) has not run this time: no duration yet.
+        (StepStatus::Pending | StepStatus::Awaiting, _, _) => {}
         (_, _, Some(_)) if r.run_ms > 0 => {
             spans.push(text(format!(" in {}", fmt_dur(r.run_ms)), s.muted));
         }

@@ -11,10 +11,11 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
 use crate::engine::state::{Mode, PromptKindTag};
+use crate::plan::Confirm;
 
 use super::{fmt_dur, key, text};
 use crate::tui::theme::Theme;
-use crate::tui::view::{TuiRole, View};
+use crate::tui::view::{Overlay, TuiRole, View};
 
 const SEP: &str = " │ ";
 
@@ -234,7 +235,6 @@ fn hint(theme: &Theme, priority: u8, k: &'static str, what: &'static str) -> Seg
 
 pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
-    let st = &view.state;
     if let Some(msg) = &view.status {
         frame.render_widget(
             Paragraph::new(Line::from(text(format!(" {msg}"), s.status))),
@@ -246,6 +246,48 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     if view.ended {
         segs.push((9, vec![text("the session has ended", s.warn)]));
     }
+    // A question of ours on screen takes the keys: name its keys, not the cockpit's (under a
+    // skip question "y run" would be a lie: y skips).
+    if let Some(overlay) = &view.overlay {
+        for (k, what) in overlay_keys(overlay) {
+            segs.push(hint(theme, 9, k, what));
+        }
+    } else {
+        role_hints(view, theme, &mut segs);
+    }
+    // Pairing matters: when the header had no room for who is here, say it here.
+    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
+    {
+        if let Some(ops) = operators(view) {
+            segs.push((5, vec![text(ops, s.accent)]));
+        }
+    }
+    // One column of margin, like the header.
+    let inner = Rect {
+        x: area.x.saturating_add(1),
+        width: area.width.saturating_sub(1),
+        ..area
+    };
+    frame.render_widget(
+        Paragraph::new(fit_segments(segs, inner.width as usize, "  ", Style::new())),
+        inner,
+    );
+}
+
+fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
+    match overlay {
+        Overlay::Help => &[("? Esc", "close")],
+        Overlay::Note(_) => &[("Enter", "save"), ("Esc", "cancel")],
+        Overlay::ConfirmSkip { .. } => &[("y", "skip"), ("n Esc", "cancel")],
+        Overlay::AbortChoice => &[("r", "roll back"), ("k", "keep as is"), ("Esc", "cancel")],
+        Overlay::ConfirmQuit => &[("y", "leave"), ("n Esc", "stay")],
+    }
+}
+
+/// The keys of the cockpit itself, for this operator's role and the prompt that is open.
+fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
+    let s = &theme.styles;
+    let st = &view.state;
     match view.effective_role() {
         TuiRole::Replay if view.quiz.is_some() => {
             segs.push((8, vec![text("quiz", s.warn)]));
@@ -287,17 +329,30 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         }
         TuiRole::Observer => {
             segs.push((8, vec![text("observer — read only", s.warn)]));
-            if let Some(p) = st.prompt {
-                let who = st.driver().map_or("the driver", |d| d.name.as_str());
-                segs.push((
+            match (st.driver(), st.prompt) {
+                (Some(d), Some(p)) => segs.push((
                     2,
                     vec![text(
-                        format!("{who} is asked about step {}", p.step + 1),
+                        format!("{} is asked about step {}", d.name, p.step + 1),
                         s.prompt,
                     )],
-                ));
+                )),
+                // The driver's client is gone: the session waits for whoever takes over.
+                (None, Some(p)) => segs.push((
+                    8,
+                    vec![text(
+                        format!("nobody drives: step {} waits", p.step + 1),
+                        s.warn,
+                    )],
+                )),
+                _ => {}
             }
-            segs.push(hint(theme, 7, "c", "request control"));
+            // With nobody driving, c takes control at once instead of asking.
+            if st.driver().is_none() {
+                segs.push(hint(theme, 8, "c", "take control"));
+            } else {
+                segs.push(hint(theme, 7, "c", "request control"));
+            }
             if st
                 .prompt
                 .and_then(|p| st.plan.steps.get(p.step))
@@ -324,33 +379,44 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             if st.held {
                 segs.push(hint(theme, 7, "Enter", "act on the step"));
             }
-            if st.prompt.is_some_and(|p| p.kind == PromptKindTag::Run) {
-                segs.push(hint(theme, 7, "y", "run"));
+            // At a prompt the same letters answer it (or, for a phrase, are typed into it):
+            // the hints say what a key does now, not what it does elsewhere.
+            let prompt = st.prompt.map(|p| p.kind);
+            let phrase = st.prompt.is_some_and(|p| {
+                p.kind == PromptKindTag::Run
+                    && st
+                        .plan
+                        .steps
+                        .get(p.step)
+                        .is_some_and(|s| matches!(s.confirm, Confirm::Phrase { .. }))
+            });
+            if phrase {
+                segs.push(hint(theme, 7, "Enter", "confirm"));
+                segs.push(hint(theme, 7, "Esc", "hold"));
+                segs.push(hint(theme, 3, "Tab", "focus"));
+                segs.push(hint(theme, 5, "Ctrl-C", "quit"));
+            } else {
+                match prompt {
+                    Some(PromptKindTag::Run) => {
+                        segs.push(hint(theme, 7, "y", "run"));
+                        segs.push(hint(theme, 7, "n", "hold"));
+                    }
+                    Some(PromptKindTag::Undo) => {
+                        segs.push(hint(theme, 7, "y", "undo"));
+                        segs.push(hint(theme, 7, "n", "hold"));
+                    }
+                    _ => {}
+                }
+                segs.push(hint(theme, 3, "Tab", "focus"));
+                if !matches!(prompt, Some(PromptKindTag::Run | PromptKindTag::Undo)) {
+                    segs.push(hint(theme, 4, "n", "note"));
+                }
+                segs.push(hint(theme, 4, "u", "undo"));
+                segs.push(hint(theme, 4, "s", "skip"));
+                segs.push(hint(theme, 4, "a", "abort"));
+                segs.push(hint(theme, 6, "?", "help"));
+                segs.push(hint(theme, 5, "q", "quit"));
             }
-            segs.push(hint(theme, 3, "Tab", "focus"));
-            segs.push(hint(theme, 4, "n", "note"));
-            segs.push(hint(theme, 4, "u", "undo"));
-            segs.push(hint(theme, 4, "s", "skip"));
-            segs.push(hint(theme, 4, "a", "abort"));
-            segs.push(hint(theme, 6, "?", "help"));
-            segs.push(hint(theme, 5, "q", "quit"));
         }
     }
-    // Pairing matters: when the header had no room for who is here, say it here.
-    if view.effective_role() != TuiRole::Replay && !ops_in_header(view, theme, area.width as usize)
-    {
-        if let Some(ops) = operators(view) {
-            segs.push((5, vec![text(ops, s.accent)]));
-        }
-    }
-    // One column of margin, like the header.
-    let inner = Rect {
-        x: area.x.saturating_add(1),
-        width: area.width.saturating_sub(1),
-        ..area
-    };
-    frame.render_widget(
-        Paragraph::new(fit_segments(segs, inner.width as usize, "  ", Style::new())),
-        inner,
-    );
 }

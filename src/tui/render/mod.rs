@@ -32,10 +32,15 @@ pub use replay_bar::segments as replay_bar_segments;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 
+/// Below this size only "terminal too small" is drawn.
+pub fn too_small_for(width: u16, height: u16) -> bool {
+    width < MIN_WIDTH || height < MIN_HEIGHT
+}
+
 /// Draw the whole cockpit.
 pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     let area = frame.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    if too_small_for(area.width, area.height) {
         too_small(frame, area, theme);
         return;
     }

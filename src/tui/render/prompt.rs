@@ -278,8 +278,12 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
                     "A step is running. Leave the cockpit? [y/N]",
                     s.prompt,
                 )),
+                // The cockpit cannot tell a session server from a --foreground run, and
+                // only the former outlives it: say what happens in each.
                 Line::from(text(
-                    "Leaving never aborts: the session goes on, and you can join it again.",
+                    "Leaving never aborts. A session server goes on without you \
+                     (flightdeck join); a --foreground run stops here and its running \
+                     step is left interrupted (flightdeck resume).",
                     s.muted,
                 )),
             ];

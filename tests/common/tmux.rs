@@ -1,0 +1,339 @@
+//! Drive the real `flightdeck` binary inside a private tmux server: start commands in windows,
+//! type keys, read the screen, wait for text with a deadline. Everything a run leaves behind
+//! (runtime dir, journals, logs, session servers) lives in one tempdir and dies with the
+//! harness.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often the screen is read while waiting.
+const POLL: Duration = Duration::from_millis(50);
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+pub const WIDTH: u16 = 120;
+pub const HEIGHT: u16 = 40;
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_flightdeck")
+}
+
+/// None (after saying so) when tmux is missing; on CI a missing tmux is a failure.
+pub fn tmux_or_skip() -> Option<()> {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(());
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("tmux is required on CI for the end-to-end tests");
+    }
+    eprintln!("skipped: tmux not installed");
+    None
+}
+
+pub struct Tmux {
+    socket: String,
+    pub dir: tempfile::TempDir,
+    started: bool,
+}
+
+impl Tmux {
+    /// A fresh tmux server (`fd-<pid>-<n>`) and a private home for everything the binary
+    /// writes. None when tmux is not installed (see `tmux_or_skip`).
+    pub fn new() -> Option<Tmux> {
+        tmux_or_skip()?;
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["home", "data", "rt", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("rt"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        Some(Tmux {
+            socket: format!("fd-{}-{n}", std::process::id()),
+            dir,
+            started: false,
+        })
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("rt")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The environment every command runs with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let p = |s: &str| self.dir.path().join(s).display().to_string();
+        vec![
+            ("HOME".into(), p("home")),
+            ("XDG_DATA_HOME".into(), p("data")),
+            ("XDG_STATE_HOME".into(), p("data")),
+            ("XDG_CONFIG_HOME".into(), p("home")),
+            ("FLIGHTDECK_RUNTIME_DIR".into(), p("rt")),
+            // The lab's data dir: a SIGKILLed session server cannot remove its own.
+            ("TMPDIR".into(), p("tmp")),
+            ("FLIGHTDECK_LAB_TIMING".into(), "fast".into()),
+            ("TERM".into(), "xterm-256color".into()),
+        ]
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn tmux_ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run `cmd` (a shell line) in a new window named `name`, 120x40. After the command the
+    /// pane shows a marker and a shell-like line, so a test can tell the cockpit left.
+    pub fn spawn(&mut self, name: &str, cmd: &str) {
+        self.spawn_with(name, cmd, &[]);
+    }
+
+    /// `spawn` with some variables of `env()` replaced or added.
+    pub fn spawn_with(&mut self, name: &str, cmd: &str, env: &[(&str, &str)]) {
+        let line = format!("{cmd}; echo \"[exited $?]\"; exec sleep 600");
+        let mut args: Vec<String> = Vec::new();
+        if self.started {
+            args.extend(["new-window".into(), "-d".into(), "-n".into(), name.into()]);
+        } else {
+            args.extend(
+                [
+                    "new-session",
+                    "-d",
+                    "-s",
+                    "e2e",
+                    "-n",
+                    name,
+                    "-x",
+                    &WIDTH.to_string(),
+                    "-y",
+                    &HEIGHT.to_string(),
+                ]
+                .map(String::from),
+            );
+        }
+        let mut vars = self.env();
+        for (k, v) in env {
+            vars.retain(|(old, _)| old != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        for (k, v) in vars {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push("-c".into());
+        args.push(env!("CARGO_MANIFEST_DIR").into());
+        args.push(line);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.tmux_ok(&refs);
+        // Detached windows have no client to size them: pin each (resize-window makes that
+        // window's size manual; the global option crashes tmux 3.3a on new-window).
+        self.started = true;
+        self.resize(name, WIDTH, HEIGHT);
+    }
+
+    fn target(name: &str) -> String {
+        format!("e2e:{name}")
+    }
+
+    /// Type keys (tmux key names: "y", "Tab", "Escape", "C-c").
+    pub fn send(&self, window: &str, keys: &str) {
+        self.tmux_ok(&["send-keys", "-t", &Self::target(window), keys]);
+    }
+
+    pub fn capture(&self, window: &str) -> String {
+        self.tmux_ok(&["capture-pane", "-p", "-t", &Self::target(window)])
+    }
+
+    pub fn resize(&self, window: &str, w: u16, h: u16) {
+        self.tmux_ok(&[
+            "resize-window",
+            "-t",
+            &Self::target(window),
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+    }
+
+    /// The pid of the process the window runs (the shell, then whatever it exec'd).
+    pub fn pane_pid(&self, window: &str) -> u32 {
+        self.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            &Self::target(window),
+            "#{pane_pid}",
+        ])
+        .trim()
+        .parse()
+        .unwrap()
+    }
+
+    /// Poll the screen until `pred` holds; panics with the last screen after `timeout`.
+    pub fn wait_until(
+        &self,
+        window: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let until = Instant::now() + timeout;
+        loop {
+            let screen = self.capture(window);
+            if pred(&screen) {
+                return screen;
+            }
+            if Instant::now() >= until {
+                panic!("window {window}: timed out after {timeout:?} waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Wait until the screen shows `text`.
+    pub fn wait_for(&self, window: &str, text: &str, timeout: Duration) -> String {
+        self.wait_until(window, &format!("{text:?}"), timeout, |s| s.contains(text))
+    }
+
+    /// Wait for a prompt showing `text`, then until the cockpit's stale-key guard
+    /// (`PROMPT_GUARD`, counted from when the prompt appeared, which is no later than when we
+    /// first saw it) has passed: a key sent sooner is ignored by design.
+    pub fn wait_prompt(&self, window: &str, text: &str, timeout: Duration) -> String {
+        let screen = self.wait_for(window, text, timeout);
+        let ready = Instant::now() + flightdeck::tui::view::PROMPT_GUARD + POLL;
+        while Instant::now() < ready {
+            std::thread::sleep(POLL);
+        }
+        screen
+    }
+
+    /// `wait_prompt`, then send `key`.
+    pub fn answer(&self, window: &str, text: &str, key: &str, timeout: Duration) -> String {
+        let screen = self.wait_prompt(window, text, timeout);
+        self.send(window, key);
+        screen
+    }
+
+    /// Wait until the screen no longer shows `text`.
+    pub fn wait_gone(&self, window: &str, text: &str, timeout: Duration) -> String {
+        self.wait_until(window, &format!("{text:?} to go"), timeout, |s| {
+            !s.contains(text)
+        })
+    }
+
+    /// SIGKILL every session server that registered in this harness's runtime dir.
+    pub fn kill_session_servers(&self) {
+        for pid in session_pids(&self.runtime_dir()) {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if self.started {
+            let _ = self.tmux(&["kill-server"]);
+        }
+        self.kill_session_servers();
+    }
+}
+
+/// Pids named in the session files (`<name>.json`) of a runtime dir.
+pub fn session_pids(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .filter_map(|v| v.get("pid").and_then(|p| p.as_u64()))
+        .filter_map(|p| u32::try_from(p).ok())
+        .collect()
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill has no memory preconditions; a gone pid only yields ESRCH.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+}
+
+pub fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks the pid exists.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid as u32)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Direct children of `pid` (from /proc).
+pub fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Wait until `pid` is gone.
+pub fn wait_dead(pid: u32, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    while alive(pid) {
+        assert!(
+            Instant::now() < until,
+            "pid {pid} still alive after {timeout:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The shell line for the binary with `args`.
+pub fn cmd(args: &str) -> String {
+    format!("{} {args}", binary())
+}

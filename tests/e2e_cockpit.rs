@@ -1,0 +1,334 @@
+//! The real binary in a real terminal (tmux): `flightdeck run --lab --foreground` driven by
+//! keys through the first node of a rolling upgrade, with help, undo, quit and resizing.
+
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use std::time::Duration;
+
+use flightdeck::engine::event::Phase;
+use flightdeck::engine::state::StepStatus;
+use flightdeck::engine::Event;
+use tmux::{cmd, Tmux};
+
+const STEP: Duration = Duration::from_secs(15);
+const W: &str = "cockpit";
+
+/// A line of the screen that shows both parts (a row of a panel).
+fn row_has(screen: &str, a: &str, b: &str) -> bool {
+    screen.lines().any(|l| l.contains(a) && l.contains(b))
+}
+
+/// The load balancer panel's row for `node` shows `state` ("node2  drain UP ...").
+fn lb_shows(screen: &str, node: &str, state: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains(&format!("{node}  {state} ")))
+}
+
+#[test]
+fn an_operator_drives_the_first_node_in_the_cockpit() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("cockpit.jsonl");
+    // Realistic lab timing: the health gate after a start takes seconds, long enough to
+    // press q while it runs. Everything else in these steps is instant either way.
+    t.spawn_with(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+        &[("FLIGHTDECK_LAB_TIMING", "realistic")],
+    );
+
+    // The preflight gate needs no confirm; the first backup asks.
+    let s = t.wait_for(W, "Run step 2: Back up node1? [y/N]", STEP);
+    assert!(s.contains("generic-rolling"), "{s}");
+    assert!(
+        row_has(&s, "1 Every node healthy before we start", "✓"),
+        "{s}"
+    );
+    // The footer says what keys do at this prompt: n holds the step here, it writes no note.
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("y run  n hold"), "{footer}");
+    assert!(!footer.contains("n note"), "{footer}");
+
+    // Help over the prompt, then back.
+    t.send(W, "?");
+    let s = t.wait_for(W, "? or Esc closes", STEP);
+    assert!(s.contains("undo latest completed"), "{s}");
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("? Esc close"), "{footer}");
+    assert!(!footer.contains("y run"), "{footer}");
+    t.send(W, "Escape");
+    let s = t.wait_gone(W, "? or Esc closes", STEP);
+    assert!(
+        s.contains("Run step 2:"),
+        "the prompt survives the help: {s}"
+    );
+
+    for n in 2..=4 {
+        t.answer(W, &format!("Run step {n}: Back up node"), "y", STEP);
+    }
+    // Followers first: node2 leaves the load balancer.
+    let s = t.answer(
+        W,
+        "Run step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(lb_shows(&s, "node2", "ready"), "{s}");
+    let s = t.wait_until(W, "node2 drained", STEP, |s| lb_shows(s, "node2", "drain"));
+    assert!(
+        lb_shows(&s, "node1", "ready") && lb_shows(&s, "node3", "ready"),
+        "{s}"
+    );
+    assert!(row_has(&s, "5 Take node2 out of", "✓"), "{s}");
+
+    t.answer(W, "Run step 6: Stop node2?", "y", STEP);
+    t.answer(W, "Run step 7: Install 1.1.0 on node2?", "y", STEP);
+    t.answer(W, "Run step 8: Start node2 on 1.1.0", "y", STEP);
+
+    // The health gate runs (no confirm): q asks before leaving, n stays.
+    t.wait_until(W, "step 9 running", STEP, |s| {
+        row_has(s, "9 Wait until node2 is", "running")
+    });
+    t.send(W, "q");
+    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    assert!(s.contains("Leaving never aborts"), "{s}");
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("y leave  n Esc stay"), "{footer}");
+    t.send(W, "n");
+    t.wait_gone(W, "Leave the cockpit?", STEP);
+
+    // node2 comes back.
+    let s = t.answer(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(row_has(&s, "9 Wait until node2 is", "✓"), "{s}");
+    let s = t.wait_until(W, "node2 ready again", STEP, |s| {
+        lb_shows(s, "node2", "ready")
+    });
+    assert!(row_has(&s, "10 Put node2 back into", "✓"), "{s}");
+
+    // Undo the latest step (at the next prompt, after its guard): it asks, then drains again.
+    t.answer(
+        W,
+        "Run step 11: Take node3 out of the load balancer?",
+        "u",
+        STEP,
+    );
+    let s = t.answer(
+        W,
+        "Undo step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(s.contains("load balancer: node2 → drain"), "{s}");
+    t.wait_until(W, "node2 drained by the undo", STEP, |s| {
+        lb_shows(s, "node2", "drain")
+    });
+    // After an undo the step is offered again, and it alone awaits: the step whose prompt
+    // the undo replaced is pending again.
+    let s = t.wait_for(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        STEP,
+    );
+    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
+    assert!(s.contains("┃· 11 Take node3 out"), "{s}");
+    // It has not run again yet: no run time beside its status.
+    assert!(s.contains("status awaiting confirm"), "{s}");
+    assert!(!s.contains("status awaiting confirm in"), "{s}");
+
+    // Too small, then back. A y typed at the hidden prompt (after its guard) answers
+    // nothing: the operator could not see what it would confirm.
+    t.wait_prompt(W, "Run step 10: Put node2 back", STEP);
+    t.resize(W, 60, 20);
+    t.wait_for(W, "terminal too small", STEP);
+    t.send(W, "y");
+    let s = t.wait_for(W, "terminal too small", STEP);
+    assert!(s.contains("need 80x24, have 60x20"), "{s}");
+    t.resize(W, tmux::WIDTH, tmux::HEIGHT);
+    let s = t.wait_for(W, "Run step 10: Put node2 back", STEP);
+    assert!(!s.contains("terminal too small"), "{s}");
+    assert!(s.contains("Procedure"), "{s}");
+    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
+
+    // On to node3, whose health gate runs for seconds: q asks, y leaves.
+    t.answer(
+        W,
+        "Run step 10: Put node2 back into the load balancer?",
+        "y",
+        STEP,
+    );
+    t.wait_until(W, "node2 ready", STEP, |s| lb_shows(s, "node2", "ready"));
+    t.answer(
+        W,
+        "Run step 11: Take node3 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    t.answer(W, "Run step 12: Stop node3?", "y", STEP);
+    t.answer(W, "Run step 13: Install 1.1.0 on node3?", "y", STEP);
+    t.answer(W, "Run step 14: Start node3 on 1.1.0", "y", STEP);
+    t.wait_until(W, "step 15 running", STEP, |s| {
+        row_has(s, "15 Wait until node3 is", "running")
+    });
+    t.send(W, "q");
+    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
+    // The question says what leaving does to this (foreground) run.
+    assert!(s.contains("flightdeck resume"), "{s}");
+    t.send(W, "y");
+
+    // The terminal is the shell's again, and the journal says where the session stopped.
+    let s = t.wait_for(W, "[exited", STEP);
+    assert!(s.contains("flightdeck resume"), "{s}");
+    assert!(
+        !s.contains("Procedure") && !s.contains("Load balancer") && !s.contains('┃'),
+        "{s}"
+    );
+    let j = flightdeck::journal::read(&journal).unwrap();
+    assert!(j.torn_tail.is_none());
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    let statuses: Vec<_> = st.steps.iter().map(|s| s.status).collect();
+    assert!(
+        statuses[..14].iter().all(|s| *s == StepStatus::Succeeded),
+        "{statuses:?}"
+    );
+    // Step 10 ran, was undone (once), ran again.
+    let runs_of_10: Vec<Phase> = j
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ActionStarted { step: 9, phase, .. } => Some(*phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs_of_10, [Phase::Do, Phase::Undo, Phase::Do]);
+    assert_eq!(statuses[14], StepStatus::Running, "{statuses:?}");
+    assert!(
+        statuses[15..].iter().all(|s| *s == StepStatus::Pending),
+        "{statuses:?}"
+    );
+}
+
+/// One step behind a confirmation phrase with a `q` in it (and words like "quorum" or
+/// "sequence" are common in runbooks): typing it must not leave the cockpit.
+const PHRASE_PROCEDURE: &str = r#"
+name = "quiesce"
+product = "generic"
+description = "One step behind a confirmation phrase."
+from = ">= 1.0"
+to = "1.1.0"
+
+[[steps]]
+id = "quiesce"
+title = "Quiesce the queue"
+confirm = "phrase"
+phrase = "quiesce the queue?"
+action = { kind = "run", argv = ["echo", "quiesced"] }
+"#;
+
+#[test]
+fn a_confirmation_phrase_is_typed_whatever_its_letters() {
+    let Some(mut t) = Tmux::new() else { return };
+    let procedure = t.path("quiesce.toml");
+    std::fs::write(&procedure, PHRASE_PROCEDURE).unwrap();
+    let journal = t.path("quiesce.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run {} --lab --foreground --journal {}",
+            procedure.display(),
+            journal.display()
+        )),
+    );
+    t.answer(
+        W,
+        "Type `quiesce the queue?` to run",
+        "quiesce the queue?",
+        STEP,
+    );
+    let s = t.wait_for(W, "> quiesce the queue?", STEP);
+    assert!(!s.contains("? or Esc closes"), "? typed, not help: {s}");
+    // Letters type: the footer offers none of them as keys.
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("Enter confirm  Esc hold"), "{footer}");
+    assert!(
+        !footer.contains("q quit") && !footer.contains("u undo"),
+        "{footer}"
+    );
+    t.send(W, "Enter");
+    t.wait_until(W, "the step done", STEP, |s| {
+        row_has(s, "1 Quiesce the queue", "✓")
+    });
+    t.send(W, "q");
+    t.wait_for(W, "[exited", STEP);
+}
+
+#[test]
+fn an_abort_rolls_back_what_was_done_and_nothing_else() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("abort.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+    );
+    for n in 2..=4 {
+        t.answer(W, &format!("Run step {n}: Back up node"), "y", STEP);
+    }
+    t.answer(
+        W,
+        "Run step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    t.wait_until(W, "node2 drained", STEP, |s| lb_shows(s, "node2", "drain"));
+
+    // Abort at step 6's prompt, rolling back.
+    t.answer(W, "Run step 6: Stop node2?", "a", STEP);
+    let s = t.wait_for(W, "Abort the procedure?", STEP);
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("r roll back  k keep as is"), "{footer}");
+    t.send(W, "r");
+    let s = t.answer(
+        W,
+        "Undo step 5: Take node2 out of the load balancer?",
+        "y",
+        STEP,
+    );
+    assert!(s.contains("ROLLING BACK"), "{s}");
+    // Step 6 never ran and nobody is asked about it any more.
+    assert!(s.contains("┃·  6 Stop node2"), "{s}");
+    t.wait_until(W, "node2 ready again", STEP, |s| {
+        lb_shows(s, "node2", "ready")
+    });
+    // Backups have no undo: stop the rollback there and keep the rest.
+    t.answer(W, "Undo step 4: Back up node3?", "a", STEP);
+    t.wait_for(W, "Abort the procedure?", STEP);
+    t.send(W, "k");
+    t.wait_for(W, "FINISHED: aborted", STEP);
+    t.send(W, "q");
+    t.wait_for(W, "[exited", STEP);
+
+    let j = flightdeck::journal::read(&journal).unwrap();
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    assert_eq!(
+        st.mode,
+        flightdeck::engine::state::Mode::Finished(flightdeck::engine::event::Outcome::Aborted)
+    );
+    let statuses: Vec<_> = st.steps.iter().map(|s| s.status).collect();
+    assert!(
+        !statuses.contains(&StepStatus::Awaiting),
+        "no step awaits in a finished session: {statuses:?}"
+    );
+    assert_eq!(statuses[4], StepStatus::Undone, "{statuses:?}");
+    assert_eq!(statuses[5], StepStatus::Pending, "{statuses:?}");
+}
