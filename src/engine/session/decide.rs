@@ -1,0 +1,424 @@
+//! Deciding: operators' commands checked against state and role, and the engine moving the
+//! session on by itself where policy allows (`confirm = "none"`, `--yes`).
+
+use super::*;
+use crate::engine::action::{execute, ActionCtx};
+use crate::engine::event::{Event, Outcome, Phase, PromptKind, Verdict};
+use crate::engine::state::{Mode, PromptKindTag, StepStatus};
+use crate::engine::{Command, Rejected};
+use crate::plan::Confirm;
+
+impl Engine {
+    /// Check a command against the state and the sender's role; emit what it causes.
+    pub(super) fn command(
+        &mut self,
+        from: u64,
+        cmd: Command,
+    ) -> Result<Result<(), Rejected>, EngineError> {
+        let reject = |s: String| Ok(Err(Rejected(s)));
+        let by = self.name_of(from);
+        let is_driver = from == SYSTEM
+            || self
+                .state
+                .operators
+                .iter()
+                .any(|o| o.id == from && o.driver);
+        if !is_driver && !cmd.observer_may() {
+            return reject(match self.state.driver() {
+                Some(d) => format!(
+                    "only the driver ({}) can do that; press c to ask for control",
+                    d.name
+                ),
+                None => "nobody drives: take control first".into(),
+            });
+        }
+        if self.state.is_finished()
+            && !matches!(
+                cmd,
+                Command::Note { .. }
+                    | Command::RequestControl
+                    | Command::GrantControl { .. }
+                    | Command::TakeControl
+            )
+        {
+            return reject("the session has finished".into());
+        }
+        match cmd {
+            Command::Confirm { prompt, phrase } => {
+                let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
+                    return reject("that prompt is no longer open".into());
+                };
+                let step = open.step;
+                match open.kind {
+                    PromptKindTag::Run => {
+                        if let Confirm::Phrase { phrase: want } =
+                            &self.state.plan.steps[step].confirm
+                        {
+                            if phrase.as_deref() != Some(want.as_str()) {
+                                return reject(format!("type the phrase exactly: {want}"));
+                            }
+                        }
+                        self.approve_and_maybe_run(step, &by, Phase::Do)?;
+                    }
+                    PromptKindTag::Undo => self.approve_and_maybe_run(step, &by, Phase::Undo)?,
+                    PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                        return reject("choose retry, undo, skip or abort".into())
+                    }
+                }
+            }
+            Command::Approve { prompt } => {
+                let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
+                    return reject("that prompt is no longer open".into());
+                };
+                if self.state.steps[open.step].approvals.contains(&by) {
+                    return reject("you already approved this step".into());
+                }
+                let phase = if open.kind == PromptKindTag::Undo {
+                    Phase::Undo
+                } else {
+                    Phase::Do
+                };
+                if !matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo) {
+                    return reject("there is nothing to approve".into());
+                }
+                self.approve_and_maybe_run(open.step, &by, phase)?;
+            }
+            Command::Decline { prompt } => {
+                let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
+                    return reject("that prompt is no longer open".into());
+                };
+                self.emit(Event::Declined {
+                    step: open.step,
+                    by,
+                })?;
+            }
+            Command::Act => {
+                if self.state.prompt.is_some() || self.state.running().is_some() {
+                    return reject("a prompt is already open or an action is running".into());
+                }
+                match self.next_prompt() {
+                    Some((step, kind)) => self.open_prompt(step, kind)?,
+                    None => return reject("nothing to act on".into()),
+                }
+            }
+            Command::Retry { step } => {
+                let Some(s) = self.state.steps.get(step) else {
+                    return reject(format!("no step {}", step + 1));
+                };
+                let phase = match s.status {
+                    StepStatus::Failed => Phase::Do,
+                    StepStatus::Interrupted => s.phase,
+                    StepStatus::UndoFailed => Phase::Undo,
+                    other => {
+                        return reject(format!(
+                            "step {} is {}; only a failed or interrupted step can be retried",
+                            step + 1,
+                            other.label()
+                        ))
+                    }
+                };
+                if self.state.running().is_some() {
+                    return reject("an action is running".into());
+                }
+                self.emit(Event::Confirmed {
+                    step,
+                    by,
+                    auto: false,
+                })?;
+                self.start_action(step, phase)?;
+            }
+            Command::Skip { step } => {
+                let ok_here = match self.state.mode {
+                    Mode::Forward => self.state.cursor() == Some(step),
+                    Mode::RollingBack => self.state.undo_candidate() == Some(step),
+                    Mode::Finished(_) => false,
+                };
+                if !ok_here || self.state.running() == Some(step) {
+                    return reject(format!(
+                        "step {} is not the one waiting; only the current step can be skipped",
+                        step + 1
+                    ));
+                }
+                self.emit(Event::Skipped { step, by })?;
+            }
+            Command::MarkDone { step } => {
+                let Some(s) = self.state.steps.get(step) else {
+                    return reject(format!("no step {}", step + 1));
+                };
+                match (s.status, s.phase) {
+                    (StepStatus::Interrupted | StepStatus::Failed, Phase::Do) => {
+                        self.emit(Event::MarkedDone { step, by })?
+                    }
+                    (StepStatus::Interrupted | StepStatus::UndoFailed, Phase::Undo) => {
+                        let attempt = s.attempts;
+                        self.emit(Event::ActionFinished {
+                            step,
+                            phase: Phase::Undo,
+                            attempt,
+                            verdict: Verdict::Passed,
+                            detail: format!("undo marked done by {by}"),
+                        })?
+                    }
+                    (other, _) => {
+                        return reject(format!(
+                            "step {} is {}; only an interrupted or failed step can be marked done",
+                            step + 1,
+                            other.label()
+                        ))
+                    }
+                }
+            }
+            Command::Undo { step } => {
+                if self.state.running().is_some() {
+                    return reject("wait for the running action to finish".into());
+                }
+                if self.state.undo_candidate() != Some(step) {
+                    return reject(match self.state.undo_candidate() {
+                        Some(c) => format!(
+                            "undo goes in reverse order: undo step {} ({}) first",
+                            c + 1,
+                            self.state.plan.steps[c].title
+                        ),
+                        None => "there is nothing to undo".into(),
+                    });
+                }
+                let planned = &self.state.plan.steps[step];
+                if let (Some(why), StepStatus::Succeeded) =
+                    (&planned.irreversible, self.state.steps[step].status)
+                {
+                    return reject(format!("step {} is irreversible: {why}", step + 1));
+                }
+                if planned.undo.is_none() {
+                    return reject(format!("step {} has no undo action", step + 1));
+                }
+                self.open_prompt(step, PromptKind::Undo)?;
+            }
+            Command::Abort { rollback } => {
+                if self.state.running().is_some() {
+                    return reject("an action is running: wait for it to end, then abort".into());
+                }
+                self.emit(Event::AbortRequested { by, rollback })?;
+                if !rollback {
+                    self.emit(Event::Finished {
+                        outcome: Outcome::Aborted,
+                    })?;
+                }
+            }
+            Command::Note { text } => {
+                let text = self.secrets.redact(text.trim());
+                if text.is_empty() {
+                    return reject("an empty note".into());
+                }
+                self.emit(Event::Note { by, text })?;
+            }
+            Command::RequestControl => {
+                if is_driver {
+                    return reject("you already drive".into());
+                }
+                self.emit(Event::ControlRequested { id: from, name: by })?;
+            }
+            Command::GrantControl { to } => {
+                if !is_driver {
+                    return reject("only the driver can hand over control".into());
+                }
+                let Some(name) = self
+                    .state
+                    .operators
+                    .iter()
+                    .find(|o| o.id == to)
+                    .map(|o| o.name.clone())
+                else {
+                    return reject(format!("no operator {to} is attached"));
+                };
+                self.emit(Event::DriverChanged { id: to, name })?;
+            }
+            Command::TakeControl => {
+                if let Some(d) = self.state.driver() {
+                    if d.id != from {
+                        return reject(format!("{} drives and is attached: ask them (c)", d.name));
+                    }
+                    return reject("you already drive".into());
+                }
+                self.emit(Event::DriverChanged { id: from, name: by })?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn approve_and_maybe_run(
+        &mut self,
+        step: usize,
+        by: &str,
+        phase: Phase,
+    ) -> Result<(), EngineError> {
+        let need = self.state.plan.steps[step].approvals.max(1) as usize;
+        if need > 1 {
+            self.emit(Event::Approved {
+                step,
+                by: by.to_string(),
+            })?;
+            if self.state.steps[step].approvals.len() < need {
+                return Ok(());
+            }
+        }
+        self.emit(Event::Confirmed {
+            step,
+            by: by.to_string(),
+            auto: false,
+        })?;
+        self.start_action(step, phase)
+    }
+
+    fn start_action(&mut self, step: usize, phase: Phase) -> Result<(), EngineError> {
+        let planned = &self.state.plan.steps[step];
+        let action = match phase {
+            Phase::Do => planned.action.clone(),
+            Phase::Undo => match &planned.undo {
+                Some(a) => a.clone(),
+                None => {
+                    return self.emit(Event::ActionFinished {
+                        step,
+                        phase,
+                        attempt: self.state.steps[step].attempts,
+                        verdict: Verdict::Passed,
+                        detail: "no undo action: nothing to compensate".into(),
+                    })
+                }
+            },
+        };
+        let attempt = self.state.steps[step].attempts + 1;
+        // Journaled and fsynced before the action can touch anything.
+        self.emit(Event::ActionStarted {
+            step,
+            phase,
+            attempt,
+        })?;
+        let ctx = ActionCtx {
+            step,
+            phase,
+            attempt,
+            tx: self.worker_tx.clone(),
+            http: self.http.clone(),
+            lb: self.lb.clone(),
+            target: self.target.clone(),
+            secrets: self.secrets.clone(),
+            time_scale: self.time_scale,
+        };
+        self.action = Some(tokio::spawn(execute(action, ctx)));
+        Ok(())
+    }
+
+    fn open_prompt(&mut self, step: usize, prompt: PromptKind) -> Result<(), EngineError> {
+        let id = self.state.last_seq + 1;
+        self.emit(Event::PromptOpened { id, step, prompt })
+    }
+
+    /// What the session waits on next, if anything must be asked.
+    fn next_prompt(&self) -> Option<(usize, PromptKind)> {
+        match self.state.mode {
+            Mode::Finished(_) => None,
+            Mode::Forward => {
+                let c = self.state.cursor()?;
+                match self.state.steps[c].status {
+                    StepStatus::Pending | StepStatus::Undone | StepStatus::Awaiting => {
+                        Some((c, PromptKind::Run))
+                    }
+                    StepStatus::Failed | StepStatus::UndoFailed => Some((c, PromptKind::Failed)),
+                    StepStatus::Interrupted => Some((c, PromptKind::Interrupted)),
+                    _ => None,
+                }
+            }
+            Mode::RollingBack => {
+                let c = self.state.undo_candidate()?;
+                match self.state.steps[c].status {
+                    StepStatus::UndoFailed => Some((c, PromptKind::Failed)),
+                    StepStatus::Interrupted => Some((c, PromptKind::Interrupted)),
+                    _ => Some((c, PromptKind::Undo)),
+                }
+            }
+        }
+    }
+
+    /// Move the session forward as far as it goes without a human: finish, open the next
+    /// prompt, or answer it when the policy (`confirm = "none"`, `--yes`) allows.
+    pub(super) fn advance(&mut self) -> Result<(), EngineError> {
+        loop {
+            if self.state.is_finished()
+                || self.state.running().is_some()
+                || self.state.steps.is_empty()
+            {
+                return Ok(());
+            }
+            if self.state.prompt.is_none() {
+                if self.state.held {
+                    return Ok(());
+                }
+                match self.state.mode {
+                    Mode::Forward if self.state.cursor().is_none() => {
+                        return self.emit(Event::Finished {
+                            outcome: Outcome::Completed,
+                        })
+                    }
+                    Mode::RollingBack => {
+                        let floor = self.state.point_of_no_return();
+                        match (self.state.undo_candidate(), floor) {
+                            (None, _) => {
+                                return self.emit(Event::Finished {
+                                    outcome: Outcome::RolledBack,
+                                })
+                            }
+                            (Some(c), Some(f)) if c <= f => {
+                                let why = self.state.plan.steps[f]
+                                    .irreversible
+                                    .clone()
+                                    .unwrap_or_default();
+                                self.emit(Event::RollbackStopped {
+                                    reason: format!(
+                                        "step {} is irreversible ({why}); steps up to it stay done",
+                                        f + 1
+                                    ),
+                                })?;
+                                return self.emit(Event::Finished {
+                                    outcome: Outcome::Aborted,
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+                let Some((step, kind)) = self.next_prompt() else {
+                    return Ok(());
+                };
+                self.open_prompt(step, kind)?;
+                continue;
+            }
+            // A prompt is open: can policy answer it?
+            let Some(open) = self.state.prompt else {
+                return Ok(());
+            };
+            if !self.state.policy_answers_prompt() {
+                return Ok(());
+            }
+            let auto = self.state.auto;
+            let phase = match open.kind {
+                PromptKindTag::Run => Phase::Do,
+                PromptKindTag::Undo => Phase::Undo,
+                PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                    self.emit(Event::AbortRequested {
+                        by: "--on-failure rollback".into(),
+                        rollback: true,
+                    })?;
+                    continue;
+                }
+            };
+            let by = if auto.yes { "--yes" } else { "confirm = none" };
+            self.emit(Event::Confirmed {
+                step: open.step,
+                by: by.into(),
+                auto: true,
+            })?;
+            self.start_action(open.step, phase)?;
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The handle on a running session: attach operators (each gets a client that sees every
+//! event from the first), send commands, snapshot, shut down.
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::engine::client::{CommandSender, Request, SessionClient};
+use crate::engine::event::Stamped;
+use crate::engine::state::SessionState;
+use crate::engine::{Command, Rejected};
+
+pub(super) enum Msg {
+    Command {
+        from: u64,
+        command: Command,
+        reply: oneshot::Sender<Result<(), Rejected>>,
+    },
+    Attach {
+        name: String,
+        driver: bool,
+        reply: oneshot::Sender<(u64, Vec<Stamped>, broadcast::Receiver<Stamped>)>,
+    },
+    Detach {
+        id: u64,
+    },
+    History {
+        after: u64,
+        reply: oneshot::Sender<(Vec<Stamped>, broadcast::Receiver<Stamped>)>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<SessionState>,
+    },
+    Shutdown,
+}
+
+/// The handle the rest of the program holds on a running session.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(super) tx: mpsc::Sender<Msg>,
+    pub(super) journal: PathBuf,
+}
+
+/// Owns the engine task; awaiting it yields the final state.
+pub struct EngineTask {
+    pub handle: EngineHandle,
+    pub join: JoinHandle<Result<SessionState, EngineError>>,
+}
+
+impl EngineHandle {
+    pub fn journal_path(&self) -> &Path {
+        &self.journal
+    }
+
+    /// Attach an operator: returns a client that sees every event from the first and sends
+    /// commands as that operator. The first to ask for it (or any, if nobody drives) drives.
+    pub async fn attach(&self, name: &str, driver: bool) -> Result<SessionClient, Rejected> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Attach {
+                name: name.to_string(),
+                driver,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        let (id, history, live) = rx.await.map_err(|_| gone())?;
+        Ok(self.client(id, name, history, live))
+    }
+
+    fn client(
+        &self,
+        id: u64,
+        name: &str,
+        history: Vec<Stamped>,
+        mut live: broadcast::Receiver<Stamped>,
+    ) -> SessionClient {
+        let (ev_tx, ev_rx) = mpsc::channel(4096);
+        let engine = self.tx.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            for e in history {
+                last = e.seq;
+                if ev_tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                match live.recv().await {
+                    Ok(e) => {
+                        if e.seq <= last && !e.event.is_live_only() {
+                            continue;
+                        }
+                        if !e.event.is_live_only() {
+                            last = e.seq;
+                        }
+                        if ev_tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fell behind: catch up from the journal's copy, never drop silently.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (reply, rx) = oneshot::channel();
+                        if engine
+                            .send(Msg::History { after: last, reply })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let Ok((missed, fresh)) = rx.await else {
+                            return;
+                        };
+                        live = fresh;
+                        for e in missed {
+                            last = e.seq;
+                            if ev_tx.send(e).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Request>(64);
+        let engine = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(req) = cmd_rx.recv().await {
+                let msg = Msg::Command {
+                    from: id,
+                    command: req.command,
+                    reply: req.reply,
+                };
+                if engine.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // Every sender is gone: the operator left.
+            let _ = engine.send(Msg::Detach { id }).await;
+        });
+        SessionClient {
+            operator_id: id,
+            operator: name.to_string(),
+            events: ev_rx,
+            commands: CommandSender::new(cmd_tx),
+        }
+    }
+
+    /// A command from flightdeck itself (headless runner, tests).
+    pub async fn command(&self, command: Command) -> Result<(), Rejected> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Command {
+                from: SYSTEM,
+                command,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Events from `after` on (journaled ones), then live ones.
+    pub async fn subscribe(
+        &self,
+        after: u64,
+    ) -> Result<(Vec<Stamped>, broadcast::Receiver<Stamped>), Rejected> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::History { after, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    pub async fn snapshot(&self) -> Result<SessionState, Rejected> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Snapshot { reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Stop the engine. A running action is killed with it (resume shows it interrupted).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown).await;
+    }
+}
+
+fn gone() -> Rejected {
+    Rejected("the session has ended".into())
+}
