@@ -87,7 +87,9 @@ pub struct GateView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRun {
     pub status: StepStatus,
+    /// Runs of the step's action so far (the undo's runs are counted apart).
     pub attempts: u32,
+    pub undo_attempts: u32,
     pub phase: Phase,
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
@@ -102,10 +104,19 @@ pub struct StepRun {
 }
 
 impl StepRun {
+    /// Runs so far of the phase last started (the action's or the undo's).
+    pub fn phase_attempts(&self) -> u32 {
+        match self.phase {
+            Phase::Do => self.attempts,
+            Phase::Undo => self.undo_attempts,
+        }
+    }
+
     fn new() -> Self {
         StepRun {
             status: StepStatus::Pending,
             attempts: 0,
+            undo_attempts: 0,
             phase: Phase::Do,
             started_ms: None,
             finished_ms: None,
@@ -482,7 +493,10 @@ impl SessionState {
                         Phase::Undo => StepStatus::Undoing,
                     };
                     s.phase = *phase;
-                    s.attempts = *attempt;
+                    match phase {
+                        Phase::Do => s.attempts = *attempt,
+                        Phase::Undo => s.undo_attempts = *attempt,
+                    }
                     s.started_ms = Some(t);
                     s.finished_ms = None;
                     s.detail = None;

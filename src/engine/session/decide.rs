@@ -150,7 +150,7 @@ impl Engine {
                         self.emit(Event::MarkedDone { step, by })?
                     }
                     (StepStatus::Interrupted | StepStatus::UndoFailed, Phase::Undo) => {
-                        let attempt = s.attempts;
+                        let attempt = s.undo_attempts;
                         self.emit(Event::ActionFinished {
                             step,
                             phase: Phase::Undo,
@@ -279,14 +279,18 @@ impl Engine {
                     return self.emit(Event::ActionFinished {
                         step,
                         phase,
-                        attempt: self.state.steps[step].attempts,
+                        attempt: self.state.steps[step].undo_attempts,
                         verdict: Verdict::Passed,
                         detail: "no undo action: nothing to compensate".into(),
                     })
                 }
             },
         };
-        let attempt = self.state.steps[step].attempts + 1;
+        let run = &self.state.steps[step];
+        let attempt = match phase {
+            Phase::Do => run.attempts,
+            Phase::Undo => run.undo_attempts,
+        } + 1;
         // Journaled and fsynced before the action can touch anything.
         self.emit(Event::ActionStarted {
             step,

@@ -11,7 +11,7 @@ use crate::engine::worker::WorkerMsg;
 impl Engine {
     pub(super) fn on_worker(&mut self, msg: WorkerMsg) -> Result<(), EngineError> {
         let current = |s: &SessionState, step: usize, attempt: u32| {
-            s.running() == Some(step) && s.steps[step].attempts == attempt
+            s.running() == Some(step) && s.steps[step].phase_attempts() == attempt
         };
         match msg {
             WorkerMsg::Output {
