@@ -408,3 +408,23 @@ fn every_theme_renders() {
         assert_eq!(to_text(&v, &theme, 100, 30), plain, "{name}");
     }
 }
+
+#[test]
+fn a_note_stays_in_sight_while_probe_samples_stream_in() {
+    let mut s = Script::started();
+    s.push(
+        100,
+        Event::Note {
+            by: "bob".into(),
+            text: "editors told: read-only from now".into(),
+        },
+    );
+    for round in 0..40u64 {
+        s.probe("jahia1", true, 5 + round % 7);
+    }
+    let text = to_text(&driver(&s), &Theme::dark(), 120, 40);
+    assert!(
+        text.contains("note bob: editors told"),
+        "the note scrolled away:\n{text}"
+    );
+}

@@ -154,24 +154,43 @@ pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = inner.width as usize;
-    let all = rows(view);
-    let (from, to) = window(all.len(), inner.height as usize, view.probes_scroll);
-    let lines: Vec<Line> = all[from..to]
-        .iter()
-        .map(|row| match row {
-            Row::Note(n) => Line::from(vec![
-                text(format!("{} ", fmt_dur(n.t_ms)), s.muted),
-                text(
-                    truncate(
-                        &format!("note {}: {}", n.by, n.text),
-                        width.saturating_sub(6),
-                    ),
-                    s.accent,
+    let height = inner.height as usize;
+    let note_line = |n: &NoteEntry| {
+        Line::from(vec![
+            text(format!("{} ", fmt_dur(n.t_ms)), s.muted),
+            text(
+                truncate(
+                    &format!("note {}: {}", n.by, n.text),
+                    width.saturating_sub(6),
                 ),
-            ]),
-            Row::Probe(p) => probe_line(p, width, theme),
-        })
+                s.accent,
+            ),
+        ])
+    };
+    // Following live, the latest notes stay pinned on top: probe samples arrive several a
+    // second and would push a note out of sight at once. Scrolled, history is in time order.
+    let notes = &view.state.notes;
+    let pinned = if view.probes_scroll == Scroll::Follow && height >= 6 {
+        notes.len().min(3).min(height / 3)
+    } else {
+        0
+    };
+    let mut lines: Vec<Line> = notes[notes.len() - pinned..]
+        .iter()
+        .map(note_line)
         .collect();
+    if pinned > 0 {
+        let log = &view.state.probe_log;
+        let from = log.len().saturating_sub(height - pinned);
+        lines.extend(log.iter().skip(from).map(|p| probe_line(p, width, theme)));
+    } else {
+        let all = rows(view);
+        let (from, to) = window(all.len(), height, view.probes_scroll);
+        lines.extend(all[from..to].iter().map(|row| match row {
+            Row::Note(n) => note_line(n),
+            Row::Probe(p) => probe_line(p, width, theme),
+        }));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
