@@ -117,3 +117,32 @@ fn its_report_has_sane_figures() {
     let md = report::markdown(&r);
     assert!(md.contains("| Outcome | completed |"), "{md}");
 }
+
+/// `tests/fixtures/lab-cockpit-session.jsonl` was recorded by driving the real cockpit in tmux
+/// (`run procedures/generic-rolling.toml --lab --load 20 --foreground`, fast lab timing): every
+/// step confirmed by hand, a note, one step undone and run again.
+#[test]
+fn the_recorded_cockpit_session_has_the_operators_decisions_for_a_quiz() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab-cockpit-session.jsonl");
+    let j = journal::read(&path).unwrap();
+    let timeline = Timeline::new(j.events.clone(), 5_000);
+    use flightdeck::replay::timeline::DecisionKind;
+    let kinds: Vec<DecisionKind> = timeline.decisions().iter().map(|(_, k)| *k).collect();
+    assert!(kinds.contains(&DecisionKind::Note), "{kinds:?}");
+    assert!(kinds.contains(&DecisionKind::UndoConfirmed), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .filter(|k| **k == DecisionKind::Confirmed)
+            .count()
+            >= 18
+    );
+    let quiz = flightdeck::replay::quiz::Quiz::new(&j);
+    // An undo request and its confirmation are one question.
+    assert!(quiz.len() >= 20 && quiz.len() <= timeline.decisions().len());
+    let r = report::build(&j);
+    assert_eq!(r.outcome, ReportOutcome::Completed);
+    let md = report::markdown(&r);
+    assert!(md.contains("node2 drained"), "the note is in the report");
+}
