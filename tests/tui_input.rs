@@ -61,12 +61,13 @@ fn y_confirms_the_open_prompt_by_id() {
         })
     );
     assert_eq!(
-        map_key(&v, &key('n'), later(shown)),
-        Intent::Engine(Command::Decline { prompt: id })
-    );
-    assert_eq!(
         map_key(&v, &code(KeyCode::Esc), later(shown)),
         Intent::Engine(Command::Decline { prompt: id })
+    );
+    // `n` writes a note, prompt or not: a note can be attached at any time.
+    assert_eq!(
+        map_key(&v, &key('n'), later(shown)),
+        Intent::Ui(UiAction::OpenNote)
     );
 }
 

@@ -229,10 +229,11 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
                     prompt: id,
                     phrase: None,
                 })
-            } else if no(key) {
+            } else if matches!(key.code, KeyCode::Esc | KeyCode::Char('N')) {
+                // Not `n`: a note can be written at any time, prompts included.
                 decline
             } else if key.code == KeyCode::Enter {
-                status("y runs it, n holds it")
+                status("y runs it, Esc holds it")
             } else {
                 return None;
             }

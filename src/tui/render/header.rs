@@ -399,18 +399,16 @@ fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
                 match prompt {
                     Some(PromptKindTag::Run) => {
                         segs.push(hint(theme, 7, "y", "run"));
-                        segs.push(hint(theme, 7, "n", "hold"));
+                        segs.push(hint(theme, 7, "Esc", "hold"));
                     }
                     Some(PromptKindTag::Undo) => {
                         segs.push(hint(theme, 7, "y", "undo"));
-                        segs.push(hint(theme, 7, "n", "hold"));
+                        segs.push(hint(theme, 7, "Esc", "hold"));
                     }
                     _ => {}
                 }
                 segs.push(hint(theme, 3, "Tab", "focus"));
-                if !matches!(prompt, Some(PromptKindTag::Run | PromptKindTag::Undo)) {
-                    segs.push(hint(theme, 4, "n", "note"));
-                }
+                segs.push(hint(theme, 4, "n", "note"));
                 segs.push(hint(theme, 4, "u", "undo"));
                 segs.push(hint(theme, 4, "s", "skip"));
                 segs.push(hint(theme, 4, "a", "abort"));

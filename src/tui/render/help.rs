@@ -39,7 +39,7 @@ pub const KEYS: [&[Group]; 2] = [
     &[(
         "Driver",
         &[
-            ("y / n", "run / hold at a prompt"),
+            ("y / Esc", "run / hold at a prompt"),
             ("phrase ⏎", "type it; Enter confirms"),
             ("Enter", "act on a held step"),
             ("r", "retry / re-run the step"),

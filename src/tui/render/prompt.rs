@@ -136,8 +136,10 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 _ => lines.push(Line::from(vec![
                     key("y", theme),
                     text(" run  ", s.muted),
+                    key("Esc", theme),
+                    text(" hold  ", s.muted),
                     key("n", theme),
-                    text(" hold", s.muted),
+                    text(" note", s.muted),
                 ])),
             }
         }
@@ -158,7 +160,7 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             lines.push(Line::from(vec![
                 key("y", theme),
                 text(" undo  ", s.muted),
-                key("n", theme),
+                key("Esc", theme),
                 text(" hold", s.muted),
             ]));
         }
