@@ -48,10 +48,10 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         row_has(&s, "1 Every node healthy before we start", "✓"),
         "{s}"
     );
-    // The footer says what keys do at this prompt: n holds the step here, it writes no note.
+    // The footer says what keys do at this prompt: Esc holds the step; n still writes a note.
     let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("y run  n hold"), "{footer}");
-    assert!(!footer.contains("n note"), "{footer}");
+    assert!(footer.contains("y run  Esc hold"), "{footer}");
+    assert!(footer.contains("n note"), "{footer}");
 
     // Help over the prompt, then back.
     t.send(W, "?");
