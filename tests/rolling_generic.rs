@@ -2,11 +2,13 @@
 //! failed reads through the load balancer; and a failed migration rolls back to the old version.
 
 mod common;
+mod seed_util;
 
 use common::{run_on_lab, yes_all, yes_all_rollback};
 use flightdeck::engine::event::{Event, Outcome};
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{Fault, LabConfig, Product, Timing};
+use seed_util::wait_for_lab;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_under_load_loses_no_read() {
@@ -58,19 +60,14 @@ async fn a_failed_migration_rolls_back_the_node_to_the_old_version() {
     );
     assert!(run.end.summary.contains("failed"), "{}", run.end.summary);
     // Back on the old version, serving (the balancer needs a couple of checks to rise).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let snap = run.lab.snapshot().await;
+    wait_for_lab(&run.lab, "back", |snap| {
         let back = snap
             .nodes
             .iter()
             .all(|n| n.version == "1.0.0" && !n.read_only)
             && snap.backends.iter().all(|b| b.serving);
-        if back {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not back: {snap:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        back
+    })
+    .await;
     run.lab.shutdown().await;
 }

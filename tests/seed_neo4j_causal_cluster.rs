@@ -3,9 +3,9 @@
 //! standalone upgrade that never gets ready rolls back to the old cluster, read-write.
 
 mod common;
+mod seed_util;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{run_on_lab, yes_all, yes_all_rollback};
 use flightdeck::engine::event::{Event, Outcome};
@@ -15,6 +15,7 @@ use flightdeck::plan::expand::{build_plan, PlanOptions};
 use flightdeck::procedure::load::load_procedure;
 use flightdeck::procedure::model::Membership;
 use flightdeck::target_load::load_target;
+use seed_util::wait_for_lab;
 
 const PROCEDURE: &str = "procedures/neo4j-causal-cluster.toml";
 const EXAMPLE: &str = "procedures/targets/neo4j-causal-cluster.example.toml";
@@ -138,9 +139,7 @@ async fn a_standalone_upgrade_that_never_gets_ready_rolls_back_to_blue() {
         "{}",
         run.output
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let snap = run.lab.snapshot().await;
+    wait_for_lab(&run.lab, "back", |snap| {
         let blue_back = snap
             .nodes
             .iter()
@@ -161,12 +160,9 @@ async fn a_standalone_upgrade_that_never_gets_ready_rolls_back_to_blue() {
                 b.membership == Membership::Maint
             }
         });
-        if blue_back && green_down && lb_blue {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not back: {snap:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        blue_back && green_down && lb_blue
+    })
+    .await;
     // Writes reach the old cluster again.
     let front = format!("http://{}/kv/after-rollback", run.lab.lb_frontend());
     let status = flightdeck::lab::http_client()
@@ -198,9 +194,7 @@ async fn a_new_cluster_that_never_forms_rolls_back_after_the_shutdown() {
         "{}",
         run.output
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let snap = run.lab.snapshot().await;
+    wait_for_lab(&run.lab, "back", |snap| {
         let back = snap.nodes.iter().all(|n| match n.group.as_deref() {
             Some("blue") => n.state == RunState::Running && !n.read_only,
             _ => n.state == RunState::Stopped,
@@ -211,11 +205,8 @@ async fn a_new_cluster_that_never_forms_rolls_back_after_the_shutdown() {
                 .is_some_and(|n| n.group.as_deref() == Some("blue"));
             (b.membership == Membership::Ready) == blue && (!blue || b.serving)
         });
-        if back && lb_blue {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not back: {snap:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        back && lb_blue
+    })
+    .await;
     run.lab.shutdown().await;
 }

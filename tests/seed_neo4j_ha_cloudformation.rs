@@ -3,9 +3,9 @@
 //! mode; a store upgrade that fails on the master rolls the parameters back to the old image.
 
 mod common;
+mod seed_util;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{run_on_lab, yes_all, yes_all_rollback};
 use flightdeck::engine::event::{Event, Outcome};
@@ -17,6 +17,7 @@ use flightdeck::plan::expand::{build_plan, PlanOptions};
 use flightdeck::procedure::load::load_procedure;
 use flightdeck::procedure::model::Action;
 use flightdeck::target_load::load_target;
+use seed_util::wait_for_lab;
 
 const PROCEDURE: &str = "procedures/neo4j-ha-cloudformation.toml";
 const EXAMPLE: &str = "procedures/targets/neo4j-ha-cloudformation.example.toml";
@@ -143,10 +144,8 @@ async fn a_failed_store_upgrade_on_the_master_rolls_back_to_the_old_image() {
         "{}",
         run.output
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let snap = run.lab.snapshot().await;
-        let back = stack(&snap).iter().all(|n| {
+    wait_for_lab(&run.lab, "back", |snap| {
+        let back = stack(snap).iter().all(|n| {
             n.version == "3.2.14"
                 && n.state == RunState::Running
                 && n.store_format == 3002
@@ -156,14 +155,11 @@ async fn a_failed_store_upgrade_on_the_master_rolls_back_to_the_old_image() {
         let serving = snap
             .backends
             .iter()
-            .filter(|b| stack(&snap).iter().any(|n| n.name == b.server))
+            .filter(|b| stack(snap).iter().any(|n| n.name == b.server))
             .all(|b| b.serving);
-        if back && serving {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not back: {snap:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        back && serving
+    })
+    .await;
     // The old cluster takes writes through the balancer again.
     let status = flightdeck::lab::http_client()
         .unwrap()
