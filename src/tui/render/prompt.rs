@@ -126,21 +126,12 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                     ]));
                     lines.push(Line::from(""));
                     phrase_input = Some(lines.len() - 1);
-                    lines.push(Line::from(vec![
-                        key("Enter", theme),
-                        text(" confirm  ", s.muted),
-                        key("Esc", theme),
-                        text(" hold", s.muted),
-                    ]));
+                    lines.push(key_line(&[("Enter", "confirm"), ("Esc", "hold")], theme));
                 }
-                _ => lines.push(Line::from(vec![
-                    key("y", theme),
-                    text(" run  ", s.muted),
-                    key("Esc", theme),
-                    text(" hold  ", s.muted),
-                    key("n", theme),
-                    text(" note", s.muted),
-                ])),
+                _ => lines.push(key_line(
+                    &[("y", "run"), ("Esc", "hold"), ("n", "note")],
+                    theme,
+                )),
             }
         }
         PromptKindTag::Undo => {
@@ -157,12 +148,7 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 }
                 None => lines.push(Line::from(text("  no undo action", s.warn))),
             }
-            lines.push(Line::from(vec![
-                key("y", theme),
-                text(" undo  ", s.muted),
-                key("Esc", theme),
-                text(" hold", s.muted),
-            ]));
+            lines.push(key_line(&[("y", "undo"), ("Esc", "hold")], theme));
         }
         PromptKindTag::Failed => {
             title = format!(" Step {k} failed ");
@@ -173,18 +159,16 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             if let Some(d) = &r.detail {
                 lines.push(Line::from(text(format!("  {d}"), s.base)));
             }
-            lines.push(Line::from(vec![
-                key("r", theme),
-                text(" retry  ", s.muted),
-                key("u", theme),
-                text(" undo  ", s.muted),
-                key("s", theme),
-                text(" skip  ", s.muted),
-                key("a", theme),
-                text(" abort  ", s.muted),
-                key("Esc", theme),
-                text(" hold", s.muted),
-            ]));
+            lines.push(key_line(
+                &[
+                    ("r", "retry"),
+                    ("u", "undo"),
+                    ("s", "skip"),
+                    ("a", "abort"),
+                    ("Esc", "hold"),
+                ],
+                theme,
+            ));
         }
         PromptKindTag::Interrupted => {
             title = format!(" Step {k} was interrupted ");
@@ -199,16 +183,15 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 "Check the system, then say what happened:",
                 s.base,
             )));
-            lines.push(Line::from(vec![
-                key("r", theme),
-                text(" re-run  ", s.muted),
-                key("d", theme),
-                text(" mark done  ", s.muted),
-                key("u", theme),
-                text(" undo  ", s.muted),
-                key("a", theme),
-                text(" abort", s.muted),
-            ]));
+            lines.push(key_line(
+                &[
+                    ("r", "re-run"),
+                    ("d", "mark done"),
+                    ("u", "undo"),
+                    ("a", "abort"),
+                ],
+                theme,
+            ));
         }
     }
     let inner = modal(frame, area, title, lines, theme);
@@ -295,15 +278,21 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             let lines = vec![
                 Line::from(text("Note for the journal:", s.prompt)),
                 Line::from(""),
-                Line::from(vec![
-                    key("Enter", theme),
-                    text(" save  ", s.muted),
-                    key("Esc", theme),
-                    text(" cancel", s.muted),
-                ]),
+                key_line(&[("Enter", "save"), ("Esc", "cancel")], theme),
             ];
             let inner = modal(frame, area, " Note ".into(), lines, theme);
             input_row(frame, inner, 1, input, theme);
         }
     }
+}
+
+/// `y run  Esc hold`: keys and what they do, in the modal's hint style.
+fn key_line<'a>(pairs: &[(&'a str, &'a str)], theme: &Theme) -> Line<'a> {
+    let mut spans = Vec::with_capacity(pairs.len() * 2);
+    for (i, (k, label)) in pairs.iter().enumerate() {
+        spans.push(key(k, theme));
+        let sep = if i + 1 < pairs.len() { "  " } else { "" };
+        spans.push(text(format!(" {label}{sep}"), theme.styles.muted));
+    }
+    Line::from(spans)
 }
