@@ -1,0 +1,136 @@
+//! Backups and restores: the synchronous ones (Neo4j, Jahia) and the weaviate-style
+//! asynchronous jobs.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{check_name, job_key, Cluster, Job, OpError, RunState};
+use crate::lab::config::Product;
+
+impl Cluster {
+    pub(super) fn backup_path(&self, name: &str) -> PathBuf {
+        self.data_dir.join("backups").join(format!("{name}.json"))
+    }
+
+    /// Copies the node's store to the named backup (the whole group's data: it is replicated).
+    pub fn backup(&self, idx: usize, name: &str) -> Result<PathBuf, OpError> {
+        check_name("backup", name)?;
+        let g = self.inner();
+        let n = g
+            .nodes
+            .get(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let store = g
+            .stores
+            .get(&n.store_key)
+            .ok_or_else(|| OpError::Internal(format!("store {} is missing", n.store_key)))?;
+        let dest = self.backup_path(name);
+        store.copy_to(&dest)?;
+        Ok(dest)
+    }
+
+    /// Restores a backup: Neo4j into this stopped node only (`force` to overwrite data); other
+    /// products into the node's whole replica set, like a cluster-wide restore.
+    pub fn restore(&self, idx: usize, name: &str, force: bool) -> Result<u32, OpError> {
+        check_name("backup", name)?;
+        let src = self.backup_path(name);
+        if !src.exists() {
+            return Err(OpError::NotFound(format!("no backup named {name:?}")));
+        }
+        let mut g = self.inner();
+        let n = g
+            .nodes
+            .get(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let targets = if self.product == Product::Neo4j {
+            if matches!(n.state, RunState::Running | RunState::Starting) {
+                return Err(OpError::Refused(format!(
+                    "{} must be stopped before a restore",
+                    n.name
+                )));
+            }
+            let has_data = g
+                .stores
+                .get(&n.store_key)
+                .is_some_and(|s| !s.file.data.is_empty());
+            if has_data && !force {
+                return Err(OpError::Refused(format!(
+                    "{} already has a database; restore with force to replace it",
+                    n.name
+                )));
+            }
+            BTreeSet::from([n.store_key.clone()])
+        } else {
+            self.replica_stores(&g, idx, false)
+        };
+        let mut format = 0;
+        for k in targets {
+            if let Some(store) = g.stores.get_mut(&k) {
+                store.restore_from(&src)?;
+                format = store.file.format;
+            }
+        }
+        g.applied_index += 1;
+        Ok(format)
+    }
+
+    pub fn job(&self, key: &str) -> Option<Job> {
+        self.inner().jobs.get(key).cloned()
+    }
+
+    /// Starts a backup (`restore == false`) or a restore of backup `id`; it completes after a
+    /// short delay, like a real one.
+    pub fn start_job(self: &Arc<Self>, idx: usize, id: &str, restore: bool) -> Result<(), OpError> {
+        check_name("backup", id)?;
+        let key = job_key(id, restore);
+        {
+            let mut g = self.inner();
+            if g.jobs
+                .get(&key)
+                .is_some_and(|j| j.status == "STARTED" || !restore)
+            {
+                return Err(OpError::Refused(format!(
+                    "{} {id:?} already exists",
+                    if restore { "restore" } else { "backup" }
+                )));
+            }
+            if restore && !self.backup_path(id).exists() {
+                return Err(OpError::NotFound(format!("backup {id:?} not found")));
+            }
+            g.jobs.insert(
+                key.clone(),
+                Job {
+                    status: "STARTED".into(),
+                    error: None,
+                },
+            );
+        }
+        let me = self.clone();
+        let id = id.to_string();
+        self.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(me.timing.startup_ms)).await;
+            let result = if restore {
+                me.restore(idx, &id, true).map(|_| ())
+            } else {
+                me.backup(idx, &id).map(|_| ())
+            };
+            let mut g = me.inner();
+            g.jobs.insert(
+                key,
+                match result {
+                    Ok(()) => Job {
+                        status: "SUCCESS".into(),
+                        error: None,
+                    },
+                    Err(e) => Job {
+                        status: "FAILED".into(),
+                        error: Some(e.to_string()),
+                    },
+                },
+            );
+        });
+        Ok(())
+    }
+}

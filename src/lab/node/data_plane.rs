@@ -1,0 +1,63 @@
+//! The data plane (`/kv`): reads and writes on a node, and the replication of a write to the
+//! stores of its group.
+
+use std::collections::BTreeSet;
+
+use super::{Cluster, Inner, KvError, RunState};
+use crate::lab::config::Product;
+
+impl Cluster {
+    pub fn kv_get(&self, idx: usize, key: &str) -> Result<Option<String>, KvError> {
+        let mut g = self.inner();
+        let node = g.nodes.get_mut(idx).ok_or(KvError::NotRunning)?;
+        if node.state != RunState::Running {
+            return Err(KvError::NotRunning);
+        }
+        node.requests += 1;
+        let store_key = node.store_key.clone();
+        Ok(g.stores
+            .get(&store_key)
+            .and_then(|s| s.file.data.get(key).cloned()))
+    }
+
+    pub fn kv_put(&self, idx: usize, key: &str, value: &str) -> Result<(), KvError> {
+        let mut g = self.inner();
+        let node = g.nodes.get_mut(idx).ok_or(KvError::NotRunning)?;
+        if node.state != RunState::Running {
+            return Err(KvError::NotRunning);
+        }
+        node.requests += 1;
+        if node.read_only {
+            return Err(KvError::ReadOnly);
+        }
+        let targets = self.replica_stores(&g, idx, true);
+        for k in targets {
+            if let Some(store) = g.stores.get_mut(&k) {
+                store.file.data.insert(key.to_string(), value.to_string());
+                store.save().map_err(|e| KvError::Internal(e.to_string()))?;
+            }
+        }
+        g.applied_index += 1;
+        Ok(())
+    }
+
+    /// The stores a write on `idx` reaches: its own, plus (except for Jahia, whose nodes share a
+    /// database schema) those of the other nodes of its group — running ones only, or all.
+    pub(super) fn replica_stores(
+        &self,
+        g: &Inner,
+        idx: usize,
+        running_only: bool,
+    ) -> BTreeSet<String> {
+        let me = &g.nodes[idx];
+        let mut keys = BTreeSet::from([me.store_key.clone()]);
+        if self.product != Product::Jahia {
+            for n in &g.nodes {
+                if n.group == me.group && (!running_only || n.state == RunState::Running) {
+                    keys.insert(n.store_key.clone());
+                }
+            }
+        }
+        keys
+    }
+}

@@ -1,0 +1,130 @@
+//! Jahia's cluster operations: the shared database schemas, the `rolling-upgrade` marker and
+//! the full read-only switch sent to the processing node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::{check_name, Cluster, Inner, OpError, RunState};
+use crate::lab::config::Product;
+use crate::lab::store::Store;
+
+impl Cluster {
+    /// Jahia's rolling-upgrade marker: consumed at start-up, it resets discovery (so the node
+    /// may run on another schema than the old cluster) and leaves full read-only mode.
+    pub(super) fn jahia_join(&self, g: &mut Inner, idx: usize) -> Result<(), String> {
+        let marker = g.nodes[idx].marker_path();
+        if marker.exists() {
+            std::fs::remove_file(&marker)
+                .map_err(|e| format!("cannot consume {}: {e}", marker.display()))?;
+            g.nodes[idx].read_only = false;
+            return Ok(());
+        }
+        let mine = g.nodes[idx].schema.clone().unwrap_or_default();
+        let others: BTreeSet<String> = g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, n)| *j != idx && n.state == RunState::Running)
+            .filter_map(|(_, n)| n.schema.clone())
+            .filter(|s| *s != mine)
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let others: Vec<String> = others.into_iter().collect();
+        Err(format!(
+            "cluster conflict: {} is on schema {mine} while running nodes use schema {}; \
+             rolling-upgrade marker missing",
+            g.nodes[idx].name,
+            others.join(", ")
+        ))
+    }
+
+    /// Jahia's full read-only switch sent to the processing node: every running node of the
+    /// same schema follows. Returns the names switched.
+    pub fn set_read_only_cluster(&self, idx: usize, on: bool) -> Vec<String> {
+        let mut g = self.inner();
+        let Some(schema) = g.nodes.get(idx).map(|n| n.schema.clone()) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for (j, n) in g.nodes.iter_mut().enumerate() {
+            if j == idx || (n.state == RunState::Running && n.schema == schema) {
+                n.read_only = on;
+                names.push(n.name.clone());
+            }
+        }
+        names
+    }
+
+    /// Jahia: copies database schema `from` to `to` (a real copy of the data file).
+    pub fn copy_schema(&self, from: &str, to: &str) -> Result<(), OpError> {
+        self.only(Product::Jahia, "copy-schema")?;
+        check_name("schema", from)?;
+        check_name("schema", to)?;
+        if from == to {
+            return Err(OpError::BadRequest(
+                "cannot copy a schema onto itself".into(),
+            ));
+        }
+        let mut g = self.inner();
+        let to_key = format!("schema:{to}");
+        if g.nodes
+            .iter()
+            .any(|n| n.store_key == to_key && n.state != RunState::Stopped)
+        {
+            return Err(OpError::Refused(format!(
+                "schema {to} is in use by a running node"
+            )));
+        }
+        let src = g
+            .stores
+            .get(&format!("schema:{from}"))
+            .ok_or_else(|| OpError::NotFound(format!("no schema named {from:?}")))?;
+        let dest_path = self.data_dir.join("schemas").join(to).join("store.json");
+        src.copy_to(&dest_path)?;
+        let store = Store::open_or_create(dest_path, src.file.format, &BTreeMap::new())?;
+        g.stores.insert(to_key, store);
+        Ok(())
+    }
+
+    /// Jahia: points a stopped node at a schema.
+    pub fn set_schema(&self, idx: usize, schema: &str) -> Result<(), OpError> {
+        self.only(Product::Jahia, "set-schema")?;
+        check_name("schema", schema)?;
+        let mut g = self.inner();
+        let key = format!("schema:{schema}");
+        if !g.stores.contains_key(&key) {
+            return Err(OpError::NotFound(format!(
+                "no schema named {schema:?}; copy-schema first"
+            )));
+        }
+        let n = g
+            .nodes
+            .get_mut(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        if matches!(n.state, RunState::Running | RunState::Starting) {
+            return Err(OpError::Refused(format!(
+                "{} must be stopped to change its schema",
+                n.name
+            )));
+        }
+        n.schema = Some(schema.to_string());
+        n.store_key = key;
+        Ok(())
+    }
+
+    /// Jahia: creates the empty `rolling-upgrade` marker in the node's data folder.
+    pub fn create_marker(&self, idx: usize) -> Result<PathBuf, OpError> {
+        self.only(Product::Jahia, "marker")?;
+        let path = {
+            let g = self.inner();
+            g.nodes
+                .get(idx)
+                .ok_or_else(|| OpError::NotFound("no such node".into()))?
+                .marker_path()
+        };
+        std::fs::write(&path, b"").map_err(|e| OpError::Internal(e.to_string()))?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,217 @@
+//! A node's lifecycle: stop, start (with the start-up checks of the installed version against
+//! the store and the store migration), catch-up, installing a version and its settings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{downgrade_reason, fail, Cluster, Inner, OpError, RunState, MILVUS_META_2_2};
+use crate::lab::config::{store_format, Product, Version};
+
+impl Cluster {
+    pub fn stop(&self, idx: usize) -> Result<(), OpError> {
+        let mut g = self.inner();
+        let n = g
+            .nodes
+            .get_mut(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        n.state = RunState::Stopped;
+        n.reason = None;
+        n.generation += 1;
+        n.running_since = None;
+        Ok(())
+    }
+
+    /// Starts a stopped or failed node: returns at once; the node moves starting -> running (or
+    /// failed) in the background.
+    pub fn start(self: &Arc<Self>, idx: usize) -> Result<(), OpError> {
+        let generation = {
+            let mut g = self.inner();
+            let n = g
+                .nodes
+                .get_mut(idx)
+                .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+            if matches!(n.state, RunState::Running | RunState::Starting) {
+                return Err(OpError::Refused(format!(
+                    "{} is already {}",
+                    n.name,
+                    n.state.as_str()
+                )));
+            }
+            n.state = RunState::Starting;
+            n.reason = None;
+            n.generation += 1;
+            n.running_since = None;
+            n.generation
+        };
+        let me = self.clone();
+        self.spawn(async move { me.finish_start(idx, generation).await });
+        Ok(())
+    }
+
+    pub(super) async fn finish_start(&self, idx: usize, generation: u64) {
+        tokio::time::sleep(Duration::from_millis(self.timing.startup_ms)).await;
+        let migration = {
+            let mut g = self.inner();
+            if g.nodes[idx].generation != generation {
+                return;
+            }
+            match self.check_start(&mut g, idx) {
+                Ok(m) => m,
+                Err(reason) => return fail(&mut g.nodes[idx], reason),
+            }
+        };
+        if let Some((from, to)) = migration {
+            tokio::time::sleep(Duration::from_millis(self.timing.migration_ms)).await;
+            let name = self.name_of(idx);
+            let broken = self.faults().fail_migration(&name);
+            let mut g = self.inner();
+            if g.nodes[idx].generation != generation {
+                return;
+            }
+            if broken {
+                let reason = format!(
+                    "store migration from format {from} to {to} failed; the store is left at \
+                     format {from}"
+                );
+                return fail(&mut g.nodes[idx], reason);
+            }
+            let key = g.nodes[idx].store_key.clone();
+            if let Some(store) = g.stores.get_mut(&key) {
+                store.file.format = to;
+                if let Err(e) = store.save() {
+                    return fail(&mut g.nodes[idx], format!("store migration failed: {e}"));
+                }
+            }
+        }
+        let mut g = self.inner();
+        if g.nodes[idx].generation != generation {
+            return;
+        }
+        self.catch_up(&mut g, idx);
+        let n = &mut g.nodes[idx];
+        n.state = RunState::Running;
+        n.running_since = Some(Instant::now());
+    }
+
+    /// The start-up checks of the installed version against the store; returns the store
+    /// migration to run, if any.
+    pub(super) fn check_start(
+        &self,
+        g: &mut Inner,
+        idx: usize,
+    ) -> Result<Option<(u32, u32)>, String> {
+        let (version, store_key) = {
+            let n = &g.nodes[idx];
+            (n.version.clone(), n.store_key.clone())
+        };
+        let vfmt = store_format(&version).map_err(|e| e.to_string())?;
+        let sfmt = g
+            .stores
+            .get(&store_key)
+            .map(|s| s.file.format)
+            .ok_or_else(|| format!("store {store_key} is missing"))?;
+        if sfmt > vfmt && !self.opens_newer_store(sfmt, vfmt) {
+            return Err(downgrade_reason(sfmt, &version));
+        }
+        match self.product {
+            Product::Milvus if sfmt < MILVUS_META_2_2 && vfmt >= MILVUS_META_2_2 => {
+                return Err(format!(
+                    "metadata format {sfmt} predates 2.2; run migrate-metadata before starting \
+                     {version}"
+                ));
+            }
+            Product::Neo4j if sfmt < vfmt && !g.nodes[idx].allow_upgrade => {
+                return Err(format!(
+                    "store format {sfmt} must be upgraded to format {vfmt}, which needs \
+                     dbms.allow_upgrade=true"
+                ));
+            }
+            Product::Jahia => self.jahia_join(g, idx)?,
+            _ => {}
+        }
+        Ok((sfmt < vfmt).then_some((sfmt, vfmt)))
+    }
+
+    /// A (re)started node catches up with a running peer of its group.
+    pub(super) fn catch_up(&self, g: &mut Inner, idx: usize) {
+        if self.product == Product::Jahia {
+            return;
+        }
+        let me = &g.nodes[idx];
+        let peer = g
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(j, n)| *j != idx && n.group == me.group && n.state == RunState::Running)
+            .map(|(_, n)| n.store_key.clone());
+        let Some(peer) = peer else { return };
+        let mine = me.store_key.clone();
+        let Some(data) = g.stores.get(&peer).map(|s| s.file.data.clone()) else {
+            return;
+        };
+        if let Some(store) = g.stores.get_mut(&mine) {
+            store.file.data = data;
+            if let Err(e) = store.save() {
+                tracing::warn!("lab: catch-up of {mine} not saved: {e}");
+            }
+        }
+    }
+
+    pub fn install(&self, idx: usize, version: &str) -> Result<(), OpError> {
+        Version::parse(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
+        let mut g = self.inner();
+        let n = g
+            .nodes
+            .get_mut(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        if matches!(n.state, RunState::Running | RunState::Starting) {
+            return Err(OpError::Refused(format!(
+                "cannot install {version} on {} while it is {}; stop it first",
+                n.name,
+                n.state.as_str()
+            )));
+        }
+        n.version = version.trim().to_string();
+        Ok(())
+    }
+
+    pub fn set_read_only(&self, idx: usize, on: bool) -> Result<(), OpError> {
+        let mut g = self.inner();
+        let n = g
+            .nodes
+            .get_mut(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        n.read_only = on;
+        Ok(())
+    }
+
+    /// Neo4j: `dbms.mode` and `dbms.allow_upgrade`, taking effect at the next start.
+    pub fn configure(
+        &self,
+        idx: usize,
+        mode: Option<&str>,
+        allow_upgrade: Option<bool>,
+    ) -> Result<(), OpError> {
+        let mode = match mode.map(|m| m.trim().to_ascii_uppercase()) {
+            Some(m) if m == "SINGLE" || m == "CORE" => Some(m),
+            Some(m) => {
+                return Err(OpError::BadRequest(format!(
+                    "mode {m:?} is not SINGLE or CORE"
+                )))
+            }
+            None => None,
+        };
+        let mut g = self.inner();
+        let n = g
+            .nodes
+            .get_mut(idx)
+            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        if let Some(m) = mode {
+            n.mode = m;
+        }
+        if let Some(a) = allow_upgrade {
+            n.allow_upgrade = a;
+        }
+        Ok(())
+    }
+}

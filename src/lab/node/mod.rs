@@ -1,0 +1,362 @@
+//! The cluster's state machine: every node's installed version, run state, role, read-only
+//! flag and store, and the out-of-band operations on them (stop, start, install, backup, ...).
+//!
+//! One mutex guards it all and is never held across an `.await`: the lab is small, and a single
+//! lock keeps the replication and the state transitions trivially consistent.
+//!
+//! This module holds the state types and the cluster's construction; the operations live in
+//! one submodule per idea: [`lifecycle`] (stop, start, install), [`views`] (roles, snapshots),
+//! [`data_plane`] (`/kv`), [`faults`], [`backup`] (backups, restores, asynchronous jobs),
+//! [`jahia`] (schemas, marker, full read-only) and [`milvus`] (metadata migration).
+
+mod backup;
+mod data_plane;
+mod faults;
+mod jahia;
+mod lifecycle;
+mod milvus;
+mod views;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use super::config::{store_format, Product, Timing};
+use super::faults::FaultSet;
+use super::store::{valid_name, Store};
+use super::LabError;
+
+/// The first Milvus metadata format that 2.1 cannot read (2.2 changed segment-index metadata).
+pub const MILVUS_META_2_2: u32 = 2002;
+
+/// A node's process state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Stopped,
+    Starting,
+    Running,
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Stopped => "stopped",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+/// One node as tests and the admin API see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub name: String,
+    pub address: SocketAddr,
+    pub group: Option<String>,
+    pub version: String,
+    pub role: String,
+    pub state: RunState,
+    /// Why the node failed or refused to start.
+    pub reason: Option<String>,
+    pub read_only: bool,
+    pub store_format: u32,
+    /// Jahia: the database schema the node points at.
+    pub schema: Option<String>,
+    /// Whether the node's cluster (its group) is synchronized.
+    pub synchronized: bool,
+    /// Jahia: whether the `rolling-upgrade` marker file is present.
+    pub marker: bool,
+    /// Neo4j: `dbms.mode` (SINGLE or CORE).
+    pub mode: String,
+    pub allow_upgrade: bool,
+    /// Data-plane (`/kv`) requests this node has answered.
+    pub requests: u64,
+    /// Number of keys in the node's store.
+    pub keys: usize,
+}
+
+/// Why an operation was not done; maps to an HTTP status in the admin API.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The cluster is not in a state that allows it (409).
+    #[error("{0}")]
+    Refused(String),
+    /// The request itself is wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such node, backup or schema (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The lab itself failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<LabError> for OpError {
+    fn from(e: LabError) -> Self {
+        OpError::Internal(e.to_string())
+    }
+}
+
+/// Why a data-plane request was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("node is not running")]
+    NotRunning,
+    #[error("read-only")]
+    ReadOnly,
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct NodeState {
+    pub name: String,
+    pub group: Option<String>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub version: String,
+    /// Jahia: processing/member. Others: `leader` marks the preferred leader.
+    pub base_role: String,
+    pub state: RunState,
+    pub reason: Option<String>,
+    pub read_only: bool,
+    pub store_key: String,
+    pub schema: Option<String>,
+    pub mode: String,
+    pub allow_upgrade: bool,
+    pub generation: u64,
+    pub running_since: Option<Instant>,
+    pub requests: u64,
+}
+
+impl NodeState {
+    fn marker_path(&self) -> PathBuf {
+        self.dir.join("rolling-upgrade")
+    }
+
+    fn metadata_backup_path(&self) -> PathBuf {
+        self.dir.join("metadata-backup.json")
+    }
+}
+
+/// A weaviate-style asynchronous backup or restore.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Job {
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub nodes: Vec<NodeState>,
+    pub stores: BTreeMap<String, Store>,
+    pub jobs: BTreeMap<String, Job>,
+    pub applied_index: u64,
+}
+
+/// The node set plus everything shared by the node servers.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub product: Product,
+    pub timing: Timing,
+    pub data_dir: PathBuf,
+    inner: Mutex<Inner>,
+    faults: Mutex<FaultSet>,
+    tasks: Mutex<JoinSet<()>>,
+    closed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A node to create: the lab decides names, groups and versions.
+pub(crate) struct NodeSpec {
+    pub name: String,
+    pub group: Option<String>,
+    pub addr: SocketAddr,
+    pub version: String,
+    pub base_role: String,
+    /// Start out running (the old cluster) or stopped (neo4j's green group).
+    pub running: bool,
+    /// Data a fresh store starts with.
+    pub seed: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    pub fn new(
+        product: Product,
+        timing: Timing,
+        data_dir: PathBuf,
+        specs: Vec<NodeSpec>,
+    ) -> Result<Cluster, LabError> {
+        let mut nodes = Vec::new();
+        let mut stores = BTreeMap::new();
+        // Opening the cluster "settled": it has been up for a while already.
+        let settled = Instant::now()
+            .checked_sub(Duration::from_millis(timing.sync_settle_ms))
+            .unwrap_or_else(Instant::now);
+        for spec in specs {
+            let dir = data_dir.join(&spec.name);
+            std::fs::create_dir_all(&dir).map_err(|e| LabError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            let format = store_format(&spec.version)?;
+            let (store_key, schema, path) = if product == Product::Jahia {
+                let p = data_dir.join("schemas").join("A").join("store.json");
+                ("schema:A".to_string(), Some("A".to_string()), p)
+            } else {
+                let key = format!("node:{}", spec.name);
+                (key, None, dir.join("store.json"))
+            };
+            if !stores.contains_key(&store_key) {
+                stores.insert(
+                    store_key.clone(),
+                    Store::open_or_create(path, format, &spec.seed)?,
+                );
+            }
+            let mut node = NodeState {
+                name: spec.name,
+                group: spec.group,
+                addr: spec.addr,
+                dir,
+                version: spec.version,
+                base_role: spec.base_role,
+                state: RunState::Stopped,
+                reason: None,
+                read_only: false,
+                store_key,
+                schema,
+                mode: "CORE".into(),
+                allow_upgrade: false,
+                generation: 0,
+                running_since: None,
+                requests: 0,
+            };
+            if spec.running {
+                // A data dir reused from an earlier run may hold a newer store.
+                let sfmt = stores
+                    .get(&node.store_key)
+                    .map_or(format, |s| s.file.format);
+                if sfmt > format {
+                    node.state = RunState::Failed;
+                    node.reason = Some(downgrade_reason(sfmt, &node.version));
+                } else {
+                    node.state = RunState::Running;
+                    node.running_since = Some(settled);
+                }
+            }
+            nodes.push(node);
+        }
+        Ok(Cluster {
+            product,
+            timing,
+            data_dir,
+            inner: Mutex::new(Inner {
+                nodes,
+                stores,
+                jobs: BTreeMap::new(),
+                applied_index: 0,
+            }),
+            faults: Mutex::new(FaultSet::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn inner(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    fn faults(&self) -> MutexGuard<'_, FaultSet> {
+        lock(&self.faults)
+    }
+
+    /// Runs a background task owned by the cluster (aborted at shutdown).
+    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut set = lock(&self.tasks);
+        while set.try_join_next().is_some() {}
+        set.spawn(f);
+    }
+
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut set = std::mem::take(&mut *lock(&self.tasks));
+        set.shutdown().await;
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.inner().nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn name_of(&self, idx: usize) -> String {
+        self.inner()
+            .nodes
+            .get(idx)
+            .map(|n| n.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn node_idx(&self, name: &str) -> Result<usize, OpError> {
+        self.index_of(name)
+            .ok_or_else(|| OpError::NotFound(format!("no node named {name:?}")))
+    }
+
+    fn only(&self, product: Product, op: &str) -> Result<(), OpError> {
+        if self.product == product {
+            Ok(())
+        } else {
+            Err(OpError::Refused(format!(
+                "{op} is a {product} operation; this lab is {}",
+                self.product
+            )))
+        }
+    }
+}
+
+pub(crate) fn job_key(id: &str, restore: bool) -> String {
+    format!("{}/{id}", if restore { "restore" } else { "backup" })
+}
+
+fn fail(n: &mut NodeState, reason: String) {
+    n.state = RunState::Failed;
+    n.reason = Some(reason);
+    n.running_since = None;
+}
+
+fn downgrade_reason(sfmt: u32, version: &str) -> String {
+    format!(
+        "store format {sfmt} is newer than version {version} supports; downgrade is not possible"
+    )
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), OpError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(OpError::BadRequest(format!(
+            "{what} name {name:?} must be 1-64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+/// The path of a node's data folder (tests look at markers and stores there).
+pub fn node_dir(data_dir: &Path, node: &str) -> PathBuf {
+    data_dir.join(node)
+}

@@ -1,0 +1,126 @@
+//! Read-only views of the cluster: run state, readiness, roles, synchronization and the
+//! snapshots that tests and the admin API see.
+
+use std::time::{Duration, Instant};
+
+use super::{Cluster, Inner, NodeSnapshot, RunState};
+use crate::lab::config::Product;
+
+impl Cluster {
+    pub fn is_running(&self, idx: usize) -> bool {
+        self.inner()
+            .nodes
+            .get(idx)
+            .is_some_and(|n| n.state == RunState::Running)
+    }
+
+    /// Running and not held back by a `never-ready` fault.
+    pub fn is_ready(&self, idx: usize) -> bool {
+        let name = self.name_of(idx);
+        let never = self.faults().never_ready(&name);
+        !never && self.is_running(idx)
+    }
+
+    pub(super) fn role_of(&self, g: &Inner, idx: usize) -> String {
+        let node = &g.nodes[idx];
+        if self.product == Product::Jahia {
+            return node.base_role.clone();
+        }
+        let group: Vec<usize> = (0..g.nodes.len())
+            .filter(|&j| g.nodes[j].group == node.group)
+            .collect();
+        let running = |j: &usize| g.nodes[*j].state == RunState::Running;
+        let leader = group
+            .iter()
+            .copied()
+            .find(|&j| g.nodes[j].base_role == "leader" && running(&j))
+            .or_else(|| group.iter().copied().find(running))
+            .or_else(|| {
+                group
+                    .iter()
+                    .copied()
+                    .find(|&j| g.nodes[j].base_role == "leader")
+            });
+        if leader == Some(idx) {
+            "leader".into()
+        } else {
+            "follower".into()
+        }
+    }
+
+    pub(super) fn synchronized_in(&self, g: &Inner, idx: usize, no_sync: bool) -> bool {
+        if no_sync {
+            return false;
+        }
+        let group = &g.nodes[idx].group;
+        let mut latest: Option<Instant> = None;
+        for n in g.nodes.iter().filter(|n| &n.group == group) {
+            match (n.state, n.running_since) {
+                (RunState::Running, Some(t)) => latest = Some(latest.map_or(t, |l| l.max(t))),
+                _ => return false,
+            }
+        }
+        latest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.timing.sync_settle_ms))
+    }
+
+    /// Whether a node restarted so recently that it is still catching up.
+    pub fn settling(&self, idx: usize) -> bool {
+        let g = self.inner();
+        g.nodes
+            .get(idx)
+            .and_then(|n| n.running_since)
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(self.timing.sync_settle_ms))
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.inner().applied_index
+    }
+
+    pub fn snapshot_node(&self, idx: usize) -> Option<NodeSnapshot> {
+        let no_sync = self.faults().no_sync();
+        let g = self.inner();
+        self.snapshot_in(&g, idx, no_sync)
+    }
+
+    pub fn snapshot_all(&self) -> Vec<NodeSnapshot> {
+        let no_sync = self.faults().no_sync();
+        let g = self.inner();
+        (0..g.nodes.len())
+            .filter_map(|i| self.snapshot_in(&g, i, no_sync))
+            .collect()
+    }
+
+    pub(super) fn snapshot_in(&self, g: &Inner, idx: usize, no_sync: bool) -> Option<NodeSnapshot> {
+        let n = g.nodes.get(idx)?;
+        let store = g.stores.get(&n.store_key);
+        Some(NodeSnapshot {
+            name: n.name.clone(),
+            address: n.addr,
+            group: n.group.clone(),
+            version: n.version.clone(),
+            role: self.role_of(g, idx),
+            state: n.state,
+            reason: n.reason.clone(),
+            read_only: n.read_only,
+            store_format: store.map_or(0, |s| s.file.format),
+            schema: n.schema.clone(),
+            synchronized: self.synchronized_in(g, idx, no_sync),
+            marker: n.marker_path().exists(),
+            mode: n.mode.clone(),
+            allow_upgrade: n.allow_upgrade,
+            requests: n.requests,
+            keys: store.map_or(0, |s| s.file.data.len()),
+        })
+    }
+
+    /// Indices of the nodes in the same group as `idx` (every node when there are no groups).
+    pub fn group_members(&self, idx: usize) -> Vec<usize> {
+        let g = self.inner();
+        let Some(group) = g.nodes.get(idx).map(|n| n.group.clone()) else {
+            return Vec::new();
+        };
+        (0..g.nodes.len())
+            .filter(|&j| g.nodes[j].group == group)
+            .collect()
+    }
+}
