@@ -207,7 +207,8 @@ pub fn fmt_ms(ms: u64) -> String {
     }
 }
 
-fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) {
+/// One event as the headless runner prints it (nothing for live-only samples).
+pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) {
     let total = s.plan.steps.len();
     let step_name = |i: usize| {
         s.plan

@@ -469,3 +469,56 @@ async fn a_late_joiner_sees_every_event_from_the_first() {
     assert!(folded.operators.iter().any(|o| o.name == "late"));
     let _ = (Phase::Do, PromptKind::Run);
 }
+
+#[tokio::test]
+async fn a_rollback_runs_the_undo_first_steps_before_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let append = |word: &str| Action::Run {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo {word} >> \"$1\""),
+            "sh".into(),
+            log.to_str().unwrap().into(),
+        ],
+        env: Default::default(),
+        cwd: None,
+        timeout_secs: 10,
+        expect_exit: 0,
+    };
+    // A rolling upgrade in miniature: n1 stopped and started on the new side, n2 stopped.
+    let node_step = |id: &str, node: &str, undo: &str| {
+        let mut s = step(
+            &format!("{id}@{node}"),
+            append(&format!("{id}-{node}")),
+            Some(append(undo)),
+        );
+        s.step_id = id.into();
+        s
+    };
+    let mut p = plan(
+        "test",
+        vec![
+            node_step("stop", "n1", "start-n1-old"),
+            node_step("start", "n1", "stop-n1"),
+            node_step("stop", "n2", "start-n2-old"),
+            step("fail", run(&["false"]), None),
+        ],
+    );
+    p.rollback.undo_first = vec!["start".into()];
+    let auto = AutoConfirm {
+        yes: true,
+        rollback_on_failure: true,
+        ..Default::default()
+    };
+    let task = start(p, target(), auto, &dir);
+    let s = until(&task, "rolled back", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
+    // n1 leaves the new side before n2 comes back on the old one; then plain reverse order.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text,
+        "stop-n1\nstart-n1\nstop-n2\nstop-n1\nstart-n2-old\nstart-n1-old\n"
+    );
+}

@@ -65,6 +65,17 @@ fn undo_on_wait() {
 }
 
 #[test]
+fn rollback_table_names_real_steps() {
+    assert_eq!(
+        errors_of("procedures/bad/rollback.toml"),
+        vec![
+            "procedures/bad/rollback.toml:5:15: `undo_first` names an unknown step id `nope`",
+            "procedures/bad/rollback.toml:5:23: step `gate` has no `undo`: there is nothing to run first",
+        ]
+    );
+}
+
+#[test]
 fn unknown_variable_outside_a_node_loop() {
     assert_eq!(
         errors_of("procedures/bad/unknown-var.toml"),

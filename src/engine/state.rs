@@ -339,6 +339,20 @@ impl SessionState {
         self.steps.iter().rposition(|s| s.status.has_effects())
     }
 
+    /// The step a full rollback undoes next: the latest step with effects among the
+    /// procedure's `[rollback] undo_first` steps (past the point of no return), else the
+    /// latest step with effects.
+    pub fn rollback_candidate(&self) -> Option<usize> {
+        let floor = self.point_of_no_return();
+        self.steps
+            .iter()
+            .enumerate()
+            .rposition(|(i, s)| {
+                s.status.has_effects() && self.plan.undoes_first(i) && floor.is_none_or(|f| i > f)
+            })
+            .or_else(|| self.undo_candidate())
+    }
+
     /// The latest completed irreversible step: rollback cannot go back past it.
     pub fn point_of_no_return(&self) -> Option<usize> {
         self.plan

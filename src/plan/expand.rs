@@ -212,6 +212,7 @@ pub fn build_plan(
         hops: hops.iter().map(|h| h.version.clone()).collect(),
         steps: ex.out,
         procedure_hash: proc.hash.clone(),
+        rollback: p.rollback.clone(),
     })
 }
 

@@ -7,7 +7,7 @@ pub mod render;
 
 use serde::{Deserialize, Serialize};
 
-use crate::procedure::model::{Action, Downtime};
+use crate::procedure::model::{Action, Downtime, RollbackSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Plan {
@@ -26,6 +26,9 @@ pub struct Plan {
     /// Hex SHA-256 of the procedure file's bytes.
     #[serde(default)]
     pub procedure_hash: String,
+    /// How a full rollback runs (the procedure's `[rollback]`; empty in older journals).
+    #[serde(default)]
+    pub rollback: RollbackSpec,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,5 +77,12 @@ impl Plan {
     /// The index of the first step whose completion makes a full rollback impossible.
     pub fn first_irreversible(&self) -> Option<usize> {
         self.steps.iter().position(|s| s.irreversible.is_some())
+    }
+
+    /// Whether a full rollback undoes step `i` before the others (`[rollback] undo_first`).
+    pub fn undoes_first(&self, i: usize) -> bool {
+        self.steps
+            .get(i)
+            .is_some_and(|s| self.rollback.undo_first.contains(&s.step_id))
     }
 }

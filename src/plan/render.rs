@@ -226,14 +226,28 @@ pub fn shell_join(argv: &[String]) -> String {
 }
 
 fn rollback_line(plan: &Plan) -> String {
-    match plan.first_irreversible() {
+    let mut line = match plan.first_irreversible() {
         Some(i) => format!(
             "Rollback possible until step {} ({}): once it is done there is no way back.",
             i + 1,
             plan.steps[i].key
         ),
         None => "No irreversible step: rollback is possible at every step.".to_string(),
+    };
+    if !plan.rollback.undo_first.is_empty() {
+        let ids: Vec<String> = plan
+            .rollback
+            .undo_first
+            .iter()
+            .map(|id| format!("`{id}`"))
+            .collect();
+        let _ = write!(
+            line,
+            "\nRollback order: the undos of {} first (latest first), then the rest in reverse.",
+            ids.join(", ")
+        );
     }
+    line
 }
 
 /// One line per run of consecutive steps marked with downtime.

@@ -31,6 +31,21 @@ pub struct Procedure {
     #[serde(default)]
     pub loops: BTreeMap<String, LoopSpec>,
     pub steps: Vec<StepSpec>,
+    /// How a full rollback runs (`[rollback]`).
+    #[serde(default)]
+    pub rollback: RollbackSpec,
+}
+
+/// How a full rollback (abort with rollback) runs. Recorded in the plan, so in the journal.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSpec {
+    /// Step ids whose undos run before every other undo (the latest completed first), then the
+    /// rest in reverse as usual. For a rolling upgrade whose per-node undo restarts a node on
+    /// the old version: the upgraded nodes must be stopped before any node comes back on the
+    /// old side, whichever node the abort came at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undo_first: Vec<String>,
 }
 
 /// How the hops from the current to the target version are computed.

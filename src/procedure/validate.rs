@@ -106,6 +106,23 @@ impl Validator<'_> {
             }
             self.check_step(i, step);
         }
+        self.check_rollback();
+    }
+
+    /// `[rollback]`: every step it names exists and has what the rollback uses of it.
+    fn check_rollback(&mut self) {
+        let p = &self.lp.procedure;
+        for (j, id) in p.rollback.undo_first.iter().enumerate() {
+            let at = format!("rollback.undo_first[{j}]");
+            match p.steps.iter().find(|s| s.id == *id) {
+                None => self.err(&at, format!("`undo_first` names an unknown step id `{id}`")),
+                Some(s) if s.undo.is_none() => self.err(
+                    &at,
+                    format!("step `{id}` has no `undo`: there is nothing to run first"),
+                ),
+                Some(_) => {}
+            }
+        }
     }
 
     fn check_path(&mut self) {

@@ -210,6 +210,7 @@ pub fn plan() -> Plan {
         hops: vec!["8.2.0".into()],
         steps,
         procedure_hash: "0".repeat(64),
+        ..Default::default()
     }
 }
 

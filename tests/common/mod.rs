@@ -76,3 +76,101 @@ pub fn yes_all_rollback() -> AutoConfirm {
         ..yes_all()
     }
 }
+
+/// Like `run_on_lab`, but a scripted operator drives: it confirms every step (typing phrases)
+/// until the run prompt of the step keyed `abort_at` opens, aborts there with rollback, and
+/// confirms every undo. An undo that fails ends the session (abort without rollback), so the
+/// state says how far the rollback went. The engine itself is not told anything special.
+pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) -> LabRun {
+    use flightdeck::engine::event::Phase;
+    use flightdeck::engine::state::{Mode, PromptKindTag};
+    use flightdeck::engine::Command;
+    use flightdeck::plan::Confirm;
+
+    let lab = Lab::start(cfg).await.expect("lab starts");
+    let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
+    let plan = build_plan(&lp, lab.target(), &PlanOptions::default()).expect("plan builds");
+    // A `confirm = "none"` step runs as soon as it is reached: no prompt to abort at.
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.key == abort_at && s.confirm != Confirm::None),
+        "no step {abort_at} that asks for confirmation in the plan"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal_path = dir.path().join("journal.jsonl");
+    let task = session::start(EngineConfig {
+        plan,
+        target: lab.target().clone(),
+        auto: AutoConfirm::default(),
+        operator: "test".into(),
+        journal: journal_path.clone(),
+        observe: true,
+        time_scale: LAB_SCALE,
+    })
+    .expect("engine starts");
+    let mut client = task.handle.attach("operator", true).await.expect("attach");
+    let mut state = SessionState::empty();
+    let mut out: Vec<u8> = Vec::new();
+    let mut answered = None;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state.is_finished() {
+        let e = tokio::time::timeout_at(deadline, client.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the session did not finish:\n{}", String::from_utf8_lossy(&out)))
+            .expect("the session ended before finishing");
+        state.apply(&e);
+        headless::print_event(&mut out, &state, &e);
+        let Some(open) = state.prompt.filter(|p| Some(p.id) != answered) else {
+            continue;
+        };
+        if state.policy_answers_prompt() || state.running().is_some() {
+            continue;
+        }
+        answered = Some(open.id);
+        let planned = &state.plan.steps[open.step];
+        let command = match open.kind {
+            PromptKindTag::Run if planned.key == abort_at && state.mode == Mode::Forward => {
+                Command::Abort { rollback: true }
+            }
+            PromptKindTag::Run | PromptKindTag::Undo => Command::Confirm {
+                prompt: open.id,
+                phrase: match &planned.confirm {
+                    Confirm::Phrase { phrase } if open.kind == PromptKindTag::Run => {
+                        Some(phrase.clone())
+                    }
+                    _ => None,
+                },
+            },
+            PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                let phase = state.steps[open.step].phase;
+                assert!(
+                    phase == Phase::Undo || state.mode == Mode::Forward,
+                    "unexpected prompt {open:?}"
+                );
+                Command::Abort { rollback: state.mode == Mode::Forward }
+            }
+        };
+        if let Err(r) = client.commands.send(command.clone()).await {
+            panic!("{command:?} rejected: {r}\n{}", String::from_utf8_lossy(&out));
+        }
+    }
+    drop(client);
+    task.handle.shutdown().await;
+    let state = task
+        .join
+        .await
+        .expect("engine task")
+        .expect("engine ends cleanly");
+    let journal = journal::read(&journal_path).expect("journal reads");
+    LabRun {
+        end: HeadlessEnd {
+            ok: false,
+            summary: format!("{:?}", state.mode),
+        },
+        state,
+        journal,
+        output: String::from_utf8_lossy(&out).into_owned(),
+        lab,
+    }
+}

@@ -130,7 +130,7 @@ impl Engine {
             Command::Skip { step } => {
                 let ok_here = match self.state.mode {
                     Mode::Forward => self.state.cursor() == Some(step),
-                    Mode::RollingBack => self.state.undo_candidate() == Some(step),
+                    Mode::RollingBack => self.state.rollback_candidate() == Some(step),
                     Mode::Finished(_) => false,
                 };
                 if !ok_here || self.state.running() == Some(step) {
@@ -172,8 +172,13 @@ impl Engine {
                 if self.state.running().is_some() {
                     return reject("wait for the running action to finish".into());
                 }
-                if self.state.undo_candidate() != Some(step) {
-                    return reject(match self.state.undo_candidate() {
+                // During a rollback, in the rollback's order (`[rollback] undo_first`).
+                let candidate = match self.state.mode {
+                    Mode::RollingBack => self.state.rollback_candidate(),
+                    _ => self.state.undo_candidate(),
+                };
+                if candidate != Some(step) {
+                    return reject(match candidate {
                         Some(c) => format!(
                             "undo goes in reverse order: undo step {} ({}) first",
                             c + 1,
@@ -333,7 +338,7 @@ impl Engine {
                 }
             }
             Mode::RollingBack => {
-                let c = self.state.undo_candidate()?;
+                let c = self.state.rollback_candidate()?;
                 match self.state.steps[c].status {
                     StepStatus::UndoFailed => Some((c, PromptKind::Failed)),
                     StepStatus::Interrupted => Some((c, PromptKind::Interrupted)),
@@ -365,7 +370,7 @@ impl Engine {
                     }
                     Mode::RollingBack => {
                         let floor = self.state.point_of_no_return();
-                        match (self.state.undo_candidate(), floor) {
+                        match (self.state.rollback_candidate(), floor) {
                             (None, _) => {
                                 return self.emit(Event::Finished {
                                     outcome: Outcome::RolledBack,
