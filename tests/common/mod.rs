@@ -117,7 +117,12 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
     while !state.is_finished() {
         let e = tokio::time::timeout_at(deadline, client.events.recv())
             .await
-            .unwrap_or_else(|_| panic!("the session did not finish:\n{}", String::from_utf8_lossy(&out)))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the session did not finish:\n{}",
+                    String::from_utf8_lossy(&out)
+                )
+            })
             .expect("the session ended before finishing");
         state.apply(&e);
         headless::print_event(&mut out, &state, &e);
@@ -148,11 +153,16 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
                     phase == Phase::Undo || state.mode == Mode::Forward,
                     "unexpected prompt {open:?}"
                 );
-                Command::Abort { rollback: state.mode == Mode::Forward }
+                Command::Abort {
+                    rollback: state.mode == Mode::Forward,
+                }
             }
         };
         if let Err(r) = client.commands.send(command.clone()).await {
-            panic!("{command:?} rejected: {r}\n{}", String::from_utf8_lossy(&out));
+            panic!(
+                "{command:?} rejected: {r}\n{}",
+                String::from_utf8_lossy(&out)
+            );
         }
     }
     drop(client);
