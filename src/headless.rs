@@ -154,7 +154,10 @@ fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
                 "stopped: step {n} ({}) needs the phrase {phrase:?}; pass --yes-phrases or confirm it in the cockpit",
                 planned.key
             ),
-            _ if planned.approvals > 1 && s.auto.yes => return None,
+            _ if planned.approvals > 1 => format!(
+                "stopped: step {n} ({}) needs two people (approvals = {}); run it in the cockpit",
+                planned.key, planned.approvals
+            ),
             _ => format!(
                 "stopped: step {n} ({}) needs confirmation; pass --yes or run it in the cockpit",
                 planned.key
@@ -166,6 +169,25 @@ fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
         ),
     };
     Some(HeadlessEnd { ok: false, summary })
+}
+
+/// Why a plan cannot run headless: a two-person step (`approvals = 2`) needs a second user's
+/// approval, which only the cockpit can give. Said before any step runs.
+pub fn refuse_two_person(plan: &crate::plan::Plan) -> Option<String> {
+    let (i, step) = plan
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.approvals > 1)?;
+    Some(format!(
+        "step {} ({}: {}) needs {} people (approvals = {}): a headless run has one; run this \
+         procedure in the cockpit, where another user approves it",
+        i + 1,
+        step.key,
+        step.title,
+        step.approvals,
+        step.approvals
+    ))
 }
 
 /// The first failure in the session, for the summary of an aborted or rolled-back run.
@@ -230,7 +252,7 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
         Event::PromptOpened { step, prompt, .. } => {
             format!("{} waiting: {:?}", step_name(*step), prompt)
         }
-        Event::Approved { step, by } => format!("{} approved by {by}", step_name(*step)),
+        Event::Approved { step, by, .. } => format!("{} approved by {by}", step_name(*step)),
         Event::Confirmed { step, by, .. } => format!("{} confirmed by {by}", step_name(*step)),
         Event::Declined { step, by } => format!("{} declined by {by}", step_name(*step)),
         Event::ActionStarted {

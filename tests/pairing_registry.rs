@@ -131,7 +131,7 @@ async fn sessions_are_listed_and_joined_by_name_or_as_the_only_one() {
     let table = registry::render_table(&rows);
     let line = table.lines().find(|l| l.starts_with(&first)).unwrap();
     assert!(
-        line.contains("alice@laptop*") && line.contains("1/1"),
+        line.contains("alice@laptop (") && line.contains("1/1"),
         "{table}"
     );
 

@@ -237,7 +237,18 @@ async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
     })
     .unwrap();
     // Drive as a named operator, as the cockpit does.
-    let dana = task.handle.attach("dana", true).await.unwrap();
+    let dana = task
+        .handle
+        .attach_as(
+            flightdeck::engine::identity::Identity {
+                uid: 1000,
+                user: "dana".into(),
+            },
+            "dana",
+            true,
+        )
+        .await
+        .unwrap();
     let h = &dana.commands;
     let id = prompt_id(&task).await;
     h.send(Command::Confirm {
@@ -401,6 +412,8 @@ fn decisions_follow_what_the_operator_chose_not_every_event() {
         Event::Approved {
             step: 0,
             by: "alice".into(),
+            uid: None,
+            confirm: false,
         },
     )
     .at(
@@ -408,6 +421,8 @@ fn decisions_follow_what_the_operator_chose_not_every_event() {
         Event::Approved {
             step: 0,
             by: "bob".into(),
+            uid: None,
+            confirm: false,
         },
     )
     .at(

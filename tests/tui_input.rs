@@ -560,6 +560,8 @@ fn interrupted_prompt_renders_its_choices() {
             id: 1,
             name: "alice".into(),
             driver: true,
+            user: None,
+            uid: None,
         },
     );
     s.prompt(demo::STEP_BACKUP, PromptKind::Interrupted);

@@ -162,6 +162,8 @@ fn phrase_prompt() {
         Event::Approved {
             step: demo::STEP_MIGRATE,
             by: "alice".into(),
+            uid: None,
+            confirm: false,
         },
     );
     let mut v = driver(&s);
@@ -227,6 +229,8 @@ fn observer_sees_who_is_asked_and_can_approve() {
         Event::Approved {
             step: demo::STEP_MIGRATE,
             by: "alice".into(),
+            uid: None,
+            confirm: false,
         },
     );
     let v = view_of(&s, TuiRole::Observer);

@@ -196,6 +196,12 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if mode == Mode::Headless {
+        if let Some(why) = crate::headless::refuse_two_person(&plan) {
+            eprintln!("flightdeck run --headless: {why}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
     let journal = args
         .journal
         .clone()

@@ -141,7 +141,16 @@ pub enum Event {
     /// `Confirmed` once enough distinct operators approved.
     Approved {
         step: usize,
+        /// The approver's user name (from the kernel, not the label they chose).
         by: String,
+        /// The approver's uid: the two-person rule counts distinct uids. Absent in journals
+        /// written before identities came from the kernel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// This is the driver's confirm, on record until another user approves; the step
+        /// runs then (only a driver's confirm ever runs a step).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        confirm: bool,
     },
     Confirmed {
         step: usize,
@@ -247,8 +256,15 @@ pub enum Event {
     },
     OperatorJoined {
         id: u64,
+        /// How the operator shows (their label, with the real user when it differs).
         name: String,
         driver: bool,
+        /// The real user (from the kernel: the connection's peer uid). Absent in journals
+        /// written before identities came from the kernel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
     },
     OperatorLeft {
         id: u64,

@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod command;
 pub mod event;
+pub mod identity;
 pub mod probe;
 pub mod session;
 pub mod state;

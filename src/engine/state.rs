@@ -99,7 +99,12 @@ pub struct StepRun {
     /// The last verdict's explanation.
     pub detail: Option<String>,
     pub confirmed_by: Vec<String>,
+    /// Who approved the open prompt (user names; the driver's confirm included).
     pub approvals: Vec<String>,
+    /// The distinct uids behind `approvals` (the two-person rule counts these).
+    pub approval_uids: Vec<u32>,
+    /// The driver's confirm on record (user, uid) while a two-person step waits for approval.
+    pub driver_confirm: Option<(String, Option<u32>)>,
     pub gate: Option<GateView>,
 }
 
@@ -125,6 +130,8 @@ impl StepRun {
             detail: None,
             confirmed_by: Vec::new(),
             approvals: Vec::new(),
+            approval_uids: Vec::new(),
+            driver_confirm: None,
             gate: None,
         }
     }
@@ -178,8 +185,12 @@ pub struct NoteEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorView {
     pub id: u64,
+    /// How the operator shows (see `Identity::display`).
     pub name: String,
     pub driver: bool,
+    /// The real user and uid (from the kernel); the name alone for old journals.
+    pub user: String,
+    pub uid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -378,9 +389,14 @@ impl SessionState {
             return false;
         };
         let auto = self.auto;
+        // A two-person step needs two people: neither `--yes` nor `confirm = "none"` is one.
+        if planned.approvals > 1 && matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo)
+        {
+            return false;
+        }
         match open.kind {
             PromptKindTag::Run => match &planned.confirm {
-                crate::plan::Confirm::None => planned.approvals <= 1 || auto.yes,
+                crate::plan::Confirm::None => true,
                 crate::plan::Confirm::Yes => auto.yes,
                 crate::plan::Confirm::Phrase { .. } => auto.yes && auto.yes_phrases,
             },
@@ -469,15 +485,30 @@ impl SessionState {
                 self.held = false;
                 if let Some(s) = self.steps.get_mut(*step) {
                     s.approvals.clear();
+                    s.approval_uids.clear();
+                    s.driver_confirm = None;
                     if *prompt == PromptKind::Run {
                         s.status = StepStatus::Awaiting;
                     }
                 }
             }
-            Event::Approved { step, by } => {
+            Event::Approved {
+                step,
+                by,
+                uid,
+                confirm,
+            } => {
                 if let Some(s) = self.steps.get_mut(*step) {
                     if !s.approvals.contains(by) {
                         s.approvals.push(by.clone());
+                    }
+                    if let Some(u) = uid {
+                        if !s.approval_uids.contains(u) {
+                            s.approval_uids.push(*u);
+                        }
+                    }
+                    if *confirm {
+                        s.driver_confirm = Some((by.clone(), *uid));
                     }
                 }
             }
@@ -658,7 +689,13 @@ impl SessionState {
                 self.read_only.set(false, t);
                 self.no_ready.set(false, t);
             }
-            Event::OperatorJoined { id, name, driver } => {
+            Event::OperatorJoined {
+                id,
+                name,
+                driver,
+                user,
+                uid,
+            } => {
                 self.operators.retain(|o| o.id != *id);
                 if *driver {
                     for o in &mut self.operators {
@@ -669,6 +706,8 @@ impl SessionState {
                     id: *id,
                     name: name.clone(),
                     driver: *driver,
+                    user: user.clone().unwrap_or_else(|| name.clone()),
+                    uid: *uid,
                 });
             }
             Event::OperatorLeft { id } => {

@@ -51,6 +51,17 @@ pub async fn connect_socket(socket: &Path, hello: Hello) -> Result<SessionClient
     let stream = UnixStream::connect(socket)
         .await
         .map_err(PairingError::io(socket))?;
+    join_stream(stream, socket, hello).await
+}
+
+/// Join over a stream already connected to the session's socket (`socket` names it in errors).
+/// The server knows who connected from the kernel (the connecting process's uid), whatever
+/// process then speaks on the stream.
+pub async fn join_stream(
+    stream: UnixStream,
+    socket: &Path,
+    hello: Hello,
+) -> Result<SessionClient, PairingError> {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     wr.write_all(encode(&ClientMsg::Hello(hello.clone())).as_bytes())

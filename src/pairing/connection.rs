@@ -15,6 +15,7 @@ use super::protocol::{
 };
 use crate::engine::client::{CommandSender, SessionClient};
 use crate::engine::event::Outcome;
+use crate::engine::identity::Identity;
 use crate::engine::session::EngineHandle;
 use crate::engine::state::Mode;
 use crate::engine::SessionState;
@@ -101,7 +102,15 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
         .await;
     }
     let label = display_name(&hello, uid);
-    let client = match ctx.handle.attach(&label, hello.want_driver).await {
+    // The identity is the kernel's peer uid; the label is only how the operator shows. The
+    // password database may be remote (NSS): keep it off the runtime's threads.
+    let who = tokio::task::spawn_blocking(move || Identity::of_uid(uid))
+        .await
+        .unwrap_or_else(|_| Identity {
+            uid,
+            user: format!("uid {uid}"),
+        });
+    let client = match ctx.handle.attach_as(who, &label, hello.want_driver).await {
         Ok(c) => c,
         Err(e) => return refuse(&mut wr, e.0).await,
     };

@@ -7,8 +7,6 @@
 //! included) — not on the peer process's live supplementary groups, which SO_PEERCRED does not
 //! carry. A user added to the group after logging in is therefore allowed at once.
 
-use std::ffi::{CStr, CString};
-
 use super::PairingError;
 
 /// Why a peer was not let in.
@@ -62,27 +60,13 @@ pub fn groups_of(uid: u32, primary: u32) -> Vec<u32> {
 
 #[cfg(target_os = "linux")]
 fn group_list(user: &str, primary: u32) -> Vec<u32> {
-    let Ok(cuser) = CString::new(user) else {
+    use nix::unistd::{getgrouplist, Gid};
+    let Ok(cuser) = std::ffi::CString::new(user) else {
         return Vec::new();
     };
-    let mut n: libc::c_int = 32;
-    loop {
-        let mut groups: Vec<libc::gid_t> = vec![0; n.max(1) as usize];
-        let mut count = groups.len() as libc::c_int;
-        // SAFETY: `groups` has room for `count` entries; `cuser` is NUL-terminated and lives
-        // across the call.
-        let rc =
-            unsafe { libc::getgrouplist(cuser.as_ptr(), primary, groups.as_mut_ptr(), &mut count) };
-        if rc >= 0 {
-            groups.truncate(count.max(0) as usize);
-            return groups;
-        }
-        // -1: too small; `count` now says how many there are.
-        if count <= n || count > 65536 {
-            return Vec::new();
-        }
-        n = count;
-    }
+    getgrouplist(&cuser, Gid::from_raw(primary))
+        .map(|gs| gs.into_iter().map(Gid::as_raw).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -90,75 +74,23 @@ fn group_list(_user: &str, _primary: u32) -> Vec<u32> {
     Vec::new()
 }
 
-/// Grow a buffer for the `_r` lookups until it fits (ERANGE), up to a sane bound.
-fn with_buffer<T>(
-    mut call: impl FnMut(&mut [libc::c_char]) -> Result<T, libc::c_int>,
-) -> Option<T> {
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        match call(&mut buf) {
-            Ok(v) => return Some(v),
-            Err(libc::ERANGE) if buf.len() < (1 << 20) => {
-                let len = buf.len() * 2;
-                buf.resize(len, 0);
-            }
-            Err(_) => return None,
-        }
-    }
-}
-
 /// A group's gid by name (a number is taken as a gid as it is).
 pub fn group_gid(name: &str) -> Result<u32, PairingError> {
     if let Ok(gid) = name.parse::<u32>() {
         return Ok(gid);
     }
-    let missing = || PairingError::NoSuchGroup(name.to_string());
-    let cname = CString::new(name).map_err(|_| missing())?;
-    with_buffer(|buf| {
-        // SAFETY: all-zero is a valid `group` (null pointers, zero gid); it is only read after
-        // getgrnam_r filled it.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf.len()` is its true length.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match (rc, result.is_null()) {
-            (0, false) => Ok(Some(grp.gr_gid)),
-            (0, true) => Ok(None),
-            (e, _) => Err(e),
-        }
-    })
-    .flatten()
-    .ok_or_else(missing)
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(PairingError::NoSuchGroup(name.to_string())),
+    }
 }
 
 /// A user's login name, if the password database knows the uid.
 pub fn user_name(uid: u32) -> Option<String> {
-    with_buffer(|buf| {
-        // SAFETY: as for `group`: a zeroed `passwd` is only read after getpwuid_r filled it.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; `buf.len()` is its true length.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut result) };
-        match (rc, result.is_null()) {
-            (0, false) if !pw.pw_name.is_null() => {
-                // SAFETY: getpwuid_r points pw_name into `buf`, NUL-terminated, alive here.
-                let name = unsafe { CStr::from_ptr(pw.pw_name) };
-                Ok(Some(name.to_string_lossy().into_owned()))
-            }
-            (0, _) => Ok(None),
-            (e, _) => Err(e),
-        }
-    })
-    .flatten()
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 #[cfg(test)]
@@ -188,8 +120,7 @@ mod tests {
 
     #[test]
     fn the_current_users_groups_include_the_primary_gid() {
-        // SAFETY: getgid has no preconditions.
-        let gid = unsafe { libc::getgid() };
+        let gid = nix::unistd::getgid().as_raw();
         let uid = super::super::runtime_dir::current_uid();
         assert!(groups_of(uid, gid).contains(&gid));
     }

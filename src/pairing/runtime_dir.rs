@@ -52,8 +52,7 @@ impl Access {
 
 /// This process's real uid.
 pub fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    nix::unistd::getuid().as_raw()
 }
 
 /// The directory sessions with this access live in (not created, not checked).

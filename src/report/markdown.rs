@@ -59,7 +59,12 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
             .iter()
             .map(|j| {
                 let role = if j.driver { "driver" } else { "observer" };
-                format!("{} ({role}) at {}", j.name, clock.at(j.t_ms))
+                let shown = j
+                    .shown_as
+                    .as_deref()
+                    .map(|s| format!(", shown as \"{s}\""))
+                    .unwrap_or_default();
+                format!("{} ({role}{shown}) at {}", j.name, clock.at(j.t_ms))
             })
             .collect();
         rows.push(("Joined", joined.join(", ")));

@@ -93,7 +93,10 @@ pub struct Resume {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Joined {
     pub t_ms: u64,
+    /// The real user (from the kernel); the shown name for journals that predate it.
     pub name: String,
+    /// How the operator showed in the session, when that was not just the user name.
+    pub shown_as: Option<String>,
     pub driver: bool,
 }
 
@@ -236,7 +239,7 @@ pub fn build(journal: &Journal) -> Report {
                     });
                 }
             }
-            Event::Approved { step, by } => {
+            Event::Approved { step, by, .. } => {
                 if let Some(s) = steps.get_mut(*step) {
                     s.approved_by.push(by.clone());
                 }
@@ -287,9 +290,12 @@ pub fn build(journal: &Journal) -> Report {
                     s.marked_done_by = Some(by.clone());
                 }
             }
-            Event::OperatorJoined { name, driver, .. } => joined.push(Joined {
+            Event::OperatorJoined {
+                name, driver, user, ..
+            } => joined.push(Joined {
                 t_ms: t,
-                name: name.clone(),
+                name: user.clone().unwrap_or_else(|| name.clone()),
+                shown_as: user.as_ref().filter(|u| *u != name).map(|_| name.clone()),
                 driver: *driver,
             }),
             Event::DriverChanged { name, .. } => driver_changes.push(DriverChange {

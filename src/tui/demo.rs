@@ -279,6 +279,8 @@ impl Script {
                 id: 1,
                 name: "alice".into(),
                 driver: true,
+                user: Some("alice".into()),
+                uid: Some(1000),
             },
         );
         s.push(
@@ -287,6 +289,8 @@ impl Script {
                 id: 2,
                 name: "bob".into(),
                 driver: false,
+                user: Some("bob".into()),
+                uid: Some(1001),
             },
         );
         for n in NODES {
@@ -486,6 +490,8 @@ impl Script {
                         Event::Approved {
                             step: 6,
                             by: "alice".into(),
+                            uid: Some(1000),
+                            confirm: true,
                         },
                     );
                     self.push(
@@ -493,6 +499,8 @@ impl Script {
                         Event::Approved {
                             step: 6,
                             by: "bob".into(),
+                            uid: Some(1001),
+                            confirm: false,
                         },
                     );
                     let _ = id;

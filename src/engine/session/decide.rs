@@ -58,9 +58,11 @@ impl Engine {
                                 return reject(format!("type the phrase exactly: {want}"));
                             }
                         }
-                        self.approve_and_maybe_run(step, &by, Phase::Do)?;
+                        return self.driver_confirms(from, step, by, Phase::Do);
                     }
-                    PromptKindTag::Undo => self.approve_and_maybe_run(step, &by, Phase::Undo)?,
+                    PromptKindTag::Undo => {
+                        return self.driver_confirms(from, step, by, Phase::Undo)
+                    }
                     PromptKindTag::Failed | PromptKindTag::Interrupted => {
                         return reject("choose retry, undo, skip or abort".into())
                     }
@@ -70,18 +72,10 @@ impl Engine {
                 let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
                     return reject("that prompt is no longer open".into());
                 };
-                if self.state.steps[open.step].approvals.contains(&by) {
-                    return reject("you already approved this step".into());
-                }
-                let phase = if open.kind == PromptKindTag::Undo {
-                    Phase::Undo
-                } else {
-                    Phase::Do
-                };
                 if !matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo) {
                     return reject("there is nothing to approve".into());
                 }
-                self.approve_and_maybe_run(open.step, &by, phase)?;
+                return self.approve(from, open.step, by, is_driver);
             }
             Command::Decline { prompt } => {
                 let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
@@ -220,7 +214,8 @@ impl Engine {
                 if is_driver {
                     return reject("you already drive".into());
                 }
-                self.emit(Event::ControlRequested { id: from, name: by })?;
+                let name = self.shown_as(from);
+                self.emit(Event::ControlRequested { id: from, name })?;
             }
             Command::GrantControl { to } => {
                 if !is_driver {
@@ -244,34 +239,118 @@ impl Engine {
                     }
                     return reject("you already drive".into());
                 }
-                self.emit(Event::DriverChanged { id: from, name: by })?;
+                let name = self.shown_as(from);
+                self.emit(Event::DriverChanged { id: from, name })?;
             }
         }
         Ok(Ok(()))
     }
 
-    fn approve_and_maybe_run(
+    /// The driver's confirm. An ordinary step runs at once. A two-person step runs once
+    /// another user (a different uid) has approved; until then the confirm stays on record and
+    /// the step runs when that approval arrives, as the driver's decision.
+    fn driver_confirms(
         &mut self,
+        from: u64,
         step: usize,
-        by: &str,
+        by: String,
         phase: Phase,
-    ) -> Result<(), EngineError> {
-        let need = self.state.plan.steps[step].approvals.max(1) as usize;
+    ) -> Result<Result<(), Rejected>, EngineError> {
+        let need = usize::from(self.state.plan.steps[step].approvals.max(1));
         if need > 1 {
-            self.emit(Event::Approved {
-                step,
-                by: by.to_string(),
-            })?;
-            if self.state.steps[step].approvals.len() < need {
-                return Ok(());
+            let Some(uid) = self.uid_of(from) else {
+                return Ok(Err(Rejected(format!(
+                    "step {} needs {need} people (approvals = {need}): run it in the cockpit",
+                    step + 1
+                ))));
+            };
+            let run = &self.state.steps[step];
+            if run.driver_confirm.as_ref().is_some_and(|(_, u)| *u == Some(uid)) {
+                return Ok(Err(Rejected(
+                    "you confirmed already; the step waits for another user's approval".into(),
+                )));
+            }
+            let others = run.approval_uids.iter().filter(|u| **u != uid).count();
+            if others + 1 < need {
+                self.emit(Event::Approved {
+                    step,
+                    by,
+                    uid: Some(uid),
+                    confirm: true,
+                })?;
+                return Ok(Ok(()));
             }
         }
         self.emit(Event::Confirmed {
             step,
-            by: by.to_string(),
+            by,
             auto: false,
         })?;
-        self.start_action(step, phase)
+        self.start_action(step, phase)?;
+        Ok(Ok(()))
+    }
+
+    /// Another user's approval of a two-person step. It never runs a step by itself: it
+    /// completes a driver's confirm already on record, if there is one.
+    fn approve(
+        &mut self,
+        from: u64,
+        step: usize,
+        by: String,
+        is_driver: bool,
+    ) -> Result<Result<(), Rejected>, EngineError> {
+        let reject = |s: String| Ok(Err(Rejected(s)));
+        let need = usize::from(self.state.plan.steps[step].approvals.max(1));
+        if need <= 1 {
+            return reject(format!(
+                "step {} does not ask for approvals: only the driver's confirm runs it",
+                step + 1
+            ));
+        }
+        if is_driver {
+            return reject(
+                "you drive: confirm the step (y); the approval must come from another user".into(),
+            );
+        }
+        let Some(uid) = self.uid_of(from) else {
+            return reject("an approval needs a known user".into());
+        };
+        let driver_uid = self.state.driver().and_then(|d| d.uid);
+        if driver_uid == Some(uid) {
+            return reject(format!(
+                "you are logged in as the driver's user ({by}); the approval must come from \
+                 another user"
+            ));
+        }
+        if self.state.steps[step].approval_uids.contains(&uid) {
+            return reject(format!(
+                "{by} already approved this step; the approval must come from another user"
+            ));
+        }
+        self.emit(Event::Approved {
+            step,
+            by,
+            uid: Some(uid),
+            confirm: false,
+        })?;
+        let run = &self.state.steps[step];
+        if let Some((driver, Some(confirmer))) = run.driver_confirm.clone() {
+            let others = run.approval_uids.iter().filter(|u| **u != confirmer).count();
+            // The confirm counts only while its author still drives.
+            if driver_uid == Some(confirmer) && others + 1 >= need {
+                let phase = match self.state.prompt.map(|p| p.kind) {
+                    Some(PromptKindTag::Undo) => Phase::Undo,
+                    _ => Phase::Do,
+                };
+                self.emit(Event::Confirmed {
+                    step,
+                    by: driver,
+                    auto: false,
+                })?;
+                self.start_action(step, phase)?;
+            }
+        }
+        Ok(Ok(()))
     }
 
     fn start_action(&mut self, step: usize, phase: Phase) -> Result<(), EngineError> {

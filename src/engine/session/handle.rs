@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use super::*;
 use crate::engine::client::{CommandSender, Request, SessionClient};
 use crate::engine::event::Stamped;
+use crate::engine::identity::Identity;
 use crate::engine::state::SessionState;
 use crate::engine::{Command, Rejected};
 
@@ -19,6 +20,7 @@ pub(super) enum Msg {
         reply: oneshot::Sender<Result<(), Rejected>>,
     },
     Attach {
+        who: Identity,
         name: String,
         driver: bool,
         reply: oneshot::Sender<(u64, Vec<Stamped>, broadcast::Receiver<Stamped>)>,
@@ -54,12 +56,27 @@ impl EngineHandle {
         &self.journal
     }
 
-    /// Attach an operator: returns a client that sees every event from the first and sends
-    /// commands as that operator. The first to ask for it (or any, if nobody drives) drives.
+    /// Attach an operator of this process (an in-process cockpit): the user is whoever runs
+    /// flightdeck; `name` is only how they show.
     pub async fn attach(&self, name: &str, driver: bool) -> Result<SessionClient, Rejected> {
+        self.attach_as(Identity::current(), name, driver).await
+    }
+
+    /// Attach an operator: returns a client that sees every event from the first and sends
+    /// commands as that operator. `who` must come from the kernel (the pairing server passes
+    /// the connection's peer uid); `label` is only a display name. The first to ask for it (or
+    /// any, if nobody drives) drives.
+    pub async fn attach_as(
+        &self,
+        who: Identity,
+        label: &str,
+        driver: bool,
+    ) -> Result<SessionClient, Rejected> {
+        let name = label;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Attach {
+                who,
                 name: name.to_string(),
                 driver,
                 reply,

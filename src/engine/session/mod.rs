@@ -297,6 +297,7 @@ impl Engine {
                 let _ = reply.send(r);
             }
             Msg::Attach {
+                who,
                 name,
                 driver,
                 reply,
@@ -309,8 +310,10 @@ impl Engine {
                 let history = self.history.clone();
                 self.emit(Event::OperatorJoined {
                     id,
-                    name,
+                    name: who.display(&name),
                     driver: drives,
+                    user: Some(who.user),
+                    uid: Some(who.uid),
                 })?;
                 let _ = reply.send((id, history, live));
             }
@@ -337,6 +340,7 @@ impl Engine {
         Ok(())
     }
 
+    /// The user an operator's decisions are recorded under: the real user, never the label.
     fn name_of(&self, id: u64) -> String {
         if id == SYSTEM {
             return "flightdeck".into();
@@ -345,7 +349,26 @@ impl Engine {
             .operators
             .iter()
             .find(|o| o.id == id)
-            .map(|o| o.name.clone())
+            .map(|o| o.user.clone())
             .unwrap_or_else(|| format!("operator {id}"))
+    }
+
+    /// How an operator shows in the session (label, with the real user when it differs).
+    fn shown_as(&self, id: u64) -> String {
+        self.state
+            .operators
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.name.clone())
+            .unwrap_or_else(|| self.name_of(id))
+    }
+
+    /// The uid behind an operator (None for flightdeck itself).
+    fn uid_of(&self, id: u64) -> Option<u32> {
+        self.state
+            .operators
+            .iter()
+            .find(|o| o.id == id)
+            .and_then(|o| o.uid)
     }
 }

@@ -1,0 +1,320 @@
+//! People in a shared session, over the real socket: who may run a step, who the journal says
+//! did it, and the two-person rule counted in users the kernel names (peer uid), never in the
+//! labels clients choose. Cross-user cases need a second real Unix user (`common::users`).
+
+mod common;
+
+use common::plans::{empty_target, plan, sh, step};
+use common::users::{connect_as, other_user};
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flightdeck::engine::client::SessionClient;
+use flightdeck::engine::event::AutoConfirm;
+use flightdeck::engine::session::{self, EngineConfig, EngineTask};
+use flightdeck::engine::state::StepStatus;
+use flightdeck::engine::{Command, Event, SessionState};
+use flightdeck::pairing::client::{connect_socket, hello, join_stream};
+use flightdeck::pairing::server::{serve, ServeOptions, ServerGuard};
+use flightdeck::plan::Plan;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Served {
+    task: EngineTask,
+    guard: ServerGuard,
+    journal: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+async fn served(plan: Plan, allow_gid: Option<u32>) -> Served {
+    let tmp = tempfile::tempdir().unwrap();
+    // Another user must be able to reach the (group-shared) runtime directory inside.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let journal = tmp.path().join("j.jsonl");
+    let task = session::start(EngineConfig {
+        plan,
+        target: empty_target(),
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: journal.clone(),
+        observe: false,
+        time_scale: 1.0,
+    })
+    .unwrap();
+    let guard = serve(
+        task.handle.clone(),
+        "people",
+        ServeOptions {
+            allow_group: allow_gid.map(|g| g.to_string()),
+            runtime_dir: Some(tmp.path().join("rt")),
+            recheck_every: None,
+        },
+    )
+    .await
+    .unwrap();
+    Served {
+        task,
+        guard,
+        journal,
+        tmp,
+    }
+}
+
+struct View {
+    client: SessionClient,
+    state: SessionState,
+}
+
+impl View {
+    async fn join(socket: &Path, label: &str, driver: bool) -> View {
+        let client = connect_socket(socket, hello(label, None, driver, 0))
+            .await
+            .unwrap();
+        View {
+            client,
+            state: SessionState::empty(),
+        }
+    }
+
+    /// Join over a connection the other user's process made.
+    async fn join_as(user: &common::users::OtherUser, socket: &Path, label: &str) -> View {
+        let (u, s) = (user.clone(), socket.to_path_buf());
+        let std_stream = tokio::task::spawn_blocking(move || connect_as(&u, &s))
+            .await
+            .unwrap()
+            .expect("the other user connects");
+        std_stream.set_nonblocking(true).unwrap();
+        let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
+        let client = join_stream(stream, socket, hello(label, None, false, 0))
+            .await
+            .unwrap();
+        View {
+            client,
+            state: SessionState::empty(),
+        }
+    }
+
+    async fn until(&mut self, what: &str, f: impl Fn(&SessionState) -> bool) -> &SessionState {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !f(&self.state) {
+            match tokio::time::timeout_at(deadline, self.client.events.recv()).await {
+                Ok(Some(e)) => self.state.apply(&e),
+                Ok(None) => panic!("the stream closed waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; steps {:?} prompt {:?} operators {:?}",
+                    self.state
+                        .steps
+                        .iter()
+                        .map(|s| s.status)
+                        .collect::<Vec<_>>(),
+                    self.state.prompt,
+                    self.state.operators
+                ),
+            }
+        }
+        &self.state
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), flightdeck::engine::Rejected> {
+        self.client.commands.send(cmd).await
+    }
+}
+
+fn confirm(prompt: u64) -> Command {
+    Command::Confirm {
+        prompt,
+        phrase: None,
+    }
+}
+
+/// Every journaled event of the session, as written.
+fn journaled(path: &Path) -> Vec<Event> {
+    flightdeck::journal::read(path)
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|s| s.event)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_observers_approval_never_runs_an_ordinary_step() {
+    let s = served(plan("people", vec![step("a", sh("true"))]), None).await;
+    let socket = s.guard.socket_path();
+    let canary = s.tmp.path().join("ran");
+    let mut alice = View::join(&socket, "alice", true).await;
+    let mut bob = View::join(&socket, "bob", false).await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let id = alice.until("prompt", both).await.prompt.unwrap().id;
+    bob.until("prompt", both).await;
+
+    let e = bob.send(Command::Approve { prompt: id }).await.unwrap_err();
+    assert!(e.0.contains("does not ask for approvals"), "{e}");
+    // The driver's own approve is no shortcut either.
+    let e = alice.send(Command::Approve { prompt: id }).await.unwrap_err();
+    assert!(e.0.contains("does not ask for approvals"), "{e}");
+    let st = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(st.steps[0].status, StepStatus::Awaiting);
+    assert_eq!(st.steps[0].attempts, 0);
+    assert!(!canary.exists());
+    assert!(!journaled(&s.journal)
+        .iter()
+        .any(|e| matches!(e, Event::ActionStarted { .. } | Event::Confirmed { .. })));
+
+    // Only the driver's confirm runs it.
+    alice.send(confirm(id)).await.unwrap();
+    alice.until("finished", SessionState::is_finished).await;
+}
+
+#[tokio::test]
+async fn the_same_user_in_a_second_terminal_is_not_a_second_approval() {
+    let mut two = step("stop", sh("true"));
+    two.approvals = 2;
+    let s = served(plan("people", vec![two]), None).await;
+    let socket = s.guard.socket_path();
+    let me = flightdeck::engine::identity::Identity::current().user;
+    let mut alice = View::join(&socket, &me, true).await;
+    let mut carol = View::join(&socket, "carol", false).await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let id = alice.until("prompt", both).await.prompt.unwrap().id;
+    let st = carol.until("prompt", both).await;
+    // The label shows, with the real user next to it: nobody passes for someone else.
+    assert!(st
+        .operators
+        .iter()
+        .any(|o| o.name == format!("carol ({me})") && o.user == me));
+
+    alice.send(confirm(id)).await.unwrap();
+    carol
+        .until("the driver's confirm on record", |s| {
+            s.steps[0].driver_confirm.is_some()
+        })
+        .await;
+    let e = carol
+        .send(Command::Approve { prompt: id })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("another user"), "{e}");
+    let e = alice.send(confirm(id)).await.unwrap_err();
+    assert!(e.0.contains("another user"), "{e}");
+    let st = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(st.steps[0].status, StepStatus::Awaiting);
+    assert_eq!(st.steps[0].approval_uids.len(), 1);
+    assert!(!journaled(&s.journal)
+        .iter()
+        .any(|e| matches!(e, Event::ActionStarted { .. })));
+}
+
+#[tokio::test]
+async fn two_person_steps_need_two_users_and_the_record_names_the_real_ones() {
+    let Some(other) = other_user() else { return };
+    let mut two = step("stop", sh("true"));
+    two.approvals = 2;
+    let s = served(plan("people", vec![two]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let me = flightdeck::engine::identity::Identity::current().user;
+    let mut driver = View::join(&socket, &me, true).await;
+    // The other user labels himself as the driver's user: the label is only a display name.
+    let mut peer = View::join_as(&other, &socket, &me).await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let id = driver.until("prompt", both).await.prompt.unwrap().id;
+    let st = peer.until("prompt", both).await;
+    let shown = st.operators.iter().find(|o| !o.driver).unwrap();
+    assert_eq!(shown.user, other.name);
+    assert_eq!(shown.uid, Some(other.uid));
+    assert_eq!(shown.name, format!("{me} ({})", other.name));
+
+    // An approval first: recorded, but nothing runs until the driver confirms.
+    peer.send(Command::Approve { prompt: id }).await.unwrap();
+    driver
+        .until("the approval", |s| s.steps[0].approvals.len() == 1)
+        .await;
+    assert_eq!(
+        s.task.handle.snapshot().await.unwrap().steps[0].status,
+        StepStatus::Awaiting
+    );
+    peer.send(Command::Note {
+        text: "looks right".into(),
+    })
+    .await
+    .unwrap();
+    driver.send(confirm(id)).await.unwrap();
+    driver.until("finished", SessionState::is_finished).await;
+
+    let events = journaled(&s.journal);
+    let approved: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Approved { by, uid, .. } => Some((by.clone(), *uid)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(approved, vec![(other.name.clone(), Some(other.uid))]);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Confirmed { by, .. } if *by == me)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Note { by, .. } if *by == other.name)));
+    let report =
+        flightdeck::report::render(&s.journal, flightdeck::report::ReportFormat::Md).unwrap();
+    assert!(report.contains(&other.name), "{report}");
+}
+
+#[tokio::test]
+async fn a_driver_confirm_on_record_runs_when_another_user_approves() {
+    let Some(other) = other_user() else { return };
+    let mut two = step("stop", sh("true"));
+    two.approvals = 2;
+    let s = served(plan("people", vec![two]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let mut driver = View::join(&socket, "driver", true).await;
+    let mut peer = View::join_as(&other, &socket, "peer").await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let id = driver.until("prompt", both).await.prompt.unwrap().id;
+    peer.until("prompt", both).await;
+    driver.send(confirm(id)).await.unwrap();
+    peer.until("the confirm on record", |s| {
+        s.steps[0].driver_confirm.is_some()
+    })
+    .await;
+    assert_eq!(
+        s.task.handle.snapshot().await.unwrap().steps[0].status,
+        StepStatus::Awaiting
+    );
+    peer.send(Command::Approve { prompt: id }).await.unwrap();
+    let st = peer.until("finished", SessionState::is_finished).await;
+    assert_eq!(st.steps[0].status, StepStatus::Succeeded);
+    let me = flightdeck::engine::identity::Identity::current().user;
+    // The confirm that ran it is the driver's.
+    assert_eq!(st.steps[0].confirmed_by, vec![me]);
+}
+
+#[test]
+fn a_headless_run_refuses_a_two_person_procedure_before_any_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("j.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .args([
+            "run",
+            "procedures/example-every-kind.toml",
+            "--target",
+            "procedures/targets/example.toml",
+            "--yes",
+            "--yes-phrases",
+            "--headless",
+            "--journal",
+        ])
+        .arg(&journal)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("approvals = 2") && err.contains("cockpit"), "{err}");
+    assert!(err.contains("step "), "{err}");
+    assert!(!journal.exists(), "a session was started");
+}
