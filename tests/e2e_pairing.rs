@@ -89,7 +89,12 @@ fn two_operators_share_a_session_that_survives_its_driver() {
     // The grant is typed at alice's open prompt, so it waits out the prompt's guard too.
     // Labels show with the real user next to them (every window here is the same user).
     let me = flightdeck::engine::identity::Identity::current().user;
-    t.answer(DRIVER, &format!("{BOB} ({me}) asks for control:"), "g", STEP);
+    t.answer(
+        DRIVER,
+        &format!("{BOB} ({me}) asks for control:"),
+        "g",
+        STEP,
+    );
     t.wait_for(DRIVER, &format!("driver {BOB}"), STEP);
     t.wait_for(DRIVER, "observer — read only", STEP);
     // alice's keys no longer answer.

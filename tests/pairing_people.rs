@@ -154,7 +154,10 @@ async fn an_observers_approval_never_runs_an_ordinary_step() {
     let e = bob.send(Command::Approve { prompt: id }).await.unwrap_err();
     assert!(e.0.contains("does not ask for approvals"), "{e}");
     // The driver's own approve is no shortcut either.
-    let e = alice.send(Command::Approve { prompt: id }).await.unwrap_err();
+    let e = alice
+        .send(Command::Approve { prompt: id })
+        .await
+        .unwrap_err();
     assert!(e.0.contains("does not ask for approvals"), "{e}");
     let st = s.task.handle.snapshot().await.unwrap();
     assert_eq!(st.steps[0].status, StepStatus::Awaiting);
@@ -314,7 +317,10 @@ fn a_headless_run_refuses_a_two_person_procedure_before_any_step() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("approvals = 2") && err.contains("cockpit"), "{err}");
+    assert!(
+        err.contains("approvals = 2") && err.contains("cockpit"),
+        "{err}"
+    );
     assert!(err.contains("step "), "{err}");
     assert!(!journal.exists(), "a session was started");
 }

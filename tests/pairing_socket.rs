@@ -155,7 +155,10 @@ async fn two_operators_over_the_socket_share_one_session() {
         .unwrap()
         .id;
     bob.until("a prompt and two operators", both).await;
-    let alice_shown = format!("alice ({})", flightdeck::engine::identity::Identity::current().user);
+    let alice_shown = format!(
+        "alice ({})",
+        flightdeck::engine::identity::Identity::current().user
+    );
     assert_eq!(alice.state.driver().unwrap().name, alice_shown);
     assert_eq!(bob.state.driver().unwrap().name, alice_shown);
 
@@ -555,8 +558,10 @@ async fn a_removed_socket_is_served_again() {
     }
     assert_eq!(s.guard.socket_path(), before);
     let mut v = View::join(&before, "back", false).await;
-    v.until("joined", |st| st.operators.iter().any(|o| o.name.starts_with("back (")))
-        .await;
+    v.until("joined", |st| {
+        st.operators.iter().any(|o| o.name.starts_with("back ("))
+    })
+    .await;
 }
 
 #[tokio::test]

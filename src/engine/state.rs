@@ -390,8 +390,7 @@ impl SessionState {
         };
         let auto = self.auto;
         // A two-person step needs two people: neither `--yes` nor `confirm = "none"` is one.
-        if planned.approvals > 1 && matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo)
-        {
+        if planned.approvals > 1 && matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo) {
             return false;
         }
         match open.kind {

@@ -265,7 +265,11 @@ impl Engine {
                 ))));
             };
             let run = &self.state.steps[step];
-            if run.driver_confirm.as_ref().is_some_and(|(_, u)| *u == Some(uid)) {
+            if run
+                .driver_confirm
+                .as_ref()
+                .is_some_and(|(_, u)| *u == Some(uid))
+            {
                 return Ok(Err(Rejected(
                     "you confirmed already; the step waits for another user's approval".into(),
                 )));
@@ -335,7 +339,11 @@ impl Engine {
         })?;
         let run = &self.state.steps[step];
         if let Some((driver, Some(confirmer))) = run.driver_confirm.clone() {
-            let others = run.approval_uids.iter().filter(|u| **u != confirmer).count();
+            let others = run
+                .approval_uids
+                .iter()
+                .filter(|u| **u != confirmer)
+                .count();
             // The confirm counts only while its author still drives.
             if driver_uid == Some(confirmer) && others + 1 >= need {
                 let phase = match self.state.prompt.map(|p| p.kind) {
