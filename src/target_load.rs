@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::procedure::diag::{Diagnostic, Diagnostics};
 use crate::procedure::load::{parse_typed, read_source};
-use crate::procedure::strings::visit_check;
+use crate::procedure::strings::{visit_action, visit_check};
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
@@ -58,11 +58,20 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         }
         let scope = probe_scope(&target, p.per_node);
         let mut bad = Vec::new();
+        let mut bad_text = Vec::new();
         visit_check(&p.check, &mut |at, v| {
             if let Err(e) = template::render(v, &scope) {
                 bad.push((format!("probes[{i}].{at}"), e));
             }
+            if at == "expect_text" {
+                if let Err(e) = crate::procedure::expect::check_text_pattern(v) {
+                    bad_text.push((format!("probes[{i}].{at}"), e));
+                }
+            }
         });
+        for (at, e) in bad_text {
+            err(&at, e);
+        }
         for (at, e) in bad {
             let hint = match &e {
                 TemplateError::Unknown(v) if v.starts_with("node.") && !p.per_node => {
@@ -71,6 +80,20 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
                 _ => "",
             };
             err(&at, format!("{e}{hint}"));
+        }
+    }
+    // A bound action's `expect_text` (its templates are checked with the procedure using it).
+    for (name, action) in &target.actions {
+        let mut bad = Vec::new();
+        visit_action(action, &mut |at, v| {
+            if crate::procedure::spans::last_key(at) == "expect_text" {
+                if let Err(e) = crate::procedure::expect::check_text_pattern(v) {
+                    bad.push((format!("actions.{name}.{at}"), e));
+                }
+            }
+        });
+        for (at, e) in bad {
+            err(&at, e);
         }
     }
     if let Some(lb) = &target.lb {

@@ -535,3 +535,70 @@ async fn a_rollback_runs_the_undo_first_steps_before_the_rest() {
         "stop-n1\nstart-n1\nstop-n2\nstop-n1\nstart-n2-old\nstart-n1-old\n"
     );
 }
+
+/// A page like Jahia's maintenance.jsp: HTML, not JSON.
+async fn serve_html(page: &'static str) -> String {
+    let app = axum::Router::new().route(
+        "/maintenance.jsp",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/maintenance.jsp")
+}
+
+#[tokio::test]
+async fn expect_text_judges_the_body_of_http_actions_and_gate_checks() {
+    use flightdeck::procedure::model::{Check, HttpSpec, WaitSpec};
+    let url = serve_html("<h2>Full read-only mode</h2>\n<p>Status: <b>ON</b></p>").await;
+    let http = |pattern: &str| HttpSpec {
+        method: "GET".into(),
+        url: url.clone(),
+        headers: Default::default(),
+        body: None,
+        expect_status: vec![],
+        expect_json: Default::default(),
+        expect_text: Some(pattern.into()),
+        timeout_secs: 5,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(
+        "test",
+        vec![
+            step("on", Action::Http(http(r"Status:\s*<b>ON</b>")), None),
+            step(
+                "off",
+                Action::Wait(WaitSpec {
+                    probe: None,
+                    check: Some(Check::Http(http(r"Status:\s*<b>OFF</b>"))),
+                    nodes: None,
+                    stable_secs: 0,
+                    timeout_secs: 1,
+                    interval_ms: 100,
+                }),
+                None,
+            ),
+        ],
+    );
+    let auto = AutoConfirm {
+        yes: true,
+        ..Default::default()
+    };
+    let task = start(p, target(), auto, &dir);
+    let s = until(&task, "the gate ends", |s| {
+        !matches!(
+            s.steps[1].status,
+            StepStatus::Pending | StepStatus::Awaiting | StepStatus::Running
+        )
+    })
+    .await;
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded);
+    assert_ne!(s.steps[1].status, StepStatus::Succeeded);
+    let why = s.steps[1].detail.clone().unwrap_or_default();
+    assert!(
+        why.contains(r"does not match /Status:\s*<b>OFF</b>/") && why.contains("Status: <b>ON</b>"),
+        "the gate says what it wanted and what the page said: {why}"
+    );
+    task.handle.shutdown().await;
+}

@@ -76,6 +76,17 @@ fn rollback_table_names_real_steps() {
 }
 
 #[test]
+fn expect_text_must_be_a_valid_regex() {
+    assert_eq!(
+        errors_of("procedures/bad/expect-text.toml"),
+        vec![
+            "procedures/bad/expect-text.toml:7:85: `expect_text` is not a valid regex: unclosed group",
+            "procedures/bad/expect-text.toml:12:118: `expect_text` is not a valid regex: unclosed character class",
+        ]
+    );
+}
+
+#[test]
 fn unknown_variable_outside_a_node_loop() {
     assert_eq!(
         errors_of("procedures/bad/unknown-var.toml"),
@@ -127,6 +138,15 @@ fn bad_target_files() {
             "{f}:8:8: duplicate node name `node1` (first used on line 4)\n\
              {f}:9:11: node address `127.0.0.1` is not `host:port`\n\
              {f}:12:10: unknown load-balancer driver `nginx`; expected one of lab, haproxy"
+        )
+    );
+    let d = load_target(Path::new("procedures/bad/expect-text-target.toml")).unwrap_err();
+    let f = "procedures/bad/expect-text-target.toml";
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:11:15: `expect_text` is not a valid regex: unclosed group\n\
+             {f}:16:15: `expect_text` is not a valid regex: repetition operator missing expression"
         )
     );
 }

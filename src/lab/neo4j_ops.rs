@@ -136,6 +136,7 @@ fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
         body: body.map(str::to_string),
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
+        expect_text: None,
         timeout_secs,
     })
 }
@@ -179,6 +180,7 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
                 body: Some("${arg.value}".into()),
                 expect_status: vec![200],
                 expect_json: BTreeMap::new(),
+                expect_text: None,
                 timeout_secs: 10,
             }),
         ),

@@ -26,6 +26,7 @@ fn http(method: &str, url: String, body: Option<&str>) -> HttpSpec {
         body: body.map(str::to_string),
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
+        expect_text: None,
         timeout_secs: 30,
     }
 }

@@ -17,6 +17,7 @@ fn get(url: &str) -> HttpSpec {
         body: None,
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
+        expect_text: None,
         timeout_secs: 10,
     }
 }

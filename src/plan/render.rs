@@ -155,6 +155,9 @@ fn http_lines(h: &HttpSpec) -> Vec<String> {
     for (k, v) in &h.expect_json {
         expect.push(format!("{k} = {v}"));
     }
+    if let Some(t) = &h.expect_text {
+        expect.push(format!("text /{t}/"));
+    }
     l.push(format!(
         "expect {} (timeout {}s)",
         expect.join(", "),

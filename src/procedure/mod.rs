@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod diag;
+pub mod expect;
 pub mod load;
 pub mod model;
 pub mod spans;

@@ -185,6 +185,10 @@ pub struct HttpSpec {
     /// A pointer ending in `#len` compares the length of an array or object.
     #[serde(default)]
     pub expect_json: BTreeMap<String, serde_json::Value>,
+    /// A regular expression (Rust `regex` syntax) that must match somewhere in the body's text,
+    /// e.g. an HTML page's `Full read-only mode: ON` (see `procedure::expect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_text: Option<String>,
     #[serde(default = "default_http_timeout")]
     pub timeout_secs: u64,
 }

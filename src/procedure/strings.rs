@@ -1,6 +1,6 @@
 //! The templated strings of an action, visited in one place so that checking and expansion agree
 //! on what is templated: argv items, env values, cwd, url, header values, body, string values of
-//! `expect_json` (not its keys), lb node, wait nodes and inline checks, manual text, call args.
+//! `expect_json` (not its keys), `expect_text`, lb node, wait nodes and inline checks, manual text, call args.
 
 use std::collections::BTreeMap;
 
@@ -122,6 +122,11 @@ fn map_http<E>(
             .transpose()?,
         expect_status: h.expect_status.clone(),
         expect_json,
+        expect_text: h
+            .expect_text
+            .as_ref()
+            .map(|t| f(&format!("{prefix}expect_text"), t))
+            .transpose()?,
         timeout_secs: h.timeout_secs,
     })
 }

@@ -400,6 +400,11 @@ impl Validator<'_> {
                 scope
             };
             self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
+            if super::spans::last_key(&p) == "expect_text" {
+                if let Err(e) = super::expect::check_text_pattern(&v) {
+                    self.err(&format!("{path}.{p}"), e);
+                }
+            }
         }
         match action {
             Action::Run { argv, .. } if argv.is_empty() || argv[0].trim().is_empty() => self.err(

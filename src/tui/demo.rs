@@ -61,6 +61,7 @@ fn http(method: &str, url: &str, body: &str) -> Action {
         body: Some(body.into()),
         expect_status: vec![200],
         expect_json: BTreeMap::new(),
+        expect_text: None,
         timeout_secs: 30,
     })
 }
