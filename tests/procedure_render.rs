@@ -38,7 +38,9 @@ fn the_plan_says_exactly_what_will_happen() {
     assert!(lines
         .contains(&"    IRREVERSIBLE: the data format changes and 1.4.2 cannot read it any more"));
     assert!(lines.contains(&"    undo:     no undo"));
-    assert!(lines.contains(&"              expect status 2xx, text /read.only\\W+false/ (timeout 30s)"));
+    assert!(
+        lines.contains(&"              expect status 2xx, text /read.only\\W+false/ (timeout 30s)")
+    );
     // Credentials never show, not even the placeholder.
     assert!(lines.contains(&"              header Authorization: ****"));
     assert!(!text.contains("${secret."));

@@ -199,7 +199,9 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         }
     }
     if let Some(pattern) = &spec.expect_text {
-        if let Err(p) = crate::procedure::expect::text_matches(pattern, &String::from_utf8_lossy(&body)) {
+        if let Err(p) =
+            crate::procedure::expect::text_matches(pattern, &String::from_utf8_lossy(&body))
+        {
             problems.push(p);
         }
     }

@@ -86,7 +86,8 @@ mod tests {
 
     #[test]
     fn matches_anywhere_in_the_body() {
-        let page = "<html><body><h2>Full read-only mode</h2>\n<p>Status: <b>ON</b></p></body></html>";
+        let page =
+            "<html><body><h2>Full read-only mode</h2>\n<p>Status: <b>ON</b></p></body></html>";
         assert!(text_matches(r"Status:\s*<b>ON</b>", page).is_ok());
         let e = text_matches(r"Status:\s*<b>OFF</b>", page).unwrap_err();
         assert!(e.contains("does not match"), "{e}");
