@@ -51,6 +51,11 @@ pub struct JoinArgs {
     /// Drive if nobody drives (otherwise observe; ask for control with `c`).
     #[arg(long)]
     pub drive: bool,
+    /// Take control on joining, with this reason (journaled): the session's owner at any
+    /// time; another operator once the driver's client has shown no sign of life for the
+    /// session's takeover delay (`run --takeover-after`, default 60 s).
+    #[arg(long, value_name = "REASON")]
+    pub take_control: Option<String>,
     #[arg(long)]
     pub theme: Option<String>,
 }
@@ -159,6 +164,10 @@ pub struct RunArgs {
     /// Let members of this group join the session too.
     #[arg(long)]
     pub allow_group: Option<String>,
+    /// Seconds a driver's client may show no sign of life before another operator may take
+    /// control (with a reason). The session's owner may take control at any time.
+    #[arg(long, default_value_t = 60)]
+    pub takeover_after: u64,
     /// A label shown to the others (default: your OS user name).
     #[arg(long = "as")]
     pub label: Option<String>,

@@ -352,7 +352,11 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             format!("{name} joined{}", if *driver { " (driving)" } else { "" })
         }
         Event::OperatorLeft { id } => format!("operator {id} left"),
-        Event::DriverChanged { name, .. } => format!("{name} drives now"),
+        Event::DriverChanged { name, reason, .. } => match reason {
+            Some(r) => format!("{name} drives now ({r})"),
+            None => format!("{name} drives now"),
+        },
+        Event::OperatorRemoved { id, by, .. } => format!("operator {id} removed by {by}"),
         Event::ControlRequested { name, .. } => format!("{name} asks for control"),
         Event::ProbeSummary { .. }
         | Event::ProbeSample { .. }

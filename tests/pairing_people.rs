@@ -324,3 +324,165 @@ fn a_headless_run_refuses_a_two_person_procedure_before_any_step() {
     assert!(err.contains("step "), "{err}");
     assert!(!journal.exists(), "a session was started");
 }
+
+/// A driver whose client hangs: it said hello and asked to drive, then never reads nor sends
+/// anything again (a paused SSH session keeps such a socket open for hours).
+async fn hung_driver(
+    socket: &Path,
+    user: Option<&common::users::OtherUser>,
+) -> tokio::net::UnixStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = match user {
+        None => tokio::net::UnixStream::connect(socket).await.unwrap(),
+        Some(u) => {
+            let (u, s) = (u.clone(), socket.to_path_buf());
+            let std_stream = tokio::task::spawn_blocking(move || connect_as(&u, &s))
+                .await
+                .unwrap()
+                .unwrap();
+            std_stream.set_nonblocking(true).unwrap();
+            tokio::net::UnixStream::from_std(std_stream).unwrap()
+        }
+    };
+    stream
+        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"hung\",\"want_driver\":true}}\n")
+        .await
+        .unwrap();
+    stream
+}
+
+fn take(reason: Option<&str>) -> Command {
+    Command::TakeControl {
+        reason: reason.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn the_owner_takes_control_from_a_hung_driver_at_once() {
+    let Some(other) = other_user() else { return };
+    let s = served(plan("people", vec![step("a", sh("true"))]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let _hung = hung_driver(&socket, Some(&other)).await;
+    let mut owner = View::join(&socket, "owner", false).await;
+    let hung_drives = |s: &SessionState| {
+        s.operators.len() == 2 && s.driver().is_some_and(|d| d.uid == Some(other.uid))
+    };
+    owner
+        .until("the hung driver and the owner", hung_drives)
+        .await;
+    owner
+        .send(take(Some("their SSH session hangs")))
+        .await
+        .unwrap();
+    let me = owner.client.operator_id;
+    owner
+        .until("the owner drives", |s| {
+            s.driver().is_some_and(|d| d.id == me)
+        })
+        .await;
+    let reason = journaled(&s.journal)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::DriverChanged { reason, .. } => reason,
+            _ => None,
+        })
+        .expect("a journaled takeover");
+    assert!(reason.contains("the session's owner"), "{reason}");
+    assert!(reason.contains("their SSH session hangs"), "{reason}");
+    assert!(reason.contains(&other.name), "{reason}");
+}
+
+#[tokio::test]
+async fn an_operator_takes_over_a_silent_driver_only_after_the_delay_and_with_a_reason() {
+    let Some(other) = other_user() else { return };
+    let s = served(plan("people", vec![step("a", sh("true"))]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    s.task
+        .handle
+        .set_takeover_after(Duration::from_secs(3600))
+        .await;
+    let _hung = hung_driver(&socket, None).await;
+    let mut peer = View::join_as(&other, &socket, "peer").await;
+    peer.until("the hung driver and the peer", |s| {
+        s.operators.len() == 2 && s.driver().is_some()
+    })
+    .await;
+    let e = peer.send(take(Some("no answer"))).await.unwrap_err();
+    assert!(e.0.contains("after 3600s"), "{e}");
+
+    // The driver's client has now been silent for longer than the delay.
+    s.task.handle.set_takeover_after(Duration::ZERO).await;
+    let e = peer.send(take(None)).await.unwrap_err();
+    assert!(e.0.contains("say why"), "{e}");
+    peer.send(take(Some("alice's laptop froze"))).await.unwrap();
+    let me = peer.client.operator_id;
+    peer.until("the peer drives", |s| {
+        s.driver().is_some_and(|d| d.id == me)
+    })
+    .await;
+    let reason = journaled(&s.journal)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::DriverChanged { reason, .. } => reason,
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.starts_with(&other.name) && reason.contains("alice's laptop froze"),
+        "{reason}"
+    );
+    let report =
+        flightdeck::report::render(&s.journal, flightdeck::report::ReportFormat::Md).unwrap();
+    assert!(report.contains("taken over"), "{report}");
+}
+
+#[tokio::test]
+async fn the_owner_removes_an_operator_who_cannot_come_back() {
+    let Some(other) = other_user() else { return };
+    let s = served(plan("people", vec![step("a", sh("true"))]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let mut owner = View::join(&socket, "owner", true).await;
+    let mut peer = View::join_as(&other, &socket, "peer").await;
+    let both = |s: &SessionState| s.operators.len() == 2;
+    owner.until("two operators", both).await;
+    peer.until("two operators", both).await;
+    let e = peer
+        .send(Command::RemoveOperator {
+            id: owner.client.operator_id,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("only the session's owner"), "{e}");
+
+    owner
+        .send(Command::RemoveOperator {
+            id: peer.client.operator_id,
+        })
+        .await
+        .unwrap();
+    // The peer's feed closes.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while let Some(e) = tokio::time::timeout_at(deadline, peer.client.events.recv())
+        .await
+        .expect("the removed operator's feed closes")
+    {
+        peer.state.apply(&e);
+    }
+    assert!(peer.send(Command::Note { text: "x".into() }).await.is_err());
+    // And the user cannot join again.
+    let (u, sock) = (other.clone(), socket.clone());
+    let std_stream = tokio::task::spawn_blocking(move || connect_as(&u, &sock))
+        .await
+        .unwrap()
+        .unwrap();
+    std_stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
+    let e = join_stream(stream, &socket, hello("again", None, false, 0))
+        .await
+        .expect_err("a removed user joined again");
+    assert!(e.to_string().contains("removed"), "{e}");
+    assert!(journaled(&s.journal).iter().any(|e| matches!(
+        e,
+        Event::OperatorRemoved { uid: Some(u), .. } if *u == other.uid
+    )));
+}

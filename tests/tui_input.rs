@@ -416,6 +416,7 @@ fn a_granted_observer_becomes_the_driver() {
         Event::DriverChanged {
             id: 2,
             name: "bob".into(),
+            reason: None,
         },
     );
     let shown = Instant::now();
@@ -443,7 +444,7 @@ fn observer_takes_control_when_nobody_drives() {
     let v = view(&s, TuiRole::Observer, Instant::now());
     assert_eq!(
         map_key(&v, &key('c'), Instant::now()),
-        Intent::Engine(Command::TakeControl)
+        Intent::Engine(Command::TakeControl { reason: None })
     );
 }
 

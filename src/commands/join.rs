@@ -12,6 +12,7 @@ pub async fn run(args: JoinArgs) -> ExitCode {
         args.name.as_deref(),
         args.label.as_deref(),
         args.drive,
+        args.take_control.as_deref(),
         args.theme.as_deref(),
     )
     .await
@@ -23,6 +24,7 @@ pub async fn attach(
     name: Option<&str>,
     label: Option<&str>,
     want_driver: bool,
+    take_control: Option<&str>,
     theme: Option<&str>,
 ) -> ExitCode {
     let operator = super::run::operator_name();
@@ -49,6 +51,16 @@ pub async fn attach(
             return ExitCode::FAILURE;
         }
     };
+    if let Some(reason) = take_control {
+        let take = crate::engine::Command::TakeControl {
+            reason: Some(reason.to_string()),
+        };
+        if let Err(e) = client.commands.send(take).await {
+            eprintln!("flightdeck: cannot take control: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let want_driver = want_driver || take_control.is_some();
     let (theme, warning) = Theme::resolve(theme);
     let session = info.name;
     let opts = TuiOptions {

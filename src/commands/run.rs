@@ -45,6 +45,7 @@ pub fn default_args() -> RunArgs {
         foreground: true,
         name: None,
         allow_group: None,
+        takeover_after: 60,
         label: None,
         serve_internal: false,
     }
@@ -227,6 +228,9 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
         }
     };
     tracing::info!(journal = %journal.display(), "session started");
+    task.handle
+        .set_takeover_after(Duration::from_secs(args.takeover_after))
+        .await;
     match mode {
         Mode::Server => {
             let Some(name) = args.name.as_deref() else {
@@ -289,6 +293,7 @@ async fn run_detached(args: RunArgs) -> ExitCode {
         Some(&name),
         args.label.as_deref(),
         true,
+        None,
         args.theme.as_deref(),
     )
     .await

@@ -51,8 +51,20 @@ pub enum Command {
     GrantControl {
         to: u64,
     },
-    /// Pairing: take control from a driver whose client is gone.
-    TakeControl,
+    /// Pairing: take control. Allowed when nobody drives; to the session's owner at any
+    /// time; to another operator once the driver's client has shown no sign of life for the
+    /// session's takeover delay, with a reason. The reason is journaled.
+    TakeControl {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Pairing, the session's owner only: remove an operator (their connection closes, their
+    /// user cannot join again).
+    RemoveOperator {
+        id: u64,
+    },
+    /// Pairing: a client's sign of life (sent every few seconds; changes nothing).
+    Alive,
 }
 
 impl Command {
@@ -63,7 +75,9 @@ impl Command {
             Command::Note { .. }
                 | Command::Approve { .. }
                 | Command::RequestControl
-                | Command::TakeControl
+                | Command::TakeControl { .. }
+                | Command::RemoveOperator { .. }
+                | Command::Alive
         )
     }
 }

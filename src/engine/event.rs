@@ -272,6 +272,17 @@ pub enum Event {
     DriverChanged {
         id: u64,
         name: String,
+        /// Why control was taken rather than handed over (a takeover), by whom.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The session's owner removed an operator: their connection closes and their user may
+    /// not join this session again.
+    OperatorRemoved {
+        id: u64,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
     },
     ControlRequested {
         id: u64,

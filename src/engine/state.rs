@@ -280,6 +280,8 @@ pub struct SessionState {
     pub notes: Vec<NoteEntry>,
     pub operators: Vec<OperatorView>,
     pub control_request: Option<(u64, String)>,
+    /// Users the owner removed from the session: they may not join it again.
+    pub removed_uids: Vec<u32>,
     pub read_only: Window,
     pub no_ready: Window,
     pub rollback_stopped: Option<String>,
@@ -314,6 +316,7 @@ impl SessionState {
             notes: Vec::new(),
             operators: Vec::new(),
             control_request: None,
+            removed_uids: Vec::new(),
             read_only: Window::default(),
             no_ready: Window::default(),
             rollback_stopped: None,
@@ -720,6 +723,17 @@ impl SessionState {
                     o.driver = o.id == *id;
                 }
                 self.control_request = None;
+            }
+            Event::OperatorRemoved { id, uid, .. } => {
+                self.operators.retain(|o| o.id != *id);
+                if self.control_request.as_ref().is_some_and(|(r, _)| r == id) {
+                    self.control_request = None;
+                }
+                if let Some(u) = uid {
+                    if !self.removed_uids.contains(u) {
+                        self.removed_uids.push(*u);
+                    }
+                }
             }
             Event::ControlRequested { id, name } => {
                 self.control_request = Some((*id, name.clone()));

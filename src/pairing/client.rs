@@ -15,10 +15,13 @@ use super::protocol::{
 use super::registry;
 use super::PairingError;
 use crate::engine::client::{CommandSender, Request, SessionClient};
-use crate::engine::{Rejected, Stamped};
+use crate::engine::{Command, Rejected, Stamped};
 
 /// How long the server may take to answer the hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a joined client shows the session it is alive. A driver whose client stops (a
+/// hung SSH connection, a suspended terminal) can then be taken over (see `TakeControl`).
+const ALIVE_EVERY: Duration = Duration::from_secs(5);
 
 /// Join the session `name` (None: the only live one) as `operator`, shown as `label`.
 pub async fn connect(
@@ -147,8 +150,22 @@ async fn write_commands(
 ) {
     let mut pending: HashMap<u64, oneshot::Sender<Result<(), Rejected>>> = HashMap::new();
     let mut next_id: u64 = 1;
+    let mut alive = tokio::time::interval(ALIVE_EVERY);
+    alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = alive.tick() => {
+                // Nobody waits for its answer; registering the id keeps that answer from
+                // being logged as a reply to nothing.
+                let (tx, _) = oneshot::channel();
+                let id = next_id;
+                next_id += 1;
+                let line = encode(&ClientMsg::Command(CommandMsg { id, cmd: Command::Alive }));
+                if wr.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+                pending.insert(id, tx);
+            }
             req = requests.recv() => {
                 let Some(req) = req else { break };
                 let id = next_id;

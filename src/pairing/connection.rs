@@ -110,7 +110,11 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
             uid,
             user: format!("uid {uid}"),
         });
-    let client = match ctx.handle.attach_as(who, &label, hello.want_driver).await {
+    let client = match ctx
+        .handle
+        .attach_remote(who, &label, hello.want_driver)
+        .await
+    {
         Ok(c) => c,
         Err(e) => return refuse(&mut wr, e.0).await,
     };

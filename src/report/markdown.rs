@@ -73,7 +73,10 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         let changes: Vec<String> = r
             .driver_changes
             .iter()
-            .map(|d| format!("{} from {}", d.name, clock.at(d.t_ms)))
+            .map(|d| match &d.reason {
+                Some(r) => format!("{} from {} (taken over: {r})", d.name, clock.at(d.t_ms)),
+                None => format!("{} from {}", d.name, clock.at(d.t_ms)),
+            })
             .collect();
         rows.push(("Control handed to", changes.join(", ")));
     }

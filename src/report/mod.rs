@@ -104,6 +104,8 @@ pub struct Joined {
 pub struct DriverChange {
     pub t_ms: u64,
     pub name: String,
+    /// A takeover's journaled reason (None for a handover the driver granted).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -298,9 +300,10 @@ pub fn build(journal: &Journal) -> Report {
                 shown_as: user.as_ref().filter(|u| *u != name).map(|_| name.clone()),
                 driver: *driver,
             }),
-            Event::DriverChanged { name, .. } => driver_changes.push(DriverChange {
+            Event::DriverChanged { name, reason, .. } => driver_changes.push(DriverChange {
                 t_ms: t,
                 name: name.clone(),
+                reason: reason.clone(),
             }),
             Event::ProbeChanged {
                 probe, node, ok, ..

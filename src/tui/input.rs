@@ -295,7 +295,9 @@ fn observer_key(view: &View, key: &KeyEvent) -> Intent {
     match key.code {
         KeyCode::Char('n') => ui(UiAction::OpenNote),
         // Nobody drives (the driver's client is gone): take over instead of asking.
-        KeyCode::Char('c') if view.state.driver().is_none() => Intent::Engine(Command::TakeControl),
+        KeyCode::Char('c') if view.state.driver().is_none() => {
+            Intent::Engine(Command::TakeControl { reason: None })
+        }
         KeyCode::Char('c') => Intent::Engine(Command::RequestControl),
         KeyCode::Char('A') => match view.state.prompt {
             Some(p)

@@ -16,6 +16,9 @@ impl Engine {
         cmd: Command,
     ) -> Result<Result<(), Rejected>, EngineError> {
         let reject = |s: String| Ok(Err(Rejected(s)));
+        if from != SYSTEM && !self.state.operators.iter().any(|o| o.id == from) {
+            return reject("you are no longer in this session".into());
+        }
         let by = self.name_of(from);
         let is_driver = from == SYSTEM
             || self
@@ -38,7 +41,9 @@ impl Engine {
                 Command::Note { .. }
                     | Command::RequestControl
                     | Command::GrantControl { .. }
-                    | Command::TakeControl
+                    | Command::TakeControl { .. }
+                    | Command::RemoveOperator { .. }
+                    | Command::Alive
             )
         {
             return reject("the session has finished".into());
@@ -230,19 +235,110 @@ impl Engine {
                 else {
                     return reject(format!("no operator {to} is attached"));
                 };
-                self.emit(Event::DriverChanged { id: to, name })?;
+                self.emit(Event::DriverChanged {
+                    id: to,
+                    name,
+                    reason: None,
+                })?;
             }
-            Command::TakeControl => {
-                if let Some(d) = self.state.driver() {
-                    if d.id != from {
-                        return reject(format!("{} drives and is attached: ask them (c)", d.name));
-                    }
-                    return reject("you already drive".into());
+            Command::TakeControl { reason } => return self.take_control(from, by, reason),
+            Command::RemoveOperator { id } => {
+                if from != SYSTEM && self.uid_of(from) != Some(self.owner_uid) {
+                    return reject("only the session's owner can remove an operator".into());
                 }
-                let name = self.shown_as(from);
-                self.emit(Event::DriverChanged { id: from, name })?;
+                if id == from {
+                    return reject("you cannot remove yourself; leave with q".into());
+                }
+                let Some(gone) = self.state.operators.iter().find(|o| o.id == id) else {
+                    return reject(format!("no operator {id} is attached"));
+                };
+                // The owner's own other terminals are closed but never banned.
+                let uid = gone.uid.filter(|u| *u != self.owner_uid);
+                self.emit(Event::OperatorRemoved { id, by, uid })?;
+                if let Some(close) = self.removals.remove(&id) {
+                    let _ = close.send(());
+                }
+                self.last_heard.remove(&id);
             }
+            Command::Alive => {}
         }
+        Ok(Ok(()))
+    }
+
+    /// The takeover policy. Nobody drives: anyone takes control. The session's owner (the uid
+    /// the session runs as) may take it at any time. Another operator may take it from a
+    /// driver whose client has shown no sign of life for `takeover_after`, giving a reason.
+    /// A takeover is journaled with its reason.
+    fn take_control(
+        &mut self,
+        from: u64,
+        by: String,
+        reason: Option<String>,
+    ) -> Result<Result<(), Rejected>, EngineError> {
+        let reject = |s: String| Ok(Err(Rejected(s)));
+        let reason = reason
+            .map(|r| {
+                r.chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect::<String>()
+            })
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        let name = self.shown_as(from);
+        let Some(driver) = self.state.driver().cloned() else {
+            self.emit(Event::DriverChanged {
+                id: from,
+                name,
+                reason: reason.map(|r| format!("{by}: {r}")),
+            })?;
+            return Ok(Ok(()));
+        };
+        if driver.id == from {
+            return reject("you already drive".into());
+        }
+        let why = if from == SYSTEM || self.uid_of(from) == Some(self.owner_uid) {
+            format!(
+                "{by}, the session's owner, took control from {}: {}",
+                driver.user,
+                reason.as_deref().unwrap_or("no reason given")
+            )
+        } else {
+            let silent = self.last_heard.get(&driver.id).map(|t| t.elapsed());
+            let after = self.takeover_after;
+            match silent {
+                Some(s) if s >= after => {}
+                _ => {
+                    let heard = silent
+                        .map(|s| format!(" (last sign of life {}s ago)", s.as_secs()))
+                        .unwrap_or_default();
+                    return reject(format!(
+                        "{} drives and their client answers{heard}: ask them (c). Another \
+                         operator may take control after {}s without a sign of life from the \
+                         driver's client, with a reason; the session's owner at any time",
+                        driver.name,
+                        after.as_secs()
+                    ));
+                }
+            }
+            let Some(r) = reason else {
+                return reject(
+                    "say why you take control (it is journaled): the driver's client has not \
+                     answered"
+                        .into(),
+                );
+            };
+            format!(
+                "{by} took control from {}, whose client showed no sign of life for {}s: {r}",
+                driver.user,
+                silent.map_or(0, |s| s.as_secs())
+            )
+        };
+        self.emit(Event::DriverChanged {
+            id: from,
+            name,
+            reason: Some(why),
+        })?;
         Ok(Ok(()))
     }
 

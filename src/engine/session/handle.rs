@@ -23,8 +23,12 @@ pub(super) enum Msg {
         who: Identity,
         name: String,
         driver: bool,
-        reply: oneshot::Sender<(u64, Vec<Stamped>, broadcast::Receiver<Stamped>)>,
+        /// A client over a connection, whose signs of life (`Command::Alive`) tell whether it
+        /// hangs; an in-process view lives and dies with the engine.
+        remote: bool,
+        reply: oneshot::Sender<Result<Attached, Rejected>>,
     },
+    SetTakeoverAfter(std::time::Duration),
     Detach {
         id: u64,
     },
@@ -36,6 +40,15 @@ pub(super) enum Msg {
         reply: oneshot::Sender<SessionState>,
     },
     Shutdown,
+}
+
+/// What an attach gives the new operator: its id, the history, the live feed, and the switch
+/// the engine pulls to close its feed if the owner removes it.
+pub(super) struct Attached {
+    pub id: u64,
+    pub history: Vec<Stamped>,
+    pub live: broadcast::Receiver<Stamped>,
+    pub removed: oneshot::Receiver<()>,
 }
 
 /// The handle the rest of the program holds on a running session.
@@ -72,28 +85,55 @@ impl EngineHandle {
         label: &str,
         driver: bool,
     ) -> Result<SessionClient, Rejected> {
-        let name = label;
+        self.attach_inner(who, label, driver, false).await
+    }
+
+    /// As `attach_as`, for a client over a connection (the pairing server): the client sends
+    /// signs of life, and the takeover policy treats a driver whose signs stop as hung.
+    pub async fn attach_remote(
+        &self,
+        who: Identity,
+        label: &str,
+        driver: bool,
+    ) -> Result<SessionClient, Rejected> {
+        self.attach_inner(who, label, driver, true).await
+    }
+
+    async fn attach_inner(
+        &self,
+        who: Identity,
+        label: &str,
+        driver: bool,
+        remote: bool,
+    ) -> Result<SessionClient, Rejected> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Attach {
                 who,
-                name: name.to_string(),
+                name: label.to_string(),
                 driver,
+                remote,
                 reply,
             })
             .await
             .map_err(|_| gone())?;
-        let (id, history, live) = rx.await.map_err(|_| gone())?;
-        Ok(self.client(id, name, history, live))
+        let attached = rx.await.map_err(|_| gone())??;
+        Ok(self.client(attached, label))
     }
 
-    fn client(
-        &self,
-        id: u64,
-        name: &str,
-        history: Vec<Stamped>,
-        mut live: broadcast::Receiver<Stamped>,
-    ) -> SessionClient {
+    /// How long a driver's client may show no sign of life before another operator may take
+    /// control (with a reason). The session's owner may at any time.
+    pub async fn set_takeover_after(&self, after: std::time::Duration) {
+        let _ = self.tx.send(Msg::SetTakeoverAfter(after)).await;
+    }
+
+    fn client(&self, attached: Attached, name: &str) -> SessionClient {
+        let Attached {
+            id,
+            history,
+            mut live,
+            mut removed,
+        } = attached;
         let (ev_tx, ev_rx) = mpsc::channel(4096);
         let engine = self.tx.clone();
         tokio::spawn(async move {
@@ -105,7 +145,12 @@ impl EngineHandle {
                 }
             }
             loop {
-                match live.recv().await {
+                let next = tokio::select! {
+                    // Removed by the owner (or the engine is gone): the feed closes.
+                    _ = &mut removed => return,
+                    next = live.recv() => next,
+                };
+                match next {
                     Ok(e) => {
                         if e.seq <= last && !e.event.is_live_only() {
                             continue;

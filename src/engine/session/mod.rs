@@ -28,6 +28,10 @@ pub use handle::{EngineHandle, EngineTask};
 
 /// The operator id commands carry when they come from flightdeck itself (`--yes`, headless).
 pub const SYSTEM: u64 = 0;
+/// How long a driver's client may show no sign of life (it sends one every few seconds)
+/// before another operator may take control. An SSH connection that hangs rather than drops
+/// keeps its socket open for hours; a minute of silence is already not a busy operator.
+pub const TAKEOVER_AFTER: Duration = Duration::from_secs(60);
 /// How often per-probe summaries go to the journal.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// How often traffic counts go to the journal (sooner when requests fail).
@@ -72,6 +76,14 @@ struct Engine {
     action: Option<JoinHandle<()>>,
     time_scale: f64,
     next_operator: u64,
+    /// The uid the engine runs as: the session's owner, who may always take control.
+    owner_uid: u32,
+    /// How long a remote driver may show no sign of life before others may take control.
+    takeover_after: Duration,
+    /// When each remote operator last showed a sign of life (any command, `Alive` included).
+    last_heard: HashMap<u64, Instant>,
+    /// Closes an operator's feed when the owner removes them.
+    removals: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
     probe_ok: HashMap<ProbeKey, bool>,
     /// Samples since the last summary: (ok, latency ms).
     probe_stats: BTreeMap<ProbeKey, Vec<(bool, u64)>>,
@@ -208,6 +220,10 @@ impl Engine {
                 action: None,
                 time_scale: 1.0,
                 next_operator: 1,
+                owner_uid: nix::unistd::getuid().as_raw(),
+                takeover_after: TAKEOVER_AFTER,
+                last_heard: HashMap::new(),
+                removals: HashMap::new(),
                 probe_ok: HashMap::new(),
                 probe_stats: BTreeMap::new(),
                 last_lb: None,
@@ -293,6 +309,9 @@ impl Engine {
                 command,
                 reply,
             } => {
+                if let Some(t) = self.last_heard.get_mut(&from) {
+                    *t = Instant::now();
+                }
                 let r = self.command(from, command)?;
                 let _ = reply.send(r);
             }
@@ -300,8 +319,16 @@ impl Engine {
                 who,
                 name,
                 driver,
+                remote,
                 reply,
             } => {
+                if self.state.removed_uids.contains(&who.uid) && who.uid != self.owner_uid {
+                    let _ = reply.send(Err(crate::engine::Rejected(format!(
+                        "the session's owner removed {} from this session",
+                        who.user
+                    ))));
+                    return Ok(());
+                }
                 let id = self.next_operator;
                 self.next_operator += 1;
                 let drives = driver && self.state.driver().is_none();
@@ -315,9 +342,22 @@ impl Engine {
                     user: Some(who.user),
                     uid: Some(who.uid),
                 })?;
-                let _ = reply.send((id, history, live));
+                let (removal, removed) = tokio::sync::oneshot::channel();
+                self.removals.insert(id, removal);
+                if remote {
+                    self.last_heard.insert(id, Instant::now());
+                }
+                let _ = reply.send(Ok(handle::Attached {
+                    id,
+                    history,
+                    live,
+                    removed,
+                }));
             }
+            Msg::SetTakeoverAfter(d) => self.takeover_after = d,
             Msg::Detach { id } => {
+                self.removals.remove(&id);
+                self.last_heard.remove(&id);
                 if self.state.operators.iter().any(|o| o.id == id) {
                     self.emit(Event::OperatorLeft { id })?;
                 }
