@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::{Confirm, Plan, PlannedStep};
 use crate::procedure::catalog::{Catalog, CatalogError, Hop};
 use crate::procedure::load::LoadedProcedure;
-use crate::procedure::model::{Action, ConfirmKind, LoopSpec, StepSpec};
+use crate::procedure::model::{Action, ConfirmKind, Downtime, LoopSpec, StepSpec};
 use crate::procedure::strings::map_action;
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::version::{Constraint, Version, VersionError};
@@ -162,6 +162,9 @@ pub fn build_plan(
     for (k, v) in p.vars.iter().chain(target.vars.iter()) {
         scope.set(k.clone(), v.clone());
     }
+    if let Some(catalog) = load_catalog(proc, opts)? {
+        catalog_vars(&catalog, &hops, target, to.as_deref(), &mut scope)?;
+    }
     if let Some(f) = &from {
         scope.set("from_version", f.clone());
         scope.set("current_version", f.clone());
@@ -225,8 +228,9 @@ pub fn compute_hops(
 ) -> Result<Vec<Hop>, PlanError> {
     let p = &proc.procedure;
     let strategy = p.path.as_ref().map_or("direct", |s| s.strategy.as_str());
-    match strategy {
-        "direct" => Ok(to
+    let catalog = load_catalog(proc, opts)?;
+    match (strategy, catalog) {
+        ("direct", None) => Ok(to
             .map(|t| Hop {
                 version: t.to_string(),
                 from: from.unwrap_or_default().to_string(),
@@ -234,7 +238,7 @@ pub fn compute_hops(
             })
             .into_iter()
             .collect()),
-        "minor-steps" => {
+        ("direct" | "minor-steps", Some(catalog)) => {
             let (Some(from), Some(to)) = (from, to) else {
                 return Err(if from.is_none() {
                     PlanError::UnknownFromVersion
@@ -242,21 +246,69 @@ pub fn compute_hops(
                     PlanError::UnknownToVersion
                 });
             };
-            let dir = if opts.catalog_dir.as_os_str().is_empty() {
-                proc.default_catalog_dir()
+            if strategy == "direct" {
+                Ok(catalog.direct_hop(from, to)?)
             } else {
-                opts.catalog_dir.clone()
-            };
-            let name = p
-                .path
-                .as_ref()
-                .and_then(|s| s.catalog.as_deref())
-                .unwrap_or(&p.product);
-            let catalog = Catalog::load(&Catalog::path_in(&dir, name))?;
-            Ok(catalog.hops(from, to)?)
+                Ok(catalog.hops(from, to)?)
+            }
         }
-        other => Err(PlanError::UnknownStrategy(other.to_string())),
+        (other, _) => Err(PlanError::UnknownStrategy(other.to_string())),
     }
+}
+
+/// The release catalog the path reads: always for `minor-steps` (the product's by default), for
+/// `direct` only when `path.catalog` names one.
+pub fn load_catalog(
+    proc: &LoadedProcedure,
+    opts: &PlanOptions,
+) -> Result<Option<Catalog>, PlanError> {
+    let p = &proc.procedure;
+    let Some(path) = &p.path else {
+        return Ok(None);
+    };
+    let name = match (path.strategy.as_str(), path.catalog.as_deref()) {
+        ("minor-steps", name) => name.unwrap_or(&p.product),
+        ("direct", Some(name)) => name,
+        ("direct", None) => return Ok(None),
+        (other, _) => return Err(PlanError::UnknownStrategy(other.to_string())),
+    };
+    let dir = if opts.catalog_dir.as_os_str().is_empty() {
+        proc.default_catalog_dir()
+    } else {
+        opts.catalog_dir.clone()
+    };
+    Ok(Some(Catalog::load(&Catalog::path_in(&dir, name))?))
+}
+
+/// What the catalog adds to the plan's variables: `path.<flag>` ("true" when any hop carries
+/// the flag), and, for a catalog with Helm charts, `chart_version`: the chart that ships
+/// `to_version` (a chart the target names is checked against the catalog instead).
+fn catalog_vars(
+    catalog: &Catalog,
+    hops: &[Hop],
+    target: &Target,
+    to: Option<&str>,
+    scope: &mut Scope,
+) -> Result<(), PlanError> {
+    for flag in catalog.flag_names() {
+        let on = hops
+            .iter()
+            .any(|h| h.flags.get(&flag).is_some_and(|v| v == "true"));
+        scope.set(format!("path.{flag}"), on.to_string());
+    }
+    let Some(to) = to else {
+        return Ok(());
+    };
+    match target.vars.get("chart_version") {
+        Some(chart) if !catalog.charts.is_empty() => catalog.check_chart(chart, to)?,
+        Some(_) => {}
+        None => {
+            if let Some(chart) = catalog.chart_for(to)? {
+                scope.set("chart_version", chart);
+            }
+        }
+    }
+    Ok(())
 }
 
 type Chain<'a> = Vec<(&'a str, LoopSpec)>;
@@ -440,6 +492,19 @@ impl Expander<'_> {
                 phrase: render("phrase", step.phrase.as_deref().unwrap_or_default())?,
             },
         };
+        let downtime = match &step.downtime_when {
+            None => step.downtime,
+            Some(w) => {
+                let expr = Expr::parse(w)
+                    .map_err(|e| self.step_err(&key, "downtime_when", &e.to_string()))?;
+                match expr.eval(scope) {
+                    Ok(true) => step.downtime,
+                    Ok(false) => Downtime::None,
+                    Err(WhenError::Unknown(v)) => return Err(self.unknown(&key, "downtime_when", &v)),
+                    Err(e) => return Err(self.step_err(&key, "downtime_when", &e.to_string())),
+                }
+            }
+        };
         let action = self.action(&key, "action", &step.action, scope)?;
         let undo = step
             .undo
@@ -461,7 +526,7 @@ impl Expander<'_> {
             step_id: step.id.clone(),
             title,
             runbook,
-            downtime: step.downtime,
+            downtime,
             confirm,
             approvals: step.approvals.unwrap_or(1),
             irreversible,

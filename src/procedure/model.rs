@@ -104,6 +104,10 @@ pub struct StepSpec {
     pub runbook: String,
     #[serde(default)]
     pub downtime: Downtime,
+    /// `downtime` applies only where this expression holds (same language as `when`), e.g. a
+    /// writes-down window that exists only on paths that restore a backup.
+    #[serde(default)]
+    pub downtime_when: Option<String>,
     #[serde(default)]
     pub confirm: ConfirmKind,
     /// The phrase to type when `confirm = "phrase"` (templated).

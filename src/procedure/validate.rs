@@ -37,6 +37,7 @@ pub fn validate(lp: &LoadedProcedure, target: Option<&Target>) -> Diagnostics {
         target,
         diags: Diagnostics::default(),
         hop_flags: None,
+        catalog_charts: false,
     };
     v.run();
     v.diags.sort();
@@ -49,6 +50,8 @@ struct Validator<'a> {
     diags: Diagnostics,
     /// Flag names the path strategy attaches to hops; `None` when unknown (catalog unreadable).
     hop_flags: Option<Vec<String>>,
+    /// The catalog maps charts to versions: the plan fills in `chart_version`.
+    catalog_charts: bool,
 }
 
 /// What loop kind a `for_each` chain contains.
@@ -132,12 +135,15 @@ impl Validator<'_> {
             return;
         };
         match path.strategy.as_str() {
-            "direct" => self.hop_flags = Some(Vec::new()),
-            "minor-steps" => {
+            "direct" if path.catalog.is_none() => self.hop_flags = Some(Vec::new()),
+            "direct" | "minor-steps" => {
                 let name = path.catalog.as_deref().unwrap_or(&p.product);
                 let file = Catalog::path_in(&self.lp.default_catalog_dir(), name);
                 match Catalog::load(&file) {
-                    Ok(c) => self.hop_flags = Some(c.flag_names()),
+                    Ok(c) => {
+                        self.hop_flags = Some(c.flag_names());
+                        self.catalog_charts = !c.charts.is_empty();
+                    }
                     Err(e) => {
                         let at = if path.catalog.is_some() {
                             "path.catalog"
@@ -273,6 +279,18 @@ impl Validator<'_> {
             }
             s.secrets = Some(t.secrets.keys().cloned().collect());
         }
+        // The catalog's flags over the whole path, and the chart it picks (expand.rs).
+        match &self.hop_flags {
+            Some(flags) => {
+                for f in flags {
+                    s.set(format!("path.{f}"), "");
+                }
+            }
+            None => s.open_prefixes.push("path.".into()),
+        }
+        if self.catalog_charts {
+            s.set("chart_version", "");
+        }
         if ctx.nodes || ctx.unknown {
             for k in NODE_VARS {
                 s.set(format!("node.{k}"), "");
@@ -349,17 +367,18 @@ impl Validator<'_> {
         }
         let ctx = self.loop_ctx(step.for_each.as_deref());
         let scope = self.scope_for(&ctx);
-        if let Some(w) = &step.when {
+        for (field, expr) in [("when", &step.when), ("downtime_when", &step.downtime_when)] {
+            let Some(w) = expr else { continue };
             match Expr::parse(w) {
                 Ok(e) => {
                     for var in e.variables() {
                         if !scope.has(&var) {
-                            let msg = unknown_var_message(&var, &ctx, "in `when`");
-                            self.err(&at("when"), msg);
+                            let msg = unknown_var_message(&var, &ctx, &format!("in `{field}`"));
+                            self.err(&at(field), msg);
                         }
                     }
                 }
-                Err(e) => self.err(&at("when"), e.to_string()),
+                Err(e) => self.err(&at(field), e.to_string()),
             }
         }
         self.check_template(&at("title"), &step.title, &scope, &ctx);
