@@ -1,10 +1,29 @@
-//! The Milvus personality: /healthz and the 2.1 -> 2.2 metadata migration and rollback.
+//! The Milvus personality: /healthz and the 2.1 -> 2.2 metadata migration and rollback; and the
+//! real refusals the seed procedure's old actions ran into (seed audit 2026-12, M1, M2, M4, and
+//! "Milvus cannot be downgraded"), each failing on the lab with the product's own error.
 
 mod lab_util;
 
-use flightdeck::lab::Product;
+use flightdeck::lab::{Lab, LabConfig, Product, RunState, Timing};
 use lab_util::*;
-use serde_json::json;
+use serde_json::{json, Value};
+
+async fn admin_post(lab: &Lab, path: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}{path}", lab.admin_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn milvus_at(version: &str, nodes: usize) -> Lab {
+    let mut cfg = LabConfig::new(Product::Milvus, nodes, Timing::fast());
+    cfg.version = Some(version.into());
+    Lab::start(cfg).await.unwrap()
+}
 
 #[tokio::test]
 async fn metadata_must_be_migrated_before_2_2_starts() {
@@ -20,7 +39,7 @@ async fn metadata_must_be_migrated_before_2_2_starts() {
     );
     let (status, _) = op(&lab, "node1", "rollback-metadata", json!({})).await;
     assert_eq!(status, 409, "no metadata backup yet");
-    op_ok(&lab, "node1", "install", json!({"version": "2.2.16"})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "2.2.14"})).await;
     op_ok(&lab, "node1", "start", json!({})).await;
     let failed = wait_state(&lab, "node1", "failed").await;
     assert!(failed.reason.unwrap().contains("migrate-metadata"));
@@ -43,5 +62,123 @@ async fn metadata_must_be_migrated_before_2_2_starts() {
     op_ok(&lab, "node1", "install", json!({"version": "2.1.4"})).await;
     op_ok(&lab, "node1", "start", json!({})).await;
     wait_state(&lab, "node1", "running").await;
+    lab.shutdown().await;
+}
+
+/// The old `migrate-metadata` binding passed `-d true`: migrate.sh then deletes its backup PVC
+/// and ConfigMap, and the old undo (`migrate.sh -o rollback`) fails with "No backup exists"
+/// (exit 4), leaving Milvus scaled to 0.
+#[tokio::test]
+async fn migrate_sh_d_true_loses_the_backup_and_the_rollback_fails() {
+    let lab = lab(Product::Milvus, 1).await;
+    let migrate = json!({"operation": "migrate", "version": "2.2.14", "cleanup": true});
+    assert_eq!(admin_post(&lab, "/_lab/migrate-sh", migrate).await.0, 200);
+    let up = wait_state(&lab, "node1", "running").await;
+    assert_eq!((up.version.as_str(), up.store_format), ("2.2.14", 2002));
+    assert!(
+        !lab.data_dir().join("node1/metadata-backup.json").exists(),
+        "-d true deletes the backup"
+    );
+    let rollback = json!({"operation": "rollback", "version": "2.1.4"});
+    let (status, body) = admin_post(&lab, "/_lab/migrate-sh", rollback).await;
+    assert_eq!(status, 409);
+    let err = body["error"].as_str().unwrap();
+    assert!(
+        err.contains("No backup exists, abort") && err.contains("exit 4"),
+        "{err}"
+    );
+    assert!(err.contains("deleted by -d"), "{err}");
+    let down = wait_state(&lab, "node1", "stopped").await;
+    assert_eq!(down.store_format, 2002, "the metadata stays migrated");
+    lab.shutdown().await;
+}
+
+/// Upstream's rollback fails even with the backup kept (rollback_meta() checks the ConfigMap
+/// without the instance suffix); the etcd snapshot taken before the migration is the undo that
+/// works: 2.1.4 runs again on its 2.1 metadata.
+#[tokio::test]
+async fn the_etcd_snapshot_brings_2_1_back_where_migrate_sh_rollback_cannot() {
+    let lab = lab(Product::Milvus, 1).await;
+    let n1 = url(&lab, "node1").await;
+    assert_eq!(put(&format!("{n1}/kv/vec"), "1,2,3").await.0, 200);
+    let snap = json!({"operation": "snapshot", "name": "before-migrate"});
+    assert_eq!(admin_post(&lab, "/_lab/etcd", snap).await.0, 200);
+    let migrate = json!({"operation": "migrate", "version": "2.2.14"});
+    assert_eq!(admin_post(&lab, "/_lab/migrate-sh", migrate).await.0, 200);
+    wait_state(&lab, "node1", "running").await;
+    assert!(lab.data_dir().join("node1/metadata-backup.json").exists());
+    let rollback = json!({"operation": "rollback", "version": "2.1.4"});
+    let (status, body) = admin_post(&lab, "/_lab/migrate-sh", rollback).await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("No backup exists"),
+        "{body}"
+    );
+    wait_state(&lab, "node1", "stopped").await;
+
+    let missing = json!({"operation": "restore", "name": "nope", "version": "2.1.4"});
+    assert_eq!(admin_post(&lab, "/_lab/etcd", missing).await.0, 404);
+    let restore = json!({"operation": "restore", "name": "before-migrate", "version": "2.1.4"});
+    assert_eq!(admin_post(&lab, "/_lab/etcd", restore).await.0, 200);
+    let back = wait_state(&lab, "node1", "running").await;
+    assert_eq!((back.version.as_str(), back.store_format), ("2.1.4", 2001));
+    assert_eq!(get(&format!("{n1}/kv/vec")).await, (200, "1,2,3".into()));
+    lab.shutdown().await;
+}
+
+/// The old rolling path patched a standalone Deployment to RollingUpdate: the surge pod needs the
+/// standalone's ReadWriteOnce volume and never attaches (Multi-Attach); the old pod keeps serving.
+#[tokio::test]
+async fn a_standalone_refuses_a_second_pod_on_its_volume() {
+    let lab = milvus_at("2.2.5", 1).await;
+    let (status, body) = op(&lab, "node1", "rollout", json!({"version": "2.2.14"})).await;
+    assert_eq!(status, 409);
+    let err = body["error"].as_str().unwrap();
+    assert!(err.contains("Multi-Attach error for volume"), "{err}");
+    assert!(err.contains("exclusively attached to one node"), "{err}");
+    let n = node(&lab, "node1").await;
+    assert_eq!((n.version.as_str(), n.state), ("2.2.5", RunState::Running));
+    lab.shutdown().await;
+}
+
+/// The old undos downgraded the image (a rollout back to the old version, helm rollback): Milvus
+/// cannot be downgraded, and the lab refuses both.
+#[tokio::test]
+async fn milvus_refuses_a_downgrade() {
+    let lab = milvus_at("2.2.5", 2).await;
+    for n in ["node1", "node2"] {
+        op_ok(&lab, n, "rollout", json!({"version": "2.3.21"})).await;
+    }
+    let (status, body) = op(&lab, "node1", "rollout", json!({"version": "2.2.5"})).await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("newer than 2.2.5"),
+        "{body}"
+    );
+    // helm rollback recreates the pods on the old image: they do not start.
+    let (status, _) = admin_post(&lab, "/_lab/helm-upgrade", json!({"version": "2.2.5"})).await;
+    assert_eq!(status, 200);
+    let failed = wait_state(&lab, "node1", "failed").await;
+    assert!(
+        failed.reason.unwrap().contains("downgrade is not possible"),
+        "the old image refuses the newer metadata"
+    );
+    lab.shutdown().await;
+}
+
+/// helm upgrade after a rolling update or migrate.sh leaves the pods alone: their template (the
+/// image) does not change.
+#[tokio::test]
+async fn helm_upgrade_keeps_pods_already_on_the_version() {
+    let lab = milvus_at("2.2.5", 2).await;
+    op_ok(&lab, "node1", "rollout", json!({"version": "2.2.14"})).await;
+    let (status, body) = admin_post(&lab, "/_lab/helm-upgrade", json!({"version": "2.2.14"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["nodes"], json!(["node2"]), "only node2 was restarted");
+    let n1 = node(&lab, "node1").await;
+    assert_eq!(
+        (n1.version.as_str(), n1.state),
+        ("2.2.14", RunState::Running)
+    );
     lab.shutdown().await;
 }

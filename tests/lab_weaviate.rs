@@ -1,4 +1,6 @@
-//! The Weaviate personality: readiness, nodes, Raft statistics and backups.
+//! The Weaviate personality: readiness, nodes, Raft statistics and backups; and the real
+//! refusals the seed procedure's old actions ran into (seed audit 2026-12 §5, W4): a restore over
+//! an existing collection, a rolling Raft hop; and the Raft hop's documented way back.
 
 mod lab_util;
 
@@ -35,7 +37,7 @@ async fn statistics_are_unsynchronized_for_a_while_after_a_restart() {
     assert_eq!(nodes["nodes"][0]["status"], "HEALTHY");
     assert_eq!(nodes["nodes"][0]["version"], "1.25.10");
 
-    op_ok(&lab, "node2", "install", json!({"version": "1.26.17"})).await;
+    op_ok(&lab, "node2", "install", json!({"version": "1.26.18"})).await;
     op_ok(&lab, "node2", "start", json!({})).await;
     let n2 = url(&lab, "node2").await;
     assert_eq!(get(&format!("{n2}/v1/.well-known/live")).await.0, 200);
@@ -52,7 +54,7 @@ async fn statistics_are_unsynchronized_for_a_while_after_a_restart() {
     })
     .await;
     let (_, meta) = get_json(&format!("{n2}/v1/meta")).await;
-    assert_eq!(meta["version"], "1.26.17");
+    assert_eq!(meta["version"], "1.26.18");
     assert_eq!(get(&format!("{n2}/v1/.well-known/ready")).await.0, 200);
     lab.shutdown().await;
 }
@@ -100,13 +102,44 @@ async fn filesystem_backup_and_restore() {
     })
     .await;
     assert_eq!(put(&format!("{n3}/kv/doc"), "changed").await.0, 200);
+    let restore = || async {
+        client()
+            .post(format!("{n1}/v1/backups/filesystem/pre_upgrade_1/restore"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // The old detour restored over the existing collection: Weaviate accepts the request, then
+    // the restore fails (v1.23.16 usecases/backup/restorer.go: "restore class %s: already
+    // exists"), and nothing is restored.
+    assert_eq!(restore().await, 200);
+    let failed = eventually("restore FAILED", || async {
+        let (_, s) = get_json(&format!("{n1}/v1/backups/filesystem/pre_upgrade_1/restore")).await;
+        (s["status"] == "FAILED").then_some(s)
+    })
+    .await;
+    assert_eq!(failed["error"], "restore class LabObject: already exists");
+    assert_eq!(get(&format!("{n3}/kv/doc")).await, (200, "changed".into()));
+    // Delete the collection first (DELETE /v1/schema/{className}), then the restore works.
+    let (_, schema) = get_json(&format!("{n1}/v1/schema")).await;
+    assert_eq!(schema["classes"][0]["class"], "LabObject");
     let r = client()
-        .post(format!("{n1}/v1/backups/filesystem/pre_upgrade_1/restore"))
-        .json(&json!({}))
+        .delete(format!("{n1}/v1/schema/LabObject"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    let (_, schema) = get_json(&format!("{n3}/v1/schema")).await;
+    assert_eq!(schema["classes"], json!([]));
+    assert_eq!(
+        get(&format!("{n3}/kv/doc")).await.0,
+        404,
+        "the objects went with it"
+    );
+    assert_eq!(restore().await, 200);
     eventually("restore SUCCESS", || async {
         let (_, s) = get_json(&format!("{n1}/v1/backups/filesystem/pre_upgrade_1/restore")).await;
         (s["status"] == "SUCCESS").then_some(())
@@ -124,5 +157,86 @@ async fn filesystem_backup_and_restore() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 422);
+    lab.shutdown().await;
+}
+
+/// The old procedure rolled the Raft hop node by node: a node on 1.25 among nodes still on 1.24
+/// cannot bootstrap Raft (no quorum of voters) and never becomes ready. All nodes down, then all
+/// up on 1.25, works (the 1.25 migration guide's downtime).
+#[tokio::test]
+async fn a_rolling_raft_hop_never_gets_ready() {
+    let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
+    cfg.version = Some("1.24.26".into());
+    let lab = Lab::start(cfg).await.unwrap();
+    let n1 = url(&lab, "node1").await;
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "1.25.34"})).await;
+    op_ok(&lab, "node1", "start", json!({})).await;
+    let up = wait_state(&lab, "node1", "running").await;
+    let why = up.reason.expect("the lab says why node1 waits");
+    assert!(why.contains("raft: waiting for voters"), "{why}");
+    assert!(
+        why.contains("node2, node3 still run a pre-1.25 version"),
+        "{why}"
+    );
+    assert_eq!(get(&format!("{n1}/v1/.well-known/ready")).await.0, 503);
+    assert_eq!(get(&format!("{n1}/v1/.well-known/live")).await.0, 200);
+    // The whole cluster down, then up on 1.25: Raft bootstraps.
+    for n in ["node2", "node3"] {
+        op_ok(&lab, n, "stop", json!({})).await;
+        op_ok(&lab, n, "install", json!({"version": "1.25.34"})).await;
+    }
+    for n in ["node2", "node3"] {
+        op_ok(&lab, n, "start", json!({})).await;
+    }
+    eventually("every node ready on 1.25", || async {
+        for n in ["node1", "node2", "node3"] {
+            let u = url(&lab, n).await;
+            if get(&format!("{u}/v1/.well-known/ready")).await.0 != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    lab.shutdown().await;
+}
+
+/// The 1.25 way back: POST /v1/cluster/schema-v1 on each node, then 1.24 starts on the node's
+/// Raft-era data (without it the old version refuses the store: see seed_lab_ops).
+#[tokio::test]
+async fn schema_v1_opens_the_way_back_to_1_24() {
+    let mut cfg = LabConfig::new(Product::Weaviate, 2, Timing::fast());
+    cfg.version = Some("1.25.34".into());
+    let lab = Lab::start(cfg).await.unwrap();
+    for n in ["node1", "node2"] {
+        let u = url(&lab, n).await;
+        let r = client()
+            .post(format!("{u}/v1/cluster/schema-v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{n}");
+    }
+    for n in ["node1", "node2"] {
+        op_ok(&lab, n, "stop", json!({})).await;
+        op_ok(&lab, n, "install", json!({"version": "1.24.26"})).await;
+        op_ok(&lab, n, "start", json!({})).await;
+    }
+    for n in ["node1", "node2"] {
+        let back = wait_state(&lab, n, "running").await;
+        assert_eq!(
+            (back.version.as_str(), back.store_format),
+            ("1.24.26", 1024)
+        );
+    }
+    // Before 1.25 the endpoint does not exist.
+    let u = url(&lab, "node1").await;
+    let r = client()
+        .post(format!("{u}/v1/cluster/schema-v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
     lab.shutdown().await;
 }

@@ -217,15 +217,15 @@ fn nested_loops_interleave_per_hop() {
     let f = fixture(HOPS_WITHIN);
     let p = plan(&f, None, Some("1.27.5")).unwrap();
     assert_eq!(p.from_version.as_deref(), Some("1.25.10"));
-    assert_eq!(p.hops, vec!["1.26.17", "1.27.5"]);
+    assert_eq!(p.hops, vec!["1.26.18", "1.27.5"]);
     assert_eq!(
         keys(&p),
         vec![
-            "backup@1.26.17",
-            "upgrade@1.26.17/n2",
-            "upgrade@1.26.17/n3",
-            "upgrade@1.26.17/n1",
-            "sync@1.26.17",
+            "backup@1.26.18",
+            "upgrade@1.26.18/n2",
+            "upgrade@1.26.18/n3",
+            "upgrade@1.26.18/n1",
+            "sync@1.26.18",
             "backup@1.27.5",
             "upgrade@1.27.5/n2",
             "upgrade@1.27.5/n3",
@@ -236,13 +236,13 @@ fn nested_loops_interleave_per_hop() {
     assert_eq!(
         p.steps[0].action,
         Action::Manual {
-            text: "1.25.10 -> 1.26.17 (1.26, hop 1)".into()
+            text: "1.25.10 -> 1.26.18 (1.26, hop 1)".into()
         }
     );
     assert_eq!(
         p.steps[5].action,
         Action::Manual {
-            text: "1.26.17 -> 1.27.5 (1.27, hop 2)".into()
+            text: "1.26.18 -> 1.27.5 (1.27, hop 2)".into()
         }
     );
     let up = &p.steps[7];
@@ -283,7 +283,7 @@ fn weaviate_hops_and_downgrades_from_the_catalog() {
     let c = Catalog::load(&catalog_dir().join("weaviate.toml")).unwrap();
     let hops = c.hops("1.25.10", "1.27.3").unwrap();
     let v: Vec<&str> = hops.iter().map(|h| h.version.as_str()).collect();
-    assert_eq!(v, vec!["1.26.17", "1.27.3"]);
+    assert_eq!(v, vec!["1.26.18", "1.27.3"]);
     assert_eq!(hops[0].flags["sync_gate"], "true");
     assert_eq!(hops[0].flags["raft"], "false");
     assert_eq!(hops[0].flags["detour"], "false");
@@ -323,7 +323,7 @@ fn weaviate_hops_and_downgrades_from_the_catalog() {
         .into_iter()
         .map(|h| h.version)
         .collect();
-    assert_eq!(v, vec!["2.2.16", "2.3.21", "2.4.5"]);
+    assert_eq!(v, vec!["2.2.16", "2.3.22", "2.4.5"]);
 }
 
 #[test]

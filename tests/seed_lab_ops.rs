@@ -1,6 +1,6 @@
 //! The lab operations added for the seed procedures: Jahia's full read-only switch and marker
-//! removal, Weaviate's downgrade within the Raft era, Milvus's rolling update, helm upgrade and
-//! migrate.sh (migrate and rollback).
+//! removal, Weaviate's downgrade within the Raft era, Milvus's rolling update, helm upgrade,
+//! migrate.sh (migrate, and its rollback failing as upstream's does) and the etcd snapshot.
 
 mod lab_util;
 
@@ -51,7 +51,7 @@ async fn jahia_full_read_only_is_cluster_wide_from_the_processing_node() {
 async fn weaviate_goes_back_a_minor_within_the_raft_era_only() {
     let lab = lab(Product::Weaviate, 1).await;
     op_ok(&lab, "node1", "stop", json!({})).await;
-    op_ok(&lab, "node1", "install", json!({"version": "1.26.17"})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "1.26.18"})).await;
     op_ok(&lab, "node1", "start", json!({})).await;
     assert_eq!(
         wait_state(&lab, "node1", "running").await.store_format,
@@ -73,45 +73,52 @@ async fn weaviate_goes_back_a_minor_within_the_raft_era_only() {
 #[tokio::test]
 async fn milvus_rollout_needs_migrated_metadata_and_keeps_serving() {
     let lab = lab(Product::Milvus, 1).await;
-    let (status, body) = op(&lab, "node1", "rollout", json!({"version": "2.2.16"})).await;
+    let (status, body) = op(&lab, "node1", "rollout", json!({"version": "2.2.14"})).await;
     assert_eq!(status, 409);
     assert!(
         body["error"].as_str().unwrap().contains("migrate"),
         "{body}"
     );
 
-    // migrate.sh: rollback before any migration has no backup (exit 4's case).
+    // migrate.sh -o rollback as upstream runs it: Milvus scaled to 0, then exit 4 ("No backup
+    // exists"): rollback_meta() checks a ConfigMap name without the instance suffix.
     let rollback = json!({"operation": "rollback", "version": "2.1.4"});
     assert_eq!(
         admin_post(&lab, "/_lab/migrate-sh", rollback.clone()).await,
         409
     );
-    assert_eq!(
-        node(&lab, "node1").await.state,
-        flightdeck::lab::RunState::Running
-    );
-    let migrate = json!({"operation": "migrate", "version": "2.2.16"});
+    wait_state(&lab, "node1", "stopped").await;
+    op_ok(&lab, "node1", "start", json!({})).await;
+    wait_state(&lab, "node1", "running").await;
+    let migrate = json!({"operation": "migrate", "version": "2.2.14"});
     assert_eq!(
         admin_post(&lab, "/_lab/migrate-sh", migrate.clone()).await,
         200
     );
     let up = wait_state(&lab, "node1", "running").await;
-    assert_eq!((up.version.as_str(), up.store_format), ("2.2.16", 2002));
-    // Migrating twice is refused, and leaves Milvus running; rolling back restores the 2.1
-    // metadata.
+    assert_eq!((up.version.as_str(), up.store_format), ("2.2.14", 2002));
+    // Migrating twice is refused, and leaves Milvus running.
     assert_eq!(admin_post(&lab, "/_lab/migrate-sh", migrate).await, 409);
     assert_eq!(
         node(&lab, "node1").await.state,
         flightdeck::lab::RunState::Running
     );
-    assert_eq!(admin_post(&lab, "/_lab/migrate-sh", rollback).await, 200);
-    let back = wait_state(&lab, "node1", "running").await;
-    assert_eq!((back.version.as_str(), back.store_format), ("2.1.4", 2001));
     let bad = json!({"operation": "explode", "version": "2.1.4"});
     assert_eq!(admin_post(&lab, "/_lab/migrate-sh", bad).await, 400);
+    // The etcd snapshot taken before is what brings 2.1.4 back (see the etcd test below).
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "2.1.4"})).await;
+    op_ok(&lab, "node1", "start", json!({})).await;
+    let failed = wait_state(&lab, "node1", "failed").await;
+    assert!(failed.reason.unwrap().contains("downgrade is not possible"));
+    lab.shutdown().await;
+}
 
+#[tokio::test]
+async fn milvus_helm_upgrade_recreates_the_pod() {
+    let lab = lab(Product::Milvus, 1).await;
     // helm upgrade recreates the pod; from 2.1 metadata, 2.2 does not start.
-    let helm = json!({"version": "2.2.16"});
+    let helm = json!({"version": "2.2.14"});
     assert_eq!(admin_post(&lab, "/_lab/helm-upgrade", helm).await, 200);
     let failed = wait_state(&lab, "node1", "failed").await;
     assert!(failed.reason.unwrap().contains("migrate-metadata"));
@@ -127,9 +134,10 @@ async fn milvus_rollout_needs_migrated_metadata_and_keeps_serving() {
 
 #[tokio::test]
 async fn milvus_rolling_update_switches_a_running_node() {
+    // Two Deployments of a cluster (a one-node lab is a standalone, which cannot roll).
     let lab = flightdeck::lab::Lab::start({
         let mut cfg =
-            flightdeck::lab::LabConfig::new(Product::Milvus, 1, flightdeck::lab::Timing::fast());
+            flightdeck::lab::LabConfig::new(Product::Milvus, 2, flightdeck::lab::Timing::fast());
         cfg.version = Some("2.2.5".into());
         cfg
     })

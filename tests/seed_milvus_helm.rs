@@ -1,7 +1,8 @@
-//! procedures/milvus-helm.toml: the path follows the current version (metadata migration from
-//! 2.1.x, helm upgrade before 2.2.3 or on RocksMQ, a rolling upgrade from 2.2.3); a full lab
-//! run from 2.1.4; a rolling run under load that loses no read; a failed migration rolls the
-//! metadata back and Milvus runs 2.1.4 again.
+//! procedures/milvus-helm.toml: the path follows the current version and the deployment
+//! (metadata migration from 2.1.x, helm upgrade for a standalone, before 2.2.3 or on RocksMQ, a
+//! rolling upgrade of a cluster from 2.2.3), the chart and the refusals come from the catalog; a
+//! full lab run from 2.1.4; a rolling run under load that loses no read; a failed migration
+//! restores the etcd snapshot and Milvus runs 2.1.4 again.
 
 mod common;
 mod seed_util;
@@ -26,22 +27,35 @@ fn from(v: &str) -> PlanOptions {
     }
 }
 
-const CHECKS: [&str; 5] = [
+const CHECKS: [&str; 6] = [
     "helm-version",
     "kubectl-version",
     "chart-versions",
     "preflight",
     "current-version@standalone",
+    "backup",
 ];
 const END: [&str; 2] = ["final", "final-version@standalone"];
 
-fn expect(middle: &[&str]) -> Vec<String> {
+fn expect(middle: &[&str], end: &[&str]) -> Vec<String> {
     CHECKS
         .iter()
         .chain(middle)
         .chain(END.iter())
+        .chain(end)
         .map(|s| s.to_string())
         .collect()
+}
+
+fn step<'a>(plan: &'a flightdeck::plan::Plan, key: &str) -> &'a flightdeck::plan::PlannedStep {
+    plan.steps
+        .iter()
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| panic!("no step {key}"))
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap()
 }
 
 #[test]
@@ -49,39 +63,105 @@ fn the_current_version_chooses_the_path() {
     let plan = check_and_plan(PROCEDURE, EXAMPLE, &from("2.1.4"));
     assert_eq!(
         keys(&plan),
-        expect(&["migrate-metadata", "migrate-ready"]),
+        expect(
+            &[
+                "etcd-snapshot",
+                "migrate-metadata",
+                "migrate-ready",
+                "helm-sync"
+            ],
+            &["migrate-cleanup"]
+        ),
         "2.1.x migrates its metadata"
     );
-    let migrate = &plan.steps[5];
-    let text = serde_json::to_string(&migrate.action).unwrap();
+    let migrate = step(&plan, "migrate-metadata");
+    let text = json(&migrate.action);
     assert!(text.contains(r#""-s","2.1.4","-t","2.4.5""#), "{text}");
-    let undo = serde_json::to_string(&migrate.undo).unwrap();
+    // No `-d true`: it deletes the backup (seed audit M1).
+    assert!(!text.contains(r#""-d""#), "{text}");
+    // The undo restores the etcd snapshot, not migrate.sh -o rollback (audit M2).
+    let undo = json(&migrate.undo);
     assert!(
-        undo.contains(r#""-o","rollback","-w","milvusdb/milvus:v2.1.4""#),
+        undo.contains("etcd-restore") && undo.contains("milvusdb/milvus:v2.1.4"),
         "{undo}"
     );
-    assert!(plan.steps[6].irreversible.is_some());
+    assert!(!undo.contains("rollback"), "{undo}");
+    assert!(step(&plan, "migrate-ready").irreversible.is_some());
+    // The release is brought in line with what runs (audit M5).
+    let sync = json(&step(&plan, "helm-sync").action);
+    assert!(
+        sync.contains("--reset-then-reuse-values") && sync.contains("--version=4.1.36"),
+        "{sync}"
+    );
 
     let plan = check_and_plan(PROCEDURE, EXAMPLE, &from("2.2.0"));
     assert_eq!(
         keys(&plan),
-        expect(&["helm-upgrade", "helm-ready"]),
-        "before 2.2.3: helm upgrade"
+        expect(&["helm-upgrade", "helm-ready"], &[]),
+        "before 2.2.3"
     );
-    let text = serde_json::to_string(&plan.steps[5].action).unwrap();
+    let upgrade = step(&plan, "helm-upgrade");
+    let text = json(&upgrade.action);
     assert!(text.contains("--reset-then-reuse-values"), "{text}");
-    assert!(text.contains("--version=4.1.34"), "{text}");
+    // The chart comes from the catalog: the newest chart that ships 2.4.5.
+    assert!(text.contains("--version=4.1.36"), "{text}");
+    // Milvus cannot be downgraded: no helm rollback as the undo, and it is the point of no return.
+    assert!(upgrade.undo.is_none());
+    assert!(upgrade.irreversible.is_some());
 
+    // A standalone from 2.2.3 still takes helm upgrade, with downtime (audit M4).
     let plan = check_and_plan(PROCEDURE, EXAMPLE, &from("2.2.5"));
     assert_eq!(
         keys(&plan),
-        expect(&["rollout@standalone", "rollout-status@standalone"]),
-        "from 2.2.3: rolling upgrade"
+        expect(&["helm-upgrade", "helm-ready"], &[]),
+        "standalone"
     );
-    let text = serde_json::to_string(&plan.steps[6].action).unwrap();
+    assert_eq!(
+        step(&plan, "helm-upgrade").downtime,
+        flightdeck::procedure::model::Downtime::Full
+    );
+}
+
+#[test]
+fn the_catalog_picks_the_chart_and_refuses_what_cannot_be_done() {
+    let to = |from: &str, to: &str| PlanOptions {
+        from_version: Some(from.into()),
+        to_version: Some(to.into()),
+        ..Default::default()
+    };
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &to("2.2.5", "2.5.12"));
+    assert_eq!(
+        step(&plan, "chart-versions").title,
+        "Chart 4.2.50 ships Milvus 2.5.12"
+    );
+    // No chart ships 2.5.26: refused at plan time, not at run time.
+    let err = plan_error(PROCEDURE, EXAMPLE, &to("2.2.5", "2.5.26"));
     assert!(
-        text.contains("rollout") && text.contains("status"),
-        "{text}"
+        err.contains("no chart in the catalog ships milvus 2.5.26"),
+        "{err}"
+    );
+    // 2.6 needs 2.5.16 first.
+    let err = plan_error(PROCEDURE, EXAMPLE, &to("2.5.12", "2.6.5"));
+    assert!(err.contains("2.5.16"), "{err}");
+    check_and_plan(PROCEDURE, EXAMPLE, &to("2.5.16", "2.6.5"));
+    // Milvus cannot be downgraded.
+    let err = plan_error(PROCEDURE, EXAMPLE, &to("2.4.5", "2.2.5"));
+    assert!(err.contains("not supported"), "{err}");
+    // A chart the target pins must ship the version planned.
+    let mut target = load_target(Path::new(EXAMPLE)).unwrap();
+    target.vars.insert("chart_version".into(), "4.1.34".into());
+    let plan = check_and_plan_target(PROCEDURE, &target, &from("2.2.5"));
+    assert_eq!(
+        step(&plan, "chart-versions").title,
+        "Chart 4.1.34 ships Milvus 2.4.5"
+    );
+    let lp = flightdeck::procedure::load::load_procedure(Path::new(PROCEDURE)).unwrap();
+    let err = flightdeck::plan::expand::build_plan(&lp, &target, &to("2.2.5", "2.5.12"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("chart 4.1.34 ships milvus 2.4.5, not 2.5.12"),
+        "{err}"
     );
 }
 
@@ -89,8 +169,9 @@ fn the_current_version_chooses_the_path() {
 fn rocksmq_installs_take_helm_upgrade_and_clusters_roll_in_script_order() {
     let mut target = load_target(Path::new(EXAMPLE)).unwrap();
     target.vars.insert("message_queue".into(), "rocksmq".into());
+    target.vars.insert("milvus_mode".into(), "cluster".into());
     let plan = check_and_plan_target(PROCEDURE, &target, &from("2.2.5"));
-    assert_eq!(keys(&plan), expect(&["helm-upgrade", "helm-ready"]));
+    assert_eq!(keys(&plan), expect(&["helm-upgrade", "helm-ready"], &[]));
 
     // A cluster: one node per Deployment, listed out of order; rolled in rollingUpdate.sh's.
     let mut target = load_target(Path::new(EXAMPLE)).unwrap();
@@ -132,7 +213,25 @@ fn rocksmq_installs_take_helm_upgrade_and_clusters_roll_in_script_order() {
             "rollout@proxy",
         ]
     );
-    assert!(keys(&plan).contains(&"active-standby".to_string()));
+    let keys = keys(&plan);
+    assert_in_order(
+        &keys,
+        &["rolling-prepare", "rollout@rootcoord", "helm-sync", "final"],
+    );
+    // rollingUpdate.sh's patch: minReadySeconds 30 on the coordinators (audit M3), by the
+    // target's binding, which is given the component.
+    let rollout = json(&step(&plan, "rollout@rootcoord").action);
+    assert!(
+        rollout.contains(r#""rollout","milvus","my-release","rootcoord""#),
+        "{rollout}"
+    );
+    // No image downgrade as an undo: the first rollout is the point of no return.
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| !s.key.starts_with("rollout@") || s.undo.is_none()));
+    let first = plan.first_irreversible().unwrap();
+    assert_eq!(plan.steps[first].key, "rollout@rootcoord");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,14 +240,21 @@ async fn checks_and_plans_against_the_lab_target() {
         .await
         .unwrap();
     let target = lab.target();
+    // One node: a standalone, which never rolls.
     for (v, step) in [
         ("2.1.4", "migrate-metadata"),
         ("2.2.0", "helm-upgrade"),
-        ("2.2.5", "rollout@node1"),
+        ("2.2.5", "helm-upgrade"),
     ] {
         let plan = check_and_plan_target(PROCEDURE, target, &from(v));
         assert!(keys(&plan).contains(&step.to_string()), "{v}: {step}");
     }
+    lab.shutdown().await;
+    let lab = Lab::start(LabConfig::new(Product::Milvus, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let plan = check_and_plan_target(PROCEDURE, lab.target(), &from("2.2.5"));
+    assert!(keys(&plan).contains(&"rollout@node1".to_string()));
     lab.shutdown().await;
 }
 
@@ -160,14 +266,19 @@ async fn from_2_1_4_the_metadata_is_migrated() {
     assert_eq!(run.state.mode, Mode::Finished(Outcome::Completed));
     let snap = run.lab.snapshot().await;
     let n = snap.node("node1").unwrap();
-    assert_eq!(n.version, "2.2.16");
+    assert_eq!(n.version, "2.2.14");
     assert_eq!(n.state, RunState::Running);
     assert_eq!(n.store_format, 2002, "metadata in the 2.2 format");
-    // migrate.sh's metadata backup stays for a rollback.
+    // migrate.sh's metadata backup stays (no -d), and the etcd snapshot was taken first.
     assert!(run
         .lab
         .data_dir()
         .join("node1/metadata-backup.json")
+        .exists());
+    assert!(run
+        .lab
+        .data_dir()
+        .join("etcd-snapshots/flightdeck-before-migrate-node1.json")
         .exists());
     assert!(snap.backends.iter().all(|b| b.serving), "{snap:?}");
     assert_every_step_journaled(&run);
@@ -183,7 +294,7 @@ async fn from_2_2_5_the_rolling_upgrade_loses_no_read() {
     assert!(run.end.ok, "{}\n{}", run.end.summary, run.output);
     let snap = run.lab.snapshot().await;
     for n in &snap.nodes {
-        assert_eq!(n.version, "2.2.16", "{}", n.name);
+        assert_eq!(n.version, "2.2.14", "{}", n.name);
         assert_eq!(n.state, RunState::Running, "{}", n.name);
     }
     let traffic = run.lab.traffic().await;
@@ -204,13 +315,13 @@ async fn from_2_2_0_helm_upgrades_the_release() {
     assert!(snap
         .nodes
         .iter()
-        .all(|n| n.version == "2.2.16" && n.state == RunState::Running));
+        .all(|n| n.version == "2.2.14" && n.state == RunState::Running));
     assert_every_step_journaled(&run);
     run.lab.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_migration_rolls_the_metadata_back() {
+async fn a_failed_migration_restores_the_etcd_snapshot() {
     let mut cfg = LabConfig::new(Product::Milvus, 1, Timing::fast());
     cfg.faults = vec!["fail-migration:node1".parse::<Fault>().unwrap()];
     let run = run_on_lab(PROCEDURE, cfg, yes_all_rollback()).await;

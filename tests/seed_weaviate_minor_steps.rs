@@ -7,11 +7,12 @@
 mod common;
 mod seed_util;
 
-use common::{run_on_lab, yes_all, yes_all_rollback};
+use common::{run_on_lab, run_on_lab_scaled, yes_all, yes_all_rollback};
 use flightdeck::engine::event::Outcome;
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{Fault, Lab, LabConfig, Product, RunState, Timing};
 use flightdeck::plan::expand::PlanOptions;
+use flightdeck::procedure::model::Downtime;
 use seed_util::*;
 
 const PROCEDURE: &str = "procedures/weaviate-minor-steps.toml";
@@ -25,94 +26,185 @@ fn versions(from: &str, to: &str) -> PlanOptions {
     }
 }
 
+fn step<'a>(plan: &'a flightdeck::plan::Plan, key: &str) -> &'a flightdeck::plan::PlannedStep {
+    plan.steps
+        .iter()
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| panic!("no step {key}"))
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
 #[test]
 fn one_minor_at_a_time_with_the_sync_gate() {
+    // The guide's own scenario, 1.25.10 -> 1.27: through 1.26's latest patch (git tag v1.26.18).
     let plan = check_and_plan(PROCEDURE, EXAMPLE, &PlanOptions::default());
-    assert_eq!(plan.hops, ["1.26.17", "1.27.27"]);
+    assert_eq!(plan.hops, ["1.26.18", "1.27.27"]);
     let keys = keys(&plan);
     assert_in_order(
         &keys,
         &[
+            "preflight",
+            "preflight-version",
             "backup",
             "backup-done",
-            "hop-ready@1.26.17",
-            // Followers first, the leader last.
-            "drain@1.26.17/weaviate-2",
-            "install@1.26.17/weaviate-2",
-            "node-sync@1.26.17/weaviate-2",
-            "drain@1.26.17/weaviate-3",
-            "drain@1.26.17/weaviate-1",
-            "node-sync@1.26.17/weaviate-1",
-            "hop-sync@1.26.17",
+            "hop-ready@1.26.18",
+            // Target order: the Raft leader is not pinned to a node (audit W3).
+            "drain@1.26.18/weaviate-1",
+            "install@1.26.18/weaviate-1",
+            "verify-version@1.26.18/weaviate-1",
+            "node-sync@1.26.18/weaviate-1",
+            "drain@1.26.18/weaviate-2",
+            "node-sync@1.26.18/weaviate-3",
+            "hop-sync@1.26.18",
             "hop-ready@1.27.27",
-            "install@1.27.27/weaviate-2",
+            "install@1.27.27/weaviate-1",
             "hop-sync@1.27.27",
             "final",
+            "final-version",
         ],
     );
-    // No Raft migration, no detour on this path.
+    // No Raft migration, no detour, no writes window on this path.
     assert!(!keys
         .iter()
-        .any(|k| k.starts_with("raft-") || k.starts_with("detour")));
-    // The sync gate polls every node for the node count and the flag.
-    let gate = plan
-        .steps
-        .iter()
-        .find(|s| s.key == "hop-sync@1.26.17")
-        .unwrap();
-    let text = serde_json::to_string(&gate.action).unwrap();
-    assert!(text.contains("${node.url}/v1/cluster/statistics"), "{text}");
-    assert!(text.contains(r#""/statistics#len":"3""#), "{text}");
-    assert!(text.contains(r#""/synchronized":true"#), "{text}");
-    assert!(text.contains(r#""nodes":"all""#), "{text}");
+        .any(|k| k.starts_with("raft-") || k.starts_with("detour") || k.starts_with("writes")));
+    assert!(plan.steps.iter().all(|s| s.downtime == Downtime::None));
+    // The sync gates poll every node for the node count and the flag, the per-node one too
+    // (audit W2): the URL is left for the gate to fill in per polled node.
+    for key in ["hop-sync@1.26.18", "node-sync@1.26.18/weaviate-2"] {
+        let text = json(&step(&plan, key).action);
+        assert!(
+            text.contains("${node.url}/v1/cluster/statistics"),
+            "{key}: {text}"
+        );
+        assert!(!text.contains("weaviate-2.internal"), "{key}: {text}");
+        assert!(text.contains(r#""/statistics#len":"3""#), "{text}");
+        assert!(text.contains(r#""/synchronized":true"#), "{text}");
+        assert!(text.contains(r#""nodes":"all""#), "{text}");
+    }
+    // The version is checked before anything and on each node after its restart.
+    let pre = json(&step(&plan, "preflight-version").action);
+    assert!(
+        pre.contains(r#""/version":"1.25.10""#) && pre.contains("/v1/meta"),
+        "{pre}"
+    );
+    let post = json(&step(&plan, "verify-version@1.27.27/weaviate-2").action);
+    assert!(post.contains(r#""/version":"1.27.27""#), "{post}");
     // The install step goes hop by hop, from each hop's starting version.
-    let undo = plan
-        .steps
-        .iter()
-        .find(|s| s.key == "install@1.27.27/weaviate-3")
-        .and_then(|s| s.undo.clone())
+    let undo = step(&plan, "install@1.27.27/weaviate-3")
+        .undo
+        .clone()
         .unwrap();
-    assert!(serde_json::to_string(&undo)
-        .unwrap()
-        .contains("weaviate:1.26.17"));
+    assert!(json(&undo).contains("weaviate:1.26.18"));
 }
 
 #[test]
-fn old_clusters_take_the_detour_and_stop_for_raft() {
-    let plan = check_and_plan(PROCEDURE, EXAMPLE, &versions("1.22.4", "1.26.17"));
-    assert_eq!(plan.hops, ["1.23.16", "1.24.26", "1.25.34", "1.26.17"]);
+fn below_1_23_13_every_minor_is_a_hop_and_writes_stop_until_the_restore() {
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &versions("1.20.0", "1.24.26"));
+    assert_eq!(plan.hops, ["1.21.9", "1.22.13", "1.23.16", "1.24.26"]);
+    let keys = keys(&plan);
+    assert_in_order(
+        &keys,
+        &[
+            "writes-stop",
+            "backup",
+            "install@1.21.9/weaviate-1",
+            "install@1.22.13/weaviate-1",
+            "install@1.23.16/weaviate-3",
+            // Weaviate refuses to restore over existing collections (audit W4).
+            "detour-delete@1.23.16",
+            "detour-restore@1.23.16",
+            "detour-restore-done@1.23.16",
+            "writes-resume@1.23.16",
+            "hop-ready@1.24.26",
+        ],
+    );
+    // Writes are down from the stop until the restore, in one window; not after it.
+    let at = |k: &str| keys.iter().position(|x| x == k).unwrap();
+    for s in &plan.steps[at("writes-stop")..=at("writes-resume@1.23.16")] {
+        assert_eq!(s.downtime, Downtime::Writes, "{}", s.key);
+    }
+    assert!(plan.steps[at("hop-ready@1.24.26")..]
+        .iter()
+        .all(|s| s.downtime == Downtime::None));
+    // Deleting the collections is the point of no return.
+    let first = plan.first_irreversible().unwrap();
+    assert_eq!(plan.steps[first].key, "detour-delete@1.23.16");
+}
+
+#[test]
+fn the_raft_hop_stops_the_whole_cluster_and_keeps_a_way_back() {
+    let plan = check_and_plan(PROCEDURE, EXAMPLE, &versions("1.22.4", "1.26.18"));
+    assert_eq!(plan.hops, ["1.23.16", "1.24.26", "1.25.34", "1.26.18"]);
     let keys = keys(&plan);
     assert_in_order(
         &keys,
         &[
             "backup",
             "install@1.23.16/weaviate-2",
+            "detour-delete@1.23.16",
             "detour-restore@1.23.16",
             "detour-restore-done@1.23.16",
             "install@1.24.26/weaviate-2",
-            "raft-migration@1.25.34",
-            "install@1.25.34/weaviate-2",
-            "verify-raft@1.25.34/weaviate-2",
+            "raft-downtime@1.25.34",
+            // Every node down before any starts on 1.25 (audit §5 step 3).
+            "raft-stop@1.25.34/weaviate-1",
+            "raft-stop@1.25.34/weaviate-3",
+            "raft-install@1.25.34/weaviate-1",
+            "raft-start@1.25.34/weaviate-3",
+            "raft-ready@1.25.34",
+            "raft-sync@1.25.34",
+            "raft-version@1.25.34/weaviate-1",
+            "raft-lb-ready@1.25.34/weaviate-3",
             "raft-backup@1.25.34",
             "raft-backup-done@1.25.34",
-            "node-sync@1.26.17/weaviate-2",
-            "hop-sync@1.26.17",
+            "node-sync@1.26.18/weaviate-2",
+            "hop-sync@1.26.18",
         ],
     );
-    // The sync gate starts at 1.26; the Raft hop's verify is the point of no return.
+    assert!(
+        !keys.iter().any(|k| k.starts_with("raft-recreate")),
+        "Docker target"
+    );
     assert!(!keys.iter().any(|k| k.starts_with("node-sync@1.25")));
-    assert!(!keys.iter().any(|k| k.starts_with("verify@1.25")));
-    let first = plan.first_irreversible().unwrap();
-    assert_eq!(plan.steps[first].key, "verify-raft@1.25.34/weaviate-2");
-    let restore = plan
-        .steps
-        .iter()
-        .find(|s| s.key == "detour-restore@1.23.16")
-        .unwrap();
+    assert!(!keys.iter().any(|k| k.starts_with("stop@1.25")));
+    // The Raft hop is a full outage, marked.
+    let at = |k: &str| keys.iter().position(|x| x == k).unwrap();
+    for s in &plan.steps[at("raft-downtime@1.25.34")..=at("raft-lb-ready@1.25.34/weaviate-3")] {
+        assert_eq!(s.downtime, Downtime::Full, "{}", s.key);
+    }
+    // Its documented way back: POST /v1/cluster/schema-v1 on each node before the old image.
+    let undo = json(&step(&plan, "raft-version@1.25.34/weaviate-2").undo);
+    assert!(
+        undo.contains("weaviate-2.internal:8080/v1/cluster/schema-v1"),
+        "{undo}"
+    );
+    assert!(undo.contains(r#""method":"POST""#), "{undo}");
+    let restore = step(&plan, "detour-restore@1.23.16");
     assert!(matches!(
         restore.confirm,
         flightdeck::plan::Confirm::Phrase { .. }
     ));
+}
+
+#[test]
+fn on_kubernetes_the_raft_hop_recreates_the_statefulset() {
+    let mut target = flightdeck::target_load::load_target(std::path::Path::new(EXAMPLE)).unwrap();
+    target.vars.insert("platform".into(), "kubernetes".into());
+    let plan = check_and_plan_target(PROCEDURE, &target, &versions("1.24.26", "1.25.34"));
+    let keys = keys(&plan);
+    assert_in_order(
+        &keys,
+        &[
+            "raft-downtime@1.25.34",
+            "raft-recreate@1.25.34",
+            "raft-ready@1.25.34",
+            "raft-version@1.25.34/weaviate-1",
+        ],
+    );
+    assert!(!keys.iter().any(|k| k.starts_with("raft-stop")));
 }
 
 #[test]
@@ -132,7 +224,7 @@ async fn checks_and_plans_against_the_lab_target() {
         .unwrap();
     let plan = check_and_plan_target(PROCEDURE, lab.target(), &PlanOptions::default());
     assert_eq!(plan.from_version.as_deref(), Some("1.25.10"));
-    assert_eq!(plan.hops, ["1.26.17"]);
+    assert_eq!(plan.hops, ["1.26.18"]);
     lab.shutdown().await;
 }
 
@@ -144,7 +236,7 @@ async fn two_hops_rolling_under_load_keep_every_read() {
     let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
     assert!(run.end.ok, "{}\n{}", run.end.summary, run.output);
     assert_eq!(run.state.mode, Mode::Finished(Outcome::Completed));
-    assert_eq!(run.state.plan.hops, ["1.26.17", "1.27.27"]);
+    assert_eq!(run.state.plan.hops, ["1.26.18", "1.27.27"]);
     let snap = run.lab.snapshot().await;
     for n in &snap.nodes {
         assert_eq!(n.version, "1.27.27", "{} not upgraded", n.name);
@@ -196,6 +288,7 @@ fn a_single_hop_across_1_23_13_restores_too() {
         &[
             "backup",
             "install@1.23.16/weaviate-1",
+            "detour-delete@1.23.16",
             "detour-restore@1.23.16",
         ],
     );
@@ -230,7 +323,8 @@ async fn a_cluster_that_never_syncs_fails_the_gate_and_rolls_back() {
     let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
     cfg.load_rps = 100;
     cfg.faults = vec!["no-sync".parse::<Fault>().unwrap()];
-    let run = run_on_lab(PROCEDURE, cfg, yes_all_rollback()).await;
+    // The sync gate waits 300 s on a real cluster: shrink it further than the usual lab scale.
+    let run = run_on_lab_scaled(PROCEDURE, cfg, yes_all_rollback(), 0.02).await;
     assert!(!run.end.ok);
     assert_eq!(
         run.state.mode,
@@ -239,7 +333,7 @@ async fn a_cluster_that_never_syncs_fails_the_gate_and_rolls_back() {
         run.output
     );
     assert!(
-        run.output.contains("node-sync@1.26.17/node2"),
+        run.output.contains("node-sync@1.26.18/node1"),
         "{}",
         run.output
     );

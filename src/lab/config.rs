@@ -82,9 +82,10 @@ impl Product {
         match self {
             Product::Generic => "1.1.0",
             Product::Jahia => "8.2.0.0",
-            Product::Weaviate => "1.26.17",
+            Product::Weaviate => "1.26.18",
             Product::Neo4j => "3.3.5",
-            Product::Milvus => "2.2.16",
+            // The newest 2.2 a zilliztech/milvus chart ships (4.0.34; procedures/catalog).
+            Product::Milvus => "2.2.14",
         }
     }
 

@@ -52,10 +52,31 @@ pub(crate) fn extend(product: Product, target: &mut Target) {
 }
 
 /// Weaviate: the cluster's REST API through the balancer, where the procedure sends backups
-/// and restores (any node coordinates them, as on a real cluster).
+/// and restores (any node coordinates them, as on a real cluster); the collections deleted
+/// before a restore (the lab has one, through the product's own `DELETE /v1/schema/{class}`);
+/// the StatefulSet recreate of a Kubernetes target (`platform = "kubernetes"`), which the lab
+/// does as every node restarted on the version.
 fn weaviate(target: &mut Target) {
     if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
+        let mut delete = get(&format!(
+            "{frontend}/v1/schema/{}",
+            super::node::LAB_COLLECTION
+        ));
+        delete.method = "DELETE".into();
+        delete.expect_status = vec![200];
+        target
+            .actions
+            .insert("delete-collections".into(), Action::Http(delete));
         target.vars.insert("weaviate_url".into(), frontend);
+    }
+    if let Some(admin) = target.vars.get("lab_admin").cloned() {
+        target.actions.insert(
+            "raft-recreate".into(),
+            Action::Http(post(
+                &format!("{admin}/_lab/recreate"),
+                r#"{"version":"${arg.version}"}"#,
+            )),
+        );
     }
 }
 
@@ -101,20 +122,23 @@ fn post(url: &str, body: &str) -> HttpSpec {
 }
 
 /// Milvus on Helm: the precondition checks read the lab's tool versions; a Deployment's rolling
-/// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`
-/// and rollback, and migrate.sh's migrate and rollback, which stop and start Milvus themselves
-/// (so they replace the node-level metadata bindings of the common lab target).
+/// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`,
+/// migrate.sh's migration (no `-d`), and the etcd snapshot and restore around it, which stop
+/// and start Milvus themselves (so they replace the node-level metadata bindings of the common
+/// lab target).
 fn milvus(target: &mut Target) {
     let Some(admin) = target.vars.get("lab_admin").cloned() else {
         return;
     };
     target.vars.insert("message_queue".into(), "pulsar".into());
-    // The lab has no charts: name one after the version it installs.
-    let chart = format!(
-        "lab-{}",
-        target.vars.get("to_version").map_or("", String::as_str)
-    );
-    target.vars.insert("chart_version".into(), chart);
+    // One node is a standalone (a Recreate Deployment on one ReadWriteOnce volume); more are the
+    // Deployments of a cluster. The chart comes from procedures/catalog/milvus.toml.
+    let mode = if target.nodes.len() == 1 {
+        "standalone"
+    } else {
+        "cluster"
+    };
+    target.vars.insert("milvus_mode".into(), mode.into());
     let tools = Action::Http(get(&format!("{admin}/_lab/tools")));
     let mut status = get("${node.url}/_lab/status");
     status.expect_json = BTreeMap::from([
@@ -143,25 +167,31 @@ fn milvus(target: &mut Target) {
                 r#"{"version":"${arg.version}"}"#,
             )),
         ),
+        // rollingUpdate.sh's prepare edits a ConfigMap the lab does not model: it reads the
+        // tools, as a no-op that must answer.
         (
-            "helm-rollback",
-            Action::Http(post(
-                &format!("{admin}/_lab/helm-upgrade"),
-                r#"{"version":"${arg.version}"}"#,
-            )),
+            "rolling-prepare",
+            Action::Http(get(&format!("{admin}/_lab/tools"))),
         ),
         (
             "migrate-metadata",
             Action::Http(post(
                 &format!("{admin}/_lab/migrate-sh"),
-                r#"{"operation":"migrate","version":"${arg.target}"}"#,
+                r#"{"operation":"migrate","version":"${arg.target}","cleanup":false}"#,
             )),
         ),
         (
-            "rollback-metadata",
+            "etcd-snapshot",
             Action::Http(post(
-                &format!("{admin}/_lab/migrate-sh"),
-                r#"{"operation":"rollback","version":"${arg.source}"}"#,
+                &format!("{admin}/_lab/etcd"),
+                r#"{"operation":"snapshot","name":"${arg.name}"}"#,
+            )),
+        ),
+        (
+            "etcd-restore",
+            Action::Http(post(
+                &format!("{admin}/_lab/etcd"),
+                r#"{"operation":"restore","name":"${arg.name}","version":"${arg.version}"}"#,
             )),
         ),
     ];

@@ -500,7 +500,9 @@ impl Expander<'_> {
                 match expr.eval(scope) {
                     Ok(true) => step.downtime,
                     Ok(false) => Downtime::None,
-                    Err(WhenError::Unknown(v)) => return Err(self.unknown(&key, "downtime_when", &v)),
+                    Err(WhenError::Unknown(v)) => {
+                        return Err(self.unknown(&key, "downtime_when", &v))
+                    }
                     Err(e) => return Err(self.step_err(&key, "downtime_when", &e.to_string())),
                 }
             }

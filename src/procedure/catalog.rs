@@ -585,7 +585,10 @@ requires = [{ to = "2.6", from = "2.5.16", reason = "upgrade to 2.5.16 or later 
         assert_eq!(c.chart_for("2.4.5").unwrap().as_deref(), Some("4.1.36"));
         assert_eq!(c.chart_for("2.5.12").unwrap().as_deref(), Some("4.2.50"));
         let err = c.chart_for("2.5.26").unwrap_err().to_string();
-        assert!(err.contains("2.5.26") && err.contains("2.5.12-2.5.12"), "{err}");
+        assert!(
+            err.contains("2.5.26") && err.contains("2.5.12-2.5.12"),
+            "{err}"
+        );
         assert!(c.check_chart("4.1.34", "2.4.5").is_ok());
         let err = c.check_chart("4.1.34", "2.5.12").unwrap_err().to_string();
         assert!(err.contains("ships milvus 2.4.5, not 2.5.12"), "{err}");

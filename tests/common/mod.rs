@@ -31,6 +31,17 @@ pub struct LabRun {
 /// Plan `procedure` against a fresh lab started from `cfg`, run it headless with `auto`, and
 /// hand back everything (the lab still running, for assertions; call `lab.shutdown()`).
 pub async fn run_on_lab(procedure: &str, cfg: LabConfig, auto: AutoConfirm) -> LabRun {
+    run_on_lab_scaled(procedure, cfg, auto, LAB_SCALE).await
+}
+
+/// [`run_on_lab`] with gates shrunk by `time_scale`: for runs that wait out a gate sized for a
+/// real cluster (a failing sync gate, say).
+pub async fn run_on_lab_scaled(
+    procedure: &str,
+    cfg: LabConfig,
+    auto: AutoConfirm,
+    time_scale: f64,
+) -> LabRun {
     let lab = Lab::start(cfg).await.expect("lab starts");
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
     let diags = flightdeck::procedure::validate::validate(&lp, Some(lab.target()));
@@ -48,7 +59,7 @@ pub async fn run_on_lab(procedure: &str, cfg: LabConfig, auto: AutoConfirm) -> L
         operator: "test".into(),
         journal: journal_path.clone(),
         observe: true,
-        time_scale: LAB_SCALE,
+        time_scale,
     })
     .expect("engine starts");
     let mut out: Vec<u8> = Vec::new();

@@ -72,6 +72,8 @@ impl Cluster {
                 format = store.file.format;
             }
         }
+        // The restore recreates the backup's collections.
+        g.collections_deleted = false;
         g.applied_index += 1;
         Ok(format)
     }
@@ -112,7 +114,8 @@ impl Cluster {
         self.spawn(async move {
             tokio::time::sleep(Duration::from_millis(me.timing.startup_ms)).await;
             let result = if restore {
-                me.restore(idx, &id, true).map(|_| ())
+                let allowed = me.check_restore_target(&me.inner());
+                allowed.and_then(|()| me.restore(idx, &id, true).map(|_| ()))
             } else {
                 me.backup(idx, &id).map(|_| ())
             };

@@ -110,7 +110,10 @@ impl Cluster {
             .get(&store_key)
             .map(|s| s.file.format)
             .ok_or_else(|| format!("store {store_key} is missing"))?;
-        if sfmt > vfmt && !self.opens_newer_store(sfmt, vfmt) {
+        if sfmt > vfmt
+            && !self.opens_newer_store(sfmt, vfmt)
+            && !self.schema_v1_downgrade(g, idx, sfmt, vfmt)
+        {
             return Err(downgrade_reason(sfmt, &version));
         }
         match self.product {

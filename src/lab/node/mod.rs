@@ -7,7 +7,8 @@
 //! This module holds the state types and the cluster's construction; the operations live in
 //! one submodule per idea: [`lifecycle`] (stop, start, install), [`views`] (roles, snapshots),
 //! [`data_plane`] (`/kv`), [`faults`], [`backup`] (backups, restores, asynchronous jobs),
-//! [`jahia`] (schemas, marker, full read-only) and [`milvus`] (metadata migration).
+//! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration) and [`weaviate`]
+//! (Raft quorum, the pre-Raft way back, collections).
 
 mod backup;
 mod data_plane;
@@ -16,6 +17,7 @@ mod jahia;
 mod lifecycle;
 mod milvus;
 mod views;
+mod weaviate;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +37,9 @@ use super::LabError;
 
 /// The first Milvus metadata format that 2.1 cannot read (2.2 changed segment-index metadata).
 pub const MILVUS_META_2_2: u32 = 2002;
+
+pub use weaviate::LAB_COLLECTION;
+pub(crate) use weaviate::WEAVIATE_RAFT;
 
 /// A node's process state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +143,9 @@ pub(crate) struct NodeState {
     pub generation: u64,
     pub running_since: Option<Instant>,
     pub requests: u64,
+    /// Weaviate: POST /v1/cluster/schema-v1 stored the metadata in the pre-Raft format, so a
+    /// pre-1.25 version may start on this node's Raft-era store once.
+    pub schema_v1: bool,
 }
 
 impl NodeState {
@@ -163,6 +171,9 @@ pub(crate) struct Inner {
     pub stores: BTreeMap<String, Store>,
     pub jobs: BTreeMap<String, Job>,
     pub applied_index: u64,
+    /// Weaviate: the collections were deleted (DELETE /v1/schema/{class}); a restore may
+    /// recreate them.
+    pub collections_deleted: bool,
 }
 
 /// The node set plus everything shared by the node servers.
@@ -245,6 +256,7 @@ impl Cluster {
                 generation: 0,
                 running_since: None,
                 requests: 0,
+                schema_v1: false,
             };
             if spec.running {
                 // A data dir reused from an earlier run may hold a newer store.
@@ -270,6 +282,7 @@ impl Cluster {
                 stores,
                 jobs: BTreeMap::new(),
                 applied_index: 0,
+                collections_deleted: false,
             }),
             faults: Mutex::new(FaultSet::new()),
             tasks: Mutex::new(JoinSet::new()),

@@ -14,11 +14,12 @@ impl Cluster {
             .is_some_and(|n| n.state == RunState::Running)
     }
 
-    /// Running and not held back by a `never-ready` fault.
+    /// Running, not held back by a `never-ready` fault, and (Weaviate) not waiting for Raft
+    /// voters.
     pub fn is_ready(&self, idx: usize) -> bool {
         let name = self.name_of(idx);
         let never = self.faults().never_ready(&name);
-        !never && self.is_running(idx)
+        !never && self.is_running(idx) && self.raft_waiting(&self.inner(), idx).is_none()
     }
 
     pub(super) fn role_of(&self, g: &Inner, idx: usize) -> String {
@@ -100,7 +101,10 @@ impl Cluster {
             version: n.version.clone(),
             role: self.role_of(g, idx),
             state: n.state,
-            reason: n.reason.clone(),
+            reason: n.reason.clone().or_else(|| {
+                self.raft_waiting(g, idx)
+                    .filter(|_| n.state == RunState::Running)
+            }),
             read_only: n.read_only,
             store_format: store.map_or(0, |s| s.file.format),
             schema: n.schema.clone(),

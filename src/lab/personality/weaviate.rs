@@ -1,16 +1,18 @@
 //! Weaviate: liveness/readiness, `/v1/nodes`, `/v1/cluster/statistics` (1.25+, Raft era),
-//! `/v1/meta`, and filesystem backups and restores (asynchronous: STARTED, then SUCCESS).
+//! `/v1/meta`, the schema's one lab collection (`GET /v1/schema`, `DELETE /v1/schema/{class}`),
+//! the pre-Raft way back (`POST /v1/cluster/schema-v1`, 1.25+), and filesystem backups and
+//! restores (asynchronous: STARTED, then SUCCESS, or FAILED over an existing collection).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::super::config::Version;
-use super::super::node::{job_key, NodeSnapshot};
+use super::super::node::{job_key, NodeSnapshot, OpError};
 use super::super::RunState;
 use super::NodeCtx;
 
@@ -23,6 +25,9 @@ pub(crate) fn routes() -> Router<NodeCtx> {
         .route("/v1/nodes", get(nodes))
         .route("/v1/cluster/statistics", get(statistics))
         .route("/v1/meta", get(meta))
+        .route("/v1/schema", get(schema))
+        .route("/v1/schema/{class}", delete(schema_delete))
+        .route("/v1/cluster/schema-v1", post(schema_v1))
         .route("/v1/backups/{backend}", post(backup_create))
         .route("/v1/backups/{backend}/{id}", get(backup_status))
         .route(
@@ -172,6 +177,39 @@ async fn meta(State(ctx): State<NodeCtx>) -> Response {
     }
 }
 
+/// `GET /v1/schema`: `{"classes":[{"class":...}]}` (openapi-specs/schema.json).
+async fn schema(State(ctx): State<NodeCtx>) -> Response {
+    if !ctx.cluster.is_running(ctx.idx) {
+        return unavailable();
+    }
+    let classes: Vec<Value> = ctx
+        .cluster
+        .collections()
+        .into_iter()
+        .map(|c| json!({"class": c, "properties": [{"name": "value", "dataType": ["text"]}]}))
+        .collect();
+    Json(json!({ "classes": classes })).into_response()
+}
+
+/// `DELETE /v1/schema/{className}`: 200 with no body.
+async fn schema_delete(State(ctx): State<NodeCtx>, Path(class): Path<String>) -> Response {
+    match ctx.cluster.delete_collection(ctx.idx, &class) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// `POST /v1/cluster/schema-v1` (1.25+): the handler answers the JSON-encoded result of
+/// `StoreSchemaV1()`, `null` on success (v1.25.34 adapters/handlers/rest/raft/handler.go).
+async fn schema_v1(State(ctx): State<NodeCtx>) -> Response {
+    match ctx.cluster.store_schema_v1(ctx.idx) {
+        Ok(()) => Json(Value::Null).into_response(),
+        Err(OpError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 fn check_backend(backend: &str) -> Option<Response> {
     (backend != BACKEND).then(|| {
         error(
@@ -207,7 +245,7 @@ fn start_job(ctx: &NodeCtx, id: &str, restore: bool) -> Response {
     }
     match ctx.cluster.start_job(ctx.idx, id, restore) {
         Ok(()) => job_answer(ctx, id, restore),
-        Err(super::super::node::OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
+        Err(OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }
