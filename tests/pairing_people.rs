@@ -17,7 +17,7 @@ use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::{Command, Event, SessionState};
 use flightdeck::pairing::client::{connect_socket, hello, join_stream};
-use flightdeck::pairing::server::{serve, ServeOptions, ServerGuard};
+use flightdeck::pairing::server::{serve, Limits, ServeOptions, ServerGuard};
 use flightdeck::plan::Plan;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -30,6 +30,10 @@ struct Served {
 }
 
 async fn served(plan: Plan, allow_gid: Option<u32>) -> Served {
+    served_with(plan, allow_gid, Limits::default()).await
+}
+
+async fn served_with(plan: Plan, allow_gid: Option<u32>, limits: Limits) -> Served {
     let tmp = tempfile::tempdir().unwrap();
     // Another user must be able to reach the (group-shared) runtime directory inside.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
@@ -51,6 +55,7 @@ async fn served(plan: Plan, allow_gid: Option<u32>) -> Served {
             allow_group: allow_gid.map(|g| g.to_string()),
             runtime_dir: Some(tmp.path().join("rt")),
             recheck_every: None,
+            limits,
         },
     )
     .await
@@ -485,4 +490,228 @@ async fn the_owner_removes_an_operator_who_cannot_come_back() {
         e,
         Event::OperatorRemoved { uid: Some(u), .. } if *u == other.uid
     )));
+}
+
+#[tokio::test]
+async fn notes_are_bounded_in_size_and_rate() {
+    use flightdeck::engine::session::{MAX_NOTE_CHARS, NOTE_BURST};
+    let s = served(plan("people", vec![step("a", sh("true"))]), None).await;
+    let socket = s.guard.socket_path();
+    let mut bob = View::join(&socket, "bob", false).await;
+    bob.until("joined", |s| !s.operators.is_empty()).await;
+    let e = bob
+        .send(Command::Note {
+            text: "x".repeat(MAX_NOTE_CHARS + 1),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains(&format!("at most {MAX_NOTE_CHARS}")), "{e}");
+    for i in 0..NOTE_BURST {
+        bob.send(Command::Note {
+            text: format!("note {i} {}", "y".repeat(MAX_NOTE_CHARS - 20)),
+        })
+        .await
+        .unwrap();
+    }
+    let e = bob
+        .send(Command::Note {
+            text: "one more".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("too many notes"), "{e}");
+    // Reconnecting does not reset the budget: it belongs to the user.
+    drop(bob);
+    let carol = View::join(&socket, "carol", false).await;
+    let e = carol
+        .send(Command::Note {
+            text: "and again".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("too many notes"), "{e}");
+    let notes = journaled(&s.journal)
+        .iter()
+        .filter(|e| matches!(e, Event::Note { .. }))
+        .count();
+    assert_eq!(notes, NOTE_BURST as usize);
+}
+
+/// Connect as `user`, say hello, and return the stream with the server's first line.
+async fn hello_as(
+    user: &common::users::OtherUser,
+    socket: &Path,
+) -> (tokio::io::BufReader<tokio::net::UnixStream>, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (u, s) = (user.clone(), socket.to_path_buf());
+    let std_stream = tokio::task::spawn_blocking(move || connect_as(&u, &s))
+        .await
+        .unwrap()
+        .unwrap();
+    std_stream.set_nonblocking(true).unwrap();
+    let mut stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
+    // A refused connection may be closed before the hello is written: the answer is read
+    // all the same.
+    let _ = stream
+        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"x\"}}\n")
+        .await;
+    let mut rd = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    tokio::time::timeout(DEADLINE, rd.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    (rd, line)
+}
+
+#[tokio::test]
+async fn connections_are_bounded_per_user_and_in_total() {
+    let Some(other) = other_user() else { return };
+    let limits = Limits {
+        per_uid: 2,
+        ..Limits::default()
+    };
+    let s = served_with(plan("people", vec![]), Some(other.gid), limits).await;
+    let socket = s.guard.socket_path();
+    let (a, line) = hello_as(&other, &socket).await;
+    assert!(line.starts_with("{\"welcome\""), "{line}");
+    let (_b, line) = hello_as(&other, &socket).await;
+    assert!(line.starts_with("{\"welcome\""), "{line}");
+    let (_c, line) = hello_as(&other, &socket).await;
+    assert!(line.starts_with("{\"refused\""), "{line}");
+    assert!(line.contains("at most 2"), "{line}");
+    // A closed connection frees its place.
+    drop(a);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_d, line) = hello_as(&other, &socket).await;
+        if line.starts_with("{\"welcome\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never freed: {line}"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let limits = Limits {
+        total: 1,
+        ..Limits::default()
+    };
+    let s = served_with(plan("people", vec![]), Some(other.gid), limits).await;
+    let socket = s.guard.socket_path();
+    let (_a, line) = hello_as(&other, &socket).await;
+    assert!(line.starts_with("{\"welcome\""), "{line}");
+    let (_b, line) = hello_as(&other, &socket).await;
+    assert!(
+        line.starts_with("{\"refused\"") && line.contains("the session has 1"),
+        "{line}"
+    );
+    // The owner is never kept out of their own session.
+    let sock = socket.clone();
+    let st = tokio::task::spawn_blocking(move || flightdeck::pairing::registry::status(&sock))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.operators.len(), 1);
+    let _owner = View::join(&socket, "owner", false).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_can_rejoin() {
+    use tokio::io::AsyncWriteExt;
+    let limits = Limits {
+        write_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let s = served_with(plan("people", vec![step("a", sh("true"))]), None, limits).await;
+    let socket = s.guard.socket_path();
+    let mut stuck = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    stuck
+        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"stuck\"}}\n")
+        .await
+        .unwrap();
+    common::plans::until(&s.task, "the stuck client attached", |st| {
+        st.operators.len() == 1
+    })
+    .await;
+    // Far more than a socket buffer holds, while the client reads nothing.
+    let big = "z".repeat(flightdeck::engine::session::MAX_NOTE_CHARS);
+    for _ in 0..300 {
+        s.task
+            .handle
+            .command(Command::Note { text: big.clone() })
+            .await
+            .unwrap();
+    }
+    common::plans::until(&s.task, "the stuck client dropped", |st| {
+        st.operators.is_empty()
+    })
+    .await;
+    drop(stuck);
+    // The same user joins again and catches up on everything.
+    let mut back = View::join(&socket, "back", false).await;
+    let st = back.until("the notes", |s| s.notes.len() == 300).await;
+    assert_eq!(st.notes.len(), 300);
+}
+
+#[tokio::test]
+async fn a_note_tells_nobody_whether_their_guess_is_a_secret() {
+    // A variable only this test reads.
+    const VAR: &str = "FLIGHTDECK_TEST_NOTE_ORACLE_TOKEN";
+    const SECRET: &str = "hunter2-s3cr3t";
+    std::env::set_var(VAR, SECRET);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut target = empty_target();
+    target.secrets.insert(
+        "TOKEN".into(),
+        flightdeck::target::SecretSource { env: VAR.into() },
+    );
+    let task = session::start(EngineConfig {
+        plan: plan("people", vec![step("a", sh("true"))]),
+        target,
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: false,
+        time_scale: 1.0,
+    })
+    .unwrap();
+    let guesser = task
+        .handle
+        .attach_as(
+            flightdeck::engine::identity::Identity {
+                uid: 4242,
+                user: "mallory".into(),
+            },
+            "mallory",
+            false,
+        )
+        .await
+        .unwrap();
+    let owner = task.handle.attach("owner", true).await.unwrap();
+    for guess in ["hunter1-s3cr3t", SECRET] {
+        guesser
+            .commands
+            .send(Command::Note {
+                text: format!("is it {guess}?"),
+            })
+            .await
+            .unwrap();
+    }
+    owner
+        .commands
+        .send(Command::Note {
+            text: format!("pasted by mistake: {SECRET}"),
+        })
+        .await
+        .unwrap();
+    let s = common::plans::until(&task, "three notes", |s| s.notes.len() == 3).await;
+    let texts: Vec<&str> = s.notes.iter().map(|n| n.text.as_str()).collect();
+    // Both guesses come back exactly as typed: right or wrong looks the same.
+    assert_eq!(texts[0], "is it hunter1-s3cr3t?");
+    assert_eq!(texts[1], format!("is it {SECRET}?"));
+    // The owner, who supplied the secret, is protected from pasting it.
+    assert_eq!(texts[2], "pasted by mistake: ****");
 }

@@ -50,6 +50,7 @@ async fn served(plan: Plan, name: &str) -> Served {
             allow_group: None,
             runtime_dir: Some(dir.clone()),
             recheck_every: Some(Duration::from_millis(20)),
+            ..Default::default()
         },
     )
     .await

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{
-    encode, read_line, ClientMsg, CommandMsg, Hello, Reply, ServerMsg, MAX_SERVER_LINE, PROTOCOL,
+    encode, lines, next_line, ClientMsg, CommandMsg, Hello, Reply, ServerMsg, MAX_SERVER_LINE,
+    PROTOCOL,
 };
 use super::registry;
 use super::PairingError;
@@ -66,11 +67,11 @@ pub async fn join_stream(
     hello: Hello,
 ) -> Result<SessionClient, PairingError> {
     let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
+    let mut rd = lines(rd, MAX_SERVER_LINE);
     wr.write_all(encode(&ClientMsg::Hello(hello.clone())).as_bytes())
         .await
         .map_err(PairingError::io(socket))?;
-    let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut rd, MAX_SERVER_LINE))
+    let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_line(&mut rd))
         .await
         .map_err(|_| PairingError::Protocol("the session did not answer the hello".into()))?
         .map_err(PairingError::io(socket))?
@@ -104,7 +105,7 @@ pub async fn join_stream(
     // writer, which owns the table of pending commands.
     tokio::spawn(async move {
         loop {
-            let line = match read_line(&mut rd, MAX_SERVER_LINE).await {
+            let line = match next_line(&mut rd).await {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
                 Err(e) => {

@@ -1,18 +1,20 @@
 //! One pairing connection: check who it is, read the hello (or answer a status request),
 //! attach the operator to the engine, then bridge events out and commands in.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::peercred::{authorize_groups, groups_of};
 use super::protocol::{
-    encode, parse_client_line, read_line, ClientMsg, Hello, Incoming, Refused, Reply, ServerMsg,
-    Status, StatusOperator, Welcome, MAX_CLIENT_LINE, PROTOCOL,
+    encode, lines, next_line, parse_client_line, ClientMsg, Hello, Incoming, Refused, Reply,
+    ServerMsg, Status, StatusOperator, Welcome, MAX_CLIENT_LINE, PROTOCOL,
 };
+use super::server::Limits;
 use crate::engine::client::{CommandSender, SessionClient};
 use crate::engine::event::Outcome;
 use crate::engine::identity::Identity;
@@ -25,12 +27,71 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest operator label kept (it is shown in every operator's cockpit).
 const MAX_LABEL: usize = 64;
 
+/// A client's lines, as the server reads them.
+type ClientLines = tokio_util::codec::FramedRead<OwnedReadHalf, tokio_util::codec::LinesCodec>;
+
 /// What a connection needs to know about the session it serves.
 pub(crate) struct Ctx {
     pub handle: EngineHandle,
     pub name: String,
     pub owner_uid: u32,
     pub allowed_gid: Option<u32>,
+    pub limits: Limits,
+    pub open: std::sync::Mutex<Open>,
+}
+
+/// Connections open now from users other than the owner.
+#[derive(Debug, Default)]
+pub(crate) struct Open {
+    per_uid: HashMap<u32, usize>,
+    total: usize,
+}
+
+/// One counted connection; uncounted when dropped.
+struct Slot<'a> {
+    ctx: &'a Ctx,
+    uid: u32,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut open = lock_open(self.ctx);
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_uid.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+fn lock_open(ctx: &Ctx) -> std::sync::MutexGuard<'_, Open> {
+    ctx.open.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Count a connection from `uid`, or say which bound it would cross. The owner is not counted.
+fn take_slot(ctx: &Ctx, uid: u32) -> Result<Option<Slot<'_>>, String> {
+    if uid == ctx.owner_uid {
+        return Ok(None);
+    }
+    let mut open = lock_open(ctx);
+    let mine = open.per_uid.get(&uid).copied().unwrap_or(0);
+    if mine >= ctx.limits.per_uid {
+        return Err(format!(
+            "uid {uid} has {mine} connections to this session already (at most {})",
+            ctx.limits.per_uid
+        ));
+    }
+    if open.total >= ctx.limits.total {
+        return Err(format!(
+            "the session has {} connections already (at most {})",
+            open.total, ctx.limits.total
+        ));
+    }
+    open.total += 1;
+    *open.per_uid.entry(uid).or_insert(0) += 1;
+    Ok(Some(Slot { ctx, uid }))
 }
 
 pub(crate) async fn connection(stream: UnixStream, ctx: std::sync::Arc<Ctx>) {
@@ -41,6 +102,24 @@ pub(crate) async fn connection(stream: UnixStream, ctx: std::sync::Arc<Ctx>) {
 
 async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> std::io::Result<()> {
     wr.write_all(encode(msg).as_bytes()).await
+}
+
+/// As `send`, but a client that does not take the line within `timeout` is dropped.
+async fn send_within(
+    wr: &mut OwnedWriteHalf,
+    msg: &ServerMsg,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(timeout, send(wr, msg)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the client took no output for {}s: dropped (it can join again)",
+                timeout.as_secs()
+            ),
+        )),
+    }
 }
 
 async fn refuse(wr: &mut OwnedWriteHalf, reason: String) -> std::io::Result<()> {
@@ -64,15 +143,18 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
     if let Err(e) = authorize_groups(uid, &groups, ctx.owner_uid, ctx.allowed_gid) {
         return refuse(&mut wr, e.0).await;
     }
+    let _slot = match take_slot(ctx, uid) {
+        Ok(s) => s,
+        Err(why) => return refuse(&mut wr, why).await,
+    };
 
-    let mut rd = BufReader::new(rd);
-    let first =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut rd, MAX_CLIENT_LINE)).await {
-            Err(_) => return refuse(&mut wr, "no hello within 10 seconds".into()).await,
-            Ok(Err(e)) => return refuse(&mut wr, format!("unreadable hello: {e}")).await,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(line))) => line,
-        };
+    let mut rd = lines(rd, MAX_CLIENT_LINE);
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_line(&mut rd)).await {
+        Err(_) => return refuse(&mut wr, "no hello within 10 seconds".into()).await,
+        Ok(Err(e)) => return refuse(&mut wr, format!("unreadable hello: {e}")).await,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(line))) => line,
+    };
     let hello = match serde_json::from_str::<ClientMsg>(&first) {
         Ok(ClientMsg::Hello(h)) => h,
         Ok(ClientMsg::Status(_)) => {
@@ -128,7 +210,7 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
         }),
     )
     .await?;
-    bridge(client, rd, wr, hello.after_seq).await
+    bridge(client, rd, wr, hello.after_seq, ctx.limits.write_timeout).await
 }
 
 /// The name an operator shows under: their label, else their name, kept printable and short so
@@ -156,9 +238,10 @@ fn display_name(hello: &Hello, uid: u32) -> String {
 /// stopping the server (which aborts connection tasks) also closes every connection.
 async fn bridge(
     client: SessionClient,
-    mut rd: BufReader<OwnedReadHalf>,
+    mut rd: ClientLines,
     mut wr: OwnedWriteHalf,
     after_seq: u64,
+    write_timeout: Duration,
 ) -> std::io::Result<()> {
     let SessionClient {
         mut events,
@@ -181,7 +264,10 @@ async fn bridge(
                     None => break,
                 },
             };
-            send(&mut wr, &msg).await?;
+            if let Err(e) = send_within(&mut wr, &msg, write_timeout).await {
+                tracing::info!(error = %e, "pairing connection dropped");
+                return Err(e);
+            }
         }
         wr.shutdown().await
     };
@@ -207,12 +293,12 @@ async fn bridge(
 }
 
 async fn read_commands(
-    rd: &mut BufReader<OwnedReadHalf>,
+    rd: &mut ClientLines,
     commands: &CommandSender,
     replies: &mpsc::Sender<Reply>,
 ) -> std::io::Result<()> {
     loop {
-        let line = match read_line(rd, MAX_CLIENT_LINE).await {
+        let line = match next_line(rd).await {
             Ok(Some(l)) => l,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {

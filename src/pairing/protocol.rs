@@ -177,32 +177,37 @@ pub fn parse_client_line(line: &str) -> Incoming {
     }
 }
 
-/// Read one line of at most `max` bytes (newline excluded). `Ok(None)` at a clean end of stream;
-/// an over-long line or invalid UTF-8 is an `InvalidData` error.
-pub async fn read_line<R>(reader: &mut R, max: usize) -> std::io::Result<Option<String>>
+/// The JSON-lines framing for a stream, reading lines of at most `max` bytes (newline
+/// excluded). An over-long line is an error (`MaxLineLengthExceeded`), as is invalid UTF-8.
+pub fn lines<R: tokio::io::AsyncRead>(
+    reader: R,
+    max: usize,
+) -> tokio_util::codec::FramedRead<R, tokio_util::codec::LinesCodec> {
+    tokio_util::codec::FramedRead::new(
+        reader,
+        tokio_util::codec::LinesCodec::new_with_max_length(max),
+    )
+}
+
+/// The next line from `lines`: `Ok(None)` at a clean end of stream; an over-long line or
+/// invalid UTF-8 is an `InvalidData` error.
+pub async fn next_line<R>(
+    lines: &mut tokio_util::codec::FramedRead<R, tokio_util::codec::LinesCodec>,
+) -> std::io::Result<Option<String>>
 where
-    R: tokio::io::AsyncBufRead + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
 {
-    use tokio::io::AsyncBufReadExt;
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let n = tokio::io::AsyncReadExt::take(&mut *reader, limit)
-        .read_until(b'\n', &mut buf)
-        .await?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-    } else if buf.len() > max {
-        return Err(std::io::Error::new(
+    use futures::StreamExt;
+    use tokio_util::codec::LinesCodecError;
+    match lines.next().await {
+        None => Ok(None),
+        Some(Ok(line)) => Ok(Some(line)),
+        Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("a line longer than {max} bytes"),
-        ));
+            format!("a line longer than {} bytes", lines.decoder().max_length()),
+        )),
+        Some(Err(LinesCodecError::Io(e))) => Err(e),
     }
-    String::from_utf8(buf).map(Some).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "a line that is not UTF-8")
-    })
 }
 
 #[cfg(test)]
@@ -324,17 +329,20 @@ mod tests {
     #[tokio::test]
     async fn lines_are_read_up_to_the_limit() {
         let data = b"short\n0123456789abcdef\nlast".to_vec();
-        let mut r = tokio::io::BufReader::new(&data[..]);
-        assert_eq!(
-            read_line(&mut r, 8).await.unwrap().as_deref(),
-            Some("short")
-        );
-        let e = read_line(&mut r, 8).await.unwrap_err();
+        let mut r = lines(&data[..], 8);
+        assert_eq!(next_line(&mut r).await.unwrap().as_deref(), Some("short"));
+        let e = next_line(&mut r).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        let mut r = tokio::io::BufReader::new(&b"a\nlast"[..]);
-        assert_eq!(read_line(&mut r, 8).await.unwrap().as_deref(), Some("a"));
-        assert_eq!(read_line(&mut r, 8).await.unwrap().as_deref(), Some("last"));
-        assert_eq!(read_line(&mut r, 8).await.unwrap(), None);
+        assert!(e.to_string().contains("longer than 8 bytes"), "{e}");
+        let mut r = lines(&b"a\nlast"[..], 8);
+        assert_eq!(next_line(&mut r).await.unwrap().as_deref(), Some("a"));
+        assert_eq!(next_line(&mut r).await.unwrap().as_deref(), Some("last"));
+        assert_eq!(next_line(&mut r).await.unwrap(), None);
+        let mut r = lines(&b"\xff\xfe\n"[..], 8);
+        assert_eq!(
+            next_line(&mut r).await.unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
 
     #[test]

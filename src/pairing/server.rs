@@ -32,6 +32,30 @@ pub struct ServeOptions {
     pub runtime_dir: Option<PathBuf>,
     /// How often the server checks its socket is still there (default 5 s).
     pub recheck_every: Option<Duration>,
+    /// Bounds on connections and on what a client that stops reading may cost.
+    pub limits: Limits,
+}
+
+/// What members may cost the server. The owner is never limited (only they can be hurt).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once from one user (other than the owner).
+    pub per_uid: usize,
+    /// Connections open at once from all users other than the owner.
+    pub total: usize,
+    /// How long one line to a client may take to go out; a client that stops reading is
+    /// dropped after that (it can join again), so it never makes the server hold its backlog.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_uid: 8,
+            total: 64,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl ServeOptions {
@@ -172,6 +196,8 @@ pub async fn serve(
             name: name.to_string(),
             owner_uid: current_uid(),
             allowed_gid,
+            limits: opts.limits,
+            open: Mutex::new(super::connection::Open::default()),
         }),
         access,
         fallback_dir,

@@ -8,7 +8,32 @@ use crate::engine::state::{Mode, PromptKindTag, StepStatus};
 use crate::engine::{Command, Rejected};
 use crate::plan::Confirm;
 
+/// Longest note accepted, in characters (a note is a remark, not a log dump).
+pub const MAX_NOTE_CHARS: usize = 4000;
+/// Notes a user may write in a row before the rate applies...
+pub const NOTE_BURST: u32 = 10;
+/// ...and how often one more is allowed after that.
+pub const NOTE_REFILL: std::time::Duration = std::time::Duration::from_secs(6);
+
 impl Engine {
+    /// A token bucket per user: `NOTE_BURST` notes at once, then one per `NOTE_REFILL`. Keeps a
+    /// member from growing the journal (and every joined cockpit) without bound.
+    fn note_allowed(&mut self, uid: u32) -> bool {
+        let now = tokio::time::Instant::now();
+        let (tokens, since) = self.note_budget.entry(uid).or_insert((NOTE_BURST, now));
+        let refills = now.saturating_duration_since(*since).as_secs() / NOTE_REFILL.as_secs();
+        if refills > 0 {
+            let add = u32::try_from(refills).unwrap_or(u32::MAX);
+            *tokens = tokens.saturating_add(add).min(NOTE_BURST);
+            *since = now;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+
     /// Check a command against the state and the sender's role; emit what it causes.
     pub(super) fn command(
         &mut self,
@@ -209,15 +234,44 @@ impl Engine {
                 }
             }
             Command::Note { text } => {
-                let text = self.secrets.redact(text.trim());
+                let text = text.trim();
                 if text.is_empty() {
                     return reject("an empty note".into());
                 }
+                let chars = text.chars().count();
+                if chars > MAX_NOTE_CHARS {
+                    return reject(format!(
+                        "a note is at most {MAX_NOTE_CHARS} characters (this one has {chars}); \
+                         split it or attach a file elsewhere"
+                    ));
+                }
+                let uid = self.uid_of(from);
+                if from != SYSTEM && !self.note_allowed(uid.unwrap_or(u32::MAX)) {
+                    return reject(format!(
+                        "too many notes: at most {NOTE_BURST} in a row, then one every {}s",
+                        NOTE_REFILL.as_secs()
+                    ));
+                }
+                // Only the owner's notes are compared with the secrets (the owner supplied
+                // them): masking anyone else's note would tell them their guess is a secret.
+                let text = if from == SYSTEM || uid == Some(self.owner_uid) {
+                    self.secrets.redact(text)
+                } else {
+                    text.to_string()
+                };
                 self.emit(Event::Note { by, text })?;
             }
             Command::RequestControl => {
                 if is_driver {
                     return reject("you already drive".into());
+                }
+                if self
+                    .state
+                    .control_request
+                    .as_ref()
+                    .is_some_and(|(id, _)| *id == from)
+                {
+                    return reject("you asked already; the driver has been told".into());
                 }
                 let name = self.shown_as(from);
                 self.emit(Event::ControlRequested { id: from, name })?;

@@ -34,6 +34,7 @@ pub(super) enum Msg {
     },
     History {
         after: u64,
+        limit: usize,
         reply: oneshot::Sender<(Vec<Stamped>, broadcast::Receiver<Stamped>)>,
     },
     Snapshot {
@@ -138,10 +139,17 @@ impl EngineHandle {
         let engine = self.tx.clone();
         tokio::spawn(async move {
             let mut last = 0;
+            let full_page = history.len() >= super::HISTORY_PAGE;
             for e in history {
                 last = e.seq;
                 if ev_tx.send(e).await.is_err() {
                     return;
+                }
+            }
+            if full_page {
+                match catch_up(&engine, &ev_tx, last).await {
+                    Some((l, fresh)) => (last, live) = (l, fresh),
+                    None => return,
                 }
             }
             loop {
@@ -164,23 +172,9 @@ impl EngineHandle {
                     }
                     // Fell behind: catch up from the journal's copy, never drop silently.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let (reply, rx) = oneshot::channel();
-                        if engine
-                            .send(Msg::History { after: last, reply })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        let Ok((missed, fresh)) = rx.await else {
-                            return;
-                        };
-                        live = fresh;
-                        for e in missed {
-                            last = e.seq;
-                            if ev_tx.send(e).await.is_err() {
-                                return;
-                            }
+                        match catch_up(&engine, &ev_tx, last).await {
+                            Some((l, fresh)) => (last, live) = (l, fresh),
+                            None => return,
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -232,7 +226,11 @@ impl EngineHandle {
     ) -> Result<(Vec<Stamped>, broadcast::Receiver<Stamped>), Rejected> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::History { after, reply })
+            .send(Msg::History {
+                after,
+                limit: usize::MAX,
+                reply,
+            })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
@@ -250,6 +248,36 @@ impl EngineHandle {
     /// Stop the engine. A running action is killed with it (resume shows it interrupted).
     pub async fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown).await;
+    }
+}
+
+/// Send the journaled events after `last` a page at a time, until a page comes back short;
+/// returns the new `last` and a live feed subscribed when that page was cut (so nothing falls
+/// between them). None when the engine or the receiver is gone.
+async fn catch_up(
+    engine: &mpsc::Sender<Msg>,
+    ev_tx: &mpsc::Sender<Stamped>,
+    mut last: u64,
+) -> Option<(u64, broadcast::Receiver<Stamped>)> {
+    loop {
+        let (reply, rx) = oneshot::channel();
+        engine
+            .send(Msg::History {
+                after: last,
+                limit: super::HISTORY_PAGE,
+                reply,
+            })
+            .await
+            .ok()?;
+        let (page, live) = rx.await.ok()?;
+        let short = page.len() < super::HISTORY_PAGE;
+        for e in page {
+            last = e.seq;
+            ev_tx.send(e).await.ok()?;
+        }
+        if short {
+            return Some((last, live));
+        }
     }
 }
 

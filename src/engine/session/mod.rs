@@ -23,6 +23,7 @@ use crate::journal::{self, Header, JournalError, JournalWriter};
 use crate::lb::LbClient;
 use crate::plan::Plan;
 use crate::target::Target;
+pub use decide::{MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL};
 use handle::Msg;
 pub use handle::{EngineHandle, EngineTask};
 
@@ -32,6 +33,10 @@ pub const SYSTEM: u64 = 0;
 /// before another operator may take control. An SSH connection that hangs rather than drops
 /// keeps its socket open for hours; a minute of silence is already not a busy operator.
 pub const TAKEOVER_AFTER: Duration = Duration::from_secs(60);
+/// How many events a joining or lagging operator's feed takes from the history at a time: a
+/// client that does not read holds at most a page and its bounded queue, never a copy of the
+/// whole session.
+pub const HISTORY_PAGE: usize = 512;
 /// How often per-probe summaries go to the journal.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// How often traffic counts go to the journal (sooner when requests fail).
@@ -84,6 +89,8 @@ struct Engine {
     last_heard: HashMap<u64, Instant>,
     /// Closes an operator's feed when the owner removes them.
     removals: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    /// Per user: notes left in the burst, and since when the refill counts.
+    note_budget: HashMap<u32, (u32, Instant)>,
     probe_ok: HashMap<ProbeKey, bool>,
     /// Samples since the last summary: (ok, latency ms).
     probe_stats: BTreeMap<ProbeKey, Vec<(bool, u64)>>,
@@ -224,6 +231,7 @@ impl Engine {
                 takeover_after: TAKEOVER_AFTER,
                 last_heard: HashMap::new(),
                 removals: HashMap::new(),
+                note_budget: HashMap::new(),
                 probe_ok: HashMap::new(),
                 probe_stats: BTreeMap::new(),
                 last_lb: None,
@@ -334,7 +342,7 @@ impl Engine {
                 let drives = driver && self.state.driver().is_none();
                 // Subscribe before emitting so the joiner sees its own arrival.
                 let live = self.live.subscribe();
-                let history = self.history.clone();
+                let history = self.history_page(0, HISTORY_PAGE);
                 self.emit(Event::OperatorJoined {
                     id,
                     name: who.display(&name),
@@ -362,15 +370,13 @@ impl Engine {
                     self.emit(Event::OperatorLeft { id })?;
                 }
             }
-            Msg::History { after, reply } => {
+            Msg::History {
+                after,
+                limit,
+                reply,
+            } => {
                 let live = self.live.subscribe();
-                let missed = self
-                    .history
-                    .iter()
-                    .filter(|e| e.seq > after)
-                    .cloned()
-                    .collect();
-                let _ = reply.send((missed, live));
+                let _ = reply.send((self.history_page(after, limit), live));
             }
             Msg::Snapshot { reply } => {
                 let _ = reply.send(self.state.clone());
@@ -378,6 +384,12 @@ impl Engine {
             Msg::Shutdown => {}
         }
         Ok(())
+    }
+
+    /// At most `limit` journaled events after seq `after`, in order.
+    fn history_page(&self, after: u64, limit: usize) -> Vec<Stamped> {
+        let start = self.history.partition_point(|e| e.seq <= after);
+        self.history[start..].iter().take(limit).cloned().collect()
     }
 
     /// The user an operator's decisions are recorded under: the real user, never the label.
