@@ -57,6 +57,9 @@ async fn blue_green_rebuild() {
     assert_eq!(put(&format!("{n1}/kv/person"), "ada").await.0, 200);
     for n in ["node1", "node2"] {
         op_ok(&lab, n, "read-only-on", json!({})).await;
+        // dbms.read_only is read at start-up: the running core restarts to take it.
+        assert_ne!(node(&lab, n).await.state.as_str(), "running");
+        wait_state(&lab, n, "running").await;
     }
     assert_eq!(put(&format!("{n1}/kv/person"), "bob").await.1, "read-only");
     // A backup of the blue group, taken through the cluster admin server.
@@ -148,5 +151,86 @@ async fn blue_green_rebuild() {
     .await;
     assert_eq!(put(&format!("{front}/kv/person"), "cy").await.0, 200);
     assert_eq!(node(&lab, "node3").await.role, "leader");
+    lab.shutdown().await;
+}
+
+/// Neo4j 3.x causal clustering: only the Raft leader takes writes. A follower answers a write on
+/// the transactional endpoint with 200 and `Neo.ClientError.Cluster.NotALeader` in `errors`
+/// (`LeaderCanWrite.java`), and `core/writable` 404; so the seed's old write check — a POST
+/// through the round-robin balancer — fails on followers, while a write routed to the leader
+/// commits. A read-only core refuses with `ForbiddenOnReadOnlyDatabase`.
+#[tokio::test]
+async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
+    let lab = lab(Product::Neo4j, 3).await;
+    let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.version = $v","parameters":{"v":"3.2.14"}}]}"#;
+    let post = |url: String| async move {
+        let r = client()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(tx)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let n1 = url(&lab, "node1").await;
+    let n2 = url(&lab, "node2").await;
+    assert_eq!(
+        get(&format!("{n2}/db/manage/server/core/writable")).await,
+        (404, "false".into())
+    );
+    let (status, body) = post(format!("{n2}/db/data/transaction/commit")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["code"],
+        "Neo.ClientError.Cluster.NotALeader"
+    );
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Writes must pass through the leader"));
+    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    assert_eq!(body["errors"], json!([]), "{body}");
+
+    // The old write check: through the balancer, which spreads requests over the members.
+    let front = format!("http://{}/db/data/transaction/commit", lab.lb_frontend());
+    let mut refused = 0;
+    for _ in 0..6 {
+        let (_, body) = post(front.clone()).await;
+        if body["errors"][0]["code"] == "Neo.ClientError.Cluster.NotALeader" {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no write through the balancer hit a follower");
+
+    // The fixed one: routed to the group's leader, as a routing driver does.
+    let (status, body) = post(format!("{}/_lab/routed-tx/blue", lab.admin_url())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"], json!([]), "{body}");
+    let (status, body) = post(format!("{}/_lab/routed-tx/green", lab.admin_url())).await;
+    assert_eq!(status, 503, "green is stopped: no leader: {body}");
+
+    // A read-only leader refuses with the read-only error.
+    op_ok(&lab, "node1", "read-only-on", json!({})).await;
+    wait_state(&lab, "node1", "running").await;
+    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    assert_eq!(
+        body["errors"][0]["code"], "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
+        "{body}"
+    );
+    // dbms.cluster.overview() lists the members a core sees.
+    let r = client()
+        .post(format!("{n2}/db/data/transaction/commit"))
+        .body(r#"{"statements":[{"statement":"CALL dbms.cluster.overview()"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["results"][0]["data"].as_array().unwrap().len(),
+        3,
+        "{body}"
+    );
     lab.shutdown().await;
 }

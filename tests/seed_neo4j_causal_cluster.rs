@@ -37,9 +37,28 @@ async fn checks_and_plans_on_the_example_and_the_lab() {
     assert!(!ids.iter().any(|i| i == "standalone@green2"), "{ids:?}");
     assert!(ids.contains(&"seed-restore@green2".to_string()), "{ids:?}");
     assert!(!ids.iter().any(|i| i == "seed-restore@green1"), "{ids:?}");
-    let switch = plan.steps.iter().position(|s| s.key == "switch").unwrap();
-    assert!(plan.steps[switch].irreversible.is_some());
-    assert_eq!(plan.first_irreversible(), Some(switch));
+    // The point of no return is the first moment clients can write to green: its first server
+    // going into the balancer, after it was started, verified and took the leader's write.
+    let pos = |key: &str| {
+        ids.iter()
+            .position(|i| i == key)
+            .unwrap_or_else(|| panic!("{key} not in {ids:?}"))
+    };
+    let first_in = pos("lb-new-in@green1");
+    assert!(plan.steps[first_in].irreversible.is_some());
+    assert_eq!(plan.first_irreversible(), Some(first_in));
+    assert!(pos("start-new@green3") < pos("cluster-formed"));
+    assert!(pos("write-check") < first_in);
+    assert!(pos("new-version") < first_in);
+    // The old servers leave the balancer before they stop.
+    assert!(pos("lb-old-out@blue3") < pos("stop-old@blue2"));
+    // A quorum gate after each read-only restart of an old core.
+    for blue in ["blue1", "blue2", "blue3"] {
+        assert!(
+            pos(&format!("read-only@{blue}")) + 1 == pos(&format!("read-only-rejoined@{blue}"))
+        );
+    }
+    assert!(pos("preflight-version") < pos("read-only@blue2"));
 
     let lab = Lab::start(LabConfig::new(Product::Neo4j, 3, Timing::fast()))
         .await

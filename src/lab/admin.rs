@@ -7,7 +7,8 @@
 //! Node operations:
 //! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
 //! - `install` `{"version":"1.26.17"}` — only while stopped
-//! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body
+//! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body (neo4j:
+//!   a running node restarts to take it, as `dbms.read_only` is read at start-up)
 //! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
 //! - `remove-marker` — jahia: deletes the `rolling-upgrade` marker if present
 //! - `backup` `{"name":"b1"}` — copies the node's store (its group's data) to the backup
@@ -94,6 +95,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
         .route("/_lab/backup", post(group_backup))
         .route("/_lab/nodes/{node}/{op}", post(cluster_node_op))
         .merge(super::stack::routes())
+        .merge(super::neo4j_ops::routes())
         .merge(super::product_ops::routes())
         .with_state(shared)
 }
@@ -249,7 +251,7 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
         "read-only" => {
             let on = bool_field(&v, "on")?
                 .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;
-            cluster.set_read_only(idx, on).map(|_| Value::Null)
+            cluster.apply_read_only(idx, on).map(|_| Value::Null)
         }
         "full-read-only" => {
             let on = bool_field(&v, "on")?
@@ -264,8 +266,8 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
         "rollout" => cluster
             .rollout(idx, &str_field(&v, "version")?)
             .map(|_| Value::Null),
-        "read-only-on" => cluster.set_read_only(idx, true).map(|_| Value::Null),
-        "read-only-off" => cluster.set_read_only(idx, false).map(|_| Value::Null),
+        "read-only-on" => cluster.apply_read_only(idx, true).map(|_| Value::Null),
+        "read-only-off" => cluster.apply_read_only(idx, false).map(|_| Value::Null),
         "backup" => cluster
             .backup(idx, &str_field(&v, "name")?)
             .map(|p| json!({"path": p.display().to_string()})),

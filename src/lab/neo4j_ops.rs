@@ -7,15 +7,29 @@
 //! - `restore-config` — puts the saved configuration back (404 when nothing was saved)
 //! - `fetch-backup` `{"name":"b1"}` — copies the backup onto the node's own disk (404 when the
 //!   backup does not exist)
+//!
+//! Lab-wide route: `POST /_lab/routed-tx/{group}` with a `/db/data/transaction/commit` body —
+//! what a routing driver (`bolt+routing://`, e.g. `cypher-shell -a bolt+routing://green1:7687`
+//! in 3.x) does: it asks the cluster for its routing table and sends a write to the WRITE
+//! server, the Raft leader. Runs the transaction on the group's leader with the node's own
+//! endpoint logic; 503 when the group has no leader serving.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::node::{Cluster, OpError};
+use super::personality::neo4j_tx;
 use super::store::valid_name;
+use super::{LabShared, RunState};
 use crate::procedure::model::{Action, HttpSpec};
 
 /// The part of `neo4j.conf` the lab models.
@@ -44,6 +58,31 @@ pub(crate) fn dispatch(
         _ => return None,
     };
     Some(result)
+}
+
+pub(crate) fn routes() -> Router<LabShared> {
+    Router::new().route("/_lab/routed-tx/{group}", routing::post(routed_tx))
+}
+
+async fn routed_tx(State(s): State<LabShared>, Path(group): Path<String>, body: Bytes) -> Response {
+    let leader = s.cluster.snapshot_all().into_iter().position(|n| {
+        n.group.as_deref() == Some(group.as_str())
+            && n.state == RunState::Running
+            && n.role == "leader"
+    });
+    match leader.filter(|&i| s.cluster.is_ready(i)) {
+        Some(idx) => {
+            let (status, body) = neo4j_tx::run(&s.cluster, idx, &body);
+            (status, Json(body)).into_response()
+        }
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": format!(
+                "no leader in group {group}: the routing table has no WRITE server"
+            )})),
+        )
+            .into_response(),
+    }
 }
 
 fn node_dir(cluster: &Cluster, idx: usize) -> Result<PathBuf, OpError> {
@@ -141,6 +180,9 @@ fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
     })
 }
 
+/// The write the procedures' `write-check` commits (the real target sends the same statement).
+const WRITE_CHECK_BODY: &str = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.version = $v, c.at = timestamp()","parameters":{"v":"${arg.value}"}}]}"#;
+
 /// Variables the seed procedures use, with the names a real target gives them.
 pub(crate) fn vars(frontend_url: &str) -> BTreeMap<String, String> {
     // The application's HTTP entry point: the load balancer.
@@ -148,7 +190,7 @@ pub(crate) fn vars(frontend_url: &str) -> BTreeMap<String, String> {
 }
 
 /// The bindings the seed procedures call, added to every lab target.
-pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, Action> {
+pub(crate) fn bindings(admin_url: &str) -> BTreeMap<String, Action> {
     let node_op =
         |op: &str, body: Option<&str>| post(format!("${{node.admin}}/_lab/{op}"), body, 30);
     BTreeMap::from([
@@ -171,15 +213,19 @@ pub(crate) fn bindings(admin_url: &str, frontend_url: &str) -> BTreeMap<String, 
             ),
         ),
         (
-            // A write through the load balancer: what an application would do.
+            // A write sent where a routing driver sends it: the group's Raft leader (a write
+            // through the round-robin balancer fails on followers with NotALeader).
             "write-check".to_string(),
             Action::Http(HttpSpec {
-                method: "PUT".into(),
-                url: format!("{frontend_url}/kv/flightdeck-write-check"),
-                headers: BTreeMap::new(),
-                body: Some("${arg.value}".into()),
+                method: "POST".into(),
+                url: format!("{admin_url}/_lab/routed-tx/${{arg.group}}"),
+                headers: BTreeMap::from([(
+                    "Content-Type".to_string(),
+                    "application/json".to_string(),
+                )]),
+                body: Some(WRITE_CHECK_BODY.into()),
                 expect_status: vec![200],
-                expect_json: BTreeMap::new(),
+                expect_json: BTreeMap::from([("/errors#len".to_string(), json!(0))]),
                 expect_text: None,
                 timeout_secs: 10,
             }),
@@ -212,7 +258,7 @@ mod tests {
 
     #[test]
     fn bindings_template_only_their_args_and_node() {
-        let b = bindings("http://127.0.0.1:1", "http://127.0.0.1:2");
+        let b = bindings("http://127.0.0.1:1");
         for name in [
             "save-config",
             "restore-config",

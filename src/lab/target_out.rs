@@ -160,10 +160,7 @@ pub(crate) fn build_target(
             node_op("rollback-metadata", None),
         ),
     ]);
-    actions.extend(super::neo4j_ops::bindings(
-        admin_url,
-        &format!("http://{frontend}"),
-    ));
+    actions.extend(super::neo4j_ops::bindings(admin_url));
     let mut target = Target {
         name: format!("lab-{product}"),
         product: Some(product.to_string()),

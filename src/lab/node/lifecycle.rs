@@ -178,6 +178,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// The read-only setting as the product applies it. Neo4j reads `dbms.read_only` at
+    /// start-up only (a static setting in neo4j.conf, 3.x operations manual, "dbms.read_only";
+    /// the guide's step 2 edits neo4j.conf and restarts each core), so a running Neo4j node
+    /// restarts to take it: it is away for a start-up, which is why the procedure gates on the
+    /// cluster between two cores. Other products switch at once.
+    pub fn apply_read_only(self: &Arc<Self>, idx: usize, on: bool) -> Result<(), OpError> {
+        self.set_read_only(idx, on)?;
+        if self.product == Product::Neo4j && self.is_running(idx) {
+            self.stop(idx)?;
+            self.start(idx)?;
+        }
+        Ok(())
+    }
+
     pub fn set_read_only(&self, idx: usize, on: bool) -> Result<(), OpError> {
         let mut g = self.inner();
         let n = g

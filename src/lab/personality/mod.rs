@@ -6,6 +6,7 @@ pub mod jahia;
 pub mod milvus;
 pub mod neo4j;
 pub mod neo4j_ha;
+pub mod neo4j_tx;
 pub mod weaviate;
 
 use std::sync::Arc;

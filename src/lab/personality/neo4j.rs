@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<NodeCtx> {
             get(read_only),
         )
         .route("/db/manage/server/causalclustering/status", get(status))
+        .route("/db/data/transaction/commit", post(super::neo4j_tx::commit))
         .merge(super::neo4j_ha::routes())
 }
 
@@ -91,7 +92,7 @@ async fn status(State(ctx): State<NodeCtx>) -> Response {
 }
 
 /// A stable, UUID-looking member id per node name.
-fn member_id(name: &str) -> String {
+pub(crate) fn member_id(name: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
         h ^= u64::from(b);
