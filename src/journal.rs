@@ -170,13 +170,21 @@ pub struct JournalWriter {
 
 impl JournalWriter {
     /// Start a new journal; refuses to overwrite an existing one.
+    /// A journal is its owner's record: the file is created 0600, and folders created for it
+    /// 0700 (`share_with_group` opens a group session's journal to its group).
     pub fn create(path: &Path, header: &Header) -> Result<Self, JournalError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io(dir))?;
         }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -208,7 +216,16 @@ impl JournalWriter {
         if let Some(tail) = &read.torn_tail {
             let mut side = path.as_os_str().to_owned();
             side.push(".torn");
-            std::fs::write(&side, format!("{tail}\n")).map_err(io(path))?;
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&side)
+                .and_then(|mut f| f.write_all(format!("{tail}\n").as_bytes()))
+                .map_err(io(path))?;
         }
         let mut file = OpenOptions::new()
             .read(true)
@@ -252,13 +269,52 @@ impl JournalWriter {
 
 /// Where journals go by default: `<data dir>/journals/<procedure>-<unix time>.jsonl`.
 pub fn default_path(procedure: &str) -> PathBuf {
-    let base = directories::ProjectDirs::from("", "", "flightdeck")
+    journals_dir().join(journal_name(procedure))
+}
+
+/// Where a session shared with group `gid` keeps its journal by default: a folder of its own
+/// (`journals/g<gid>/`), so sharing it with the group shows the group nothing else.
+pub fn default_group_path(procedure: &str, gid: u32) -> PathBuf {
+    journals_dir()
+        .join(format!("g{gid}"))
+        .join(journal_name(procedure))
+}
+
+fn journals_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "flightdeck")
         .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".flightdeck"));
+        .unwrap_or_else(|| PathBuf::from(".flightdeck"))
+        .join("journals")
+}
+
+fn journal_name(procedure: &str) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    base.join("journals")
-        .join(format!("{procedure}-{secs}.jsonl"))
+    format!("{procedure}-{secs}.jsonl")
+}
+
+/// Make a group session's journal readable by its group, deliberately: the file becomes 0640
+/// and group `gid`'s. With `own_folder` (the default `journals/g<gid>/` layout) its folder
+/// becomes 0750 and the group's too, and the folder above 0711 (passable, not listable), so
+/// the group reaches this journal and sees no other.
+pub fn share_with_group(path: &Path, gid: u32, own_folder: bool) -> Result<(), JournalError> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| -> Result<(), JournalError> {
+        std::os::unix::fs::chown(p, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)))
+            .map_err(io(p))
+    };
+    set(path, 0o640)?;
+    if own_folder {
+        if let Some(dir) = path.parent() {
+            set(dir, 0o750)?;
+            if let Some(up) = dir.parent() {
+                std::fs::set_permissions(up, std::fs::Permissions::from_mode(0o711))
+                    .map_err(io(up))?;
+            }
+        }
+    }
+    Ok(())
 }

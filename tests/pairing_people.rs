@@ -715,3 +715,47 @@ async fn a_note_tells_nobody_whether_their_guess_is_a_secret() {
     // The owner, who supplied the secret, is protected from pasting it.
     assert_eq!(texts[2], "pasted by mistake: ****");
 }
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn journals_and_logs_are_the_owners_alone_and_a_group_journal_its_groups() {
+    use flightdeck::journal::{share_with_group, Header, JournalWriter};
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("journals").join("g1").join("j.jsonl");
+    JournalWriter::create(&journal, &Header::new("p", "h", "t", "alice")).unwrap();
+    assert_eq!(mode(&journal), 0o600);
+    assert_eq!(mode(journal.parent().unwrap()), 0o700);
+    assert_eq!(mode(&tmp.path().join("journals")), 0o700);
+
+    let gid = nix::unistd::getgid().as_raw();
+    share_with_group(&journal, gid, true).unwrap();
+    assert_eq!(mode(&journal), 0o640);
+    assert_eq!(mode(journal.parent().unwrap()), 0o750);
+    // Passable to reach the group's folder, not listable: other journals stay unseen.
+    assert_eq!(mode(&tmp.path().join("journals")), 0o711);
+    for p in [&journal, &journal.parent().unwrap().to_path_buf()] {
+        assert_eq!(std::fs::metadata(p).unwrap().gid(), gid);
+    }
+
+    // The shared log: folder 0700, file 0600, narrowed if an older version left it wider.
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(logs.join("flightdeck.log"), "old\n").unwrap();
+    std::fs::set_permissions(
+        logs.join("flightdeck.log"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    flightdeck::logging::prepare(&logs).unwrap();
+    assert_eq!(mode(&logs), 0o700);
+    assert_eq!(mode(&logs.join("flightdeck.log")), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(logs.join("flightdeck.log")).unwrap(),
+        "old\n"
+    );
+}

@@ -203,10 +203,21 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
             return ExitCode::from(EXIT_INVALID);
         }
     }
-    let journal = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| crate::journal::default_path(&plan.procedure));
+    // A group session's journal is readable by the group (see `journal::share_with_group`).
+    let group = match &args.allow_group {
+        Some(g) if mode == Mode::Server => match crate::pairing::peercred::group_gid(g) {
+            Ok(gid) => Some(gid),
+            Err(e) => {
+                eprintln!("flightdeck: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        _ => None,
+    };
+    let journal = args.journal.clone().unwrap_or_else(|| match group {
+        Some(gid) => crate::journal::default_group_path(&plan.procedure, gid),
+        None => crate::journal::default_path(&plan.procedure),
+    });
     let auto = AutoConfirm {
         yes: args.yes,
         yes_phrases: args.yes_phrases,
@@ -228,6 +239,11 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
         }
     };
     tracing::info!(journal = %journal.display(), "session started");
+    if let Some(gid) = group {
+        if let Err(e) = crate::journal::share_with_group(&journal, gid, args.journal.is_none()) {
+            tracing::warn!(error = %e, "cannot share the journal with the group");
+        }
+    }
     task.handle
         .set_takeover_after(Duration::from_secs(args.takeover_after))
         .await;
