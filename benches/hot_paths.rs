@@ -1,17 +1,25 @@
-//! Figures for the hot paths: one cockpit frame, folding events (resume, replay, join catch-up),
+//! Figures for the hot paths: the key latency at a prompt, one cockpit frame, folding events (resume, replay, join catch-up),
 //! journal appends (buffered and fsynced) and reading a journal back. Run with `cargo bench`;
 //! it prints figures, it asserts nothing (timed assertions don't belong in tests).
+
+#[path = "../tests/common/sticky_input.rs"]
+mod sticky_input;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use flightdeck::engine::event::{Event, Phase, Stream};
+use crossterm::event::KeyCode;
+use flightdeck::engine::client::{CommandSender, SessionClient};
+use flightdeck::engine::event::{Event, Phase, PromptKind, Stream};
 use flightdeck::engine::{SessionState, Stamped};
 use flightdeck::journal::{self, Header, JournalWriter};
 use flightdeck::tui::demo::Script;
+use flightdeck::tui::view::PROMPT_GUARD;
 use flightdeck::tui::{render, Theme, TuiRole, View};
+use flightdeck::tui::{run_on, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use tokio::sync::mpsc;
 
 /// Run `f` repeatedly for about `budget` and report the mean per call.
 fn measure(name: &str, budget: Duration, mut f: impl FnMut()) -> Duration {
@@ -57,10 +65,106 @@ fn busy_script(extra: usize) -> Vec<Stamped> {
     s.events
 }
 
+/// The cockpit's goal for answering a key: within one frame at 60 Hz.
+const KEY_GOAL: Duration = Duration::from_micros(16_667);
+
+/// How long the first key after a prompt (or after an overlay over it closed) takes to reach the
+/// engine: the real run loop on a real multi-thread runtime, a test terminal, and an input that
+/// wakes like crossterm's `EventStream` (see `tests/common/sticky_input.rs`). Before the fix for
+/// issue 14 this waited for an unrelated wake-up (up to the 1 s clock tick).
+fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async move {
+        let (events, ev_rx) = mpsc::channel(1024);
+        let (req_tx, mut requests) = mpsc::channel(16);
+        let client = SessionClient {
+            operator_id: 1,
+            operator: "alice".into(),
+            events: ev_rx,
+            commands: CommandSender::new(req_tx),
+        };
+        let (kb, input) = sticky_input::sticky_input();
+        let mut script = Script::started();
+        script.through(2);
+        let opts = TuiOptions {
+            theme: Theme::dark(),
+            role: TuiRole::Driver,
+            title: "bench".into(),
+        };
+        let cockpit = tokio::spawn(async move {
+            let mut term = Terminal::new(TestBackend::new(120, 40)).ok()?;
+            run_on(&mut term, client, opts, input).await.ok()
+        });
+        let mut sent = 0;
+        let mut took = Vec::new();
+        for _ in 0..rounds {
+            script.prompt(2, PromptKind::Run);
+            for e in &script.events()[sent..] {
+                events.send(e.clone()).await.ok()?;
+            }
+            sent = script.events().len();
+            // Let the prompt be drawn and read (keys inside the guard are refused on purpose).
+            let settle = Duration::from_millis(30);
+            tokio::time::sleep(settle).await;
+            if through_help {
+                kb.press(KeyCode::Char('?'));
+                tokio::time::sleep(settle).await;
+                kb.press(KeyCode::Esc);
+                tokio::time::sleep(settle).await;
+            }
+            tokio::time::sleep(PROMPT_GUARD + settle).await;
+            let pressed = Instant::now();
+            kb.press(KeyCode::Char('y'));
+            let req = requests.recv().await?;
+            took.push(pressed.elapsed());
+            let _ = req.reply.send(Ok(()));
+            script.push(
+                10,
+                Event::Confirmed {
+                    step: 2,
+                    by: "alice".into(),
+                    auto: false,
+                },
+            );
+        }
+        kb.close();
+        let _ = cockpit.await;
+        Some(took)
+    })
+}
+
+fn report_latency(name: &str, mut took: Vec<Duration>) {
+    took.sort();
+    let (Some(median), Some(max)) = (took.get(took.len() / 2), took.last()) else {
+        return;
+    };
+    println!(
+        "{name:<46} {:>10.1} µs median, {:.1} µs max ({} keys; goal {} ms: {})",
+        median.as_secs_f64() * 1e6,
+        max.as_secs_f64() * 1e6,
+        took.len(),
+        KEY_GOAL.as_millis(),
+        if *max <= KEY_GOAL { "met" } else { "MISSED" }
+    );
+}
+
 fn main() {
     let theme = Theme::dark();
     let budget = Duration::from_millis(700);
     println!("flightdeck hot paths (lower is better; a frame at 60 Hz is 16 667 µs)\n");
+
+    match key_latency(8, false) {
+        Some(took) => report_latency("first key after a prompt appears", took),
+        None => eprintln!("key latency: the cockpit loop did not run"),
+    }
+    match key_latency(8, true) {
+        Some(took) => report_latency("first key after the help over a prompt closes", took),
+        None => eprintln!("key latency: the cockpit loop did not run"),
+    }
 
     for (w, h) in [(80u16, 24u16), (120, 40), (240, 70)] {
         let events = busy_script(2_000);

@@ -1,12 +1,21 @@
 //! The run loop on a `TestBackend`, driven by channels: it exits cleanly when the session
 //! ends or the operator leaves, and commands reach the engine.
 
+#[path = "common/sticky_input.rs"]
+mod sticky_input;
+
+use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use flightdeck::engine::client::{CommandSender, Request, SessionClient};
-use flightdeck::engine::{Command, Stamped};
+use flightdeck::engine::event::{Phase, PromptKind, Verdict};
+use flightdeck::engine::{Command, Event, Stamped};
 use flightdeck::tui::demo::Script;
+use flightdeck::tui::view::PROMPT_GUARD;
 use flightdeck::tui::{run_on, Theme, TuiExit, TuiOptions, TuiRole};
 use futures::channel::mpsc as fmpsc;
 use ratatui::backend::TestBackend;
@@ -165,4 +174,153 @@ async fn a_finished_session_stays_on_screen_until_q() {
 
 fn term_for_test() -> Terminal<TestBackend> {
     Terminal::new(TestBackend::new(80, 24)).unwrap()
+}
+
+/// A waker that counts how often it was woken: the cockpit's loop is polled by hand with it,
+/// so every wake-up the loop gets is visible.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Press `key` and check that this alone woke the loop (nothing else can: the test runs on
+/// one thread and does nothing between the press and the check).
+#[track_caller]
+fn press_wakes(kb: &sticky_input::Keyboard, wakes: &CountingWaker, key: KeyCode) {
+    let before = wakes.0.load(Ordering::SeqCst);
+    kb.press(key);
+    assert!(
+        wakes.0.load(Ordering::SeqCst) > before,
+        "{key:?} did not wake the cockpit: it would sit unread until an unrelated wake-up"
+    );
+}
+
+#[track_caller]
+fn answered(requests: &mut mpsc::Receiver<Request>) -> Command {
+    let req = requests
+        .try_recv()
+        .expect("the key was handled at once: its command reached the engine");
+    let _ = req.reply.send(Ok(()));
+    req.command
+}
+
+fn step_done(s: &mut Script, step: usize) {
+    s.push(
+        10,
+        Event::Confirmed {
+            step,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(step);
+    s.push(
+        10,
+        Event::ActionFinished {
+            step,
+            phase: Phase::Do,
+            attempt: 1,
+            verdict: Verdict::Passed,
+            detail: "exit 0".into(),
+        },
+    );
+}
+
+/// Issue 14: the first key after a prompt appeared was read 25–921 ms late, because the keys
+/// queued before the prompt were drained with a no-op waker that crossterm's stream then kept.
+/// Here the input wakes exactly like crossterm's and time is paused, so the only thing that
+/// can wake the loop after the press is the key itself.
+#[tokio::test(start_paused = true)]
+async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
+    let (events, ev_rx) = mpsc::channel(1024);
+    let (req_tx, mut requests) = mpsc::channel(16);
+    let client = SessionClient {
+        operator_id: 1,
+        operator: "alice".into(),
+        events: ev_rx,
+        commands: CommandSender::new(req_tx),
+    };
+    let (kb, input) = sticky_input::sticky_input();
+    let mut s = Script::started();
+    s.through(2);
+    let first = s.prompt(2, PromptKind::Run);
+    for e in s.events() {
+        events.try_send(e.clone()).unwrap();
+    }
+    let mut sent = s.events().len();
+    let mut feed = |s: &Script| {
+        for e in &s.events()[sent..] {
+            events.try_send(e.clone()).unwrap();
+        }
+        sent = s.events().len();
+    };
+
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let wakes = Arc::new(CountingWaker::default());
+    let waker = Waker::from(wakes.clone());
+    let mut poll = || {
+        let step = run.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(step.is_pending(), "the cockpit left");
+    };
+
+    // The prompt is on screen; the operator reads it, then answers.
+    poll();
+    tokio::time::advance(PROMPT_GUARD).await;
+    press_wakes(&kb, &wakes, KeyCode::Char('y'));
+    poll();
+    assert_eq!(
+        answered(&mut requests),
+        Command::Confirm {
+            prompt: first,
+            phrase: None
+        }
+    );
+
+    // The next prompt; the operator opens the help, closes it, and answers.
+    step_done(&mut s, 2);
+    let second = s.prompt(3, PromptKind::Run);
+    feed(&s);
+    poll();
+    tokio::time::advance(PROMPT_GUARD).await;
+    press_wakes(&kb, &wakes, KeyCode::Char('?'));
+    poll();
+    press_wakes(&kb, &wakes, KeyCode::Esc);
+    poll();
+    tokio::time::advance(PROMPT_GUARD).await;
+    press_wakes(&kb, &wakes, KeyCode::Char('y'));
+    poll();
+    assert_eq!(
+        answered(&mut requests),
+        Command::Confirm {
+            prompt: second,
+            phrase: None
+        }
+    );
+
+    // And once more past a note written at the prompt.
+    step_done(&mut s, 3);
+    let third = s.prompt(5, PromptKind::Run);
+    feed(&s);
+    poll();
+    tokio::time::advance(PROMPT_GUARD).await;
+    for key in [KeyCode::Char('n'), KeyCode::Char('x'), KeyCode::Enter] {
+        press_wakes(&kb, &wakes, key);
+        poll();
+    }
+    assert_eq!(answered(&mut requests), Command::Note { text: "x".into() });
+    tokio::time::advance(PROMPT_GUARD).await;
+    press_wakes(&kb, &wakes, KeyCode::Char('y'));
+    poll();
+    assert_eq!(
+        answered(&mut requests),
+        Command::Confirm {
+            prompt: third,
+            phrase: None
+        }
+    );
 }

@@ -15,11 +15,12 @@ pub mod theme;
 pub mod view;
 
 use std::io;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::{oneshot, watch};
@@ -192,18 +193,12 @@ where
     let mut dirty = true;
     loop {
         if dirty {
-            let now = Instant::now();
+            let now = clock();
             view.tick(now);
             let size = terminal.size()?;
             view.too_small = render::too_small_for(size.width, size.height);
-            if view.sync_prompt(now) {
-                // Keys already typed when the prompt opened were meant for what was on screen
-                // before it: drop them.
-                while let Some(Some(ev)) = input.next().now_or_never() {
-                    if let Err(e) = ev {
-                        return Err(e.into());
-                    }
-                }
+            if view.sync_prompt(now) && !drop_queued_keys(&mut input).await? {
+                return Ok(exit(&view));
             }
             terminal.draw(|f| render(f, &view, &theme))?;
             dirty = false;
@@ -212,7 +207,7 @@ where
         tokio::select! {
             ev = client.events.recv(), if !view.ended => match ev {
                 Some(ev) => {
-                    let now = Instant::now();
+                    let now = clock();
                     match &mut player {
                         None => {
                             view.apply(&ev, now);
@@ -253,7 +248,7 @@ where
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(TermEvent::Key(key))) => {
                     view.status = None;
-                    match map_key(&view, &key, Instant::now()) {
+                    match map_key(&view, &key, clock()) {
                         Intent::Nothing => {}
                         Intent::Ui(UiAction::Replay(k)) => {
                             if let Some(p) = &mut player {
@@ -274,7 +269,7 @@ where
                 Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_))) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
-                        if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, Instant::now()) {
+                        if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, clock()) {
                             view.update(a);
                         }
                     }
@@ -304,6 +299,35 @@ where
             }
         }
     }
+}
+
+/// Drop the keys already queued when a prompt opened: they were typed for what was on screen
+/// before it. False when the input ended.
+///
+/// The queue is polled with this task's own waker, never with a no-op one (`now_or_never`):
+/// crossterm's `EventStream` keeps the waker of the poll that found it empty until its wake
+/// thread sees the next key, and ignores the wakers of later polls meanwhile (crossterm 0.29,
+/// `src/event/stream.rs`, `poll_next`). A no-op waker there left the first key after every
+/// prompt unread until something else woke the loop — 25 to 921 ms later (issue 14).
+async fn drop_queued_keys<S>(input: &mut S) -> anyhow::Result<bool>
+where
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    std::future::poll_fn(|cx| loop {
+        match input.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(None) => return Poll::Ready(Ok(false)),
+            Poll::Pending => return Poll::Ready(Ok(true)),
+        }
+    })
+    .await
+}
+
+/// Now, on tokio's clock: the wall clock in a real run, a test's paused clock under
+/// `tokio::time::pause` (so the prompt guard can be passed without waiting).
+fn clock() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn exit(view: &View) -> TuiExit {
