@@ -166,10 +166,21 @@ fn failed_and_interrupted_prompts_offer_their_choices() {
         map_key(&v, &key('r'), at),
         Intent::Engine(Command::Retry { step })
     );
+    // The backup has no undo: `u` is neither offered nor sent (the engine would refuse it).
     assert_eq!(
         map_key(&v, &key('u'), at),
-        Intent::Engine(Command::Undo { step })
+        Intent::Ui(UiAction::Status("step 3 has no undo action".into()))
     );
+    let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 100, 30);
+    assert!(
+        text.contains("r retry  s skip  a abort  Esc hold"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runbook: A full dump: the only way back"),
+        "{text}"
+    );
+    assert!(text.contains("the way back: a then r rolls back"), "{text}");
     assert_eq!(
         map_key(&v, &key('s'), at),
         Intent::Ui(UiAction::AskSkip { step })
@@ -572,5 +583,127 @@ fn interrupted_prompt_renders_its_choices() {
         text.contains("was running when the session stopped"),
         "{text}"
     );
-    assert!(text.contains("r re-run  d mark done  u undo"), "{text}");
+    // No `u`: the backup has no undo action.
+    assert!(text.contains("r re-run  d mark done  a abort"), "{text}");
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+#[test]
+fn ctrl_c_in_a_phrase_clears_it_and_leaves_only_when_empty() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    let shown = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, shown);
+    for c in "migrate jx".chars() {
+        if let Intent::Ui(a) = map_key(&v, &key(c), later(shown)) {
+            v.update(a);
+        }
+    }
+    assert_eq!(v.prompt.as_ref().unwrap().phrase.value(), "migrate jx");
+    let i = map_key(&v, &ctrl('c'), later(shown));
+    assert_eq!(i, Intent::Ui(UiAction::ClearPhrase));
+    if let Intent::Ui(a) = i {
+        assert!(!v.update(a), "Ctrl-C in a phrase does not leave");
+    }
+    assert_eq!(v.prompt.as_ref().unwrap().phrase.value(), "");
+    // On an empty phrase it is the usual Ctrl-C: leave.
+    assert_eq!(
+        map_key(&v, &ctrl('c'), later(shown)),
+        Intent::Ui(UiAction::Quit)
+    );
+}
+
+#[test]
+fn a_control_request_is_answerable_while_a_phrase_is_typed() {
+    let mut s = Script::started();
+    s.through(demo::STEP_MIGRATE);
+    s.prompt(demo::STEP_MIGRATE, PromptKind::Run);
+    s.push(
+        10,
+        Event::ControlRequested {
+            id: 2,
+            name: "bob".into(),
+        },
+    );
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Driver, shown);
+    // `g` is a letter of the phrase...
+    assert!(matches!(
+        map_key(&v, &key('g'), later(shown)),
+        Intent::Ui(UiAction::Edit(_))
+    ));
+    // ...Ctrl-G grants, at once (no guard: it answers bob, not the prompt).
+    assert_eq!(
+        map_key(&v, &ctrl('g'), shown),
+        Intent::Engine(Command::GrantControl { to: 2 })
+    );
+    // The request is on screen: in the prompt and in the footer, with the key that works.
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| flightdeck::tui::render(f, &v, &flightdeck::tui::Theme::dark()))
+        .unwrap();
+    let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
+    assert!(
+        screen.matches("bob asks for control").count() >= 2,
+        "{screen}"
+    );
+    assert!(screen.contains("Ctrl-G grant"), "{screen}");
+}
+
+#[test]
+fn a_failed_step_with_an_undo_offers_it() {
+    let mut s = Script::started();
+    s.through(demo::STEP_READ_ONLY);
+    let step = demo::STEP_READ_ONLY;
+    s.prompt(step, PromptKind::Run);
+    s.push(
+        10,
+        Event::Confirmed {
+            step,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(step);
+    s.finish(step, Verdict::Failed, "HTTP 500");
+    s.prompt(step, PromptKind::Failed);
+    let shown = Instant::now();
+    let v = view(&s, TuiRole::Driver, shown);
+    assert_eq!(
+        map_key(&v, &key('u'), later(shown)),
+        Intent::Engine(Command::Undo { step })
+    );
+    let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 100, 30);
+    assert!(text.contains("r retry  u undo  s skip  a abort"), "{text}");
+}
+
+#[test]
+fn a_write_downtime_prompt_says_since_when_writes_are_refused() {
+    let theme = flightdeck::tui::Theme::dark();
+    // Before read-only: this step is where writes stop.
+    let mut s = Script::started();
+    s.through(demo::STEP_READ_ONLY);
+    s.prompt(demo::STEP_READ_ONLY, PromptKind::Run);
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(
+        text.contains("writes are refused from this step on"),
+        "{text}"
+    );
+    assert!(!text.contains("while this runs"), "{text}");
+    // Later: since step 4, by what, and for how long; the previous result and the runbook
+    // stay in view.
+    let mut s = Script::started();
+    s.through(demo::STEP_UPGRADE1);
+    s.prompt(demo::STEP_UPGRADE1, PromptKind::Run);
+    let v = view(&s, TuiRole::Driver, Instant::now());
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(
+        text.contains("writes refused since step 4 (Put the cluster in"),
+        "{text}"
+    );
+    assert!(text.contains("before: step 5 done"), "{text}");
 }

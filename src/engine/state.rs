@@ -367,6 +367,40 @@ impl SessionState {
             .or_else(|| self.undo_candidate())
     }
 
+    /// Why `step` cannot be undone now, or None when an undo of it would be accepted (the
+    /// engine refuses with this reason; the cockpit offers `u` only when it is None).
+    pub fn undo_refusal(&self, step: usize) -> Option<String> {
+        if self.running().is_some() {
+            return Some("wait for the running action to finish".into());
+        }
+        // During a rollback, in the rollback's order (`[rollback] undo_first`).
+        let candidate = match self.mode {
+            Mode::RollingBack => self.rollback_candidate(),
+            _ => self.undo_candidate(),
+        };
+        if candidate != Some(step) {
+            return Some(match candidate {
+                Some(c) => format!(
+                    "undo goes in reverse order: undo step {} ({}) first",
+                    c + 1,
+                    self.plan.steps.get(c).map_or("", |p| p.title.as_str())
+                ),
+                None => "there is nothing to undo".into(),
+            });
+        }
+        let planned = self.plan.steps.get(step)?;
+        if let (Some(why), Some(StepStatus::Succeeded)) = (
+            &planned.irreversible,
+            self.steps.get(step).map(|r| r.status),
+        ) {
+            return Some(format!("step {} is irreversible: {why}", step + 1));
+        }
+        if planned.undo.is_none() {
+            return Some(format!("step {} has no undo action", step + 1));
+        }
+        None
+    }
+
     /// The latest completed irreversible step: rollback cannot go back past it.
     pub fn point_of_no_return(&self) -> Option<usize> {
         self.plan

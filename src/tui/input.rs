@@ -43,6 +43,8 @@ pub enum UiAction {
     CloseOverlay,
     /// Edit the text being typed (note or phrase).
     Edit(InputRequest),
+    /// Empty the phrase typed so far.
+    ClearPhrase,
     Status(String),
     /// A replay player key; the loop hands it to the player (it changes nothing here).
     Replay(ReplayKey),
@@ -77,7 +79,16 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && key.code == KeyCode::Char('c') {
+        // In a half-typed phrase Ctrl-C clears it, as in a shell; it does not leave.
+        if view.overlay.is_none() && typing_phrase(view).is_some_and(|typed| !typed.is_empty()) {
+            return ui(UiAction::ClearPhrase);
+        }
         return quit(view);
+    }
+    // Another operator's request for control is answerable whatever is open, a phrase box
+    // included (where `g` is a letter of the phrase).
+    if ctrl && key.code == KeyCode::Char('g') && view.effective_role() == TuiRole::Driver {
+        return grant(view);
     }
     // Nothing is drawn but "terminal too small": a key cannot answer what nobody can see.
     if view.too_small {
@@ -95,6 +106,23 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
         }
     }
     global_key(view, key)
+}
+
+fn grant(view: &View) -> Intent {
+    match &view.state.control_request {
+        Some((to, _)) => Intent::Engine(Command::GrantControl { to: *to }),
+        None => status("nobody asked for control"),
+    }
+}
+
+/// The phrase typed so far, while the driver's prompt is a phrase confirmation on screen.
+pub fn typing_phrase(view: &View) -> Option<&str> {
+    let prompt = view.state.prompt?;
+    let shown = view.prompt.as_ref().filter(|p| !p.hidden)?;
+    let step = view.state.plan.steps.get(prompt.step)?;
+    let phrase =
+        prompt.kind == PromptKindTag::Run && matches!(step.confirm, Confirm::Phrase { .. });
+    (phrase && view.prompt_visible() && shown.id == prompt.id).then(|| shown.phrase.value())
 }
 
 fn quit(view: &View) -> Intent {
@@ -238,9 +266,14 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
                 return None;
             }
         }
+        PromptKindTag::Failed | PromptKindTag::Interrupted if key.code == KeyCode::Char('u') => {
+            match view.state.undo_refusal(step) {
+                None => Intent::Engine(Command::Undo { step }),
+                Some(why) => status(why),
+            }
+        }
         PromptKindTag::Failed => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
-            KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
             KeyCode::Char('s') => ui(UiAction::AskSkip { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
@@ -249,7 +282,6 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
         PromptKindTag::Interrupted => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
             KeyCode::Char('d') => Intent::Engine(Command::MarkDone { step }),
-            KeyCode::Char('u') => Intent::Engine(Command::Undo { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
             _ => return None,
@@ -355,10 +387,7 @@ fn driver_key(view: &View, key: &KeyEvent) -> Intent {
         KeyCode::Char('a') => ui(UiAction::AskAbort),
         KeyCode::Enter if st.held => Intent::Engine(Command::Act),
         KeyCode::Enter => Intent::Nothing,
-        KeyCode::Char('g') => match &st.control_request {
-            Some((to, _)) => Intent::Engine(Command::GrantControl { to: *to }),
-            None => status("nobody asked for control"),
-        },
+        KeyCode::Char('g') => grant(view),
         KeyCode::Char('c') => status("you already drive"),
         _ => Intent::Nothing,
     }
@@ -411,6 +440,11 @@ impl View {
                     }
                 }
             },
+            UiAction::ClearPhrase => {
+                if let Some(p) = &mut self.prompt {
+                    p.phrase = Default::default();
+                }
+            }
             UiAction::Status(s) => self.status = Some(s),
             UiAction::Replay(_) => {}
             UiAction::Quit => return true,

@@ -193,32 +193,8 @@ impl Engine {
                 }
             }
             Command::Undo { step } => {
-                if self.state.running().is_some() {
-                    return reject("wait for the running action to finish".into());
-                }
-                // During a rollback, in the rollback's order (`[rollback] undo_first`).
-                let candidate = match self.state.mode {
-                    Mode::RollingBack => self.state.rollback_candidate(),
-                    _ => self.state.undo_candidate(),
-                };
-                if candidate != Some(step) {
-                    return reject(match candidate {
-                        Some(c) => format!(
-                            "undo goes in reverse order: undo step {} ({}) first",
-                            c + 1,
-                            self.state.plan.steps[c].title
-                        ),
-                        None => "there is nothing to undo".into(),
-                    });
-                }
-                let planned = &self.state.plan.steps[step];
-                if let (Some(why), StepStatus::Succeeded) =
-                    (&planned.irreversible, self.state.steps[step].status)
-                {
-                    return reject(format!("step {} is irreversible: {why}", step + 1));
-                }
-                if planned.undo.is_none() {
-                    return reject(format!("step {} has no undo action", step + 1));
+                if let Some(why) = self.state.undo_refusal(step) {
+                    return reject(why);
                 }
                 self.open_prompt(step, PromptKind::Undo)?;
             }

@@ -14,6 +14,7 @@ use crate::engine::state::{Mode, PromptKindTag};
 use crate::plan::Confirm;
 
 use super::{fmt_dur, key, text};
+use crate::tui::input::typing_phrase;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, TuiRole, View};
 
@@ -372,9 +373,12 @@ fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
             segs.push(hint(theme, 6, "q", "quit"));
         }
         TuiRole::Driver => {
+            // In a phrase box `g` is a letter: Ctrl-G grants there (and everywhere).
+            let typed = typing_phrase(view);
             if let Some((_, name)) = &st.control_request {
                 segs.push((8, vec![text(format!("{name} asks for control:"), s.warn)]));
-                segs.push(hint(theme, 8, "g", "grant"));
+                let key = if typed.is_some() { "Ctrl-G" } else { "g" };
+                segs.push(hint(theme, 8, key, "grant"));
             }
             if st.held {
                 segs.push(hint(theme, 7, "Enter", "act on the step"));
@@ -394,7 +398,11 @@ fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
                 segs.push(hint(theme, 7, "Enter", "confirm"));
                 segs.push(hint(theme, 7, "Esc", "hold"));
                 segs.push(hint(theme, 3, "Tab", "focus"));
-                segs.push(hint(theme, 5, "Ctrl-C", "quit"));
+                if typed.is_some_and(|t| !t.is_empty()) {
+                    segs.push(hint(theme, 6, "Ctrl-C", "clear"));
+                } else {
+                    segs.push(hint(theme, 5, "Ctrl-C", "quit"));
+                }
             } else {
                 match prompt {
                     Some(PromptKindTag::Run) => {
@@ -409,7 +417,13 @@ fn role_hints(view: &View, theme: &Theme, segs: &mut Vec<Segment>) {
                 }
                 segs.push(hint(theme, 3, "Tab", "focus"));
                 segs.push(hint(theme, 4, "n", "note"));
-                segs.push(hint(theme, 4, "u", "undo"));
+                // Offered only when the engine would take it.
+                if st
+                    .undo_candidate()
+                    .is_some_and(|c| st.undo_refusal(c).is_none())
+                {
+                    segs.push(hint(theme, 4, "u", "undo"));
+                }
                 segs.push(hint(theme, 4, "s", "skip"));
                 segs.push(hint(theme, 4, "a", "abort"));
                 segs.push(hint(theme, 6, "?", "help"));

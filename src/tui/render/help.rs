@@ -41,13 +41,14 @@ pub const KEYS: [&[Group]; 2] = [
         &[
             ("y / Esc", "run / hold at a prompt"),
             ("phrase ⏎", "type it; Enter confirms"),
+            ("Ctrl-C", "in a phrase: clear it"),
             ("Enter", "act on a held step"),
             ("r", "retry / re-run the step"),
             ("d", "interrupted: mark done"),
             ("u", "undo latest completed"),
             ("s", "skip step (asks first)"),
             ("a", "abort: r rollback, k keep"),
-            ("g", "grant control"),
+            ("g / ^G", "grant control (^G typing)"),
         ],
     )],
 ];

@@ -89,7 +89,7 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             match p.downtime {
                 Downtime::None => {}
                 Downtime::Writes => lines.push(Line::from(text(
-                    "  writes are refused while this runs",
+                    format!("  {}", writes_truth(view, prompt.step)),
                     s.downtime_writes,
                 ))),
                 Downtime::Full => lines.push(Line::from(text(
@@ -117,6 +117,18 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 };
                 lines.push(Line::from(text(format!("{got}{wait}"), s.warn)));
             }
+            // What the prompt covers on screen: the previous step's result and this step's
+            // runbook text.
+            let mut context = Vec::new();
+            if let Some(last) = last_result(view, prompt.step) {
+                context.push(Line::from(text(last, s.muted)));
+            }
+            if !p.runbook.trim().is_empty() {
+                context.push(Line::from(text(
+                    format!("runbook: {}", p.runbook.trim()),
+                    s.muted,
+                )));
+            }
             match &p.confirm {
                 Confirm::Phrase { phrase } => {
                     lines.push(Line::from(vec![
@@ -127,11 +139,16 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                     lines.push(Line::from(""));
                     phrase_input = Some(lines.len() - 1);
                     lines.push(key_line(&[("Enter", "confirm"), ("Esc", "hold")], theme));
+                    // Below the input: wrapped text above it would move its row.
+                    lines.extend(context);
                 }
-                _ => lines.push(key_line(
-                    &[("y", "run"), ("Esc", "hold"), ("n", "note")],
-                    theme,
-                )),
+                _ => {
+                    lines.extend(context);
+                    lines.push(key_line(
+                        &[("y", "run"), ("Esc", "hold"), ("n", "note")],
+                        theme,
+                    ));
+                }
             }
         }
         PromptKindTag::Undo => {
@@ -159,16 +176,14 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             if let Some(d) = &r.detail {
                 lines.push(Line::from(text(format!("  {d}"), s.base)));
             }
-            lines.push(key_line(
-                &[
-                    ("r", "retry"),
-                    ("u", "undo"),
-                    ("s", "skip"),
-                    ("a", "abort"),
-                    ("Esc", "hold"),
-                ],
-                theme,
-            ));
+            runbook_and_way_back(&mut lines, view, prompt.step, theme);
+            // Only keys the engine will accept: `u` only when this step can be undone.
+            let mut keys = vec![("r", "retry")];
+            if st.undo_refusal(prompt.step).is_none() {
+                keys.push(("u", "undo"));
+            }
+            keys.extend([("s", "skip"), ("a", "abort"), ("Esc", "hold")]);
+            lines.push(key_line(&keys, theme));
         }
         PromptKindTag::Interrupted => {
             title = format!(" Step {k} was interrupted ");
@@ -179,25 +194,127 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             if let Some(d) = &r.detail {
                 lines.push(Line::from(text(format!("  {d}"), s.base)));
             }
+            runbook_and_way_back(&mut lines, view, prompt.step, theme);
             lines.push(Line::from(text(
                 "Check the system, then say what happened:",
                 s.base,
             )));
-            lines.push(key_line(
-                &[
-                    ("r", "re-run"),
-                    ("d", "mark done"),
-                    ("u", "undo"),
-                    ("a", "abort"),
-                ],
-                theme,
-            ));
+            let mut keys = vec![("r", "re-run"), ("d", "mark done")];
+            if st.undo_refusal(prompt.step).is_none() {
+                keys.push(("u", "undo"));
+            }
+            keys.push(("a", "abort"));
+            lines.push(key_line(&keys, theme));
         }
+    }
+    // Another operator waiting for control must not hide behind the prompt.
+    if let Some((_, name)) = &st.control_request {
+        let grant = if phrase_input.is_some() {
+            "Ctrl-G"
+        } else {
+            "g"
+        };
+        lines.push(Line::from(vec![
+            text(format!("{name} asks for control: "), s.warn),
+            key(grant, theme),
+            text(" grants", s.muted),
+        ]));
     }
     let inner = modal(frame, area, title, lines, theme);
     if let (Some(row), Some(shown)) = (phrase_input, &view.prompt) {
         input_row(frame, inner, row, &shown.phrase, theme);
     }
+}
+
+/// What is true about writes for a step with write downtime: refused since an earlier step
+/// (and for how long), or refused from this step on.
+pub fn writes_truth(view: &View, step: usize) -> String {
+    let st = &view.state;
+    let Some(since) = st.read_only.since else {
+        return "writes are refused from this step on".into();
+    };
+    // The step that took writes down: the latest one with write downtime that had started
+    // when the nodes turned read-only.
+    let by = st
+        .plan
+        .steps
+        .iter()
+        .zip(&st.steps)
+        .enumerate()
+        .take(step)
+        .filter(|(_, (p, r))| {
+            p.downtime != Downtime::None && r.started_ms.is_some_and(|t| t <= since)
+        })
+        .map(|(i, (p, _))| (i, p.title.as_str()))
+        .next_back();
+    let down = super::fmt_dur(st.read_only.total_at(view.now_ms));
+    match by {
+        Some((i, title)) => {
+            format!(
+                "writes refused since step {} ({title}), {down} so far",
+                i + 1
+            )
+        }
+        None => format!("writes refused (nodes read-only), {down} so far"),
+    }
+}
+
+/// The result of the step before `step` that last ran: what the operator saw before this
+/// prompt covered the detail panel.
+fn last_result(view: &View, step: usize) -> Option<String> {
+    let st = &view.state;
+    let (i, r) = st
+        .steps
+        .iter()
+        .enumerate()
+        .take(step)
+        .filter(|(_, r)| r.finished_ms.is_some())
+        .max_by_key(|(_, r)| r.finished_ms)?;
+    let detail = r.detail.as_deref().unwrap_or("");
+    let sep = if detail.is_empty() { "" } else { ": " };
+    Some(format!(
+        "before: step {} {}{sep}{detail}",
+        i + 1,
+        r.status.label()
+    ))
+}
+
+/// A failed or interrupted step: its runbook text and the way back that is still open.
+fn runbook_and_way_back(lines: &mut Vec<Line>, view: &View, step: usize, theme: &Theme) {
+    let s = &theme.styles;
+    let st = &view.state;
+    if let Some(p) = st
+        .plan
+        .steps
+        .get(step)
+        .filter(|p| !p.runbook.trim().is_empty())
+    {
+        lines.push(Line::from(text(
+            format!("runbook: {}", p.runbook.trim()),
+            s.muted,
+        )));
+    }
+    // Steps a rollback would really undo: done (or failed) and with an undo action.
+    let done = st
+        .plan
+        .steps
+        .iter()
+        .zip(&st.steps)
+        .filter(|(p, r)| r.status.has_effects() && p.undo.is_some())
+        .count();
+    let way_back = match st.point_of_no_return() {
+        Some(k) => format!(
+            "past the point of no return (step {}): fix forward, or roll back to step {} only",
+            k + 1,
+            k + 2
+        ),
+        None if done > 0 => format!(
+            "the way back: a then r undoes {done} step{} in reverse order",
+            if done == 1 { "" } else { "s" }
+        ),
+        None => "nothing to undo so far: a then k stops here".into(),
+    };
+    lines.push(Line::from(text(way_back, s.warn)));
 }
 
 /// Draw a text input on row `row` of `inner`, and put the terminal cursor in it.
