@@ -20,5 +20,6 @@ pub mod replay;
 pub mod report;
 pub mod target;
 pub mod target_load;
+pub mod target_overrides;
 pub mod tls;
 pub mod tui;

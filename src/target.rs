@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::procedure::model::{Action, Check};
+use crate::target_overrides::Overrides;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,9 @@ pub struct Target {
     /// Lab only: where the load generator reports its counters.
     #[serde(default)]
     pub traffic: Option<TrafficSource>,
+    /// `[overrides.<step id>]`: this cluster's timings for a procedure's steps.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

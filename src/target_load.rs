@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::procedure::diag::{Diagnostic, Diagnostics};
 use crate::procedure::load::{parse_typed, read_source};
+use crate::procedure::spans::SpanIndex;
 use crate::procedure::strings::{visit_action, visit_check};
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
@@ -19,7 +20,8 @@ pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
 
 /// Parse and validate target text (e.g. one the lab just wrote); `path` names it in diagnostics.
 pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
-    let (target, spans) = parse_typed::<Target>(path, source)?;
+    let (mut target, spans) = parse_typed::<Target>(path, source)?;
+    record_override_positions(path, &mut target, &spans);
     let mut diags = Diagnostics::default();
     let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
 
@@ -124,12 +126,47 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
             );
         }
     }
+    for (id, o) in &target.overrides.steps {
+        for (field, msg) in crate::target_overrides::value_problems(o) {
+            let at = target
+                .overrides
+                .pos(id, field)
+                .map_or((1, 1), |(_, at)| at);
+            diags.push(Diagnostic::new(path, at, format!("[overrides.{id}]: {msg}")));
+        }
+    }
     if diags.is_empty() {
         Ok(target)
     } else {
         diags.sort();
         Err(diags)
     }
+}
+
+/// Keep where each `[overrides.ID]` (and its values) is, for diagnostics that need the
+/// procedure (an unknown step id) and so come later.
+fn record_override_positions(path: &Path, target: &mut Target, spans: &SpanIndex) {
+    let mut at = BTreeMap::new();
+    for (id, o) in &target.overrides.steps {
+        let table = format!("overrides.{id}");
+        at.insert(
+            id.clone(),
+            spans.key_pos(&table).unwrap_or_else(|| spans.pos(&table)),
+        );
+        for (field, set) in [
+            ("timeout_secs", o.timeout_secs.is_some()),
+            ("stable_secs", o.stable_secs.is_some()),
+            ("interval_ms", o.interval_ms.is_some()),
+        ] {
+            if set {
+                at.insert(format!("{id}.{field}"), spans.pos(&format!("{table}.{field}")));
+            }
+        }
+    }
+    target.overrides.origin = Some(crate::target_overrides::Origin {
+        file: path.to_path_buf(),
+        at,
+    });
 }
 
 /// What a probe's templates can see: the target's variables and secrets, and for per-node

@@ -602,3 +602,46 @@ async fn expect_text_judges_the_body_of_http_actions_and_gate_checks() {
     );
     task.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_target_override_of_a_gate_timeout_takes_effect_when_it_runs() {
+    use flightdeck::plan::expand::{build_plan, PlanOptions};
+    use flightdeck::procedure::load::parse_procedure;
+    use flightdeck::target_load::parse_target;
+    let lp = parse_procedure(
+        std::path::Path::new("p.toml"),
+        r#"
+name = "p"
+product = "generic"
+
+[[steps]]
+id = "gate"
+title = "Nothing listens on port 1"
+confirm = "none"
+action = { kind = "wait", check = { kind = "tcp", address = "127.0.0.1:1", timeout_ms = 100 }, timeout_secs = 3600, interval_ms = 50 }
+"#
+        .into(),
+    )
+    .unwrap();
+    let t = parse_target(
+        std::path::Path::new("t.toml"),
+        "name = \"t\"\n[overrides.gate]\ntimeout_secs = 1\n",
+    )
+    .unwrap();
+    let p = build_plan(&lp, &t, &PlanOptions::default()).unwrap();
+    assert_eq!(
+        p.steps[0].overrides,
+        vec!["timeout_secs = 1 (procedure: 3600)".to_string()]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(p, t, AutoConfirm::default(), &dir);
+    // With the procedure's hour this would outlast the test's deadline; with the target's
+    // second the gate gives its verdict.
+    let s = until(&task, "the gate's verdict", |s| {
+        s.steps[0].status == StepStatus::Failed
+    })
+    .await;
+    let why = s.steps[0].detail.clone().unwrap_or_default();
+    assert!(why.contains("within 1 s"), "{why}");
+    task.handle.shutdown().await;
+}

@@ -41,6 +41,7 @@ async fn hundreds_of_probe_samples_add_almost_nothing_to_the_journal() {
                 text: "think".into(),
             },
             undo: None,
+            overrides: Vec::new(),
         }],
         ..Default::default()
     };

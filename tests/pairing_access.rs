@@ -39,6 +39,7 @@ fn one_step_plan() -> Plan {
                 expect_exit: 0,
             },
             undo: None,
+            overrides: Vec::new(),
         }],
         ..Default::default()
     }
@@ -57,6 +58,7 @@ fn engine(dir: &Path) -> EngineTask {
             probes: vec![],
             actions: Default::default(),
             traffic: None,
+            overrides: Default::default(),
         },
         auto: AutoConfirm::default(),
         operator: "tester".into(),

@@ -46,6 +46,7 @@ fn plan() -> Plan {
                 expect_exit: 0,
             },
             undo: None,
+            overrides: Vec::new(),
         }],
         ..Default::default()
     }
@@ -73,6 +74,7 @@ async fn child_server() {
             probes: vec![],
             actions: Default::default(),
             traffic: None,
+            overrides: Default::default(),
         },
         auto: AutoConfirm::default(),
         operator: "daemon".into(),

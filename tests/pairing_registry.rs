@@ -32,6 +32,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
             expect_exit: 0,
         },
         undo: None,
+        overrides: Vec::new(),
     };
     session::start(EngineConfig {
         plan: Plan {
@@ -51,6 +52,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
             probes: vec![],
             actions: Default::default(),
             traffic: None,
+            overrides: Default::default(),
         },
         auto: AutoConfirm::default(),
         operator: "tester".into(),

@@ -87,6 +87,32 @@ fn expect_text_must_be_a_valid_regex() {
 }
 
 #[test]
+fn target_overrides_are_checked_for_values_then_against_the_procedure() {
+    let f = "procedures/bad/overrides-target.toml";
+    let d = load_target(Path::new(f)).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:8:16: [overrides.healthy]: `timeout_secs = 0` is out of range: 1 to 604800 (7 days)\n\
+             {f}:9:15: [overrides.healthy]: `interval_ms = 1` is out of range: 10 to 3600000\n\
+             {f}:11:12: [overrides.nothing]: this override sets nothing; expected timeout_secs, stable_secs or interval_ms"
+        )
+    );
+    let f = "procedures/bad/overrides-fit-target.toml";
+    let t = load_target(Path::new(f)).unwrap();
+    let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
+    let d = validate(&lp, Some(&t));
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{f}:22:12: [overrides.helthy]: procedure `example-every-kind` has no step `helthy` (its steps: announce, backup, drain, upgrade, healthy, ready, reindex, pause-writes, finalize, resume-writes)\n\
+             {f}:26:15: [overrides.drain]: `stable_secs` only applies to a `wait` gate; the step's action is `lb`\n\
+             {f}:29:15: [overrides.healthy]: the gate could never pass: it must hold 200 s within a 120 s timeout"
+        )
+    );
+}
+
+#[test]
 fn unknown_variable_outside_a_node_loop() {
     assert_eq!(
         errors_of("procedures/bad/unknown-var.toml"),

@@ -32,7 +32,15 @@ fn the_plan_says_exactly_what_will_happen() {
     assert!(lines.contains(&"    action:   run: sh -c 'mkdir -p /tmp/flightdeck-example && date > /tmp/flightdeck-example/backup.txt'"));
     assert!(lines.contains(&"    action:   POST http://127.0.0.1:18080/admin/nodes/node2/upgrade"));
     assert!(lines.contains(&"              body {\"version\": \"2.1.0\"}"));
-    assert!(lines.contains(&"    action:   wait: probe health on node2 passes, stable for 3s (timeout 120s, every 1000ms)"));
+    // The target's [overrides.healthy], on every node's instance, said as such.
+    assert!(lines.contains(&"    action:   wait: probe health on node2 passes, stable for 3s (timeout 600s, every 2000ms)"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| **l == "              overridden by the target: timeout_secs = 600 (procedure: 120), interval_ms = 2000 (procedure: 1000)")
+            .count(),
+        3
+    );
     assert!(lines.contains(&"16. pause-writes — Pause writes  [downtime: writes]"));
     assert!(lines.contains(&"    confirm:  type \"finalize example\" · 2 approvals"));
     assert!(lines

@@ -170,6 +170,7 @@ fn step(key: &str, action: Action) -> PlannedStep {
         progress: None,
         action,
         undo: Some(run(&["true"])),
+        overrides: Vec::new(),
     }
 }
 
@@ -224,6 +225,7 @@ async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
         probes: vec![],
         actions: Default::default(),
         traffic: None,
+        overrides: Default::default(),
     };
     let path = dir.path().join("j.jsonl");
     let task = session::start(EngineConfig {

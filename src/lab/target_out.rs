@@ -181,6 +181,7 @@ pub(crate) fn build_target(
             url: format!("{admin_url}/_lab/traffic"),
             interval_ms: 1000,
         }),
+        overrides: Default::default(),
     };
     super::target_seeds::extend(product, &mut target);
     target

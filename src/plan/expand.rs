@@ -507,7 +507,11 @@ impl Expander<'_> {
                 }
             }
         };
-        let action = self.action(&key, "action", &step.action, scope)?;
+        let mut action = self.action(&key, "action", &step.action, scope)?;
+        let overrides = match self.target.overrides.steps.get(&step.id) {
+            Some(o) => crate::target_overrides::apply(o, &mut action),
+            None => Vec::new(),
+        };
         let undo = step
             .undo
             .as_ref()
@@ -536,6 +540,7 @@ impl Expander<'_> {
             progress,
             action,
             undo,
+            overrides,
         });
         Ok(())
     }

@@ -56,6 +56,10 @@ pub struct PlannedStep {
     pub action: Action,
     #[serde(default)]
     pub undo: Option<Action>,
+    /// What the target's `[overrides.<step id>]` changed in the action, as
+    /// `field = new (procedure: old)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 fn one() -> u8 {

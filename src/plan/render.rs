@@ -72,6 +72,13 @@ fn render_step(w: &mut String, n: usize, width: usize, s: &PlannedStep) {
         let _ = writeln!(w, "{pad}runbook:  {}", s.runbook);
     }
     write_action(w, &pad, "action:  ", &s.action);
+    if !s.overrides.is_empty() {
+        let _ = writeln!(
+            w,
+            "{pad}          overridden by the target: {}",
+            s.overrides.join(", ")
+        );
+    }
     match &s.undo {
         Some(u) => write_action(w, &pad, "undo:    ", u),
         None => {

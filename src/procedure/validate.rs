@@ -110,6 +110,53 @@ impl Validator<'_> {
             self.check_step(i, step);
         }
         self.check_rollback();
+        self.check_overrides();
+    }
+
+    /// The target's `[overrides.<step id>]`: each names a step of this procedure and fits its
+    /// action. Reported at the override's place in the target file.
+    fn check_overrides(&mut self) {
+        let Some(t) = self.target else { return };
+        let p = &self.lp.procedure;
+        for (id, o) in &t.overrides.steps {
+            let mut problems = Vec::new();
+            match p.steps.iter().find(|s| s.id == *id) {
+                None => {
+                    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+                    problems.push((
+                        None,
+                        format!(
+                            "[overrides.{id}]: procedure `{}` has no step `{id}` (its steps: {})",
+                            p.name,
+                            list_or_none(&ids)
+                        ),
+                    ));
+                }
+                Some(step) => {
+                    // A `call` is judged by what the target binds it to.
+                    let action = match &step.action {
+                        Action::Call { name, .. } => t.actions.get(name),
+                        other => Some(other),
+                    };
+                    if let Some(a) = action {
+                        for (f, msg) in crate::target_overrides::fit_problems(o, a) {
+                            problems.push((f, format!("[overrides.{id}]: {msg}")));
+                        }
+                    }
+                }
+            }
+            for (field, msg) in problems {
+                let d = match t.overrides.pos(id, field) {
+                    Some((file, at)) => Diagnostic::new(&file, at, msg),
+                    None => Diagnostic::new(
+                        &self.lp.path,
+                        (1, 1),
+                        format!("target `{}`: {msg}", t.name),
+                    ),
+                };
+                self.diags.push(d);
+            }
+        }
     }
 
     /// `[rollback]`: every step it names exists and has what the rollback uses of it.

@@ -34,6 +34,7 @@ fn step(key: &str, title: &str, action: Action) -> PlannedStep {
         progress: None,
         action,
         undo: None,
+        overrides: Vec::new(),
     }
 }
 

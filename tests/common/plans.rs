@@ -37,6 +37,7 @@ pub fn step_with(key: &str, action: Action, undo: Option<Action>) -> PlannedStep
         progress: None,
         action,
         undo,
+        overrides: Vec::new(),
     }
 }
 
