@@ -128,11 +128,12 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
     }
     for (id, o) in &target.overrides.steps {
         for (field, msg) in crate::target_overrides::value_problems(o) {
-            let at = target
-                .overrides
-                .pos(id, field)
-                .map_or((1, 1), |(_, at)| at);
-            diags.push(Diagnostic::new(path, at, format!("[overrides.{id}]: {msg}")));
+            let at = target.overrides.pos(id, field).map_or((1, 1), |(_, at)| at);
+            diags.push(Diagnostic::new(
+                path,
+                at,
+                format!("[overrides.{id}]: {msg}"),
+            ));
         }
     }
     if diags.is_empty() {
@@ -159,7 +160,10 @@ fn record_override_positions(path: &Path, target: &mut Target, spans: &SpanIndex
             ("interval_ms", o.interval_ms.is_some()),
         ] {
             if set {
-                at.insert(format!("{id}.{field}"), spans.pos(&format!("{table}.{field}")));
+                at.insert(
+                    format!("{id}.{field}"),
+                    spans.pos(&format!("{table}.{field}")),
+                );
             }
         }
     }

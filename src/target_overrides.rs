@@ -141,7 +141,10 @@ pub fn fit_problems(o: &StepOverride, action: &Action) -> Vec<(Option<&'static s
     let mut out = Vec::new();
     let kind = kind_name(action);
     let gate = matches!(action, Action::Wait(_));
-    let timed = matches!(action, Action::Wait(_) | Action::Run { .. } | Action::Http(_));
+    let timed = matches!(
+        action,
+        Action::Wait(_) | Action::Run { .. } | Action::Http(_)
+    );
     if o.timeout_secs.is_some() && !timed {
         out.push((
             Some("timeout_secs"),
