@@ -60,7 +60,7 @@ fn duplicate_id() {
 fn undo_on_wait() {
     assert_eq!(
         errors_of("procedures/bad/undo-on-wait.toml"),
-        vec!["procedures/bad/undo-on-wait.toml:8:8: a `wait` step is a gate and has nothing to undo; remove `undo`"]
+        vec!["procedures/bad/undo-on-wait.toml:8:8: a `wait` step is a gate and has nothing to undo; its `undo` can only be another `wait` (a gate the rollback must pass)"]
     );
 }
 
@@ -136,7 +136,7 @@ fn every_semantic_error_is_reported_in_file_order() {
         "11:10: loops are within each other in a cycle: each_node -> each_hop -> each_node",
         "19:6: duplicate step id `a` (first used on line 14)",
         "20:9: unknown variable `nodes.nam`",
-        "22:8: a `wait` step is a gate and has nothing to undo; remove `undo`",
+        "22:8: a `wait` step is a gate and has nothing to undo; its `undo` can only be another `wait` (a gate the rollback must pass)",
         "27:12: `for_each` names an undefined loop `each_rack`; defined loops: nodes, each_hop, each_node",
         "28:11: `confirm = \"phrase\"` needs a `phrase` for the operator to type",
         "29:13: `approvals` must be 1 or 2, not 3",

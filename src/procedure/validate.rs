@@ -406,10 +406,15 @@ impl Validator<'_> {
                 );
             }
         }
-        if matches!(step.action, Action::Wait(_)) && step.undo.is_some() {
+        // A gate changes nothing, so its only possible undo is another gate: one a rollback
+        // must pass on its way back (e.g. every restarted node up before a cluster-wide switch).
+        if matches!(step.action, Action::Wait(_))
+            && step.undo.as_ref().is_some_and(|u| !matches!(u, Action::Wait(_)))
+        {
             self.err(
                 &at("undo"),
-                "a `wait` step is a gate and has nothing to undo; remove `undo`",
+                "a `wait` step is a gate and has nothing to undo; its `undo` can only be another \
+                 `wait` (a gate the rollback must pass)",
             );
         }
         let ctx = self.loop_ctx(step.for_each.as_deref());
