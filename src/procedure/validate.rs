@@ -409,7 +409,10 @@ impl Validator<'_> {
         // A gate changes nothing, so its only possible undo is another gate: one a rollback
         // must pass on its way back (e.g. every restarted node up before a cluster-wide switch).
         if matches!(step.action, Action::Wait(_))
-            && step.undo.as_ref().is_some_and(|u| !matches!(u, Action::Wait(_)))
+            && step
+                .undo
+                .as_ref()
+                .is_some_and(|u| !matches!(u, Action::Wait(_)))
         {
             self.err(
                 &at("undo"),
