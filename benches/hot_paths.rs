@@ -92,6 +92,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
         script.through(2);
         let opts = TuiOptions {
             theme: Theme::dark(),
+            alerts: flightdeck::tui::AlertConfig::NONE,
             role: TuiRole::Driver,
             title: "bench".into(),
         };

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::tui::AlertConfig;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "flightdeck",
@@ -17,6 +19,12 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Theme (name or file) for the default cockpit.
+    #[arg(long, env = "FLIGHTDECK_THEME")]
+    pub theme: Option<String>,
+    /// Alerts for the default cockpit (see `run --help`).
+    #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
+    pub alerts: AlertConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,8 +64,12 @@ pub struct JoinArgs {
     /// session's takeover delay (`run --takeover-after`, default 60 s).
     #[arg(long, value_name = "REASON")]
     pub take_control: Option<String>,
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTDECK_THEME")]
     pub theme: Option<String>,
+    /// Bell and terminal title when a prompt waits for you, a step fails, the session ends:
+    /// `bell,title`, `bell`, `title` or `none`.
+    #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
+    pub alerts: AlertConfig,
 }
 
 #[derive(Debug, Args)]
@@ -78,7 +90,7 @@ pub struct ReplayArgs {
     /// Idle gaps longer than this many seconds are compressed to it.
     #[arg(long, default_value_t = 5)]
     pub idle_cap: u64,
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTDECK_THEME")]
     pub theme: Option<String>,
 }
 
@@ -152,8 +164,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "stop", value_parser = ["stop", "rollback"])]
     pub on_failure: String,
     /// Theme name or file for the cockpit.
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTDECK_THEME")]
     pub theme: Option<String>,
+    /// Bell and terminal title when a prompt waits for you, a step fails, the session ends:
+    /// `bell,title`, `bell`, `title` or `none`.
+    #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
+    pub alerts: AlertConfig,
     /// Keep the session in this process (it ends when the cockpit closes) instead of a
     /// session server that outlives the terminal and that others can join.
     #[arg(long)]
@@ -184,8 +200,12 @@ pub struct ResumeArgs {
     pub target: Option<PathBuf>,
     #[arg(long)]
     pub headless: bool,
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTDECK_THEME")]
     pub theme: Option<String>,
+    /// Bell and terminal title when a prompt waits for you, a step fails, the session ends:
+    /// `bell,title`, `bell`, `title` or `none`.
+    #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
+    pub alerts: AlertConfig,
 }
 
 #[derive(Debug, Args, Clone)]

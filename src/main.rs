@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         Some(Command::Join(a)) => runtime.block_on(commands::join::run(a)),
         Some(Command::Replay(a)) => runtime.block_on(commands::replay::run(a)),
         Some(Command::Report(a)) => flightdeck::report::run(&a.journal, a.format),
-        None => runtime.block_on(commands::run::run(commands::run::default_args())),
+        None => {
+            let mut args = commands::run::default_args();
+            args.theme = cli.theme;
+            args.alerts = cli.alerts;
+            runtime.block_on(commands::run::run(args))
+        }
     }
 }

@@ -332,3 +332,36 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     assert_eq!(statuses[4], StepStatus::Undone, "{statuses:?}");
     assert_eq!(statuses[5], StepStatus::Pending, "{statuses:?}");
 }
+
+/// Alerts reach the terminal: the title says a prompt waits (and which step), then that a
+/// step failed; `--alerts none` leaves the title alone. Checked through tmux's `pane_title`.
+#[test]
+fn the_terminal_title_says_what_waits_for_the_operator() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("alerts.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+    );
+    t.wait_for(W, "Run step 2: Back up node1? [y/N]", STEP);
+    let title = t.wait_title(W, "step 2/", STEP);
+    assert!(title.contains("waiting for you"), "{title}");
+    t.answer(W, "Run step 2: Back up node1", "y", STEP);
+    t.wait_title(W, "step 3/", STEP);
+
+    let quiet = "quiet";
+    let journal = t.path("quiet.jsonl");
+    t.spawn(
+        quiet,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --alerts none --journal {}",
+            journal.display()
+        )),
+    );
+    t.wait_for(quiet, "Run step 2: Back up node1? [y/N]", STEP);
+    let title = t.pane_title(quiet);
+    assert!(!title.contains("flightdeck"), "{title}");
+}

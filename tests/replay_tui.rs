@@ -50,6 +50,7 @@ async fn screen_after(journal: Journal, speed: f64, keys: &[KeyCode]) -> String 
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
     let opts = TuiOptions {
         theme: Theme::dark(),
+        alerts: flightdeck::tui::AlertConfig::NONE,
         // Whatever the caller says, a replay player is read-only.
         role: TuiRole::Driver,
         title: "replay".into(),
@@ -303,6 +304,7 @@ async fn the_quiz_stops_before_each_decision_asks_and_records() {
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
     let opts = TuiOptions {
         theme: Theme::dark(),
+        alerts: flightdeck::tui::AlertConfig::NONE,
         role: TuiRole::Replay,
         title: "quiz".into(),
     };

@@ -51,6 +51,7 @@ fn harness() -> Harness {
 fn opts() -> TuiOptions {
     TuiOptions {
         theme: Theme::dark(),
+        alerts: flightdeck::tui::AlertConfig::NONE,
         role: TuiRole::Driver,
         title: "flightdeck · lab-jahia".into(),
     }

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use crate::engine::session::EngineTask;
-use crate::tui::{self, Theme, TuiOptions, TuiRole};
+use crate::tui::{self, AlertConfig, Theme, TuiOptions, TuiRole};
 
 /// Attach this terminal as the driver, run the cockpit, and stop the engine when the operator
 /// leaves (a foreground session lives as long as its cockpit; `resume` picks it up again).
-pub async fn attach_local(task: EngineTask, theme: Option<&str>) -> ExitCode {
+pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertConfig) -> ExitCode {
     let (theme, warning) = Theme::resolve(theme);
     if let Some(w) = &warning {
         tracing::warn!("{w}");
@@ -22,6 +22,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>) -> ExitCode {
     };
     let opts = TuiOptions {
         theme,
+        alerts,
         role: TuiRole::Driver,
         title: "flightdeck".into(),
     };

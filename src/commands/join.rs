@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::JoinArgs;
 use crate::pairing::{client, registry};
-use crate::tui::{self, Theme, TuiExit, TuiOptions, TuiRole};
+use crate::tui::{self, AlertConfig, Theme, TuiExit, TuiOptions, TuiRole};
 
 pub async fn run(args: JoinArgs) -> ExitCode {
     attach(
@@ -14,6 +14,7 @@ pub async fn run(args: JoinArgs) -> ExitCode {
         args.drive,
         args.take_control.as_deref(),
         args.theme.as_deref(),
+        args.alerts,
     )
     .await
 }
@@ -26,6 +27,7 @@ pub async fn attach(
     want_driver: bool,
     take_control: Option<&str>,
     theme: Option<&str>,
+    alerts: AlertConfig,
 ) -> ExitCode {
     let operator = super::run::operator_name();
     // Resolved here rather than inside `connect`: without a NAME the title and the rejoin
@@ -65,6 +67,7 @@ pub async fn attach(
     let session = info.name;
     let opts = TuiOptions {
         theme,
+        alerts,
         // The cockpit follows the session's record of who drives; this is where it starts.
         role: if want_driver {
             TuiRole::Driver

@@ -56,6 +56,8 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     let (theme, _) = Theme::resolve(args.theme.as_deref());
     let opts = TuiOptions {
         theme,
+        // A replay never rings or retitles: nothing in it waits for anyone.
+        alerts: crate::tui::AlertConfig::NONE,
         role: TuiRole::Replay,
         title: format!("replay · {}", args.journal.display()),
     };

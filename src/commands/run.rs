@@ -14,6 +14,7 @@ use crate::engine::session::{self, EngineConfig, EngineTask};
 use crate::lab::{Lab, LabConfig, LbKind, Product, Timing};
 use crate::pairing::server::{serve_until_done, ServeOptions};
 use crate::plan::expand::{build_plan, PlanOptions};
+use crate::tui::AlertConfig;
 
 /// The procedure `flightdeck` opens when given no arguments.
 pub const DEFAULT_PROCEDURE: &str = "procedures/jahia-rolling.toml";
@@ -41,6 +42,7 @@ pub fn default_args() -> RunArgs {
         headless: false,
         on_failure: "stop".into(),
         theme: None,
+        alerts: AlertConfig::default(),
         // The no-argument demo lives and dies with its cockpit: no background lab left behind.
         foreground: true,
         name: None,
@@ -262,8 +264,8 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
                 }
             }
         }
-        Mode::Headless => follow(task, true, None).await,
-        Mode::Foreground => follow(task, false, args.theme.as_deref()).await,
+        Mode::Headless => follow(task, true, None, AlertConfig::NONE).await,
+        Mode::Foreground => follow(task, false, args.theme.as_deref(), args.alerts).await,
     }
 }
 
@@ -311,6 +313,7 @@ async fn run_detached(args: RunArgs) -> ExitCode {
         true,
         None,
         args.theme.as_deref(),
+        args.alerts,
     )
     .await
 }
@@ -350,7 +353,7 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
         None => None,
     };
     match session::resume(&args.journal, target, &operator_name(), true) {
-        Ok(task) => follow(task, args.headless, args.theme.as_deref()).await,
+        Ok(task) => follow(task, args.headless, args.theme.as_deref(), args.alerts).await,
         Err(e) => {
             eprintln!("flightdeck resume: {e}");
             ExitCode::from(EXIT_INVALID)
@@ -359,7 +362,12 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
 }
 
 /// Follow a session to its end in the cockpit or headless.
-async fn follow(task: EngineTask, headless: bool, theme: Option<&str>) -> ExitCode {
+async fn follow(
+    task: EngineTask,
+    headless: bool,
+    theme: Option<&str>,
+    alerts: AlertConfig,
+) -> ExitCode {
     if headless {
         let journal = task.handle.journal_path().to_path_buf();
         let mut out = std::io::stdout();
@@ -367,7 +375,7 @@ async fn follow(task: EngineTask, headless: bool, theme: Option<&str>) -> ExitCo
         println!("journal: {}", journal.display());
         return crate::headless::exit_code(&end);
     }
-    crate::commands::cockpit::attach_local(task, theme).await
+    crate::commands::cockpit::attach_local(task, theme, alerts).await
 }
 
 fn product_of(procedure: &Path) -> Result<Product, String> {

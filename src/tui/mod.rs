@@ -5,6 +5,7 @@
 //! The loop waits on three things only — terminal input, session events, and a 1 s tick that
 //! runs only while a clock on screen is moving — and draws once per burst of changes.
 
+pub mod alert;
 pub mod demo;
 pub mod input;
 pub mod lb_expect;
@@ -32,6 +33,7 @@ use crate::replay::player::{ReplayControl, ReplayPosition};
 use crate::replay::quiz::Quiz;
 use replay::Player;
 
+pub use alert::AlertConfig;
 pub use input::{map_key, Intent, UiAction};
 pub use render::render;
 pub use theme::{Theme, ThemeError};
@@ -39,6 +41,8 @@ pub use view::{Overlay, TuiRole, View};
 
 pub struct TuiOptions {
     pub theme: Theme,
+    /// Bell and terminal title on a prompt, a failure, the end (never in a replay).
+    pub alerts: AlertConfig,
     pub role: TuiRole,
     /// Shown first in the header, e.g. "flightdeck · lab-jahia".
     pub title: String,
@@ -59,7 +63,16 @@ pub enum TuiExit {
 pub async fn run(client: SessionClient, opts: TuiOptions) -> anyhow::Result<TuiExit> {
     let mut guard = terminal::enter()?;
     let input = EventStream::new();
-    let result = run_on(&mut guard.terminal, client, opts, input).await;
+    let mut out = io::stdout();
+    let result = run_loop(
+        &mut guard.terminal,
+        client,
+        opts,
+        input,
+        None,
+        Some(&mut out),
+    )
+    .await;
     drop(guard);
     result
 }
@@ -95,7 +108,7 @@ where
     B::Error: Send + Sync + 'static,
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
-    run_loop(terminal, client, opts, input, None).await
+    run_loop(terminal, client, opts, input, None, None).await
 }
 
 /// [`run_replay`] over any backend and any source of terminal events.
@@ -116,7 +129,7 @@ where
         control,
         quiz: None,
     };
-    run_loop(terminal, client, opts, input, Some(player)).await
+    run_loop(terminal, client, opts, input, Some(player), None).await
 }
 
 /// The training quiz in the cockpit: [`run_replay`] that stops before each of the recorded
@@ -154,7 +167,7 @@ where
         control,
         quiz: Some(quiz),
     };
-    run_loop(terminal, client, opts, input, Some(player)).await
+    run_loop(terminal, client, opts, input, Some(player), None).await
 }
 
 /// Resolves when the player's position changes; never without a player. False when the
@@ -172,6 +185,7 @@ async fn run_loop<B, S>(
     opts: TuiOptions,
     mut input: S,
     mut player: Option<Player<'_>>,
+    mut alert_out: Option<&mut (dyn io::Write + Send)>,
 ) -> anyhow::Result<TuiExit>
 where
     B: Backend,
@@ -187,6 +201,7 @@ where
         rx
     });
     let theme = opts.theme;
+    let mut alerter = alert::Alerter::new(opts.alerts, view.role);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut replies: FuturesUnordered<Reply> = FuturesUnordered::new();
@@ -201,6 +216,10 @@ where
                 return Ok(exit(&view));
             }
             terminal.draw(|f| render(f, &view, &theme))?;
+            if let (Some(a), Some(out)) = (alerter.check(&view), alert_out.as_mut()) {
+                // An alert that cannot be written is not worth stopping the cockpit for.
+                let _ = alert::write_alert(out, &a);
+            }
             dirty = false;
         }
         let ticking = view.timer_running();

@@ -184,6 +184,38 @@ impl Tmux {
         ]);
     }
 
+    /// The pane's title, as the program in it set it (OSC 0/2).
+    pub fn pane_title(&self, window: &str) -> String {
+        self.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            &Self::target(window),
+            "#{pane_title}",
+        ])
+        .trim_end()
+        .to_string()
+    }
+
+    /// Poll the pane's title until it contains `text`; panics with the title and the screen.
+    pub fn wait_title(&self, window: &str, text: &str, timeout: Duration) -> String {
+        let until = Instant::now() + timeout;
+        loop {
+            let title = self.pane_title(window);
+            if title.contains(text) {
+                return title;
+            }
+            if Instant::now() >= until {
+                panic!(
+                    "window {window}: timed out after {timeout:?} waiting for title {text:?}; \
+                     title {title:?}; screen:\n{}",
+                    self.capture(window)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// The pid of the process the window runs (the shell, then whatever it exec'd).
     pub fn pane_pid(&self, window: &str) -> u32 {
         self.tmux_ok(&[
