@@ -186,6 +186,10 @@ fn help_overlay() {
 fn too_small() {
     let v = driver(&Script::started());
     snap("too_small", &v, 60, 20);
+    // At 40x10 the whole message shows, not a cut "...have 40x".
+    let t = to_text(&v, &Theme::dark(), 40, 10);
+    assert!(t.contains("need 80x24, have 40x10"), "{t}");
+    assert!(t.contains("terminal too small"), "{t}");
     // Tiny sizes never panic.
     for (w, h) in [(1, 1), (10, 3), (79, 24), (80, 23), (0, 0)] {
         let t = to_text(&v, &Theme::dark(), w, h);

@@ -35,22 +35,44 @@ pub const KEYS: [&[Group]; 2] = [
                 ("A", "observer: approve prompt"),
             ],
         ),
+        // The legend: every symbol the panels use.
+        (
+            "Symbols: steps",
+            &[
+                ("· ? ▶ ✓", "pending, asks, runs, done"),
+                ("✗ !", "failed, interrupted"),
+                ("» ↶ ↺", "skipped, undoing, undone"),
+                ("W F", "writes / full downtime"),
+                ("◆", "point of no return"),
+            ],
+        ),
     ],
-    &[(
-        "Driver",
-        &[
-            ("y / Esc", "run / hold at a prompt"),
-            ("phrase ⏎", "type it; Enter confirms"),
-            ("Ctrl-C", "in a phrase: clear it"),
-            ("Enter", "act on a held step"),
-            ("r", "retry / re-run the step"),
-            ("d", "interrupted: mark done"),
-            ("u", "undo latest completed"),
-            ("s", "skip step (asks first)"),
-            ("a", "abort: r rollback, k keep"),
-            ("g / ^G", "grant control (^G typing)"),
-        ],
-    )],
+    &[
+        (
+            "Driver",
+            &[
+                ("y / Esc", "run / hold at a prompt"),
+                ("phrase ⏎", "type it; Enter confirms"),
+                ("Ctrl-C", "in a phrase: clear it"),
+                ("Enter", "act on a held step"),
+                ("r", "retry / re-run the step"),
+                ("d", "interrupted: mark done"),
+                ("u", "undo latest completed"),
+                ("s", "skip step (asks first)"),
+                ("a", "abort: r rollback, k keep"),
+                ("g / ^G", "grant control (^G typing)"),
+            ],
+        ),
+        (
+            "Symbols: nodes, balancer",
+            &[
+                ("● ✗ ?", "healthy, failing, unknown"),
+                ("ro rw", "read-only, writable"),
+                ("!", "LB row not as planned"),
+                ("rej ✗N", "writes refused, N failed"),
+            ],
+        ),
+    ],
 ];
 
 fn column<'a>(groups: &[Group], theme: &Theme) -> Vec<Line<'a>> {

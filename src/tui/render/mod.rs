@@ -99,17 +99,23 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let msg = format!(
-        "terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{})",
-        area.width, area.height
-    );
-    let y = area.y + area.height / 2;
-    let row = Rect::new(area.x, y, area.width, 1.min(area.height));
+    // Short lines, so the whole message fits a 40x10 terminal.
+    let lines = vec![
+        Line::from("terminal too small"),
+        Line::from(format!(
+            "need {MIN_WIDTH}x{MIN_HEIGHT}, have {}x{}",
+            area.width, area.height
+        )),
+        Line::from("enlarge it, or q to leave"),
+    ];
+    let h = (lines.len() as u16).min(area.height);
+    let y = area.y + area.height.saturating_sub(h) / 2;
+    let rows = Rect::new(area.x, y, area.width, h);
     frame.render_widget(
-        Paragraph::new(msg)
+        Paragraph::new(lines)
             .style(theme.styles.warn)
             .alignment(Alignment::Center),
-        row,
+        rows,
     );
 }
 
