@@ -6,6 +6,7 @@
 //! runs only while a clock on screen is moving — and draws once per burst of changes.
 
 pub mod alert;
+pub mod color_depth;
 pub mod demo;
 pub mod input;
 pub mod lb_expect;

@@ -40,6 +40,9 @@ macro_rules! roles {
             }
 
             fn blank() -> Self { Styles { $($name: Style::new(),)* } }
+
+            /// Every style, for a change applied to all (colour depth).
+            fn for_each_mut(&mut self, mut f: impl FnMut(&mut Style)) { $(f(&mut self.$name);)* }
         }
     };
 }
@@ -262,7 +265,17 @@ impl Theme {
     pub fn resolve(cli: Option<&str>) -> (Theme, Option<String>) {
         let config_dir = user_config_dir();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Theme::resolve_with(cli, config_dir.as_deref(), no_color)
+        let (theme, warning) = Theme::resolve_with(cli, config_dir.as_deref(), no_color);
+        (
+            theme.for_depth(super::color_depth::ColorDepth::from_env()),
+            warning,
+        )
+    }
+
+    /// This theme as a terminal of `depth` can show it.
+    pub fn for_depth(mut self, depth: super::color_depth::ColorDepth) -> Theme {
+        self.styles.for_each_mut(|s| *s = depth.style(*s));
+        self
     }
 
     /// [`Theme::resolve`] with its environment spelled out (for tests).
