@@ -15,16 +15,67 @@ async fn rolling_upgrade_marker_semantics() {
     assert_eq!(node(&lab, "node2").await.role, "member");
     assert_eq!(put(&format!("{n1}/kv/page"), "home").await.0, 200);
 
-    // Full read-only from the processing node is cluster-wide.
-    let (status, ro) = get_json(&format!(
-        "{n1}/modules/tools/maintenance.jsp?fullReadOnlyMode=true"
+    // The seed's old action: one request with the parameter and no token. Jahia's tools filter
+    // (ToolsAccessTokenFilter) throws "Missing token", which Tomcat serves as a 500.
+    let page = format!("{n1}/modules/tools/maintenance.jsp");
+    let (status, body) = get(&format!("{page}?fullReadOnlyMode=true")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("Missing token"), "{body}");
+    assert!(!node(&lab, "node2").await.read_only, "nothing switched");
+
+    // The page is HTML; a GET without parameters issues a token into the session.
+    let r = client().get(&page).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("The full read-only mode is currently <strong>OFF</strong>."),
+        "{html}"
+    );
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&html).is_err(),
+        "not JSON"
+    );
+    let token = html
+        .split("toolAccessToken=")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // A token from another session is no good either.
+    let (status, _) = get(&format!(
+        "{page}?fullReadOnlyMode=true&toolAccessToken={token}"
     ))
     .await;
-    assert_eq!(status, 200);
-    assert_eq!(ro["fullReadOnlyMode"], "ON");
-    assert_eq!(ro["scope"], "cluster");
-    let (_, st) = get_json(&format!("{n2}/modules/tools/maintenance.jsp")).await;
-    assert_eq!(st["nodes"]["node3"], "ON");
+    assert_eq!(status, 500);
+    // Same session, its token: switched, cluster-wide from the processing node.
+    let r = client()
+        .get(format!(
+            "{page}?fullReadOnlyMode=true&toolAccessToken={token}"
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("The full read-only mode is currently <strong>ON</strong>."),
+        "{html}"
+    );
+    let (_, st) = get(&format!("{n2}/modules/tools/maintenance.jsp")).await;
+    assert!(
+        st.contains("The full read-only mode is currently <strong>ON</strong>."),
+        "{st}"
+    );
     assert_eq!(put(&format!("{n2}/kv/page"), "x").await.1, "read-only");
 
     // Copy schema A -> B (a real file copy), then move the processing node onto B.

@@ -23,26 +23,37 @@ fn checks_and_plans_against_the_example_target() {
     assert_eq!(plan.to_version.as_deref(), Some("8.2.0.0"));
     let keys = keys(&plan);
     assert_eq!(
-        &keys[..4],
+        &keys[..9],
         [
             "preflight",
+            "preflight-version@jahia1",
+            "preflight-version@jahia2",
+            "preflight-version@jahia3",
             "read-only@jahia1",
             "read-only-gate",
-            "backup@jahia1"
+            // One database dump, then each node's data folder.
+            "backup-db",
+            "backup@jahia1",
+            "backup@jahia2",
         ]
     );
+    // The point of no return: the processing node back in the balancer, writable on schema B.
+    let ready = keys.iter().position(|k| k == "ready@jahia1").unwrap();
+    assert_eq!(plan.first_irreversible(), Some(ready));
     // The processing node goes first, then the others in target order.
     assert_in_order(
         &keys,
         &[
             "copy-schema",
             "drain@jahia1",
+            "drained@jahia1",
             "stop@jahia1",
             "set-schema@jahia1",
             "migrate@jahia1",
             "marker@jahia1",
             "start@jahia1",
             "verify@jahia1",
+            "version@jahia1",
             "ready@jahia1",
             "drain@jahia2",
             "ready@jahia2",
@@ -59,7 +70,7 @@ fn checks_and_plans_against_the_example_target() {
     let text = serde_json::to_string(&step.action).unwrap();
     assert!(text.contains("jahia_b"), "{text}");
     // Secrets stay unresolved in the plan.
-    let ro = serde_json::to_string(&plan.steps[1].action).unwrap();
+    let ro = serde_json::to_string(&plan.steps[4].action).unwrap();
     assert!(ro.contains("${secret.tools_auth}"), "{ro}");
 }
 

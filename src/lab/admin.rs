@@ -28,6 +28,7 @@
 //! Lab-wide routes on the admin server:
 //! - `GET /_lab/status` -> [`super::LabSnapshot`]
 //! - `GET /_lab/lb/backends` -> `[crate::lb::Backend]`;
+//!   `GET /_lab/lb/backends/{server}` -> one backend (404 when unknown);
 //!   `PUT /_lab/lb/backends/{server}` `{"state":"drain","weight":null}` -> 200, or 404
 //!   `{"error":"no such server"}`. With the lab's HAProxy these read and set HAProxy's state
 //!   through its runtime API (502 when it does not answer).
@@ -49,7 +50,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -85,7 +86,7 @@ pub(crate) fn cluster_router(shared: LabShared) -> Router {
     Router::new()
         .route("/_lab/status", get(lab_status))
         .route("/_lab/lb/backends", get(lb_backends))
-        .route("/_lab/lb/backends/{server}", put(lb_set))
+        .route("/_lab/lb/backends/{server}", get(lb_get).put(lb_set))
         .route("/_lab/traffic", get(traffic))
         .route(
             "/_lab/fault",
@@ -132,6 +133,21 @@ struct SetMembership {
     state: Membership,
     #[serde(default)]
     weight: Option<u16>,
+}
+
+/// One backend, e.g. its current `sessions` (what a drain waits for).
+async fn lb_get(State(s): State<LabShared>, Path(server): Path<String>) -> Response {
+    match s.lb.backends().await {
+        Ok(all) => match all.into_iter().find(|b| b.server == server) {
+            Some(b) => Json(b).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such server"})),
+            )
+                .into_response(),
+        },
+        Err(e) => lb_error(e),
+    }
 }
 
 async fn lb_set(State(s): State<LabShared>, Path(server): Path<String>, body: Bytes) -> Response {

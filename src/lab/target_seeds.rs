@@ -80,9 +80,18 @@ fn weaviate(target: &mut Target) {
     }
 }
 
-/// Jahia: the full read-only switch (out of band, like the Karaf shell, so a rollback can send
-/// it while the processing node is still starting) and the tools page's per-node status, which
-/// a real target reads the same way (with the tools user's credentials).
+/// The node's own full read-only status on Jahia's tools page (XHTML; Jahia/tools
+/// `maintenance.jsp`): "currently <strong>ON</strong>." when the cluster agrees, "... for the
+/// current node." otherwise — never the `<li>` lines about the other nodes.
+pub(crate) fn jahia_status_regex(status: &str) -> String {
+    format!(r"full read-only mode is currently <strong>{status}</strong>(\.| for the current node)")
+}
+
+/// Jahia: the full read-only switch (out of band, like the Karaf shell
+/// `jahia:full-read-only ON|OFF`, so a rollback can send it while the processing node is still
+/// starting), the tools page's per-node status, matched in its HTML as a real target reads it
+/// (a GET without parameters needs no token), the node's installed version, the balancer's
+/// sessions on a node, and the one database backup.
 fn jahia(target: &mut Target) {
     const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
     let mut switch = get("${node.admin}/_lab/full-read-only");
@@ -99,16 +108,41 @@ fn jahia(target: &mut Target) {
     target
         .actions
         .insert("remove-marker".into(), Action::Http(remove));
-    target.probes.push(json_probe(
-        "read-only",
-        PAGE,
-        &[("/local", serde_json::json!("ON"))],
-    ));
-    target.probes.push(json_probe(
-        "writable",
-        PAGE,
-        &[("/local", serde_json::json!("OFF"))],
-    ));
+    target
+        .probes
+        .push(text_probe("read-only", PAGE, &jahia_status_regex("ON")));
+    target
+        .probes
+        .push(text_probe("writable", PAGE, &jahia_status_regex("OFF")));
+    // The balancer's current sessions on the node (HAProxy's `scur`).
+    if let Some(admin) = target.vars.get("lab_admin").cloned() {
+        target.probes.push(json_probe(
+            "drained",
+            &format!("{admin}/_lab/lb/backends/${{node.name}}"),
+            &[("/sessions", serde_json::json!(0))],
+        ));
+        let mut db = post(&format!("{admin}/_lab/backup"), r#"{"name":"${arg.name}"}"#);
+        db.timeout_secs = 30;
+        target
+            .actions
+            .insert("backup-database".into(), Action::Http(db));
+    }
+    let mut version = get("${node.url}/_lab/status");
+    version.expect_json = BTreeMap::from([
+        ("/version".to_string(), serde_json::json!("${arg.version}")),
+        ("/state".to_string(), serde_json::json!("running")),
+    ]);
+    target
+        .actions
+        .insert("check-version".into(), Action::Http(version));
+}
+
+fn text_probe(name: &str, url: &str, regex: &str) -> ProbeSpec {
+    let mut probe = json_probe(name, url, &[]);
+    if let Check::Http(spec) = &mut probe.check {
+        spec.expect_text = Some(regex.to_string());
+    }
+    probe
 }
 
 fn post(url: &str, body: &str) -> HttpSpec {

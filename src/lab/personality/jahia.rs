@@ -2,16 +2,30 @@
 //! (`/modules/tools/maintenance.jsp`), and a readiness endpoint for the balancer
 //! (`/modules/healthcheck`, like the healthcheck module: `{"status":"GREEN"}` or 503 `RED`).
 //!
-//! `GET /modules/tools/maintenance.jsp?fullReadOnlyMode=true|false` switches full read-only
-//! mode: cluster-wide (every running node on the same schema) when sent to the processing
-//! node, this node only otherwise. Answer:
-//! `{"fullReadOnlyMode":"ON","scope":"cluster","switched":["node1",..],"local":"ON",
-//!   "nodes":{"node1":"ON",..}}`; without the parameter, the same minus `scope`/`switched`.
+//! The tools page as Jahia/tools serves it (`src/main/resources/maintenance.jsp` and
+//! `src/main/java/org/jahia/modules/tools/csrf/ToolsAccessTokenFilter.java`, Jahia/tools
+//! master as of 2026-12):
+//! - it is an **XHTML page**, not JSON: "The full read-only mode is currently
+//!   <strong>ON</strong>." when every node agrees, else "... <strong>X</strong> for the current
+//!   node." followed by one `<li>` per other node;
+//! - a request **without parameters** gets a fresh `toolAccessToken`, kept in the HTTP session
+//!   (the `JSESSIONID` cookie) and written into the page's links;
+//! - a request **with parameters** (`?fullReadOnlyMode=true`) must carry a `toolAccessToken`
+//!   issued to the same session, or the filter throws `ServletException("Missing token: <url>")`,
+//!   which Tomcat answers with HTTP 500. A lone `curl ...?fullReadOnlyMode=true` therefore fails:
+//!   it takes two requests sharing a cookie jar (or the Karaf shell's
+//!   `jahia:full-read-only ON|OFF`, which the lab's `full-read-only` admin op stands for);
+//! - sent to the processing node, the switch is cluster-wide (here: every running node on the
+//!   same schema); from another node it changes that node only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -39,10 +53,79 @@ async fn healthcheck(State(ctx): State<NodeCtx>) -> Response {
     }
 }
 
+/// The tools filter's tokens per HTTP session (Jahia keeps them in the session; the lab keys
+/// them by session id). Bounded like the filter's cache (5000 tokens per session).
+static SESSIONS: LazyLock<Mutex<BTreeMap<String, BTreeSet<String>>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+const MAX_TOKENS: usize = 5000;
+const MAX_SESSIONS: usize = 10_000;
+
+fn sessions() -> MutexGuard<'static, BTreeMap<String, BTreeSet<String>>> {
+    SESSIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A hard-to-guess, UUID-shaped id (the lab has no random source: a hash of a counter and the
+/// clock is enough for a training cluster on loopback).
+fn fresh_id() -> String {
+    use sha2::{Digest, Sha256};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hex: String = Sha256::digest(format!("{n}:{t}").as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("JSESSIONID=").map(str::to_string))
+}
+
+/// `generateAndStoreToken`: a new token in the session's cache.
+fn issue_token(session: &str) -> String {
+    let token = fresh_id();
+    let mut all = sessions();
+    if all.len() >= MAX_SESSIONS && !all.contains_key(session) {
+        all.clear();
+    }
+    let tokens = all.entry(session.to_string()).or_default();
+    if tokens.len() >= MAX_TOKENS {
+        tokens.clear();
+    }
+    tokens.insert(token.clone());
+    token
+}
+
+/// `validateToken`: the token must have been issued to this session.
+fn token_valid(session: Option<&str>, token: Option<&str>) -> bool {
+    match (session, token) {
+        (Some(s), Some(t)) => sessions().get(s).is_some_and(|ts| ts.contains(t)),
+        _ => false,
+    }
+}
+
 #[derive(Deserialize)]
 struct MaintenanceQuery {
     #[serde(rename = "fullReadOnlyMode")]
     full_read_only_mode: Option<String>,
+    #[serde(rename = "toolAccessToken")]
+    tool_access_token: Option<String>,
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -53,53 +136,133 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-async fn maintenance(State(ctx): State<NodeCtx>, Query(q): Query<MaintenanceQuery>) -> Response {
+async fn maintenance(
+    State(ctx): State<NodeCtx>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<MaintenanceQuery>,
+) -> Response {
     if !ctx.cluster.is_running(ctx.idx) {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
     }
-    let switch =
-        match q.full_read_only_mode.as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(other) => return (
-                StatusCode::BAD_REQUEST,
-                Json(
-                    json!({"error": format!("fullReadOnlyMode={other:?}: expected true or false")}),
-                ),
-            )
-                .into_response(),
-        };
+    let session = session_of(&headers);
+    let has_params = uri.query().is_some_and(|q| !q.is_empty());
+    // ToolsAccessTokenFilter: parameters without a token of this session -> ServletException,
+    // which Tomcat answers with its 500 error page.
+    if has_params && !token_valid(session.as_deref(), q.tool_access_token.as_deref()) {
+        return missing_token(&ctx, &uri);
+    }
     let processing = ctx
         .cluster
         .snapshot_node(ctx.idx)
         .is_some_and(|s| s.role == "processing");
-    let mut scope = None;
-    let mut switched = Vec::new();
-    if let Some(on) = switch {
+    // The JSP reads the value with Boolean.valueOf: anything but "true" means false.
+    if let Some(on) = q
+        .full_read_only_mode
+        .as_deref()
+        .map(|v| v.eq_ignore_ascii_case("true"))
+    {
         if processing {
-            switched = ctx.cluster.set_read_only_cluster(ctx.idx, on);
-            scope = Some("cluster");
-        } else if ctx.cluster.set_read_only(ctx.idx, on).is_ok() {
-            switched.push(ctx.cluster.name_of(ctx.idx));
-            scope = Some("local");
+            ctx.cluster.set_read_only_cluster(ctx.idx, on);
+        } else if let Err(e) = ctx.cluster.set_read_only(ctx.idx, on) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
     }
+    // A request without parameters gets a new token (and a session when it had none).
+    let (session, new_session) = match session {
+        Some(s) => (s, false),
+        None => (fresh_id(), true),
+    };
+    let token = match (&q.tool_access_token, has_params) {
+        (Some(t), true) => t.clone(),
+        _ => issue_token(&session),
+    };
     let all = ctx.cluster.snapshot_all();
-    let local = all.get(ctx.idx).is_some_and(|s| s.read_only);
-    let nodes: BTreeMap<&str, &str> = all
+    let local = on_off(all.get(ctx.idx).is_some_and(|s| s.read_only));
+    let others: Vec<(&str, &str)> = all
         .iter()
-        .filter(|n| n.state == RunState::Running)
-        .map(|n| (n.name.as_str(), on_off(n.read_only)))
+        .enumerate()
+        .filter(|(j, n)| *j != ctx.idx && n.state == RunState::Running)
+        .map(|(_, n)| (n.name.as_str(), on_off(n.read_only)))
         .collect();
-    let mut body = json!({
-        "fullReadOnlyMode": on_off(local),
-        "local": on_off(local),
-        "nodes": nodes,
-    });
-    if let (Some(scope), Some(obj)) = (scope, body.as_object_mut()) {
-        obj.insert("scope".into(), json!(scope));
-        obj.insert("switched".into(), json!(switched));
+    let body = page(local, &others, processing, &token);
+    let mut response = (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "text/html;charset=UTF-8")],
+        body,
+    )
+        .into_response();
+    if new_session {
+        if let Ok(v) = format!("JSESSIONID={session}; Path=/; HttpOnly").parse() {
+            response.headers_mut().insert(SET_COOKIE, v);
+        }
     }
-    Json(body).into_response()
+    response
+}
+
+/// Tomcat's error page for the filter's `ServletException("Missing token: " + url)`.
+fn missing_token(ctx: &NodeCtx, uri: &Uri) -> Response {
+    let host = ctx
+        .cluster
+        .snapshot_node(ctx.idx)
+        .map(|n| n.address.to_string())
+        .unwrap_or_default();
+    let url = escape(&format!("http://{host}{uri}"));
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(CONTENT_TYPE, "text/html;charset=utf-8")],
+        format!(
+            "<html><head><title>HTTP Status 500 – Internal Server Error</title></head><body>\
+             <h1>HTTP Status 500 – Internal Server Error</h1><p><b>Exception</b></p>\
+             <pre>javax.servlet.ServletException: Missing token: {url}</pre></body></html>"
+        ),
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The full read-only part of maintenance.jsp: its sentences, per-node list and links.
+fn page(local: &str, others: &[(&str, &str)], processing: bool, token: &str) -> String {
+    let synced = others.iter().all(|(_, st)| *st == local);
+    let mut status = String::new();
+    if synced {
+        status.push_str(&format!(
+            "The full read-only mode is currently <strong>{local}</strong>.\n"
+        ));
+    } else {
+        status.push_str(&format!(
+            "The full read-only mode is currently <strong>{local}</strong> for the current \
+             node.\n<ul style=\"margin: 0\">\n"
+        ));
+        for (name, st) in others {
+            status.push_str(&format!(
+                "<li>The full read-only mode is currently <strong>{st}</strong> for node \
+                 <strong>{name}</strong></li>\n"
+            ));
+        }
+        status.push_str("</ul>\n");
+    }
+    let enabled = local == "ON";
+    let note = if processing {
+        ""
+    } else {
+        "<p>Please note that enabling or disabling full read-only mode will only be applied \
+         cluster-wide when initiated from the processing server. <strong>Enabling or disabling \
+         it from here will only update the status of this node.</strong></p>\n"
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n\
+         <html xmlns=\"http://www.w3.org/1999/xhtml\">\n\
+         <head><title>System Maintenance</title></head>\n<body>\n<h1>System Maintenance</h1>\n\
+         <h2>Full Read-Only Mode</h2>\n{note}<p>\n{status}<br/>Click here to \
+         <a href=\"?fullReadOnlyMode={}&toolAccessToken={token}\">{} full read-only mode</a>\n\
+         </p>\n</body>\n</html>\n",
+        !enabled,
+        if enabled { "disable" } else { "enable" },
+    )
 }
