@@ -12,7 +12,8 @@ fn render(text: &str, lab: &Lab, node: &str, args: &[(&str, &str)]) -> String {
     let n = lab.target().nodes.iter().find(|n| n.name == node).unwrap();
     let mut out = text
         .replace("${node.url}", &format!("http://{}", n.address))
-        .replace("${node.admin}", &n.tags["admin"]);
+        .replace("${node.admin}", &n.tags["admin"])
+        .replace("${node.name}", &n.name);
     for (k, v) in args {
         out = out.replace(&format!("${{arg.{k}}}"), v);
     }
