@@ -708,3 +708,22 @@ fn a_write_downtime_prompt_says_since_when_writes_are_refused() {
     );
     assert!(text.contains("before: step 5 done"), "{text}");
 }
+
+#[test]
+fn the_abort_dialog_summarises_the_rollback_and_is_true_under_yes() {
+    let theme = flightdeck::tui::Theme::dark();
+    let mut s = Script::started();
+    s.through(demo::STEP_UPGRADE1 + 1);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    v.overlay = Some(Overlay::AbortChoice);
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    // Steps 6 (upgrade), 5 (drain), 4 (read-only) have undos; 3, 2, 1 have none.
+    assert!(text.contains("undoes, in order: 6, 5, 4"), "{text}");
+    assert!(text.contains("nothing to undo in: 3, 2, 1"), "{text}");
+    assert!(text.contains("each undo confirmed"), "{text}");
+    // Under --yes nobody confirms each undo: the dialog must not say so.
+    v.state.auto.yes = true;
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(!text.contains("each undo confirmed"), "{text}");
+    assert!(text.contains("confirmed automatically: --yes"), "{text}");
+}

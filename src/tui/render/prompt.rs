@@ -363,15 +363,45 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             modal(frame, area, " Skip ".into(), lines, theme);
         }
         Overlay::AbortChoice => {
-            let lines = vec![
+            // With --yes the undos are confirmed by the policy, not by a person: say so.
+            let how = if st.auto.yes {
+                " = roll back (undos confirmed automatically: --yes)"
+            } else {
+                " = roll back, each undo confirmed"
+            };
+            let mut lines = vec![
                 Line::from(text("Abort the procedure?", s.prompt)),
-                Line::from(vec![
-                    key("r", theme),
-                    text(" = roll back completed steps (each confirmed)", s.base),
-                ]),
-                Line::from(vec![key("k", theme), text(" = keep as is", s.base)]),
-                Line::from(vec![key("Esc", theme), text(" = cancel", s.base)]),
+                Line::from(vec![key("r", theme), text(how, s.base)]),
             ];
+            let (undo, nothing) = rollback_summary(view);
+            if undo.is_empty() {
+                lines.push(Line::from(text("    nothing to undo", s.muted)));
+            } else {
+                lines.push(Line::from(text(
+                    format!("    undoes, in order: {}", undo.join(", ")),
+                    s.base,
+                )));
+            }
+            if !nothing.is_empty() {
+                lines.push(Line::from(text(
+                    format!("    nothing to undo in: {}", nothing.join(", ")),
+                    s.muted,
+                )));
+            }
+            if let Some(k) = st.point_of_no_return() {
+                lines.push(Line::from(text(
+                    format!("    stops at step {} (point of no return)", k + 1),
+                    s.warn,
+                )));
+            }
+            lines.push(Line::from(vec![
+                key("k", theme),
+                text(" = keep as is", s.base),
+            ]));
+            lines.push(Line::from(vec![
+                key("Esc", theme),
+                text(" = cancel", s.base),
+            ]));
             modal(frame, area, " Abort ".into(), lines, theme);
         }
         Overlay::ConfirmQuit => {
@@ -401,6 +431,29 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             input_row(frame, inner, 1, input, theme);
         }
     }
+}
+
+/// What a rollback would undo, in the engine's order (`[rollback] undo_first` steps first,
+/// then the rest, each latest first, never past the point of no return), as step numbers; and
+/// the steps with effects but no undo action, which it passes.
+pub fn rollback_summary(view: &View) -> (Vec<String>, Vec<String>) {
+    let st = &view.state;
+    let floor = st.point_of_no_return();
+    let mut order: Vec<usize> = (0..st.steps.len())
+        .rev()
+        .filter(|&i| st.steps[i].status.has_effects() && floor.is_none_or(|f| i > f))
+        .collect();
+    // A stable sort keeps latest-first within each group.
+    order.sort_by_key(|&i| !st.plan.undoes_first(i));
+    let (mut undo, mut nothing) = (Vec::new(), Vec::new());
+    for i in order {
+        match st.plan.steps.get(i) {
+            Some(p) if p.undo.is_some() => undo.push(format!("{}", i + 1)),
+            Some(_) => nothing.push(format!("{}", i + 1)),
+            None => {}
+        }
+    }
+    (undo, nothing)
 }
 
 /// `y run  Esc hold`: keys and what they do, in the modal's hint style.
