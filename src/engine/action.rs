@@ -289,6 +289,7 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
         (None, None) => return Err(failed("the gate names neither a probe nor a check")),
     };
     let check = ctx.secrets.resolve_check(&check).map_err(failed)?;
+    let is_command = matches!(check, Check::Run { .. });
     let instances: Vec<(Option<String>, Check)> = if per_node {
         let sel = w.nodes.clone().unwrap_or_else(|| "all".into());
         let nodes = select_nodes(&ctx.target, &sel);
@@ -382,6 +383,16 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
             let mut line = format!("gate: {passing}/{total} passing");
             if !failing.is_empty() {
                 line.push_str(&format!(" — {}", failing.join("; ")));
+            } else if is_command {
+                // A command check's output says what held (e.g. the row counts it compared).
+                let seen: Vec<String> = instances
+                    .iter()
+                    .zip(&results)
+                    .map(|((n, _), r)| {
+                        format!("{}: {}", n.as_deref().unwrap_or("global"), r.detail)
+                    })
+                    .collect();
+                line.push_str(&format!(" — {}", seen.join("; ")));
             }
             ctx.say(Stream::Info, line).await;
             last_passing = passing;

@@ -114,8 +114,15 @@ async fn run_command_check(
             CheckResult {
                 ok: code == expect_exit,
                 latency_ms: started.elapsed().as_millis() as u64,
+                // The first line of output is what the check saw, passing or not (a gate
+                // over data shows what it compared).
                 detail: if code == expect_exit {
-                    format!("exit {code}")
+                    format!(
+                        "exit {code}{}",
+                        first_line(&text)
+                            .map(|l| format!(": {l}"))
+                            .unwrap_or_default()
+                    )
                 } else {
                     format!(
                         "exit {code} (expected {expect_exit}){}",
