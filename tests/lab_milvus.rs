@@ -1,6 +1,7 @@
-//! The Milvus personality: /healthz and the 2.1 -> 2.2 metadata migration and rollback; and the
+//! The Milvus personality: /healthz and the 2.1 -> 2.2 metadata migration and rollback; the
 //! real refusals the seed procedure's old actions ran into (seed audit 2026-12, M1, M2, M4, and
-//! "Milvus cannot be downgraded"), each failing on the lab with the product's own error.
+//! "Milvus cannot be downgraded"), each failing on the lab with the product's own error; and a
+//! restarted standalone that is healthy before its collections answer queries.
 
 mod lab_util;
 
@@ -49,7 +50,11 @@ async fn metadata_must_be_migrated_before_2_2_starts() {
     op_ok(&lab, "node1", "start", json!({})).await;
     wait_state(&lab, "node1", "running").await;
     assert_eq!(get(&format!("{n1}/healthz")).await.0, 200);
-    assert_eq!(get(&format!("{n1}/kv/vec")).await, (200, "1,2,3".into()));
+    // Healthy before its collection answers queries (see the test below).
+    eventually("the collection answers again", || async {
+        (get(&format!("{n1}/kv/vec")).await == (200, "1,2,3".into())).then_some(())
+    })
+    .await;
     assert_eq!(
         op(&lab, "node1", "migrate-metadata", json!({})).await.0,
         409
@@ -122,7 +127,11 @@ async fn the_etcd_snapshot_brings_2_1_back_where_migrate_sh_rollback_cannot() {
     assert_eq!(admin_post(&lab, "/_lab/etcd", restore).await.0, 200);
     let back = wait_state(&lab, "node1", "running").await;
     assert_eq!((back.version.as_str(), back.store_format), ("2.1.4", 2001));
-    assert_eq!(get(&format!("{n1}/kv/vec")).await, (200, "1,2,3".into()));
+    // Restarted: healthy before the collection answers (a_restarted_standalone_... below).
+    eventually("the collection answers again", || async {
+        (get(&format!("{n1}/kv/vec")).await == (200, "1,2,3".into())).then_some(())
+    })
+    .await;
     lab.shutdown().await;
 }
 
@@ -181,4 +190,61 @@ async fn helm_upgrade_keeps_pods_already_on_the_version() {
         ("2.2.14", RunState::Running)
     );
     lab.shutdown().await;
+}
+
+/// Learned from a real Milvus (docs/real-milvus.md): after 2.3.5 started on 2.2.16's data,
+/// /healthz said OK at once, but for ~34 s every query failed with "collection not loaded"
+/// (the load state already said Loaded), and then it served without a load call.
+#[tokio::test]
+async fn a_restarted_standalone_is_healthy_before_its_collection_answers_queries() {
+    // Fast, except a settle long enough that the refusal is certain when we look.
+    let timing = Timing {
+        sync_settle_ms: 60_000,
+        ..Timing::fast()
+    };
+    let slow = Lab::start(LabConfig::new(Product::Milvus, 1, timing))
+        .await
+        .unwrap();
+    let n1 = url(&slow, "node1").await;
+    assert_eq!(put(&format!("{n1}/kv/vec"), "1,2,3").await.0, 200);
+    assert_eq!(get(&format!("{n1}/kv/vec")).await, (200, "1,2,3".into()));
+    op_ok(&slow, "node1", "stop", json!({})).await;
+    op_ok(&slow, "node1", "start", json!({})).await;
+    wait_state(&slow, "node1", "running").await;
+    assert_eq!(get(&format!("{n1}/healthz")).await, (200, "OK".into()));
+    assert_eq!(
+        get(&format!("{n1}/kv/vec")).await,
+        (503, "failed to query: collection not loaded".into())
+    );
+    assert_eq!(
+        put(&format!("{n1}/kv/more"), "4,5,6").await.0,
+        200,
+        "inserts are not refused"
+    );
+    slow.shutdown().await;
+
+    // The collection answers again by itself, without a load.
+    let fast = lab(Product::Milvus, 1).await;
+    let n1 = url(&fast, "node1").await;
+    assert_eq!(put(&format!("{n1}/kv/vec"), "1,2,3").await.0, 200);
+    op_ok(&fast, "node1", "stop", json!({})).await;
+    op_ok(&fast, "node1", "start", json!({})).await;
+    wait_state(&fast, "node1", "running").await;
+    eventually("the collection answers again", || async {
+        (get(&format!("{n1}/kv/vec")).await == (200, "1,2,3".into())).then_some(())
+    })
+    .await;
+    fast.shutdown().await;
+
+    // In a cluster the other nodes serve meanwhile: a restarted node is not refused.
+    let cluster = Lab::start(LabConfig::new(Product::Milvus, 3, timing))
+        .await
+        .unwrap();
+    let n2 = url(&cluster, "node2").await;
+    assert_eq!(put(&format!("{n2}/kv/vec"), "1,2,3").await.0, 200);
+    op_ok(&cluster, "node2", "stop", json!({})).await;
+    op_ok(&cluster, "node2", "start", json!({})).await;
+    wait_state(&cluster, "node2", "running").await;
+    assert_eq!(get(&format!("{n2}/kv/vec")).await, (200, "1,2,3".into()));
+    cluster.shutdown().await;
 }

@@ -51,7 +51,7 @@ async fn the_upgrade_keeps_every_row_and_every_gate_passes() {
     let Some(cache) = milvus_or_skip() else {
         return;
     };
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let install = Install::new(&cache);
     install.start_old_with_data();
     let rows_before = install.rows();
@@ -117,7 +117,7 @@ async fn a_rollback_drill_after_the_new_version_started_serves_2_2_16_again() {
     let Some(cache) = milvus_or_skip() else {
         return;
     };
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let install = Install::new(&cache);
     install.start_old_with_data();
     let rows_before = install.rows();
@@ -167,7 +167,7 @@ async fn an_unusable_backup_destination_stops_everything_and_2_2_16_comes_back()
     let Some(cache) = milvus_or_skip() else {
         return;
     };
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let install = Install::new(&cache);
     install.start_old_with_data();
     let rows_before = install.rows();
@@ -223,7 +223,7 @@ async fn a_new_version_that_cannot_start_says_why_and_the_rollback_restores_2_2_
     let Some(cache) = milvus_or_skip() else {
         return;
     };
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let install = Install::new(&cache);
     install.start_old_with_data();
     let rows_before = install.rows();
@@ -267,7 +267,7 @@ async fn a_backup_missing_when_the_undo_runs_stops_the_rollback_and_says_so() {
     let Some(cache) = milvus_or_skip() else {
         return;
     };
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let install = Install::new(&cache);
     install.start_old_with_data();
 

@@ -16,7 +16,8 @@ pub struct Timing {
     pub startup_ms: u64,
     /// How long a store-format migration takes at start-up.
     pub migration_ms: u64,
-    /// How long the cluster stays unsynchronized after a node (re)starts.
+    /// How long the cluster stays unsynchronized after a node (re)starts (Weaviate's
+    /// `synchronized`), and how long a restarted Milvus standalone refuses queries.
     pub sync_settle_ms: u64,
     /// The balancer's active health-check period.
     pub health_interval_ms: u64,

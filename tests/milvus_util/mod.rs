@@ -64,9 +64,9 @@ pub fn milvus_or_skip() -> Option<PathBuf> {
 }
 
 /// Real Milvus runs are heavy (a server each, 2 cores): one at a time in this test binary.
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// `N` distinct free ports below the kernel's ephemeral range (32768-60999), held together so

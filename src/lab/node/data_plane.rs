@@ -2,6 +2,7 @@
 //! stores of its group.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::{Cluster, Inner, KvError, RunState};
 use crate::lab::config::Product;
@@ -14,6 +15,10 @@ impl Cluster {
             return Err(KvError::NotRunning);
         }
         node.requests += 1;
+        if self.reloading(&g, idx) {
+            return Err(KvError::NotLoaded);
+        }
+        let node = &g.nodes[idx];
         let store_key = node.store_key.clone();
         Ok(g.stores
             .get(&store_key)
@@ -39,6 +44,25 @@ impl Cluster {
         }
         g.applied_index += 1;
         Ok(())
+    }
+
+    /// Milvus standalone: for a while after a (re)start, /healthz says OK but queries fail
+    /// with "collection not loaded" (the query node is loading the collection back; its load
+    /// state already says Loaded) and then succeed without a `load` call. Seen on 2.3.5 after
+    /// the upgrade from 2.2.16 for ~34 s (docs/real-milvus.md). Inserts are not refused. A node
+    /// with a running peer in its group is a cluster whose other query nodes serve meanwhile.
+    fn reloading(&self, g: &Inner, idx: usize) -> bool {
+        let me = &g.nodes[idx];
+        let alone = !g
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(j, n)| j != idx && n.group == me.group && n.state == RunState::Running);
+        self.product == Product::Milvus
+            && alone
+            && me
+                .running_since
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(self.timing.sync_settle_ms))
     }
 
     /// The stores a write on `idx` reaches: its own, plus (except for Jahia, whose nodes share a

@@ -120,6 +120,9 @@ pub enum KvError {
     NotRunning,
     #[error("read-only")]
     ReadOnly,
+    /// Milvus's words (2.3.5, pymilvus query) for a query its query node cannot serve yet.
+    #[error("failed to query: collection not loaded")]
+    NotLoaded,
     #[error("{0}")]
     Internal(String),
 }

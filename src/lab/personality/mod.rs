@@ -90,7 +90,9 @@ async fn kv_put(State(ctx): State<NodeCtx>, Path(key): Path<String>, body: Bytes
 
 fn kv_error(e: KvError) -> Response {
     let status = match e {
-        KvError::NotRunning | KvError::ReadOnly => StatusCode::SERVICE_UNAVAILABLE,
+        KvError::NotRunning | KvError::ReadOnly | KvError::NotLoaded => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         KvError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.to_string()).into_response()
