@@ -14,6 +14,25 @@ use crate::target::Target;
 pub const LB_DRIVERS: &[&str] = &["lab", "haproxy"];
 
 /// Read, parse and validate a target file.
+/// A node name: a letter or digit, then letters, digits, `.`, `_`, `-`.
+fn is_node_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A host: a DNS name or IPv4 address (letters, digits, `.`, `-`, `_`, not starting with `-`),
+/// or a bracketed IPv6 address.
+fn is_host(h: &str) -> bool {
+    if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+    }
+    is_node_name(h)
+}
+
 pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
     parse_target(path, &read_source(path)?)
 }
@@ -39,14 +58,31 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         } else {
             first.insert(&n.name, i);
         }
+        // Names and addresses are substituted into commands (`ssh ${node.address}`, scripts):
+        // a leading `-` would be read as an option (`-oProxyCommand=...`), whitespace or a
+        // shell metacharacter would run something else.
+        if !is_node_name(&n.name) {
+            err(
+                &format!("nodes[{i}].name"),
+                format!(
+                    "node name `{}` must start with a letter or digit and hold only letters, \
+                     digits, `.`, `_` and `-`",
+                    n.name.escape_debug()
+                ),
+            );
+        }
         let port_ok = n
             .address
             .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            .is_some_and(|(h, p)| is_host(h) && p.parse::<u16>().is_ok());
         if !port_ok {
             err(
                 &format!("nodes[{i}].address"),
-                format!("node address `{}` is not `host:port`", n.address),
+                format!(
+                    "node address `{}` is not `host:port` (a host name, IPv4 or [IPv6] \
+                     address, not starting with `-`, and a port)",
+                    n.address.escape_debug()
+                ),
             );
         }
     }

@@ -322,3 +322,76 @@ fn probe_templates_are_checked() {
         )
     );
 }
+
+/// Run the flightdeck binary from the repository root.
+fn flightdeck(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn node_names_addresses_and_versions_cannot_smuggle_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canary = tmp.path().join("CANARY");
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("procedures/targets/example.toml"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "name = \"node1\"",
+            format!("name = \"node1;touch {}\"", canary.display()),
+            "node name",
+        ),
+        (
+            "address = \"127.0.0.1:18081\"",
+            format!("address = \"-oProxyCommand=touch {}:22\"", canary.display()),
+            "not `host:port`",
+        ),
+        (
+            "name = \"node1\"",
+            "name = \"node 1\"".to_string(),
+            "node name",
+        ),
+    ];
+    for (from, to, says) in cases {
+        assert!(example.contains(from), "{from}");
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, example.replacen(from, &to, 1)).unwrap();
+        let out = flightdeck(&[
+            "check".as_ref(),
+            "procedures/generic-rolling.toml".as_ref(),
+            "--target".as_ref(),
+            bad.as_os_str(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(
+            err.contains("bad.toml:") && err.contains(says),
+            "{to}: {err}"
+        );
+    }
+    // --to is a version, nothing more.
+    let journal = tmp.path().join("j.jsonl");
+    let to = format!("1.1.0;touch {}", canary.display());
+    let out = flightdeck(&[
+        "run".as_ref(),
+        "procedures/example-every-kind.toml".as_ref(),
+        "--target".as_ref(),
+        "procedures/targets/example.toml".as_ref(),
+        "--to".as_ref(),
+        to.as_ref(),
+        "--yes".as_ref(),
+        "--headless".as_ref(),
+        "--journal".as_ref(),
+        journal.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not a version"), "{err}");
+    assert!(!journal.exists());
+    assert!(!canary.exists(), "the canary was created");
+}

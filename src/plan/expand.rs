@@ -38,6 +38,11 @@ pub enum PlanError {
         "the current version {from} does not satisfy this procedure's `from = \"{constraint}\"`"
     )]
     FromConstraint { from: String, constraint: String },
+    #[error(
+        "`{0}` is not a version: use digits and dots, optionally `-` and a pre-release of \
+         letters, digits, `.`, `_` or `-` (it is substituted into commands)"
+    )]
+    NotAVersion(String),
     #[error("this procedure's `from` is not a valid constraint: {0}")]
     BadConstraint(VersionError),
     #[error("the current version is not usable: {0}")]
@@ -129,12 +134,29 @@ struct Expander<'a> {
 }
 
 /// Expand `proc` for `target`.
+/// A version as typed on the command line: it must parse, and hold nothing a shell or an
+/// argument parser would read as more than a word.
+fn check_version_text(v: &str) -> Result<(), PlanError> {
+    let safe = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        && !v.starts_with('-');
+    if !safe || Version::parse(v).is_err() {
+        return Err(PlanError::NotAVersion(v.to_string()));
+    }
+    Ok(())
+}
+
 pub fn build_plan(
     proc: &LoadedProcedure,
     target: &Target,
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let p = &proc.procedure;
+    // --from/--to end up inside commands (`${to_version}`): only a version gets in.
+    for v in [&opts.from_version, &opts.to_version].into_iter().flatten() {
+        check_version_text(v)?;
+    }
     let from = opts
         .from_version
         .clone()
