@@ -162,7 +162,8 @@ fn bad_target_files() {
         d.to_string(),
         format!(
             "{f}:8:8: duplicate node name `node1` (first used on line 4)\n\
-             {f}:9:11: node address `127.0.0.1` is not `host:port`\n\
+             {f}:9:11: node address `127.0.0.1` is not `host:port` (a host name, IPv4 or \
+             [IPv6] address, not starting with `-`, and a port)\n\
              {f}:12:10: unknown load-balancer driver `nginx`; expected one of lab, haproxy"
         )
     );
