@@ -90,6 +90,9 @@ pub struct ReplayArgs {
     /// Idle gaps longer than this many seconds are compressed to it.
     #[arg(long, default_value_t = 5)]
     pub idle_cap: u64,
+    /// Leave out damaged journal lines (each is named) instead of refusing the journal.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
     #[arg(long, env = "FLIGHTDECK_THEME")]
     pub theme: Option<String>,
 }
@@ -99,6 +102,9 @@ pub struct ReportArgs {
     pub journal: PathBuf,
     #[arg(long, value_enum, default_value = "md")]
     pub format: crate::report::ReportFormat,
+    /// Leave out damaged journal lines (each is named) instead of refusing the journal.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +212,10 @@ pub struct ResumeArgs {
     /// `bell,title`, `bell`, `title` or `none`.
     #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
     pub alerts: AlertConfig,
+    /// Leave out damaged journal lines (each is named, and the resume journals which) so the
+    /// session can still be finished.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
 }
 
 #[derive(Debug, Args, Clone)]

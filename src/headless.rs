@@ -28,14 +28,15 @@ pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (Headless
         Ok((history, mut live)) => {
             let mut last = 0;
             let mut end = None;
+            // The whole history first: a prompt from before an earlier crash is not where the
+            // session stands now (it named the wrong step after a second crash).
             for e in history {
                 last = e.seq;
                 state.apply(&e);
                 print_event(out, &state, &e);
-                if let Some(x) = stop_reason(&state) {
-                    end = Some(x);
-                    break;
-                }
+            }
+            if let Some(x) = stop_reason(&state) {
+                end = Some(x);
             }
             while end.is_none() {
                 match live.recv().await {
@@ -145,10 +146,17 @@ fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
     let detail = s.steps[open.step].detail.clone().unwrap_or_default();
     let summary = match open.kind {
         PromptKindTag::Failed => format!("stopped: step {n} ({}) failed: {detail}", planned.key),
-        PromptKindTag::Interrupted => format!(
-            "stopped: step {n} ({}) was interrupted; choose re-run, mark done or undo in the cockpit",
-            planned.key
-        ),
+        PromptKindTag::Interrupted => match s.orphan.filter(|(o, _)| *o == open.step) {
+            Some((_, pgid)) => format!(
+                "stopped: step {n} ({}) was interrupted and its command is still running \
+                 (process group {pgid}): wait for it or kill it (K) in the cockpit, then choose",
+                planned.key
+            ),
+            None => format!(
+                "stopped: step {n} ({}) was interrupted; choose re-run, mark done or undo in the cockpit",
+                planned.key
+            ),
+        },
         PromptKindTag::Run => match &planned.confirm {
             Confirm::Phrase { phrase } => format!(
                 "stopped: step {n} ({}) needs the phrase {phrase:?}; pass --yes-phrases or confirm it in the cockpit",
@@ -248,7 +256,40 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             plan.from_version.as_deref().unwrap_or("?"),
             plan.to_version.as_deref().unwrap_or("?")
         ),
-        Event::Resumed { operator } => format!("resumed by {operator}"),
+        Event::Resumed {
+            operator,
+            skipped_lines,
+            down_ms,
+        } => {
+            let mut line = format!("resumed by {operator}");
+            if let Some(d) = down_ms.filter(|d| *d >= 1000) {
+                line.push_str(&format!(" after {} down", fmt_ms(d)));
+            }
+            if !skipped_lines.is_empty() {
+                let l: Vec<String> = skipped_lines.iter().map(|l| l.to_string()).collect();
+                line.push_str(&format!(
+                    "; damaged journal lines left out: {}",
+                    l.join(", ")
+                ));
+            }
+            line
+        }
+        Event::ProcessStarted { step, pid, .. } => {
+            format!("{} process group {pid} started", step_name(*step))
+        }
+        Event::OrphanAlive { step, pgid } => format!(
+            "{} its command from before the restart is still running (process group {pgid}): \
+             wait for it, or kill it",
+            step_name(*step)
+        ),
+        Event::OrphanGone {
+            step,
+            pgid,
+            killed_by,
+        } => match killed_by {
+            Some(by) => format!("{} process group {pgid} killed by {by}", step_name(*step)),
+            None => format!("{} process group {pgid} has ended", step_name(*step)),
+        },
         Event::PromptOpened { step, prompt, .. } => {
             format!("{} waiting: {:?}", step_name(*step), prompt)
         }
@@ -297,7 +338,10 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             format!("{} {what}{v}: {detail}", step_name(*step))
         }
         Event::Skipped { step, by } => format!("{} skipped by {by}", step_name(*step)),
-        Event::MarkedDone { step, by } => format!("{} marked done by {by}", step_name(*step)),
+        Event::MarkedDone { step, by, phase } => {
+            let what = if *phase == Phase::Undo { "undo " } else { "" };
+            format!("{} {what}marked done by {by}", step_name(*step))
+        }
         Event::ProbeChanged {
             probe,
             node,

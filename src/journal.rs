@@ -26,17 +26,26 @@ pub struct Header {
     /// Wall-clock start, RFC 3339 (UTC).
     pub started_at: String,
     pub operator: String,
+    /// Wall-clock start in ms since the Unix epoch: `t_ms` counts from it, across resumes.
+    /// (Older journals have only `started_at`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
 }
 
 impl Header {
     pub fn new(procedure: &str, procedure_hash: &str, target: &str, operator: &str) -> Self {
+        let now = std::time::SystemTime::now();
         Header {
+            started_unix_ms: now
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok()),
             flightdeck_journal: FORMAT,
             flightdeck_version: env!("CARGO_PKG_VERSION").to_string(),
             procedure: procedure.to_string(),
             procedure_hash: procedure_hash.to_string(),
             target: target.to_string(),
-            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            started_at: humantime::format_rfc3339_seconds(now).to_string(),
             operator: operator.to_string(),
         }
     }
@@ -61,6 +70,9 @@ pub enum JournalError {
     },
     #[error("{path}: journal already exists; resume it with `flightdeck resume` or choose another --journal")]
     Exists { path: PathBuf },
+    /// Another process holds the journal's lock: its session is live.
+    #[error("{path}: this session is live: another flightdeck holds its journal")]
+    Locked { path: PathBuf },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -77,14 +89,49 @@ pub struct Journal {
     pub events: Vec<Stamped>,
     /// A last line that was cut short (the writer died mid-line), kept verbatim.
     pub torn_tail: Option<String>,
-    /// Byte length of the intact part (header and whole event lines).
+    /// Byte length of the intact part (header and whole event lines, skipped ones included).
     pub intact_len: u64,
+    /// Damaged lines left out (line number, why): by `--skip-bad-lines`, or because a later
+    /// `resumed` event records that they were skipped when the session was resumed.
+    pub skipped: Vec<(usize, String)>,
 }
 
-/// Read a journal, tolerating a torn last line. Any other damaged line is an error that names it.
+/// How to read a journal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Leave damaged lines out (each is listed in `Journal::skipped`) instead of refusing.
+    pub skip_bad_lines: bool,
+}
+
+/// Read a journal, tolerating a torn last line. Any other damaged line is an error that names it
+/// (unless a later resume journaled that it skipped it).
 pub fn read(path: &Path) -> Result<Journal, JournalError> {
+    read_with(path, ReadOptions::default())
+}
+
+/// Why an event line that parses still cannot belong where it is, if it cannot.
+fn misplaced(ev: &Stamped, last_seq: Option<u64>, started: bool) -> Option<String> {
+    if let Some(prev) = last_seq {
+        if ev.seq == prev {
+            return Some(format!("duplicate seq {}", ev.seq));
+        }
+        if ev.seq < prev {
+            return Some(format!("seq {} after seq {prev} (out of order)", ev.seq));
+        }
+    }
+    if started && matches!(ev.event, crate::engine::Event::SessionStarted { .. }) {
+        return Some("a second session_started".into());
+    }
+    None
+}
+
+/// `read` with options (`--skip-bad-lines`).
+pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError> {
     let file = File::open(path).map_err(io(path))?;
     let mut reader = BufReader::new(file);
+    let mut bad: Vec<(usize, String)> = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    let mut started = false;
     let mut buf = Vec::new();
     let mut offset: u64 = 0;
     let mut line_no = 0usize;
@@ -129,39 +176,86 @@ pub fn read(path: &Path) -> Result<Journal, JournalError> {
             break;
         }
         match serde_json::from_str::<Stamped>(&text) {
-            Ok(ev) => {
-                events.push(ev);
-                offset += n as u64;
-            }
+            Ok(ev) => match misplaced(&ev, last_seq, started) {
+                None => {
+                    last_seq = Some(ev.seq);
+                    started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
+                    events.push(ev);
+                    offset += n as u64;
+                }
+                Some(reason) => {
+                    bad.push((line_no, reason));
+                    offset += n as u64;
+                }
+            },
             Err(e) => {
                 // A complete but unreadable last line is also a torn write (the newline made it,
                 // part of the text didn't); in the middle it is damage.
-                let mut rest = Vec::new();
-                let more = reader.read_until(b'\n', &mut rest).map_err(io(path))?;
-                if more == 0 {
+                if reader.fill_buf().map_err(io(path))?.is_empty() {
                     torn_tail = Some(text);
                     break;
                 }
-                return Err(JournalError::Damaged {
-                    path: path.to_path_buf(),
-                    line: line_no,
-                    reason: e.to_string(),
-                });
+                bad.push((line_no, e.to_string()));
+                offset += n as u64;
             }
         }
     }
     let header = header.ok_or_else(|| JournalError::NotAJournal {
         path: path.to_path_buf(),
     })?;
+    if !opts.skip_bad_lines {
+        // Lines a resume skipped (and journaled that it did) are known damage, not news.
+        let known: Vec<usize> = events
+            .iter()
+            .flat_map(|e| match &e.event {
+                crate::engine::Event::Resumed { skipped_lines, .. } => skipped_lines.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        if let Some((line, reason)) = bad.iter().find(|(l, _)| !known.contains(l)) {
+            return Err(JournalError::Damaged {
+                path: path.to_path_buf(),
+                line: *line,
+                reason: format!("{reason} (--skip-bad-lines leaves such lines out)"),
+            });
+        }
+    }
     Ok(Journal {
         header,
         events,
         torn_tail,
         intact_len: offset,
+        skipped: bad,
     })
 }
 
-/// Appends events to a journal file.
+/// Whether some process holds the journal's writer lock (its session is live).
+pub fn is_locked(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
+/// One writer per journal: an exclusive advisory lock (flock) on the open file, held as long as
+/// the writer lives and released by the kernel when its process dies, however it dies.
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => JournalError::Locked {
+            path: path.to_path_buf(),
+        },
+        std::fs::TryLockError::Error(source) => JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// Appends events to a journal file; holds the journal's writer lock while it lives.
 #[derive(Debug)]
 pub struct JournalWriter {
     file: File,
@@ -198,6 +292,7 @@ impl JournalWriter {
                     }
                 }
             })?;
+        lock(&file, path)?;
         let mut w = JournalWriter {
             file,
             path: path.to_path_buf(),
@@ -210,9 +305,18 @@ impl JournalWriter {
         Ok(w)
     }
 
-    /// Continue a journal after `read`: a torn tail is moved aside to `<journal>.torn` (nothing
-    /// is lost) and cut off so new lines start clean.
-    pub fn reopen(path: &Path, read: &Journal) -> Result<Self, JournalError> {
+    /// Take a journal over to continue it: lock it (refused while another process writes it),
+    /// read it, move a torn tail aside to `<journal>.torn` (nothing is lost) and cut it off so
+    /// new lines start clean.
+    pub fn reopen(path: &Path, opts: ReadOptions) -> Result<(Self, Journal), JournalError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        lock(&file, path)?;
+        // Read only once the lock is ours: nobody appends behind our back from here on.
+        let read = read_with(path, opts)?;
         if let Some(tail) = &read.torn_tail {
             let mut side = path.as_os_str().to_owned();
             side.push(".torn");
@@ -227,17 +331,13 @@ impl JournalWriter {
                 .and_then(|mut f| f.write_all(format!("{tail}\n").as_bytes()))
                 .map_err(io(path))?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
         file.set_len(read.intact_len).map_err(io(path))?;
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
-        Ok(JournalWriter {
+        let w = JournalWriter {
             file,
             path: path.to_path_buf(),
-        })
+        };
+        Ok((w, read))
     }
 
     /// Append one event. `durable` events (decisions and outcomes) are fsynced before this

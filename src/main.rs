@@ -26,7 +26,13 @@ fn main() -> ExitCode {
         Some(Command::Sessions) => commands::join::sessions(),
         Some(Command::Join(a)) => runtime.block_on(commands::join::run(a)),
         Some(Command::Replay(a)) => runtime.block_on(commands::replay::run(a)),
-        Some(Command::Report(a)) => flightdeck::report::run(&a.journal, a.format),
+        Some(Command::Report(a)) => flightdeck::report::run(
+            &a.journal,
+            a.format,
+            flightdeck::journal::ReadOptions {
+                skip_bad_lines: a.skip_bad_lines,
+            },
+        ),
         None => {
             let mut args = commands::run::default_args();
             args.theme = cli.theme;

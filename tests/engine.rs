@@ -294,6 +294,15 @@ async fn a_crash_mid_action_resumes_as_interrupted_and_is_never_rerun_silently()
         &dir,
     );
     until(&task, "running", |s| s.running() == Some(0)).await;
+    // The command has done its work (ending the engine kills its process group).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Simulate a crash: kill the engine task mid-action and tear the last journal line.
     task.join.abort();
     let _ = task.join.await;

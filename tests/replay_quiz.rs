@@ -127,7 +127,7 @@ fn stopping_early_keeps_the_answers_so_far() {
     let not_a_journal = dir.path().join("x.txt");
     std::fs::write(&not_a_journal, "text\n").unwrap();
     assert_eq!(
-        quiz::run(&not_a_journal, Some(&out_path)),
+        quiz::run(&not_a_journal, Some(&out_path), Default::default()),
         std::process::ExitCode::from(2)
     );
     let unwritable = dir.path().join("no").join("such").join("dir.json");

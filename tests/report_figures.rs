@@ -322,13 +322,24 @@ fn a_file_that_is_not_a_journal_is_a_clear_error_and_exit_2() {
         err.to_string().contains("not a flightdeck journal"),
         "{err}"
     );
-    assert_eq!(report::run(&path, ReportFormat::Json), ExitCode::from(2));
     assert_eq!(
-        report::run(&dir.path().join("missing.jsonl"), ReportFormat::Md),
+        report::run(&path, ReportFormat::Json, Default::default()),
         ExitCode::from(2)
     );
     assert_eq!(
-        report::run(&fixture_path("rolling-upgrade.jsonl"), ReportFormat::Json),
+        report::run(
+            &dir.path().join("missing.jsonl"),
+            ReportFormat::Md,
+            Default::default()
+        ),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        report::run(
+            &fixture_path("rolling-upgrade.jsonl"),
+            ReportFormat::Json,
+            Default::default()
+        ),
         ExitCode::SUCCESS
     );
     assert_eq!(

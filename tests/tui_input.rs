@@ -187,11 +187,18 @@ fn failed_and_interrupted_prompts_offer_their_choices() {
         Intent::Ui(UiAction::AskSkip { step })
     );
     assert_eq!(map_key(&v, &key('a'), at), Intent::Ui(UiAction::AskAbort));
+    // A failed retry may have taken effect all the same: mark done stays on offer.
+    assert_eq!(
+        map_key(&v, &key('d'), at),
+        Intent::Engine(Command::MarkDone { step })
+    );
 
     s.push(
         10,
         Event::Resumed {
             operator: "alice".into(),
+            skipped_lines: vec![],
+            down_ms: None,
         },
     );
     s.prompt(step, PromptKind::Interrupted);
@@ -203,6 +210,14 @@ fn failed_and_interrupted_prompts_offer_their_choices() {
     assert_eq!(
         map_key(&v, &key('r'), at),
         Intent::Engine(Command::Retry { step })
+    );
+    // K kills a process group left running from before the restart, only when there is one.
+    assert_eq!(map_key(&v, &key('K'), at), Intent::Nothing);
+    s.push(10, Event::OrphanAlive { step, pgid: 4242 });
+    let v = view(&s, TuiRole::Driver, shown);
+    assert_eq!(
+        map_key(&v, &key('K'), at),
+        Intent::Engine(Command::KillOrphan { step })
     );
 }
 
@@ -565,6 +580,8 @@ fn interrupted_prompt_renders_its_choices() {
         10,
         Event::Resumed {
             operator: "alice".into(),
+            skipped_lines: vec![],
+            down_ms: None,
         },
     );
     s.push(

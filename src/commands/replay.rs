@@ -12,15 +12,26 @@ use crate::tui::{self, Theme, TuiOptions, TuiRole};
 
 pub async fn run(args: ReplayArgs) -> ExitCode {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let read_opts = crate::journal::ReadOptions {
+        skip_bad_lines: args.skip_bad_lines,
+    };
     if args.quiz && !interactive {
         let journal = args.journal.clone();
         let out = args.quiz_out.clone();
-        return tokio::task::spawn_blocking(move || quiz::run(&journal, out.as_deref()))
+        return tokio::task::spawn_blocking(move || quiz::run(&journal, out.as_deref(), read_opts))
             .await
             .unwrap_or(ExitCode::FAILURE);
     }
-    let journal = match crate::journal::read(&args.journal) {
-        Ok(j) => j,
+    let journal = match crate::journal::read_with(&args.journal, read_opts) {
+        Ok(j) => {
+            for (line, why) in &j.skipped {
+                eprintln!(
+                    "flightdeck replay: {}:{line}: left out: {why}",
+                    args.journal.display()
+                );
+            }
+            j
+        }
         Err(e) => {
             eprintln!("flightdeck replay: {e}");
             return ExitCode::from(2);

@@ -352,13 +352,42 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
         },
         None => None,
     };
-    match session::resume(&args.journal, target, &operator_name(), true) {
+    let opts = crate::journal::ReadOptions {
+        skip_bad_lines: args.skip_bad_lines,
+    };
+    match session::resume_with(&args.journal, target, &operator_name(), true, opts) {
         Ok(task) => follow(task, args.headless, args.theme.as_deref(), args.alerts).await,
+        Err(session::EngineError::Journal(crate::journal::JournalError::Locked { path })) => {
+            eprintln!("flightdeck resume: {}", live_session_message(&path));
+            ExitCode::from(EXIT_INVALID)
+        }
         Err(e) => {
             eprintln!("flightdeck resume: {e}");
             ExitCode::from(EXIT_INVALID)
         }
     }
+}
+
+/// What to say when `resume` meets a journal another flightdeck is writing: the session is
+/// live, so join it (named when a session file of ours points at that journal).
+pub fn live_session_message(journal: &Path) -> String {
+    let same = |p: &Path| {
+        std::fs::canonicalize(p).ok() == std::fs::canonicalize(journal).ok()
+            && std::fs::canonicalize(journal).is_ok()
+    };
+    let join = match crate::pairing::registry::list()
+        .into_iter()
+        .find(|s| same(&s.journal))
+    {
+        Some(s) => format!("join it instead: flightdeck join {}", s.name),
+        None => "join it instead (flightdeck sessions lists the live ones; flightdeck join NAME)"
+            .to_string(),
+    };
+    format!(
+        "{}: this session is live — another flightdeck holds its journal, and a second \
+         engine would run its actions twice; {join}",
+        journal.display()
+    )
 }
 
 /// Follow a session to its end in the cockpit or headless.

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::check::{read_lines, run_check, run_http};
 use super::event::{Phase, Stream, Verdict};
+use super::process::{stop_group, GroupGuard, STOP_GRACE};
 use super::strings::{map_check, node_vars, substitute, Secrets};
 use super::worker::WorkerMsg;
 use crate::lb::LbClient;
@@ -29,6 +30,25 @@ pub struct ActionCtx {
     pub secrets: Arc<Secrets>,
     /// See `EngineConfig::time_scale`.
     pub time_scale: f64,
+    /// Set (to who asked, and why) when the action must stop: abort while it runs.
+    pub stop: watch::Receiver<Option<String>>,
+}
+
+/// Far enough to mean "no deadline" without overflowing `Instant` arithmetic (which panics).
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d`, saturated: a procedure's `timeout_secs = 9223372036854775807` means "very long",
+/// never a panic.
+pub fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(FAR)).unwrap_or(now)
+}
+
+/// `secs` scaled by `scale` (lab timing), saturated instead of panicking on huge values.
+pub fn scaled_secs(secs: u64, scale: f64) -> Duration {
+    Duration::try_from_secs_f64(secs as f64 * scale)
+        .unwrap_or(FAR)
+        .min(FAR)
 }
 
 impl ActionCtx {
@@ -45,28 +65,39 @@ impl ActionCtx {
             .await;
     }
 
-    async fn finish(&self, verdict: Verdict, detail: String) {
-        let _ = self
-            .tx
-            .send(WorkerMsg::Finished {
-                step: self.step,
-                phase: self.phase,
-                attempt: self.attempt,
-                verdict,
-                detail: self.secrets.redact(&detail),
-            })
-            .await;
+    /// Resolves with who asked once the action is asked to stop; never otherwise.
+    async fn stopped(&self) -> String {
+        let mut stop = self.stop.clone();
+        let by = match stop.wait_for(Option::is_some).await {
+            Ok(v) => v.clone(),
+            Err(_) => None,
+        };
+        match by {
+            Some(by) => by,
+            // The engine is gone: nobody can ask any more.
+            None => std::future::pending().await,
+        }
     }
 }
 
-/// Run `action` to its end and report. Manual actions pass at once: confirming a manual step
-/// is the operator saying it is done.
-pub async fn execute(action: Action, ctx: ActionCtx) {
-    let (verdict, detail) = match run(&action, &ctx).await {
+/// Run `action` to its end and return its verdict; the engine task that awaits this turns it
+/// (or a panic) into `ActionFinished`. Manual actions pass at once: confirming a manual step is
+/// the operator saying it is done.
+pub async fn execute(action: Action, ctx: ActionCtx) -> (Verdict, String) {
+    let result = if matches!(action, Action::Run { .. }) {
+        // A command stops gracefully on its own terms (SIGTERM, then SIGKILL).
+        run(&action, &ctx).await
+    } else {
+        tokio::select! {
+            r = run(&action, &ctx) => r,
+            by = ctx.stopped() => Err((Verdict::Inconclusive, format!("cancelled: {by}"))),
+        }
+    };
+    let (verdict, detail) = match result {
         Ok(detail) => (Verdict::Passed, detail),
         Err((verdict, detail)) => (verdict, detail),
     };
-    ctx.finish(verdict, detail).await;
+    (verdict, ctx.secrets.redact(&detail))
 }
 
 type Failure = (Verdict, String);
@@ -152,6 +183,8 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        // Its own process group: whatever it forks can be stopped with it (`GroupGuard`).
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
@@ -159,6 +192,22 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     let mut child = cmd
         .spawn()
         .map_err(|e| failed(format!("cannot start {prog}: {e}")))?;
+    let Some(pid) = child.id() else {
+        return Err(failed(format!("{prog} ended before it could be watched")));
+    };
+    // The group is the child's pid (`process_group(0)`). Killed whole when this future ends
+    // or is dropped: leftovers of a finished command, an aborted task, an engine that ends.
+    let _group = GroupGuard::new(pid);
+    let _ = ctx
+        .tx
+        .send(WorkerMsg::Process {
+            step: ctx.step,
+            phase: ctx.phase,
+            attempt: ctx.attempt,
+            pid,
+            pgid: pid,
+        })
+        .await;
     // Unbounded so the pipe readers never block the child; `MAX_OUTPUT_LINES` bounds what is
     // kept, and a child can't outrun our reading by much.
     let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(Stream, String)>();
@@ -182,7 +231,7 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
         }));
     }
     drop(line_tx);
-    let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+    let deadline = deadline_after(Duration::from_secs(*timeout_secs));
     let mut sent = 0usize;
     let mut dropped = 0usize;
     let mut status = None;
@@ -204,9 +253,19 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
                 status = Some(st.map_err(|e| failed(format!("{prog}: {e}")))?);
             }
             _ = tokio::time::sleep_until(deadline) => {
+                let _ = super::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.kill().await;
                 readers.iter().for_each(|r| r.abort());
-                return Err(failed(format!("{prog} timed out after {timeout_secs} s and was killed")));
+                return Err(failed(format!(
+                    "{prog} timed out after {timeout_secs} s; its process group {pid} was killed"
+                )));
+            }
+            by = ctx.stopped() => {
+                ctx.say(Stream::Info, format!("{by}: asking process group {pid} to stop (SIGTERM)")).await;
+                let how = stop_group(pid, STOP_GRACE).await;
+                let _ = child.wait().await;
+                readers.iter().for_each(|r| r.abort());
+                return Err(failed(format!("stopped ({by}): {how}")));
             }
         }
         if status.is_some() && streams_done {
@@ -315,8 +374,8 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     } else {
         1.0
     };
-    let need = Duration::from_secs(w.stable_secs).mul_f64(scale);
-    let timeout = Duration::from_secs(w.timeout_secs).mul_f64(scale);
+    let need = scaled_secs(w.stable_secs, scale);
+    let timeout = scaled_secs(w.timeout_secs, scale);
     let interval = Duration::from_millis(w.interval_ms.max(50));
     let start = Instant::now();
     // Per instance: since when it has passed without a break, and its last detail.

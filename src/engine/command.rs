@@ -65,6 +65,11 @@ pub enum Command {
     },
     /// Pairing: a client's sign of life (sent every few seconds; changes nothing).
     Alive,
+    /// Kill the process group an interrupted step's command left running before a restart
+    /// (SIGTERM, then SIGKILL). Waiting instead needs no command: the engine watches it.
+    KillOrphan {
+        step: usize,
+    },
 }
 
 impl Command {

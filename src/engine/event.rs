@@ -21,9 +21,10 @@ pub struct Stamped {
 }
 
 /// Whether a step's action or its compensating action is meant.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
+    #[default]
     Do,
     Undo,
 }
@@ -129,6 +130,14 @@ pub enum Event {
     /// The session was picked up again from its journal (after a crash or a detach).
     Resumed {
         operator: String,
+        /// Damaged journal lines this resume left out (`--skip-bad-lines`); a reader accepts
+        /// them from then on.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped_lines: Vec<usize>,
+        /// Wall-clock time since the last journaled event, when the clock says so: the time
+        /// flightdeck was down (stamps after this event include it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        down_ms: Option<u64>,
     },
     PromptOpened {
         /// Confirms must name the prompt they answer, so a key typed for an older prompt
@@ -166,6 +175,27 @@ pub enum Event {
         phase: Phase,
         attempt: u32,
     },
+    /// A `run` action's command started in its own process group (journaled before it can
+    /// do much, so a resume after a crash can find what is still running).
+    ProcessStarted {
+        step: usize,
+        phase: Phase,
+        pid: u32,
+        pgid: u32,
+    },
+    /// On resume: the process group of an interrupted action is still alive. Nothing re-runs
+    /// the step until it is gone (waited for, or killed on request).
+    OrphanAlive {
+        step: usize,
+        pgid: u32,
+    },
+    /// That process group has ended: by itself, or killed (`killed_by`).
+    OrphanGone {
+        step: usize,
+        pgid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        killed_by: Option<String>,
+    },
     Output {
         step: usize,
         phase: Phase,
@@ -194,6 +224,9 @@ pub enum Event {
     MarkedDone {
         step: usize,
         by: String,
+        /// `undo` when an interrupted or failed undo was marked done (the step is then undone).
+        #[serde(default, skip_serializing_if = "is_do")]
+        phase: Phase,
     },
     /// Live only: one probe result.
     ProbeSample {
@@ -288,6 +321,10 @@ pub enum Event {
         id: u64,
         name: String,
     },
+}
+
+fn is_do(p: &Phase) -> bool {
+    *p == Phase::Do
 }
 
 impl Event {

@@ -8,6 +8,7 @@ pub mod command;
 pub mod event;
 pub mod identity;
 pub mod probe;
+pub mod process;
 pub mod session;
 pub mod state;
 pub mod strings;

@@ -106,6 +106,9 @@ pub struct StepRun {
     /// The driver's confirm on record (user, uid) while a two-person step waits for approval.
     pub driver_confirm: Option<(String, Option<u32>)>,
     pub gate: Option<GateView>,
+    /// The process group of the step's `run` action while it runs (and, after a crash, while
+    /// the interrupted action's group may still be alive).
+    pub pgid: Option<u32>,
 }
 
 impl StepRun {
@@ -133,6 +136,7 @@ impl StepRun {
             approval_uids: Vec::new(),
             driver_confirm: None,
             gate: None,
+            pgid: None,
         }
     }
 }
@@ -292,6 +296,12 @@ pub struct SessionState {
     pub resumes: u32,
     /// The first step action that failed, with why (for summaries and reports).
     pub first_failure: Option<(usize, String)>,
+    /// An interrupted action's process group found alive on resume: (step, pgid). Nothing
+    /// re-runs, marks done or undoes that step until it is gone.
+    pub orphan: Option<(usize, u32)>,
+    /// An abort without rollback was asked while an action ran: the session finishes as
+    /// aborted once the action has stopped.
+    pub aborting: bool,
 }
 
 impl SessionState {
@@ -324,6 +334,8 @@ impl SessionState {
             last_seq: 0,
             resumes: 0,
             first_failure: None,
+            orphan: None,
+            aborting: false,
         }
     }
 
@@ -503,6 +515,8 @@ impl SessionState {
                 }
                 self.prompt = None;
                 self.held = false;
+                // Checked again by the resuming engine (`OrphanAlive`).
+                self.orphan = None;
                 // Whoever was attached before is gone.
                 self.operators.clear();
                 self.control_request = None;
@@ -582,6 +596,19 @@ impl SessionState {
                     s.finished_ms = None;
                     s.detail = None;
                     s.gate = None;
+                    s.pgid = None;
+                }
+            }
+            Event::ProcessStarted { step, pgid, .. } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.pgid = Some(*pgid);
+                }
+            }
+            Event::OrphanAlive { step, pgid } => self.orphan = Some((*step, *pgid)),
+            Event::OrphanGone { step, .. } => {
+                self.orphan = None;
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.pgid = None;
                 }
             }
             Event::Output {
@@ -638,6 +665,7 @@ impl SessionState {
                     s.finished_ms = Some(t);
                     s.detail = Some(detail.clone());
                     s.gate = None;
+                    s.pgid = None;
                 }
                 if *verdict != Verdict::Passed && self.first_failure.is_none() {
                     self.first_failure = Some((*step, detail.clone()));
@@ -650,12 +678,18 @@ impl SessionState {
                     s.finished_ms = Some(t);
                 }
             }
-            Event::MarkedDone { step, by } => {
+            Event::MarkedDone { step, by, phase } => {
                 self.prompt = None;
                 if let Some(s) = self.steps.get_mut(*step) {
-                    s.status = StepStatus::Succeeded;
+                    s.status = match phase {
+                        Phase::Do => StepStatus::Succeeded,
+                        Phase::Undo => StepStatus::Undone,
+                    };
                     s.finished_ms = Some(t);
-                    s.detail = Some(format!("marked done by {by}"));
+                    s.detail = Some(match phase {
+                        Phase::Do => format!("marked done by {by}"),
+                        Phase::Undo => format!("undo marked done by {by}"),
+                    });
                 }
             }
             Event::ProbeSample {
@@ -716,11 +750,15 @@ impl SessionState {
                 self.held = false;
                 if *rollback {
                     self.mode = Mode::RollingBack;
+                    self.aborting = false;
+                } else if self.running().is_some() {
+                    self.aborting = true;
                 }
             }
             Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
             Event::Finished { outcome } => {
                 self.withdraw_prompt();
+                self.aborting = false;
                 self.mode = Mode::Finished(*outcome);
                 self.read_only.set(false, t);
                 self.no_ready.set(false, t);

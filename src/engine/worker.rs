@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::event::{Phase, Stream, TrafficWindow, Verdict};
+use super::event::{Phase, Stream, TrafficWindow};
 use crate::lb::Backend;
 
 #[derive(Debug)]
@@ -23,12 +23,13 @@ pub enum WorkerMsg {
         stable_ms: u64,
         need_ms: u64,
     },
-    Finished {
+    /// A `run` action's command started: its pid and process group.
+    Process {
         step: usize,
         phase: Phase,
         attempt: u32,
-        verdict: Verdict,
-        detail: String,
+        pid: u32,
+        pgid: u32,
     },
     Probe {
         probe: String,

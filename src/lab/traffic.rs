@@ -145,7 +145,7 @@ pub(crate) async fn run(
             continue;
         };
         n += 1;
-        let write = n % 5 == 0;
+        let write = n.is_multiple_of(5);
         let url = format!("http://{frontend}/kv/k{}", n % KEYS);
         let client = client.clone();
         let stats = stats.clone();

@@ -647,8 +647,12 @@ pub fn default_result_path(journal_path: &Path) -> PathBuf {
 /// `flightdeck replay JOURNAL --quiz [--out FILE]`: the line quiz on stdin/stdout; the result
 /// goes to `out_path` (default [`default_result_path`]). A file that is not a journal, or a
 /// result that cannot be written, is an error on stderr and exit code 2.
-pub fn run(journal_path: &Path, out_path: Option<&Path>) -> std::process::ExitCode {
-    let journal = match crate::journal::read(journal_path) {
+pub fn run(
+    journal_path: &Path,
+    out_path: Option<&Path>,
+    opts: crate::journal::ReadOptions,
+) -> std::process::ExitCode {
+    let journal = match crate::journal::read_with(journal_path, opts) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("flightdeck replay: {e}");

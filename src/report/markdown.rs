@@ -2,7 +2,7 @@
 //! every cell escaped so a `|` or a newline in a note or an error cannot break a table.
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::{Report, StepReport, WindowReport};
 use crate::engine::event::{Phase, Verdict};
@@ -84,7 +84,15 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         let resumes: Vec<String> = r
             .resumes
             .iter()
-            .map(|x| format!("by {} at {}", x.operator, clock.at(x.t_ms)))
+            .map(|x| match x.down_ms.filter(|d| *d >= 1000) {
+                Some(d) => format!(
+                    "by {} at {} after {} down",
+                    x.operator,
+                    clock.at(x.t_ms),
+                    crate::headless::fmt_ms(d)
+                ),
+                None => format!("by {} at {}", x.operator, clock.at(x.t_ms)),
+            })
             .collect();
         rows.push(("Resumed", resumes.join(", ")));
     }
@@ -308,7 +316,7 @@ pub fn duration(ms: u64) -> String {
         return format!("{ms} ms");
     }
     if ms < 60_000 {
-        return if ms % 1000 == 0 {
+        return if ms.is_multiple_of(1000) {
             format!("{} s", ms / 1000)
         } else {
             format!("{:.1} s", ms as f64 / 1000.0)
@@ -338,10 +346,8 @@ impl Clock {
 
     fn at(&self, t_ms: u64) -> String {
         let offset = offset(t_ms);
-        match self.start {
-            Some(start) => {
-                let when = start + Duration::from_millis(t_ms);
-                let stamp = humantime::format_rfc3339_seconds(when).to_string();
+        match self.start.and_then(|start| super::wall_clock(start, t_ms)) {
+            Some(stamp) => {
                 // `2026-11-20T14:15:33Z` -> `14:15:33`
                 let time = stamp
                     .get(11..19)

@@ -88,6 +88,18 @@ impl ReportOutcome {
 pub struct Resume {
     pub t_ms: u64,
     pub operator: String,
+    /// How long flightdeck was down before this resume (wall clock), when known.
+    pub down_ms: Option<u64>,
+}
+
+/// `start + t_ms` as RFC 3339, or None when it is not a date RFC 3339 can write (past the
+/// year 9999, or beyond what the system's time type holds): journals are outside data.
+pub fn wall_clock(start: std::time::SystemTime, t_ms: u64) -> Option<String> {
+    // 9999-12-31T23:59:59Z, the last second RFC 3339 (and humantime) can write.
+    const LAST: u64 = 253_402_300_799;
+    let when = start.checked_add(std::time::Duration::from_millis(t_ms))?;
+    let secs = when.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    (secs <= LAST).then(|| humantime::format_rfc3339_seconds(when).to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -221,7 +233,9 @@ pub fn build(journal: &Journal) -> Report {
     for st in events {
         let t = st.t_ms;
         match &st.event {
-            Event::Resumed { operator } => {
+            Event::Resumed {
+                operator, down_ms, ..
+            } => {
                 for (s, r) in steps.iter_mut().zip(running.iter_mut()) {
                     if r.take().is_some() {
                         s.interrupted += 1;
@@ -230,6 +244,7 @@ pub fn build(journal: &Journal) -> Report {
                 resumes.push(Resume {
                     t_ms: t,
                     operator: operator.clone(),
+                    down_ms: *down_ms,
                 });
             }
             Event::Confirmed { step, by, auto } => {
@@ -287,7 +302,7 @@ pub fn build(journal: &Journal) -> Report {
                     s.skipped_by = Some(by.clone());
                 }
             }
-            Event::MarkedDone { step, by } => {
+            Event::MarkedDone { step, by, .. } => {
                 if let Some(s) = steps.get_mut(*step) {
                     s.marked_done_by = Some(by.clone());
                 }
@@ -368,10 +383,7 @@ pub fn build(journal: &Journal) -> Report {
         flightdeck_version: journal.header.flightdeck_version.clone(),
         finished_at: humantime::parse_rfc3339_weak(journal.header.started_at.trim())
             .ok()
-            .map(|t| {
-                humantime::format_rfc3339_seconds(t + std::time::Duration::from_millis(end_ms))
-                    .to_string()
-            }),
+            .and_then(|t| wall_clock(t, end_ms)),
         duration_ms: end_ms,
         outcome,
         rollback_stopped: state.rollback_stopped.clone(),
@@ -460,7 +472,22 @@ pub enum ReportError {
 
 /// Read a journal and render its report.
 pub fn render(path: &Path, format: ReportFormat) -> Result<String, ReportError> {
-    let journal = journal::read(path)?;
+    render_with(path, format, journal::ReadOptions::default())
+}
+
+/// `render` with journal read options (`--skip-bad-lines`): lines left out are named first.
+pub fn render_with(
+    path: &Path,
+    format: ReportFormat,
+    opts: journal::ReadOptions,
+) -> Result<String, ReportError> {
+    let journal = journal::read_with(path, opts)?;
+    for (line, why) in &journal.skipped {
+        eprintln!(
+            "flightdeck report: {}:{line}: left out: {why}",
+            path.display()
+        );
+    }
     let report = build(&journal);
     Ok(match format {
         ReportFormat::Md => markdown(&report),
@@ -470,8 +497,8 @@ pub fn render(path: &Path, format: ReportFormat) -> Result<String, ReportError> 
 
 /// `flightdeck report JOURNAL [--format md|json]`: the report on stdout; an unreadable file or
 /// one that is not a journal is an error on stderr and exit code 2.
-pub fn run(path: &Path, format: ReportFormat) -> ExitCode {
-    match render(path, format) {
+pub fn run(path: &Path, format: ReportFormat, opts: journal::ReadOptions) -> ExitCode {
+    match render_with(path, format, opts) {
         Ok(text) => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -274,6 +274,8 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
         }
         PromptKindTag::Failed => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
+            // A failed retry may still have taken effect: the operator can say so.
+            KeyCode::Char('d') => Intent::Engine(Command::MarkDone { step }),
             KeyCode::Char('s') => ui(UiAction::AskSkip { step }),
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
@@ -282,6 +284,9 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
         PromptKindTag::Interrupted => match key.code {
             KeyCode::Char('r') => Intent::Engine(Command::Retry { step }),
             KeyCode::Char('d') => Intent::Engine(Command::MarkDone { step }),
+            KeyCode::Char('K') if view.state.orphan.is_some_and(|(s, _)| s == step) => {
+                Intent::Engine(Command::KillOrphan { step })
+            }
             KeyCode::Char('a') => ui(UiAction::AskAbort),
             KeyCode::Esc => decline,
             _ => return None,

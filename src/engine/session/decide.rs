@@ -129,6 +129,9 @@ impl Engine {
                 let Some(s) = self.state.steps.get(step) else {
                     return reject(format!("no step {}", step + 1));
                 };
+                if let Some(why) = self.orphan_blocks(step) {
+                    return reject(why);
+                }
                 let phase = match s.status {
                     StepStatus::Failed => Phase::Do,
                     StepStatus::Interrupted => s.phase,
@@ -152,6 +155,9 @@ impl Engine {
                 self.start_action(step, phase)?;
             }
             Command::Skip { step } => {
+                if let Some(why) = self.orphan_blocks(step) {
+                    return reject(why);
+                }
                 let ok_here = match self.state.mode {
                     Mode::Forward => self.state.cursor() == Some(step),
                     Mode::RollingBack => self.state.rollback_candidate() == Some(step),
@@ -169,18 +175,23 @@ impl Engine {
                 let Some(s) = self.state.steps.get(step) else {
                     return reject(format!("no step {}", step + 1));
                 };
+                if let Some(why) = self.orphan_blocks(step) {
+                    return reject(why);
+                }
                 match (s.status, s.phase) {
                     (StepStatus::Interrupted | StepStatus::Failed, Phase::Do) => {
-                        self.emit(Event::MarkedDone { step, by })?
-                    }
-                    (StepStatus::Interrupted | StepStatus::UndoFailed, Phase::Undo) => {
-                        let attempt = s.undo_attempts;
-                        self.emit(Event::ActionFinished {
+                        self.emit(Event::MarkedDone {
                             step,
+                            by,
+                            phase: Phase::Do,
+                        })?
+                    }
+                    // Closes the prompt too, so a rollback goes on to the next undo.
+                    (StepStatus::Interrupted | StepStatus::UndoFailed, Phase::Undo) => {
+                        self.emit(Event::MarkedDone {
+                            step,
+                            by,
                             phase: Phase::Undo,
-                            attempt,
-                            verdict: Verdict::Passed,
-                            detail: format!("undo marked done by {by}"),
                         })?
                     }
                     (other, _) => {
@@ -193,21 +204,55 @@ impl Engine {
                 }
             }
             Command::Undo { step } => {
+                if let Some(why) = self.orphan_blocks(step) {
+                    return reject(why);
+                }
                 if let Some(why) = self.state.undo_refusal(step) {
                     return reject(why);
                 }
                 self.open_prompt(step, PromptKind::Undo)?;
             }
             Command::Abort { rollback } => {
-                if self.state.running().is_some() {
-                    return reject("an action is running: wait for it to end, then abort".into());
+                if self.state.aborting || (rollback && self.state.mode == Mode::RollingBack) {
+                    return reject("an abort is already under way".into());
                 }
-                self.emit(Event::AbortRequested { by, rollback })?;
-                if !rollback {
+                self.emit(Event::AbortRequested {
+                    by: by.clone(),
+                    rollback,
+                })?;
+                if let Some(a) = &self.action {
+                    // A gate is cancelled; a command is asked to stop (SIGTERM to its group),
+                    // then killed. Its end is journaled as the step's result; the abort goes
+                    // on from there (`advance`).
+                    let _ = a.stop.send(Some(format!("abort by {by}")));
+                } else if !rollback {
                     self.emit(Event::Finished {
                         outcome: Outcome::Aborted,
                     })?;
                 }
+            }
+            Command::KillOrphan { step } => {
+                let Some((s, pgid)) = self.state.orphan.filter(|(s, _)| *s == step) else {
+                    return reject(format!(
+                        "step {} has no process group left from before the restart",
+                        step + 1
+                    ));
+                };
+                if self.orphan_kill.is_some() {
+                    return reject(format!("process group {pgid} is being killed already"));
+                }
+                let _ =
+                    crate::engine::process::signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
+                self.emit(Event::Note {
+                    by: by.clone(),
+                    text: format!(
+                        "asked process group {pgid} (step {}, from before the restart) to stop: \
+                         SIGTERM, then SIGKILL after {} s",
+                        s + 1,
+                        crate::engine::process::STOP_GRACE.as_secs()
+                    ),
+                })?;
+                self.orphan_kill = Some((by, Instant::now() + crate::engine::process::STOP_GRACE));
             }
             Command::Note { text } => {
                 let text = text.trim();
@@ -515,6 +560,7 @@ impl Engine {
             phase,
             attempt,
         })?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(None);
         let ctx = ActionCtx {
             step,
             phase,
@@ -525,14 +571,35 @@ impl Engine {
             target: self.target.clone(),
             secrets: self.secrets.clone(),
             time_scale: self.time_scale,
+            stop: stop_rx,
         };
-        self.action = Some(tokio::spawn(execute(action, ctx)));
+        self.action = Some(RunningAction {
+            step,
+            phase,
+            attempt,
+            join: tokio::spawn(execute(action, ctx)),
+            stop,
+        });
         Ok(())
     }
 
     fn open_prompt(&mut self, step: usize, prompt: PromptKind) -> Result<(), EngineError> {
-        let id = self.state.last_seq + 1;
+        // The prompt's id is the seq of the event that opens it.
+        let id = self.next_seq()?;
         self.emit(Event::PromptOpened { id, step, prompt })
+    }
+
+    /// Why `step` can't be re-run, marked done, undone or skipped yet: the command it ran
+    /// before a restart is still running.
+    fn orphan_blocks(&self, step: usize) -> Option<String> {
+        let (s, pgid) = self.state.orphan?;
+        (s == step).then(|| {
+            format!(
+                "step {}'s command from before the restart is still running (process group {pgid}): \
+                 wait for it to end, or kill it (K)",
+                step + 1
+            )
+        })
     }
 
     /// What the session waits on next, if anything must be asked.
@@ -570,6 +637,11 @@ impl Engine {
                 || self.state.steps.is_empty()
             {
                 return Ok(());
+            }
+            if self.state.aborting {
+                return self.emit(Event::Finished {
+                    outcome: Outcome::Aborted,
+                });
             }
             if self.state.prompt.is_none() {
                 if self.state.held {

@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::event::{AutoConfirm, Event, Stamped, TrafficWindow};
+use super::event::{AutoConfirm, Event, Phase, Stamped, TrafficWindow, Verdict};
 use super::state::SessionState;
 use super::strings::Secrets;
 use super::worker::WorkerMsg;
@@ -63,6 +63,43 @@ pub struct EngineConfig {
     pub time_scale: f64,
 }
 
+/// How often a journaled process group found alive on resume is checked again.
+const ORPHAN_EVERY: Duration = Duration::from_millis(200);
+
+/// The task running one action, and how to ask it to stop. Dropping it aborts the task (whose
+/// process group dies with it): no action outlives its engine.
+struct RunningAction {
+    step: usize,
+    phase: Phase,
+    attempt: u32,
+    join: JoinHandle<(Verdict, String)>,
+    stop: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Drop for RunningAction {
+    fn drop(&mut self) {
+        self.join.abort();
+    }
+}
+
+/// Resolves when the running action's task ends; never while none runs.
+async fn action_done(
+    a: &mut Option<RunningAction>,
+) -> Result<(Verdict, String), tokio::task::JoinError> {
+    match a {
+        Some(r) => (&mut r.join).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// A probe instance: probe name and node (None for a global probe).
 type ProbeKey = (String, Option<String>);
 
@@ -78,7 +115,11 @@ struct Engine {
     lb: Option<LbClient>,
     http: reqwest::Client,
     worker_tx: mpsc::Sender<WorkerMsg>,
-    action: Option<JoinHandle<()>>,
+    /// The action running now. Owned and awaited in `run`'s loop: its end — a verdict, an
+    /// error or a panic — always becomes `ActionFinished`.
+    action: Option<RunningAction>,
+    /// Killing an orphaned process group on request: (who, when to SIGKILL if still alive).
+    orphan_kill: Option<(String, Instant)>,
     time_scale: f64,
     next_operator: u64,
     /// The uid the engine runs as: the session's owner, who may always take control.
@@ -139,7 +180,25 @@ pub fn resume(
     operator: &str,
     observe: bool,
 ) -> Result<EngineTask, EngineError> {
-    let read = journal::read(path)?;
+    resume_with(
+        path,
+        target,
+        operator,
+        observe,
+        journal::ReadOptions::default(),
+    )
+}
+
+/// `resume` with journal read options (`--skip-bad-lines`; the lines skipped are journaled).
+pub fn resume_with(
+    path: &Path,
+    target: Option<Target>,
+    operator: &str,
+    observe: bool,
+    opts: journal::ReadOptions,
+) -> Result<EngineTask, EngineError> {
+    // Lock first: a live session's journal is refused before anything is read or cut.
+    let (writer, read) = JournalWriter::reopen(path, opts)?;
     let state = SessionState::fold(&read.events);
     if state.steps.is_empty() {
         return Err(EngineError::Invalid(format!(
@@ -163,17 +222,46 @@ pub fn resume(
             "the journal does not record its target: pass --target".into(),
         ));
     };
-    let writer = JournalWriter::reopen(path, &read)?;
-    let (engine, worker_rx) = Engine::new(target, writer, state, read.events)?;
-    spawn(
-        engine,
-        worker_rx,
-        path.to_path_buf(),
-        observe,
-        vec![Event::Resumed {
-            operator: operator.to_string(),
-        }],
-    )
+    let (mut engine, worker_rx) = Engine::new(target, writer, state, read.events)?;
+    // Wall-clock time goes on across the outage: a window open when flightdeck died (writes
+    // down, no ready backend) and the durations in the report include the time it was down.
+    let last = engine.state.t_ms;
+    let since_start = started_unix_ms(&read.header).map(|s| unix_ms().saturating_sub(s));
+    if let Some(now) = since_start {
+        engine.t_base = engine.t_base.max(now);
+    }
+    let down_ms = since_start.map(|now| now.saturating_sub(last));
+    let mut first = vec![Event::Resumed {
+        operator: operator.to_string(),
+        skipped_lines: read.skipped.iter().map(|(l, _)| *l).collect(),
+        down_ms,
+    }];
+    // An action that ran when flightdeck died may still run: say so before anything is offered.
+    let interrupted = engine.state.steps.iter().enumerate().find_map(|(i, s)| {
+        matches!(
+            s.status,
+            super::state::StepStatus::Running | super::state::StepStatus::Undoing
+        )
+        .then_some(s.pgid.map(|g| (i, g)))
+        .flatten()
+    });
+    if let Some((step, pgid)) = interrupted {
+        if super::process::group_alive(pgid) {
+            first.push(Event::OrphanAlive { step, pgid });
+        }
+    }
+    spawn(engine, worker_rx, path.to_path_buf(), observe, first)
+}
+
+/// When the session started by the wall clock, in ms since the epoch (the header's own field,
+/// else its RFC 3339 second).
+fn started_unix_ms(h: &Header) -> Option<u64> {
+    if let Some(ms) = h.started_unix_ms {
+        return Some(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(h.started_at.trim()).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_millis()).ok()
 }
 
 fn spawn(
@@ -225,6 +313,7 @@ impl Engine {
                 http: super::check::http_client(),
                 worker_tx,
                 action: None,
+                orphan_kill: None,
                 time_scale: 1.0,
                 next_operator: 1,
                 owner_uid: nix::unistd::getuid().as_raw(),
@@ -245,7 +334,20 @@ impl Engine {
     }
 
     fn now_ms(&self) -> u64 {
-        self.t_base + self.clock.elapsed().as_millis() as u64
+        let elapsed = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.t_base.saturating_add(elapsed)
+    }
+
+    /// The seq the next journaled event gets. A journal whose seq reached u64::MAX ends here
+    /// rather than wrapping (a wrapped seq would read as out of order).
+    fn next_seq(&self) -> Result<u64, EngineError> {
+        self.state.last_seq.checked_add(1).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{}: the journal's sequence numbers are exhausted (seq {})",
+                self.journal.path().display(),
+                self.state.last_seq
+            ))
+        })
     }
 
     /// Journal, apply, publish — in that order.
@@ -255,7 +357,7 @@ impl Engine {
             seq: if live_only {
                 self.state.last_seq
             } else {
-                self.state.last_seq + 1
+                self.next_seq()?
             },
             t_ms: self.now_ms().max(self.state.t_ms),
             event,
@@ -287,27 +389,100 @@ impl Engine {
             );
         }
         let mut summary = tokio::time::interval_at(Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+        let mut orphan_watch = tokio::time::interval(ORPHAN_EVERY);
         let result = loop {
             if let Err(e) = self.advance() {
                 break Err(e);
             }
+            let watching = self.state.orphan.is_some();
             let step = tokio::select! {
                 msg = rx.recv() => match msg {
                     None | Some(Msg::Shutdown) => break Ok(()),
                     Some(m) => self.on_msg(m),
                 },
+                done = action_done(&mut self.action) => self.on_action_done(done, &mut worker_rx),
                 Some(w) = worker_rx.recv() => self.on_worker(w),
                 _ = summary.tick() => self.emit_summaries(),
+                _ = orphan_watch.tick(), if watching => self.check_orphan(),
             };
             if let Err(e) = step {
                 break Err(e);
             }
         };
         background.abort_all();
-        if let Some(a) = self.action.take() {
-            a.abort();
-        }
+        // Dropping it aborts the task; its process group is killed with it.
+        self.action = None;
         result.map(|()| self.state)
+    }
+
+    /// The action's task ended: its verdict, or why it has none (an error, a panic).
+    fn on_action_done(
+        &mut self,
+        done: Result<(Verdict, String), tokio::task::JoinError>,
+        worker_rx: &mut mpsc::Receiver<WorkerMsg>,
+    ) -> Result<(), EngineError> {
+        let Some(ran) = self.action.take() else {
+            return Ok(());
+        };
+        // What the task said before it ended is already queued: record it before its end.
+        while let Ok(w) = worker_rx.try_recv() {
+            self.on_worker(w)?;
+        }
+        let (verdict, detail) = match done {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                (
+                    Verdict::Failed,
+                    self.secrets.redact(&format!(
+                        "the action failed inside flightdeck (panic: {why})"
+                    )),
+                )
+            }
+            Err(_) => (
+                Verdict::Failed,
+                "the action's task was cancelled before it reported".into(),
+            ),
+        };
+        let current = self.state.running() == Some(ran.step)
+            && self.state.steps[ran.step].phase_attempts() == ran.attempt;
+        if current {
+            self.emit(Event::ActionFinished {
+                step: ran.step,
+                phase: ran.phase,
+                attempt: ran.attempt,
+                verdict,
+                detail,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A process group found alive on resume: has it ended (or is a requested kill due)?
+    fn check_orphan(&mut self) -> Result<(), EngineError> {
+        let Some((step, pgid)) = self.state.orphan else {
+            self.orphan_kill = None;
+            return Ok(());
+        };
+        if !super::process::group_alive(pgid) {
+            let killed_by = self.orphan_kill.take().map(|(by, _)| by);
+            return self.emit(Event::OrphanGone {
+                step,
+                pgid,
+                killed_by,
+            });
+        }
+        if let Some((_, at)) = &self.orphan_kill {
+            if Instant::now() >= *at {
+                let _ = super::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        Ok(())
     }
 
     fn on_msg(&mut self, msg: Msg) -> Result<(), EngineError> {
@@ -422,5 +597,81 @@ impl Engine {
             .iter()
             .find(|o| o.id == id)
             .and_then(|o| o.uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::StepStatus;
+    use crate::plan::{Confirm, PlannedStep};
+    use crate::procedure::model::{Action, Downtime};
+
+    #[tokio::test]
+    async fn a_panicking_action_becomes_a_failed_step_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let writer = JournalWriter::create(&path, &Header::new("t", "00", "t", "tester")).unwrap();
+        let target = Target {
+            name: "t".into(),
+            ..Default::default()
+        };
+        let (mut engine, mut worker_rx) =
+            Engine::new(target, writer, SessionState::empty(), Vec::new()).unwrap();
+        let step = PlannedStep {
+            key: "a".into(),
+            step_id: "a".into(),
+            title: "a".into(),
+            runbook: String::new(),
+            downtime: Downtime::None,
+            confirm: Confirm::Yes,
+            approvals: 1,
+            irreversible: None,
+            node: None,
+            progress: None,
+            action: Action::Manual { text: "x".into() },
+            undo: None,
+        };
+        let plan = Plan {
+            steps: vec![step],
+            ..Default::default()
+        };
+        engine
+            .emit(Event::SessionStarted {
+                plan,
+                nodes: Vec::new(),
+                operator: "tester".into(),
+                auto: AutoConfirm::default(),
+                lb: None,
+                health_probes: Vec::new(),
+                target: None,
+            })
+            .unwrap();
+        engine
+            .emit(Event::ActionStarted {
+                step: 0,
+                phase: Phase::Do,
+                attempt: 1,
+            })
+            .unwrap();
+        let (stop, _) = tokio::sync::watch::channel(None);
+        engine.action = Some(RunningAction {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+            join: tokio::spawn(async { panic!("Instant + Duration overflowed") }),
+            stop,
+        });
+        let done = action_done(&mut engine.action).await;
+        engine.on_action_done(done, &mut worker_rx).unwrap();
+        let s = &engine.state.steps[0];
+        assert_eq!(s.status, StepStatus::Failed);
+        let detail = s.detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains("panic: Instant + Duration overflowed"),
+            "{detail}"
+        );
+        assert!(engine.action.is_none());
+        assert_eq!(engine.state.running(), None);
     }
 }

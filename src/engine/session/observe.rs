@@ -48,21 +48,19 @@ impl Engine {
                     })?;
                 }
             }
-            WorkerMsg::Finished {
+            WorkerMsg::Process {
                 step,
                 phase,
                 attempt,
-                verdict,
-                detail,
+                pid,
+                pgid,
             } => {
                 if current(&self.state, step, attempt) {
-                    self.action = None;
-                    self.emit(Event::ActionFinished {
+                    self.emit(Event::ProcessStarted {
                         step,
                         phase,
-                        attempt,
-                        verdict,
-                        detail,
+                        pid,
+                        pgid,
                     })?;
                 }
             }

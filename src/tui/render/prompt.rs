@@ -178,7 +178,7 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
             }
             runbook_and_way_back(&mut lines, view, prompt.step, theme);
             // Only keys the engine will accept: `u` only when this step can be undone.
-            let mut keys = vec![("r", "retry")];
+            let mut keys = vec![("r", "retry"), ("d", "mark done")];
             if st.undo_refusal(prompt.step).is_none() {
                 keys.push(("u", "undo"));
             }
@@ -195,16 +195,30 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 lines.push(Line::from(text(format!("  {d}"), s.base)));
             }
             runbook_and_way_back(&mut lines, view, prompt.step, theme);
-            lines.push(Line::from(text(
-                "Check the system, then say what happened:",
-                s.base,
-            )));
-            let mut keys = vec![("r", "re-run"), ("d", "mark done")];
-            if st.undo_refusal(prompt.step).is_none() {
-                keys.push(("u", "undo"));
+            match st.orphan.filter(|(o, _)| *o == prompt.step) {
+                Some((_, pgid)) => {
+                    lines.push(Line::from(text(
+                        format!(
+                            "Its command is still running (process group {pgid}): wait for it \
+                             to end, or kill it."
+                        ),
+                        s.warn,
+                    )));
+                    lines.push(key_line(&[("K", "kill it"), ("a", "abort")], theme));
+                }
+                None => {
+                    lines.push(Line::from(text(
+                        "Check the system, then say what happened:",
+                        s.base,
+                    )));
+                    let mut keys = vec![("r", "re-run"), ("d", "mark done")];
+                    if st.undo_refusal(prompt.step).is_none() {
+                        keys.push(("u", "undo"));
+                    }
+                    keys.push(("a", "abort"));
+                    lines.push(key_line(&keys, theme));
+                }
             }
-            keys.push(("a", "abort"));
-            lines.push(key_line(&keys, theme));
         }
     }
     // Another operator waiting for control must not hide behind the prompt.

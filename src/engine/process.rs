@@ -1,0 +1,147 @@
+//! Process groups for `run` actions. Every command starts as the leader of its own group, so
+//! the whole tree it forks (`sh -c 'a & b'`, `ssh`, `helm` and their helpers) can be stopped
+//! together: on timeout, on abort, when the engine ends — and, after flightdeck itself was
+//! killed, found again by the pgid the journal recorded.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// How often liveness is polled while waiting for a group to go.
+pub const POLL: Duration = Duration::from_millis(50);
+/// How long a group asked to stop (SIGTERM) gets before it is killed (SIGKILL).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+fn pid_of(pgid: u32) -> Option<Pid> {
+    // pgid 0 or 1 would address our own group or init: never a group of ours.
+    i32::try_from(pgid)
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
+}
+
+/// Send `sig` to every process of the group. Err when there is no such group.
+pub fn signal_group(pgid: u32, sig: Signal) -> Result<(), Errno> {
+    let pid = pid_of(pgid).ok_or(Errno::EINVAL)?;
+    killpg(pid, sig)
+}
+
+/// Whether any process of the group is still running. Zombies (dead, not yet reaped: after a
+/// crash nobody may reap them) don't count.
+pub fn group_alive(pgid: u32) -> bool {
+    let Some(pid) = pid_of(pgid) else {
+        return false;
+    };
+    match killpg(pid, None) {
+        Err(Errno::ESRCH) => false,
+        // EPERM: it exists but is not ours to signal — alive all the same.
+        Ok(()) | Err(_) => live_members(pgid).unwrap_or(true),
+    }
+}
+
+/// Linux: whether /proc lists a member of the group that is not a zombie. None when /proc
+/// cannot tell.
+fn live_members(pgid: u32) -> Option<bool> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    let mut any = false;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        if pgrp == Some(pgid) && state != Some("Z") && state != Some("X") {
+            any = true;
+            break;
+        }
+    }
+    Some(any)
+}
+
+/// Ask the group to stop (SIGTERM), wait up to `grace` for it to go, then kill it (SIGKILL).
+/// Returns a sentence saying which it took.
+pub async fn stop_group(pgid: u32, grace: Duration) -> String {
+    if signal_group(pgid, Signal::SIGTERM).is_err() {
+        return format!("process group {pgid} had already ended");
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        if !group_alive(pgid) {
+            return format!("process group {pgid} stopped on SIGTERM");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let _ = signal_group(pgid, Signal::SIGKILL);
+    format!(
+        "process group {pgid} did not stop within {} s of SIGTERM and was killed (SIGKILL)",
+        grace.as_secs()
+    )
+}
+
+/// Kills its group when dropped: an action task that is aborted or panics, or an engine that
+/// ends, leaves nothing of the command running.
+pub struct GroupGuard {
+    pgid: Option<u32>,
+}
+
+impl GroupGuard {
+    pub fn new(pgid: u32) -> Self {
+        GroupGuard { pgid: Some(pgid) }
+    }
+
+    /// The group ended normally: nothing to kill.
+    pub fn disarm(&mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = signal_group(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_group_and_init_are_never_addressed() {
+        assert_eq!(signal_group(0, Signal::SIGTERM), Err(Errno::EINVAL));
+        assert_eq!(signal_group(1, Signal::SIGTERM), Err(Errno::EINVAL));
+        assert!(!group_alive(0));
+        assert!(!group_alive(u32::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_group_is_stopped_whole_and_then_reported_gone() {
+        let mut cmd = tokio::process::Command::new("sh");
+        // Two grandchildren in the group besides the shell.
+        cmd.args(["-c", "sleep 300 & sleep 300 & wait"])
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let pgid = child.id().unwrap();
+        assert!(group_alive(pgid));
+        let said = stop_group(pgid, Duration::from_secs(5)).await;
+        assert!(said.contains(&pgid.to_string()), "{said}");
+        let _ = child.wait().await;
+        assert!(!group_alive(pgid), "no process of the group remains");
+    }
+}

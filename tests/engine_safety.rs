@@ -1,0 +1,764 @@
+//! Safety against processes and crashes: one writer per journal, no orphaned actions,
+//! supervised action tasks, abort while something runs, wall-clock time across a crash.
+
+mod common;
+
+use common::plans::{empty_target as target, plan, run, sh, step_with as step, until};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flightdeck::engine::event::{AutoConfirm, Event, Outcome, Verdict};
+use flightdeck::engine::process::group_alive;
+use flightdeck::engine::session::{self, EngineConfig, EngineError, EngineTask};
+use flightdeck::engine::state::{Mode, PromptKindTag, StepStatus};
+use flightdeck::engine::{Command, SessionState, Stamped};
+use flightdeck::journal::{self, Header, JournalError, JournalWriter};
+use flightdeck::plan::Plan;
+use flightdeck::procedure::model::{Action, Check, WaitSpec};
+
+fn start_at(path: &Path, plan: Plan, auto: AutoConfirm) -> EngineTask {
+    session::start(EngineConfig {
+        plan,
+        target: target(),
+        auto,
+        operator: "tester".into(),
+        journal: path.to_path_buf(),
+        observe: false,
+        time_scale: 1.0,
+    })
+    .expect("engine starts")
+}
+
+fn yes() -> AutoConfirm {
+    AutoConfirm {
+        yes: true,
+        ..Default::default()
+    }
+}
+
+async fn end(task: EngineTask) -> SessionState {
+    task.handle.shutdown().await;
+    task.join.await.expect("engine task").expect("engine ok")
+}
+
+/// Poll `f` until it holds, with a deadline naming what was awaited.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn events(path: &Path) -> Vec<Stamped> {
+    journal::read(path).expect("journal reads").events
+}
+
+fn pgid_of(path: &Path, step: usize) -> Option<u32> {
+    events(path).iter().rev().find_map(|e| match e.event {
+        Event::ProcessStarted { step: s, pgid, .. } if s == step => Some(pgid),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_journal_has_one_writer_and_resume_on_a_live_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_at(
+        &path,
+        plan("t", vec![step("a", run(&["true"]), None)]),
+        AutoConfirm::default(),
+    );
+    until(&task, "a prompt", |s| s.prompt.is_some()).await;
+    let second = session::resume(&path, None, "mallory", false);
+    match second {
+        Err(EngineError::Journal(JournalError::Locked { path: p })) => assert_eq!(p, path),
+        Err(e) => panic!("refused for the wrong reason: {e}"),
+        Ok(_) => panic!("a second engine started on a live session"),
+    }
+    assert!(journal::is_locked(&path));
+    // The CLI says so and offers join.
+    let said = flightdeck::commands::run::live_session_message(&path);
+    assert!(said.contains("live") && said.contains("join"), "{said}");
+    // Nothing was written by the refused resume.
+    assert!(!events(&path)
+        .iter()
+        .any(|e| matches!(e.event, Event::Resumed { .. })));
+    end(task).await;
+    // Once the session's engine is gone, the journal is free again.
+    assert!(!journal::is_locked(&path));
+    let again = session::resume(&path, None, "tester", false).expect("resumes once free");
+    end(again).await;
+}
+
+#[tokio::test]
+async fn an_absurd_timeout_saturates_instead_of_leaving_the_step_running_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let mut a = run(&["true"]);
+    if let Action::Run { timeout_secs, .. } = &mut a {
+        *timeout_secs = 9_223_372_036_854_775_807;
+    }
+    let gate = Action::Wait(WaitSpec {
+        probe: None,
+        check: Some(Check::Run {
+            argv: vec!["true".into()],
+            env: Default::default(),
+            timeout_secs: u64::MAX,
+            expect_exit: 0,
+        }),
+        nodes: None,
+        stable_secs: 0,
+        timeout_secs: u64::MAX,
+        interval_ms: 50,
+    });
+    let task = start_at(
+        &path,
+        plan("t", vec![step("a", a, None), step("g", gate, None)]),
+        yes(),
+    );
+    let s = until(&task, "the end", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    end(task).await;
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let mut a = sh("sleep 300 & sleep 300; wait");
+    if let Action::Run { timeout_secs, .. } = &mut a {
+        *timeout_secs = 1;
+    }
+    let task = start_at(&path, plan("t", vec![step("a", a, None)]), yes());
+    let s = until(&task, "the timeout", |s| {
+        s.steps[0].status == StepStatus::Failed
+    })
+    .await;
+    let detail = s.steps[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("timed out"), "{detail}");
+    let pgid = pgid_of(&path, 0).expect("the process group was journaled");
+    eventually("the group to be gone", || !group_alive(pgid)).await;
+    end(task).await;
+}
+
+#[tokio::test]
+async fn abort_stops_a_running_command_sigterm_to_its_group_and_journals_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let marker = dir.path().join("term");
+    let script = format!(
+        "trap 'echo got TERM > {}; exit 143' TERM; sleep 300 & wait",
+        marker.display()
+    );
+    let task = start_at(
+        &path,
+        plan(
+            "t",
+            vec![
+                step("a", sh(&script), None),
+                step("b", run(&["true"]), None),
+            ],
+        ),
+        yes(),
+    );
+    until(&task, "running", |s| {
+        s.running() == Some(0) && s.steps[0].pgid.is_some()
+    })
+    .await;
+    let pgid = pgid_of(&path, 0).expect("pgid journaled");
+    // Today: "rejected: an action is running".
+    task.handle
+        .command(Command::Abort { rollback: false })
+        .await
+        .expect("abort accepted while the action runs");
+    let s = until(&task, "aborted", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Aborted));
+    assert_eq!(s.steps[0].status, StepStatus::Failed);
+    let detail = s.steps[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("stopped (abort by flightdeck)"), "{detail}");
+    assert!(detail.contains("SIGTERM"), "{detail}");
+    assert_eq!(s.steps[1].status, StepStatus::Pending);
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default().trim(),
+        "got TERM"
+    );
+    eventually("the group to be gone", || !group_alive(pgid)).await;
+    end(task).await;
+    // Journaled in order: the abort, then the step's end, then the session's.
+    let evs = events(&path);
+    let pos = |f: &dyn Fn(&Event) -> bool| evs.iter().position(|e| f(&e.event)).unwrap();
+    let abort = pos(&|e| matches!(e, Event::AbortRequested { .. }));
+    let stopped = pos(&|e| {
+        matches!(
+            e,
+            Event::ActionFinished {
+                verdict: Verdict::Failed,
+                ..
+            }
+        )
+    });
+    let finished = pos(&|e| matches!(e, Event::Finished { .. }));
+    assert!(abort < stopped && stopped < finished);
+}
+
+#[tokio::test]
+async fn abort_with_rollback_cancels_a_running_gate_then_offers_the_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let never = Action::Wait(WaitSpec {
+        probe: None,
+        check: Some(Check::Run {
+            argv: vec!["false".into()],
+            env: Default::default(),
+            timeout_secs: 5,
+            expect_exit: 0,
+        }),
+        nodes: None,
+        stable_secs: 0,
+        timeout_secs: 3600,
+        interval_ms: 50,
+    });
+    let task = start_at(
+        &path,
+        plan(
+            "t",
+            vec![
+                step("a", run(&["true"]), Some(run(&["true"]))),
+                step("gate", never, None),
+            ],
+        ),
+        AutoConfirm::default(),
+    );
+    for _ in 0..2 {
+        let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
+        task.handle
+            .command(Command::Confirm {
+                prompt: s.prompt.unwrap().id,
+                phrase: None,
+            })
+            .await
+            .unwrap();
+    }
+    until(&task, "the gate running", |s| s.running() == Some(1)).await;
+    task.handle
+        .command(Command::Abort { rollback: true })
+        .await
+        .expect("abort accepted while the gate runs");
+    let s = until(&task, "an undo prompt", |s| {
+        s.prompt.is_some_and(|p| p.kind == PromptKindTag::Undo)
+    })
+    .await;
+    assert_eq!(s.mode, Mode::RollingBack);
+    assert_eq!(s.steps[1].status, StepStatus::Failed);
+    let detail = s.steps[1].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("cancelled: abort by flightdeck"),
+        "{detail}"
+    );
+    end(task).await;
+    assert!(events(&path).iter().any(|e| matches!(
+        &e.event,
+        Event::ActionFinished {
+            step: 1,
+            verdict: Verdict::Inconclusive,
+            ..
+        }
+    )));
+}
+
+#[tokio::test]
+async fn marking_an_interrupted_undo_done_lets_the_rollback_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_at(
+        &path,
+        plan(
+            "t",
+            vec![
+                step("a", run(&["true"]), Some(run(&["true"]))),
+                step("b", run(&["true"]), Some(sh("sleep 300"))),
+                step("c", run(&["true"]), None),
+            ],
+        ),
+        AutoConfirm::default(),
+    );
+    for _ in 0..2 {
+        let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
+        task.handle
+            .command(Command::Confirm {
+                prompt: s.prompt.unwrap().id,
+                phrase: None,
+            })
+            .await
+            .unwrap();
+        until(&task, "idle", |s| s.running().is_none()).await;
+    }
+    task.handle
+        .command(Command::Abort { rollback: true })
+        .await
+        .unwrap();
+    let s = until(&task, "undo of b", |s| {
+        s.prompt
+            .is_some_and(|p| p.kind == PromptKindTag::Undo && p.step == 1)
+    })
+    .await;
+    task.handle
+        .command(Command::Confirm {
+            prompt: s.prompt.unwrap().id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    until(&task, "undo running", |s| s.running() == Some(1)).await;
+    // Crash mid-undo.
+    task.join.abort();
+    let _ = task.join.await;
+    let resumed = session::resume(&path, None, "tester", false).unwrap();
+    until(&resumed, "interrupted undo", |s| {
+        s.prompt
+            .is_some_and(|p| p.kind == PromptKindTag::Interrupted && p.step == 1)
+    })
+    .await;
+    resumed
+        .handle
+        .command(Command::MarkDone { step: 1 })
+        .await
+        .unwrap();
+    // The rollback goes on to step a's undo (it stalled here before).
+    let s = until(&resumed, "undo of a", |s| {
+        s.prompt
+            .is_some_and(|p| p.kind == PromptKindTag::Undo && p.step == 0)
+    })
+    .await;
+    assert_eq!(s.steps[1].status, StepStatus::Undone);
+    assert_eq!(
+        s.steps[1].detail.as_deref(),
+        Some("undo marked done by flightdeck")
+    );
+    end(resumed).await;
+}
+
+#[tokio::test]
+async fn headless_resume_after_a_second_crash_names_the_step_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_at(
+        &path,
+        plan(
+            "t",
+            vec![
+                step("first", sh("sleep 300"), None),
+                step("second", sh("sleep 300"), None),
+            ],
+        ),
+        yes(),
+    );
+    until(&task, "first running", |s| s.running() == Some(0)).await;
+    task.join.abort();
+    let _ = task.join.await;
+    // Crash 1 -> resume, mark the first done, the second runs; crash 2.
+    let r1 = session::resume(&path, None, "tester", false).unwrap();
+    until(&r1, "interrupted", |s| s.prompt.is_some()).await;
+    r1.handle
+        .command(Command::MarkDone { step: 0 })
+        .await
+        .unwrap();
+    until(&r1, "second running", |s| s.running() == Some(1)).await;
+    r1.join.abort();
+    let _ = r1.join.await;
+    let r2 = session::resume(&path, None, "tester", false).unwrap();
+    let mut out = Vec::new();
+    let (end, _) = flightdeck::headless::follow(r2, &mut out).await;
+    assert!(!end.ok);
+    assert!(
+        end.summary.contains("step 2 (second) was interrupted"),
+        "{}",
+        end.summary
+    );
+}
+
+#[tokio::test]
+async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    // A session whose last journaled event, 1 s in, put a node read-only; then flightdeck
+    // was down for a minute.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut header = Header::new("t", "00", "t", "tester");
+    header.started_unix_ms = Some(now - 61_000);
+    let mut t = target();
+    t.nodes.push(flightdeck::target::Node {
+        name: "node1".into(),
+        address: "127.0.0.1:1".into(),
+        role: None,
+        tags: Default::default(),
+    });
+    let p = plan("t", vec![step("a", run(&["true"]), None)]);
+    let mut w = JournalWriter::create(&path, &header).unwrap();
+    let evs = [
+        Event::SessionStarted {
+            plan: p,
+            nodes: t.nodes.clone(),
+            operator: "tester".into(),
+            auto: AutoConfirm::default(),
+            lb: None,
+            health_probes: vec![],
+            target: Some(t.clone()),
+        },
+        Event::NodeFacts {
+            node: "node1".into(),
+            facts: [("read_only".to_string(), "true".to_string())].into(),
+        },
+    ];
+    for (i, e) in evs.into_iter().enumerate() {
+        let st = Stamped {
+            seq: i as u64 + 1,
+            t_ms: i as u64 * 1000,
+            event: e,
+        };
+        w.append(&st, true).unwrap();
+    }
+    drop(w);
+    let task = session::resume(&path, None, "tester", false).unwrap();
+    let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
+    // Today the gap vanished: the window said ~0 s.
+    assert!(
+        s.read_only.total_at(s.t_ms) >= 59_000,
+        "read-only window {} ms",
+        s.read_only.total_at(s.t_ms)
+    );
+    end(task).await;
+    let down = events(&path).iter().find_map(|e| match &e.event {
+        Event::Resumed { down_ms, .. } => *down_ms,
+        _ => None,
+    });
+    assert!(down.is_some_and(|d| d >= 59_000), "{down:?}");
+    let md = flightdeck::report::render(&path, flightdeck::report::ReportFormat::Md).unwrap();
+    assert!(md.contains("down"), "{md}");
+}
+
+// --- The done-means test: SIGKILL of the session server mid-action, then resume. ---
+
+/// A procedure with one `run` step and a target with one node, in `dir`.
+fn files(dir: &Path, script: &str) -> (PathBuf, PathBuf) {
+    let procedure = dir.join("p.toml");
+    let target = dir.join("t.toml");
+    std::fs::write(
+        &procedure,
+        format!(
+            "name = \"orphan\"\nproduct = \"generic\"\n\n[[steps]]\nid = \"work\"\ntitle = \"Work\"\n\
+             action = {{ kind = \"run\", argv = [\"sh\", \"-c\", {script:?}] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &target,
+        "name = \"t\"\n\n[[nodes]]\nname = \"node1\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    (procedure, target)
+}
+
+/// Start `flightdeck run --headless --yes`, wait until its action's process group is journaled,
+/// check `resume` refuses the live session, then SIGKILL flightdeck. Returns the pgid.
+async fn crash_mid_action(dir: &Path, script: &str) -> (PathBuf, u32) {
+    let (procedure, target) = files(dir, script);
+    let journal = dir.join("j.jsonl");
+    let bin = env!("CARGO_BIN_EXE_flightdeck");
+    let mut server = tokio::process::Command::new(bin)
+        .arg("run")
+        .arg(&procedure)
+        .arg("--target")
+        .arg(&target)
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--headless", "--yes"])
+        .env("HOME", dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the action's process group in the journal", || {
+        journal::read(&journal).is_ok_and(|j| {
+            j.events
+                .iter()
+                .any(|e| matches!(e.event, Event::ProcessStarted { .. }))
+        })
+    })
+    .await;
+    let pgid = pgid_of(&journal, 0).unwrap();
+    // A second engine on the live session is refused, and the operator is pointed to join.
+    let out = tokio::process::Command::new(bin)
+        .arg("resume")
+        .arg(&journal)
+        .arg("--headless")
+        .env("HOME", dir)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("live") && err.contains("join"), "{err}");
+    server.start_kill().unwrap(); // SIGKILL
+    server.wait().await.unwrap();
+    (journal, pgid)
+}
+
+#[tokio::test]
+async fn after_a_sigkill_resume_reports_the_live_process_group_and_kill_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, pgid) = crash_mid_action(dir.path(), "sleep 300 & sleep 300 & wait").await;
+    assert!(
+        group_alive(pgid),
+        "the action outlived flightdeck (the orphan)"
+    );
+
+    let task = session::resume(&journal, None, "tester", false).unwrap();
+    let s = until(&task, "the interrupted prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.orphan, Some((0, pgid)));
+    assert_eq!(s.prompt.map(|p| p.kind), Some(PromptKindTag::Interrupted));
+    // No second copy: re-run, mark done, skip and undo wait for the group.
+    let refused = task
+        .handle
+        .command(Command::Retry { step: 0 })
+        .await
+        .unwrap_err();
+    assert!(refused.0.contains("still running"), "{refused}");
+    assert!(refused.0.contains(&pgid.to_string()), "{refused}");
+    assert!(task
+        .handle
+        .command(Command::MarkDone { step: 0 })
+        .await
+        .is_err());
+    // The headless runner says so and offers wait or kill.
+    task.handle
+        .command(Command::KillOrphan { step: 0 })
+        .await
+        .expect("kill accepted");
+    let s = until(&task, "the group gone", |s| s.orphan.is_none()).await;
+    assert!(!group_alive(pgid), "no process of the group remains");
+    assert_eq!(s.steps[0].status, StepStatus::Interrupted);
+    // Now re-run is offered again.
+    task.handle
+        .command(Command::Retry { step: 0 })
+        .await
+        .expect("re-run once the group is gone");
+    end(task).await;
+    let evs = events(&journal);
+    assert!(evs
+        .iter()
+        .any(|e| matches!(&e.event, Event::OrphanAlive { pgid: g, .. } if *g == pgid)));
+    assert!(evs.iter().any(|e| matches!(
+        &e.event,
+        Event::OrphanGone { pgid: g, killed_by: Some(_), .. } if *g == pgid
+    )));
+}
+
+#[tokio::test]
+async fn after_a_sigkill_waiting_for_the_process_group_is_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let script = format!("while [ ! -e {} ]; do sleep 0.05; done", release.display());
+    let (journal, pgid) = crash_mid_action(dir.path(), &script).await;
+    let task = session::resume(&journal, None, "tester", false).unwrap();
+    until(&task, "the orphan", |s| s.orphan.is_some()).await;
+    let mut out = Vec::new();
+    // Headless names it and offers wait or kill.
+    let state = task.handle.snapshot().await.unwrap();
+    assert_eq!(state.orphan, Some((0, pgid)));
+    std::fs::write(&release, "").unwrap();
+    let s = until(&task, "the group ended", |s| s.orphan.is_none()).await;
+    assert_eq!(s.steps[0].status, StepStatus::Interrupted);
+    task.handle
+        .command(Command::MarkDone { step: 0 })
+        .await
+        .expect("mark done once the group has ended");
+    let (end, _) = flightdeck::headless::follow(task, &mut out).await;
+    assert!(end.ok, "{}", end.summary);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("still running"), "{text}");
+    assert!(text.contains("has ended"), "{text}");
+    assert!(events(&journal).iter().any(|e| matches!(
+        &e.event,
+        Event::OrphanGone {
+            killed_by: None,
+            ..
+        }
+    )));
+}
+
+// --- Journals that can't be true are refused with the line; --skip-bad-lines reads past. ---
+
+/// A finished-looking journal: header, session start (one manual-free step), then `lines`
+/// verbatim (so tests can write damaged ones).
+fn journal_with(dir: &Path, lines: &[String]) -> PathBuf {
+    let path = dir.join("j.jsonl");
+    let header = Header::new("t", "00", "t", "tester");
+    drop(JournalWriter::create(&path, &header).unwrap());
+    let started = Stamped {
+        seq: 1,
+        t_ms: 0,
+        event: Event::SessionStarted {
+            plan: plan("t", vec![step("a", run(&["true"]), None)]),
+            nodes: vec![],
+            operator: "tester".into(),
+            auto: AutoConfirm::default(),
+            lb: None,
+            health_probes: vec![],
+            target: Some(target()),
+        },
+    };
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&serde_json::to_string(&started).unwrap());
+    text.push('\n');
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn note(seq: u64, text: &str) -> String {
+    serde_json::to_string(&Stamped {
+        seq,
+        t_ms: seq.saturating_mul(10),
+        event: Event::Note {
+            by: "tester".into(),
+            text: text.into(),
+        },
+    })
+    .unwrap()
+}
+
+#[test]
+fn duplicate_or_out_of_order_seq_and_a_second_start_are_refused_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let second_start = {
+        let j = journal_with(dir.path(), &[]);
+        let text = std::fs::read_to_string(&j).unwrap();
+        let line = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .replacen("\"seq\":1", "\"seq\":3", 1);
+        std::fs::remove_file(&j).unwrap();
+        line
+    };
+    let cases: [(&[String], usize, &str); 3] = [
+        (
+            &[note(2, "a"), note(2, "b"), note(3, "c")],
+            4,
+            "duplicate seq 2",
+        ),
+        (
+            &[note(3, "a"), note(2, "b"), note(4, "c")],
+            4,
+            "out of order",
+        ),
+        (
+            &[note(2, "a"), second_start, note(4, "c")],
+            4,
+            "second session_started",
+        ),
+    ];
+    for (lines, line, why) in cases {
+        let path = journal_with(dir.path(), lines);
+        let err = journal::read(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("j.jsonl:{line}:")), "{err}");
+        assert!(err.contains(why), "{err}");
+        // Report and resume refuse it the same way.
+        assert!(flightdeck::report::render(&path, flightdeck::report::ReportFormat::Md).is_err());
+        // --skip-bad-lines reads past it and names it.
+        let j = journal::read_with(
+            &path,
+            journal::ReadOptions {
+                skip_bad_lines: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(j.skipped.len(), 1);
+        assert_eq!(j.skipped[0].0, line);
+        assert_eq!(j.events.len(), 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_corrupted_middle_line_can_be_skipped_on_resume_and_that_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_with(
+        dir.path(),
+        &[
+            note(2, "before"),
+            "{\"seq\":3,\"t_ms\":30,\"type\":\"no".into(),
+            note(4, "after"),
+        ],
+    );
+    let refused = match session::resume(&path, None, "tester", false) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("resumed a damaged journal silently"),
+    };
+    assert!(refused.contains("j.jsonl:4:"), "{refused}");
+    assert!(refused.contains("--skip-bad-lines"), "{refused}");
+    let opts = journal::ReadOptions {
+        skip_bad_lines: true,
+    };
+    let task = session::resume_with(&path, None, "tester", false, opts).unwrap();
+    let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.notes.len(), 2);
+    end(task).await;
+    // The skip is journaled, so the journal now reads without the flag (report, replay).
+    let j = journal::read(&path).expect("reads once the skip is journaled");
+    assert!(j.events.iter().any(|e| matches!(
+        &e.event,
+        Event::Resumed { skipped_lines, .. } if skipped_lines == &vec![4]
+    )));
+    assert_eq!(j.skipped.len(), 1);
+    flightdeck::report::render(&path, flightdeck::report::ReportFormat::Md).unwrap();
+}
+
+#[tokio::test]
+async fn a_seq_at_u64_max_ends_the_session_instead_of_wrapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_with(dir.path(), &[note(u64::MAX, "last")]);
+    let err = match session::resume(&path, None, "tester", false) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("resumed past u64::MAX"),
+    };
+    assert!(err.contains("exhausted"), "{err}");
+    // Nothing wrapped into the journal.
+    let j = journal::read(&path).unwrap();
+    assert_eq!(j.events.last().map(|e| e.seq), Some(u64::MAX));
+}
+
+#[test]
+fn report_does_not_panic_on_dates_past_the_year_9999() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal_with(dir.path(), &[note(2, "x")]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The header says the session started in the last second of 9999; an event is stamped
+    // u64::MAX ms after that.
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut h: Header = serde_json::from_str(&lines[0]).unwrap();
+    h.started_at = "9999-12-31T23:59:59Z".into();
+    lines[0] = serde_json::to_string(&h).unwrap();
+    lines[2] = note(2, "x").replace("\"t_ms\":20", "\"t_ms\":18446744073709551615");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    for format in [
+        flightdeck::report::ReportFormat::Md,
+        flightdeck::report::ReportFormat::Json,
+    ] {
+        flightdeck::report::render(&path, format).expect("a report, not a panic");
+    }
+}
