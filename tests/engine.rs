@@ -296,7 +296,7 @@ async fn a_crash_mid_action_resumes_as_interrupted_and_is_never_rerun_silently()
     until(&task, "running", |s| s.running() == Some(0)).await;
     // The command has done its work (ending the engine kills its process group).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !marker.exists() {
+    while std::fs::read_to_string(&marker).unwrap_or_default() != "x\n" {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the command never ran"

@@ -762,3 +762,259 @@ fn report_does_not_panic_on_dates_past_the_year_9999() {
         flightdeck::report::render(&path, format).expect("a report, not a panic");
     }
 }
+
+// --- HTTP checks: the whole body within the timeout, and failure reasons that say what happened.
+
+/// A one-trick HTTP server on loopback: every connection gets `behave`. Returns the base URL.
+async fn http_server<F, Fut>(behave: F) -> String
+where
+    F: Fn(tokio::net::TcpStream, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = base.clone();
+    let behave = std::sync::Arc::new(behave);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(behave(stream, url.clone()));
+        }
+    });
+    base
+}
+
+/// Read a request's head (through the blank line).
+async fn read_head(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn http_spec(
+    url: &str,
+    expect_json: bool,
+    timeout_secs: u64,
+) -> flightdeck::procedure::model::HttpSpec {
+    let mut v = serde_json::json!({ "url": url, "timeout_secs": timeout_secs });
+    if expect_json {
+        v["expect_json"] = serde_json::json!({ "/ok": true });
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn a_200_whose_body_stalls_fails_within_the_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let url = http_server(|mut s, _| async move {
+        read_head(&mut s).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            .await;
+        // Hold the connection open, the body never completes.
+        std::future::pending::<()>().await;
+    })
+    .await;
+    let http = flightdeck::engine::check::http_client();
+    // No expect_json: before, the status alone made it pass.
+    let r = flightdeck::engine::check::run_http(&http_spec(&url, false, 1), &http).await;
+    assert!(!r.ok, "{}", r.detail);
+    assert!(
+        r.detail.contains("body did not complete within 1 s"),
+        "{}",
+        r.detail
+    );
+}
+
+#[tokio::test]
+async fn failure_reasons_say_what_happened() {
+    use tokio::io::AsyncWriteExt;
+    let http = flightdeck::engine::check::http_client();
+    let run = |url: String, json: bool| {
+        let http = http.clone();
+        async move { flightdeck::engine::check::run_http(&http_spec(&url, json, 10), &http).await }
+    };
+
+    // A body over the cap: said so, not "not JSON".
+    let big = http_server(|mut s, _| async move {
+        read_head(&mut s).await;
+        let body = format!("{{\"ok\":true,\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body.as_bytes()).await;
+    })
+    .await;
+    let r = run(big, true).await;
+    assert!(!r.ok);
+    assert!(
+        r.detail.contains("body truncated at 256 KiB"),
+        "{}",
+        r.detail
+    );
+
+    // A body that is not JSON: said so, with where.
+    let text = http_server(|mut s, _| async move {
+        read_head(&mut s).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            .await;
+    })
+    .await;
+    let r = run(text, true).await;
+    assert!(
+        r.detail.contains("not JSON (expected value"),
+        "{}",
+        r.detail
+    );
+
+    // The server resets the connection (it closes with the request unread).
+    let reset = http_server(|s, _| async move {
+        let _ = s.readable().await;
+        drop(s);
+    })
+    .await;
+    let r = run(reset, false).await;
+    assert!(!r.ok);
+    assert!(
+        r.detail.contains("connection reset") || r.detail.contains("connection closed"),
+        "{}",
+        r.detail
+    );
+    assert!(!r.detail.contains("error sending request"), "{}", r.detail);
+
+    // Redirects to itself.
+    let looping = http_server(|mut s, url| async move {
+        read_head(&mut s).await;
+        let reply =
+            format!("HTTP/1.1 302 Found\r\nLocation: {url}/again\r\nContent-Length: 0\r\n\r\n");
+        let _ = s.write_all(reply.as_bytes()).await;
+    })
+    .await;
+    let r = run(looping, false).await;
+    assert!(r.detail.contains("redirect loop"), "{}", r.detail);
+
+    // Nobody listens.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let r = run(closed, false).await;
+    assert!(r.detail.contains("connection refused"), "{}", r.detail);
+}
+
+// --- `check` refuses what can't run. ---
+
+#[test]
+fn check_refuses_what_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    std::fs::write(
+        &t,
+        "name = \"t\"\n\n[[nodes]]\nname = \"node1\"\naddress = \"127.0.0.1:1\"\nrole = \"leader\"\n",
+    )
+    .unwrap();
+    let check = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        match flightdeck::commands::check::load_checked(&p, Some(&t)) {
+            Err(d) => d.to_string(),
+            Ok(_) => panic!("check accepted {name}, which cannot run"),
+        }
+    };
+    // On its own.
+    let err = check(
+        "alone.toml",
+        r#"name = "cannot-run"
+product = "generic"
+
+[[steps]]
+id = "too-stable"
+title = "Stable longer than the timeout"
+action = { kind = "wait", check = { kind = "tcp", address = "127.0.0.1:1" }, stable_secs = 60, timeout_secs = 30 }
+
+[[steps]]
+id = "bad-url"
+title = "A URL that does not parse"
+action = { kind = "http", url = "http://exa mple.org:99999/x" }
+
+[[steps]]
+id = "no-pause"
+title = "Polling without pause"
+action = { kind = "wait", check = { kind = "tcp", address = "127.0.0.1:1" }, interval_ms = 0 }
+
+[[steps]]
+id = "forever"
+title = "An absurd timeout"
+action = { kind = "run", argv = ["true"], timeout_secs = 9223372036854775807 }
+"#,
+    );
+    for want in [
+        "alone.toml:7:92: `stable_secs = 60` is longer than `timeout_secs = 30`",
+        "alone.toml:12:33: `http://exa mple.org:99999/x` is not a URL",
+        "alone.toml:17:92: `interval_ms = 0`",
+        "alone.toml:22:58: `timeout_secs = 9223372036854775807` is absurd",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Against the target.
+    let err = check(
+        "target.toml",
+        r#"name = "cannot-run-here"
+product = "generic"
+
+[loops.data]
+over = "nodes"
+select = "role=data"
+
+[[steps]]
+id = "per-data-node"
+title = "Per data node"
+for_each = "data"
+action = { kind = "manual", text = "x" }
+
+[[steps]]
+id = "unknown-node"
+title = "A wait on a node the target lacks"
+action = { kind = "wait", check = { kind = "tcp", address = "127.0.0.1:1" }, nodes = "node9" }
+"#,
+    );
+    for want in [
+        "target.toml:6:10: loop `data` selects no node of target `t` (it has: node1)",
+        "`nodes = \"node9\"` selects no node of target `t` (it has: node1)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_plan_with_no_step_is_refused_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.toml");
+    std::fs::write(&t, "name = \"t\"\n").unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "name = \"empty\"\nproduct = \"generic\"\n\n[[steps]]\nid = \"each\"\ntitle = \"Each\"\n\
+         for_each = \"nodes\"\naction = { kind = \"manual\", text = \"x\" }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .arg("run")
+        .arg(&p)
+        .arg("--target")
+        .arg(&t)
+        .arg("--journal")
+        .arg(dir.path().join("j.jsonl"))
+        .args(["--headless", "--yes"])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the plan has no steps"), "{err}");
+}

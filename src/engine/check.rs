@@ -165,19 +165,39 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         Err(e) => {
             let why = if e.is_timeout() {
                 format!("no answer within {} s", spec.timeout_secs)
-            } else if e.is_connect() {
-                "connection refused or unreachable".to_string()
             } else {
-                e.to_string()
+                what_happened(&e)
             };
             return CheckResult::fail(started, format!("{method} {}: {why}", spec.url));
         }
     };
     let status = resp.status().as_u16();
     // Bodies of health endpoints are small; cap what we read so a lying endpoint can't flood us.
-    let body = read_capped(resp, 256 * 1024).await;
+    // The whole body must arrive within the timeout: a 200 whose body stalls is no answer.
+    let (body, truncated) = match read_capped(resp, BODY_CAP).await {
+        Ok(b) => b,
+        Err(e) => {
+            let why = if e.is_timeout() {
+                format!(
+                    "status {status}, but the body did not complete within {} s",
+                    spec.timeout_secs.max(1)
+                )
+            } else {
+                format!(
+                    "status {status}, then {} while reading the body",
+                    what_happened(&e)
+                )
+            };
+            return CheckResult::fail(started, format!("{method} {}: {why}", spec.url));
+        }
+    };
     let latency_ms = started.elapsed().as_millis() as u64;
-    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let parsed: Result<Value, String> = if truncated {
+        Err(format!("body truncated at {} KiB", BODY_CAP / 1024))
+    } else {
+        serde_json::from_slice(&body).map_err(|e| format!("the body is not JSON ({e})"))
+    };
+    let json: Option<Value> = parsed.as_ref().ok().cloned();
     let excerpt: String = String::from_utf8_lossy(&body).chars().take(400).collect();
     let status_ok = if spec.expect_status.is_empty() {
         (200..300).contains(&status)
@@ -193,12 +213,12 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         });
     }
     for (pointer, want) in &spec.expect_json {
-        match &json {
-            None => {
-                problems.push(format!("{pointer}: the response is not JSON"));
+        match &parsed {
+            Err(why) => {
+                problems.push(format!("{pointer}: {why}"));
                 break;
             }
-            Some(doc) => {
+            Ok(doc) => {
                 if let Err(p) = check_pointer(doc, pointer, want) {
                     problems.push(p);
                 }
@@ -227,16 +247,54 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
     }
 }
 
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Vec<u8> {
+/// The most of a response body a check reads.
+pub const BODY_CAP: usize = 256 * 1024;
+
+/// The body, up to `cap` bytes, and whether there was more. An error (the request's timeout,
+/// a reset connection) is an error: a partial body is never judged as if it were whole.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
+    while let Some(chunk) = resp.chunk().await? {
         let room = cap.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= cap {
-            break;
+        if chunk.len() > room {
+            return Ok((body, true));
         }
     }
-    body
+    Ok((body, false))
+}
+
+/// What happened, in the words an operator uses ("connection reset", "redirect loop"), not
+/// the client library's outermost wrapper ("error sending request").
+pub fn what_happened(e: &reqwest::Error) -> String {
+    if e.is_redirect() {
+        return "redirect loop (or more than 10 redirects)".into();
+    }
+    // The innermost cause says what happened; the I/O error kind, when there is one.
+    let mut io_kind = None;
+    let mut innermost = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        innermost = err.to_string();
+        cur = err.source();
+    }
+    use std::io::ErrorKind as K;
+    match io_kind {
+        Some(K::ConnectionRefused) => "connection refused".into(),
+        Some(K::ConnectionReset) => "connection reset".into(),
+        Some(K::ConnectionAborted) => "connection aborted".into(),
+        Some(K::UnexpectedEof) => "connection closed before the response was complete".into(),
+        Some(K::TimedOut) => "timed out".into(),
+        Some(K::HostUnreachable | K::NetworkUnreachable) => "host unreachable".into(),
+        _ if e.is_connect() => format!("cannot connect: {innermost}"),
+        _ => innermost,
+    }
 }
 
 /// `"/a/b" = value` compares the value at the pointer; `"/a#len" = n` the length of an array

@@ -53,6 +53,8 @@ pub enum PlanError {
     UnknownStrategy(String),
     #[error("step `{step}`: {message}")]
     Step { step: String, message: String },
+    #[error("the plan has no steps for target `{0}` (its loops select no node, or every `when` is false): nothing would run")]
+    Empty(String),
     #[error("two planned steps have the same key `{0}`; give the steps distinct ids")]
     DuplicateKey(String),
 }
@@ -226,6 +228,10 @@ pub fn build_plan(
     };
     let mut ctx = Vec::new();
     ex.block(&steps, 0, &mut ctx, &scope)?;
+    // A session with no step would wait for ever (headless) on nothing.
+    if ex.out.is_empty() {
+        return Err(PlanError::Empty(target.name.clone()));
+    }
 
     Ok(Plan {
         procedure: p.name.clone(),

@@ -29,6 +29,9 @@ pub const GLOBAL_VARS: &[&str] = &[
 ];
 pub const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 pub const STRATEGIES: &[&str] = &["direct", "minor-steps"];
+/// The longest timeout `check` accepts (7 days): anything longer is a typo or an overflow
+/// waiting to happen, not a plan.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 86_400;
 
 /// Every problem in `lp`; with a target, also what the target must provide.
 pub fn validate(lp: &LoadedProcedure, target: Option<&Target>) -> Diagnostics {
@@ -240,6 +243,18 @@ impl Validator<'_> {
                 if m != "*" && !is_matcher(m) {
                     let msg = format!("order matcher `{m}` is neither `*` nor `key=value`");
                     self.err(&format!("loops.{name}.order[{j}]"), msg);
+                }
+            }
+            if let (Some(t), "nodes") = (self.target, l.over.as_str()) {
+                if crate::plan::expand::loop_nodes(t, l).is_empty() {
+                    let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+                    let msg = format!(
+                        "loop `{name}` selects no node of target `{}` (it has: {}): its steps would never run",
+                        t.name,
+                        list_or_none(&names)
+                    );
+                    let key = if l.select.is_some() { "select" } else { "over" };
+                    self.err(&at(key), msg);
                 }
             }
             if let Some(w) = &l.within {
@@ -480,6 +495,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.check_runnable(path, action);
         match action {
             Action::Run { argv, .. } if argv.is_empty() || argv[0].trim().is_empty() => self.err(
                 &format!("{path}.argv"),
@@ -553,6 +569,132 @@ impl Validator<'_> {
                                 }
                             }
                         }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An error on `path.key`, or on `path` when the key is not written (a default).
+    fn err_key(&mut self, path: &str, key: &str, message: impl Into<String>) {
+        let full = format!("{path}.{key}");
+        if self.lp.pos(&full) != (1, 1) {
+            self.err(&full, message);
+        } else {
+            self.err(path, message);
+        }
+    }
+
+    /// A timeout that can run: at least 1 and at most `MAX_TIMEOUT_SECS`.
+    fn check_timeout(&mut self, path: &str, key: &str, secs: u64) {
+        if secs == 0 {
+            self.err_key(
+                path,
+                key,
+                format!("`{key} = 0` can never be met; give it at least 1"),
+            );
+        } else if secs > MAX_TIMEOUT_SECS {
+            self.err_key(
+                path,
+                key,
+                format!(
+                    "`{key} = {secs}` is absurd (more than {} days); at most {MAX_TIMEOUT_SECS}",
+                    MAX_TIMEOUT_SECS / 86_400
+                ),
+            );
+        }
+    }
+
+    /// A URL that parses (templates stand in for plausible values; one that starts with a
+    /// template brings its own scheme and host, and is checked when the plan is made).
+    fn check_url(&mut self, path: &str, url: &str) {
+        if url.trim_start().starts_with("${") {
+            return;
+        }
+        let mut concrete = String::new();
+        let mut rest = url;
+        while let Some(start) = rest.find("${") {
+            concrete.push_str(&rest[..start]);
+            match rest[start..].find('}') {
+                Some(end) => {
+                    concrete.push('1');
+                    rest = &rest[start + end + 1..];
+                }
+                None => {
+                    rest = "";
+                }
+            }
+        }
+        concrete.push_str(rest);
+        match reqwest::Url::parse(&concrete) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => self.err_key(
+                path,
+                "url",
+                format!("`{url}`: scheme `{}` is not http or https", u.scheme()),
+            ),
+            Err(e) => self.err_key(path, "url", format!("`{url}` is not a URL: {e}")),
+        }
+    }
+
+    /// Limits every action and check must respect to be able to run at all.
+    fn check_runnable(&mut self, path: &str, action: &Action) {
+        use super::model::Check;
+        let check = |v: &mut Self, at: &str, c: &Check| match c {
+            Check::Http(h) => {
+                v.check_timeout(at, "timeout_secs", h.timeout_secs);
+                v.check_url(at, &h.url);
+            }
+            Check::Tcp { timeout_ms, .. } => {
+                v.check_timeout(at, "timeout_ms", timeout_ms.div_ceil(1000))
+            }
+            Check::Run { timeout_secs, .. } => v.check_timeout(at, "timeout_secs", *timeout_secs),
+        };
+        match action {
+            Action::Run { timeout_secs, .. } => {
+                self.check_timeout(path, "timeout_secs", *timeout_secs)
+            }
+            Action::Http(h) => {
+                self.check_timeout(path, "timeout_secs", h.timeout_secs);
+                self.check_url(path, &h.url);
+            }
+            Action::Wait(w) => {
+                self.check_timeout(path, "timeout_secs", w.timeout_secs);
+                if w.stable_secs > w.timeout_secs {
+                    self.err_key(
+                        path,
+                        "stable_secs",
+                        format!(
+                            "`stable_secs = {}` is longer than `timeout_secs = {}`: the gate could never pass",
+                            w.stable_secs, w.timeout_secs
+                        ),
+                    );
+                }
+                if w.interval_ms == 0 {
+                    self.err_key(
+                        path,
+                        "interval_ms",
+                        "`interval_ms = 0` would poll without pause; give it at least 50",
+                    );
+                }
+                if let Some(c) = &w.check {
+                    check(self, &format!("{path}.check"), c);
+                }
+                // A templated selector (`${node.name}`) is the loop's node: known to exist.
+                let literal = w.nodes.as_deref().filter(|s| !s.contains("${"));
+                if let (Some(sel), Some(t)) = (literal, self.target) {
+                    if crate::engine::action::select_nodes(t, sel).is_empty() {
+                        let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+                        self.err_key(
+                            path,
+                            "nodes",
+                            format!(
+                                "`nodes = \"{sel}\"` selects no node of target `{}` (it has: {})",
+                                t.name,
+                                list_or_none(&names)
+                            ),
+                        );
                     }
                 }
             }
