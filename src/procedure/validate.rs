@@ -609,11 +609,13 @@ impl Validator<'_> {
     /// A URL that parses (templates stand in for plausible values; one that starts with a
     /// template brings its own scheme and host, and is checked when the plan is made).
     fn check_url(&mut self, path: &str, url: &str) {
-        if url.trim_start().starts_with("${") {
+        // `$${...}` is a template resolved later (a gate's per-node check): the same here.
+        let templated = url.replace("$${", "${");
+        if templated.trim_start().starts_with("${") {
             return;
         }
         let mut concrete = String::new();
-        let mut rest = url;
+        let mut rest = templated.as_str();
         while let Some(start) = rest.find("${") {
             concrete.push_str(&rest[..start]);
             match rest[start..].find('}') {
