@@ -173,7 +173,7 @@ fn failed_and_interrupted_prompts_offer_their_choices() {
     );
     let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 100, 30);
     assert!(
-        text.contains("r retry  s skip  a abort  Esc hold"),
+        text.contains("r retry  d mark done  s skip  a abort  Esc hold"),
         "{text}"
     );
     assert!(
@@ -695,7 +695,10 @@ fn a_failed_step_with_an_undo_offers_it() {
         Intent::Engine(Command::Undo { step })
     );
     let text = flightdeck::tui::render::to_text(&v, &flightdeck::tui::Theme::dark(), 100, 30);
-    assert!(text.contains("r retry  u undo  s skip  a abort"), "{text}");
+    assert!(
+        text.contains("r retry  d mark done  u undo  s skip  a abort"),
+        "{text}"
+    );
 }
 
 #[test]
