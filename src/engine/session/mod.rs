@@ -631,6 +631,7 @@ mod tests {
             progress: None,
             action: Action::Manual { text: "x".into() },
             undo: None,
+            overrides: Vec::new(),
         };
         let plan = Plan {
             steps: vec![step],
