@@ -119,17 +119,25 @@ async fn full_run_leaves_the_green_cluster_serving_the_data() {
     let saved = run.lab.data_dir().join("node4").join("neo4j.conf.save");
     assert!(saved.exists(), "{}", saved.display());
     // The new cluster serves through the balancer.
+    // The balancer marks a backend UP only after its next health check, so the first read may
+    // still find no ready backend: poll with a deadline, as a client retrying would.
     let front = format!("http://{}/kv/lab", run.lab.lb_frontend());
-    let body = flightdeck::lab::http_client()
-        .unwrap()
-        .get(front)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(body, "neo4j");
+    let client = flightdeck::lab::http_client().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let body = match client.get(&front).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        if body == "neo4j" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new cluster does not serve through the balancer: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let finished = run
         .journal
         .events
