@@ -126,7 +126,9 @@ fn two_operators_share_a_session_that_survives_its_driver() {
     });
     tmux::kill(bob_client[0], libc::SIGKILL);
     let s = t.wait_for(BOB, "[exited", STEP);
-    assert!(s.contains("[exited 137]"), "{s}");
+    // tmux prints "[exited 137]" where the killed cockpit left its cursor, so the closing bracket
+    // can fall past the pane's right edge: match the status without it.
+    assert!(s.contains("[exited 137"), "{s}");
     // The gate was still running when the client died.
     let s = t.capture(DRIVER);
     assert!(row_has(&s, "9 Wait until node2 is", "running"), "{s}");
