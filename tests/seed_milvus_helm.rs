@@ -9,7 +9,7 @@ mod seed_util;
 
 use std::path::Path;
 
-use common::{run_on_lab, yes_all, yes_all_rollback};
+use common::{run_on_lab, run_on_started_lab, yes_all, yes_all_rollback, LAB_SCALE};
 use flightdeck::engine::event::Outcome;
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{Fault, Lab, LabConfig, Product, RunState, Timing};
@@ -340,5 +340,51 @@ async fn a_failed_migration_restores_the_etcd_snapshot() {
             && snap.backends.iter().all(|b| b.serving)
     })
     .await;
+    run.lab.shutdown().await;
+}
+
+/// The pre-flight reads the version the Deployment runs: on another version than `from` the run
+/// stops before the backup, and nothing is migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_on_another_version_stops_the_preflight() {
+    let lab = Lab::start(LabConfig::new(Product::Milvus, 1, Timing::fast()))
+        .await
+        .unwrap();
+    let admin = lab.target().nodes[0].tags["admin"].clone();
+    let client = reqwest::Client::new();
+    for (op, body) in [
+        ("stop", serde_json::json!({})),
+        ("install", serde_json::json!({"version": "2.1.3"})),
+        ("start", serde_json::json!({})),
+    ] {
+        let r = client
+            .post(format!("{admin}/_lab/{op}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{op}");
+    }
+    wait_for_lab(&lab, "node1 running 2.1.3", |snap| {
+        snap.node("node1")
+            .is_some_and(|n| n.state == RunState::Running && n.version == "2.1.3")
+    })
+    .await;
+    let run = run_on_started_lab(PROCEDURE, lab, yes_all(), LAB_SCALE).await;
+    assert!(!run.end.ok);
+    assert!(
+        run.output.contains("current-version@node1"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains(r#"/version is "2.1.3", expected "2.1.4""#),
+        "{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    let n = snap.node("node1").unwrap();
+    assert_eq!((n.version.as_str(), n.store_format), ("2.1.3", 2001));
     run.lab.shutdown().await;
 }

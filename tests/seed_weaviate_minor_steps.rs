@@ -1,13 +1,16 @@
-//! procedures/weaviate-minor-steps.toml: hops from the catalog (one minor at a time, the 1.23.16
-//! detour with its restore, the Raft stop at 1.25 with a backup after it, the sync gate from
-//! 1.26 on), the refused downgrade, a full rolling run under load on a 3-node Weaviate lab,
-//! and a cluster that never synchronizes: the sync gate fails and the rollback restores the old
-//! version.
+//! procedures/weaviate-minor-steps.toml: hops from the catalog (one minor at a time, below
+//! 1.23.13 too, with the collections deleted and the backup restored in a writes-down window; the
+//! Raft hop at 1.25 with the whole cluster down and its schema-v1 way back; the sync gate on every
+//! node from 1.26 on), the refused downgrade, the version pre-flight, full rolling runs under load
+//! on a 3-node Weaviate lab, and a cluster that never synchronizes: the sync gate fails and the
+//! rollback restores the old version.
 
 mod common;
 mod seed_util;
 
-use common::{run_on_lab, run_on_lab_scaled, yes_all, yes_all_rollback};
+use common::{
+    run_on_lab, run_on_lab_scaled, run_on_started_lab, yes_all, yes_all_rollback, LAB_SCALE,
+};
 use flightdeck::engine::event::Outcome;
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{Fault, Lab, LabConfig, Product, RunState, Timing};
@@ -351,5 +354,48 @@ async fn a_cluster_that_never_syncs_fails_the_gate_and_rolls_back() {
     .await;
     let traffic = run.lab.traffic().await;
     assert_eq!(traffic.failed_reads, 0, "{traffic:?}");
+    run.lab.shutdown().await;
+}
+
+/// The pre-flight reads the version each node runs: a cluster that is not on `from` (here one
+/// node left on another patch) stops the run before anything is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_version_stops_the_preflight() {
+    let lab = Lab::start(LabConfig::new(Product::Weaviate, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let admin = lab.target().nodes[2].tags["admin"].clone();
+    let client = reqwest::Client::new();
+    for (op, body) in [
+        ("stop", serde_json::json!({})),
+        ("install", serde_json::json!({"version": "1.25.9"})),
+        ("start", serde_json::json!({})),
+    ] {
+        let r = client
+            .post(format!("{admin}/_lab/{op}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{op}");
+    }
+    wait_for_lab(&lab, "node3 running 1.25.9", |snap| {
+        snap.node("node3")
+            .is_some_and(|n| n.state == RunState::Running && n.version == "1.25.9")
+    })
+    .await;
+    let run = run_on_started_lab(PROCEDURE, lab, yes_all(), LAB_SCALE).await;
+    assert!(!run.end.ok);
+    assert!(run.output.contains("[2/"), "{}", run.output);
+    assert!(
+        run.output
+            .contains(r#"/version is "1.25.9", expected "1.25.10""#),
+        "{}",
+        run.output
+    );
+    assert!(
+        !run.lab.data_dir().join("backups").exists(),
+        "no backup taken"
+    );
     run.lab.shutdown().await;
 }

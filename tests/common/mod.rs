@@ -43,6 +43,16 @@ pub async fn run_on_lab_scaled(
     time_scale: f64,
 ) -> LabRun {
     let lab = Lab::start(cfg).await.expect("lab starts");
+    run_on_started_lab(procedure, lab, auto, time_scale).await
+}
+
+/// [`run_on_lab_scaled`] on a lab the test has started (and perhaps changed) itself.
+pub async fn run_on_started_lab(
+    procedure: &str,
+    lab: Lab,
+    auto: AutoConfirm,
+    time_scale: f64,
+) -> LabRun {
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
     let diags = flightdeck::procedure::validate::validate(&lp, Some(lab.target()));
     assert!(
