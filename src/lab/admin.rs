@@ -6,7 +6,7 @@
 //!
 //! Node operations:
 //! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
-//! - `install` `{"version":"1.26.17"}` — only while stopped
+//! - `install` `{"version":"1.26.18"}` — only while stopped
 //! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body (neo4j:
 //!   a running node restarts to take it, as `dbms.read_only` is read at start-up)
 //! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
@@ -18,7 +18,8 @@
 //!   — jahia
 //! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true}` — neo4j
 //! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
-//! - `rollout` `{"version":"2.2.16"}` — milvus, a Deployment's rolling update (node running)
+//! - `rollout` `{"version":"2.2.14"}` — milvus, a Deployment's rolling update (node running;
+//!   refused on a one-node lab, a standalone: Multi-Attach)
 //! - `fault` `{"fault":"slow:node1:500ms"}`
 //!
 //! Success: 200 `{"ok":true,"op":..,"node":<NodeSnapshot>,"detail":..}`. Refused (the
@@ -41,8 +42,10 @@
 //! - the seed procedures' routes: `save-config`, `restore-config`, `fetch-backup` node operations
 //!   ([`super::neo4j_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
 //!   ([`super::stack`])
-//! - milvus: `POST /_lab/helm-upgrade`, `POST /_lab/migrate-sh`, `GET /_lab/tools` (see
-//!   `product_ops`)
+//! - milvus: `POST /_lab/helm-upgrade`, `POST /_lab/migrate-sh` (`"cleanup":true` is `-d`),
+//!   `POST /_lab/etcd` (snapshot, restore), `GET /_lab/tools`; milvus and weaviate: `POST
+//!   /_lab/recreate` `{"version":...}` (every node restarted on it: a StatefulSet recreated)
+//!   (see `product_ops`)
 
 use std::sync::Arc;
 
