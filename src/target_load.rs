@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::procedure::diag::{Diagnostic, Diagnostics};
 use crate::procedure::load::{parse_typed, read_source};
 use crate::procedure::spans::SpanIndex;
-use crate::procedure::strings::{visit_action, visit_check};
+use crate::procedure::strings::{http_specs, visit_check};
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
@@ -42,6 +42,8 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
     let (mut target, spans) = parse_typed::<Target>(path, source)?;
     record_override_positions(path, &mut target, &spans);
     let mut diags = Diagnostics::default();
+    // Expectation problems point inside their string, so they carry their own position.
+    let mut expect_diags = Vec::new();
     let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
 
     let mut first: BTreeMap<&str, usize> = BTreeMap::new();
@@ -96,19 +98,21 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         }
         let scope = probe_scope(&target, p.per_node);
         let mut bad = Vec::new();
-        let mut bad_text = Vec::new();
         visit_check(&p.check, &mut |at, v| {
             if let Err(e) = template::render(v, &scope) {
                 bad.push((format!("probes[{i}].{at}"), e));
             }
-            if at == "expect_text" {
-                if let Err(e) = crate::procedure::expect::check_text_pattern(v) {
-                    bad_text.push((format!("probes[{i}].{at}"), e));
-                }
-            }
         });
-        for (at, e) in bad_text {
-            err(&at, e);
+        if let crate::procedure::model::Check::Http(h) = &p.check {
+            for e in crate::procedure::expect::check_http(h) {
+                // The probe's check is flattened into its table.
+                let at = format!("probes[{i}].{}", e.field);
+                expect_diags.push(Diagnostic::new(
+                    path,
+                    spans.pos_in_string(&at, e.offset),
+                    e.message,
+                ));
+            }
         }
         for (at, e) in bad {
             let hint = match &e {
@@ -120,18 +124,17 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
             err(&at, format!("{e}{hint}"));
         }
     }
-    // A bound action's `expect_text` (its templates are checked with the procedure using it).
+    // A bound action's expectations (its templates are checked with the procedure using it).
     for (name, action) in &target.actions {
-        let mut bad = Vec::new();
-        visit_action(action, &mut |at, v| {
-            if crate::procedure::spans::last_key(at) == "expect_text" {
-                if let Err(e) = crate::procedure::expect::check_text_pattern(v) {
-                    bad.push((format!("actions.{name}.{at}"), e));
-                }
+        for (prefix, h) in http_specs(action) {
+            for e in crate::procedure::expect::check_http(h) {
+                let at = format!("actions.{name}.{prefix}{}", e.field);
+                expect_diags.push(Diagnostic::new(
+                    path,
+                    spans.pos_in_string(&at, e.offset),
+                    e.message,
+                ));
             }
-        });
-        for (at, e) in bad {
-            err(&at, e);
         }
     }
     if let Some(lb) = &target.lb {
@@ -171,6 +174,9 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
                 format!("[overrides.{id}]: {msg}"),
             ));
         }
+    }
+    for d in expect_diags {
+        diags.push(d);
     }
     if diags.is_empty() {
         Ok(target)

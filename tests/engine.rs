@@ -569,6 +569,7 @@ async fn expect_text_judges_the_body_of_http_actions_and_gate_checks() {
         expect_status: vec![],
         expect_json: Default::default(),
         expect_text: Some(pattern.into()),
+        expect: Vec::new(),
         timeout_secs: 5,
     };
     let dir = tempfile::tempdir().unwrap();
@@ -652,5 +653,85 @@ action = { kind = "wait", check = { kind = "tcp", address = "127.0.0.1:1", timeo
     .await;
     let why = s.steps[0].detail.clone().unwrap_or_default();
     assert!(why.contains("within 1 s"), "{why}");
+    task.handle.shutdown().await;
+}
+
+/// Elasticsearch's `GET _cat/nodes?format=json` mid-upgrade: es1 is on the new version, es2
+/// not yet (`_cat` writes every value as a string). Returns the server's `host:port`.
+async fn serve_cat_nodes() -> String {
+    let app = axum::Router::new().route(
+        "/_cat/nodes",
+        axum::routing::get(|| async {
+            axum::Json(serde_json::json!([
+                {"name": "es1", "version": "8.15.0", "heap.percent": "41"},
+                {"name": "es2", "version": "8.14.3", "heap.percent": "77"}
+            ]))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr.to_string()
+}
+
+/// A procedure and target (two nodes on `addr`) with JSONPath expectations, planned.
+fn jsonpath_plan(addr: &str, steps: &str) -> (Plan, Target) {
+    use flightdeck::plan::expand::{build_plan, PlanOptions};
+    let lp = flightdeck::procedure::load::parse_procedure(
+        std::path::Path::new("p.toml"),
+        format!("name = \"p\"\nproduct = \"generic\"\nto = \"8.15.0\"\n{steps}"),
+    )
+    .unwrap();
+    let t = flightdeck::target_load::parse_target(
+        std::path::Path::new("t.toml"),
+        &format!(
+            "name = \"t\"\n[[nodes]]\nname = \"es1\"\naddress = \"{addr}\"\n\
+             [[nodes]]\nname = \"es2\"\naddress = \"{addr}\"\n"
+        ),
+    )
+    .unwrap();
+    (build_plan(&lp, &t, &PlanOptions::default()).unwrap(), t)
+}
+
+#[tokio::test]
+async fn jsonpath_expectations_find_this_nodes_row_and_compare() {
+    let addr = serve_cat_nodes().await;
+    let (p, t) = jsonpath_plan(
+        &addr,
+        r#"
+[[steps]]
+id = "some"
+title = "Some node already runs the new version; heap below 80 % everywhere"
+confirm = "none"
+action = { kind = "http", url = "http://ADDR/_cat/nodes?format=json", expect = [
+  { path = "$[*].version", value = "${to_version}", rows = "some" },
+  { path = "$[*]['heap.percent']", op = "<", value = 80 },
+] }
+
+[[steps]]
+id = "joined"
+title = "Each node's own row has the new version"
+confirm = "none"
+action = { kind = "wait", nodes = "all", timeout_secs = 1, interval_ms = 50, check = { kind = "http", url = "${node.url}/_cat/nodes?format=json", expect = [
+  { path = '$[?@.name == ${node.name}].version', op = ">=", value = "${to_version}" },
+] } }
+"#
+        .replace("ADDR", &addr)
+        .as_str(),
+    );
+    // The node's name goes into the query as a JSON string, filled in per node at run time.
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(p, t, AutoConfirm::default(), &dir);
+    let s = until(&task, "the gate's verdict", |s| {
+        s.steps[1].status == StepStatus::Failed
+    })
+    .await;
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded);
+    let why = s.steps[1].detail.clone().unwrap_or_default();
+    assert!(
+        why.contains(r#"$[?@.name == "es2"].version is "8.14.3", expected >= "8.15.0""#),
+        "es2's own row is judged, es1's passes: {why}"
+    );
+    assert!(!why.contains("es1\""), "{why}");
     task.handle.shutdown().await;
 }

@@ -87,6 +87,21 @@ fn expect_text_must_be_a_valid_regex() {
 }
 
 #[test]
+fn jsonpath_expectations_are_checked_where_they_are_written() {
+    let f = "procedures/bad/expect.toml";
+    assert_eq!(
+        errors_of(f),
+        vec![
+            format!("{f}:8:43: `op = \"in\"` needs an array `value`, e.g. [\"green\", \"yellow\"]"),
+            format!("{f}:9:38: `op = \">=\"` needs a `value` to compare with (without one, the path must only select something)"),
+            // The column is the offending character inside the query (`=` for `==`).
+            format!("{f}:17:23: `$[?@.name = ${{node.name}}].version` is not an RFC 9535 JSONPath: in long-hand segment, expected closing ']' (at character 11)"),
+            format!("{f}:18:46: `>` with a string compares versions, and `newer` is not one; write a number without quotes to compare numbers"),
+        ]
+    );
+}
+
+#[test]
 fn target_overrides_are_checked_for_values_then_against_the_procedure() {
     let f = "procedures/bad/overrides-target.toml";
     let d = load_target(Path::new(f)).unwrap_err();
@@ -173,7 +188,8 @@ fn bad_target_files() {
         d.to_string(),
         format!(
             "{f}:11:15: `expect_text` is not a valid regex: unclosed group\n\
-             {f}:16:15: `expect_text` is not a valid regex: repetition operator missing expression"
+             {f}:16:15: `expect_text` is not a valid regex: repetition operator missing expression\n\
+             {f}:22:46: `$[?@.name == ${{node.name}}` is not an RFC 9535 JSONPath: in long-hand segment, expected closing ']' (at character 26)"
         )
     );
 }

@@ -225,6 +225,19 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
             }
         }
     }
+    for e in &spec.expect {
+        match &parsed {
+            Err(why) => {
+                problems.push(format!("{}: {why}", e.path));
+                break;
+            }
+            Ok(doc) => {
+                if let Err(p) = crate::procedure::expect::json_matches(e, doc) {
+                    problems.push(p);
+                }
+            }
+        }
+    }
     if let Some(pattern) = &spec.expect_text {
         if let Err(p) =
             crate::procedure::expect::text_matches(pattern, &String::from_utf8_lossy(&body))
@@ -325,14 +338,7 @@ pub fn check_pointer(doc: &Value, pointer: &str, want: &Value) -> Result<(), Str
 
 /// Loose equality so TOML authors can write `"3"` or `3`, `"true"` or `true`.
 fn values_match(got: &Value, want: &Value) -> bool {
-    if got == want {
-        return true;
-    }
-    let as_text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    as_text(got) == as_text(want)
+    crate::procedure::expect::loosely_equal(got, want)
 }
 
 /// Read facts (`version`, `role`, ...) from a JSON document by pointer; values as text.

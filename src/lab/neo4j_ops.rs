@@ -176,6 +176,7 @@ fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
+        expect: Vec::new(),
         timeout_secs,
     })
 }
@@ -227,6 +228,7 @@ pub(crate) fn bindings(admin_url: &str) -> BTreeMap<String, Action> {
                 expect_status: vec![200],
                 expect_json: BTreeMap::from([("/errors#len".to_string(), json!(0))]),
                 expect_text: None,
+                expect: Vec::new(),
                 timeout_secs: 10,
             }),
         ),

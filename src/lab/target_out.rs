@@ -27,6 +27,7 @@ fn http(method: &str, url: String, body: Option<&str>) -> HttpSpec {
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
+        expect: Vec::new(),
         timeout_secs: 30,
     }
 }

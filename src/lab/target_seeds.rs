@@ -18,6 +18,7 @@ fn get(url: &str) -> HttpSpec {
         expect_status: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
+        expect: Vec::new(),
         timeout_secs: 10,
     }
 }

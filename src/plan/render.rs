@@ -165,6 +165,9 @@ fn http_lines(h: &HttpSpec) -> Vec<String> {
     if let Some(t) = &h.expect_text {
         expect.push(format!("text /{t}/"));
     }
+    for e in &h.expect {
+        expect.push(crate::procedure::expect::describe(e));
+    }
     l.push(format!(
         "expect {} (timeout {}s)",
         expect.join(", "),

@@ -193,8 +193,78 @@ pub struct HttpSpec {
     /// e.g. an HTML page's `Full read-only mode: ON` (see `procedure::expect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_text: Option<String>,
+    /// RFC 9535 JSONPath expectations on the JSON body, with comparisons and "every"/"some"
+    /// over what a path selects (see `procedure::expect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<JsonExpect>,
     #[serde(default = "default_http_timeout")]
     pub timeout_secs: u64,
+}
+
+/// One JSONPath expectation: `path` selects values from the body; each (or one, with
+/// `rows = "some"`) must compare with `value` by `op`. Without `value`, the path must select
+/// something. `${var}` in `path` become JSON string literals (data, never syntax).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JsonExpect {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<CompareOp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Rows::is_every")]
+    pub rows: Rows,
+}
+
+/// How a selected value compares with the expected one.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum CompareOp {
+    #[default]
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = "<")]
+    Lt,
+    /// The value is one of an array's items.
+    #[serde(rename = "in")]
+    In,
+}
+
+impl std::fmt::Display for CompareOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CompareOp::Eq => "==",
+            CompareOp::Ne => "!=",
+            CompareOp::Ge => ">=",
+            CompareOp::Le => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::Lt => "<",
+            CompareOp::In => "in",
+        })
+    }
+}
+
+/// Which of the selected values must compare: all of them, or at least one (the row of a
+/// list whose name is this node).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Rows {
+    #[default]
+    Every,
+    Some,
+}
+
+impl Rows {
+    fn is_every(&self) -> bool {
+        *self == Rows::Every
+    }
 }
 
 fn default_method() -> String {

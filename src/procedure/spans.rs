@@ -75,6 +75,27 @@ impl SpanIndex {
             .map_or((1, 1), |s| line_col(&self.source, s.start))
     }
 
+    /// 1-based line and column of the character `offset` characters into the text of the string
+    /// at `path`; the string's own position when its text is not written verbatim (escapes,
+    /// multi-line strings).
+    pub fn pos_in_string(&self, path: &str, offset: Option<usize>) -> (usize, usize) {
+        let Some(offset) = offset else {
+            return self.pos(path);
+        };
+        let Some(span) = self.values.get(path) else {
+            return self.pos(path);
+        };
+        let raw = self.source.get(span.clone()).unwrap_or("");
+        let basic = raw.starts_with('"') && !raw.starts_with(r#"""""#) && !raw.contains('\\');
+        let literal = raw.starts_with('\'') && !raw.starts_with("'''");
+        let (line, col) = line_col(&self.source, span.start);
+        if (basic || literal) && offset < raw.chars().count() {
+            (line, col + 1 + offset)
+        } else {
+            (line, col)
+        }
+    }
+
     /// 1-based line and column of the key of the value at `path`, if it has one.
     pub fn key_pos(&self, path: &str) -> Option<(usize, usize)> {
         self.keys.get(path).map(|s| line_col(&self.source, s.start))

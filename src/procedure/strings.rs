@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Action, Check, HttpSpec, WaitSpec};
+use super::model::{Action, Check, HttpSpec, JsonExpect, WaitSpec};
 
 /// Rebuild `action` with every templated string passed through `f(path, value)`, where `path` is
 /// relative to the action (`argv[0]`, `headers.Authorization`). Stops at the first error.
@@ -50,6 +50,19 @@ pub fn map_action<E>(
             args: map_values("args", args, f)?,
         },
     })
+}
+
+/// The HTTP specs of an action (its own, or its gate's inline check), each with the prefix of
+/// its fields relative to the action (`""`, `"check."`).
+pub fn http_specs(action: &Action) -> Vec<(&'static str, &HttpSpec)> {
+    match action {
+        Action::Http(h) => vec![("", h)],
+        Action::Wait(WaitSpec {
+            check: Some(Check::Http(h)),
+            ..
+        }) => vec![("check.", h)],
+        _ => Vec::new(),
+    }
 }
 
 /// Visit every templated string without rebuilding (for checks that collect all problems).
@@ -111,6 +124,33 @@ fn map_http<E>(
         };
         expect_json.insert(k.clone(), v);
     }
+    let mut expect = Vec::with_capacity(h.expect.len());
+    for (i, e) in h.expect.iter().enumerate() {
+        let at = format!("{prefix}expect[{i}]");
+        let value = match &e.value {
+            Some(serde_json::Value::String(s)) => {
+                Some(serde_json::Value::String(f(&format!("{at}.value"), s)?))
+            }
+            Some(serde_json::Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (j, item) in items.iter().enumerate() {
+                    out.push(match item {
+                        serde_json::Value::String(s) => {
+                            serde_json::Value::String(f(&format!("{at}.value[{j}]"), s)?)
+                        }
+                        other => other.clone(),
+                    });
+                }
+                Some(serde_json::Value::Array(out))
+            }
+            other => other.clone(),
+        };
+        expect.push(JsonExpect {
+            path: fill_quoted(&format!("{at}.path"), &e.path, f)?,
+            value,
+            ..e.clone()
+        });
+    }
     Ok(HttpSpec {
         method: h.method.clone(),
         url: f(&format!("{prefix}url"), &h.url)?,
@@ -127,8 +167,38 @@ fn map_http<E>(
             .as_ref()
             .map(|t| f(&format!("{prefix}expect_text"), t))
             .transpose()?,
+        expect,
         timeout_secs: h.timeout_secs,
     })
+}
+
+/// A JSONPath with its `${name}` templates filled in as JSON string literals, so a value is
+/// data in the query, never syntax: `$[?@.name == ${node.name}]` -> `$[?@.name == "node1"]`,
+/// and a name holding `"` or `]` cannot change what the query means. A template `f` leaves as
+/// written (a node variable filled in later, at run time) stays as written, to be quoted then.
+fn fill_quoted<E>(
+    path: &str,
+    s: &str,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let placeholder = &rest[start..start + len + 1];
+        let value = f(path, placeholder)?;
+        if value == placeholder {
+            out.push_str(placeholder);
+        } else {
+            out.push_str(&serde_json::Value::String(value).to_string());
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn map_list<E>(
@@ -179,5 +249,42 @@ mod tests {
                 "headers.Authorization=Bearer ${secret.t}",
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    use super::*;
+
+    #[test]
+    fn values_go_into_a_jsonpath_as_json_strings() {
+        let a: Action = toml::from_str(
+            r#"
+            kind = "http"
+            url = "http://h/_cat/nodes?format=json"
+            expect = [{ path = '$[?@.name == ${node.name}].version', value = "${to_version}" }]
+            "#,
+        )
+        .unwrap();
+        // A name that tries to close the string and add a clause stays one string.
+        let filled = map_action::<()>(&a, &mut |_, v| {
+            Ok(v.replace("${node.name}", r#"es1" || @.name != "x"#)
+                .replace("${to_version}", "8.15.0"))
+        })
+        .unwrap();
+        let Action::Http(h) = filled else {
+            unreachable!()
+        };
+        assert_eq!(
+            h.expect[0].path,
+            r#"$[?@.name == "es1\" || @.name != \"x"].version"#
+        );
+        assert_eq!(h.expect[0].value, Some(serde_json::json!("8.15.0")));
+        // Left as written (a node variable for run time): still a template, quoted later.
+        let kept = map_action::<()>(&a, &mut |_, v| Ok(v.to_string())).unwrap();
+        let Action::Http(h) = kept else {
+            unreachable!()
+        };
+        assert_eq!(h.expect[0].path, "$[?@.name == ${node.name}].version");
     }
 }

@@ -7,7 +7,7 @@ use super::catalog::Catalog;
 use super::diag::{Diagnostic, Diagnostics};
 use super::load::LoadedProcedure;
 use super::model::{Action, ConfirmKind, StepSpec};
-use super::strings::visit_action;
+use super::strings::{http_specs, visit_action};
 use super::template::{self, Scope, TemplateError};
 use super::version::{Constraint, Version};
 use super::when::Expr;
@@ -465,6 +465,18 @@ impl Validator<'_> {
         }
     }
 
+    /// `expect_text` regexes and `expect` JSONPaths, each problem at its place in the string.
+    fn check_expectations(&mut self, path: &str, action: &Action) {
+        for (prefix, h) in http_specs(action) {
+            for e in super::expect::check_http(h) {
+                let at = format!("{path}.{prefix}{}", e.field);
+                let pos = self.lp.spans.pos_in_string(&at, e.offset);
+                self.diags
+                    .push(Diagnostic::new(&self.lp.path, pos, e.message));
+            }
+        }
+    }
+
     fn check_template(&mut self, path: &str, s: &str, scope: &Scope, ctx: &LoopCtx) {
         match template::render(s, scope) {
             Ok(_) => {}
@@ -489,12 +501,8 @@ impl Validator<'_> {
                 scope
             };
             self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
-            if super::spans::last_key(&p) == "expect_text" {
-                if let Err(e) = super::expect::check_text_pattern(&v) {
-                    self.err(&format!("{path}.{p}"), e);
-                }
-            }
         }
+        self.check_expectations(path, action);
         self.check_runnable(path, action);
         match action {
             Action::Run { argv, .. } if argv.is_empty() || argv[0].trim().is_empty() => self.err(

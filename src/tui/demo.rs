@@ -63,6 +63,7 @@ fn http(method: &str, url: &str, body: &str) -> Action {
         expect_status: vec![200],
         expect_json: BTreeMap::new(),
         expect_text: None,
+        expect: Vec::new(),
         timeout_secs: 30,
     })
 }
