@@ -112,6 +112,9 @@ pub struct CheckArgs {
     pub procedure: PathBuf,
     #[arg(long)]
     pub target: Option<PathBuf>,
+    /// Refuse (exit 2) what is otherwise a warning: a secret in a command line.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,7 @@ async fn an_absurd_timeout_saturates_instead_of_leaving_the_step_running_forever
         check: Some(Check::Run {
             argv: vec!["true".into()],
             env: Default::default(),
+            stdin: None,
             timeout_secs: u64::MAX,
             expect_exit: 0,
         }),
@@ -216,6 +217,7 @@ async fn abort_with_rollback_cancels_a_running_gate_then_offers_the_undo() {
         check: Some(Check::Run {
             argv: vec!["false".into()],
             env: Default::default(),
+            stdin: None,
             timeout_secs: 5,
             expect_exit: 0,
         }),
@@ -1017,4 +1019,83 @@ fn a_plan_with_no_step_is_refused_instead_of_hanging() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("the plan has no steps"), "{err}");
+}
+
+/// Every output line the journal holds, in order.
+fn output(path: &Path) -> Vec<String> {
+    events(path)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::Output { line, .. } => Some(line),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
+    // Both secrets are in flightdeck's environment (that is where secrets come from); the
+    // action binds one to PGPASSWORD and to its input, and must not see the other at all.
+    let (db, other) = ("db-pw-4f1c9a", "unreferenced-pw-77d2e0");
+    std::env::set_var("FD_SAFETY_TEST_DB_PW", db);
+    std::env::set_var("FD_SAFETY_TEST_OTHER_PW", other);
+    let mut t = target();
+    for (name, env) in [
+        ("db", "FD_SAFETY_TEST_DB_PW"),
+        ("other", "FD_SAFETY_TEST_OTHER_PW"),
+    ] {
+        t.secrets.insert(
+            name.into(),
+            flightdeck::target::SecretSource { env: env.into() },
+        );
+    }
+    // The script compares with the values read from files, so that neither a secret's value
+    // is in its argv nor does its output print one (which would come back masked).
+    let dir = tempfile::tempdir().unwrap();
+    let (db_file, other_file) = (dir.path().join("db"), dir.path().join("other"));
+    std::fs::write(&db_file, db).unwrap();
+    std::fs::write(&other_file, other).unwrap();
+    let mut a = run(&[
+        "sh",
+        "-c",
+        "env; read -r line; [ \"$PGPASSWORD\" = \"$(cat \"$1\")\" ] && echo env-ok; \
+         [ \"$line\" = \"$(cat \"$1\")\" ] && echo stdin-ok; \
+         env | grep -qF \"$(cat \"$2\")\" && echo LEAKED; exit 0",
+        "sh",
+        db_file.to_str().unwrap(),
+        other_file.to_str().unwrap(),
+    ]);
+    if let Action::Run { env, stdin, .. } = &mut a {
+        env.insert("PGPASSWORD".into(), "${secret.db}".into());
+        *stdin = Some("${secret.db}\n".into());
+    }
+    let path = dir.path().join("j.jsonl");
+    let task = session::start(EngineConfig {
+        plan: plan("t", vec![step("a", a, None)]),
+        target: t,
+        auto: yes(),
+        operator: "tester".into(),
+        journal: path.clone(),
+        observe: false,
+        time_scale: 1.0,
+    })
+    .expect("engine starts");
+    let s = until(&task, "the end", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    end(task).await;
+    let out = output(&path);
+    assert!(out.iter().any(|l| l == "env-ok"), "{out:?}");
+    assert!(out.iter().any(|l| l == "stdin-ok"), "{out:?}");
+    assert!(out.iter().any(|l| l == "PGPASSWORD=****"), "{out:?}");
+    assert!(!out.iter().any(|l| l == "LEAKED"), "{out:?}");
+    for var in ["FD_SAFETY_TEST_OTHER_PW", "FD_SAFETY_TEST_DB_PW"] {
+        assert!(
+            !out.iter().any(|l| l.starts_with(&format!("{var}="))),
+            "{var} reached the child: {out:?}"
+        );
+    }
+    // The journal holds the placeholders, never a value.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("${secret.db}"));
+    assert!(!text.contains(db) && !text.contains(other));
 }

@@ -34,6 +34,7 @@ fn one_step_plan() -> Plan {
             action: Action::Run {
                 argv: vec!["true".into()],
                 env: Default::default(),
+                stdin: None,
                 cwd: None,
                 timeout_secs: 10,
                 expect_exit: 0,

@@ -41,6 +41,7 @@ fn plan() -> Plan {
             action: Action::Run {
                 argv: vec!["echo".into(), "from the daemon".into()],
                 env: Default::default(),
+                stdin: None,
                 cwd: None,
                 timeout_secs: 10,
                 expect_exit: 0,

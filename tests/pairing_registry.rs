@@ -27,6 +27,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
         action: Action::Run {
             argv: vec!["true".into()],
             env: Default::default(),
+            stdin: None,
             cwd: None,
             timeout_secs: 10,
             expect_exit: 0,

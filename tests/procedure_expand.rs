@@ -258,6 +258,7 @@ fn nested_loops_interleave_per_hop() {
                 "weaviate-1.27@n3".into()
             ],
             env: Default::default(),
+            stdin: None,
             cwd: None,
             timeout_secs: 600,
             expect_exit: 0,

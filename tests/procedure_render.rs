@@ -76,21 +76,25 @@ fn check_command_exit_codes() {
     let ok = flightdeck::commands::check::run(&CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: Some(path("procedures/targets/example.toml")),
+        strict: false,
     });
     assert_eq!(ok, ExitCode::SUCCESS);
     let ok_alone = flightdeck::commands::check::run(&CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: None,
+        strict: false,
     });
     assert_eq!(ok_alone, ExitCode::SUCCESS);
     let bad = flightdeck::commands::check::run(&CheckArgs {
         procedure: path("procedures/bad/semantic.toml"),
         target: None,
+        strict: false,
     });
     assert_eq!(bad, ExitCode::from(2));
     let bad_target = flightdeck::commands::check::run(&CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: Some(path("procedures/bad/dup-nodes-target.toml")),
+        strict: false,
     });
     assert_eq!(bad_target, ExitCode::from(2));
 }
@@ -126,17 +130,19 @@ fn check_summary_lines() {
     let with_target = CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: Some(path("procedures/targets/example.toml")),
+        strict: false,
     };
     assert_eq!(
-        summary(&with_target).unwrap(),
+        summary(&with_target).unwrap().line,
         "ok: example-every-kind: 10 steps (18 after expansion)"
     );
     let alone = CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: None,
+        strict: false,
     };
     assert_eq!(
-        summary(&alone).unwrap(),
+        summary(&alone).unwrap().line,
         "ok: example-every-kind: 10 steps (pass --target to expand)"
     );
     // A target whose current version is outside the procedure's `from` does not check.
@@ -151,6 +157,7 @@ fn check_summary_lines() {
     let err = summary(&CheckArgs {
         procedure: path("procedures/example-every-kind.toml"),
         target: Some(t),
+        strict: false,
     })
     .unwrap_err();
     assert_eq!(
@@ -161,7 +168,87 @@ fn check_summary_lines() {
     let err = summary(&CheckArgs {
         procedure: path("procedures/bad/dup-id.toml"),
         target: Some(path("procedures/bad/dup-nodes-target.toml")),
+        strict: false,
     })
     .unwrap_err();
     assert_eq!(err.lines().count(), 4, "{err}");
+}
+
+#[test]
+fn check_warns_about_a_secret_in_a_command_line_and_strict_refuses_it() {
+    use flightdeck::commands::check::summary;
+    let args = |strict| CheckArgs {
+        procedure: path("procedures/bad/secret-in-argv.toml"),
+        target: Some(path("procedures/bad/secret-in-argv-target.toml")),
+        strict,
+    };
+    let checked = summary(&args(false)).expect("a warning is not an error");
+    let warnings: Vec<String> = checked.warnings.iter().map(|d| d.to_string()).collect();
+    let at = |prefix: &str| {
+        warnings
+            .iter()
+            .find(|w| w.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no warning at {prefix}: {warnings:#?}"))
+            .clone()
+    };
+    // Written in the argv, through a variable, through a call argument, in the binding.
+    let direct = at("procedures/bad/secret-in-argv.toml:13:42: secret `db`");
+    assert!(
+        direct.contains("`psql`") && direct.contains("`ps`"),
+        "{direct}"
+    );
+    assert!(
+        direct.contains("env = { NAME = \"${secret.db}\" }")
+            && direct.contains("stdin = \"${secret.db}\""),
+        "offers the alternative: {direct}"
+    );
+    at("procedures/bad/secret-in-argv.toml:18:56: secret `token`");
+    let call = at("procedures/bad/secret-in-argv.toml:23:63: secret `db`");
+    assert!(call.contains("binding `login`"), "{call}");
+    at("procedures/bad/secret-in-argv-target.toml:19:56: secret `token`");
+    // The env/stdin step is fine.
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    // --strict refuses, with the same lines.
+    let err = summary(&args(true)).unwrap_err();
+    assert!(
+        err.contains("secret-in-argv.toml:13:42: secret `db`"),
+        "{err}"
+    );
+    assert!(err.contains("--strict"), "{err}");
+    assert_eq!(
+        flightdeck::commands::check::run(&args(true)),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        flightdeck::commands::check::run(&args(false)),
+        ExitCode::SUCCESS
+    );
+}
+
+#[test]
+fn every_seed_procedure_passes_check_strict_with_its_example_target() {
+    use flightdeck::commands::check::summary;
+    let mut checked = 0;
+    for entry in std::fs::read_dir("procedures").unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let target = path(&format!("procedures/targets/{stem}.example.toml"));
+        if !target.exists() {
+            continue;
+        }
+        let r = summary(&CheckArgs {
+            procedure: p.clone(),
+            target: Some(target),
+            strict: true,
+        });
+        assert!(r.is_ok(), "{}: {}", p.display(), r.unwrap_err());
+        checked += 1;
+    }
+    assert!(
+        checked >= 6,
+        "only {checked} seed procedures have an example target"
+    );
 }

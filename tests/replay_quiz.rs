@@ -150,6 +150,7 @@ fn run(argv: &[&str]) -> Action {
     Action::Run {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: Default::default(),
+        stdin: None,
         cwd: None,
         timeout_secs: 10,
         expect_exit: 0,

@@ -7,6 +7,7 @@ use crate::cli::CheckArgs;
 use crate::plan::expand::{build_plan, PlanError, PlanOptions};
 use crate::procedure::diag::Diagnostics;
 use crate::procedure::load::{load_procedure, LoadedProcedure};
+use crate::procedure::secret_argv::secrets_in_argv;
 use crate::procedure::validate::validate;
 use crate::target::Target;
 use crate::target_load::load_target;
@@ -16,7 +17,16 @@ pub const EXIT_INVALID: u8 = 2;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
     match summary(args) {
-        Ok(line) => {
+        Ok(Checked { line, warnings }) => {
+            for w in warnings.iter() {
+                eprintln!(
+                    "{}:{}:{}: warning: {}",
+                    w.file.display(),
+                    w.line,
+                    w.col,
+                    w.message
+                );
+            }
             println!("{line}");
             ExitCode::SUCCESS
         }
@@ -27,10 +37,22 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     }
 }
 
-/// The `ok: ...` line, or every problem found (one per line).
-pub fn summary(args: &CheckArgs) -> Result<String, String> {
+/// Files that check: the `ok: ...` line and what they do that works but should not.
+#[derive(Debug)]
+pub struct Checked {
+    pub line: String,
+    pub warnings: Diagnostics,
+}
+
+/// The `ok: ...` line and the warnings, or every problem found (one per line). `--strict`
+/// makes every warning a problem.
+pub fn summary(args: &CheckArgs) -> Result<Checked, String> {
     let (lp, target) =
         load_checked(&args.procedure, args.target.as_deref()).map_err(|d| d.to_string())?;
+    let warnings = secrets_in_argv(&lp, args.target.as_deref().zip(target.as_ref()));
+    if args.strict && !warnings.is_empty() {
+        return Err(format!("{warnings}\n(refused by --strict)"));
+    }
     let n = lp.procedure.steps.len();
     let expansion = match &target {
         Some(t) => match build_plan(&lp, t, &PlanOptions::default()) {
@@ -44,11 +66,12 @@ pub fn summary(args: &CheckArgs) -> Result<String, String> {
         },
         None => "pass --target to expand".to_string(),
     };
-    Ok(format!(
+    let line = format!(
         "ok: {}: {n} step{} ({expansion})",
         lp.procedure.name,
         if n == 1 { "" } else { "s" }
-    ))
+    );
+    Ok(Checked { line, warnings })
 }
 
 /// Load a procedure and optionally a target, then check them against each other. Every problem

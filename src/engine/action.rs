@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::check::{read_lines, run_check, run_http};
+use super::check::{command, feed_stdin, read_lines, run_check, run_http};
 use super::event::{Phase, Stream, Verdict};
 use super::process::{stop_group, GroupGuard, STOP_GRACE};
 use super::strings::{map_check, node_vars, substitute, Secrets};
@@ -165,6 +165,7 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     let Action::Run {
         argv,
         env,
+        stdin,
         cwd,
         timeout_secs,
         expect_exit,
@@ -172,20 +173,14 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     else {
         return Err(failed("internal: not a run action"));
     };
-    let Some((prog, args)) = argv.split_first() else {
+    let Some(prog) = argv.first() else {
         return Err(failed("empty command"));
     };
     ctx.say(Stream::Info, format!("$ {}", display_argv(argv)))
         .await;
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .envs(env)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        // Its own process group: whatever it forks can be stopped with it (`GroupGuard`).
-        .process_group(0)
-        .kill_on_drop(true);
+    let mut cmd = command(argv, env, stdin.is_some(), &ctx.secrets);
+    // Its own process group: whatever it forks can be stopped with it (`GroupGuard`).
+    cmd.process_group(0);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -212,6 +207,7 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     // kept, and a child can't outrun our reading by much.
     let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(Stream, String)>();
     let mut readers = Vec::new();
+    readers.extend(feed_stdin(&mut child, stdin.as_deref()));
     if let Some(out) = child.stdout.take() {
         let tx = line_tx.clone();
         readers.push(tokio::spawn(async move {
@@ -398,8 +394,12 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     let mut last_passing = usize::MAX;
     loop {
         let round = Instant::now();
-        let results =
-            futures::future::join_all(instances.iter().map(|(_, c)| run_check(c, &ctx.http))).await;
+        let results = futures::future::join_all(
+            instances
+                .iter()
+                .map(|(_, c)| run_check(c, &ctx.http, &ctx.secrets)),
+        )
+        .await;
         let now = Instant::now();
         for (i, r) in results.iter().enumerate() {
             if r.ok {

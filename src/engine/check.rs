@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
+use super::strings::Secrets;
 use crate::procedure::model::{Check, HttpSpec};
 
 #[derive(Debug, Clone)]
@@ -45,7 +46,8 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-pub async fn run_check(check: &Check, http: &reqwest::Client) -> CheckResult {
+/// `secrets` only scrubs a command's environment here: `check` is already resolved.
+pub async fn run_check(check: &Check, http: &reqwest::Client, secrets: &Secrets) -> CheckResult {
     match check {
         Check::Http(spec) => run_http(spec, http).await,
         Check::Tcp {
@@ -77,33 +79,93 @@ pub async fn run_check(check: &Check, http: &reqwest::Client) -> CheckResult {
         Check::Run {
             argv,
             env,
+            stdin,
             timeout_secs,
             expect_exit,
-        } => run_command_check(argv, env, *timeout_secs, *expect_exit).await,
+        } => {
+            let mut cmd = command(argv, env, stdin.is_some(), secrets);
+            run_command_check(
+                argv,
+                &mut cmd,
+                stdin.as_deref(),
+                *timeout_secs,
+                *expect_exit,
+            )
+            .await
+        }
     }
+}
+
+/// A command for `argv` with the environment it may see: flightdeck's, minus every secret's
+/// variable, plus `env` (where an action names the secrets it uses). Output is piped; input
+/// too when the action gives some, else it reads nothing.
+pub fn command(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    has_stdin: bool,
+    secrets: &Secrets,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(argv.first().map_or("", String::as_str));
+    cmd.args(argv.iter().skip(1));
+    secrets.scrub(&mut cmd);
+    cmd.envs(env)
+        .stdin(if has_stdin {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Write `text` to the child's input and close it, in a task of its own: a child that writes
+/// before it reads must not stall on a full pipe while we wait to write. A child that exits
+/// without reading it all is not an error.
+pub fn feed_stdin(
+    child: &mut tokio::process::Child,
+    text: Option<&str>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let (mut pipe, text) = (child.stdin.take()?, text?.to_owned());
+    Some(tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = pipe.write_all(text.as_bytes()).await;
+        let _ = pipe.shutdown().await;
+    }))
 }
 
 async fn run_command_check(
     argv: &[String],
-    env: &BTreeMap<String, String>,
+    cmd: &mut tokio::process::Command,
+    stdin: Option<&str>,
     timeout_secs: u64,
     expect_exit: i32,
 ) -> CheckResult {
     let started = Instant::now();
-    let Some((prog, args)) = argv.split_first() else {
+    let Some(prog) = argv.first() else {
         return CheckResult::fail(started, "empty command".into());
     };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .envs(env)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return CheckResult::fail(started, format!("cannot start {prog}: {e}")),
     };
+    let writer = feed_stdin(&mut child, stdin);
+    let result = wait_check(prog, child, timeout_secs, expect_exit, started).await;
+    // Done with the child either way; a grandchild holding the pipe open keeps nothing waiting.
+    if let Some(w) = writer {
+        w.abort();
+    }
+    result
+}
+
+async fn wait_check(
+    prog: &str,
+    child: tokio::process::Child,
+    timeout_secs: u64,
+    expect_exit: i32,
+    started: Instant,
+) -> CheckResult {
     match tokio::time::timeout(Duration::from_secs(timeout_secs), child.wait_with_output()).await {
         Ok(Ok(out)) => {
             let code = out.status.code().unwrap_or(-1);

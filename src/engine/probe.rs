@@ -125,7 +125,7 @@ fn spawn_probe(
                     let Ok(_permit) = permits.acquire().await else {
                         break;
                     };
-                    let r = run_check(check, &http).await;
+                    let r = run_check(check, &http, &secrets).await;
                     let facts = r
                         .json
                         .as_ref()

@@ -2,7 +2,7 @@
 //! run time (probes, gates over many nodes), and `${secret.*}`, which is resolved only in the
 //! copy of an action that is about to run and never in anything that is journaled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 
 use crate::procedure::model::{Action, Check};
@@ -84,6 +84,8 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
 pub struct Secrets {
     values: BTreeMap<String, String>,
     missing: BTreeMap<String, String>,
+    /// Every environment variable a secret is read from, set or not.
+    env_names: BTreeSet<String>,
 }
 
 impl Secrets {
@@ -91,6 +93,7 @@ impl Secrets {
     pub fn from_env(decl: &BTreeMap<String, crate::target::SecretSource>) -> Self {
         let mut s = Secrets::default();
         for (name, src) in decl {
+            s.env_names.insert(src.env.clone());
             match std::env::var(&src.env) {
                 Ok(v) if !v.is_empty() => {
                     s.values.insert(format!("secret.{name}"), v);
@@ -123,6 +126,15 @@ impl Secrets {
             }
         }
         Ok(())
+    }
+
+    /// Take every secret's variable out of a child's environment. flightdeck's own environment
+    /// holds them all (that is where they come from) and a child inherits it by default; a
+    /// child gets a secret only through its action's own `env` (set after this) or `stdin`.
+    pub fn scrub(&self, cmd: &mut tokio::process::Command) {
+        for name in &self.env_names {
+            cmd.env_remove(name);
+        }
     }
 
     /// Mask every secret value in text that leaves the engine (output, details, notes).
@@ -162,6 +174,7 @@ mod tests {
         let a = Action::Run {
             argv: vec!["curl".into(), "-H".into(), "X: ${secret.TOKEN}".into()],
             env: BTreeMap::new(),
+            stdin: None,
             cwd: None,
             timeout_secs: 5,
             expect_exit: 0,

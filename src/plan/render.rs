@@ -107,6 +107,7 @@ pub fn action_lines(a: &Action) -> Vec<String> {
         Action::Run {
             argv,
             env,
+            stdin,
             cwd,
             timeout_secs,
             expect_exit,
@@ -114,6 +115,9 @@ pub fn action_lines(a: &Action) -> Vec<String> {
             let mut l = vec![format!("run: {}", shell_join(argv))];
             for (k, v) in env {
                 l.push(format!("env {k}={}", shell_quote(v)));
+            }
+            if let Some(text) = stdin {
+                l.push(format!("stdin {}", shell_quote(text)));
             }
             if let Some(c) = cwd {
                 l.push(format!("cwd {c}"));

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod expect;
 pub mod load;
 pub mod model;
+pub mod secret_argv;
 pub mod spans;
 pub mod strings;
 pub mod template;

@@ -138,10 +138,16 @@ pub enum Action {
         text: String,
     },
     /// A program run with an argv (never through a shell unless the author writes `sh -c`).
+    /// A secret goes to it through `env` or `stdin`, never `argv`: every user of the machine
+    /// sees a process's argv (`ps`), only its owner its environment and input.
     Run {
         argv: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// Text written to the command's standard input, then closed (e.g. `"${secret.db}"`
+        /// for `psql --password`-style prompts or `curl -K -`); no input when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdin: Option<String>,
         #[serde(default)]
         cwd: Option<String>,
         #[serde(default = "default_run_timeout")]
@@ -317,6 +323,9 @@ pub enum Check {
         argv: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// As for a `run` action: text written to the command's standard input.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdin: Option<String>,
         #[serde(default = "default_check_timeout")]
         timeout_secs: u64,
         #[serde(default)]

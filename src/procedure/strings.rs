@@ -1,5 +1,5 @@
 //! The templated strings of an action, visited in one place so that checking and expansion agree
-//! on what is templated: argv items, env values, cwd, url, header values, body, string values of
+//! on what is templated: argv items, env values, stdin, cwd, url, header values, body, string values of
 //! `expect_json` (not its keys), `expect_text`, lb node, wait nodes and inline checks, manual text, call args.
 
 use std::collections::BTreeMap;
@@ -19,12 +19,14 @@ pub fn map_action<E>(
         Action::Run {
             argv,
             env,
+            stdin,
             cwd,
             timeout_secs,
             expect_exit,
         } => Action::Run {
             argv: map_list("argv", argv, f)?,
             env: map_values("env", env, f)?,
+            stdin: stdin.as_ref().map(|s| f("stdin", s)).transpose()?,
             cwd: cwd.as_ref().map(|c| f("cwd", c)).transpose()?,
             timeout_secs: *timeout_secs,
             expect_exit: *expect_exit,
@@ -98,11 +100,13 @@ pub fn map_check<E>(
         Check::Run {
             argv,
             env,
+            stdin,
             timeout_secs,
             expect_exit,
         } => Check::Run {
             argv: map_list("check.argv", argv, f)?,
             env: map_values("check.env", env, f)?,
+            stdin: stdin.as_ref().map(|s| f("check.stdin", s)).transpose()?,
             timeout_secs: *timeout_secs,
             expect_exit: *expect_exit,
         },

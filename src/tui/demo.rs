@@ -42,6 +42,7 @@ fn run(argv: &[&str]) -> Action {
     Action::Run {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: BTreeMap::new(),
+        stdin: None,
         cwd: None,
         timeout_secs: 600,
         expect_exit: 0,

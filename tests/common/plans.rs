@@ -12,6 +12,7 @@ pub fn run(argv: &[&str]) -> Action {
     Action::Run {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: Default::default(),
+        stdin: None,
         cwd: None,
         timeout_secs: 60,
         expect_exit: 0,

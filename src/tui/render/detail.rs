@@ -98,7 +98,13 @@ pub fn action_lines(label: &str, action: &Action) -> Vec<String> {
     let mut out = Vec::new();
     match action {
         Action::Manual { text } => out.push(format!("{label}by hand: {text}")),
-        Action::Run { argv, env, cwd, .. } => {
+        Action::Run {
+            argv,
+            env,
+            stdin,
+            cwd,
+            ..
+        } => {
             out.push(format!("{label}$ {}", mask_secrets(&shell_line(argv))));
             for (k, v) in env {
                 let v = if masked(k, v) {
@@ -107,6 +113,9 @@ pub fn action_lines(label: &str, action: &Action) -> Vec<String> {
                     shell_quote(v)
                 };
                 out.push(format!("{pad}  env {k}={v}"));
+            }
+            if let Some(text) = stdin {
+                out.push(format!("{pad}  stdin {}", mask_secrets(&shell_quote(text))));
             }
             if let Some(c) = cwd {
                 out.push(format!("{pad}  in {c}"));
