@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::procedure::diag::{Diagnostic, Diagnostics};
 use crate::procedure::load::{parse_typed, read_source};
+use crate::procedure::shell;
 use crate::procedure::spans::SpanIndex;
-use crate::procedure::strings::{http_specs, visit_check};
+use crate::procedure::strings::{http_specs, visit_action, visit_check};
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
@@ -98,7 +99,14 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         }
         let scope = probe_scope(&target, p.per_node);
         let mut bad = Vec::new();
+        let mut bad_script = Vec::new();
+        let script = shell::check_script(&p.check);
         visit_check(&p.check, &mut |at, v| {
+            if script.as_deref().and_then(|s| s.strip_prefix("check.")) == Some(at) {
+                if let Err(e) = shell::placeholders(v) {
+                    bad_script.push((format!("probes[{i}].{at}"), e.to_string()));
+                }
+            }
             if let Err(e) = template::render(v, &scope) {
                 bad.push((format!("probes[{i}].{at}"), e));
             }
@@ -123,6 +131,9 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
             };
             err(&at, format!("{e}{hint}"));
         }
+        for (at, e) in bad_script {
+            err(&at, e);
+        }
     }
     // A bound action's expectations (its templates are checked with the procedure using it).
     for (name, action) in &target.actions {
@@ -135,6 +146,23 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
                     e.message,
                 ));
             }
+        }
+    }
+    // A bound action's shell script (its templates are checked with the procedure using it).
+    for (name, action) in &target.actions {
+        let Some(script) = shell::action_script(action) else {
+            continue;
+        };
+        let mut bad = Vec::new();
+        visit_action(action, &mut |at, v| {
+            if at == script {
+                if let Err(e) = shell::placeholders(v) {
+                    bad.push((format!("actions.{name}.{at}"), e.to_string()));
+                }
+            }
+        });
+        for (at, e) in bad {
+            err(&at, e);
         }
     }
     if let Some(lb) = &target.lb {

@@ -738,3 +738,79 @@ action = { kind = "wait", nodes = "all", timeout_secs = 1, interval_ms = 50, che
     assert!(!why.contains("es1\""), "{why}");
     task.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_retried_two_person_step_needs_the_second_person_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails the first time, passes the second.
+    let flag = dir.path().join("tried");
+    let script = format!(
+        "test -e '{f}' || {{ touch '{f}'; exit 1; }}",
+        f = flag.display()
+    );
+    let mut s1 = step("stop", run(&["sh", "-c", &script]), None);
+    s1.approvals = 2;
+    let task = start(
+        plan("test", vec![s1]),
+        target(),
+        AutoConfirm::default(),
+        &dir,
+    );
+    let who = |uid: u32, user: &str| flightdeck::engine::identity::Identity {
+        uid,
+        user: user.into(),
+    };
+    let alice = task
+        .handle
+        .attach_as(who(1000, "alice"), "alice", true)
+        .await
+        .unwrap();
+    let bob = task
+        .handle
+        .attach_as(who(1001, "bob"), "bob", true)
+        .await
+        .unwrap();
+    let s = until(&task, "prompt", |s| {
+        s.prompt.is_some() && s.operators.len() == 2
+    })
+    .await;
+    let id = s.prompt.unwrap().id;
+    alice
+        .commands
+        .send(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap();
+    bob.commands
+        .send(Command::Approve { prompt: id })
+        .await
+        .unwrap();
+    let s = until(&task, "the failure", |s| {
+        s.steps[0].status == StepStatus::Failed && s.prompt.is_some()
+    })
+    .await;
+    assert_eq!(s.steps[0].attempts, 1);
+    // The driver's retry is one person: nothing runs yet.
+    alice
+        .commands
+        .send(Command::Retry { step: 0 })
+        .await
+        .unwrap();
+    let s = task.handle.snapshot().await.unwrap();
+    assert_eq!(s.steps[0].attempts, 1, "the retry ran on one person's word");
+    assert_eq!(s.steps[0].status, StepStatus::Awaiting);
+    assert_eq!(s.steps[0].approvals, vec!["alice".to_string()]);
+    // Alice can't approve her own retry; Bob's approval runs it.
+    let id = s.prompt.expect("a prompt for the second person").id;
+    let r = alice.commands.send(Command::Approve { prompt: id }).await;
+    assert!(r.is_err());
+    bob.commands
+        .send(Command::Approve { prompt: id })
+        .await
+        .unwrap();
+    let s = until(&task, "done", |s| s.is_finished()).await;
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(s.steps[0].attempts, 2);
+}

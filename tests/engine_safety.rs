@@ -1099,3 +1099,96 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
     assert!(text.contains("${secret.db}"));
     assert!(!text.contains(db) && !text.contains(other));
 }
+
+#[tokio::test]
+async fn values_put_into_a_shell_script_arrive_intact_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // `;`, `$(...)`, both quotes, backquotes, a glob and a leading `-`: each tries to create a
+    // canary file in the test's folder.
+    let hostile = format!(r#"-n;touch {d}/canary1;$(touch {d}/canary2)'"`touch {d}/canary3` * \"#);
+    let toml_str = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let target = dir.path().join("t.toml");
+    std::fs::write(
+        &target,
+        format!(
+            "name = \"t\"\n\n[vars]\npayload = \"{v}\"\n\n[[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\ntags = {{ evil = \"{v}\" }}\n",
+            v = toml_str(&hostile)
+        ),
+    )
+    .unwrap();
+    // The value outside quotes, in double quotes, in single quotes and inside `$(...)`: known
+    // when the plan is made (a target variable) and only at run time (a node tag in a gate).
+    let procedure = dir.path().join("p.toml");
+    std::fs::write(
+        &procedure,
+        r#"name = "quoting"
+product = "generic"
+
+[vars]
+payload = ""
+
+[[steps]]
+id = "plan-time"
+title = "A variable in a script"
+action = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${payload} "${payload}" '${payload}' "$(printf '%s' ${payload})" > "$1"''', "sh", "out1"], cwd = "DIR" }
+
+[[steps]]
+id = "run-time"
+title = "A node's tag in a gate's script"
+action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${node.evil} "${node.evil}" '${node.evil}' > "$1"''', "sh", "DIR/out2"] }, timeout_secs = 30 }
+"#
+        .replace("DIR", &d),
+    )
+    .unwrap();
+    let (lp, t) = flightdeck::commands::check::load_checked(&procedure, Some(&target))
+        .unwrap_or_else(|d| panic!("{d}"));
+    let t = t.unwrap();
+    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = session::start(EngineConfig {
+        plan,
+        target: t,
+        auto: yes(),
+        operator: "tester".into(),
+        journal: path.clone(),
+        observe: false,
+        time_scale: 1.0,
+    })
+    .expect("engine starts");
+    let s = until(&task, "the end", |s| s.is_finished()).await;
+    end(task).await;
+    assert_eq!(
+        s.mode,
+        Mode::Finished(Outcome::Completed),
+        "{:?}",
+        output(&path)
+    );
+    for (file, n) in [("out1", 4), ("out2", 3)] {
+        let got = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines, vec![hostile.as_str(); n], "{file}");
+    }
+    for canary in ["canary1", "canary2", "canary3"] {
+        assert!(!dir.path().join(canary).exists(), "{canary} was created");
+    }
+}
+
+#[test]
+fn check_refuses_a_template_a_script_cannot_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "name = \"q\"\nproduct = \"generic\"\n\n[vars]\nv = \"\"\n\n[[steps]]\nid = \"a\"\ntitle = \"a\"\naction = { kind = \"run\", argv = [\"sh\", \"-c\", \"echo `cat ${v}`\"] }\n",
+    )
+    .unwrap();
+    let err = flightdeck::commands::check::load_checked(&p, None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p.toml:10:46:") && err.contains("backquotes") && err.contains("\"$1\""),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::check::{command, feed_stdin, read_lines, run_check, run_http};
 use super::event::{Phase, Stream, Verdict};
 use super::process::{stop_group, GroupGuard, STOP_GRACE};
-use super::strings::{map_check, node_vars, substitute, Secrets};
+use super::strings::{fill_check, node_vars, Secrets};
 use super::worker::WorkerMsg;
 use crate::lb::LbClient;
 use crate::procedure::model::{Action, Check, WaitSpec};
@@ -355,10 +355,7 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
             .into_iter()
             .map(|(i, n)| {
                 let vars = node_vars(n, i);
-                (
-                    Some(n.name.clone()),
-                    map_check(&check, &|s| substitute(s, &vars)),
-                )
+                (Some(n.name.clone()), fill_check(&check, &vars))
             })
             .collect()
     } else {

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::check::{extract_facts, run_check};
 use super::event::TrafficWindow;
-use super::strings::{map_check, node_vars, substitute, Secrets};
+use super::strings::{fill_check, node_vars, Secrets};
 use super::worker::WorkerMsg;
 use crate::lb::LbClient;
 use crate::target::{ProbeSpec, Target};
@@ -35,7 +35,7 @@ pub fn spawn_all(
                     tasks,
                     spec,
                     Some(node.name.clone()),
-                    &|s| substitute(s, &vars),
+                    &vars,
                     secrets,
                     http,
                     &permits,
@@ -47,7 +47,7 @@ pub fn spawn_all(
                 tasks,
                 spec,
                 None,
-                &|s| s.to_string(),
+                &Default::default(),
                 secrets,
                 http,
                 &permits,
@@ -95,13 +95,13 @@ fn spawn_probe(
     tasks: &mut JoinSet<()>,
     spec: &ProbeSpec,
     node: Option<String>,
-    fill: &dyn Fn(&str) -> String,
+    vars: &std::collections::BTreeMap<String, String>,
     secrets: &Arc<Secrets>,
     http: &reqwest::Client,
     permits: &Arc<Semaphore>,
     tx: &mpsc::Sender<WorkerMsg>,
 ) {
-    let check = map_check(&spec.check, fill);
+    let check = fill_check(&spec.check, vars);
     let resolved = secrets.resolve_check(&check);
     let name = spec.name.clone();
     let facts = spec.facts.clone();

@@ -6,22 +6,38 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 
 use crate::procedure::model::{Action, Check};
-use crate::procedure::strings;
+use crate::procedure::{shell, strings};
 use crate::target::Node;
 
-/// `f` over every templated string of a check (the same strings `check` validates).
-pub fn map_check(c: &Check, f: &dyn Fn(&str) -> String) -> Check {
-    match strings::map_check::<Infallible>(c, &mut |_, v| Ok(f(v))) {
+/// `vars` filled into every string of a check; into its shell script (`sh -c`), quoted for
+/// where each lands (`procedure::shell`).
+pub fn fill_check(c: &Check, vars: &BTreeMap<String, String>) -> Check {
+    let script = shell::check_script(c);
+    match strings::map_check::<Infallible>(c, &mut |p, v| Ok(fill_one(p, v, &script, vars))) {
         Ok(c) => c,
         Err(never) => match never {},
     }
 }
 
-/// `f` over every templated string of an action.
-pub fn map_action(a: &Action, f: &dyn Fn(&str) -> String) -> Action {
-    match strings::map_action::<Infallible>(a, &mut |_, v| Ok(f(v))) {
+/// `fill_check` for an action.
+pub fn fill_action(a: &Action, vars: &BTreeMap<String, String>) -> Action {
+    let script = shell::action_script(a);
+    match strings::map_action::<Infallible>(a, &mut |p, v| Ok(fill_one(p, v, &script, vars))) {
         Ok(a) => a,
         Err(never) => match never {},
+    }
+}
+
+fn fill_one(
+    path: &str,
+    v: &str,
+    script: &Option<String>,
+    vars: &BTreeMap<String, String>,
+) -> String {
+    if script.as_deref() == Some(path) {
+        shell::fill_from(v, vars)
+    } else {
+        substitute(v, vars)
     }
 }
 
@@ -109,12 +125,12 @@ impl Secrets {
     /// Fill in secrets; an unset one is an error naming its variable (never its value).
     pub fn resolve_action(&self, a: &Action) -> Result<Action, String> {
         self.check_missing(&serde_json::to_string(a).unwrap_or_default())?;
-        Ok(map_action(a, &|s| substitute(s, &self.values)))
+        Ok(fill_action(a, &self.values))
     }
 
     pub fn resolve_check(&self, c: &Check) -> Result<Check, String> {
         self.check_missing(&serde_json::to_string(c).unwrap_or_default())?;
-        Ok(map_check(c, &|s| substitute(s, &self.values)))
+        Ok(fill_check(c, &self.values))
     }
 
     fn check_missing(&self, text: &str) -> Result<(), String> {

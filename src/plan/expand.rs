@@ -9,6 +9,7 @@ use super::{Confirm, Plan, PlannedStep};
 use crate::procedure::catalog::{Catalog, CatalogError, Hop};
 use crate::procedure::load::LoadedProcedure;
 use crate::procedure::model::{Action, ConfirmKind, Downtime, LoopSpec, StepSpec};
+use crate::procedure::shell;
 use crate::procedure::strings::map_action;
 use crate::procedure::template::{self, Scope, TemplateError};
 use crate::procedure::version::{Constraint, Version, VersionError};
@@ -582,13 +583,19 @@ impl Expander<'_> {
         scope: &Scope,
     ) -> Result<Action, PlanError> {
         let gate_scope = scope.with_late_nodes();
+        let script = shell::action_script(action);
         let filled = map_action(action, &mut |p, s| {
             let scope = if p.starts_with("check.") {
                 &gate_scope
             } else {
                 scope
             };
-            self.render(key, &format!("{field}.{p}"), s, scope)
+            let field = format!("{field}.{p}");
+            if script.as_deref() == Some(p) {
+                self.render_script(key, &field, s, scope)
+            } else {
+                self.render(key, &field, s, scope)
+            }
         })?;
         let Action::Call { name, args } = filled else {
             return Ok(filled);
@@ -617,14 +624,39 @@ impl Expander<'_> {
         for (k, v) in args {
             with_args.set(format!("arg.{k}"), v);
         }
+        let script = shell::action_script(bound);
         map_action(bound, &mut |p, s| {
-            self.render(
-                key,
-                &format!("{field} (binding `{name}`).{p}"),
-                s,
-                &with_args,
-            )
+            let field = format!("{field} (binding `{name}`).{p}");
+            if script.as_deref() == Some(p) {
+                self.render_script(key, &field, s, &with_args)
+            } else {
+                self.render(key, &field, s, &with_args)
+            }
         })
+    }
+
+    /// A shell script's templates, each value quoted for where it lands (`procedure::shell`);
+    /// secrets and run-time `${node.*}` stay as written, for the engine to fill the same way.
+    fn render_script(
+        &self,
+        key: &str,
+        field: &str,
+        s: &str,
+        scope: &Scope,
+    ) -> Result<String, PlanError> {
+        // Every problem a plain render finds (unknown variables...) first, worded the same.
+        self.render(key, field, s, scope)?;
+        shell::fill(
+            s,
+            &mut |name| {
+                let written = format!("${{{name}}}");
+                template::render(&written, scope)
+                    .ok()
+                    .filter(|v| *v != written)
+            },
+            true,
+        )
+        .map_err(|e| self.step_err(key, field, &e.to_string()))
     }
 
     fn render(&self, key: &str, field: &str, s: &str, scope: &Scope) -> Result<String, PlanError> {

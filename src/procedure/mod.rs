@@ -12,6 +12,7 @@ pub mod expect;
 pub mod load;
 pub mod model;
 pub mod secret_argv;
+pub mod shell;
 pub mod spans;
 pub mod strings;
 pub mod template;

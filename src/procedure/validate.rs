@@ -503,6 +503,17 @@ impl Validator<'_> {
             self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
         }
         self.check_expectations(path, action);
+        if let Some(p) = super::shell::action_script(action) {
+            let mut script = None;
+            visit_action(action, &mut |q, v| {
+                if q == p {
+                    script = Some(v.to_string());
+                }
+            });
+            if let Err(e) = super::shell::placeholders(script.as_deref().unwrap_or_default()) {
+                self.err(&format!("{path}.{p}"), e.to_string());
+            }
+        }
         self.check_runnable(path, action);
         match action {
             Action::Run { argv, .. } if argv.is_empty() || argv[0].trim().is_empty() => self.err(

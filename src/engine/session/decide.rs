@@ -147,6 +147,18 @@ impl Engine {
                 if self.state.running().is_some() {
                     return reject("an action is running".into());
                 }
+                if self.state.plan.steps[step].approvals > 1 {
+                    // A retry runs the action again: it needs its two people again. A fresh
+                    // prompt clears the earlier approvals; the driver's retry is their confirm.
+                    let kind = match phase {
+                        Phase::Do => PromptKind::Run,
+                        Phase::Undo => PromptKind::Undo,
+                    };
+                    if self.uid_of(from).is_some() {
+                        self.open_prompt(step, kind)?;
+                    }
+                    return self.driver_confirms(from, step, by, phase);
+                }
                 self.emit(Event::Confirmed {
                     step,
                     by,
