@@ -1192,3 +1192,82 @@ fn check_refuses_a_template_a_script_cannot_quote() {
         "{err}"
     );
 }
+
+/// Every `pid`/`pgid` field of the journal equal to `from` set to `to` (what the journal
+/// would hold had the kernel given the action's pgid to `to`'s process).
+fn repoint_journal(path: &Path, from: u32, to: u32) {
+    fn walk(v: &mut serde_json::Value, from: u32, to: u32) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if (k == "pid" || k == "pgid") && x.as_u64() == Some(u64::from(from)) {
+                        *x = to.into();
+                    } else {
+                        walk(x, from, to);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, from, to)),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        walk(&mut v, from, to);
+        out.push_str(&serde_json::to_string(&v).unwrap());
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[tokio::test]
+async fn resume_leaves_alone_a_process_group_whose_pgid_was_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let script = format!("while [ ! -e {} ]; do sleep 0.05; done", release.display());
+    let (journal, pgid) = crash_mid_action(dir.path(), &script).await;
+    // The journal says which process led the group, not only its number.
+    let started = events(&journal).iter().find_map(|e| match &e.event {
+        Event::ProcessStarted { started, .. } => started.clone(),
+        _ => None,
+    });
+    assert_eq!(
+        started,
+        flightdeck::engine::process::start_identity(pgid),
+        "the leader's identity is journaled"
+    );
+    // The action's group ends while flightdeck is down...
+    std::fs::write(&release, "").unwrap();
+    eventually("the group to end", || !group_alive(pgid)).await;
+    // ...and its number goes to an unrelated process group (the kernel reuses pids; here the
+    // journal is pointed at a group that started later, which is what reuse looks like).
+    use std::os::unix::process::CommandExt;
+    let mut unrelated = std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let other = unrelated.id();
+    repoint_journal(&journal, pgid, other);
+    assert!(group_alive(other));
+    let task = session::resume(&journal, None, "tester", false).unwrap();
+    let s = until(&task, "the interrupted prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.orphan, None, "an unrelated group is not the action's");
+    assert_eq!(s.prompt.map(|p| p.kind), Some(PromptKindTag::Interrupted));
+    // Nothing waits on it and nothing kills it: the step can be re-run at once.
+    let refused = task.handle.command(Command::KillOrphan { step: 0 }).await;
+    assert!(refused.is_err());
+    task.handle
+        .command(Command::MarkDone { step: 0 })
+        .await
+        .expect("not blocked by someone else's process group");
+    end(task).await;
+    assert!(group_alive(other), "the unrelated group was left alone");
+    assert!(!events(&journal)
+        .iter()
+        .any(|e| matches!(e.event, Event::OrphanAlive { .. })));
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+}

@@ -747,3 +747,79 @@ fn the_abort_dialog_summarises_the_rollback_and_is_true_under_yes() {
     assert!(!text.contains("each undo confirmed"), "{text}");
     assert!(text.contains("confirmed automatically: --yes"), "{text}");
 }
+
+/// Send `keys` through the mapping, applying local actions; the engine command the last one
+/// produced, if any.
+fn type_keys(v: &mut View, keys: &[KeyEvent]) -> Option<Command> {
+    let mut sent = None;
+    for k in keys {
+        match map_key(v, k, Instant::now()) {
+            Intent::Ui(a) => {
+                v.update(a);
+            }
+            Intent::Engine(c) => {
+                v.sent(&c);
+                sent = Some(c);
+            }
+            Intent::Nothing => {}
+        }
+    }
+    sent
+}
+
+#[test]
+fn an_observer_takes_control_with_a_reason_and_the_owner_removes_an_operator() {
+    let s = Script::started();
+    let theme = flightdeck::tui::Theme::dark();
+    // bob watches while alice drives: T asks why, the reason goes with the takeover.
+    let mut v = view(&s, TuiRole::Observer, Instant::now());
+    assert!(v.state.driver().is_some());
+    assert_eq!(type_keys(&mut v, &[key('T')]), None);
+    assert!(matches!(v.overlay, Some(Overlay::TakeControl(_))));
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(text.contains("Take control from alice: why?"), "{text}");
+    // An empty reason is not sent.
+    assert_eq!(type_keys(&mut v, &[code(KeyCode::Enter)]), None);
+    assert!(v.status.as_deref().is_some_and(|s| s.contains("why")));
+    let mut keys: Vec<KeyEvent> = "alice's laptop froze".chars().map(key).collect();
+    keys.push(code(KeyCode::Enter));
+    assert_eq!(
+        type_keys(&mut v, &keys),
+        Some(Command::TakeControl {
+            reason: Some("alice's laptop froze".into())
+        })
+    );
+    assert!(v.overlay.is_none(), "the question closes once answered");
+
+    // X lists the others by number; a number asks to confirm; y removes that operator.
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(type_keys(&mut v, &[key('X')]), None);
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(text.contains("Remove which operator?"), "{text}");
+    assert!(text.contains("1 bob"), "{text}");
+    assert!(
+        !text.contains("2 alice"),
+        "you are not in your own list: {text}"
+    );
+    assert_eq!(type_keys(&mut v, &[key('1')]), None);
+    let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
+    assert!(text.contains("Remove bob? [y/N]"), "{text}");
+    assert_eq!(
+        type_keys(&mut v, &[key('y')]),
+        Some(Command::RemoveOperator { id: 2 })
+    );
+    assert!(v.overlay.is_none());
+    // Esc backs out without sending anything.
+    assert_eq!(
+        type_keys(&mut v, &[key('X'), key('1'), code(KeyCode::Esc)]),
+        None
+    );
+    assert!(v.overlay.is_none());
+
+    // Both keys are in the help legend.
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    type_keys(&mut v, &[key('?')]);
+    let text = flightdeck::tui::render::to_text(&v, &theme, 80, 24);
+    assert!(text.contains("observer: take control"), "{text}");
+    assert!(text.contains("owner: remove an operator"), "{text}");
+}

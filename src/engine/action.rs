@@ -201,6 +201,7 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
             attempt: ctx.attempt,
             pid,
             pgid: pid,
+            started: super::process::start_identity(pid),
         })
         .await;
     // Unbounded so the pipe readers never block the child; `MAX_OUTPUT_LINES` bounds what is

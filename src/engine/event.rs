@@ -182,6 +182,11 @@ pub enum Event {
         phase: Phase,
         pid: u32,
         pgid: u32,
+        /// What tells this leader from a later process given the same pid (the kernel reuses
+        /// pids): `process::start_identity`. Absent in older journals and where /proc can't
+        /// tell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<String>,
     },
     /// On resume: the process group of an interrupted action is still alive. Nothing re-runs
     /// the step until it is gone (waited for, or killed on request).

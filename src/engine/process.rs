@@ -41,6 +41,49 @@ pub fn group_alive(pgid: u32) -> bool {
     }
 }
 
+/// What tells a process from a later one the kernel gives the same pid: the boot it runs in
+/// (`/proc/sys/kernel/random/boot_id`) and its start time in clock ticks since that boot
+/// (`/proc/PID/stat` field 22, `starttime`; proc(5)), as `BOOT/TICKS`. None where /proc can't
+/// tell (the process is gone, or not Linux).
+pub fn start_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`: after the comm, `state` is field 3, so `starttime` is the 20th.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let ticks = rest.split_whitespace().nth(19)?;
+    Some(format!("{}/{ticks}", boot.trim()))
+}
+
+/// Whether the group a journal recorded (`pgid`, its leader's `started`) is still alive and
+/// still that group. pids are reused, and a pgid is its leader's pid: once the whole group has
+/// ended, a later process may get that pid and lead a group of its own, which must be neither
+/// waited for nor killed. A pid still in use as a group's id is never handed out again, so a
+/// group whose leader has ended but whose other members live on is still ours. Without a
+/// recorded identity (older journals) the group is taken as ours, as before.
+pub fn group_alive_as(pgid: u32, started: Option<&str>) -> bool {
+    if !group_alive(pgid) {
+        return false;
+    }
+    let Some((boot, _)) = started.and_then(|s| s.split_once('/')) else {
+        return true;
+    };
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+    if this_boot
+        .as_deref()
+        .map(str::trim)
+        .is_some_and(|b| b != boot)
+    {
+        // Rebooted since: nothing of that group survived.
+        return false;
+    }
+    match start_identity(pgid) {
+        // A process holds the leader's pid: the leader itself, or a later process.
+        Some(now) => Some(now.as_str()) == started,
+        // The leader has ended; its group lives on in the processes it started.
+        None => true,
+    }
+}
+
 /// Linux: whether /proc lists a member of the group that is not a zombie. None when /proc
 /// cannot tell.
 fn live_members(pgid: u32) -> Option<bool> {

@@ -109,6 +109,9 @@ pub struct StepRun {
     /// The process group of the step's `run` action while it runs (and, after a crash, while
     /// the interrupted action's group may still be alive).
     pub pgid: Option<u32>,
+    /// The group leader's `process::start_identity`, to tell it from a later process that got
+    /// the same pid.
+    pub pgid_started: Option<String>,
 }
 
 impl StepRun {
@@ -137,6 +140,7 @@ impl StepRun {
             driver_confirm: None,
             gate: None,
             pgid: None,
+            pgid_started: None,
         }
     }
 }
@@ -597,11 +601,18 @@ impl SessionState {
                     s.detail = None;
                     s.gate = None;
                     s.pgid = None;
+                    s.pgid_started = None;
                 }
             }
-            Event::ProcessStarted { step, pgid, .. } => {
+            Event::ProcessStarted {
+                step,
+                pgid,
+                started,
+                ..
+            } => {
                 if let Some(s) = self.steps.get_mut(*step) {
                     s.pgid = Some(*pgid);
+                    s.pgid_started = started.clone();
                 }
             }
             Event::OrphanAlive { step, pgid } => self.orphan = Some((*step, *pgid)),
@@ -609,6 +620,7 @@ impl SessionState {
                 self.orphan = None;
                 if let Some(s) = self.steps.get_mut(*step) {
                     s.pgid = None;
+                    s.pgid_started = None;
                 }
             }
             Event::Output {
@@ -666,6 +678,7 @@ impl SessionState {
                     s.detail = Some(detail.clone());
                     s.gate = None;
                     s.pgid = None;
+                    s.pgid_started = None;
                 }
                 if *verdict != Verdict::Passed && self.first_failure.is_none() {
                     self.first_failure = Some((*step, detail.clone()));

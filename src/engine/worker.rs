@@ -30,6 +30,7 @@ pub enum WorkerMsg {
         attempt: u32,
         pid: u32,
         pgid: u32,
+        started: Option<String>,
     },
     Probe {
         probe: String,

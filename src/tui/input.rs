@@ -45,6 +45,12 @@ pub enum UiAction {
     Edit(InputRequest),
     /// Empty the phrase typed so far.
     ClearPhrase,
+    /// Ask why, before taking control from an attached driver.
+    AskTakeControl,
+    /// List the other operators, for the owner to remove one.
+    AskRemove,
+    /// The operator picked in that list, to confirm.
+    ChooseRemove(u64),
     Status(String),
     /// A replay player key; the loop hands it to the player (it changes nothing here).
     Replay(ReplayKey),
@@ -98,7 +104,7 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
         };
     }
     if let Some(overlay) = &view.overlay {
-        return overlay_key(overlay, key);
+        return overlay_key(view, overlay, key);
     }
     if view.prompt_visible() {
         if let Some(i) = prompt_key(view, key, at) {
@@ -151,8 +157,47 @@ fn edit(key: &KeyEvent) -> Intent {
     }
 }
 
-fn overlay_key(overlay: &Overlay, key: &KeyEvent) -> Intent {
+/// The operators other than this one, in the order the removal list numbers them.
+pub fn others(view: &View) -> Vec<&crate::engine::state::OperatorView> {
+    view.state
+        .operators
+        .iter()
+        .filter(|o| o.id != view.operator_id)
+        .collect()
+}
+
+fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
     match overlay {
+        Overlay::TakeControl(input) => match key.code {
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            KeyCode::Enter if input.value().trim().is_empty() => {
+                status("say why you take control: it is journaled")
+            }
+            KeyCode::Enter => Intent::Engine(Command::TakeControl {
+                reason: Some(input.value().trim().to_string()),
+            }),
+            _ => edit(key),
+        },
+        Overlay::RemoveOperator { chosen: None } => match key.code {
+            KeyCode::Char(c @ '1'..='9') => {
+                let i = usize::from(c as u8 - b'1');
+                match others(view).get(i) {
+                    Some(o) => ui(UiAction::ChooseRemove(o.id)),
+                    None => Intent::Nothing,
+                }
+            }
+            KeyCode::Esc | KeyCode::Char('q') => ui(UiAction::CloseOverlay),
+            _ => Intent::Nothing,
+        },
+        Overlay::RemoveOperator { chosen: Some(id) } => {
+            if yes(key) {
+                Intent::Engine(Command::RemoveOperator { id: *id })
+            } else if no(key) || key.code == KeyCode::Enter {
+                ui(UiAction::CloseOverlay)
+            } else {
+                Intent::Nothing
+            }
+        }
         Overlay::Help => match key.code {
             KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
                 ui(UiAction::CloseOverlay)
@@ -312,6 +357,15 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
     if let Some(a) = nav {
         return ui(a);
     }
+    // The session's owner removes an operator whatever their role; the engine refuses
+    // anyone else.
+    if key.code == KeyCode::Char('X') && view.effective_role() != TuiRole::Replay {
+        return if others(view).is_empty() {
+            status("nobody else is attached")
+        } else {
+            ui(UiAction::AskRemove)
+        };
+    }
     match view.effective_role() {
         // Player keys only when a player is attached (a plain replay view has none).
         TuiRole::Replay => match view
@@ -336,6 +390,12 @@ fn observer_key(view: &View, key: &KeyEvent) -> Intent {
             Intent::Engine(Command::TakeControl { reason: None })
         }
         KeyCode::Char('c') => Intent::Engine(Command::RequestControl),
+        // Take over from an attached driver: the owner at any time, anyone allowed once the
+        // driver's client has gone silent for the takeover delay. The engine decides.
+        KeyCode::Char('T') if view.state.driver().is_none() => {
+            Intent::Engine(Command::TakeControl { reason: None })
+        }
+        KeyCode::Char('T') => ui(UiAction::AskTakeControl),
         KeyCode::Char('A') => match view.state.prompt {
             Some(p)
                 if view
@@ -434,9 +494,16 @@ impl View {
             UiAction::AskSkip { step } => self.overlay = Some(Overlay::ConfirmSkip { step }),
             UiAction::AskAbort => self.overlay = Some(Overlay::AbortChoice),
             UiAction::AskQuit => self.overlay = Some(Overlay::ConfirmQuit),
+            UiAction::AskTakeControl => {
+                self.overlay = Some(Overlay::TakeControl(Default::default()))
+            }
+            UiAction::AskRemove => self.overlay = Some(Overlay::RemoveOperator { chosen: None }),
+            UiAction::ChooseRemove(id) => {
+                self.overlay = Some(Overlay::RemoveOperator { chosen: Some(id) })
+            }
             UiAction::CloseOverlay => self.overlay = None,
             UiAction::Edit(req) => match &mut self.overlay {
-                Some(Overlay::Note(input)) => {
+                Some(Overlay::Note(input)) | Some(Overlay::TakeControl(input)) => {
                     input.handle(req);
                 }
                 _ => {
@@ -514,6 +581,11 @@ impl View {
             (Some(Overlay::Note(_)), Command::Note { .. })
                 | (Some(Overlay::ConfirmSkip { .. }), Command::Skip { .. })
                 | (Some(Overlay::AbortChoice), Command::Abort { .. })
+                | (Some(Overlay::TakeControl(_)), Command::TakeControl { .. })
+                | (
+                    Some(Overlay::RemoveOperator { .. }),
+                    Command::RemoveOperator { .. }
+                )
         ) {
             self.overlay = None;
         }

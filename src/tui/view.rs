@@ -68,6 +68,12 @@ pub enum Overlay {
     AbortChoice,
     /// Leaving while a step runs.
     ConfirmQuit,
+    /// Taking control from an attached driver: the reason, typed (it is journaled).
+    TakeControl(Input),
+    /// The owner removing an operator: pick one by number, then confirm.
+    RemoveOperator {
+        chosen: Option<u64>,
+    },
 }
 
 /// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.

@@ -253,6 +253,13 @@ impl Engine {
                 if self.orphan_kill.is_some() {
                     return reject(format!("process group {pgid} is being killed already"));
                 }
+                if !self.orphan_is_ours(s, pgid) {
+                    // Ended, or its pgid now belongs to someone else: signal nothing. The
+                    // engine's watch journals that it is gone.
+                    return reject(format!(
+                        "process group {pgid} has ended (its number may belong to another                          process now): nothing to kill"
+                    ));
+                }
                 let _ =
                     crate::engine::process::signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
                 self.emit(Event::Note {

@@ -242,11 +242,12 @@ pub fn resume_with(
             s.status,
             super::state::StepStatus::Running | super::state::StepStatus::Undoing
         )
-        .then_some(s.pgid.map(|g| (i, g)))
+        .then_some(s.pgid.map(|g| (i, g, s.pgid_started.clone())))
         .flatten()
     });
-    if let Some((step, pgid)) = interrupted {
-        if super::process::group_alive(pgid) {
+    if let Some((step, pgid, started)) = interrupted {
+        // Only if it is still that group: its pgid may belong to an unrelated process by now.
+        if super::process::group_alive_as(pgid, started.as_deref()) {
             first.push(Event::OrphanAlive { step, pgid });
         }
     }
@@ -463,13 +464,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the process group `step`'s command left is still alive and still that group
+    /// (not a later process that was given its pgid).
+    fn orphan_is_ours(&self, step: usize, pgid: u32) -> bool {
+        let started = self
+            .state
+            .steps
+            .get(step)
+            .and_then(|s| s.pgid_started.as_deref());
+        super::process::group_alive_as(pgid, started)
+    }
+
     /// A process group found alive on resume: has it ended (or is a requested kill due)?
     fn check_orphan(&mut self) -> Result<(), EngineError> {
         let Some((step, pgid)) = self.state.orphan else {
             self.orphan_kill = None;
             return Ok(());
         };
-        if !super::process::group_alive(pgid) {
+        if !self.orphan_is_ours(step, pgid) {
             let killed_by = self.orphan_kill.take().map(|(by, _)| by);
             return self.emit(Event::OrphanGone {
                 step,

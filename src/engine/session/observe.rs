@@ -54,6 +54,7 @@ impl Engine {
                 attempt,
                 pid,
                 pgid,
+                started,
             } => {
                 if current(&self.state, step, attempt) {
                     self.emit(Event::ProcessStarted {
@@ -61,6 +62,7 @@ impl Engine {
                         phase,
                         pid,
                         pgid,
+                        started,
                     })?;
                 }
             }

@@ -282,6 +282,9 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
         Overlay::ConfirmSkip { .. } => &[("y", "skip"), ("n Esc", "cancel")],
         Overlay::AbortChoice => &[("r", "roll back"), ("k", "keep as is"), ("Esc", "cancel")],
         Overlay::ConfirmQuit => &[("y", "leave"), ("n Esc", "stay")],
+        Overlay::TakeControl(_) => &[("Enter", "take control"), ("Esc", "cancel")],
+        Overlay::RemoveOperator { chosen: None } => &[("1-9", "choose"), ("Esc", "cancel")],
+        Overlay::RemoveOperator { chosen: Some(_) } => &[("y", "remove"), ("n Esc", "cancel")],
     }
 }
 

@@ -32,7 +32,9 @@ pub const KEYS: [&[Group]; 2] = [
             &[
                 ("n", "write a note (journal)"),
                 ("c", "observer: ask for control"),
+                ("T", "observer: take control"),
                 ("A", "observer: approve prompt"),
+                ("X", "owner: remove an operator"),
             ],
         ),
         // The legend: every symbol the panels use.

@@ -444,6 +444,55 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             let inner = modal(frame, area, " Note ".into(), lines, theme);
             input_row(frame, inner, 1, input, theme);
         }
+        Overlay::TakeControl(input) => {
+            let driver = st.driver().map_or("nobody", |d| d.name.as_str());
+            let lines = vec![
+                Line::from(text(
+                    format!("Take control from {driver}: why? (journaled)"),
+                    s.prompt,
+                )),
+                Line::from(""),
+                Line::from(text(
+                    "The session's owner may at any time; anyone else once the driver's \
+                     client has been silent for the takeover delay.",
+                    s.muted,
+                )),
+                key_line(&[("Enter", "take control"), ("Esc", "cancel")], theme),
+            ];
+            let inner = modal(frame, area, " Take control ".into(), lines, theme);
+            input_row(frame, inner, 1, input, theme);
+        }
+        Overlay::RemoveOperator { chosen: None } => {
+            let mut lines = vec![Line::from(text(
+                "Remove which operator? (the session's owner only)",
+                s.prompt,
+            ))];
+            for (i, o) in crate::tui::input::others(view).iter().take(9).enumerate() {
+                let role = if o.driver { "drives" } else { "watches" };
+                lines.push(Line::from(vec![
+                    text(format!(" {}", i + 1), s.key),
+                    text(format!(" {} ({}) · {role}", o.name, o.user), s.base),
+                ]));
+            }
+            lines.push(key_line(&[("1-9", "choose"), ("Esc", "cancel")], theme));
+            modal(frame, area, " Remove ".into(), lines, theme);
+        }
+        Overlay::RemoveOperator { chosen: Some(id) } => {
+            let who = st
+                .operators
+                .iter()
+                .find(|o| o.id == *id)
+                .map_or_else(|| format!("operator {id}"), |o| o.name.clone());
+            let lines = vec![
+                Line::from(text(format!("Remove {who}? [y/N]"), s.prompt)),
+                Line::from(text(
+                    "Their connection closes and their user cannot join this session again \
+                     (journaled).",
+                    s.muted,
+                )),
+            ];
+            modal(frame, area, " Remove ".into(), lines, theme);
+        }
     }
 }
 
