@@ -40,8 +40,10 @@
 //! - `POST /_lab/backup` `{"name":"full","group":"blue"}` — backs up a running node of the
 //!   group (of the cluster when `group` is absent): the group's data, as in a cluster backup
 //! - the seed procedures' routes: `save-config`, `restore-config`, `fetch-backup` node operations
-//!   ([`super::neo4j_ops`]), `GET|POST /_lab/stack` and `POST /_lab/retag-volumes`
-//!   ([`super::stack`])
+//!   ([`super::neo4j_ops`]), `GET|POST /_lab/stack` (CloudFormation's parameter rules: unlisted
+//!   keys reset to the template's defaults, "No updates are to be performed" refused),
+//!   `POST /_lab/stack/changes` (the careful wrapper), `POST /_lab/record-volumes` and
+//!   `POST /_lab/retag-volumes` ([`super::stack`])
 //! - milvus: `POST /_lab/helm-upgrade`, `POST /_lab/migrate-sh` (`"cleanup":true` is `-d`),
 //!   `POST /_lab/etcd` (snapshot, restore), `GET /_lab/tools`; milvus and weaviate: `POST
 //!   /_lab/recreate` `{"version":...}` (every node restarted on it: a StatefulSet recreated)

@@ -233,14 +233,33 @@ pub(crate) fn bindings(admin_url: &str) -> BTreeMap<String, Action> {
             }),
         ),
         (
+            // Only the keys the step changes; every other keeps its live value (the wrapper
+            // passes UsePreviousValue, as the real target's script does).
             "update-stack".to_string(),
             post(
-                format!("{admin_url}/_lab/stack"),
-                Some(
-                    r#"{"DockerImage":"${arg.docker_image}","Mode":"${arg.mode}","SlaveMode":"${arg.slave_mode}","AllowUpgrade":"${arg.allow_upgrade}","MaxSize":"${arg.max_size}","DesiredCapacity":"${arg.desired_capacity}"}"#,
-                ),
+                format!("{admin_url}/_lab/stack/changes"),
+                Some(r#"{"changes":"${arg.parameters}"}"#),
                 // Returns once every replaced instance is up or failed, one after the other.
                 300,
+            ),
+        ),
+        (
+            "record-volumes".to_string(),
+            post(
+                format!("{admin_url}/_lab/record-volumes"),
+                Some(r#"{"volume":"${arg.volume}"}"#),
+                30,
+            ),
+        ),
+        (
+            // The lab's snapshot of the data volumes: a backup of the master's store (the
+            // first running node of the stack's group, blue). The lab names backups with
+            // letters, digits, '-' and '_' only, so not after the procedure's `pre-<version>`.
+            "snapshot-volumes".to_string(),
+            post(
+                format!("{admin_url}/_lab/backup"),
+                Some(r#"{"name":"ha-pre-upgrade","group":"blue"}"#),
+                30,
             ),
         ),
         (
@@ -275,18 +294,9 @@ mod tests {
         let Some(Action::Http(h)) = b.get("update-stack") else {
             panic!("update-stack is not http");
         };
-        assert_eq!(h.url, "http://127.0.0.1:1/_lab/stack");
+        assert_eq!(h.url, "http://127.0.0.1:1/_lab/stack/changes");
         let body = h.body.clone().unwrap_or_default();
-        for key in [
-            "DockerImage",
-            "Mode",
-            "SlaveMode",
-            "AllowUpgrade",
-            "MaxSize",
-            "DesiredCapacity",
-        ] {
-            assert!(body.contains(&format!("\"{key}\"")), "{key}");
-        }
+        assert!(body.contains("${arg.parameters}"), "{body}");
         assert_eq!(vars("http://x")["lb_url"], "http://x");
     }
 }

@@ -2,15 +2,33 @@
 //! parameters and its instances' data volumes, changed through the admin server.
 //!
 //! - `GET /_lab/stack` -> the stack's parameters and volume tags
-//! - `POST /_lab/stack` `{"DockerImage":"repo:3.3.5","Mode":"HA","SlaveMode":"SINGLE",
-//!   "AllowUpgrade":"True","MaxSize":"1","DesiredCapacity":"1"}` — like `aws cloudformation
-//!   update-stack --use-previous-template` followed by `wait stack-update-complete`: absent or
-//!   empty parameters keep their previous value. The instances are reconciled one at a time and
-//!   the call returns once every restarted instance is running or has failed (a failed start is
-//!   reported in the answer, not as an error: the procedure's verify gate catches it).
+//! - `POST /_lab/stack` `{"Parameters":[{"ParameterKey":"Mode","ParameterValue":"SINGLE"},
+//!   {"ParameterKey":"DockerImage","UsePreviousValue":true}, ..]}` — `aws cloudformation
+//!   update-stack --use-previous-template` followed by `wait stack-update-complete`, with
+//!   CloudFormation's rules (AWS CloudFormation API reference, `Parameter`): a key the update
+//!   does not list **goes back to the template's default** ("If you don't specify a key and value
+//!   for a particular parameter, CloudFormation uses the default value that is specified in your
+//!   template"); `UsePreviousValue` keeps the live value; an update that changes nothing fails
+//!   with `ValidationError ... No updates are to be performed.` (400, the AWS CLI's wording, as
+//!   quoted in Sceptre/sceptre#579); a listed key the template does not have, or an unlisted one
+//!   without a default, fails the whole update with CloudFormation's `ValidationError`
+//!   (`Parameters: [K] do not exist in the template`, `Parameters: [K] must have values`, as
+//!   quoted in hashicorp/terraform#5560 for an update that did not resend its parameters). The
+//!   lab template's parameters are the six below plus `InstanceType`: `DockerImage` has no
+//!   default, `InstanceType` defaults to `t2.medium` (the lab's stack runs `r5.xlarge`, so a
+//!   reset shows), the others default to the stack as created (HA, HA, False, the lab's size).
+//!   The instances are reconciled one at a time and the call
+//!   returns once every restarted instance is running or has failed (a failed start is reported
+//!   in the answer, not as an error: the procedure's verify gate catches it).
+//! - `POST /_lab/stack/changes` `{"changes":"Mode=SINGLE AllowUpgrade=True"}` — what a careful
+//!   wrapper script does (the real target's `update-stack`): reads the stack's keys, passes the
+//!   changed ones with their value and `UsePreviousValue` for every other, and takes "No
+//!   updates are to be performed" as success (200 `"status":"NO_UPDATES"`).
+//! - `POST /_lab/record-volumes` `{"volume":"neo4j-data"}` — records the IDs (`vol-<instance>`)
+//!   of the volumes tagged `volume`, before the cluster shrinks.
 //! - `POST /_lab/retag-volumes` `{"from":"neo4j-data","to":"neo4j-data-old"}` — renames the
-//!   `Name` tag of every detached (stopped instance's) volume tagged `from`; 404 when there is
-//!   none.
+//!   `Name` tag of the recorded volumes (attached or not) tagged `from`, except the master's;
+//!   409 when nothing was recorded, 404 when no recorded volume is tagged `from`.
 //!
 //! The stack's instances are the nodes of the first node's group (a neo4j lab's blue group): the
 //! first is the master, the others are the slaves. `Mode` applies to the master; `SlaveMode` to
@@ -55,13 +73,42 @@ struct StackState {
     allow_upgrade: bool,
     max_size: usize,
     desired_capacity: usize,
+    /// A parameter the procedure never changes: a reset to the template's default shows here.
+    #[serde(default = "live_instance_type")]
+    instance_type: String,
     /// Instance name -> the `Name` tag of its data volume.
     volumes: BTreeMap<String, String>,
+    /// Volume IDs recorded by `record-volumes`.
+    #[serde(default)]
+    recorded: Vec<String>,
+}
+
+/// The lab template's default `InstanceType`, and the value its stack was created with.
+const TEMPLATE_INSTANCE_TYPE: &str = "t2.medium";
+fn live_instance_type() -> String {
+    "r5.xlarge".into()
+}
+
+/// The template's parameters, in the order `describe-stacks` lists them.
+const KEYS: [&str; 7] = [
+    "DockerImage",
+    "Mode",
+    "SlaveMode",
+    "AllowUpgrade",
+    "MaxSize",
+    "DesiredCapacity",
+    "InstanceType",
+];
+
+fn volume_id(instance: &str) -> String {
+    format!("vol-{instance}")
 }
 
 pub(crate) fn routes() -> Router<LabShared> {
     Router::new()
         .route("/_lab/stack", get(show).post(update))
+        .route("/_lab/stack/changes", post(update_changes))
+        .route("/_lab/record-volumes", post(record))
         .route("/_lab/retag-volumes", post(retag))
 }
 
@@ -107,6 +154,8 @@ fn load(cluster: &Cluster) -> Result<StackState, OpError> {
                 allow_upgrade: false,
                 max_size: ids.len(),
                 desired_capacity: ids.len(),
+                instance_type: live_instance_type(),
+                recorded: Vec::new(),
                 volumes: ids
                     .iter()
                     .map(|&i| (g.nodes[i].name.clone(), DATA_VOLUME.to_string()))
@@ -187,6 +236,9 @@ fn apply_params(old: &StackState, v: &Value, size: usize) -> Result<StackState, 
             }
         };
     }
+    if let Some(t) = param(v, "InstanceType")? {
+        new.instance_type = t;
+    }
     new.max_size = count_param(v, "MaxSize", old.max_size)?;
     new.desired_capacity = count_param(v, "DesiredCapacity", old.desired_capacity)?;
     if new.desired_capacity > new.max_size {
@@ -204,21 +256,189 @@ fn apply_params(old: &StackState, v: &Value, size: usize) -> Result<StackState, 
     Ok(new)
 }
 
+/// The answer CloudFormation gives an update that changes nothing (AWS CLI wording).
+const NO_UPDATES: &str = "An error occurred (ValidationError) when calling the UpdateStack \
+                          operation: No updates are to be performed.";
+
 async fn update(State(s): State<LabShared>, body: Bytes) -> Response {
     let _one_at_a_time = UPDATE.lock().await;
-    answer(update_stack(&s.cluster, &body).await)
+    let result = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
+        .and_then(|v| resolve_parameters(&s.cluster, &v));
+    match result {
+        Ok(flat) => answer(update_stack(&s.cluster, &flat).await),
+        Err(e) => answer(Err(e)),
+    }
 }
 
-async fn update_stack(cluster: &Arc<Cluster>, body: &[u8]) -> Result<Value, OpError> {
-    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))?
+/// The template's default for a key: none for `DockerImage` (every deployment names its
+/// image), `t2.medium` for `InstanceType`, the lab stack as created for the others.
+fn template_default(key: &str, created: &StackState) -> Option<String> {
+    match key {
+        "DockerImage" => None,
+        "InstanceType" => Some(TEMPLATE_INSTANCE_TYPE.into()),
+        other => Some(current_value(created, other)),
+    }
+}
+
+fn current_value(st: &StackState, key: &str) -> String {
+    match key {
+        "DockerImage" => st.docker_image.clone(),
+        "Mode" => st.mode.clone(),
+        "SlaveMode" => st.slave_mode.clone(),
+        "AllowUpgrade" => if st.allow_upgrade { "True" } else { "False" }.into(),
+        "MaxSize" => st.max_size.to_string(),
+        "DesiredCapacity" => st.desired_capacity.to_string(),
+        "InstanceType" => st.instance_type.clone(),
+        _ => String::new(),
+    }
+}
+
+/// CloudFormation's `Parameters` list -> every key's value: given, previous, or the template's
+/// default when the key is not listed.
+fn resolve_parameters(cluster: &Cluster, v: &Value) -> Result<Value, OpError> {
+    let list = v
+        .get("Parameters")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            OpError::BadRequest(
+                "expected {\"Parameters\":[{\"ParameterKey\":..,\"ParameterValue\":..}|\
+                 {\"ParameterKey\":..,\"UsePreviousValue\":true}]}"
+                    .into(),
+            )
+        })?;
+    let old = load(cluster)?;
+    let created = created_state(cluster);
+    let mut out = serde_json::Map::new();
+    for p in list {
+        let key = p
+            .get("ParameterKey")
+            .and_then(Value::as_str)
+            .ok_or_else(|| OpError::BadRequest("a parameter without ParameterKey".into()))?;
+        if !KEYS.contains(&key) {
+            return Err(OpError::BadRequest(format!(
+                "An error occurred (ValidationError) when calling the UpdateStack operation: \
+                 Parameters: [{key}] do not exist in the template"
+            )));
+        }
+        let previous = p.get("UsePreviousValue").and_then(Value::as_bool) == Some(true);
+        let value = match (p.get("ParameterValue").and_then(Value::as_str), previous) {
+            (Some(_), true) => {
+                return Err(OpError::BadRequest(format!(
+                    "parameter {key}: ParameterValue and UsePreviousValue exclude each other"
+                )))
+            }
+            (Some(v), false) => v.to_string(),
+            (None, true) => current_value(&old, key),
+            (None, false) => {
+                return Err(OpError::BadRequest(format!(
+                    "parameter {key}: neither ParameterValue nor UsePreviousValue"
+                )))
+            }
+        };
+        out.insert(key.to_string(), Value::String(value));
+    }
+    let mut missing = Vec::new();
+    for key in KEYS {
+        if !out.contains_key(key) {
+            match template_default(key, &created) {
+                Some(d) => {
+                    out.insert(key.to_string(), Value::String(d));
+                }
+                None => missing.push(key),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(OpError::BadRequest(format!(
+            "An error occurred (ValidationError) when calling the UpdateStack operation: \
+             Parameters: [{}] must have values",
+            missing.join(", ")
+        )));
+    }
+    Ok(Value::Object(out))
+}
+
+/// The stack as the lab created it (the template's defaults but `InstanceType`).
+fn created_state(cluster: &Cluster) -> StackState {
+    let ids = instances(cluster);
+    let g = cluster.inner();
+    let image = ids
+        .first()
+        .map(|&i| format!("neo4j:{}", g.nodes[i].version))
+        .unwrap_or_default();
+    StackState {
+        docker_image: image,
+        mode: "HA".into(),
+        slave_mode: "HA".into(),
+        allow_upgrade: false,
+        max_size: ids.len(),
+        desired_capacity: ids.len(),
+        instance_type: live_instance_type(),
+        volumes: BTreeMap::new(),
+        recorded: Vec::new(),
+    }
+}
+
+/// The careful wrapper: changed keys with their value, `UsePreviousValue` for the others, and
+/// "No updates are to be performed" taken as success.
+async fn update_changes(State(s): State<LabShared>, body: Bytes) -> Response {
+    let _one_at_a_time = UPDATE.lock().await;
+    let changes = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
+        .and_then(|v| {
+            v.get("changes")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| OpError::BadRequest("missing \"changes\": \"K=V ...\"".into()))
+        });
+    let changes = match changes {
+        Ok(c) => c,
+        Err(e) => return answer(Err(e)),
     };
+    let mut given = BTreeMap::new();
+    for kv in changes.split_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            return answer(Err(OpError::BadRequest(format!("{kv:?} is not KEY=VALUE"))));
+        };
+        if !KEYS.contains(&k) {
+            return answer(Err(OpError::BadRequest(format!(
+                "parameter {k} is not in the stack"
+            ))));
+        }
+        given.insert(k.to_string(), v.to_string());
+    }
+    let list: Vec<Value> = KEYS
+        .iter()
+        .map(|k| match given.get(*k) {
+            Some(v) => json!({"ParameterKey": k, "ParameterValue": v}),
+            None => json!({"ParameterKey": k, "UsePreviousValue": true}),
+        })
+        .collect();
+    let flat = match resolve_parameters(&s.cluster, &json!({ "Parameters": list })) {
+        Ok(f) => f,
+        Err(e) => return answer(Err(e)),
+    };
+    match update_stack(&s.cluster, &flat).await {
+        Err(OpError::BadRequest(m)) if m == NO_UPDATES => {
+            answer(Ok(json!({"ok": true, "status": "NO_UPDATES", "detail": m})))
+        }
+        other => answer(other),
+    }
+}
+
+fn same_parameters(a: &StackState, b: &StackState) -> bool {
+    KEYS.iter()
+        .all(|k| current_value(a, k).eq_ignore_ascii_case(&current_value(b, k)))
+}
+
+async fn update_stack(cluster: &Arc<Cluster>, v: &Value) -> Result<Value, OpError> {
     let ids = instances(cluster);
     let old = load(cluster)?;
-    let mut new = apply_params(&old, &v, ids.len())?;
+    let mut new = apply_params(&old, v, ids.len())?;
+    if same_parameters(&old, &new) {
+        return Err(OpError::BadRequest(NO_UPDATES.into()));
+    }
     let version = image_version(&new.docker_image)?;
     let mut report = Vec::new();
     // Scale in first, so the instances that stay do not catch up from leaving ones.
@@ -334,6 +554,30 @@ async fn settle(cluster: &Cluster, idx: usize) -> (String, Option<String>) {
     }
 }
 
+async fn record(State(s): State<LabShared>, body: Bytes) -> Response {
+    let _one_at_a_time = UPDATE.lock().await;
+    answer(record_volumes(&s.cluster, &body))
+}
+
+fn record_volumes(cluster: &Cluster, body: &[u8]) -> Result<Value, OpError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))?;
+    let tag =
+        param(&v, "volume")?.ok_or_else(|| OpError::BadRequest("missing \"volume\"".into()))?;
+    let mut state = load(cluster)?;
+    state.recorded = state
+        .volumes
+        .iter()
+        .filter(|(_, t)| **t == tag)
+        .map(|(name, _)| volume_id(name))
+        .collect();
+    if state.recorded.is_empty() {
+        return Err(OpError::NotFound(format!("no volume tagged Name={tag}")));
+    }
+    save(cluster, &state)?;
+    Ok(json!({"ok": true, "recorded": state.recorded}))
+}
+
 async fn retag(State(s): State<LabShared>, body: Bytes) -> Response {
     let _one_at_a_time = UPDATE.lock().await;
     answer(retag_volumes(&s.cluster, &body))
@@ -345,23 +589,27 @@ fn retag_volumes(cluster: &Cluster, body: &[u8]) -> Result<Value, OpError> {
     let from = param(&v, "from")?.ok_or_else(|| OpError::BadRequest("missing \"from\"".into()))?;
     let to = param(&v, "to")?.ok_or_else(|| OpError::BadRequest("missing \"to\"".into()))?;
     let mut state = load(cluster)?;
+    if state.recorded.is_empty() {
+        return Err(OpError::Refused(
+            "no volume IDs recorded: record-volumes before the cluster shrinks".into(),
+        ));
+    }
     let mut renamed = Vec::new();
-    for idx in instances(cluster) {
-        let Some(n) = cluster.snapshot_node(idx) else {
-            continue;
-        };
-        // An attached volume (a running instance's) keeps its tag, as the master's does.
-        if n.state != RunState::Stopped {
+    // By the IDs recorded before the shrink, attached or not (the slave-only instance's volume
+    // stays attached), never the master's: the stack's first instance, the one that remains.
+    for idx in instances(cluster).into_iter().skip(1) {
+        let name = cluster.name_of(idx);
+        if !state.recorded.contains(&volume_id(&name)) {
             continue;
         }
-        if let Some(tag) = state.volumes.get_mut(&n.name).filter(|t| **t == from) {
+        if let Some(tag) = state.volumes.get_mut(&name).filter(|t| **t == from) {
             tag.clone_from(&to);
-            renamed.push(n.name);
+            renamed.push(name);
         }
     }
     if renamed.is_empty() {
         return Err(OpError::NotFound(format!(
-            "no detached volume tagged Name={from}"
+            "no recorded slave volume tagged Name={from}"
         )));
     }
     save(cluster, &state)?;
