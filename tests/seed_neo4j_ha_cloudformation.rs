@@ -98,7 +98,29 @@ async fn checks_and_plans_on_the_example_and_the_lab() {
     assert!(diags.is_empty(), "{diags}");
     let plan = build_plan(&lp, lab.target(), &PlanOptions::default()).unwrap();
     assert_eq!(plan.steps.len(), 20);
+    // The store-upgrade gate is sized for a real store (4 h); the lab's target for this
+    // procedure shrinks it with its own [overrides.single-verify], shown in the plan.
+    assert_eq!(gate_timeout(&plan, "single-verify"), (14400, vec![]));
+    let target = lab.target_for(&lp.procedure);
+    let diags = flightdeck::procedure::validate::validate(&lp, Some(&target));
+    assert!(diags.is_empty(), "{diags}");
+    let plan = build_plan(&lp, &target, &PlanOptions::default()).unwrap();
+    let (timeout, overrides) = gate_timeout(&plan, "single-verify");
+    assert_eq!(timeout, 120);
+    assert_eq!(overrides.len(), 1, "{overrides:?}");
+    assert!(overrides[0].contains("120"), "{overrides:?}");
+    let rendered = flightdeck::plan::render::render_plan(&plan, &target);
+    assert!(rendered.contains(&overrides[0]), "{rendered}");
     lab.shutdown().await;
+}
+
+/// A gate step's timeout and what the target's overrides changed in it.
+fn gate_timeout(plan: &flightdeck::plan::Plan, key: &str) -> (u64, Vec<String>) {
+    let step = plan.steps.iter().find(|s| s.key == key).unwrap();
+    match &step.action {
+        Action::Wait(w) => (w.timeout_secs, step.overrides.clone()),
+        other => panic!("{key} is not a gate: {other:?}"),
+    }
 }
 
 /// The expanded `run` argv of a stack-update step and of its undo.

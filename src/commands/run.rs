@@ -149,14 +149,19 @@ pub fn lab_lb(lb: &str) -> Result<LbKind, ExitCode> {
     Ok(kind)
 }
 
-/// Start a fresh lab for `procedure` (its product), write its target, and return both.
+/// Start a fresh lab for `procedure` (its product), write its target (with the lab-sized
+/// overrides of the gates the procedure sizes for real stores), and return both.
 pub async fn start_lab(
     procedure: &Path,
     req: &LabRequest<'_>,
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<(Lab, PathBuf), ExitCode> {
-    let product = product_of(procedure).map_err(|e| {
+    let lp = crate::procedure::load::load_procedure(procedure).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    let product = product_of(procedure, &lp.procedure).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(EXIT_INVALID)
     })?;
@@ -170,7 +175,7 @@ pub async fn start_lab(
         ExitCode::FAILURE
     })?;
     let path = lab.data_dir().join("target.toml");
-    if let Err(e) = lab.write_target(&path) {
+    if let Err(e) = lab.write_target_for(&lp.procedure, &path) {
         eprintln!("flightdeck: cannot write the lab target: {e}");
         lab.shutdown().await;
         return Err(ExitCode::FAILURE);
@@ -407,10 +412,12 @@ async fn follow(
     crate::commands::cockpit::attach_local(task, theme, alerts).await
 }
 
-fn product_of(procedure: &Path) -> Result<Product, String> {
-    let lp = crate::procedure::load::load_procedure(procedure).map_err(|d| d.to_string())?;
-    lp.procedure
+fn product_of(
+    path: &Path,
+    procedure: &crate::procedure::model::Procedure,
+) -> Result<Product, String> {
+    procedure
         .product
         .parse::<Product>()
-        .map_err(|e| format!("{}: {e}", procedure.display()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -410,9 +410,27 @@ impl Lab {
         &self.target
     }
 
+    /// The target for running `procedure` on this lab: [`Lab::target`] plus the lab-sized
+    /// `[overrides.<step id>]` of the gates that procedure sizes for real stores
+    /// ([`target_seeds::lab_overrides`]).
+    pub fn target_for(&self, procedure: &crate::procedure::model::Procedure) -> Target {
+        let mut target = self.target.clone();
+        target_seeds::lab_overrides(procedure, &mut target);
+        target
+    }
+
     /// Writes the target as TOML (the format `Target` parses).
     pub fn write_target(&self, path: &Path) -> Result<(), LabError> {
         target_out::write_target(&self.target, path)
+    }
+
+    /// Writes [`Lab::target_for`] `procedure` as TOML.
+    pub fn write_target_for(
+        &self,
+        procedure: &crate::procedure::model::Procedure,
+        path: &Path,
+    ) -> Result<(), LabError> {
+        target_out::write_target(&self.target_for(procedure), path)
     }
 
     /// Where clients (and the traffic generator) connect: the embedded balancer or HAProxy.

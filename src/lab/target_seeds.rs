@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::procedure::model::{Action, Check, HttpSpec};
+use crate::procedure::model::{Action, Check, HttpSpec, Procedure};
 use crate::target::{ProbeSpec, Target};
+use crate::target_overrides::StepOverride;
 
 use super::config::Product;
 
@@ -39,6 +40,38 @@ fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> Pr
         interval_ms: 0,
         health: false,
         facts: BTreeMap::new(),
+    }
+}
+
+/// Gates a seed procedure sizes for a real store (a store upgrade or a start with migrations
+/// takes minutes to hours) that the lab, whose stores upgrade in about a second, shrinks back
+/// with the target's own `[overrides.<step id>]`: the same mechanism a real target uses to size
+/// them for its cluster, so the procedure stays realistic and the lab stays fast. By procedure
+/// name (step ids repeat across procedures): (procedure, step id, lab timeout in seconds).
+const LAB_GATES: &[(&str, &str, u64)] = &[
+    // The standalone store upgrade (procedure: 4 h).
+    ("neo4j-causal-cluster", "upgrade-verify", 60),
+    // The master alone upgrading its store (procedure: 4 h).
+    ("neo4j-ha-cloudformation", "single-verify", 120),
+    // A node's start with its module migrations (procedure: 30 min).
+    ("jahia-rolling", "verify", 90),
+];
+
+/// Adds the [`LAB_GATES`] overrides of `procedure` to `target` (a target's own override of the
+/// same step wins).
+pub(crate) fn lab_overrides(procedure: &Procedure, target: &mut Target) {
+    for (name, step, timeout_secs) in LAB_GATES {
+        if *name != procedure.name || !procedure.steps.iter().any(|s| s.id == *step) {
+            continue;
+        }
+        target
+            .overrides
+            .steps
+            .entry((*step).to_string())
+            .or_insert(StepOverride {
+                timeout_secs: Some(*timeout_secs),
+                ..StepOverride::default()
+            });
     }
 }
 

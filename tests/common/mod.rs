@@ -54,17 +54,20 @@ pub async fn run_on_started_lab(
     time_scale: f64,
 ) -> LabRun {
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
-    let diags = flightdeck::procedure::validate::validate(&lp, Some(lab.target()));
+    // The lab's target with the lab-sized overrides of the gates the procedure sizes for real
+    // stores.
+    let target = lab.target_for(&lp.procedure);
+    let diags = flightdeck::procedure::validate::validate(&lp, Some(&target));
     assert!(
         diags.is_empty(),
         "{procedure} against the lab target:\n{diags}"
     );
-    let plan = build_plan(&lp, lab.target(), &PlanOptions::default()).expect("plan builds");
+    let plan = build_plan(&lp, &target, &PlanOptions::default()).expect("plan builds");
     let dir = tempfile::tempdir().expect("tempdir");
     let journal_path = dir.path().join("journal.jsonl");
     let task = session::start(EngineConfig {
         plan,
-        target: lab.target().clone(),
+        target,
         auto,
         operator: "test".into(),
         journal: journal_path.clone(),
@@ -111,7 +114,8 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
 
     let lab = Lab::start(cfg).await.expect("lab starts");
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
-    let plan = build_plan(&lp, lab.target(), &PlanOptions::default()).expect("plan builds");
+    let target = lab.target_for(&lp.procedure);
+    let plan = build_plan(&lp, &target, &PlanOptions::default()).expect("plan builds");
     // A `confirm = "none"` step runs as soon as it is reached: no prompt to abort at.
     assert!(
         plan.steps
@@ -123,7 +127,7 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
     let journal_path = dir.path().join("journal.jsonl");
     let task = session::start(EngineConfig {
         plan,
-        target: lab.target().clone(),
+        target,
         auto: AutoConfirm::default(),
         operator: "test".into(),
         journal: journal_path.clone(),
