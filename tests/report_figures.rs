@@ -376,3 +376,53 @@ fn a_header_only_journal_reports_an_empty_unfinished_session() {
     assert!(r.steps.is_empty());
     assert!(report::markdown(&r).contains("The journal holds no plan."));
 }
+
+/// A standalone (no balancer) is fully down while every node's health probe fails: a real
+/// Milvus standalone upgrade once showed "full down 00:00" and "No ready backend: none" over
+/// 80 s of outage. One node down of two is not a full outage; the window closes when one
+/// comes back, and nothing after the finish counts.
+#[test]
+fn without_a_balancer_full_downtime_is_every_node_unhealthy() {
+    let mut s = Script::new(
+        plan(vec![planned("stop@n1", "Stop n1")]),
+        vec![node("n1"), node("n2")],
+        "alice",
+    );
+    if let Event::SessionStarted { lb, .. } = &mut s.events[0].event {
+        *lb = None;
+    }
+    let health = |node: &str, ok: bool| Event::ProbeChanged {
+        probe: "health".into(),
+        node: Some(node.into()),
+        ok,
+        detail: if ok {
+            "200".into()
+        } else {
+            "connection refused".into()
+        },
+    };
+    s.at(100, health("n1", true))
+        .at(100, health("n2", true))
+        .at(1_000, health("n1", false))
+        .at(2_000, health("n2", false))
+        .at(5_000, health("n2", true))
+        .at(6_000, health("n1", true))
+        .at(7_000, health("n1", false))
+        .at(7_500, health("n2", false))
+        .at(
+            8_000,
+            Event::Finished {
+                outcome: flightdeck::engine::event::Outcome::Aborted,
+            },
+        )
+        .at(9_000, health("n1", true))
+        .at(9_500, health("n1", false));
+    let r = report::build(&s.journal());
+    assert_eq!(
+        r.no_ready_backend.total_ms,
+        3_000 + 500,
+        "{:?}",
+        r.no_ready_backend
+    );
+    assert_eq!(r.no_ready_backend.count, 2);
+}

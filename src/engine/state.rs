@@ -719,7 +719,7 @@ impl SessionState {
                     }
                     n.latencies.push_back(*latency_ms);
                 }
-                self.set_probe(probe, node, *ok, detail);
+                self.set_probe(probe, node, *ok, detail, t);
             }
             Event::ProbeChanged {
                 probe,
@@ -728,7 +728,7 @@ impl SessionState {
                 detail,
             } => {
                 self.log_probe(t, probe, node, *ok, None, detail);
-                self.set_probe(probe, node, *ok, detail);
+                self.set_probe(probe, node, *ok, detail, t);
             }
             Event::ProbeSummary { .. } => {}
             Event::NodeFacts { node, facts } => {
@@ -859,8 +859,9 @@ impl SessionState {
         });
     }
 
-    fn set_probe(&mut self, probe: &str, node: &Option<String>, ok: bool, detail: &str) {
+    fn set_probe(&mut self, probe: &str, node: &Option<String>, ok: bool, detail: &str, t: u64) {
         let health_probes = self.health_probes.clone();
+        let is_health = health_probes.iter().any(|h| h == probe);
         if let Some(n) = node.as_deref().and_then(|n| self.node_mut(n)) {
             n.probes.insert(probe.to_string(), ok);
             if health_probes.iter().any(|h| h == probe) {
@@ -875,6 +876,15 @@ impl SessionState {
                     n.health_detail = detail.to_string();
                 }
             }
+        }
+        // Without a balancer nothing reports "no ready backend", yet a standalone that is
+        // stopped serves nobody: the cluster is fully down while every node's health probes
+        // fail (a real Milvus standalone upgrade showed "full down 00:00" over 80 s of outage).
+        // A node whose health is not known yet doesn't count as down.
+        if is_health && self.lb_driver.is_none() && !matches!(self.mode, Mode::Finished(_)) {
+            let all_down =
+                !self.nodes.is_empty() && self.nodes.iter().all(|n| n.health == Some(false));
+            self.no_ready.set(all_down, t);
         }
     }
 }
