@@ -96,8 +96,12 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     t.send(W, "q");
     let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
     assert!(s.contains("Leaving never aborts"), "{s}");
-    let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("y leave  n Esc stay"), "{footer}");
+    // The footer can be captured half redrawn ("y leavcus  n note ..."): wait for it whole.
+    t.wait_until(W, "the leave footer", STEP, |s| {
+        s.lines()
+            .last()
+            .is_some_and(|f| f.contains("y leave  n Esc stay"))
+    });
     t.send(W, "n");
     t.wait_gone(W, "Leave the cockpit?", STEP);
 
