@@ -399,3 +399,105 @@ async fn a_node_on_another_version_stops_the_preflight() {
     );
     run.lab.shutdown().await;
 }
+
+/// With one copy of each object (replication factor 1) each node's stop in a rolling restart is a
+/// partial outage: the pre-flight reads every collection's `replicationConfig.factor` in
+/// `/v1/schema` and stops before anything changes. The lab's collection has a copy per node, so
+/// a one-node lab has factor 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_without_replicas_stops_before_anything_changes() {
+    let run = run_on_lab(
+        PROCEDURE,
+        LabConfig::new(Product::Weaviate, 1, Timing::fast()),
+        yes_all(),
+    )
+    .await;
+    assert!(!run.end.ok, "{}", run.output);
+    assert!(
+        run.output.contains("preflight-replication FAILED"),
+        "{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    for n in &snap.nodes {
+        assert_eq!(n.version, "1.25.10", "{n:?}");
+        assert_eq!(n.state, RunState::Running, "{n:?}");
+    }
+    run.lab.shutdown().await;
+}
+
+/// Readiness is about the node itself: with another node down, the restarted node still answers
+/// ready (the old `verify`), while its `/v1/nodes` lists the other one UNAVAILABLE and the
+/// `nodes-healthy` gate holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_healthy_sees_a_node_down_that_readiness_does_not() {
+    use flightdeck::engine::check::{http_client, run_http};
+    use flightdeck::procedure::model::{Action, Check};
+
+    let lab = Lab::start(LabConfig::new(Product::Weaviate, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let lp = flightdeck::procedure::load::load_procedure(std::path::Path::new(PROCEDURE)).unwrap();
+    let target = lab.target_for(&lp.procedure);
+    let plan = check_and_plan_target(PROCEDURE, &target, &PlanOptions::default());
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.key.starts_with("nodes-healthy@"))
+        .expect("a nodes-healthy gate after each restart");
+    let Action::Wait(w) = &step.action else {
+        panic!("{} is not a gate", step.key);
+    };
+    let Some(Check::Http(check)) = w.check.clone() else {
+        panic!("{} has no inline HTTP check", step.key);
+    };
+    let http = http_client();
+    let r = run_http(&check, &http).await;
+    assert!(r.ok, "every node up: {}", r.detail);
+
+    // The node the gate is about, and another one, which goes down.
+    let me = step.key.rsplit('/').next().unwrap_or_default().to_string();
+    let me_node = target
+        .nodes
+        .iter()
+        .find(|n| n.name == me)
+        .expect("the gate's node");
+    let other = target
+        .nodes
+        .iter()
+        .find(|n| n.name != me)
+        .map(|n| n.name.clone())
+        .unwrap();
+    let stop = http
+        .post(format!("{}/_lab/nodes/{other}/stop", lab.admin_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(stop.status().is_success(), "{}", stop.status());
+    wait_for_lab(&lab, "the other node stopped", |snap| {
+        snap.node(&other)
+            .is_some_and(|n| n.state == RunState::Stopped)
+    })
+    .await;
+
+    let r = run_http(&check, &http).await;
+    assert!(!r.ok, "a node is down: {}", r.detail);
+    let statuses = r
+        .json
+        .as_ref()
+        .and_then(|j| j["nodes"].as_array().cloned())
+        .unwrap_or_default();
+    assert!(
+        statuses
+            .iter()
+            .any(|n| n["name"] == other.as_str() && n["status"] == "UNAVAILABLE"),
+        "{statuses:?}"
+    );
+    let ready = http
+        .get(format!("http://{}/v1/.well-known/ready", me_node.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "readiness alone passes");
+    lab.shutdown().await;
+}

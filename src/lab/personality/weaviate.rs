@@ -177,16 +177,23 @@ async fn meta(State(ctx): State<NodeCtx>) -> Response {
     }
 }
 
-/// `GET /v1/schema`: `{"classes":[{"class":...}]}` (openapi-specs/schema.json).
+/// `GET /v1/schema`: `{"classes":[{"class":...,"replicationConfig":{"factor":N}}]}`
+/// (openapi-specs/schema.json, `ReplicationConfig.factor`: the copies of each object). The
+/// lab's collection has a copy on every node of the cluster, so its factor is the cluster's size
+/// (1 on a one-node lab).
 async fn schema(State(ctx): State<NodeCtx>) -> Response {
     if !ctx.cluster.is_running(ctx.idx) {
         return unavailable();
     }
+    let factor = members(&ctx).len();
     let classes: Vec<Value> = ctx
         .cluster
         .collections()
         .into_iter()
-        .map(|c| json!({"class": c, "properties": [{"name": "value", "dataType": ["text"]}]}))
+        .map(|c| {
+            json!({"class": c, "properties": [{"name": "value", "dataType": ["text"]}],
+                   "replicationConfig": {"factor": factor}})
+        })
         .collect();
     Json(json!({ "classes": classes })).into_response()
 }
