@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::engine::event::{Event, Outcome, Phase, Stamped, Stream, Verdict};
+use crate::engine::outcome::outcome_text;
 use crate::engine::session::EngineTask;
 use crate::engine::state::{Mode, PromptKindTag, SessionState};
 use crate::plan::Confirm;
@@ -107,8 +108,9 @@ pub fn exit_code(end: &HeadlessEnd) -> ExitCode {
     }
 }
 
-/// Why the run ends here, if it does.
-fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
+/// Why the run ends here, if it does: the session finished (its outcome, in the words every
+/// view uses), or it waits on something only a human can answer.
+pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
     if let Mode::Finished(outcome) = s.mode {
         let done = s
             .steps
@@ -118,16 +120,17 @@ fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
         return Some(match outcome {
             Outcome::Completed => HeadlessEnd {
                 ok: true,
-                summary: format!("completed: {done}/{} steps", s.steps.len()),
+                summary: format!("{}: {done}/{} steps", outcome_text(s), s.steps.len()),
             },
             Outcome::RolledBack => HeadlessEnd {
                 ok: false,
-                summary: format!("rolled back{}", failure_note(s)),
+                summary: format!("{}{}", outcome_text(s), failure_note(s)),
             },
             Outcome::Aborted => HeadlessEnd {
                 ok: false,
                 summary: format!(
-                    "aborted{}{}",
+                    "{}{}{}",
+                    outcome_text(s),
                     failure_note(s),
                     s.rollback_stopped
                         .as_deref()
@@ -204,7 +207,7 @@ fn failure_note(s: &SessionState) -> String {
         .as_ref()
         .map(|(i, detail)| {
             let key = s.plan.steps.get(*i).map(|p| p.key.as_str()).unwrap_or("?");
-            format!(" after step {} ({key}) failed: {detail}", i + 1)
+            format!("; step {} ({key}) had failed: {detail}", i + 1)
         })
         .unwrap_or_default()
 }
@@ -391,6 +394,37 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             }
         }
         Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
+        Event::VerifyStarted { checks } => format!(
+            "verifying the rollback: {checks} check{} on the nodes",
+            if *checks == 1 { "" } else { "s" }
+        ),
+        Event::VerifyFinished {
+            verified, nodes, ..
+        } => {
+            let each: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {}",
+                        n.node.as_deref().unwrap_or("cluster"),
+                        if n.ok { "ok" } else { "FAILED" }
+                    )
+                })
+                .collect();
+            format!(
+                "rollback {}{}",
+                if *verified {
+                    "verified"
+                } else {
+                    "NOT verified"
+                },
+                if each.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", each.join(", "))
+                }
+            )
+        }
         Event::Finished { outcome } => format!("finished: {outcome:?}"),
         Event::OperatorJoined { name, driver, .. } => {
             format!("{name} joined{}", if *driver { " (driving)" } else { "" })

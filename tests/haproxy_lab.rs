@@ -291,6 +291,13 @@ async fn a_failed_migration_rolls_back_through_haproxy() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     // The undo of the drain put node2 back in HAProxy; its checks bring it up again.
     let lb = LbClient::from_config(run.lab.target().lb.as_ref().unwrap()).unwrap();
     until(&lb, "every server ready and serving again", |b| {

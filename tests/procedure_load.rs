@@ -412,3 +412,74 @@ fn node_names_addresses_and_versions_cannot_smuggle_commands() {
     assert!(!journal.exists());
     assert!(!canary.exists(), "the canary was created");
 }
+
+#[test]
+fn rollback_verify_checks_are_validated_where_they_are_written() {
+    let f = "procedures/bad/rollback-verify.toml";
+    assert_eq!(
+        errors_of(f),
+        vec![
+            format!("{f}:9:1: a verify check needs one of `probe` (a target probe), `check` (inline), `call` (a target action that reads, e.g. `check-version`) or `lb = \"ready\"` (the balancer's view)"),
+            format!("{f}:15:6: a verify check is one kind of check; this one has `probe` and `lb`"),
+            format!("{f}:18:8: unknown variable `nope`"),
+            format!("{f}:21:10: `reason = \"reason\"` is not a JSON pointer: it starts with `/`, e.g. `/reason` or `/errors/0/message`"),
+            format!("{f}:26:15: `stable_secs = 30` is longer than `timeout_secs = 10`: the gate could never pass"),
+            format!("{f}:28:15: `interval_ms = 0` would poll without pause; give it at least 50"),
+        ]
+    );
+}
+
+#[test]
+fn rollback_verify_checks_need_what_the_target_provides() {
+    let f = "procedures/bad/rollback-verify-target.toml";
+    let lp = load_procedure(Path::new(f)).unwrap();
+    let mut t = load_target(Path::new("procedures/targets/example.toml")).unwrap();
+    t.overrides = Default::default();
+    t.lb = None;
+    let d = validate(&lp, Some(&t)).to_string();
+    let lines: Vec<&str> = d.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{f}:11:8: target `example` does not bind action `check-versoin` (it binds: upgrade_node); add [actions.check-versoin] to the target"),
+            format!("{f}:16:9: target `example` has no probe `healthy` (it has: health, version)"),
+            format!("{f}:17:9: `nodes = \"role=primary\"` selects no node of target `example` (it has: node1, node2, node3)"),
+            format!("{f}:21:6: target `example` has no load balancer ([lb]): nothing can say the node is in it"),
+        ]
+    );
+}
+
+/// Every seed procedure declares what "back on the old version" means, and it checks against
+/// the lab's target and its example real target.
+#[test]
+fn every_seed_procedure_declares_its_rollback_verification() {
+    for seed in [
+        "generic-rolling",
+        "jahia-rolling",
+        "neo4j-causal-cluster",
+        "neo4j-ha-cloudformation",
+        "milvus-helm",
+        "milvus-standalone",
+        "weaviate-minor-steps",
+    ] {
+        let lp = load_procedure(Path::new(&format!("procedures/{seed}.toml"))).unwrap();
+        let whats: Vec<&str> = lp
+            .procedure
+            .rollback
+            .verify
+            .iter()
+            .map(|v| v.what.as_str())
+            .collect();
+        assert!(
+            whats.iter().any(|w| w.starts_with("runs ")),
+            "{seed}: no version check in {whats:?}"
+        );
+        assert!(whats.contains(&"healthy"), "{seed}: {whats:?}");
+        let example = format!("procedures/targets/{seed}.example.toml");
+        if Path::new(&example).exists() {
+            let t = load_target(Path::new(&example)).unwrap();
+            let d = validate(&lp, Some(&t));
+            assert!(d.is_empty(), "{seed} against {example}:\n{d}");
+        }
+    }
+}

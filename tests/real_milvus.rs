@@ -211,7 +211,7 @@ async fn an_unusable_backup_destination_stops_everything_and_2_2_16_comes_back()
     );
     assert!(
         end.summary
-            .contains("rolled back after step 5 (backup@standalone) failed"),
+            .contains("step 5 (backup@standalone) had failed"),
         "{}",
         end.summary
     );

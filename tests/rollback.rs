@@ -5,11 +5,42 @@
 mod common;
 mod seed_util;
 
-use common::abort_on_lab_at;
-use flightdeck::engine::event::Outcome;
+use common::{abort_on_lab_at, abort_on_lab_at_with_fault, LabRun};
+use flightdeck::engine::event::{Event, Outcome};
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{LabConfig, Product, RunState, Timing};
+use flightdeck::report;
 use seed_util::wait_for_lab;
+
+/// The report's JSON for the run's journal (what `flightdeck report --format json` prints).
+fn report_json(run: &LabRun) -> serde_json::Value {
+    let text = report::json(&report::build(&run.journal));
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+/// The session says the rollback was verified, in the headless summary and the report (md and
+/// json), in the same words.
+fn assert_verified(run: &LabRun) {
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.end.summary.starts_with("rolled back (verified)"),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
+    let json = report_json(run);
+    assert_eq!(json["rollback_verified"], true, "{json:#}");
+    assert_eq!(json["outcome"], "rolled back (verified)");
+    assert_eq!(json["result"], "rolled_back");
+    let md = report::markdown(&report::build(&run.journal));
+    assert!(md.contains("| Outcome | rolled back (verified) |"), "{md}");
+    assert!(md.contains("## After the rollback: verified"), "{md}");
+}
 
 /// Jahia: aborting once node2 is stopped (node1 already runs 8.2 on schema B) used to start
 /// node2 again on schema A while node1 still ran on B: "cluster conflict", node2 failed.
@@ -17,12 +48,7 @@ use seed_util::wait_for_lab;
 async fn jahia_abort_after_the_second_node_stopped_rolls_back_every_node() {
     let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
     let run = abort_on_lab_at("procedures/jahia-rolling.toml", cfg, "set-schema@node2").await;
-    assert_eq!(
-        run.state.mode,
-        Mode::Finished(Outcome::RolledBack),
-        "{}",
-        run.output
-    );
+    assert_verified(&run);
     wait_for_lab(
         &run.lab,
         "the cluster back on 8.1.8.0, schema A, running, writable, serving",
@@ -46,12 +72,7 @@ async fn jahia_abort_anywhere_in_the_node_loop_rolls_back_every_node() {
     for at in ["ready@node1", "start@node2", "drain@node3", "ready@node3"] {
         let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
         let run = abort_on_lab_at("procedures/jahia-rolling.toml", cfg, at).await;
-        assert_eq!(
-            run.state.mode,
-            Mode::Finished(Outcome::RolledBack),
-            "abort at {at}:\n{}",
-            run.output
-        );
+        assert_verified(&run);
         wait_for_lab(
             &run.lab,
             &format!("(abort at {at}) the cluster back on 8.1.8.0, schema A, serving"),
@@ -66,5 +87,268 @@ async fn jahia_abort_anywhere_in_the_node_loop_rolls_back_every_node() {
         )
         .await;
         run.lab.shutdown().await;
+    }
+}
+
+/// A generic rolling upgrade aborted on its second node: the rollback's verification runs after
+/// the last undo, is journaled, and holds on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_rollback_is_verified_on_every_node() {
+    let cfg = LabConfig::new(Product::Generic, 3, Timing::fast());
+    let run = abort_on_lab_at("procedures/generic-rolling.toml", cfg, "start@node2").await;
+    assert_verified(&run);
+    let verified = run.journal.events.iter().find_map(|e| match &e.event {
+        Event::VerifyFinished {
+            verified, nodes, ..
+        } => Some((*verified, nodes.clone())),
+        _ => None,
+    });
+    let (ok, nodes) = verified.expect("VerifyFinished is journaled");
+    assert!(ok);
+    let names: Vec<_> = nodes.iter().filter_map(|n| n.node.clone()).collect();
+    assert_eq!(names, ["node1", "node2", "node3"]);
+    for n in &nodes {
+        let what: Vec<&str> = n.checks.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            what,
+            ["runs 1.0.0", "healthy", "writable", "in the balancer"],
+            "{n:?}"
+        );
+    }
+    // The journal is the truth: the report and a fresh fold say the same as the live session.
+    let folded = flightdeck::engine::SessionState::fold(&run.journal.events);
+    assert_eq!(folded.verification, run.state.verification);
+    run.lab.shutdown().await;
+}
+
+/// A node the rollback cannot bring back (it crashed while the operator aborted): the session
+/// ends "rolled back, NOT verified", naming the node and the lab's own reason, in the headless
+/// summary and in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stays_broken_is_named_and_the_rollback_is_not_verified() {
+    let cfg = LabConfig::new(Product::Generic, 3, Timing::fast());
+    let run = abort_on_lab_at_with_fault(
+        "procedures/generic-rolling.toml",
+        cfg,
+        "start@node2",
+        "crash:node3",
+    )
+    .await;
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    let want = "rolled back, NOT verified: node3 failed (runs 1.0.0: crashed (fault)";
+    assert!(
+        run.end.summary.starts_with(want),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("rollback NOT verified: node1 ok, node2 ok, node3 FAILED"),
+        "{}",
+        run.output
+    );
+    let json = report_json(&run);
+    assert_eq!(json["rollback_verified"], false, "{json:#}");
+    assert_eq!(json["outcome"].as_str(), Some(run.end.summary.as_str()));
+    let nodes = json["nodes_after"].as_array().expect("nodes_after");
+    let node3 = nodes
+        .iter()
+        .find(|n| n["node"] == "node3")
+        .expect("node3 in nodes_after");
+    assert_eq!(node3["verified"], false);
+    assert_eq!(node3["reason"], "runs 1.0.0: crashed (fault)");
+    for ok in ["node1", "node2"] {
+        let n = nodes.iter().find(|n| n["node"] == ok).expect("node");
+        assert_eq!(n["verified"], true, "{n:#}");
+    }
+    let md = report::markdown(&report::build(&run.journal));
+    assert!(md.contains(&format!("| Outcome | {want}")), "{md}");
+    assert!(md.contains("## After the rollback: NOT verified"), "{md}");
+    run.lab.shutdown().await;
+}
+
+mod engine_level {
+    //! The verification's rules on hand-made plans (no lab): what stands in the way of
+    //! "verified", and a resume in the middle of it.
+
+    use super::common::plans::{empty_target, plan, run, step_with, until};
+    use flightdeck::engine::event::{AutoConfirm, Event, Outcome};
+    use flightdeck::engine::outcome::{outcome_text, rollback_verified};
+    use flightdeck::engine::session::{self, EngineConfig, EngineTask};
+    use flightdeck::engine::state::{Mode, PromptKindTag, StepStatus};
+    use flightdeck::engine::{Command, SessionState};
+    use flightdeck::journal;
+    use flightdeck::plan::Plan;
+    use flightdeck::procedure::model::{Check, VerifySpec};
+
+    fn start(p: Plan, dir: &tempfile::TempDir) -> EngineTask {
+        session::start(EngineConfig {
+            plan: p,
+            target: empty_target(),
+            auto: AutoConfirm::default(),
+            operator: "tester".into(),
+            journal: dir.path().join("j.jsonl"),
+            observe: false,
+            time_scale: 1.0,
+        })
+        .expect("engine starts")
+    }
+
+    /// A check about the whole cluster: a command that passes once `flag` exists.
+    fn flag_check(flag: &std::path::Path) -> VerifySpec {
+        VerifySpec {
+            what: "the flag is up".into(),
+            probe: None,
+            check: Some(Check::Run {
+                argv: vec!["test".into(), "-e".into(), flag.display().to_string()],
+                env: Default::default(),
+                timeout_secs: 5,
+                expect_exit: 0,
+            }),
+            call: None,
+            args: Default::default(),
+            lb: None,
+            nodes: None,
+            stable_secs: 0,
+            timeout_secs: 60,
+            interval_ms: 50,
+            reason: None,
+        }
+    }
+
+    /// Confirm open prompts (undos included) until `done` holds; a failed undo is skipped.
+    async fn drive(task: &EngineTask, done: impl Fn(&SessionState) -> bool) -> SessionState {
+        loop {
+            let s = until(task, "a prompt, or the end", |s| {
+                done(s) || (s.prompt.is_some() && s.running().is_none())
+            })
+            .await;
+            if done(&s) {
+                return s;
+            }
+            let Some(p) = s.prompt else { continue };
+            let cmd = match p.kind {
+                PromptKindTag::Failed => Command::Skip { step: p.step },
+                _ => Command::Confirm {
+                    prompt: p.id,
+                    phrase: None,
+                },
+            };
+            task.handle.command(cmd).await.expect("accepted");
+            until(task, "the answer taken", |s| {
+                s.prompt.map(|q| q.id) != Some(p.id)
+            })
+            .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_procedure_without_verification_never_says_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(
+            "t",
+            vec![
+                step_with("a", run(&["true"]), Some(run(&["true"]))),
+                step_with("b", run(&["false"]), None),
+            ],
+        );
+        let task = start(p, &dir);
+        drive(&task, |s| s.steps[1].status == StepStatus::Failed).await;
+        task.handle
+            .command(Command::Abort { rollback: true })
+            .await
+            .unwrap();
+        let s = drive(&task, |s| s.is_finished()).await;
+        assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
+        assert!(!rollback_verified(&s));
+        assert_eq!(
+            outcome_text(&s),
+            "rolled back, NOT verified: the procedure declares no rollback verification \
+             ([[rollback.verify]]): nothing checked the cluster"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_skipped_undo_cannot_be_verified_even_when_every_check_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("flag");
+        std::fs::write(&flag, "").unwrap();
+        let mut p = plan(
+            "t",
+            vec![
+                step_with("a", run(&["true"]), Some(run(&["true"]))),
+                step_with("b", run(&["true"]), Some(run(&["false"]))),
+                step_with("c", run(&["false"]), None),
+            ],
+        );
+        p.rollback.verify = vec![flag_check(&flag)];
+        let task = start(p, &dir);
+        drive(&task, |s| s.steps[2].status == StepStatus::Failed).await;
+        task.handle
+            .command(Command::Abort { rollback: true })
+            .await
+            .unwrap();
+        let s = drive(&task, |s| s.is_finished()).await;
+        assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
+        let v = s.verification.clone().expect("verification ran");
+        assert!(v.nodes.iter().all(|n| n.ok), "{v:?}");
+        assert!(!v.verified);
+        assert_eq!(
+            outcome_text(&s),
+            "rolled back, NOT verified: the undo of step 2 (b) was skipped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resume_during_the_verification_runs_it_again_and_folds_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let flag = dir.path().join("flag");
+        let mut p = plan(
+            "t",
+            vec![
+                step_with("a", run(&["true"]), Some(run(&["true"]))),
+                step_with("b", run(&["false"]), None),
+            ],
+        );
+        p.rollback.verify = vec![flag_check(&flag)];
+        let task = start(p, &dir);
+        drive(&task, |s| s.steps[1].status == StepStatus::Failed).await;
+        task.handle
+            .command(Command::Abort { rollback: true })
+            .await
+            .unwrap();
+        drive(&task, |s| s.verifying).await;
+        // The session dies while the verification waits for the flag.
+        task.join.abort();
+        let _ = task.join.await;
+        let resumed = session::resume(&path, None, "tester", false).unwrap();
+        let s = until(&resumed, "verifying again", |s| s.verifying).await;
+        assert!(!s.is_finished());
+        std::fs::write(&flag, "").unwrap();
+        let s = until(&resumed, "finished", |s| s.is_finished()).await;
+        assert!(rollback_verified(&s), "{}", outcome_text(&s));
+        assert_eq!(outcome_text(&s), "rolled back (verified)");
+        resumed.handle.shutdown().await;
+        let end = resumed.join.await.unwrap().unwrap();
+        let j = journal::read(&path).unwrap();
+        let started = j
+            .events
+            .iter()
+            .filter(|e| matches!(e.event, Event::VerifyStarted { .. }))
+            .count();
+        assert_eq!(
+            started, 2,
+            "the verification ran once before and once after"
+        );
+        let folded = SessionState::fold(&j.events);
+        assert_eq!(folded.verification, end.verification);
+        assert_eq!(folded.mode, end.mode);
     }
 }

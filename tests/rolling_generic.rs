@@ -58,6 +58,13 @@ async fn a_failed_migration_rolls_back_the_node_to_the_old_version() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(run.end.summary.contains("failed"), "{}", run.end.summary);
     // Back on the old version, serving (the balancer needs a couple of checks to rise).
     wait_for_lab(&run.lab, "back", |snap| {

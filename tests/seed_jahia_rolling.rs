@@ -150,6 +150,13 @@ async fn a_failed_migration_of_the_processing_node_rolls_back_to_schema_a() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(
         run.output.contains("verify@node1") || run.output.contains("node1"),
         "{}",

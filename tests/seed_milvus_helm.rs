@@ -332,6 +332,13 @@ async fn a_failed_migration_restores_the_etcd_snapshot() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(run.output.contains("exit 3"), "{}", run.output);
     wait_for_lab(&run.lab, "Milvus back on 2.1.4", |snap| {
         snap.nodes

@@ -161,6 +161,13 @@ async fn a_standalone_upgrade_that_never_gets_ready_rolls_back_to_blue() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(
         run.output.contains("upgrade-verify@node4 FAILED"),
         "{}",
@@ -214,6 +221,13 @@ async fn a_new_cluster_that_never_forms_rolls_back_after_the_shutdown() {
         run.state.mode,
         Mode::Finished(Outcome::RolledBack),
         "{}",
+        run.output
+    );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
         run.output
     );
     assert!(

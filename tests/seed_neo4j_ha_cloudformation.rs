@@ -296,6 +296,13 @@ async fn a_failed_store_upgrade_on_the_master_rolls_back_to_the_old_image() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(
         run.output.contains("single-verify FAILED"),
         "{}",

@@ -335,6 +335,13 @@ async fn a_cluster_that_never_syncs_fails_the_gate_and_rolls_back() {
         "{}",
         run.output
     );
+    // The rollback verified itself: every node back on the old version, healthy, serving.
+    assert!(
+        flightdeck::engine::outcome::rollback_verified(&run.state),
+        "{}\n{}",
+        run.end.summary,
+        run.output
+    );
     assert!(
         run.output.contains("node-sync@1.26.18/node1"),
         "{}",

@@ -8,8 +8,9 @@ use tokio::time::Instant;
 
 use super::check::{command, feed_stdin, read_lines, run_check, run_http};
 use super::event::{Phase, Stream, Verdict};
+use super::hold::{gate_instances, Hold};
 use super::process::{stop_group, GroupGuard, STOP_GRACE};
-use super::strings::{fill_check, node_vars, Secrets};
+use super::strings::Secrets;
 use super::worker::WorkerMsg;
 use crate::lb::LbClient;
 use crate::procedure::model::{Action, Check, WaitSpec};
@@ -329,39 +330,10 @@ pub fn select_nodes<'a>(target: &'a Target, sel: &str) -> Vec<(usize, &'a Node)>
 
 /// A wait gate: every instance must pass, continuously for `stable_secs`, before the timeout.
 async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
-    let (check, per_node): (Check, bool) = match (&w.probe, &w.check) {
-        (Some(name), _) => {
-            let Some(p) = ctx.target.probes.iter().find(|p| &p.name == name) else {
-                return Err(failed(format!("the target has no probe named {name:?}")));
-            };
-            (p.check.clone(), p.per_node)
-        }
-        (None, Some(c)) => {
-            let templated = serde_json::to_string(c)
-                .unwrap_or_default()
-                .contains("${node.");
-            (c.clone(), templated || w.nodes.is_some())
-        }
-        (None, None) => return Err(failed("the gate names neither a probe nor a check")),
-    };
-    let check = ctx.secrets.resolve_check(&check).map_err(failed)?;
-    let is_command = matches!(check, Check::Run { .. });
-    let instances: Vec<(Option<String>, Check)> = if per_node {
-        let sel = w.nodes.clone().unwrap_or_else(|| "all".into());
-        let nodes = select_nodes(&ctx.target, &sel);
-        if nodes.is_empty() {
-            return Err(failed(format!("the gate selects no node ({sel:?})")));
-        }
-        nodes
-            .into_iter()
-            .map(|(i, n)| {
-                let vars = node_vars(n, i);
-                (Some(n.name.clone()), fill_check(&check, &vars))
-            })
-            .collect()
-    } else {
-        vec![(None, check)]
-    };
+    let instances = gate_instances(w, &ctx.target, &ctx.secrets).map_err(failed)?;
+    let is_command = instances
+        .first()
+        .is_some_and(|(_, c)| matches!(c, Check::Run { .. }));
     let total = instances.len();
     let scale = if ctx.time_scale > 0.0 {
         ctx.time_scale
@@ -371,11 +343,7 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     let need = scaled_secs(w.stable_secs, scale);
     let timeout = scaled_secs(w.timeout_secs, scale);
     let interval = Duration::from_millis(w.interval_ms.max(50));
-    let start = Instant::now();
-    // Per instance: since when it has passed without a break, and its last detail.
-    let mut passing_since: Vec<Option<Instant>> = vec![None; total];
-    let mut ever_passed = vec![false; total];
-    let mut last_detail: Vec<String> = vec![String::new(); total];
+    let mut hold = Hold::new(total, need, timeout);
     let desc = match &w.probe {
         Some(p) => format!("probe {p}"),
         None => "check".to_string(),
@@ -390,6 +358,7 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     )
     .await;
     let mut last_passing = usize::MAX;
+    let name = |n: &Option<String>| n.as_deref().unwrap_or("global").to_string();
     loop {
         let round = Instant::now();
         let results = futures::future::join_all(
@@ -398,27 +367,9 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
                 .map(|(_, c)| run_check(c, &ctx.http, &ctx.secrets)),
         )
         .await;
-        let now = Instant::now();
-        for (i, r) in results.iter().enumerate() {
-            if r.ok {
-                ever_passed[i] = true;
-                passing_since[i].get_or_insert(now);
-            } else {
-                passing_since[i] = None;
-            }
-            last_detail[i] = r.detail.clone();
-        }
-        let passing = passing_since.iter().filter(|s| s.is_some()).count();
-        let stable = if passing == total {
-            passing_since
-                .iter()
-                .flatten()
-                .map(|s| now.duration_since(*s))
-                .min()
-                .unwrap_or_default()
-        } else {
-            Duration::ZERO
-        };
+        let now = hold.record(results.iter().map(|r| (r.ok, r.detail.clone())));
+        let passing = hold.passing();
+        let stable = hold.stable(now);
         let _ = ctx
             .tx
             .send(WorkerMsg::Gate {
@@ -435,7 +386,7 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
                 .iter()
                 .zip(&results)
                 .filter(|(_, r)| !r.ok)
-                .map(|((n, _), r)| format!("{}: {}", n.as_deref().unwrap_or("global"), r.detail))
+                .map(|((n, _), r)| format!("{}: {}", name(n), r.detail))
                 .collect();
             let mut line = format!("gate: {passing}/{total} passing");
             if !failing.is_empty() {
@@ -445,31 +396,27 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
                 let seen: Vec<String> = instances
                     .iter()
                     .zip(&results)
-                    .map(|((n, _), r)| {
-                        format!("{}: {}", n.as_deref().unwrap_or("global"), r.detail)
-                    })
+                    .map(|((n, _), r)| format!("{}: {}", name(n), r.detail))
                     .collect();
                 line.push_str(&format!(" — {}", seen.join("; ")));
             }
             ctx.say(Stream::Info, line).await;
             last_passing = passing;
         }
-        if passing == total && stable >= need {
+        if hold.held(now) {
             return Ok(format!(
                 "{desc}: {total}/{total} passing for {} s",
                 stable.as_secs()
             ));
         }
-        if now.duration_since(start) >= timeout {
+        if hold.timed_out(now) {
             let failing: Vec<String> = instances
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| passing_since[*i].is_none())
-                .map(|(i, (n, _))| {
-                    format!("{}: {}", n.as_deref().unwrap_or("global"), last_detail[i])
-                })
+                .filter(|(i, _)| !hold.instance_passing(*i))
+                .map(|(i, (n, _))| format!("{}: {}", name(n), hold.last(i)))
                 .collect();
-            let never = ever_passed.iter().any(|p| !p);
+            let never = !hold.all_ever_passed();
             let verdict = if never {
                 Verdict::Failed
             } else {

@@ -289,6 +289,22 @@ pub enum Event {
     RollbackStopped {
         reason: String,
     },
+    /// The last undo of a rollback is done: the procedure's `[[rollback.verify]]` checks run
+    /// (again after a resume: they only read).
+    VerifyStarted {
+        /// How many checks the procedure declares.
+        checks: usize,
+    },
+    /// What the rollback's verification found. `verified` only when every check held on every
+    /// node and nothing else stands in the way (`why_not`: an undo skipped, no checks declared).
+    VerifyFinished {
+        verified: bool,
+        /// Each node's checks (and, without a node, the checks about the whole cluster).
+        #[serde(default)]
+        nodes: Vec<NodeVerdict>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        why_not: Vec<String>,
+    },
     Finished {
         outcome: Outcome,
     },
@@ -326,6 +342,25 @@ pub enum Event {
         id: u64,
         name: String,
     },
+}
+
+/// One node after a rollback, as its verification saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeVerdict {
+    /// None for checks about the whole cluster rather than one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub ok: bool,
+    pub checks: Vec<CheckVerdict>,
+}
+
+/// One verify check on one node: what it checks, whether it held, and what was seen (when it
+/// failed: the product's own reason, as its response gave it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckVerdict {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 fn is_do(p: &Phase) -> bool {

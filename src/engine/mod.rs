@@ -6,12 +6,15 @@ pub mod check;
 pub mod client;
 pub mod command;
 pub mod event;
+pub mod hold;
 pub mod identity;
+pub mod outcome;
 pub mod probe;
 pub mod process;
 pub mod session;
 pub mod state;
 pub mod strings;
+pub mod verify;
 pub mod worker;
 
 pub use command::{Command, Rejected};

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Serialize;
 
 use super::event::{
-    AutoConfirm, Event, Outcome, Phase, PromptKind, Stamped, Stream, TrafficWindow, Verdict,
+    AutoConfirm, Event, NodeVerdict, Outcome, Phase, PromptKind, Stamped, Stream, TrafficWindow,
+    Verdict,
 };
 use crate::lb::Backend;
 use crate::plan::Plan;
@@ -306,6 +307,21 @@ pub struct SessionState {
     /// An abort without rollback was asked while an action ran: the session finishes as
     /// aborted once the action has stopped.
     pub aborting: bool,
+    /// Steps skipped while rolling back: their effects are still in place, so the rollback
+    /// cannot be verified.
+    pub rollback_skipped: Vec<usize>,
+    /// The rollback's verification runs now (`VerifyStarted`, no `VerifyFinished` yet).
+    pub verifying: bool,
+    /// What the rollback's verification found, once it has run.
+    pub verification: Option<Verification>,
+}
+
+/// A rollback's verification: the journaled `VerifyFinished`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub verified: bool,
+    pub nodes: Vec<NodeVerdict>,
+    pub why_not: Vec<String>,
 }
 
 impl SessionState {
@@ -340,6 +356,9 @@ impl SessionState {
             first_failure: None,
             orphan: None,
             aborting: false,
+            rollback_skipped: Vec::new(),
+            verifying: false,
+            verification: None,
         }
     }
 
@@ -521,6 +540,8 @@ impl SessionState {
                 self.held = false;
                 // Checked again by the resuming engine (`OrphanAlive`).
                 self.orphan = None;
+                // A verification that was running is run again by the resuming engine.
+                self.verifying = false;
                 // Whoever was attached before is gone.
                 self.operators.clear();
                 self.control_request = None;
@@ -686,6 +707,15 @@ impl SessionState {
             }
             Event::Skipped { step, .. } => {
                 self.prompt = None;
+                if self.mode == Mode::RollingBack
+                    && self
+                        .steps
+                        .get(*step)
+                        .is_some_and(|s| s.status.has_effects())
+                    && !self.rollback_skipped.contains(step)
+                {
+                    self.rollback_skipped.push(*step);
+                }
                 if let Some(s) = self.steps.get_mut(*step) {
                     s.status = StepStatus::Skipped;
                     s.finished_ms = Some(t);
@@ -769,7 +799,24 @@ impl SessionState {
                 }
             }
             Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
+            Event::VerifyStarted { .. } => {
+                self.verifying = true;
+                self.verification = None;
+            }
+            Event::VerifyFinished {
+                verified,
+                nodes,
+                why_not,
+            } => {
+                self.verifying = false;
+                self.verification = Some(Verification {
+                    verified: *verified,
+                    nodes: nodes.clone(),
+                    why_not: why_not.clone(),
+                });
+            }
             Event::Finished { outcome } => {
+                self.verifying = false;
                 self.withdraw_prompt();
                 self.aborting = false;
                 self.mode = Mode::Finished(*outcome);

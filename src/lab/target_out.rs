@@ -185,6 +185,7 @@ pub(crate) fn build_target(
         overrides: Default::default(),
     };
     super::target_seeds::extend(product, &mut target);
+    super::target_seeds::common(&mut target);
     target
 }
 

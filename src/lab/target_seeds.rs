@@ -85,6 +85,33 @@ pub(crate) fn extend(product: Product, target: &mut Target) {
     }
 }
 
+/// What every seed procedure's rollback verification reads, for the products that do not
+/// bind their own: `check-version` (the node runs this version; when it does not run at all,
+/// `/reason` says why, in the lab's words for the product's failure) and a gate-only
+/// `writable` probe (the node takes writes: not read-only).
+pub(crate) fn common(target: &mut Target) {
+    if !target.actions.contains_key("check-version") {
+        let mut version = get("${node.url}/_lab/status");
+        version.expect_json = BTreeMap::from([
+            ("/version".to_string(), serde_json::json!("${arg.version}")),
+            ("/state".to_string(), serde_json::json!("running")),
+        ]);
+        target
+            .actions
+            .insert("check-version".into(), Action::Http(version));
+    }
+    if !target.probes.iter().any(|p| p.name == "writable") {
+        target.probes.push(json_probe(
+            "writable",
+            "${node.url}/_lab/status",
+            &[
+                ("/state", serde_json::json!("running")),
+                ("/read_only", serde_json::json!(false)),
+            ],
+        ));
+    }
+}
+
 /// Weaviate: the cluster's REST API through the balancer, where the procedure sends backups
 /// and restores (any node coordinates them, as on a real cluster); the collections deleted
 /// before a restore (the lab has one, through the product's own `DELETE /v1/schema/{class}`);

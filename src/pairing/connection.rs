@@ -16,10 +16,8 @@ use super::protocol::{
 };
 use super::server::Limits;
 use crate::engine::client::{CommandSender, SessionClient};
-use crate::engine::event::Outcome;
 use crate::engine::identity::Identity;
 use crate::engine::session::EngineHandle;
-use crate::engine::state::Mode;
 use crate::engine::SessionState;
 
 /// How long a new connection may take to say hello.
@@ -335,15 +333,7 @@ pub fn status_of(name: &str, s: &SessionState) -> Status {
         } else {
             s.cursor().map(|c| c + 1)
         },
-        mode: match s.mode {
-            Mode::Forward => "forward".into(),
-            Mode::RollingBack => "rolling back".into(),
-            Mode::Finished(o) => match o {
-                Outcome::Completed => "completed".into(),
-                Outcome::Aborted => "aborted".into(),
-                Outcome::RolledBack => "rolled back".into(),
-            },
-        },
+        mode: crate::engine::outcome::outcome_text(s),
         operators: s
             .operators
             .iter()

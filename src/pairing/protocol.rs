@@ -127,7 +127,9 @@ pub struct Status {
     pub steps_total: usize,
     /// The step the session is on (1-based), if it is not finished.
     pub current_step: Option<usize>,
-    /// `forward`, `rolling back`, `completed`, `aborted`, `rolled back`.
+    /// `forward`, `rolling back`, `rolling back: verifying`, `completed`, `aborted`, or a
+    /// rollback's outcome: `rolled back (verified)` or `rolled back, NOT verified: ...`
+    /// (`engine::outcome::outcome_text`, the same words as the cockpit and the report).
     pub mode: String,
     pub operators: Vec<StatusOperator>,
 }

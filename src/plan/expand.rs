@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use super::{Confirm, Plan, PlannedStep};
 use crate::procedure::catalog::{Catalog, CatalogError, Hop};
 use crate::procedure::load::LoadedProcedure;
-use crate::procedure::model::{Action, ConfirmKind, Downtime, LoopSpec, StepSpec};
+use crate::procedure::model::{
+    Action, Check, ConfirmKind, Downtime, LoopSpec, RollbackSpec, StepSpec, VerifySpec,
+};
 use crate::procedure::shell;
 use crate::procedure::strings::map_action;
 use crate::procedure::template::{self, Scope, TemplateError};
@@ -233,6 +235,13 @@ pub fn build_plan(
     if ex.out.is_empty() {
         return Err(PlanError::Empty(target.name.clone()));
     }
+    let verify = p
+        .rollback
+        .verify
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ex.verify(i, v, &scope))
+        .collect::<Result<Vec<_>, _>>()?;
 
     Ok(Plan {
         procedure: p.name.clone(),
@@ -244,7 +253,10 @@ pub fn build_plan(
         hops: hops.iter().map(|h| h.version.clone()).collect(),
         steps: ex.out,
         procedure_hash: proc.hash.clone(),
-        rollback: p.rollback.clone(),
+        rollback: RollbackSpec {
+            undo_first: p.rollback.undo_first.clone(),
+            verify,
+        },
     })
 }
 
@@ -657,6 +669,67 @@ impl Expander<'_> {
             true,
         )
         .map_err(|e| self.step_err(key, field, &e.to_string()))
+    }
+
+    /// A `[[rollback.verify]]` entry for this target: templates filled in (`${node.*}` left
+    /// for run time, per node), a `call` replaced by its binding as a check.
+    fn verify(&self, i: usize, v: &VerifySpec, scope: &Scope) -> Result<VerifySpec, PlanError> {
+        let key = format!("rollback.verify[{i}]");
+        let late = scope.with_late_nodes();
+        let render = |field: &str, s: &str, sc: &Scope| self.render(&key, field, s, sc);
+        let check = match (&v.check, &v.call) {
+            (Some(c), _) => Some(crate::procedure::strings::map_check(c, &mut |p, s| {
+                render(p, s, &late)
+            })?),
+            (None, Some(name)) => {
+                // The binding as a step's `call` gets it (shell quoting included), with
+                // `${node.*}` left for run time: the check runs per node.
+                let call = Action::Call {
+                    name: name.clone(),
+                    args: v.args.clone(),
+                };
+                match self.action(&key, "call", &call, &late)? {
+                    Action::Http(h) => Some(Check::Http(h)),
+                    Action::Run {
+                        argv,
+                        env,
+                        stdin,
+                        timeout_secs,
+                        expect_exit,
+                        ..
+                    } => Some(Check::Run {
+                        argv,
+                        env,
+                        stdin,
+                        timeout_secs,
+                        expect_exit,
+                    }),
+                    _ => {
+                        return Err(self.step_err(
+                            &key,
+                            "call",
+                            &format!(
+                                "target binding `{name}` is not an `http` or `run` action: a \
+                                 verification check must read something"
+                            ),
+                        ))
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        Ok(VerifySpec {
+            what: render("what", &v.what, scope)?,
+            check,
+            call: None,
+            args: BTreeMap::new(),
+            nodes: v
+                .nodes
+                .as_deref()
+                .map(|n| render("nodes", n, scope))
+                .transpose()?,
+            ..v.clone()
+        })
     }
 
     fn render(&self, key: &str, field: &str, s: &str, scope: &Scope) -> Result<String, PlanError> {

@@ -37,7 +37,7 @@ pub struct Procedure {
 }
 
 /// How a full rollback (abort with rollback) runs. Recorded in the plan, so in the journal.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackSpec {
     /// Step ids whose undos run before every other undo (the latest completed first), then the
@@ -46,6 +46,52 @@ pub struct RollbackSpec {
     /// old side, whichever node the abort came at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub undo_first: Vec<String>,
+    /// What "back on the old version" means: checks the engine runs after the last undo of a
+    /// rollback (`[[rollback.verify]]`). The session says `rolled back (verified)` only when
+    /// every one holds on every node it covers. In a plan, templates are filled in (but
+    /// `${node.*}`, filled per node when it runs) and a `call` is replaced by its binding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<VerifySpec>,
+}
+
+/// One check of a rollback's verification: a target probe, an inline check, a target-bound
+/// action used as a check (an `http` or `run` binding, e.g. `check-version`), or the balancer's
+/// view of each node. It runs like a `wait` gate on every node it selects (until it holds for
+/// `stable_secs`, or `timeout_secs` pass) and each node's result is kept with its reason.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// What it checks, as the outcome says it: `runs ${from_version}`, `healthy`, `writable`.
+    pub what: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+    /// A target action by name (`[actions.NAME]`), with `args`; replaced by a `check` in the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// The balancer (the target's `[lb]`) has the node with this membership, and serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<Membership>,
+    /// `all` (the default), a node name, or a selector like `group=blue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
+    #[serde(default)]
+    pub stable_secs: u64,
+    #[serde(default = "default_verify_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// A JSON pointer into a failing check's response where the product says why (e.g.
+    /// `/reason`, `/errors/0/message`): the outcome quotes it rather than only the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn default_verify_timeout() -> u64 {
+    120
 }
 
 /// How the hops from the current to the target version are computed.

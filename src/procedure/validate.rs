@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::catalog::Catalog;
 use super::diag::{Diagnostic, Diagnostics};
 use super::load::LoadedProcedure;
-use super::model::{Action, ConfirmKind, StepSpec};
+use super::model::{Action, ConfirmKind, StepSpec, VerifySpec, WaitSpec};
 use super::strings::{http_specs, visit_action};
 use super::template::{self, Scope, TemplateError};
 use super::version::{Constraint, Version};
@@ -174,6 +174,132 @@ impl Validator<'_> {
                     format!("step `{id}` has no `undo`: there is nothing to run first"),
                 ),
                 Some(_) => {}
+            }
+        }
+        for (i, v) in p.rollback.verify.iter().enumerate() {
+            self.check_verify(i, v);
+        }
+    }
+
+    /// One `[[rollback.verify]]` check: one kind of check, a label, and what a gate needs to
+    /// run (the same limits as a `wait` step, which it runs like).
+    fn check_verify(&mut self, i: usize, v: &VerifySpec) {
+        let at = format!("rollback.verify[{i}]");
+        let kinds: Vec<&str> = [
+            (v.probe.is_some(), "probe"),
+            (v.check.is_some(), "check"),
+            (v.call.is_some(), "call"),
+            (v.lb.is_some(), "lb"),
+        ]
+        .into_iter()
+        .filter_map(|(on, k)| on.then_some(k))
+        .collect();
+        match kinds.as_slice() {
+            [] => self.err(
+                &at,
+                "a verify check needs one of `probe` (a target probe), `check` (inline), `call` \
+                 (a target action that reads, e.g. `check-version`) or `lb = \"ready\"` (the \
+                 balancer's view)",
+            ),
+            [_] => {}
+            [_, second, ..] => self.err(
+                &format!("{at}.{second}"),
+                format!(
+                    "a verify check is one kind of check; this one has {}",
+                    kinds
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            ),
+        }
+        if v.what.trim().is_empty() {
+            self.err(
+                &format!("{at}.what"),
+                "`what` is empty: say what it checks (the outcome quotes it, e.g. `healthy`)",
+            );
+        }
+        if !v.args.is_empty() && v.call.is_none() {
+            self.err(&format!("{at}.args"), "`args` only go with `call`");
+        }
+        if let Some(r) = &v.reason {
+            if !r.starts_with('/') {
+                self.err(
+                    &format!("{at}.reason"),
+                    format!(
+                        "`reason = \"{r}\"` is not a JSON pointer: it starts with `/`, e.g. \
+                         `/reason` or `/errors/0/message`"
+                    ),
+                );
+            }
+        }
+        let ctx = LoopCtx::default();
+        let scope = self.scope_for(&ctx);
+        self.check_template(&format!("{at}.what"), &v.what, &scope, &ctx);
+        // It runs like a `wait` gate: the same checks of its probe or inline check, timings
+        // and node selector.
+        let gate = Action::Wait(WaitSpec {
+            probe: v.probe.clone(),
+            check: v.check.clone(),
+            nodes: v.nodes.clone(),
+            stable_secs: v.stable_secs,
+            timeout_secs: v.timeout_secs,
+            interval_ms: v.interval_ms,
+        });
+        if v.probe.is_some() || v.check.is_some() {
+            self.check_action(&at, &gate, &scope, &ctx);
+        } else {
+            self.check_runnable(&at, &gate);
+        }
+        if let (Some(name), Some(t)) = (&v.call, self.target) {
+            let path = format!("{at}.call");
+            match t.actions.get(name) {
+                None => {
+                    let names: Vec<&str> = t.actions.keys().map(String::as_str).collect();
+                    let msg = format!(
+                        "target `{}` does not bind action `{name}` (it binds: {}); add \
+                         [actions.{name}] to the target",
+                        t.name,
+                        list_or_none(&names)
+                    );
+                    self.err(&path, msg);
+                }
+                Some(bound @ (Action::Http(_) | Action::Run { .. })) => {
+                    let mut s = scope.with_late_nodes();
+                    for k in v.args.keys() {
+                        s.set(format!("arg.{k}"), "");
+                    }
+                    let mut strings = Vec::new();
+                    visit_action(bound, &mut |p, val| {
+                        strings.push((p.to_string(), val.to_string()))
+                    });
+                    for (p, val) in strings {
+                        if let Err(e) = template::render(&val, &s) {
+                            let msg = format!("in target binding `{name}` ({p}): {e}");
+                            self.err(&path, msg);
+                        }
+                    }
+                }
+                Some(_) => self.err(
+                    &path,
+                    format!(
+                        "target binding `{name}` is not an `http` or `run` action: a \
+                         verification check must read something"
+                    ),
+                ),
+            }
+        }
+        for (k, val) in &v.args {
+            self.check_template(&format!("{at}.args.{k}"), val, &scope, &ctx);
+        }
+        if let (Some(_), Some(t)) = (v.lb, self.target) {
+            if t.lb.is_none() {
+                let msg = format!(
+                    "target `{}` has no load balancer ([lb]): nothing can say the node is in it",
+                    t.name
+                );
+                self.err(&format!("{at}.lb"), msg);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The report as JSON, for scripts and dashboards: the `Report` fields as they are named in
-//! Rust, durations in milliseconds, times as milliseconds since the session started.
+//! Rust (except `outcome`, the outcome's words, and `result`, its kind), durations in
+//! milliseconds, times as milliseconds since the session started.
 
 use super::Report;
 

@@ -19,6 +19,7 @@ pub fn markdown(r: &Report) -> String {
     );
     summary(&mut out, r, &clock);
     steps(&mut out, r);
+    after_rollback(&mut out, r);
     problems(&mut out, r, &clock);
     notes(&mut out, r, &clock);
     probes(&mut out, r);
@@ -47,7 +48,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         rows.push(("Ended", end.clone()));
     }
     rows.push(("Duration", duration(r.duration_ms)));
-    let mut outcome = r.outcome.label().to_string();
+    let mut outcome = r.outcome_text.clone();
     if let Some(why) = &r.rollback_stopped {
         let _ = write!(outcome, "; rollback stopped: {why}");
     }
@@ -133,6 +134,44 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         let _ = writeln!(out, "| {k} | {} |", cell(&v));
     }
     out.push('\n');
+}
+
+/// The rollback's verification: each node, each check, what was seen.
+fn after_rollback(out: &mut String, r: &Report) {
+    let Some(v) = &r.rollback_verification else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## After the rollback: {}\n",
+        if v.verified {
+            "verified"
+        } else {
+            "NOT verified"
+        }
+    );
+    if !v.nodes.is_empty() {
+        out.push_str("| Node | Check | Held | Seen |\n|---|---|---|---|\n");
+        for n in &v.nodes {
+            for c in &n.checks {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    cell(n.node.as_deref().unwrap_or("cluster")),
+                    cell(&c.what),
+                    if c.ok { "yes" } else { "**no**" },
+                    cell(&c.detail)
+                );
+            }
+        }
+        out.push('\n');
+    }
+    for why in &v.why_not {
+        let _ = writeln!(out, "- {}", inline(why));
+    }
+    if !v.why_not.is_empty() {
+        out.push('\n');
+    }
 }
 
 fn steps(out: &mut String, r: &Report) {

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::engine::event::{AutoConfirm, Event, Outcome, Phase, TrafficWindow, Verdict};
-use crate::engine::state::{Mode, SessionState};
+use crate::engine::state::{Mode, SessionState, Verification};
 use crate::journal::{self, Journal, JournalError};
 
 pub use json::json;
@@ -38,7 +38,21 @@ pub struct Report {
     pub finished_at: Option<String>,
     /// From the session start to its last event (or `Finished`).
     pub duration_ms: u64,
+    /// How the session ended, as a kind (JSON `result`: `completed`, `rolled_back`, ...).
+    #[serde(rename = "result")]
     pub outcome: ReportOutcome,
+    /// How the session ended, in the words every view uses (JSON `outcome`;
+    /// `engine::outcome::outcome_text`): `rolled back (verified)`, `rolled back, NOT verified:
+    /// node2 failed (...)`, `completed`, ...
+    #[serde(rename = "outcome")]
+    pub outcome_text: String,
+    /// True only when the session rolled back and its verification held on every node.
+    pub rollback_verified: bool,
+    /// What the rollback's verification found, per node (absent when none ran).
+    pub rollback_verification: Option<Verification>,
+    /// Each node as the journal last saw it (facts from probes, the balancer, and the
+    /// rollback's verification when one ran).
+    pub nodes_after: Vec<NodeAfter>,
     /// Where rollback had to stop, when it did.
     pub rollback_stopped: Option<String>,
     /// The operator who started the session (header).
@@ -82,6 +96,23 @@ impl ReportOutcome {
             ReportOutcome::Unfinished => "unfinished (the journal ends mid-session)",
         }
     }
+}
+
+/// One node at the end of the session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeAfter {
+    pub node: String,
+    /// The version its probes last reported.
+    pub version: Option<String>,
+    /// Its health probes' last verdict.
+    pub healthy: Option<bool>,
+    pub read_only: Option<bool>,
+    /// The balancer's view: `ready UP, serving`.
+    pub balancer: Option<String>,
+    /// The rollback's verification of this node, when one ran: held, or the first failure
+    /// with the product's reason.
+    pub verified: Option<bool>,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -359,6 +390,15 @@ pub fn build(journal: &Journal) -> Report {
         Mode::Finished(Outcome::RolledBack) => ReportOutcome::RolledBack,
         Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
     };
+    let outcome_text = match outcome {
+        ReportOutcome::Unfinished => format!(
+            "{}; it was {}",
+            outcome.label(),
+            crate::engine::outcome::outcome_text(&state)
+        ),
+        _ => crate::engine::outcome::outcome_text(&state),
+    };
+    let nodes_after = nodes_after(&state);
     let has_traffic = events
         .iter()
         .any(|e| matches!(e.event, Event::Traffic { .. }));
@@ -386,6 +426,10 @@ pub fn build(journal: &Journal) -> Report {
             .and_then(|t| wall_clock(t, end_ms)),
         duration_ms: end_ms,
         outcome,
+        outcome_text,
+        rollback_verified: crate::engine::outcome::rollback_verified(&state),
+        rollback_verification: state.verification.clone(),
+        nodes_after,
         rollback_stopped: state.rollback_stopped.clone(),
         operator: journal.header.operator.clone(),
         auto: state.auto,
@@ -415,6 +459,46 @@ pub fn build(journal: &Journal) -> Report {
         events: events.len(),
         torn_tail: journal.torn_tail.is_some(),
     }
+}
+
+/// Each node's last known state: probe facts, the balancer, the rollback's verification.
+fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
+    state
+        .nodes
+        .iter()
+        .map(|n| {
+            let name = &n.node.name;
+            let backend = state
+                .lb
+                .iter()
+                .find(|b| b.node.as_deref().unwrap_or(&b.server) == name);
+            let verdict = state
+                .verification
+                .as_ref()
+                .and_then(|v| v.nodes.iter().find(|x| x.node.as_ref() == Some(name)));
+            NodeAfter {
+                node: name.clone(),
+                version: n.version().map(str::to_string),
+                healthy: n.health,
+                read_only: n.read_only(),
+                balancer: backend.map(|b| {
+                    format!(
+                        "{} {}, {}",
+                        b.membership,
+                        b.health,
+                        if b.serving { "serving" } else { "not serving" }
+                    )
+                }),
+                verified: verdict.map(|v| v.ok),
+                reason: verdict.and_then(|v| {
+                    v.checks
+                        .iter()
+                        .find(|c| !c.ok)
+                        .map(|c| format!("{}: {}", c.what, c.detail))
+                }),
+            }
+        })
+        .collect()
 }
 
 fn probe_entry<'a>(

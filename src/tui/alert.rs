@@ -95,8 +95,8 @@ impl Alerter {
                 Moment::Finished,
                 match outcome {
                     Outcome::Completed => "done".to_string(),
-                    Outcome::Aborted => "aborted".to_string(),
-                    Outcome::RolledBack => "rolled back".to_string(),
+                    // The same words as the finish line and the report.
+                    _ => crate::engine::outcome::outcome_text(st),
                 },
             ),
             (_, Some(p))

@@ -107,6 +107,26 @@ pub fn yes_all_rollback() -> AutoConfirm {
 /// confirms every undo. An undo that fails ends the session (abort without rollback), so the
 /// state says how far the rollback went. The engine itself is not told anything special.
 pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) -> LabRun {
+    abort_on_lab(procedure, cfg, abort_at, None).await
+}
+
+/// [`abort_on_lab_at`], with a lab fault (`crash:node3`) staged through the lab's admin API
+/// just before the abort: a node the rollback cannot bring back.
+pub async fn abort_on_lab_at_with_fault(
+    procedure: &str,
+    cfg: LabConfig,
+    abort_at: &str,
+    fault: &str,
+) -> LabRun {
+    abort_on_lab(procedure, cfg, abort_at, Some(fault)).await
+}
+
+async fn abort_on_lab(
+    procedure: &str,
+    cfg: LabConfig,
+    abort_at: &str,
+    fault: Option<&str>,
+) -> LabRun {
     use flightdeck::engine::event::Phase;
     use flightdeck::engine::state::{Mode, PromptKindTag};
     use flightdeck::engine::Command;
@@ -162,6 +182,16 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
         let planned = &state.plan.steps[open.step];
         let command = match open.kind {
             PromptKindTag::Run if planned.key == abort_at && state.mode == Mode::Forward => {
+                if let Some(f) = fault {
+                    let staged = flightdeck::lab::http_client()
+                        .expect("http client")
+                        .post(format!("{}/_lab/fault", lab.admin_url()))
+                        .json(&serde_json::json!({ "fault": f }))
+                        .send()
+                        .await
+                        .expect("the lab's admin API answers");
+                    assert!(staged.status().is_success(), "staging {f}: {staged:?}");
+                }
                 Command::Abort { rollback: true }
             }
             PromptKindTag::Run | PromptKindTag::Undo => Command::Confirm {
@@ -199,11 +229,13 @@ pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) ->
         .expect("engine task")
         .expect("engine ends cleanly");
     let journal = journal::read(&journal_path).expect("journal reads");
+    // What the headless runner would print last: the outcome, in the words every view uses.
+    let end = headless::stop_reason(&state).unwrap_or(HeadlessEnd {
+        ok: false,
+        summary: format!("{:?}", state.mode),
+    });
     LabRun {
-        end: HeadlessEnd {
-            ok: false,
-            summary: format!("{:?}", state.mode),
-        },
+        end,
         state,
         journal,
         output: String::from_utf8_lossy(&out).into_owned(),

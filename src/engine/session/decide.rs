@@ -238,6 +238,8 @@ impl Engine {
                     // on from there (`advance`).
                     let _ = a.stop.send(Some(format!("abort by {by}")));
                 } else if !rollback {
+                    // A verification under way stops with the session.
+                    self.verify = None;
                     self.emit(Event::Finished {
                         outcome: Outcome::Aborted,
                     })?;
@@ -602,6 +604,49 @@ impl Engine {
         Ok(())
     }
 
+    /// After the last undo: run the procedure's `[[rollback.verify]]` checks (they only read).
+    /// What stands in the way of `verified` whatever they find is said up front: an undo that
+    /// was skipped, no checks declared.
+    fn start_verify(&mut self) -> Result<(), EngineError> {
+        let specs = self.state.plan.rollback.verify.clone();
+        let mut why_not: Vec<String> = self
+            .state
+            .rollback_skipped
+            .iter()
+            .map(|&i| {
+                let key = self.state.plan.steps.get(i).map_or("?", |p| p.key.as_str());
+                format!("the undo of step {} ({key}) was skipped", i + 1)
+            })
+            .collect();
+        if specs.is_empty() {
+            why_not.push(
+                "the procedure declares no rollback verification ([[rollback.verify]]): nothing \
+                 checked the cluster"
+                    .into(),
+            );
+            return self.emit(Event::VerifyFinished {
+                verified: false,
+                nodes: Vec::new(),
+                why_not,
+            });
+        }
+        self.emit(Event::VerifyStarted {
+            checks: specs.len(),
+        })?;
+        let ctx = crate::engine::verify::VerifyCtx {
+            target: self.target.clone(),
+            secrets: self.secrets.clone(),
+            http: self.http.clone(),
+            lb: self.lb.clone(),
+            time_scale: self.time_scale,
+        };
+        self.verify = Some(RunningVerify {
+            join: tokio::spawn(crate::engine::verify::run(specs, ctx)),
+            why_not,
+        });
+        Ok(())
+    }
+
     fn open_prompt(&mut self, step: usize, prompt: PromptKind) -> Result<(), EngineError> {
         // The prompt's id is the seq of the event that opens it.
         let id = self.next_seq()?;
@@ -675,10 +720,18 @@ impl Engine {
                     Mode::RollingBack => {
                         let floor = self.state.point_of_no_return();
                         match (self.state.rollback_candidate(), floor) {
-                            (None, _) => {
+                            // Every undo is done: verify, then finish.
+                            (None, _) if self.state.verification.is_some() => {
                                 return self.emit(Event::Finished {
                                     outcome: Outcome::RolledBack,
                                 })
+                            }
+                            (None, _) if self.state.verifying && self.verify.is_some() => {
+                                return Ok(())
+                            }
+                            (None, _) => {
+                                self.start_verify()?;
+                                continue;
                             }
                             (Some(c), Some(f)) if c <= f => {
                                 let why = self.state.plan.steps[f]

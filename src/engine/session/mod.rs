@@ -82,6 +82,29 @@ impl Drop for RunningAction {
     }
 }
 
+/// A rollback's verification while it runs; dropping it stops it (it only reads).
+struct RunningVerify {
+    join: JoinHandle<Vec<super::event::NodeVerdict>>,
+    /// Why it cannot say `verified` whatever the checks find (an undo skipped).
+    why_not: Vec<String>,
+}
+
+impl Drop for RunningVerify {
+    fn drop(&mut self) {
+        self.join.abort();
+    }
+}
+
+/// Resolves when the verification's task ends; never while none runs.
+async fn verify_done(
+    v: &mut Option<RunningVerify>,
+) -> Result<Vec<super::event::NodeVerdict>, tokio::task::JoinError> {
+    match v {
+        Some(r) => (&mut r.join).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Resolves when the running action's task ends; never while none runs.
 async fn action_done(
     a: &mut Option<RunningAction>,
@@ -118,6 +141,8 @@ struct Engine {
     /// The action running now. Owned and awaited in `run`'s loop: its end — a verdict, an
     /// error or a panic — always becomes `ActionFinished`.
     action: Option<RunningAction>,
+    /// The rollback's verification, while it runs (owned like `action`).
+    verify: Option<RunningVerify>,
     /// Killing an orphaned process group on request: (who, when to SIGKILL if still alive).
     orphan_kill: Option<(String, Instant)>,
     time_scale: f64,
@@ -314,6 +339,7 @@ impl Engine {
                 http: super::check::http_client(),
                 worker_tx,
                 action: None,
+                verify: None,
                 orphan_kill: None,
                 time_scale: 1.0,
                 next_operator: 1,
@@ -402,6 +428,7 @@ impl Engine {
                     Some(m) => self.on_msg(m),
                 },
                 done = action_done(&mut self.action) => self.on_action_done(done, &mut worker_rx),
+                done = verify_done(&mut self.verify) => self.on_verify_done(done),
                 Some(w) = worker_rx.recv() => self.on_worker(w),
                 _ = summary.tick() => self.emit_summaries(),
                 _ = orphan_watch.tick(), if watching => self.check_orphan(),
@@ -413,6 +440,7 @@ impl Engine {
         background.abort_all();
         // Dropping it aborts the task; its process group is killed with it.
         self.action = None;
+        self.verify = None;
         result.map(|()| self.state)
     }
 
@@ -473,6 +501,40 @@ impl Engine {
             .get(step)
             .and_then(|s| s.pgid_started.as_deref());
         super::process::group_alive_as(pgid, started)
+    }
+
+    /// The rollback's verification ended: journal what it found.
+    fn on_verify_done(
+        &mut self,
+        done: Result<Vec<super::event::NodeVerdict>, tokio::task::JoinError>,
+    ) -> Result<(), EngineError> {
+        let Some(ran) = self.verify.take() else {
+            return Ok(());
+        };
+        if !self.state.verifying {
+            return Ok(());
+        }
+        let mut why_not = ran.why_not.clone();
+        let nodes = match done {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                why_not.push(if e.is_panic() {
+                    "the verification failed inside flightdeck (panic)".into()
+                } else {
+                    "the verification was cancelled before it reported".into()
+                });
+                Vec::new()
+            }
+        };
+        if nodes.is_empty() && why_not.is_empty() {
+            why_not.push("no verify check covered any node".into());
+        }
+        let verified = why_not.is_empty() && nodes.iter().all(|n| n.ok);
+        self.emit(Event::VerifyFinished {
+            verified,
+            nodes,
+            why_not,
+        })
     }
 
     /// A process group found alive on resume: has it ended (or is a requested kill due)?

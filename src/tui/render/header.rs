@@ -10,6 +10,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
+use crate::engine::outcome::{outcome_text, rollback_verified};
 use crate::engine::state::{Mode, PromptKindTag};
 use crate::plan::Confirm;
 
@@ -170,12 +171,22 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
         };
         l2.push((4, vec![Span::styled(msg, h)]));
     }
+    // The finish line says what `report` and the headless summary say (`outcome_text`): a
+    // rollback is "verified" or names the node that failed and why.
     let mode = match st.mode {
         Mode::Forward => None,
-        Mode::RollingBack => Some((" ROLLING BACK ", s.warn)),
-        Mode::Finished(Outcome::Completed) => Some((" FINISHED: completed ", s.ok)),
-        Mode::Finished(Outcome::Aborted) => Some((" FINISHED: aborted ", s.warn)),
-        Mode::Finished(Outcome::RolledBack) => Some((" FINISHED: rolled back ", s.warn)),
+        Mode::RollingBack if st.verifying => Some((" ROLLING BACK: verifying ".into(), s.warn)),
+        Mode::RollingBack => Some((" ROLLING BACK ".into(), s.warn)),
+        Mode::Finished(outcome) => {
+            let style = match outcome {
+                Outcome::Completed => s.ok,
+                Outcome::RolledBack if rollback_verified(st) => s.ok,
+                Outcome::RolledBack => s.error,
+                Outcome::Aborted => s.warn,
+            };
+            let text = format!(" FINISHED: {} ", outcome_text(st));
+            Some((clip_to(&text, width), style))
+        }
     };
     if let Some((m, style)) = mode {
         l2.push((
@@ -193,6 +204,22 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
         ));
     }
     l2
+}
+
+/// `s` cut to `width` columns, with `…` where it was cut.
+fn clip_to(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.width() + c.to_string().width() + 1 > width {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// Who is here: "driver alice · watching bob".
