@@ -328,7 +328,20 @@ mod engine_level {
         // The session dies while the verification waits for the flag.
         task.join.abort();
         let _ = task.join.await;
-        let resumed = session::resume(&path, None, "tester", false).unwrap();
+        // A check's child forked in that instant may hold the journal's lock until it execs
+        // or dies: poll for the lock, with a deadline.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let resumed = loop {
+            match session::resume(&path, None, "tester", false) {
+                Ok(r) => break r,
+                Err(session::EngineError::Journal(journal::JournalError::Locked { .. }))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("resume: {e}"),
+            }
+        };
         let s = until(&resumed, "verifying again", |s| s.verifying).await;
         assert!(!s.is_finished());
         std::fs::write(&flag, "").unwrap();

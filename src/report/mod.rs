@@ -391,11 +391,7 @@ pub fn build(journal: &Journal) -> Report {
         Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
     };
     let outcome_text = match outcome {
-        ReportOutcome::Unfinished => format!(
-            "{}; it was {}",
-            outcome.label(),
-            crate::engine::outcome::outcome_text(&state)
-        ),
+        ReportOutcome::Unfinished => outcome.label().to_string(),
         _ => crate::engine::outcome::outcome_text(&state),
     };
     let nodes_after = nodes_after(&state);
