@@ -394,6 +394,11 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             }
         }
         Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
+        Event::RollbackOverridden {
+            by, reason, lost, ..
+        } => format!(
+            "full rollback past the point of no return, by {by}: {reason} (refused because {lost})"
+        ),
         Event::VerifyStarted { checks } => format!(
             "verifying the rollback: {checks} check{} on the nodes",
             if *checks == 1 { "" } else { "s" }

@@ -623,3 +623,88 @@ async fn a_detached_server_runs_until_done_then_returns_the_final_state() {
     assert_eq!(end.steps[0].status, StepStatus::Succeeded);
     assert!(!socket.exists());
 }
+
+/// Past the point of no return a rollback sent over the socket is refused as in the cockpit;
+/// the override (phrase and reason) goes through, journaled with the connection's user; the
+/// status `flightdeck sessions` shows says the same outcome words as every other view.
+#[tokio::test]
+async fn over_the_socket_a_rollback_past_the_point_of_no_return_is_refused_then_overridden() {
+    let mut migrate = step("migrate", sh("true"));
+    migrate.undo = Some(sh("true"));
+    migrate.irreversible = Some("the store format changes".into());
+    let mut steps = vec![step("a", sh("true")), migrate, step("c", sh("false"))];
+    for s in &mut steps {
+        s.confirm = flightdeck::plan::Confirm::None;
+    }
+    let srv = served(plan("t", steps), "noreturn").await;
+    let mut alice = View::join(&srv.guard.socket_path(), "alice", true).await;
+    alice
+        .until("c failed", |s| {
+            s.steps
+                .get(2)
+                .is_some_and(|r| r.status == StepStatus::Failed)
+        })
+        .await;
+    let refused = alice
+        .send(Command::Abort { rollback: true })
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .0
+            .contains("refused past the point of no return: step 2 (migrate) is irreversible"),
+        "{refused}"
+    );
+    alice
+        .send(Command::RollbackPastNoReturn {
+            phrase: "lose writes since step 2".into(),
+            reason: "drill".into(),
+        })
+        .await
+        .expect("the override is accepted");
+    // Each undo is confirmed, the irreversible step's included.
+    let mut answered = None;
+    loop {
+        let s = alice
+            .until("an undo prompt or the end", |s| {
+                s.is_finished()
+                    || s.prompt.is_some_and(|p| {
+                        p.kind == flightdeck::engine::state::PromptKindTag::Undo
+                            && Some(p.id) != answered
+                    })
+            })
+            .await;
+        let Some(p) = s.prompt.filter(|_| !s.is_finished()) else {
+            break;
+        };
+        answered = Some(p.id);
+        alice
+            .send(Command::Confirm {
+                prompt: p.id,
+                phrase: None,
+            })
+            .await
+            .expect("undo confirmed");
+    }
+    let s = alice.until("finished", SessionState::is_finished).await;
+    assert!(s
+        .steps
+        .iter()
+        .take(2)
+        .all(|r| r.status == StepStatus::Undone));
+    let overridden = s.rollback_override.clone().expect("journaled");
+    // The connection's user, from the kernel, not the label.
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    assert_eq!(overridden.by, me);
+    let status = flightdeck::pairing::server::status_of("noreturn", s);
+    assert_eq!(status.mode, flightdeck::engine::outcome::outcome_text(s));
+    assert!(
+        status.mode.starts_with("rolled back, NOT verified"),
+        "{}",
+        status.mode
+    );
+}

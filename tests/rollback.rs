@@ -47,7 +47,19 @@ fn assert_verified(run: &LabRun) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jahia_abort_after_the_second_node_stopped_rolls_back_every_node() {
     let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
-    let run = abort_on_lab_at("procedures/jahia-rolling.toml", cfg, "set-schema@node2").await;
+    // Past the point of no return (node1 serves on schema B): only with the override.
+    let run = common::abort_on_lab_at_overriding(
+        "procedures/jahia-rolling.toml",
+        cfg,
+        "set-schema@node2",
+        "drill: node1's writes on schema B may be lost",
+    )
+    .await;
+    assert!(run
+        .journal
+        .events
+        .iter()
+        .any(|e| matches!(e.event, Event::RollbackOverridden { .. })));
     assert_verified(&run);
     wait_for_lab(
         &run.lab,
@@ -66,12 +78,23 @@ async fn jahia_abort_after_the_second_node_stopped_rolls_back_every_node() {
 }
 
 /// Wherever the operator aborts in the per-node part, the rollback ends with every node on
-/// 8.1.8.0, schema A, running, writable and in the balancer.
+/// 8.1.8.0, schema A, running, writable and in the balancer. Past the point of no return (the
+/// processing node back in the balancer) only with the override.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jahia_abort_anywhere_in_the_node_loop_rolls_back_every_node() {
-    for at in ["ready@node1", "start@node2", "drain@node3", "ready@node3"] {
+    for (at, past_no_return) in [
+        ("ready@node1", false),
+        ("start@node2", true),
+        ("drain@node3", true),
+        ("ready@node3", true),
+    ] {
         let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
-        let run = abort_on_lab_at("procedures/jahia-rolling.toml", cfg, at).await;
+        let p = "procedures/jahia-rolling.toml";
+        let run = if past_no_return {
+            common::abort_on_lab_at_overriding(p, cfg, at, "drill: roll back past step 16").await
+        } else {
+            abort_on_lab_at(p, cfg, at).await
+        };
         assert_verified(&run);
         wait_for_lab(
             &run.lab,
@@ -208,6 +231,7 @@ mod engine_level {
             check: Some(Check::Run {
                 argv: vec!["test".into(), "-e".into(), flag.display().to_string()],
                 env: Default::default(),
+                stdin: None,
                 timeout_secs: 5,
                 expect_exit: 0,
             }),
@@ -246,6 +270,180 @@ mod engine_level {
             })
             .await;
         }
+    }
+
+    /// a, migrate (irreversible), c that fails: the session is past the point of no return.
+    fn past_no_return_plan() -> Plan {
+        let mut migrate = step_with("migrate", run(&["true"]), Some(run(&["true"])));
+        migrate.irreversible = Some("the store format changes".into());
+        plan(
+            "t",
+            vec![
+                step_with("a", run(&["true"]), Some(run(&["true"]))),
+                migrate,
+                step_with("c", run(&["false"]), None),
+            ],
+        )
+    }
+
+    /// Past the point of no return the engine refuses a full rollback, whoever asks, and says
+    /// what it would lose; the override needs the phrase and a reason, and is journaled with
+    /// the kernel's user; the rollback then undoes every step, the irreversible one included.
+    #[tokio::test]
+    async fn past_the_point_of_no_return_a_rollback_is_refused_unless_overridden() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = start(past_no_return_plan(), &dir);
+        let who = flightdeck::engine::identity::Identity {
+            uid: 1000,
+            user: "alice".into(),
+        };
+        let alice = task
+            .handle
+            .attach_as(who, "alice@laptop", true)
+            .await
+            .unwrap();
+        drive(&task, |s| s.steps[2].status == StepStatus::Failed).await;
+        let refused = alice
+            .commands
+            .send(Command::Abort { rollback: true })
+            .await
+            .unwrap_err()
+            .0;
+        assert!(
+            refused.starts_with(
+                "a full rollback is refused past the point of no return: step 2 (migrate) is \
+                 irreversible (the store format changes): a full rollback now loses what \
+                 happened since it finished"
+            ),
+            "{refused}"
+        );
+        assert!(refused.contains("`lose writes since step 2`"), "{refused}");
+        // flightdeck itself (a script, the headless runner) is refused the same way.
+        let also = task
+            .handle
+            .command(Command::Abort { rollback: true })
+            .await
+            .unwrap_err()
+            .0;
+        assert!(
+            also.contains("refused past the point of no return"),
+            "{also}"
+        );
+        for (phrase, reason, why) in [
+            (
+                "lose writes",
+                "broken",
+                "type the phrase exactly: lose writes since step 2",
+            ),
+            ("lose writes since step 2", "  ", "say why"),
+        ] {
+            let r = alice
+                .commands
+                .send(Command::RollbackPastNoReturn {
+                    phrase: phrase.into(),
+                    reason: reason.into(),
+                })
+                .await
+                .unwrap_err()
+                .0;
+            assert!(r.starts_with(why), "{r}");
+        }
+        let s = task.handle.snapshot().await.unwrap();
+        assert_eq!(s.mode, Mode::Forward, "nothing changed on a refusal");
+        alice
+            .commands
+            .send(Command::RollbackPastNoReturn {
+                phrase: "lose writes since step 2".into(),
+                reason: "the new format corrupts our indexes".into(),
+            })
+            .await
+            .expect("the override is accepted");
+        let s = drive(&task, |s| s.is_finished()).await;
+        assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
+        assert!(s
+            .steps
+            .iter()
+            .take(2)
+            .all(|r| r.status == StepStatus::Undone));
+        task.handle.shutdown().await;
+        let _ = task.join.await;
+        let j = journal::read(&dir.path().join("j.jsonl")).unwrap();
+        let overridden = j.events.iter().find_map(|e| match &e.event {
+            Event::RollbackOverridden {
+                by,
+                uid,
+                reason,
+                step,
+                lost,
+            } => Some((by.clone(), *uid, reason.clone(), *step, lost.clone())),
+            _ => None,
+        });
+        let (by, uid, reason, step, lost) = overridden.expect("the override is journaled");
+        assert_eq!((by.as_str(), uid, step), ("alice", Some(1000), 1));
+        assert_eq!(reason, "the new format corrupts our indexes");
+        assert!(
+            lost.starts_with("step 2 (migrate) is irreversible"),
+            "{lost}"
+        );
+        // The report says who, why and what it cost.
+        let r = flightdeck::report::build(&j);
+        let md = flightdeck::report::markdown(&r);
+        assert!(
+            md.contains(
+                "| Past the point of no return | full rollback by alice: the new format corrupts \
+                 our indexes (refused because step 2 (migrate) is irreversible"
+            ),
+            "{md}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&flightdeck::report::json(&r)).unwrap();
+        assert_eq!(json["rollback_override"]["by"], "alice");
+        assert_eq!(
+            SessionState::fold(&j.events).rollback_override,
+            s.rollback_override
+        );
+    }
+
+    /// `--on-failure rollback` gets the same refusal: past the point of no return the headless
+    /// run stops as it is and says what a rollback would have lost.
+    #[tokio::test]
+    async fn on_failure_rollback_past_the_point_of_no_return_stops_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = session::start(EngineConfig {
+            plan: past_no_return_plan(),
+            target: empty_target(),
+            auto: AutoConfirm {
+                yes: true,
+                yes_phrases: false,
+                rollback_on_failure: true,
+            },
+            operator: "tester".into(),
+            journal: dir.path().join("j.jsonl"),
+            observe: false,
+            time_scale: 1.0,
+        })
+        .unwrap();
+        let s = until(&task, "finished", |s| s.is_finished()).await;
+        assert_eq!(s.mode, Mode::Finished(Outcome::Aborted));
+        let why = s.rollback_stopped.clone().unwrap_or_default();
+        assert!(
+            why.starts_with(
+                "--on-failure rollback refused past the point of no return: step 2 (migrate) \
+                 is irreversible (the store format changes)"
+            ),
+            "{why}"
+        );
+        assert_eq!(
+            s.steps[1].status,
+            StepStatus::Succeeded,
+            "nothing was undone"
+        );
+        let end = flightdeck::headless::stop_reason(&s).unwrap();
+        assert!(
+            end.summary
+                .contains("rollback stopped: --on-failure rollback refused"),
+            "{}",
+            end.summary
+        );
     }
 
     #[tokio::test]

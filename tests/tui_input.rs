@@ -823,3 +823,55 @@ fn an_observer_takes_control_with_a_reason_and_the_owner_removes_an_operator() {
     assert!(text.contains("observer: take control"), "{text}");
     assert!(text.contains("owner: remove an operator"), "{text}");
 }
+
+/// Past the point of no return the abort dialog says the engine refuses a rollback and what it
+/// would lose; `o` asks for the phrase and a reason, sent to the engine as one override.
+#[test]
+fn past_the_point_of_no_return_the_abort_dialog_shows_the_refusal_and_the_override() {
+    let theme = flightdeck::tui::Theme::dark();
+    let mut s = Script::started();
+    s.through(demo::STEP_READY1 + 1);
+    let shown = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, shown);
+    let nr = v
+        .state
+        .no_return(v.now_ms)
+        .expect("past the point of no return");
+    v.overlay = Some(Overlay::AbortChoice);
+    let text = flightdeck::tui::render::to_text(&v, &theme, 160, 40);
+    let n = demo::STEP_MIGRATE + 1;
+    assert!(
+        text.contains(&format!("REFUSED: step {n} (migrate")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("type `lose writes since step {n}` and why")),
+        "{text}"
+    );
+    assert_eq!(
+        map_key(&v, &key('o'), later(shown)),
+        Intent::Ui(UiAction::AskRollbackOverride)
+    );
+    v.update(UiAction::AskRollbackOverride);
+    assert!(matches!(v.overlay, Some(Overlay::RollbackOverride { .. })));
+    for c in format!("{} because node3's disk is gone", nr.phrase).chars() {
+        match map_key(&v, &key(c), later(shown)) {
+            Intent::Ui(a @ UiAction::Edit(_)) => {
+                v.update(a);
+            }
+            other => panic!("{c}: {other:?}"),
+        }
+    }
+    let sent = map_key(&v, &code(KeyCode::Enter), later(shown));
+    assert_eq!(
+        sent,
+        Intent::Engine(Command::RollbackPastNoReturn {
+            phrase: format!("lose writes since step {n}"),
+            reason: "because node3's disk is gone".into(),
+        })
+    );
+    if let Intent::Engine(c) = sent {
+        v.sent(&c);
+    }
+    assert!(v.overlay.is_none());
+}

@@ -38,6 +38,13 @@ pub enum Command {
     Abort {
         rollback: bool,
     },
+    /// Past the point of no return a full rollback (`Abort { rollback: true }`) is refused; this
+    /// rolls back anyway. It needs the phrase the refusal names, typed exactly, and a reason;
+    /// both are journaled with who sent it (`RollbackOverridden`).
+    RollbackPastNoReturn {
+        phrase: String,
+        reason: String,
+    },
     Note {
         text: String,
     },

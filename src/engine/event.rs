@@ -285,6 +285,19 @@ pub enum Event {
         by: String,
         rollback: bool,
     },
+    /// The driver overrode the refusal of a full rollback past the point of no return: who
+    /// (the kernel's user), why, and what the engine said would be lost. `AbortRequested` with
+    /// rollback follows, and that rollback goes past the irreversible steps.
+    RollbackOverridden {
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        reason: String,
+        /// The first irreversible step done (the point of no return).
+        step: usize,
+        /// What the refusal said a full rollback would lose.
+        lost: String,
+    },
     /// A rollback could not go further back (an irreversible step, or an undo without action).
     RollbackStopped {
         reason: String,

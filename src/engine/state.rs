@@ -314,6 +314,54 @@ pub struct SessionState {
     pub verifying: bool,
     /// What the rollback's verification found, once it has run.
     pub verification: Option<Verification>,
+    /// A full rollback past the point of no return, allowed by the driver (`RollbackOverridden`).
+    pub rollback_override: Option<RollbackOverride>,
+    /// Writes the load generator counted since the point of no return (what a full rollback
+    /// would lose, where the session sees traffic).
+    pub writes_since_no_return: u64,
+}
+
+/// `4m10s`, `12s`: how long ago, for a sentence.
+fn minutes_seconds(ms: u64) -> String {
+    let s = ms / 1000;
+    match (s / 3600, (s / 60) % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+/// Who allowed a full rollback past the point of no return, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackOverride {
+    pub by: String,
+    pub reason: String,
+    pub step: usize,
+    pub lost: String,
+}
+
+/// Why a full rollback is refused now: the point of no return, and what rolling back would lose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoReturn {
+    /// The first irreversible step done.
+    pub step: usize,
+    /// `step 16 (ready@jahia1) is irreversible (...): a full rollback now loses what happened
+    /// since it finished 4m10s ago (132 writes counted since)`.
+    pub loss: String,
+    /// What the driver types to roll back anyway.
+    pub phrase: String,
+}
+
+impl NoReturn {
+    /// The engine's refusal of `Abort { rollback: true }`.
+    pub fn refusal(&self) -> String {
+        format!(
+            "a full rollback is refused past the point of no return: {}. Keep things as they \
+             are (abort without rollback, or undo single steps back to it), or roll back anyway \
+             by typing `{}` and saying why (both are journaled)",
+            self.loss, self.phrase
+        )
+    }
 }
 
 /// A rollback's verification: the journaled `VerifyFinished`.
@@ -359,6 +407,8 @@ impl SessionState {
             rollback_skipped: Vec::new(),
             verifying: false,
             verification: None,
+            rollback_override: None,
+            writes_since_no_return: 0,
         }
     }
 
@@ -392,7 +442,7 @@ impl SessionState {
     /// procedure's `[rollback] undo_first` steps (past the point of no return), else the
     /// latest step with effects.
     pub fn rollback_candidate(&self) -> Option<usize> {
-        let floor = self.point_of_no_return();
+        let floor = self.rollback_floor();
         self.steps
             .iter()
             .enumerate()
@@ -424,9 +474,11 @@ impl SessionState {
             });
         }
         let planned = self.plan.steps.get(step)?;
-        if let (Some(why), Some(StepStatus::Succeeded)) = (
+        let overridden = self.mode == Mode::RollingBack && self.rollback_override.is_some();
+        if let (Some(why), Some(StepStatus::Succeeded), false) = (
             &planned.irreversible,
             self.steps.get(step).map(|r| r.status),
+            overridden,
         ) {
             return Some(format!("step {} is irreversible: {why}", step + 1));
         }
@@ -443,6 +495,58 @@ impl SessionState {
             .iter()
             .zip(&self.steps)
             .rposition(|(p, r)| p.irreversible.is_some() && r.status == StepStatus::Succeeded)
+    }
+
+    /// How far back a rollback may go: not past the point of no return, unless the driver
+    /// overrode that (`RollbackOverridden`).
+    pub fn rollback_floor(&self) -> Option<usize> {
+        if self.rollback_override.is_some() {
+            return None;
+        }
+        self.point_of_no_return()
+    }
+
+    /// The first irreversible step done: from its end on, a full rollback loses what happened.
+    pub fn first_no_return(&self) -> Option<usize> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .position(|(p, r)| p.irreversible.is_some() && r.status == StepStatus::Succeeded)
+    }
+
+    /// Why a full rollback is refused now (at `now_ms`, session time), or None when it is not:
+    /// before the point of no return, or once overridden. The loss is what the procedure
+    /// declares at the irreversible step, since when, and the writes counted since.
+    pub fn no_return(&self, now_ms: u64) -> Option<NoReturn> {
+        if self.rollback_override.is_some() {
+            return None;
+        }
+        let step = self.first_no_return()?;
+        let planned = self.plan.steps.get(step)?;
+        let why = planned.irreversible.clone().unwrap_or_default();
+        let since = self.steps.get(step).and_then(|r| r.finished_ms);
+        let ago = since
+            .map(|t| {
+                format!(
+                    " since it finished {} ago",
+                    minutes_seconds(now_ms.saturating_sub(t))
+                )
+            })
+            .unwrap_or_default();
+        let writes = match self.writes_since_no_return {
+            0 => String::new(),
+            n => format!(" ({n} writes counted by the load generator since)"),
+        };
+        Some(NoReturn {
+            step,
+            loss: format!(
+                "step {} ({}) is irreversible ({why}): a full rollback now loses what happened{ago}{writes}",
+                step + 1,
+                planned.key
+            ),
+            phrase: format!("lose writes since step {}", step + 1),
+        })
     }
 
     /// While no irreversible step is done: the first irreversible step ahead (rollback is
@@ -780,6 +884,10 @@ impl SessionState {
                 }
             }
             Event::Traffic { window_ms, counts } => {
+                if self.point_of_no_return().is_some() {
+                    self.writes_since_no_return =
+                        self.writes_since_no_return.saturating_add(counts.writes_ok);
+                }
                 self.traffic_total.add(counts);
                 self.traffic_last = Some((*window_ms, *counts));
             }
@@ -797,6 +905,20 @@ impl SessionState {
                 } else if self.running().is_some() {
                     self.aborting = true;
                 }
+            }
+            Event::RollbackOverridden {
+                by,
+                reason,
+                step,
+                lost,
+                ..
+            } => {
+                self.rollback_override = Some(RollbackOverride {
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    step: *step,
+                    lost: lost.clone(),
+                })
             }
             Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
             Event::VerifyStarted { .. } => {

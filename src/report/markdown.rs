@@ -53,6 +53,15 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
         let _ = write!(outcome, "; rollback stopped: {why}");
     }
     rows.push(("Outcome", outcome));
+    if let Some(o) = &r.rollback_override {
+        rows.push((
+            "Past the point of no return",
+            format!(
+                "full rollback by {}: {} (refused because {})",
+                o.by, o.reason, o.lost
+            ),
+        ));
+    }
     rows.push(("Operator", r.operator.clone()));
     if !r.joined.is_empty() {
         let joined: Vec<String> = r

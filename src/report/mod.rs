@@ -53,6 +53,9 @@ pub struct Report {
     /// Each node as the journal last saw it (facts from probes, the balancer, and the
     /// rollback's verification when one ran).
     pub nodes_after: Vec<NodeAfter>,
+    /// A full rollback past the point of no return, allowed by the driver: who, why, and what
+    /// the engine said it would lose.
+    pub rollback_override: Option<crate::engine::state::RollbackOverride>,
     /// Where rollback had to stop, when it did.
     pub rollback_stopped: Option<String>,
     /// The operator who started the session (header).
@@ -426,6 +429,7 @@ pub fn build(journal: &Journal) -> Report {
         rollback_verified: crate::engine::outcome::rollback_verified(&state),
         rollback_verification: state.verification.clone(),
         nodes_after,
+        rollback_override: state.rollback_override.clone(),
         rollback_stopped: state.rollback_stopped.clone(),
         operator: journal.header.operator.clone(),
         auto: state.auto,

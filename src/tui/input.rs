@@ -39,6 +39,8 @@ pub enum UiAction {
         step: usize,
     },
     AskAbort,
+    /// Past the point of no return: type the phrase and why, to roll back anyway.
+    AskRollbackOverride,
     AskQuit,
     CloseOverlay,
     /// Edit the text being typed (note or phrase).
@@ -222,10 +224,31 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             }
         }
         Overlay::AbortChoice => match key.code {
+            // Past the point of no return the engine refuses it and says why (the dialog too).
             KeyCode::Char('r') => Intent::Engine(Command::Abort { rollback: true }),
+            KeyCode::Char('o') => ui(UiAction::AskRollbackOverride),
             KeyCode::Char('k') => Intent::Engine(Command::Abort { rollback: false }),
             KeyCode::Esc => ui(UiAction::CloseOverlay),
             _ => Intent::Nothing,
+        },
+        Overlay::RollbackOverride { phrase, input } => match key.code {
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            KeyCode::Enter => {
+                // The phrase first, then why; the engine checks both.
+                let typed = input.value().trim();
+                let (said, reason) = match typed.strip_prefix(phrase.as_str()) {
+                    Some(rest) => (
+                        phrase.clone(),
+                        rest.trim_start_matches([' ', ':', ',', '-']),
+                    ),
+                    None => (typed.to_string(), ""),
+                };
+                Intent::Engine(Command::RollbackPastNoReturn {
+                    phrase: said,
+                    reason: reason.trim().to_string(),
+                })
+            }
+            _ => edit(key),
         },
         Overlay::ConfirmQuit => {
             if yes(key) {
@@ -493,6 +516,19 @@ impl View {
             UiAction::OpenNote => self.overlay = Some(Overlay::Note(Default::default())),
             UiAction::AskSkip { step } => self.overlay = Some(Overlay::ConfirmSkip { step }),
             UiAction::AskAbort => self.overlay = Some(Overlay::AbortChoice),
+            UiAction::AskRollbackOverride => match self.state.no_return(self.now_ms) {
+                Some(nr) => {
+                    self.overlay = Some(Overlay::RollbackOverride {
+                        phrase: nr.phrase,
+                        input: Default::default(),
+                    })
+                }
+                None => {
+                    self.status = Some(
+                        "not past the point of no return: r rolls back, no override needed".into(),
+                    )
+                }
+            },
             UiAction::AskQuit => self.overlay = Some(Overlay::ConfirmQuit),
             UiAction::AskTakeControl => {
                 self.overlay = Some(Overlay::TakeControl(Default::default()))
@@ -503,7 +539,9 @@ impl View {
             }
             UiAction::CloseOverlay => self.overlay = None,
             UiAction::Edit(req) => match &mut self.overlay {
-                Some(Overlay::Note(input)) | Some(Overlay::TakeControl(input)) => {
+                Some(Overlay::Note(input))
+                | Some(Overlay::TakeControl(input))
+                | Some(Overlay::RollbackOverride { input, .. }) => {
                     input.handle(req);
                 }
                 _ => {
@@ -585,6 +623,10 @@ impl View {
                 | (
                     Some(Overlay::RemoveOperator { .. }),
                     Command::RemoveOperator { .. }
+                )
+                | (
+                    Some(Overlay::RollbackOverride { .. }),
+                    Command::RollbackPastNoReturn { .. }
                 )
         ) {
             self.overlay = None;

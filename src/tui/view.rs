@@ -66,6 +66,12 @@ pub enum Overlay {
     },
     /// Roll back, keep as is, or cancel.
     AbortChoice,
+    /// Past the point of no return: the phrase the engine asks for, then why (one line:
+    /// `lose writes since step 16 because ...`), for a full rollback anyway.
+    RollbackOverride {
+        phrase: String,
+        input: Input,
+    },
     /// Leaving while a step runs.
     ConfirmQuit,
     /// Taking control from an attached driver: the reason, typed (it is journaled).

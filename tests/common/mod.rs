@@ -107,7 +107,18 @@ pub fn yes_all_rollback() -> AutoConfirm {
 /// confirms every undo. An undo that fails ends the session (abort without rollback), so the
 /// state says how far the rollback went. The engine itself is not told anything special.
 pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None).await
+    abort_on_lab(procedure, cfg, abort_at, None, None).await
+}
+
+/// [`abort_on_lab_at`] past the point of no return: the engine refuses the rollback, so the
+/// operator overrides it (the phrase the refusal names, and `reason`).
+pub async fn abort_on_lab_at_overriding(
+    procedure: &str,
+    cfg: LabConfig,
+    abort_at: &str,
+    reason: &str,
+) -> LabRun {
+    abort_on_lab(procedure, cfg, abort_at, None, Some(reason)).await
 }
 
 /// [`abort_on_lab_at`], with a lab fault (`crash:node3`) staged through the lab's admin API
@@ -118,7 +129,7 @@ pub async fn abort_on_lab_at_with_fault(
     abort_at: &str,
     fault: &str,
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, Some(fault)).await
+    abort_on_lab(procedure, cfg, abort_at, Some(fault), None).await
 }
 
 async fn abort_on_lab(
@@ -126,6 +137,7 @@ async fn abort_on_lab(
     cfg: LabConfig,
     abort_at: &str,
     fault: Option<&str>,
+    override_reason: Option<&str>,
 ) -> LabRun {
     use flightdeck::engine::event::Phase;
     use flightdeck::engine::state::{Mode, PromptKindTag};
@@ -192,7 +204,14 @@ async fn abort_on_lab(
                         .expect("the lab's admin API answers");
                     assert!(staged.status().is_success(), "staging {f}: {staged:?}");
                 }
-                Command::Abort { rollback: true }
+                match (override_reason, state.no_return(state.t_ms)) {
+                    (Some(reason), Some(nr)) => Command::RollbackPastNoReturn {
+                        phrase: nr.phrase,
+                        reason: reason.into(),
+                    },
+                    (Some(_), None) => panic!("{abort_at} is not past the point of no return"),
+                    (None, _) => Command::Abort { rollback: true },
+                }
             }
             PromptKindTag::Run | PromptKindTag::Undo => Command::Confirm {
                 prompt: open.id,

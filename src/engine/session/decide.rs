@@ -228,22 +228,56 @@ impl Engine {
                 if self.state.aborting || (rollback && self.state.mode == Mode::RollingBack) {
                     return reject("an abort is already under way".into());
                 }
-                self.emit(Event::AbortRequested {
-                    by: by.clone(),
-                    rollback,
-                })?;
-                if let Some(a) = &self.action {
-                    // A gate is cancelled; a command is asked to stop (SIGTERM to its group),
-                    // then killed. Its end is journaled as the step's result; the abort goes
-                    // on from there (`advance`).
-                    let _ = a.stop.send(Some(format!("abort by {by}")));
-                } else if !rollback {
-                    // A verification under way stops with the session.
-                    self.verify = None;
-                    self.emit(Event::Finished {
-                        outcome: Outcome::Aborted,
-                    })?;
+                // Past the point of no return a full rollback loses what happened since: the
+                // engine refuses it, whoever asks (the cockpit, a socket client, a script).
+                if rollback && self.state.mode == Mode::Forward {
+                    if let Some(nr) = self.state.no_return(self.now_ms()) {
+                        return reject(nr.refusal());
+                    }
                 }
+                self.abort(by, rollback)?;
+            }
+            Command::RollbackPastNoReturn { phrase, reason } => {
+                if self.state.aborting || self.state.mode == Mode::RollingBack {
+                    return reject("an abort is already under way".into());
+                }
+                let Some(nr) = self.state.no_return(self.now_ms()) else {
+                    return reject(
+                        "the session is not past the point of no return: abort with rollback \
+                         (no override needed)"
+                            .into(),
+                    );
+                };
+                if phrase.trim() != nr.phrase {
+                    return reject(format!(
+                        "type the phrase exactly: {} ({})",
+                        nr.phrase, nr.loss
+                    ));
+                }
+                let reason: String = reason
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+                if reason.is_empty() {
+                    return reject(
+                        "say why you roll back past the point of no return (it is journaled \
+                         with your name)"
+                            .into(),
+                    );
+                }
+                let reason = self.secrets.redact(&reason);
+                let uid = self.uid_of(from);
+                self.emit(Event::RollbackOverridden {
+                    by: by.clone(),
+                    uid,
+                    reason,
+                    step: nr.step,
+                    lost: nr.loss,
+                })?;
+                self.abort(by, true)?;
             }
             Command::KillOrphan { step } => {
                 let Some((s, pgid)) = self.state.orphan.filter(|(s, _)| *s == step) else {
@@ -359,6 +393,26 @@ impl Engine {
             Command::Alive => {}
         }
         Ok(Ok(()))
+    }
+
+    /// Journal the abort and stop what runs: a gate is cancelled; a command is asked to stop
+    /// (SIGTERM to its group), then killed. Its end is journaled as the step's result; the
+    /// abort goes on from there (`advance`).
+    fn abort(&mut self, by: String, rollback: bool) -> Result<(), EngineError> {
+        self.emit(Event::AbortRequested {
+            by: by.clone(),
+            rollback,
+        })?;
+        if let Some(a) = &self.action {
+            let _ = a.stop.send(Some(format!("abort by {by}")));
+        } else if !rollback {
+            // A verification under way stops with the session.
+            self.verify = None;
+            self.emit(Event::Finished {
+                outcome: Outcome::Aborted,
+            })?;
+        }
+        Ok(())
     }
 
     /// The takeover policy. Nobody drives: anyone takes control. The session's owner (the uid
@@ -718,7 +772,7 @@ impl Engine {
                         })
                     }
                     Mode::RollingBack => {
-                        let floor = self.state.point_of_no_return();
+                        let floor = self.state.rollback_floor();
                         match (self.state.rollback_candidate(), floor) {
                             // Every undo is done: verify, then finish.
                             (None, _) if self.state.verification.is_some() => {
@@ -771,6 +825,23 @@ impl Engine {
                 PromptKindTag::Run => Phase::Do,
                 PromptKindTag::Undo => Phase::Undo,
                 PromptKindTag::Failed | PromptKindTag::Interrupted => {
+                    // Past the point of no return the policy gets the refusal anyone gets: the
+                    // session stops as it is, saying what a rollback would have lost.
+                    if let Some(nr) = self.state.no_return(self.now_ms()) {
+                        self.emit(Event::RollbackStopped {
+                            reason: format!(
+                                "--on-failure rollback refused past the point of no return: {}",
+                                nr.loss
+                            ),
+                        })?;
+                        self.emit(Event::AbortRequested {
+                            by: "--on-failure rollback".into(),
+                            rollback: false,
+                        })?;
+                        return self.emit(Event::Finished {
+                            outcome: Outcome::Aborted,
+                        });
+                    }
                     self.emit(Event::AbortRequested {
                         by: "--on-failure rollback".into(),
                         rollback: true,

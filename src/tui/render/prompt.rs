@@ -388,11 +388,16 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
                 Line::from(vec![key("r", theme), text(how, s.base)]),
             ];
             let (undo, nothing) = rollback_summary(view);
+            let refused = st.no_return(view.now_ms).is_some();
             if undo.is_empty() {
                 lines.push(Line::from(text("    nothing to undo", s.muted)));
             } else {
                 lines.push(Line::from(text(
-                    format!("    undoes, in order: {}", undo.join(", ")),
+                    format!(
+                        "    {}undoes, in order: {}",
+                        if refused { "o " } else { "" },
+                        undo.join(", ")
+                    ),
                     s.base,
                 )));
             }
@@ -402,11 +407,20 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
                     s.muted,
                 )));
             }
-            if let Some(k) = st.point_of_no_return() {
+            // Past the point of no return the engine refuses `r`: say so here, with what a
+            // rollback would lose, and how to override it.
+            if let Some(nr) = st.no_return(view.now_ms) {
                 lines.push(Line::from(text(
-                    format!("    stops at step {} (point of no return)", k + 1),
-                    s.warn,
+                    format!("    REFUSED: {}", nr.loss),
+                    s.error,
                 )));
+                lines.push(Line::from(vec![
+                    key("o", theme),
+                    text(
+                        format!(" = roll back anyway: type `{}` and why", nr.phrase),
+                        s.base,
+                    ),
+                ]));
             }
             lines.push(Line::from(vec![
                 key("k", theme),
@@ -434,6 +448,33 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
                 )),
             ];
             modal(frame, area, " Leave ".into(), lines, theme);
+        }
+        Overlay::RollbackOverride { phrase, input } => {
+            let loss = st
+                .no_return(view.now_ms)
+                .map(|nr| nr.loss)
+                .unwrap_or_default();
+            let lines = vec![
+                Line::from(text(
+                    format!("Roll back past the point of no return: type `{phrase}`, then why"),
+                    s.prompt,
+                )),
+                Line::from(""),
+                Line::from(text(loss, s.error)),
+                Line::from(text(
+                    "Journaled with your name and reason; the rollback then undoes every step.",
+                    s.muted,
+                )),
+                key_line(&[("Enter", "roll back anyway"), ("Esc", "cancel")], theme),
+            ];
+            let inner = modal(
+                frame,
+                area,
+                " Past the point of no return ".into(),
+                lines,
+                theme,
+            );
+            input_row(frame, inner, 1, input, theme);
         }
         Overlay::Note(input) => {
             let lines = vec![
@@ -496,12 +537,15 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
     }
 }
 
-/// What a rollback would undo, in the engine's order (`[rollback] undo_first` steps first,
-/// then the rest, each latest first, never past the point of no return), as step numbers; and
-/// the steps with effects but no undo action, which it passes.
+/// What a full rollback would undo, in the engine's order (`[rollback] undo_first` steps
+/// first, then the rest, each latest first; past the point of no return, what an override
+/// would undo), as step numbers; and the steps with effects but no undo action, which it
+/// passes.
 pub fn rollback_summary(view: &View) -> (Vec<String>, Vec<String>) {
     let st = &view.state;
-    let floor = st.point_of_no_return();
+    let floor = st
+        .rollback_floor()
+        .filter(|_| st.no_return(view.now_ms).is_none());
     let mut order: Vec<usize> = (0..st.steps.len())
         .rev()
         .filter(|&i| st.steps[i].status.has_effects() && floor.is_none_or(|f| i > f))
