@@ -134,6 +134,9 @@ pub struct PlanArgs {
     /// The version to upgrade to (overrides the procedure's `to`).
     #[arg(long)]
     pub to: Option<String>,
+    /// `text` (default), `json` for tools, `md` for change review.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::plan::export::PlanFormat,
 }
 
 #[derive(Debug, Args, Clone)]

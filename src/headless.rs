@@ -341,6 +341,17 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             format!("{} {what}{v}: {detail}", step_name(*step))
         }
         Event::Skipped { step, by } => format!("{} skipped by {by}", step_name(*step)),
+        Event::OptionalChosen {
+            step,
+            choice,
+            by,
+            reason,
+            ..
+        } => format!(
+            "{} is optional: {}",
+            step_name(*step),
+            crate::engine::event::optional_choice_words(*choice, by, reason.as_deref())
+        ),
         Event::MarkedDone { step, by, phase } => {
             let what = if *phase == Phase::Undo { "undo " } else { "" };
             format!("{} {what}marked done by {by}", step_name(*step))

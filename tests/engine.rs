@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::plans::{empty_target as target, plan, run, step_with as step, until};
+use common::plans::{empty_target as target, plan, run, sh, step_with as step, until};
 
 use std::time::Duration;
 
@@ -575,6 +575,8 @@ async fn expect_text_judges_the_body_of_http_actions_and_gate_checks() {
         headers: Default::default(),
         body: None,
         expect_status: vec![],
+        wait_on: Vec::new(),
+        fail_on: Vec::new(),
         expect_json: Default::default(),
         expect_text: Some(pattern.into()),
         expect: Vec::new(),
@@ -818,4 +820,305 @@ async fn a_retried_two_person_step_needs_the_second_person_again() {
     let s = until(&task, "done", |s| s.is_finished()).await;
     assert_eq!(s.steps[0].status, StepStatus::Succeeded);
     assert_eq!(s.steps[0].attempts, 2);
+}
+
+/// Issue 15 item 6: a target variable inside a probe's definition (`${lab_admin}`) passed
+/// `check` but stayed literal at run time (`GET ${lab_admin}/_lab/status: builder error`).
+#[tokio::test]
+async fn target_variables_in_probe_definitions_are_filled_in_when_they_run() {
+    let addr = serve_cat_nodes().await;
+    let lp = flightdeck::procedure::load::parse_procedure(
+        std::path::Path::new("p.toml"),
+        r#"
+name = "p"
+product = "generic"
+to = "8.15.0"
+
+[[steps]]
+id = "joined"
+title = "Every node is in _cat/nodes"
+confirm = "none"
+action = { kind = "wait", probe = "joined", timeout_secs = 5, interval_ms = 50 }
+"#
+        .into(),
+    )
+    .unwrap();
+    let t = flightdeck::target_load::parse_target(
+        std::path::Path::new("t.toml"),
+        &format!(
+            r#"name = "t"
+[vars]
+admin = "http://{addr}"
+
+[[nodes]]
+name = "es1"
+address = "127.0.0.1:1"
+
+[[probes]]
+name = "joined"
+kind = "http"
+url = "${{admin}}/_cat/nodes?format=json"
+expect = [{{ path = '$[?@.name == ${{node.name}}].version', op = ">=", value = "${{to_version}}" }}]
+"#
+        ),
+    )
+    .unwrap();
+    let diags = flightdeck::procedure::validate::validate(&lp, Some(&t));
+    assert!(diags.is_empty(), "{diags}");
+    let p = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(p, t, AutoConfirm::default(), &dir);
+    let s = until(&task, "the gate's verdict", |s| {
+        matches!(
+            s.steps[0].status,
+            StepStatus::Succeeded | StepStatus::Failed
+        )
+    })
+    .await;
+    assert_eq!(
+        s.steps[0].status,
+        StepStatus::Succeeded,
+        "{:?}",
+        s.steps[0].detail
+    );
+    // What was journaled as the session's target has the values filled in too (a resume
+    // from the journal runs the same probes).
+    task.handle.shutdown().await;
+    let text = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(
+        text.contains(&format!("http://{addr}/_cat/nodes")),
+        "{text}"
+    );
+}
+
+/// `/_cluster/health` answers 503 (starting) to its first three requests, then green;
+/// `/_security` refuses with Elasticsearch's 401 body; anything else is a 404.
+async fn serve_statuses() -> String {
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = std::sync::Arc::new(AtomicU32::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/_cluster/health",
+            axum::routing::get(move || {
+                let calls = calls.clone();
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({})))
+                    } else {
+                        (StatusCode::OK, axum::Json(serde_json::json!({"status": "green"})))
+                    }
+                }
+            }),
+        )
+        .route(
+            "/_security",
+            axum::routing::get(|| async {
+                // Elasticsearch 8's answer to wrong credentials (x-pack security).
+                (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({
+                        "error": {
+                            "root_cause": [{"type": "security_exception", "reason": "unable to authenticate user [elastic] for REST request [/_cluster/health]"}],
+                            "type": "security_exception",
+                            "reason": "unable to authenticate user [elastic] for REST request [/_cluster/health]"
+                        },
+                        "status": 401
+                    })),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr.to_string()
+}
+
+/// Runs a one-gate plan on `addr` until the gate ends; its status and detail.
+async fn gate_verdict(addr: &str, path: &str, statuses: &str) -> (StepStatus, String) {
+    let steps = format!(
+        r#"
+[[steps]]
+id = "gate"
+title = "The cluster is green"
+confirm = "none"
+action = {{ kind = "wait", timeout_secs = 3600, interval_ms = 20, check = {{ kind = "http", url = "http://{addr}{path}", {statuses}, expect = [{{ path = "$.status", value = "green" }}] }} }}
+"#
+    );
+    let (p, t) = jsonpath_plan(addr, &steps);
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(p, t, AutoConfirm::default(), &dir);
+    // The gate's timeout is an hour: only a verdict that does not wait it out ends this.
+    let s = until(&task, "the gate's verdict", |s| {
+        matches!(
+            s.steps[0].status,
+            StepStatus::Succeeded | StepStatus::Failed
+        )
+    })
+    .await;
+    task.handle.shutdown().await;
+    (
+        s.steps[0].status,
+        s.steps[0].detail.clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn statuses_declared_per_check_wait_or_fail_at_once() {
+    let addr = serve_statuses().await;
+    // 503 is "not yet": the gate keeps polling until the cluster answers green.
+    let (st, why) = gate_verdict(&addr, "/_cluster/health", "wait_on = [408, 503]").await;
+    assert_eq!(st, StepStatus::Succeeded, "{why}");
+    // Wrong credentials do not wait out an hour: the gate fails now, with the product's reason.
+    let (st, why) = gate_verdict(&addr, "/_security", "fail_on = [401, 403]").await;
+    assert_eq!(st, StepStatus::Failed);
+    assert!(
+        why.contains(
+            "status 401 (in `fail_on`: fails at once): unable to authenticate user [elastic]"
+        ),
+        "{why}"
+    );
+    // Once `wait_on` says what "not yet" is, any other unexpected status is final.
+    let (st, why) = gate_verdict(&addr, "/_nodes/missing", "wait_on = [408, 503]").await;
+    assert_eq!(st, StepStatus::Failed);
+    assert!(
+        why.contains("status 404 (not in `wait_on`: fails at once)"),
+        "{why}"
+    );
+}
+
+fn optional(mut s: flightdeck::plan::PlannedStep, default: &str) -> flightdeck::plan::PlannedStep {
+    use flightdeck::procedure::model::OptionalChoice;
+    s.optional = Some(flightdeck::plan::OptionalStep {
+        why: "reindexing takes an hour; skip it if the indices are small".into(),
+        default: if default == "run" {
+            OptionalChoice::Run
+        } else {
+            OptionalChoice::Skip
+        },
+    });
+    s
+}
+
+/// The choices on record in a journal: (step, choice, by, reason, auto).
+fn choices(dir: &tempfile::TempDir) -> Vec<(usize, String, String, Option<String>, bool)> {
+    journal::read(&dir.path().join("j.jsonl"))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::OptionalChosen {
+                step,
+                choice,
+                by,
+                reason,
+                auto,
+                ..
+            } => Some((step, choice.to_string(), by, reason, auto)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_optional_step_is_the_operators_choice_with_a_journaled_reason() {
+    use flightdeck::procedure::model::OptionalChoice;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("reindexed");
+    let p = plan(
+        "test",
+        vec![
+            optional(step("skipme", run(&["true"]), None), "run"),
+            optional(
+                step("runme", sh(&format!("touch {}", marker.display())), None),
+                "skip",
+            ),
+        ],
+    );
+    let task = start(p, target(), AutoConfirm::default(), &dir);
+    let s = until(&task, "the first prompt", |s| s.prompt.is_some()).await;
+    let id = s.prompt.map(|p| p.id).unwrap_or_default();
+    // A bare confirm is not a choice.
+    let refused = task
+        .handle
+        .command(Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("choose run or skip"),
+        "{refused}"
+    );
+    task.handle
+        .command(Command::Choose {
+            prompt: id,
+            choice: OptionalChoice::Skip,
+            reason: Some("indices are 2 GB".into()),
+        })
+        .await
+        .expect("skip accepted");
+    let s = until(&task, "the second prompt", |s| {
+        s.prompt.is_some_and(|p| p.step == 1)
+    })
+    .await;
+    assert_eq!(s.steps[0].status, StepStatus::Skipped);
+    let id = s.prompt.map(|p| p.id).unwrap_or_default();
+    task.handle
+        .command(Command::Choose {
+            prompt: id,
+            choice: OptionalChoice::Run,
+            reason: None,
+        })
+        .await
+        .expect("run accepted");
+    let s = until(&task, "finish", |s| s.is_finished()).await;
+    assert_eq!(s.steps[1].status, StepStatus::Succeeded);
+    assert!(marker.exists(), "the chosen step ran");
+    task.handle.shutdown().await;
+    let got = choices(&dir);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].0, got[0].1.as_str(), got[0].3.as_deref(), got[0].4),
+        (0, "skip", Some("indices are 2 GB"), false)
+    );
+    assert_eq!((got[1].0, got[1].1.as_str(), got[1].4), (1, "run", false));
+    // Who chose: the kernel's user name of the operator, as for confirms.
+    assert!(!got[0].2.is_empty() && got[0].2 == got[1].2, "{got:?}");
+}
+
+#[tokio::test]
+async fn headless_takes_the_declared_default_of_an_optional_step_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let p = plan(
+        "test",
+        vec![
+            optional(step("skipped", sh("exit 1"), None), "skip"),
+            optional(
+                step("ran", sh(&format!("touch {}", marker.display())), None),
+                "run",
+            ),
+        ],
+    );
+    let auto = AutoConfirm {
+        yes: true,
+        ..Default::default()
+    };
+    let task = start(p, target(), auto, &dir);
+    let s = until(&task, "finish", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    assert_eq!(s.steps[0].status, StepStatus::Skipped);
+    assert_eq!(s.steps[1].status, StepStatus::Succeeded);
+    assert!(marker.exists());
+    task.handle.shutdown().await;
+    let got = choices(&dir);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|c| c.2 == "--yes" && c.4), "{got:?}");
+    assert!(got[0]
+        .3
+        .as_deref()
+        .unwrap_or("")
+        .contains("reindexing takes an hour"));
 }

@@ -42,6 +42,7 @@ async fn hundreds_of_probe_samples_add_almost_nothing_to_the_journal() {
             },
             undo: None,
             overrides: Vec::new(),
+            optional: None,
         }],
         ..Default::default()
     };

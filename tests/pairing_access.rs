@@ -41,6 +41,7 @@ fn one_step_plan() -> Plan {
             },
             undo: None,
             overrides: Vec::new(),
+            optional: None,
         }],
         ..Default::default()
     }

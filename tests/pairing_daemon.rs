@@ -48,6 +48,7 @@ fn plan() -> Plan {
             },
             undo: None,
             overrides: Vec::new(),
+            optional: None,
         }],
         ..Default::default()
     }

@@ -34,6 +34,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
         },
         undo: None,
         overrides: Vec::new(),
+        optional: None,
     };
     session::start(EngineConfig {
         plan: Plan {

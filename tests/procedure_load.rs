@@ -483,3 +483,92 @@ fn every_seed_procedure_declares_its_rollback_verification() {
         }
     }
 }
+
+#[test]
+fn target_variables_without_a_default_are_checked_against_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_path = dir.path().join("p.toml");
+    std::fs::write(
+        &proc_path,
+        r#"name = "p"
+product = "generic"
+
+[target_vars]
+es_url = "the cluster's HTTPS endpoint, e.g. https://es1:9200"
+
+[[steps]]
+id = "health"
+title = "The cluster answers"
+action = { kind = "http", url = "${es_url}/_cluster/health" }
+"#,
+    )
+    .unwrap();
+    // Without a target: the name is known, its value comes later.
+    let lp = load_procedure(&proc_path).unwrap();
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, "name = \"bare\"\n").unwrap();
+    let t = load_target(&bare).unwrap();
+    let d = validate(&lp, Some(&t));
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{}:5:10: target `bare` does not define `es_url` (the cluster's HTTPS endpoint, e.g. https://es1:9200); add it to the target's [vars]",
+            proc_path.display()
+        )
+    );
+    let e = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("does not define `es_url`"), "{e}");
+    let full = dir.path().join("full.toml");
+    std::fs::write(
+        &full,
+        "name = \"full\"\n[vars]\nes_url = \"https://127.0.0.1:9200\"\n",
+    )
+    .unwrap();
+    let t = load_target(&full).unwrap();
+    assert!(validate(&lp, Some(&t)).is_empty());
+    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let flightdeck::procedure::model::Action::Http(h) = &plan.steps[0].action else {
+        panic!("an http step")
+    };
+    assert_eq!(h.url, "https://127.0.0.1:9200/_cluster/health");
+}
+
+#[test]
+fn declared_statuses_are_checked_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.toml");
+    std::fs::write(
+        &f,
+        r#"name = "p"
+product = "generic"
+
+[[steps]]
+id = "gate"
+title = "Green"
+action = { kind = "wait", check = { kind = "http", url = "http://h/", wait_on = [503, 99], fail_on = [503, 200] } }
+"#,
+    )
+    .unwrap();
+    let d = load_procedure(&f).unwrap_err().to_string();
+    let f = f.display();
+    assert_eq!(
+        d,
+        format!(
+            "{f}:7:87: 99 is not an HTTP status (100 to 599)\n\
+             {f}:7:103: status 503 is in both `wait_on` and `fail_on`\n\
+             {f}:7:108: status 200 is an expected answer here; `fail_on` is for the unexpected ones"
+        )
+    );
+}
+
+#[test]
+fn optional_steps_declare_why_and_what_yes_does() {
+    let f = "procedures/bad/optional.toml";
+    assert_eq!(
+        errors_of(f),
+        vec![
+            format!("{f}:7:12: an optional step declares what `--yes` does with it: add `optional_default = \"run\"` or `\"skip\"`"),
+            format!("{f}:13:20: `optional_default` without `optional = \"why\"`: the step is not optional"),
+        ]
+    );
+}

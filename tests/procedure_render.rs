@@ -108,6 +108,7 @@ fn plan_command_exit_codes() {
         lb: "embedded".into(),
         from: from.map(str::to_string),
         to: None,
+        format: Default::default(),
     };
     assert_eq!(
         flightdeck::commands::plan::run(&args(false, None)),
@@ -251,4 +252,43 @@ fn every_seed_procedure_passes_check_strict_with_its_example_target() {
         checked >= 6,
         "only {checked} seed procedures have an example target"
     );
+}
+
+/// The example plan for change review: JSON for tools, Markdown for people. The procedure's
+/// hash is left out (it changes with every edit of the file, not with the plan).
+fn example_plan_exports() -> (String, String) {
+    use flightdeck::plan::export::{plan_json, plan_markdown};
+    let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
+    let t = load_target(Path::new("procedures/targets/example.toml")).unwrap();
+    let p = build_plan(&lp, &t, &PlanOptions::default()).unwrap();
+    let mut doc = plan_json(&p, &t);
+    doc["procedure_hash"] = "<sha256>".into();
+    let md = plan_markdown(&p, &t).replace(&p.procedure_hash, "<sha256>");
+    (serde_json::to_string_pretty(&doc).unwrap(), md)
+}
+
+#[test]
+fn plan_as_json_has_every_step_its_undo_the_windows_and_the_point_of_no_return() {
+    let (json, _) = example_plan_exports();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let steps = doc["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 18);
+    assert_eq!(steps[2]["key"], "drain@node2");
+    assert_eq!(steps[2]["action"]["kind"], "lb");
+    assert_eq!(steps[2]["undo_text"][0], "lb: node2 -> ready");
+    let pnr = doc["point_of_no_return"]["n"].as_u64().unwrap() as usize;
+    assert!(steps[pnr - 1]["irreversible"].is_string());
+    assert_eq!(steps[pnr]["past_point_of_no_return"], true);
+    assert_eq!(steps[pnr - 1]["past_point_of_no_return"], false);
+    assert!(!doc["downtime"].as_array().unwrap().is_empty());
+    insta::assert_snapshot!("example_every_kind_plan_json", json);
+}
+
+#[test]
+fn plan_as_markdown_reads_as_a_procedure_for_review() {
+    let (_, md) = example_plan_exports();
+    assert!(md.starts_with("# example-every-kind on example\n"));
+    assert!(md.contains("### 3. Drain node2\n"));
+    assert!(md.contains("> **Point of no return:**"));
+    insta::assert_snapshot!("example_every_kind_plan_md", md);
 }

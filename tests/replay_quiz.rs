@@ -172,6 +172,7 @@ fn step(key: &str, action: Action) -> PlannedStep {
         action,
         undo: Some(run(&["true"])),
         overrides: Vec::new(),
+        optional: None,
     }
 }
 

@@ -875,3 +875,72 @@ fn past_the_point_of_no_return_the_abort_dialog_shows_the_refusal_and_the_overri
     }
     assert!(v.overlay.is_none());
 }
+
+/// The backup step made optional: run and skip are offered as equals, each asks why, and
+/// the reason leaves with the choice.
+#[test]
+fn an_optional_step_offers_run_and_skip_and_asks_why() {
+    use flightdeck::engine::Stamped;
+    use flightdeck::plan::OptionalStep;
+    use flightdeck::procedure::model::OptionalChoice;
+    let (s, id) = awaiting_backup();
+    let events: Vec<Stamped> = s
+        .events()
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if let Event::SessionStarted { plan, .. } = &mut e.event {
+                plan.steps[demo::STEP_BACKUP].optional = Some(OptionalStep {
+                    why: "the nightly backup ran an hour ago".into(),
+                    default: OptionalChoice::Skip,
+                });
+            }
+            e
+        })
+        .collect();
+    let shown = Instant::now();
+    let mut v = View::from_events(TuiRole::Driver, "t", 1, &events);
+    v.sync_prompt(shown);
+    let at = later(shown);
+    // `y` is not a bare confirm here: it asks, like `r`.
+    for k in ['r', 'y'] {
+        assert_eq!(
+            map_key(&v, &key(k), at),
+            Intent::Ui(UiAction::AskChoice {
+                prompt: id,
+                step: demo::STEP_BACKUP,
+                choice: OptionalChoice::Run
+            })
+        );
+    }
+    let skip = map_key(&v, &key('s'), at);
+    assert_eq!(
+        skip,
+        Intent::Ui(UiAction::AskChoice {
+            prompt: id,
+            step: demo::STEP_BACKUP,
+            choice: OptionalChoice::Skip
+        })
+    );
+    if let Intent::Ui(a) = skip {
+        v.update(a);
+    }
+    for c in "backup is fresh".chars() {
+        if let Intent::Ui(a) = map_key(&v, &key(c), at) {
+            v.update(a);
+        }
+    }
+    let send = map_key(&v, &code(KeyCode::Enter), at);
+    assert_eq!(
+        send,
+        Intent::Engine(Command::Choose {
+            prompt: id,
+            choice: OptionalChoice::Skip,
+            reason: Some("backup is fresh".into())
+        })
+    );
+    if let Intent::Engine(c) = &send {
+        v.sent(c);
+    }
+    assert!(v.overlay.is_none());
+}

@@ -1,10 +1,12 @@
-//! `flightdeck plan PROC --target T [--from V] [--to V]`: print the expanded plan.
+//! `flightdeck plan PROC --target T [--from V] [--to V] [--format text|json|md]`: print the
+//! expanded plan.
 
 use std::process::ExitCode;
 
 use super::check::{load_checked, EXIT_INVALID};
 use crate::cli::PlanArgs;
 use crate::plan::expand::{build_plan, PlanOptions};
+use crate::plan::export::{plan_json, plan_markdown, PlanFormat};
 use crate::plan::render::render_plan;
 
 /// `plan --lab` starts a throwaway lab for its target, plans against it, and stops it.
@@ -52,7 +54,17 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     };
     match build_plan(&lp, &target, &opts) {
         Ok(plan) => {
-            print!("{}", render_plan(&plan, &target));
+            match args.format {
+                PlanFormat::Text => print!("{}", render_plan(&plan, &target)),
+                PlanFormat::Md => print!("{}", plan_markdown(&plan, &target)),
+                PlanFormat::Json => {
+                    let doc = plan_json(&plan, &target);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+                    );
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

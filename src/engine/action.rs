@@ -370,6 +370,14 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
         let now = hold.record(results.iter().map(|r| (r.ok, r.detail.clone())));
         let passing = hold.passing();
         let stable = hold.stable(now);
+        // A status the check declares final ends the gate now, with the product's reason.
+        if let Some(((n, _), r)) = instances.iter().zip(&results).find(|(_, r)| r.fatal) {
+            return Err(failed(format!(
+                "{desc}: {}: {}",
+                n.as_deref().unwrap_or("global"),
+                r.detail
+            )));
+        }
         let _ = ctx
             .tx
             .send(WorkerMsg::Gate {

@@ -22,6 +22,9 @@ pub struct CheckResult {
     pub json: Option<Value>,
     /// The first bytes of the body or output, for action output.
     pub excerpt: String,
+    /// The answer means "wrong, fail now" (a status in `fail_on`, or outside `wait_on`): a
+    /// gate stops waiting.
+    pub fatal: bool,
 }
 
 impl CheckResult {
@@ -33,6 +36,7 @@ impl CheckResult {
             status: None,
             json: None,
             excerpt: String::new(),
+            fatal: false,
         }
     }
 }
@@ -68,6 +72,7 @@ pub async fn run_check(check: &Check, http: &reqwest::Client, secrets: &Secrets)
                     status: None,
                     json: None,
                     excerpt: String::new(),
+                    fatal: false,
                 },
                 Ok(Err(e)) => CheckResult::fail(started, format!("{address}: {e}")),
                 Err(_) => CheckResult::fail(
@@ -196,6 +201,7 @@ async fn wait_check(
                 status: None,
                 json,
                 excerpt,
+                fatal: false,
             }
         }
         Ok(Err(e)) => CheckResult::fail(started, format!("{prog}: {e}")),
@@ -308,6 +314,30 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         }
     }
     let ok = problems.is_empty();
+    let fatal = !status_ok && status_is_final(spec, status);
+    if fatal {
+        let which = if spec.fail_on.contains(&status) {
+            "in `fail_on`"
+        } else {
+            "not in `wait_on`"
+        };
+        let reason = json
+            .as_ref()
+            .and_then(product_reason)
+            .unwrap_or_else(|| one_line(&excerpt));
+        problems.insert(
+            0,
+            format!(
+                "{method} {}: status {status} ({which}: fails at once){}",
+                spec.url,
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            ),
+        );
+    }
     CheckResult {
         ok,
         latency_ms,
@@ -319,7 +349,43 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         status: Some(status),
         json,
         excerpt,
+        fatal,
     }
+}
+
+/// Whether an unexpected `status` means "wrong, fail now" for this check: listed in
+/// `fail_on`, or — once the author said which statuses mean "not yet" — not in `wait_on`.
+/// Neither declared: every failure waits, as it always did.
+fn status_is_final(spec: &HttpSpec, status: u16) -> bool {
+    spec.fail_on.contains(&status) || (!spec.wait_on.is_empty() && !spec.wait_on.contains(&status))
+}
+
+/// The product's own words for a refusal, from the usual places in an error body:
+/// Elasticsearch `{"error": {"reason": ...}}`, Weaviate `{"error": [{"message": ...}]}`,
+/// Neo4j `{"errors": [{"message": ...}]}`, or a top-level `message`/`reason`/`error` string.
+fn product_reason(doc: &Value) -> Option<String> {
+    [
+        "/error/reason",
+        "/error/root_cause/0/reason",
+        "/error/0/message",
+        "/errors/0/message",
+        "/message",
+        "/reason",
+        "/error",
+    ]
+    .iter()
+    .find_map(|p| doc.pointer(p).and_then(Value::as_str))
+    .map(one_line)
+}
+
+/// Text on one line, at most 200 characters.
+fn one_line(s: &str) -> String {
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = joined.chars().take(200).collect();
+    if joined.chars().count() > 200 {
+        out.push('…');
+    }
+    out
 }
 
 /// The most of a response body a check reads.

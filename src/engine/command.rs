@@ -12,6 +12,15 @@ pub enum Command {
         #[serde(default)]
         phrase: Option<String>,
     },
+    /// Answer an optional step's prompt: run it or skip it, with the operator's reason. Both
+    /// are journaled as the operator's decision. Run on a phrase step leaves the prompt open
+    /// for the phrase.
+    Choose {
+        prompt: u64,
+        choice: crate::procedure::model::OptionalChoice,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// Answer the open prompt with no: the step waits until the driver acts on it again.
     Decline {
         prompt: u64,

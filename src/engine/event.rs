@@ -226,6 +226,19 @@ pub enum Event {
         step: usize,
         by: String,
     },
+    /// The decision on an optional step (`optional = "why"`): run or skip, who chose (the
+    /// kernel's user name, as for approvals), and their reason. `auto`: `--yes` took the
+    /// procedure's declared default. A skip is followed by `Skipped`.
+    OptionalChosen {
+        step: usize,
+        choice: crate::procedure::model::OptionalChoice,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        auto: bool,
+    },
     MarkedDone {
         step: usize,
         by: String,
@@ -401,5 +414,18 @@ impl Event {
             self,
             Event::ProbeSample { .. } | Event::GateProgress { .. } | Event::LbSample { .. }
         )
+    }
+}
+
+/// An optional step's decision in words, for the report and the headless log:
+/// `skip, chosen by alice: the indices are rebuilt tonight anyway`.
+pub fn optional_choice_words(
+    choice: crate::procedure::model::OptionalChoice,
+    by: &str,
+    reason: Option<&str>,
+) -> String {
+    match reason {
+        Some(r) => format!("{choice}, chosen by {by}: {r}"),
+        None => format!("{choice}, chosen by {by} (no reason given)"),
     }
 }

@@ -113,6 +113,8 @@ pub struct StepRun {
     /// The group leader's `process::start_identity`, to tell it from a later process that got
     /// the same pid.
     pub pgid_started: Option<String>,
+    /// An optional step's decision, once made.
+    pub chosen: Option<crate::procedure::model::OptionalChoice>,
 }
 
 impl StepRun {
@@ -142,6 +144,7 @@ impl StepRun {
             gate: None,
             pgid: None,
             pgid_started: None,
+            chosen: None,
         }
     }
 }
@@ -557,6 +560,12 @@ impl SessionState {
 
     /// Whether the confirm policy (`confirm = "none"`, `--yes`, `--on-failure rollback`) will
     /// answer the open prompt without a human. The engine and the headless runner both ask.
+    /// Whether step `i` is optional and nobody has chosen yet whether it runs.
+    pub fn awaits_choice(&self, i: usize) -> bool {
+        self.plan.steps.get(i).is_some_and(|p| p.optional.is_some())
+            && self.steps.get(i).is_some_and(|s| s.chosen.is_none())
+    }
+
     pub fn policy_answers_prompt(&self) -> bool {
         let Some(open) = self.prompt else {
             return false;
@@ -565,6 +574,10 @@ impl SessionState {
             return false;
         };
         let auto = self.auto;
+        // An optional step is the operator's choice; only `--yes` takes the declared default.
+        if open.kind == PromptKindTag::Run && self.awaits_choice(open.step) {
+            return auto.yes;
+        }
         // A two-person step needs two people: neither `--yes` nor `confirm = "none"` is one.
         if planned.approvals > 1 && matches!(open.kind, PromptKindTag::Run | PromptKindTag::Undo) {
             return false;
@@ -807,6 +820,11 @@ impl SessionState {
                 }
                 if *verdict != Verdict::Passed && self.first_failure.is_none() {
                     self.first_failure = Some((*step, detail.clone()));
+                }
+            }
+            Event::OptionalChosen { step, choice, .. } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    s.chosen = Some(*choice);
                 }
             }
             Event::Skipped { step, .. } => {

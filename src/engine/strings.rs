@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use crate::procedure::model::{Action, Check};
 use crate::procedure::{shell, strings};
-use crate::target::Node;
+use crate::target::{Node, Target};
 
 /// `vars` filled into every string of a check; into its shell script (`sh -c`), quoted for
 /// where each lands (`procedure::shell`).
@@ -39,6 +39,43 @@ fn fill_one(
     } else {
         substitute(v, vars)
     }
+}
+
+/// The target's probes with every template a plan knows filled in: the target's `vars` and the
+/// session-wide variables `check` accepts in a probe (`to_version`, `nodes.count`, ...).
+/// `${node.*}` and `${secret.*}` stay for run time. A probe is not part of the plan, so
+/// without this its `${admin}` reached the HTTP client as written.
+pub fn fill_probes(target: &Target, plan: &crate::plan::Plan) -> Target {
+    let mut vars: BTreeMap<String, String> = target.vars.clone();
+    let globals = [
+        ("from_version", plan.from_version.clone()),
+        ("current_version", plan.from_version.clone()),
+        ("to_version", plan.to_version.clone()),
+        ("procedure", Some(plan.procedure.clone())),
+        ("target", Some(target.name.clone())),
+        ("nodes.count", Some(target.nodes.len().to_string())),
+        (
+            "nodes.names",
+            Some(
+                target
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ),
+    ];
+    for (k, v) in globals {
+        if let Some(v) = v {
+            vars.insert(k.to_string(), v);
+        }
+    }
+    let mut t = target.clone();
+    for p in &mut t.probes {
+        p.check = fill_check(&p.check, &vars);
+    }
+    t
 }
 
 /// The values `${node.KEY}` takes for one node.

@@ -25,6 +25,8 @@ fn http(method: &str, url: String, body: Option<&str>) -> HttpSpec {
         headers,
         body: body.map(str::to_string),
         expect_status: Vec::new(),
+        wait_on: Vec::new(),
+        fail_on: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
         expect: Vec::new(),

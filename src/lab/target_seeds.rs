@@ -17,6 +17,8 @@ fn get(url: &str) -> HttpSpec {
         headers: BTreeMap::new(),
         body: None,
         expect_status: Vec::new(),
+        wait_on: Vec::new(),
+        fail_on: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
         expect: Vec::new(),

@@ -58,6 +58,12 @@ pub enum PlanError {
     Step { step: String, message: String },
     #[error("the plan has no steps for target `{0}` (its loops select no node, or every `when` is false): nothing would run")]
     Empty(String),
+    #[error("target `{target}` does not define `{name}` ({what}), which this procedure needs: add it to the target's [vars]")]
+    MissingTargetVar {
+        name: String,
+        what: String,
+        target: String,
+    },
     #[error("two planned steps have the same key `{0}`; give the steps distinct ids")]
     DuplicateKey(String),
 }
@@ -181,6 +187,18 @@ pub fn build_plan(
                 constraint: c.clone(),
             });
         }
+    }
+
+    if let Some((name, what)) = p
+        .target_vars
+        .iter()
+        .find(|(k, _)| !target.vars.contains_key(*k))
+    {
+        return Err(PlanError::MissingTargetVar {
+            name: name.clone(),
+            what: what.clone(),
+            target: target.name.clone(),
+        });
     }
 
     let hops = compute_hops(proc, opts, from.as_deref(), to.as_deref())?;
@@ -526,6 +544,20 @@ impl Expander<'_> {
             .as_deref()
             .map(|s| render("irreversible", s))
             .transpose()?;
+        let optional = match (&step.optional, step.optional_default) {
+            (Some(why), Some(default)) => Some(super::OptionalStep {
+                why: render("optional", why)?,
+                default,
+            }),
+            (Some(_), None) => {
+                return Err(self.step_err(
+                    &key,
+                    "optional",
+                    "an optional step needs `optional_default = \"run\"` or `\"skip\"`",
+                ))
+            }
+            (None, _) => None,
+        };
         let confirm = match step.confirm {
             ConfirmKind::None => Confirm::None,
             ConfirmKind::Yes => Confirm::Yes,
@@ -582,6 +614,7 @@ impl Expander<'_> {
             action,
             undo,
             overrides,
+            optional,
         });
         Ok(())
     }

@@ -3,11 +3,12 @@
 //! The plan is recorded in the journal's first event so a journal replays without the files.
 
 pub mod expand;
+pub mod export;
 pub mod render;
 
 use serde::{Deserialize, Serialize};
 
-use crate::procedure::model::{Action, Downtime, RollbackSpec};
+use crate::procedure::model::{Action, Downtime, OptionalChoice, RollbackSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Plan {
@@ -60,6 +61,16 @@ pub struct PlannedStep {
     /// `field = new (procedure: old)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// The operator decides at run time whether the step runs (`optional = "why"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<OptionalStep>,
+}
+
+/// An optional step: why it is optional, and what `--yes` chooses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OptionalStep {
+    pub why: String,
+    pub default: OptionalChoice,
 }
 
 fn one() -> u8 {

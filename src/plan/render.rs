@@ -209,7 +209,7 @@ fn wait_lines(wait: &WaitSpec) -> Vec<String> {
 }
 
 /// Credentials never show in a plan, even as a `${secret.*}` placeholder's surroundings.
-fn is_sensitive_header(name: &str, value: &str) -> bool {
+pub(crate) fn is_sensitive_header(name: &str, value: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "authorization",
@@ -242,7 +242,7 @@ pub fn shell_join(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn rollback_line(plan: &Plan) -> String {
+pub(crate) fn rollback_line(plan: &Plan) -> String {
     let mut line = match plan.first_irreversible() {
         Some(i) => format!(
             "Rollback possible until step {} ({}): once it is done there is no way back.",
@@ -268,7 +268,7 @@ fn rollback_line(plan: &Plan) -> String {
 }
 
 /// One line per run of consecutive steps marked with downtime.
-fn downtime_lines(plan: &Plan) -> Vec<String> {
+pub(crate) fn downtime_lines(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     let mut i = 0;
     let steps = &plan.steps;

@@ -35,6 +35,30 @@ pub fn check_http(h: &HttpSpec) -> Vec<ExpectError> {
             });
         }
     }
+    for (key, list) in [("wait_on", &h.wait_on), ("fail_on", &h.fail_on)] {
+        for (i, st) in list.iter().enumerate() {
+            let problem = if !(100..=599).contains(st) {
+                Some(format!("{st} is not an HTTP status (100 to 599)"))
+            } else if key == "fail_on" && h.wait_on.contains(st) {
+                Some(format!("status {st} is in both `wait_on` and `fail_on`"))
+            } else if h.expect_status.contains(st)
+                || (h.expect_status.is_empty() && (200..300).contains(st))
+            {
+                Some(format!(
+                    "status {st} is an expected answer here; `{key}` is for the unexpected ones"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                out.push(ExpectError {
+                    field: format!("{key}[{i}]"),
+                    offset: None,
+                    message,
+                });
+            }
+        }
+    }
     for (i, e) in h.expect.iter().enumerate() {
         let field = |k: &str| format!("expect[{i}].{k}");
         if let Err((offset, message)) = check_path(&e.path) {

@@ -24,6 +24,11 @@ pub struct Procedure {
     /// Default variables; the target's `vars` override them.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Variables only the target can give (an endpoint, a list of plugins), each with what it
+    /// is: no default here. `check` without a target accepts them; with one, and `plan`,
+    /// refuse a target that does not define them.
+    #[serde(default)]
+    pub target_vars: BTreeMap<String, String>,
     /// How the version path is computed (one hop by default).
     #[serde(default)]
     pub path: Option<PathSpec>,
@@ -169,9 +174,34 @@ pub struct StepSpec {
     pub for_each: Option<String>,
     #[serde(default)]
     pub when: Option<String>,
+    /// The operator decides at run time whether this step runs, and this says why it is
+    /// optional; the prompt offers run and skip as equals and journals the choice. Distinct
+    /// from `when`, which the facts decide.
+    #[serde(default)]
+    pub optional: Option<String>,
+    /// What a run with `--yes` (headless) does with an optional step: `run` or `skip`.
+    #[serde(default)]
+    pub optional_default: Option<OptionalChoice>,
     pub action: Action,
     #[serde(default)]
     pub undo: Option<Action>,
+}
+
+/// Run or skip, for an optional step.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OptionalChoice {
+    Run,
+    Skip,
+}
+
+impl std::fmt::Display for OptionalChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptionalChoice::Run => "run",
+            OptionalChoice::Skip => "skip",
+        })
+    }
 }
 
 /// What a step (or its undo) does. Serialized into the plan and the journal with templates
@@ -237,6 +267,15 @@ pub struct HttpSpec {
     /// Accepted statuses; empty means any 2xx.
     #[serde(default)]
     pub expect_status: Vec<u16>,
+    /// In a gate, statuses that mean "not yet, keep waiting" (Elasticsearch's 408 from
+    /// `wait_for_status`, a 503 while starting). Once given, any other unexpected status fails
+    /// the gate at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait_on: Vec<u16>,
+    /// In a gate, statuses that mean "wrong, fail now" (401/403: wrong credentials must not
+    /// wait out the timeout). Without `wait_on` or `fail_on`, every failure waits (the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fail_on: Vec<u16>,
     /// JSON-pointer expectations on the response body, e.g. `"/synchronized" = true`.
     /// A pointer ending in `#len` compares the length of an array or object.
     #[serde(default)]

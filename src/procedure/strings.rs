@@ -165,6 +165,8 @@ fn map_http<E>(
             .map(|b| f(&format!("{prefix}body"), b))
             .transpose()?,
         expect_status: h.expect_status.clone(),
+        wait_on: h.wait_on.clone(),
+        fail_on: h.fail_on.clone(),
         expect_json,
         expect_text: h
             .expect_text

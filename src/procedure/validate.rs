@@ -114,6 +114,31 @@ impl Validator<'_> {
         }
         self.check_rollback();
         self.check_overrides();
+        self.check_target_vars();
+    }
+
+    /// `[target_vars]`: what the target must define; with a target, that it does.
+    fn check_target_vars(&mut self) {
+        let p = &self.lp.procedure;
+        for (name, what) in &p.target_vars {
+            let at = format!("target_vars.{name}");
+            if p.vars.contains_key(name) {
+                self.err(
+                    &at,
+                    format!("`{name}` has a default in [vars]; a target variable has none (remove one of the two)"),
+                );
+                continue;
+            }
+            if let Some(t) = self.target {
+                if !t.vars.contains_key(name) {
+                    let msg = format!(
+                        "target `{}` does not define `{name}` ({what}); add it to the target's [vars]",
+                        t.name
+                    );
+                    self.err(&at, msg);
+                }
+            }
+        }
     }
 
     /// The target's `[overrides.<step id>]`: each names a step of this procedure and fits its
@@ -458,7 +483,7 @@ impl Validator<'_> {
         for k in GLOBAL_VARS {
             s.set(*k, "");
         }
-        for k in p.vars.keys() {
+        for k in p.vars.keys().chain(p.target_vars.keys()) {
             s.set(k.clone(), "");
         }
         if let Some(t) = self.target {
@@ -584,6 +609,28 @@ impl Validator<'_> {
         }
         if let Some(why) = &step.irreversible {
             self.check_template(&at("irreversible"), why, &scope, &ctx);
+        }
+        match (&step.optional, step.optional_default) {
+            (Some(why), default) => {
+                self.check_template(&at("optional"), why, &scope, &ctx);
+                if why.trim().is_empty() {
+                    self.err(
+                        &at("optional"),
+                        "`optional` says why the step is optional; it is empty",
+                    );
+                }
+                if default.is_none() {
+                    self.err(
+                        &at("optional"),
+                        "an optional step declares what `--yes` does with it: add `optional_default = \"run\"` or `\"skip\"`",
+                    );
+                }
+            }
+            (None, Some(_)) => self.err(
+                &at("optional_default"),
+                "`optional_default` without `optional = \"why\"`: the step is not optional",
+            ),
+            (None, None) => {}
         }
         self.check_action(&at("action"), &step.action, &scope, &ctx);
         if let Some(u) = &step.undo {

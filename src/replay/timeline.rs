@@ -313,6 +313,7 @@ pub fn step_of(event: &Event) -> Option<usize> {
         | Event::GateProgress { step, .. }
         | Event::ActionFinished { step, .. }
         | Event::Skipped { step, .. }
+        | Event::OptionalChosen { step, .. }
         | Event::MarkedDone { step, .. } => Some(*step),
         _ => None,
     }

@@ -229,6 +229,9 @@ fn status(s: &StepReport) -> String {
     if let Some(by) = &s.marked_done_by {
         let _ = write!(st, " (marked done by {by})");
     }
+    if let Some(c) = &s.optional_choice {
+        let _ = write!(st, " (optional: {c})");
+    }
     st
 }
 

@@ -177,6 +177,9 @@ pub struct StepReport {
     /// Two-person rule approvals, in order.
     pub approved_by: Vec<String>,
     pub skipped_by: Option<String>,
+    /// An optional step's decision: `run` or `skip`, who, and why (or `--yes`'s default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional_choice: Option<String>,
     pub marked_done_by: Option<String>,
     /// Every run that did not pass (action or undo).
     pub failures: Vec<Failure>,
@@ -252,6 +255,7 @@ pub fn build(journal: &Journal) -> Report {
             confirmed_by: Vec::new(),
             approved_by: Vec::new(),
             skipped_by: None,
+            optional_choice: None,
             marked_done_by: None,
             failures: Vec::new(),
             interrupted: 0,
@@ -334,6 +338,21 @@ pub fn build(journal: &Journal) -> Report {
             Event::Skipped { step, by } => {
                 if let Some(s) = steps.get_mut(*step) {
                     s.skipped_by = Some(by.clone());
+                }
+            }
+            Event::OptionalChosen {
+                step,
+                choice,
+                by,
+                reason,
+                ..
+            } => {
+                if let Some(s) = steps.get_mut(*step) {
+                    s.optional_choice = Some(crate::engine::event::optional_choice_words(
+                        *choice,
+                        by,
+                        reason.as_deref(),
+                    ));
                 }
             }
             Event::MarkedDone { step, by, .. } => {

@@ -35,6 +35,7 @@ fn step(key: &str, title: &str, action: Action) -> PlannedStep {
         action,
         undo: None,
         overrides: Vec::new(),
+        optional: None,
     }
 }
 
@@ -62,6 +63,8 @@ fn http(method: &str, url: &str, body: &str) -> Action {
         headers,
         body: Some(body.into()),
         expect_status: vec![200],
+        wait_on: Vec::new(),
+        fail_on: Vec::new(),
         expect_json: BTreeMap::new(),
         expect_text: None,
         expect: Vec::new(),

@@ -11,6 +11,7 @@ use tui_input::InputRequest;
 use crate::engine::state::{PromptKindTag, StepStatus};
 use crate::engine::Command;
 use crate::plan::Confirm;
+use crate::procedure::model::OptionalChoice;
 
 use super::replay::{self, ReplayKey};
 use super::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View};
@@ -42,6 +43,12 @@ pub enum UiAction {
     /// Past the point of no return: type the phrase and why, to roll back anyway.
     AskRollbackOverride,
     AskQuit,
+    /// Run or skip the optional step of prompt `prompt`: ask for the reason first.
+    AskChoice {
+        prompt: u64,
+        step: usize,
+        choice: OptionalChoice,
+    },
     CloseOverlay,
     /// Edit the text being typed (note or phrase).
     Edit(InputRequest),
@@ -250,6 +257,20 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             }
             _ => edit(key),
         },
+        Overlay::Choose {
+            prompt,
+            choice,
+            reason,
+            ..
+        } => match key.code {
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            KeyCode::Enter => Intent::Engine(Command::Choose {
+                prompt: *prompt,
+                choice: *choice,
+                reason: Some(reason.value().trim().to_string()).filter(|r| !r.is_empty()),
+            }),
+            _ => edit(key),
+        },
         Overlay::ConfirmQuit => {
             if yes(key) {
                 ui(UiAction::Quit)
@@ -285,11 +306,14 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     let shown = view.prompt.as_ref()?;
     let step = prompt.step;
     let id = prompt.id;
+    // An optional step asks run or skip first (the phrase, if any, comes after a run).
+    let choosing = prompt.kind == PromptKindTag::Run && view.state.awaits_choice(step);
     let phrase = view
         .state
         .plan
         .steps
         .get(step)
+        .filter(|_| !choosing)
         .and_then(|s| match &s.confirm {
             Confirm::Phrase { phrase } => Some(phrase.as_str()),
             _ => None,
@@ -311,6 +335,23 @@ fn prompt_key(view: &View, key: &KeyEvent, at: Instant) -> Option<Intent> {
     }
     let decline = Intent::Engine(Command::Decline { prompt: id });
     let intent = match prompt.kind {
+        // Run and skip are equals here: each asks for the reason that goes in the journal.
+        PromptKindTag::Run if choosing => {
+            let ask = |choice| {
+                ui(UiAction::AskChoice {
+                    prompt: id,
+                    step,
+                    choice,
+                })
+            };
+            match key.code {
+                KeyCode::Char('r') | KeyCode::Char('y') => ask(OptionalChoice::Run),
+                KeyCode::Char('s') => ask(OptionalChoice::Skip),
+                KeyCode::Esc | KeyCode::Char('N') => decline,
+                KeyCode::Enter => status("optional step: r runs it, s skips it"),
+                _ => return None,
+            }
+        }
         PromptKindTag::Run if phrase.is_some() => match key.code {
             KeyCode::Esc => decline,
             KeyCode::Enter => Intent::Engine(Command::Confirm {
@@ -537,11 +578,24 @@ impl View {
             UiAction::ChooseRemove(id) => {
                 self.overlay = Some(Overlay::RemoveOperator { chosen: Some(id) })
             }
+            UiAction::AskChoice {
+                prompt,
+                step,
+                choice,
+            } => {
+                self.overlay = Some(Overlay::Choose {
+                    prompt,
+                    step,
+                    choice,
+                    reason: Default::default(),
+                })
+            }
             UiAction::CloseOverlay => self.overlay = None,
             UiAction::Edit(req) => match &mut self.overlay {
                 Some(Overlay::Note(input))
                 | Some(Overlay::TakeControl(input))
-                | Some(Overlay::RollbackOverride { input, .. }) => {
+                | Some(Overlay::RollbackOverride { input, .. })
+                | Some(Overlay::Choose { reason: input, .. }) => {
                     input.handle(req);
                 }
                 _ => {
@@ -628,6 +682,7 @@ impl View {
                     Some(Overlay::RollbackOverride { .. }),
                     Command::RollbackPastNoReturn { .. }
                 )
+                | (Some(Overlay::Choose { .. }), Command::Choose { .. })
         ) {
             self.overlay = None;
         }

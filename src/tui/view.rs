@@ -80,6 +80,13 @@ pub enum Overlay {
     RemoveOperator {
         chosen: Option<u64>,
     },
+    /// Run or skip an optional step: the operator's reason, typed before the choice leaves.
+    Choose {
+        prompt: u64,
+        step: usize,
+        choice: crate::procedure::model::OptionalChoice,
+        reason: Input,
+    },
 }
 
 /// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.
@@ -277,7 +284,9 @@ impl View {
             // A skip or abort question asked about the world before this prompt is stale.
             if matches!(
                 self.overlay,
-                Some(Overlay::ConfirmSkip { .. }) | Some(Overlay::AbortChoice)
+                Some(Overlay::ConfirmSkip { .. })
+                    | Some(Overlay::AbortChoice)
+                    | Some(Overlay::Choose { .. })
             ) {
                 self.overlay = None;
             }

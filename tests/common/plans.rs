@@ -39,6 +39,7 @@ pub fn step_with(key: &str, action: Action, undo: Option<Action>) -> PlannedStep
         action,
         undo,
         overrides: Vec::new(),
+        optional: None,
     }
 }
 

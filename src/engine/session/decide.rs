@@ -7,6 +7,7 @@ use crate::engine::event::{Event, Outcome, Phase, PromptKind, Verdict};
 use crate::engine::state::{Mode, PromptKindTag, StepStatus};
 use crate::engine::{Command, Rejected};
 use crate::plan::Confirm;
+use crate::procedure::model::OptionalChoice;
 
 /// Longest note accepted, in characters (a note is a remark, not a log dump).
 pub const MAX_NOTE_CHARS: usize = 4000;
@@ -74,11 +75,49 @@ impl Engine {
             return reject("the session has finished".into());
         }
         match cmd {
+            Command::Choose {
+                prompt,
+                choice,
+                reason,
+            } => {
+                let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
+                    return reject("that prompt is no longer open".into());
+                };
+                let step = open.step;
+                if open.kind != PromptKindTag::Run || !self.state.awaits_choice(step) {
+                    return reject(format!("step {} has no choice to make", step + 1));
+                }
+                let reason = reason
+                    .map(|r| r.trim().chars().take(MAX_NOTE_CHARS).collect::<String>())
+                    .filter(|r| !r.is_empty());
+                self.emit(Event::OptionalChosen {
+                    step,
+                    choice,
+                    by: by.clone(),
+                    uid: self.uid_of(from),
+                    reason,
+                    auto: false,
+                })?;
+                let phrase_step =
+                    matches!(self.state.plan.steps[step].confirm, Confirm::Phrase { .. });
+                return match choice {
+                    // The phrase is still to be typed: the prompt stays open for it.
+                    OptionalChoice::Run if phrase_step => Ok(Ok(())),
+                    OptionalChoice::Run => self.driver_confirms(from, step, by, Phase::Do),
+                    OptionalChoice::Skip => {
+                        self.emit(Event::Skipped { step, by })?;
+                        Ok(Ok(()))
+                    }
+                };
+            }
             Command::Confirm { prompt, phrase } => {
                 let Some(open) = self.state.prompt.filter(|p| p.id == prompt) else {
                     return reject("that prompt is no longer open".into());
                 };
                 let step = open.step;
+                if open.kind == PromptKindTag::Run && self.state.awaits_choice(step) {
+                    return reject(format!("step {} is optional: choose run or skip", step + 1));
+                }
                 match open.kind {
                     PromptKindTag::Run => {
                         if let Confirm::Phrase { phrase: want } =
@@ -849,6 +888,30 @@ impl Engine {
                     continue;
                 }
             };
+            // An optional step under `--yes`: the procedure's declared default, said as such.
+            if open.kind == PromptKindTag::Run && self.state.awaits_choice(open.step) {
+                let Some(opt) = self.state.plan.steps[open.step].optional.clone() else {
+                    return Ok(());
+                };
+                self.emit(Event::OptionalChosen {
+                    step: open.step,
+                    choice: opt.default,
+                    by: "--yes".into(),
+                    uid: None,
+                    reason: Some(format!(
+                        "the procedure's default for this optional step ({})",
+                        opt.why
+                    )),
+                    auto: true,
+                })?;
+                if opt.default == OptionalChoice::Skip {
+                    self.emit(Event::Skipped {
+                        step: open.step,
+                        by: "--yes".into(),
+                    })?;
+                }
+                continue;
+            }
             let by = if auto.yes { "--yes" } else { "confirm = none" };
             self.emit(Event::Confirmed {
                 step: open.step,

@@ -169,6 +169,8 @@ struct Engine {
 
 /// Start a new session: journal header, `SessionStarted`, then the engine task.
 pub fn start(cfg: EngineConfig) -> Result<EngineTask, EngineError> {
+    let mut cfg = cfg;
+    cfg.target = super::strings::fill_probes(&cfg.target, &cfg.plan);
     let header = Header::new(
         &cfg.plan.procedure,
         &cfg.plan.procedure_hash,
@@ -247,6 +249,7 @@ pub fn resume_with(
             "the journal does not record its target: pass --target".into(),
         ));
     };
+    let target = super::strings::fill_probes(&target, &state.plan);
     let (mut engine, worker_rx) = Engine::new(target, writer, state, read.events)?;
     // Wall-clock time goes on across the outage: a window open when flightdeck died (writes
     // down, no ready backend) and the durations in the report include the time it was down.
@@ -706,6 +709,7 @@ mod tests {
             action: Action::Manual { text: "x".into() },
             undo: None,
             overrides: Vec::new(),
+            optional: None,
         };
         let plan = Plan {
             steps: vec![step],

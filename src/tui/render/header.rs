@@ -313,6 +313,7 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
         Overlay::TakeControl(_) => &[("Enter", "take control"), ("Esc", "cancel")],
         Overlay::RemoveOperator { chosen: None } => &[("1-9", "choose"), ("Esc", "cancel")],
         Overlay::RemoveOperator { chosen: Some(_) } => &[("y", "remove"), ("n Esc", "cancel")],
+        Overlay::Choose { .. } => &[("Enter", "record the choice"), ("Esc", "back")],
     }
 }
 

@@ -74,7 +74,9 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     match prompt.kind {
         PromptKindTag::Run => {
             title = format!(" Run step {k}? ");
-            let yn = if matches!(p.confirm, Confirm::Phrase { .. }) {
+            let yn = if st.awaits_choice(prompt.step) {
+                " [r/s]"
+            } else if matches!(p.confirm, Confirm::Phrase { .. }) {
                 ""
             } else {
                 " [y/N]"
@@ -130,6 +132,15 @@ fn engine_prompt(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                 )));
             }
             match &p.confirm {
+                _ if st.awaits_choice(prompt.step) => {
+                    let why = p.optional.as_ref().map_or("", |o| o.why.as_str());
+                    lines.push(Line::from(text(format!("Optional — {why}"), s.prompt)));
+                    lines.extend(context);
+                    lines.push(key_line(
+                        &[("r", "run it"), ("s", "skip it"), ("Esc", "hold")],
+                        theme,
+                    ));
+                }
                 Confirm::Phrase { phrase } => {
                     lines.push(Line::from(vec![
                         text("Type `", s.base),
@@ -475,6 +486,31 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
                 theme,
             );
             input_row(frame, inner, 1, input, theme);
+        }
+        Overlay::Choose {
+            step,
+            choice,
+            reason,
+            ..
+        } => {
+            let t = st
+                .plan
+                .steps
+                .get(*step)
+                .map(|p| p.title.clone())
+                .unwrap_or_default();
+            let verb = match choice {
+                crate::procedure::model::OptionalChoice::Run => "Run",
+                crate::procedure::model::OptionalChoice::Skip => "Skip",
+            };
+            let lines = vec![
+                Line::from(text(format!("{verb} step {}: {t}", step + 1), s.prompt)),
+                Line::from(text("Why? (journaled with your name)", s.base)),
+                Line::from(""),
+                key_line(&[("Enter", "record the choice"), ("Esc", "back")], theme),
+            ];
+            let inner = modal(frame, area, format!(" {verb} "), lines, theme);
+            input_row(frame, inner, 2, reason, theme);
         }
         Overlay::Note(input) => {
             let lines = vec![
