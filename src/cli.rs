@@ -156,6 +156,12 @@ pub struct RunArgs {
     /// The lab's load balancer when --lab: the embedded one or a real HAProxy (installed).
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
     pub lb: String,
+    /// With --lab: a fault to stage (repeatable). `KIND:NODE` is in force from the lab's
+    /// start; `KIND:NODE@step=N` takes effect when step N (its number, or its key such as
+    /// `start@node2`) starts, and the journal records when it fired. Kinds: crash, slow
+    /// (`slow:NODE:500ms`), flaky (`flaky:NODE:0.3`), fail-migration, never-ready, no-sync.
+    #[arg(long, value_parser = parse_fault)]
+    pub fault: Vec<crate::lab::staging::FaultSpec>,
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long)]
@@ -202,6 +208,11 @@ pub struct RunArgs {
     /// Internal: be the detached session server.
     #[arg(long, hide = true)]
     pub serve_internal: bool,
+}
+
+/// A `--fault` as clap checks it: a bad kind or syntax is a usage error (exit 2).
+fn parse_fault(s: &str) -> Result<crate::lab::staging::FaultSpec, String> {
+    s.parse().map_err(|e: crate::lab::LabError| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -404,6 +404,14 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
                 format!("abort requested by {by}")
             }
         }
+        Event::FaultStaged { fault, step } => match step {
+            Some(s) => format!("lab fault {fault} staged for {}", step_name(*s)),
+            None => format!("lab fault {fault} in force from the start"),
+        },
+        Event::FaultFired { fault, step, error } => match error {
+            None => format!("lab fault {fault} fired as {} started", step_name(*step)),
+            Some(e) => format!("lab fault {fault} NOT fired at {}: {e}", step_name(*step)),
+        },
         Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
         Event::RollbackOverridden {
             by, reason, lost, ..

@@ -96,3 +96,132 @@ async fn cluster_admin_routes_reach_nodes() {
     assert_eq!(snap["product"], "generic");
     lab.shutdown().await;
 }
+
+/// Run the flightdeck binary from the repository root with the fast lab.
+fn flightdeck(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("FLIGHTDECK_LAB_TIMING", "fast")
+        .output()
+        .unwrap()
+}
+
+/// `run --lab --fault`: a bad kind, node or step is refused with exit 2 before anything runs
+/// (no journal is written), and `--fault` without `--lab` is a usage error.
+#[test]
+fn run_refuses_a_bad_fault_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    let j = journal.to_str().unwrap();
+    for (fault, why) in [
+        ("boom:node2@step=8", "unknown kind"),
+        ("crash:node2@8", "expected KIND:NODE@step=N"),
+        ("crash:node9@step=8", "no node \"node9\""),
+        ("crash:node2@step=99", "no step 99"),
+        ("crash:node2@step=start@node7", "no step start@node7"),
+    ] {
+        let out = flightdeck(&[
+            "run",
+            "procedures/generic-rolling.toml",
+            "--lab",
+            "--headless",
+            "--yes",
+            "--journal",
+            j,
+            "--fault",
+            fault,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{fault}: {err}");
+        assert!(err.contains(why), "{fault}: {err}");
+        assert!(!journal.exists(), "{fault}: a journal was written");
+    }
+    let out = flightdeck(&[
+        "run",
+        "procedures/generic-rolling.toml",
+        "--target",
+        "procedures/targets/example.toml",
+        "--fault",
+        "crash:node2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lab"));
+}
+
+/// A fault staged for step 8 (node2's start, which migrates its store) fires when that step
+/// starts: the journal says it was staged and when it fired, the step's output and the report
+/// show it, and the run fails where the real system would (the node does not come back).
+#[test]
+fn a_fault_staged_for_a_step_fires_when_it_starts_and_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    let j = journal.to_str().unwrap();
+    let out = flightdeck(&[
+        "run",
+        "procedures/generic-rolling.toml",
+        "--lab",
+        "--headless",
+        "--yes",
+        "--journal",
+        j,
+        "--fault",
+        "fail-migration:node2@step=start@node2",
+        "--fault",
+        "slow:node3:1ms",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("lab fault fail-migration:node2 staged for [8/23] start@node2")
+            && stdout.contains("lab fault slow:node3:1ms in force from the start")
+            && stdout
+                .contains("lab fault fail-migration:node2 fired as [8/23] start@node2 started"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let seq_of = |pred: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .find(|e| pred(e))
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or_else(|| panic!("not journaled:\n{text}"))
+    };
+    let staged = seq_of(&|e| e["type"] == "fault_staged" && e["step"] == 7);
+    let started = seq_of(&|e| e["type"] == "action_started" && e["step"] == 7);
+    let fired = seq_of(&|e| {
+        e["type"] == "fault_fired" && e["step"] == 7 && e["fault"] == "fail-migration:node2"
+    });
+    let finished = seq_of(&|e| e["type"] == "action_finished" && e["step"] == 7);
+    assert!(staged < started && started < fired && fired < finished);
+    seq_of(&|e| {
+        e["type"] == "output"
+            && e["step"] == 7
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("fail-migration:node2 took effect"))
+    });
+
+    let out = flightdeck(&["report", j, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{report}");
+    let f = faults
+        .iter()
+        .find(|f| f["fault"] == "fail-migration:node2")
+        .unwrap();
+    assert_eq!(f["step"], 8);
+    assert_eq!(f["step_key"], "start@node2");
+    assert!(f["fired_ms"].as_u64().is_some(), "{f}");
+    let out = flightdeck(&["report", j]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("## Lab faults")
+            && md.contains("| fail-migration:node2 | step 8 (start@node2) |"),
+        "{md}"
+    );
+}

@@ -18,6 +18,7 @@ pub async fn run_async(args: PlanArgs) -> ExitCode {
         nodes: 3,
         load: 0,
         lb: &args.lb,
+        faults: &[],
     };
     let (lab, target) =
         match super::run::start_lab(&args.procedure, &req, &args.from, &args.to).await {

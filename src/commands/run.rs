@@ -10,7 +10,9 @@ use std::time::Duration;
 use super::check::{load_checked, EXIT_INVALID};
 use crate::cli::{ResumeArgs, RunArgs};
 use crate::engine::event::AutoConfirm;
+use crate::engine::lab_faults::{LabFaults, StagedFault};
 use crate::engine::session::{self, EngineConfig, EngineTask};
+use crate::lab::staging::FaultSpec;
 use crate::lab::{Lab, LabConfig, LbKind, Product, Timing};
 use crate::pairing::server::{serve_until_done, ServeOptions};
 use crate::plan::expand::{build_plan, PlanOptions};
@@ -34,6 +36,7 @@ pub fn default_args() -> RunArgs {
         nodes: 3,
         load: 20,
         lb: "embedded".into(),
+        fault: Vec::new(),
         from: None,
         to: None,
         journal: None,
@@ -87,6 +90,13 @@ enum Mode {
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
+    if !args.fault.is_empty() && !args.lab {
+        eprintln!(
+            "flightdeck run: --fault stages faults on the lab: it needs --lab (a real cluster \
+             breaks on its own)"
+        );
+        return ExitCode::from(EXIT_INVALID);
+    }
     let mode = if args.serve_internal {
         Mode::Server
     } else if args.headless {
@@ -103,6 +113,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             nodes: args.nodes,
             load: args.load,
             lb: &args.lb,
+            faults: &args.fault,
         };
         match start_lab(&args.procedure, &lab_cfg, &args.from, &args.to).await {
             Ok((l, path)) => {
@@ -120,19 +131,22 @@ pub async fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    let code = run_with_target(&args, &target_path, mode).await;
+    let admin = lab.as_ref().map(|l| l.admin_url());
+    let code = run_with_target(&args, &target_path, mode, admin).await;
     if let Some(l) = lab {
         l.shutdown().await;
     }
     code
 }
 
-/// The lab `--lab` asks for: size, load and balancer (`embedded` or `haproxy`).
+/// The lab `--lab` asks for: size, load, balancer (`embedded` or `haproxy`) and faults (those
+/// without a step are staged at its start; the engine fires the others).
 #[derive(Debug, Clone, Copy)]
 pub struct LabRequest<'a> {
     pub nodes: usize,
     pub load: u32,
     pub lb: &'a str,
+    pub faults: &'a [FaultSpec],
 }
 
 /// The balancer `--lb` names, refused (with how to install it) when it is HAProxy and HAProxy
@@ -166,6 +180,20 @@ pub async fn start_lab(
         ExitCode::from(EXIT_INVALID)
     })?;
     let mut cfg = LabConfig::new(product, req.nodes, lab_timing());
+    // A fault about a node this lab will not have is refused before the lab starts.
+    let names = cfg.node_names();
+    for f in req.faults {
+        f.check_node(&names).map_err(|e| {
+            eprintln!("flightdeck: --fault: {e}");
+            ExitCode::from(EXIT_INVALID)
+        })?;
+    }
+    cfg.faults = req
+        .faults
+        .iter()
+        .filter(|f| f.at.is_none())
+        .map(|f| f.fault.clone())
+        .collect();
     cfg.load_rps = req.load;
     cfg.lb = lab_lb(req.lb)?;
     cfg.to_version = to.clone();
@@ -183,7 +211,31 @@ pub async fn start_lab(
     Ok((lab, path))
 }
 
-async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> ExitCode {
+/// The faults of a lab run for the engine: every one journaled, those with a step resolved
+/// against the plan (a step it does not have is refused: exit 2 before anything runs).
+pub fn staged_faults(
+    specs: &[FaultSpec],
+    plan: &crate::plan::Plan,
+    admin_url: String,
+) -> Result<LabFaults, String> {
+    let staged = specs
+        .iter()
+        .map(|f| {
+            Ok(StagedFault {
+                fault: f.fault.to_string(),
+                step: f.resolve_step(plan).map_err(|e| e.to_string())?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(LabFaults { admin_url, staged })
+}
+
+async fn run_with_target(
+    args: &RunArgs,
+    target_path: &Path,
+    mode: Mode,
+    lab_admin: Option<String>,
+) -> ExitCode {
     let (lp, target) = match load_checked(&args.procedure, Some(target_path)) {
         Ok((lp, Some(t))) => (lp, t),
         Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
@@ -203,6 +255,16 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
             eprintln!("{}: {e}", args.procedure.display());
             return ExitCode::from(EXIT_INVALID);
         }
+    };
+    let faults = match lab_admin {
+        Some(url) => match staged_faults(&args.fault, &plan, url) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("flightdeck: --fault: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => LabFaults::default(),
     };
     if mode == Mode::Headless {
         if let Some(why) = crate::headless::refuse_two_person(&plan) {
@@ -230,7 +292,7 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
         yes_phrases: args.yes_phrases,
         rollback_on_failure: args.on_failure == "rollback",
     };
-    let task = match session::start(EngineConfig {
+    let cfg = EngineConfig {
         plan,
         target,
         auto,
@@ -238,7 +300,8 @@ async fn run_with_target(args: &RunArgs, target_path: &Path, mode: Mode) -> Exit
         journal: journal.clone(),
         observe: true,
         time_scale: if args.lab { lab_time_scale() } else { 1.0 },
-    }) {
+    };
+    let task = match session::start_with_faults(cfg, faults) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("flightdeck: {e}");
@@ -281,7 +344,7 @@ const SERVER_GRACE: Duration = Duration::from_secs(120);
 /// then attach this terminal's cockpit to it as the driver.
 async fn run_detached(args: RunArgs) -> ExitCode {
     // What can be checked here is checked here: the server's own errors only reach its log.
-    if let Err(code) = precheck(&args) {
+    if let Err(code) = precheck(&args).await {
         return code;
     }
     let name = args
@@ -324,9 +387,23 @@ async fn run_detached(args: RunArgs) -> ExitCode {
 }
 
 /// Validate the procedure (and the target, when one is given) before detaching.
-fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
+async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
     if args.lab {
         lab_lb(&args.lb)?;
+    }
+    // A fault staged for a step is checked against the plan, which needs the lab's target:
+    // a throwaway lab, as `plan --lab` starts.
+    if args.lab && args.fault.iter().any(|f| f.at.is_some()) {
+        let req = LabRequest {
+            nodes: args.nodes,
+            load: 0,
+            lb: "embedded",
+            faults: &args.fault,
+        };
+        let (lab, target) = start_lab(&args.procedure, &req, &args.from, &args.to).await?;
+        let checked = check_faults_on(args, &target, lab.admin_url());
+        lab.shutdown().await;
+        checked?;
     }
     let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
         eprintln!("{d}");
@@ -343,6 +420,31 @@ fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
             ExitCode::from(EXIT_INVALID)
         })?;
     }
+    Ok(())
+}
+
+/// The staged faults' steps against the plan on a lab target.
+fn check_faults_on(args: &RunArgs, target_path: &Path, admin: String) -> Result<(), ExitCode> {
+    let (lp, target) = load_checked(&args.procedure, Some(target_path)).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    let Some(target) = target else {
+        return Err(ExitCode::from(EXIT_INVALID));
+    };
+    let opts = PlanOptions {
+        from_version: args.from.clone(),
+        to_version: args.to.clone(),
+        catalog_dir: Default::default(),
+    };
+    let plan = build_plan(&lp, &target, &opts).map_err(|e| {
+        eprintln!("{}: {e}", args.procedure.display());
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    staged_faults(&args.fault, &plan, admin).map_err(|e| {
+        eprintln!("flightdeck: --fault: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
     Ok(())
 }
 

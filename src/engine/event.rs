@@ -311,6 +311,20 @@ pub enum Event {
         /// What the refusal said a full rollback would lose.
         lost: String,
     },
+    /// A lab fault staged for this session (`run --lab --fault KIND:NODE[@step=N]`): in force
+    /// from the lab's start (`step` absent), or to take effect when step `step` first starts.
+    FaultStaged {
+        fault: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<usize>,
+    },
+    /// A staged fault took effect as its step started; `error` when the lab refused it.
+    FaultFired {
+        fault: String,
+        step: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A rollback could not go further back (an irreversible step, or an undo without action).
     RollbackStopped {
         reason: String,

@@ -8,6 +8,7 @@ pub mod command;
 pub mod event;
 pub mod hold;
 pub mod identity;
+pub mod lab_faults;
 pub mod outcome;
 pub mod probe;
 pub mod process;

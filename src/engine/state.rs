@@ -187,6 +187,18 @@ pub struct ProbeLogEntry {
     pub detail: String,
 }
 
+/// A lab fault staged for the session, and when it took effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultView {
+    pub fault: String,
+    /// The step it waited for (None: in force from the lab's start).
+    pub step: Option<usize>,
+    /// When it took effect (session time), once it has.
+    pub fired_ms: Option<u64>,
+    /// Why the lab refused it, if it did.
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NoteEntry {
     pub t_ms: u64,
@@ -290,6 +302,8 @@ pub struct SessionState {
     pub traffic_last: Option<(u64, TrafficWindow)>,
     pub probe_log: VecDeque<ProbeLogEntry>,
     pub notes: Vec<NoteEntry>,
+    /// Lab faults staged for the session (`run --lab --fault`).
+    pub faults: Vec<FaultView>,
     pub operators: Vec<OperatorView>,
     pub control_request: Option<(u64, String)>,
     /// Users the owner removed from the session: they may not join it again.
@@ -395,6 +409,7 @@ impl SessionState {
             traffic_last: None,
             probe_log: VecDeque::new(),
             notes: Vec::new(),
+            faults: Vec::new(),
             operators: Vec::new(),
             control_request: None,
             removed_uids: Vec::new(),
@@ -937,6 +952,22 @@ impl SessionState {
                     step: *step,
                     lost: lost.clone(),
                 })
+            }
+            Event::FaultStaged { fault, step } => self.faults.push(FaultView {
+                fault: fault.clone(),
+                step: *step,
+                fired_ms: None,
+                error: None,
+            }),
+            Event::FaultFired { fault, step, error } => {
+                if let Some(f) = self
+                    .faults
+                    .iter_mut()
+                    .find(|f| f.fault == *fault && f.step == Some(*step) && f.fired_ms.is_none())
+                {
+                    f.fired_ms = Some(t);
+                    f.error = error.clone();
+                }
             }
             Event::RollbackStopped { reason } => self.rollback_stopped = Some(reason.clone()),
             Event::VerifyStarted { .. } => {

@@ -41,6 +41,12 @@ pub enum WorkerMsg {
         facts: BTreeMap<String, String>,
     },
     Lb(Result<Vec<Backend>, String>),
+    /// A lab fault staged for `step` was sent to the lab as the step started.
+    FaultFired {
+        fault: String,
+        step: usize,
+        error: Option<String>,
+    },
     /// Cumulative traffic counters as the load generator reports them.
     Traffic(TrafficWindow),
 }

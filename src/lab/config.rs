@@ -203,6 +203,14 @@ impl LabConfig {
             lb: LbKind::Embedded,
         }
     }
+
+    /// The nodes' names, in order: `node1` … (neo4j: its blue group, then its green group).
+    pub fn node_names(&self) -> Vec<String> {
+        let groups = if self.product == Product::Neo4j { 2 } else { 1 };
+        (1..=self.nodes.saturating_mul(groups))
+            .map(|i| format!("node{i}"))
+            .collect()
+    }
 }
 
 /// The most nodes (per group) a lab accepts: it is a loopback toy, not a benchmark.

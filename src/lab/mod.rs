@@ -6,7 +6,8 @@
 //! on-disk key-value stores and backups), [`personality`] (each node's HTTP routes per
 //! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the embedded reverse proxy;
 //! with [`LbKind::Haproxy`] a real HAProxy started by the lab takes its place),
-//! [`traffic`] (the load generator), [`faults`], [`target_out`] (the target it writes) and
+//! [`traffic`] (the load generator), [`faults`] (and [`staging`]: faults staged for a step of
+//! a run), [`target_out`] (the target it writes) and
 //! [`cli`] (`flightdeck lab`).
 //!
 //! A stopped or failed node keeps its listener (its `/_lab/` admin routes are how it gets
@@ -23,6 +24,7 @@ pub mod node;
 pub mod personality;
 mod product_ops;
 pub mod stack;
+pub mod staging;
 pub mod store;
 pub mod target_out;
 pub mod target_seeds;
@@ -240,6 +242,7 @@ impl Lab {
         } else {
             vec![None]
         };
+        let names = cfg.node_names();
         let mut specs = Vec::new();
         let mut listeners = Vec::new();
         for (gi, group) in groups.iter().enumerate() {
@@ -260,7 +263,7 @@ impl Lab {
                     BTreeMap::from([("lab".to_string(), product.to_string())])
                 };
                 specs.push(NodeSpec {
-                    name: format!("node{}", gi * cfg.nodes + i + 1),
+                    name: names[gi * cfg.nodes + i].clone(),
                     group: group.map(str::to_string),
                     addr,
                     version: if green { &to_version } else { &version }.clone(),
@@ -272,7 +275,6 @@ impl Lab {
         }
         // Everything fallible happens before the first task is spawned, so an error leaves
         // nothing running behind.
-        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
         for f in &cfg.faults {
             if let Some(n) = f.node().filter(|n| !names.iter().any(|m| m == n)) {
                 return Err(LabError::Config(format!("fault {f}: no node named {n:?}")));

@@ -22,6 +22,7 @@ pub fn markdown(r: &Report) -> String {
     after_rollback(&mut out, r);
     problems(&mut out, r, &clock);
     notes(&mut out, r, &clock);
+    faults(&mut out, r, &clock);
     probes(&mut out, r);
     traffic(&mut out, r);
     out
@@ -310,6 +311,34 @@ fn notes(out: &mut String, r: &Report, clock: &Clock) {
             clock.at(n.t_ms),
             cell(&n.by),
             cell(&n.text)
+        );
+    }
+    out.push('\n');
+}
+
+fn faults(out: &mut String, r: &Report, clock: &Clock) {
+    if r.faults.is_empty() {
+        return;
+    }
+    out.push_str("## Lab faults\n\n| Fault | Staged for | Took effect |\n|---|---|---|\n");
+    for f in &r.faults {
+        let staged = match (f.step, &f.step_key) {
+            (Some(n), Some(k)) => format!("step {n} ({k})"),
+            (Some(n), None) => format!("step {n}"),
+            _ => "the lab's start".into(),
+        };
+        let fired = match (f.fired_ms, &f.error) {
+            (Some(t), None) => clock.at(t),
+            (Some(t), Some(e)) => format!("{}: refused: {e}", clock.at(t)),
+            (None, _) if f.step.is_none() => "from the start".into(),
+            (None, _) => "never (its step did not start)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            cell(&f.fault),
+            cell(&staged),
+            cell(&fired)
         );
     }
     out.push('\n');

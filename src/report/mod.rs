@@ -68,6 +68,8 @@ pub struct Report {
     pub driver_changes: Vec<DriverChange>,
     pub steps: Vec<StepReport>,
     pub notes: Vec<NoteReport>,
+    /// Lab faults staged for the session (`run --lab --fault`) and when each took effect.
+    pub faults: Vec<FaultReport>,
     /// Time any node reported `read_only = true`.
     pub read_only: WindowReport,
     /// Time the balancer had backends but none serving.
@@ -194,6 +196,18 @@ pub struct Failure {
     pub attempt: u32,
     pub verdict: Verdict,
     pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultReport {
+    pub fault: String,
+    /// The step it waited for (number and key); absent when in force from the lab's start.
+    pub step: Option<usize>,
+    pub step_key: Option<String>,
+    /// When it took effect (ms since the session started); absent if its step never started.
+    pub fired_ms: Option<u64>,
+    /// Why the lab refused it.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -463,6 +477,20 @@ pub fn build(journal: &Journal) -> Report {
                 t_ms: n.t_ms,
                 by: n.by.clone(),
                 text: n.text.clone(),
+            })
+            .collect(),
+        faults: state
+            .faults
+            .iter()
+            .map(|f| FaultReport {
+                fault: f.fault.clone(),
+                step: f.step.map(|s| s + 1),
+                step_key: f
+                    .step
+                    .and_then(|s| state.plan.steps.get(s))
+                    .map(|s| s.key.clone()),
+                fired_ms: f.fired_ms,
+                error: f.error.clone(),
             })
             .collect(),
         read_only: WindowReport {

@@ -687,11 +687,40 @@ impl Engine {
             time_scale: self.time_scale,
             stop: stop_rx,
         };
+        // Faults staged for this step take effect as it first starts, before its action.
+        let due: Vec<String> = if phase == Phase::Do {
+            let (now, later) = std::mem::take(&mut self.faults_due)
+                .into_iter()
+                .partition(|(s, _)| *s == step);
+            self.faults_due = later;
+            now.into_iter().map(|(_, f)| f).collect()
+        } else {
+            Vec::new()
+        };
+        let run = execute(action, ctx);
+        let join = if due.is_empty() {
+            tokio::spawn(run)
+        } else {
+            let (http, url, tx) = (
+                self.http.clone(),
+                self.fault_url.clone(),
+                self.worker_tx.clone(),
+            );
+            tokio::spawn(async move {
+                for fault in due {
+                    let error = crate::engine::lab_faults::fire(&http, &url, &fault)
+                        .await
+                        .err();
+                    let _ = tx.send(WorkerMsg::FaultFired { fault, step, error }).await;
+                }
+                run.await
+            })
+        };
         self.action = Some(RunningAction {
             step,
             phase,
             attempt,
-            join: tokio::spawn(execute(action, ctx)),
+            join,
             stop,
         });
         Ok(())

@@ -19,6 +19,7 @@ mod decide;
 mod handle;
 mod observe;
 
+use super::lab_faults::LabFaults;
 use crate::journal::{self, Header, JournalError, JournalWriter};
 use crate::lb::LbClient;
 use crate::plan::Plan;
@@ -165,12 +166,32 @@ struct Engine {
     traffic_seen: Option<TrafficWindow>,
     traffic_window: TrafficWindow,
     traffic_since: u64,
+    /// The lab's admin server, when faults are staged for steps of this session.
+    fault_url: String,
+    /// Faults still to fire: (plan index of their step, fault).
+    faults_due: Vec<(usize, String)>,
 }
 
 /// Start a new session: journal header, `SessionStarted`, then the engine task.
 pub fn start(cfg: EngineConfig) -> Result<EngineTask, EngineError> {
+    start_with_faults(cfg, LabFaults::default())
+}
+
+/// [`start`] on a lab with faults staged (`run --lab --fault`): each is journaled right after
+/// `SessionStarted`, and one staged for a step fires when that step first starts.
+pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineTask, EngineError> {
     let mut cfg = cfg;
     cfg.target = super::strings::fill_probes(&cfg.target, &cfg.plan);
+    if let Some(f) = faults
+        .staged
+        .iter()
+        .find(|f| f.step.is_some_and(|s| s >= cfg.plan.steps.len()))
+    {
+        return Err(EngineError::Invalid(format!(
+            "fault {} is staged for a step the plan does not have",
+            f.fault
+        )));
+    }
     let header = Header::new(
         &cfg.plan.procedure,
         &cfg.plan.procedure_hash,
@@ -197,7 +218,18 @@ pub fn start(cfg: EngineConfig) -> Result<EngineTask, EngineError> {
     let (mut engine, worker_rx) =
         Engine::new(cfg.target, writer, SessionState::empty(), Vec::new())?;
     engine.time_scale = cfg.time_scale;
-    spawn(engine, worker_rx, cfg.journal, cfg.observe, vec![started])
+    let mut first = vec![started];
+    for f in &faults.staged {
+        first.push(Event::FaultStaged {
+            fault: f.fault.clone(),
+            step: f.step,
+        });
+        if let Some(step) = f.step {
+            engine.faults_due.push((step, f.fault.clone()));
+        }
+    }
+    engine.fault_url = faults.admin_url;
+    spawn(engine, worker_rx, cfg.journal, cfg.observe, first)
 }
 
 /// Pick a session up from its journal. The target is the given one, else the journaled one.
@@ -358,6 +390,8 @@ impl Engine {
                 traffic_seen: None,
                 traffic_window: TrafficWindow::default(),
                 traffic_since: 0,
+                fault_url: String::new(),
+                faults_due: Vec::new(),
             },
             worker_rx,
         ))

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::engine::event::{Event, TrafficWindow};
+use crate::engine::event::{Event, Phase, Stream, TrafficWindow};
 use crate::engine::state::SessionState;
 use crate::engine::worker::WorkerMsg;
 
@@ -45,6 +45,23 @@ impl Engine {
                         total,
                         stable_ms,
                         need_ms,
+                    })?;
+                }
+            }
+            WorkerMsg::FaultFired { fault, step, error } => {
+                // Also a line of the step's output: the cockpit (live and in replay) shows it
+                // where the operator looks when the step misbehaves.
+                let line = match &error {
+                    None => format!("lab fault {fault} took effect as this step started"),
+                    Some(e) => format!("lab fault {fault} did not take effect: {e}"),
+                };
+                self.emit(Event::FaultFired { fault, step, error })?;
+                if self.state.running() == Some(step) {
+                    self.emit(Event::Output {
+                        step,
+                        phase: Phase::Do,
+                        stream: Stream::Info,
+                        line,
                     })?;
                 }
             }
