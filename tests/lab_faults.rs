@@ -4,7 +4,7 @@ mod lab_util;
 
 use std::time::{Duration, Instant};
 
-use flightdeck::lab::Product;
+use flightdeck::lab::{LabConfig, Product, Timing};
 use lab_util::*;
 use serde_json::{json, Value};
 
@@ -224,4 +224,109 @@ fn a_fault_staged_for_a_step_fires_when_it_starts_and_is_journaled() {
             && md.contains("| fail-migration:node2 | step 8 (start@node2) |"),
         "{md}"
     );
+}
+
+/// Stops `name`, installs `version` and starts it: the start runs the store or schema upgrade.
+/// Returns why the node failed.
+async fn upgrade_and_fail(lab: &flightdeck::lab::Lab, name: &str, version: &str) -> String {
+    op_ok(lab, name, "stop", json!({})).await;
+    op_ok(lab, name, "install", json!({ "version": version })).await;
+    op_ok(lab, name, "start", json!({})).await;
+    wait_state(lab, name, "failed")
+        .await
+        .reason
+        .unwrap_or_default()
+}
+
+/// `fail-migration` on each product fails the upgrade where the product runs it, with the
+/// product's own words (the sources are cited in `lab/node/faults.rs`).
+#[tokio::test]
+async fn jahia_fail_migration_hits_the_node_that_updates_the_schema() {
+    let lab = lab(Product::Jahia, 2).await;
+    assert_eq!(fault(&lab, "fail-migration:node1").await.0, 200);
+    let admin = lab.admin_url();
+    let r = client()
+        .post(format!("{admin}/_lab/copy-schema"))
+        .json(&json!({"from": "A", "to": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "set-schema", json!({"schema": "B"})).await;
+    op_ok(&lab, "node1", "marker", json!({})).await;
+    let why = upgrade_and_fail(&lab, "node1", "8.2.0.0").await;
+    assert!(
+        why.starts_with("Execution of script file [") && why.contains("failed with error:"),
+        "{why}"
+    );
+    assert!(why.contains(".failed"), "{why}");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn neo4j_fail_migration_fails_the_store_upgrade_at_start() {
+    let lab = lab(Product::Neo4j, 1).await;
+    assert_eq!(fault(&lab, "fail-migration:node1").await.0, 200);
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "config", json!({"allow_upgrade": true})).await;
+    let why = upgrade_and_fail(&lab, "node1", "3.3.5").await;
+    assert!(
+        why.contains("StoreUpgrader$UnableToUpgradeException: Failure doing migration"),
+        "{why}"
+    );
+    assert_eq!(
+        node(&lab, "node1").await.store_format,
+        3002,
+        "left as it was"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn weaviate_fail_migration_fails_the_schema_move_into_raft() {
+    let mut cfg = LabConfig::new(Product::Weaviate, 1, Timing::fast());
+    cfg.version = Some("1.24.26".into());
+    cfg.faults = vec!["fail-migration:node1".parse().unwrap()];
+    let lab = flightdeck::lab::Lab::start(cfg).await.unwrap();
+    let why = upgrade_and_fail(&lab, "node1", "1.25.34").await;
+    assert!(
+        why.starts_with("migrate from old schema: raft restore:")
+            && why.contains("waiting for database to be restored"),
+        "{why}"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn milvus_fail_migration_fails_the_metadata_migration_step() {
+    let lab = lab(Product::Milvus, 1).await;
+    assert_eq!(fault(&lab, "fail-migration:node1").await.0, 200);
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    let (status, body) = op(&lab, "node1", "migrate-metadata", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    let why = body["error"].as_str().unwrap_or_default();
+    assert!(why.contains("Migration is failed..."), "{why}");
+    assert_eq!(
+        node(&lab, "node1").await.store_format,
+        2001,
+        "still 2.1 metadata"
+    );
+    // migrate.sh as the procedure runs it says the same.
+    op_ok(&lab, "node1", "start", json!({})).await;
+    wait_state(&lab, "node1", "running").await;
+    let r = client()
+        .post(format!("{}/_lab/migrate-sh", lab.admin_url()))
+        .json(&json!({"operation": "migrate", "version": "2.2.14"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Migration is failed...")),
+        "{body}"
+    );
+    lab.shutdown().await;
 }

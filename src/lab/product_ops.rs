@@ -264,9 +264,13 @@ impl Cluster {
                 if let Some(store) = g.stores.get(&n.store_key) {
                     store.copy_to(&metadata_backup(&n.dir))?;
                 }
+                // migrate.sh `wait_for_migrate_done`: the meta-migration pod's phase is
+                // Failed -> "Migration is failed...", its log, exit 3 (milvus-io/milvus
+                // deployments/migrate-meta/migrate.sh, v2.2.x).
                 return Err(OpError::Internal(format!(
-                    "migrate.sh: the migration of {}'s metadata failed (exit 3); Milvus is \
-                     stopped and the metadata backup kept: roll back with -o rollback",
+                    "migrate.sh: Migration is failed... (pod milvus-meta-migration of {}; exit \
+                     3); Milvus is stopped and the metadata backup kept: roll back with -o \
+                     rollback",
                     n.name
                 )));
             }

@@ -107,7 +107,20 @@ pub fn yes_all_rollback() -> AutoConfirm {
 /// confirms every undo. An undo that fails ends the session (abort without rollback), so the
 /// state says how far the rollback went. The engine itself is not told anything special.
 pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None, None).await
+    abort_on_lab(procedure, cfg, abort_at, None, None, &[]).await
+}
+
+/// [`abort_on_lab_at`] with lab faults staged as `run --lab --fault` stages them
+/// (`never-ready:node1@step=version@node1`; without `@step=` from the lab's start). A step
+/// with `confirm = "none"` has no prompt: the operator aborts as soon as it starts (a gate
+/// is cancelled), which is how one stops in the middle of a gate.
+pub async fn abort_on_lab_with_faults(
+    procedure: &str,
+    cfg: LabConfig,
+    abort_at: &str,
+    faults: &[&str],
+) -> LabRun {
+    abort_on_lab(procedure, cfg, abort_at, None, None, faults).await
 }
 
 /// [`abort_on_lab_at`] past the point of no return: the engine refuses the rollback, so the
@@ -118,7 +131,7 @@ pub async fn abort_on_lab_at_overriding(
     abort_at: &str,
     reason: &str,
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None, Some(reason)).await
+    abort_on_lab(procedure, cfg, abort_at, None, Some(reason), &[]).await
 }
 
 /// [`abort_on_lab_at`], with a lab fault (`crash:node3`) staged through the lab's admin API
@@ -129,43 +142,73 @@ pub async fn abort_on_lab_at_with_fault(
     abort_at: &str,
     fault: &str,
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, Some(fault), None).await
+    abort_on_lab(procedure, cfg, abort_at, Some(fault), None, &[]).await
 }
 
+/// The scripted abort: `fault` staged through the admin API at the abort prompt,
+/// `override_reason` to roll back past the point of no return, `staged` faults as
+/// `run --lab --fault` stages them.
 async fn abort_on_lab(
     procedure: &str,
-    cfg: LabConfig,
+    mut cfg: LabConfig,
     abort_at: &str,
     fault: Option<&str>,
     override_reason: Option<&str>,
+    staged: &[&str],
 ) -> LabRun {
-    use flightdeck::engine::event::Phase;
+    use flightdeck::engine::event::{Event, Phase};
+    use flightdeck::engine::lab_faults::{LabFaults, StagedFault};
     use flightdeck::engine::state::{Mode, PromptKindTag};
     use flightdeck::engine::Command;
+    use flightdeck::lab::staging::FaultSpec;
     use flightdeck::plan::Confirm;
 
+    let specs: Vec<FaultSpec> = staged
+        .iter()
+        .map(|f| f.parse().expect("fault parses"))
+        .collect();
+    cfg.faults.extend(
+        specs
+            .iter()
+            .filter(|f| f.at.is_none())
+            .map(|f| f.fault.clone()),
+    );
     let lab = Lab::start(cfg).await.expect("lab starts");
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
     let target = lab.target_for(&lp.procedure);
     let plan = build_plan(&lp, &target, &PlanOptions::default()).expect("plan builds");
-    // A `confirm = "none"` step runs as soon as it is reached: no prompt to abort at.
-    assert!(
-        plan.steps
-            .iter()
-            .any(|s| s.key == abort_at && s.confirm != Confirm::None),
-        "no step {abort_at} that asks for confirmation in the plan"
-    );
+    let Some(abort_step) = plan.steps.iter().position(|s| s.key == abort_at) else {
+        panic!("no step {abort_at} in the plan");
+    };
+    // A `confirm = "none"` step runs as soon as it is reached: no prompt to abort at, so the
+    // operator aborts as it starts.
+    let abort_on_start = plan.steps[abort_step].confirm == Confirm::None;
+    let staged = specs
+        .iter()
+        .map(|f| StagedFault {
+            fault: f.fault.to_string(),
+            step: f
+                .resolve_step(&plan)
+                .expect("the fault's step is in the plan"),
+        })
+        .collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let journal_path = dir.path().join("journal.jsonl");
-    let task = session::start(EngineConfig {
-        plan,
-        target,
-        auto: AutoConfirm::default(),
-        operator: "test".into(),
-        journal: journal_path.clone(),
-        observe: true,
-        time_scale: LAB_SCALE,
-    })
+    let task = session::start_with_faults(
+        EngineConfig {
+            plan,
+            target,
+            auto: AutoConfirm::default(),
+            operator: "test".into(),
+            journal: journal_path.clone(),
+            observe: true,
+            time_scale: LAB_SCALE,
+        },
+        LabFaults {
+            admin_url: lab.admin_url(),
+            staged,
+        },
+    )
     .expect("engine starts");
     let mut client = task.handle.attach("operator", true).await.expect("attach");
     let mut state = SessionState::empty();
@@ -184,6 +227,17 @@ async fn abort_on_lab(
             .expect("the session ended before finishing");
         state.apply(&e);
         headless::print_event(&mut out, &state, &e);
+        let started_here = matches!(
+            e.event,
+            Event::ActionStarted { step, phase: Phase::Do, .. } if step == abort_step
+        );
+        if abort_on_start && started_here && state.mode == Mode::Forward {
+            let command = Command::Abort { rollback: true };
+            if let Err(r) = client.commands.send(command).await {
+                panic!("abort rejected: {r}\n{}", String::from_utf8_lossy(&out));
+            }
+            continue;
+        }
         let Some(open) = state.prompt.filter(|p| Some(p.id) != answered) else {
             continue;
         };
@@ -260,4 +314,22 @@ async fn abort_on_lab(
         output: String::from_utf8_lossy(&out).into_owned(),
         lab,
     }
+}
+
+/// Whether the nodes named are where a verified rollback leaves them: on `version`, running,
+/// writable, and in the balancer (`ready`) with the balancer sending them requests.
+pub fn back_in_service(snap: &flightdeck::lab::LabSnapshot, version: &str, nodes: &[&str]) -> bool {
+    use flightdeck::lab::RunState;
+    use flightdeck::procedure::model::Membership;
+    nodes.iter().all(|name| {
+        let node_ok = snap
+            .node(name)
+            .is_some_and(|n| n.version == version && n.state == RunState::Running && !n.read_only);
+        let lb_ok = snap.backends.iter().any(|b| {
+            (b.node.as_deref() == Some(*name) || b.server == *name)
+                && b.membership == Membership::Ready
+                && b.serving
+        });
+        node_ok && lb_ok
+    })
 }

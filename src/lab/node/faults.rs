@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Cluster, OpError, RunState};
+use super::{Cluster, OpError, RunState, WEAVIATE_RAFT};
+use crate::lab::config::Product;
 use crate::lab::faults::Fault;
 
 impl Cluster {
@@ -48,5 +49,43 @@ impl Cluster {
             n.generation += 1;
             n.running_since = None;
         }
+    }
+}
+
+/// What the product says when the store or schema upgrade it runs at start fails (a
+/// `fail-migration` fault on the node that migrates), in its own words; the store is left at
+/// format `from` in every case.
+pub(super) fn migration_failure(product: Product, from: u32, to: u32) -> String {
+    match product {
+        // Jahia/jahia core, org/jahia/tools/patches/Patcher.java (8.x): the processing server
+        // runs the update scripts (`Script watchdog is disabled on a non-processing Jahia
+        // server`); a script that throws is logged "Execution of script <script> failed with
+        // error: <message>" and renamed with the `.failed` suffix. The schema the lab keeps
+        // per cluster is that database: only the first node to start on it migrates it.
+        Product::Jahia => format!(
+            "Execution of script file [patches/sql/update-{from}-to-{to}.sql] failed with error: \
+             the database schema update did not complete; the script is renamed .failed and the \
+             schema is left at format {from}"
+        ),
+        // neo4j/neo4j 3.3, community/kernel .../storemigration/StoreUpgrader.java: a failing
+        // migration participant ends in UnableToUpgradeException("Failure doing migration"),
+        // which fails the database's start ("Error starting ... GraphDatabaseFacadeFactory").
+        Product::Neo4j => format!(
+            "Error starting org.neo4j.kernel.impl.factory.GraphDatabaseFacadeFactory: \
+             org.neo4j.kernel.impl.storemigration.StoreUpgrader$UnableToUpgradeException: \
+             Failure doing migration (store format {from} to {to}; the store is left at format \
+             {from})"
+        ),
+        // weaviate/weaviate v1.25 cluster/store.go `onLeaderFound`: the move of the pre-Raft
+        // schema into Raft logs `migrate from old schema` with the error, and the node keeps
+        // "waiting for database to be restored" (it never gets ready).
+        Product::Weaviate if from < WEAVIATE_RAFT && to >= WEAVIATE_RAFT => format!(
+            "migrate from old schema: raft restore: the schema of format {from} was not \
+             restored into Raft; waiting for database to be restored"
+        ),
+        _ => format!(
+            "store migration from format {from} to {to} failed; the store is left at format \
+             {from}"
+        ),
     }
 }

@@ -69,10 +69,7 @@ impl Cluster {
                 return;
             }
             if broken {
-                let reason = format!(
-                    "store migration from format {from} to {to} failed; the store is left at \
-                     format {from}"
-                );
+                let reason = super::faults::migration_failure(self.product, from, to);
                 return fail(&mut g.nodes[idx], reason);
             }
             let key = g.nodes[idx].store_key.clone();

@@ -9,6 +9,8 @@ impl Cluster {
     /// Milvus: backs up the 2.1 metadata and migrates it to the 2.2 format (node stopped).
     pub fn migrate_metadata(&self, idx: usize) -> Result<u32, OpError> {
         self.only(Product::Milvus, "migrate-metadata")?;
+        let name = self.name_of(idx);
+        let failing = self.faults().fail_migration(&name);
         let mut g = self.inner();
         let (key, backup) = self.stopped_node(&g, idx, "migrate its metadata")?;
         let store = g
@@ -22,6 +24,16 @@ impl Cluster {
             )));
         }
         store.copy_to(&backup)?;
+        if failing {
+            // The meta-migration pod fails after the backup; migrate.sh reports "Migration is
+            // failed..." and exits 3 (milvus-io/milvus deployments/migrate-meta/migrate.sh,
+            // `wait_for_migrate_done`). The metadata stays in the 2.1 format.
+            return Err(OpError::Internal(format!(
+                "Migration is failed... (meta-migration exit 3): the metadata stays in format \
+                 {}; the backup is kept",
+                store.file.format
+            )));
+        }
         store.file.format = MILVUS_META_2_2;
         store.save()?;
         Ok(MILVUS_META_2_2)

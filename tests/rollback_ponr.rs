@@ -1,0 +1,187 @@
+//! For each seed procedure: the operator aborts with rollback at the last step before its point
+//! of no return — the upgraded node (or cluster) started but not yet back in service — once on
+//! a healthy lab, once with a fault staged mid-run (`run --lab --fault KIND:NODE@step=N`) that
+//! breaks a node. Without the fault the lab must end on the old version, serving, read-write,
+//! in the balancer; with it, the broken node must not pass for rolled back.
+
+mod common;
+mod seed_util;
+
+use common::{abort_on_lab_with_faults, back_in_service, LabRun};
+use flightdeck::engine::event::Outcome;
+use flightdeck::engine::state::Mode;
+use flightdeck::lab::{LabConfig, Product, Timing};
+use seed_util::wait_for_lab;
+
+fn lab(product: Product) -> LabConfig {
+    LabConfig::new(product, 3, Timing::fast())
+}
+
+/// The session ended rolled back and the nodes named are back in service on `version`.
+async fn assert_rolled_back(run: &LabRun, version: &str, nodes: &[&str]) {
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    wait_for_lab(
+        &run.lab,
+        &format!("{nodes:?} back on {version}, running, writable, serving"),
+        |snap| back_in_service(snap, version, nodes),
+    )
+    .await;
+    // Read-write: a write through the balancer commits (polled: a balancer check or a
+    // follower that forwards nothing may answer first).
+    let http = flightdeck::lab::http_client().unwrap();
+    let url = format!("http://{}/kv/after-rollback", run.lab.lb_frontend());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = match http.put(&url).body("ok").send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        };
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write commits through the balancer after the rollback (last status {status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The staged fault fired (journaled), and the broken node did not come back into service.
+async fn assert_broken_node_not_back(run: &LabRun, fault: &str, broken: &str, version: &str) {
+    let f = run
+        .state
+        .faults
+        .iter()
+        .find(|f| f.fault == fault)
+        .unwrap_or_else(|| panic!("fault {fault} not journaled:\n{}", run.output));
+    assert!(
+        f.fired_ms.is_some() && f.error.is_none(),
+        "{f:?}\n{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    assert!(
+        !back_in_service(&snap, version, &[broken]),
+        "{broken} passes for rolled back: {snap:#?}\n{}",
+        run.output
+    );
+}
+
+const JAHIA: &str = "procedures/jahia-rolling.toml";
+const CAUSAL: &str = "procedures/neo4j-causal-cluster.toml";
+const HA: &str = "procedures/neo4j-ha-cloudformation.toml";
+const MILVUS: &str = "procedures/milvus-helm.toml";
+const WEAVIATE: &str = "procedures/weaviate-minor-steps.toml";
+
+/// Jahia: the point of no return is `ready@node1` (the processing node back in the balancer
+/// takes writes on schema B; procedure header and docs/seed-fidelity.md, guide step 10). The
+/// abort comes at its prompt: node1 runs 8.2.0.0 on schema B, verified, writable, not in the
+/// balancer yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jahia_abort_before_the_processing_node_is_back_in_the_balancer() {
+    let run = abort_on_lab_with_faults(JAHIA, lab(Product::Jahia), "ready@node1", &[]).await;
+    assert_rolled_back(&run, "8.1.8.0", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
+/// The same abort with node1 staged never to get ready again once its version is checked:
+/// the rollback's restart on 8.1.8.0 does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jahia_abort_before_the_ponr_with_a_broken_node() {
+    let fault = "never-ready:node1";
+    let staged = format!("{fault}@step=version@node1");
+    let run = abort_on_lab_with_faults(JAHIA, lab(Product::Jahia), "ready@node1", &[&staged]).await;
+    assert_broken_node_not_back(&run, fault, "node1", "8.1.8.0").await;
+    run.lab.shutdown().await;
+}
+
+/// Neo4j causal cluster: the point of no return is `lb-new-in@node4` (green takes client writes
+/// from there). The abort comes at its prompt: green formed on 3.3.5 and took the leader's
+/// write check, blue is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neo4j_causal_abort_before_green_enters_the_balancer() {
+    let run = abort_on_lab_with_faults(CAUSAL, lab(Product::Neo4j), "lb-new-in@node4", &[]).await;
+    assert_rolled_back(&run, "3.2.14", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neo4j_causal_abort_before_the_ponr_with_a_broken_node() {
+    let fault = "never-ready:node2";
+    let staged = format!("{fault}@step=write-check");
+    let run =
+        abort_on_lab_with_faults(CAUSAL, lab(Product::Neo4j), "lb-new-in@node4", &[&staged]).await;
+    assert_broken_node_not_back(&run, fault, "node2", "3.2.14").await;
+    run.lab.shutdown().await;
+}
+
+/// Neo4j HA (CloudFormation): the store is upgraded by the `single` stack update (Mode=SINGLE,
+/// AllowUpgrade=True); the abort comes at its prompt, the new image already rolled out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neo4j_ha_abort_before_the_store_upgrade() {
+    let run = abort_on_lab_with_faults(HA, lab(Product::Neo4j), "single", &[]).await;
+    assert_rolled_back(&run, "3.2.14", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neo4j_ha_abort_before_the_ponr_with_a_broken_node() {
+    let fault = "never-ready:node2";
+    let staged = format!("{fault}@step=image-verify");
+    let run = abort_on_lab_with_faults(HA, lab(Product::Neo4j), "single", &[&staged]).await;
+    assert_broken_node_not_back(&run, fault, "node2", "3.2.14").await;
+    run.lab.shutdown().await;
+}
+
+/// Milvus (2.1.4 -> 2.2.14, the metadata migration): the point of no return is `migrate-ready`
+/// passing (Milvus serves on the 2.2 metadata and takes writes). The abort comes while that gate
+/// runs: the metadata is migrated, Milvus not yet serving on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_abort_while_the_migrated_cluster_starts() {
+    let run = abort_on_lab_with_faults(MILVUS, lab(Product::Milvus), "migrate-ready", &[]).await;
+    assert_rolled_back(&run, "2.1.4", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_abort_before_the_ponr_with_a_broken_node() {
+    let fault = "never-ready:node2";
+    let staged = format!("{fault}@step=migrate-metadata");
+    let run =
+        abort_on_lab_with_faults(MILVUS, lab(Product::Milvus), "migrate-ready", &[&staged]).await;
+    assert_broken_node_not_back(&run, fault, "node2", "2.1.4").await;
+    run.lab.shutdown().await;
+}
+
+/// Weaviate, one hop 1.25.10 -> 1.26.18: within the Raft era a node goes back a minor, so the
+/// hop has no point of no return of its own (docs/seed-fidelity.md); the last moment the brief
+/// names is the first upgraded node started and verified but not yet back in the balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaviate_abort_before_the_first_upgraded_node_is_back() {
+    let run =
+        abort_on_lab_with_faults(WEAVIATE, lab(Product::Weaviate), "ready@1.26.18/node1", &[])
+            .await;
+    assert_rolled_back(&run, "1.25.10", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaviate_abort_before_the_first_node_is_back_with_a_broken_node() {
+    let fault = "never-ready:node1";
+    let staged = format!("{fault}@step=verify-version@1.26.18/node1");
+    let run = abort_on_lab_with_faults(
+        WEAVIATE,
+        lab(Product::Weaviate),
+        "ready@1.26.18/node1",
+        &[&staged],
+    )
+    .await;
+    assert_broken_node_not_back(&run, fault, "node1", "1.25.10").await;
+    run.lab.shutdown().await;
+}
