@@ -137,6 +137,25 @@ fn run_refuses_a_bad_fault_before_anything_runs() {
         assert!(err.contains(why), "{fault}: {err}");
         assert!(!journal.exists(), "{fault}: a journal was written");
     }
+    // The default (a detached session server) checks before it detaches.
+    for (fault, why) in [
+        ("crash:node9", "no node \"node9\""),
+        ("crash:node2@step=99", "no step 99"),
+    ] {
+        let out = flightdeck(&[
+            "run",
+            "procedures/generic-rolling.toml",
+            "--lab",
+            "--journal",
+            j,
+            "--fault",
+            fault,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{fault}: {err}");
+        assert!(err.contains(why), "{fault}: {err}");
+        assert!(!journal.exists(), "{fault}: a journal was written");
+    }
     let out = flightdeck(&[
         "run",
         "procedures/generic-rolling.toml",

@@ -391,8 +391,21 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
     if args.lab {
         lab_lb(&args.lb)?;
     }
-    // A fault staged for a step is checked against the plan, which needs the lab's target:
-    // a throwaway lab, as `plan --lab` starts.
+    // A fault's node is checked against the nodes the lab will have; one staged for a step
+    // against the plan, which needs the lab's target: a throwaway lab, as `plan --lab` starts.
+    if args.lab && !args.fault.is_empty() {
+        let product = product_of(&args.procedure).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INVALID)
+        })?;
+        let names = LabConfig::new(product, args.nodes, lab_timing()).node_names();
+        for f in &args.fault {
+            f.check_node(&names).map_err(|e| {
+                eprintln!("flightdeck: --fault: {e}");
+                ExitCode::from(EXIT_INVALID)
+            })?;
+        }
+    }
     if args.lab && args.fault.iter().any(|f| f.at.is_some()) {
         let req = LabRequest {
             nodes: args.nodes,
