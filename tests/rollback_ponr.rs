@@ -65,6 +65,17 @@ async fn assert_broken_node_not_back(run: &LabRun, fault: &str, broken: &str, ve
         "{f:?}\n{}",
         run.output
     );
+    // A rollback that stopped at a failed undo must say so, naming the node.
+    if run.state.mode == Mode::Finished(Outcome::Aborted) {
+        assert!(
+            run.state
+                .steps
+                .iter()
+                .any(|s| s.detail.as_deref().is_some_and(|d| d.contains(broken))),
+            "the aborted rollback does not name {broken}:\n{}",
+            run.output
+        );
+    }
     let snap = run.lab.snapshot().await;
     assert!(
         !back_in_service(&snap, version, &[broken]),

@@ -391,10 +391,14 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
     if args.lab {
         lab_lb(&args.lb)?;
     }
+    let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
     // A fault's node is checked against the nodes the lab will have; one staged for a step
     // against the plan, which needs the lab's target: a throwaway lab, as `plan --lab` starts.
     if args.lab && !args.fault.is_empty() {
-        let product = product_of(&args.procedure).map_err(|e| {
+        let product = product_of(&args.procedure, &lp.procedure).map_err(|e| {
             eprintln!("{e}");
             ExitCode::from(EXIT_INVALID)
         })?;
@@ -418,10 +422,6 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
         lab.shutdown().await;
         checked?;
     }
-    let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
-        eprintln!("{d}");
-        ExitCode::from(EXIT_INVALID)
-    })?;
     if let Some(target) = target {
         let opts = PlanOptions {
             from_version: args.from.clone(),
