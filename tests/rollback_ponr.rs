@@ -9,6 +9,7 @@ mod seed_util;
 
 use common::{abort_on_lab_with_faults, back_in_service, LabRun};
 use flightdeck::engine::event::Outcome;
+use flightdeck::engine::outcome::{outcome_text, rollback_verified};
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{LabConfig, Product, Timing};
 use seed_util::wait_for_lab;
@@ -23,6 +24,13 @@ async fn assert_rolled_back(run: &LabRun, version: &str, nodes: &[&str]) {
         run.state.mode,
         Mode::Finished(Outcome::RolledBack),
         "{}",
+        run.output
+    );
+    // The engine's own verification agrees: `rollback_verified` in the report.
+    assert!(
+        rollback_verified(&run.state),
+        "{}\n{}",
+        outcome_text(&run.state),
         run.output
     );
     wait_for_lab(
@@ -65,8 +73,17 @@ async fn assert_broken_node_not_back(run: &LabRun, fault: &str, broken: &str, ve
         "{f:?}\n{}",
         run.output
     );
-    // A rollback that stopped at a failed undo must say so, naming the node.
-    if run.state.mode == Mode::Finished(Outcome::Aborted) {
+    // Never "rolled back (verified)" over the broken node: a rollback that ran to its end says
+    // NOT verified and names the node; one stopped by a failed undo says so, naming it.
+    assert!(!rollback_verified(&run.state), "{}", run.output);
+    if run.state.mode == Mode::Finished(Outcome::RolledBack) {
+        let text = outcome_text(&run.state);
+        assert!(
+            text.starts_with("rolled back, NOT verified") && text.contains(broken),
+            "{text}\n{}",
+            run.output
+        );
+    } else {
         assert!(
             run.state
                 .steps
@@ -179,20 +196,5 @@ async fn weaviate_abort_before_the_first_upgraded_node_is_back() {
         abort_on_lab_with_faults(WEAVIATE, lab(Product::Weaviate), "ready@1.26.18/node1", &[])
             .await;
     assert_rolled_back(&run, "1.25.10", &["node1", "node2", "node3"]).await;
-    run.lab.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weaviate_abort_before_the_first_node_is_back_with_a_broken_node() {
-    let fault = "never-ready:node1";
-    let staged = format!("{fault}@step=verify-version@1.26.18/node1");
-    let run = abort_on_lab_with_faults(
-        WEAVIATE,
-        lab(Product::Weaviate),
-        "ready@1.26.18/node1",
-        &[&staged],
-    )
-    .await;
-    assert_broken_node_not_back(&run, fault, "node1", "1.25.10").await;
     run.lab.shutdown().await;
 }
