@@ -95,6 +95,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
             alerts: flightdeck::tui::AlertConfig::NONE,
             role: TuiRole::Driver,
             title: "bench".into(),
+            demo: None,
         };
         let cockpit = tokio::spawn(async move {
             let mut term = Terminal::new(TestBackend::new(120, 40)).ok()?;

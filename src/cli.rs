@@ -208,6 +208,9 @@ pub struct RunArgs {
     /// Internal: be the detached session server.
     #[arg(long, hide = true)]
     pub serve_internal: bool,
+    /// Internal: the no-argument demo (`q` offers to end it, which stops its lab).
+    #[arg(long, hide = true)]
+    pub demo: bool,
 }
 
 /// A `--fault` as clap checks it: a bad kind or syntax is a usage error (exit 2).

@@ -369,3 +369,80 @@ fn the_terminal_title_says_what_waits_for_the_operator() {
     let title = t.pane_title(quiet);
     assert!(!title.contains("flightdeck"), "{title}");
 }
+
+/// `flightdeck` with no arguments runs the demo in a session server, like `run`: `q` asks
+/// whether to leave it running or end it. Leaving keeps the session and its lab (a join picks
+/// it up where it was); ending it aborts the session (journaled) and stops the server and lab.
+#[test]
+fn the_demo_can_be_left_running_and_joined_or_ended() {
+    let Some(mut t) = Tmux::new() else { return };
+    t.spawn(W, &cmd(""));
+    // The first prompt is a phrase (full read-only): q would be a letter of it; Ctrl-C on an
+    // empty phrase leaves.
+    let s = t.wait_for(W, "Run step 5:", STEP);
+    assert!(s.contains("jahia-rolling"), "{s}");
+    let servers = tmux::session_pids(&t.runtime_dir());
+    assert_eq!(
+        servers.len(),
+        1,
+        "the demo runs in one session server: {servers:?}"
+    );
+    let server = servers[0];
+
+    // Ctrl-C asks; Esc stays; q (the step held) then l leaves with the way back on screen.
+    t.answer(W, "Run step 5:", "C-c", STEP);
+    let s = t.wait_for(W, "The demo is not finished. Leave it?", STEP);
+    assert!(s.contains("end the demo"), "{s}");
+    let footer = s.lines().last().unwrap_or_default();
+    assert!(footer.contains("l leave it running"), "{footer}");
+    t.send(W, "Escape");
+    t.wait_gone(W, "Leave it?", STEP);
+    t.answer(W, "Run step 5:", "Escape", STEP);
+    t.wait_gone(W, "Run step 5:", STEP);
+    t.send(W, "q");
+    t.wait_for(W, "Leave it?", STEP);
+    t.send(W, "l");
+    let s = t.wait_for(W, "[exited 0", STEP);
+    assert!(
+        s.contains("it goes on. Rejoin with: flightdeck join"),
+        "{s}"
+    );
+    assert!(tmux::alive(server), "leaving keeps the session server");
+
+    // The session waits where it was; a join drives it on.
+    let again = "again";
+    t.spawn(again, &cmd("join --drive"));
+    t.wait_for(again, "Enter act on the step", STEP);
+    t.send(again, "Enter");
+    t.answer(
+        again,
+        "Type `read-only lab-jahia` to run",
+        "read-only lab-jahia",
+        STEP,
+    );
+    t.send(again, "Enter");
+    t.wait_for(again, "Run step 7:", STEP);
+
+    // Ending the demo: the session is aborted, the server and its lab stop.
+    t.answer(again, "Run step 7:", "q", STEP);
+    t.wait_for(again, "Leave it?", STEP);
+    t.send(again, "e");
+    let s = t.wait_for(again, "[exited 0", STEP);
+    assert!(s.contains("its session server and lab are stopped"), "{s}");
+    tmux::wait_dead(server, STEP);
+    assert!(tmux::session_pids(&t.runtime_dir()).is_empty());
+    let journal = s
+        .lines()
+        .find_map(|l| l.strip_prefix("journal: "))
+        .expect("the journal's path")
+        .trim()
+        .to_string();
+    let j = flightdeck::journal::read(std::path::Path::new(&journal)).unwrap();
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    assert_eq!(
+        st.mode,
+        flightdeck::engine::state::Mode::Finished(flightdeck::engine::event::Outcome::Aborted)
+    );
+    assert_eq!(st.steps[4].status, StepStatus::Succeeded);
+    assert_eq!(st.steps[6].status, StepStatus::Pending);
+}

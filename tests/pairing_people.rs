@@ -56,6 +56,7 @@ async fn served_with(plan: Plan, allow_gid: Option<u32>, limits: Limits) -> Serv
             runtime_dir: Some(tmp.path().join("rt")),
             recheck_every: None,
             limits,
+            ..Default::default()
         },
     )
     .await

@@ -54,6 +54,7 @@ async fn screen_after(journal: Journal, speed: f64, keys: &[KeyCode]) -> String 
         // Whatever the caller says, a replay player is read-only.
         role: TuiRole::Driver,
         title: "replay".into(),
+        demo: None,
     };
     let exit = tokio::time::timeout(
         Duration::from_secs(20),
@@ -307,6 +308,7 @@ async fn the_quiz_stops_before_each_decision_asks_and_records() {
         alerts: flightdeck::tui::AlertConfig::NONE,
         role: TuiRole::Replay,
         title: "quiz".into(),
+        demo: None,
     };
     let exit = run_quiz_on(&mut term, client, opts, input, control, &mut quiz)
         .await

@@ -405,6 +405,56 @@ fn quit_asks_only_while_a_step_runs() {
     );
 }
 
+/// The no-argument demo: q (or Ctrl-C) before the end asks to leave it running or end it;
+/// once it is over, q ends it (its server and lab have nothing left to do).
+#[test]
+fn quitting_the_demo_asks_to_leave_it_running_or_end_it() {
+    let (s, _) = awaiting_backup();
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    v.demo = Some("demo-1".into());
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    for k in [key('q'), ctrl_c] {
+        assert_eq!(
+            map_key(&v, &k, Instant::now()),
+            Intent::Ui(UiAction::AskLeaveDemo)
+        );
+    }
+    assert!(!v.update(UiAction::AskLeaveDemo));
+    assert!(matches!(v.overlay, Some(Overlay::LeaveDemo)));
+    assert_eq!(map_key(&v, &key('y'), Instant::now()), Intent::Nothing);
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), Instant::now()),
+        Intent::Ui(UiAction::CloseOverlay)
+    );
+    assert_eq!(
+        map_key(&v, &key('l'), Instant::now()),
+        Intent::Ui(UiAction::Quit)
+    );
+    assert_eq!(
+        map_key(&v, &key('e'), Instant::now()),
+        Intent::Ui(UiAction::EndDemo)
+    );
+    assert!(
+        v.update(UiAction::EndDemo),
+        "ending the demo leaves the cockpit"
+    );
+    assert!(v.end_demo && v.overlay.is_none());
+
+    let mut s = Script::started();
+    s.push(
+        10,
+        Event::Finished {
+            outcome: flightdeck::engine::event::Outcome::Completed,
+        },
+    );
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    v.demo = Some("demo-1".into());
+    assert_eq!(
+        map_key(&v, &key('q'), Instant::now()),
+        Intent::Ui(UiAction::EndDemo)
+    );
+}
+
 #[test]
 fn focus_cycles_and_scrolling_moves_the_selection() {
     let mut s = Script::started();

@@ -54,6 +54,7 @@ fn opts() -> TuiOptions {
         alerts: flightdeck::tui::AlertConfig::NONE,
         role: TuiRole::Driver,
         title: "flightdeck · lab-jahia".into(),
+        demo: None,
     }
 }
 

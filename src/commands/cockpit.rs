@@ -25,6 +25,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
         alerts,
         role: TuiRole::Driver,
         title: "flightdeck".into(),
+        demo: None,
     };
     let result = tui::run(client, opts).await;
     task.handle.shutdown().await;

@@ -71,6 +71,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         alerts: crate::tui::AlertConfig::NONE,
         role: TuiRole::Replay,
         title: format!("replay · {}", args.journal.display()),
+        demo: None,
     };
     let result = match &mut quiz {
         Some(q) => tui::run_quiz(client, opts, control, q).await,

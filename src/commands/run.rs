@@ -46,13 +46,15 @@ pub fn default_args() -> RunArgs {
         on_failure: "stop".into(),
         theme: None,
         alerts: AlertConfig::default(),
-        // The no-argument demo lives and dies with its cockpit: no background lab left behind.
-        foreground: true,
+        // Like `run`: the session (and its lab) live in a session server, so the demo can be
+        // joined and a dropped terminal loses nothing; `q` offers to end it.
+        foreground: false,
         name: None,
         allow_group: None,
         takeover_after: 60,
         label: None,
         serve_internal: false,
+        demo: true,
     }
 }
 
@@ -323,7 +325,10 @@ async fn run_with_target(
                 eprintln!("--serve-internal needs --name");
                 return ExitCode::from(EXIT_INVALID);
             };
-            let opts = ServeOptions::new(args.allow_group.clone());
+            let opts = ServeOptions {
+                demo: args.demo,
+                ..ServeOptions::new(args.allow_group.clone())
+            };
             match serve_until_done(task, name, opts, SERVER_GRACE).await {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -351,10 +356,11 @@ async fn run_detached(args: RunArgs) -> ExitCode {
         .name
         .clone()
         .unwrap_or_else(crate::pairing::names::generate);
-    let mut server_args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if server_args.is_empty() {
-        server_args.push("run".into());
-    }
+    let mut server_args: Vec<OsString> = if args.demo {
+        demo_server_args(&args)
+    } else {
+        std::env::args_os().skip(1).collect()
+    };
     server_args.push("--serve-internal".into());
     if args.name.is_none() {
         server_args.push("--name".into());
@@ -375,15 +381,31 @@ async fn run_detached(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    super::join::attach(
-        Some(&name),
-        args.label.as_deref(),
-        true,
-        None,
-        args.theme.as_deref(),
-        args.alerts,
-    )
+    super::join::attach(super::join::Attach {
+        name: Some(&name),
+        label: args.label.as_deref(),
+        want_driver: true,
+        take_control: None,
+        theme: args.theme.as_deref(),
+        alerts: args.alerts,
+        demo: args.demo,
+    })
     .await
+}
+
+/// The server's command line for the no-argument demo: `run` of the demo's procedure on a
+/// fresh lab (the demo's own options — theme, alerts — are the cockpit's, not the server's).
+fn demo_server_args(args: &RunArgs) -> Vec<OsString> {
+    vec![
+        "run".into(),
+        args.procedure.clone().into_os_string(),
+        "--lab".into(),
+        "--nodes".into(),
+        args.nodes.to_string().into(),
+        "--load".into(),
+        args.load.to_string().into(),
+        "--demo".into(),
+    ]
 }
 
 /// Validate the procedure (and the target, when one is given) before detaching.

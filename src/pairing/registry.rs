@@ -34,6 +34,10 @@ pub struct SessionFile {
     #[serde(default)]
     pub allow_group: Option<String>,
     pub protocol: u32,
+    /// The no-argument demo: its lab lives in this server, and a cockpit that joins it may
+    /// end it (`q`, then `e`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub demo: bool,
 }
 
 /// One session as a listing shows it.
@@ -50,6 +54,8 @@ pub struct SessionInfo {
     pub socket: PathBuf,
     /// The socket answers.
     pub alive: bool,
+    /// The no-argument demo (see `SessionFile::demo`).
+    pub demo: bool,
 }
 
 /// Sessions this user can see: their own private ones, then shared ones.
@@ -112,6 +118,7 @@ fn read_session(dir: &Path, json: &Path) -> Option<SessionInfo> {
         owner,
         socket,
         alive,
+        demo: file.demo,
     })
 }
 
@@ -294,6 +301,7 @@ mod tests {
             owner: "someone-else".into(),
             socket: PathBuf::from(format!("/x/{name}.sock")),
             alive,
+            demo: false,
         }
     }
 
@@ -361,6 +369,7 @@ mod tests {
             owner_uid: current_uid(),
             allow_group: None,
             protocol: 1,
+            demo: false,
         };
         let json = runtime_dir::info_path(t.path(), "gone");
         std::fs::write(&json, serde_json::to_string(&file).unwrap()).unwrap();

@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub recheck_every: Option<Duration>,
     /// Bounds on connections and on what a client that stops reading may cost.
     pub limits: Limits,
+    /// The no-argument demo (recorded in the session file: a joining cockpit may end it).
+    pub demo: bool,
 }
 
 /// What members may cost the server. The owner is never limited (only they can be hurt).
@@ -179,6 +181,7 @@ pub async fn serve(
         owner_uid: current_uid(),
         allow_group: opts.allow_group.clone(),
         protocol: PROTOCOL,
+        demo: opts.demo,
     };
     let (listener, files) = bind(&dir, &record, access).await?;
     let ended = match handle.subscribe(u64::MAX).await {

@@ -49,6 +49,10 @@ pub enum UiAction {
         step: usize,
         choice: OptionalChoice,
     },
+    /// The demo: leave it running or end it.
+    AskLeaveDemo,
+    /// End the demo: the session is aborted (nothing rolled back) and its lab stops.
+    EndDemo,
     CloseOverlay,
     /// Edit the text being typed (note or phrase).
     Edit(InputRequest),
@@ -141,6 +145,14 @@ pub fn typing_phrase(view: &View) -> Option<&str> {
 }
 
 fn quit(view: &View) -> Intent {
+    if view.demo.is_some() && view.role != TuiRole::Replay {
+        // A finished demo has nothing left to keep running: leaving ends it.
+        return if view.state.is_finished() || view.ended {
+            ui(UiAction::EndDemo)
+        } else {
+            ui(UiAction::AskLeaveDemo)
+        };
+    }
     if view.step_running() && view.effective_role() == TuiRole::Driver && !view.ended {
         ui(UiAction::AskQuit)
     } else {
@@ -270,6 +282,12 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
                 reason: Some(reason.value().trim().to_string()).filter(|r| !r.is_empty()),
             }),
             _ => edit(key),
+        },
+        Overlay::LeaveDemo => match key.code {
+            KeyCode::Char('l') => ui(UiAction::Quit),
+            KeyCode::Char('e') => ui(UiAction::EndDemo),
+            KeyCode::Esc | KeyCode::Char('n') => ui(UiAction::CloseOverlay),
+            _ => Intent::Nothing,
         },
         Overlay::ConfirmQuit => {
             if yes(key) {
@@ -589,6 +607,12 @@ impl View {
                     choice,
                     reason: Default::default(),
                 })
+            }
+            UiAction::AskLeaveDemo => self.overlay = Some(Overlay::LeaveDemo),
+            UiAction::EndDemo => {
+                self.overlay = None;
+                self.end_demo = true;
+                return true;
             }
             UiAction::CloseOverlay => self.overlay = None,
             UiAction::Edit(req) => match &mut self.overlay {

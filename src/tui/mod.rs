@@ -47,6 +47,9 @@ pub struct TuiOptions {
     pub role: TuiRole,
     /// Shown first in the header, e.g. "flightdeck · lab-jahia".
     pub title: String,
+    /// The session's name when this is the no-argument demo (its lab lives in the session
+    /// server): `q` then asks whether to leave it running or end it.
+    pub demo: Option<String>,
 }
 
 /// Why the cockpit stopped.
@@ -57,6 +60,9 @@ pub enum TuiExit {
     /// The session's event stream ended. A replay or a finished session stays on screen until
     /// the operator presses `q`; a stream that ends mid-session returns at once.
     SessionEnded,
+    /// The operator ended the demo: the session was aborted (or was over already); its
+    /// server and lab are for the caller to stop.
+    EndDemo,
 }
 
 /// Run the cockpit on the real terminal until the operator leaves or the session ends. The
@@ -194,6 +200,7 @@ where
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
     let mut view = View::new(opts.role, opts.title, client.operator_id);
+    view.demo = opts.demo;
     let mut positions = player.as_mut().map(|p| {
         let mut rx = p.control.subscribe();
         rx.mark_unchanged();
@@ -277,6 +284,10 @@ where
                         }
                         Intent::Ui(action) => {
                             if view.update(action) {
+                                if view.end_demo {
+                                    end_demo(&mut view, &mut client).await;
+                                    return Ok(TuiExit::EndDemo);
+                                }
                                 return Ok(exit(&view));
                             }
                         }
@@ -317,6 +328,42 @@ where
                 }
                 dirty = true;
             }
+        }
+    }
+}
+
+/// How long ending the demo waits for the session to say it is over (an action running is
+/// asked to stop first: SIGTERM, SIGKILL after 5 s).
+const END_DEMO_WAIT: Duration = Duration::from_secs(10);
+
+/// End the demo's session before its server is stopped: a note says why, then an abort that
+/// rolls nothing back, so the journal says the session is over and `resume` offers nothing
+/// against a lab that no longer exists. Waits (bounded) for `Finished`.
+async fn end_demo(view: &mut View, client: &mut SessionClient) {
+    if view.state.is_finished() || view.ended {
+        return;
+    }
+    let note = Command::Note {
+        text: "ended the demo from the cockpit: the session stops here and its lab with it".into(),
+    };
+    for command in [note, Command::Abort { rollback: false }] {
+        match client.commands.send_nowait(command) {
+            Ok(reply) => {
+                if !matches!(
+                    tokio::time::timeout(END_DEMO_WAIT, reply).await,
+                    Ok(Ok(Ok(())))
+                ) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    let deadline = tokio::time::Instant::now() + END_DEMO_WAIT;
+    while !view.state.is_finished() {
+        match tokio::time::timeout_at(deadline, client.events.recv()).await {
+            Ok(Some(ev)) => view.apply(&ev, clock()),
+            Ok(None) | Err(_) => return,
         }
     }
 }

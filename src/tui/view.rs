@@ -87,6 +87,9 @@ pub enum Overlay {
         choice: crate::procedure::model::OptionalChoice,
         reason: Input,
     },
+    /// The no-argument demo, unfinished: leave it running (and come back with `flightdeck
+    /// join`) or end it (the session ends, the lab stops).
+    LeaveDemo,
 }
 
 /// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.
@@ -166,6 +169,11 @@ pub struct View {
     /// The terminal is below the cockpit's minimum size: only "terminal too small" is drawn,
     /// so nothing on screen may be answered.
     pub too_small: bool,
+    /// The session's name when this cockpit drives the no-argument demo, whose lab lives and
+    /// dies with its session server: leaving then asks whether to end the demo.
+    pub demo: Option<String>,
+    /// The operator chose to end the demo (the loop aborts the session, then leaves).
+    pub end_demo: bool,
 }
 
 impl View {
@@ -190,6 +198,8 @@ impl View {
             replay: None,
             quiz: None,
             too_small: false,
+            demo: None,
+            end_demo: false,
         }
     }
 

@@ -282,9 +282,14 @@ impl Tmux {
         })
     }
 
-    /// SIGKILL every session server that registered in this harness's runtime dir.
+    /// SIGKILL every session server of this harness: those that registered in its runtime
+    /// dir, and any still starting (not registered yet) whose environment names that dir — so
+    /// a test that fails or is killed early leaves no server (and no lab) behind.
     pub fn kill_session_servers(&self) {
-        for pid in session_pids(&self.runtime_dir()) {
+        let rt = self.runtime_dir();
+        let mut pids = session_pids(&rt);
+        pids.extend(servers_started_under(&rt));
+        for pid in pids {
             kill(pid, libc::SIGKILL);
         }
     }
@@ -311,6 +316,29 @@ pub fn session_pids(dir: &Path) -> Vec<u32> {
         .filter_map(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
         .filter_map(|v| v.get("pid").and_then(|p| p.as_u64()))
         .filter_map(|p| u32::try_from(p).ok())
+        .collect()
+}
+
+/// Session servers (`--serve-internal`) whose environment has `FLIGHTDECK_RUNTIME_DIR=rt`.
+pub fn servers_started_under(rt: &Path) -> Vec<u32> {
+    let want = format!("FLIGHTDECK_RUNTIME_DIR={}", rt.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let nul_split = |f: &str| -> Vec<String> {
+                std::fs::read(format!("/proc/{pid}/{f}"))
+                    .unwrap_or_default()
+                    .split(|b| *b == 0)
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect()
+            };
+            nul_split("cmdline").iter().any(|a| a == "--serve-internal")
+                && nul_split("environ").contains(&want)
+        })
         .collect()
 }
 

@@ -314,6 +314,11 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
         Overlay::RemoveOperator { chosen: None } => &[("1-9", "choose"), ("Esc", "cancel")],
         Overlay::RemoveOperator { chosen: Some(_) } => &[("y", "remove"), ("n Esc", "cancel")],
         Overlay::Choose { .. } => &[("Enter", "record the choice"), ("Esc", "back")],
+        Overlay::LeaveDemo => &[
+            ("l", "leave it running"),
+            ("e", "end the demo"),
+            ("Esc", "stay"),
+        ],
     }
 }
 

@@ -64,6 +64,7 @@ pub const KEYS: [&[Group]; 2] = [
                 ("s", "skip step (asks first)"),
                 ("a", "abort: r rollback, k keep"),
                 ("g / ^G", "grant control (^G typing)"),
+                ("q (demo)", "l leave it, e end it"),
             ],
         ),
         (

@@ -512,6 +512,33 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             let inner = modal(frame, area, format!(" {verb} "), lines, theme);
             input_row(frame, inner, 2, reason, theme);
         }
+        Overlay::LeaveDemo => {
+            let name = view.demo.as_deref().unwrap_or("");
+            let lines = vec![
+                Line::from(text("The demo is not finished. Leave it?", s.prompt)),
+                Line::from(""),
+                Line::from(vec![
+                    key("l", theme),
+                    text(
+                        format!(
+                            " = leave: the session and its lab keep running; come back \
+                             with flightdeck join {name}"
+                        ),
+                        s.base,
+                    ),
+                ]),
+                Line::from(vec![
+                    key("e", theme),
+                    text(
+                        " = end the demo: the session ends (aborted, nothing rolled back) \
+                         and the lab stops",
+                        s.base,
+                    ),
+                ]),
+                Line::from(vec![key("Esc", theme), text(" = stay", s.base)]),
+            ];
+            modal(frame, area, " Leave the demo ".into(), lines, theme);
+        }
         Overlay::Note(input) => {
             let lines = vec![
                 Line::from(text("Note for the journal:", s.prompt)),
