@@ -41,6 +41,8 @@ pub enum Command {
     Lab(LabArgs),
     /// List live sessions on this machine.
     Sessions,
+    /// List recorded sessions (journals): procedure, target, start, outcome, path.
+    Journals(JournalsArgs),
     /// Attach to a live session (as an observer unless nobody drives and --drive is given).
     Join(JoinArgs),
     /// Replay a recorded session in the cockpit, for training and post-mortems.
@@ -70,6 +72,12 @@ pub struct JoinArgs {
     /// `bell,title`, `bell`, `title` or `none`.
     #[arg(long, env = "FLIGHTDECK_ALERTS", default_value = "bell,title", value_parser = AlertConfig::parse)]
     pub alerts: AlertConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalsArgs {
+    /// The folder to list (default: the data directory's journals).
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -369,30 +369,45 @@ impl JournalWriter {
 
 /// Where journals go by default: `<data dir>/journals/<procedure>-<unix time>.jsonl`.
 pub fn default_path(procedure: &str) -> PathBuf {
-    journals_dir().join(journal_name(procedure))
+    free_name(&journals_dir(), procedure)
 }
 
 /// Where a session shared with group `gid` keeps its journal by default: a folder of its own
 /// (`journals/g<gid>/`), so sharing it with the group shows the group nothing else.
 pub fn default_group_path(procedure: &str, gid: u32) -> PathBuf {
-    journals_dir()
-        .join(format!("g{gid}"))
-        .join(journal_name(procedure))
+    free_name(&journals_dir().join(format!("g{gid}")), procedure)
 }
 
-fn journals_dir() -> PathBuf {
+/// The folder default journals go to (the data directory's `journals/`).
+pub fn journals_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "flightdeck")
         .map(|d| d.data_dir().to_path_buf())
         .unwrap_or_else(|| PathBuf::from(".flightdeck"))
         .join("journals")
 }
 
-fn journal_name(procedure: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{procedure}-{secs}.jsonl")
+/// `<procedure>-<UTC start, to the second>.jsonl` in `dir`, e.g.
+/// `jahia-rolling-2026-12-01T21-30-05.jsonl` (a name a person can read and sort; `:` is
+/// left out, as some tools and file systems choke on it). A second session of the same
+/// procedure in the same second gets `-2`, `-3`, ...
+fn free_name(dir: &Path, procedure: &str) -> PathBuf {
+    let stamp = journal_stamp(std::time::SystemTime::now());
+    let first = dir.join(format!("{procedure}-{stamp}.jsonl"));
+    if !first.exists() {
+        return first;
+    }
+    (2u32..1000)
+        .map(|n| dir.join(format!("{procedure}-{stamp}-{n}.jsonl")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// `2026-12-01T21-30-05` for that moment, UTC.
+pub fn journal_stamp(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .trim_end_matches('Z')
+        .replace(':', "-")
 }
 
 /// Make a group session's journal readable by its group, deliberately: the file becomes 0640

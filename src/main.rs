@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Resume(a)) => runtime.block_on(commands::run::resume(a)),
         Some(Command::Lab(a)) => flightdeck::lab::cli::run(&a),
         Some(Command::Sessions) => commands::join::sessions(),
+        Some(Command::Journals(a)) => commands::journals::run(a.dir.as_deref()),
         Some(Command::Join(a)) => runtime.block_on(commands::join::run(a)),
         Some(Command::Replay(a)) => runtime.block_on(commands::replay::run(a)),
         Some(Command::Report(a)) => flightdeck::report::run(

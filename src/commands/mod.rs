@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cockpit;
 pub mod join;
+pub mod journals;
 pub mod plan;
 pub mod replay;
 pub mod run;
