@@ -156,7 +156,8 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
         .command(Command::Abort { rollback: true })
         .await
         .unwrap();
-    // c failed with no undo: rollback records nothing to compensate, then b, then a — each confirmed.
+    // c failed with no undo: the rollback passes it without asking (journaled as such), then
+    // undoes b, then a — each confirmed.
     let mut prompts = Vec::new();
     for _ in 0..3 {
         let s = until(&task, "undo prompt or end", |s| {
@@ -172,9 +173,27 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
     }
     let s = until(&task, "rolled back", |s| s.is_finished()).await;
     assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack));
-    assert_eq!(prompts, vec![2, 1, 0]);
+    assert_eq!(prompts, vec![1, 0]);
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text, "do-a\ndo-b\nundo-b\nundo-a\n");
+    let j = journal::read(&dir.path().join("j.jsonl")).unwrap();
+    let c_undo: Vec<&Event> = j
+        .events
+        .iter()
+        .map(|e| &e.event)
+        .filter(|e| match e {
+            Event::PromptOpened { step, prompt, .. } => *step == 2 && *prompt == PromptKind::Undo,
+            Event::ActionFinished { step, phase, .. } => *step == 2 && *phase == Phase::Undo,
+            _ => false,
+        })
+        .collect();
+    assert!(
+        matches!(
+            c_undo.as_slice(),
+            [Event::ActionFinished { detail, .. }] if detail == session::NOTHING_TO_UNDO
+        ),
+        "{c_undo:?}"
+    );
 }
 
 #[tokio::test]

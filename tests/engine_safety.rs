@@ -252,25 +252,22 @@ async fn abort_with_rollback_cancels_a_running_gate_then_offers_the_undo() {
         .command(Command::Abort { rollback: true })
         .await
         .expect("abort accepted while the gate runs");
+    // The cancelled gate has nothing to undo: the rollback passes it and asks about a.
     let s = until(&task, "an undo prompt", |s| {
         s.prompt.is_some_and(|p| p.kind == PromptKindTag::Undo)
     })
     .await;
     assert_eq!(s.mode, Mode::RollingBack);
-    assert_eq!(s.steps[1].status, StepStatus::Failed);
-    let detail = s.steps[1].detail.clone().unwrap_or_default();
-    assert!(
-        detail.contains("cancelled: abort by flightdeck"),
-        "{detail}"
-    );
+    assert_eq!(s.prompt.map(|p| p.step), Some(0));
     end(task).await;
     assert!(events(&path).iter().any(|e| matches!(
         &e.event,
         Event::ActionFinished {
             step: 1,
             verdict: Verdict::Inconclusive,
+            detail,
             ..
-        }
+        } if detail.contains("cancelled: abort by flightdeck")
     )));
 }
 

@@ -33,6 +33,42 @@ pub struct ActionCtx {
     pub time_scale: f64,
     /// Set (to who asked, and why) when the action must stop: abort while it runs.
     pub stop: watch::Receiver<Option<String>>,
+    /// Each node's state and reason as the product reports them (see [`NodeStates`]).
+    pub node_states: watch::Receiver<NodeStates>,
+}
+
+/// What the product last reported about a node's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The product's state word (`running`, `failed`, ...).
+    pub state: String,
+    pub reason: Option<String>,
+    /// The journal seq of the report, to tell a report made while a gate waits from an older
+    /// one (a node restarted by an undo still shows its old `failed` until probed again).
+    pub seq: u64,
+}
+
+/// Node name -> its last state report, from the probes' facts.
+pub type NodeStates = std::collections::BTreeMap<String, NodeReport>;
+
+/// A state the product will not leave by itself: a gate waiting on such a node has failed.
+const FAILED_STATES: [&str; 2] = ["failed", "crashed"];
+
+/// The first of `nodes` the product reported failed after `since` (seq per node), said with
+/// the product's own reason.
+fn failed_node(
+    states: &NodeStates,
+    nodes: &[&str],
+    since: &std::collections::BTreeMap<String, u64>,
+) -> Option<String> {
+    nodes.iter().find_map(|n| {
+        let r = states.get(*n)?;
+        let fresh = r.seq > since.get(*n).copied().unwrap_or(0);
+        (fresh && FAILED_STATES.contains(&r.state.as_str())).then(|| match &r.reason {
+            Some(why) => format!("{n} is {} — the product says: {why}", r.state),
+            None => format!("{n} is {} (the product gives no reason)", r.state),
+        })
+    })
 }
 
 /// Far enough to mean "no deadline" without overflowing `Instant` arithmetic (which panics).
@@ -359,7 +395,21 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     .await;
     let mut last_passing = usize::MAX;
     let name = |n: &Option<String>| n.as_deref().unwrap_or("global").to_string();
+    let watched: Vec<&str> = instances.iter().filter_map(|(n, _)| n.as_deref()).collect();
+    let mut node_states = ctx.node_states.clone();
+    // Only what the product reports while the gate waits counts: a state from before may be
+    // stale (the step before may just have restarted the node).
+    let since: std::collections::BTreeMap<String, u64> = node_states
+        .borrow_and_update()
+        .iter()
+        .map(|(n, r)| (n.clone(), r.seq))
+        .collect();
     loop {
+        // Waiting on a node the product reports failed cannot pass: end now, with its reason,
+        // rather than when the timeout runs out (writes may be down meanwhile).
+        if let Some(why) = failed_node(&node_states.borrow_and_update(), &watched, &since) {
+            return Err(failed(format!("{desc}: {why}")));
+        }
         let round = Instant::now();
         let results = futures::future::join_all(
             instances
@@ -452,7 +502,15 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
             return Err((verdict, format!("{desc} {what}")));
         }
         let next = round + interval;
-        tokio::time::sleep_until(next).await;
+        // A report of a node's state wakes the gate before its next round.
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            r = node_states.changed() => {
+                if r.is_err() {
+                    tokio::time::sleep_until(next).await;
+                }
+            }
+        }
     }
 }
 

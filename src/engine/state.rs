@@ -158,9 +158,51 @@ pub struct NodeView {
     pub health_detail: String,
     pub probes: BTreeMap<String, bool>,
     pub latencies: VecDeque<u64>,
+    /// When the product last reported the node's state (its `state` fact), and which step
+    /// moved it there, if one did (see `state_moved_by`).
+    pub state_seen_ms: Option<u64>,
+    pub state_change: Option<StateChange>,
 }
 
+/// The product reported a node in a new state (`state` fact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateChange {
+    pub t_ms: u64,
+    /// The step that did it: one acting on this node (or on the whole cluster) that ran
+    /// between the last report of the old state and this one. None: nothing the procedure
+    /// did explains it — a crash, someone else's hands.
+    pub by_step: Option<usize>,
+}
+
+/// How long after a step ends a node's new state is still put down to it.
+pub const STATE_EXPLAIN_MS: u64 = 15_000;
+
+/// States a node can be down in (the lab's `RunState`; real targets map theirs to these).
+pub const DOWN_STATES: [&str; 3] = ["failed", "stopped", "crashed"];
+
 impl NodeView {
+    /// The product's own state word (`running`, `starting`, `stopped`, `failed`, ...).
+    pub fn state(&self) -> Option<&str> {
+        self.facts.get("state").map(String::as_str)
+    }
+
+    /// The product's own reason for the state, when it gives one.
+    pub fn reason(&self) -> Option<&str> {
+        self.facts
+            .get("reason")
+            .map(String::as_str)
+            .filter(|r| !r.is_empty() && *r != "null")
+    }
+
+    /// Down, and not because a step of the procedure put it there.
+    pub fn unexpectedly_down(&self) -> bool {
+        self.state().is_some_and(|s| DOWN_STATES.contains(&s))
+            && self
+                .state_change
+                .as_ref()
+                .is_some_and(|c| c.by_step.is_none())
+    }
+
     pub fn version(&self) -> Option<&str> {
         self.facts.get("version").map(String::as_str)
     }
@@ -618,6 +660,25 @@ impl SessionState {
         self.operators.iter().find(|o| o.driver)
     }
 
+    /// The step that explains a change of `node`'s state reported at `t`: one for this node
+    /// or for no node in particular that runs now, or that finished at most
+    /// [`STATE_EXPLAIN_MS`] before (probes report within seconds). The latest such step.
+    fn state_moved_by(&self, node: &str, t: u64) -> Option<usize> {
+        let since = t.saturating_sub(STATE_EXPLAIN_MS);
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .enumerate()
+            .filter(|(_, (p, _))| p.node.as_deref().is_none_or(|n| n == node))
+            .filter(|(_, (_, r))| {
+                matches!(r.status, StepStatus::Running | StepStatus::Undoing)
+                    || r.finished_ms.is_some_and(|f| f >= since && f <= t)
+            })
+            .max_by_key(|(_, (_, r))| r.finished_ms.unwrap_or(u64::MAX))
+            .map(|(i, _)| i)
+    }
+
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeView> {
         self.nodes.iter_mut().find(|n| n.node.name == name)
     }
@@ -649,6 +710,8 @@ impl SessionState {
                         health_detail: String::new(),
                         probes: BTreeMap::new(),
                         latencies: VecDeque::new(),
+                        state_seen_ms: None,
+                        state_change: None,
                     })
                     .collect();
                 self.operator = operator.clone();
@@ -899,7 +962,18 @@ impl SessionState {
             }
             Event::ProbeSummary { .. } => {}
             Event::NodeFacts { node, facts } => {
+                let moved_by = self.state_moved_by(node, t);
                 if let Some(n) = self.node_mut(node) {
+                    if let Some(new) = facts.get("state") {
+                        // The first report is where the node was, not a change.
+                        if n.state().is_some_and(|old| old != new) {
+                            n.state_change = Some(StateChange {
+                                t_ms: t,
+                                by_step: moved_by,
+                            });
+                        }
+                        n.state_seen_ms = Some(t);
+                    }
                     for (k, v) in facts {
                         n.facts.insert(k.clone(), v.clone());
                     }

@@ -90,6 +90,9 @@ pub(crate) fn build_target(
                 ("role", "/role"),
                 ("read_only", "/read_only"),
                 ("state", "/state"),
+                // The node's own reason for a failed or refused state (the lab's
+                // `NodeSnapshot::reason`), shown beside it in the cockpit.
+                ("reason", "/reason"),
             ],
         ),
         probe(

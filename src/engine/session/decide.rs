@@ -10,6 +10,12 @@ use crate::plan::Confirm;
 use crate::procedure::model::OptionalChoice;
 
 /// Longest note accepted, in characters (a note is a remark, not a log dump).
+/// How a rollback journals a step with no undo action that it passed without asking.
+pub const NOTHING_TO_UNDO: &str =
+    "nothing to undo (the step has no undo action): passed without a prompt";
+/// How an undo that was asked for, of a step with no undo action, is journaled.
+const NOTHING_TO_COMPENSATE: &str = "no undo action: nothing to compensate";
+
 pub const MAX_NOTE_CHARS: usize = 4000;
 /// Notes a user may write in a row before the rate applies...
 pub const NOTE_BURST: u32 = 10;
@@ -658,7 +664,7 @@ impl Engine {
                         phase,
                         attempt: self.state.steps[step].undo_attempts,
                         verdict: Verdict::Passed,
-                        detail: "no undo action: nothing to compensate".into(),
+                        detail: NOTHING_TO_COMPENSATE.into(),
                     })
                 }
             },
@@ -686,6 +692,7 @@ impl Engine {
             secrets: self.secrets.clone(),
             time_scale: self.time_scale,
             stop: stop_rx,
+            node_states: self.node_states.subscribe(),
         };
         // Faults staged for this step take effect as it first starts, before its action.
         let due: Vec<String> = if phase == Phase::Do {
@@ -769,6 +776,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Hand running gates `node`'s state and reason as the product just reported them.
+    pub(super) fn publish_node_state(&self, node: &str) {
+        let Some(n) = self.state.nodes.iter().find(|n| n.node.name == node) else {
+            return;
+        };
+        let Some(state) = n.state() else {
+            return;
+        };
+        let report = crate::engine::action::NodeReport {
+            state: state.to_string(),
+            reason: n.reason().map(str::to_string),
+            seq: self.state.last_seq,
+        };
+        self.node_states.send_modify(|m| {
+            m.insert(node.to_string(), report);
+        });
+    }
+
     fn open_prompt(&mut self, step: usize, prompt: PromptKind) -> Result<(), EngineError> {
         // The prompt's id is the seq of the event that opens it.
         let id = self.next_seq()?;
@@ -786,6 +811,16 @@ impl Engine {
                 step + 1
             )
         })
+    }
+
+    /// A rollback's next step has no undo action and nothing half-done to decide about (an
+    /// interrupted or failed undo still asks).
+    fn nothing_to_undo(&self, step: usize) -> bool {
+        self.state.plan.steps[step].undo.is_none()
+            && !matches!(
+                self.state.steps[step].status,
+                StepStatus::UndoFailed | StepStatus::Interrupted
+            )
     }
 
     /// What the session waits on next, if anything must be asked.
@@ -869,6 +904,18 @@ impl Engine {
                                 return self.emit(Event::Finished {
                                     outcome: Outcome::Aborted,
                                 });
+                            }
+                            (Some(c), _) if self.nothing_to_undo(c) => {
+                                // Nothing to ask about: no compensating action exists. It
+                                // passes, journaled as such, and the rollback goes on.
+                                self.emit(Event::ActionFinished {
+                                    step: c,
+                                    phase: Phase::Undo,
+                                    attempt: self.state.steps[c].undo_attempts,
+                                    verdict: Verdict::Passed,
+                                    detail: NOTHING_TO_UNDO.into(),
+                                })?;
+                                continue;
                             }
                             _ => {}
                         }

@@ -24,7 +24,7 @@ use crate::journal::{self, Header, JournalError, JournalWriter};
 use crate::lb::LbClient;
 use crate::plan::Plan;
 use crate::target::Target;
-pub use decide::{MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL};
+pub use decide::{MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL, NOTHING_TO_UNDO};
 use handle::Msg;
 pub use handle::{EngineHandle, EngineTask};
 
@@ -139,6 +139,9 @@ struct Engine {
     lb: Option<LbClient>,
     http: reqwest::Client,
     worker_tx: mpsc::Sender<WorkerMsg>,
+    /// Each node's state and reason as the product last reported them (probe facts), for
+    /// gates: one waiting on a node the product reports failed ends at once.
+    node_states: tokio::sync::watch::Sender<crate::engine::action::NodeStates>,
     /// The action running now. Owned and awaited in `run`'s loop: its end — a verdict, an
     /// error or a panic — always becomes `ActionFinished`.
     action: Option<RunningAction>,
@@ -373,6 +376,7 @@ impl Engine {
                 lb,
                 http: super::check::http_client(),
                 worker_tx,
+                node_states: tokio::sync::watch::channel(Default::default()).0,
                 action: None,
                 verify: None,
                 orphan_kill: None,

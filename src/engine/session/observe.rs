@@ -119,10 +119,15 @@ impl Engine {
                         .filter(|(k, v)| known.and_then(|kn| kn.facts.get(k)) != Some(v))
                         .collect();
                     if known.is_some() && !fresh.is_empty() {
+                        let state_moved =
+                            fresh.contains_key("state") || fresh.contains_key("reason");
                         self.emit(Event::NodeFacts {
-                            node: n,
+                            node: n.clone(),
                             facts: fresh,
                         })?;
+                        if state_moved {
+                            self.publish_node_state(&n);
+                        }
                     }
                 }
             }
