@@ -314,11 +314,9 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     t.wait_until(W, "node2 ready again", STEP, |s| {
         lb_shows(s, "node2", "ready")
     });
-    // Backups have no undo: stop the rollback there and keep the rest.
-    t.answer(W, "Undo step 4: Back up node3?", "a", STEP);
-    t.wait_for(W, "Abort the procedure?", STEP);
-    t.send(W, "k");
-    t.wait_for(W, "FINISHED: aborted", STEP);
+    // Backups and the preflight gate have no undo: the rollback passes them without a prompt.
+    let s = t.wait_for(W, "FINISHED", STEP);
+    assert!(!s.contains("Undo step 4"), "{s}");
     t.send(W, "q");
     t.wait_for(W, "[exited", STEP);
 
@@ -326,7 +324,7 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     let st = flightdeck::engine::SessionState::fold(&j.events);
     assert_eq!(
         st.mode,
-        flightdeck::engine::state::Mode::Finished(flightdeck::engine::event::Outcome::Aborted)
+        flightdeck::engine::state::Mode::Finished(flightdeck::engine::event::Outcome::RolledBack)
     );
     let statuses: Vec<_> = st.steps.iter().map(|s| s.status).collect();
     assert!(
@@ -335,6 +333,20 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     );
     assert_eq!(statuses[4], StepStatus::Undone, "{statuses:?}");
     assert_eq!(statuses[5], StepStatus::Pending, "{statuses:?}");
+    // One undo prompt only: step 5's.
+    let undo_prompts: Vec<usize> = j
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::PromptOpened {
+                step,
+                prompt: flightdeck::engine::event::PromptKind::Undo,
+                ..
+            } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(undo_prompts, [4]);
 }
 
 /// Alerts reach the terminal: the title says a prompt waits (and which step), then that a

@@ -209,13 +209,19 @@ fn quiz_in_a_real_terminal_asks_reveals_and_writes_the_result() {
             "16",
         ],
     );
-    tmux.wait_for("the first question", |s| s.contains("Quiz: question 1/9"));
-    tmux.keys(&["c"]);
+    // The fixture's decisions that matter: the retry of a failed step, then the point of no
+    // return (explained with its reason).
+    tmux.wait_for("the first question", |s| s.contains("Quiz: question 1/2"));
+    tmux.keys(&["r"]);
     tmux.wait_for("the reveal", |s| {
-        s.contains("you: confirm") && s.contains("alice did: confirm") && s.contains("(same)")
+        s.contains("you: retry") && s.contains("alice did: retry") && s.contains("(same)")
     });
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the second question", |s| s.contains("Quiz: question 2/9"));
+    tmux.wait_for("the second question", |s| s.contains("Quiz: question 2/2"));
+    tmux.keys(&["c"]);
+    tmux.wait_for("the reveal with the runbook's reason", |s| {
+        s.contains("point of no return: the on-disk format moves to 1.5")
+    });
     tmux.keys(&["q"]);
     let end = Instant::now() + DEADLINE;
     let text = loop {
@@ -229,8 +235,8 @@ fn quiz_in_a_real_terminal_asks_reveals_and_writes_the_result() {
     };
     let _ = std::fs::remove_file(&out);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["decisions"], 9, "{text}");
-    assert_eq!(v["matches"], 1, "{text}");
-    assert_eq!(v["answers"][0]["answer"], "confirm", "{text}");
-    assert_eq!(v["answers"].as_array().map(Vec::len), Some(1), "{text}");
+    assert_eq!(v["decisions"], 2, "{text}");
+    assert_eq!(v["matches"], 2, "{text}");
+    assert_eq!(v["answers"][0]["answer"], "retry", "{text}");
+    assert_eq!(v["answers"].as_array().map(Vec::len), Some(2), "{text}");
 }

@@ -21,10 +21,13 @@ use flightdeck::replay::timeline::Timeline;
 use flightdeck::target::Target;
 
 #[test]
-fn the_fixture_asks_nine_questions_with_the_failure_in_context() {
+/// The fixture's decisions that matter: the retry of the failed upgrade of node2, and the
+/// confirmation of the irreversible finalize (explained with its reason); its seven routine
+/// confirmations are not asked about.
+fn the_fixture_asks_about_the_failure_and_the_point_of_no_return() {
     let j = fixture();
     let mut q = Quiz::new(&j);
-    assert_eq!(q.len(), 9);
+    assert_eq!(q.len(), 2);
     let mut recorded = Vec::new();
     while let Some(question) = q.current() {
         let failed = question.prompt.as_deref() == Some("failed");
@@ -60,6 +63,13 @@ fn the_fixture_asks_nine_questions_with_the_failure_in_context() {
                 reveal.what_happened.as_deref(),
                 Some("step 6 `upgrade@node2`: action attempt 2 passed 12 s later (exited 0)")
             );
+        } else {
+            assert_eq!(question.step_key.as_deref(), Some("finalize"));
+            assert_eq!(reveal.recorded, Choice::Confirm);
+            assert_eq!(
+                reveal.explanation,
+                vec!["point of no return: the on-disk format moves to 1.5".to_string()]
+            );
         }
         recorded.push((reveal.recorded, reveal.by));
     }
@@ -71,13 +81,13 @@ fn the_fixture_asks_nine_questions_with_the_failure_in_context() {
         .is_none());
     assert!(recorded.iter().all(|(_, by)| by == "alice"));
     let r = q.result();
-    assert_eq!((r.decisions, r.answers.len(), r.matches), (9, 9, 8));
-    assert!((r.score - 8.0 / 9.0).abs() < 1e-9);
+    assert_eq!((r.decisions, r.answers.len(), r.matches), (2, 2, 1));
+    assert!((r.score - 0.5).abs() < 1e-9);
     assert_eq!(r.answers[0].note.as_deref(), Some("q1"));
-    // The first confirm ran step 1, which passed a second later.
+    // The finalize ran and passed two seconds later.
     assert_eq!(
-        r.answers[0].what_happened.as_deref(),
-        Some("step 1 `precheck`: action attempt 1 passed 1 s later (exited 0)")
+        r.answers[1].what_happened.as_deref(),
+        Some("step 8 `finalize`: action attempt 1 passed 2 s later (exited 0)")
     );
 }
 
@@ -86,25 +96,25 @@ fn the_line_runner_reads_answers_and_writes_the_result() {
     let j = fixture();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("quiz.json");
-    // Nine answers, one typo re-asked, notes on some.
-    let input = "c\nconfirm\nc all good\nx\nc\nc\nc\nr lock is gone, retry\nc\nc\n";
+    // Two answers, one typo re-asked, a note on the first.
+    let input = "x\nr lock is gone, retry\nc\n";
     let mut out = Vec::new();
     let r = quiz::run_with(&j, input.as_bytes(), &mut out, &out_path).unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert_eq!(r.answers.len(), 9);
-    assert_eq!(r.matches, 9);
+    assert_eq!(r.answers.len(), 2);
+    assert_eq!(r.matches, 2);
     assert_eq!(r.score, 1.0);
-    assert_eq!(r.answers[6].note.as_deref(), Some("lock is gone, retry"));
-    assert_eq!(r.answers[2].note.as_deref(), Some("all good"));
+    assert_eq!(r.answers[0].note.as_deref(), Some("lock is gone, retry"));
     assert!(text.contains("answer with one of"));
-    assert!(text.contains("Question 7/9 at +0:15:33"));
+    assert!(text.contains("Question 1/2 at +0:15:33"));
     assert!(text.contains("prompt: the step failed: retry, undo, skip or abort?"));
-    assert!(text.contains("Score: 9/9"));
+    assert!(text.contains("point of no return: the on-disk format moves to 1.5"));
+    assert!(text.contains("Score: 2/2"));
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
     assert_eq!(v["score"], 1.0);
-    assert_eq!(v["answers"][6]["answer"], "retry");
-    assert_eq!(v["answers"][6]["recorded"], "retry");
+    assert_eq!(v["answers"][0]["answer"], "retry");
+    assert_eq!(v["answers"][0]["recorded"], "retry");
     assert_eq!(v["procedure"], "rolling-upgrade");
 }
 
@@ -113,7 +123,7 @@ fn stopping_early_keeps_the_answers_so_far() {
     let j = fixture();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("quiz.json");
-    let r = quiz::run_with(&j, "c\nw\nq\n".as_bytes(), Vec::new(), &out_path).unwrap();
+    let r = quiz::run_with(&j, "r\nw\nq\n".as_bytes(), Vec::new(), &out_path).unwrap();
     assert_eq!((r.answers.len(), r.matches), (2, 1));
     assert_eq!(r.score, 0.5);
     // End of input stops too.
@@ -200,7 +210,8 @@ async fn prompt_id(task: &EngineTask) -> u64 {
 }
 
 /// Records a session with five operator decisions: confirm a; wait at b, then confirm it; b
-/// fails and is retried; c is skipped. Notes and an automatic confirm are not decisions.
+/// fails and is retried; c is skipped. Notes and an automatic confirm are not decisions, and
+/// of the five only the retry and the skip matter (the rest are routine).
 async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let flag = dir.path().join("flag");
     let mut d = step("d", run(&["true"]));
@@ -299,7 +310,7 @@ async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
 }
 
 #[tokio::test]
-async fn a_recorded_session_with_five_decisions_stops_five_times_and_records_answers() {
+async fn a_recorded_session_asks_about_the_retry_and_the_skip_not_routine_confirms() {
     let dir = tempfile::tempdir().unwrap();
     let path = record_session(&dir).await;
     let j = journal::read(&path).unwrap();
@@ -320,16 +331,7 @@ async fn a_recorded_session_with_five_decisions_stops_five_times_and_records_ans
         }
         v
     };
-    assert_eq!(
-        recorded,
-        vec![
-            Choice::Confirm,
-            Choice::Wait,
-            Choice::Confirm,
-            Choice::Retry,
-            Choice::Skip
-        ]
-    );
+    assert_eq!(recorded, vec![Choice::Retry, Choice::Skip]);
 
     // The cockpit's way: the player stops before each decision; answer at each stop.
     let timeline = Arc::new(Timeline::new(j.events.clone(), 0));
@@ -341,13 +343,7 @@ async fn a_recorded_session_with_five_decisions_stops_five_times_and_records_ans
     };
     let (mut client, control) = player::start_timeline(timeline, opts).unwrap();
     control.set_stops(quiz.decision_indices());
-    let answers = [
-        Choice::Confirm,
-        Choice::Confirm,
-        Choice::Confirm,
-        Choice::Retry,
-        Choice::Skip,
-    ];
+    let answers = [Choice::Retry, Choice::Confirm];
     let mut pos = control.subscribe();
     let mut stops = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -377,18 +373,19 @@ async fn a_recorded_session_with_five_decisions_stops_five_times_and_records_ans
             let _ = tokio::time::timeout(Duration::from_millis(50), pos.changed()).await;
         }
     }
-    assert_eq!(stops, 5);
+    assert_eq!(stops, 2);
     let r = quiz.result();
-    assert_eq!((r.answers.len(), r.matches), (5, 4));
-    assert_eq!(r.answers[1].recorded, Choice::Wait);
-    assert_eq!(r.answers[1].recorded_by, "dana");
-    assert_eq!(r.answers[3].step_key.as_deref(), Some("b"));
-    assert_eq!(r.answers[3].prompt.as_deref(), Some("failed"));
-    assert_eq!(r.answers[4].recorded, Choice::Skip);
+    assert_eq!((r.answers.len(), r.matches), (2, 1));
+    assert_eq!(r.answers[0].recorded, Choice::Retry);
+    assert_eq!(r.answers[0].recorded_by, "dana");
+    assert_eq!(r.answers[0].step_key.as_deref(), Some("b"));
+    assert_eq!(r.answers[0].prompt.as_deref(), Some("failed"));
+    assert_eq!(r.answers[1].recorded, Choice::Skip);
 }
 
-/// Two-person confirms count once, an undo request and its confirm are one decision, a
-/// decline is "wait", and rollback's undo prompts are confirmed one by one.
+/// Two-person confirms count once, an undo request and its confirm are one decision, and
+/// routine moves (a plain confirm, a wait at a routine prompt, a rollback's undo
+/// confirmation) are not questions.
 #[test]
 fn decisions_follow_what_the_operator_chose_not_every_event() {
     use builder::{node, plan, planned, Script};
@@ -581,21 +578,15 @@ fn decisions_follow_what_the_operator_chose_not_every_event() {
             );
         }
     }
-    let run = Some("run".to_string());
+    // The two-person step counts once; the routine confirm of b, the wait at its routine
+    // prompt and the rollback's undo confirmation are not asked about.
     assert_eq!(
         got,
         vec![
             (
                 2,
                 Some(0),
-                run.clone(),
-                Choice::Confirm,
-                "alice".to_string()
-            ),
-            (
-                8,
-                Some(1),
-                run.clone(),
+                Some("run".to_string()),
                 Choice::Confirm,
                 "alice".to_string()
             ),
@@ -606,17 +597,10 @@ fn decisions_follow_what_the_operator_chose_not_every_event() {
                 Choice::Undo,
                 "alice".to_string()
             ),
-            (17, Some(1), run, Choice::Wait, "alice".to_string()),
             (18, Some(1), None, Choice::Abort, "alice".to_string()),
-            (
-                20,
-                Some(0),
-                Some("undo".into()),
-                Choice::Confirm,
-                "alice".to_string()
-            ),
         ]
     );
     let r = q.result();
-    assert_eq!((r.matches, r.score), (3, 0.5));
+    assert_eq!(r.matches, 1);
+    assert!((r.score - 1.0 / 3.0).abs() < 1e-9);
 }

@@ -292,13 +292,14 @@ async fn the_quiz_stops_before_each_decision_asks_and_records() {
         ..ReplayOptions::default()
     };
     let (client, control) = player::start(j.clone(), opts).unwrap();
+    // The fixture's two decisions that matter: the retry of the failed upgrade of node2, then
+    // the confirmation of the irreversible finalize.
     let keys = vec![
         // Not an answer: refused, the question stays.
         KeyCode::Char('x'),
-        KeyCode::Char('c'),
-        KeyCode::Enter,
         KeyCode::Char('r'),
-        KeyCode::Char(' '),
+        KeyCode::Enter,
+        KeyCode::Char('w'),
         KeyCode::Char('q'),
     ];
     let input = type_slowly(keys);
@@ -315,19 +316,21 @@ async fn the_quiz_stops_before_each_decision_asks_and_records() {
         .unwrap();
     assert_eq!(exit, TuiExit::Left);
     let r = quiz.result();
-    assert_eq!(r.decisions, 9);
+    assert_eq!(r.decisions, 2);
     let answers: Vec<(Choice, bool)> = r.answers.iter().map(|a| (a.answer, a.matched)).collect();
-    assert_eq!(
-        answers,
-        vec![(Choice::Confirm, true), (Choice::Retry, false)]
-    );
+    assert_eq!(answers, vec![(Choice::Retry, true), (Choice::Wait, false)]);
     assert_eq!(r.answers[0].index, first);
-    // Left at the third question, the player stopped just before its decision.
+    // Left at the second reveal, stopped just before its decision: what the operator did,
+    // explained with the runbook's reason for the point of no return.
     let s = buffer_text(term.backend().buffer());
-    let third = quiz.decision_indices()[2];
-    assert!(s.contains("Quiz: question 3/9"), "{s}");
-    assert!(bar(&s).contains(&format!("event {}/", third)), "{s}");
-    assert!(bar(&s).contains("quiz 2/9 answered, 1 same"), "{s}");
+    let second = quiz.decision_indices()[1];
+    assert!(s.contains("you: wait"), "{s}");
+    assert!(
+        s.contains("point of no return: the on-disk format moves to 1.5"),
+        "{s}"
+    );
+    assert!(bar(&s).contains(&format!("event {}/", second)), "{s}");
+    assert!(bar(&s).contains("quiz 2/2 answered, 1 same"), "{s}");
 }
 
 #[test]

@@ -107,13 +107,13 @@ fn markdown_pastes_into_a_ticket() {
         "| Read-only window | 23 s (2 times) |",
         "| No ready backend | 1.2 s (1 time) |",
         "| Probe failures | 13 failed samples; 2 times a probe turned failing |",
-        "| 3 | `upgrade@node1` | Upgrade node1 to 1.5.0 | done | 13 s | 1 | alice | 0 | 0 | 0 |",
-        "| 6 | `upgrade@node2` | Upgrade node2 to 1.5.0 | done | 14 s | 2 | alice | 1 | 0 | 1 |",
-        "| 8 | `finalize` | Finalize the cluster version (irreversible) | done | 2 s | 1 | alice | 0 | 0 | 0 |",
+        "| 3 | `upgrade@node1` | Upgrade node1 to 1.5.0 | done | 14:00:08 (+0:08) | 13 s | 1 | alice | 0 | 0 | 0 |",
+        "| 6 | `upgrade@node2` | Upgrade node2 to 1.5.0 | done | 14:00:29 (+0:29) | 14 s | 2 | alice | 1 | 0 | 1 |",
+        "| 8 | `finalize` | Finalize the cluster version (irreversible) | done | 14:15:51 (+15:51) | 2 s | 1 | alice | 0 | 0 | 0 |",
         "  - 14:00:31 (+0:31): action attempt 1 failed: exited 1",
         "| 14:00:33 (+0:33) | bob | lock held by the nightly backup; waiting for it |",
         "| 14:15:33 (+15:33) | alice | backup finished; retrying |",
-        "| health | node2 | 300 | 9 | 1 | 1 |",
+        "| health | node2 | 300 | 9 | 1 | 1 | 0 |",
         "| 8095 | 12 | 3140 | 3 | 5 |",
     ] {
         assert!(md.lines().any(|l| l == line), "missing line {line:?} in\n{md}");
@@ -298,11 +298,11 @@ fn an_unfinished_session_with_undo_auto_confirms_and_open_windows() {
     assert!(md.contains("| Auto-confirm | --yes |"));
     assert!(md.contains("| Journal | ends in a torn line"));
     assert!(
-        md.contains("| 1 | `a` | Step a | undoing | 2 s | 1 | auto (--yes), carol | 0 | 2 | 1 |"),
+        md.contains("| 1 | `a` | Step a | undoing | 14:00:00 (+0:00) | 2 s | 1 | auto (--yes), carol | 0 | 2 | 1 |"),
         "{md}"
     );
     assert!(
-        md.contains("| 2 | `b` | Step b | pending | – | 0 |  | 0 | 0 | 0 |"),
+        md.contains("| 2 | `b` | Step b | pending | – | – | 0 |  | 0 | 0 | 0 |"),
         "{md}"
     );
     assert!(md.contains("- Step 1 `a`: 1 attempt(s), 0 retry(ies), 2 undo(s) (undo ran 1.5 s), interrupted 1 time(s)"));
@@ -425,4 +425,182 @@ fn without_a_balancer_full_downtime_is_every_node_unhealthy() {
         r.no_ready_backend
     );
     assert_eq!(r.no_ready_backend.count, 2);
+}
+
+fn probe_changed(ok: bool) -> Event {
+    Event::ProbeChanged {
+        probe: "health".into(),
+        node: Some("n1".into()),
+        ok,
+        detail: if ok { "200".into() } else { "503".into() },
+    }
+}
+
+/// The record says who decided what — the failure, the retry, the abort and what it was
+/// decided on — when each step started, and about probes: a recovery that failed again within
+/// the hold is a flap, and nothing a probe saw after the session ended counts.
+#[test]
+fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
+    let mut s = Script::new(
+        plan(vec![planned("a", "Step a"), planned("b", "Step b")]),
+        vec![node("n1")],
+        "carol",
+    );
+    s.step_ok(0, "carol", 100, 1_000, 2_000)
+        .at(
+            2_100,
+            Event::PromptOpened {
+                id: 6,
+                step: 1,
+                prompt: PromptKind::Run,
+            },
+        )
+        .at(
+            2_200,
+            Event::Declined {
+                step: 1,
+                by: "carol".into(),
+            },
+        )
+        .at(
+            3_000,
+            Event::Confirmed {
+                step: 1,
+                by: "carol".into(),
+                auto: false,
+            },
+        )
+        .at(
+            3_000,
+            Event::ActionStarted {
+                step: 1,
+                phase: Phase::Do,
+                attempt: 1,
+            },
+        )
+        // The probe fails, comes back for 5 s (a flap), fails, comes back for good (40 s).
+        .at(3_500, probe_changed(false))
+        .at(4_000, probe_changed(true))
+        .at(9_000, probe_changed(false))
+        .at(
+            10_000,
+            Event::ActionFinished {
+                step: 1,
+                phase: Phase::Do,
+                attempt: 1,
+                verdict: Verdict::Failed,
+                detail: "store migration from format 8001 to 8002 failed".into(),
+            },
+        )
+        .at(
+            10_100,
+            Event::PromptOpened {
+                id: 13,
+                step: 1,
+                prompt: PromptKind::Failed,
+            },
+        )
+        .at(
+            11_000,
+            Event::ActionStarted {
+                step: 1,
+                phase: Phase::Do,
+                attempt: 2,
+            },
+        )
+        .at(12_000, probe_changed(true))
+        .at(
+            20_000,
+            Event::ActionFinished {
+                step: 1,
+                phase: Phase::Do,
+                attempt: 2,
+                verdict: Verdict::Failed,
+                detail: "store migration from format 8001 to 8002 failed".into(),
+            },
+        )
+        .at(
+            20_100,
+            Event::PromptOpened {
+                id: 18,
+                step: 1,
+                prompt: PromptKind::Failed,
+            },
+        )
+        .at(
+            52_000,
+            Event::AbortRequested {
+                by: "carol".into(),
+                rollback: false,
+            },
+        )
+        .at(
+            52_000,
+            Event::Finished {
+                outcome: flightdeck::engine::event::Outcome::Aborted,
+            },
+        )
+        // After the end: the lab is being torn down; none of this is the session's.
+        .at(53_000, probe_changed(false))
+        .at(
+            60_000,
+            Event::ProbeSummary {
+                probe: "health".into(),
+                node: Some("n1".into()),
+                count: 10,
+                failures: 10,
+                min_ms: 1,
+                median_ms: 1,
+                max_ms: 1,
+            },
+        );
+    let r = report::build(&s.journal());
+    assert_eq!(r.outcome, ReportOutcome::Aborted);
+    assert_eq!(r.steps[0].started_ms, Some(1_000));
+    assert_eq!(r.steps[1].started_ms, Some(3_000));
+    let p = &r.probes[0];
+    assert_eq!(
+        (
+            p.samples,
+            p.failures,
+            p.went_failing,
+            p.recovered,
+            p.relapsed
+        ),
+        (0, 0, 2, 1, 1)
+    );
+    let decided: Vec<(u64, &str, &str)> = r
+        .decisions
+        .iter()
+        .map(|d| (d.t_ms, d.by.as_str(), d.what.as_str()))
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            (1_000, "carol", "confirmed step 1 (Step a)"),
+            (2_200, "carol", "held step 2 (Step b)"),
+            (3_000, "carol", "confirmed step 2 (Step b)"),
+            (11_000, "carol", "retried step 2 (attempt 2)"),
+            (
+                52_000,
+                "carol",
+                "aborted, keeping what was done — step 2 had failed: store migration from \
+                 format 8001 to 8002 failed"
+            ),
+        ]
+    );
+
+    let md = report::markdown(&r);
+    for line in [
+        "| 1 | `a` | Step a | done | 14:00:01 (+0:01) | 1 s | 1 | carol | 0 | 0 | 0 |",
+        "| 14:00:52 (+0:52) | carol | aborted, keeping what was done — step 2 had failed: store \
+         migration from format 8001 to 8002 failed |",
+        "| health | n1 | 0 | 0 | 2 | 1 | 1 |",
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing {line:?} in\n{md}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&report::json(&r)).unwrap();
+    assert_eq!(v["steps"][1]["started_ms"], 3_000);
+    assert_eq!(v["decisions"][4]["by"], "carol");
+    assert_eq!(v["probes"][0]["relapsed"], 1);
 }

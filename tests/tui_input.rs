@@ -789,7 +789,10 @@ fn the_abort_dialog_summarises_the_rollback_and_is_true_under_yes() {
     let text = flightdeck::tui::render::to_text(&v, &theme, 100, 30);
     // Steps 6 (upgrade), 5 (drain), 4 (read-only) have undos; 3, 2, 1 have none.
     assert!(text.contains("undoes, in order: 6, 5, 4"), "{text}");
-    assert!(text.contains("nothing to undo in: 3, 2, 1"), "{text}");
+    assert!(
+        text.contains("pass without a prompt (nothing to undo): 3, 2, 1"),
+        "{text}"
+    );
     assert!(text.contains("each undo confirmed"), "{text}");
     // Under --yes nobody confirms each undo: the dialog must not say so.
     v.state.auto.yes = true;

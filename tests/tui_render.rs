@@ -436,3 +436,69 @@ fn a_note_stays_in_sight_while_probe_samples_stream_in() {
         "the note scrolled away:\n{text}"
     );
 }
+
+/// The Nodes panel tells the product's own state and reason for every node, tells a node a
+/// step stopped from one that crashed (flagged unexpected), and counts what does not fit.
+#[test]
+fn nodes_show_the_products_state_and_reason_for_every_node() {
+    let mut s = Script::started();
+    for n in demo::NODES {
+        s.facts(n, &[("state", "running"), ("reason", "null")]);
+    }
+    s.through(demo::STEP_UPGRADE1);
+    s.prompt(demo::STEP_UPGRADE1, PromptKind::Run);
+    s.push(
+        500,
+        Event::Confirmed {
+            step: demo::STEP_UPGRADE1,
+            by: "alice".into(),
+            auto: false,
+        },
+    );
+    s.start(demo::STEP_UPGRADE1);
+    // The upgrade of jahia1 stops it (the step runs); jahia2, untouched, fails on its own
+    // with the product's reason, well after anything ran on it.
+    s.facts("jahia1", &[("state", "stopped")]);
+    s.push(
+        20_000,
+        Event::NodeFacts {
+            node: "jahia2".into(),
+            facts: [
+                ("state".to_string(), "failed".to_string()),
+                (
+                    "reason".to_string(),
+                    "store migration from format 8001 to 8002 failed".to_string(),
+                ),
+            ]
+            .into(),
+        },
+    );
+    s.probe("jahia2", false, 0);
+    // jahia3 restarts on its own: starting, not down.
+    s.facts("jahia3", &[("state", "starting")]);
+    let v = driver(&s);
+    // Every node's problem has its row, the product's reason with it, and the node the
+    // running step stopped is told apart from the crash.
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(text.contains("Nodes · 3 problems"), "{text}");
+    assert!(
+        text.contains("✗ jahia2: failed — unexpected, no step did this: store migration fro"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "■ jahia1: stopped by step {}",
+            demo::STEP_UPGRADE1 + 1
+        )),
+        "{text}"
+    );
+    assert!(text.contains("◌ jahia3: starting"), "{text}");
+    assert!(!text.contains("status 503"), "{text}");
+    snap("nodes_state_and_reason", &v, 120, 40);
+    // On the smallest screen the panel keeps a third of it: the last row shows the next
+    // problem shortened, then counts and names the rest.
+    let small = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(small.contains("Nodes · 3 problems"), "{small}");
+    assert!(small.contains("✗ jahia2: failed"), "{small}");
+    assert!(small.contains("more: "), "{small}");
+}

@@ -126,6 +126,9 @@ pub struct Reveal {
     /// The next action verdict after the decision (or how the session ended), in words.
     pub what_happened: Option<String>,
     pub next_verdict: Option<Verdict>,
+    /// Why the decision mattered and what the runbook says about the step: the point of no
+    /// return and its reason, then the step's runbook text.
+    pub explanation: Vec<String>,
 }
 
 /// One answered question, as the result file keeps it.
@@ -311,12 +314,28 @@ impl Quiz {
             matched,
             what_happened: what_happened.clone(),
         });
+        let state = self.timeline.state_at(d.index.saturating_sub(1));
+        let explanation = q
+            .step
+            .and_then(|s| state.plan.steps.get(s))
+            .map(|p| {
+                let mut why = Vec::new();
+                if let Some(irreversible) = &p.irreversible {
+                    why.push(format!("point of no return: {irreversible}"));
+                }
+                if !p.runbook.trim().is_empty() {
+                    why.push(format!("runbook: {}", p.runbook.trim()));
+                }
+                why
+            })
+            .unwrap_or_default();
         Some(Reveal {
             recorded: d.recorded,
             by: d.by,
             matched,
             what_happened,
             next_verdict,
+            explanation,
         })
     }
 
@@ -435,6 +454,7 @@ fn operator_decisions(events: &[crate::engine::Stamped]) -> Vec<Decision> {
             }
             _ => None,
         };
+        let found = found.filter(|(choice, _)| matters(&state, &e.event, *choice));
         if let Some((recorded, by)) = found {
             out.push(Decision {
                 index: i,
@@ -445,6 +465,41 @@ fn operator_decisions(events: &[crate::engine::Stamped]) -> Vec<Decision> {
         state.apply(e);
     }
     out
+}
+
+/// Whether a decision is worth a question: anything decided facing a failure or an
+/// interruption, every abort, skip, undo and mark-done, and a confirmation only where the
+/// runbook draws a line — the point of no return, a phrase step, a two-person step, the step
+/// where downtime starts. Confirming one more routine step teaches nothing.
+fn matters(before: &SessionState, event: &Event, choice: Choice) -> bool {
+    let open = before.prompt;
+    let at_failure =
+        open.is_some_and(|p| matches!(p.kind, PromptKindTag::Failed | PromptKindTag::Interrupted));
+    match choice {
+        Choice::Retry | Choice::Undo | Choice::Skip | Choice::Abort | Choice::MarkDone => true,
+        Choice::Wait => at_failure,
+        Choice::Confirm => {
+            if at_failure || open.is_some_and(|p| p.kind == PromptKindTag::Undo) {
+                return at_failure;
+            }
+            let step = match event {
+                Event::Confirmed { step, .. } | Event::Approved { step, .. } => *step,
+                _ => return false,
+            };
+            let Some(planned) = before.plan.steps.get(step) else {
+                return false;
+            };
+            let downtime_starts = planned.downtime != crate::procedure::model::Downtime::None
+                && step
+                    .checked_sub(1)
+                    .and_then(|prev| before.plan.steps.get(prev))
+                    .is_none_or(|p| p.downtime != planned.downtime);
+            planned.irreversible.is_some()
+                || matches!(planned.confirm, crate::plan::Confirm::Phrase { .. })
+                || planned.approvals > 1
+                || downtime_starts
+        }
+    }
 }
 
 /// The first action verdict after event `index`, or how the session ended, in words.
@@ -615,6 +670,9 @@ pub fn run_with(
             .map_err(io)?;
             if let Some(w) = &r.what_happened {
                 writeln!(out, "  then: {w}").map_err(io)?;
+            }
+            for why in &r.explanation {
+                writeln!(out, "  {why}").map_err(io)?;
             }
         }
     }

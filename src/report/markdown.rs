@@ -18,8 +18,9 @@ pub fn markdown(r: &Report) -> String {
         inline(&r.target)
     );
     summary(&mut out, r, &clock);
-    steps(&mut out, r);
+    steps(&mut out, r, &clock);
     after_rollback(&mut out, r);
+    decisions(&mut out, r, &clock);
     problems(&mut out, r, &clock);
     notes(&mut out, r, &clock);
     faults(&mut out, r, &clock);
@@ -184,15 +185,15 @@ fn after_rollback(out: &mut String, r: &Report) {
     }
 }
 
-fn steps(out: &mut String, r: &Report) {
+fn steps(out: &mut String, r: &Report, clock: &Clock) {
     out.push_str("## Steps\n\n");
     if r.steps.is_empty() {
         out.push_str("The journal holds no plan.\n\n");
         return;
     }
     out.push_str(
-        "| # | Step | Title | Status | Duration | Attempts | Confirmed by | Retries | Undos | Failures |\n\
-         |---:|---|---|---|---:|---:|---|---:|---:|---:|\n",
+        "| # | Step | Title | Status | Started | Duration | Attempts | Confirmed by | Retries | Undos | Failures |\n\
+         |---:|---|---|---|---|---:|---:|---|---:|---:|---:|\n",
     );
     for s in &r.steps {
         let title = if s.irreversible {
@@ -202,11 +203,13 @@ fn steps(out: &mut String, r: &Report) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.number,
             cell(&format!("`{}`", s.key.replace('`', "'"))),
             cell(&title),
             cell(&status(s)),
+            s.started_ms
+                .map_or_else(|| "–".to_string(), |t| clock.at(t)),
             if s.attempts == 0 {
                 "–".to_string()
             } else {
@@ -217,6 +220,24 @@ fn steps(out: &mut String, r: &Report) {
             s.retries,
             s.undos,
             s.failures.len(),
+        );
+    }
+    out.push('\n');
+}
+
+/// Who decided what, in order.
+fn decisions(out: &mut String, r: &Report, clock: &Clock) {
+    if r.decisions.is_empty() {
+        return;
+    }
+    out.push_str("## Decisions\n\n| Time | By | Decision |\n|---|---|---|\n");
+    for d in &r.decisions {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            clock.at(d.t_ms),
+            cell(&d.by),
+            cell(&d.what)
         );
     }
     out.push('\n');
@@ -349,19 +370,22 @@ fn probes(out: &mut String, r: &Report) {
         return;
     }
     out.push_str(
-        "## Probes\n\n| Probe | Node | Samples | Failed samples | Turned failing | Recovered |\n\
-         |---|---|---:|---:|---:|---:|\n",
+        "## Probes\n\nUntil the session ended. Recovered: passing again, and still after \
+         30 s or at the end; flapped: passing again, failing within 30 s.\n\n\
+         | Probe | Node | Samples | Failed samples | Turned failing | Recovered | Flapped |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
     );
     for p in &r.probes {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             cell(&p.probe),
             cell(p.node.as_deref().unwrap_or("–")),
             p.samples,
             p.failures,
             p.went_failing,
-            p.recovered
+            p.recovered,
+            p.relapsed
         );
     }
     out.push('\n');

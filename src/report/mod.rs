@@ -67,6 +67,9 @@ pub struct Report {
     /// Every handover of control.
     pub driver_changes: Vec<DriverChange>,
     pub steps: Vec<StepReport>,
+    /// Who decided what, in order: confirmations, holds, skips, retries, undos, marks, the
+    /// abort (with what was on screen when it was asked for), takeovers.
+    pub decisions: Vec<Decision>,
     pub notes: Vec<NoteReport>,
     /// Lab faults staged for the session (`run --lab --fault`) and when each took effect.
     pub faults: Vec<FaultReport>,
@@ -164,6 +167,8 @@ pub struct StepReport {
     pub title: String,
     pub node: Option<String>,
     pub irreversible: bool,
+    /// When its action first started (ms since the session started); None if it never ran.
+    pub started_ms: Option<u64>,
     /// The step's status at the end of the journal (`StepStatus::label`).
     pub status: String,
     /// Time its action ran, `ActionStarted` to `ActionFinished`, summed over attempts.
@@ -196,6 +201,17 @@ pub struct Failure {
     pub attempt: u32,
     pub verdict: Verdict,
     pub detail: String,
+}
+
+/// One operator decision (or one the confirm policy took), as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub t_ms: u64,
+    /// A user name, or `auto (--yes)` / `auto (confirm = none)` / `--on-failure rollback`.
+    pub by: String,
+    /// 1-based step, when the decision is about one.
+    pub step: Option<usize>,
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -234,9 +250,16 @@ pub struct ProbeReport {
     pub failures: u64,
     /// Times the probe turned from passing to failing.
     pub went_failing: u32,
-    /// Times it passed again after failing.
+    /// Times it passed again after failing and kept passing — for [`RECOVERY_HOLD_MS`], or
+    /// until the session ended.
     pub recovered: u32,
+    /// Times it passed again but failed again within [`RECOVERY_HOLD_MS`] (a flap, not a
+    /// recovery).
+    pub relapsed: u32,
 }
+
+/// How long a probe must keep passing after a failure for the report to call it recovered.
+pub const RECOVERY_HOLD_MS: u64 = 30_000;
 
 /// Build the report of a journal.
 pub fn build(journal: &Journal) -> Report {
@@ -260,6 +283,7 @@ pub fn build(journal: &Journal) -> Report {
             title: p.title.clone(),
             node: p.node.clone(),
             irreversible: p.irreversible.is_some(),
+            started_ms: None,
             status: r.status.label().to_string(),
             duration_ms: 0,
             undo_ms: 0,
@@ -282,8 +306,40 @@ pub fn build(journal: &Journal) -> Report {
     let mut probes: Vec<ProbeReport> = Vec::new();
     // The action running now, per step: (phase, started at).
     let mut running: Vec<Option<(Phase, u64)>> = vec![None; steps.len()];
+    let mut decisions = Vec::new();
+    // The session as it was before each event (what the operator saw when deciding).
+    let mut before = SessionState::empty();
+    let mut driver = journal.header.operator.clone();
+    // When a probe last passed again after failing, per (probe, node), not yet judged.
+    let mut pending_recovery: Vec<(String, Option<String>, u64)> = Vec::new();
+    let mut finished = false;
     for st in events {
         let t = st.t_ms;
+        if let Some(d) = decision(&before, &st.event, &driver) {
+            decisions.push(Decision { t_ms: t, ..d });
+        }
+        match &st.event {
+            Event::OperatorJoined {
+                name,
+                driver: true,
+                user,
+                ..
+            } => driver = user.clone().unwrap_or_else(|| name.clone()),
+            Event::DriverChanged { name, .. } => driver = name.clone(),
+            Event::SessionStarted { operator, .. } => driver = operator.clone(),
+            Event::Finished { .. } => finished = true,
+            _ => {}
+        }
+        before.apply(st);
+        // Probes go on sampling after the end; what they saw then is not the session's.
+        if finished
+            && matches!(
+                st.event,
+                Event::ProbeChanged { .. } | Event::ProbeSummary { .. }
+            )
+        {
+            continue;
+        }
         match &st.event {
             Event::Resumed {
                 operator, down_ms, ..
@@ -316,7 +372,10 @@ pub fn build(journal: &Journal) -> Report {
             Event::ActionStarted { step, phase, .. } => {
                 if let (Some(s), Some(r)) = (steps.get_mut(*step), running.get_mut(*step)) {
                     match phase {
-                        Phase::Do => s.attempts += 1,
+                        Phase::Do => {
+                            s.attempts += 1;
+                            s.started_ms.get_or_insert(t);
+                        }
                         Phase::Undo => s.undos += 1,
                     }
                     *r = Some((*phase, t));
@@ -390,11 +449,23 @@ pub fn build(journal: &Journal) -> Report {
             Event::ProbeChanged {
                 probe, node, ok, ..
             } => {
+                let key = |(p, n, _): &(String, Option<String>, u64)| p == probe && n == node;
+                let pending = pending_recovery.iter().position(key);
                 let p = probe_entry(&mut probes, probe, node);
                 if *ok {
-                    p.recovered += 1;
+                    if pending.is_none() {
+                        pending_recovery.push((probe.clone(), node.clone(), t));
+                    }
                 } else {
                     p.went_failing += 1;
+                    if let Some(i) = pending {
+                        let (_, _, since) = pending_recovery.swap_remove(i);
+                        if t.saturating_sub(since) >= RECOVERY_HOLD_MS {
+                            p.recovered += 1;
+                        } else {
+                            p.relapsed += 1;
+                        }
+                    }
                 }
             }
             Event::ProbeSummary {
@@ -410,6 +481,10 @@ pub fn build(journal: &Journal) -> Report {
             }
             _ => {}
         }
+    }
+    // A recovery still holding at the end of the session lasted.
+    for (probe, node, _) in &pending_recovery {
+        probe_entry(&mut probes, probe, node).recovered += 1;
     }
     for (s, r) in steps.iter_mut().zip(&running) {
         if r.is_some() {
@@ -470,6 +545,7 @@ pub fn build(journal: &Journal) -> Report {
         joined,
         driver_changes,
         steps,
+        decisions,
         notes: state
             .notes
             .iter()
@@ -566,11 +642,148 @@ fn probe_entry<'a>(
                 failures: 0,
                 went_failing: 0,
                 recovered: 0,
+                relapsed: 0,
             });
             probes.len() - 1
         }
     };
     &mut probes[i]
+}
+
+/// The decision `event` records, judged against the session as it was just before it
+/// (`before`), with `driver` driving; None for events that decide nothing. `t_ms` is left 0.
+fn decision(before: &SessionState, event: &Event, driver: &str) -> Option<Decision> {
+    let title = |step: usize| {
+        before
+            .plan
+            .steps
+            .get(step)
+            .map_or_else(String::new, |p| format!(" ({})", p.title))
+    };
+    let d = |by: &str, step: Option<usize>, what: String| Decision {
+        t_ms: 0,
+        by: by.to_string(),
+        step: step.map(|s| s + 1),
+        what,
+    };
+    match event {
+        Event::Confirmed { step, by, auto } => {
+            let by = if *auto {
+                format!("auto ({by})")
+            } else {
+                by.clone()
+            };
+            let what = match before.prompt.filter(|p| p.step == *step).map(|p| p.kind) {
+                Some(crate::engine::state::PromptKindTag::Undo) => {
+                    format!("confirmed the undo of step {}{}", step + 1, title(*step))
+                }
+                _ => format!("confirmed step {}{}", step + 1, title(*step)),
+            };
+            Some(d(&by, Some(*step), what))
+        }
+        Event::Approved {
+            step,
+            by,
+            confirm: false,
+            ..
+        } => Some(d(
+            by,
+            Some(*step),
+            format!("approved step {} (two-person rule)", step + 1),
+        )),
+        Event::Declined { step, by } => Some(d(
+            by,
+            Some(*step),
+            format!("held step {}{}", step + 1, title(*step)),
+        )),
+        Event::Skipped { step, by } => Some(d(
+            by,
+            Some(*step),
+            format!("skipped step {}{}", step + 1, title(*step)),
+        )),
+        Event::MarkedDone { step, by, phase } => {
+            let what = match phase {
+                Phase::Do => format!("marked step {} done by hand", step + 1),
+                Phase::Undo => format!("marked the undo of step {} done by hand", step + 1),
+            };
+            Some(d(by, Some(*step), what))
+        }
+        // A new attempt of a step that ran before is a retry (the driver's `r`).
+        Event::ActionStarted {
+            step,
+            phase: Phase::Do,
+            attempt,
+        } if *attempt > 1 => Some(d(
+            driver,
+            Some(*step),
+            format!("retried step {} (attempt {attempt})", step + 1),
+        )),
+        // Outside a rollback an undo prompt opens only when the driver asked for it (`u`).
+        Event::PromptOpened {
+            step,
+            prompt: crate::engine::event::PromptKind::Undo,
+            ..
+        } if before.mode == Mode::Forward => Some(d(
+            driver,
+            Some(*step),
+            format!("asked to undo step {}{}", step + 1, title(*step)),
+        )),
+        Event::AbortRequested { by, rollback } => {
+            let how = if *rollback {
+                "aborted, rolling back"
+            } else {
+                "aborted, keeping what was done"
+            };
+            Some(d(by, None, format!("{how} — {}", abort_context(before))))
+        }
+        Event::DriverChanged {
+            name,
+            reason: Some(why),
+            ..
+        } => Some(d(name, None, format!("took control: {why}"))),
+        Event::OperatorRemoved { id, by, .. } => {
+            let who = before
+                .operators
+                .iter()
+                .find(|o| o.id == *id)
+                .map_or_else(|| format!("operator {id}"), |o| o.name.clone());
+            Some(d(by, None, format!("removed {who} from the session")))
+        }
+        _ => None,
+    }
+}
+
+/// What was on screen when an abort was asked for: the reason it was decided in.
+fn abort_context(before: &SessionState) -> String {
+    use crate::engine::state::PromptKindTag;
+    let detail = |step: usize| {
+        before
+            .steps
+            .get(step)
+            .and_then(|r| r.detail.clone())
+            .filter(|d| !d.is_empty())
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
+    };
+    if let Some(step) = before.running() {
+        return format!("while step {} ran (it was stopped)", step + 1);
+    }
+    match before.prompt {
+        Some(p) if p.kind == PromptKindTag::Failed => {
+            format!("step {} had failed{}", p.step + 1, detail(p.step))
+        }
+        Some(p) if p.kind == PromptKindTag::Interrupted => {
+            format!("step {} was interrupted", p.step + 1)
+        }
+        Some(p) if p.kind == PromptKindTag::Undo => {
+            format!("at the undo of step {}", p.step + 1)
+        }
+        Some(p) => format!("at step {}'s prompt", p.step + 1),
+        None => match before.cursor() {
+            Some(c) => format!("before step {}", c + 1),
+            None => "with every step done".to_string(),
+        },
+    }
 }
 
 /// Output format of `flightdeck report`.

@@ -68,6 +68,8 @@ enum Moment {
 pub struct Alerter {
     config: AlertConfig,
     last: Moment,
+    /// The last unexpected node state change alerted about: (node, when).
+    unexpected: Option<(String, u64)>,
 }
 
 impl Alerter {
@@ -80,6 +82,7 @@ impl Alerter {
         Alerter {
             config,
             last: Moment::Quiet,
+            unexpected: None,
         }
     }
 
@@ -89,6 +92,30 @@ impl Alerter {
             return None;
         }
         let st = &view.state;
+        // A node down with no step to explain it (a crash mid-run) alerts once, whatever else
+        // is on screen; the prompt or failure it hides alerts at the next check.
+        let crashed = st
+            .nodes
+            .iter()
+            .filter(|n| n.unexpectedly_down())
+            .find_map(|n| {
+                let change = n.state_change.as_ref()?;
+                let key = (n.node.name.clone(), change.t_ms);
+                (self.unexpected.as_ref() != Some(&key)).then(|| (key, n.state().unwrap_or("down")))
+            });
+        if let Some((key, state)) = crashed {
+            let title = format!("flightdeck · UNEXPECTED: {} {state}", key.0);
+            self.unexpected = Some(key);
+            self.last = Moment::Quiet;
+            return Some(Alert {
+                title: if self.config.title {
+                    title
+                } else {
+                    String::new()
+                },
+                bell: self.config.bell,
+            });
+        }
         let total = st.steps.len();
         let (moment, title) = match (st.mode, st.prompt) {
             (Mode::Finished(outcome), _) => (
@@ -149,6 +176,38 @@ mod tests {
 
     fn view(s: &Script, role: TuiRole) -> View {
         View::from_events(role, "t", 1, s.events())
+    }
+
+    #[test]
+    fn a_node_down_with_no_step_to_explain_it_alerts_once_as_unexpected() {
+        let mut a = Alerter::new(AlertConfig::default(), TuiRole::Driver);
+        let mut s = Script::started();
+        for n in demo::NODES {
+            s.facts(n, &[("state", "running")]);
+        }
+        s.through(demo::STEP_BACKUP);
+        let _ = a.check(&view(&s, TuiRole::Driver));
+        // Long after the last step: nothing the procedure did explains it.
+        s.push(
+            60_000,
+            Event::NodeFacts {
+                node: "jahia3".into(),
+                facts: [("state".to_string(), "failed".to_string())].into(),
+            },
+        );
+        let v = view(&s, TuiRole::Driver);
+        assert_eq!(
+            a.check(&v),
+            Some(Alert {
+                title: "flightdeck · UNEXPECTED: jahia3 failed".into(),
+                bell: true
+            })
+        );
+        assert_ne!(
+            a.check(&v).map(|x| x.title),
+            Some("flightdeck · UNEXPECTED: jahia3 failed".into()),
+            "once"
+        );
     }
 
     #[test]

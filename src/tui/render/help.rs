@@ -71,6 +71,7 @@ pub const KEYS: [&[Group]; 2] = [
             "Symbols: nodes, balancer",
             &[
                 ("● ✗ ?", "healthy, failing, unknown"),
+                ("■ ◌", "step-stopped, starting"),
                 ("ro rw", "read-only, writable"),
                 ("!", "LB row not as planned"),
                 ("rej ✗N", "writes refused, N failed"),

@@ -56,7 +56,11 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     replay_bar::render(frame, bar, view, theme);
     header::footer(frame, foot, view, theme);
 
-    let nodes_h = view.state.nodes.len().max(1) as u16 + 3;
+    // Room for every node's problem row too (up to a third of the screen; past that the
+    // last row counts the rest).
+    let problem_rows = nodes::problems(view).len();
+    let nodes_h =
+        (view.state.nodes.len().max(1) + problem_rows).min(u16::MAX as usize - 3) as u16 + 3;
     let lb_h = lb::wanted_height(view);
     let top_h = nodes_h.max(lb_h).min(body.height / 3 + 1);
     let [top, rest] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(body);

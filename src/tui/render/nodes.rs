@@ -29,10 +29,83 @@ pub fn sparkline(samples: impl IntoIterator<Item = u64>, width: usize) -> String
         .collect()
 }
 
+/// One node's problem as the product reports it, for the lines under the table.
+pub struct Problem {
+    pub node: String,
+    pub text: String,
+    /// Down with no step of the procedure to explain it (a crash, other hands).
+    pub unexpected: bool,
+    /// Put there by a step of the procedure (drawn quieter than a failure).
+    pub planned: bool,
+    /// On its way up (`starting`): not a failure yet.
+    pub starting: bool,
+}
+
+/// Every node's problem: the product's state and its own reason first (`failed: store
+/// migration from format 8001 to 8002 failed`), else the failing health check's detail.
+/// Unexpected ones first, then failures, then nodes a step stopped on purpose.
+pub fn problems(view: &View) -> Vec<Problem> {
+    let st = &view.state;
+    let mut out: Vec<Problem> = st
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let name = n.node.name.clone();
+            let state = n.state().filter(|s| *s != "running");
+            let by = n.state_change.as_ref().and_then(|c| c.by_step);
+            match state {
+                Some(state) => {
+                    let mut text = state.to_string();
+                    if n.unexpectedly_down() {
+                        text.push_str(" — unexpected, no step did this");
+                    } else if let Some(step) = by {
+                        text.push_str(&format!(" by step {}", step + 1));
+                    }
+                    if let Some(r) = n.reason() {
+                        text.push_str(&format!(": {r}"));
+                    } else if n.health == Some(false) && !n.health_detail.is_empty() {
+                        text.push_str(&format!(" ({})", n.health_detail));
+                    }
+                    let failed = crate::engine::state::DOWN_STATES
+                        .iter()
+                        .any(|d| *d == state && *d != "stopped");
+                    Some(Problem {
+                        node: name,
+                        text,
+                        unexpected: n.unexpectedly_down(),
+                        planned: by.is_some() && !failed,
+                        starting: state == "starting",
+                    })
+                }
+                None if n.health == Some(false) => Some(Problem {
+                    node: name,
+                    text: if n.health_detail.is_empty() {
+                        "failing".to_string()
+                    } else {
+                        n.health_detail.clone()
+                    },
+                    unexpected: false,
+                    planned: false,
+                    starting: false,
+                }),
+                None => None,
+            }
+        })
+        .collect();
+    out.sort_by_key(|p| (!p.unexpected, p.planned || p.starting));
+    out
+}
+
 pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
     let st = &view.state;
-    let block = panel(" Nodes ", false, theme);
+    let problems = problems(view);
+    let title = match problems.len() {
+        0 => " Nodes ".to_string(),
+        1 => " Nodes · 1 problem ".to_string(),
+        n => format!(" Nodes · {n} problems "),
+    };
+    let block = panel(title, false, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let name_w = st
@@ -78,14 +151,40 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     for n in &st.nodes {
         lines.push(row(view, n, theme, name_w, role_w, ver_w, spark_w));
     }
-    // Rows left over under the table say why a node is down.
-    for n in st.nodes.iter().filter(|n| n.health == Some(false)) {
-        if !n.health_detail.is_empty() {
-            lines.push(Line::from(text(
-                truncate(&format!(" ✗ {}: {}", n.node.name, n.health_detail), width),
-                s.error,
-            )));
-        }
+    // Rows left over under the table say why each node is down, every node: when they do
+    // not all fit, the last row shows the next one shortened, then counts and names the rest.
+    let room = (inner.height as usize).saturating_sub(lines.len());
+    let full = if problems.len() > room {
+        room.saturating_sub(1)
+    } else {
+        problems.len()
+    };
+    let line_of = |p: &Problem| {
+        let (mark, style) = if p.planned {
+            ("■", s.muted)
+        } else if p.starting {
+            ("◌", s.warn)
+        } else {
+            ("✗", s.error)
+        };
+        (format!(" {mark} {}: {}", p.node, p.text), style)
+    };
+    for p in &problems[..full] {
+        let (t, style) = line_of(p);
+        lines.push(Line::from(text(truncate(&t, width), style)));
+    }
+    if full < problems.len() && room > 0 {
+        let (t, style) = line_of(&problems[full]);
+        let rest: Vec<&str> = problems[full + 1..]
+            .iter()
+            .map(|p| p.node.as_str())
+            .collect();
+        let more = format!(" · +{} more: {}", rest.len(), rest.join(", "));
+        let keep = width.saturating_sub(more.width());
+        lines.push(Line::from(vec![
+            text(truncate(&t, keep), style),
+            text(truncate(&more, width.saturating_sub(keep)), s.error),
+        ]));
     }
     if st.nodes.is_empty() {
         lines.push(Line::from(text(" no nodes yet", s.muted)));

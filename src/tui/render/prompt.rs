@@ -414,7 +414,10 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             }
             if !nothing.is_empty() {
                 lines.push(Line::from(text(
-                    format!("    nothing to undo in: {}", nothing.join(", ")),
+                    format!(
+                        "    pass without a prompt (nothing to undo): {}",
+                        nothing.join(", ")
+                    ),
                     s.muted,
                 )));
             }

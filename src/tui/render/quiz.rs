@@ -37,6 +37,9 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         if let Some(w) = &r.what_happened {
             lines.push(Line::from(text(format!("then: {w}"), s.base)));
         }
+        for why in &r.explanation {
+            lines.push(Line::from(text(why.clone(), s.muted)));
+        }
         lines.push(Line::from(""));
         lines.push(Line::from(vec![
             key("Enter", theme),
