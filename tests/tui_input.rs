@@ -455,6 +455,74 @@ fn quitting_the_demo_asks_to_leave_it_running_or_end_it() {
     );
 }
 
+/// The `:` command line: typed, then Enter; each command does what its key does (or what
+/// has no key: a theme, a step to read), an unknown one says what there is.
+#[test]
+fn the_command_line_runs_the_less_frequent_actions() {
+    use flightdeck::tui::input::command_line;
+    let mut s = Script::started();
+    s.through(demo::STEP_DRAIN1);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(
+        map_key(&v, &key(':'), Instant::now()),
+        Intent::Ui(UiAction::OpenCommand)
+    );
+    v.update(UiAction::OpenCommand);
+    for c in "note editors told".chars() {
+        if let Intent::Ui(a) = map_key(&v, &key(c), Instant::now()) {
+            v.update(a);
+        }
+    }
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), Instant::now()),
+        Intent::Engine(Command::Note {
+            text: "editors told".into()
+        })
+    );
+    v.sent(&Command::Note {
+        text: "editors told".into(),
+    });
+    assert!(v.overlay.is_none(), "sending closes the command line");
+
+    assert_eq!(
+        command_line(&v, "undo"),
+        Intent::Engine(Command::Undo {
+            step: demo::STEP_READ_ONLY
+        })
+    );
+    assert_eq!(command_line(&v, ":abort"), Intent::Ui(UiAction::AskAbort));
+    assert_eq!(
+        command_line(&v, "theme light"),
+        Intent::Ui(UiAction::SetTheme("light".into()))
+    );
+    assert_eq!(
+        command_line(&v, "step 14"),
+        Intent::Ui(UiAction::ShowStep(13))
+    );
+    assert!(matches!(
+        command_line(&v, "step 99"),
+        Intent::Ui(UiAction::Status(s)) if s.starts_with("usage: :step N (1 to 16)")
+    ));
+    assert!(matches!(
+        command_line(&v, "frobnicate"),
+        Intent::Ui(UiAction::Status(s)) if s.starts_with("unknown command :frobnicate")
+    ));
+    v.update(UiAction::OpenCommand);
+    v.update(UiAction::ShowStep(13));
+    assert_eq!((v.selected, v.overlay.is_none()), (Some(13), true));
+    assert_eq!(v.detail_step(), Some(13));
+    // An observer may write a note, not undo or abort.
+    let o = view(&s, TuiRole::Observer, Instant::now());
+    assert!(matches!(
+        command_line(&o, "note hi"),
+        Intent::Engine(Command::Note { .. })
+    ));
+    assert!(matches!(
+        command_line(&o, "undo"),
+        Intent::Ui(UiAction::Status(s)) if s.starts_with("observer")
+    ));
+}
+
 #[test]
 fn focus_cycles_and_scrolling_moves_the_selection() {
     let mut s = Script::started();

@@ -502,3 +502,28 @@ fn nodes_show_the_products_state_and_reason_for_every_node() {
     assert!(small.contains("✗ jahia2: failed"), "{small}");
     assert!(small.contains("more: "), "{small}");
 }
+
+/// The `:` command line: what it takes, what it is typed into, and its keys in the footer.
+#[test]
+fn the_command_line_lists_its_commands() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = driver(&s);
+    v.update(flightdeck::tui::UiAction::OpenCommand);
+    for c in "step 4".chars() {
+        let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+        if let flightdeck::tui::Intent::Ui(a) =
+            flightdeck::tui::map_key(&v, &key, std::time::Instant::now())
+        {
+            v.update(a);
+        }
+    }
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(
+        text.contains("note TEXT · undo · abort · theme NAME · step N · help · quit"),
+        "{text}"
+    );
+    assert!(text.contains("step 4"), "{text}");
+    let footer = text.lines().last().unwrap_or_default();
+    assert!(footer.contains("Enter run  Esc cancel"), "{footer}");
+}

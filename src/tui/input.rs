@@ -67,6 +67,12 @@ pub enum UiAction {
     Status(String),
     /// A replay player key; the loop hands it to the player (it changes nothing here).
     Replay(ReplayKey),
+    /// Open the `:` command line.
+    OpenCommand,
+    /// Switch to this theme (name or file); the loop loads it (`:theme`).
+    SetTheme(String),
+    /// Show step N (0-based) in the detail panel (`:step`).
+    ShowStep(usize),
     Quit,
 }
 
@@ -283,6 +289,11 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             }),
             _ => edit(key),
         },
+        Overlay::Command(input) => match key.code {
+            KeyCode::Esc => ui(UiAction::CloseOverlay),
+            KeyCode::Enter => command_line(view, input.value()),
+            _ => edit(key),
+        },
         Overlay::LeaveDemo => match key.code {
             KeyCode::Char('l') => ui(UiAction::Quit),
             KeyCode::Char('e') => ui(UiAction::EndDemo),
@@ -298,6 +309,56 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
                 Intent::Nothing
             }
         }
+    }
+}
+
+/// What the `:` command line asks for. `note TEXT`, `undo`, `abort`, `theme NAME`,
+/// `step N`, `help`, `quit`; anything else says what there is.
+pub fn command_line(view: &View, line: &str) -> Intent {
+    let line = line.trim().trim_start_matches(':');
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    let driver = view.effective_role() == TuiRole::Driver;
+    let read_only = || {
+        status(match view.effective_role() {
+            TuiRole::Replay => REPLAY_HINT,
+            _ => OBSERVER_HINT,
+        })
+    };
+    match word {
+        "" => ui(UiAction::CloseOverlay),
+        "note" | "n" if rest.is_empty() => status("usage: :note TEXT"),
+        "note" | "n" if view.effective_role() == TuiRole::Replay => read_only(),
+        "note" | "n" => Intent::Engine(Command::Note {
+            text: rest.to_string(),
+        }),
+        "undo" | "u" if !driver => read_only(),
+        "undo" | "u" => match view.state.undo_candidate() {
+            Some(step) => match view.state.undo_refusal(step) {
+                None => Intent::Engine(Command::Undo { step }),
+                Some(why) => status(why),
+            },
+            None => status("nothing to undo"),
+        },
+        "abort" | "a" if !driver => read_only(),
+        "abort" | "a" if view.state.is_finished() => status("the session is over"),
+        "abort" | "a" => ui(UiAction::AskAbort),
+        "theme" if rest.is_empty() => status(format!(
+            "usage: :theme NAME (one of {}, or a file)",
+            super::theme::Theme::builtin_names()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        "theme" => ui(UiAction::SetTheme(rest.to_string())),
+        "step" | "s" => match rest.parse::<usize>() {
+            Ok(n) if n >= 1 && n <= view.state.steps.len() => ui(UiAction::ShowStep(n - 1)),
+            _ => status(format!("usage: :step N (1 to {})", view.state.steps.len())),
+        },
+        "help" | "h" | "?" => ui(UiAction::OpenHelp),
+        "quit" | "q" => quit(view),
+        other => status(format!(
+            "unknown command :{other} (note TEXT, undo, abort, theme NAME, step N, help, quit)"
+        )),
     }
 }
 
@@ -433,6 +494,7 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
         KeyCode::Home => Some(UiAction::Top),
         KeyCode::End | KeyCode::Esc => Some(UiAction::Follow),
         KeyCode::Char('?') => Some(UiAction::OpenHelp),
+        KeyCode::Char(':') => Some(UiAction::OpenCommand),
         KeyCode::Char('q') => return quit(view),
         _ => None,
     };
@@ -572,6 +634,16 @@ impl View {
                 self.status = None;
             }
             UiAction::OpenHelp => self.overlay = Some(Overlay::Help),
+            UiAction::OpenCommand => self.overlay = Some(Overlay::Command(Default::default())),
+            // The loop loads the theme; here the command line closes.
+            UiAction::SetTheme(_) => self.overlay = None,
+            UiAction::ShowStep(step) => {
+                self.overlay = None;
+                self.selected = Some(step);
+                self.focus = Panel::Procedure;
+                self.detail_scroll = Scroll::Follow;
+                self.output_scroll = Scroll::Follow;
+            }
             UiAction::OpenNote => self.overlay = Some(Overlay::Note(Default::default())),
             UiAction::AskSkip { step } => self.overlay = Some(Overlay::ConfirmSkip { step }),
             UiAction::AskAbort => self.overlay = Some(Overlay::AbortChoice),
@@ -619,7 +691,8 @@ impl View {
                 Some(Overlay::Note(input))
                 | Some(Overlay::TakeControl(input))
                 | Some(Overlay::RollbackOverride { input, .. })
-                | Some(Overlay::Choose { reason: input, .. }) => {
+                | Some(Overlay::Choose { reason: input, .. })
+                | Some(Overlay::Command(input)) => {
                     input.handle(req);
                 }
                 _ => {
@@ -633,7 +706,13 @@ impl View {
                     p.phrase = Default::default();
                 }
             }
-            UiAction::Status(s) => self.status = Some(s),
+            UiAction::Status(s) => {
+                // The command line's answer closes it, as in vi.
+                if matches!(self.overlay, Some(Overlay::Command(_))) {
+                    self.overlay = None;
+                }
+                self.status = Some(s)
+            }
             UiAction::Replay(_) => {}
             UiAction::Quit => return true,
         }
@@ -695,6 +774,7 @@ impl View {
         if matches!(
             (&self.overlay, command),
             (Some(Overlay::Note(_)), Command::Note { .. })
+                | (Some(Overlay::Command(_)), _)
                 | (Some(Overlay::ConfirmSkip { .. }), Command::Skip { .. })
                 | (Some(Overlay::AbortChoice), Command::Abort { .. })
                 | (Some(Overlay::TakeControl(_)), Command::TakeControl { .. })

@@ -208,7 +208,7 @@ where
         p.sync(&mut view);
         rx
     });
-    let theme = opts.theme;
+    let mut theme = opts.theme;
     let mut alerter = alert::Alerter::new(opts.alerts, view.role);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -282,6 +282,16 @@ where
                                 p.key(&mut view, k);
                             }
                         }
+                        Intent::Ui(UiAction::SetTheme(name)) => {
+                            view.update(UiAction::SetTheme(name.clone()));
+                            match Theme::load(&name) {
+                                Ok(t) => {
+                                    theme = t.for_depth(color_depth::ColorDepth::from_env());
+                                    view.status = Some(format!("theme {name}"));
+                                }
+                                Err(e) => view.status = Some(format!("theme {name}: {e}")),
+                            }
+                        }
                         Intent::Ui(action) => {
                             if view.update(action) {
                                 if view.end_demo {
@@ -297,7 +307,7 @@ where
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
                 // Pasting goes into a note only: a confirmation phrase must be typed.
-                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_))) => {
+                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_) | Overlay::Command(_))) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
                         if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, clock()) {

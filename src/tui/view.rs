@@ -90,6 +90,9 @@ pub enum Overlay {
     /// The no-argument demo, unfinished: leave it running (and come back with `flightdeck
     /// join`) or end it (the session ends, the lab stops).
     LeaveDemo,
+    /// The `:` command line, for the less frequent actions (`:note`, `:undo`, `:abort`,
+    /// `:theme dark`, `:step 14`).
+    Command(Input),
 }
 
 /// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.

@@ -319,6 +319,7 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
             ("e", "end the demo"),
             ("Esc", "stay"),
         ],
+        Overlay::Command(_) => &[("Enter", "run"), ("Esc", "cancel")],
     }
 }
 

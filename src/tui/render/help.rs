@@ -24,6 +24,7 @@ pub const KEYS: [&[Group]; 2] = [
                 ("Home", "first step / oldest line"),
                 ("End Esc", "follow the live step"),
                 ("?", "this help"),
+                (":", "command: note step theme"),
                 ("q Ctrl-C", "leave (never aborts)"),
             ],
         ),

@@ -542,6 +542,18 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             ];
             modal(frame, area, " Leave the demo ".into(), lines, theme);
         }
+        Overlay::Command(input) => {
+            let lines = vec![
+                Line::from(text(
+                    "note TEXT · undo · abort · theme NAME · step N · help · quit",
+                    s.muted,
+                )),
+                Line::from(""),
+                key_line(&[("Enter", "run"), ("Esc", "cancel")], theme),
+            ];
+            let inner = modal(frame, area, " : ".into(), lines, theme);
+            input_row(frame, inner, 1, input, theme);
+        }
         Overlay::Note(input) => {
             let lines = vec![
                 Line::from(text("Note for the journal:", s.prompt)),
