@@ -24,7 +24,6 @@ pub const KEYS: [&[Group]; 2] = [
                 ("Home", "first step / oldest line"),
                 ("End Esc", "follow the live step"),
                 ("?", "this help"),
-                (":", "command: note step theme"),
                 ("q Ctrl-C", "leave (never aborts)"),
             ],
         ),
@@ -66,6 +65,7 @@ pub const KEYS: [&[Group]; 2] = [
                 ("a", "abort: r rollback, k keep"),
                 ("g / ^G", "grant control (^G typing)"),
                 ("q (demo)", "l leave it, e end it"),
+                (":", "command: note step theme"),
             ],
         ),
         (
