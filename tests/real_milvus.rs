@@ -10,6 +10,7 @@ mod milvus_util;
 use std::time::Duration;
 
 use flightdeck::engine::event::{AutoConfirm, Outcome, Phase, Verdict};
+use flightdeck::engine::outcome::{outcome_text, rollback_verified};
 use flightdeck::engine::state::{Mode, PromptKindTag, StepStatus};
 use flightdeck::engine::Command;
 use flightdeck::headless;
@@ -143,6 +144,10 @@ async fn a_rollback_drill_after_the_new_version_started_serves_2_2_16_again() {
     let s = drive(&task, None).await;
     let journal = close(task, &journal_path).await;
     assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack), "{:?}", s.steps);
+    // The engine's verification after the last undo ([[rollback.verify]]) held on the real
+    // server, and the session says so.
+    assert!(rollback_verified(&s), "{}", outcome_text(&s));
+    assert_eq!(outcome_text(&s), "rolled back (verified)");
 
     serves_the_original(&install, &rows_before);
     // The rollback verified itself: the data gate (undo of `record`) and the version check.
@@ -259,6 +264,7 @@ async fn a_new_version_that_cannot_start_says_why_and_the_rollback_restores_2_2_
         "{said}"
     );
     assert_eq!(s.mode, Mode::Finished(Outcome::RolledBack), "{:?}", s.steps);
+    assert_eq!(outcome_text(&s), "rolled back (verified)");
     serves_the_original(&install, &rows_before);
 }
 
@@ -285,6 +291,8 @@ async fn a_backup_missing_when_the_undo_runs_stops_the_rollback_and_says_so() {
     let restore = step(&plan, "check-backup@standalone");
     // Not finished, certainly not "rolled back": the rollback waits on the failed restore.
     assert_eq!(s.mode, Mode::RollingBack, "{:?}", s.steps);
+    assert!(!rollback_verified(&s), "{}", outcome_text(&s));
+    assert_eq!(outcome_text(&s), "rolling back");
     assert_eq!(s.steps[restore].status, StepStatus::UndoFailed);
     assert_eq!(
         s.prompt.map(|p| (p.step, p.kind)),
