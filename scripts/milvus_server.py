@@ -36,6 +36,7 @@ reason). Everything it says goes to stdout, one line each, prefixed "launcher:".
 import argparse
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -75,17 +76,25 @@ class Config(milvus.MilvusServerConfig):
             return None
 
 
+# Picks of the internal ports before giving up (see main).
+START_ATTEMPTS = 3
+
+
 def say(text):
     print(f"launcher: {text}", flush=True)
 
 
-def free_ports(count):
+def free_ports(count, exclude):
     """`count` distinct free ports below the kernel's ephemeral range (32768-60999 by default),
-    held together so they differ, then released. A port the kernel hands out (bind to 0) can be
-    taken a moment later as the source port of any outgoing connection; these cannot."""
+    none of `exclude` (the ports we were given, which their owner may have released for us a
+    moment ago), held together so they differ, then released. A port the kernel hands out (bind
+    to 0) can be taken a moment later as the source port of any outgoing connection; these
+    cannot."""
     socks, ports = [], []
     try:
         for port in random.sample(range(20000, 32000), 200):
+            if port in exclude:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind(("127.0.0.1", port))
@@ -146,25 +155,33 @@ def main():
     p.add_argument("--stop-grace", type=float, default=10.0, help="seconds before SIGKILL")
     args = p.parse_args()
 
-    ports = {"proxy_port": args.proxy_port}
-    for key in INTERNAL_PORTS:
-        if key not in milvus.default_server.config.configurable_items:
-            continue
-        ports[key] = None
-    free = [k for k, v in ports.items() if v is None]
-    for key, port in zip(free, free_ports(len(free))):
-        ports[key] = port
-
-    config = Config(data_dir=args.data, **ports)
-    config.set("etcd_port", args.etcd_port)
     os.environ["ETCD_CONFIG_PATH"] = write_etcd_config(args)
-    server = milvus.MilvusServer(config, wait_for_started=False)
-    server.webservice_port = args.metrics_port
-    try:
-        server.start()
-    except (RuntimeError, OSError) as e:
-        say(f"milvus {milvus.__version__} did not start: {e}")
-        return 1
+    given = {args.proxy_port, args.etcd_port, args.etcd_peer_port, args.metrics_port}
+    for attempt in range(1, START_ATTEMPTS + 1):
+        known = milvus.default_server.config.configurable_items
+        internal = [k for k in INTERNAL_PORTS if k in known]
+        ports = dict(zip(internal, free_ports(len(internal), exclude=given)))
+        config = Config(data_dir=args.data, proxy_port=args.proxy_port, **ports)
+        config.set("etcd_port", args.etcd_port)
+        server = milvus.MilvusServer(config, wait_for_started=False)
+        server.webservice_port = args.metrics_port
+        try:
+            server.start()
+            break
+        except (RuntimeError, OSError) as e:
+            # An internal port we picked can be taken by another process (another server on
+            # this machine picks from the same range) between our pick and the package's bind:
+            # "set index_coord_port=31611, but bind failed". Those are ours to choose again;
+            # a port we were given is not.
+            taken = re.search(r"set (\w+)=(\d+), but bind failed", str(e))
+            if taken and taken.group(1) in internal and attempt < START_ATTEMPTS:
+                say(
+                    f"{taken.group(1)} {taken.group(2)} was taken after we picked it "
+                    f"(attempt {attempt} of {START_ATTEMPTS}): picking fresh internal ports"
+                )
+                continue
+            say(f"milvus {milvus.__version__} did not start: {e}")
+            return 1
     proc = server.server_proc
     if server.webservice_port != args.metrics_port:
         # MilvusServer.start scanned past a busy port: refuse rather than serve elsewhere.

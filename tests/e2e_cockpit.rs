@@ -42,23 +42,24 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     );
 
     // The preflight gate needs no confirm; the first backup asks.
-    let s = t.wait_for(W, "Run step 2: Back up node1? [y/N]", STEP);
+    // The footer says what keys do at this prompt: Esc holds the step; n still writes a note.
+    let s = t.wait_footer(
+        W,
+        "Run step 2: Back up node1? [y/N]",
+        &["y run  Esc hold", "n note"],
+        STEP,
+    );
     assert!(s.contains("generic-rolling"), "{s}");
     assert!(
         row_has(&s, "1 Every node healthy before we start", "✓"),
         "{s}"
     );
-    // The footer says what keys do at this prompt: Esc holds the step; n still writes a note.
-    let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("y run  Esc hold"), "{footer}");
-    assert!(footer.contains("n note"), "{footer}");
 
     // Help over the prompt, then back.
     t.send(W, "?");
-    let s = t.wait_for(W, "? or Esc closes", STEP);
+    let s = t.wait_footer(W, "? or Esc closes", &["? Esc close"], STEP);
     assert!(s.contains("undo latest completed"), "{s}");
     let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("? Esc close"), "{footer}");
     assert!(!footer.contains("y run"), "{footer}");
     t.send(W, "Escape");
     let s = t.wait_gone(W, "? or Esc closes", STEP);
@@ -96,12 +97,7 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     t.send(W, "q");
     let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
     assert!(s.contains("Leaving never aborts"), "{s}");
-    // The footer can be captured half redrawn ("y leavcus  n note ..."): wait for it whole.
-    t.wait_until(W, "the leave footer", STEP, |s| {
-        s.lines()
-            .last()
-            .is_some_and(|f| f.contains("y leave  n Esc stay"))
-    });
+    t.wait_footer(W, "Leaving never aborts", &["y leave  n Esc stay"], STEP);
     t.send(W, "n");
     t.wait_gone(W, "Leave the cockpit?", STEP);
 
@@ -257,11 +253,15 @@ fn a_confirmation_phrase_is_typed_whatever_its_letters() {
         "quiesce the queue?",
         STEP,
     );
-    let s = t.wait_for(W, "> quiesce the queue?", STEP);
-    assert!(!s.contains("? or Esc closes"), "? typed, not help: {s}");
     // Letters type: the footer offers none of them as keys.
+    let s = t.wait_footer(
+        W,
+        "> quiesce the queue?",
+        &["Enter confirm  Esc hold"],
+        STEP,
+    );
+    assert!(!s.contains("? or Esc closes"), "? typed, not help: {s}");
     let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("Enter confirm  Esc hold"), "{footer}");
     assert!(
         !footer.contains("q quit") && !footer.contains("u undo"),
         "{footer}"
@@ -298,9 +298,12 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
 
     // Abort at step 6's prompt, rolling back.
     t.answer(W, "Run step 6: Stop node2?", "a", STEP);
-    let s = t.wait_for(W, "Abort the procedure?", STEP);
-    let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("r roll back  k keep as is"), "{footer}");
+    t.wait_footer(
+        W,
+        "Abort the procedure?",
+        &["r roll back  k keep as is"],
+        STEP,
+    );
     t.send(W, "r");
     let s = t.answer(
         W,
@@ -403,10 +406,13 @@ fn the_demo_can_be_left_running_and_joined_or_ended() {
 
     // Ctrl-C asks; Esc stays; q (the step held) then l leaves with the way back on screen.
     t.answer(W, "Run step 5:", "C-c", STEP);
-    let s = t.wait_for(W, "The demo is not finished. Leave it?", STEP);
+    let s = t.wait_footer(
+        W,
+        "The demo is not finished. Leave it?",
+        &["l leave it running"],
+        STEP,
+    );
     assert!(s.contains("end the demo"), "{s}");
-    let footer = s.lines().last().unwrap_or_default();
-    assert!(footer.contains("l leave it running"), "{footer}");
     t.send(W, "Escape");
     t.wait_gone(W, "Leave it?", STEP);
     t.answer(W, "Run step 5:", "Escape", STEP);

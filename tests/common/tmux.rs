@@ -268,6 +268,25 @@ impl Tmux {
         screen
     }
 
+    /// Wait until the screen shows `text` and its last line (the footer) shows every one of
+    /// `footer`. Both in one capture: tmux can be read while a frame is half written, so a
+    /// screen that shows a new dialog may still carry the previous footer.
+    pub fn wait_footer(
+        &self,
+        window: &str,
+        text: &str,
+        footer: &[&str],
+        timeout: Duration,
+    ) -> String {
+        let what = format!("{text:?} with the footer {footer:?}");
+        self.wait_until(window, &what, timeout, |s| {
+            s.contains(text)
+                && s.lines()
+                    .last()
+                    .is_some_and(|f| footer.iter().all(|k| f.contains(k)))
+        })
+    }
+
     /// `wait_prompt`, then send `key`.
     pub fn answer(&self, window: &str, text: &str, key: &str, timeout: Duration) -> String {
         let screen = self.wait_prompt(window, text, timeout);
