@@ -23,6 +23,10 @@ pub struct Target {
     pub secrets: BTreeMap<String, SecretSource>,
     #[serde(default)]
     pub nodes: Vec<Node>,
+    /// The scheme of `${node.url}` for every node that does not say (`http` by default;
+    /// Elasticsearch 8 serves `https` out of the box).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
     #[serde(default)]
     pub lb: Option<LbConfig>,
     #[serde(default)]
@@ -49,13 +53,16 @@ pub struct SecretSource {
 #[serde(deny_unknown_fields)]
 pub struct Node {
     pub name: String,
-    /// `host:port` of the node's HTTP API (`${node.url}` is `http://` + this).
+    /// `host:port` of the node's HTTP API (`${node.url}` is the scheme, `://` and this).
     pub address: String,
     #[serde(default)]
     pub role: Option<String>,
     /// Free-form labels (`group = "blue"`, `admin = "http://..."`), available as `${node.KEY}`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `http` or `https` for `${node.url}`; the target's `scheme` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -113,6 +120,15 @@ pub struct TrafficSource {
 }
 
 impl Node {
+    /// `${node.url}`: the scheme (http unless the node or its target says https) and address.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            self.scheme.as_deref().unwrap_or("http"),
+            self.address
+        )
+    }
+
     /// The host part of `address`.
     pub fn host(&self) -> &str {
         self.address

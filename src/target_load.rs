@@ -13,6 +13,8 @@ use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
 
 pub const LB_DRIVERS: &[&str] = &["lab", "haproxy"];
+/// What `${node.url}` may start with.
+pub const SCHEMES: &[&str] = &["http", "https"];
 
 /// Read, parse and validate a target file.
 /// A node name: a letter or digit, then letters, digits, `.`, `_`, `-`.
@@ -41,14 +43,34 @@ pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
 /// Parse and validate target text (e.g. one the lab just wrote); `path` names it in diagnostics.
 pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
     let (mut target, spans) = parse_typed::<Target>(path, source)?;
+    // A node without its own scheme takes the target's.
+    let default_scheme = target.scheme.clone();
+    for n in &mut target.nodes {
+        if n.scheme.is_none() {
+            n.scheme = default_scheme.clone();
+        }
+    }
     record_override_positions(path, &mut target, &spans);
     let mut diags = Diagnostics::default();
     // Expectation problems point inside their string, so they carry their own position.
     let mut expect_diags = Vec::new();
     let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
 
+    if let Some(sc) = &target.scheme {
+        if !SCHEMES.contains(&sc.as_str()) {
+            err("scheme", format!("scheme `{sc}` is not `http` or `https`"));
+        }
+    }
     let mut first: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, n) in target.nodes.iter().enumerate() {
+        if let Some(sc) = &n.scheme {
+            if !SCHEMES.contains(&sc.as_str()) && spans.has(&format!("nodes[{i}].scheme")) {
+                err(
+                    &format!("nodes[{i}].scheme"),
+                    format!("scheme `{sc}` is not `http` or `https`"),
+                );
+            }
+        }
         if let Some(j) = first.get(n.name.as_str()) {
             let (line, _) = spans.pos(&format!("nodes[{j}].name"));
             err(

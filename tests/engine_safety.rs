@@ -400,6 +400,7 @@ async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
         address: "127.0.0.1:1".into(),
         role: None,
         tags: Default::default(),
+        scheme: None,
     });
     let p = plan("t", vec![step("a", run(&["true"]), None)]);
     let mut w = JournalWriter::create(&path, &header).unwrap();

@@ -56,6 +56,7 @@ fn engine(dir: &Path) -> EngineTask {
             vars: Default::default(),
             secrets: Default::default(),
             nodes: vec![],
+            scheme: None,
             lb: None,
             probes: vec![],
             actions: Default::default(),

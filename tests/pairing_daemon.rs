@@ -72,6 +72,7 @@ async fn child_server() {
             vars: Default::default(),
             secrets: Default::default(),
             nodes: vec![],
+            scheme: None,
             lb: None,
             probes: vec![],
             actions: Default::default(),

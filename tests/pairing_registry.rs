@@ -50,6 +50,7 @@ fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
             vars: Default::default(),
             secrets: Default::default(),
             nodes: vec![],
+            scheme: None,
             lb: None,
             probes: vec![],
             actions: Default::default(),

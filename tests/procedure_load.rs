@@ -259,7 +259,7 @@ fn more_semantic_errors() {
         "3:8: `>= banana` is not a version constraint (expected e.g. \">= 1.20, < 2.0\" or \"2.1.*\")",
         "4:6: `two` is not a version (expected numbers separated by dots, like 1.26.11)",
         "7:12: unknown path strategy `zigzag`; expected one of direct, minor-steps",
-        "10:8: loop `each_rack` is over `racks`; expected `nodes` or `hops`",
+        "10:8: loop `each_rack` is over `racks`; expected `nodes`, `hops` or `list`",
         "11:10: loop `each_rack` is within an undefined loop `each_zone`",
         "16:10: `phrase` is only used with `confirm = \"phrase\"`",
         "17:36: unknown HTTP method `FETCH`; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
@@ -569,6 +569,174 @@ fn optional_steps_declare_why_and_what_yes_does() {
         vec![
             format!("{f}:7:12: an optional step declares what `--yes` does with it: add `optional_default = \"run\"` or `\"skip\"`"),
             format!("{f}:13:20: `optional_default` without `optional = \"why\"`: the step is not optional"),
+        ]
+    );
+}
+
+#[test]
+fn node_urls_take_the_targets_scheme_and_order_keys_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_path = dir.path().join("p.toml");
+    std::fs::write(
+        &proc_path,
+        r#"name = "p"
+product = "generic"
+
+[loops.masters-last]
+over = "nodes"
+order = ["*", "tier=master"]
+
+[[steps]]
+id = "health"
+title = "Node answers"
+for_each = "masters-last"
+action = { kind = "http", url = "${node.url}/_cluster/health" }
+"#,
+    )
+    .unwrap();
+    let lp = load_procedure(&proc_path).unwrap();
+    // Elasticsearch 8 serves HTTPS by default: the target says so once.
+    let t_path = dir.path().join("t.toml");
+    std::fs::write(
+        &t_path,
+        r#"name = "es"
+scheme = "https"
+
+[[nodes]]
+name = "es1"
+address = "10.0.0.1:9200"
+tags = { tier = "master" }
+
+[[nodes]]
+name = "es2"
+address = "10.0.0.2:9200"
+tags = { tier = "data" }
+
+[[nodes]]
+name = "legacy"
+address = "10.0.0.3:9200"
+scheme = "http"
+tags = { tier = "data" }
+"#,
+    )
+    .unwrap();
+    let t = load_target(&t_path).unwrap();
+    assert!(validate(&lp, Some(&t)).is_empty());
+    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let urls: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| match &s.action {
+            flightdeck::procedure::model::Action::Http(h) => h.url.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://10.0.0.2:9200/_cluster/health",
+            "http://10.0.0.3:9200/_cluster/health",
+            "https://10.0.0.1:9200/_cluster/health",
+        ]
+    );
+    // A misspelled tag in `order` no longer passes silently.
+    std::fs::write(
+        &t_path,
+        std::fs::read_to_string(&t_path)
+            .unwrap()
+            .replace("tier", "teir"),
+    )
+    .unwrap();
+    let t = load_target(&t_path).unwrap();
+    assert_eq!(
+        validate(&lp, Some(&t)).to_string(),
+        format!(
+            "{}:6:15: no node of target `es` has `tier` (its nodes have: address, name, role, teir)",
+            proc_path.display()
+        )
+    );
+    std::fs::write(&t_path, "name = \"x\"\nscheme = \"ftp\"\n").unwrap();
+    let e = load_target(&t_path).unwrap_err().to_string();
+    assert!(
+        e.ends_with("t.toml:2:10: scheme `ftp` is not `http` or `https`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_loop_runs_over_the_items_of_a_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_path = dir.path().join("p.toml");
+    std::fs::write(
+        &proc_path,
+        r#"name = "p"
+product = "generic"
+
+[vars]
+plugins = "analysis-icu, repository-s3"
+
+[loops.plugins]
+over = "list"
+items = "plugins"
+within = "nodes"
+
+[[steps]]
+id = "install"
+title = "Install ${item} on ${node.name} (${item.index} of the list)"
+for_each = "plugins"
+action = { kind = "run", argv = ["ssh", "${node.host}", "elasticsearch-plugin", "install", "--batch", "${item}"] }
+"#,
+    )
+    .unwrap();
+    let lp = load_procedure(&proc_path).unwrap();
+    let t_path = dir.path().join("t.toml");
+    std::fs::write(
+        &t_path,
+        "name = \"es\"\n[vars]\nplugins = \"analysis-icu,ingest-attachment, analysis-kuromoji\"\n\
+         [[nodes]]\nname = \"es1\"\naddress = \"10.0.0.1:9200\"\n",
+    )
+    .unwrap();
+    let t = load_target(&t_path).unwrap();
+    assert!(validate(&lp, Some(&t)).is_empty());
+    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let keys: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+    // The target's list wins over the procedure's default.
+    assert_eq!(
+        keys,
+        [
+            "install@es1/analysis-icu",
+            "install@es1/ingest-attachment",
+            "install@es1/analysis-kuromoji"
+        ]
+    );
+    assert_eq!(
+        plan.steps[1].title,
+        "Install ingest-attachment on es1 (2 of the list)"
+    );
+    // A list loop needs its variable; `${item}` outside one is unknown.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"name = "p"
+product = "generic"
+
+[loops.indices]
+over = "list"
+items = "indices"
+
+[[steps]]
+id = "flush"
+title = "Flush ${item}"
+action = { kind = "manual", text = "POST /_flush" }
+"#,
+    )
+    .unwrap();
+    let b = bad.display();
+    assert_eq!(
+        errors_of(&b.to_string()),
+        vec![
+            format!("{b}:6:9: loop `indices` is over the items of `indices`, which is not defined ([vars], [target_vars] or the target's vars)"),
+            format!("{b}:10:9: unknown variable `item` (`item` is only defined inside a loop over a list)"),
         ]
     );
 }

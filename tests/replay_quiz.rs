@@ -234,6 +234,7 @@ async fn record_session(dir: &tempfile::TempDir) -> std::path::PathBuf {
         vars: Default::default(),
         secrets: Default::default(),
         nodes: vec![],
+        scheme: None,
         lb: None,
         probes: vec![],
         actions: Default::default(),

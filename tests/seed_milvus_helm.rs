@@ -240,6 +240,7 @@ async fn checks_and_plans_against_the_lab_target() {
         .await
         .unwrap();
     let target = lab.target();
+    assert_eq!(target.nodes[0].tags["component"], "standalone");
     // One node: a standalone, which never rolls.
     for (v, step) in [
         ("2.1.4", "migrate-metadata"),
@@ -255,6 +256,15 @@ async fn checks_and_plans_against_the_lab_target() {
         .unwrap();
     let plan = check_and_plan_target(PROCEDURE, lab.target(), &from("2.2.5"));
     assert!(keys(&plan).contains(&"rollout@node1".to_string()));
+    // The lab's Deployments carry the chart's `component` label, which the loop orders by
+    // (and which `check` requires some node to have).
+    let components: Vec<&str> = lab
+        .target()
+        .nodes
+        .iter()
+        .map(|n| n.tags.get("component").map_or("", String::as_str))
+        .collect();
+    assert_eq!(components, ["rootcoord", "datacoord", "indexcoord"]);
     lab.shutdown().await;
 }
 

@@ -90,7 +90,7 @@ pub fn node_vars(node: &Node, index: usize) -> BTreeMap<String, String> {
         .map(|(_, p)| p.to_string())
         .unwrap_or_default();
     v.insert("node.port".into(), port);
-    v.insert("node.url".into(), format!("http://{}", node.address));
+    v.insert("node.url".into(), node.url());
     v.insert("node.role".into(), node.role.clone().unwrap_or_default());
     v.insert("node.index".into(), (index + 1).to_string());
     for (k, val) in &node.tags {

@@ -77,6 +77,7 @@ pub(crate) fn build_target(
                 address: n.address.to_string(),
                 role: Some(n.role.clone()),
                 tags,
+                scheme: None,
             }
         })
         .collect();
@@ -173,6 +174,7 @@ pub(crate) fn build_target(
         vars,
         secrets: BTreeMap::new(),
         nodes,
+        scheme: None,
         lb: Some(LbConfig {
             driver: "lab".into(),
             address: admin_url.to_string(),

@@ -218,6 +218,19 @@ fn post(url: &str, body: &str) -> HttpSpec {
     spec
 }
 
+/// The Deployments of a Milvus cluster installed by the chart (cluster.enabled=true), in the
+/// order deployments/upgrade/rollingUpdate.sh (milvus-io/milvus) rolls them.
+const MILVUS_CLUSTER_COMPONENTS: &[&str] = &[
+    "rootcoord",
+    "datacoord",
+    "indexcoord",
+    "querycoord",
+    "indexnode",
+    "datanode",
+    "querynode",
+    "proxy",
+];
+
 /// Milvus on Helm: the precondition checks read the lab's tool versions; a Deployment's rolling
 /// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`,
 /// migrate.sh's migration (no `-d`), and the etcd snapshot and restore around it, which stop
@@ -236,6 +249,22 @@ fn milvus(target: &mut Target) {
         "cluster"
     };
     target.vars.insert("milvus_mode".into(), mode.into());
+    // Each lab node is one of the chart's Deployments, labelled as the chart labels it
+    // (zilliztech/milvus-helm charts/milvus/templates/<component>-deployment.yaml:
+    // `component: "standalone"`, `component: "rootcoord"`...), which a real target lists as the
+    // node's `component` tag. A cluster lab takes the components in rollingUpdate.sh's order;
+    // past the eight Deployments, the extra nodes are more query nodes (the component a real
+    // cluster scales out).
+    for (i, n) in target.nodes.iter_mut().enumerate() {
+        let component = match mode {
+            "standalone" => "standalone",
+            _ => MILVUS_CLUSTER_COMPONENTS
+                .get(i)
+                .copied()
+                .unwrap_or("querynode"),
+        };
+        n.tags.insert("component".into(), component.into());
+    }
     let tools = Action::Http(get(&format!("{admin}/_lab/tools")));
     let mut status = get("${node.url}/_lab/status");
     status.expect_json = BTreeMap::from([

@@ -81,6 +81,12 @@ enum Item<'a> {
         total: usize,
         hop: &'a Hop,
     },
+    /// One item of a list loop (`over = "list"`).
+    Value {
+        index: usize,
+        total: usize,
+        value: String,
+    },
 }
 
 impl Item<'_> {
@@ -88,6 +94,7 @@ impl Item<'_> {
         match self {
             Item::Node { node, .. } => &node.name,
             Item::Hop { hop, .. } => &hop.version,
+            Item::Value { value, .. } => value,
         }
     }
 
@@ -97,6 +104,11 @@ impl Item<'_> {
             Item::Hop {
                 index, total, hop, ..
             } => format!("hop {} ({index}/{total})", hop.version),
+            Item::Value {
+                index,
+                total,
+                value,
+            } => format!("{value} ({index}/{total})"),
         }
     }
 
@@ -115,7 +127,7 @@ impl Item<'_> {
                 scope.set("node.address", node.address.clone());
                 scope.set("node.host", node.host().to_string());
                 scope.set("node.port", port);
-                scope.set("node.url", format!("http://{}", node.address));
+                scope.set("node.url", node.url());
                 scope.set("node.role", node.role.clone().unwrap_or_default());
                 scope.set("node.index", index.to_string());
             }
@@ -130,6 +142,10 @@ impl Item<'_> {
                 scope.set("hop.from", hop.from.clone());
                 scope.set("hop.minor", minor);
                 scope.set("hop.index", index.to_string());
+            }
+            Item::Value { index, value, .. } => {
+                scope.set("item", value.clone());
+                scope.set("item.index", index.to_string());
             }
         }
     }
@@ -382,6 +398,7 @@ fn loop_chain<'a>(
         select: None,
         order: Vec::new(),
         within: None,
+        items: None,
     };
     let mut chain: Chain<'a> = Vec::new();
     let mut cur = step.for_each.as_deref();
@@ -477,6 +494,33 @@ impl<'a> Expander<'a> {
                 j += 1;
             }
             let items: Vec<Item<'a>> = match chain[depth].1.over.as_str() {
+                "list" => {
+                    let var = chain[depth].1.items.as_deref().unwrap_or_default();
+                    let Some(raw) = scope.get(var) else {
+                        return Err(PlanError::Step {
+                            step: step.id.clone(),
+                            message: format!(
+                                "loop `{name}` is over the items of `{var}`, which is not defined"
+                            ),
+                        });
+                    };
+                    let values: Vec<String> = raw
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    let total = values.len();
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, value)| Item::Value {
+                            index: k + 1,
+                            total,
+                            value,
+                        })
+                        .collect()
+                }
                 "hops" => {
                     let hops = self.hops;
                     let total = hops.len();
@@ -592,7 +636,7 @@ impl Expander<'_> {
             .transpose()?;
         let node = ctx.iter().rev().find_map(|i| match i {
             Item::Node { node, .. } => Some(node.name.clone()),
-            Item::Hop { .. } => None,
+            Item::Hop { .. } | Item::Value { .. } => None,
         });
         let progress = (!ctx.is_empty()).then(|| {
             ctx.iter()

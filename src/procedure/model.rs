@@ -114,7 +114,7 @@ pub struct PathSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LoopSpec {
-    /// `nodes` or `hops`.
+    /// `nodes`, `hops` or `list` (the items of a variable).
     pub over: String,
     /// Node filter, e.g. `"group=blue"` or `"role=processing"` (nodes only).
     #[serde(default)]
@@ -125,6 +125,10 @@ pub struct LoopSpec {
     /// An enclosing loop (e.g. nodes within each hop).
     #[serde(default)]
     pub within: Option<String>,
+    /// `over = "list"`: the variable whose comma-separated value is the list (plugins,
+    /// indices), each item `${item}` (and `${item.index}`) in the loop's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

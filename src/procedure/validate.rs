@@ -62,6 +62,8 @@ struct Validator<'a> {
 struct LoopCtx {
     nodes: bool,
     hops: bool,
+    /// A list loop (`over = "list"`): `${item}`.
+    items: bool,
     /// The chain could not be resolved; accept loop variables rather than pile up errors.
     unknown: bool,
 }
@@ -369,12 +371,41 @@ impl Validator<'_> {
         let loops = &self.lp.procedure.loops;
         for (name, l) in loops {
             let at = |k: &str| format!("loops.{name}.{k}");
-            if l.over != "nodes" && l.over != "hops" {
+            if !["nodes", "hops", "list"].contains(&l.over.as_str()) {
                 let msg = format!(
-                    "loop `{name}` is over `{}`; expected `nodes` or `hops`",
+                    "loop `{name}` is over `{}`; expected `nodes`, `hops` or `list`",
                     l.over
                 );
                 self.err(&at("over"), msg);
+            }
+            match (l.over.as_str(), &l.items) {
+                ("list", None) => self.err(
+                    &at("over"),
+                    format!("loop `{name}` is over a list: name its variable, e.g. `items = \"plugins\"`"),
+                ),
+                ("list", Some(var)) => {
+                    let p = &self.lp.procedure;
+                    let known = p.vars.contains_key(var)
+                        || p.target_vars.contains_key(var)
+                        || self.target.is_some_and(|t| t.vars.contains_key(var));
+                    if !known {
+                        let msg = format!(
+                            "loop `{name}` is over the items of `{var}`, which is not defined ([vars], [target_vars] or the target's vars)"
+                        );
+                        self.err(&at("items"), msg);
+                    }
+                    if l.select.is_some() || !l.order.is_empty() {
+                        self.err(
+                            &at("over"),
+                            format!("loop `{name}` is over a list: `select` and `order` only apply to node loops"),
+                        );
+                    }
+                }
+                (_, Some(_)) => self.err(
+                    &at("items"),
+                    format!("`items` is for a loop over a list; loop `{name}` is over `{}`", l.over),
+                ),
+                _ => {}
             }
             if l.over == "hops" && (l.select.is_some() || !l.order.is_empty()) {
                 let msg = format!(
@@ -397,6 +428,34 @@ impl Validator<'_> {
                 }
             }
             if let (Some(t), "nodes") = (self.target, l.over.as_str()) {
+                // A matcher on a key no node has is a typo that would silently match nothing.
+                let keyed = l.select.iter().map(|m| (at("select"), m)).chain(
+                    l.order
+                        .iter()
+                        .enumerate()
+                        .map(|(j, m)| (format!("loops.{name}.order[{j}]"), m)),
+                );
+                for (path, m) in keyed {
+                    let Some((k, _)) = m.split_once('=') else {
+                        continue;
+                    };
+                    let k = k.trim();
+                    if !target_has_key(t, k) {
+                        let mut keys: BTreeSet<&str> = BTreeSet::from(["name", "address", "role"]);
+                        keys.extend(
+                            t.nodes
+                                .iter()
+                                .flat_map(|n| n.tags.keys().map(String::as_str)),
+                        );
+                        let keys: Vec<&str> = keys.into_iter().collect();
+                        let msg = format!(
+                            "no node of target `{}` has `{k}` (its nodes have: {})",
+                            t.name,
+                            keys.join(", ")
+                        );
+                        self.err(&path, msg);
+                    }
+                }
                 if crate::plan::expand::loop_nodes(t, l).is_empty() {
                     let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
                     let msg = format!(
@@ -460,6 +519,7 @@ impl Validator<'_> {
                     match l.over.as_str() {
                         "nodes" => ctx.nodes = true,
                         "hops" => ctx.hops = true,
+                        "list" => ctx.items = true,
                         _ => ctx.unknown = true,
                     }
                     cur = l.within.as_deref();
@@ -518,6 +578,10 @@ impl Validator<'_> {
                 }
                 _ => s.open_prefixes.push("node.".into()),
             }
+        }
+        if ctx.items || ctx.unknown {
+            s.set("item", "");
+            s.set("item.index", "");
         }
         if ctx.hops || ctx.unknown {
             for k in HOP_VARS {
@@ -923,6 +987,8 @@ fn unknown_var_message(var: &str, ctx: &LoopCtx, where_: &str) -> String {
     };
     let hint = if var.starts_with("node.") && !ctx.nodes {
         " (`node.*` is only defined inside a node loop)"
+    } else if (var == "item" || var.starts_with("item.")) && !ctx.items {
+        " (`item` is only defined inside a loop over a list)"
     } else if var.starts_with("hop.") && !ctx.hops {
         " (`hop.*` is only defined inside a hop loop)"
     } else if var.starts_with("arg.") {
@@ -931,6 +997,16 @@ fn unknown_var_message(var: &str, ctx: &LoopCtx, where_: &str) -> String {
         ""
     };
     format!("unknown variable `{var}`{where_}{hint}")
+}
+
+/// Whether a node matcher's key means something on `t`: a node's built-in field (name,
+/// address, role: a target may leave roles out, and a role order then has nothing to order) or
+/// a tag some node carries.
+fn target_has_key(t: &Target, k: &str) -> bool {
+    match k {
+        "name" | "address" | "role" => true,
+        tag => t.nodes.iter().any(|n| n.tags.contains_key(tag)),
+    }
 }
 
 /// `key=value` with both sides non-empty.

@@ -230,6 +230,7 @@ pub fn nodes() -> Vec<Node> {
             address: format!("127.0.0.1:1808{}", i + 1),
             role: Some(if i == 0 { "processing" } else { "browsing" }.into()),
             tags: BTreeMap::new(),
+            scheme: None,
         })
         .collect()
 }

@@ -54,8 +54,8 @@ pub const KEYS: [&[Group]; 2] = [
             "Driver",
             &[
                 ("y / Esc", "run / hold at a prompt"),
-                ("phrase ⏎", "type it; Enter confirms"),
-                ("Ctrl-C", "in a phrase: clear it"),
+                ("phrase", "type, ⏎ confirm, ^C clear"),
+                ("r / s", "optional step: run / skip"),
                 ("Enter", "act on a held step"),
                 ("r", "retry / re-run the step"),
                 ("d", "failed/interrupted: done"),
