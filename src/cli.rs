@@ -49,6 +49,31 @@ pub enum Command {
     Replay(ReplayArgs),
     /// The change record of a session: timeline, durations, downtime windows, notes.
     Report(ReportArgs),
+    /// Draft a procedure from a runbook (Markdown, text or HTML): its steps, its commands as
+    /// `run` actions, every guess marked `# REVIEW:`. Nothing in the runbook is run.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The runbook: Markdown or plain text (`.md`, `.txt`, ...) or HTML (`.html`).
+    pub runbook: PathBuf,
+    /// Write the draft here (default: standard output). An existing file is kept unless
+    /// --force.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite the --output file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Read the runbook as this format (default: from its extension; `.html`/`.htm` is HTML).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::import::Format>,
+    /// The procedure's name (default: from the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The product (default: the file name's first word, marked for review).
+    #[arg(long)]
+    pub product: Option<String>,
 }
 
 #[derive(Debug, Args)]

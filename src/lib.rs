@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod headless;
+pub mod import;
 pub mod journal;
 pub mod lab;
 pub mod lb;

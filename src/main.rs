@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 skip_bad_lines: a.skip_bad_lines,
             },
         ),
+        Some(Command::Import(a)) => commands::import::run(&a),
         None => {
             let mut args = commands::run::default_args();
             args.theme = cli.theme;

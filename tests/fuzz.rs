@@ -1,6 +1,7 @@
 //! A fuzz harness on stable Rust (proptest): the procedure and target parsers, the journal
-//! reader (and what folds a journal: state, report, replay timeline) and the socket protocol
-//! decoder get arbitrary input and mutations of real input; none may panic. The case count is
+//! reader (and what folds a journal: state, report, replay timeline), the socket protocol
+//! decoder and the runbook importer get arbitrary input and mutations of real input; none may
+//! panic. The case count is
 //! bounded so it runs in every `cargo test` (`PROPTEST_CASES=N` runs more, e.g. overnight).
 
 use std::path::Path;
@@ -160,6 +161,36 @@ proptest! {
             }
         });
     }
+
+    #[test]
+    fn import_never_panics_and_what_it_drafts_checks(
+        bytes in mutated(runbook_seeds()),
+        html in any::<bool>(),
+    ) {
+        use flightdeck::import::{import_bytes, Format, ImportError, Options};
+        let opts = Options {
+            format: Some(if html { Format::Html } else { Format::Md }),
+            ..Options::default()
+        };
+        // Any runbook the importer accepts yields a draft that passes `check`.
+        let r = import_bytes(Path::new("runbook"), bytes, &opts);
+        prop_assert!(!matches!(r, Err(ImportError::DraftInvalid { .. })), "{:?}", r.err());
+    }
+}
+
+/// The seed guides `import` reads (`shared/seeds` beside the repository; `../../shared` from a
+/// worktree).
+fn runbook_seeds() -> Vec<(String, Vec<u8>)> {
+    ["../shared/seeds", "../../shared/seeds"]
+        .iter()
+        .map(|d| {
+            let mut s = seeds(d, "md");
+            s.extend(seeds(d, "txt"));
+            s.extend(seeds(d, "html"));
+            s
+        })
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
 }
 
 /// Real protocol lines: a hello, commands, status, and what the server sends.

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod cockpit;
+pub mod import;
 pub mod join;
 pub mod journals;
 pub mod plan;
