@@ -234,3 +234,121 @@ async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     );
     lab.shutdown().await;
 }
+
+/// The procedure's `read-only-rejoined` gate (a step of the plan on this lab), judged once on
+/// every blue core: (node, passed, what it saw).
+async fn rejoined_gate(lab: &flightdeck::lab::Lab) -> Vec<(String, bool, String)> {
+    use flightdeck::engine::{check, hold, strings::Secrets};
+    use flightdeck::plan::expand::{build_plan, PlanOptions};
+    use flightdeck::procedure::model::Action;
+    let lp = flightdeck::procedure::load::load_procedure(std::path::Path::new(
+        "procedures/neo4j-causal-cluster.toml",
+    ))
+    .unwrap();
+    let target = lab.target_for(&lp.procedure);
+    let plan = build_plan(&lp, &target, &PlanOptions::default()).unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.step_id == "read-only-rejoined")
+        .unwrap();
+    let (Action::Wait(gate), Some(Action::Wait(undo))) = (&step.action, &step.undo) else {
+        panic!("read-only-rejoined is not a gate with a gate as its undo: {step:?}");
+    };
+    // The rollback passes the same gate before each core's restart back to read/write.
+    assert_eq!(gate.check, undo.check);
+    let secrets = Secrets::default();
+    let http = check::http_client();
+    let mut out = Vec::new();
+    for (node, c) in hold::gate_instances(gate, &target, &secrets).unwrap() {
+        let r = check::run_check(&c, &http, &secrets).await;
+        out.push((node.unwrap_or_default(), r.ok, r.detail));
+    }
+    out
+}
+
+/// Raft quorum (Neo4j 3.3 operations manual, "Causal Clustering: Introduction"; knowledge base
+/// "Understanding causal cluster quorum and cluster recovery"): a 3-core cluster with two cores
+/// down has no leader and takes no write — what the old procedure risked by restarting the next
+/// core before the previous one had rejoined. The lab loses its leader the same way, and the
+/// procedure's gate between the restarts holds only while the cluster is whole.
+#[tokio::test]
+async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
+    let lab = lab(Product::Neo4j, 3).await;
+    let n1 = url(&lab, "node1").await;
+    let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.at = 1"}]}"#;
+    let routed = format!("{}/_lab/routed-tx/blue", lab.admin_url());
+    let post = |url: String| async move {
+        let r = client()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(tx)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    // Whole: a leader, the gate holds on every core.
+    assert_eq!(
+        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        (200, "true".into())
+    );
+    let gate = rejoined_gate(&lab).await;
+    assert!(gate.iter().all(|(_, ok, _)| *ok), "{gate:?}");
+
+    // One core restarting (node2 down): 2 of 3 still elect a leader, but the gate waits.
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    assert_eq!(
+        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        (200, "true".into())
+    );
+    let gate = rejoined_gate(&lab).await;
+    assert!(
+        gate.iter().any(|(n, ok, _)| n == "node1" && !ok),
+        "the gate passes with node2 down: {gate:?}"
+    );
+
+    // The wrong action: the next core goes down before node2 is back. 1 of 3: no quorum.
+    op_ok(&lab, "node3", "stop", json!({})).await;
+    let n = node(&lab, "node1").await;
+    assert_eq!(n.role, "follower", "{n:?}");
+    let reason = n.reason.unwrap_or_default();
+    assert!(
+        reason.contains("no leader: 1 of 3 cores running"),
+        "{reason}"
+    );
+    assert_eq!(
+        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        (404, "false".into())
+    );
+    let (_, st) = get_json(&format!("{n1}/db/manage/server/causalclustering/status")).await;
+    assert!(st.get("leader").is_none(), "{st}");
+    // No write commits anywhere: on the core itself, routed like a driver, or as data.
+    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    assert_eq!(
+        body["errors"][0]["code"], "Neo.ClientError.Cluster.NotALeader",
+        "{body}"
+    );
+    let (status, body) = post(routed.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, said) = put(&format!("{n1}/kv/person"), "ada").await;
+    assert_eq!(status, 503, "{said}");
+    assert!(said.contains("no leader"), "{said}");
+    // Reads go on.
+    assert_eq!(get(&format!("{n1}/kv/lab")).await.0, 200);
+    // The gate sees it too: one member, no LEADER.
+    let gate = rejoined_gate(&lab).await;
+    assert!(
+        gate.iter().any(|(n, ok, _)| n == "node1" && !ok),
+        "{gate:?}"
+    );
+
+    // A majority back: a leader again, the write commits.
+    op_ok(&lab, "node3", "start", json!({})).await;
+    wait_state(&lab, "node3", "running").await;
+    let (status, body) = post(routed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"], json!([]), "{body}");
+    lab.shutdown().await;
+}

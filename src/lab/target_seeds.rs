@@ -53,6 +53,9 @@ fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> Pr
 const LAB_GATES: &[(&str, &str, u64)] = &[
     // The standalone store upgrade (procedure: 4 h).
     ("neo4j-causal-cluster", "upgrade-verify", 60),
+    // The old cluster whole again after a core's restart (procedure: 600 s), forward and, as
+    // its undo, between the rollback's restarts.
+    ("neo4j-causal-cluster", "read-only-rejoined", 60),
     // The master alone upgrading its store (procedure: 4 h).
     ("neo4j-ha-cloudformation", "single-verify", 120),
     // A node's start with its module migrations (procedure: 30 min).

@@ -629,11 +629,18 @@ impl Expander<'_> {
             Some(o) => crate::target_overrides::apply(o, &mut action),
             None => Vec::new(),
         };
-        let undo = step
+        let mut undo = step
             .undo
             .as_ref()
             .map(|u| self.action(&key, "undo", u, scope))
             .transpose()?;
+        // A gate's undo is a gate the rollback passes on its way back (the same wait, as a rule):
+        // the target's timings for the step size it too.
+        if let (Some(o), Some(u @ Action::Wait(_))) =
+            (self.target.overrides.steps.get(&step.id), undo.as_mut())
+        {
+            crate::target_overrides::apply(o, u);
+        }
         let node = ctx.iter().rev().find_map(|i| match i {
             Item::Node { node, .. } => Some(node.name.clone()),
             Item::Hop { .. } | Item::Value { .. } => None,

@@ -35,6 +35,9 @@ impl Cluster {
         if node.read_only {
             return Err(KvError::ReadOnly);
         }
+        if let Some(q) = self.neo4j_no_quorum(&g, idx) {
+            return Err(KvError::NoLeader(q.reason()));
+        }
         let targets = self.replica_stores(&g, idx, true);
         for k in targets {
             if let Some(store) = g.stores.get_mut(&k) {

@@ -7,8 +7,8 @@
 //! This module holds the state types and the cluster's construction; the operations live in
 //! one submodule per idea: [`lifecycle`] (stop, start, install), [`views`] (roles, snapshots),
 //! [`data_plane`] (`/kv`), [`faults`], [`backup`] (backups, restores, asynchronous jobs),
-//! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration) and [`weaviate`]
-//! (Raft quorum, the pre-Raft way back, collections).
+//! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration), [`neo4j`] (the
+//! core group's Raft quorum) and [`weaviate`] (Raft quorum, the pre-Raft way back, collections).
 
 mod backup;
 mod data_plane;
@@ -16,6 +16,7 @@ mod faults;
 mod jahia;
 mod lifecycle;
 mod milvus;
+mod neo4j;
 mod views;
 mod weaviate;
 
@@ -123,6 +124,9 @@ pub enum KvError {
     /// Milvus's words (2.3.5, pymilvus query) for a query its query node cannot serve yet.
     #[error("failed to query: collection not loaded")]
     NotLoaded,
+    /// Neo4j: the core group lost its Raft quorum, so no leader commits a write.
+    #[error("{0}")]
+    NoLeader(String),
     #[error("{0}")]
     Internal(String),
 }

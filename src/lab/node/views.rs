@@ -27,6 +27,9 @@ impl Cluster {
         if self.product == Product::Jahia {
             return node.base_role.clone();
         }
+        if self.neo4j_no_quorum(g, idx).is_some() {
+            return "follower".into();
+        }
         let group: Vec<usize> = (0..g.nodes.len())
             .filter(|&j| g.nodes[j].group == node.group)
             .collect();
@@ -103,6 +106,7 @@ impl Cluster {
             state: n.state,
             reason: n.reason.clone().or_else(|| {
                 self.raft_waiting(g, idx)
+                    .or_else(|| self.neo4j_no_quorum(g, idx).map(|q| q.reason()))
                     .filter(|_| n.state == RunState::Running)
             }),
             read_only: n.read_only,

@@ -90,7 +90,7 @@ async fn kv_put(State(ctx): State<NodeCtx>, Path(key): Path<String>, body: Bytes
 
 fn kv_error(e: KvError) -> Response {
     let status = match e {
-        KvError::NotRunning | KvError::ReadOnly | KvError::NotLoaded => {
+        KvError::NotRunning | KvError::ReadOnly | KvError::NotLoaded | KvError::NoLeader(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         KvError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
