@@ -67,6 +67,24 @@ async fn checks_and_plans_on_the_example_and_the_lab() {
     assert!(diags.is_empty(), "{diags}");
     let plan = build_plan(&lp, lab.target(), &PlanOptions::default()).unwrap();
     assert_eq!(plan.steps.len(), ids.len());
+    // The lab's target sizes the quorum gate, and so its undo (the same gate, which a rollback
+    // passes between the restarts back to read/write), for the lab.
+    let plan = build_plan(&lp, &lab.target_for(&lp.procedure), &PlanOptions::default()).unwrap();
+    let rejoined = plan
+        .steps
+        .iter()
+        .find(|s| s.key == "read-only-rejoined@node2")
+        .unwrap();
+    let timeouts = |a: Option<&flightdeck::procedure::model::Action>| match a {
+        Some(flightdeck::procedure::model::Action::Wait(w)) => w.timeout_secs,
+        other => panic!("not a gate: {other:?}"),
+    };
+    assert_eq!(timeouts(Some(&rejoined.action)), 60);
+    assert_eq!(timeouts(rejoined.undo.as_ref()), 60);
+    assert_eq!(
+        rejoined.overrides,
+        ["timeout_secs = 60 (procedure: 600)".to_string()]
+    );
     lab.shutdown().await;
 }
 
