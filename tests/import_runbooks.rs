@@ -477,6 +477,17 @@ fn the_milvus_html_guide_drafts_its_sections_and_numbered_steps_with_their_comma
         .reviews
         .iter()
         .any(|r| r.contains("use the helm chart version here")));
+    // `migrate.sh` six times with other options: flagged as alternatives, not a sequence;
+    // the checks before them (helm, kubectl) are not.
+    let alternatives: Vec<usize> = draft
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.reviews.iter().any(|r| r.contains("likely alternatives")))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(alternatives, (12..=17).collect::<Vec<_>>());
+    assert!(draft.toml.contains("steps 12-17 all run `./migrate.sh`"));
     // The command output shown in the guide is not a command.
     assert!(!draft.toml.contains("argv = [\"NAME\""));
 }

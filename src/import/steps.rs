@@ -200,7 +200,47 @@ pub fn find(blocks: &[Block]) -> (Vec<DraftStep>, Vec<Left>) {
             );
         }
     }
+    flag_alternatives(&mut steps);
     (steps, left)
+}
+
+/// The one program every command of a step runs (not a shell script).
+fn program(step: &DraftStep) -> Option<&str> {
+    let first = step.commands.first()?.argv.first()?;
+    (first != "sh" && step.commands.iter().all(|c| c.argv.first() == Some(first)))
+        .then_some(first.as_str())
+}
+
+/// Three or more steps in a row, in one section, that all run the same program with other
+/// options are most likely alternatives for different set-ups (the Milvus guide's
+/// `migrate.sh` with a namespace, a root path, an image...), not a sequence to run in full.
+fn flag_alternatives(steps: &mut [DraftStep]) {
+    let mut i = 0;
+    while i < steps.len() {
+        let Some(p) = program(&steps[i]).map(str::to_string) else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < steps.len()
+            && steps[j].section == steps[i].section
+            && program(&steps[j]) == Some(p.as_str())
+        {
+            j += 1;
+        }
+        if j - i >= 3 {
+            let msg = format!(
+                "steps {}-{j} all run `{p}`, each with other options: likely alternatives for \
+                 different set-ups rather than a sequence; keep the one that fits (or make them \
+                 `optional`)",
+                i + 1
+            );
+            for s in &mut steps[i..j] {
+                s.reviews.push(msg.clone());
+            }
+        }
+        i = j;
+    }
 }
 
 /// The blocks of a heading's own text: up to the next heading.
