@@ -146,6 +146,9 @@ fn json_carries_the_same_figures() {
     assert_eq!(v["steps"][5]["failures"][0]["detail"], "exited 1");
     assert_eq!(v["traffic"]["reads_failed"], 12);
     assert_eq!(v["notes"][1]["t_ms"], 933_000);
+    // No rollback happened: the key is there, and says nothing either way.
+    assert!(v["rollback_verified"].is_null(), "{v:#}");
+    assert!(v.as_object().unwrap().contains_key("rollback_verified"));
 }
 
 /// A session that crashed mid-undo: open windows are measured to the last event, the running
@@ -603,4 +606,94 @@ fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
     assert_eq!(v["steps"][1]["started_ms"], 3_000);
     assert_eq!(v["decisions"][4]["by"], "carol");
     assert_eq!(v["probes"][0]["relapsed"], 1);
+    // An abort that keeps what was done is no rollback: neither verified nor failed.
+    assert_eq!(r.rollback_verified, None);
+    assert!(v["rollback_verified"].is_null(), "{v:#}");
+}
+
+/// `rollback_verified` is about a rollback: `true` only when one ran and its verification
+/// held, `false` when one was asked for and did not end verified (failed check, stopped at an
+/// irreversible step, journal cut mid-rollback), and `null` when none was asked for.
+#[test]
+fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
+    use flightdeck::engine::event::{CheckVerdict, NodeVerdict, Outcome};
+
+    /// Step `a` done, then an abort with rollback and `a` undone; `end` finishes the story.
+    fn rolled_back(end: &[Event]) -> Option<bool> {
+        let mut s = Script::new(plan(vec![planned("a", "Step a")]), vec![node("n1")], "carol");
+        s.step_ok(0, "carol", 100, 1_000, 2_000)
+            .at(
+                3_000,
+                Event::AbortRequested {
+                    by: "carol".into(),
+                    rollback: true,
+                },
+            )
+            .at(
+                3_100,
+                Event::ActionStarted {
+                    step: 0,
+                    phase: Phase::Undo,
+                    attempt: 2,
+                },
+            )
+            .at(
+                4_000,
+                Event::ActionFinished {
+                    step: 0,
+                    phase: Phase::Undo,
+                    attempt: 2,
+                    verdict: Verdict::Passed,
+                    detail: "exited 0".into(),
+                },
+            );
+        for e in end {
+            s.at(5_000, e.clone());
+        }
+        let r = report::build(&s.journal());
+        let v: serde_json::Value = serde_json::from_str(&report::json(&r)).unwrap();
+        assert_eq!(v["rollback_verified"].as_bool(), r.rollback_verified);
+        r.rollback_verified
+    }
+    let verdict = |ok: bool, detail: &str| NodeVerdict {
+        node: Some("n1".into()),
+        ok,
+        checks: vec![CheckVerdict {
+            what: "writable".into(),
+            ok,
+            detail: detail.into(),
+        }],
+    };
+    let finished = |verified: bool, detail: &str| {
+        [
+            Event::VerifyStarted { checks: 1 },
+            Event::VerifyFinished {
+                verified,
+                nodes: vec![verdict(verified, detail)],
+                why_not: vec![],
+            },
+            Event::Finished {
+                outcome: Outcome::RolledBack,
+            },
+        ]
+    };
+    assert_eq!(rolled_back(&finished(true, "")), Some(true));
+    assert_eq!(
+        rolled_back(&finished(false, "deny to write: quota state WriteDisabled")),
+        Some(false)
+    );
+    // Stopped at an irreversible step: the session ends aborted, the rollback unverified.
+    assert_eq!(
+        rolled_back(&[
+            Event::RollbackStopped {
+                reason: "step 1 is irreversible".into()
+            },
+            Event::Finished {
+                outcome: Outcome::Aborted
+            },
+        ]),
+        Some(false)
+    );
+    // The journal ends mid-rollback (a crash): not verified.
+    assert_eq!(rolled_back(&[]), Some(false));
 }

@@ -46,8 +46,11 @@ pub struct Report {
     /// node2 failed (...)`, `completed`, ...
     #[serde(rename = "outcome")]
     pub outcome_text: String,
-    /// True only when the session rolled back and its verification held on every node.
-    pub rollback_verified: bool,
+    /// Whether a rollback happened and its verification held on every node: `true` only when
+    /// it did; `false` for a rollback that was not verified (or stopped, or never finished);
+    /// `None` (JSON `null`) when no rollback was asked for, so a completed or plainly aborted
+    /// session never reads as a rollback that failed or held.
+    pub rollback_verified: Option<bool>,
     /// What the rollback's verification found, per node (absent when none ran).
     pub rollback_verification: Option<Verification>,
     /// Each node as the journal last saw it (facts from probes, the balancer, and the
@@ -534,7 +537,8 @@ pub fn build(journal: &Journal) -> Report {
         duration_ms: end_ms,
         outcome,
         outcome_text,
-        rollback_verified: crate::engine::outcome::rollback_verified(&state),
+        rollback_verified: rollback_asked(&state, &events)
+            .then(|| crate::engine::outcome::rollback_verified(&state)),
         rollback_verification: state.verification.clone(),
         nodes_after,
         rollback_override: state.rollback_override.clone(),
@@ -582,6 +586,20 @@ pub fn build(journal: &Journal) -> Report {
         events: events.len(),
         torn_tail: journal.torn_tail.is_some(),
     }
+}
+
+/// A rollback was asked for: an abort with rollback (the operator's, a script's, or
+/// `--on-failure rollback`), or the session is rolling back or ended rolled back.
+fn rollback_asked(state: &SessionState, events: &[crate::engine::event::Stamped]) -> bool {
+    matches!(
+        state.mode,
+        Mode::RollingBack | Mode::Finished(Outcome::RolledBack)
+    ) || events.iter().any(|e| {
+        matches!(
+            e.event,
+            Event::AbortRequested { rollback: true, .. }
+        )
+    })
 }
 
 /// Each node's last known state: probe facts, the balancer, the rollback's verification.
