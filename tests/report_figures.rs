@@ -620,7 +620,11 @@ fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
 
     /// Step `a` done, then an abort with rollback and `a` undone; `end` finishes the story.
     fn rolled_back(end: &[Event]) -> Option<bool> {
-        let mut s = Script::new(plan(vec![planned("a", "Step a")]), vec![node("n1")], "carol");
+        let mut s = Script::new(
+            plan(vec![planned("a", "Step a")]),
+            vec![node("n1")],
+            "carol",
+        );
         s.step_ok(0, "carol", 100, 1_000, 2_000)
             .at(
                 3_000,

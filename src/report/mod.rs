@@ -594,12 +594,9 @@ fn rollback_asked(state: &SessionState, events: &[crate::engine::event::Stamped]
     matches!(
         state.mode,
         Mode::RollingBack | Mode::Finished(Outcome::RolledBack)
-    ) || events.iter().any(|e| {
-        matches!(
-            e.event,
-            Event::AbortRequested { rollback: true, .. }
-        )
-    })
+    ) || events
+        .iter()
+        .any(|e| matches!(e.event, Event::AbortRequested { rollback: true, .. }))
 }
 
 /// Each node's last known state: probe facts, the balancer, the rollback's verification.
