@@ -537,7 +537,7 @@ pub fn build(journal: &Journal) -> Report {
         duration_ms: end_ms,
         outcome,
         outcome_text,
-        rollback_verified: rollback_asked(&state, &events)
+        rollback_verified: rollback_asked(&state, events)
             .then(|| crate::engine::outcome::rollback_verified(&state)),
         rollback_verification: state.verification.clone(),
         nodes_after,
