@@ -191,8 +191,9 @@ pub struct RunArgs {
     pub lb: String,
     /// With --lab: a fault to stage (repeatable). `KIND:NODE` is in force from the lab's
     /// start; `KIND:NODE@step=N` takes effect when step N (its number, or its key such as
-    /// `start@node2`) starts, and the journal records when it fired. Kinds: crash, slow
-    /// (`slow:NODE:500ms`), flaky (`flaky:NODE:0.3`), fail-migration, never-ready, no-sync.
+    /// `start@node2`) starts, `KIND:NODE@undo=N` when step N's undo starts (a rollback), and
+    /// the journal records when it fired. Kinds: crash, slow (`slow:NODE:500ms`), flaky
+    /// (`flaky:NODE:0.3`), fail-migration, never-ready, deny-writes, no-sync.
     #[arg(long, value_parser = parse_fault)]
     pub fault: Vec<crate::lab::staging::FaultSpec>,
     #[arg(long)]

@@ -404,14 +404,28 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
                 format!("abort requested by {by}")
             }
         }
-        Event::FaultStaged { fault, step } => match step {
-            Some(s) => format!("lab fault {fault} staged for {}", step_name(*s)),
-            None => format!("lab fault {fault} in force from the start"),
+        Event::FaultStaged { fault, step, phase } => match (step, phase) {
+            (Some(s), Phase::Undo) => {
+                format!("lab fault {fault} staged for the undo of {}", step_name(*s))
+            }
+            (Some(s), Phase::Do) => format!("lab fault {fault} staged for {}", step_name(*s)),
+            (None, _) => format!("lab fault {fault} in force from the start"),
         },
-        Event::FaultFired { fault, step, error } => match error {
-            None => format!("lab fault {fault} fired as {} started", step_name(*step)),
-            Some(e) => format!("lab fault {fault} NOT fired at {}: {e}", step_name(*step)),
-        },
+        Event::FaultFired {
+            fault,
+            step,
+            phase,
+            error,
+        } => {
+            let what = match phase {
+                Phase::Undo => format!("the undo of {}", step_name(*step)),
+                Phase::Do => step_name(*step),
+            };
+            match error {
+                None => format!("lab fault {fault} fired as {what} started"),
+                Some(e) => format!("lab fault {fault} NOT fired at {what}: {e}"),
+            }
+        }
         Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
         Event::RollbackOverridden {
             by, reason, lost, ..

@@ -130,3 +130,63 @@ async fn rolling_upgrade_marker_semantics() {
     assert_eq!(get(&format!("{n1}/modules/healthcheck")).await.0, 200);
     lab.shutdown().await;
 }
+
+/// Cluster membership (seed audit §4 `final`: "does not check that the upgraded nodes form one
+/// cluster"): Jahia nodes cluster through the database schema they share, and the
+/// `rolling-upgrade` marker resets discovery. A node pointed at another schema with a marker
+/// starts healthy, writable and on its version — every old final check passes — yet its Karaf
+/// Cellar (`cluster:node-list`) lists only itself, and the other nodes no longer list it.
+#[tokio::test]
+async fn a_node_on_another_schema_passes_the_old_checks_but_forms_its_own_cluster() {
+    let lab = lab(Product::Jahia, 3).await;
+    let members = |name: &'static str| {
+        let lab = &lab;
+        async move {
+            let (status, v) =
+                get_json(&format!("{}/_lab/cluster-nodes", url(lab, name).await)).await;
+            assert_eq!(status, 200, "{v}");
+            let mut m: Vec<String> = v["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default().to_string())
+                .collect();
+            m.sort();
+            m
+        }
+    };
+    let all = vec!["node1".to_string(), "node2".into(), "node3".into()];
+    assert_eq!(members("node1").await, all);
+
+    let r = client()
+        .post(format!("{}/_lab/copy-schema", lab.admin_url()))
+        .json(&json!({"from": "A", "to": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    op_ok(&lab, "node3", "stop", json!({})).await;
+    op_ok(&lab, "node3", "set-schema", json!({"schema": "B"})).await;
+    op_ok(&lab, "node3", "marker", json!({})).await;
+    op_ok(&lab, "node3", "start", json!({})).await;
+    wait_state(&lab, "node3", "running").await;
+
+    // What the procedure's final checks looked at: all fine on node3.
+    let n3 = url(&lab, "node3").await;
+    assert_eq!(get(&format!("{n3}/modules/healthcheck")).await.0, 200);
+    let (_, page) = get(&format!("{n3}/modules/tools/maintenance.jsp")).await;
+    assert!(page.contains("currently <strong>OFF</strong>"), "{page}");
+    assert!(put(&format!("{n3}/kv/k"), "v").await.0 == 200);
+    // But it is a cluster of one, and the others lost it.
+    assert_eq!(members("node3").await, vec!["node3".to_string()]);
+    assert_eq!(
+        members("node1").await,
+        vec!["node1".to_string(), "node2".into()]
+    );
+    // A stopped node's shell does not answer.
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    wait_state(&lab, "node2", "stopped").await;
+    let (status, _) = get(&format!("{}/_lab/cluster-nodes", url(&lab, "node2").await)).await;
+    assert_eq!(status, 503);
+    lab.shutdown().await;
+}

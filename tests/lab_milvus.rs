@@ -248,3 +248,43 @@ async fn a_restarted_standalone_is_healthy_before_its_collection_answers_queries
     assert_eq!(get(&format!("{n2}/kv/vec")).await, (200, "1,2,3".into()));
     cluster.shutdown().await;
 }
+
+/// A full disk makes Milvus's quota center deny writes (`DenyToWrite`) while /healthz stays OK:
+/// only the proxy's CheckHealth RPC says so, with Milvus's reason (v2.2.16 internal/proxy/impl.go
+/// CheckHealth; multi_rate_limiter.go QuotaErrorString). Inserts are refused, and the state
+/// outlives a restart (the disk is still full).
+#[tokio::test]
+async fn denied_writes_show_in_check_health_not_in_healthz() {
+    let lab = lab(Product::Milvus, 1).await;
+    let n1 = url(&lab, "node1").await;
+    let check = format!("{n1}/milvus.proto.milvus.MilvusService/CheckHealth");
+    let health = |url: String| async move {
+        let r = client().post(url).json(&json!({})).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, before) = health(check.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(before["isHealthy"], true, "{before}");
+    assert_eq!(before["quotaStates"], json!([]), "{before}");
+    assert_eq!(put(&format!("{n1}/kv/vec"), "1,2,3").await.0, 200);
+
+    let (status, _) = admin_post(&lab, "/_lab/fault", json!({"fault": "deny-writes:node1"})).await;
+    assert_eq!(status, 200);
+    let (_, denied) = health(check.clone()).await;
+    assert_eq!(denied["isHealthy"], true, "still healthy: {denied}");
+    assert_eq!(denied["quotaStates"], json!(["DenyToWrite"]), "{denied}");
+    assert_eq!(
+        denied["reasons"],
+        json!(["disk quota exhausted, please allocate more resources"])
+    );
+    assert_eq!(get(&format!("{n1}/healthz")).await, (200, "OK".into()));
+    assert_ne!(put(&format!("{n1}/kv/vec"), "4,5,6").await.0, 200);
+    assert_eq!(get(&format!("{n1}/kv/vec")).await, (200, "1,2,3".into()));
+
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "start", json!({})).await;
+    wait_state(&lab, "node1", "running").await;
+    let (_, after) = health(check).await;
+    assert_eq!(after["quotaStates"], json!(["DenyToWrite"]), "{after}");
+    lab.shutdown().await;
+}

@@ -240,3 +240,44 @@ async fn schema_v1_opens_the_way_back_to_1_24() {
     assert_eq!(r.status().as_u16(), 404);
     lab.shutdown().await;
 }
+
+/// A node whose disk passed DISK_USE_READONLY_PERCENTAGE sets its shards READONLY: it stays ready
+/// and HEALTHY, `/v1/nodes?output=verbose` shows its shards' status READONLY (weaviate v1.25
+/// adapters/repos/db nodes.go: `vectorIndexingStatus` is the shard's status), and writes fail.
+/// Without `output=verbose` a 1.24+ node lists no shards (minimal output is the default).
+#[tokio::test]
+async fn a_read_only_node_shows_its_shards_readonly_in_verbose_nodes() {
+    let lab = lab(Product::Weaviate, 3).await;
+    let n1 = url(&lab, "node1").await;
+    let r = client()
+        .post(format!("{}/_lab/fault", lab.admin_url()))
+        .json(&json!({"fault": "deny-writes:node2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, verbose) = get_json(&format!("{n1}/v1/nodes?output=verbose")).await;
+    assert_eq!(status, 200);
+    let nodes = verbose["nodes"].as_array().expect("nodes");
+    for n in nodes {
+        let want = if n["name"] == "node2" {
+            "READONLY"
+        } else {
+            "READY"
+        };
+        assert_eq!(n["status"], "HEALTHY", "{n}");
+        let shards = n["shards"].as_array().expect("verbose lists shards");
+        assert!(!shards.is_empty(), "{n}");
+        assert!(
+            shards.iter().all(|s| s["vectorIndexingStatus"] == want),
+            "{n}"
+        );
+    }
+    let (_, minimal) = get_json(&format!("{n1}/v1/nodes")).await;
+    assert!(minimal["nodes"][0].get("shards").is_none(), "{minimal}");
+    let n2 = url(&lab, "node2").await;
+    assert_eq!(get(&format!("{n2}/v1/.well-known/ready")).await.0, 200);
+    assert_ne!(put(&format!("{n2}/kv/k"), "v").await.0, 200);
+    assert_eq!(put(&format!("{n1}/kv/k"), "v").await.0, 200);
+    lab.shutdown().await;
+}

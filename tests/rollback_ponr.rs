@@ -198,3 +198,123 @@ async fn weaviate_abort_before_the_first_upgraded_node_is_back() {
     assert_rolled_back(&run, "1.25.10", &["node1", "node2", "node3"]).await;
     run.lab.shutdown().await;
 }
+
+/// The rollback ran to its end and its verification found `node` not writable, in the
+/// product's words: the outcome says `rolled back, NOT verified: <node> failed (writable:
+/// <reason>...`, every other node held every check.
+fn assert_unwritable_not_verified(run: &LabRun, node: &str, reason: &str) {
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    assert!(!rollback_verified(&run.state), "{}", run.output);
+    let text = outcome_text(&run.state);
+    let want = format!("rolled back, NOT verified: {node} failed (writable: ");
+    assert!(
+        text.starts_with(&want) && text.contains(reason),
+        "{text}\n{}",
+        run.output
+    );
+    let v = run.state.verification.as_ref().expect("verification ran");
+    for n in &v.nodes {
+        let name = n.node.as_deref().unwrap_or("cluster");
+        let failed: Vec<&str> = n
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.what.as_str())
+            .collect();
+        if name == node {
+            assert_eq!(failed, ["writable"], "{n:?}");
+        } else {
+            assert!(failed.is_empty(), "{name}: {failed:?}\n{}", run.output);
+        }
+    }
+}
+
+/// Milvus: the migration's undo brings 2.1.4 back on every component, healthy — but node2's
+/// disk filled during the migration, so Milvus's quota center still denies writes there
+/// (CheckHealth: `DenyToWrite`, "disk quota exhausted, ..."), which /healthz does not show. The
+/// rollback's `writable` check catches it: not verified, naming node2 and Milvus's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_rollback_that_leaves_writes_denied_is_not_verified() {
+    let fault = "deny-writes:node2";
+    let staged = format!("{fault}@step=migrate-metadata");
+    let run =
+        abort_on_lab_with_faults(MILVUS, lab(Product::Milvus), "migrate-ready", &[&staged]).await;
+    assert_unwritable_not_verified(
+        &run,
+        "node2",
+        "disk quota exhausted, please allocate more resources",
+    );
+    let snap = run.lab.snapshot().await;
+    let node2 = snap.node("node2").expect("node2");
+    assert_eq!(
+        (node2.version.as_str(), node2.state),
+        ("2.1.4", flightdeck::lab::RunState::Running),
+        "the undo itself brought node2 back: {node2:?}"
+    );
+    assert_broken_node_not_back(&run, fault, "node2", "2.1.4").await;
+    run.lab.shutdown().await;
+}
+
+/// Weaviate: the operator aborts with rollback before node1 (upgraded to 1.26.18) is back in the
+/// balancer, with a fault armed only for the way back (`@undo=`): as node1's install is undone,
+/// its disk fills up, so on 1.25.10 its shards come up READONLY (DISK_USE_READONLY_PERCENTAGE).
+/// Every undo succeeds and node1 is ready and HEALTHY — only the `writable` check sees it. The
+/// session must say `rolled back, NOT verified: node1 failed (writable: ...READONLY...)`, and the
+/// fault must have fired during the rollback, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaviate_fault_armed_for_the_rollback_leaves_it_not_verified() {
+    use flightdeck::engine::event::{Event, Phase};
+    let fault = "deny-writes:node1";
+    let staged = format!("{fault}@undo=install@1.26.18/node1");
+    let run = abort_on_lab_with_faults(
+        WEAVIATE,
+        lab(Product::Weaviate),
+        "ready@1.26.18/node1",
+        &[&staged],
+    )
+    .await;
+    let events = &run.journal.events;
+    let at = |want: &dyn Fn(&Event) -> bool| events.iter().position(|e| want(&e.event));
+    let abort = at(&|e| matches!(e, Event::AbortRequested { rollback: true, .. }))
+        .expect("the abort is journaled");
+    let fired = at(&|e| {
+        matches!(e, Event::FaultFired { fault: f, phase: Phase::Undo, error: None, .. } if f == fault)
+    })
+    .unwrap_or_else(|| panic!("the fault did not fire at the undo:\n{}", run.output));
+    assert!(
+        fired > abort,
+        "it fired before the rollback:\n{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("staged for the undo of")
+            && run.output.contains("fired as the undo of"),
+        "{}",
+        run.output
+    );
+    assert_unwritable_not_verified(&run, "node1", "READONLY");
+    // The rollback itself went through: node1 runs 1.25.10 again, ready, in the balancer.
+    let snap = run.lab.snapshot().await;
+    let node1 = snap.node("node1").expect("node1");
+    assert_eq!(
+        (node1.version.as_str(), node1.state, node1.read_only),
+        ("1.25.10", flightdeck::lab::RunState::Running, true),
+        "{node1:?}"
+    );
+    assert!(back_in_service(&snap, "1.25.10", &["node2", "node3"]));
+    // The report says the same, with the fault staged for the undo.
+    let report = flightdeck::report::build(&run.journal);
+    assert_eq!(report.rollback_verified, Some(false));
+    let f = report
+        .faults
+        .iter()
+        .find(|f| f.fault == fault)
+        .expect("the fault is in the report");
+    assert!(f.undo && f.fired_ms.is_some(), "{f:?}");
+    run.lab.shutdown().await;
+}

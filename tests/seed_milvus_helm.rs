@@ -35,7 +35,13 @@ const CHECKS: [&str; 6] = [
     "current-version@standalone",
     "backup",
 ];
-const END: [&str; 2] = ["final", "final-version@standalone"];
+const END: [&str; 5] = [
+    "final",
+    "final-version@standalone",
+    "smoke-write",
+    "smoke-read",
+    "smoke-drop",
+];
 
 fn expect(middle: &[&str], end: &[&str]) -> Vec<String> {
     CHECKS
@@ -403,5 +409,50 @@ async fn a_deployment_on_another_version_stops_the_preflight() {
     let snap = run.lab.snapshot().await;
     let n = snap.node("node1").unwrap();
     assert_eq!((n.version.as_str(), n.store_format), ("2.1.3", 2001));
+    run.lab.shutdown().await;
+}
+
+/// The smoke test is what catches a Milvus that is healthy on the new version but takes no
+/// writes (a full disk: the quota center's `DenyToWrite`): `final` (/healthz) and
+/// `final-version` pass, then `smoke-write` fails with the write refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_test_catches_a_healthy_milvus_that_refuses_writes() {
+    let mut cfg = LabConfig::new(Product::Milvus, 1, Timing::fast());
+    cfg.version = Some("2.2.0".into());
+    cfg.faults = vec!["deny-writes:node1".parse::<Fault>().unwrap()];
+    let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
+    assert!(!run.end.ok, "{}", run.output);
+    let (failed, why) = run.state.first_failure.clone().expect("a step failed");
+    assert_eq!(
+        run.state.plan.steps[failed].key, "smoke-write",
+        "{}",
+        run.output
+    );
+    assert!(why.contains("503"), "{why}");
+    assert!(
+        run.output.contains("read-only"),
+        "the refusal's words:\n{}",
+        run.output
+    );
+    for key in ["final", "final-version@node1"] {
+        let i = run
+            .state
+            .plan
+            .steps
+            .iter()
+            .position(|s| s.key == key)
+            .expect("step");
+        assert_eq!(
+            run.state.steps[i].status,
+            flightdeck::engine::state::StepStatus::Succeeded,
+            "{key} passed: the health and version checks do not see it\n{}",
+            run.output
+        );
+    }
+    let snap = run.lab.snapshot().await;
+    assert!(snap
+        .nodes
+        .iter()
+        .all(|n| n.version == "2.2.14" && n.state == RunState::Running));
     run.lab.shutdown().await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::check::{load_checked, EXIT_INVALID};
 use crate::cli::{ResumeArgs, RunArgs};
-use crate::engine::event::AutoConfirm;
+use crate::engine::event::{AutoConfirm, Phase};
 use crate::engine::lab_faults::{LabFaults, StagedFault};
 use crate::engine::session::{self, EngineConfig, EngineTask};
 use crate::lab::staging::FaultSpec;
@@ -226,6 +226,7 @@ pub fn staged_faults(
             Ok(StagedFault {
                 fault: f.fault.to_string(),
                 step: f.resolve_step(plan).map_err(|e| e.to_string())?,
+                phase: if f.undo { Phase::Undo } else { Phase::Do },
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

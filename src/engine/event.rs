@@ -311,17 +311,23 @@ pub enum Event {
         /// What the refusal said a full rollback would lose.
         lost: String,
     },
-    /// A lab fault staged for this session (`run --lab --fault KIND:NODE[@step=N]`): in force
-    /// from the lab's start (`step` absent), or to take effect when step `step` first starts.
+    /// A lab fault staged for this session (`run --lab --fault KIND:NODE[@step=N|@undo=N]`): in
+    /// force from the lab's start (`step` absent), or to take effect when step `step` first
+    /// starts — its action (`phase` do), or its undo (`@undo=`: during a rollback).
     FaultStaged {
         fault: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step: Option<usize>,
+        #[serde(default, skip_serializing_if = "is_do")]
+        phase: Phase,
     },
-    /// A staged fault took effect as its step started; `error` when the lab refused it.
+    /// A staged fault took effect as its step (or its undo) started; `error` when the lab
+    /// refused it.
     FaultFired {
         fault: String,
         step: usize,
+        #[serde(default, skip_serializing_if = "is_do")]
+        phase: Phase,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

@@ -1,7 +1,8 @@
-//! Lab faults staged for a step of the session (`run --lab --fault KIND:NODE@step=N`). The engine
-//! journals every staged fault when the session starts, sends each to the lab's admin API when
-//! its step first starts (before the step's action runs), and journals that it fired — or why
-//! the lab refused it — so the replay and the report show what was broken and when.
+//! Lab faults staged for a step of the session (`run --lab --fault KIND:NODE@step=N`, or
+//! `@undo=N` for the step's undo). The engine journals every staged fault when the session
+//! starts, sends each to the lab's admin API when its step (or its undo) first starts, before
+//! that action runs, and journals that it fired — or why the lab refused it — so the replay and
+//! the report show what was broken and when.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ pub struct StagedFault {
     pub fault: String,
     /// The plan index of the step it takes effect at; None: the lab has had it from its start.
     pub step: Option<usize>,
+    /// When that step's action starts (`Do`), or its undo (`Undo`: `@undo=`, during a rollback).
+    pub phase: super::event::Phase,
 }
 
 /// The faults of a lab run and where the lab takes them.

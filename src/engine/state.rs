@@ -235,6 +235,8 @@ pub struct FaultView {
     pub fault: String,
     /// The step it waited for (None: in force from the lab's start).
     pub step: Option<usize>,
+    /// Its action, or its undo (`@undo=`).
+    pub phase: Phase,
     /// When it took effect (session time), once it has.
     pub fired_ms: Option<u64>,
     /// Why the lab refused it, if it did.
@@ -1027,18 +1029,25 @@ impl SessionState {
                     lost: lost.clone(),
                 })
             }
-            Event::FaultStaged { fault, step } => self.faults.push(FaultView {
+            Event::FaultStaged { fault, step, phase } => self.faults.push(FaultView {
                 fault: fault.clone(),
                 step: *step,
+                phase: *phase,
                 fired_ms: None,
                 error: None,
             }),
-            Event::FaultFired { fault, step, error } => {
-                if let Some(f) = self
-                    .faults
-                    .iter_mut()
-                    .find(|f| f.fault == *fault && f.step == Some(*step) && f.fired_ms.is_none())
-                {
+            Event::FaultFired {
+                fault,
+                step,
+                phase,
+                error,
+            } => {
+                if let Some(f) = self.faults.iter_mut().find(|f| {
+                    f.fault == *fault
+                        && f.step == Some(*step)
+                        && f.phase == *phase
+                        && f.fired_ms.is_none()
+                }) {
                     f.fired_ms = Some(t);
                     f.error = error.clone();
                 }

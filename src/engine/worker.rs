@@ -41,10 +41,11 @@ pub enum WorkerMsg {
         facts: BTreeMap<String, String>,
     },
     Lb(Result<Vec<Backend>, String>),
-    /// A lab fault staged for `step` was sent to the lab as the step started.
+    /// A lab fault staged for `step` was sent to the lab as the step (or its undo) started.
     FaultFired {
         fault: String,
         step: usize,
+        phase: crate::engine::event::Phase,
         error: Option<String>,
     },
     /// Cumulative traffic counters as the load generator reports them.

@@ -25,6 +25,11 @@ pub enum Fault {
     NeverReady { node: String },
     /// The cluster never reports itself synchronized.
     NoSync,
+    /// The node stops taking writes the way the product does when its disk fills up, and keeps
+    /// refusing them across restarts (the disk stays full): Milvus's quota center denies writes
+    /// (`DenyToWrite`, "disk quota exhausted, please allocate more resources"), Weaviate sets
+    /// the node's shards `READONLY` ("store is read-only"); other products go read-only.
+    DenyWrites { node: String },
 }
 
 impl Fault {
@@ -35,7 +40,8 @@ impl Fault {
             | Fault::Slow { node, .. }
             | Fault::Flaky { node, .. }
             | Fault::FailMigration { node }
-            | Fault::NeverReady { node } => Some(node),
+            | Fault::NeverReady { node }
+            | Fault::DenyWrites { node } => Some(node),
             Fault::NoSync => None,
         }
     }
@@ -57,6 +63,7 @@ impl FromStr for Fault {
             "crash" => Fault::Crash { node: node(1)? },
             "fail-migration" => Fault::FailMigration { node: node(1)? },
             "never-ready" => Fault::NeverReady { node: node(1)? },
+            "deny-writes" => Fault::DenyWrites { node: node(1)? },
             "no-sync" => Fault::NoSync,
             "slow" => {
                 let raw = parts
@@ -81,8 +88,9 @@ impl FromStr for Fault {
             }
             other => {
                 return Err(bad(&format!(
-                "unknown kind {other:?} (crash, slow, flaky, fail-migration, never-ready, no-sync)"
-            )))
+                    "unknown kind {other:?} (crash, slow, flaky, fail-migration, never-ready, \
+                 deny-writes, no-sync)"
+                )))
             }
         };
         let expected = match fault {
@@ -105,6 +113,7 @@ impl fmt::Display for Fault {
             Fault::Flaky { node, p } => write!(f, "flaky:{node}:{p}"),
             Fault::FailMigration { node } => write!(f, "fail-migration:{node}"),
             Fault::NeverReady { node } => write!(f, "never-ready:{node}"),
+            Fault::DenyWrites { node } => write!(f, "deny-writes:{node}"),
             Fault::NoSync => f.write_str("no-sync"),
         }
     }
@@ -178,6 +187,12 @@ impl FaultSet {
             .any(|f| matches!(f, Fault::NeverReady { node: n } if n == node))
     }
 
+    pub fn deny_writes(&self, node: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::DenyWrites { node: n } if n == node))
+    }
+
     pub fn no_sync(&self) -> bool {
         self.faults.iter().any(|f| matches!(f, Fault::NoSync))
     }
@@ -221,6 +236,7 @@ mod tests {
             "flaky:node3:0.3",
             "fail-migration:node2",
             "never-ready:node2",
+            "deny-writes:node3",
             "no-sync",
         ] {
             let f: Fault = s.parse().unwrap();

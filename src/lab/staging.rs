@@ -1,8 +1,9 @@
-//! Faults staged for a run on the lab (`run --lab --fault KIND:NODE[@step=N]`): parsed once at
-//! the command line, then checked against the lab's nodes and the plan's steps before anything
-//! runs. A fault without `@step=` is in force from the lab's start (as `flightdeck lab --fault`);
-//! one with `@step=N` takes effect when step N (its number in the plan, 1-based, or its key such
-//! as `start@node2`) starts.
+//! Faults staged for a run on the lab (`run --lab --fault KIND:NODE[@step=N|@undo=N]`): parsed
+//! once at the command line, then checked against the lab's nodes and the plan's steps before
+//! anything runs. A fault without `@step=` is in force from the lab's start (as `flightdeck lab
+//! --fault`); one with `@step=N` takes effect when step N (its number in the plan, 1-based, or
+//! its key such as `start@node2`) starts; one with `@undo=N` when step N's undo starts — only a
+//! rollback (or a single undo) sets it off, so it breaks the way back and nothing before it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,6 +36,8 @@ pub struct FaultSpec {
     pub fault: Fault,
     /// None: in force from the lab's start.
     pub at: Option<StepRef>,
+    /// `@undo=`: when the step's undo starts, not its action.
+    pub undo: bool,
 }
 
 impl FromStr for FaultSpec {
@@ -43,18 +46,23 @@ impl FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         // `@` cannot occur in a fault itself; a step key may contain one (`start@node2`).
-        let (fault, at) = match s.split_once('@') {
-            None => (s, None),
+        let (fault, at, undo) = match s.split_once('@') {
+            None => (s, None, false),
             Some((fault, rest)) => {
-                let Some(step) = rest.strip_prefix("step=") else {
-                    return Err(LabError::Config(format!(
-                        "bad fault {s:?}: expected KIND:NODE@step=N after the fault"
-                    )));
+                let (step, undo) = match (rest.strip_prefix("step="), rest.strip_prefix("undo=")) {
+                    (Some(step), _) => (step, false),
+                    (None, Some(step)) => (step, true),
+                    (None, None) => {
+                        return Err(LabError::Config(format!(
+                            "bad fault {s:?}: expected KIND:NODE@step=N (or @undo=N) after the \
+                             fault"
+                        )))
+                    }
                 };
                 let step = step.trim();
                 if step.is_empty() {
                     return Err(LabError::Config(format!(
-                        "bad fault {s:?}: the step after @step= is missing"
+                        "bad fault {s:?}: the step after @step= or @undo= is missing"
                     )));
                 }
                 let at = match step.parse::<usize>() {
@@ -66,12 +74,13 @@ impl FromStr for FaultSpec {
                     Ok(n) => StepRef::Number(n),
                     Err(_) => StepRef::Key(step.to_string()),
                 };
-                (fault, Some(at))
+                (fault, Some(at), undo)
             }
         };
         Ok(FaultSpec {
             fault: fault.parse()?,
             at,
+            undo,
         })
     }
 }
@@ -80,6 +89,7 @@ impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.at {
             None => write!(f, "{}", self.fault),
+            Some(at) if self.undo => write!(f, "{}@undo={at}", self.fault),
             Some(at) => write!(f, "{}@step={at}", self.fault),
         }
     }
@@ -133,6 +143,11 @@ mod tests {
         let f: FaultSpec = "slow:node1:500ms".parse().unwrap();
         assert_eq!(f.at, None);
         assert_eq!(f.to_string(), "slow:node1:500ms");
+        let f: FaultSpec = "deny-writes:node2@undo=start@node2".parse().unwrap();
+        assert_eq!(f.at, Some(StepRef::Key("start@node2".into())));
+        assert!(f.undo);
+        assert_eq!(f.to_string(), "deny-writes:node2@undo=start@node2");
+        assert!(!"crash:node2@step=3".parse::<FaultSpec>().unwrap().undo);
     }
 
     #[test]
@@ -140,6 +155,8 @@ mod tests {
         for (s, why) in [
             ("crash:node2@12", "expected KIND:NODE@step=N"),
             ("crash:node2@step=", "missing"),
+            ("crash:node2@undo=", "missing"),
+            ("crash:node2@redo=3", "or @undo=N"),
             ("crash:node2@step=0", "numbered from 1"),
             ("boom:node2@step=3", "unknown kind"),
             ("crash@step=3", "node name is missing"),

@@ -156,8 +156,9 @@ pub(crate) fn jahia_status_regex(status: &str) -> String {
 /// Jahia: the full read-only switch (out of band, like the Karaf shell
 /// `jahia:full-read-only ON|OFF`, so a rollback can send it while the processing node is still
 /// starting), the tools page's per-node status, matched in its HTML as a real target reads it
-/// (a GET without parameters needs no token), the node's installed version, the balancer's
-/// sessions on a node, and the one database backup.
+/// (a GET without parameters needs no token), the node's cluster members (Karaf Cellar's
+/// `cluster:node-list`), the node's installed version, the balancer's sessions on a node, and
+/// the one database backup.
 fn jahia(target: &mut Target) {
     const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
     let mut switch = get("${node.admin}/_lab/full-read-only");
@@ -180,6 +181,14 @@ fn jahia(target: &mut Target) {
     target
         .probes
         .push(text_probe("writable", PAGE, &jahia_status_regex("OFF")));
+    // The node's cluster as its Karaf Cellar lists it (`cluster:node-list`): every node of the
+    // target, not a cluster of its own.
+    let count = target.nodes.len();
+    target.probes.push(json_probe(
+        "members",
+        "${node.admin}/_lab/cluster-nodes",
+        &[("/members#len", serde_json::json!(count))],
+    ));
     // The balancer's current sessions on the node (HAProxy's `scur`).
     if let Some(admin) = target.vars.get("lab_admin").cloned() {
         target.probes.push(json_probe(
@@ -234,7 +243,8 @@ const MILVUS_CLUSTER_COMPONENTS: &[&str] = &[
     "proxy",
 ];
 
-/// Milvus on Helm: the precondition checks read the lab's tool versions; a Deployment's rolling
+/// Milvus on Helm: the precondition checks read the lab's tool versions; whether writes are
+/// denied (the proxy's CheckHealth, `writable`); a Deployment's rolling
 /// update and its `kubectl rollout status` (the node's version), the release's `helm upgrade`,
 /// migrate.sh's migration (no `-d`), and the etcd snapshot and restore around it, which stop
 /// and start Milvus themselves (so they replace the node-level metadata bindings of the common
@@ -276,6 +286,13 @@ fn milvus(target: &mut Target) {
     ]);
     let mut rollout_status = status.clone();
     rollout_status.expect_json.remove("/state");
+    // The proxy's CheckHealth RPC, as the lab answers it over HTTP (`grpcurl -emit-defaults`'s
+    // JSON): writable while no quota state denies writes.
+    let mut writable = post(
+        &format!("${{node.url}}{}", super::personality::milvus::CHECK_HEALTH),
+        "{}",
+    );
+    writable.expect_json = BTreeMap::from([("/quotaStates#len".to_string(), serde_json::json!(0))]);
     let actions = [
         ("helm-version", tools.clone()),
         ("kubectl-version", tools.clone()),
@@ -289,6 +306,7 @@ fn milvus(target: &mut Target) {
             )),
         ),
         ("rollout-status", Action::Http(rollout_status)),
+        ("writable", Action::Http(writable)),
         (
             "helm-upgrade",
             Action::Http(post(
@@ -327,4 +345,26 @@ fn milvus(target: &mut Target) {
     for (name, action) in actions {
         target.actions.insert(name.into(), action);
     }
+    // The smoke test on the lab's data plane, through the balancer as a client would: a row
+    // written, read back, deleted (a real target runs milvus-smoke.py's insert/search/drop).
+    if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
+        let key = format!("{frontend}/kv/flightdeck-smoke");
+        let mut write = get(&key);
+        write.method = "PUT".into();
+        write.body = Some(SMOKE_ROW.into());
+        let mut drop = get(&key);
+        drop.method = "DELETE".into();
+        target
+            .actions
+            .insert("smoke-write".into(), Action::Http(write));
+        target
+            .actions
+            .insert("smoke-drop".into(), Action::Http(drop));
+        target
+            .probes
+            .push(text_probe("smoke-read", &key, &format!("^{SMOKE_ROW}$")));
+    }
 }
+
+/// What the lab's smoke test writes and expects back.
+const SMOKE_ROW: &str = "flightdeck smoke";

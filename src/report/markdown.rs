@@ -343,15 +343,17 @@ fn faults(out: &mut String, r: &Report, clock: &Clock) {
     }
     out.push_str("## Lab faults\n\n| Fault | Staged for | Took effect |\n|---|---|---|\n");
     for f in &r.faults {
+        let undo = if f.undo { "the undo of " } else { "" };
         let staged = match (f.step, &f.step_key) {
-            (Some(n), Some(k)) => format!("step {n} ({k})"),
-            (Some(n), None) => format!("step {n}"),
+            (Some(n), Some(k)) => format!("{undo}step {n} ({k})"),
+            (Some(n), None) => format!("{undo}step {n}"),
             _ => "the lab's start".into(),
         };
         let fired = match (f.fired_ms, &f.error) {
             (Some(t), None) => clock.at(t),
             (Some(t), Some(e)) => format!("{}: refused: {e}", clock.at(t)),
             (None, _) if f.step.is_none() => "from the start".into(),
+            (None, _) if f.undo => "never (its step was not undone)".into(),
             (None, _) => "never (its step did not start)".into(),
         };
         let _ = writeln!(

@@ -223,6 +223,8 @@ pub struct FaultReport {
     /// The step it waited for (number and key); absent when in force from the lab's start.
     pub step: Option<usize>,
     pub step_key: Option<String>,
+    /// At the step's undo (`@undo=`: during a rollback) rather than its action.
+    pub undo: bool,
     /// When it took effect (ms since the session started); absent if its step never started.
     pub fired_ms: Option<u64>,
     /// Why the lab refused it.
@@ -569,6 +571,7 @@ pub fn build(journal: &Journal) -> Report {
                     .step
                     .and_then(|s| state.plan.steps.get(s))
                     .map(|s| s.key.clone()),
+                undo: f.phase == Phase::Undo,
                 fired_ms: f.fired_ms,
                 error: f.error.clone(),
             })

@@ -190,6 +190,11 @@ async fn abort_on_lab(
             step: f
                 .resolve_step(&plan)
                 .expect("the fault's step is in the plan"),
+            phase: if f.undo {
+                flightdeck::engine::event::Phase::Undo
+            } else {
+                flightdeck::engine::event::Phase::Do
+            },
         })
         .collect();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -8,6 +8,7 @@
 #   milvus-helm.sh etcd-restore    NAMESPACE RELEASE NAME OLD_IMAGE
 #   milvus-helm.sh rolling-prepare NAMESPACE RELEASE
 #   milvus-helm.sh rollout         NAMESPACE RELEASE COMPONENT VERSION IMAGE
+#   milvus-helm.sh writable        NAMESPACE RELEASE GRPC_ADDRESS
 set -eu
 
 op=$1 ns=$2 rel=$3
@@ -89,6 +90,20 @@ rollout)
     case "$deploy" in *coord*) wait='"minReadySeconds":30,' ;; *) wait='' ;; esac
     kubectl -n "$ns" patch deployments.apps "$deploy" -p \
         '{"metadata":{"labels":{"app.kubernetes.io/version":"'"$version"'"}},"spec":{'"$wait"'"strategy":{"type":"RollingUpdate"},"template":{"spec":{"containers":[{"image":"'"$image"'","name":"'"$component"'"}]}}}}'
+    ;;
+writable)
+    # The proxy's CheckHealth RPC (milvus-proto milvus.proto, MilvusService.CheckHealth) on the
+    # release's Service (GRPC_ADDRESS, port 19530), with grpcurl and the milvus-proto sources
+    # (Milvus serves no gRPC reflection): `quotaStates` lists DenyToWrite while the quota center
+    # denies writes, `reasons` says why (v2.2.16 internal/proxy/impl.go CheckHealth). The answer
+    # goes to stdout, Milvus's reasons first; the exit status says whether writes are allowed.
+    addr=$4
+    proto_dir=${MILVUS_PROTO_DIR:-/opt/milvus-proto/proto}
+    out=$(grpcurl -plaintext -emit-defaults -import-path "$proto_dir" -proto milvus.proto \
+        -d '{}' "$addr" milvus.proto.milvus.MilvusService/CheckHealth) || exit 1
+    echo "$out" | jq -r '.reasons[]?'
+    echo "$out"
+    echo "$out" | jq -e '(.quotaStates // []) | index("DenyToWrite") == null' >/dev/null
     ;;
 *)
     echo "unknown operation $op" >&2

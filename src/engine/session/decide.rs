@@ -694,15 +694,14 @@ impl Engine {
             stop: stop_rx,
             node_states: self.node_states.subscribe(),
         };
-        // Faults staged for this step take effect as it first starts, before its action.
-        let due: Vec<String> = if phase == Phase::Do {
+        // Faults staged for this step (or for its undo) take effect as it first starts, before
+        // its action.
+        let due: Vec<String> = {
             let (now, later) = std::mem::take(&mut self.faults_due)
                 .into_iter()
-                .partition(|(s, _)| *s == step);
+                .partition(|(s, p, _)| *s == step && *p == phase);
             self.faults_due = later;
-            now.into_iter().map(|(_, f)| f).collect()
-        } else {
-            Vec::new()
+            now.into_iter().map(|(_, _, f)| f).collect()
         };
         let run = execute(action, ctx);
         let join = if due.is_empty() {
@@ -718,7 +717,14 @@ impl Engine {
                     let error = crate::engine::lab_faults::fire(&http, &url, &fault)
                         .await
                         .err();
-                    let _ = tx.send(WorkerMsg::FaultFired { fault, step, error }).await;
+                    let _ = tx
+                        .send(WorkerMsg::FaultFired {
+                            fault,
+                            step,
+                            phase,
+                            error,
+                        })
+                        .await;
                 }
                 run.await
             })

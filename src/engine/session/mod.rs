@@ -172,7 +172,7 @@ struct Engine {
     /// The lab's admin server, when faults are staged for steps of this session.
     fault_url: String,
     /// Faults still to fire: (plan index of their step, fault).
-    faults_due: Vec<(usize, String)>,
+    faults_due: Vec<(usize, Phase, String)>,
 }
 
 /// Start a new session: journal header, `SessionStarted`, then the engine task.
@@ -226,9 +226,10 @@ pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineT
         first.push(Event::FaultStaged {
             fault: f.fault.clone(),
             step: f.step,
+            phase: f.phase,
         });
         if let Some(step) = f.step {
-            engine.faults_due.push((step, f.fault.clone()));
+            engine.faults_due.push((step, f.phase, f.fault.clone()));
         }
     }
     engine.fault_url = faults.admin_url;

@@ -48,18 +48,31 @@ impl Engine {
                     })?;
                 }
             }
-            WorkerMsg::FaultFired { fault, step, error } => {
+            WorkerMsg::FaultFired {
+                fault,
+                step,
+                phase,
+                error,
+            } => {
                 // Also a line of the step's output: the cockpit (live and in replay) shows it
                 // where the operator looks when the step misbehaves.
                 let line = match &error {
+                    None if phase == Phase::Undo => {
+                        format!("lab fault {fault} took effect as this step's undo started")
+                    }
                     None => format!("lab fault {fault} took effect as this step started"),
                     Some(e) => format!("lab fault {fault} did not take effect: {e}"),
                 };
-                self.emit(Event::FaultFired { fault, step, error })?;
+                self.emit(Event::FaultFired {
+                    fault,
+                    step,
+                    phase,
+                    error,
+                })?;
                 if self.state.running() == Some(step) {
                     self.emit(Event::Output {
                         step,
-                        phase: Phase::Do,
+                        phase,
                         stream: Stream::Info,
                         line,
                     })?;

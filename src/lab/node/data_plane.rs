@@ -26,13 +26,24 @@ impl Cluster {
     }
 
     pub fn kv_put(&self, idx: usize, key: &str, value: &str) -> Result<(), KvError> {
+        self.kv_write(idx, key, Some(value))
+    }
+
+    /// Deletes `key` (a write like any other: refused while read-only).
+    pub fn kv_delete(&self, idx: usize, key: &str) -> Result<(), KvError> {
+        self.kv_write(idx, key, None)
+    }
+
+    fn kv_write(&self, idx: usize, key: &str, value: Option<&str>) -> Result<(), KvError> {
+        // Read before the cluster's lock: the fault set has its own.
+        let denied = self.writes_denied(idx);
         let mut g = self.inner();
         let node = g.nodes.get_mut(idx).ok_or(KvError::NotRunning)?;
         if node.state != RunState::Running {
             return Err(KvError::NotRunning);
         }
         node.requests += 1;
-        if node.read_only {
+        if node.read_only || denied {
             return Err(KvError::ReadOnly);
         }
         if let Some(q) = self.neo4j_no_quorum(&g, idx) {
@@ -41,7 +52,14 @@ impl Cluster {
         let targets = self.replica_stores(&g, idx, true);
         for k in targets {
             if let Some(store) = g.stores.get_mut(&k) {
-                store.file.data.insert(key.to_string(), value.to_string());
+                match value {
+                    Some(v) => {
+                        store.file.data.insert(key.to_string(), v.to_string());
+                    }
+                    None => {
+                        store.file.data.remove(key);
+                    }
+                }
                 store.save().map_err(|e| KvError::Internal(e.to_string()))?;
             }
         }

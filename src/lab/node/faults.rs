@@ -35,6 +35,12 @@ impl Cluster {
         self.faults().slow(&name)
     }
 
+    /// A `deny-writes` fault holds on the node: it refuses writes in its product's words.
+    pub fn writes_denied(&self, idx: usize) -> bool {
+        let name = self.name_of(idx);
+        self.faults().deny_writes(&name)
+    }
+
     /// A flaky node's health and probe endpoints fail now and then.
     pub fn probe_fails(&self, idx: usize) -> bool {
         let name = self.name_of(idx);

@@ -40,6 +40,28 @@ impl Cluster {
         ))
     }
 
+    /// Jahia: the members of the cluster `idx` belongs to, as its Karaf Cellar sees them
+    /// (`cluster:node-list`): the running nodes sharing its database schema. Jahia nodes find
+    /// each other through the database they share (the cluster's discovery information lives
+    /// there; the `rolling-upgrade` marker resets it so an upgraded node on schema B does not
+    /// join the old cluster: ../shared/reference/jahia.md), so a node left on another schema,
+    /// or started with a marker it should not have had, forms a cluster of its own while its
+    /// health, version and read-only status all look right. Empty when the node is not running.
+    pub fn jahia_members(&self, idx: usize) -> Vec<String> {
+        let g = self.inner();
+        let Some(me) = g.nodes.get(idx) else {
+            return Vec::new();
+        };
+        if me.state != RunState::Running {
+            return Vec::new();
+        }
+        g.nodes
+            .iter()
+            .filter(|n| n.state == RunState::Running && n.schema == me.schema)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     /// Jahia's full read-only switch sent to the processing node: every running node of the
     /// same schema follows. Returns the names switched.
     pub fn set_read_only_cluster(&self, idx: usize, on: bool) -> Vec<String> {

@@ -5,6 +5,14 @@ use std::time::{Duration, Instant};
 
 use super::{Cluster, Inner, NodeSnapshot, RunState};
 use crate::lab::config::Product;
+use crate::lab::faults::Fault;
+
+/// The faults a snapshot reflects.
+struct FaultView {
+    no_sync: bool,
+    /// Nodes under `deny-writes`.
+    denied: Vec<String>,
+}
 
 impl Cluster {
     pub fn is_running(&self, idx: usize) -> bool {
@@ -81,20 +89,36 @@ impl Cluster {
     }
 
     pub fn snapshot_node(&self, idx: usize) -> Option<NodeSnapshot> {
-        let no_sync = self.faults().no_sync();
+        let faults = self.fault_view();
         let g = self.inner();
-        self.snapshot_in(&g, idx, no_sync)
+        self.snapshot_in(&g, idx, &faults)
     }
 
     pub fn snapshot_all(&self) -> Vec<NodeSnapshot> {
-        let no_sync = self.faults().no_sync();
+        let faults = self.fault_view();
         let g = self.inner();
         (0..g.nodes.len())
-            .filter_map(|i| self.snapshot_in(&g, i, no_sync))
+            .filter_map(|i| self.snapshot_in(&g, i, &faults))
             .collect()
     }
 
-    pub(super) fn snapshot_in(&self, g: &Inner, idx: usize, no_sync: bool) -> Option<NodeSnapshot> {
+    /// What the snapshots need of the fault set, read before the cluster's lock is taken.
+    fn fault_view(&self) -> FaultView {
+        let f = self.faults();
+        FaultView {
+            no_sync: f.no_sync(),
+            denied: f
+                .list()
+                .into_iter()
+                .filter_map(|x| match x {
+                    Fault::DenyWrites { node } => Some(node),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    fn snapshot_in(&self, g: &Inner, idx: usize, faults: &FaultView) -> Option<NodeSnapshot> {
         let n = g.nodes.get(idx)?;
         let store = g.stores.get(&n.store_key);
         Some(NodeSnapshot {
@@ -109,10 +133,11 @@ impl Cluster {
                     .or_else(|| self.neo4j_no_quorum(g, idx).map(|q| q.reason()))
                     .filter(|_| n.state == RunState::Running)
             }),
-            read_only: n.read_only,
+            // A node that refuses writes (`deny-writes`) is read-only whatever its switch says.
+            read_only: n.read_only || faults.denied.contains(&n.name),
             store_format: store.map_or(0, |s| s.file.format),
             schema: n.schema.clone(),
-            synchronized: self.synchronized_in(g, idx, no_sync),
+            synchronized: self.synchronized_in(g, idx, faults.no_sync),
             marker: n.marker_path().exists(),
             mode: n.mode.clone(),
             allow_upgrade: n.allow_upgrade,

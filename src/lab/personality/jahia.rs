@@ -39,6 +39,25 @@ pub(crate) fn routes() -> Router<NodeCtx> {
     Router::new()
         .route("/modules/healthcheck", get(healthcheck))
         .route("/modules/tools/maintenance.jsp", get(maintenance))
+        .route("/_lab/cluster-nodes", get(cluster_nodes))
+}
+
+/// The Karaf shell's `cluster:node-list` on this node, out of band like the lab's other Karaf
+/// stand-ins (Jahia 8 replicates its OSGi state with Apache Karaf Cellar: Jahia Academy, "Which
+/// Karaf configuration files are synchronized between cluster nodes in Jahia?"; Cellar manual,
+/// "Cellar nodes": `cluster:node-list` lists the known nodes, the local one marked): the node
+/// and the members it sees. 503 while the node does not run (the shell is down with it).
+async fn cluster_nodes(State(ctx): State<NodeCtx>) -> Response {
+    let members = ctx.cluster.jahia_members(ctx.idx);
+    if members.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the node is not running"})),
+        )
+            .into_response();
+    }
+    let me = ctx.cluster.name_of(ctx.idx);
+    Json(json!({"node": me, "members": members})).into_response()
 }
 
 async fn healthcheck(State(ctx): State<NodeCtx>) -> Response {

@@ -51,7 +51,7 @@ pub(crate) fn node_router(cluster: Arc<Cluster>, idx: usize) -> Router {
         Product::Milvus => milvus::routes(),
     };
     Router::new()
-        .route("/kv/{key}", get(kv_get).put(kv_put))
+        .route("/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/_lab/status", get(status))
         .merge(super::admin::node_routes())
         .merge(product)
@@ -83,6 +83,13 @@ async fn kv_get(State(ctx): State<NodeCtx>, Path(key): Path<String>) -> Response
 async fn kv_put(State(ctx): State<NodeCtx>, Path(key): Path<String>, body: Bytes) -> Response {
     let value = String::from_utf8_lossy(&body);
     match ctx.cluster.kv_put(ctx.idx, &key, &value) {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => kv_error(e),
+    }
+}
+
+async fn kv_delete(State(ctx): State<NodeCtx>, Path(key): Path<String>) -> Response {
+    match ctx.cluster.kv_delete(ctx.idx, &key) {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => kv_error(e),
     }

@@ -4,7 +4,7 @@
 //! restores (asynchronous: STARTED, then SUCCESS, or FAILED over an existing collection).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -86,21 +86,54 @@ fn members(ctx: &NodeCtx) -> Vec<(usize, NodeSnapshot)> {
         .collect()
 }
 
-async fn nodes(State(ctx): State<NodeCtx>) -> Response {
+#[derive(serde::Deserialize)]
+struct NodesQuery {
+    output: Option<String>,
+}
+
+/// `GET /v1/nodes[?output=verbose]`: every node of the cluster with its status; with
+/// `output=verbose` (and always before 1.24, which added `output` with `minimal` as the
+/// default), each node's shards too. A shard's `vectorIndexingStatus` is the shard's storage
+/// status (weaviate/weaviate v1.25 adapters/repos/db/nodes.go `getShardsNodeStatus`:
+/// `shard.GetStatus()`): `READY`, or `READONLY` once the node went read-only — its disk or
+/// memory use above `DISK_USE_READONLY_PERCENTAGE`/`MEMORY_READONLY_PERCENTAGE` (db
+/// `resourceUseReadonly`: "Set READONLY, disk usage currently at ...", the `deny-writes` fault);
+/// a write to such a shard fails with "store is read-only" (entities/storagestate/status.go) and
+/// the shard stays READONLY until an operator sets it back to READY.
+async fn nodes(State(ctx): State<NodeCtx>, Query(q): Query<NodesQuery>) -> Response {
     if !ctx.cluster.is_running(ctx.idx) {
         return unavailable();
     }
+    let collections = ctx.cluster.collections();
     let list: Vec<Value> = members(&ctx)
         .iter()
         .map(|(i, n)| {
-            json!({
+            let mut node = json!({
                 "name": n.name,
                 "status": node_status(&ctx, *i, n),
                 "version": n.version,
                 "gitHash": "lab",
-                "stats": {"shardCount": 1, "objectCount": n.keys},
+                "stats": {"shardCount": collections.len(), "objectCount": n.keys},
                 "batchStats": {"queueLength": 0, "ratePerSecond": 0},
-            })
+            });
+            let pre_output = Version::parse(&n.version).is_ok_and(|v| v < Version(vec![1, 24]));
+            if q.output.as_deref() == Some("verbose") || pre_output {
+                let status = if n.read_only { "READONLY" } else { "READY" };
+                node["shards"] = collections
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "name": format!("{c}-{}", n.name),
+                            "class": c,
+                            "objectCount": n.keys,
+                            "vectorIndexingStatus": status,
+                            "vectorQueueLength": 0,
+                            "loaded": true,
+                        })
+                    })
+                    .collect();
+            }
+            node
         })
         .collect();
     Json(json!({ "nodes": list })).into_response()
