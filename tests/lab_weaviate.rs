@@ -47,10 +47,14 @@ async fn statistics_are_unsynchronized_for_a_while_after_a_restart() {
         s["synchronized"], false,
         "still settling right after the restart"
     );
-    assert_eq!(s["statistics"].as_array().unwrap().len(), 3);
-    eventually("synchronized again", || async {
+    // node1 has not heard that node2 is back yet (gossip); node2 knows everyone at once.
+    assert_eq!(s["statistics"].as_array().unwrap().len(), 2);
+    let (_, own) = get_json(&format!("{n2}/v1/cluster/statistics")).await;
+    assert_eq!(own["statistics"].as_array().unwrap().len(), 3);
+    eventually("synchronized again, node2 back in node1's view", || async {
         let (_, s) = get_json(&stats).await;
-        (s["synchronized"] == true).then_some(())
+        (s["synchronized"] == true && s["statistics"].as_array().map(Vec::len) == Some(3))
+            .then_some(())
     })
     .await;
     let (_, meta) = get_json(&format!("{n2}/v1/meta")).await;
@@ -279,5 +283,48 @@ async fn a_read_only_node_shows_its_shards_readonly_in_verbose_nodes() {
     assert_eq!(get(&format!("{n2}/v1/.well-known/ready")).await.0, 200);
     assert_ne!(put(&format!("{n2}/kv/k"), "v").await.0, 200);
     assert_eq!(put(&format!("{n1}/kv/k"), "v").await.0, 200);
+    lab.shutdown().await;
+}
+
+/// Seed audit W2: `node-sync` used to poll only the restarted node. Its own view is complete at
+/// once (it joined through its peers) and says `synchronized` as soon as it caught up, while a
+/// peer has not yet heard by gossip that it is back: that peer's view still lists two nodes.
+/// What the old gate waited for holds before what `wait_for_raft_sync` (every pod: synchronized
+/// and the node count) waits for.
+#[tokio::test]
+async fn the_restarted_nodes_own_view_is_synchronized_before_its_peers_see_it() {
+    let mut timing = Timing::fast();
+    // Settle, then as long again for gossip: wide enough windows on a busy machine.
+    timing.sync_settle_ms = 1500;
+    let lab = Lab::start(LabConfig::new(Product::Weaviate, 3, timing))
+        .await
+        .unwrap();
+    let view = |name: &'static str| {
+        let lab = &lab;
+        async move {
+            let (_, s) = get_json(&format!("{}/v1/cluster/statistics", url(lab, name).await)).await;
+            let count = s["statistics"].as_array().map_or(0, Vec::len);
+            (s["synchronized"] == true, count)
+        }
+    };
+    eventually("every view complete at start", || async {
+        (view("node1").await == (true, 3) && view("node3").await == (true, 3)).then_some(())
+    })
+    .await;
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    op_ok(&lab, "node2", "start", json!({})).await;
+    wait_state(&lab, "node2", "running").await;
+    // The old gate: the restarted node's view alone, synchronized with 3 nodes.
+    eventually("node2's own view synchronized", || async {
+        (view("node2").await == (true, 3)).then_some(())
+    })
+    .await;
+    // Its peers do not list it yet: the gate on every node still waits.
+    let (_, peer_count) = view("node1").await;
+    assert_eq!(peer_count, 2, "node1 already sees node2 back");
+    eventually("every view complete again", || async {
+        (view("node1").await == (true, 3) && view("node3").await == (true, 3)).then_some(())
+    })
+    .await;
     lab.shutdown().await;
 }

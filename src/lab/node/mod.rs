@@ -223,8 +223,11 @@ impl Cluster {
         let mut nodes = Vec::new();
         let mut stores = BTreeMap::new();
         // Opening the cluster "settled": it has been up for a while already.
+        // Settled and known to every peer (see `Cluster::knows`) from the start.
         let settled = Instant::now()
-            .checked_sub(Duration::from_millis(timing.sync_settle_ms))
+            .checked_sub(Duration::from_millis(
+                timing.sync_settle_ms.saturating_mul(2),
+            ))
             .unwrap_or_else(Instant::now);
         for spec in specs {
             let dir = data_dir.join(&spec.name);

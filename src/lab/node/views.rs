@@ -75,6 +75,26 @@ impl Cluster {
         latest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.timing.sync_settle_ms))
     }
 
+    /// Whether node `viewer` has `peer` in its member list again. A node that starts joins
+    /// through the peers it is configured with and knows them all at once; the peers learn it
+    /// is back only by gossip (hashicorp/memberlist, which Weaviate's cluster package runs), here
+    /// one settle time after it has caught up. Weaviate's `/v1/cluster/statistics` lists the
+    /// nodes of the answering node's member list (adapters/handlers/rest handlers_nodes.go
+    /// `getNodesStatistics` over `GetNodeStatistics`), so right after a restart the restarted
+    /// node's own view is complete before its peers' are: why weaviate-local-k8s
+    /// `wait_for_raft_sync` polls every pod and checks the count, not one node's view.
+    pub fn knows(&self, viewer: usize, peer: usize) -> bool {
+        if viewer == peer {
+            return true;
+        }
+        let gossip = Duration::from_millis(self.timing.sync_settle_ms.saturating_mul(2));
+        self.inner()
+            .nodes
+            .get(peer)
+            .and_then(|n| n.running_since)
+            .is_some_and(|t| t.elapsed() >= gossip)
+    }
+
     /// Whether a node restarted so recently that it is still catching up.
     pub fn settling(&self, idx: usize) -> bool {
         let g = self.inner();

@@ -153,9 +153,11 @@ async fn statistics(State(ctx): State<NodeCtx>) -> Response {
     }
     let applied = ctx.cluster.applied_index();
     let members = members(&ctx);
+    // The running nodes this node's member list has (a peer that just restarted is not back in
+    // it yet: `Cluster::knows`).
     let running: Vec<&(usize, NodeSnapshot)> = members
         .iter()
-        .filter(|(_, n)| n.state == RunState::Running)
+        .filter(|(i, n)| n.state == RunState::Running && ctx.cluster.knows(ctx.idx, *i))
         .collect();
     let leader = running
         .iter()
