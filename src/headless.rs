@@ -397,11 +397,19 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             )
         }
         Event::Note { by, text } => format!("note by {by}: {text}"),
-        Event::AbortRequested { by, rollback } => {
+        Event::AbortRequested {
+            by,
+            rollback,
+            reason,
+        } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
             if *rollback {
-                format!("abort with rollback requested by {by}")
+                format!("abort with rollback requested by {by}{why}")
             } else {
-                format!("abort requested by {by}")
+                format!("abort requested by {by}{why}")
             }
         }
         Event::FaultStaged { fault, step, phase } => match (step, phase) {

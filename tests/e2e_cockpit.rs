@@ -305,6 +305,14 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
         STEP,
     );
     t.send(W, "r");
+    // Why, typed: it is journaled with the abort and in the report.
+    t.wait_until(W, "the abort's reason box", STEP, |s| {
+        s.contains("Abort and roll back: why?")
+            && s.lines().last().is_some_and(|f| f.contains("Enter abort"))
+    });
+    t.send(W, "node2 disk is read-only");
+    t.wait_for(W, "> node2 disk is read-only", STEP);
+    t.send(W, "Enter");
     let s = t.answer(
         W,
         "Undo step 5: Take node2 out of the load balancer?",
@@ -350,6 +358,13 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
         })
         .collect();
     assert_eq!(undo_prompts, [4]);
+    assert!(
+        j.events.iter().any(|e| matches!(
+            &e.event,
+            Event::AbortRequested { rollback: true, reason: Some(r), .. } if r == "node2 disk is read-only"
+        )),
+        "the abort's reason is journaled"
+    );
 }
 
 /// Alerts reach the terminal: the title says a prompt waits (and which step), then that a

@@ -153,7 +153,10 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
     })
     .await;
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: Some("  c cannot pass\non this cluster\u{7} ".into()),
+        })
         .await
         .unwrap();
     // c failed with no undo: the rollback passes it without asking (journaled as such), then
@@ -193,6 +196,16 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
             [Event::ActionFinished { detail, .. }] if detail == session::NOTHING_TO_UNDO
         ),
         "{c_undo:?}"
+    );
+    // The operator's reason is journaled with the abort, as one clean line.
+    assert!(
+        j.events.iter().any(|e| matches!(
+            &e.event,
+            Event::AbortRequested { rollback: true, reason: Some(r), .. }
+                if r == "c cannot pass on this cluster"
+        )),
+        "{:?}",
+        j.events
     );
 }
 
@@ -268,14 +281,20 @@ async fn irreversible_steps_stop_undo_and_rollback() {
     // undo of the irreversible step; steps after it can still be undone one by one.
     let refused = task
         .handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .unwrap_err();
     assert!(refused.0.contains("irreversible"), "{refused}");
     let undo = task.handle.command(Command::Undo { step: 1 }).await;
     assert!(undo.unwrap_err().0.contains("reverse order"));
     task.handle
-        .command(Command::Abort { rollback: false })
+        .command(Command::Abort {
+            rollback: false,
+            reason: None,
+        })
         .await
         .unwrap();
     let s = until(&task, "stopped", |s| s.is_finished()).await;

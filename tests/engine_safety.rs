@@ -175,7 +175,10 @@ async fn abort_stops_a_running_command_sigterm_to_its_group_and_journals_it() {
     let pgid = pgid_of(&path, 0).expect("pgid journaled");
     // Today: "rejected: an action is running".
     task.handle
-        .command(Command::Abort { rollback: false })
+        .command(Command::Abort {
+            rollback: false,
+            reason: None,
+        })
         .await
         .expect("abort accepted while the action runs");
     let s = until(&task, "aborted", |s| s.is_finished()).await;
@@ -249,7 +252,10 @@ async fn abort_with_rollback_cancels_a_running_gate_then_offers_the_undo() {
     }
     until(&task, "the gate running", |s| s.running() == Some(1)).await;
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .expect("abort accepted while the gate runs");
     // The cancelled gate has nothing to undo: the rollback passes it and asks about a.
@@ -299,7 +305,10 @@ async fn marking_an_interrupted_undo_done_lets_the_rollback_go_on() {
         until(&task, "idle", |s| s.running().is_none()).await;
     }
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .unwrap();
     let s = until(&task, "undo of b", |s| {

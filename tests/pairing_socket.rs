@@ -646,7 +646,10 @@ async fn over_the_socket_a_rollback_past_the_point_of_no_return_is_refused_then_
         })
         .await;
     let refused = alice
-        .send(Command::Abort { rollback: true })
+        .send(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .unwrap_err();
     assert!(

@@ -138,7 +138,10 @@ async fn a_rollback_drill_after_the_new_version_started_serves_2_2_16_again() {
         "the drill aborts with the new version serving"
     );
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .expect("abort accepted");
     let s = drive(&task, None).await;
@@ -249,7 +252,10 @@ async fn a_new_version_that_cannot_start_says_why_and_the_rollback_restores_2_2_
         .contains("exited 1"));
     drop(blocker);
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .expect("abort accepted");
     let s = drive(&task, None).await;
@@ -283,7 +289,10 @@ async fn a_backup_missing_when_the_undo_runs_stops_the_rollback_and_says_so() {
     drive(&task, Some(load)).await;
     std::fs::remove_dir_all(&install.backup).expect("the backup removed");
     task.handle
-        .command(Command::Abort { rollback: true })
+        .command(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await
         .expect("abort accepted");
     let s = drive(&task, None).await;

@@ -313,7 +313,10 @@ async fn a_replay_refuses_every_command() {
     assert!(r.unwrap_err().0.contains("replay"));
     let r = client
         .commands
-        .send(Command::Abort { rollback: true })
+        .send(Command::Abort {
+            rollback: true,
+            reason: None,
+        })
         .await;
     assert!(r.is_err());
 }

@@ -522,6 +522,7 @@ fn decisions_follow_what_the_operator_chose_not_every_event() {
         Event::AbortRequested {
             by: "alice".into(),
             rollback: true,
+            reason: None,
         },
     )
     .at(

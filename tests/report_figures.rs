@@ -535,6 +535,7 @@ fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
             Event::AbortRequested {
                 by: "carol".into(),
                 rollback: false,
+                reason: Some("migration bug, vendor ticket 4411: fix forward tomorrow".into()),
             },
         )
         .at(
@@ -587,8 +588,9 @@ fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
             (
                 52_000,
                 "carol",
-                "aborted, keeping what was done — step 2 had failed: store migration from \
-                 format 8001 to 8002 failed"
+                "aborted, keeping what was done because: migration bug, vendor ticket 4411: \
+                 fix forward tomorrow — step 2 had failed: store migration from format 8001 to \
+                 8002 failed"
             ),
         ]
     );
@@ -596,8 +598,9 @@ fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
     let md = report::markdown(&r);
     for line in [
         "| 1 | `a` | Step a | done | 14:00:01 (+0:01) | 1 s | 1 | carol | 0 | 0 | 0 |",
-        "| 14:00:52 (+0:52) | carol | aborted, keeping what was done — step 2 had failed: store \
-         migration from format 8001 to 8002 failed |",
+        "| 14:00:52 (+0:52) | carol | aborted, keeping what was done because: migration bug, \
+         vendor ticket 4411: fix forward tomorrow — step 2 had failed: store migration from \
+         format 8001 to 8002 failed |",
         "| health | n1 | 0 | 0 | 2 | 1 | 1 |",
     ] {
         assert!(md.lines().any(|l| l == line), "missing {line:?} in\n{md}");
@@ -605,6 +608,9 @@ fn decisions_start_times_and_only_lasting_recoveries_before_the_end() {
     let v: serde_json::Value = serde_json::from_str(&report::json(&r)).unwrap();
     assert_eq!(v["steps"][1]["started_ms"], 3_000);
     assert_eq!(v["decisions"][4]["by"], "carol");
+    assert!(v["decisions"][4]["what"]
+        .as_str()
+        .is_some_and(|w| w.contains("because: migration bug, vendor ticket 4411")));
     assert_eq!(v["probes"][0]["relapsed"], 1);
     // An abort that keeps what was done is no rollback: neither verified nor failed.
     assert_eq!(r.rollback_verified, None);

@@ -305,7 +305,10 @@ mod engine_level {
         drive(&task, |s| s.steps[2].status == StepStatus::Failed).await;
         let refused = alice
             .commands
-            .send(Command::Abort { rollback: true })
+            .send(Command::Abort {
+                rollback: true,
+                reason: None,
+            })
             .await
             .unwrap_err()
             .0;
@@ -321,7 +324,10 @@ mod engine_level {
         // flightdeck itself (a script, the headless runner) is refused the same way.
         let also = task
             .handle
-            .command(Command::Abort { rollback: true })
+            .command(Command::Abort {
+                rollback: true,
+                reason: None,
+            })
             .await
             .unwrap_err()
             .0;
@@ -459,7 +465,10 @@ mod engine_level {
         let task = start(p, &dir);
         drive(&task, |s| s.steps[1].status == StepStatus::Failed).await;
         task.handle
-            .command(Command::Abort { rollback: true })
+            .command(Command::Abort {
+                rollback: true,
+                reason: None,
+            })
             .await
             .unwrap();
         let s = drive(&task, |s| s.is_finished()).await;
@@ -489,7 +498,10 @@ mod engine_level {
         let task = start(p, &dir);
         drive(&task, |s| s.steps[2].status == StepStatus::Failed).await;
         task.handle
-            .command(Command::Abort { rollback: true })
+            .command(Command::Abort {
+                rollback: true,
+                reason: None,
+            })
             .await
             .unwrap();
         let s = drive(&task, |s| s.is_finished()).await;
@@ -519,7 +531,10 @@ mod engine_level {
         let task = start(p, &dir);
         drive(&task, |s| s.steps[1].status == StepStatus::Failed).await;
         task.handle
-            .command(Command::Abort { rollback: true })
+            .command(Command::Abort {
+                rollback: true,
+                reason: None,
+            })
             .await
             .unwrap();
         drive(&task, |s| s.verifying).await;

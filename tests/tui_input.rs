@@ -7,7 +7,9 @@ use flightdeck::engine::event::{Event, PromptKind, Verdict};
 use flightdeck::engine::Command;
 use flightdeck::tui::demo::{self, Script};
 use flightdeck::tui::input::{map_key, Intent, UiAction};
+use flightdeck::tui::render::to_text;
 use flightdeck::tui::view::{key_is_stale, Overlay, Panel, Scroll, TuiRole, View, PROMPT_GUARD};
+use flightdeck::tui::Theme;
 
 fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -250,17 +252,57 @@ fn skip_and_abort_ask_locally_first() {
     v.overlay = Some(Overlay::AbortChoice);
     assert_eq!(
         map_key(&v, &key('r'), now),
-        Intent::Engine(Command::Abort { rollback: true })
-    );
-    assert_eq!(
-        map_key(&v, &key('k'), now),
-        Intent::Engine(Command::Abort { rollback: false })
+        Intent::Ui(UiAction::AskAbortReason { rollback: true })
     );
     assert_eq!(
         map_key(&v, &code(KeyCode::Esc), now),
         Intent::Ui(UiAction::CloseOverlay)
     );
-    v.sent(&Command::Abort { rollback: false });
+    // `k`, then why: the reason leaves with the abort.
+    let Intent::Ui(a) = map_key(&v, &key('k'), now) else {
+        panic!("k asks why");
+    };
+    v.update(a);
+    for c in "disk full on node2".chars() {
+        if let Intent::Ui(a) = map_key(&v, &key(c), now) {
+            v.update(a);
+        }
+    }
+    // Letters are the reason's now: `r` and `k` do not choose again.
+    assert!(matches!(
+        &v.overlay,
+        Some(Overlay::AbortReason { rollback: false, input }) if input.value() == "disk full on node2"
+    ));
+    let screen = to_text(&v, &Theme::dark(), 80, 24);
+    assert!(
+        screen.contains("Abort, keeping what was done: why?")
+            && screen.contains("> disk full on node2"),
+        "{screen}"
+    );
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), now),
+        Intent::Engine(Command::Abort {
+            rollback: false,
+            reason: Some("disk full on node2".into())
+        })
+    );
+    // Esc goes back to the choice; Enter alone sends no reason.
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), now),
+        Intent::Ui(UiAction::AskAbort)
+    );
+    v.update(UiAction::AskAbortReason { rollback: true });
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), now),
+        Intent::Engine(Command::Abort {
+            rollback: true,
+            reason: None
+        })
+    );
+    v.sent(&Command::Abort {
+        rollback: true,
+        reason: None,
+    });
     assert!(v.overlay.is_none());
 }
 

@@ -256,6 +256,7 @@ fn rolling_back_then_rolled_back() {
         Event::AbortRequested {
             by: "alice".into(),
             rollback: true,
+            reason: None,
         },
     );
     s.prompt(demo::STEP_DRAIN1, PromptKind::Undo);

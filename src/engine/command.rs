@@ -43,11 +43,14 @@ pub enum Command {
     Undo {
         step: usize,
     },
-    /// Stop the procedure, optionally rolling back completed steps in reverse.
+    /// Stop the procedure, optionally rolling back completed steps in reverse. `reason` is
+    /// why, in the operator's words (journaled with the abort and in the report).
     Abort {
         rollback: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
-    /// Past the point of no return a full rollback (`Abort { rollback: true }`) is refused; this
+    /// Past the point of no return a full rollback (`Abort { rollback: true, reason: None }`) is refused; this
     /// rolls back anyway. It needs the phrase the refusal names, typed exactly, and a reason;
     /// both are journaled with who sent it (`RollbackOverridden`).
     RollbackPastNoReturn {

@@ -297,6 +297,9 @@ pub enum Event {
     AbortRequested {
         by: String,
         rollback: bool,
+        /// Why, as the operator said it (absent in older journals and when none was given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The driver overrode the refusal of a full rollback past the point of no return: who
     /// (the kernel's user), why, and what the engine said would be lost. `AbortRequested` with

@@ -414,7 +414,7 @@ pub struct NoReturn {
 }
 
 impl NoReturn {
-    /// The engine's refusal of `Abort { rollback: true }`.
+    /// The engine's refusal of `Abort { rollback: true, reason: None }`.
     pub fn refusal(&self) -> String {
         format!(
             "a full rollback is refused past the point of no return: {}. Keep things as they \

@@ -746,13 +746,25 @@ fn decision(before: &SessionState, event: &Event, driver: &str) -> Option<Decisi
             Some(*step),
             format!("asked to undo step {}{}", step + 1, title(*step)),
         )),
-        Event::AbortRequested { by, rollback } => {
+        Event::AbortRequested {
+            by,
+            rollback,
+            reason,
+        } => {
             let how = if *rollback {
                 "aborted, rolling back"
             } else {
                 "aborted, keeping what was done"
             };
-            Some(d(by, None, format!("{how} — {}", abort_context(before))))
+            let why = match reason {
+                Some(r) => format!(" because: {r}"),
+                None => " (no reason given)".to_string(),
+            };
+            Some(d(
+                by,
+                None,
+                format!("{how}{why} — {}", abort_context(before)),
+            ))
         }
         Event::DriverChanged {
             name,

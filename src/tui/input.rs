@@ -40,6 +40,10 @@ pub enum UiAction {
         step: usize,
     },
     AskAbort,
+    /// The abort chosen: ask why before it leaves.
+    AskAbortReason {
+        rollback: bool,
+    },
     /// Past the point of no return: type the phrase and why, to roll back anyway.
     AskRollbackOverride,
     AskQuit,
@@ -250,11 +254,19 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
         }
         Overlay::AbortChoice => match key.code {
             // Past the point of no return the engine refuses it and says why (the dialog too).
-            KeyCode::Char('r') => Intent::Engine(Command::Abort { rollback: true }),
+            KeyCode::Char('r') => ui(UiAction::AskAbortReason { rollback: true }),
             KeyCode::Char('o') => ui(UiAction::AskRollbackOverride),
-            KeyCode::Char('k') => Intent::Engine(Command::Abort { rollback: false }),
+            KeyCode::Char('k') => ui(UiAction::AskAbortReason { rollback: false }),
             KeyCode::Esc => ui(UiAction::CloseOverlay),
             _ => Intent::Nothing,
+        },
+        Overlay::AbortReason { rollback, input } => match key.code {
+            KeyCode::Esc => ui(UiAction::AskAbort),
+            KeyCode::Enter => Intent::Engine(Command::Abort {
+                rollback: *rollback,
+                reason: Some(input.value().trim().to_string()).filter(|r| !r.is_empty()),
+            }),
+            _ => edit(key),
         },
         Overlay::RollbackOverride { phrase, input } => match key.code {
             KeyCode::Esc => ui(UiAction::CloseOverlay),
@@ -647,6 +659,12 @@ impl View {
             UiAction::OpenNote => self.overlay = Some(Overlay::Note(Default::default())),
             UiAction::AskSkip { step } => self.overlay = Some(Overlay::ConfirmSkip { step }),
             UiAction::AskAbort => self.overlay = Some(Overlay::AbortChoice),
+            UiAction::AskAbortReason { rollback } => {
+                self.overlay = Some(Overlay::AbortReason {
+                    rollback,
+                    input: Default::default(),
+                })
+            }
             UiAction::AskRollbackOverride => match self.state.no_return(self.now_ms) {
                 Some(nr) => {
                     self.overlay = Some(Overlay::RollbackOverride {
@@ -692,6 +710,7 @@ impl View {
                 | Some(Overlay::TakeControl(input))
                 | Some(Overlay::RollbackOverride { input, .. })
                 | Some(Overlay::Choose { reason: input, .. })
+                | Some(Overlay::AbortReason { input, .. })
                 | Some(Overlay::Command(input)) => {
                     input.handle(req);
                 }
@@ -777,6 +796,7 @@ impl View {
                 | (Some(Overlay::Command(_)), _)
                 | (Some(Overlay::ConfirmSkip { .. }), Command::Skip { .. })
                 | (Some(Overlay::AbortChoice), Command::Abort { .. })
+                | (Some(Overlay::AbortReason { .. }), Command::Abort { .. })
                 | (Some(Overlay::TakeControl(_)), Command::TakeControl { .. })
                 | (
                     Some(Overlay::RemoveOperator { .. }),

@@ -307,7 +307,7 @@ where
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
                 // Pasting goes into a note only: a confirmation phrase must be typed.
-                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_) | Overlay::Command(_))) => {
+                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_) | Overlay::Command(_) | Overlay::AbortReason { .. })) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
                         if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, clock()) {
@@ -356,7 +356,11 @@ async fn end_demo(view: &mut View, client: &mut SessionClient) {
     let note = Command::Note {
         text: "ended the demo from the cockpit: the session stops here and its lab with it".into(),
     };
-    for command in [note, Command::Abort { rollback: false }] {
+    let abort = Command::Abort {
+        rollback: false,
+        reason: Some("ended the demo from the cockpit".into()),
+    };
+    for command in [note, abort] {
         match client.commands.send_nowait(command) {
             Ok(reply) => {
                 if !matches!(

@@ -66,6 +66,12 @@ pub enum Overlay {
     },
     /// Roll back, keep as is, or cancel.
     AbortChoice,
+    /// The abort chosen (`rollback` or keep as is): why, typed before it leaves (journaled
+    /// with the abort and in the report; Enter alone sends none).
+    AbortReason {
+        rollback: bool,
+        input: Input,
+    },
     /// Past the point of no return: the phrase the engine asks for, then why (one line:
     /// `lose writes since step 16 because ...`), for a full rollback anyway.
     RollbackOverride {
@@ -299,6 +305,7 @@ impl View {
                 self.overlay,
                 Some(Overlay::ConfirmSkip { .. })
                     | Some(Overlay::AbortChoice)
+                    | Some(Overlay::AbortReason { .. })
                     | Some(Overlay::Choose { .. })
             ) {
                 self.overlay = None;

@@ -237,7 +237,10 @@ async fn abort_on_lab(
             Event::ActionStarted { step, phase: Phase::Do, .. } if step == abort_step
         );
         if abort_on_start && started_here && state.mode == Mode::Forward {
-            let command = Command::Abort { rollback: true };
+            let command = Command::Abort {
+                rollback: true,
+                reason: None,
+            };
             if let Err(r) = client.commands.send(command).await {
                 panic!("abort rejected: {r}\n{}", String::from_utf8_lossy(&out));
             }
@@ -269,7 +272,10 @@ async fn abort_on_lab(
                         reason: reason.into(),
                     },
                     (Some(_), None) => panic!("{abort_at} is not past the point of no return"),
-                    (None, _) => Command::Abort { rollback: true },
+                    (None, _) => Command::Abort {
+                        rollback: true,
+                        reason: None,
+                    },
                 }
             }
             PromptKindTag::Run | PromptKindTag::Undo => Command::Confirm {
@@ -289,6 +295,7 @@ async fn abort_on_lab(
                 );
                 Command::Abort {
                     rollback: state.mode == Mode::Forward,
+                    reason: None,
                 }
             }
         };

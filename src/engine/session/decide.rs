@@ -269,7 +269,7 @@ impl Engine {
                 }
                 self.open_prompt(step, PromptKind::Undo)?;
             }
-            Command::Abort { rollback } => {
+            Command::Abort { rollback, reason } => {
                 if self.state.aborting || (rollback && self.state.mode == Mode::RollingBack) {
                     return reject("an abort is already under way".into());
                 }
@@ -280,7 +280,8 @@ impl Engine {
                         return reject(nr.refusal());
                     }
                 }
-                self.abort(by, rollback)?;
+                let reason = reason.map(|r| self.secrets.redact(&one_line(&r)));
+                self.abort(by, rollback, reason.filter(|r| !r.is_empty()))?;
             }
             Command::RollbackPastNoReturn { phrase, reason } => {
                 if self.state.aborting || self.state.mode == Mode::RollingBack {
@@ -299,13 +300,7 @@ impl Engine {
                         nr.phrase, nr.loss
                     ));
                 }
-                let reason: String = reason
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(500)
-                    .collect::<String>()
-                    .trim()
-                    .to_string();
+                let reason = one_line(&reason);
                 if reason.is_empty() {
                     return reject(
                         "say why you roll back past the point of no return (it is journaled \
@@ -318,11 +313,12 @@ impl Engine {
                 self.emit(Event::RollbackOverridden {
                     by: by.clone(),
                     uid,
-                    reason,
+                    reason: reason.clone(),
                     step: nr.step,
                     lost: nr.loss,
                 })?;
-                self.abort(by, true)?;
+                // The override's reason is the abort's too.
+                self.abort(by, true, Some(reason))?;
             }
             Command::KillOrphan { step } => {
                 let Some((s, pgid)) = self.state.orphan.filter(|(s, _)| *s == step) else {
@@ -443,10 +439,16 @@ impl Engine {
     /// Journal the abort and stop what runs: a gate is cancelled; a command is asked to stop
     /// (SIGTERM to its group), then killed. Its end is journaled as the step's result; the
     /// abort goes on from there (`advance`).
-    fn abort(&mut self, by: String, rollback: bool) -> Result<(), EngineError> {
+    fn abort(
+        &mut self,
+        by: String,
+        rollback: bool,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
         self.emit(Event::AbortRequested {
             by: by.clone(),
             rollback,
+            reason,
         })?;
         if let Some(a) = &self.action {
             let _ = a.stop.send(Some(format!("abort by {by}")));
@@ -958,6 +960,7 @@ impl Engine {
                         self.emit(Event::AbortRequested {
                             by: "--on-failure rollback".into(),
                             rollback: false,
+                            reason: Some(format!("step {} failed", open.step + 1)),
                         })?;
                         return self.emit(Event::Finished {
                             outcome: Outcome::Aborted,
@@ -966,6 +969,7 @@ impl Engine {
                     self.emit(Event::AbortRequested {
                         by: "--on-failure rollback".into(),
                         rollback: true,
+                        reason: Some(format!("step {} failed", open.step + 1)),
                     })?;
                     continue;
                 }
@@ -1003,4 +1007,15 @@ impl Engine {
             self.start_action(open.step, phase)?;
         }
     }
+}
+
+/// Text an operator typed, as one journal-safe line: control characters (a newline, an
+/// escape) as spaces, at most 500 characters, trimmed.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(500)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }

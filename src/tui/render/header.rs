@@ -308,6 +308,7 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
         Overlay::Note(_) => &[("Enter", "save"), ("Esc", "cancel")],
         Overlay::ConfirmSkip { .. } => &[("y", "skip"), ("n Esc", "cancel")],
         Overlay::AbortChoice => &[("r", "roll back"), ("k", "keep as is"), ("Esc", "cancel")],
+        Overlay::AbortReason { .. } => &[("Enter", "abort"), ("Esc", "back")],
         Overlay::RollbackOverride { .. } => &[("Enter", "roll back anyway"), ("Esc", "cancel")],
         Overlay::ConfirmQuit => &[("y", "leave"), ("n Esc", "stay")],
         Overlay::TakeControl(_) => &[("Enter", "take control"), ("Esc", "cancel")],

@@ -446,6 +446,24 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             ]));
             modal(frame, area, " Abort ".into(), lines, theme);
         }
+        Overlay::AbortReason { rollback, input } => {
+            let what = if *rollback {
+                "Abort and roll back"
+            } else {
+                "Abort, keeping what was done"
+            };
+            let lines = vec![
+                Line::from(text(
+                    format!("{what}: why? (journaled with your name, in the report)"),
+                    s.prompt,
+                )),
+                Line::from(""),
+                Line::from(text("Enter alone aborts without a reason.", s.muted)),
+                key_line(&[("Enter", "abort"), ("Esc", "back")], theme),
+            ];
+            let inner = modal(frame, area, " Abort ".into(), lines, theme);
+            input_row(frame, inner, 1, input, theme);
+        }
         Overlay::ConfirmQuit => {
             let lines = vec![
                 Line::from(text(
