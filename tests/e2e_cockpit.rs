@@ -479,3 +479,125 @@ fn the_demo_can_be_left_running_and_joined_or_ended() {
     assert_eq!(st.steps[4].status, StepStatus::Succeeded);
     assert_eq!(st.steps[6].status, StepStatus::Pending);
 }
+
+/// Whether a `capture-pane -e` screen sets any colour: an SGR parameter list that starts a
+/// foreground or background colour (30–38, 40–48, 90–97, 100–107). Attributes (bold,
+/// reverse, dim ...) and the defaults (39, 49) are not colours.
+fn sets_colour(styled: &str) -> bool {
+    styled.split("\x1b[").skip(1).any(|seq| {
+        let Some((params, _)) = seq.split_once('m') else {
+            return false;
+        };
+        params.split(';').any(|p| {
+            matches!(
+                p.parse::<u16>(),
+                Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+            )
+        })
+    })
+}
+
+/// `:theme` in a real terminal: a running cockpit drops its colours for `mono` and takes the
+/// light theme's, saying so in the footer; an unknown theme is refused there and changes
+/// nothing.
+#[test]
+fn the_theme_command_recolours_a_running_cockpit() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("theme.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --theme dark --journal {}",
+            journal.display()
+        )),
+    );
+    let prompt = "Run step 2: Back up node1? [y/N]";
+    t.wait_prompt(W, prompt, STEP);
+    let dark = t.capture_styled(W);
+    assert!(sets_colour(&dark), "dark has colours:\n{dark:?}");
+    // `:` at the prompt, after its guard: the prompt comes back (with a fresh guard) each
+    // time the command line closes.
+    let theme = |name: &str| {
+        t.wait_prompt(W, prompt, STEP);
+        t.send(W, ":");
+        t.wait_footer(W, "theme NAME", &["Enter run", "Esc cancel"], STEP);
+        t.send(W, &format!("theme {name}"));
+        t.wait_for(W, &format!("> theme {name}"), STEP);
+        t.send(W, "Enter");
+    };
+    theme("mono");
+    t.wait_footer(W, prompt, &["theme mono"], STEP);
+    let mono = t.capture_styled(W);
+    assert!(!sets_colour(&mono), "mono has none:\n{mono:?}");
+    assert!(mono.contains(prompt), "{mono}");
+
+    theme("no-such-theme");
+    let s = t.wait_footer(W, prompt, &["theme no-such-theme:"], STEP);
+    assert!(!sets_colour(&t.capture_styled(W)), "still mono:\n{s}");
+
+    theme("light");
+    t.wait_footer(W, prompt, &["theme light"], STEP);
+    let light = t.capture_styled(W);
+    assert!(sets_colour(&light), "light has colours:\n{light:?}");
+    assert_ne!(light, dark, "light is not dark");
+    // The prompt still answers after all that.
+    t.answer(W, prompt, "y", STEP);
+    t.wait_for(W, "Run step 3: Back up node2", STEP);
+}
+
+/// Where `title` starts on `screen`: (column, row), 0-based, in terminal cells.
+fn cell_of(screen: &str, title: &str) -> (usize, usize) {
+    screen
+        .lines()
+        .enumerate()
+        .find_map(|(y, l)| l.find(title).map(|b| (l[..b].chars().count(), y)))
+        .unwrap_or_else(|| panic!("{title:?} not on the screen:\n{screen}"))
+}
+
+/// An SGR mouse report (what a terminal sends once the cockpit asks for the mouse) for
+/// button `button` (0 left, 64 wheel up, 65 wheel down) at 0-based `x`, `y`.
+fn mouse_report(button: u8, x: usize, y: usize) -> String {
+    format!("\x1b[<{button};{};{}M", x + 1, y + 1)
+}
+
+/// The mouse in a real terminal: a click focuses the pane under it; the wheel over the
+/// procedure moves its selection (the detail shows that step) while the focus stays where
+/// the click put it; none of it answers the prompt.
+#[test]
+fn the_mouse_focuses_and_scrolls_the_pane_under_it() {
+    let Some(mut t) = Tmux::new() else { return };
+    let journal = t.path("mouse.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run procedures/generic-rolling.toml --lab --foreground --journal {}",
+            journal.display()
+        )),
+    );
+    let prompt = "Run step 2: Back up node1? [y/N]";
+    let s = t.wait_prompt(W, prompt, STEP);
+    assert!(
+        s.contains("┏ Procedure"),
+        "the procedure has the focus:\n{s}"
+    );
+    // Inside each pane, clear of the prompt in the middle of the screen: the probe pane's
+    // right end, the procedure's left end.
+    let (_, oy) = cell_of(&s, "┌ Probes & notes");
+    let ox = usize::from(tmux::WIDTH) - 3;
+    let (px, py) = cell_of(&s, "┏ Procedure");
+    t.send_literal(W, &mouse_report(0, ox, oy + 1));
+    t.send_literal(W, &format!("\x1b[<0;{};{}m", ox + 1, oy + 2));
+    let s = t.wait_until(W, "the probe pane focused", STEP, |s| {
+        s.contains("┏ Probes & notes") && s.contains("┌ Procedure")
+    });
+    assert!(s.contains("┌ Step 2 · Back up node1"), "{s}");
+    t.send_literal(W, &mouse_report(64, px + 2, py + 3));
+    let s = t.wait_until(W, "the procedure scrolled to step 1", STEP, |s| {
+        s.contains("┌ Step 1 · Every node healthy before we start")
+    });
+    assert!(s.contains("┏ Probes & notes"), "the focus stayed:\n{s}");
+    assert!(s.contains(prompt), "{s}");
+    // The prompt still answers.
+    t.answer(W, prompt, "y", STEP);
+    t.wait_for(W, "Run step 3: Back up node2", STEP);
+}

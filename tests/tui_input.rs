@@ -1107,3 +1107,189 @@ fn an_optional_step_offers_run_and_skip_and_asks_why() {
     }
     assert!(v.overlay.is_none());
 }
+
+/// `/` opens the filter line (at a prompt too: it only looks), Enter keeps it, Esc clears
+/// it — except at a prompt, where Esc holds the step and the filter line's own Esc clears.
+#[test]
+fn the_filter_keys_open_keep_and_clear_it() {
+    let (s, id) = awaiting_backup();
+    let shown = Instant::now();
+    let mut v = view(&s, TuiRole::Driver, shown);
+    // Within the prompt's guard: `/` only looks, so it is not stale.
+    assert_eq!(
+        map_key(&v, &key('/'), shown),
+        Intent::Ui(UiAction::OpenFilter)
+    );
+    v.update(UiAction::OpenFilter);
+    for c in "y503".chars() {
+        let Intent::Ui(a) = map_key(&v, &key(c), later(shown)) else {
+            panic!("{c} is typed into the filter")
+        };
+        v.update(a);
+    }
+    assert_eq!(
+        v.filter().map(|f| f.text().to_string()),
+        Some("y503".into())
+    );
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Enter), later(shown)),
+        Intent::Ui(UiAction::KeepFilter)
+    );
+    v.update(UiAction::KeepFilter);
+    assert_eq!(
+        (v.filter.as_deref(), v.overlay.is_none()),
+        (Some("y503"), true)
+    );
+    // Back at the prompt, Esc holds the step: the filter stays.
+    v.sync_prompt(shown);
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), later(shown)),
+        Intent::Engine(Command::Decline { prompt: id })
+    );
+    // `/` again shows the kept text; its Esc clears it.
+    v.update(UiAction::OpenFilter);
+    assert!(matches!(&v.overlay, Some(Overlay::Filter(i)) if i.value() == "y503"));
+    assert_eq!(
+        map_key(&v, &code(KeyCode::Esc), later(shown)),
+        Intent::Ui(UiAction::ClearFilter)
+    );
+    v.update(UiAction::ClearFilter);
+    assert_eq!((v.filter.as_deref(), v.overlay.is_none()), (None, true));
+    // With no prompt, Esc clears a kept filter first, then follows.
+    let mut s2 = Script::started();
+    s2.through(demo::STEP_BACKUP);
+    let mut w = view(&s2, TuiRole::Observer, Instant::now());
+    w.filter = Some("node".into());
+    assert_eq!(
+        map_key(&w, &code(KeyCode::Esc), Instant::now()),
+        Intent::Ui(UiAction::ClearFilter)
+    );
+    w.update(UiAction::ClearFilter);
+    assert_eq!(
+        map_key(&w, &code(KeyCode::Esc), Instant::now()),
+        Intent::Ui(UiAction::Follow)
+    );
+}
+
+/// Scrolling a filtered pane is bounded by what the filter lets through.
+#[test]
+fn a_filtered_pane_scrolls_over_its_matches_only() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    for i in 0..40 {
+        let line = if i % 10 == 0 { "checkpoint" } else { "copying" };
+        s.output(
+            demo::STEP_BACKUP,
+            flightdeck::engine::event::Stream::Stdout,
+            &format!("{line} {i}"),
+        );
+    }
+    let mut v = view(&s, TuiRole::Observer, Instant::now());
+    v.focus = Panel::Output;
+    v.update(UiAction::Top);
+    assert_eq!(v.output_scroll, Scroll::At(40));
+    v.filter = Some("checkpoint".into());
+    v.update(UiAction::Top);
+    assert_eq!(v.output_scroll, Scroll::At(4));
+    v.update(UiAction::PageUp);
+    assert_eq!(v.output_scroll, Scroll::At(4));
+}
+
+/// The mouse: the wheel scrolls the panel under the pointer (focused or not), a click
+/// focuses it; over one of this screen's questions, or off the panels, it does nothing.
+#[test]
+fn the_wheel_scrolls_the_panel_under_the_pointer_and_a_click_focuses_it() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use flightdeck::tui::input::{map_mouse, WHEEL_LINES};
+    use flightdeck::tui::render::panel_at;
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    s.start(demo::STEP_BACKUP);
+    for i in 0..40 {
+        s.output(
+            demo::STEP_BACKUP,
+            flightdeck::engine::event::Stream::Stdout,
+            &format!("line {i}"),
+        );
+    }
+    let mut v = view(&s, TuiRole::Observer, Instant::now());
+    let theme = Theme::dark();
+    let mouse = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    // Find each panel on an 80x24 screen by its title.
+    let screen = to_text(&v, &theme, 80, 24);
+    let at = |title: &str| -> (u16, u16) {
+        screen
+            .lines()
+            .enumerate()
+            .find_map(|(y, l)| {
+                l.find(title).map(|b| {
+                    let x = l[..b].chars().count();
+                    (x as u16, y as u16 + 1)
+                })
+            })
+            .unwrap_or_else(|| panic!("{title} not on\n{screen}"))
+    };
+    let (ox, oy) = at("Output");
+    let (px, py) = at("Procedure");
+    assert_eq!(panel_at(&v, &theme, 80, 24, ox, oy), Some(Panel::Output));
+    assert_eq!(panel_at(&v, &theme, 80, 24, px, py), Some(Panel::Procedure));
+    // The header is no panel; a screen too small has none.
+    assert_eq!(panel_at(&v, &theme, 80, 24, 5, 0), None);
+    assert_eq!(panel_at(&v, &theme, 10, 3, 1, 1), None);
+
+    assert_eq!(v.focus, Panel::Procedure);
+    let up = map_mouse(
+        &v,
+        &mouse(MouseEventKind::ScrollUp, ox, oy),
+        panel_at(&v, &theme, 80, 24, ox, oy),
+    );
+    assert_eq!(
+        up,
+        Intent::Ui(UiAction::ScrollPanel {
+            panel: Panel::Output,
+            by: -WHEEL_LINES
+        })
+    );
+    if let Intent::Ui(a) = up {
+        v.update(a);
+    }
+    // The output went back in time; the focus stayed where it was.
+    assert_eq!(
+        (v.output_scroll, v.focus),
+        (Scroll::At(3), Panel::Procedure)
+    );
+    let text = to_text(&v, &theme, 80, 24);
+    assert!(text.contains("(scrolled — End follows)"), "{text}");
+    v.update(UiAction::ScrollPanel {
+        panel: Panel::Output,
+        by: WHEEL_LINES,
+    });
+    assert_eq!(v.output_scroll, Scroll::Follow);
+
+    let click = mouse(MouseEventKind::Down(MouseButton::Left), ox, oy);
+    assert_eq!(
+        map_mouse(&v, &click, Some(Panel::Output)),
+        Intent::Ui(UiAction::Focus(Panel::Output))
+    );
+    v.update(UiAction::Focus(Panel::Output));
+    assert_eq!(v.focus, Panel::Output);
+    // Moving the pointer, or a click off the panels, does nothing.
+    assert_eq!(
+        map_mouse(
+            &v,
+            &mouse(MouseEventKind::Moved, ox, oy),
+            Some(Panel::Output)
+        ),
+        Intent::Nothing
+    );
+    assert_eq!(map_mouse(&v, &click, None), Intent::Nothing);
+    // Over the help (or any question of ours) the mouse does nothing.
+    v.update(UiAction::OpenHelp);
+    assert_eq!(map_mouse(&v, &click, Some(Panel::Output)), Intent::Nothing);
+}

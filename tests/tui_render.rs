@@ -528,3 +528,75 @@ fn the_command_line_lists_its_commands() {
     let footer = text.lines().last().unwrap_or_default();
     assert!(footer.contains("Enter run  Esc cancel"), "{footer}");
 }
+
+/// Feed `text` to the view as typed keys.
+fn type_keys(v: &mut View, text: &str) {
+    for c in text.chars() {
+        let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+        if let flightdeck::tui::Intent::Ui(a) =
+            flightdeck::tui::map_key(v, &key, std::time::Instant::now())
+        {
+            v.update(a);
+        }
+    }
+}
+
+/// `/` filters the output and probe panes as it is typed (smart case), each pane's title
+/// counting what it shows, the footer saying a filter is on and how to clear it.
+#[test]
+fn the_filter_narrows_the_output_and_probe_panes() {
+    let mut v = running_scene();
+    v.update(flightdeck::tui::UiAction::OpenFilter);
+    type_keys(&mut v, "jahia1");
+    // While typed: the line is in the footer, the panes already filtered.
+    let typing = to_text(&v, &Theme::dark(), 100, 30);
+    let footer = typing.lines().last().unwrap_or_default();
+    assert!(footer.starts_with(" /jahia1"), "{footer}");
+    assert!(footer.contains("Enter keep"), "{footer}");
+    v.update(flightdeck::tui::UiAction::KeepFilter);
+    snap("filter_kept", &v, 100, 30);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(text.contains("Output · step 6 /jahia1 2 of 4"), "{text}");
+    assert!(
+        text.contains("stopping jahia1") && text.contains("jahia1 stopped"),
+        "{text}"
+    );
+    assert!(!text.contains("installing 8.2.0"), "{text}");
+    assert!(text.contains("/jahia1 7 of 20"), "{text}");
+    assert!(
+        text.contains("FAIL 1001ms") && !text.contains("editors told"),
+        "{text}"
+    );
+    let footer = text.lines().last().unwrap_or_default();
+    assert!(
+        footer.contains("filter /jahia1 (Esc clears it)"),
+        "{footer}"
+    );
+
+    // A capital makes it exact: `FAIL` is the probes' verdict, in no output line.
+    v.update(flightdeck::tui::UiAction::OpenFilter);
+    for _ in 0.."jahia1".len() {
+        let bs = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Backspace);
+        if let flightdeck::tui::Intent::Ui(a) =
+            flightdeck::tui::map_key(&v, &bs, std::time::Instant::now())
+        {
+            v.update(a);
+        }
+    }
+    type_keys(&mut v, "FAIL");
+    v.update(flightdeck::tui::UiAction::KeepFilter);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(
+        text.contains("no line matches /FAIL (Esc clears)"),
+        "{text}"
+    );
+    assert!(text.contains("/FAIL 1 of 20"), "{text}");
+    // Cleared, everything is back.
+    v.update(flightdeck::tui::UiAction::ClearFilter);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(
+        text.contains("installing 8.2.0") && text.contains("editors told"),
+        "{text}"
+    );
+    assert!(!text.contains("filter /"), "{text}");
+}

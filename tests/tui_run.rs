@@ -326,3 +326,100 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
         }
     );
 }
+
+/// The mouse through the real loop: the wheel over the output pane scrolls it (the focus stays
+/// on the procedure), moving the pointer changes nothing, and a click on it focuses it.
+#[tokio::test(start_paused = true)]
+async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let (events, ev_rx) = mpsc::channel(1024);
+    let (req_tx, _requests) = mpsc::channel(16);
+    let client = SessionClient {
+        operator_id: 1,
+        operator: "alice".into(),
+        events: ev_rx,
+        commands: CommandSender::new(req_tx),
+    };
+    let (kb, input) = sticky_input::sticky_input();
+    let mut s = Script::started();
+    s.through(2);
+    s.start(2);
+    for i in 0..40 {
+        s.output(
+            2,
+            flightdeck::engine::event::Stream::Stdout,
+            &format!("copying table {i}"),
+        );
+    }
+    for e in s.events() {
+        events.try_send(e.clone()).unwrap();
+    }
+    // Where the output pane is, on the same picture the loop draws.
+    let view = flightdeck::tui::View::from_events(TuiRole::Driver, "t", 1, s.events());
+    let (w, h) = (80, 24);
+    let (x, y) = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            flightdeck::tui::render::panel_at(&view, &Theme::dark(), w, h, x, y)
+                == Some(flightdeck::tui::view::Panel::Output)
+        })
+        .expect("an output pane at 80x24");
+    let mouse = |kind| {
+        TermEvent::Mouse(MouseEvent {
+            kind,
+            column: x + 2,
+            row: y + 2,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let wakes = Arc::new(CountingWaker::default());
+    let waker = Waker::from(wakes.clone());
+    {
+        let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let mut poll = || {
+            let step = run.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(step.is_pending(), "the cockpit left");
+        };
+        poll();
+        kb.send(mouse(MouseEventKind::ScrollUp));
+        poll();
+        kb.send(mouse(MouseEventKind::Moved));
+        poll();
+    }
+    let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
+    assert!(screen.contains("(scrolled — End follows)"), "{screen}");
+    assert!(
+        screen.contains("┏ Procedure"),
+        "the focus stayed:\n{screen}"
+    );
+    assert!(!screen.contains("copying table 39"), "{screen}");
+
+    let (events2, ev_rx) = mpsc::channel(1024);
+    let (req_tx, _requests) = mpsc::channel(16);
+    let client = SessionClient {
+        operator_id: 1,
+        operator: "alice".into(),
+        events: ev_rx,
+        commands: CommandSender::new(req_tx),
+    };
+    for e in s.events() {
+        events2.try_send(e.clone()).unwrap();
+    }
+    let (kb, input) = sticky_input::sticky_input();
+    {
+        let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let mut poll = || {
+            let step = run.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(step.is_pending(), "the cockpit left");
+        };
+        poll();
+        kb.send(mouse(MouseEventKind::Down(MouseButton::Left)));
+        poll();
+    }
+    let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
+    assert!(screen.contains("┏ Output"), "a click focuses:\n{screen}");
+    assert!(screen.contains("copying table 39"), "{screen}");
+    drop((events, events2));
+}

@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
+    MouseEventKind,
+};
 use tui_input::backend::crossterm::to_input_request;
 use tui_input::InputRequest;
 
@@ -77,8 +80,24 @@ pub enum UiAction {
     SetTheme(String),
     /// Show step N (0-based) in the detail panel (`:step`).
     ShowStep(usize),
+    /// Open the `/` filter line (over the output and probe panes).
+    OpenFilter,
+    /// Keep what the filter line holds (an empty one clears it).
+    KeepFilter,
+    /// No filter any more.
+    ClearFilter,
+    /// Focus this panel (a click on it).
+    Focus(Panel),
+    /// Scroll this panel, focused or not (the mouse wheel over it); negative is up.
+    ScrollPanel {
+        panel: Panel,
+        by: isize,
+    },
     Quit,
 }
+
+/// Lines one notch of the mouse wheel scrolls.
+pub const WHEEL_LINES: isize = 3;
 
 /// The meaning of one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +154,35 @@ pub fn map_key(view: &View, key: &KeyEvent, at: Instant) -> Intent {
         }
     }
     global_key(view, key)
+}
+
+/// Map a mouse event; `under` is the panel at the pointer (`render::panel_at`). The wheel
+/// scrolls that panel, focused or not; a left click focuses it. The mouse never answers
+/// anything: over one of this screen's questions (the filter line aside) it does nothing.
+pub fn map_mouse(view: &View, event: &MouseEvent, under: Option<Panel>) -> Intent {
+    if view.too_small
+        || view
+            .overlay
+            .as_ref()
+            .is_some_and(|o| !matches!(o, Overlay::Filter(_)))
+    {
+        return Intent::Nothing;
+    }
+    let Some(panel) = under else {
+        return Intent::Nothing;
+    };
+    match event.kind {
+        MouseEventKind::ScrollUp => ui(UiAction::ScrollPanel {
+            panel,
+            by: -WHEEL_LINES,
+        }),
+        MouseEventKind::ScrollDown => ui(UiAction::ScrollPanel {
+            panel,
+            by: WHEEL_LINES,
+        }),
+        MouseEventKind::Down(MouseButton::Left) => ui(UiAction::Focus(panel)),
+        _ => Intent::Nothing,
+    }
 }
 
 fn grant(view: &View) -> Intent {
@@ -306,6 +354,11 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
             KeyCode::Enter => command_line(view, input.value()),
             _ => edit(key),
         },
+        Overlay::Filter(_) => match key.code {
+            KeyCode::Esc => ui(UiAction::ClearFilter),
+            KeyCode::Enter => ui(UiAction::KeepFilter),
+            _ => edit(key),
+        },
         Overlay::LeaveDemo => match key.code {
             KeyCode::Char('l') => ui(UiAction::Quit),
             KeyCode::Char('e') => ui(UiAction::EndDemo),
@@ -387,6 +440,7 @@ fn is_navigation(key: &KeyEvent) -> bool {
             | KeyCode::Home
             | KeyCode::End
             | KeyCode::Char('?')
+            | KeyCode::Char('/')
     )
 }
 
@@ -504,8 +558,11 @@ fn global_key(view: &View, key: &KeyEvent) -> Intent {
         KeyCode::PageUp => Some(UiAction::PageUp),
         KeyCode::PageDown => Some(UiAction::PageDown),
         KeyCode::Home => Some(UiAction::Top),
+        // Esc clears a filter first, then follows.
+        KeyCode::Esc if view.filter.is_some() => Some(UiAction::ClearFilter),
         KeyCode::End | KeyCode::Esc => Some(UiAction::Follow),
         KeyCode::Char('?') => Some(UiAction::OpenHelp),
+        KeyCode::Char('/') => Some(UiAction::OpenFilter),
         KeyCode::Char(':') => Some(UiAction::OpenCommand),
         KeyCode::Char('q') => return quit(view),
         _ => None,
@@ -620,18 +677,34 @@ impl View {
         match action {
             UiAction::FocusNext => self.focus = self.focus.next(),
             UiAction::FocusPrev => self.focus = self.focus.prev(),
-            UiAction::Up => self.scroll(-1),
-            UiAction::Down => self.scroll(1),
-            UiAction::PageUp => self.scroll(-(PAGE as isize)),
-            UiAction::PageDown => self.scroll(PAGE as isize),
+            UiAction::Up => self.scroll(self.focus, -1),
+            UiAction::Down => self.scroll(self.focus, 1),
+            UiAction::PageUp => self.scroll(self.focus, -(PAGE as isize)),
+            UiAction::PageDown => self.scroll(self.focus, PAGE as isize),
+            UiAction::Focus(panel) => self.focus = panel,
+            UiAction::ScrollPanel { panel, by } => self.scroll(panel, by),
+            UiAction::OpenFilter => {
+                let kept = self.filter.clone().unwrap_or_default();
+                self.overlay = Some(Overlay::Filter(tui_input::Input::new(kept)));
+            }
+            UiAction::KeepFilter => {
+                if let Some(Overlay::Filter(input)) = self.overlay.take() {
+                    self.filter = Some(input.value().trim().to_string()).filter(|f| !f.is_empty());
+                }
+            }
+            UiAction::ClearFilter => {
+                if matches!(self.overlay, Some(Overlay::Filter(_))) {
+                    self.overlay = None;
+                }
+                self.filter = None;
+                self.output_scroll = Scroll::Follow;
+                self.probes_scroll = Scroll::Follow;
+            }
             UiAction::Top => match self.focus {
                 Panel::Procedure => self.selected = Some(0),
                 Panel::Detail => self.detail_scroll = Scroll::At(0),
                 Panel::Output => self.output_scroll = Scroll::At(self.output_len()),
-                Panel::Probes => {
-                    self.probes_scroll =
-                        Scroll::At(self.state.probe_log.len() + self.state.notes.len())
-                }
+                Panel::Probes => self.probes_scroll = Scroll::At(self.probes_len()),
             },
             UiAction::Follow => {
                 match self.focus {
@@ -714,6 +787,12 @@ impl View {
                 | Some(Overlay::Command(input)) => {
                     input.handle(req);
                 }
+                // The filter applies as it is typed: the panes it changes follow again.
+                Some(Overlay::Filter(input)) => {
+                    input.handle(req);
+                    self.output_scroll = Scroll::Follow;
+                    self.probes_scroll = Scroll::Follow;
+                }
                 _ => {
                     if let Some(p) = &mut self.prompt {
                         p.phrase.handle(req);
@@ -738,10 +817,10 @@ impl View {
         false
     }
 
-    fn scroll(&mut self, by: isize) {
+    fn scroll(&mut self, panel: Panel, by: isize) {
         let n = by.unsigned_abs();
         let up = by < 0;
-        match self.focus {
+        match panel {
             Panel::Procedure => {
                 let last = self.state.steps.len().saturating_sub(1);
                 let cur = self.selected.or_else(|| self.detail_step()).unwrap_or(0);
@@ -772,7 +851,7 @@ impl View {
                 }
             }
             Panel::Probes => {
-                let max = self.state.probe_log.len() + self.state.notes.len();
+                let max = self.probes_len();
                 self.probes_scroll = if up {
                     self.probes_scroll.away(n, max)
                 } else {
@@ -782,10 +861,23 @@ impl View {
         }
     }
 
+    /// The output lines the output pane can show (those the filter lets through).
     fn output_len(&self) -> usize {
-        self.detail_step()
-            .and_then(|i| self.state.steps.get(i))
-            .map_or(0, |r| r.output.len())
+        let Some(run) = self.detail_step().and_then(|i| self.state.steps.get(i)) else {
+            return 0;
+        };
+        match self.filter() {
+            Some(f) => run.output.iter().filter(|o| f.matches(&o.line)).count(),
+            None => run.output.len(),
+        }
+    }
+
+    /// The rows the probe pane can show (those the filter lets through).
+    fn probes_len(&self) -> usize {
+        match self.filter() {
+            Some(f) => super::render::probe_rows(self, Some(&f)).len(),
+            None => self.state.probe_log.len() + self.state.notes.len(),
+        }
     }
 
     /// After a command left: close the local question it answered.

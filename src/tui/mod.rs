@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod color_depth;
 pub mod demo;
+pub mod filter;
 pub mod input;
 pub mod lb_expect;
 pub mod render;
@@ -35,7 +36,7 @@ use crate::replay::quiz::Quiz;
 use replay::Player;
 
 pub use alert::AlertConfig;
-pub use input::{map_key, Intent, UiAction};
+pub use input::{map_key, map_mouse, Intent, UiAction};
 pub use render::render;
 pub use theme::{Theme, ThemeError};
 pub use view::{Overlay, TuiRole, View};
@@ -306,8 +307,18 @@ where
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    let size = terminal.size()?;
+                    let under = render::panel_at(&view, &theme, size.width, size.height, m.column, m.row);
+                    // Only what changes the screen redraws it.
+                    if let Intent::Ui(action) = map_mouse(&view, &m, under) {
+                        view.status = None;
+                        view.update(action);
+                        dirty = true;
+                    }
+                }
                 // Pasting goes into a note only: a confirmation phrase must be typed.
-                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_) | Overlay::Command(_) | Overlay::AbortReason { .. })) => {
+                Some(Ok(TermEvent::Paste(text))) if matches!(view.overlay, Some(Overlay::Note(_) | Overlay::Command(_) | Overlay::AbortReason { .. } | Overlay::Filter(_))) => {
                     for c in text.chars().filter(|c| !c.is_control()) {
                         let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
                         if let Intent::Ui(a @ UiAction::Edit(_)) = map_key(&view, &key, clock()) {

@@ -2,11 +2,12 @@
 //! on return, on error (the guard's `Drop`) and on panic (a hook that restores first, so the
 //! panic message is readable).
 
+use std::fmt;
 use std::io::{self, Stdout};
 use std::sync::Once;
 
 use crossterm::cursor::Show;
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
+use crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste};
 use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -32,6 +33,12 @@ pub fn enter() -> io::Result<TerminalGuard> {
         restore();
         return Err(e);
     }
+    if mouse_wanted(std::env::var("FLIGHTDECK_MOUSE").ok().as_deref()) {
+        if let Err(e) = execute!(out, EnableMouseButtons) {
+            restore();
+            return Err(e);
+        }
+    }
     match Terminal::new(CrosstermBackend::new(out)) {
         Ok(mut terminal) => {
             // A failed clear only leaves old text behind until the first draw.
@@ -50,10 +57,31 @@ pub fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(
         io::stdout(),
+        DisableMouseCapture,
         DisableBracketedPaste,
         LeaveAlternateScreen,
         Show
     );
+}
+
+/// `FLIGHTDECK_MOUSE=off` (or `0`, `no`) leaves the mouse to the terminal, for selecting text
+/// without holding Shift; anything else, or unset, gives it to the cockpit.
+pub fn mouse_wanted(setting: Option<&str>) -> bool {
+    !matches!(
+        setting.map(|s| s.trim().to_ascii_lowercase()).as_deref(),
+        Some("off" | "0" | "no" | "false")
+    )
+}
+
+/// Mouse reports for button presses and the wheel only (1000: button tracking; 1006: SGR
+/// coordinates, any screen size), not crossterm's `EnableMouseCapture`, which also asks for
+/// every motion (1003): moving the pointer would wake the cockpit for nothing.
+struct EnableMouseButtons;
+
+impl crossterm::Command for EnableMouseButtons {
+    fn write_ansi(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        f.write_str("\x1b[?1000h\x1b[?1006h")
+    }
 }
 
 fn install_panic_hook() {

@@ -10,6 +10,7 @@ use crate::engine::state::StepStatus;
 use crate::engine::{SessionState, Stamped};
 use crate::replay::player::ReplayPosition;
 
+use super::filter::Filter;
 use super::replay::QuizView;
 
 /// Keys arriving this soon after a prompt appeared are taken as typed for something else.
@@ -99,6 +100,9 @@ pub enum Overlay {
     /// The `:` command line, for the less frequent actions (`:note`, `:undo`, `:abort`,
     /// `:theme dark`, `:step 14`).
     Command(Input),
+    /// The `/` filter line over the output and probe panes, applied as it is typed (drawn in
+    /// the footer, not as a modal, so the panes it filters stay in sight).
+    Filter(Input),
 }
 
 /// Where a scrollable panel is: following its tail/cursor, or held where the operator put it.
@@ -183,6 +187,8 @@ pub struct View {
     pub demo: Option<String>,
     /// The operator chose to end the demo (the loop aborts the session, then leaves).
     pub end_demo: bool,
+    /// The `/` filter kept over the output and probe panes (Esc clears it).
+    pub filter: Option<String>,
 }
 
 impl View {
@@ -209,6 +215,16 @@ impl View {
             too_small: false,
             demo: None,
             end_demo: false,
+            filter: None,
+        }
+    }
+
+    /// The `/` filter in force: the text being typed while the filter line is open, else
+    /// the one kept.
+    pub fn filter(&self) -> Option<Filter<'_>> {
+        match &self.overlay {
+            Some(Overlay::Filter(input)) => Filter::new(input.value()),
+            _ => self.filter.as_deref().and_then(Filter::new),
         }
     }
 

@@ -168,8 +168,20 @@ impl Tmux {
         self.tmux_ok(&["send-keys", "-t", &Self::target(window), keys]);
     }
 
+    /// Type `text` as it is (`send-keys -l`): what a terminal sends, escape sequences
+    /// included — e.g. the SGR mouse reports a real terminal writes for a click.
+    pub fn send_literal(&self, window: &str, text: &str) {
+        self.tmux_ok(&["send-keys", "-l", "-t", &Self::target(window), text]);
+    }
+
     pub fn capture(&self, window: &str) -> String {
         self.tmux_ok(&["capture-pane", "-p", "-t", &Self::target(window)])
+    }
+
+    /// The screen with its colours and attributes, as SGR escape sequences
+    /// (`capture-pane -e`).
+    pub fn capture_styled(&self, window: &str) -> String {
+        self.tmux_ok(&["capture-pane", "-e", "-p", "-t", &Self::target(window)])
     }
 
     pub fn resize(&self, window: &str, w: u16, h: u16) {

@@ -263,6 +263,11 @@ fn hint(theme: &Theme, priority: u8, k: &'static str, what: &'static str) -> Seg
 
 pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
+    // The filter line is typed here, like vim's `/`, so the panes it filters stay in sight.
+    if let Some(Overlay::Filter(input)) = &view.overlay {
+        filter_line(frame, area, input, theme);
+        return;
+    }
     if let Some(msg) = &view.status {
         frame.render_widget(
             Paragraph::new(Line::from(text(format!(" {msg}"), s.status))),
@@ -273,6 +278,23 @@ pub fn footer(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let mut segs: Vec<Segment> = Vec::new();
     if view.ended {
         segs.push((9, vec![text("the session has ended", s.warn)]));
+    }
+    // A filter hides lines: never without saying so. At a prompt Esc holds the step, so
+    // there the way out is `/` (its line clears with Esc).
+    if let Some(f) = view.filter.as_deref().filter(|_| view.overlay.is_none()) {
+        let (k, what) = if view.prompt.as_ref().is_some_and(|p| !p.hidden) {
+            ("/", " changes it)")
+        } else {
+            ("Esc", " clears it)")
+        };
+        segs.push((
+            9,
+            vec![
+                text(format!("filter /{f} ("), s.accent),
+                key(k, theme),
+                text(what, s.accent),
+            ],
+        ));
     }
     // A question of ours on screen takes the keys: name its keys, not the cockpit's (under a
     // skip question "y run" would be a lie: y skips).
@@ -321,7 +343,34 @@ fn overlay_keys(overlay: &Overlay) -> &'static [(&'static str, &'static str)] {
             ("Esc", "stay"),
         ],
         Overlay::Command(_) => &[("Enter", "run"), ("Esc", "cancel")],
+        Overlay::Filter(_) => &[("Enter", "keep"), ("Esc", "clear")],
     }
+}
+
+/// The `/` line being typed, with its keys after it and the cursor in it.
+fn filter_line(frame: &mut Frame, area: Rect, input: &tui_input::Input, theme: &Theme) {
+    let s = &theme.styles;
+    let tail = vec![
+        Span::raw("   "),
+        key("Enter", theme),
+        text(" keep  ", s.muted),
+        key("Esc", theme),
+        text(" clear  ", s.muted),
+        text("(filters output and probes)", s.muted),
+    ];
+    let tail_w: usize = tail.iter().map(Span::width).sum();
+    let room = usize::from(area.width).saturating_sub(3);
+    let show_tail = input.value().width() + tail_w <= room;
+    let width = if show_tail { room - tail_w } else { room }.max(1);
+    let scroll = input.visual_scroll(width);
+    let shown: String = input.value().chars().skip(scroll).collect();
+    let mut spans = vec![text(" /", s.prompt), text(shown, s.base)];
+    if show_tail {
+        spans.extend(tail);
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let x = area.x + 2 + u16::try_from(input.visual_cursor().saturating_sub(scroll)).unwrap_or(0);
+    frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
 }
 
 /// The keys of the cockpit itself, for this operator's role and the prompt that is open.

@@ -26,6 +26,7 @@ use super::view::{Panel, View};
 
 pub use detail::{action_lines, shell_line, shell_quote};
 pub use help::KEYS as HELP_KEYS;
+pub use output::{probe_rows, Row as ProbeRow};
 pub use replay_bar::segments as replay_bar_segments;
 
 /// The smallest screen every panel fits on.
@@ -37,13 +38,21 @@ pub fn too_small_for(width: u16, height: u16) -> bool {
     width < MIN_WIDTH || height < MIN_HEIGHT
 }
 
-/// Draw the whole cockpit.
-pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
-    let area = frame.area();
-    if too_small_for(area.width, area.height) {
-        too_small(frame, area, theme);
-        return;
-    }
+/// Where each part of the cockpit goes on a screen of `area` (at least the minimum size).
+struct Areas {
+    head: Rect,
+    bar: Rect,
+    foot: Rect,
+    nodes: Rect,
+    lb: Rect,
+    procedure: Rect,
+    detail: Rect,
+    /// On a short screen only one of output and probes is drawn (the focused one).
+    output: Option<Rect>,
+    probes: Option<Rect>,
+}
+
+fn areas(view: &View, theme: &Theme, area: Rect) -> Areas {
     let bar_h = u16::from(view.replay.is_some());
     let [head, body, bar, foot] = Layout::vertical([
         Constraint::Length(2),
@@ -52,9 +61,6 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
         Constraint::Length(1),
     ])
     .areas(area);
-    header::render(frame, head, view, theme);
-    replay_bar::render(frame, bar, view, theme);
-    header::footer(frame, foot, view, theme);
 
     // Room for every node's problem row too (up to a third of the screen; past that the
     // last row counts the rest).
@@ -65,36 +71,88 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     let top_h = nodes_h.max(lb_h).min(body.height / 3 + 1);
     let [top, rest] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(body);
     let lb_w = (top.width * 2 / 5).clamp(36, 56);
-    let [nodes_area, lb_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(lb_w)]).areas(top);
-    nodes::render(frame, nodes_area, view, theme);
-    lb::render(frame, lb_area, view, theme);
+    let [nodes, lb] = Layout::horizontal([Constraint::Min(0), Constraint::Length(lb_w)]).areas(top);
 
     let left_w = procedure::wanted_width(view).clamp(36, (rest.width * 45 / 100).max(36));
-    let [proc_area, right] =
+    let [procedure, right] =
         Layout::horizontal([Constraint::Length(left_w), Constraint::Min(0)]).areas(rest);
-    procedure::render(frame, proc_area, view, theme);
     // The detail takes what it needs, within bounds; the live output gets the rest.
     let detail_h = detail::wanted_height(view, theme, right.width)
         .min(right.height * 55 / 100)
         .max(right.height.min(7));
-    let [detail_area, io_area] =
+    let [detail, io] =
         Layout::vertical([Constraint::Length(detail_h), Constraint::Min(0)]).areas(right);
-    detail::render(frame, detail_area, view, theme);
-    if io_area.width >= 100 {
-        let [o, p] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-            .areas(io_area);
-        output::render_output(frame, o, view, theme);
-        output::render_probes(frame, p, view, theme);
-    } else if io_area.height >= 10 {
-        let [o, p] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])
-            .areas(io_area);
-        output::render_output(frame, o, view, theme);
-        output::render_probes(frame, p, view, theme);
+    let (output, probes) = if io.width >= 100 {
+        let [o, p] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(io);
+        (Some(o), Some(p))
+    } else if io.height >= 10 {
+        let [o, p] =
+            Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(io);
+        (Some(o), Some(p))
     } else if view.focus == Panel::Probes {
-        output::render_probes(frame, io_area, view, theme);
+        (None, Some(io))
     } else {
-        output::render_output(frame, io_area, view, theme);
+        (Some(io), None)
+    };
+    Areas {
+        head,
+        bar,
+        foot,
+        nodes,
+        lb,
+        procedure,
+        detail,
+        output,
+        probes,
+    }
+}
+
+/// The panel drawn at column `x`, row `y` of a `width` x `height` screen, if it is one that
+/// takes focus (for the mouse: a click focuses it, the wheel scrolls it).
+pub fn panel_at(
+    view: &View,
+    theme: &Theme,
+    width: u16,
+    height: u16,
+    x: u16,
+    y: u16,
+) -> Option<Panel> {
+    if too_small_for(width, height) {
+        return None;
+    }
+    let a = areas(view, theme, Rect::new(0, 0, width, height));
+    let at = ratatui::layout::Position::new(x, y);
+    [
+        (Some(a.procedure), Panel::Procedure),
+        (Some(a.detail), Panel::Detail),
+        (a.output, Panel::Output),
+        (a.probes, Panel::Probes),
+    ]
+    .into_iter()
+    .find_map(|(r, p)| r.filter(|r| r.contains(at)).map(|_| p))
+}
+
+/// Draw the whole cockpit.
+pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
+    let area = frame.area();
+    if too_small_for(area.width, area.height) {
+        too_small(frame, area, theme);
+        return;
+    }
+    let a = areas(view, theme, area);
+    header::render(frame, a.head, view, theme);
+    replay_bar::render(frame, a.bar, view, theme);
+    header::footer(frame, a.foot, view, theme);
+    nodes::render(frame, a.nodes, view, theme);
+    lb::render(frame, a.lb, view, theme);
+    procedure::render(frame, a.procedure, view, theme);
+    detail::render(frame, a.detail, view, theme);
+    if let Some(o) = a.output {
+        output::render_output(frame, o, view, theme);
+    }
+    if let Some(p) = a.probes {
+        output::render_probes(frame, p, view, theme);
     }
 
     prompt::render(frame, area, view, theme);

@@ -11,6 +11,7 @@ use unicode_width::UnicodeWidthChar;
 use super::{clean, fit, fmt_dur, panel, text, truncate};
 use crate::engine::event::{Phase, Stream};
 use crate::engine::state::{NoteEntry, ProbeLogEntry};
+use crate::tui::filter::Filter;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Panel, Scroll, View};
 
@@ -32,6 +33,15 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
         Some(i) => format!(" Output · step {} ", i + 1),
         None => " Output ".into(),
     };
+    let filter = view.filter();
+    let matching = |line: &str| filter.as_ref().is_none_or(|f| f.matches(line));
+    let title = match (&filter, run) {
+        (Some(f), Some(run)) if !run.output.is_empty() => {
+            let n = run.output.iter().filter(|o| matching(&o.line)).count();
+            format!("{title}/{} {n} of {} ", f.text(), run.output.len())
+        }
+        _ => title,
+    };
     let title = if matches!(view.output_scroll, Scroll::At(_)) {
         format!("{title}(scrolled — End follows) ")
     } else {
@@ -48,6 +58,14 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
         frame.render_widget(Paragraph::new(text(" no output yet", s.muted)), inner);
         return;
     }
+    if let Some(f) = filter
+        .as_ref()
+        .filter(|_| !run.output.iter().any(|o| matching(&o.line)))
+    {
+        let none = format!(" no line matches /{} (Esc clears)", f.text());
+        frame.render_widget(Paragraph::new(text(none, s.muted)), inner);
+        return;
+    }
     // Long lines wrap (an operator needs the end of an error message too); rows are built
     // from the newest line back, only as many as the window needs.
     let height = inner.height as usize;
@@ -58,7 +76,7 @@ pub fn render_output(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     let need = height.saturating_add(from_bottom);
     let body_w = width.saturating_sub(6).max(1);
     let mut rows: Vec<Line> = Vec::new();
-    for o in run.output.iter().rev() {
+    for o in run.output.iter().rev().filter(|o| matching(&o.line)) {
         let style = match o.stream {
             Stream::Stdout => s.base,
             Stream::Stderr => s.warn,
@@ -110,9 +128,35 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
     out
 }
 
-enum Row<'a> {
+/// One row of the probe pane.
+pub enum Row<'a> {
     Probe(&'a ProbeLogEntry),
     Note(&'a NoteEntry),
+}
+
+impl Row<'_> {
+    /// Whether the row shows the filter's text (in any of its columns).
+    fn matches(&self, f: &Filter) -> bool {
+        match self {
+            Row::Probe(p) => f.matches_any(&[
+                &p.probe,
+                p.node.as_deref().unwrap_or(""),
+                if p.ok { "ok" } else { "FAIL" },
+                &p.detail,
+            ]),
+            Row::Note(n) => f.matches_any(&["note", &n.by, &n.text]),
+        }
+    }
+}
+
+/// Probe results and operators' notes, in time order; with a filter, only the rows that
+/// show it.
+pub fn probe_rows<'a>(view: &'a View, filter: Option<&Filter>) -> Vec<Row<'a>> {
+    let mut all = rows(view);
+    if let Some(f) = filter {
+        all.retain(|r| r.matches(f));
+    }
+    all
 }
 
 /// Probe results and operators' notes, in time order.
@@ -142,7 +186,8 @@ pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     let s = &theme.styles;
     let log = &view.state.probe_log;
     let failing = log.iter().rev().take(50).filter(|p| !p.ok).count();
-    let title = if failing > 0 {
+    let filter = view.filter();
+    let mut title = if failing > 0 {
         Line::from(vec![
             Span::raw(" Probes & notes "),
             text(format!("{failing} failing recently "), s.error),
@@ -150,6 +195,14 @@ pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     } else {
         Line::from(" Probes & notes ")
     };
+    let filtered = filter.as_ref().map(|f| probe_rows(view, Some(f)));
+    if let (Some(f), Some(shown)) = (&filter, &filtered) {
+        let all = view.state.probe_log.len() + view.state.notes.len();
+        title.push_span(text(
+            format!("/{} {} of {all} ", f.text(), shown.len()),
+            s.accent,
+        ));
+    }
     let block = panel(title, view.focus == Panel::Probes, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -170,6 +223,23 @@ pub fn render_probes(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) 
     // Following live, the latest notes stay pinned on top: probe samples arrive several a
     // second and would push a note out of sight at once. Scrolled, history is in time order.
     let notes = &view.state.notes;
+    if let (Some(f), Some(all)) = (&filter, filtered) {
+        if all.is_empty() {
+            let none = format!(" no row matches /{} (Esc clears)", f.text());
+            frame.render_widget(Paragraph::new(text(none, s.muted)), inner);
+            return;
+        }
+        let (from, to) = window(all.len(), height, view.probes_scroll);
+        let lines: Vec<Line> = all[from..to]
+            .iter()
+            .map(|row| match row {
+                Row::Note(n) => note_line(n),
+                Row::Probe(p) => probe_line(p, width, theme),
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+        return;
+    }
     let pinned = if view.probes_scroll == Scroll::Follow && height >= 6 {
         notes.len().min(3).min(height / 3)
     } else {

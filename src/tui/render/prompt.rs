@@ -367,7 +367,8 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
     let s = &theme.styles;
     let st = &view.state;
     match overlay {
-        Overlay::Help => {}
+        // The filter line lives in the footer.
+        Overlay::Help | Overlay::Filter(_) => {}
         Overlay::ConfirmSkip { step } => {
             let t = st
                 .plan
