@@ -911,6 +911,25 @@ fn the_abort_dialog_summarises_the_rollback_and_is_true_under_yes() {
     assert!(text.contains("confirmed automatically: --yes"), "{text}");
 }
 
+/// Aborting while a step runs: the dialog says what is stopped first.
+#[test]
+fn the_abort_dialog_says_what_a_running_step_loses() {
+    let mut s = Script::started();
+    s.through(demo::STEP_UPGRADE1);
+    s.start(demo::STEP_UPGRADE1);
+    let mut v = view(&s, TuiRole::Driver, Instant::now());
+    assert_eq!(
+        map_key(&v, &key('a'), Instant::now()),
+        Intent::Ui(UiAction::AskAbort)
+    );
+    v.update(UiAction::AskAbort);
+    let text = to_text(&v, &Theme::dark(), 100, 30);
+    assert!(
+        text.contains("step 6 Upgrade jahia1 to 8.2.0 is running") && text.contains("SIGTERM"),
+        "{text}"
+    );
+}
+
 /// Send `keys` through the mapping, applying local actions; the engine command the last one
 /// produced, if any.
 fn type_keys(v: &mut View, keys: &[KeyEvent]) -> Option<Command> {

@@ -395,10 +395,26 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             } else {
                 " = roll back, each undo confirmed"
             };
-            let mut lines = vec![
-                Line::from(text("Abort the procedure?", s.prompt)),
-                Line::from(vec![key("r", theme), text(how, s.base)]),
-            ];
+            let mut lines = vec![Line::from(text("Abort the procedure?", s.prompt))];
+            // What the abort stops first, when a step is running (the engine cancels it).
+            if let Some((i, p)) = st
+                .running()
+                .and_then(|i| st.plan.steps.get(i).map(|p| (i, p)))
+            {
+                let what = match &p.action {
+                    crate::procedure::model::Action::Wait(_) => "its gate is cancelled",
+                    crate::procedure::model::Action::Run { .. } => {
+                        "its command is asked to stop (SIGTERM to its process group, SIGKILL \
+                         after 5 s)"
+                    }
+                    _ => "it is cancelled",
+                };
+                lines.push(Line::from(text(
+                    format!("    step {} {} is running: {what}", i + 1, p.title),
+                    s.warn,
+                )));
+            }
+            lines.push(Line::from(vec![key("r", theme), text(how, s.base)]));
             let (undo, nothing) = rollback_summary(view);
             let refused = st.no_return(view.now_ms).is_some();
             if undo.is_empty() {
