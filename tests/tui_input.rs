@@ -276,6 +276,7 @@ fn skip_and_abort_ask_locally_first() {
     let screen = to_text(&v, &Theme::dark(), 80, 24);
     assert!(
         screen.contains("Abort, keeping what was done: why?")
+            && screen.contains("Journaled with your name, and in the report.")
             && screen.contains("> disk full on node2"),
         "{screen}"
     );

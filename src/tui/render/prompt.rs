@@ -469,13 +469,14 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             } else {
                 "Abort, keeping what was done"
             };
+            // One short line above the input row: a wrapped one would run under it.
             let lines = vec![
-                Line::from(text(
-                    format!("{what}: why? (journaled with your name, in the report)"),
-                    s.prompt,
-                )),
+                Line::from(text(format!("{what}: why?"), s.prompt)),
                 Line::from(""),
-                Line::from(text("Enter alone aborts without a reason.", s.muted)),
+                Line::from(text(
+                    "Journaled with your name, and in the report. Enter alone: no reason.",
+                    s.muted,
+                )),
                 key_line(&[("Enter", "abort"), ("Esc", "back")], theme),
             ];
             let inner = modal(frame, area, " Abort ".into(), lines, theme);
