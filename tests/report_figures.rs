@@ -637,6 +637,7 @@ fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
                 Event::AbortRequested {
                     by: "carol".into(),
                     rollback: true,
+                    reason: None,
                 },
             )
             .at(
