@@ -158,6 +158,10 @@ pub struct PlanArgs {
     /// Plan against a fresh lab started for the occasion (then stopped).
     #[arg(long, conflicts_with = "target")]
     pub lab: bool,
+    /// With --lab: the lab personality file to play (default: the built-in product, else
+    /// `labs/<product>.toml` next to the procedure).
+    #[arg(long, requires = "lab")]
+    pub personality: Option<PathBuf>,
     /// The lab's load balancer when --lab: the embedded one or a real HAProxy.
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
     pub lb: String,
@@ -180,6 +184,10 @@ pub struct RunArgs {
     /// Run against a fresh lab (product taken from the procedure).
     #[arg(long, conflicts_with = "target")]
     pub lab: bool,
+    /// With --lab: the lab personality file to play (default: the built-in product, else
+    /// `labs/<product>.toml` next to the procedure).
+    #[arg(long, requires = "lab")]
+    pub personality: Option<PathBuf>,
     /// Lab size when --lab.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
@@ -276,8 +284,12 @@ pub struct ResumeArgs {
 pub struct LabArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    #[arg(long, default_value = "generic")]
+    #[arg(long, default_value = "generic", conflicts_with = "personality")]
     pub product: String,
+    /// A product made of data: the lab personality file to play (e.g.
+    /// procedures/labs/elasticsearch.toml); its errors are reported as file:line:col.
+    #[arg(long)]
+    pub personality: Option<PathBuf>,
     /// Version the nodes start at (default: the product's usual "old" version).
     #[arg(long)]
     pub version: Option<String>,

@@ -323,6 +323,7 @@ async fn run_and_plan_with_lb_haproxy_start_a_haproxy_lab() {
         load: 0,
         lb: "haproxy",
         faults: &[],
+        personality: None,
     };
     let procedure = std::path::Path::new("procedures/generic-rolling.toml");
     let (lab, path) = start_lab(procedure, &req, &None, &None).await.unwrap();

@@ -105,6 +105,7 @@ fn plan_command_exit_codes() {
         procedure: path("procedures/example-every-kind.toml"),
         target: (!lab).then(|| path("procedures/targets/example.toml")),
         lab,
+        personality: None,
         lb: "embedded".into(),
         from: from.map(str::to_string),
         to: None,

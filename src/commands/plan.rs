@@ -19,6 +19,7 @@ pub async fn run_async(args: PlanArgs) -> ExitCode {
         load: 0,
         lb: &args.lb,
         faults: &[],
+        personality: args.personality.as_deref(),
     };
     let (lab, target) =
         match super::run::start_lab(&args.procedure, &req, &args.from, &args.to).await {
@@ -28,6 +29,7 @@ pub async fn run_async(args: PlanArgs) -> ExitCode {
     let with_target = PlanArgs {
         target: Some(target),
         lab: false,
+        personality: None,
         ..args
     };
     let code = run(&with_target);

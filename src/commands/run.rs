@@ -33,6 +33,7 @@ pub fn default_args() -> RunArgs {
         procedure,
         target: None,
         lab: true,
+        personality: None,
         nodes: 3,
         load: 20,
         lb: "embedded".into(),
@@ -116,6 +117,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             load: args.load,
             lb: &args.lb,
             faults: &args.fault,
+            personality: args.personality.as_deref(),
         };
         match start_lab(&args.procedure, &lab_cfg, &args.from, &args.to).await {
             Ok((l, path)) => {
@@ -149,6 +151,8 @@ pub struct LabRequest<'a> {
     pub load: u32,
     pub lb: &'a str,
     pub faults: &'a [FaultSpec],
+    /// `--personality FILE`: the data personality to play instead of the procedure's product.
+    pub personality: Option<&'a Path>,
 }
 
 /// The balancer `--lb` names, refused (with how to install it) when it is HAProxy and HAProxy
@@ -177,11 +181,11 @@ pub async fn start_lab(
         eprintln!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
-    let product = product_of(procedure, &lp.procedure).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(EXIT_INVALID)
-    })?;
-    let mut cfg = LabConfig::new(product, req.nodes, lab_timing());
+    let mut cfg =
+        lab_config_for(procedure, &lp.procedure, req.personality, req.nodes).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INVALID)
+        })?;
     // A fault about a node this lab will not have is refused before the lab starts.
     let names = cfg.node_names();
     for f in req.faults {
@@ -421,11 +425,17 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
     // A fault's node is checked against the nodes the lab will have; one staged for a step
     // against the plan, which needs the lab's target: a throwaway lab, as `plan --lab` starts.
     if args.lab && !args.fault.is_empty() {
-        let product = product_of(&args.procedure, &lp.procedure).map_err(|e| {
+        let names = lab_config_for(
+            &args.procedure,
+            &lp.procedure,
+            args.personality.as_deref(),
+            args.nodes,
+        )
+        .map_err(|e| {
             eprintln!("{e}");
             ExitCode::from(EXIT_INVALID)
-        })?;
-        let names = LabConfig::new(product, args.nodes, lab_timing()).node_names();
+        })?
+        .node_names();
         for f in &args.fault {
             f.check_node(&names).map_err(|e| {
                 eprintln!("flightdeck: --fault: {e}");
@@ -439,6 +449,7 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
             load: 0,
             lb: "embedded",
             faults: &args.fault,
+            personality: args.personality.as_deref(),
         };
         let (lab, target) = start_lab(&args.procedure, &req, &args.from, &args.to).await?;
         let checked = check_faults_on(args, &target, lab.admin_url());
@@ -550,12 +561,45 @@ async fn follow(
     crate::commands::cockpit::attach_local(task, theme, alerts).await
 }
 
-fn product_of(
+/// The lab that plays `procedure`'s product: `--personality FILE` when given, else the
+/// built-in product of that name, else the data personality `labs/<product>.toml` next to the
+/// procedure. A personality's errors come back as `file:line:col` lines.
+pub fn lab_config_for(
     path: &Path,
     procedure: &crate::procedure::model::Procedure,
-) -> Result<Product, String> {
-    procedure
-        .product
-        .parse::<Product>()
-        .map_err(|e| format!("{}: {e}", path.display()))
+    personality: Option<&Path>,
+    nodes: usize,
+) -> Result<LabConfig, String> {
+    let product = &procedure.product;
+    let file = match personality {
+        Some(f) => f.to_path_buf(),
+        None => match product.parse::<Product>() {
+            Ok(p) => return Ok(LabConfig::new(p, nodes, lab_timing())),
+            Err(_) => {
+                let f = crate::lab::data::default_path(path, product);
+                if !f.exists() {
+                    return Err(format!(
+                        "{}: the lab has no product {product:?}: it plays generic, jahia,                          weaviate, neo4j and milvus, or a personality file — write {}                          (README: \"A lab for a new product\") or pass --personality FILE",
+                        path.display(),
+                        f.display()
+                    ));
+                }
+                f
+            }
+        },
+    };
+    let p = crate::lab::data::load(&file).map_err(|d| d.to_string())?;
+    if p.name() != product {
+        return Err(format!(
+            "{}: the personality plays {:?}, but {} is a procedure for {product:?}",
+            file.display(),
+            p.name(),
+            path.display()
+        ));
+    }
+    Ok(LabConfig::with_personality(
+        std::sync::Arc::new(p),
+        nodes,
+        lab_timing(),
+    ))
 }

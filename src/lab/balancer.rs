@@ -47,7 +47,7 @@ impl Server {
 pub(crate) struct Balancer {
     servers: Mutex<Vec<Server>>,
     next: AtomicUsize,
-    ready_path: &'static str,
+    ready_path: String,
     interval: Duration,
     client: reqwest::Client,
 }
@@ -56,7 +56,7 @@ impl Balancer {
     /// `servers`: name, address, initial membership, initially UP.
     pub fn new(
         servers: Vec<(String, SocketAddr, Membership, bool)>,
-        ready_path: &'static str,
+        ready_path: &str,
         interval: Duration,
         client: reqwest::Client,
     ) -> Self {
@@ -78,7 +78,7 @@ impl Balancer {
         Balancer {
             servers: Mutex::new(servers),
             next: AtomicUsize::new(0),
-            ready_path,
+            ready_path: ready_path.to_string(),
             interval,
             client,
         }

@@ -33,7 +33,16 @@ pub fn run(args: &LabArgs) -> ExitCode {
 }
 
 fn config_from(args: &LabArgs) -> Result<LabConfig, super::LabError> {
-    let product: Product = args.product.parse()?;
+    let personality = match &args.personality {
+        Some(path) => Some(std::sync::Arc::new(
+            super::data::load(path).map_err(|d| super::LabError::Config(d.to_string()))?,
+        )),
+        None => None,
+    };
+    let product: Product = match personality {
+        Some(_) => Product::Generic,
+        None => args.product.parse()?,
+    };
     let faults = args
         .fault
         .iter()
@@ -49,6 +58,7 @@ fn config_from(args: &LabArgs) -> Result<LabConfig, super::LabError> {
         faults,
         timing: Timing::realistic(),
         lb: args.lb.parse()?,
+        personality,
     })
 }
 
@@ -133,6 +143,7 @@ mod tests {
 
     fn args(product: &str, faults: &[&str], lb: &str) -> LabArgs {
         LabArgs {
+            personality: None,
             nodes: 2,
             product: product.into(),
             version: Some("1.25.10".into()),

@@ -186,6 +186,10 @@ pub struct LabConfig {
     pub timing: Timing,
     /// The balancer the nodes sit behind and the traffic goes through.
     pub lb: LbKind,
+    /// A product made of data (`procedures/labs/<product>.toml`): its routes answer instead of
+    /// the built-in `product`'s (which stays [`Product::Generic`] underneath: stop, start,
+    /// install and the store formats are the lab's own).
+    pub personality: Option<std::sync::Arc<super::data::DataPersonality>>,
 }
 
 impl LabConfig {
@@ -201,6 +205,27 @@ impl LabConfig {
             faults: Vec::new(),
             timing,
             lb: LbKind::Embedded,
+            personality: None,
+        }
+    }
+
+    /// A lab of `nodes` nodes playing `personality`.
+    pub fn with_personality(
+        personality: std::sync::Arc<super::data::DataPersonality>,
+        nodes: usize,
+        timing: Timing,
+    ) -> Self {
+        LabConfig {
+            personality: Some(personality),
+            ..LabConfig::new(Product::Generic, nodes, timing)
+        }
+    }
+
+    /// The product's name as procedures and targets say it (`elasticsearch`, `jahia`).
+    pub fn product_name(&self) -> String {
+        match &self.personality {
+            Some(p) => p.name().to_string(),
+            None => self.product.to_string(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod balancer;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod faults;
 pub mod neo4j_ops;
 pub mod node;
@@ -103,6 +104,9 @@ pub struct LabSnapshot {
     /// Why `backends` is empty when the balancer could not be asked (HAProxy unreachable).
     #[serde(default)]
     pub lb_error: Option<String>,
+    /// The data personality the lab plays (then `product` is the generic machinery under it).
+    #[serde(default)]
+    pub personality: Option<String>,
 }
 
 impl LabSnapshot {
@@ -169,6 +173,7 @@ impl LabShared {
             lb_requests,
             faults: self.cluster.list_faults(),
             lb_error,
+            personality: self.cluster.personality().map(|p| p.name().to_string()),
         }
     }
 }
@@ -198,14 +203,18 @@ impl Lab {
             )));
         }
         let product = cfg.product;
-        let version = cfg
-            .version
-            .clone()
-            .unwrap_or_else(|| product.default_version().to_string());
-        let to_version = cfg
-            .to_version
-            .clone()
-            .unwrap_or_else(|| product.default_to_version().to_string());
+        let (default_from, default_to) = match &cfg.personality {
+            Some(p) => (
+                p.spec.product.version.clone(),
+                p.spec.product.to_version.clone(),
+            ),
+            None => (
+                product.default_version().to_string(),
+                product.default_to_version().to_string(),
+            ),
+        };
+        let version = cfg.version.clone().unwrap_or(default_from);
+        let to_version = cfg.to_version.clone().unwrap_or(default_to);
         config::store_format(&version)?;
         config::store_format(&to_version)?;
 
@@ -260,7 +269,7 @@ impl Lab {
                 let seed = if green {
                     BTreeMap::new()
                 } else {
-                    BTreeMap::from([("lab".to_string(), product.to_string())])
+                    BTreeMap::from([("lab".to_string(), cfg.product_name())])
                 };
                 specs.push(NodeSpec {
                     name: names[gi * cfg.nodes + i].clone(),
@@ -287,7 +296,19 @@ impl Lab {
         let backend_servers: Vec<(String, SocketAddr)> =
             specs.iter().map(|s| (s.name.clone(), s.addr)).collect();
         let haproxy_dir = data_dir.join("haproxy");
-        let cluster = Arc::new(Cluster::new(product, cfg.timing, data_dir, specs)?);
+        let mut cluster = Cluster::new(product, cfg.timing, data_dir, specs)?;
+        if let Some(p) = &cfg.personality {
+            cluster.set_personality(node::DataRuntime {
+                personality: p.clone(),
+                from_version: version.clone(),
+                to_version: to_version.clone(),
+            });
+        }
+        let cluster = Arc::new(cluster);
+        let readiness_path = match &cfg.personality {
+            Some(p) => p.spec.product.readiness.clone(),
+            None => product.readiness_path().to_string(),
+        };
         for f in &cfg.faults {
             cluster
                 .add_fault(f.clone())
@@ -303,13 +324,8 @@ impl Lab {
             // health checks wait in the listen backlog until the servers run, and a HAProxy
             // that fails to start leaves no task behind (the process dies with its handle).
             LbKind::Haproxy => {
-                let (process, driver) = start_haproxy(
-                    &backend_servers,
-                    &maint,
-                    product.readiness_path(),
-                    &haproxy_dir,
-                )
-                .await?;
+                let (process, driver) =
+                    start_haproxy(&backend_servers, &maint, &readiness_path, &haproxy_dir).await?;
                 Front::Haproxy(Box::new((process, driver)))
             }
         };
@@ -348,7 +364,7 @@ impl Lab {
                             )
                         })
                         .collect(),
-                    product.readiness_path(),
+                    &readiness_path,
                     Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
                     client.clone(),
                 ));
@@ -382,6 +398,21 @@ impl Lab {
             )));
         }
 
+        if cluster
+            .personality()
+            .is_some_and(|p| !p.spec.transition.is_empty())
+        {
+            // The personality's timed transitions, on the balancer's health-check period.
+            let tick = Duration::from_millis(cfg.timing.health_interval_ms.max(10));
+            let c = cluster.clone();
+            cluster.spawn(async move {
+                loop {
+                    tokio::time::sleep(tick).await;
+                    c.data_tick();
+                }
+            });
+        }
+
         let admin_url = format!("http://{admin}");
         let mut target = target_out::build_target(
             product,
@@ -391,6 +422,9 @@ impl Lab {
             &version,
             &to_version,
         );
+        if let Some(p) = &cfg.personality {
+            target_out::personalize(&mut target, p, &admin_url, frontend);
+        }
         if let Some(process) = &haproxy {
             target.lb = Some(target_out::haproxy_lb(process));
         }

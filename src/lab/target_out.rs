@@ -196,6 +196,38 @@ pub(crate) fn build_target(
     target
 }
 
+/// Makes the lab's target one of a data personality's product: its name and product, the
+/// health probe on the personality's readiness path, and the variables it adds (with
+/// `${lab_frontend}` and `${lab_admin}` filled in).
+pub(crate) fn personalize(
+    target: &mut Target,
+    personality: &super::data::DataPersonality,
+    admin_url: &str,
+    frontend: SocketAddr,
+) {
+    let name = personality.name();
+    target.name = format!("lab-{name}");
+    target.product = Some(name.to_string());
+    let readiness = &personality.spec.product.readiness;
+    for p in target.probes.iter_mut().filter(|p| p.health) {
+        if let Check::Http(spec) = &mut p.check {
+            spec.url = format!("${{node.url}}{readiness}");
+        }
+    }
+    for node in &mut target.nodes {
+        for (k, v) in &personality.spec.target.tags {
+            node.tags.insert(k.clone(), v.clone());
+        }
+    }
+    let front = format!("http://{frontend}");
+    for (k, v) in &personality.spec.target.vars {
+        let v = v
+            .replace("${lab_frontend}", &front)
+            .replace("${lab_admin}", admin_url);
+        target.vars.insert(k.clone(), v);
+    }
+}
+
 /// The target's `[lb]` for the lab's own HAProxy: its runtime API over TCP on loopback, its
 /// backend, and server names equal to the node names (so no `[lb.servers]` mapping).
 pub(crate) fn haproxy_lb(process: &HaproxyProcess) -> LbConfig {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::data::{Hook, Reason};
 use super::{Cluster, OpError, RunState, WEAVIATE_RAFT};
 use crate::lab::config::Product;
 use crate::lab::faults::Fault;
@@ -49,11 +50,15 @@ impl Cluster {
 
     pub(super) fn crash(&self, idx: usize) {
         let mut g = self.inner();
+        let reason = self
+            .data_reason(&g, idx, Reason::Crash, 0, 0)
+            .unwrap_or_else(|| "crashed (fault)".into());
         if let Some(n) = g.nodes.get_mut(idx) {
             n.state = RunState::Failed;
-            n.reason = Some("crashed (fault)".into());
+            n.reason = Some(reason);
             n.generation += 1;
             n.running_since = None;
+            self.data_hook(&mut g, idx, Hook::Stop);
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::data::{Hook, Reason};
 use super::{downgrade_reason, fail, Cluster, Inner, OpError, RunState, MILVUS_META_2_2};
 use crate::lab::config::{store_format, Product, Version};
 
@@ -18,6 +19,7 @@ impl Cluster {
         n.reason = None;
         n.generation += 1;
         n.running_since = None;
+        self.data_hook(&mut g, idx, Hook::Stop);
         Ok(())
     }
 
@@ -69,7 +71,9 @@ impl Cluster {
                 return;
             }
             if broken {
-                let reason = super::faults::migration_failure(self.product, from, to);
+                let reason = self
+                    .data_reason(&g, idx, Reason::FailMigration, from, to)
+                    .unwrap_or_else(|| super::faults::migration_failure(self.product, from, to));
                 return fail(&mut g.nodes[idx], reason);
             }
             let key = g.nodes[idx].store_key.clone();
@@ -88,6 +92,7 @@ impl Cluster {
         let n = &mut g.nodes[idx];
         n.state = RunState::Running;
         n.running_since = Some(Instant::now());
+        self.data_hook(&mut g, idx, Hook::Running);
     }
 
     /// The start-up checks of the installed version against the store; returns the store
@@ -111,7 +116,12 @@ impl Cluster {
             && !self.opens_newer_store(sfmt, vfmt)
             && !self.schema_v1_downgrade(g, idx, sfmt, vfmt)
         {
-            return Err(downgrade_reason(sfmt, &version));
+            return Err(self
+                .data_reason(g, idx, Reason::Downgrade, sfmt, vfmt)
+                .unwrap_or_else(|| downgrade_reason(sfmt, &version)));
+        }
+        if let Some(reason) = self.data_refusal(g, idx) {
+            return Err(reason);
         }
         match self.product {
             Product::Milvus if sfmt < MILVUS_META_2_2 && vfmt >= MILVUS_META_2_2 => {

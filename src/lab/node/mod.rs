@@ -11,6 +11,7 @@
 //! core group's Raft quorum) and [`weaviate`] (Raft quorum, the pre-Raft way back, collections).
 
 mod backup;
+mod data;
 mod data_plane;
 mod faults;
 mod jahia;
@@ -39,6 +40,7 @@ use super::LabError;
 /// The first Milvus metadata format that 2.1 cannot read (2.2 changed segment-index metadata).
 pub const MILVUS_META_2_2: u32 = 2002;
 
+pub(crate) use data::{DataRequest, DataRuntime};
 pub use weaviate::LAB_COLLECTION;
 pub(crate) use weaviate::WEAVIATE_RAFT;
 
@@ -153,6 +155,10 @@ pub(crate) struct NodeState {
     /// Weaviate: POST /v1/cluster/schema-v1 stored the metadata in the pre-Raft format, so a
     /// pre-1.25 version may start on this node's Raft-era store once.
     pub schema_v1: bool,
+    /// A data personality's `[node]` variables.
+    pub vars: BTreeMap<String, serde_json::Value>,
+    /// Per `[[transition]]`: since when its condition has held on this node.
+    pub since: Vec<Option<Instant>>,
 }
 
 impl NodeState {
@@ -181,6 +187,8 @@ pub(crate) struct Inner {
     /// Weaviate: the collections were deleted (DELETE /v1/schema/{class}); a restore may
     /// recreate them.
     pub collections_deleted: bool,
+    /// A data personality's `[cluster]` variables.
+    pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 /// The node set plus everything shared by the node servers.
@@ -193,6 +201,8 @@ pub(crate) struct Cluster {
     faults: Mutex<FaultSet>,
     tasks: Mutex<JoinSet<()>>,
     closed: AtomicBool,
+    /// The data personality this lab plays, if any (`procedures/labs/<product>.toml`).
+    pub(crate) data: Option<DataRuntime>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -267,6 +277,8 @@ impl Cluster {
                 running_since: None,
                 requests: 0,
                 schema_v1: false,
+                vars: BTreeMap::new(),
+                since: Vec::new(),
             };
             if spec.running {
                 // A data dir reused from an earlier run may hold a newer store.
@@ -293,10 +305,12 @@ impl Cluster {
                 jobs: BTreeMap::new(),
                 applied_index: 0,
                 collections_deleted: false,
+                vars: BTreeMap::new(),
             }),
             faults: Mutex::new(FaultSet::new()),
             tasks: Mutex::new(JoinSet::new()),
             closed: AtomicBool::new(false),
+            data: None,
         })
     }
 

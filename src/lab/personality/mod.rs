@@ -1,6 +1,7 @@
 //! Each node's HTTP server: the data plane (`/kv`), the generic status endpoint, the node's
 //! `/_lab/` admin routes, and the product's own endpoints (one module per product).
 
+pub mod data;
 pub mod generic;
 pub mod jahia;
 pub mod milvus;
@@ -43,6 +44,15 @@ impl NodeCtx {
 
 pub(crate) fn node_router(cluster: Arc<Cluster>, idx: usize) -> Router {
     let ctx = NodeCtx { cluster, idx };
+    if ctx.cluster.personality().is_some() {
+        return Router::new()
+            .route("/kv/{key}", get(kv_get).put(kv_put))
+            .route("/_lab/status", get(status))
+            .merge(super::admin::node_routes())
+            .fallback(data::handle)
+            .layer(middleware::from_fn_with_state(ctx.clone(), slow))
+            .with_state(ctx);
+    }
     let product = match ctx.cluster.product {
         Product::Generic => generic::routes(),
         Product::Jahia => jahia::routes(),
