@@ -311,3 +311,34 @@ fn the_real_example_target_checks_and_upgrades_master_eligible_nodes_last() {
         ]
     );
 }
+
+#[test]
+fn check_also_checks_the_products_lab_personality() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flightdeck(
+        dir.path(),
+        &["check", "procedures/elasticsearch-rolling.toml"],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("; lab personality procedures/labs/elasticsearch.toml"),
+        "{log}"
+    );
+    let procedure = dir.path().join("toy-rolling.toml");
+    std::fs::write(&procedure, TOY_PROCEDURE).unwrap();
+    std::fs::create_dir(dir.path().join("labs")).unwrap();
+    let lab = dir.path().join("labs/toydb.toml");
+    std::fs::write(
+        &lab,
+        TOY_LAB.replace("readiness = \"/ping\"", "readiness = \"ping\""),
+    )
+    .unwrap();
+    let out = flightdeck(dir.path(), &["check", procedure.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("labs/toydb.toml:6:13: product.readiness"),
+        "{log}"
+    );
+}

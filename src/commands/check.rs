@@ -66,12 +66,28 @@ pub fn summary(args: &CheckArgs) -> Result<Checked, String> {
         },
         None => "pass --target to expand".to_string(),
     };
+    let lab = lab_personality(&args.procedure, &lp.procedure.product)?;
     let line = format!(
-        "ok: {}: {n} step{} ({expansion})",
+        "ok: {}: {n} step{} ({expansion}){lab}",
         lp.procedure.name,
         if n == 1 { "" } else { "s" }
     );
     Ok(Checked { line, warnings })
+}
+
+/// A product the lab does not have built in trains on `labs/<product>.toml` next to the
+/// procedure: when that file exists it is checked too (its problems at `file:line:col`), and
+/// the `ok` line names it.
+fn lab_personality(procedure: &Path, product: &str) -> Result<String, String> {
+    if product.parse::<crate::lab::Product>().is_ok() {
+        return Ok(String::new());
+    }
+    let path = crate::lab::data::default_path(procedure, product);
+    if !path.exists() {
+        return Ok(String::new());
+    }
+    crate::lab::data::load(&path).map_err(|d| d.to_string())?;
+    Ok(format!("; lab personality {}", path.display()))
 }
 
 /// Load a procedure and optionally a target, then check them against each other. Every problem
