@@ -1161,16 +1161,23 @@ impl SessionState {
     }
 
     fn set_probe(&mut self, probe: &str, node: &Option<String>, ok: bool, detail: &str, t: u64) {
-        let health_probes = self.health_probes.clone();
-        let is_health = health_probes.iter().any(|h| h == probe);
-        if let Some(n) = node.as_deref().and_then(|n| self.node_mut(n)) {
+        let is_health = self.health_probes.iter().any(|h| h == probe);
+        let mut flipped = false;
+        if let Some(i) = node
+            .as_deref()
+            .and_then(|n| self.nodes.iter().position(|v| v.node.name == n))
+        {
+            let health_probes = &self.health_probes;
+            let n = &mut self.nodes[i];
             n.probes.insert(probe.to_string(), ok);
-            if health_probes.iter().any(|h| h == probe) {
-                n.health = Some(
+            if is_health {
+                let health = Some(
                     health_probes
                         .iter()
                         .all(|h| n.probes.get(h).copied().unwrap_or(true)),
                 );
+                flipped = n.health != health;
+                n.health = health;
                 if ok {
                     n.health_detail.clear();
                 } else {
@@ -1181,8 +1188,10 @@ impl SessionState {
         // Without a balancer nothing reports "no ready backend", yet a standalone that is
         // stopped serves nobody: the cluster is fully down while every node's health probes
         // fail (a real Milvus standalone upgrade showed "full down 00:00" over 80 s of outage).
-        // A node whose health is not known yet doesn't count as down.
-        if is_health && self.lb_driver.is_none() && !matches!(self.mode, Mode::Finished(_)) {
+        // A node whose health is not known yet doesn't count as down. Health changes only
+        // here, so the whole-cluster answer can only change when one node's flips: the other
+        // samples (most of them) leave it as it is.
+        if flipped && self.lb_driver.is_none() && !matches!(self.mode, Mode::Finished(_)) {
             let all_down =
                 !self.nodes.is_empty() && self.nodes.iter().all(|n| n.health == Some(false));
             self.no_ready.set(all_down, t);
