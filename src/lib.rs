@@ -22,5 +22,6 @@ pub mod report;
 pub mod target;
 pub mod target_load;
 pub mod target_overrides;
+pub mod text_table;
 pub mod tls;
 pub mod tui;

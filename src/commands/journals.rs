@@ -163,21 +163,5 @@ pub fn render_table(rows: &[JournalRow]) -> String {
             r.path.display().to_string(),
         ]);
     }
-    let mut widths = [0usize; 5];
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::text_table::columns(&table)
 }

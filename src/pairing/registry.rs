@@ -245,23 +245,7 @@ pub fn render_table(rows: &[(SessionInfo, Result<Status, String>)]) -> String {
             owner,
         ]);
     }
-    let mut widths = [0usize; 6];
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::text_table::columns(&table)
 }
 
 /// Print every visible session as a table (`*` marks the driver).
