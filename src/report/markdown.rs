@@ -225,22 +225,37 @@ fn steps(out: &mut String, r: &Report, clock: &Clock) {
     out.push('\n');
 }
 
-/// Who decided what, in order.
-fn decisions(out: &mut String, r: &Report, clock: &Clock) {
-    if r.decisions.is_empty() {
+/// A section of `(time, who, text)` rows in order (decisions, notes); nothing when empty.
+fn timed_table<'a>(
+    out: &mut String,
+    clock: &Clock,
+    heading: &str,
+    column: &str,
+    rows: impl ExactSizeIterator<Item = (u64, &'a str, &'a str)>,
+) {
+    if rows.len() == 0 {
         return;
     }
-    out.push_str("## Decisions\n\n| Time | By | Decision |\n|---|---|---|\n");
-    for d in &r.decisions {
+    let _ = write!(
+        out,
+        "## {heading}\n\n| Time | By | {column} |\n|---|---|---|\n"
+    );
+    for (t_ms, by, text) in rows {
         let _ = writeln!(
             out,
             "| {} | {} | {} |",
-            clock.at(d.t_ms),
-            cell(&d.by),
-            cell(&d.what)
+            clock.at(t_ms),
+            cell(by),
+            cell(text)
         );
     }
     out.push('\n');
+}
+
+/// Who decided what, in order.
+fn decisions(out: &mut String, r: &Report, clock: &Clock) {
+    let rows = r.decisions.iter().map(|d| (d.t_ms, &*d.by, &*d.what));
+    timed_table(out, clock, "Decisions", "Decision", rows);
 }
 
 fn status(s: &StepReport) -> String {
@@ -321,20 +336,8 @@ fn problems(out: &mut String, r: &Report, clock: &Clock) {
 }
 
 fn notes(out: &mut String, r: &Report, clock: &Clock) {
-    if r.notes.is_empty() {
-        return;
-    }
-    out.push_str("## Notes\n\n| Time | By | Note |\n|---|---|---|\n");
-    for n in &r.notes {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            clock.at(n.t_ms),
-            cell(&n.by),
-            cell(&n.text)
-        );
-    }
-    out.push('\n');
+    let rows = r.notes.iter().map(|n| (n.t_ms, &*n.by, &*n.text));
+    timed_table(out, clock, "Notes", "Note", rows);
 }
 
 fn faults(out: &mut String, r: &Report, clock: &Clock) {
