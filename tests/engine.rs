@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::plans::{empty_target as target, plan, run, sh, step_with as step, until};
+use common::plans::{
+    confirm_prompt, empty_target as target, plan, run, sh, step_with as step, until,
+};
 
 use std::time::Duration;
 
@@ -26,18 +28,6 @@ fn start(plan: Plan, target: Target, auto: AutoConfirm, dir: &tempfile::TempDir)
         time_scale: 1.0,
     })
     .expect("engine starts")
-}
-
-async fn confirm(task: &EngineTask) {
-    let s = until(task, "a prompt", |s| s.prompt.is_some()).await;
-    let id = s.prompt.map(|p| p.id).unwrap_or_default();
-    task.handle
-        .command(Command::Confirm {
-            prompt: id,
-            phrase: None,
-        })
-        .await
-        .expect("confirm accepted");
 }
 
 #[tokio::test]
@@ -85,17 +75,17 @@ async fn failure_stops_and_asks_then_retry_skip_and_undo_in_reverse() {
         ],
     );
     let task = start(p, target(), AutoConfirm::default(), &dir);
-    confirm(&task).await;
+    confirm_prompt(&task).await;
     until(&task, "one done", |s| {
         s.steps[0].status == StepStatus::Succeeded
     })
     .await;
-    confirm(&task).await;
+    confirm_prompt(&task).await;
     until(&task, "two done", |s| {
         s.steps[1].status == StepStatus::Succeeded
     })
     .await;
-    confirm(&task).await;
+    confirm_prompt(&task).await;
     let s = until(&task, "three failed", |s| {
         s.steps[2].status == StepStatus::Failed
     })
@@ -145,7 +135,7 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
     );
     let task = start(p, target(), AutoConfirm::default(), &dir);
     for _ in 0..3 {
-        confirm(&task).await;
+        confirm_prompt(&task).await;
         until(&task, "settled", |s| s.running().is_none()).await;
     }
     until(&task, "c failed", |s| {
@@ -171,7 +161,7 @@ async fn abort_with_rollback_undoes_completed_steps_in_reverse_each_confirmed() 
             break;
         }
         prompts.push(s.prompt.unwrap().step);
-        confirm(&task).await;
+        confirm_prompt(&task).await;
         until(&task, "undo ran", |s| s.running().is_none()).await;
     }
     let s = until(&task, "rolled back", |s| s.is_finished()).await;
@@ -269,7 +259,7 @@ async fn irreversible_steps_stop_undo_and_rollback() {
     );
     let task = start(p, target(), AutoConfirm::default(), &dir);
     for _ in 0..3 {
-        confirm(&task).await;
+        confirm_prompt(&task).await;
         until(&task, "settled", |s| s.running().is_none()).await;
     }
     let s = until(&task, "c failed", |s| {

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::plans::{empty_target as target, plan, run, sh, step_with as step, until};
+use common::plans::{
+    confirm_prompt, empty_target as target, plan, run, sh, step_with as step, until,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -241,14 +243,7 @@ async fn abort_with_rollback_cancels_a_running_gate_then_offers_the_undo() {
         AutoConfirm::default(),
     );
     for _ in 0..2 {
-        let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
-        task.handle
-            .command(Command::Confirm {
-                prompt: s.prompt.unwrap().id,
-                phrase: None,
-            })
-            .await
-            .unwrap();
+        confirm_prompt(&task).await;
     }
     until(&task, "the gate running", |s| s.running() == Some(1)).await;
     task.handle
@@ -294,14 +289,7 @@ async fn marking_an_interrupted_undo_done_lets_the_rollback_go_on() {
         AutoConfirm::default(),
     );
     for _ in 0..2 {
-        let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
-        task.handle
-            .command(Command::Confirm {
-                prompt: s.prompt.unwrap().id,
-                phrase: None,
-            })
-            .await
-            .unwrap();
+        confirm_prompt(&task).await;
         until(&task, "idle", |s| s.running().is_none()).await;
     }
     task.handle

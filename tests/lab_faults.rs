@@ -114,6 +114,17 @@ fn run_refuses_a_bad_fault_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j.jsonl");
     let j = journal.to_str().unwrap();
+    // `run --lab` with `extra` and `--fault fault` exits 2 saying `why`, with no journal.
+    let refused = |extra: &[&str], fault: &str, why: &str| {
+        let mut args = vec!["run", "procedures/generic-rolling.toml", "--lab"];
+        args.extend_from_slice(extra);
+        args.extend(["--journal", j, "--fault", fault]);
+        let out = flightdeck(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{fault}: {err}");
+        assert!(err.contains(why), "{fault}: {err}");
+        assert!(!journal.exists(), "{fault}: a journal was written");
+    };
     for (fault, why) in [
         ("boom:node2@step=8", "unknown kind"),
         ("crash:node2@8", "expected KIND:NODE@step=N"),
@@ -121,40 +132,14 @@ fn run_refuses_a_bad_fault_before_anything_runs() {
         ("crash:node2@step=99", "no step 99"),
         ("crash:node2@step=start@node7", "no step start@node7"),
     ] {
-        let out = flightdeck(&[
-            "run",
-            "procedures/generic-rolling.toml",
-            "--lab",
-            "--headless",
-            "--yes",
-            "--journal",
-            j,
-            "--fault",
-            fault,
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{fault}: {err}");
-        assert!(err.contains(why), "{fault}: {err}");
-        assert!(!journal.exists(), "{fault}: a journal was written");
+        refused(&["--headless", "--yes"], fault, why);
     }
     // The default (a detached session server) checks before it detaches.
     for (fault, why) in [
         ("crash:node9", "no node \"node9\""),
         ("crash:node2@step=99", "no step 99"),
     ] {
-        let out = flightdeck(&[
-            "run",
-            "procedures/generic-rolling.toml",
-            "--lab",
-            "--journal",
-            j,
-            "--fault",
-            fault,
-        ]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{fault}: {err}");
-        assert!(err.contains(why), "{fault}: {err}");
-        assert!(!journal.exists(), "{fault}: a journal was written");
+        refused(&[], fault, why);
     }
     let out = flightdeck(&[
         "run",

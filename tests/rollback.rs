@@ -64,17 +64,20 @@ async fn jahia_abort_after_the_second_node_stopped_rolls_back_every_node() {
     wait_for_lab(
         &run.lab,
         "the cluster back on 8.1.8.0, schema A, running, writable, serving",
-        |snap| {
-            snap.nodes.iter().all(|n| {
-                n.version == "8.1.8.0"
-                    && n.schema.as_deref() == Some("A")
-                    && !n.read_only
-                    && n.state == RunState::Running
-            }) && snap.backends.iter().all(|b| b.serving)
-        },
+        jahia_back_on_8180,
     )
     .await;
     run.lab.shutdown().await;
+}
+
+/// Every Jahia node back on 8.1.8.0 and schema A, running, writable and in the balancer.
+fn jahia_back_on_8180(snap: &flightdeck::lab::LabSnapshot) -> bool {
+    snap.nodes.iter().all(|n| {
+        n.version == "8.1.8.0"
+            && n.schema.as_deref() == Some("A")
+            && !n.read_only
+            && n.state == RunState::Running
+    }) && snap.backends.iter().all(|b| b.serving)
 }
 
 /// Wherever the operator aborts in the per-node part, the rollback ends with every node on
@@ -99,14 +102,7 @@ async fn jahia_abort_anywhere_in_the_node_loop_rolls_back_every_node() {
         wait_for_lab(
             &run.lab,
             &format!("(abort at {at}) the cluster back on 8.1.8.0, schema A, serving"),
-            |snap| {
-                snap.nodes.iter().all(|n| {
-                    n.version == "8.1.8.0"
-                        && n.schema.as_deref() == Some("A")
-                        && !n.read_only
-                        && n.state == RunState::Running
-                }) && snap.backends.iter().all(|b| b.serving)
-            },
+            jahia_back_on_8180,
         )
         .await;
         run.lab.shutdown().await;

@@ -373,26 +373,7 @@ async fn a_deployment_on_another_version_stops_the_preflight() {
     let lab = Lab::start(LabConfig::new(Product::Milvus, 1, Timing::fast()))
         .await
         .unwrap();
-    let admin = lab.target().nodes[0].tags["admin"].clone();
-    let client = reqwest::Client::new();
-    for (op, body) in [
-        ("stop", serde_json::json!({})),
-        ("install", serde_json::json!({"version": "2.1.3"})),
-        ("start", serde_json::json!({})),
-    ] {
-        let r = client
-            .post(format!("{admin}/_lab/{op}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{op}");
-    }
-    wait_for_lab(&lab, "node1 running 2.1.3", |snap| {
-        snap.node("node1")
-            .is_some_and(|n| n.state == RunState::Running && n.version == "2.1.3")
-    })
-    .await;
+    switch_node_version(&lab, 0, "2.1.3").await;
     let run = run_on_started_lab(PROCEDURE, lab, yes_all(), LAB_SCALE).await;
     assert!(!run.end.ok);
     assert!(

@@ -371,26 +371,7 @@ async fn a_node_on_another_version_stops_the_preflight() {
     let lab = Lab::start(LabConfig::new(Product::Weaviate, 3, Timing::fast()))
         .await
         .unwrap();
-    let admin = lab.target().nodes[2].tags["admin"].clone();
-    let client = reqwest::Client::new();
-    for (op, body) in [
-        ("stop", serde_json::json!({})),
-        ("install", serde_json::json!({"version": "1.25.9"})),
-        ("start", serde_json::json!({})),
-    ] {
-        let r = client
-            .post(format!("{admin}/_lab/{op}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{op}");
-    }
-    wait_for_lab(&lab, "node3 running 1.25.9", |snap| {
-        snap.node("node3")
-            .is_some_and(|n| n.state == RunState::Running && n.version == "1.25.9")
-    })
-    .await;
+    switch_node_version(&lab, 2, "1.25.9").await;
     let run = run_on_started_lab(PROCEDURE, lab, yes_all(), LAB_SCALE).await;
     assert!(!run.end.ok);
     assert!(run.output.contains("[2/"), "{}", run.output);

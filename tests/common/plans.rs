@@ -87,3 +87,16 @@ pub async fn until(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Wait for a prompt to open and confirm it, as the driver would.
+pub async fn confirm_prompt(task: &EngineTask) {
+    let s = until(task, "a prompt", |s| s.prompt.is_some()).await;
+    let id = s.prompt.map(|p| p.id).unwrap_or_default();
+    task.handle
+        .command(flightdeck::engine::Command::Confirm {
+            prompt: id,
+            phrase: None,
+        })
+        .await
+        .expect("confirm accepted");
+}

@@ -97,3 +97,29 @@ pub async fn wait_for_lab(lab: &Lab, what: &str, ok: impl Fn(&LabSnapshot) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Put the lab's node `index` on `version` by hand, as an operator would out of band (stop,
+/// install, start through its admin API), and wait until it runs that version.
+pub async fn switch_node_version(lab: &Lab, index: usize, version: &str) {
+    let node = lab.target().nodes[index].clone();
+    let admin = node.tags["admin"].clone();
+    let client = reqwest::Client::new();
+    for (op, body) in [
+        ("stop", serde_json::json!({})),
+        ("install", serde_json::json!({ "version": version })),
+        ("start", serde_json::json!({})),
+    ] {
+        let r = client
+            .post(format!("{admin}/_lab/{op}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{op}");
+    }
+    wait_for_lab(lab, &format!("{} running {version}", node.name), |snap| {
+        snap.node(&node.name)
+            .is_some_and(|n| n.state == flightdeck::lab::RunState::Running && n.version == version)
+    })
+    .await;
+}
