@@ -760,3 +760,210 @@ fn journals_and_logs_are_the_owners_alone_and_a_group_journal_its_groups() {
         "old\n"
     );
 }
+
+/// Step 1 irreversible, step 2 optional, step 3 plain: once step 1 is done and step 2's
+/// prompt is open, a choice and a rollback past the point of no return are both possible.
+fn past_no_return_plan() -> Plan {
+    let mut a = step("migrate", sh("true"));
+    a.irreversible = Some("the store is migrated".into());
+    let mut b = step("reindex", sh("true"));
+    b.optional = Some(flightdeck::plan::OptionalStep {
+        why: "only needed for large stores".into(),
+        default: flightdeck::procedure::model::OptionalChoice::Run,
+    });
+    plan("people", vec![a, b, step("check", sh("true"))])
+}
+
+/// The driver confirms step 1 and waits for step 2's (optional) prompt; its id and the phrase
+/// a rollback past the point of no return needs.
+async fn at_the_optional_step(driver: &mut View) -> (u64, String) {
+    let id = driver
+        .until("step 1's prompt", |s| s.prompt.is_some())
+        .await
+        .prompt
+        .unwrap()
+        .id;
+    driver.send(confirm(id)).await.unwrap();
+    let st = driver
+        .until("step 2's prompt", |s| s.prompt.is_some_and(|p| p.step == 1))
+        .await;
+    let phrase = st
+        .no_return(st.t_ms)
+        .expect("past the point of no return")
+        .phrase;
+    (st.prompt.unwrap().id, phrase)
+}
+
+fn rollback_anyway(phrase: &str, reason: &str) -> Command {
+    Command::RollbackPastNoReturn {
+        phrase: phrase.into(),
+        reason: reason.into(),
+    }
+}
+
+fn choose_skip(prompt: u64, reason: &str) -> Command {
+    Command::Choose {
+        prompt,
+        choice: flightdeck::procedure::model::OptionalChoice::Skip,
+        reason: Some(reason.into()),
+    }
+}
+
+#[tokio::test]
+async fn reasons_and_phrases_are_bounded_like_notes_and_refused_never_cut() {
+    use flightdeck::engine::session::MAX_NOTE_CHARS;
+    let s = served(past_no_return_plan(), None).await;
+    let socket = s.guard.socket_path();
+    let mut alice = View::join(&socket, "alice", true).await;
+    let (id, phrase) = at_the_optional_step(&mut alice).await;
+    let long = "r".repeat(MAX_NOTE_CHARS + 1);
+    let before = journaled(&s.journal).len();
+    for cmd in [
+        choose_skip(id, &long),
+        rollback_anyway(&phrase, &long),
+        rollback_anyway(&long, "the migration broke reads"),
+        Command::Confirm {
+            prompt: id,
+            phrase: Some(long.clone()),
+        },
+        take(Some(&long)),
+        Command::Note { text: long.clone() },
+    ] {
+        let e = alice.send(cmd.clone()).await.unwrap_err();
+        assert!(
+            e.0.contains(&format!("at most {MAX_NOTE_CHARS} characters"))
+                && e.0.contains(&format!("has {}", MAX_NOTE_CHARS + 1)),
+            "{cmd:?}: {e}"
+        );
+    }
+    assert_eq!(
+        journaled(&s.journal).len(),
+        before,
+        "a refused text was journaled"
+    );
+
+    // At the limit, each is taken whole (reasons used to be cut to 500 characters).
+    let choice_reason = format!("skip{}", "c".repeat(MAX_NOTE_CHARS - 4));
+    alice.send(choose_skip(id, &choice_reason)).await.unwrap();
+    alice
+        .until("step 3's prompt", |s| s.prompt.is_some_and(|p| p.step == 2))
+        .await;
+    let rollback_reason = format!("back{}", "b".repeat(MAX_NOTE_CHARS - 4));
+    alice
+        .send(rollback_anyway(&phrase, &rollback_reason))
+        .await
+        .unwrap();
+    let events = journaled(&s.journal);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::OptionalChosen { reason: Some(r), .. } if *r == choice_reason
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::RollbackOverridden { reason, .. } if *reason == rollback_reason
+    )));
+}
+
+/// Every command, at least one of each kind, with arguments that fit the session of
+/// `past_no_return_plan` at step 2's prompt (`prompt`), `phrase` its rollback phrase.
+fn every_command(prompt: u64, phrase: &str, observer: u64) -> Vec<Command> {
+    let all = vec![
+        confirm(prompt),
+        choose_skip(prompt, "not needed"),
+        Command::Decline { prompt },
+        Command::Act,
+        Command::Retry { step: 0 },
+        Command::Skip { step: 1 },
+        Command::MarkDone { step: 0 },
+        Command::Undo { step: 0 },
+        Command::Abort {
+            rollback: false,
+            reason: Some("stop here".into()),
+        },
+        Command::Abort {
+            rollback: true,
+            reason: None,
+        },
+        rollback_anyway(phrase, "reads fail on the new version"),
+        Command::Note {
+            text: "hello".into(),
+        },
+        Command::Approve { prompt },
+        Command::RequestControl,
+        Command::GrantControl { to: observer },
+        take(Some("a reason")),
+        Command::RemoveOperator { id: observer },
+        Command::Alive,
+        Command::KillOrphan { step: 0 },
+    ];
+    // A new kind of command fails to compile here until it is added above and counted.
+    let kind = |c: &Command| match c {
+        Command::Confirm { .. } => 0,
+        Command::Choose { .. } => 1,
+        Command::Decline { .. } => 2,
+        Command::Act => 3,
+        Command::Retry { .. } => 4,
+        Command::Skip { .. } => 5,
+        Command::MarkDone { .. } => 6,
+        Command::Undo { .. } => 7,
+        Command::Abort { .. } => 8,
+        Command::RollbackPastNoReturn { .. } => 9,
+        Command::Note { .. } => 10,
+        Command::Approve { .. } => 11,
+        Command::RequestControl => 12,
+        Command::GrantControl { .. } => 13,
+        Command::TakeControl { .. } => 14,
+        Command::RemoveOperator { .. } => 15,
+        Command::Alive => 16,
+        Command::KillOrphan { .. } => 17,
+    };
+    let kinds: std::collections::BTreeSet<i32> = all.iter().map(kind).collect();
+    assert_eq!(kinds.len(), 18, "every kind of command is tried");
+    all
+}
+
+#[tokio::test]
+async fn an_observer_from_another_uid_can_send_only_what_observers_may() {
+    let Some(other) = other_user() else { return };
+    let s = served(past_no_return_plan(), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let mut driver = View::join(&socket, "driver", true).await;
+    let mut peer = View::join_as(&other, &socket, "peer").await;
+    let (id, phrase) = at_the_optional_step(&mut driver).await;
+    peer.until("step 2's prompt", |s| {
+        s.prompt.is_some_and(|p| p.step == 1) && s.operators.len() == 2
+    })
+    .await;
+    let before = journaled(&s.journal).len();
+    let refused: Vec<Command> = every_command(id, &phrase, peer.client.operator_id)
+        .into_iter()
+        .filter(|c| !c.observer_may())
+        .collect();
+    assert!(refused.iter().any(|c| matches!(c, Command::Choose { .. })));
+    assert!(refused
+        .iter()
+        .any(|c| matches!(c, Command::RollbackPastNoReturn { .. })));
+    for cmd in refused {
+        let e = peer.send(cmd.clone()).await.unwrap_err();
+        assert!(e.0.contains("only the driver"), "{cmd:?}: {e}");
+    }
+    assert_eq!(
+        journaled(&s.journal).len(),
+        before,
+        "an observer's command was journaled"
+    );
+    let st = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(st.prompt.map(|p| p.id), Some(id));
+    assert_eq!(st.steps[1].status, StepStatus::Awaiting);
+
+    // The same rollback from the driver is taken: the observer was refused for who they are.
+    driver
+        .send(rollback_anyway(&phrase, "reads fail on the new version"))
+        .await
+        .unwrap();
+    let me = flightdeck::engine::identity::Identity::current().user;
+    assert!(journaled(&s.journal).iter().any(|e| matches!(
+        e,
+        Event::RollbackOverridden { by, uid: Some(_), .. } if *by == me
+    )));
+}

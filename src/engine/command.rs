@@ -92,6 +92,28 @@ pub enum Command {
 }
 
 impl Command {
+    /// The operator's own words the command carries (a note, a reason, a typed phrase), each
+    /// with what it is: the engine bounds them all alike (`MAX_NOTE_CHARS`).
+    pub fn texts(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Command::Note { text } => vec![("a note", text)],
+            Command::Confirm {
+                phrase: Some(p), ..
+            } => vec![("a phrase", p)],
+            Command::Choose {
+                reason: Some(r), ..
+            }
+            | Command::Abort {
+                reason: Some(r), ..
+            }
+            | Command::TakeControl { reason: Some(r) } => vec![("a reason", r)],
+            Command::RollbackPastNoReturn { phrase, reason } => {
+                vec![("a phrase", phrase), ("a reason", reason)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether an observer (not the driver) may send it.
     pub fn observer_may(&self) -> bool {
         matches!(

@@ -9,13 +9,13 @@ use crate::engine::{Command, Rejected};
 use crate::plan::Confirm;
 use crate::procedure::model::OptionalChoice;
 
-/// Longest note accepted, in characters (a note is a remark, not a log dump).
 /// How a rollback journals a step with no undo action that it passed without asking.
 pub const NOTHING_TO_UNDO: &str =
     "nothing to undo (the step has no undo action): passed without a prompt";
 /// How an undo that was asked for, of a step with no undo action, is journaled.
 const NOTHING_TO_COMPENSATE: &str = "no undo action: nothing to compensate";
 
+/// Longest note, reason or phrase accepted, in characters (a remark, not a log dump).
 pub const MAX_NOTE_CHARS: usize = 4000;
 /// Notes a user may write in a row before the rate applies...
 pub const NOTE_BURST: u32 = 10;
@@ -67,6 +67,17 @@ impl Engine {
                 None => "nobody drives: take control first".into(),
             });
         }
+        // Every text an operator sends is bounded like a note, and refused (never cut) when
+        // longer: the 64 KiB line limit alone let a reason fill the journal and every cockpit.
+        for (what, text) in cmd.texts() {
+            let chars = text.trim().chars().count();
+            if chars > MAX_NOTE_CHARS {
+                return reject(format!(
+                    "{what} is at most {MAX_NOTE_CHARS} characters (this one has {chars}); \
+                     shorten it, or attach a file elsewhere"
+                ));
+            }
+        }
         if self.state.is_finished()
             && !matches!(
                 cmd,
@@ -94,7 +105,7 @@ impl Engine {
                     return reject(format!("step {} has no choice to make", step + 1));
                 }
                 let reason = reason
-                    .map(|r| r.trim().chars().take(MAX_NOTE_CHARS).collect::<String>())
+                    .map(|r| r.trim().to_string())
                     .filter(|r| !r.is_empty());
                 self.emit(Event::OptionalChosen {
                     step,
@@ -355,13 +366,6 @@ impl Engine {
                 if text.is_empty() {
                     return reject("an empty note".into());
                 }
-                let chars = text.chars().count();
-                if chars > MAX_NOTE_CHARS {
-                    return reject(format!(
-                        "a note is at most {MAX_NOTE_CHARS} characters (this one has {chars}); \
-                         split it or attach a file elsewhere"
-                    ));
-                }
                 let uid = self.uid_of(from);
                 if from != SYSTEM && !self.note_allowed(uid.unwrap_or(u32::MAX)) {
                     return reject(format!(
@@ -474,12 +478,7 @@ impl Engine {
     ) -> Result<Result<(), Rejected>, EngineError> {
         let reject = |s: String| Ok(Err(Rejected(s)));
         let reason = reason
-            .map(|r| {
-                r.chars()
-                    .filter(|c| !c.is_control())
-                    .take(500)
-                    .collect::<String>()
-            })
+            .map(|r| r.chars().filter(|c| !c.is_control()).collect::<String>())
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty());
         let name = self.shown_as(from);
@@ -1014,7 +1013,6 @@ impl Engine {
 fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(500)
         .collect::<String>()
         .trim()
         .to_string()
