@@ -122,13 +122,16 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         let scope = probe_scope(&target, p.per_node);
         let mut bad = Vec::new();
         let mut bad_script = Vec::new();
-        let script = shell::check_script(&p.check);
-        visit_check(&p.check, &mut |at, v| {
+        let joined = shell::join_remote_check(&p.check);
+        let script = shell::check_script(&joined);
+        visit_check(&joined, &mut |at, v| {
             if script.as_deref().and_then(|s| s.strip_prefix("check.")) == Some(at) {
                 if let Err(e) = shell::placeholders(v) {
                     bad_script.push((format!("probes[{i}].{at}"), e.to_string()));
                 }
             }
+        });
+        visit_check(&p.check, &mut |at, v| {
             if let Err(e) = template::render(v, &scope) {
                 bad.push((format!("probes[{i}].{at}"), e));
             }
@@ -172,6 +175,7 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
     }
     // A bound action's shell script (its templates are checked with the procedure using it).
     for (name, action) in &target.actions {
+        let action = &shell::join_remote_action(action);
         let Some(script) = shell::action_script(action) else {
             continue;
         };

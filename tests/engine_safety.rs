@@ -1095,52 +1095,40 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
     assert!(!text.contains(db) && !text.contains(other));
 }
 
-#[tokio::test]
-async fn values_put_into_a_shell_script_arrive_intact_and_never_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    // `;`, `$(...)`, both quotes, backquotes, a glob and a leading `-`: each tries to create a
-    // canary file in the test's folder.
+/// A target whose variable `payload` and node tag `evil` hold a value that tries every way
+/// into a shell — `;`, `$(...)`, both quotes, backquotes, a glob and a leading `-` — each
+/// creating a canary file in `dir` if it ran. Returns the value.
+fn hostile_target(dir: &Path) -> String {
+    let d = dir.display();
     let hostile = format!(r#"-n;touch {d}/canary1;$(touch {d}/canary2)'"`touch {d}/canary3` * \"#);
     let toml_str = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let target = dir.path().join("t.toml");
     std::fs::write(
-        &target,
+        dir.join("t.toml"),
         format!(
             "name = \"t\"\n\n[vars]\npayload = \"{v}\"\n\n[[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\ntags = {{ evil = \"{v}\" }}\n",
             v = toml_str(&hostile)
         ),
     )
     .unwrap();
-    // The value outside quotes, in double quotes, in single quotes and inside `$(...)`: known
-    // when the plan is made (a target variable) and only at run time (a node tag in a gate).
-    let procedure = dir.path().join("p.toml");
-    std::fs::write(
-        &procedure,
-        r#"name = "quoting"
-product = "generic"
+    hostile
+}
 
-[vars]
-payload = ""
-
-[[steps]]
-id = "plan-time"
-title = "A variable in a script"
-action = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${payload} "${payload}" '${payload}' "$(printf '%s' ${payload})" > "$1"''', "sh", "out1"], cwd = "DIR" }
-
-[[steps]]
-id = "run-time"
-title = "A node's tag in a gate's script"
-action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${node.evil} "${node.evil}" '${node.evil}' > "$1"''', "sh", "DIR/out2"] }, timeout_secs = 30 }
-"#
-        .replace("DIR", &d),
-    )
-    .unwrap();
-    let (lp, t) = flightdeck::commands::check::load_checked(&procedure, Some(&target))
+/// `procedure` (with `DIR` standing for `dir`) checked, planned and run with `--yes` against
+/// `hostile_target`: every step passes, each output file (name, lines) holds the value once a
+/// line, and no canary exists. Returns the value.
+async fn hostile_values_arrive_intact(
+    dir: &Path,
+    procedure: &str,
+    outputs: &[(&str, usize)],
+) -> String {
+    let hostile = hostile_target(dir);
+    let p = dir.join("p.toml");
+    std::fs::write(&p, procedure.replace("DIR", &dir.display().to_string())).unwrap();
+    let (lp, t) = flightdeck::commands::check::load_checked(&p, Some(&dir.join("t.toml")))
         .unwrap_or_else(|d| panic!("{d}"));
     let t = t.unwrap();
     let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
-    let path = dir.path().join("j.jsonl");
+    let path = dir.join("j.jsonl");
     let task = session::start(EngineConfig {
         plan,
         target: t,
@@ -1159,13 +1147,151 @@ action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["sh", "
         "{:?}",
         output(&path)
     );
-    for (file, n) in [("out1", 4), ("out2", 3)] {
-        let got = std::fs::read_to_string(dir.path().join(file)).unwrap();
+    for (file, n) in outputs {
+        let got = std::fs::read_to_string(dir.join(file)).unwrap();
         let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines, vec![hostile.as_str(); n], "{file}");
+        assert_eq!(lines, vec![hostile.as_str(); *n], "{file}");
     }
     for canary in ["canary1", "canary2", "canary3"] {
-        assert!(!dir.path().join(canary).exists(), "{canary} was created");
+        assert!(!dir.join(canary).exists(), "{canary} was created");
+    }
+    hostile
+}
+
+#[tokio::test]
+async fn values_put_into_a_shell_script_arrive_intact_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // The value outside quotes, in double quotes, in single quotes and inside `$(...)`: known
+    // when the plan is made (a target variable) and only at run time (a node tag in a gate).
+    let procedure = r#"name = "quoting"
+product = "generic"
+
+[vars]
+payload = ""
+
+[[steps]]
+id = "plan-time"
+title = "A variable in a script"
+action = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${payload} "${payload}" '${payload}' "$(printf '%s' ${payload})" > "$1"''', "sh", "out1"], cwd = "DIR" }
+
+[[steps]]
+id = "run-time"
+title = "A node's tag in a gate's script"
+action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["sh", "-c", '''printf '%s\n' ${node.evil} "${node.evil}" '${node.evil}' > "$1"''', "sh", "DIR/out2"] }, timeout_secs = 30 }
+"#;
+    hostile_values_arrive_intact(dir.path(), procedure, &[("out1", 4), ("out2", 3)]).await;
+}
+
+/// ssh(1) as far as flightdeck relies on it: its options, the destination, then the command's
+/// words joined with spaces for the remote user's shell — here a local `sh -c`, standing in
+/// for the remote host's. Each destination is appended to `destinations` beside it.
+fn fake_ssh(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let ssh = bin.join("ssh");
+    std::fs::write(
+        &ssh,
+        r#"#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -[BbcDEeFIiJLlmOoPpQRSWw]) shift 2 ;;
+    -*) shift ;;
+    *) printf '%s\n' "$1" >> "$(dirname "$0")/destinations"; shift; break ;;
+  esac
+done
+exec sh -c "$*"
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ssh
+}
+
+#[tokio::test]
+async fn values_put_into_an_ssh_remote_command_arrive_intact_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(dir.path());
+    // The remote command as one word and as several (ssh joins them), with options before the
+    // destination; known when the plan is made and only at run time (a gate's node tag).
+    let procedure = r#"name = "remote quoting"
+product = "generic"
+
+[vars]
+payload = ""
+
+[[steps]]
+id = "one-word"
+title = "A variable in a remote command"
+action = { kind = "run", argv = ["SSH", "-p", "22", "db1", '''printf '%s\n' ${payload} "${payload}" '${payload}' "$(printf '%s' ${payload})" > DIR/out1'''] }
+
+[[steps]]
+id = "words"
+title = "A variable in one of a remote command's words"
+action = { kind = "run", argv = ["SSH", "-o", "BatchMode=yes", "db1", "printf", "'%s\\n'", "${payload}", "x${payload}", ">", "DIR/out2"] }
+
+[[steps]]
+id = "run-time"
+title = "A node's tag in a gate's remote command"
+action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["SSH", "${node.host}", '''printf '%s\n' ${node.evil} "${node.evil}" > DIR/out3'''] }, timeout_secs = 30 }
+"#
+    .replace("SSH", &ssh.display().to_string());
+    let d = dir.path();
+    let hostile = hostile_values_arrive_intact(d, &procedure, &[("out1", 4), ("out3", 2)]).await;
+    let got = std::fs::read_to_string(d.join("out2")).unwrap();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [hostile.clone(), format!("x{hostile}")]
+    );
+    let destinations = std::fs::read_to_string(d.join("bin/destinations")).unwrap();
+    assert_eq!(
+        destinations.lines().collect::<Vec<_>>(),
+        ["db1", "db1", "127.0.0.1"]
+    );
+}
+
+/// `procedure` as `flightdeck check` reads it: its error.
+fn check_error(procedure: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, procedure).unwrap();
+    flightdeck::commands::check::load_checked(&p, None)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn check_refuses_a_value_that_a_second_shell_would_read_again() {
+    let head = "name = \"q\"\nproduct = \"generic\"\n\n[vars]\nv = \"\"\n\n[[steps]]\nid = \"a\"\ntitle = \"a\"\n";
+    for (argv, col, says) in [
+        // An ssh inside a local script: the remote shell reads its command again.
+        (
+            r#"["sh", "-c", "ssh h rm ${v}"]"#,
+            46,
+            "run ssh as the command itself",
+        ),
+        // A shell inside the remote command: it reads its script again.
+        (
+            r#"["ssh", "h", "sudo sh -c 'rm ${v}'"]"#,
+            46,
+            "pass it as an argument",
+        ),
+        // The same as separate words: ssh joins them into one command.
+        (
+            r#"["ssh", "-p", "22", "h", "sudo", "sh", "-c", "'rm ${v}'"]"#,
+            58,
+            "pass it as an argument",
+        ),
+        (r#"["sh", "-c", "eval rm ${v}"]"#, 46, "eval"),
+    ] {
+        let err = check_error(&format!(
+            "{head}action = {{ kind = \"run\", argv = {argv} }}\n"
+        ));
+        assert!(
+            err.contains(&format!("p.toml:10:{col}:")) && err.contains(says),
+            "{argv}: {err}"
+        );
     }
 }
 

@@ -9,9 +9,11 @@ use crate::procedure::model::{Action, Check};
 use crate::procedure::{shell, strings};
 use crate::target::{Node, Target};
 
-/// `vars` filled into every string of a check; into its shell script (`sh -c`), quoted for
-/// where each lands (`procedure::shell`).
+/// `vars` filled into every string of a check; into its shell script (`sh -c`, an ssh's remote
+/// command), quoted for where each lands (`procedure::shell`).
 pub fn fill_check(c: &Check, vars: &BTreeMap<String, String>) -> Check {
+    // A probe's ssh comes from the target as written; a plan's is joined already.
+    let c = &shell::join_remote_check(c);
     let script = shell::check_script(c);
     match strings::map_check::<Infallible>(c, &mut |p, v| Ok(fill_one(p, v, &script, vars))) {
         Ok(c) => c,
@@ -21,6 +23,7 @@ pub fn fill_check(c: &Check, vars: &BTreeMap<String, String>) -> Check {
 
 /// `fill_check` for an action.
 pub fn fill_action(a: &Action, vars: &BTreeMap<String, String>) -> Action {
+    let a = &shell::join_remote_action(a);
     let script = shell::action_script(a);
     match strings::map_action::<Infallible>(a, &mut |p, v| Ok(fill_one(p, v, &script, vars))) {
         Ok(a) => a,

@@ -679,6 +679,8 @@ impl Expander<'_> {
         scope: &Scope,
     ) -> Result<Action, PlanError> {
         let gate_scope = scope.with_late_nodes();
+        // An ssh's remote command is one script for the remote shell: quoted as one.
+        let action = &shell::join_remote_action(action);
         let script = shell::action_script(action);
         let filled = map_action(action, &mut |p, s| {
             let scope = if p.starts_with("check.") {
@@ -720,6 +722,7 @@ impl Expander<'_> {
         for (k, v) in args {
             with_args.set(format!("arg.{k}"), v);
         }
+        let bound = &shell::join_remote_action(bound);
         let script = shell::action_script(bound);
         map_action(bound, &mut |p, s| {
             let field = format!("{field} (binding `{name}`).{p}");
@@ -762,9 +765,18 @@ impl Expander<'_> {
         let late = scope.with_late_nodes();
         let render = |field: &str, s: &str, sc: &Scope| self.render(&key, field, s, sc);
         let check = match (&v.check, &v.call) {
-            (Some(c), _) => Some(crate::procedure::strings::map_check(c, &mut |p, s| {
-                render(p, s, &late)
-            })?),
+            (Some(c), _) => {
+                // Its shell script (or ssh remote command) quoted as a step's is.
+                let c = shell::join_remote_check(c);
+                let script = shell::check_script(&c);
+                Some(crate::procedure::strings::map_check(&c, &mut |p, s| {
+                    if script.as_deref() == Some(p) {
+                        self.render_script(&key, p, s, &late)
+                    } else {
+                        render(p, s, &late)
+                    }
+                })?)
+            }
             (None, Some(name)) => {
                 // The binding as a step's `call` gets it (shell quoting included), with
                 // `${node.*}` left for run time: the check runs per node.

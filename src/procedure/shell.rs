@@ -1,9 +1,13 @@
-//! Values put into an explicit shell script (`sh -c SCRIPT`). A node tag, a variable or a call
-//! argument is data, never code: each one a template puts into a script is quoted for the place
-//! it lands (outside quotes, inside double quotes, inside single quotes), so `;`, `$(...)`,
-//! quotes or a leading `-` arrive as the characters they are. A place where no quoting is
-//! possible (backquotes, a here-document) is refused by `check` at its `file:line:col`; pass
-//! such a value as an argument instead (`sh -c '... "$1"' sh "${value}"`).
+//! Values put into a shell script: an explicit one (`sh -c SCRIPT`), or the command an `ssh`
+//! runs on the remote host (`ssh [options] DESTINATION COMMAND...`: ssh(1) joins the words of
+//! COMMAND with spaces and the remote user's shell runs the result, so it is a script too). A
+//! node tag, a variable or a call argument is data, never code: each one a template puts into a
+//! script is quoted for the place it lands (outside quotes, inside double quotes, inside single
+//! quotes), so `;`, `$(...)`, quotes or a leading `-` arrive as the characters they are. A
+//! place where one level of quoting cannot do that is refused by `check` at its
+//! `file:line:col`: backquotes, a here-document, and a script that a shell inside the script
+//! reads again (`sh -c '...'`, `eval`, an `ssh` inside a local script); pass such a value as an
+//! argument instead (`sh -c '... "$1"' sh "${value}"`), or run ssh as the command itself.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -35,22 +39,153 @@ pub enum ScriptError {
          character; remove the backslash"
     )]
     AfterBackslash(String),
+    #[error("`${{{0}}}` {1}")]
+    Nested(String, Reader),
+}
+
+/// Who reads a part of a script a second time, after the shell that runs the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// `sh -c SCRIPT` (any of `SHELLS`) inside the script: SCRIPT.
+    Shell,
+    /// `eval WORDS`.
+    Eval,
+    /// `ssh [options] DESTINATION COMMAND...` inside the script: COMMAND, on the remote host.
+    Ssh,
+}
+
+impl std::fmt::Display for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reader::Shell => {
+                "is in a script that a shell inside this script (`sh -c`) reads again, where \
+                 quoting it once cannot make it safe; pass it as an argument \
+                 (`sh -c '... \"$1\"' sh ...`)"
+            }
+            Reader::Eval => {
+                "is read again by `eval`, where quoting it once cannot make it safe; put it in \
+                 a variable and use `\"$var\"`"
+            }
+            Reader::Ssh => {
+                "is in a command that ssh inside this script runs on the remote host, whose \
+                 shell reads it again: quoting it once cannot make it safe; run ssh as the \
+                 command itself (`argv = [\"ssh\", HOST, \"...\"]`), where flightdeck quotes \
+                 it for the remote shell"
+            }
+        })
+    }
 }
 
 /// Shells whose `-c` runs a script.
 const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"];
 
+/// ssh(1)'s options that take an argument (OpenSSH 9.x, `ssh.c`'s getopt string
+/// "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy").
+const SSH_OPTS_WITH_ARG: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+
+fn program(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
+}
+
+/// `-c`, `-ec`, `-euc`: shell flags that make the next word a script.
+fn is_c_flag(word: &str) -> bool {
+    word.len() > 1
+        && word.starts_with('-')
+        && !word.starts_with("--")
+        && word[1..].chars().all(|c| c.is_ascii_alphabetic())
+        && word.contains('c')
+}
+
+/// Whether the ssh option word `-tp` (one or more options) leaves its argument to the next
+/// word: its last option takes one (`-p 22`, not `-p22`).
+fn ssh_option_wants_next(word: &str) -> bool {
+    for (i, c) in word.char_indices().skip(1) {
+        if SSH_OPTS_WITH_ARG.contains(c) {
+            return i + c.len_utf8() == word.len();
+        }
+    }
+    false
+}
+
+/// For `ssh [options] DESTINATION COMMAND...`, the index of COMMAND's first word. ssh parses
+/// options before and after the destination (ssh.c parses again after it unless `--` came
+/// first); the first other word after it starts the command.
+pub fn remote_index(argv: &[String]) -> Option<usize> {
+    if program(argv.first()?) != "ssh" {
+        return None;
+    }
+    let (mut host, mut ended) = (false, false);
+    let mut i = 1;
+    while i < argv.len() {
+        let w = argv[i].as_str();
+        if !ended && w == "--" {
+            ended = true;
+        } else if !ended && w.len() > 1 && w.starts_with('-') {
+            if ssh_option_wants_next(w) {
+                i += 1;
+            }
+        } else if !host {
+            host = true;
+            // `--` before the destination ends option parsing for good.
+        } else {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `argv` as ssh itself reads it, its remote command's words joined into one (ssh(1) sends
+/// them joined with spaces): None when there is nothing to join.
+pub fn join_remote(argv: &[String]) -> Option<Vec<String>> {
+    let k = remote_index(argv)?;
+    (argv.len() > k + 1).then(|| {
+        let mut joined = argv[..k].to_vec();
+        joined.push(argv[k..].join(" "));
+        joined
+    })
+}
+
+/// An action with its `ssh` remote commands (its own, its gate check's) joined into one word,
+/// the script `fill` quotes for the remote shell. Means what it meant: ssh joins them anyway.
+pub fn join_remote_action(a: &Action) -> Action {
+    let mut a = a.clone();
+    match &mut a {
+        Action::Run { argv, .. } => {
+            if let Some(j) = join_remote(argv) {
+                *argv = j;
+            }
+        }
+        Action::Wait(w) => {
+            if let Some(c) = &w.check {
+                w.check = Some(join_remote_check(c));
+            }
+        }
+        _ => {}
+    }
+    a
+}
+
+/// `join_remote_action` for a check.
+pub fn join_remote_check(c: &Check) -> Check {
+    let mut c = c.clone();
+    if let Check::Run { argv, .. } = &mut c {
+        if let Some(j) = join_remote(argv) {
+            *argv = j;
+        }
+    }
+    c
+}
+
 /// The index of the script in an argv that runs one: `sh -c SCRIPT ...` (also `bash -ec`,
-/// `/bin/sh -euc`).
+/// `/bin/sh -euc`), or `ssh [options] DESTINATION COMMAND` once its command is one word
+/// (`join_remote`).
 pub fn script_index(argv: &[String]) -> Option<usize> {
-    let prog = argv.first()?;
-    let name = prog.rsplit('/').next().unwrap_or(prog);
-    let flags = argv.get(1)?;
-    let is_c = flags.len() > 1
-        && flags.starts_with('-')
-        && !flags.starts_with("--")
-        && flags[1..].chars().all(|c| c.is_ascii_alphabetic())
-        && flags.contains('c');
+    if let Some(k) = remote_index(argv) {
+        return (argv.len() == k + 1).then_some(k);
+    }
+    let name = program(argv.first()?);
+    let is_c = argv.get(1).is_some_and(|f| is_c_flag(f));
     (SHELLS.contains(&name) && is_c && argv.len() > 2).then_some(2)
 }
 
@@ -79,12 +214,91 @@ pub struct Placeholder {
     pub context: Context,
 }
 
-#[derive(Clone, Copy)]
+/// What the words read so far make of the command they belong to, as far as a second reading
+/// of later words goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    /// An ordinary command's words.
+    Plain,
+    /// A shell read (`sh`, `/bin/bash`): a `-c` flag makes the next word a script.
+    Shell,
+    /// The word being read is a script another shell reads (`sh -c SCRIPT`).
+    ShellScript,
+    /// `ssh` read, its destination not yet; `arg` when the next word is an option's argument.
+    Ssh { arg: bool },
+    /// Every word up to the command's end is read again (`eval ...`, what ssh sends).
+    Nested(Reader),
+}
+
+impl Cmd {
+    /// After the word `w`.
+    fn then(self, w: &str) -> Cmd {
+        match self {
+            Cmd::Plain if program(w) == "ssh" => Cmd::Ssh { arg: false },
+            Cmd::Plain if SHELLS.contains(&program(w)) => Cmd::Shell,
+            Cmd::Plain if w == "eval" => Cmd::Nested(Reader::Eval),
+            Cmd::Plain | Cmd::ShellScript => Cmd::Plain,
+            Cmd::Shell if is_c_flag(w) => Cmd::ShellScript,
+            Cmd::Shell if w.starts_with('-') => Cmd::Shell,
+            Cmd::Shell => Cmd::Plain,
+            Cmd::Ssh { arg: true } => Cmd::Ssh { arg: false },
+            Cmd::Ssh { arg: false } if w.len() > 1 && w.starts_with('-') => Cmd::Ssh {
+                arg: ssh_option_wants_next(w),
+            },
+            Cmd::Ssh { arg: false } => Cmd::Nested(Reader::Ssh),
+            Cmd::Nested(r) => Cmd::Nested(r),
+        }
+    }
+
+    /// Who reads the word being read again, if anyone.
+    fn rereader(self) -> Option<Reader> {
+        match self {
+            Cmd::ShellScript => Some(Reader::Shell),
+            Cmd::Nested(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Frame {
     double: bool,
     /// Opened by `$(`: a `)` at depth 0 closes it.
     subst: bool,
     parens: usize,
+    /// Outside double quotes: the command being read, and the unquoted text of its current
+    /// word (quotes kept as marks, so `"sh"` is not `sh`).
+    cmd: Cmd,
+    word: String,
+}
+
+impl Frame {
+    fn command(subst: bool) -> Frame {
+        Frame {
+            double: false,
+            subst,
+            parens: 0,
+            cmd: Cmd::Plain,
+            word: String::new(),
+        }
+    }
+
+    fn end_word(&mut self) {
+        if !self.word.is_empty() {
+            self.cmd = self.cmd.then(&std::mem::take(&mut self.word));
+        }
+    }
+
+    /// `;`, `&`, `|`, a newline, a parenthesis: the next word starts a new command.
+    fn end_command(&mut self) {
+        self.end_word();
+        self.cmd = Cmd::Plain;
+    }
+}
+
+/// The frame whose word the text being read belongs to (the innermost outside double quotes).
+fn word_of(stack: &mut [Frame]) -> Option<&mut Frame> {
+    stack.iter_mut().rev().find(|f| !f.double)
 }
 
 /// Every template of `script` with the quoting context it stands in. `$${` (a literal `${`,
@@ -92,15 +306,14 @@ struct Frame {
 pub fn placeholders(script: &str) -> Result<Vec<Placeholder>, ScriptError> {
     let b = script.as_bytes();
     let mut out = Vec::new();
-    let mut stack = vec![Frame {
-        double: false,
-        subst: false,
-        parens: 0,
-    }];
+    let mut stack = vec![Frame::command(false)];
     let (mut single, mut backquote, mut heredoc) = (false, false, false);
     let mut i = 0;
     while i < b.len() {
         if b[i..].starts_with(b"$${") {
+            if let Some(f) = word_of(&mut stack) {
+                f.word.push_str("$${");
+            }
             i += 3;
             continue;
         }
@@ -110,20 +323,26 @@ pub fn placeholders(script: &str) -> Result<Vec<Placeholder>, ScriptError> {
             };
             let end = i + 2 + len + 1;
             let name = script[i + 2..end - 1].trim().to_string();
-            let top = stack.last().copied().unwrap_or(stack[0]);
             if backquote {
                 return Err(ScriptError::Backquote(name));
             }
             if heredoc {
                 return Err(ScriptError::HereDoc(name));
             }
+            if let Some(r) = stack.iter().find_map(|f| f.cmd.rereader()) {
+                return Err(ScriptError::Nested(name, r));
+            }
+            let double = stack.last().is_some_and(|f| f.double);
             let context = if single {
                 Context::Single
-            } else if top.double {
+            } else if double {
                 Context::Double
             } else {
                 Context::Plain
             };
+            if let Some(f) = word_of(&mut stack) {
+                f.word.push_str(&script[i..end]);
+            }
             out.push(Placeholder {
                 range: i..end,
                 name,
@@ -148,44 +367,62 @@ pub fn placeholders(script: &str) -> Result<Vec<Placeholder>, ScriptError> {
                     let name = rest.split('}').next().unwrap_or_default().trim();
                     return Err(ScriptError::AfterBackslash(name.to_string()));
                 }
+                if let Some(f) = word_of(&mut stack) {
+                    f.word.push('\\');
+                }
                 i += 2;
                 continue;
             }
             b'`' => backquote = !backquote,
             b'$' if b.get(i + 1) == Some(&b'(') => {
-                stack.push(Frame {
-                    double: false,
-                    subst: true,
-                    parens: 0,
-                });
+                if let Some(f) = word_of(&mut stack) {
+                    f.word.push('$');
+                }
+                stack.push(Frame::command(true));
                 i += 2;
                 continue;
             }
             b'"' if top.double => {
                 stack.pop();
             }
-            b'"' => stack.push(Frame {
-                double: true,
-                subst: false,
-                parens: 0,
-            }),
+            b'"' => {
+                if let Some(f) = word_of(&mut stack) {
+                    f.word.push('"');
+                }
+                stack.push(Frame {
+                    double: true,
+                    ..Frame::command(false)
+                });
+            }
             _ if top.double => {}
-            b'\'' => single = true,
-            b'(' => top.parens += 1,
-            b')' if top.parens > 0 => top.parens -= 1,
+            b'\'' => {
+                single = true;
+                top.word.push('\'');
+            }
+            b'(' => {
+                top.parens += 1;
+                top.end_command();
+            }
+            b')' if top.parens > 0 => {
+                top.parens -= 1;
+                top.end_command();
+            }
             b')' if top.subst => {
+                top.end_word();
                 stack.pop();
             }
+            // A redirection's `&` (`2>&1`, `&>f`, `<&3`) is part of its word.
+            b'&' if i > 0 && matches!(b[i - 1], b'>' | b'<') || b.get(i + 1) == Some(&b'>') => {
+                top.word.push('&')
+            }
+            b';' | b'&' | b'|' | b'\n' | b')' => top.end_command(),
+            b' ' | b'\t' => top.end_word(),
             b'<' if b[i..].starts_with(b"<<") && !b[i..].starts_with(b"<<<") => heredoc = true,
-            _ => {}
+            _ => top.word.push(if c.is_ascii() { c as char } else { '?' }),
         }
         if stack.is_empty() {
             // More closers than openers: the shell will say so; keep lexing as plain text.
-            stack.push(Frame {
-                double: false,
-                subst: false,
-                parens: 0,
-            });
+            stack.push(Frame::command(false));
         }
         i += 1;
     }
@@ -292,6 +529,61 @@ mod tests {
             placeholders("echo \\${a}"),
             Err(ScriptError::AfterBackslash(_))
         ));
+    }
+
+    #[test]
+    fn a_template_another_shell_reads_again_is_refused() {
+        let reader = |script: &str| match placeholders(script) {
+            Err(ScriptError::Nested(_, r)) => Some(r),
+            Ok(_) => None,
+            Err(e) => panic!("{script}: {e}"),
+        };
+        // Read twice: a nested shell's script, eval, what ssh sends to the remote host.
+        assert_eq!(reader("sudo sh -c 'rm ${a}'"), Some(Reader::Shell));
+        assert_eq!(reader("bash -ec \"echo ${a}\" x"), Some(Reader::Shell));
+        assert_eq!(reader("eval echo ${a}"), Some(Reader::Eval));
+        assert_eq!(reader("ssh -p 22 h 'cat ${a}'"), Some(Reader::Ssh));
+        assert_eq!(reader("ssh h cat $(echo ${a})"), Some(Reader::Ssh));
+        assert_eq!(reader("x=$(ssh -tp 22 h ls ${a})"), Some(Reader::Ssh));
+        assert_eq!(reader("ssh h ls 2>&1 ${a}"), Some(Reader::Ssh));
+        // Read once: an argument after the nested script, the ssh destination and option
+        // arguments, a later command, a script file.
+        for once in [
+            "sh -c 'rm -- \"$1\"' sh ${a}",
+            "ssh -i ${key} -p ${port} ${host} uptime",
+            "ssh h uptime; echo ${a}",
+            "ssh h uptime && echo ${a}",
+            "(ssh h uptime) | grep ${a}",
+            "sh ./script.sh ${a}",
+            "\"ssh\" ${a}",
+            "case x in a) echo ${a};; esac",
+        ] {
+            assert_eq!(reader(once), None, "{once}");
+        }
+    }
+
+    #[test]
+    fn the_ssh_remote_command_is_the_script() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(remote_index(&v(&["ssh", "h", "ls"])), Some(2));
+        assert_eq!(
+            remote_index(&v(&["/usr/bin/ssh", "-p", "22", "-t", "h", "ls"])),
+            Some(5)
+        );
+        assert_eq!(
+            remote_index(&v(&["ssh", "-p22", "-tt", "h", "-o", "X=1", "ls"])),
+            Some(6)
+        );
+        assert_eq!(remote_index(&v(&["ssh", "--", "h", "-x"])), Some(3));
+        assert_eq!(remote_index(&v(&["ssh", "h"])), None);
+        assert_eq!(remote_index(&v(&["sh", "-c", "ls"])), None);
+        assert_eq!(
+            join_remote(&v(&["ssh", "-p", "22", "h", "sudo", "ls", "-l"])),
+            Some(v(&["ssh", "-p", "22", "h", "sudo ls -l"]))
+        );
+        assert_eq!(join_remote(&v(&["ssh", "h", "ls"])), None);
+        assert_eq!(script_index(&v(&["ssh", "-p", "22", "h", "ls"])), Some(4));
+        assert_eq!(script_index(&v(&["ssh", "h", "ls", "-l"])), None);
     }
 
     #[test]

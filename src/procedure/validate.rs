@@ -740,9 +740,11 @@ impl Validator<'_> {
             self.check_template(&format!("{path}.{p}"), &v, scope, ctx);
         }
         self.check_expectations(path, action);
-        if let Some(p) = super::shell::action_script(action) {
+        // An ssh's remote command words are one script (reported at its first word).
+        let joined = super::shell::join_remote_action(action);
+        if let Some(p) = super::shell::action_script(&joined) {
             let mut script = None;
-            visit_action(action, &mut |q, v| {
+            visit_action(&joined, &mut |q, v| {
                 if q == p {
                     script = Some(v.to_string());
                 }
