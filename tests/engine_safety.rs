@@ -56,6 +56,24 @@ async fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// `resume` after a simulated crash (the engine task aborted). The lock goes with the writer,
+/// but a process another test forks at that moment holds a copy of the journal's descriptor,
+/// and so its lock, until it execs: under load that takes a while, so poll with a deadline.
+async fn resume_after_crash(path: &Path) -> EngineTask {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match session::resume(path, None, "tester", false) {
+            Ok(task) => return task,
+            Err(EngineError::Journal(JournalError::Locked { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("resume: {e}"),
+        }
+    }
+}
+
 fn events(path: &Path) -> Vec<Stamped> {
     journal::read(path).expect("journal reads").events
 }
@@ -315,7 +333,7 @@ async fn marking_an_interrupted_undo_done_lets_the_rollback_go_on() {
     // Crash mid-undo.
     task.join.abort();
     let _ = task.join.await;
-    let resumed = session::resume(&path, None, "tester", false).unwrap();
+    let resumed = resume_after_crash(&path).await;
     until(&resumed, "interrupted undo", |s| {
         s.prompt
             .is_some_and(|p| p.kind == PromptKindTag::Interrupted && p.step == 1)
@@ -359,7 +377,7 @@ async fn headless_resume_after_a_second_crash_names_the_step_where_it_stands() {
     task.join.abort();
     let _ = task.join.await;
     // Crash 1 -> resume, mark the first done, the second runs; crash 2.
-    let r1 = session::resume(&path, None, "tester", false).unwrap();
+    let r1 = resume_after_crash(&path).await;
     until(&r1, "interrupted", |s| s.prompt.is_some()).await;
     r1.handle
         .command(Command::MarkDone { step: 0 })
@@ -368,7 +386,7 @@ async fn headless_resume_after_a_second_crash_names_the_step_where_it_stands() {
     until(&r1, "second running", |s| s.running() == Some(1)).await;
     r1.join.abort();
     let _ = r1.join.await;
-    let r2 = session::resume(&path, None, "tester", false).unwrap();
+    let r2 = resume_after_crash(&path).await;
     let mut out = Vec::new();
     let (end, _) = flightdeck::headless::follow(r2, &mut out).await;
     assert!(!end.ok);
@@ -425,7 +443,7 @@ async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
         w.append(&st, true).unwrap();
     }
     drop(w);
-    let task = session::resume(&path, None, "tester", false).unwrap();
+    let task = resume_after_crash(&path).await;
     let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
     // Today the gap vanished: the window said ~0 s.
     assert!(
