@@ -1009,7 +1009,7 @@ impl Engine {
 }
 
 /// Text an operator typed, as one journal-safe line: control characters (a newline, an
-/// escape) as spaces, at most 500 characters, trimmed.
+/// escape) as spaces, trimmed (its length is bounded before: `MAX_NOTE_CHARS`).
 fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
