@@ -146,6 +146,12 @@ pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
     }
     let n = open.step + 1;
     let planned = s.plan.steps.get(open.step)?;
+    if let Some(g) = s.guard_refused.as_ref().filter(|g| g.step == open.step) {
+        return Some(HeadlessEnd {
+            ok: false,
+            summary: format!("stopped: step {n} ({}): {}", planned.key, g.reason),
+        });
+    }
     let detail = s.steps[open.step].detail.clone().unwrap_or_default();
     let summary = match open.kind {
         PromptKindTag::Failed => format!("stopped: step {n} ({}) failed: {detail}", planned.key),
@@ -435,6 +441,22 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             }
         }
         Event::RollbackStopped { reason } => format!("rollback stopped: {reason}"),
+        Event::GuardRefused {
+            step, by, reason, ..
+        } => {
+            format!("{} refused (asked by {by}): {reason}", step_name(*step))
+        }
+        Event::GuardOverridden {
+            step,
+            guard,
+            node,
+            by,
+            reason,
+            ..
+        } => format!(
+            "guard {guard} overridden by {by} for {} (takes {node} out): {reason}",
+            step_name(*step)
+        ),
         Event::RollbackOverridden {
             by, reason, lost, ..
         } => format!(

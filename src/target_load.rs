@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::procedure::diag::{Diagnostic, Diagnostics};
-use crate::procedure::load::{parse_typed, read_source};
+use crate::procedure::load::{parse_typed_timed, read_source};
 use crate::procedure::shell;
 use crate::procedure::spans::SpanIndex;
 use crate::procedure::strings::{http_specs, visit_action, visit_check};
 use crate::procedure::template::{self, Scope, TemplateError};
+use crate::procedure::timing::{self, Timings};
 use crate::procedure::validate::{GLOBAL_VARS, NODE_VARS};
 use crate::target::Target;
 
@@ -42,7 +43,8 @@ pub fn load_target(path: &Path) -> Result<Target, Diagnostics> {
 
 /// Parse and validate target text (e.g. one the lab just wrote); `path` names it in diagnostics.
 pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
-    let (mut target, spans) = parse_typed::<Target>(path, source)?;
+    let (mut target, spans, timings) = parse_typed_timed::<Target>(path, source)?;
+    let timing_problems = fill_timings(&mut target, &timings);
     // A node without its own scheme takes the target's.
     let default_scheme = target.scheme.clone();
     for n in &mut target.nodes {
@@ -55,6 +57,9 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
     // Expectation problems point inside their string, so they carry their own position.
     let mut expect_diags = Vec::new();
     let mut err = |at: &str, msg: String| diags.push(Diagnostic::new(path, spans.pos(at), msg));
+    for (at, msg) in timing_problems {
+        err(&at, msg);
+    }
 
     if let Some(sc) = &target.scheme {
         if !SCHEMES.contains(&sc.as_str()) {
@@ -238,6 +243,64 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         diags.sort();
         Err(diags)
     }
+}
+
+/// A probe's or a bound action's timing written as text (`interval_ms = "${probe_every}"`,
+/// `timeout_secs = "15m"`), filled in from the target's own `vars` now; each problem as
+/// (value path, sentence).
+fn fill_timings(target: &mut Target, timings: &Timings) -> Vec<(String, String)> {
+    let mut scope = Scope::default();
+    for (k, v) in &target.vars {
+        scope.set(k.clone(), v.clone());
+    }
+    let mut problems = Vec::new();
+    for (at, text) in &timings.0 {
+        let key = timing::key_of(at);
+        let value = match template::render(text, &scope) {
+            Ok(filled) => timing::parse(key, &filled).map_err(|e| {
+                if filled == *text {
+                    e
+                } else {
+                    format!("`{text}` is `{filled}`: {e}")
+                }
+            }),
+            Err(TemplateError::Unknown(v)) => Err(format!(
+                "unknown variable `{v}` (a target's timing takes the target's own [vars])"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let value = match value {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push((at.clone(), e));
+                continue;
+            }
+        };
+        let set = if let Some(rest) = at.strip_prefix("probes[") {
+            rest.split_once("].")
+                .and_then(|(i, rel)| Some((i.parse::<usize>().ok()?, rel)))
+                .and_then(|(i, rel)| {
+                    let p = target.probes.get_mut(i)?;
+                    Some(timing::set_in_probe(p, rel, value))
+                })
+                .unwrap_or(false)
+        } else if let Some(rest) = at.strip_prefix("actions.") {
+            target
+                .actions
+                .iter_mut()
+                .find_map(|(name, a)| {
+                    let rel = rest.strip_prefix(name.as_str())?.strip_prefix('.')?;
+                    Some(timing::set_in_action(a, rel, value))
+                })
+                .unwrap_or(false)
+        } else {
+            false
+        };
+        if !set {
+            problems.push((at.clone(), format!("`{key}` must be a number here")));
+        }
+    }
+    problems
 }
 
 /// Keep where each `[overrides.ID]` (and its values) is, for diagnostics that need the

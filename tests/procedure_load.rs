@@ -36,7 +36,7 @@ fn missing_file_is_one_diagnostic_at_1_1() {
 fn wrong_type_points_at_the_value() {
     assert_eq!(
         errors_of("procedures/bad/wrong-type.toml"),
-        vec!["procedures/bad/wrong-type.toml:7:64: `timeout_secs` must be a whole number, not a string \"soon\""]
+        vec!["procedures/bad/wrong-type.toml:7:64: `timeout_secs` must be a whole number, not the boolean true"]
     );
 }
 
@@ -737,6 +737,154 @@ action = { kind = "manual", text = "POST /_flush" }
         vec![
             format!("{b}:6:9: loop `indices` is over the items of `indices`, which is not defined ([vars], [target_vars] or the target's vars)"),
             format!("{b}:10:9: unknown variable `item` (`item` is only defined inside a loop over a list)"),
+        ]
+    );
+}
+
+#[test]
+fn timeouts_and_intervals_come_from_variables_and_are_checked_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_path = dir.path().join("p.toml");
+    std::fs::write(
+        &proc_path,
+        r#"name = "p"
+product = "generic"
+
+[vars]
+restart_timeout = "15m"
+
+[target_vars]
+recovery_poll = "how often to ask whether the shards recovered"
+
+[[steps]]
+id = "restart"
+title = "Restart"
+for_each = "nodes"
+action = { kind = "run", argv = ["true"], timeout_secs = "${restart_timeout}" }
+
+[[steps]]
+id = "green"
+title = "Green"
+[steps.action]
+kind = "wait"
+timeout_secs = "1h"
+stable_secs = "${restart_timeout}"
+interval_ms = "${recovery_poll}"
+check = { kind = "tcp", address = "127.0.0.1:1", timeout_ms = "2s" }
+
+[[rollback.verify]]
+what = "healthy"
+check = { kind = "tcp", address = "127.0.0.1:1" }
+timeout_secs = "${restart_timeout}"
+"#,
+    )
+    .unwrap();
+    let lp = load_procedure(&proc_path).unwrap();
+    let t_path = dir.path().join("t.toml");
+    let target = |vars: &str| {
+        std::fs::write(
+            &t_path,
+            format!(
+                "name = \"es\"\n[vars]\n{vars}\n[[nodes]]\nname = \"es1\"\naddress = \"10.0.0.1:9200\"\n\
+                 [[probes]]\nname = \"health\"\nkind = \"http\"\nurl = \"${{node.url}}/\"\n\
+                 interval_ms = \"${{probe_every}}\"\ntimeout_secs = \"3s\"\n"
+            ),
+        )
+        .unwrap();
+        load_target(&t_path)
+    };
+    // The target's values win over the procedure's defaults; every duration ends up a number.
+    let t = target("restart_timeout = \"1800\"\nrecovery_poll = \"2s\"\nprobe_every = \"500ms\"")
+        .unwrap();
+    assert_eq!(t.probes[0].interval_ms, 500);
+    match &t.probes[0].check {
+        flightdeck::procedure::model::Check::Http(h) => assert_eq!(h.timeout_secs, 3),
+        other => panic!("{other:?}"),
+    }
+    let d = validate(&lp, Some(&t));
+    assert!(d.is_empty(), "{d}");
+    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    use flightdeck::procedure::model::{Action, Check};
+    match &plan.steps[0].action {
+        Action::Run { timeout_secs, .. } => assert_eq!(*timeout_secs, 1800),
+        other => panic!("{other:?}"),
+    }
+    match &plan.steps[1].action {
+        Action::Wait(w) => {
+            assert_eq!(
+                (w.timeout_secs, w.stable_secs, w.interval_ms),
+                (3600, 1800, 2000)
+            );
+            assert!(matches!(
+                w.check,
+                Some(Check::Tcp {
+                    timeout_ms: 2000,
+                    ..
+                })
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(plan.rollback.verify[0].timeout_secs, 1800);
+
+    // A value that is not a duration is refused by `check`, where the field is written.
+    let t =
+        target("restart_timeout = \"soon\"\nrecovery_poll = \"2s\"\nprobe_every = \"1s\"").unwrap();
+    let p = proc_path.display();
+    let lines: Vec<String> = validate(&lp, Some(&t))
+        .to_string()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{p}:14:58: `timeout_secs`: `restart_timeout` from target `es`: `soon` is not a duration: write a whole number of seconds or a duration like `90s`, `15m`, `1h 30m`"),
+            format!("{p}:22:15: `stable_secs`: `restart_timeout` from target `es`: `soon` is not a duration: write a whole number of seconds or a duration like `90s`, `15m`, `1h 30m`"),
+            format!("{p}:29:16: `timeout_secs`: `restart_timeout` from target `es`: `soon` is not a duration: write a whole number of seconds or a duration like `90s`, `15m`, `1h 30m`"),
+        ]
+    );
+    // Out of range, in the target's own file.
+    let e = target("recovery_poll = \"2s\"\nprobe_every = \"1ms\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with(
+            "t.toml:12:15: `${probe_every}` is `1ms`: `interval_ms` = 1ms is out of range: 10 ms to 1 h"
+        ),
+        "{e}"
+    );
+
+    // Without a target: unknown variables, and the procedure's own defaults, are checked.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"name = "p"
+product = "generic"
+
+[vars]
+grace = "2 fortnights"
+
+[[steps]]
+id = "a"
+title = "A"
+action = { kind = "wait", check = { kind = "tcp", address = "x:1" }, timeout_secs = "${gracee}", stable_secs = "${grace}" }
+
+[[steps]]
+id = "b"
+title = "B"
+action = { kind = "lb", node = "n1", state = "drain" }
+undo = { kind = "http", url = "http://x/", timeout_secs = "1500ms" }
+"#,
+    )
+    .unwrap();
+    let b = bad.display();
+    assert_eq!(
+        errors_of(&b.to_string()),
+        vec![
+            format!("{b}:10:85: unknown variable `gracee`"),
+            format!("{b}:10:112: `stable_secs`: `grace` from [vars]: `2 fortnights` is not a duration: write a whole number of seconds or a duration like `90s`, `15m`, `1h 30m`"),
+            format!("{b}:16:59: `timeout_secs`: `1500ms` is not a whole number of seconds"),
         ]
     );
 }

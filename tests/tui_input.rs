@@ -550,6 +550,35 @@ fn the_command_line_runs_the_less_frequent_actions() {
         command_line(&v, "frobnicate"),
         Intent::Ui(UiAction::Status(s)) if s.starts_with("unknown command :frobnicate")
     ));
+    // A guard's refusal: `:override` types its phrase, with the reason after ` -- `.
+    assert!(matches!(
+        command_line(&v, "override x for y -- z"),
+        Intent::Ui(UiAction::Status(s)) if s == "no guard has refused a step"
+    ));
+    let mut refused = v.state.clone();
+    refused.guard_refused = Some(flightdeck::engine::state::GuardRefusal {
+        step: 3,
+        guard: "master-quorum".into(),
+        node: "node2".into(),
+        reason: "guard `master-quorum` refuses ...".into(),
+    });
+    let mut g = view(&s, TuiRole::Driver, Instant::now());
+    g.state = refused;
+    assert!(matches!(
+        command_line(&g, "override"),
+        Intent::Ui(UiAction::Status(s)) if s == "usage: :override master-quorum for node2 -- REASON"
+    ));
+    assert_eq!(
+        command_line(
+            &g,
+            ":override master-quorum for node2 -- node1 is being replaced"
+        ),
+        Intent::Engine(Command::OverrideGuard {
+            step: 3,
+            phrase: "override master-quorum for node2".into(),
+            reason: "node1 is being replaced".into(),
+        })
+    );
     v.update(UiAction::OpenCommand);
     v.update(UiAction::ShowStep(13));
     assert_eq!((v.selected, v.overlay.is_none()), (Some(13), true));

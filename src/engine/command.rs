@@ -57,6 +57,14 @@ pub enum Command {
         phrase: String,
         reason: String,
     },
+    /// A guard refused taking a node out for step `step`: run its next action anyway. Needs
+    /// the phrase the refusal names, typed exactly, and a reason; both are journaled with who
+    /// sent it (`GuardOverridden`). The step still needs its confirm.
+    OverrideGuard {
+        step: usize,
+        phrase: String,
+        reason: String,
+    },
     Note {
         text: String,
     },

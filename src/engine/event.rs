@@ -314,6 +314,28 @@ pub enum Event {
         /// What the refusal said a full rollback would lose.
         lost: String,
     },
+    /// A guard refused an action that takes a node out of service: the refusal the sender got
+    /// (or what keeps `--yes` from going on), with the live reasons it counted.
+    GuardRefused {
+        step: usize,
+        phase: Phase,
+        guard: String,
+        node: String,
+        by: String,
+        reason: String,
+    },
+    /// The driver overrode guard `guard` for the next action of step `step`: who (the kernel's
+    /// user), why, and what the guard had said.
+    GuardOverridden {
+        step: usize,
+        guard: String,
+        node: String,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        reason: String,
+        refusal: String,
+    },
     /// A lab fault staged for this session (`run --lab --fault KIND:NODE[@step=N|@undo=N]`): in
     /// force from the lab's start (`step` absent), or to take effect when step `step` first
     /// starts — its action (`phase` do), or its undo (`@undo=`: during a rollback).

@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod command;
 pub mod event;
+pub mod guard;
 pub mod hold;
 pub mod identity;
 pub mod lab_faults;

@@ -380,6 +380,34 @@ pub struct SessionState {
     /// Writes the load generator counted since the point of no return (what a full rollback
     /// would lose, where the session sees traffic).
     pub writes_since_no_return: u64,
+    /// Guards the driver overrode, as (step, guard): for that step's next action only.
+    pub guard_overrides: Vec<(usize, String)>,
+    /// The last guard refusal, while its step has not run: policy (`--yes`) does not answer
+    /// that step's prompt.
+    pub guard_refused: Option<GuardRefusal>,
+    /// Every guard override of the session, for the record.
+    pub guard_override_log: Vec<GuardOverride>,
+}
+
+/// A guard's refusal, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardRefusal {
+    pub step: usize,
+    pub guard: String,
+    pub node: String,
+    pub reason: String,
+}
+
+/// Who let an action through a guard, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardOverride {
+    pub step: usize,
+    pub guard: String,
+    pub node: String,
+    pub by: String,
+    pub uid: Option<u32>,
+    pub reason: String,
+    pub refusal: String,
 }
 
 /// `4m10s`, `12s`: how long ago, for a sentence.
@@ -471,6 +499,9 @@ impl SessionState {
             verification: None,
             rollback_override: None,
             writes_since_no_return: 0,
+            guard_overrides: Vec::new(),
+            guard_refused: None,
+            guard_override_log: Vec::new(),
         }
     }
 
@@ -633,6 +664,14 @@ impl SessionState {
             return false;
         };
         let auto = self.auto;
+        // A guard refused this step's action: a person decides (override, wait, skip).
+        if self
+            .guard_refused
+            .as_ref()
+            .is_some_and(|g| g.step == open.step)
+        {
+            return false;
+        }
         // An optional step is the operator's choice; only `--yes` takes the declared default.
         if open.kind == PromptKindTag::Run && self.awaits_choice(open.step) {
             return auto.yes;
@@ -804,6 +843,11 @@ impl SessionState {
                 phase,
                 attempt,
             } => {
+                // An override lets one action through.
+                self.guard_overrides.retain(|(s, _)| s != step);
+                if self.guard_refused.as_ref().is_some_and(|g| g.step == *step) {
+                    self.guard_refused = None;
+                }
                 if let Some(s) = self.steps.get_mut(*step) {
                     s.status = match phase {
                         Phase::Do => StepStatus::Running,
@@ -1014,6 +1058,47 @@ impl SessionState {
                 } else if self.running().is_some() {
                     self.aborting = true;
                 }
+            }
+            Event::GuardRefused {
+                step,
+                guard,
+                node,
+                reason,
+                ..
+            } => {
+                self.guard_refused = Some(GuardRefusal {
+                    step: *step,
+                    guard: guard.clone(),
+                    node: node.clone(),
+                    reason: reason.clone(),
+                })
+            }
+            Event::GuardOverridden {
+                step,
+                guard,
+                node,
+                by,
+                uid,
+                reason,
+                refusal,
+            } => {
+                self.guard_overrides.push((*step, guard.clone()));
+                if self
+                    .guard_refused
+                    .as_ref()
+                    .is_some_and(|g| g.step == *step && g.guard == *guard)
+                {
+                    self.guard_refused = None;
+                }
+                self.guard_override_log.push(GuardOverride {
+                    step: *step,
+                    guard: guard.clone(),
+                    node: node.clone(),
+                    by: by.clone(),
+                    uid: *uid,
+                    reason: reason.clone(),
+                    refusal: refusal.clone(),
+                });
             }
             Event::RollbackOverridden {
                 by,

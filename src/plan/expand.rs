@@ -5,15 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::{Confirm, Plan, PlannedStep};
+use super::{Confirm, Guard, Guards, Plan, PlannedStep};
 use crate::procedure::catalog::{Catalog, CatalogError, Hop};
 use crate::procedure::load::LoadedProcedure;
 use crate::procedure::model::{
-    Action, Check, ConfirmKind, Downtime, LoopSpec, RollbackSpec, StepSpec, VerifySpec,
+    Action, Check, ConfirmKind, Downtime, GuardLimit, GuardSpec, LoopSpec, Membership,
+    RollbackSpec, StepSpec, VerifySpec,
 };
 use crate::procedure::shell;
 use crate::procedure::strings::map_action;
 use crate::procedure::template::{self, Scope, TemplateError};
+use crate::procedure::timing::{self, Timings};
 use crate::procedure::version::{Constraint, Version, VersionError};
 use crate::procedure::when::{Expr, WhenError};
 use crate::target::{Node, Target};
@@ -153,11 +155,17 @@ impl Item<'_> {
 
 struct Expander<'a> {
     target: &'a Target,
+    /// The procedure's steps (a step's index names its timings) and its timing fields written
+    /// as text.
+    steps: &'a [StepSpec],
+    timings: &'a Timings,
     hops: &'a [Hop],
     from_known: bool,
     to_known: bool,
     keys: BTreeSet<String>,
     out: Vec<PlannedStep>,
+    /// Step key -> the node it takes out of service (for the guards).
+    takes_out: BTreeMap<String, String>,
 }
 
 /// Expand `proc` for `target`.
@@ -257,11 +265,14 @@ pub fn build_plan(
 
     let mut ex = Expander {
         target,
+        steps: &p.steps,
+        timings: &proc.timings,
         hops: &hops,
         from_known: from.is_some(),
         to_known: to.is_some(),
         keys: BTreeSet::new(),
         out: Vec::new(),
+        takes_out: BTreeMap::new(),
     };
     let mut ctx = Vec::new();
     ex.block(&steps, 0, &mut ctx, &scope)?;
@@ -291,7 +302,74 @@ pub fn build_plan(
             undo_first: p.rollback.undo_first.clone(),
             verify,
         },
+        guards: Guards {
+            rules: resolve_guards(&p.guards, target)?,
+            takes_out: ex.takes_out,
+        },
     })
+}
+
+/// The procedure's guards for `target`: each selection by node name, each limit as a count.
+pub fn resolve_guards(specs: &[GuardSpec], target: &Target) -> Result<Vec<Guard>, PlanError> {
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, g) in specs.iter().enumerate() {
+        let err = |message: String| PlanError::Step {
+            step: format!("guards[{i}] ({})", g.name),
+            message,
+        };
+        let selection = g.nodes.clone().unwrap_or_else(|| "all".into());
+        let nodes: Vec<String> = crate::engine::action::select_nodes(target, &selection)
+            .into_iter()
+            .map(|(_, n)| n.name.clone())
+            .collect();
+        let n = nodes.len();
+        let mut limits = Vec::new();
+        let mut max_out = n;
+        match &g.max_out {
+            Some(GuardLimit::Count(k)) => {
+                max_out = max_out.min(usize::try_from(*k).unwrap_or(usize::MAX));
+                limits.push(format!("at most {k} out"));
+            }
+            Some(GuardLimit::Share(text)) => {
+                let pct = parse_share(text).map_err(err)?;
+                // A share rounds down: "50%" of 3 lets 1 out, not 2.
+                max_out = max_out.min(n.saturating_mul(pct) / 100);
+                limits.push(format!(
+                    "at most {text} out ({})",
+                    n.saturating_mul(pct) / 100
+                ));
+            }
+            None => {}
+        }
+        if let Some(m) = g.min_in {
+            let m = usize::try_from(m).unwrap_or(usize::MAX);
+            max_out = max_out.min(n.saturating_sub(m));
+            limits.push(format!("at least {m} in service"));
+        }
+        if limits.is_empty() {
+            return Err(err("a guard needs `max_out` or `min_in`".into()));
+        }
+        out.push(Guard {
+            name: g.name.clone(),
+            selection,
+            nodes,
+            max_out,
+            limit: limits.join(" and "),
+            why: g.why.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// `"50%"` -> 50 (1 to 100).
+pub fn parse_share(text: &str) -> Result<usize, String> {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|p| (1..=100).contains(p))
+        .ok_or_else(|| {
+            format!("`max_out = \"{text}\"` is not a count or a share from 1% to 100% (e.g. `1`, `\"50%\"`)")
+        })
 }
 
 /// The hops from the path strategy.
@@ -624,7 +702,13 @@ impl Expander<'_> {
                 }
             }
         };
+        let index = self.steps.iter().position(|s| std::ptr::eq(s, step));
         let mut action = self.action(&key, "action", &step.action, scope)?;
+        if let Some(i) = index {
+            self.fill_timings(&key, &format!("steps[{i}].action"), scope, &mut |rel, v| {
+                timing::set_in_action(&mut action, rel, v)
+            })?;
+        }
         let overrides = match self.target.overrides.steps.get(&step.id) {
             Some(o) => crate::target_overrides::apply(o, &mut action),
             None => Vec::new(),
@@ -634,6 +718,11 @@ impl Expander<'_> {
             .as_ref()
             .map(|u| self.action(&key, "undo", u, scope))
             .transpose()?;
+        if let (Some(i), Some(u)) = (index, undo.as_mut()) {
+            self.fill_timings(&key, &format!("steps[{i}].undo"), scope, &mut |rel, v| {
+                timing::set_in_action(u, rel, v)
+            })?;
+        }
         // A gate's undo is a gate the rollback passes on its way back (the same wait, as a rule):
         // the target's timings for the step size it too.
         if let (Some(o), Some(u @ Action::Wait(_))) =
@@ -651,6 +740,26 @@ impl Expander<'_> {
                 .collect::<Vec<_>>()
                 .join(" · ")
         });
+        // What this step takes out of service, for the guards: an `lb` drain or maint says
+        // which node; a `stop` (or a step marked `takes_out`) takes out its loop's node.
+        let out_node = match (&action, step.takes_out) {
+            (_, Some(false)) => None,
+            (
+                Action::Lb {
+                    node: n,
+                    state: Membership::Drain | Membership::Maint,
+                    ..
+                },
+                _,
+            ) => Some(n.clone()),
+            (_, Some(true)) => node.clone(),
+            _ => matches!(&step.action, Action::Call { name, .. } if name == "stop")
+                .then(|| node.clone())
+                .flatten(),
+        };
+        if let Some(n) = out_node {
+            self.takes_out.insert(key.clone(), n);
+        }
         self.out.push(PlannedStep {
             key,
             step_id: step.id.clone(),
@@ -814,7 +923,7 @@ impl Expander<'_> {
             }
             (None, None) => None,
         };
-        Ok(VerifySpec {
+        let mut out = VerifySpec {
             what: render("what", &v.what, scope)?,
             check,
             call: None,
@@ -825,7 +934,43 @@ impl Expander<'_> {
                 .map(|n| render("nodes", n, scope))
                 .transpose()?,
             ..v.clone()
-        })
+        };
+        self.fill_timings(&key, &key, scope, &mut |rel, value| {
+            timing::set_in_verify(&mut out, rel, value)
+        })?;
+        Ok(out)
+    }
+
+    /// Fill in the timing fields under `prefix` written as text (`"${recovery_timeout}"`):
+    /// rendered in `scope`, read as a duration, set by `set`. A value that is not a duration
+    /// in range stops the plan, saying which.
+    fn fill_timings(
+        &self,
+        key: &str,
+        prefix: &str,
+        scope: &Scope,
+        set: &mut dyn FnMut(&str, u64) -> bool,
+    ) -> Result<(), PlanError> {
+        for (rel, text) in self.timings.under(prefix) {
+            let field = format!("{}.{rel}", prefix.rsplit('.').next().unwrap_or(prefix));
+            let filled = self.render(key, &field, text, scope)?;
+            let value = timing::parse(timing::key_of(rel), &filled).map_err(|e| {
+                let shown = if filled == text {
+                    String::new()
+                } else {
+                    format!(" (`{text}`)")
+                };
+                self.step_err(key, &field, &format!("{e}{shown}"))
+            })?;
+            if !set(rel, value) {
+                return Err(self.step_err(
+                    key,
+                    &field,
+                    "the action it is bound to has no such timing",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn render(&self, key: &str, field: &str, s: &str, scope: &Scope) -> Result<String, PlanError> {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Value};
 
-use super::render::{action_lines, downtime_lines, rollback_line};
+use super::render::{action_lines, downtime_lines, guard_lines, rollback_line};
 use super::{Confirm, Plan, PlannedStep};
 use crate::procedure::model::{Action, Check, Downtime, HttpSpec};
 use crate::target::Target;
@@ -40,6 +40,7 @@ pub fn plan_json(plan: &Plan, target: &Target) -> Value {
                 "past_point_of_no_return": pnr.is_some_and(|p| i > p),
                 "overrides": s.overrides,
                 "optional": s.optional,
+                "takes_out": plan.guards.takes_out.get(&s.key),
             })
         })
         .collect();
@@ -63,6 +64,7 @@ pub fn plan_json(plan: &Plan, target: &Target) -> Value {
             "undo_first": plan.rollback.undo_first,
             "text": rollback_line(plan),
         },
+        "guards": plan.guards.rules,
         "steps": steps,
     })
 }
@@ -126,6 +128,15 @@ pub fn plan_markdown(plan: &Plan, target: &Target) -> String {
     let _ = writeln!(w);
     for (i, s) in plan.steps.iter().enumerate() {
         step_markdown(w, i + 1, s);
+    }
+    let guards = guard_lines(plan);
+    if !guards.is_empty() {
+        let _ = writeln!(w, "## Guards");
+        let _ = writeln!(w);
+        for line in guards {
+            let _ = writeln!(w, "- {line}");
+        }
+        let _ = writeln!(w);
     }
     let _ = writeln!(w, "## Rollback");
     let _ = writeln!(w);

@@ -6,6 +6,8 @@ pub mod expand;
 pub mod export;
 pub mod render;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::procedure::model::{Action, Downtime, OptionalChoice, RollbackSpec};
@@ -30,6 +32,42 @@ pub struct Plan {
     /// How a full rollback runs (the procedure's `[rollback]`; empty in older journals).
     #[serde(default)]
     pub rollback: RollbackSpec,
+    /// The procedure's guards for this target, and which steps take a node out of service.
+    #[serde(default, skip_serializing_if = "Guards::is_empty")]
+    pub guards: Guards,
+}
+
+/// The guards (`[[guards]]`) resolved against the target: each one's nodes by name and its
+/// limit as a count. The engine checks them before any step in `takes_out` runs (and before
+/// any `lb` drain or maint, an undo's included).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Guards {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Guard>,
+    /// Step key -> the node that step takes out of service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub takes_out: BTreeMap<String, String>,
+}
+
+impl Guards {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.takes_out.is_empty()
+    }
+}
+
+/// One guard for one target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Guard {
+    pub name: String,
+    /// The selection as written (`master=true`, `all`).
+    pub selection: String,
+    /// The nodes it counts.
+    pub nodes: Vec<String>,
+    /// How many of them may be out of service at once.
+    pub max_out: usize,
+    /// The limit as the procedure says it: `at most 1 out`, `at most 50% out`, `at least 1 in`.
+    pub limit: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -37,17 +37,60 @@ pub fn render_plan(plan: &Plan, target: &Target) -> String {
     let width = plan.steps.len().to_string().len();
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(w);
-        render_step(w, i + 1, width, step);
+        let out = plan.guards.takes_out.get(&step.key);
+        render_step(w, i + 1, width, step, out);
     }
     let _ = writeln!(w);
     let _ = writeln!(w, "{}", rollback_line(plan));
     for line in downtime_lines(plan) {
         let _ = writeln!(w, "{line}");
     }
+    for line in guard_lines(plan) {
+        let _ = writeln!(w, "{line}");
+    }
     out
 }
 
-fn render_step(w: &mut String, n: usize, width: usize, s: &PlannedStep) {
+/// One line per guard: what it counts, its limit, why; and which steps it watches.
+pub(crate) fn guard_lines(plan: &Plan) -> Vec<String> {
+    plan.guards
+        .rules
+        .iter()
+        .map(|g| {
+            let watched = plan
+                .steps
+                .iter()
+                .filter(|s| {
+                    plan.guards
+                        .takes_out
+                        .get(&s.key)
+                        .is_some_and(|n| g.nodes.contains(n))
+                })
+                .count();
+            format!(
+                "Guard {}: of {} ({}), at most {} out of service at once ({}); {} step{} take{} \
+                 one out; enforced by the engine. Why: {}",
+                g.name,
+                g.selection,
+                g.nodes.join(", "),
+                g.max_out,
+                g.limit,
+                watched,
+                if watched == 1 { "" } else { "s" },
+                if watched == 1 { "s" } else { "" },
+                g.why
+            )
+        })
+        .collect()
+}
+
+fn render_step(
+    w: &mut String,
+    n: usize,
+    width: usize,
+    s: &PlannedStep,
+    takes_out: Option<&String>,
+) {
     let mut head = format!("{n:>width$}. {} — {}", s.key, s.title);
     match s.downtime {
         Downtime::None => {}
@@ -72,6 +115,9 @@ fn render_step(w: &mut String, n: usize, width: usize, s: &PlannedStep) {
         let _ = writeln!(w, "{pad}runbook:  {}", s.runbook);
     }
     write_action(w, &pad, "action:  ", &s.action);
+    if let Some(n) = takes_out {
+        let _ = writeln!(w, "{pad}          takes {n} out of service (guards apply)");
+    }
     if !s.overrides.is_empty() {
         let _ = writeln!(
             w,

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 pub use super::diag::{Diagnostic, Diagnostics};
 use super::model::Procedure;
 use super::spans::{offending_literal, plain_message, SpanIndex};
+use super::timing::{self, Timings};
 use super::validate;
 
 /// A procedure as read from disk, with what is needed to point into its source later.
@@ -20,6 +21,9 @@ pub struct LoadedProcedure {
     /// Hex SHA-256 of the file's bytes.
     pub hash: String,
     pub spans: SpanIndex,
+    /// Timing fields written as text (`timeout_secs = "${recovery_timeout}"`), filled in by
+    /// the plan (see `timing`).
+    pub timings: Timings,
 }
 
 impl LoadedProcedure {
@@ -43,13 +47,14 @@ pub fn load_procedure(path: &Path) -> Result<LoadedProcedure, Diagnostics> {
 /// Parse and validate procedure text that did not come from disk (an embedded default, a test);
 /// `path` is only used to name the file in diagnostics.
 pub fn parse_procedure(path: &Path, source: String) -> Result<LoadedProcedure, Diagnostics> {
-    let (procedure, spans) = parse_typed::<Procedure>(path, &source)?;
+    let (procedure, spans, timings) = parse_typed_timed::<Procedure>(path, &source)?;
     let loaded = LoadedProcedure {
         path: path.to_path_buf(),
         hash: hex_sha256(source.as_bytes()),
         source,
         procedure,
         spans,
+        timings,
     };
     let diags = validate::validate(&loaded, None);
     if diags.is_empty() {
@@ -96,6 +101,24 @@ pub(crate) fn parse_typed<T: DeserializeOwned>(
             Err(e) => Err(toml_error(path, source, &e, None)),
         },
         Err(e) => Err(toml_error(path, source, &e, index.ok().as_ref())),
+    }
+}
+
+/// As [`parse_typed`], with the timing fields written as text set aside (see `timing`).
+pub(crate) fn parse_typed_timed<T: DeserializeOwned>(
+    path: &Path,
+    source: &str,
+) -> Result<(T, SpanIndex, Timings), Diagnostics> {
+    let (Ok(mut root), Ok(index)) = (toml::de::DeTable::parse(source), SpanIndex::parse(source))
+    else {
+        // Not TOML: the plain parse says where.
+        let (v, index) = parse_typed::<T>(path, source)?;
+        return Ok((v, index, Timings::default()));
+    };
+    let timings = timing::extract(&mut root);
+    match T::deserialize(toml::de::Deserializer::from(root)) {
+        Ok(v) => Ok((v, index, timings)),
+        Err(e) => Err(toml_error(path, source, &e, Some(&index))),
     }
 }
 

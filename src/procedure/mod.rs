@@ -16,6 +16,7 @@ pub mod shell;
 pub mod spans;
 pub mod strings;
 pub mod template;
+pub mod timing;
 pub mod validate;
 pub mod version;
 pub mod when;

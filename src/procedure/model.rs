@@ -36,9 +36,42 @@ pub struct Procedure {
     #[serde(default)]
     pub loops: BTreeMap<String, LoopSpec>,
     pub steps: Vec<StepSpec>,
+    /// Limits on how many nodes may be out of service at once (`[[guards]]`), enforced by the
+    /// engine before any action that takes a node out.
+    #[serde(default)]
+    pub guards: Vec<GuardSpec>,
     /// How a full rollback runs (`[rollback]`).
     #[serde(default)]
     pub rollback: RollbackSpec,
+}
+
+/// A guard (`[[guards]]`): of the nodes it counts, at most `max_out` may be out of service at
+/// once (a count, or a share like `"50%"`), or at least `min_in` must stay in. Before an action
+/// takes a node out (an `lb` drain or maint, a `call` of `stop`, a step with
+/// `takes_out = true`), the engine counts the nodes out now in its live model (balancer, the
+/// product's state, health) and refuses what would break the limit, with `why`. Ansible's
+/// `serial` and Argo's `maxUnavailable` pace their own automation; this limits the operator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    pub name: String,
+    /// Which nodes it counts: `all` (the default), a matcher like `master=true`, or names.
+    #[serde(default)]
+    pub nodes: Option<String>,
+    #[serde(default)]
+    pub max_out: Option<GuardLimit>,
+    #[serde(default)]
+    pub min_in: Option<u32>,
+    /// Why the limit exists (the refusal quotes it).
+    pub why: String,
+}
+
+/// `max_out = 1` or `max_out = "50%"`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum GuardLimit {
+    Count(u32),
+    Share(String),
 }
 
 /// How a full rollback (abort with rollback) runs. Recorded in the plan, so in the journal.
@@ -186,6 +219,10 @@ pub struct StepSpec {
     /// What a run with `--yes` (headless) does with an optional step: `run` or `skip`.
     #[serde(default)]
     pub optional_default: Option<OptionalChoice>,
+    /// This step takes its node out of service (the engine's guards apply to it). An `lb`
+    /// drain or maint and a `call` of `stop` do without saying; `false` says a `stop` doesn't.
+    #[serde(default)]
+    pub takes_out: Option<bool>,
     pub action: Action,
     #[serde(default)]
     pub undo: Option<Action>,

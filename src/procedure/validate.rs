@@ -115,8 +115,102 @@ impl Validator<'_> {
             self.check_step(i, step);
         }
         self.check_rollback();
+        self.check_guards();
+        self.check_timing_places();
         self.check_overrides();
         self.check_target_vars();
+    }
+
+    /// `[[guards]]`: named once, a limit that means something, a selection of real nodes.
+    fn check_guards(&mut self) {
+        let p = &self.lp.procedure;
+        let mut names = BTreeSet::new();
+        for (i, g) in p.guards.iter().enumerate() {
+            let at = |k: &str| format!("guards[{i}].{k}");
+            if g.name.trim().is_empty() {
+                self.err(
+                    &at("name"),
+                    "a guard needs a name (the override phrase uses it)",
+                );
+            } else if !names.insert(g.name.as_str()) {
+                self.err(&at("name"), format!("duplicate guard name `{}`", g.name));
+            } else if g.name.chars().any(char::is_whitespace) {
+                self.err(
+                    &at("name"),
+                    format!("guard name `{}` has spaces; use `-`", g.name),
+                );
+            }
+            if g.why.trim().is_empty() {
+                self.err(
+                    &at("why"),
+                    "say why the guard exists (the refusal quotes it)",
+                );
+            }
+            match (&g.max_out, g.min_in) {
+                (None, None) => self.err(
+                    &format!("guards[{i}]"),
+                    format!(
+                        "guard `{}` sets no limit: add `max_out = 1` (or a share, `\"50%\"`) or \
+                         `min_in = 1`",
+                        g.name
+                    ),
+                ),
+                (Some(super::model::GuardLimit::Share(text)), _) => {
+                    if let Err(e) = crate::plan::expand::parse_share(text) {
+                        self.err(&at("max_out"), e);
+                    }
+                }
+                _ => {}
+            }
+            let Some(sel) = g.nodes.as_deref() else {
+                continue;
+            };
+            if let Some(t) = self.target {
+                if let Some((k, _)) = sel.split_once('=') {
+                    let k = k.trim();
+                    if !target_has_key(t, k) {
+                        self.err(
+                            &at("nodes"),
+                            format!("no node of target `{}` has `{k}`", t.name),
+                        );
+                        continue;
+                    }
+                }
+                if crate::engine::action::select_nodes(t, sel).is_empty() {
+                    let all: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+                    self.err(
+                        &at("nodes"),
+                        format!(
+                            "guard `{}`: `nodes = \"{sel}\"` selects no node of target `{}` (it has: {})",
+                            g.name,
+                            t.name,
+                            list_or_none(&all)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A timing written as text is filled in where the plan has it: a step's action or undo,
+    /// or a rollback check. Anywhere else its text would be lost.
+    fn check_timing_places(&mut self) {
+        let misplaced: Vec<String> = self
+            .lp
+            .timings
+            .0
+            .keys()
+            .filter(|p| {
+                let in_step =
+                    p.starts_with("steps[") && (p.contains("].action.") || p.contains("].undo."));
+                !in_step && !p.starts_with("rollback.verify[")
+            })
+            .cloned()
+            .collect();
+        for p in misplaced {
+            let key = super::timing::key_of(&p).to_string();
+            self.err(&p, format!("`{key}` must be a number here"));
+        }
     }
 
     /// `[target_vars]`: what the target must define; with a target, that it does.
@@ -279,6 +373,7 @@ impl Validator<'_> {
         } else {
             self.check_runnable(&at, &gate);
         }
+        self.check_timings(&at, &scope.with_late_nodes(), &ctx);
         if let (Some(name), Some(t)) = (&v.call, self.target) {
             let path = format!("{at}.call");
             match t.actions.get(name) {
@@ -652,6 +747,17 @@ impl Validator<'_> {
         }
         let ctx = self.loop_ctx(step.for_each.as_deref());
         let scope = self.scope_for(&ctx);
+        if step.takes_out == Some(true)
+            && !ctx.nodes
+            && !ctx.unknown
+            && !matches!(step.action, Action::Lb { .. })
+        {
+            self.err(
+                &at("takes_out"),
+                "`takes_out = true` takes out the loop's node: put the step in a node loop \
+                 (`for_each`)",
+            );
+        }
         for (field, expr) in [("when", &step.when), ("downtime_when", &step.downtime_when)] {
             let Some(w) = expr else { continue };
             match Expr::parse(w) {
@@ -699,6 +805,64 @@ impl Validator<'_> {
         self.check_action(&at("action"), &step.action, &scope, &ctx);
         if let Some(u) = &step.undo {
             self.check_action(&at("undo"), u, &scope, &ctx);
+        }
+        self.check_timings(&format!("steps[{i}]"), &scope, &ctx);
+    }
+
+    /// The timing fields under `prefix` written as text (`"${recovery_timeout}"`, `"15m"`):
+    /// their variables exist, and a value already known (the procedure's default, the target's
+    /// value) is a duration in the field's range. One only the target gives is checked with it,
+    /// and by the plan.
+    fn check_timings(&mut self, prefix: &str, scope: &Scope, ctx: &LoopCtx) {
+        let p = &self.lp.procedure;
+        let entries: Vec<(String, String)> = self
+            .lp
+            .timings
+            .under(prefix)
+            .map(|(rel, text)| (format!("{prefix}.{rel}"), text.to_string()))
+            .collect();
+        for (path, text) in entries {
+            let key = super::timing::key_of(&path);
+            let Ok(names) = template::references(&text) else {
+                self.check_template(&path, &text, scope, ctx);
+                continue;
+            };
+            let before = self.diags.0.len();
+            self.check_template(&path, &text, scope, ctx);
+            if self.diags.0.len() > before {
+                continue;
+            }
+            // Known now: the target's value, else the procedure's default.
+            let mut known = Scope::default();
+            let mut later = false;
+            for n in &names {
+                let value = self
+                    .target
+                    .and_then(|t| t.vars.get(n))
+                    .or_else(|| p.vars.get(n));
+                match value {
+                    Some(v) => known.set(n.clone(), v.clone()),
+                    None => later = true,
+                }
+            }
+            if later {
+                continue;
+            }
+            let Ok(filled) = template::render(&text, &known) else {
+                continue;
+            };
+            if let Err(e) = super::timing::parse(key, &filled) {
+                let from = match names.as_slice() {
+                    [] => String::new(),
+                    [n] if self.target.is_some_and(|t| t.vars.contains_key(n)) => format!(
+                        "`{n}` from target `{}`: ",
+                        self.target.map_or("", |t| t.name.as_str())
+                    ),
+                    [n] => format!("`{n}` from [vars]: "),
+                    _ => format!("`{text}` is `{filled}`: "),
+                };
+                self.err(&path, format!("`{key}`: {from}{e}"));
+            }
         }
     }
 
@@ -834,6 +998,11 @@ impl Validator<'_> {
         }
     }
 
+    /// Whether `path.key` is a timing written as text (its number is a placeholder).
+    fn timed(&self, path: &str, key: &str) -> bool {
+        self.lp.timings.contains(&format!("{path}.{key}"))
+    }
+
     /// An error on `path.key`, or on `path` when the key is not written (a default).
     fn err_key(&mut self, path: &str, key: &str, message: impl Into<String>) {
         let full = format!("{path}.{key}");
@@ -846,6 +1015,10 @@ impl Validator<'_> {
 
     /// A timeout that can run: at least 1 and at most `MAX_TIMEOUT_SECS`.
     fn check_timeout(&mut self, path: &str, key: &str, secs: u64) {
+        if self.timed(path, key) {
+            // Written as text: `check_timings` judges it.
+            return;
+        }
         if secs == 0 {
             self.err_key(
                 path,
@@ -921,7 +1094,8 @@ impl Validator<'_> {
             }
             Action::Wait(w) => {
                 self.check_timeout(path, "timeout_secs", w.timeout_secs);
-                if w.stable_secs > w.timeout_secs {
+                let texts = self.timed(path, "stable_secs") || self.timed(path, "timeout_secs");
+                if w.stable_secs > w.timeout_secs && !texts {
                     self.err_key(
                         path,
                         "stable_secs",
@@ -931,7 +1105,7 @@ impl Validator<'_> {
                         ),
                     );
                 }
-                if w.interval_ms == 0 {
+                if w.interval_ms == 0 && !self.timed(path, "interval_ms") {
                     self.err_key(
                         path,
                         "interval_ms",

@@ -378,7 +378,8 @@ fn overlay_key(view: &View, overlay: &Overlay, key: &KeyEvent) -> Intent {
 }
 
 /// What the `:` command line asks for. `note TEXT`, `undo`, `abort`, `theme NAME`,
-/// `step N`, `help`, `quit`; anything else says what there is.
+/// `step N`, `override GUARD for NODE -- REASON`, `help`, `quit`; anything else says what
+/// there is.
 pub fn command_line(view: &View, line: &str) -> Intent {
     let line = line.trim().trim_start_matches(':');
     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -419,10 +420,25 @@ pub fn command_line(view: &View, line: &str) -> Intent {
             Ok(n) if n >= 1 && n <= view.state.steps.len() => ui(UiAction::ShowStep(n - 1)),
             _ => status(format!("usage: :step N (1 to {})", view.state.steps.len())),
         },
+        // A guard's refusal names its phrase: `:override GUARD for NODE -- REASON` types it.
+        "override" if !driver => read_only(),
+        "override" => match (&view.state.guard_refused, line.split_once(" -- ")) {
+            (None, _) => status("no guard has refused a step"),
+            (Some(g), None) => status(format!(
+                "usage: :override {} for {} -- REASON",
+                g.guard, g.node
+            )),
+            (Some(g), Some((phrase, reason))) => Intent::Engine(Command::OverrideGuard {
+                step: g.step,
+                phrase: phrase.trim().to_string(),
+                reason: reason.trim().to_string(),
+            }),
+        },
         "help" | "h" | "?" => ui(UiAction::OpenHelp),
         "quit" | "q" => quit(view),
         other => status(format!(
-            "unknown command :{other} (note TEXT, undo, abort, theme NAME, step N, help, quit)"
+            "unknown command :{other} (note TEXT, undo, abort, theme NAME, step N, override \
+             GUARD for NODE -- REASON, help, quit)"
         )),
     }
 }

@@ -203,6 +203,9 @@ impl Engine {
                 if self.state.running().is_some() {
                     return reject("an action is running".into());
                 }
+                if let Some(why) = self.guard_refuses(step, phase, &by)? {
+                    return reject(why);
+                }
                 if self.state.plan.steps[step].approvals > 1 {
                     // A retry runs the action again: it needs its two people again. A fresh
                     // prompt clears the earlier approvals; the driver's retry is their confirm.
@@ -330,6 +333,61 @@ impl Engine {
                 })?;
                 // The override's reason is the abort's too.
                 self.abort(by, true, Some(reason))?;
+            }
+            Command::OverrideGuard {
+                step,
+                phrase,
+                reason,
+            } => {
+                let open = self.state.prompt.filter(|p| p.step == step);
+                let phase = match open.map(|p| p.kind) {
+                    Some(PromptKindTag::Undo) => Phase::Undo,
+                    Some(PromptKindTag::Run) => Phase::Do,
+                    _ => match self.state.steps.get(step).map(|s| s.status) {
+                        Some(StepStatus::Failed | StepStatus::Interrupted) => Phase::Do,
+                        Some(StepStatus::UndoFailed) => Phase::Undo,
+                        _ => {
+                            return reject(format!(
+                                "step {} is not waiting to run: there is no guard to override",
+                                step + 1
+                            ))
+                        }
+                    },
+                };
+                let Some(refusal) = crate::engine::guard::check(&self.state, step, phase) else {
+                    return reject(format!(
+                        "no guard refuses step {} now: confirm it (no override needed)",
+                        step + 1
+                    ));
+                };
+                if phrase.trim() != refusal.phrase {
+                    return reject(format!("type the phrase exactly: {}", refusal.phrase));
+                }
+                let reason: String = reason
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+                if reason.is_empty() {
+                    return reject(format!(
+                        "say why you take {} out despite guard `{}` (it is journaled with your \
+                         name)",
+                        refusal.node, refusal.guard
+                    ));
+                }
+                let reason = self.secrets.redact(&reason);
+                let uid = self.uid_of(from);
+                self.emit(Event::GuardOverridden {
+                    step,
+                    guard: refusal.guard,
+                    node: refusal.node,
+                    by,
+                    uid,
+                    reason,
+                    refusal: refusal.reason,
+                })?;
             }
             Command::KillOrphan { step } => {
                 let Some((s, pgid)) = self.state.orphan.filter(|(s, _)| *s == step) else {
@@ -538,6 +596,28 @@ impl Engine {
         Ok(Ok(()))
     }
 
+    /// Whether a guard refuses step `step`'s action in `phase` now; the refusal is journaled
+    /// (who asked, and every reason counted) and returned for the asker.
+    fn guard_refuses(
+        &mut self,
+        step: usize,
+        phase: Phase,
+        by: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(r) = crate::engine::guard::check(&self.state, step, phase) else {
+            return Ok(None);
+        };
+        self.emit(Event::GuardRefused {
+            step,
+            phase,
+            guard: r.guard,
+            node: r.node,
+            by: by.to_string(),
+            reason: r.reason.clone(),
+        })?;
+        Ok(Some(r.reason))
+    }
+
     /// The driver's confirm. An ordinary step runs at once. A two-person step runs once
     /// another user (a different uid) has approved; until then the confirm stays on record and
     /// the step runs when that approval arrives, as the driver's decision.
@@ -548,6 +628,10 @@ impl Engine {
         by: String,
         phase: Phase,
     ) -> Result<Result<(), Rejected>, EngineError> {
+        // The guards hold for everyone who asks: the cockpit, a socket client, a script.
+        if let Some(why) = self.guard_refuses(step, phase, &by)? {
+            return Ok(Err(Rejected(why)));
+        }
         let need = usize::from(self.state.plan.steps[step].approvals.max(1));
         if need > 1 {
             let Some(uid) = self.uid_of(from) else {
@@ -642,6 +726,10 @@ impl Engine {
                     Some(PromptKindTag::Undo) => Phase::Undo,
                     _ => Phase::Do,
                 };
+                // The cluster may have changed since the driver's confirm.
+                if let Some(why) = self.guard_refuses(step, phase, &driver)? {
+                    return reject(why);
+                }
                 self.emit(Event::Confirmed {
                     step,
                     by: driver,
@@ -998,6 +1086,10 @@ impl Engine {
                 continue;
             }
             let by = if auto.yes { "--yes" } else { "confirm = none" };
+            // A guard refusal stops the policy here: journaled, and a person decides.
+            if self.guard_refuses(open.step, phase, by)?.is_some() {
+                return Ok(());
+            }
             self.emit(Event::Confirmed {
                 step: open.step,
                 by: by.into(),
