@@ -268,9 +268,30 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
         )
     );
     assert!(o.5.starts_with("guard `master-quorum` refuses"), "{}", o.5);
-    // The fold of the journal agrees.
+    // The fold of the journal agrees, and the report says who, why and what the guard said.
     let folded = SessionState::fold(&j.events);
     assert_eq!(folded.guard_override_log.len(), 1);
+    let r = flightdeck::report::build(&j);
+    let md = flightdeck::report::markdown(&r);
+    // By the kernel's name for the socket's peer, not the "alice" the client said it was.
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    assert!(
+        md.contains(&format!(
+            "| Guard overridden | master-quorum for step 2 (took node2 out) by {me}: node1 is \
+             being replaced; the voting configuration excludes it (refused because guard \
+             `master-quorum` refuses"
+        )),
+        "{md}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&flightdeck::report::json(&r)).unwrap();
+    assert_eq!(json["guard_overrides"][0]["guard"], "master-quorum");
+    assert_eq!(
+        json["guard_overrides"][0]["uid"],
+        nix::unistd::getuid().as_raw()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,12 @@ pub fn render_plan(plan: &Plan, target: &Target) -> String {
     let width = plan.steps.len().to_string().len();
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(w);
-        let out = plan.guards.takes_out.get(&step.key);
+        // Said only where a guard watches it.
+        let out = plan
+            .guards
+            .takes_out
+            .get(&step.key)
+            .filter(|_| !plan.guards.rules.is_empty());
         render_step(w, i + 1, width, step, out);
     }
     let _ = writeln!(w);

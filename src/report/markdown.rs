@@ -64,6 +64,20 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
             ),
         ));
     }
+    for o in &r.guard_overrides {
+        rows.push((
+            "Guard overridden",
+            format!(
+                "{} for step {} (took {} out) by {}: {} (refused because {})",
+                o.guard,
+                o.step + 1,
+                o.node,
+                o.by,
+                o.reason,
+                o.refusal
+            ),
+        ));
+    }
     rows.push(("Operator", r.operator.clone()));
     if !r.joined.is_empty() {
         let joined: Vec<String> = r

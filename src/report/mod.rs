@@ -59,6 +59,9 @@ pub struct Report {
     /// A full rollback past the point of no return, allowed by the driver: who, why, and what
     /// the engine said it would lose.
     pub rollback_override: Option<crate::engine::state::RollbackOverride>,
+    /// Actions let through a guard by the driver's override: who (the kernel's user), why,
+    /// and what the guard had said.
+    pub guard_overrides: Vec<crate::engine::state::GuardOverride>,
     /// Where rollback had to stop, when it did.
     pub rollback_stopped: Option<String>,
     /// The operator who started the session (header).
@@ -544,6 +547,7 @@ pub fn build(journal: &Journal) -> Report {
         rollback_verification: state.verification.clone(),
         nodes_after,
         rollback_override: state.rollback_override.clone(),
+        guard_overrides: state.guard_override_log.clone(),
         rollback_stopped: state.rollback_stopped.clone(),
         operator: journal.header.operator.clone(),
         auto: state.auto,
