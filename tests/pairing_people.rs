@@ -885,6 +885,11 @@ fn every_command(prompt: u64, phrase: &str, observer: u64) -> Vec<Command> {
             reason: None,
         },
         rollback_anyway(phrase, "reads fail on the new version"),
+        Command::OverrideGuard {
+            step: 1,
+            phrase: "override masters for node1".into(),
+            reason: "the guard counts a node that is back".into(),
+        },
         Command::Note {
             text: "hello".into(),
         },
@@ -916,9 +921,10 @@ fn every_command(prompt: u64, phrase: &str, observer: u64) -> Vec<Command> {
         Command::RemoveOperator { .. } => 15,
         Command::Alive => 16,
         Command::KillOrphan { .. } => 17,
+        Command::OverrideGuard { .. } => 18,
     };
     let kinds: std::collections::BTreeSet<i32> = all.iter().map(kind).collect();
-    assert_eq!(kinds.len(), 18, "every kind of command is tried");
+    assert_eq!(kinds.len(), 19, "every kind of command is tried");
     all
 }
 
