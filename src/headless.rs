@@ -146,7 +146,7 @@ pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
     }
     let n = open.step + 1;
     let planned = s.plan.steps.get(open.step)?;
-    if let Some(g) = s.guard_refused.as_ref().filter(|g| g.step == open.step) {
+    if let Some(g) = s.guard_refusal_of(open.step) {
         return Some(HeadlessEnd {
             ok: false,
             summary: format!("stopped: step {n} ({}): {}", planned.key, g.reason),

@@ -656,6 +656,11 @@ impl SessionState {
             && self.steps.get(i).is_some_and(|s| s.chosen.is_none())
     }
 
+    /// The guard refusal that stands for step `step`: journaled, and its action not run since.
+    pub fn guard_refusal_of(&self, step: usize) -> Option<&GuardRefusal> {
+        self.guard_refused.as_ref().filter(|g| g.step == step)
+    }
+
     pub fn policy_answers_prompt(&self) -> bool {
         let Some(open) = self.prompt else {
             return false;
@@ -665,11 +670,7 @@ impl SessionState {
         };
         let auto = self.auto;
         // A guard refused this step's action: a person decides (override, wait, skip).
-        if self
-            .guard_refused
-            .as_ref()
-            .is_some_and(|g| g.step == open.step)
-        {
+        if self.guard_refusal_of(open.step).is_some() {
             return false;
         }
         // An optional step is the operator's choice; only `--yes` takes the declared default.
@@ -845,7 +846,7 @@ impl SessionState {
             } => {
                 // An override lets one action through.
                 self.guard_overrides.retain(|(s, _)| s != step);
-                if self.guard_refused.as_ref().is_some_and(|g| g.step == *step) {
+                if self.guard_refusal_of(*step).is_some() {
                     self.guard_refused = None;
                 }
                 if let Some(s) = self.steps.get_mut(*step) {
@@ -1084,9 +1085,8 @@ impl SessionState {
             } => {
                 self.guard_overrides.push((*step, guard.clone()));
                 if self
-                    .guard_refused
-                    .as_ref()
-                    .is_some_and(|g| g.step == *step && g.guard == *guard)
+                    .guard_refusal_of(*step)
+                    .is_some_and(|g| g.guard == *guard)
                 {
                     self.guard_refused = None;
                 }

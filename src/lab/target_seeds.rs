@@ -11,8 +11,12 @@ use crate::target_overrides::StepOverride;
 use super::config::Product;
 
 fn get(url: &str) -> HttpSpec {
+    request("GET", url)
+}
+
+fn request(method: &str, url: &str) -> HttpSpec {
     HttpSpec {
-        method: "GET".into(),
+        method: method.into(),
         url: url.into(),
         headers: BTreeMap::new(),
         body: None,
@@ -124,11 +128,10 @@ pub(crate) fn common(target: &mut Target) {
 /// does as every node restarted on the version.
 fn weaviate(target: &mut Target) {
     if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
-        let mut delete = get(&format!(
-            "{frontend}/v1/schema/{}",
-            super::node::LAB_COLLECTION
-        ));
-        delete.method = "DELETE".into();
+        let mut delete = request(
+            "DELETE",
+            &format!("{frontend}/v1/schema/{}", super::node::LAB_COLLECTION),
+        );
         delete.expect_status = vec![200];
         target
             .actions
@@ -161,8 +164,7 @@ pub(crate) fn jahia_status_regex(status: &str) -> String {
 /// the one database backup.
 fn jahia(target: &mut Target) {
     const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
-    let mut switch = get("${node.admin}/_lab/full-read-only");
-    switch.method = "POST".into();
+    let mut switch = request("POST", "${node.admin}/_lab/full-read-only");
     switch
         .headers
         .insert("Content-Type".into(), "application/json".into());
@@ -170,11 +172,10 @@ fn jahia(target: &mut Target) {
     target
         .actions
         .insert("full-read-only".into(), Action::Http(switch));
-    let mut remove = get("${node.admin}/_lab/remove-marker");
-    remove.method = "POST".into();
-    target
-        .actions
-        .insert("remove-marker".into(), Action::Http(remove));
+    target.actions.insert(
+        "remove-marker".into(),
+        Action::Http(request("POST", "${node.admin}/_lab/remove-marker")),
+    );
     target
         .probes
         .push(text_probe("read-only", PAGE, &jahia_status_regex("ON")));
@@ -221,8 +222,7 @@ fn text_probe(name: &str, url: &str, regex: &str) -> ProbeSpec {
 }
 
 fn post(url: &str, body: &str) -> HttpSpec {
-    let mut spec = get(url);
-    spec.method = "POST".into();
+    let mut spec = request("POST", url);
     spec.headers
         .insert("Content-Type".into(), "application/json".into());
     spec.body = Some(body.into());
@@ -349,11 +349,9 @@ fn milvus(target: &mut Target) {
     // written, read back, deleted (a real target runs milvus-smoke.py's insert/search/drop).
     if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
         let key = format!("{frontend}/kv/flightdeck-smoke");
-        let mut write = get(&key);
-        write.method = "PUT".into();
+        let mut write = request("PUT", &key);
         write.body = Some(SMOKE_ROW.into());
-        let mut drop = get(&key);
-        drop.method = "DELETE".into();
+        let drop = request("DELETE", &key);
         target
             .actions
             .insert("smoke-write".into(), Action::Http(write));

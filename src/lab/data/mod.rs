@@ -191,29 +191,23 @@ impl Checker<'_> {
     }
 
     fn effects(&mut self, at: &str, e: &model::Effects, names: &BTreeSet<String>, request: bool) {
-        for (k, src) in &e.node {
-            let p = format!("{at}.node.{k}");
-            if !self.node_vars.contains(k) {
-                let known = join(&self.node_vars);
-                self.error(
-                    &p,
-                    None,
-                    format!("{p}: `{k}` is not a [node] variable (declare it under [node]; known: {known})"),
-                );
+        for (scope, sets) in [("node", &e.node), ("cluster", &e.cluster)] {
+            for (k, src) in sets {
+                let p = format!("{at}.{scope}.{k}");
+                let declared = match scope {
+                    "node" => &self.node_vars,
+                    _ => &self.cluster_vars,
+                };
+                if !declared.contains(k) {
+                    let known = join(declared);
+                    self.error(
+                        &p,
+                        None,
+                        format!("{p}: `{k}` is not a [{scope}] variable (declare it under [{scope}]; known: {known})"),
+                    );
+                }
+                self.expr(&p, src, names, request);
             }
-            self.expr(&p, src, names, request);
-        }
-        for (k, src) in &e.cluster {
-            let p = format!("{at}.cluster.{k}");
-            if !self.cluster_vars.contains(k) {
-                let known = join(&self.cluster_vars);
-                self.error(
-                    &p,
-                    None,
-                    format!("{p}: `{k}` is not a [cluster] variable (declare it under [cluster]; known: {known})"),
-                );
-            }
-            self.expr(&p, src, names, request);
         }
     }
 }
