@@ -1,14 +1,38 @@
 //! Loading procedures and targets: good files load, bad files give every error with its position.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use flightdeck::procedure::load::load_procedure;
+use flightdeck::plan::expand::build_plan;
+use flightdeck::plan::Plan;
+use flightdeck::procedure::load::{load_procedure, LoadedProcedure};
 use flightdeck::procedure::validate::validate;
+use flightdeck::target::Target;
 use flightdeck::target_load::load_target;
 
 fn errors_of(path: &str) -> Vec<String> {
     let d = load_procedure(Path::new(path)).expect_err("the file should not load");
     d.to_string().lines().map(str::to_string).collect()
+}
+
+/// `text` written as `name` in `dir`, for a test to load.
+fn write_in(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Procedure `text` written as `p.toml` in `dir` and loaded (it must load).
+fn procedure_in(dir: &tempfile::TempDir, text: &str) -> (PathBuf, LoadedProcedure) {
+    let path = write_in(dir, "p.toml", text);
+    let lp = load_procedure(&path).unwrap_or_else(|d| panic!("{d}"));
+    (path, lp)
+}
+
+/// The plan of `lp` for `t`, which `check` must pass first.
+fn checked_plan(lp: &LoadedProcedure, t: &Target) -> Plan {
+    let d = validate(lp, Some(t));
+    assert!(d.is_empty(), "{d}");
+    build_plan(lp, t, &Default::default()).unwrap()
 }
 
 #[test]
@@ -197,12 +221,11 @@ fn bad_target_files() {
 #[test]
 fn checks_against_a_target_find_missing_bindings_and_probes() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t.toml");
-    std::fs::write(
-        &t,
+    let t = write_in(
+        &dir,
+        "t.toml",
         "name = \"bare\"\n[[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\n",
-    )
-    .unwrap();
+    );
     let target = load_target(&t).unwrap();
     let lp = load_procedure(Path::new("procedures/example-every-kind.toml")).unwrap();
     let d = validate(&lp, Some(&target)).to_string();
@@ -227,8 +250,7 @@ fn checks_against_a_target_find_missing_bindings_and_probes() {
 #[test]
 fn toml_syntax_error_is_one_diagnostic() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.toml");
-    std::fs::write(&p, "name = \"x\"\nproduct = \n").unwrap();
+    let p = write_in(&dir, "p.toml", "name = \"x\"\nproduct = \n");
     let d = load_procedure(&p).unwrap_err();
     assert_eq!(d.len(), 1);
     let s = d.to_string();
@@ -239,12 +261,11 @@ fn toml_syntax_error_is_one_diagnostic() {
 #[test]
 fn missing_key_and_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.toml");
-    std::fs::write(
-        &p,
+    let p = write_in(
+        &dir,
+        "p.toml",
         "name = \"x\"\nproduct = \"g\"\n[[steps]]\nid = \"a\"\ntitle = \"t\"\naction = { kind = \"manual\", txt = \"hi\" }\n",
-    )
-    .unwrap();
+    );
     let s = load_procedure(&p).unwrap_err().to_string();
     assert!(
         s.ends_with(":6:29: unknown key `txt` in `steps[0].action`; expected one of text"),
@@ -487,9 +508,9 @@ fn every_seed_procedure_declares_its_rollback_verification() {
 #[test]
 fn target_variables_without_a_default_are_checked_against_the_target() {
     let dir = tempfile::tempdir().unwrap();
-    let proc_path = dir.path().join("p.toml");
-    std::fs::write(
-        &proc_path,
+    // Without a target: the name is known, its value comes later.
+    let (proc_path, lp) = procedure_in(
+        &dir,
         r#"name = "p"
 product = "generic"
 
@@ -501,12 +522,8 @@ id = "health"
 title = "The cluster answers"
 action = { kind = "http", url = "${es_url}/_cluster/health" }
 "#,
-    )
-    .unwrap();
-    // Without a target: the name is known, its value comes later.
-    let lp = load_procedure(&proc_path).unwrap();
-    let bare = dir.path().join("bare.toml");
-    std::fs::write(&bare, "name = \"bare\"\n").unwrap();
+    );
+    let bare = write_in(&dir, "bare.toml", "name = \"bare\"\n");
     let t = load_target(&bare).unwrap();
     let d = validate(&lp, Some(&t));
     assert_eq!(
@@ -516,17 +533,15 @@ action = { kind = "http", url = "${es_url}/_cluster/health" }
             proc_path.display()
         )
     );
-    let e = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap_err();
+    let e = build_plan(&lp, &t, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("does not define `es_url`"), "{e}");
-    let full = dir.path().join("full.toml");
-    std::fs::write(
-        &full,
+    let full = write_in(
+        &dir,
+        "full.toml",
         "name = \"full\"\n[vars]\nes_url = \"https://127.0.0.1:9200\"\n",
-    )
-    .unwrap();
+    );
     let t = load_target(&full).unwrap();
-    assert!(validate(&lp, Some(&t)).is_empty());
-    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let plan = checked_plan(&lp, &t);
     let flightdeck::procedure::model::Action::Http(h) = &plan.steps[0].action else {
         panic!("an http step")
     };
@@ -536,9 +551,9 @@ action = { kind = "http", url = "${es_url}/_cluster/health" }
 #[test]
 fn declared_statuses_are_checked_where_they_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("p.toml");
-    std::fs::write(
-        &f,
+    let f = write_in(
+        &dir,
+        "p.toml",
         r#"name = "p"
 product = "generic"
 
@@ -547,8 +562,7 @@ id = "gate"
 title = "Green"
 action = { kind = "wait", check = { kind = "http", url = "http://h/", wait_on = [503, 99], fail_on = [503, 200] } }
 "#,
-    )
-    .unwrap();
+    );
     let d = load_procedure(&f).unwrap_err().to_string();
     let f = f.display();
     assert_eq!(
@@ -576,9 +590,8 @@ fn optional_steps_declare_why_and_what_yes_does() {
 #[test]
 fn node_urls_take_the_targets_scheme_and_order_keys_must_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let proc_path = dir.path().join("p.toml");
-    std::fs::write(
-        &proc_path,
+    let (proc_path, lp) = procedure_in(
+        &dir,
         r#"name = "p"
 product = "generic"
 
@@ -592,13 +605,11 @@ title = "Node answers"
 for_each = "masters-last"
 action = { kind = "http", url = "${node.url}/_cluster/health" }
 "#,
-    )
-    .unwrap();
-    let lp = load_procedure(&proc_path).unwrap();
+    );
     // Elasticsearch 8 serves HTTPS by default: the target says so once.
-    let t_path = dir.path().join("t.toml");
-    std::fs::write(
-        &t_path,
+    let t_path = write_in(
+        &dir,
+        "t.toml",
         r#"name = "es"
 scheme = "https"
 
@@ -618,11 +629,9 @@ address = "10.0.0.3:9200"
 scheme = "http"
 tags = { tier = "data" }
 "#,
-    )
-    .unwrap();
+    );
     let t = load_target(&t_path).unwrap();
-    assert!(validate(&lp, Some(&t)).is_empty());
-    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let plan = checked_plan(&lp, &t);
     let urls: Vec<String> = plan
         .steps
         .iter()
@@ -666,9 +675,8 @@ tags = { tier = "data" }
 #[test]
 fn a_loop_runs_over_the_items_of_a_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let proc_path = dir.path().join("p.toml");
-    std::fs::write(
-        &proc_path,
+    let (_, lp) = procedure_in(
+        &dir,
         r#"name = "p"
 product = "generic"
 
@@ -686,19 +694,15 @@ title = "Install ${item} on ${node.name} (${item.index} of the list)"
 for_each = "plugins"
 action = { kind = "run", argv = ["ssh", "${node.host}", "elasticsearch-plugin", "install", "--batch", "${item}"] }
 "#,
-    )
-    .unwrap();
-    let lp = load_procedure(&proc_path).unwrap();
-    let t_path = dir.path().join("t.toml");
-    std::fs::write(
-        &t_path,
+    );
+    let t_path = write_in(
+        &dir,
+        "t.toml",
         "name = \"es\"\n[vars]\nplugins = \"analysis-icu,ingest-attachment, analysis-kuromoji\"\n\
          [[nodes]]\nname = \"es1\"\naddress = \"10.0.0.1:9200\"\n",
-    )
-    .unwrap();
+    );
     let t = load_target(&t_path).unwrap();
-    assert!(validate(&lp, Some(&t)).is_empty());
-    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let plan = checked_plan(&lp, &t);
     let keys: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
     // The target's list wins over the procedure's default.
     assert_eq!(
@@ -714,9 +718,9 @@ action = { kind = "run", argv = ["ssh", "${node.host}", "elasticsearch-plugin", 
         "Install ingest-attachment on es1 (2 of the list)"
     );
     // A list loop needs its variable; `${item}` outside one is unknown.
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = write_in(
+        &dir,
+        "bad.toml",
         r#"name = "p"
 product = "generic"
 
@@ -729,8 +733,7 @@ id = "flush"
 title = "Flush ${item}"
 action = { kind = "manual", text = "POST /_flush" }
 "#,
-    )
-    .unwrap();
+    );
     let b = bad.display();
     assert_eq!(
         errors_of(&b.to_string()),
@@ -744,9 +747,8 @@ action = { kind = "manual", text = "POST /_flush" }
 #[test]
 fn timeouts_and_intervals_come_from_variables_and_are_checked_where_written() {
     let dir = tempfile::tempdir().unwrap();
-    let proc_path = dir.path().join("p.toml");
-    std::fs::write(
-        &proc_path,
+    let (proc_path, lp) = procedure_in(
+        &dir,
         r#"name = "p"
 product = "generic"
 
@@ -777,9 +779,7 @@ what = "healthy"
 check = { kind = "tcp", address = "127.0.0.1:1" }
 timeout_secs = "${restart_timeout}"
 "#,
-    )
-    .unwrap();
-    let lp = load_procedure(&proc_path).unwrap();
+    );
     let t_path = dir.path().join("t.toml");
     let target = |vars: &str| {
         std::fs::write(
@@ -801,9 +801,7 @@ timeout_secs = "${restart_timeout}"
         flightdeck::procedure::model::Check::Http(h) => assert_eq!(h.timeout_secs, 3),
         other => panic!("{other:?}"),
     }
-    let d = validate(&lp, Some(&t));
-    assert!(d.is_empty(), "{d}");
-    let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
+    let plan = checked_plan(&lp, &t);
     use flightdeck::procedure::model::{Action, Check};
     match &plan.steps[0].action {
         Action::Run { timeout_secs, .. } => assert_eq!(*timeout_secs, 1800),
@@ -856,9 +854,9 @@ timeout_secs = "${restart_timeout}"
     );
 
     // Without a target: unknown variables, and the procedure's own defaults, are checked.
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = write_in(
+        &dir,
+        "bad.toml",
         r#"name = "p"
 product = "generic"
 
@@ -876,8 +874,7 @@ title = "B"
 action = { kind = "lb", node = "n1", state = "drain" }
 undo = { kind = "http", url = "http://x/", timeout_secs = "1500ms" }
 "#,
-    )
-    .unwrap();
+    );
     let b = bad.display();
     assert_eq!(
         errors_of(&b.to_string()),
