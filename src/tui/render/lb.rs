@@ -1,6 +1,8 @@
 //! The load balancer: each backend's membership, health, whether it serves, its sessions; the
 //! traffic rates of the last window and the totals, failures loud.
 
+use std::collections::HashSet;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -110,10 +112,12 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         .iter()
         .any(|b| b.check.as_deref().is_some_and(|c| !c.ends_with("OK")));
     let cols = columns(w, name_w, check_failing);
-    for b in &st.lb {
-        let flagged = mismatches
-            .iter()
-            .any(|m| m.server() == Some(b.server.as_str()));
+    let flagged_servers: HashSet<&str> = mismatches.iter().filter_map(|m| m.server()).collect();
+    let traffic_h = if st.traffic_last.is_some() { 2 } else { 0 };
+    // Only the rows that fit are built: at 1,000 backends a frame shows a few dozen.
+    let fits = (inner.height as usize).saturating_sub(lines.len());
+    for b in st.lb.iter().take(fits) {
+        let flagged = flagged_servers.contains(b.server.as_str());
         let m_style = match b.membership {
             Membership::Ready => s.ok,
             _ => s.warn,
@@ -167,9 +171,10 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         ]);
         lines.push(Line::from(row));
     }
-    let traffic_h = if st.traffic_last.is_some() { 2 } else { 0 };
-    // What disagrees, spelled out in the rows left above the traffic lines.
-    let room = (inner.height as usize).saturating_sub(lines.len() + traffic_h);
+    // What disagrees, spelled out in the rows left above the traffic lines (counting every
+    // backend's row, shown or not).
+    let room = (inner.height as usize)
+        .saturating_sub(usize::from(st.lb_error.is_some()) + st.lb.len() + traffic_h);
     if !mismatches.is_empty() && room > 0 {
         let shown = if mismatches.len() > room {
             room - 1

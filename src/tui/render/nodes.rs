@@ -1,6 +1,8 @@
 //! One row per node: name, role, version (old or new), health, read-only, LB membership,
 //! last latency and a latency sparkline.
 
+use std::collections::HashMap;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -148,8 +150,18 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         ),
         s.muted,
     ))];
-    for n in &st.nodes {
-        lines.push(row(view, n, theme, name_w, role_w, ver_w, spark_w));
+    // Only the rows that fit are built (at 1,000 nodes a frame shows a few dozen), and each
+    // finds its balancer membership in an index, not by searching every backend.
+    let room = inner.height as usize;
+    let mut membership: HashMap<&str, Membership> = HashMap::with_capacity(st.lb.len());
+    for b in &st.lb {
+        if let Some(node) = b.node.as_deref() {
+            membership.entry(node).or_insert(b.membership);
+        }
+    }
+    for n in st.nodes.iter().take(room.saturating_sub(lines.len())) {
+        let lb = membership.get(n.node.name.as_str()).copied();
+        lines.push(row(view, n, lb, theme, name_w, role_w, ver_w, spark_w));
     }
     // Rows left over under the table say why each node is down, every node: when they do
     // not all fit, the last row shows the next one shortened, then counts and names the rest.
@@ -192,9 +204,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn row<'a>(
     view: &View,
     n: &'a NodeView,
+    lb: Option<Membership>,
     theme: &Theme,
     name_w: usize,
     role_w: usize,
@@ -219,11 +233,7 @@ fn row<'a>(
         Some(false) => ("rw", s.ok),
         None => ("?", s.muted),
     };
-    let backend = st
-        .lb
-        .iter()
-        .find(|b| b.node.as_deref() == Some(n.node.name.as_str()));
-    let (lb, lb_style) = match backend.map(|b| b.membership) {
+    let (lb, lb_style) = match lb {
         Some(Membership::Ready) => ("ready", s.ok),
         Some(Membership::Drain) => ("drain", s.warn),
         Some(Membership::Maint) => ("maint", s.warn),
