@@ -127,16 +127,48 @@ fn misplaced(ev: &Stamped, last_seq: Option<u64>, started: bool) -> Option<Strin
 
 /// `read` with options (`--skip-bad-lines`).
 pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError> {
+    let mut events = Vec::new();
+    let outline = stream(path, opts, |_, ev| events.push(ev))?;
+    Ok(Journal {
+        header: outline.header,
+        events,
+        torn_tail: outline.torn_tail,
+        intact_len: outline.intact_len,
+        skipped: outline.skipped,
+    })
+}
+
+/// A journal read as a stream: everything [`Journal`] holds but its events.
+#[derive(Debug, Clone)]
+pub struct Outline {
+    pub header: Header,
+    pub torn_tail: Option<String>,
+    pub intact_len: u64,
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Read a journal one line at a time, handing each event to `each` (with the header, read
+/// first) as it is decoded: the same
+/// checks as [`read_with`] (seq order, one `session_started`, torn tail, damaged lines), with
+/// memory independent of the journal's length. A damaged line is found before `each` sees the
+/// events after it, but refused only at the end (a later `resumed` event may have journaled
+/// that it was skipped), so a caller must discard what it folded when this returns an error.
+pub fn stream(
+    path: &Path,
+    opts: ReadOptions,
+    mut each: impl FnMut(&Header, Stamped),
+) -> Result<Outline, JournalError> {
     let file = File::open(path).map_err(io(path))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut bad: Vec<(usize, String)> = Vec::new();
+    // Lines a resume skipped (and journaled that it did) are known damage, not news.
+    let mut known: Vec<usize> = Vec::new();
     let mut last_seq: Option<u64> = None;
     let mut started = false;
     let mut buf = Vec::new();
     let mut offset: u64 = 0;
     let mut line_no = 0usize;
     let mut header: Option<Header> = None;
-    let mut events = Vec::new();
     let mut torn_tail = None;
     loop {
         buf.clear();
@@ -146,9 +178,10 @@ pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError
         }
         line_no += 1;
         let complete = buf.last() == Some(&b'\n');
-        let text = String::from_utf8_lossy(&buf).trim_end().to_string();
+        let lossy = String::from_utf8_lossy(&buf);
+        let text = lossy.trim_end();
         if header.is_none() {
-            let h: Header = serde_json::from_str(&text).map_err(|_| JournalError::NotAJournal {
+            let h: Header = serde_json::from_str(text).map_err(|_| JournalError::NotAJournal {
                 path: path.to_path_buf(),
             })?;
             if h.flightdeck_journal > FORMAT {
@@ -172,27 +205,31 @@ pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError
         }
         // A last line without its newline was being written when the writer died.
         if !complete {
-            torn_tail = Some(text);
+            torn_tail = Some(text.to_string());
             break;
         }
-        match serde_json::from_str::<Stamped>(&text) {
-            Ok(ev) => match misplaced(&ev, last_seq, started) {
-                None => {
-                    last_seq = Some(ev.seq);
-                    started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
-                    events.push(ev);
-                    offset += n as u64;
+        match decode(text) {
+            Ok(ev) => {
+                match misplaced(&ev, last_seq, started) {
+                    None => {
+                        last_seq = Some(ev.seq);
+                        started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
+                        if let crate::engine::Event::Resumed { skipped_lines, .. } = &ev.event {
+                            known.extend(skipped_lines);
+                        }
+                        if let Some(h) = &header {
+                            each(h, ev);
+                        }
+                    }
+                    Some(reason) => bad.push((line_no, reason)),
                 }
-                Some(reason) => {
-                    bad.push((line_no, reason));
-                    offset += n as u64;
-                }
-            },
+                offset += n as u64;
+            }
             Err(e) => {
                 // A complete but unreadable last line is also a torn write (the newline made it,
                 // part of the text didn't); in the middle it is damage.
                 if reader.fill_buf().map_err(io(path))?.is_empty() {
-                    torn_tail = Some(text);
+                    torn_tail = Some(text.to_string());
                     break;
                 }
                 bad.push((line_no, e.to_string()));
@@ -204,14 +241,6 @@ pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError
         path: path.to_path_buf(),
     })?;
     if !opts.skip_bad_lines {
-        // Lines a resume skipped (and journaled that it did) are known damage, not news.
-        let known: Vec<usize> = events
-            .iter()
-            .flat_map(|e| match &e.event {
-                crate::engine::Event::Resumed { skipped_lines, .. } => skipped_lines.clone(),
-                _ => Vec::new(),
-            })
-            .collect();
         if let Some((line, reason)) = bad.iter().find(|(l, _)| !known.contains(l)) {
             return Err(JournalError::Damaged {
                 path: path.to_path_buf(),
@@ -220,13 +249,43 @@ pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError
             });
         }
     }
-    Ok(Journal {
+    Ok(Outline {
         header,
-        events,
         torn_tail,
         intact_len: offset,
         skipped: bad,
     })
+}
+
+/// Decode one event line. The writer puts `seq` and `t_ms` first (`{"seq":1,"t_ms":4,...`):
+/// those are read from the text and the event from the same line, which skips the extra copy
+/// of every field that `#[serde(flatten)]` on [`Stamped`] makes (the event's own fields never
+/// include `seq` or `t_ms`, so it reads past them). Any other shape takes the general path.
+fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
+    fn number(s: &str) -> Option<(u64, &str)> {
+        let end = s.find(|c: char| !c.is_ascii_digit())?;
+        let (digits, rest) = s.split_at(end);
+        // No leading zeros or empty numbers: what JSON allows, nothing more.
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        Some((digits.parse().ok()?, rest))
+    }
+    let stamps = line
+        .strip_prefix("{\"seq\":")
+        .and_then(number)
+        .and_then(|(seq, rest)| {
+            let (t_ms, rest) = number(rest.strip_prefix(",\"t_ms\":")?)?;
+            rest.starts_with(',').then_some((seq, t_ms))
+        });
+    match stamps {
+        Some((seq, t_ms)) => Ok(Stamped {
+            seq,
+            t_ms,
+            event: serde_json::from_str(line)?,
+        }),
+        None => serde_json::from_str(line),
+    }
 }
 
 /// Whether some process holds the journal's writer lock (its session is live).

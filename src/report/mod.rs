@@ -1,12 +1,15 @@
 //! The upgrade report: what a journal says happened, as figures for a ticket or a script.
 //!
-//! [`build`] folds the journal (the same `SessionState::apply` the live session used) and walks
-//! the events for what the state does not keep (who confirmed, each failure, probe counts);
-//! [`markdown`] and [`json`] render it. Every duration comes from the events' `t_ms` stamps.
+//! [`ReportFold`] folds the journal's events one at a time (the same `SessionState::apply` the
+//! live session used), counting what the state does not keep (who confirmed, each failure,
+//! probe counts); `report` streams the journal through it in one pass, so its memory does not
+//! grow with the journal's length. [`markdown`] and [`json`] render it. Every duration comes
+//! from the events' `t_ms` stamps.
 
 mod json;
 mod markdown;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -15,6 +18,7 @@ use serde::Serialize;
 
 use crate::engine::event::{AutoConfirm, Event, Outcome, Phase, TrafficWindow, Verdict};
 use crate::engine::state::{Mode, SessionState, Verification};
+use crate::engine::Stamped;
 use crate::journal::{self, Journal, JournalError};
 
 pub use json::json;
@@ -269,62 +273,92 @@ pub struct ProbeReport {
 /// How long a probe must keep passing after a failure for the report to call it recovered.
 pub const RECOVERY_HOLD_MS: u64 = 30_000;
 
-/// Build the report of a journal.
+/// Build the report of a journal read whole.
 pub fn build(journal: &Journal) -> Report {
-    let events = &journal.events;
-    let state = SessionState::fold(events);
-    let end_ms = events
-        .iter()
-        .find(|e| matches!(e.event, Event::Finished { .. }))
-        .or(events.last())
-        .map_or(0, |e| e.t_ms);
+    let mut fold = ReportFold::new(&journal.header);
+    for e in &journal.events {
+        fold.push(e);
+    }
+    fold.finish(&journal.header, journal.torn_tail.is_some())
+}
 
-    let mut steps: Vec<StepReport> = state
-        .plan
-        .steps
-        .iter()
-        .zip(&state.steps)
-        .enumerate()
-        .map(|(i, (p, r))| StepReport {
-            number: i + 1,
-            key: p.key.clone(),
-            title: p.title.clone(),
-            node: p.node.clone(),
-            irreversible: p.irreversible.is_some(),
-            started_ms: None,
-            status: r.status.label().to_string(),
-            duration_ms: 0,
-            undo_ms: 0,
-            attempts: 0,
-            retries: 0,
-            undos: 0,
-            confirmed_by: Vec::new(),
-            approved_by: Vec::new(),
-            skipped_by: None,
-            optional_choice: None,
-            marked_done_by: None,
-            failures: Vec::new(),
-            interrupted: 0,
-        })
-        .collect();
+/// What the report counts per step while the events go by (joined with the plan at the end).
+#[derive(Debug, Clone, Default)]
+struct StepTally {
+    started_ms: Option<u64>,
+    duration_ms: u64,
+    undo_ms: u64,
+    attempts: u32,
+    undos: u32,
+    confirmed_by: Vec<String>,
+    approved_by: Vec<String>,
+    skipped_by: Option<String>,
+    optional_choice: Option<String>,
+    marked_done_by: Option<String>,
+    failures: Vec<Failure>,
+    interrupted: u32,
+    /// The action running now: (phase, started at).
+    running: Option<(Phase, u64)>,
+}
 
-    let mut resumes = Vec::new();
-    let mut joined = Vec::new();
-    let mut driver_changes = Vec::new();
-    let mut probes: Vec<ProbeReport> = Vec::new();
-    // The action running now, per step: (phase, started at).
-    let mut running: Vec<Option<(Phase, u64)>> = vec![None; steps.len()];
-    let mut decisions = Vec::new();
-    // The session as it was before each event (what the operator saw when deciding).
-    let mut before = SessionState::empty();
-    let mut driver = journal.header.operator.clone();
-    // When a probe last passed again after failing, per (probe, node), not yet judged.
-    let mut pending_recovery: Vec<(String, Option<String>, u64)> = Vec::new();
-    let mut finished = false;
-    for st in events {
+/// The report folded one event at a time, so `report` reads a journal in one streaming pass:
+/// what it holds grows with what the report lists (steps, decisions, failures, notes, probes),
+/// never with the journal's length. The state comes from the same `SessionState::apply` the
+/// live session used; each decision is judged against the state just before its event.
+#[derive(Debug, Clone)]
+pub struct ReportFold {
+    state: SessionState,
+    steps: Vec<StepTally>,
+    resumes: Vec<Resume>,
+    joined: Vec<Joined>,
+    driver_changes: Vec<DriverChange>,
+    decisions: Vec<Decision>,
+    /// Who drives now (decisions without a `by` of their own are theirs).
+    driver: String,
+    probes: Vec<ProbeReport>,
+    /// Index of `probes` by (probe, node): a search per sample would cost O(probes).
+    probe_index: HashMap<(String, Option<String>), usize>,
+    /// When a probe last passed again after failing, per `probes` index, not yet judged.
+    pending_recovery: HashMap<usize, u64>,
+    finished_ms: Option<u64>,
+    last_ms: Option<u64>,
+    has_traffic: bool,
+    /// An abort with rollback was asked for.
+    rollback_asked: bool,
+    events: usize,
+}
+
+impl ReportFold {
+    /// An empty fold for a journal with this header.
+    pub fn new(header: &journal::Header) -> Self {
+        ReportFold {
+            state: SessionState::empty(),
+            steps: Vec::new(),
+            resumes: Vec::new(),
+            joined: Vec::new(),
+            driver_changes: Vec::new(),
+            decisions: Vec::new(),
+            driver: header.operator.clone(),
+            probes: Vec::new(),
+            probe_index: HashMap::new(),
+            pending_recovery: HashMap::new(),
+            finished_ms: None,
+            last_ms: None,
+            has_traffic: false,
+            rollback_asked: false,
+            events: 0,
+        }
+    }
+
+    /// Fold one event.
+    pub fn push(&mut self, st: &Stamped) {
         let t = st.t_ms;
-        if let Some(d) = decision(&before, &st.event, &driver) {
-            decisions.push(Decision { t_ms: t, ..d });
+        self.events += 1;
+        self.last_ms = Some(t);
+        // The state is still the session as it was before this event: what the operator saw
+        // when deciding.
+        if let Some(d) = decision(&self.state, &st.event, &self.driver) {
+            self.decisions.push(Decision { t_ms: t, ..d });
         }
         match &st.event {
             Event::OperatorJoined {
@@ -332,39 +366,46 @@ pub fn build(journal: &Journal) -> Report {
                 driver: true,
                 user,
                 ..
-            } => driver = user.clone().unwrap_or_else(|| name.clone()),
-            Event::DriverChanged { name, .. } => driver = name.clone(),
-            Event::SessionStarted { operator, .. } => driver = operator.clone(),
-            Event::Finished { .. } => finished = true,
+            } => self.driver = user.clone().unwrap_or_else(|| name.clone()),
+            Event::DriverChanged { name, .. } => self.driver = name.clone(),
+            Event::SessionStarted { operator, plan, .. } => {
+                self.driver = operator.clone();
+                self.steps = vec![StepTally::default(); plan.steps.len()];
+            }
+            Event::Finished { .. } => {
+                self.finished_ms.get_or_insert(t);
+            }
+            Event::Traffic { .. } => self.has_traffic = true,
+            Event::AbortRequested { rollback: true, .. } => self.rollback_asked = true,
             _ => {}
         }
-        before.apply(st);
+        self.state.apply(st);
         // Probes go on sampling after the end; what they saw then is not the session's.
-        if finished
+        if self.finished_ms.is_some()
             && matches!(
                 st.event,
                 Event::ProbeChanged { .. } | Event::ProbeSummary { .. }
             )
         {
-            continue;
+            return;
         }
         match &st.event {
             Event::Resumed {
                 operator, down_ms, ..
             } => {
-                for (s, r) in steps.iter_mut().zip(running.iter_mut()) {
-                    if r.take().is_some() {
+                for s in &mut self.steps {
+                    if s.running.take().is_some() {
                         s.interrupted += 1;
                     }
                 }
-                resumes.push(Resume {
+                self.resumes.push(Resume {
                     t_ms: t,
                     operator: operator.clone(),
                     down_ms: *down_ms,
                 });
             }
             Event::Confirmed { step, by, auto } => {
-                if let Some(s) = steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     s.confirmed_by.push(if *auto {
                         format!("auto ({by})")
                     } else {
@@ -373,12 +414,12 @@ pub fn build(journal: &Journal) -> Report {
                 }
             }
             Event::Approved { step, by, .. } => {
-                if let Some(s) = steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     s.approved_by.push(by.clone());
                 }
             }
             Event::ActionStarted { step, phase, .. } => {
-                if let (Some(s), Some(r)) = (steps.get_mut(*step), running.get_mut(*step)) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     match phase {
                         Phase::Do => {
                             s.attempts += 1;
@@ -386,7 +427,7 @@ pub fn build(journal: &Journal) -> Report {
                         }
                         Phase::Undo => s.undos += 1,
                     }
-                    *r = Some((*phase, t));
+                    s.running = Some((*phase, t));
                 }
             }
             Event::ActionFinished {
@@ -396,9 +437,9 @@ pub fn build(journal: &Journal) -> Report {
                 verdict,
                 detail,
             } => {
-                if let (Some(s), Some(r)) = (steps.get_mut(*step), running.get_mut(*step)) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     // A finish without a start is an undo marked done by hand: no run time.
-                    if let Some((_, started)) = r.take() {
+                    if let Some((_, started)) = s.running.take() {
                         let ran = t.saturating_sub(started);
                         match phase {
                             Phase::Do => s.duration_ms += ran,
@@ -417,7 +458,7 @@ pub fn build(journal: &Journal) -> Report {
                 }
             }
             Event::Skipped { step, by } => {
-                if let Some(s) = steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     s.skipped_by = Some(by.clone());
                 }
             }
@@ -428,7 +469,7 @@ pub fn build(journal: &Journal) -> Report {
                 reason,
                 ..
             } => {
-                if let Some(s) = steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     s.optional_choice = Some(crate::engine::event::optional_choice_words(
                         *choice,
                         by,
@@ -437,19 +478,19 @@ pub fn build(journal: &Journal) -> Report {
                 }
             }
             Event::MarkedDone { step, by, .. } => {
-                if let Some(s) = steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step) {
                     s.marked_done_by = Some(by.clone());
                 }
             }
             Event::OperatorJoined {
                 name, driver, user, ..
-            } => joined.push(Joined {
+            } => self.joined.push(Joined {
                 t_ms: t,
                 name: user.clone().unwrap_or_else(|| name.clone()),
                 shown_as: user.as_ref().filter(|u| *u != name).map(|_| name.clone()),
                 driver: *driver,
             }),
-            Event::DriverChanged { name, reason, .. } => driver_changes.push(DriverChange {
+            Event::DriverChanged { name, reason, .. } => self.driver_changes.push(DriverChange {
                 t_ms: t,
                 name: name.clone(),
                 reason: reason.clone(),
@@ -457,17 +498,13 @@ pub fn build(journal: &Journal) -> Report {
             Event::ProbeChanged {
                 probe, node, ok, ..
             } => {
-                let key = |(p, n, _): &(String, Option<String>, u64)| p == probe && n == node;
-                let pending = pending_recovery.iter().position(key);
-                let p = probe_entry(&mut probes, probe, node);
+                let i = self.probe_entry(probe, node);
                 if *ok {
-                    if pending.is_none() {
-                        pending_recovery.push((probe.clone(), node.clone(), t));
-                    }
+                    self.pending_recovery.entry(i).or_insert(t);
                 } else {
+                    let p = &mut self.probes[i];
                     p.went_failing += 1;
-                    if let Some(i) = pending {
-                        let (_, _, since) = pending_recovery.swap_remove(i);
+                    if let Some(since) = self.pending_recovery.remove(&i) {
                         if t.saturating_sub(since) >= RECOVERY_HOLD_MS {
                             p.recovered += 1;
                         } else {
@@ -483,127 +520,167 @@ pub fn build(journal: &Journal) -> Report {
                 failures,
                 ..
             } => {
-                let p = probe_entry(&mut probes, probe, node);
+                let i = self.probe_entry(probe, node);
+                let p = &mut self.probes[i];
                 p.samples += u64::from(*count);
                 p.failures += u64::from(*failures);
             }
             _ => {}
         }
     }
-    // A recovery still holding at the end of the session lasted.
-    for (probe, node, _) in &pending_recovery {
-        probe_entry(&mut probes, probe, node).recovered += 1;
+
+    /// The index in `probes` of (probe, node), added in the order first seen.
+    fn probe_entry(&mut self, probe: &str, node: &Option<String>) -> usize {
+        if let Some(i) = self.probe_index.get(&(probe.to_string(), node.clone())) {
+            return *i;
+        }
+        self.probes.push(ProbeReport {
+            probe: probe.to_string(),
+            node: node.clone(),
+            samples: 0,
+            failures: 0,
+            went_failing: 0,
+            recovered: 0,
+            relapsed: 0,
+        });
+        let i = self.probes.len() - 1;
+        self.probe_index
+            .insert((probe.to_string(), node.clone()), i);
+        i
     }
-    for (s, r) in steps.iter_mut().zip(&running) {
-        if r.is_some() {
-            s.interrupted += 1;
+
+    /// The report, given the journal's header and whether it ended in a torn line.
+    pub fn finish(mut self, header: &journal::Header, torn_tail: bool) -> Report {
+        // A recovery still holding at the end of the session lasted.
+        for i in self.pending_recovery.keys() {
+            self.probes[*i].recovered += 1;
+        }
+        let state = self.state;
+        let end_ms = self.finished_ms.or(self.last_ms).unwrap_or(0);
+        let steps: Vec<StepReport> = state
+            .plan
+            .steps
+            .iter()
+            .zip(&state.steps)
+            .zip(self.steps)
+            .enumerate()
+            .map(|(i, ((p, r), tally))| StepReport {
+                number: i + 1,
+                key: p.key.clone(),
+                title: p.title.clone(),
+                node: p.node.clone(),
+                irreversible: p.irreversible.is_some(),
+                started_ms: tally.started_ms,
+                status: r.status.label().to_string(),
+                duration_ms: tally.duration_ms,
+                undo_ms: tally.undo_ms,
+                attempts: tally.attempts,
+                retries: tally.attempts.saturating_sub(1),
+                undos: tally.undos,
+                confirmed_by: tally.confirmed_by,
+                approved_by: tally.approved_by,
+                skipped_by: tally.skipped_by,
+                optional_choice: tally.optional_choice,
+                marked_done_by: tally.marked_done_by,
+                failures: tally.failures,
+                // Still running at the end of the journal: interrupted too.
+                interrupted: tally.interrupted + u32::from(tally.running.is_some()),
+            })
+            .collect();
+        let outcome = match state.mode {
+            Mode::Finished(Outcome::Completed) => ReportOutcome::Completed,
+            Mode::Finished(Outcome::Aborted) => ReportOutcome::Aborted,
+            Mode::Finished(Outcome::RolledBack) => ReportOutcome::RolledBack,
+            Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
+        };
+        let outcome_text = match outcome {
+            ReportOutcome::Unfinished => outcome.label().to_string(),
+            _ => crate::engine::outcome::outcome_text(&state),
+        };
+        let nodes_after = nodes_after(&state);
+        let plan = &state.plan;
+        Report {
+            procedure: if plan.procedure.is_empty() {
+                header.procedure.clone()
+            } else {
+                plan.procedure.clone()
+            },
+            product: plan.product.clone(),
+            target: if plan.target.is_empty() {
+                header.target.clone()
+            } else {
+                plan.target.clone()
+            },
+            from_version: plan.from_version.clone(),
+            to_version: plan.to_version.clone(),
+            hops: plan.hops.clone(),
+            started_at: header.started_at.clone(),
+            journal_format: header.flightdeck_journal,
+            flightdeck_version: header.flightdeck_version.clone(),
+            finished_at: humantime::parse_rfc3339_weak(header.started_at.trim())
+                .ok()
+                .and_then(|t| wall_clock(t, end_ms)),
+            duration_ms: end_ms,
+            outcome,
+            outcome_text,
+            // A rollback was asked for: an abort with rollback (the operator's, a script's, or
+            // `--on-failure rollback`), or the session is rolling back or ended rolled back.
+            rollback_verified: (self.rollback_asked
+                || matches!(
+                    state.mode,
+                    Mode::RollingBack | Mode::Finished(Outcome::RolledBack)
+                ))
+            .then(|| crate::engine::outcome::rollback_verified(&state)),
+            rollback_verification: state.verification.clone(),
+            nodes_after,
+            rollback_override: state.rollback_override.clone(),
+            guard_overrides: state.guard_override_log.clone(),
+            rollback_stopped: state.rollback_stopped.clone(),
+            operator: header.operator.clone(),
+            auto: state.auto,
+            resumes: self.resumes,
+            joined: self.joined,
+            driver_changes: self.driver_changes,
+            steps,
+            decisions: self.decisions,
+            notes: state
+                .notes
+                .iter()
+                .map(|n| NoteReport {
+                    t_ms: n.t_ms,
+                    by: n.by.clone(),
+                    text: n.text.clone(),
+                })
+                .collect(),
+            faults: state
+                .faults
+                .iter()
+                .map(|f| FaultReport {
+                    fault: f.fault.clone(),
+                    step: f.step.map(|s| s + 1),
+                    step_key: f
+                        .step
+                        .and_then(|s| state.plan.steps.get(s))
+                        .map(|s| s.key.clone()),
+                    undo: f.phase == Phase::Undo,
+                    fired_ms: f.fired_ms,
+                    error: f.error.clone(),
+                })
+                .collect(),
+            read_only: WindowReport {
+                total_ms: state.read_only.total_at(end_ms),
+                count: state.read_only.count,
+            },
+            no_ready_backend: WindowReport {
+                total_ms: state.no_ready.total_at(end_ms),
+                count: state.no_ready.count,
+            },
+            probes: self.probes,
+            traffic: self.has_traffic.then_some(state.traffic_total),
+            events: self.events,
+            torn_tail,
         }
     }
-    for s in &mut steps {
-        s.retries = s.attempts.saturating_sub(1);
-    }
-
-    let outcome = match state.mode {
-        Mode::Finished(Outcome::Completed) => ReportOutcome::Completed,
-        Mode::Finished(Outcome::Aborted) => ReportOutcome::Aborted,
-        Mode::Finished(Outcome::RolledBack) => ReportOutcome::RolledBack,
-        Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
-    };
-    let outcome_text = match outcome {
-        ReportOutcome::Unfinished => outcome.label().to_string(),
-        _ => crate::engine::outcome::outcome_text(&state),
-    };
-    let nodes_after = nodes_after(&state);
-    let has_traffic = events
-        .iter()
-        .any(|e| matches!(e.event, Event::Traffic { .. }));
-    let plan = &state.plan;
-    Report {
-        procedure: if plan.procedure.is_empty() {
-            journal.header.procedure.clone()
-        } else {
-            plan.procedure.clone()
-        },
-        product: plan.product.clone(),
-        target: if plan.target.is_empty() {
-            journal.header.target.clone()
-        } else {
-            plan.target.clone()
-        },
-        from_version: plan.from_version.clone(),
-        to_version: plan.to_version.clone(),
-        hops: plan.hops.clone(),
-        started_at: journal.header.started_at.clone(),
-        journal_format: journal.header.flightdeck_journal,
-        flightdeck_version: journal.header.flightdeck_version.clone(),
-        finished_at: humantime::parse_rfc3339_weak(journal.header.started_at.trim())
-            .ok()
-            .and_then(|t| wall_clock(t, end_ms)),
-        duration_ms: end_ms,
-        outcome,
-        outcome_text,
-        rollback_verified: rollback_asked(&state, events)
-            .then(|| crate::engine::outcome::rollback_verified(&state)),
-        rollback_verification: state.verification.clone(),
-        nodes_after,
-        rollback_override: state.rollback_override.clone(),
-        guard_overrides: state.guard_override_log.clone(),
-        rollback_stopped: state.rollback_stopped.clone(),
-        operator: journal.header.operator.clone(),
-        auto: state.auto,
-        resumes,
-        joined,
-        driver_changes,
-        steps,
-        decisions,
-        notes: state
-            .notes
-            .iter()
-            .map(|n| NoteReport {
-                t_ms: n.t_ms,
-                by: n.by.clone(),
-                text: n.text.clone(),
-            })
-            .collect(),
-        faults: state
-            .faults
-            .iter()
-            .map(|f| FaultReport {
-                fault: f.fault.clone(),
-                step: f.step.map(|s| s + 1),
-                step_key: f
-                    .step
-                    .and_then(|s| state.plan.steps.get(s))
-                    .map(|s| s.key.clone()),
-                undo: f.phase == Phase::Undo,
-                fired_ms: f.fired_ms,
-                error: f.error.clone(),
-            })
-            .collect(),
-        read_only: WindowReport {
-            total_ms: state.read_only.total_at(end_ms),
-            count: state.read_only.count,
-        },
-        no_ready_backend: WindowReport {
-            total_ms: state.no_ready.total_at(end_ms),
-            count: state.no_ready.count,
-        },
-        probes,
-        traffic: has_traffic.then_some(state.traffic_total),
-        events: events.len(),
-        torn_tail: journal.torn_tail.is_some(),
-    }
-}
-
-/// A rollback was asked for: an abort with rollback (the operator's, a script's, or
-/// `--on-failure rollback`), or the session is rolling back or ended rolled back.
-fn rollback_asked(state: &SessionState, events: &[crate::engine::event::Stamped]) -> bool {
-    matches!(
-        state.mode,
-        Mode::RollingBack | Mode::Finished(Outcome::RolledBack)
-    ) || events
-        .iter()
-        .any(|e| matches!(e.event, Event::AbortRequested { rollback: true, .. }))
 }
 
 /// Each node's last known state: probe facts, the balancer, the rollback's verification.
@@ -644,32 +721,6 @@ fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
             }
         })
         .collect()
-}
-
-fn probe_entry<'a>(
-    probes: &'a mut Vec<ProbeReport>,
-    probe: &str,
-    node: &Option<String>,
-) -> &'a mut ProbeReport {
-    let i = match probes
-        .iter()
-        .position(|p| p.probe == probe && p.node == *node)
-    {
-        Some(i) => i,
-        None => {
-            probes.push(ProbeReport {
-                probe: probe.to_string(),
-                node: node.clone(),
-                samples: 0,
-                failures: 0,
-                went_failing: 0,
-                recovered: 0,
-                relapsed: 0,
-            });
-            probes.len() - 1
-        }
-    };
-    &mut probes[i]
 }
 
 /// The decision `event` records, judged against the session as it was just before it
@@ -859,14 +910,20 @@ pub fn render_with(
     format: ReportFormat,
     opts: journal::ReadOptions,
 ) -> Result<String, ReportError> {
-    let journal = journal::read_with(path, opts)?;
-    for (line, why) in &journal.skipped {
+    // One streaming pass: memory does not grow with the journal's length. `stream` refuses a
+    // damaged journal only at its end, and then nothing folded is used.
+    let mut fold: Option<ReportFold> = None;
+    let outline = journal::stream(path, opts, |header, e| {
+        fold.get_or_insert_with(|| ReportFold::new(header)).push(&e)
+    })?;
+    for (line, why) in &outline.skipped {
         eprintln!(
             "flightdeck report: {}:{line}: left out: {why}",
             path.display()
         );
     }
-    let report = build(&journal);
+    let fold = fold.unwrap_or_else(|| ReportFold::new(&outline.header));
+    let report = fold.finish(&outline.header, outline.torn_tail.is_some());
     Ok(match format {
         ReportFormat::Md => markdown(&report),
         ReportFormat::Json => json(&report),

@@ -78,6 +78,7 @@ pub async fn run_on_started_lab(
     let mut out: Vec<u8> = Vec::new();
     let (end, state) = headless::follow(task, &mut out).await;
     let journal = journal::read(&journal_path).expect("journal reads");
+    same_report_streamed(&journal, &journal_path);
     LabRun {
         end,
         state,
@@ -314,6 +315,7 @@ async fn abort_on_lab(
         .expect("engine task")
         .expect("engine ends cleanly");
     let journal = journal::read(&journal_path).expect("journal reads");
+    same_report_streamed(&journal, &journal_path);
     // What the headless runner would print last: the outcome, in the words every view uses.
     let end = headless::stop_reason(&state).unwrap_or(HeadlessEnd {
         ok: false,
@@ -344,4 +346,18 @@ pub fn back_in_service(snap: &flightdeck::lab::LabSnapshot, version: &str, nodes
         });
         node_ok && lb_ok
     })
+}
+
+/// `report` streams a journal through its fold (`journal::stream`); the report of the same
+/// journal read whole must be the same, field for field. Every lab session a test runs checks it.
+fn same_report_streamed(journal: &Journal, path: &Path) {
+    use flightdeck::report::{self, ReportFormat};
+    let streamed = report::render_with(path, ReportFormat::Json, Default::default())
+        .expect("the journal reports");
+    assert_eq!(
+        streamed.trim_end(),
+        report::json(&report::build(journal)).trim_end(),
+        "{}: the streamed report differs from the whole journal's",
+        path.display()
+    );
 }
