@@ -421,13 +421,13 @@ async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
     let mut w = JournalWriter::create(&path, &header).unwrap();
     let evs = [
         Event::SessionStarted {
-            plan: p,
+            plan: Box::new(p),
             nodes: t.nodes.clone(),
             operator: "tester".into(),
             auto: AutoConfirm::default(),
             lb: None,
             health_probes: vec![],
-            target: Some(t.clone()),
+            target: Some(Box::new(t.clone())),
         },
         Event::NodeFacts {
             node: "node1".into(),
@@ -624,13 +624,13 @@ fn journal_with(dir: &Path, lines: &[String]) -> PathBuf {
         seq: 1,
         t_ms: 0,
         event: Event::SessionStarted {
-            plan: plan("t", vec![step("a", run(&["true"]), None)]),
+            plan: Box::new(plan("t", vec![step("a", run(&["true"]), None)])),
             nodes: vec![],
             operator: "tester".into(),
             auto: AutoConfirm::default(),
             lb: None,
             health_probes: vec![],
-            target: Some(target()),
+            target: Some(Box::new(target())),
         },
     };
     let mut text = std::fs::read_to_string(&path).unwrap();

@@ -106,14 +106,14 @@ impl TrafficWindow {
     }
 }
 
-// `SessionStarted` is large but happens once per session; boxing it would only add noise.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// First event of every journal: the whole plan, so a journal replays without its files.
     SessionStarted {
-        plan: Plan,
+        /// Boxed, like `target`: an event is as large as its largest variant, and a journal
+        /// holds one of these and up to millions of small events (a replay keeps them all).
+        plan: Box<Plan>,
         nodes: Vec<Node>,
         operator: String,
         auto: AutoConfirm,
@@ -125,7 +125,7 @@ pub enum Event {
         /// The target as it was, so `resume` can carry on without the file. Holds no secret
         /// values (only the names of the variables they come from).
         #[serde(default)]
-        target: Option<crate::target::Target>,
+        target: Option<Box<crate::target::Target>>,
     },
     /// The session was picked up again from its journal (after a crash or a detach).
     Resumed {

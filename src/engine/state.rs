@@ -742,7 +742,7 @@ impl SessionState {
                 ..
             } => {
                 self.steps = plan.steps.iter().map(|_| StepRun::new()).collect();
-                self.plan = plan.clone();
+                self.plan = Plan::clone(plan);
                 self.nodes = nodes
                     .iter()
                     .map(|n| NodeView {

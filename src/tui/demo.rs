@@ -272,7 +272,7 @@ impl Script {
         s.push(
             0,
             Event::SessionStarted {
-                plan: plan(),
+                plan: Box::new(plan()),
                 nodes: nodes(),
                 operator: "alice".into(),
                 auto: AutoConfirm::default(),

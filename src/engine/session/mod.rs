@@ -210,13 +210,13 @@ pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineT
         .map(|p| p.name.clone())
         .collect();
     let started = Event::SessionStarted {
-        plan: cfg.plan.clone(),
+        plan: Box::new(cfg.plan.clone()),
         nodes: cfg.target.nodes.clone(),
         operator: cfg.operator.clone(),
         auto: cfg.auto,
         lb: cfg.target.lb.as_ref().map(|l| l.driver.clone()),
         health_probes,
-        target: Some(cfg.target.clone()),
+        target: Some(Box::new(cfg.target.clone())),
     };
     let (mut engine, worker_rx) =
         Engine::new(cfg.target, writer, SessionState::empty(), Vec::new())?;
@@ -277,7 +277,7 @@ pub fn resume_with(
         )));
     }
     let journaled_target = read.events.iter().find_map(|e| match &e.event {
-        Event::SessionStarted { target, .. } => target.clone(),
+        Event::SessionStarted { target, .. } => target.as_deref().cloned(),
         _ => None,
     });
     let Some(target) = target.or(journaled_target) else {
@@ -756,7 +756,7 @@ mod tests {
         };
         engine
             .emit(Event::SessionStarted {
-                plan,
+                plan: Box::new(plan),
                 nodes: Vec::new(),
                 operator: "tester".into(),
                 auto: AutoConfirm::default(),
