@@ -13,6 +13,7 @@ pub mod import;
 pub mod journal;
 pub mod lab;
 pub mod lb;
+pub mod limits;
 pub mod logging;
 pub mod pairing;
 pub mod plan;

@@ -7,6 +7,11 @@ use flightdeck::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log = flightdeck::logging::init();
+    // Before anything opens sockets: 1,000 probed nodes need more than 1,024 descriptors.
+    match flightdeck::limits::raise_open_files() {
+        flightdeck::limits::OpenFiles::Failed(why) => eprintln!("flightdeck: {why}"),
+        other => tracing::debug!(?other, "open-files limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
