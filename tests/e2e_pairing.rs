@@ -144,13 +144,19 @@ fn two_operators_share_a_session_that_survives_its_driver() {
 
     // A new join sees exactly that.
     t.spawn(LATE, &cmd("join e2e --as late"));
-    let s = t.wait_for(LATE, "nobody drives: step 10 waits", STEP);
-    assert!(s.contains("c take control"), "{s}");
-    assert!(
-        row_has(&s, "10 Put node2 back into", "awaiting confirm"),
-        "{s}"
+    // One wait for all of it: a capture can catch the footer half redrawn.
+    let s = t.wait_until(
+        LATE,
+        "nobody drives: step 10 waits, c take control",
+        STEP,
+        |s| {
+            s.contains("nobody drives: step 10 waits")
+                && s.contains("c take control")
+                && row_has(s, "10 Put node2 back into", "awaiting confirm")
+                && row_has(s, "9 Wait until node2 is", "✓")
+        },
     );
-    assert!(row_has(&s, "9 Wait until node2 is", "✓"), "{s}");
+    assert!(s.contains("c take control"), "{s}");
     let marks = same_steps(&t, DRIVER, LATE);
     assert!(marks[..9].iter().all(|m| m.starts_with('✓')), "{marks:?}");
     assert_eq!(marks[9], "? 10");
