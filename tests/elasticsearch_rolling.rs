@@ -140,17 +140,20 @@ fn the_plan_on_the_lab_shows_every_node_in_the_pages_order() {
     assert_eq!(out.status.code(), Some(0), "{log}");
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["product"], "elasticsearch");
-    let keys: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["key"].as_str())
-        .collect();
-    let node1: Vec<&str> = keys
-        .iter()
-        .copied()
-        .filter(|k| k.ends_with("@node1"))
-        .collect();
+    // The `field` of each element of the plan's `list` that `keep` keeps.
+    let pick =
+        |list: &str, field: &str, keep: &dyn Fn(&serde_json::Value) -> bool| -> Vec<String> {
+            plan[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| keep(v))
+                .filter_map(|v| v[field].as_str().map(str::to_string))
+                .collect()
+        };
+    let node1 = pick("steps", "key", &|s| {
+        s["key"].as_str().is_some_and(|k| k.ends_with("@node1"))
+    });
     assert_eq!(
         node1,
         [
@@ -166,6 +169,11 @@ fn the_plan_on_the_lab_shows_every_node_in_the_pages_order() {
             "ready@node1"
         ]
     );
+    // The guards, and the steps they watch: each node's drain and stop.
+    let guards = pick("guards", "name", &|_| true);
+    assert_eq!(guards, ["master-quorum", "one-node-at-a-time"]);
+    let takes_out = pick("steps", "key", &|s| s["takes_out"] == "node1");
+    assert_eq!(takes_out, ["drain@node1", "stop@node1"]);
 }
 
 const TOY_PROCEDURE: &str = r#"
@@ -309,6 +317,20 @@ fn the_real_example_target_checks_and_upgrades_master_eligible_nodes_last() {
             "es-master-2",
             "es-master-3"
         ]
+    );
+    // On the real cluster the quorum guard counts the three master-eligible nodes only.
+    let text = flightdeck::plan::render::render_plan(&plan, &t);
+    assert!(
+        text.contains(
+            "Guard master-quorum: of master_eligible=true (es-master-1, es-master-2, \
+             es-master-3), at most 1 out of service at once (at most 1 out); 6 steps take one \
+             out; enforced by the engine. Why: Elasticsearch elects a master"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Guard one-node-at-a-time: of all (es-data-1, es-data-2, es-master-1"),
+        "{text}"
     );
 }
 

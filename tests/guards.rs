@@ -3,8 +3,12 @@
 //! reason; the phrase override is journaled with the kernel's user; `--yes` stops at the refusal;
 //! the plan shows the guards; `check` points at a bad guard.
 
+mod common;
+
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+
+use common::socket::OverSocket;
 
 use flightdeck::engine::event::{AutoConfirm, Event};
 use flightdeck::engine::session::{self, EngineConfig, EngineTask};
@@ -12,15 +16,10 @@ use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::{Command, SessionState};
 use flightdeck::journal;
 use flightdeck::lab::{Lab, LabConfig, Product, Timing};
-use flightdeck::pairing::client::{connect_socket, hello};
-use flightdeck::pairing::runtime_dir;
-use flightdeck::pairing::server::{serve, ServeOptions};
 use flightdeck::plan::expand::build_plan;
 use flightdeck::procedure::load::{load_procedure, parse_procedure};
 use flightdeck::procedure::model::Membership;
 use flightdeck::target::Target;
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Three master-eligible nodes behind the lab's balancer, drained one after the other with no
 /// step in between to bring the first back: the guard must stop the second drain.
@@ -84,58 +83,18 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let task = start(&lab, tmp.path(), AutoConfirm::default());
-    let _server = serve(
-        task.handle.clone(),
-        "guards",
-        ServeOptions {
-            runtime_dir: Some(tmp.path().join("rt")),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let socket = runtime_dir::socket_path(&tmp.path().join("rt"), "guards");
-    let mut alice = connect_socket(&socket, hello("alice", None, true, 0))
-        .await
-        .unwrap();
-    let mut state = SessionState::empty();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    // Follow the socket's events until `done` holds.
-    macro_rules! until {
-        ($done:expr) => {
-            while !($done)(&state) {
-                let e = tokio::time::timeout_at(deadline, alice.events.recv())
-                    .await
-                    .expect("the session went on")
-                    .expect("the stream stayed open");
-                state.apply(&e);
-            }
-        };
-    }
-    until!(|s: &SessionState| s.prompt.is_some_and(|p| p.step == 0));
-    let p = state.prompt.unwrap();
+    let mut alice = OverSocket::join(task, tmp.path(), "guards", "alice").await;
     alice
-        .commands
-        .send(Command::Confirm {
-            prompt: p.id,
-            phrase: None,
-        })
+        .confirm("drain@node1")
         .await
         .expect("the first drain is within the guard");
-    until!(
-        |s: &SessionState| s.steps[0].status == StepStatus::Succeeded
-            && s.prompt.is_some_and(|p| p.step == 1)
-    );
-    let p = state.prompt.unwrap();
+    alice
+        .until(|s| s.steps[0].status == StepStatus::Succeeded)
+        .await;
     let refused = alice
-        .commands
-        .send(Command::Confirm {
-            prompt: p.id,
-            phrase: None,
-        })
+        .confirm("drain@node2")
         .await
-        .expect_err("a second master out breaks the guard")
-        .0;
+        .expect_err("a second master out breaks the guard");
     assert_eq!(
         refused,
         "guard `master-quorum` refuses to take node2 out of service: of master=true (node1, \
@@ -160,19 +119,16 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
         ),
     ] {
         let r = alice
-            .commands
             .send(Command::OverrideGuard {
                 step: 1,
                 phrase: phrase.into(),
                 reason: reason.into(),
             })
             .await
-            .unwrap_err()
-            .0;
+            .unwrap_err();
         assert!(r.starts_with(want), "{r}");
     }
     alice
-        .commands
         .send(Command::OverrideGuard {
             step: 1,
             phrase: "override master-quorum for node2".into(),
@@ -181,28 +137,14 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
         .await
         .expect("the override is accepted");
     alice
-        .commands
-        .send(Command::Confirm {
-            prompt: p.id,
-            phrase: None,
-        })
+        .confirm("drain@node2")
         .await
         .expect("overridden, the drain runs");
-    until!(
-        |s: &SessionState| s.steps[1].status == StepStatus::Succeeded
-            && s.prompt.is_some_and(|p| p.step == 2)
-    );
+    alice
+        .until(|s| s.steps[1].status == StepStatus::Succeeded)
+        .await;
     // The override was for that one action: the third drain is refused again.
-    let p = state.prompt.unwrap();
-    let again = alice
-        .commands
-        .send(Command::Confirm {
-            prompt: p.id,
-            phrase: None,
-        })
-        .await
-        .unwrap_err()
-        .0;
+    let again = alice.confirm("drain@node3").await.unwrap_err();
     assert!(
         again.contains("2 out already (node1: drain in the balancer (by this session); node2:"),
         "{again}"
@@ -210,9 +152,7 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
     let snap = lab.snapshot().await;
     assert_eq!(membership(&snap, "node2"), Membership::Drain);
     assert_eq!(membership(&snap, "node3"), Membership::Ready);
-    drop(alice);
-    task.handle.shutdown().await;
-    let _ = task.join.await;
+    alice.end().await;
     lab.shutdown().await;
 
     let j = journal::read(&tmp.path().join("j.jsonl")).unwrap();
@@ -291,6 +231,138 @@ async fn a_second_master_drain_over_the_socket_is_refused_until_overridden() {
     assert_eq!(
         json["guard_overrides"][0]["uid"],
         nix::unistd::getuid().as_raw()
+    );
+}
+
+/// procedures/elasticsearch-rolling.toml on its data-made lab, driven over the socket as a
+/// second operator's client (or a script) does. node2 was left drained in the balancer by hand;
+/// draining node1 as well would leave two of the three master-eligible nodes out: the
+/// procedure's guards refuse it with their reasons, and each override is its own journaled
+/// decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elasticsearch_procedure_refuses_draining_a_second_master_eligible_node_over_the_socket(
+) {
+    let lp = load_procedure(Path::new("procedures/elasticsearch-rolling.toml")).unwrap();
+    let es = flightdeck::lab::data::load(Path::new("procedures/labs/elasticsearch.toml")).unwrap();
+    let lab = Lab::start(LabConfig::with_personality(Arc::new(es), 3, Timing::fast()))
+        .await
+        .unwrap();
+    let target = lab.target_for(&lp.procedure);
+    let plan = build_plan(&lp, &target, &Default::default()).unwrap();
+    // The plan says which guards watch which nodes.
+    assert_eq!(
+        plan.guards
+            .rules
+            .iter()
+            .map(|g| (g.name.as_str(), g.nodes.len(), g.max_out))
+            .collect::<Vec<_>>(),
+        [("master-quorum", 3, 1), ("one-node-at-a-time", 3, 1)]
+    );
+    let status = flightdeck::lab::http_client()
+        .unwrap()
+        .put(format!("{}/_lab/lb/backends/node2", lab.admin_url()))
+        .json(&serde_json::json!({"state": "drain"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let task = session::start(EngineConfig {
+        plan,
+        target,
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: true,
+        time_scale: common::LAB_SCALE,
+    })
+    .unwrap();
+    let mut op = OverSocket::join(task, tmp.path(), "es", "alice").await;
+    // The engine has seen the balancer drain node2.
+    op.until(|s| {
+        s.lb.iter()
+            .any(|b| b.server == "node2" && b.membership == Membership::Drain)
+    })
+    .await;
+    op.confirm_until("drain@node1").await;
+    let refused = op.confirm("drain@node1").await.unwrap_err();
+    assert_eq!(
+        refused,
+        "guard `master-quorum` refuses to take node1 out of service: of master_eligible=true \
+         (node1, node2, node3), 1 may be out at once (at most 1 out), and 1 out already (node2: \
+         drain in the balancer). Why: Elasticsearch elects a master and commits cluster state \
+         only while more than half of the voting configuration (the master-eligible nodes) runs: \
+         with three or four master-eligible nodes one may be down, a second leaves the cluster \
+         without a master (Elastic docs, Voting configurations, 9.x and 8.19). Override only by \
+         typing `override master-quorum for node1` and saying why (journaled with your user)"
+    );
+    let step = op.step("drain@node1").await;
+    op.send(Command::OverrideGuard {
+        step,
+        phrase: "override master-quorum for node1".into(),
+        reason: "node2 is drained for a disk swap but still votes".into(),
+    })
+    .await
+    .expect("the override is accepted");
+    // The other guard still holds: each is its own decision.
+    let refused = op.confirm("drain@node1").await.unwrap_err();
+    assert!(
+        refused.starts_with("guard `one-node-at-a-time` refuses to take node1 out of service"),
+        "{refused}"
+    );
+    assert_eq!(
+        membership(&lab.snapshot().await, "node1"),
+        Membership::Ready,
+        "nothing ran"
+    );
+    op.send(Command::OverrideGuard {
+        step,
+        phrase: "override one-node-at-a-time for node1".into(),
+        reason: "every index has two replicas on this cluster".into(),
+    })
+    .await
+    .expect("the second override is accepted");
+    op.confirm("drain@node1")
+        .await
+        .expect("overridden twice, the drain runs");
+    op.until(|s| s.steps[step].status == StepStatus::Succeeded)
+        .await;
+    let snap = lab.snapshot().await;
+    assert_eq!(
+        (membership(&snap, "node1"), membership(&snap, "node2")),
+        (Membership::Drain, Membership::Drain)
+    );
+    op.end().await;
+    lab.shutdown().await;
+
+    let j = journal::read(&tmp.path().join("j.jsonl")).unwrap();
+    let decisions: Vec<String> = j
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::GuardRefused { guard, node, .. } => Some(format!("refused {guard} {node}")),
+            Event::GuardOverridden {
+                guard,
+                node,
+                reason,
+                uid,
+                ..
+            } => {
+                assert_eq!(*uid, Some(nix::unistd::getuid().as_raw()));
+                Some(format!("overridden {guard} {node}: {reason}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            "refused master-quorum node1",
+            "overridden master-quorum node1: node2 is drained for a disk swap but still votes",
+            "refused one-node-at-a-time node1",
+            "overridden one-node-at-a-time node1: every index has two replicas on this cluster",
+        ]
     );
 }
 

@@ -3,6 +3,7 @@
 
 pub mod haproxy;
 pub mod plans;
+pub mod socket;
 pub mod users;
 
 use std::path::Path;
