@@ -25,12 +25,14 @@ fn seeds() -> PathBuf {
     .unwrap_or_else(|| panic!("no shared/seeds beside {}", root.display()))
 }
 
-fn import(name: &str) -> (Draft, String) {
+/// Import the seed guide `name`; its draft's steps must be `expected` (see [`assert_steps`]).
+fn drafted(name: &str, expected: &[Expected]) -> Draft {
     let path = seeds().join(name);
     let draft =
         import_file(&path, &Options::default()).unwrap_or_else(|e| panic!("importing {name}: {e}"));
     let source = std::fs::read_to_string(&path).expect("the seed reads");
-    (draft, source)
+    assert_steps(name, &draft, &source, expected);
+    draft
 }
 
 /// A step as the guide has it: its title and the argv of each command.
@@ -124,11 +126,8 @@ const NONE: &[&[&str]] = &[];
 #[test]
 fn the_neo4j_causal_cluster_guide_drafts_its_nine_numbered_steps() {
     let name = "neo4j-causal-cluster-upgrade.ko.md";
-    let (draft, source) = import(name);
-    assert_steps(
+    let draft = drafted(
         name,
-        &draft,
-        &source,
         &[
             ("Prepare the new cluster", NONE),
             ("Set your cluster to read-only", NONE),
@@ -190,12 +189,9 @@ fn the_neo4j_causal_cluster_guide_drafts_its_nine_numbered_steps() {
 #[test]
 fn the_neo4j_ha_guide_numbered_all_one_and_drafts_its_eight_steps() {
     let name = "neo4j-ha-cloudformation-upgrade.md";
-    let (draft, source) = import(name);
     // Every item is written `1.`: Markdown numbers them 1 to 8, and so does the draft.
-    assert_steps(
+    let draft = drafted(
         name,
-        &draft,
-        &source,
         &[
             ("Update CF stack with parameters", NONE),
             ("Update CF stack with parameters", NONE),
@@ -248,11 +244,8 @@ fn the_neo4j_ha_guide_numbered_all_one_and_drafts_its_eight_steps() {
 #[test]
 fn the_weaviate_guide_drafts_its_numbered_steps_in_every_section() {
     let name = "weaviate-migration-upgrade.ja.md";
-    let (draft, source) = import(name);
-    assert_steps(
+    let draft = drafted(
         name,
-        &draft,
-        &source,
         &[
             (
                 "アップグレードを開始する前に、現在の Weaviate インスタンスの バックアップ を完全に作成します",
@@ -292,11 +285,8 @@ fn the_weaviate_guide_drafts_its_numbered_steps_in_every_section() {
 #[test]
 fn the_jahia_guide_uses_bullets_and_drafts_its_eleven_steps() {
     let name = "jahia-rolling-upgrade.txt";
-    let (draft, source) = import(name);
-    assert_steps(
+    let draft = drafted(
         name,
-        &draft,
-        &source,
         &[
             ("Turn all nodes of the cluster in full read-only mode", NONE),
             ("Create a backup of your environment", NONE),
@@ -332,7 +322,6 @@ fn the_jahia_guide_uses_bullets_and_drafts_its_eleven_steps() {
 #[test]
 fn the_milvus_html_guide_drafts_its_sections_and_numbered_steps_with_their_commands() {
     let name = "milvus-standalone-helm-upgrade.ko.html";
-    let (draft, source) = import(name);
     let migrate = |extra: &'static [&'static str]| -> Vec<&'static str> {
         let mut v = vec!["./migrate.sh", "-i", "my-release"];
         v.extend_from_slice(extra);
@@ -395,10 +384,8 @@ fn the_milvus_html_guide_drafts_its_sections_and_numbered_steps_with_their_comma
         "-w",
         "milvusdb/milvus:v2.5.12",
     ]);
-    assert_steps(
+    let draft = drafted(
         name,
-        &draft,
-        &source,
         &[
             (
                 "Milvus 버전 확인",

@@ -885,3 +885,119 @@ undo = { kind = "http", url = "http://x/", timeout_secs = "1500ms" }
         ]
     );
 }
+
+/// Every TOML example of the README's procedure and target language (`[[steps]]`, `[[guards]]`,
+/// `optional`, `expect`, `wait_on`, loops, overrides, rollback, an imported draft) loads and
+/// checks, wrapped in the least that makes it a whole file: the README stays true to the code.
+/// (The lab personality example has its own test in tests/lab_personality.rs.)
+#[test]
+fn the_readme_examples_check() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let mut checked = Vec::new();
+    for (i, block) in readme.split("```toml\n").skip(1).enumerate() {
+        let block = block.split("\n```").next().unwrap_or_default();
+        let at = format!("README.md toml block {}", i + 1);
+        if block.starts_with("[product]") {
+            continue;
+        }
+        if block.starts_with("[overrides.") {
+            let dir = tempfile::tempdir().unwrap();
+            let t = write_in(&dir, "t.toml", &format!("name = \"readme\"\n{block}\n"));
+            load_target(&t).unwrap_or_else(|e| panic!("{at}:\n{e}\n{block}"));
+            checked.push("overrides");
+            continue;
+        }
+        // A fragment of a step becomes one; a variable the examples use comes from the target.
+        let body = if block.starts_with("action =") {
+            format!(
+                "[[steps]]\nid = \"example\"\ntitle = \"Example\"\nfor_each = \"nodes\"\n{block}\n"
+            )
+        } else if block.starts_with("check =") {
+            format!("[[steps]]\nid = \"example\"\ntitle = \"Example\"\n[steps.action]\nkind = \"wait\"\n{block}\n")
+        } else {
+            format!("{block}\n")
+        };
+        let mut source = String::from("name = \"readme\"\nproduct = \"generic\"\n");
+        if !body.contains("[target_vars]") {
+            source.push_str("[target_vars]\nes_url = \"the cluster's endpoint\"\n");
+        }
+        source.push_str(&body);
+        if !body.contains("[[steps]]") {
+            // The steps a `[rollback]` example names, or any one step.
+            for id in ["ready", "start"] {
+                source.push_str(&format!(
+                    "[[steps]]\nid = \"{id}\"\ntitle = \"{id}\"\naction = {{ kind = \"manual\", text = \"{id}\" }}\nundo = {{ kind = \"manual\", text = \"back\" }}\n"
+                ));
+            }
+        }
+        flightdeck::procedure::load::parse_procedure(Path::new("README.md"), source.clone())
+            .unwrap_or_else(|d| panic!("{at}:\n{d}\n{source}"));
+        checked.push(if block.contains("[[guards]]") {
+            "guards"
+        } else if block.contains("optional =") {
+            "optional"
+        } else if block.contains("expect =") {
+            "expect"
+        } else {
+            "other"
+        });
+    }
+    for kind in ["overrides", "guards", "optional", "expect"] {
+        assert!(checked.contains(&kind), "no {kind} example in {checked:?}");
+    }
+}
+
+/// Issue 15 item 3: a step `when` switches off needs no binding; where it runs, the plan
+/// refuses the `call` the target does not bind.
+#[test]
+fn a_step_switched_off_by_when_needs_no_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"name = "p"
+product = "generic"
+
+[[steps]]
+id = "fix"
+title = "Repair a store from before 2.0"
+when = "from_version < 2.0"
+action = { kind = "call", name = "fix-store" }
+
+[[steps]]
+id = "restart"
+title = "Restart"
+action = { kind = "call", name = "restart" }
+"#;
+    let (_, lp) = procedure_in(&dir, text);
+    let target = |from: &str| {
+        let t = write_in(
+            &dir,
+            &format!("t-{from}.toml"),
+            &format!(
+                "name = \"t\"\n[vars]\ncurrent_version = \"{from}\"\nto_version = \"2.2.0\"\n\
+                 [actions.restart]\nkind = \"manual\"\ntext = \"restart it\"\n"
+            ),
+        );
+        load_target(&t).unwrap()
+    };
+    let t = target("2.1.0");
+    let plan = checked_plan(&lp, &t);
+    let keys: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["restart"]);
+    // Where the step runs, its binding is needed: the plan says which.
+    let t = target("1.9.0");
+    let e = build_plan(&lp, &t, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("fix") && e.contains("target `t` does not bind action `fix-store`"),
+        "{e}"
+    );
+    // A step without `when` always runs: its missing binding is an error at its place.
+    let (p, lp) = procedure_in(&dir, &text.replace("when = \"from_version < 2.0\"\n", ""));
+    assert_eq!(
+        validate(&lp, Some(&t)).to_string(),
+        format!(
+            "{}:7:34: target `t` does not bind action `fix-store` (it binds: restart); add [actions.fix-store] to the target",
+            p.display()
+        )
+    );
+}

@@ -41,6 +41,7 @@ pub fn validate(lp: &LoadedProcedure, target: Option<&Target>) -> Diagnostics {
         diags: Diagnostics::default(),
         hop_flags: None,
         catalog_charts: false,
+        switchable: false,
     };
     v.run();
     v.diags.sort();
@@ -55,6 +56,10 @@ struct Validator<'a> {
     hop_flags: Option<Vec<String>>,
     /// The catalog maps charts to versions: the plan fills in `chart_version`.
     catalog_charts: bool,
+    /// The step being checked has a `when`: facts only the plan knows (versions, hops) may
+    /// switch it off, and a step switched off needs no binding — the plan refuses a `call` the
+    /// target does not bind only where the step runs.
+    switchable: bool,
 }
 
 /// What loop kind a `for_each` chain contains.
@@ -802,10 +807,12 @@ impl Validator<'_> {
             ),
             (None, None) => {}
         }
+        self.switchable = step.when.is_some();
         self.check_action(&at("action"), &step.action, &scope, &ctx);
         if let Some(u) = &step.undo {
             self.check_action(&at("undo"), u, &scope, &ctx);
         }
+        self.switchable = false;
         self.check_timings(&format!("steps[{i}]"), &scope, &ctx);
     }
 
@@ -962,6 +969,7 @@ impl Validator<'_> {
             Action::Call { name, args } => {
                 if let Some(t) = self.target {
                     match t.actions.get(name) {
+                        None if self.switchable => {}
                         None => {
                             let names: Vec<&str> = t.actions.keys().map(String::as_str).collect();
                             let msg = format!(
