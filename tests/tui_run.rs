@@ -9,6 +9,7 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
+use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use flightdeck::engine::client::{CommandSender, Request, SessionClient};
@@ -422,4 +423,155 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     assert!(screen.contains("┏ Output"), "a click focuses:\n{screen}");
     assert!(screen.contains("copying table 39"), "{screen}");
     drop((events, events2));
+}
+
+/// A `TestBackend` whose every finished frame the test can read while the loop holds the
+/// terminal: how many frames were drawn, and the last one's text.
+#[derive(Clone, Default)]
+struct Frames(Arc<std::sync::Mutex<(usize, String)>>);
+
+impl Frames {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().0
+    }
+    fn last(&self) -> String {
+        self.0.lock().unwrap().1.clone()
+    }
+}
+
+struct Recording {
+    inner: TestBackend,
+    frames: Frames,
+}
+
+impl ratatui::backend::Backend for Recording {
+    type Error = <TestBackend as ratatui::backend::Backend>::Error;
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.inner.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.inner.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.inner.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.inner.clear()
+    }
+    fn clear_region(&mut self, t: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(t)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.inner.size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()?;
+        let mut f = self.frames.0.lock().unwrap();
+        f.0 += 1;
+        f.1 = flightdeck::tui::render::buffer_text(self.inner.buffer());
+        Ok(())
+    }
+}
+
+/// Issue 16: session events are drawn at most once per 50 ms, a burst as one frame; an event
+/// that changes what a key does (a prompt opens) is drawn at once; a key at once. Time is
+/// paused, so only what the test does moves the loop.
+#[tokio::test(start_paused = true)]
+async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
+    let (events, ev_rx) = mpsc::channel(1024);
+    let (req_tx, _requests) = mpsc::channel(16);
+    let client = SessionClient {
+        operator_id: 1,
+        operator: "alice".into(),
+        events: ev_rx,
+        commands: CommandSender::new(req_tx),
+    };
+    let (kb, input) = sticky_input::sticky_input();
+    let mut s = Script::started();
+    s.through(2);
+    s.start(2);
+    for e in s.events() {
+        events.try_send(e.clone()).unwrap();
+    }
+    let mut sent = s.events().len();
+    let mut feed = |s: &Script| {
+        for e in &s.events()[sent..] {
+            events.try_send(e.clone()).unwrap();
+        }
+        sent = s.events().len();
+    };
+
+    let frames = Frames::default();
+    let backend = Recording {
+        inner: TestBackend::new(100, 30),
+        frames: frames.clone(),
+    };
+    let mut term = Terminal::new(backend).unwrap();
+    let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let waker = Waker::from(Arc::new(CountingWaker::default()));
+    let mut poll = || {
+        let step = run.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(step.is_pending(), "the cockpit left");
+    };
+    poll();
+    tokio::time::advance(Duration::from_millis(60)).await;
+    poll();
+    let settled = frames.count();
+
+    // Output after a quiet while is drawn at once; more right after that frame waits until
+    // 50 ms after it, and then the whole burst is one frame.
+    let out = |s: &mut Script, i: usize| {
+        s.output(
+            2,
+            flightdeck::engine::event::Stream::Stdout,
+            &format!("copying table {i}"),
+        );
+    };
+    out(&mut s, 0);
+    feed(&s);
+    poll();
+    assert_eq!(frames.count(), settled + 1, "the first output at once");
+    for i in 1..4 {
+        out(&mut s, i);
+    }
+    feed(&s);
+    poll();
+    assert_eq!(frames.count(), settled + 1, "the burst waits for its frame");
+    assert!(!frames.last().contains("copying table 3"));
+    tokio::time::advance(Duration::from_millis(50)).await;
+    poll();
+    assert_eq!(frames.count(), settled + 2, "one frame for the burst");
+    assert!(
+        frames.last().contains("copying table 3"),
+        "{}",
+        frames.last()
+    );
+
+    // A prompt is drawn at once, however soon after the last frame.
+    s.finish(2, Verdict::Passed, "exit 0");
+    s.prompt(3, PromptKind::Run);
+    feed(&s);
+    poll();
+    assert_eq!(frames.count(), settled + 3, "the prompt is drawn at once");
+
+    // And a key at once.
+    kb.press(KeyCode::Char('?'));
+    poll();
+    assert_eq!(frames.count(), settled + 4, "the key is answered at once");
+    drop(events);
 }

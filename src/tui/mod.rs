@@ -3,7 +3,9 @@
 //! `render`, and turns keys into local UI actions or engine commands.
 //!
 //! The loop waits on three things only — terminal input, session events, and a 1 s tick that
-//! runs only while a clock on screen is moving — and draws once per burst of changes.
+//! runs only while a clock on screen is moving — and draws once per burst of changes: a key, a
+//! prompt opening or closing at once, other session events at most every 50 ms, live samples
+//! with the next tick (`Frames`); the last events before the stream closes are drawn first.
 
 pub mod alert;
 pub mod color_depth;
@@ -215,13 +217,17 @@ where
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut replies: FuturesUnordered<Reply> = FuturesUnordered::new();
     let mut dirty = true;
+    let mut frames = Frames::default();
+    // The session's stream closed mid-way: the frame drawn next is the last.
+    let mut leaving = false;
     loop {
         if dirty {
+            frames.drawn(tokio::time::Instant::now());
             let now = clock();
             view.tick(now);
             let size = terminal.size()?;
             view.too_small = render::too_small_for(size.width, size.height);
-            if view.sync_prompt(now) && !drop_queued_keys(&mut input).await? {
+            if view.sync_prompt(now) && !drop_queued_keys(&mut input).await? && !leaving {
                 return Ok(exit(&view));
             }
             terminal.draw(|f| render(f, &view, &theme))?;
@@ -230,6 +236,9 @@ where
                 let _ = alert::write_alert(out, &a);
             }
             dirty = false;
+            if leaving {
+                return Ok(TuiExit::SessionEnded);
+            }
         }
         let ticking = view.timer_running();
         tokio::select! {
@@ -238,11 +247,17 @@ where
                     let now = clock();
                     match &mut player {
                         None => {
+                            let mut live_only = ev.event.is_live_only();
+                            let asks = answers_keys(&view);
                             view.apply(&ev, now);
                             // Coalesce a burst (history on join, output floods) into one draw.
                             while let Ok(ev) = client.events.try_recv() {
+                                live_only &= ev.event.is_live_only();
                                 view.apply(&ev, now);
                             }
+                            let now = tokio::time::Instant::now();
+                            dirty |= answers_keys(&view) != asks
+                                || frames.changed(now, live_only, view.timer_running());
                         }
                         Some(p) => {
                             // Seen before syncing, so a stop published meanwhile still wakes us.
@@ -258,9 +273,9 @@ where
                                 view.apply_replayed(&ev, now);
                                 next = client.events.try_recv().ok();
                             }
+                            dirty = true;
                         }
                     }
-                    dirty = true;
                 }
                 // A replay's stream ends once the journal is read, and a finished session's
                 // once it is over: keep the picture up until the operator leaves. Otherwise
@@ -269,7 +284,12 @@ where
                     view.ended = true;
                     dirty = true;
                 }
-                None => return Ok(TuiExit::SessionEnded),
+                // The frame owed to the last events is drawn first: the screen left behind
+                // shows where the session was.
+                None => {
+                    leaving = true;
+                    dirty = true;
+                }
             },
             ev = input.next() => match ev {
                 None => return Ok(exit(&view)),
@@ -330,6 +350,7 @@ where
                 Some(Ok(_)) => {}
             },
             _ = tick.tick(), if ticking => dirty = true,
+            _ = frame_due(frames.due_at(ticking)) => dirty = true,
             live = position_changed(&mut positions) => {
                 match (&mut player, live) {
                     (Some(p), true) => {
@@ -416,6 +437,78 @@ where
     .await
 }
 
+/// When the session's events may draw a frame. A key is answered at once (the loop draws
+/// right after it), and so is an event that changes what a key would do (a prompt opens or
+/// closes, the session ends): the prompt's guard counts from when it is drawn. Other events
+/// draw at most one frame per [`Frames::BURST`]; live probe samples and gate progress (a
+/// thousand nodes sample a thousand times a second) wait for the next clock tick when the
+/// clock on screen moves, else for [`Frames::LIVE`] after the last frame. An idle session
+/// then draws once a second, not once per sample.
+#[derive(Debug, Default)]
+struct Frames {
+    last: Option<tokio::time::Instant>,
+    /// A frame owed to events, and when it is due (None: the next tick draws it).
+    owed: Option<Option<tokio::time::Instant>>,
+}
+
+impl Frames {
+    const BURST: Duration = Duration::from_millis(50);
+    const LIVE: Duration = Duration::from_secs(1);
+
+    fn drawn(&mut self, at: tokio::time::Instant) {
+        self.last = Some(at);
+        self.owed = None;
+    }
+
+    /// Events changed the view: whether to draw now (else a frame is owed).
+    fn changed(&mut self, now: tokio::time::Instant, live_only: bool, ticking: bool) -> bool {
+        let due = match (live_only, ticking) {
+            (true, true) => None,
+            (true, false) => Some(self.last.map_or(now, |l| l + Self::LIVE)),
+            (false, _) => Some(self.last.map_or(now, |l| l + Self::BURST)),
+        };
+        if due.is_some_and(|d| d <= now) {
+            return true;
+        }
+        self.owed = Some(match (self.owed.flatten(), due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+        false
+    }
+
+    /// When the owed frame is due without a tick: its own time, or (owed to a tick while no
+    /// clock moves any more) [`Frames::LIVE`] after the last frame. None: the tick draws it.
+    fn due_at(&self, ticking: bool) -> Option<tokio::time::Instant> {
+        match self.owed? {
+            Some(at) => Some(at),
+            None if ticking => None,
+            None => Some(
+                self.last
+                    .map_or_else(tokio::time::Instant::now, |l| l + Self::LIVE),
+            ),
+        }
+    }
+}
+
+/// What decides how a key is answered: the open prompt, who drives, whether the session is
+/// over. An event that changes it is drawn at once.
+fn answers_keys(view: &View) -> (Option<u64>, Option<u64>, bool) {
+    (
+        view.state.prompt.map(|p| p.id),
+        view.state.driver().map(|o| o.id),
+        view.state.is_finished(),
+    )
+}
+
+/// Resolves when the owed frame is due; never when none is owed at a time of its own.
+async fn frame_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Now, on tokio's clock: the wall clock in a real run, a test's paused clock under
 /// `tokio::time::pause` (so the prompt guard can be passed without waiting).
 fn clock() -> Instant {
@@ -442,5 +535,46 @@ fn send(
             view.sent(&command);
         }
         Err(Rejected(why)) => view.status = Some(format!("not sent: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frames;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn events_draw_at_most_one_frame_per_burst_and_samples_wait_for_the_tick() {
+        let t0 = tokio::time::Instant::now();
+        let mut f = Frames::default();
+        // Nothing drawn yet: the first change draws at once.
+        assert!(f.changed(t0, false, true));
+        f.drawn(t0);
+        // A journaled event 10 ms after a frame waits until 50 ms after it.
+        assert!(!f.changed(t0 + ms(10), false, true));
+        assert_eq!(f.due_at(true), Some(t0 + Frames::BURST));
+        assert_eq!(f.owed, Some(Some(t0 + Frames::BURST)));
+        // One after the burst interval draws at once.
+        f.drawn(t0 + ms(50));
+        assert!(f.changed(t0 + ms(100), false, true));
+        f.drawn(t0 + ms(100));
+        // Live samples while the clock ticks: the tick draws them, no frame of their own.
+        assert!(!f.changed(t0 + ms(120), true, true));
+        assert_eq!(f.owed, Some(None));
+        assert_eq!(f.due_at(true), None);
+        // If the clock on screen stops before its tick, the frame is due a second after the last.
+        assert_eq!(f.due_at(false), Some(t0 + ms(100) + Frames::LIVE));
+        // A journaled event then still gets its frame within the burst interval.
+        assert!(!f.changed(t0 + ms(130), false, true));
+        assert_eq!(f.owed, Some(Some(t0 + ms(150))));
+        // No clock on screen: samples draw a second after the last frame, not per sample.
+        f.drawn(t0 + ms(150));
+        assert!(!f.changed(t0 + ms(160), true, false));
+        assert_eq!(f.owed, Some(Some(t0 + ms(150) + Frames::LIVE)));
+        assert!(f.changed(t0 + ms(1200), true, false));
     }
 }
