@@ -333,7 +333,7 @@ impl Raw {
                 return None;
             }
             match serde_json::from_str::<ServerMsg>(&line).unwrap() {
-                ServerMsg::Event(_) => continue,
+                ServerMsg::Event(_) | ServerMsg::Samples(_) => continue,
                 other => return Some(other),
             }
         }

@@ -14,6 +14,7 @@ use super::protocol::{
     PROTOCOL,
 };
 use super::registry;
+use super::samples::Expander;
 use super::PairingError;
 use crate::engine::client::{CommandSender, Request, SessionClient};
 use crate::engine::{Command, Rejected, Stamped};
@@ -47,6 +48,8 @@ pub fn hello(operator: &str, label: Option<&str>, want_driver: bool, after_seq: 
         label: label.map(str::to_string),
         want_driver,
         after_seq,
+        // This client reads frames of live samples (`super::samples`).
+        samples: true,
     }
 }
 
@@ -104,6 +107,7 @@ pub async fn join_stream(
     // Reading lines is not cancel-safe, so the reader runs on its own and hands replies to the
     // writer, which owns the table of pending commands.
     tokio::spawn(async move {
+        let mut samples = Expander::default();
         loop {
             let line = match next_line(&mut rd).await {
                 Ok(Some(l)) => l,
@@ -117,6 +121,11 @@ pub async fn join_stream(
                 Ok(ServerMsg::Event(e)) => {
                     // A view that stopped listening still wants its replies.
                     let _ = ev_tx.send(e).await;
+                }
+                Ok(ServerMsg::Samples(frame)) => {
+                    for e in samples.expand(frame) {
+                        let _ = ev_tx.send(e).await;
+                    }
                 }
                 Ok(ServerMsg::Reply(r)) => {
                     if reply_tx.send(r).await.is_err() {
@@ -205,6 +214,7 @@ pub(crate) fn kind(msg: &ServerMsg) -> &'static str {
         ServerMsg::Welcome(_) => "welcome",
         ServerMsg::Refused(_) => "refused",
         ServerMsg::Event(_) => "event",
+        ServerMsg::Samples(_) => "samples",
         ServerMsg::Reply(_) => "reply",
         ServerMsg::Status(_) => "status",
     }

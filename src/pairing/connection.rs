@@ -8,12 +8,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
 use super::peercred::{authorize_groups, groups_of};
 use super::protocol::{
     encode, lines, next_line, parse_client_line, ClientMsg, Hello, Incoming, Refused, Reply,
     ServerMsg, Status, StatusOperator, Welcome, MAX_CLIENT_LINE, PROTOCOL,
 };
+use super::samples::{self, Coalescer};
 use super::server::Limits;
 use crate::engine::client::{CommandSender, SessionClient};
 use crate::engine::identity::Identity;
@@ -208,7 +210,7 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
         }),
     )
     .await?;
-    bridge(client, rd, wr, hello.after_seq, ctx.limits.write_timeout).await
+    bridge(client, rd, wr, &hello, ctx.limits.write_timeout).await
 }
 
 /// The name an operator shows under: their label, else their name, kept printable and short so
@@ -232,15 +234,40 @@ fn display_name(hello: &Hello, uid: u32) -> String {
     }
 }
 
+/// What `held` holds, into `out`: one frame, or its events for a client without frames.
+fn flush(held: &mut Coalescer, frames: bool, out: &mut Vec<ServerMsg>) {
+    if frames {
+        out.extend(held.take().map(ServerMsg::Samples));
+    } else {
+        out.extend(held.take_events().into_iter().map(ServerMsg::Event));
+    }
+}
+
+/// Send `out` in order (emptying it); a client that does not take a line in time is dropped.
+async fn send_all(
+    wr: &mut OwnedWriteHalf,
+    out: &mut Vec<ServerMsg>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    for msg in out.drain(..) {
+        if let Err(e) = send_within(wr, &msg, timeout).await {
+            tracing::info!(error = %e, "pairing connection dropped");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Events out, commands in, until either side closes. Both halves run in this task, so
 /// stopping the server (which aborts connection tasks) also closes every connection.
 async fn bridge(
     client: SessionClient,
     mut rd: ClientLines,
     mut wr: OwnedWriteHalf,
-    after_seq: u64,
+    hello: &Hello,
     write_timeout: Duration,
 ) -> std::io::Result<()> {
+    let (after_seq, frames) = (hello.after_seq, hello.samples);
     let SessionClient {
         mut events,
         commands,
@@ -248,24 +275,39 @@ async fn bridge(
     } = client;
     let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
     let writer = async move {
+        // Live samples wait for the connection's next frame, the latest of each kept.
+        let mut held = Coalescer::default();
+        let mut frame = tokio::time::interval(samples::FRAME);
+        frame.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut out = Vec::new();
         loop {
-            let msg = tokio::select! {
+            tokio::select! {
                 e = events.recv() => match e {
-                    Some(e) if !e.event.is_live_only() && e.seq <= after_seq => continue,
-                    Some(e) => ServerMsg::Event(e),
+                    Some(e) => {
+                        if let Some(e) = held.hold(e) {
+                            if e.seq <= after_seq {
+                                continue;
+                            }
+                            // What is held goes first: the client applies all in order.
+                            flush(&mut held, frames, &mut out);
+                            out.push(ServerMsg::Event(e));
+                        }
+                    }
                     // The session ended: say so by closing the stream.
-                    None => break,
+                    None => {
+                        flush(&mut held, frames, &mut out);
+                        send_all(&mut wr, &mut out, write_timeout).await?;
+                        break;
+                    }
                 },
+                _ = frame.tick(), if !held.is_empty() => flush(&mut held, frames, &mut out),
                 r = reply_rx.recv() => match r {
-                    Some(r) => ServerMsg::Reply(r),
+                    Some(r) => out.push(ServerMsg::Reply(r)),
                     // The reader is done and every reply is out.
                     None => break,
                 },
-            };
-            if let Err(e) = send_within(&mut wr, &msg, write_timeout).await {
-                tracing::info!(error = %e, "pairing connection dropped");
-                return Err(e);
             }
+            send_all(&mut wr, &mut out, write_timeout).await?;
         }
         wr.shutdown().await
     };
@@ -349,6 +391,7 @@ pub fn status_of(name: &str, s: &SessionState) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Stamped;
 
     fn hello(operator: &str, label: Option<&str>) -> Hello {
         Hello {
@@ -357,7 +400,120 @@ mod tests {
             label: label.map(Into::into),
             want_driver: false,
             after_seq: 0,
+            samples: false,
         }
+    }
+
+    fn sample(node: &str, latency_ms: u64) -> Stamped {
+        Stamped {
+            seq: 4,
+            t_ms: 1000 + latency_ms,
+            event: crate::engine::Event::ProbeSample {
+                probe: "http".into(),
+                node: Some(node.into()),
+                ok: true,
+                latency_ms,
+                detail: "200".into(),
+            },
+        }
+    }
+
+    /// What a client whose hello says `samples` reads when the session publishes a sample,
+    /// then three more and a journaled event at once.
+    async fn lines_read(frames: bool) -> Vec<ServerMsg> {
+        let (server, client) = UnixStream::pair().unwrap();
+        let (rd, wr) = server.into_split();
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let (req_tx, _requests) = mpsc::channel(4);
+        let session = SessionClient {
+            operator_id: 1,
+            operator: "alice".into(),
+            events: ev_rx,
+            commands: CommandSender::new(req_tx),
+        };
+        let h = Hello {
+            samples: frames,
+            after_seq: 3,
+            ..hello("alice", None)
+        };
+        let rd = lines(rd, MAX_CLIENT_LINE);
+        let _bridge =
+            tokio::spawn(async move { bridge(session, rd, wr, &h, Duration::from_secs(5)).await });
+        let (crd, _cwr) = client.into_split();
+        let mut crd = lines(crd, super::super::protocol::MAX_SERVER_LINE);
+        let mut read = Vec::new();
+        let mut next = async || {
+            let line = next_line(&mut crd).await.unwrap().unwrap();
+            serde_json::from_str::<ServerMsg>(&line).unwrap()
+        };
+        // Nothing held before: the first sample goes at once.
+        ev_tx.send(sample("n1", 3)).await.unwrap();
+        read.push(next().await);
+        // Within the frame: held, the latest per probe instance kept, and sent before the
+        // journaled event that follows (one the client already has is not sent).
+        let journaled = |seq| Stamped {
+            seq,
+            t_ms: 1200,
+            event: crate::engine::Event::OperatorLeft { id: 9 },
+        };
+        for e in [
+            sample("n1", 4),
+            sample("n1", 5),
+            journaled(3),
+            sample("n2", 1),
+            journaled(5),
+        ] {
+            ev_tx.send(e).await.unwrap();
+        }
+        while read.len() < if frames { 3 } else { 4 } {
+            read.push(next().await);
+        }
+        read
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_samples_go_once_a_frame_latest_only_and_before_the_next_journaled_event() {
+        let read = lines_read(true).await;
+        let mut x = super::super::samples::Expander::default();
+        let mut events = Vec::new();
+        for msg in read {
+            match msg {
+                ServerMsg::Samples(f) => events.push(x.expand(f)),
+                ServerMsg::Event(e) => events.push(vec![e]),
+                other => panic!("{other:?}"),
+            }
+        }
+        let journaled = Stamped {
+            seq: 5,
+            t_ms: 1200,
+            event: crate::engine::Event::OperatorLeft { id: 9 },
+        };
+        assert_eq!(
+            events,
+            vec![
+                vec![sample("n1", 3)],
+                vec![sample("n2", 1), sample("n1", 5)],
+                vec![journaled]
+            ]
+        );
+
+        // A client that did not ask for frames gets the same, as events.
+        let read = lines_read(false).await;
+        let events: Vec<_> = read
+            .into_iter()
+            .map(|m| match m {
+                ServerMsg::Event(e) => e,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            events[..3],
+            [sample("n1", 3), sample("n2", 1), sample("n1", 5)]
+        );
+        assert!(matches!(
+            events[3].event,
+            crate::engine::Event::OperatorLeft { .. }
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod peercred;
 pub mod protocol;
 pub mod registry;
 pub mod runtime_dir;
+pub mod samples;
 pub mod server;
 
 use std::path::PathBuf;

@@ -2,7 +2,8 @@
 //!
 //! A connection opens with the client's `hello` (or a one-shot `status` request); the server
 //! answers `welcome` or `refused`. After a welcome the server streams `event`s (history after
-//! the client's `after_seq`, then live ones) and a `reply` for every `command`.
+//! the client's `after_seq`, then live ones), live samples at most once a second (as `samples`
+//! frames when the hello asked for them, else as events) and a `reply` for every `command`.
 //!
 //! A malformed line after the handshake is answered with an error reply (carrying the command's
 //! id when it can be read, else id 0) and the connection is kept: one bad line from a newer or
@@ -11,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::samples::Samples;
 use crate::engine::{Command, Rejected, Stamped};
 
 /// The protocol this build speaks; a hello with any other version is refused.
@@ -41,6 +43,10 @@ pub struct Hello {
     /// Events up to this seq are already known to the client; 0 = send everything.
     #[serde(default)]
     pub after_seq: u64,
+    /// The client reads live samples as `samples` frames (`pairing::samples`); without it
+    /// they come as `event` lines.
+    #[serde(default)]
+    pub samples: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,6 +66,8 @@ pub enum ServerMsg {
     Welcome(Welcome),
     Refused(Refused),
     Event(Stamped),
+    /// Live samples, the latest of each since the last frame (`pairing::samples`).
+    Samples(Samples),
     Reply(Reply),
     Status(Status),
 }
