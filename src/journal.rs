@@ -3,7 +3,7 @@
 //! fsynced) before it is applied or acted on.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -319,6 +319,8 @@ fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
 pub struct JournalWriter {
     file: File,
     path: PathBuf,
+    /// Bytes written (whole lines): what a reader may read while the session goes on.
+    len: u64,
 }
 
 impl JournalWriter {
@@ -355,6 +357,7 @@ impl JournalWriter {
         let mut w = JournalWriter {
             file,
             path: path.to_path_buf(),
+            len: 0,
         };
         let line = serde_json::to_string(header).map_err(|e| JournalError::Io {
             path: path.to_path_buf(),
@@ -395,6 +398,7 @@ impl JournalWriter {
         let w = JournalWriter {
             file,
             path: path.to_path_buf(),
+            len: read.intact_len,
         };
         Ok((w, read))
     }
@@ -415,6 +419,7 @@ impl JournalWriter {
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
         self.file.write_all(&bytes).map_err(io(&self.path))?;
+        self.len += bytes.len() as u64;
         if durable {
             self.file.sync_data().map_err(io(&self.path))?;
         }
@@ -423,6 +428,53 @@ impl JournalWriter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes of whole lines in the journal now (each written straight to the file, so another
+    /// reader in this process sees them).
+    pub fn written(&self) -> u64 {
+        self.len
+    }
+}
+
+/// The events of a journal a session is writing, from byte `from` (the start of a line; 0:
+/// the start, header skipped) up to byte `to` (a length [`JournalWriter::len`] gave), in
+/// order, to `each` (false stops). Lines the session left out when it opened the journal
+/// (damaged or misplaced, see [`read_with`]) are left out here too, by the same rules.
+/// This is how a session's server hands its history to an operator who joins: from its own
+/// file, a line at a time, never a copy of the whole session in memory.
+pub fn read_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(Stamped) -> bool,
+) -> Result<(), JournalError> {
+    let mut file = File::open(path).map_err(io(path))?;
+    file.seek(SeekFrom::Start(from)).map_err(io(path))?;
+    let mut reader = BufReader::new(file.take(to.saturating_sub(from)));
+    let mut buf = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    let mut started = false;
+    let mut first = from == 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(io(path))? == 0 {
+            return Ok(());
+        }
+        if std::mem::take(&mut first) {
+            continue;
+        }
+        let Ok(ev) = serde_json::from_slice::<Stamped>(&buf) else {
+            continue;
+        };
+        if misplaced(&ev, last_seq, started && from == 0).is_some() {
+            continue;
+        }
+        last_seq = Some(ev.seq);
+        started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
+        if !each(ev) {
+            return Ok(());
+        }
     }
 }
 

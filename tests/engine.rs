@@ -1150,3 +1150,40 @@ async fn headless_takes_the_declared_default_of_an_optional_step_and_says_so() {
         .unwrap_or("")
         .contains("reindexing takes an hour"));
 }
+
+/// A late joiner's history comes from the journal file, and a feed that falls behind the live
+/// events (nobody reads it while 20,000 output lines go by: more than its queue and the live
+/// feed's buffer) catches up from the file: every journaled event once, in order.
+#[tokio::test]
+async fn a_late_or_lagging_feed_gets_every_journaled_event_once_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = (0..10)
+        .map(|i| step(&format!("s{i}"), run(&["seq", "1", "2000"]), None))
+        .collect();
+    let auto = AutoConfirm {
+        yes: true,
+        ..Default::default()
+    };
+    let task = start(plan("test", steps), target(), auto, &dir);
+    let mut early = task.handle.attach("early", false).await.unwrap();
+    until(&task, "finish", |s| s.is_finished()).await;
+    let mut late = task.handle.attach("late", false).await.unwrap();
+    // The late joiner's arrival is journaled before the attach answers.
+    let journaled = journal::read(&dir.path().join("j.jsonl")).unwrap().events;
+    assert!(journaled.len() > 20_000, "{}", journaled.len());
+    for client in [&mut early, &mut late] {
+        let mut got = Vec::new();
+        while got.len() < journaled.len() {
+            let e = tokio::time::timeout(Duration::from_secs(30), client.events.recv())
+                .await
+                .expect("the feed goes on")
+                .expect("the feed is open");
+            if !e.event.is_live_only() {
+                got.push(e);
+            }
+        }
+        assert!(got == journaled, "the feed differs from the journal");
+    }
+    task.handle.shutdown().await;
+    task.join.await.unwrap().unwrap();
+}

@@ -1,5 +1,9 @@
 //! The handle on a running session: attach operators (each gets a client that sees every
 //! event from the first), send commands, snapshot, shut down.
+//!
+//! The engine keeps no history in memory: a client's feed reads what came before it from the
+//! session's journal file (this process writes it; joiners never open it themselves), a line
+//! at a time into its bounded queue, then follows the live events from where that read ended.
 
 use std::path::{Path, PathBuf};
 
@@ -32,10 +36,9 @@ pub(super) enum Msg {
     Detach {
         id: u64,
     },
-    History {
-        after: u64,
-        limit: usize,
-        reply: oneshot::Sender<(Vec<Stamped>, broadcast::Receiver<Stamped>)>,
+    /// Where the journal ends now, with a live feed subscribed at that point.
+    Position {
+        reply: oneshot::Sender<Position>,
     },
     Snapshot {
         reply: oneshot::Sender<SessionState>,
@@ -43,13 +46,22 @@ pub(super) enum Msg {
     Shutdown,
 }
 
-/// What an attach gives the new operator: its id, the history, the live feed, and the switch
-/// the engine pulls to close its feed if the owner removes it.
+/// What an attach gives the new operator: its id, how far the journal held what came before
+/// it, the live feed from there, and the switch the engine pulls to close its feed if the
+/// owner removes it.
 pub(super) struct Attached {
     pub id: u64,
-    pub history: Vec<Stamped>,
+    pub upto: u64,
     pub live: broadcast::Receiver<Stamped>,
     pub removed: oneshot::Receiver<()>,
+}
+
+/// The journal's length in bytes and its last seq at the moment `live` was subscribed:
+/// everything journaled before that is in the file up to `upto`, everything after comes live.
+pub(super) struct Position {
+    pub upto: u64,
+    pub last_seq: u64,
+    pub live: broadcast::Receiver<Stamped>,
 }
 
 /// The handle the rest of the program holds on a running session.
@@ -131,27 +143,19 @@ impl EngineHandle {
     fn client(&self, attached: Attached, name: &str) -> SessionClient {
         let Attached {
             id,
-            history,
+            upto,
             mut live,
             mut removed,
         } = attached;
         let (ev_tx, ev_rx) = mpsc::channel(4096);
         let engine = self.tx.clone();
+        let journal = self.journal.clone();
         tokio::spawn(async move {
-            let mut last = 0;
-            let full_page = history.len() >= super::HISTORY_PAGE;
-            for e in history {
-                last = e.seq;
-                if ev_tx.send(e).await.is_err() {
-                    return;
-                }
-            }
-            if full_page {
-                match catch_up(&engine, &ev_tx, last).await {
-                    Some((l, fresh)) => (last, live) = (l, fresh),
-                    None => return,
-                }
-            }
+            // What came before, from the journal; then live from where that ended.
+            let Some(mut last) = from_journal(&journal, 0, upto, 0, &ev_tx).await else {
+                return;
+            };
+            let mut read_to = upto;
             loop {
                 let next = tokio::select! {
                     // Removed by the owner (or the engine is gone): the feed closes.
@@ -170,10 +174,14 @@ impl EngineHandle {
                             return;
                         }
                     }
-                    // Fell behind: catch up from the journal's copy, never drop silently.
+                    // Fell behind: catch up from the journal, never drop silently.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match catch_up(&engine, &ev_tx, last).await {
-                            Some((l, fresh)) => (last, live) = (l, fresh),
+                        let Some(at) = position(&engine).await else {
+                            return;
+                        };
+                        live = at.live;
+                        match from_journal(&journal, read_to, at.upto, last, &ev_tx).await {
+                            Some(l) => (last, read_to) = (l, at.upto),
                             None => return,
                         }
                     }
@@ -219,21 +227,30 @@ impl EngineHandle {
         rx.await.map_err(|_| gone())?
     }
 
-    /// Events from `after` on (journaled ones), then live ones.
+    /// The journaled events after `after` (read from the journal), then live ones.
     pub async fn subscribe(
         &self,
         after: u64,
     ) -> Result<(Vec<Stamped>, broadcast::Receiver<Stamped>), Rejected> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::History {
-                after,
-                limit: usize::MAX,
-                reply,
+        let at = position(&self.tx).await.ok_or_else(gone)?;
+        if after >= at.last_seq {
+            return Ok((Vec::new(), at.live));
+        }
+        let path = self.journal.clone();
+        let events = tokio::task::spawn_blocking(move || {
+            let mut events = Vec::new();
+            crate::journal::read_range(&path, 0, at.upto, |e| {
+                if e.seq > after {
+                    events.push(e);
+                }
+                true
             })
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+            .map(|()| events)
+        })
+        .await
+        .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?
+        .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?;
+        Ok((events, at.live))
     }
 
     pub async fn snapshot(&self) -> Result<SessionState, Rejected> {
@@ -251,33 +268,46 @@ impl EngineHandle {
     }
 }
 
-/// Send the journaled events after `last` a page at a time, until a page comes back short;
-/// returns the new `last` and a live feed subscribed when that page was cut (so nothing falls
-/// between them). None when the engine or the receiver is gone.
-async fn catch_up(
-    engine: &mpsc::Sender<Msg>,
+async fn position(engine: &mpsc::Sender<Msg>) -> Option<Position> {
+    let (reply, rx) = oneshot::channel();
+    engine.send(Msg::Position { reply }).await.ok()?;
+    rx.await.ok()
+}
+
+/// Send the journaled events after seq `after` that lie between bytes `from` and `to` of the
+/// journal to `ev_tx`, a line at a time (its bound holds the reader back); returns the last
+/// seq sent (`after` if none). None when the receiver is gone or the journal cannot be read
+/// (the feed then ends, as when the session does: the cockpit says so).
+async fn from_journal(
+    journal: &Path,
+    from: u64,
+    to: u64,
+    after: u64,
     ev_tx: &mpsc::Sender<Stamped>,
-    mut last: u64,
-) -> Option<(u64, broadcast::Receiver<Stamped>)> {
-    loop {
-        let (reply, rx) = oneshot::channel();
-        engine
-            .send(Msg::History {
-                after: last,
-                limit: super::HISTORY_PAGE,
-                reply,
-            })
-            .await
-            .ok()?;
-        let (page, live) = rx.await.ok()?;
-        let short = page.len() < super::HISTORY_PAGE;
-        for e in page {
+) -> Option<u64> {
+    let path = journal.to_path_buf();
+    let tx = ev_tx.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut last = after;
+        let mut open = true;
+        let r = crate::journal::read_range(&path, from, to, |e| {
+            if e.seq <= last {
+                return true;
+            }
             last = e.seq;
-            ev_tx.send(e).await.ok()?;
+            open = tx.blocking_send(e).is_ok();
+            open
+        });
+        (r, open, last)
+    })
+    .await;
+    match read {
+        Ok((Ok(()), true, last)) => Some(last),
+        Ok((Err(e), ..)) => {
+            tracing::warn!(error = %e, "reading the journal for an operator's feed failed");
+            None
         }
-        if short {
-            return Some((last, live));
-        }
+        _ => None,
     }
 }
 

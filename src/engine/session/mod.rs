@@ -34,10 +34,6 @@ pub const SYSTEM: u64 = 0;
 /// before another operator may take control. An SSH connection that hangs rather than drops
 /// keeps its socket open for hours; a minute of silence is already not a busy operator.
 pub const TAKEOVER_AFTER: Duration = Duration::from_secs(60);
-/// How many events a joining or lagging operator's feed takes from the history at a time: a
-/// client that does not read holds at most a page and its bounded queue, never a copy of the
-/// whole session.
-pub const HISTORY_PAGE: usize = 512;
 /// How often per-probe summaries go to the journal.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// How often traffic counts go to the journal (sooner when requests fail).
@@ -130,7 +126,6 @@ type ProbeKey = (String, Option<String>);
 struct Engine {
     state: SessionState,
     journal: JournalWriter,
-    history: Vec<Stamped>,
     live: broadcast::Sender<Stamped>,
     clock: Instant,
     t_base: u64,
@@ -218,8 +213,7 @@ pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineT
         health_probes,
         target: Some(Box::new(cfg.target.clone())),
     };
-    let (mut engine, worker_rx) =
-        Engine::new(cfg.target, writer, SessionState::empty(), Vec::new())?;
+    let (mut engine, worker_rx) = Engine::new(cfg.target, writer, SessionState::empty())?;
     engine.time_scale = cfg.time_scale;
     let mut first = vec![started];
     for f in &faults.staged {
@@ -286,7 +280,7 @@ pub fn resume_with(
         ));
     };
     let target = super::strings::fill_probes(&target, &state.plan);
-    let (mut engine, worker_rx) = Engine::new(target, writer, state, read.events)?;
+    let (mut engine, worker_rx) = Engine::new(target, writer, state)?;
     // Wall-clock time goes on across the outage: a window open when flightdeck died (writes
     // down, no ready backend) and the durations in the report include the time it was down.
     let last = engine.state.t_ms;
@@ -352,7 +346,6 @@ impl Engine {
         target: Target,
         journal: JournalWriter,
         state: SessionState,
-        history: Vec<Stamped>,
     ) -> Result<(Self, mpsc::Receiver<WorkerMsg>), EngineError> {
         let lb = match &target.lb {
             Some(cfg) => {
@@ -368,7 +361,6 @@ impl Engine {
             Engine {
                 state,
                 journal,
-                history,
                 live,
                 clock: Instant::now(),
                 t_base,
@@ -433,7 +425,6 @@ impl Engine {
         };
         if !live_only {
             self.journal.append(&stamped, stamped.event.is_durable())?;
-            self.history.push(stamped.clone());
         }
         self.state.apply(&stamped);
         let _ = self.live.send(stamped);
@@ -631,9 +622,10 @@ impl Engine {
                 let id = self.next_operator;
                 self.next_operator += 1;
                 let drives = driver && self.state.driver().is_none();
-                // Subscribe before emitting so the joiner sees its own arrival.
+                // Subscribe before emitting so the joiner sees its own arrival; what came
+                // before is in the journal up to here.
                 let live = self.live.subscribe();
-                let history = self.history_page(0, HISTORY_PAGE);
+                let upto = self.journal.written();
                 self.emit(Event::OperatorJoined {
                     id,
                     name: who.display(&name),
@@ -648,7 +640,7 @@ impl Engine {
                 }
                 let _ = reply.send(Ok(handle::Attached {
                     id,
-                    history,
+                    upto,
                     live,
                     removed,
                 }));
@@ -661,13 +653,13 @@ impl Engine {
                     self.emit(Event::OperatorLeft { id })?;
                 }
             }
-            Msg::History {
-                after,
-                limit,
-                reply,
-            } => {
+            Msg::Position { reply } => {
                 let live = self.live.subscribe();
-                let _ = reply.send((self.history_page(after, limit), live));
+                let _ = reply.send(handle::Position {
+                    upto: self.journal.written(),
+                    last_seq: self.state.last_seq,
+                    live,
+                });
             }
             Msg::Snapshot { reply } => {
                 let _ = reply.send(self.state.clone());
@@ -675,12 +667,6 @@ impl Engine {
             Msg::Shutdown => {}
         }
         Ok(())
-    }
-
-    /// At most `limit` journaled events after seq `after`, in order.
-    fn history_page(&self, after: u64, limit: usize) -> Vec<Stamped> {
-        let start = self.history.partition_point(|e| e.seq <= after);
-        self.history[start..].iter().take(limit).cloned().collect()
     }
 
     /// The user an operator's decisions are recorded under: the real user, never the label.
@@ -733,7 +719,7 @@ mod tests {
             ..Default::default()
         };
         let (mut engine, mut worker_rx) =
-            Engine::new(target, writer, SessionState::empty(), Vec::new()).unwrap();
+            Engine::new(target, writer, SessionState::empty()).unwrap();
         let step = PlannedStep {
             key: "a".into(),
             step_id: "a".into(),
