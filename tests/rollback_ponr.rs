@@ -199,6 +199,78 @@ async fn weaviate_abort_before_the_first_upgraded_node_is_back() {
     run.lab.shutdown().await;
 }
 
+/// The same abort with node1 staged never to get ready again. Weaviate's own checks before the
+/// abort point (`nodes-healthy`: every node HEALTHY in `/v1/nodes`) would stop at a node that is
+/// not ready, so the fault is staged for the way back (`@undo=`, as `run --lab --fault` takes
+/// it): as 1.25.10 goes back on node1, node1 stops answering ready. The rollback's undos all
+/// succeed; its verification finds node1 not healthy: not verified, node1 named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaviate_abort_before_the_first_upgraded_node_is_back_with_a_broken_node() {
+    let fault = "never-ready:node1";
+    let staged = format!("{fault}@undo=install@1.26.18/node1");
+    let run = abort_on_lab_with_faults(
+        WEAVIATE,
+        lab(Product::Weaviate),
+        "ready@1.26.18/node1",
+        &[&staged],
+    )
+    .await;
+    assert_broken_node_not_back(&run, fault, "node1", "1.25.10").await;
+    run.lab.shutdown().await;
+}
+
+/// Past the point of no return (Jahia: `ready@node1`, the processing node back in the balancer
+/// on schema B) with clients writing: the engine refuses the full rollback and says what it
+/// would lose — the irreversible step, how long ago, and the writes the load generator counted
+/// since; the operator overrides it with the typed phrase and a reason, which is journaled with
+/// the loss, and the rollback then brings every node back, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jahia_past_the_ponr_the_rollback_is_refused_with_the_writes_it_would_lose() {
+    use flightdeck::engine::event::Event;
+    let mut cfg = lab(Product::Jahia);
+    cfg.load_rps = 50;
+    let run = common::abort_on_lab_at_overriding_after_writes(
+        JAHIA,
+        cfg,
+        "drain@node2",
+        "drill: the writes on schema B are test data",
+    )
+    .await;
+    let refusal = run.refusal.clone().expect("the plain rollback was refused");
+    let writes = regex::Regex::new(concat!(
+        r"^a full rollback is refused past the point of no return: step \d+ \(ready@node1\) is ",
+        r"irreversible \([^)]*schema B[^)]*\): a full rollback now loses what happened since it ",
+        r"finished \S+ ago \((\d+) writes counted by the load generator since\)",
+    ))
+    .unwrap()
+    .captures(&refusal)
+    .unwrap_or_else(|| panic!("{refusal}"))[1]
+        .parse::<u64>()
+        .unwrap();
+    assert!(writes > 0, "{refusal}");
+    assert!(refusal.contains("`lose writes since step "), "{refusal}");
+    // The override is journaled with who, why and the loss the refusal named.
+    let (by, reason, lost) = run
+        .journal
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::RollbackOverridden {
+                by, reason, lost, ..
+            } => Some((by.clone(), reason.clone(), lost.clone())),
+            _ => None,
+        })
+        .expect("RollbackOverridden is journaled");
+    assert_eq!(reason, "drill: the writes on schema B are test data");
+    assert!(!by.is_empty());
+    assert!(
+        lost.contains("(ready@node1) is irreversible") && lost.contains("writes counted"),
+        "{lost}"
+    );
+    assert_rolled_back(&run, "8.1.8.0", &["node1", "node2", "node3"]).await;
+    run.lab.shutdown().await;
+}
+
 /// The rollback ran to its end and its verification found `node` not writable, in the
 /// product's words: the outcome says `rolled back, NOT verified: <node> failed (writable:
 /// <reason>...`, every other node held every check.

@@ -40,6 +40,44 @@ fn json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap()
 }
 
+/// `flightdeck plan procedures/weaviate-minor-steps.toml --lab --from F --to T` as an operator
+/// types it: the plan's text.
+fn plan_on_the_lab(from: &str, to: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .args(["plan", PROCEDURE, "--lab", "--from", from, "--to", to])
+        .env("FLIGHTDECK_LAB_TIMING", "fast")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("flightdeck runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Issue 11's "done means", on the command line: from 1.20.0 a hop for every minor 1.21 ...
+/// 1.24 (each line's latest patch), and the guide's 1.25.10 -> 1.27 scenario through 1.26.18.
+#[test]
+fn plan_on_the_lab_shows_every_minor_hop() {
+    let text = plan_on_the_lab("1.20.0", "1.24.26");
+    assert!(
+        text.lines()
+            .any(|l| l == "Hops:      1.21.9 -> 1.22.13 -> 1.23.16 -> 1.24.26"),
+        "{text}"
+    );
+    for (to, hops) in [
+        ("1.27.27", "Hops:      1.26.18 -> 1.27.27"),
+        ("1.27", "Hops:      1.26.18 -> 1.27"),
+    ] {
+        let text = plan_on_the_lab("1.25.10", to);
+        assert!(text.lines().any(|l| l == hops), "--to {to}:\n{text}");
+        assert!(text.contains("install@1.26.18/node1"), "--to {to}:\n{text}");
+    }
+}
+
 #[test]
 fn one_minor_at_a_time_with_the_sync_gate() {
     // The guide's own scenario, 1.25.10 -> 1.27: through 1.26's latest patch (git tag v1.26.18).

@@ -27,6 +27,9 @@ pub struct LabRun {
     /// What the headless runner printed.
     pub output: String,
     pub lab: Lab,
+    /// What the engine answered a plain full rollback past the point of no return (a run that
+    /// overrode it: [`abort_on_lab_at_overriding`]).
+    pub refusal: Option<String>,
 }
 
 /// Plan `procedure` against a fresh lab started from `cfg`, run it headless with `auto`, and
@@ -86,6 +89,7 @@ pub async fn run_on_started_lab(
         journal,
         output: String::from_utf8_lossy(&out).into_owned(),
         lab,
+        refusal: None,
     }
 }
 
@@ -109,7 +113,7 @@ pub fn yes_all_rollback() -> AutoConfirm {
 /// confirms every undo. An undo that fails ends the session (abort without rollback), so the
 /// state says how far the rollback went. The engine itself is not told anything special.
 pub async fn abort_on_lab_at(procedure: &str, cfg: LabConfig, abort_at: &str) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None, None, &[]).await
+    abort_on_lab(procedure, cfg, abort_at, Scripted::default()).await
 }
 
 /// [`abort_on_lab_at`] with lab faults staged as `run --lab --fault` stages them
@@ -122,18 +126,45 @@ pub async fn abort_on_lab_with_faults(
     abort_at: &str,
     faults: &[&str],
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None, None, faults).await
+    let staged = faults.iter().map(|f| f.to_string()).collect();
+    let how = Scripted {
+        staged,
+        ..Scripted::default()
+    };
+    abort_on_lab(procedure, cfg, abort_at, how).await
 }
 
-/// [`abort_on_lab_at`] past the point of no return: the engine refuses the rollback, so the
-/// operator overrides it (the phrase the refusal names, and `reason`).
+/// [`abort_on_lab_at`] past the point of no return: the operator asks for a full rollback, the
+/// engine refuses it (its answer is kept in [`LabRun::refusal`]), so the operator overrides it
+/// (the phrase the refusal names, and `reason`).
 pub async fn abort_on_lab_at_overriding(
     procedure: &str,
     cfg: LabConfig,
     abort_at: &str,
     reason: &str,
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, None, Some(reason), &[]).await
+    let how = Scripted {
+        override_reason: Some(reason.into()),
+        ..Scripted::default()
+    };
+    abort_on_lab(procedure, cfg, abort_at, how).await
+}
+
+/// [`abort_on_lab_at_overriding`], but the operator waits at `abort_at` until the engine has
+/// counted writes since the point of no return (the lab's load generator must run:
+/// `cfg.load_rps`), so the refusal has writes to name.
+pub async fn abort_on_lab_at_overriding_after_writes(
+    procedure: &str,
+    cfg: LabConfig,
+    abort_at: &str,
+    reason: &str,
+) -> LabRun {
+    let how = Scripted {
+        override_reason: Some(reason.into()),
+        wait_for_writes_lost: true,
+        ..Scripted::default()
+    };
+    abort_on_lab(procedure, cfg, abort_at, how).await
 }
 
 /// [`abort_on_lab_at`], with a lab fault (`crash:node3`) staged through the lab's admin API
@@ -144,20 +175,39 @@ pub async fn abort_on_lab_at_with_fault(
     abort_at: &str,
     fault: &str,
 ) -> LabRun {
-    abort_on_lab(procedure, cfg, abort_at, Some(fault), None, &[]).await
+    let how = Scripted {
+        fault: Some(fault.into()),
+        ..Scripted::default()
+    };
+    abort_on_lab(procedure, cfg, abort_at, how).await
 }
 
-/// The scripted abort: `fault` staged through the admin API at the abort prompt,
-/// `override_reason` to roll back past the point of no return, `staged` faults as
-/// `run --lab --fault` stages them.
+/// How the scripted operator of [`abort_on_lab`] aborts.
+#[derive(Default)]
+struct Scripted {
+    /// Staged through the lab's admin API at the abort prompt.
+    fault: Option<String>,
+    /// Past the point of no return: ask, be refused, then override with this reason.
+    override_reason: Option<String>,
+    /// Faults as `run --lab --fault` stages them.
+    staged: Vec<String>,
+    /// Hold the abort prompt until writes were counted since the point of no return.
+    wait_for_writes_lost: bool,
+}
+
+/// The scripted abort (see [`Scripted`]).
 async fn abort_on_lab(
     procedure: &str,
     mut cfg: LabConfig,
     abort_at: &str,
-    fault: Option<&str>,
-    override_reason: Option<&str>,
-    staged: &[&str],
+    how: Scripted,
 ) -> LabRun {
+    let Scripted {
+        fault,
+        override_reason,
+        staged,
+        wait_for_writes_lost,
+    } = how;
     use flightdeck::engine::event::{Event, Phase};
     use flightdeck::engine::lab_faults::{LabFaults, StagedFault};
     use flightdeck::engine::state::{Mode, PromptKindTag};
@@ -221,6 +271,7 @@ async fn abort_on_lab(
     let mut state = SessionState::empty();
     let mut out: Vec<u8> = Vec::new();
     let mut answered = None;
+    let mut refusal = None;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     while !state.is_finished() {
         let e = tokio::time::timeout_at(deadline, client.events.recv())
@@ -254,11 +305,20 @@ async fn abort_on_lab(
         if state.policy_answers_prompt() || state.running().is_some() {
             continue;
         }
+        let at_abort = open.kind == PromptKindTag::Run
+            && state.plan.steps[open.step].key == abort_at
+            && state.mode == Mode::Forward;
+        // The load generator's counts reach the session every few seconds: hold the prompt
+        // (as an operator would, reading it) until some writes since the point of no return
+        // were counted.
+        if at_abort && wait_for_writes_lost && state.writes_since_no_return == 0 {
+            continue;
+        }
         answered = Some(open.id);
         let planned = &state.plan.steps[open.step];
         let command = match open.kind {
-            PromptKindTag::Run if planned.key == abort_at && state.mode == Mode::Forward => {
-                if let Some(f) = fault {
+            PromptKindTag::Run if at_abort => {
+                if let Some(f) = &fault {
                     let staged = flightdeck::lab::http_client()
                         .expect("http client")
                         .post(format!("{}/_lab/fault", lab.admin_url()))
@@ -268,11 +328,25 @@ async fn abort_on_lab(
                         .expect("the lab's admin API answers");
                     assert!(staged.status().is_success(), "staging {f}: {staged:?}");
                 }
-                match (override_reason, state.no_return(state.t_ms)) {
-                    (Some(reason), Some(nr)) => Command::RollbackPastNoReturn {
-                        phrase: nr.phrase,
-                        reason: reason.into(),
-                    },
+                match (&override_reason, state.no_return(state.t_ms)) {
+                    (Some(reason), Some(nr)) => {
+                        // The plain full rollback first: the engine refuses it, saying why.
+                        let asked = Command::Abort {
+                            rollback: true,
+                            reason: None,
+                        };
+                        match client.commands.send(asked).await {
+                            Err(r) => refusal = Some(r.0),
+                            Ok(()) => panic!(
+                                "a full rollback past the point of no return was accepted\n{}",
+                                String::from_utf8_lossy(&out)
+                            ),
+                        }
+                        Command::RollbackPastNoReturn {
+                            phrase: nr.phrase,
+                            reason: reason.clone(),
+                        }
+                    }
                     (Some(_), None) => panic!("{abort_at} is not past the point of no return"),
                     (None, _) => Command::Abort {
                         rollback: true,
@@ -328,6 +402,7 @@ async fn abort_on_lab(
         journal,
         output: String::from_utf8_lossy(&out).into_owned(),
         lab,
+        refusal,
     }
 }
 
