@@ -505,6 +505,13 @@ impl Lab {
         self.shared.snapshot().await
     }
 
+    /// Holds the cluster's gossip until released: a node (re)started meanwhile stays out of
+    /// its peers' member lists (Weaviate's `/v1/cluster/statistics`). For tests that look at
+    /// a moment real gossip only leaves open for a while.
+    pub fn hold_gossip(&self, held: bool) {
+        self.shared.cluster.hold_gossip(held);
+    }
+
     /// Stops every task and listener (and removes a temporary data directory).
     pub async fn shutdown(self) {
         let _ = self.stop_tx.send(true);

@@ -189,6 +189,9 @@ pub(crate) struct Inner {
     pub collections_deleted: bool,
     /// A data personality's `[cluster]` variables.
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Gossip held since then ([`Cluster::hold_gossip`]): a node started since is in no
+    /// peer's member list until the hold is released.
+    pub gossip_held_since: Option<std::time::Instant>,
 }
 
 /// The node set plus everything shared by the node servers.
@@ -306,6 +309,7 @@ impl Cluster {
                 applied_index: 0,
                 collections_deleted: false,
                 vars: BTreeMap::new(),
+                gossip_held_since: None,
             }),
             faults: Mutex::new(FaultSet::new()),
             tasks: Mutex::new(JoinSet::new()),

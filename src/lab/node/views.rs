@@ -83,16 +83,34 @@ impl Cluster {
     /// `getNodesStatistics` over `GetNodeStatistics`), so right after a restart the restarted
     /// node's own view is complete before its peers' are: why weaviate-local-k8s
     /// `wait_for_raft_sync` polls every pod and checks the count, not one node's view.
+    /// While gossip is held ([`Cluster::hold_gossip`]) a peer started since the hold stays
+    /// unknown, however long it has run.
     pub fn knows(&self, viewer: usize, peer: usize) -> bool {
         if viewer == peer {
             return true;
         }
         let gossip = Duration::from_millis(self.timing.sync_settle_ms.saturating_mul(2));
-        self.inner()
-            .nodes
-            .get(peer)
-            .and_then(|n| n.running_since)
-            .is_some_and(|t| t.elapsed() >= gossip)
+        let g = self.inner();
+        let Some(since) = g.nodes.get(peer).and_then(|n| n.running_since) else {
+            return false;
+        };
+        if g.gossip_held_since.is_some_and(|held| since >= held) {
+            return false;
+        }
+        since.elapsed() >= gossip
+    }
+
+    /// Holds gossip (`true`) until released (`false`): a node that starts while it is held
+    /// joins through its peers and knows them all, but no peer learns it is back. Lets a test
+    /// look at that moment — the restarted node's view complete, its peers' not — without
+    /// racing the gossip delay on a busy machine. Released, the usual delay applies.
+    pub fn hold_gossip(&self, held: bool) {
+        let mut g = self.inner();
+        if !held {
+            g.gossip_held_since = None;
+        } else if g.gossip_held_since.is_none() {
+            g.gossip_held_since = Some(Instant::now());
+        }
     }
 
     /// Whether a node restarted so recently that it is still catching up.
