@@ -1,7 +1,8 @@
 //! procedures/milvus-standalone.toml against a real Milvus standalone (the PyPI package
 //! `milvus`, 2.2.16 -> 2.3.5, scripts/milvus-venvs.sh): the upgrade keeps every row and ends
-//! with every gate passed; a rollback drill after the new version started serves 2.2.16 with
-//! the original data; and the bad paths, for real: a backup destination that is a file, a new
+//! with every gate passed, and milvus-helm's smoke script passes on the upgraded server; a
+//! rollback drill after the new version started serves 2.2.16 with the original data; and the
+//! bad paths, for real: a backup destination that is a file, a new
 //! version that cannot start (its etcd port taken), a backup gone when the undo needs it.
 //! Skipped with a note without the venvs; a failure under `CI=true`. One server at a time.
 
@@ -109,6 +110,31 @@ async fn the_upgrade_keeps_every_row_and_every_gate_passes() {
     assert!(
         search.contains(&format!("{COLLECTION}: a search for row 0 answered [0")),
         "{search}"
+    );
+    // milvus-helm's smoke test (its real target runs procedures/targets/scripts/milvus-smoke.py)
+    // on the real 2.3.5 the upgrade left: its own collection written, found and dropped, the
+    // user's collection untouched.
+    for (op, said) in [
+        (
+            "write",
+            "flightdeck_smoke: 100 rows inserted, flushed, indexed, loaded",
+        ),
+        (
+            "search",
+            "flightdeck_smoke: 100 rows, the vector of row 0 finds row 0",
+        ),
+        ("drop", "flightdeck_smoke dropped"),
+    ] {
+        let (ok, said_here) = install.smoke(op);
+        assert!(
+            ok && said_here.contains(said),
+            "milvus-smoke.py {op}: {said_here}"
+        );
+    }
+    assert_eq!(
+        install.rows(),
+        rows_before,
+        "the smoke test touched the rows"
     );
     println!("{out}");
 }

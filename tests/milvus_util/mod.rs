@@ -167,6 +167,14 @@ impl Install {
             .args(args))
     }
 
+    /// milvus-helm's post-upgrade smoke test (`procedures/targets/scripts/milvus-smoke.py`,
+    /// what its real target runs) against this server, with the client venv's pymilvus.
+    pub fn smoke(&self, op: &str) -> (bool, String) {
+        run(Command::new(self.tag("client"))
+            .arg("procedures/targets/scripts/milvus-smoke.py")
+            .args([op, "--uri", &format!("127.0.0.1:{}", self.grpc)]))
+    }
+
     pub fn root_str(&self) -> String {
         self.root.display().to_string()
     }
