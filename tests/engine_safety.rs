@@ -612,6 +612,162 @@ async fn after_a_sigkill_waiting_for_the_process_group_is_enough() {
     )));
 }
 
+// --- The same, with the detached session server (what `run` starts and clients join). ---
+
+/// Whether `pid` is a process that still runs (a zombie nobody reaped has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Start the session server as `run` starts it (`--serve-internal`, in its own process group,
+/// its socket in `rt`), join it as the driver, confirm the step and wait until its action's
+/// process group is journaled and the script wrote its pids. Returns the server, the pgid and
+/// the pids (the shell and the child it started).
+async fn server_mid_action(
+    dir: &Path,
+    script: &str,
+    rt: &Path,
+) -> (tokio::process::Child, PathBuf, u32, Vec<u32>) {
+    use flightdeck::pairing::client::{connect_socket, hello};
+    use flightdeck::pairing::runtime_dir::{self, ENV_OVERRIDE};
+
+    let (procedure, target) = files(dir, script);
+    let journal = dir.join("j.jsonl");
+    let name = flightdeck::pairing::names::generate();
+    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .arg("run")
+        .arg(&procedure)
+        .arg("--target")
+        .arg(&target)
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--serve-internal", "--name", &name])
+        .env(ENV_OVERRIDE, rt)
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let socket = runtime_dir::socket_path(rt, &name);
+    let info = runtime_dir::info_path(rt, &name);
+    // The session file is written once the socket serves.
+    eventually("the session server serving", || info.exists()).await;
+    let mut driver = connect_socket(&socket, hello("tester", None, true, 0))
+        .await
+        .expect("joins the session server");
+    let mut state = SessionState::empty();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let pids_file = dir.join("pids");
+    let mut confirmed = false;
+    while state.steps.first().and_then(|s| s.pgid).is_none() {
+        let e = tokio::time::timeout_at(deadline, driver.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the action did not start: {:?}", state.steps))
+            .expect("the server keeps the stream open");
+        state.apply(&e);
+        if let (Some(p), false) = (state.prompt, confirmed) {
+            driver
+                .commands
+                .send(Command::Confirm {
+                    prompt: p.id,
+                    phrase: None,
+                })
+                .await
+                .expect("the driver's confirm runs the step");
+            confirmed = true;
+        }
+    }
+    eventually("the script's pids", || pids_file.exists()).await;
+    drop(driver);
+    let pgid = pgid_of(&journal, 0).expect("the process group is journaled");
+    let pids: Vec<u32> = std::fs::read_to_string(&pids_file)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (server, journal, pgid, pids)
+}
+
+#[tokio::test]
+async fn a_sigkilled_session_server_leaves_a_group_that_resume_reports_and_kills_whole() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = dir.path().join("rt");
+    let pids = dir.path().join("pids");
+    // The shell starts a child, then both wait: two processes in the action's group.
+    let script = format!(
+        "sleep 300 & echo $! > {p}.tmp; echo $$ >> {p}.tmp; mv {p}.tmp {p}; wait",
+        p = pids.display()
+    );
+    let (mut server, journal, pgid, pids) = server_mid_action(dir.path(), &script, &rt).await;
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(pids.contains(&pgid), "the shell leads the journaled group");
+
+    let server_pid = i32::try_from(server.id().expect("the server runs")).unwrap();
+    kill(Pid::from_raw(server_pid), Signal::SIGKILL).unwrap();
+    server.wait().await.unwrap();
+    assert!(
+        group_alive(pgid),
+        "the action outlived its server (the orphan)"
+    );
+    assert!(pids.iter().all(|p| running(*p)), "{pids:?}");
+
+    // `resume --headless` reports the journaled group alive and offers wait or kill; it
+    // neither waits nor kills on its own.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .arg("resume")
+        .arg(&journal)
+        .arg("--headless")
+        .env(flightdeck::pairing::runtime_dir::ENV_OVERRIDE, &rt)
+        .env("HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "still running (process group {pgid}): wait for it, or kill it"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("wait for it or kill it (K)"), "{said}");
+    assert!(group_alive(pgid), "a headless resume kills nothing");
+
+    // The operator chooses kill (the cockpit's K sends this command).
+    let task = resume_after_crash(&journal).await;
+    let s = until(&task, "the interrupted prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.orphan, Some((0, pgid)));
+    assert_eq!(s.prompt.map(|p| p.kind), Some(PromptKindTag::Interrupted));
+    let rerun = task.handle.command(Command::Retry { step: 0 }).await;
+    assert!(rerun.is_err(), "no second copy while the group lives");
+    task.handle
+        .command(Command::KillOrphan { step: 0 })
+        .await
+        .expect("kill accepted");
+    until(&task, "the group gone", |s| s.orphan.is_none()).await;
+    eventually("no process of the group left", || {
+        !group_alive(pgid) && !pids.iter().any(|p| running(*p))
+    })
+    .await;
+    end(task).await;
+    assert!(events(&journal).iter().any(|e| matches!(
+        &e.event,
+        Event::OrphanGone { pgid: g, killed_by: Some(_), .. } if *g == pgid
+    )));
+}
+
 // --- Journals that can't be true are refused with the line; --skip-bad-lines reads past. ---
 
 /// A finished-looking journal: header, session start (one manual-free step), then `lines`

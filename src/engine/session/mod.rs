@@ -295,10 +295,14 @@ pub fn resume_with(
         down_ms,
     }];
     // An action that ran when flightdeck died may still run: say so before anything is offered.
+    // Also one found alive by an earlier resume that ended (a headless resume stops at that
+    // prompt) before the group did: its pgid stays journaled until the group is seen gone.
     let interrupted = engine.state.steps.iter().enumerate().find_map(|(i, s)| {
         matches!(
             s.status,
-            super::state::StepStatus::Running | super::state::StepStatus::Undoing
+            super::state::StepStatus::Running
+                | super::state::StepStatus::Undoing
+                | super::state::StepStatus::Interrupted
         )
         .then_some(s.pgid.map(|g| (i, g, s.pgid_started.clone())))
         .flatten()
