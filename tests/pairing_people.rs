@@ -302,6 +302,95 @@ async fn a_driver_confirm_on_record_runs_when_another_user_approves() {
     assert_eq!(st.steps[0].confirmed_by, vec![me]);
 }
 
+#[tokio::test]
+async fn a_retried_two_person_step_needs_a_new_approval() {
+    use flightdeck::engine::state::PromptKindTag;
+    let Some(other) = other_user() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // Fails the first time, passes the second.
+    let flag = tmp.path().join("tried");
+    let script = format!(
+        "test -e '{f}' || {{ touch '{f}'; exit 1; }}",
+        f = flag.display()
+    );
+    let mut two = step("stop", sh(&script));
+    two.approvals = 2;
+    let s = served(plan("people", vec![two]), Some(other.gid)).await;
+    let socket = s.guard.socket_path();
+    let me = flightdeck::engine::identity::Identity::current().user;
+    let mut driver = View::join(&socket, "driver", true).await;
+    let mut peer = View::join_as(&other, &socket, "peer").await;
+    let both = |s: &SessionState| s.prompt.is_some() && s.operators.len() == 2;
+    let first = driver.until("prompt", both).await.prompt.unwrap().id;
+    peer.until("prompt", both).await;
+
+    // First attempt: the driver's confirm and the other user's approval, counted once.
+    driver.send(confirm(first)).await.unwrap();
+    peer.send(Command::Approve { prompt: first }).await.unwrap();
+    let st = driver
+        .until("the failure", |s| {
+            s.steps[0].status == StepStatus::Failed
+                && s.prompt.is_some_and(|p| p.kind == PromptKindTag::Failed)
+        })
+        .await;
+    assert_eq!(st.steps[0].attempts, 1);
+    let failed = st.prompt.unwrap().id;
+    // A failure is nothing to approve: the other user cannot pre-approve the retry.
+    let e = peer
+        .send(Command::Approve { prompt: failed })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("nothing to approve"), "{e}");
+
+    // The driver retries: that is one person; the approval of the first attempt is gone.
+    driver.send(Command::Retry { step: 0 }).await.unwrap();
+    let st = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(st.steps[0].status, StepStatus::Awaiting);
+    assert_eq!(st.steps[0].attempts, 1, "the retry ran on the old approval");
+    let my_uid = flightdeck::engine::identity::Identity::current().uid;
+    assert_eq!(
+        st.steps[0].approval_uids,
+        vec![my_uid],
+        "only the driver's retry"
+    );
+    assert_eq!(st.steps[0].approvals, vec![me.clone()]);
+    let again = st.prompt.expect("the retry waits for another user").id;
+    assert_ne!(again, first);
+    // The first attempt's prompt is closed: approving it again counts for nothing.
+    let e = peer
+        .send(Command::Approve { prompt: first })
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("no longer open"), "{e}");
+    let st = s.task.handle.snapshot().await.unwrap();
+    assert_eq!(
+        (st.steps[0].status, st.steps[0].attempts),
+        (StepStatus::Awaiting, 1)
+    );
+
+    // A new approval from the other user runs the retry.
+    peer.until("the retry's prompt", |s| {
+        s.prompt.is_some_and(|p| p.id == again)
+    })
+    .await;
+    peer.send(Command::Approve { prompt: again }).await.unwrap();
+    let st = driver.until("finished", SessionState::is_finished).await;
+    assert_eq!(st.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(st.steps[0].attempts, 2);
+
+    // The record: each attempt started after its own approval by the other user.
+    let mut approvals = 0;
+    let mut started_after = Vec::new();
+    for e in journaled(&s.journal) {
+        match e {
+            Event::Approved { uid, .. } if uid == Some(other.uid) => approvals += 1,
+            Event::ActionStarted { attempt, .. } => started_after.push((attempt, approvals)),
+            _ => {}
+        }
+    }
+    assert_eq!(started_after, vec![(1, 1), (2, 2)]);
+}
+
 #[test]
 fn a_headless_run_refuses_a_two_person_procedure_before_any_step() {
     let tmp = tempfile::tempdir().unwrap();
