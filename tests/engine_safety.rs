@@ -1424,6 +1424,179 @@ action = { kind = "wait", nodes = "all", check = { kind = "run", argv = ["SSH", 
     );
 }
 
+/// Stand-ins for the wrappers a procedure puts before a shell, as far as flightdeck relies on
+/// them: each runs the command written after its options (`kubectl exec POD [-c C] -- CMD`,
+/// `docker exec [-u U] C CMD`, `sudo [-u U] CMD`), and `su [-] [USER] -c SCRIPT` runs SCRIPT
+/// with the user's shell. Returns the folder they are in.
+fn fake_wrappers(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in [
+        (
+            "kubectl",
+            r#"while [ $# -gt 0 ] && [ "$1" != "--" ]; do shift; done
+shift
+exec "$@""#,
+        ),
+        (
+            "docker",
+            r#"shift
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -e|-u|-w|--env|--user|--workdir) shift 2 ;;
+    -*) shift ;;
+    *) shift; break ;;
+  esac
+done
+exec "$@""#,
+        ),
+        (
+            "sudo",
+            r#"while [ $# -gt 0 ]; do
+  case "$1" in
+    -u|-g|-C|-D) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+exec "$@""#,
+        ),
+        (
+            "su",
+            r#"while [ $# -gt 0 ]; do
+  case "$1" in
+    -c|--command) exec sh -c "$2" ;;
+    *) shift ;;
+  esac
+done
+exit 3"#,
+        ),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+#[tokio::test]
+async fn values_put_into_a_wrapped_shell_script_arrive_intact_and_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_wrappers(dir.path());
+    let ssh = fake_ssh(dir.path());
+    let script = |out: &str, var: &str| {
+        format!(r#"'''printf '%s\n' ${{{var}}} "${{{var}}}" '${{{var}}}' > DIR/{out}'''"#)
+    };
+    let wrapped: Vec<Vec<String>> = vec![
+        vec!["KUBECTL", "exec", "pg-0", "-c", "pg", "--", "sh", "-c"],
+        vec!["SU", "-", "postgres", "-c"],
+        vec!["SUDO", "-u", "root", "sh", "-c"],
+        vec!["SUDO", "bash", "-lc"],
+        vec!["bash", "-e", "-o", "pipefail", "-c"],
+        vec!["env", "X=1", "sh", "-c"],
+        vec!["DOCKER", "exec", "-u", "root", "db", "sh", "-c"],
+        vec!["timeout", "30", "nice", "-n", "5", "sh", "-c"],
+        vec!["SUDO", "-u", "deploy", "SSH", "-p", "22", "db1"],
+    ]
+    .into_iter()
+    .map(|w| w.into_iter().map(|s| format!("{s:?}")).collect())
+    .collect();
+    let mut procedure = String::from(
+        "name = \"wrapped quoting\"\nproduct = \"generic\"\n\n[vars]\npayload = \"\"\n",
+    );
+    let mut outputs = Vec::new();
+    for (i, words) in wrapped.iter().enumerate() {
+        let out = format!("out{i}");
+        procedure.push_str(&format!(
+            "\n[[steps]]\nid = \"s{i}\"\ntitle = \"{i}\"\naction = {{ kind = \"run\", argv = [{}, {}] }}\n",
+            words.join(", "),
+            script(&out, "payload")
+        ));
+        outputs.push((out, 3));
+    }
+    // Filled in at run time: a node's tag in a gate's wrapped script.
+    procedure.push_str(&format!(
+        "\n[[steps]]\nid = \"gate\"\ntitle = \"gate\"\naction = {{ kind = \"wait\", nodes = \"all\", timeout_secs = 30, check = {{ kind = \"run\", argv = [{}, {}] }} }}\n",
+        wrapped[0].join(", "),
+        script("gate", "node.evil")
+    ));
+    outputs.push(("gate".into(), 3));
+    let procedure = procedure
+        .replace("KUBECTL", &bin.join("kubectl").display().to_string())
+        .replace("DOCKER", &bin.join("docker").display().to_string())
+        .replace("SUDO", &bin.join("sudo").display().to_string())
+        .replace(
+            "\"SU\"",
+            &format!("{:?}", bin.join("su").display().to_string()),
+        )
+        .replace("SSH", &ssh.display().to_string());
+    let outputs: Vec<(&str, usize)> = outputs.iter().map(|(f, n)| (f.as_str(), *n)).collect();
+    hostile_values_arrive_intact(dir.path(), &procedure, &outputs).await;
+}
+
+#[test]
+fn check_finds_the_script_behind_any_wrapper_and_refuses_what_it_cannot_quote() {
+    let head = "name = \"q\"\nproduct = \"generic\"\n\n[vars]\nv = \"\"\n\n[[steps]]\nid = \"a\"\ntitle = \"a\"\n";
+    let backquoted = "\"echo `cat ${v}`\"";
+    // (argv with SCRIPT where the script goes, what the error says, the word it is reported at)
+    let cases: Vec<(String, &str, &str)> = [
+        r#"["kubectl", "exec", "pg-0", "--", "sh", "-c", SCRIPT]"#,
+        r#"["oc", "-n", "db", "exec", "pg-0", "-c", "pg", "--", "bash", "-lc", SCRIPT]"#,
+        r#"["su", "-", "postgres", "-c", SCRIPT]"#,
+        r#"["runuser", "-l", "postgres", "--command", SCRIPT]"#,
+        r#"["sudo", "sh", "-c", SCRIPT]"#,
+        r#"["sudo", "-u", "postgres", "-E", "bash", "-lc", SCRIPT]"#,
+        r#"["bash", "-l", "-c", SCRIPT]"#,
+        r#"["bash", "-o", "pipefail", "-c", SCRIPT]"#,
+        r#"["env", "PGHOST=x", "sh", "-c", SCRIPT]"#,
+        r#"["docker", "exec", "-u", "root", "db", "sh", "-c", SCRIPT]"#,
+        r#"["timeout", "30", "nice", "-n", "5", "sh", "-c", SCRIPT]"#,
+        r#"["sudo", "-u", "deploy", "ssh", "-p", "22", "db1", SCRIPT]"#,
+    ]
+    .into_iter()
+    .map(|a| (a.replace("SCRIPT", backquoted), "backquotes", backquoted))
+    .chain([
+        // A script read again by a wrapped shell inside a script or a remote command.
+        (
+            r#"["sh", "-c", "su - pg -c 'rm ${v}'"]"#.into(),
+            "pass it as an argument",
+            "\"su - pg",
+        ),
+        (
+            r#"["sh", "-c", "su --command='rm ${v}' pg"]"#.into(),
+            "pass it as an argument",
+            "\"su --command",
+        ),
+        (
+            r#"["sh", "-c", "kubectl exec pg-0 -- bash -o pipefail -c 'rm ${v}'"]"#.into(),
+            "pass it as an argument",
+            "\"kubectl exec",
+        ),
+        (
+            r#"["ssh", "db1", "sudo", "su", "-c", "'rm ${v}'"]"#.into(),
+            "pass it as an argument",
+            "\"sudo\"",
+        ),
+        (
+            r#"["kubectl", "exec", "pg-0", "--", "sh", "-c", "sh -c 'rm ${v}'"]"#.into(),
+            "pass it as an argument",
+            "\"sh -c '",
+        ),
+    ])
+    .collect();
+    for (argv, says, at) in cases {
+        let line = format!("action = {{ kind = \"run\", argv = {argv} }}");
+        let col = line.find(at).expect("the reported word is in the line") + 1;
+        let err = check_error(&format!("{head}{line}\n"));
+        assert!(
+            err.contains(&format!("p.toml:10:{col}:")) && err.contains(says),
+            "{argv}: {err}"
+        );
+    }
+}
+
 /// `procedure` as `flightdeck check` reads it: its error.
 fn check_error(procedure: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -20,3 +20,4 @@ pub mod timing;
 pub mod validate;
 pub mod version;
 pub mod when;
+pub mod wrappers;

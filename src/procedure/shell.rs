@@ -83,8 +83,11 @@ const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"];
 /// "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy").
 const SSH_OPTS_WITH_ARG: &str = "BbcDEeFIiJLlmOoPpQRSWw";
 
-fn program(word: &str) -> &str {
-    word.rsplit('/').next().unwrap_or(word)
+use super::wrappers::{self, program};
+
+/// An option word of a shell (`-e`, `+x`, `--login`, `--`).
+fn is_shell_option(word: &str) -> bool {
+    word.len() > 1 && (word.starts_with('-') || word.starts_with('+'))
 }
 
 /// `-c`, `-ec`, `-euc`: shell flags that make the next word a script.
@@ -107,15 +110,52 @@ fn ssh_option_wants_next(word: &str) -> bool {
     false
 }
 
-/// For `ssh [options] DESTINATION COMMAND...`, the index of COMMAND's first word. ssh parses
-/// options before and after the destination (ssh.c parses again after it unless `--` came
-/// first); the first other word after it starts the command.
+/// Shell options whose argument is the next word: `-o pipefail`, bash's `-O extglob`, and a
+/// cluster ending in one (`-euo pipefail`).
+fn shell_option_wants_next(word: &str) -> bool {
+    matches!(word, "--rcfile" | "--init-file")
+        || (word.len() > 1
+            && (word.starts_with('-') || word.starts_with('+'))
+            && !word.starts_with("--")
+            && (word.ends_with('o') || word.ends_with('O')))
+}
+
+/// For `sh [options] -c [options] SCRIPT [name args...]` at `at` (bash and POSIX sh take
+/// options after `-c` too; the script is the first operand), the index of SCRIPT.
+fn shell_script(argv: &[String], at: usize) -> Option<usize> {
+    if !SHELLS.contains(&program(argv.get(at)?)) {
+        return None;
+    }
+    let (mut c, mut j) = (false, at + 1);
+    while let Some(w) = argv.get(j) {
+        let w = w.as_str();
+        if w == "--" || w == "-" {
+            j += 1;
+            break;
+        }
+        if !(w.len() > 1 && (w.starts_with('-') || w.starts_with('+'))) {
+            break;
+        }
+        c |= is_c_flag(w);
+        if shell_option_wants_next(w) {
+            j += 1;
+        }
+        j += 1;
+    }
+    (c && j < argv.len()).then_some(j)
+}
+
+/// For `ssh [options] DESTINATION COMMAND...` (after any wrapper: `sudo -u deploy ssh ...`),
+/// the index of COMMAND's first word. ssh parses options before and after the destination
+/// (ssh.c parses again after it unless `--` came first); the first other word after it starts
+/// the command.
 pub fn remote_index(argv: &[String]) -> Option<usize> {
-    if program(argv.first()?) != "ssh" {
+    let at = wrappers::command_index(argv)?;
+    if program(&argv[at]) != "ssh" {
         return None;
     }
     let (mut host, mut ended) = (false, false);
-    let mut i = 1;
+    let mut i = at + 1;
     while i < argv.len() {
         let w = argv[i].as_str();
         if !ended && w == "--" {
@@ -178,15 +218,15 @@ pub fn join_remote_check(c: &Check) -> Check {
 }
 
 /// The index of the script in an argv that runs one: `sh -c SCRIPT ...` (also `bash -ec`,
-/// `/bin/sh -euc`), or `ssh [options] DESTINATION COMMAND` once its command is one word
-/// (`join_remote`).
+/// `bash -l -c`, `/bin/sh -euc`), `su [user] -c SCRIPT`, or `ssh [options] DESTINATION
+/// COMMAND` once its command is one word (`join_remote`) — each also behind any wrappers
+/// (`sudo`, `env X=1`, `kubectl exec POD --`, `docker exec C`...: `wrappers`).
 pub fn script_index(argv: &[String]) -> Option<usize> {
     if let Some(k) = remote_index(argv) {
         return (argv.len() == k + 1).then_some(k);
     }
-    let name = program(argv.first()?);
-    let is_c = argv.get(1).is_some_and(|f| is_c_flag(f));
-    (SHELLS.contains(&name) && is_c && argv.len() > 2).then_some(2)
+    let at = wrappers::command_index(argv)?;
+    shell_script(argv, at).or_else(|| wrappers::su_script(argv, at))
 }
 
 /// The path (as `strings::map_action` names it) of an action's shell script, if it runs one.
@@ -222,6 +262,10 @@ enum Cmd {
     Plain,
     /// A shell read (`sh`, `/bin/bash`): a `-c` flag makes the next word a script.
     Shell,
+    /// A shell option's argument comes next (`-o pipefail`).
+    ShellArg,
+    /// `su` or `runuser` read: `-c` makes the next word a script for the user's shell.
+    Su,
     /// The word being read is a script another shell reads (`sh -c SCRIPT`).
     ShellScript,
     /// `ssh` read, its destination not yet; `arg` when the next word is an option's argument.
@@ -236,11 +280,27 @@ impl Cmd {
         match self {
             Cmd::Plain if program(w) == "ssh" => Cmd::Ssh { arg: false },
             Cmd::Plain if SHELLS.contains(&program(w)) => Cmd::Shell,
+            Cmd::Plain if matches!(program(w), "su" | "runuser") => Cmd::Su,
             Cmd::Plain if w == "eval" => Cmd::Nested(Reader::Eval),
+            // Options after `-c` come before the script (`sh -c -e SCRIPT`).
+            Cmd::ShellScript if is_shell_option(w) => Cmd::ShellScript,
             Cmd::Plain | Cmd::ShellScript => Cmd::Plain,
             Cmd::Shell if is_c_flag(w) => Cmd::ShellScript,
-            Cmd::Shell if w.starts_with('-') => Cmd::Shell,
+            Cmd::Shell if shell_option_wants_next(w) => Cmd::ShellArg,
+            Cmd::Shell if is_shell_option(w) => Cmd::Shell,
+            Cmd::ShellArg => Cmd::Shell,
             Cmd::Shell => Cmd::Plain,
+            Cmd::Su if matches!(w, "-c" | "--command" | "--session-command") => Cmd::ShellScript,
+            Cmd::Su if w.len() > 2 && w.starts_with('-') && w.ends_with('c') => {
+                if wrappers::su_attached_script(w) {
+                    Cmd::Su
+                } else {
+                    Cmd::ShellScript
+                }
+            }
+            // `runuser -u USER CMD` runs CMD as given: read it as a command of its own.
+            Cmd::Su if w == "-u" || w == "--user" => Cmd::Plain,
+            Cmd::Su => Cmd::Su,
             Cmd::Ssh { arg: true } => Cmd::Ssh { arg: false },
             Cmd::Ssh { arg: false } if w.len() > 1 && w.starts_with('-') => Cmd::Ssh {
                 arg: ssh_option_wants_next(w),
@@ -250,9 +310,11 @@ impl Cmd {
         }
     }
 
-    /// Who reads the word being read again, if anyone.
-    fn rereader(self) -> Option<Reader> {
+    /// Who reads the word being read again, if anyone (`word`: its text so far).
+    fn rereader(self, word: &str) -> Option<Reader> {
         match self {
+            // `su --command=SCRIPT`: the rest of the word is the script.
+            Cmd::Su if wrappers::su_attached_script(word) => Some(Reader::Shell),
             Cmd::ShellScript => Some(Reader::Shell),
             Cmd::Nested(r) => Some(r),
             _ => None,
@@ -329,7 +391,7 @@ pub fn placeholders(script: &str) -> Result<Vec<Placeholder>, ScriptError> {
             if heredoc {
                 return Err(ScriptError::HereDoc(name));
             }
-            if let Some(r) = stack.iter().find_map(|f| f.cmd.rereader()) {
+            if let Some(r) = stack.iter().find_map(|f| f.cmd.rereader(&f.word)) {
                 return Err(ScriptError::Nested(name, r));
             }
             let double = stack.last().is_some_and(|f| f.double);
@@ -546,6 +608,18 @@ mod tests {
         assert_eq!(reader("ssh h cat $(echo ${a})"), Some(Reader::Ssh));
         assert_eq!(reader("x=$(ssh -tp 22 h ls ${a})"), Some(Reader::Ssh));
         assert_eq!(reader("ssh h ls 2>&1 ${a}"), Some(Reader::Ssh));
+        // Behind wrappers and options: su's -c, options before and after a shell's -c.
+        for twice in [
+            "su - pg -c 'rm ${a}'",
+            "su --command='rm ${a}' pg",
+            "runuser -l pg -c \"rm ${a}\"",
+            "bash -o pipefail -c 'rm ${a}'",
+            "sh -c -e 'rm ${a}'",
+            "kubectl exec p -- sh -c 'rm ${a}'",
+            "sudo -u pg env X=1 bash -lc 'rm ${a}'",
+        ] {
+            assert_eq!(reader(twice), Some(Reader::Shell), "{twice}");
+        }
         // Read once: an argument after the nested script, the ssh destination and option
         // arguments, a later command, a script file.
         for once in [
@@ -557,6 +631,9 @@ mod tests {
             "sh ./script.sh ${a}",
             "\"ssh\" ${a}",
             "case x in a) echo ${a};; esac",
+            "su pg -c 'rm -- \"$1\"' ${a}",
+            "runuser -u pg -- psql -c ${a}",
+            "bash -o pipefail ./script.sh ${a}",
         ] {
             assert_eq!(reader(once), None, "{once}");
         }
@@ -594,6 +671,28 @@ mod tests {
         assert_eq!(script_index(&v(&["ssh", "-c", "x"])), None);
         assert_eq!(script_index(&v(&["sh", "script.sh"])), None);
         assert_eq!(script_index(&v(&["sh", "--noprofile", "x"])), None);
+        // Options before and after -c; behind wrappers; su's -c.
+        for (argv, at) in [
+            (&["bash", "-l", "-c", "x"][..], Some(3)),
+            (&["bash", "-o", "pipefail", "-c", "x"], Some(4)),
+            (&["bash", "--rcfile", "f", "-c", "x"], Some(4)),
+            (&["sh", "-c", "-e", "x"], Some(3)),
+            (&["sh", "-c", "--", "x"], Some(3)),
+            (&["sh", "-o", "x"], None),
+            (&["sudo", "-u", "pg", "sh", "-c", "x"], Some(5)),
+            (&["kubectl", "exec", "p", "--", "sh", "-c", "x"], Some(6)),
+            (&["su", "-", "pg", "-c", "x"], Some(4)),
+            (&["sudo", "su", "-c", "x"], Some(3)),
+            (&["env", "X=1", "ssh", "h", "ls"], Some(4)),
+            (&["env", "X=1", "ssh", "h", "ls", "-l"], None),
+            (&["kubectl", "exec", "p", "--", "ls", "x"], None),
+        ] {
+            assert_eq!(script_index(&v(argv)), at, "{argv:?}");
+        }
+        assert_eq!(
+            join_remote(&v(&["sudo", "-u", "d", "ssh", "h", "ls", "-l"])),
+            Some(v(&["sudo", "-u", "d", "ssh", "h", "ls -l"]))
+        );
     }
 
     #[test]
