@@ -168,6 +168,30 @@ async fn a_timeout_kills_the_whole_process_group() {
     end(task).await;
 }
 
+/// "Killed whole on exit": the engine ending (the operator quits, the server stops) while an
+/// action runs leaves none of that action's processes behind.
+#[tokio::test]
+async fn an_engine_that_ends_mid_action_leaves_nothing_of_it_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_at(
+        &path,
+        plan(
+            "t",
+            vec![step("a", sh("sleep 300 & sleep 300 & wait"), None)],
+        ),
+        yes(),
+    );
+    let s = until(&task, "the action's process group", |s| {
+        s.steps[0].pgid.is_some()
+    })
+    .await;
+    let pgid = s.steps[0].pgid.unwrap();
+    assert!(group_alive(pgid));
+    end(task).await;
+    eventually("the group gone with its engine", || !group_alive(pgid)).await;
+}
+
 #[tokio::test]
 async fn abort_stops_a_running_command_sigterm_to_its_group_and_journals_it() {
     let dir = tempfile::tempdir().unwrap();
