@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::KeyCode;
 use flightdeck::engine::client::{CommandSender, SessionClient};
 use flightdeck::engine::event::{Event, Phase, PromptKind, Stream};
+use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::{SessionState, Stamped};
 use flightdeck::journal::{self, Header, JournalWriter};
 use flightdeck::tui::demo::Script;
@@ -154,6 +155,111 @@ fn report_latency(name: &str, mut took: Vec<Duration>) {
     );
 }
 
+/// A session over `n` nodes whose guard watches every node, and the step that would drain the
+/// middle one: what the engine counts before each action that takes a node out.
+fn guarded_session(n: usize) -> Option<(SessionState, usize)> {
+    let dir = tempfile::tempdir().ok()?;
+    let procedure = r#"name = "guarded"
+product = "generic"
+
+[[guards]]
+name = "quorum"
+nodes = "all"
+max_out = "10%"
+why = "a bench"
+
+[[steps]]
+id = "drain"
+title = "Drain ${node.name}"
+for_each = "nodes"
+action = { kind = "lb", node = "${node.name}", state = "drain" }
+undo = { kind = "lb", node = "${node.name}", state = "ready" }
+
+[[steps]]
+id = "restart"
+title = "Restart ${node.name}"
+for_each = "nodes"
+action = { kind = "run", argv = ["true"] }
+
+[[steps]]
+id = "ready"
+title = "Ready ${node.name}"
+for_each = "nodes"
+action = { kind = "lb", node = "${node.name}", state = "ready" }
+"#;
+    let lp = flightdeck::procedure::load::parse_procedure(
+        &dir.path().join("guarded.toml"),
+        procedure.into(),
+    )
+    .ok()?;
+    let target = flightdeck::target::Target {
+        name: "bench".into(),
+        nodes: (0..n)
+            .map(|i| flightdeck::target::Node {
+                name: format!("n{i}"),
+                address: format!("10.0.{}.{}:9200", i / 250, i % 250),
+                role: None,
+                tags: Default::default(),
+                scheme: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let plan = flightdeck::plan::expand::build_plan(&lp, &target, &Default::default()).ok()?;
+    let nodes = target.nodes.clone();
+    let backends = nodes
+        .iter()
+        .map(|node| flightdeck::lb::Backend {
+            server: node.name.clone(),
+            node: Some(node.name.clone()),
+            membership: flightdeck::procedure::model::Membership::Ready,
+            health: "UP".into(),
+            serving: true,
+            sessions: None,
+            weight: None,
+            check: None,
+        })
+        .collect();
+    let events: Vec<Stamped> = [
+        Event::SessionStarted {
+            plan,
+            nodes,
+            operator: "bench".into(),
+            auto: Default::default(),
+            lb: Some("lab".into()),
+            health_probes: vec!["health".into()],
+            target: None,
+        },
+        Event::LbSample { backends },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, event)| Stamped {
+        seq: i as u64,
+        t_ms: i as u64,
+        event,
+    })
+    .collect();
+    let mut state = SessionState::fold(&events);
+    // Half the nodes went round already (drained, restarted, back in).
+    for (i, planned) in state.plan.steps.iter().enumerate() {
+        let round = planned
+            .key
+            .rsplit('n')
+            .next()
+            .and_then(|k| k.parse::<usize>().ok());
+        if round.is_some_and(|k| k < n / 2) {
+            state.steps[i].status = StepStatus::Succeeded;
+        }
+    }
+    let step = state
+        .plan
+        .steps
+        .iter()
+        .position(|s| s.key == format!("drain@n{}", n / 2))?;
+    Some((state, step))
+}
+
 fn main() {
     let theme = Theme::dark();
     let budget = Duration::from_millis(700);
@@ -183,6 +289,24 @@ fn main() {
             budget,
             || {
                 let _ = terminal.draw(|f| render(f, black_box(&view), &theme));
+            },
+        );
+    }
+
+    for n in [10, 1_000] {
+        let Some((state, step)) = guarded_session(n) else {
+            eprintln!("guard bench: the session did not build");
+            continue;
+        };
+        measure(
+            &format!("guard check before a drain, {n} nodes"),
+            budget,
+            || {
+                black_box(flightdeck::engine::guard::check(
+                    black_box(&state),
+                    step,
+                    Phase::Do,
+                ));
             },
         );
     }

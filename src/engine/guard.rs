@@ -4,8 +4,11 @@
 //! client, `--yes`) gets the same refusal; only an override with the guard's phrase and a reason,
 //! journaled with the kernel's user, lets that one action through.
 
+use std::collections::HashMap;
+
 use crate::engine::event::Phase;
-use crate::engine::state::{SessionState, StepStatus, DOWN_STATES};
+use crate::engine::state::{NodeView, SessionState, StepStatus, DOWN_STATES};
+use crate::lb::Backend;
 use crate::plan::Guard;
 use crate::procedure::model::{Action, Membership};
 
@@ -49,87 +52,118 @@ pub fn node_taken_out(state: &SessionState, step: usize, phase: Phase) -> Option
     }
 }
 
-/// Why `node` is out of service now, in the engine's live model, if it is: its balancer
-/// membership (as the engine's own `lb` actions left it, which a balancer sample may not show
-/// yet), the balancer not serving it, the product's state, its health probes.
-pub fn out_of_service(state: &SessionState, node: &str) -> Option<String> {
-    let backend = state
-        .lb
-        .iter()
-        .find(|b| b.node.as_deref() == Some(node) || b.server == node);
-    let set_by_us = membership_set_by_engine(state, node);
-    match (set_by_us, backend.map(|b| b.membership)) {
-        (Some(m), _) if m != Membership::Ready => {
-            return Some(format!("{m} in the balancer (by this session)"))
-        }
-        (None, Some(m)) if m != Membership::Ready => return Some(format!("{m} in the balancer")),
-        _ => {}
-    }
-    if let Some(b) = backend.filter(|b| b.membership == Membership::Ready && !b.serving) {
-        return Some(format!(
-            "not served by the balancer (its check: {})",
-            b.check.as_deref().unwrap_or(&b.health)
-        ));
-    }
-    let view = state.nodes.iter().find(|n| n.node.name == node)?;
-    if let Some(s) = view.state().filter(|s| DOWN_STATES.contains(s)) {
-        return Some(match view.reason() {
-            Some(r) => format!("{s}: {r}"),
-            None => s.to_string(),
-        });
-    }
-    if view.health == Some(false) {
-        return Some(if view.health_detail.is_empty() {
-            "failing its health checks".to_string()
-        } else {
-            format!("failing its health checks ({})", view.health_detail)
-        });
-    }
-    None
+/// The engine's live model of who is out of service, indexed once per check: a guard may count
+/// every node of a large cluster, and each node's answer would otherwise scan the balancer, the
+/// plan's steps and the nodes again.
+struct Live<'a> {
+    /// Each node's backend: the first whose node or server name is the node's.
+    backends: HashMap<&'a str, &'a Backend>,
+    /// The membership the session's own `lb` actions last gave each node, in plan order: a
+    /// step done counts its action, a step undone its undo (a balancer sample may not show it
+    /// yet).
+    set_by_us: HashMap<&'a str, Membership>,
+    views: HashMap<&'a str, &'a NodeView>,
 }
 
-/// The membership the session's own `lb` actions last gave `node`, in plan order: a step done
-/// counts its action, a step undone its undo.
-fn membership_set_by_engine(state: &SessionState, node: &str) -> Option<Membership> {
-    let mut last = None;
-    for (planned, run) in state.plan.steps.iter().zip(&state.steps) {
-        let action = match run.status {
-            StepStatus::Succeeded => Some(&planned.action),
-            StepStatus::Undone => planned.undo.as_ref(),
-            _ => None,
-        };
-        if let Some(Action::Lb { node: n, state, .. }) = action {
-            if n == node {
-                last = Some(*state);
+impl<'a> Live<'a> {
+    fn new(state: &'a SessionState) -> Self {
+        let mut backends = HashMap::new();
+        for b in &state.lb {
+            for name in b.node.as_deref().into_iter().chain([b.server.as_str()]) {
+                backends.entry(name).or_insert(b);
             }
         }
+        let mut set_by_us = HashMap::new();
+        for (planned, run) in state.plan.steps.iter().zip(&state.steps) {
+            let action = match run.status {
+                StepStatus::Succeeded => Some(&planned.action),
+                StepStatus::Undone => planned.undo.as_ref(),
+                _ => None,
+            };
+            if let Some(Action::Lb { node, state, .. }) = action {
+                set_by_us.insert(node.as_str(), *state);
+            }
+        }
+        let views = state
+            .nodes
+            .iter()
+            .map(|n| (n.node.name.as_str(), n))
+            .collect();
+        Live {
+            backends,
+            set_by_us,
+            views,
+        }
     }
-    last
+
+    /// Why `node` is out of service now, if it is: its balancer membership (as the engine's
+    /// own `lb` actions left it, or as the balancer says), the balancer not serving it, the
+    /// product's state, its health probes.
+    fn out_of_service(&self, node: &str) -> Option<String> {
+        let backend = self.backends.get(node).copied();
+        match (
+            self.set_by_us.get(node).copied(),
+            backend.map(|b| b.membership),
+        ) {
+            (Some(m), _) if m != Membership::Ready => {
+                return Some(format!("{m} in the balancer (by this session)"))
+            }
+            (None, Some(m)) if m != Membership::Ready => {
+                return Some(format!("{m} in the balancer"))
+            }
+            _ => {}
+        }
+        if let Some(b) = backend.filter(|b| b.membership == Membership::Ready && !b.serving) {
+            return Some(format!(
+                "not served by the balancer (its check: {})",
+                b.check.as_deref().unwrap_or(&b.health)
+            ));
+        }
+        let view = self.views.get(node)?;
+        if let Some(s) = view.state().filter(|s| DOWN_STATES.contains(s)) {
+            return Some(match view.reason() {
+                Some(r) => format!("{s}: {r}"),
+                None => s.to_string(),
+            });
+        }
+        if view.health == Some(false) {
+            return Some(if view.health_detail.is_empty() {
+                "failing its health checks".to_string()
+            } else {
+                format!("failing its health checks ({})", view.health_detail)
+            });
+        }
+        None
+    }
 }
 
 /// Whether step `step` in `phase` may run under the plan's guards; the first guard it would
 /// break, unless the driver overrode that guard for this step.
 pub fn check(state: &SessionState, step: usize, phase: Phase) -> Option<Refusal> {
     let node = node_taken_out(state, step, phase)?;
-    state
+    let mut watching = state
         .plan
         .guards
         .rules
         .iter()
         .filter(|g| g.nodes.contains(&node))
         .filter(|g| !state.guard_overrides.contains(&(step, g.name.clone())))
-        .find_map(|g| refusal(state, g, &node))
+        .peekable();
+    // Most actions take out no node a guard watches: nothing to count.
+    watching.peek()?;
+    let live = Live::new(state);
+    watching.find_map(|g| refusal(&live, g, &node))
 }
 
-fn refusal(state: &SessionState, g: &Guard, node: &str) -> Option<Refusal> {
+fn refusal(live: &Live<'_>, g: &Guard, node: &str) -> Option<Refusal> {
     let out: Vec<(String, String)> = g
         .nodes
         .iter()
         .filter(|n| n.as_str() != node)
-        .filter_map(|n| out_of_service(state, n).map(|why| (n.clone(), why)))
+        .filter_map(|n| live.out_of_service(n).map(|why| (n.clone(), why)))
         .collect();
     // The node itself may be out already (drained, then stopped): that adds nobody.
-    let adds = usize::from(out_of_service(state, node).is_none());
+    let adds = usize::from(live.out_of_service(node).is_none());
     let after = out.len().saturating_add(adds);
     if after <= g.max_out {
         return None;
