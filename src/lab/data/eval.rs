@@ -13,15 +13,46 @@
 //! Functions added to MiniJinja's: `vcmp(a, b)` compares two versions (-1, 0, 1; `1.10 >
 //! 1.9`), and the filter `max_version` picks a list's newest version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use minijinja::value::Value;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, Expression, UndefinedBehavior};
 use serde_json::Value as Json;
 
 use super::model::{Effects, Route};
 use super::DataPersonality;
 use crate::lab::config::Version;
+
+/// The environment every personality's expressions are compiled in: the same functions for all,
+/// and no state of its own, so an expression compiled when a file loads can live as long as the
+/// personality (an expression borrows the environment it was compiled in).
+static EXPRESSIONS: LazyLock<Environment<'static>> = LazyLock::new(environment);
+
+pub(crate) fn expressions() -> &'static Environment<'static> {
+    &EXPRESSIONS
+}
+
+/// A personality's expressions and templates, each compiled once, when its file loads: a lab
+/// evaluates them on every request, tick and start, and compiling is most of the cost.
+pub(crate) struct Compiled {
+    /// By source text.
+    pub exprs: HashMap<String, Expression<'static, 'static>>,
+    /// The templates (reply bodies, reasons), each under its place in the file.
+    pub templates: Environment<'static>,
+    /// Source text -> its name in `templates`.
+    pub template_names: HashMap<String, String>,
+}
+
+impl Default for Compiled {
+    fn default() -> Self {
+        Compiled {
+            exprs: HashMap::new(),
+            templates: environment(),
+            template_names: HashMap::new(),
+        }
+    }
+}
 
 pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -60,14 +91,16 @@ pub struct EvalError {
 
 /// The state an evaluation reads.
 pub(crate) struct State<'a> {
-    /// One JSON object per node: facts and variables.
-    pub nodes: Vec<Json>,
+    /// One object per node: facts and variables.
+    pub nodes: Vec<Value>,
     pub cluster: &'a BTreeMap<String, Json>,
     pub from_version: &'a str,
     pub to_version: &'a str,
 }
 
-pub(crate) type Ctx = BTreeMap<String, Json>;
+/// What an expression sees, as MiniJinja values: handing a value to an evaluation is cheap,
+/// where JSON would be converted whole for each one.
+pub(crate) type Ctx = BTreeMap<String, Value>;
 
 impl DataPersonality {
     fn err(&self, at: &str, e: impl std::fmt::Display) -> EvalError {
@@ -90,31 +123,32 @@ impl DataPersonality {
         let node = me
             .and_then(|i| state.nodes.get(i))
             .cloned()
-            .unwrap_or(Json::Null);
+            .unwrap_or(Value::from(()));
         ctx.insert("node".into(), node);
-        ctx.insert("nodes".into(), Json::Array(state.nodes.clone()));
-        ctx.insert(
-            "cluster".into(),
-            Json::Object(state.cluster.clone().into_iter().collect()),
-        );
-        ctx.insert("from_version".into(), Json::from(state.from_version));
-        ctx.insert("to_version".into(), Json::from(state.to_version));
+        ctx.insert("nodes".into(), Value::from(state.nodes.clone()));
+        ctx.insert("cluster".into(), Value::from_serialize(state.cluster));
+        ctx.insert("from_version".into(), Value::from(state.from_version));
+        ctx.insert("to_version".into(), Value::from(state.to_version));
         if let Some(r) = request {
-            ctx.insert("request".into(), r);
+            ctx.insert("request".into(), Value::from_serialize(&r));
         }
         for (i, d) in self.spec.derived.iter().enumerate() {
             let v = self.eval(&format!("derived[{i}].value"), &d.value, &ctx)?;
-            ctx.insert(d.name.clone(), to_json(&v));
+            ctx.insert(d.name.clone(), v);
         }
         Ok(ctx)
     }
 
     pub(crate) fn eval(&self, at: &str, src: &str, ctx: &Ctx) -> Result<Value, EvalError> {
-        let expr = self
-            .env
-            .compile_expression(src)
-            .map_err(|e| self.err(at, e))?;
-        expr.eval(ctx).map_err(|e| self.err(at, e))
+        let value = match self.compiled.exprs.get(src) {
+            Some(expr) => expr.eval(ctx),
+            // Every expression of the file was compiled when it loaded; this one came from
+            // elsewhere.
+            None => expressions()
+                .compile_expression(src)
+                .and_then(|expr| expr.eval(ctx)),
+        };
+        value.map_err(|e| self.err(at, e))
     }
 
     pub(crate) fn holds(&self, at: &str, src: &str, ctx: &Ctx) -> Result<bool, EvalError> {
@@ -122,7 +156,12 @@ impl DataPersonality {
     }
 
     pub(crate) fn render(&self, at: &str, src: &str, ctx: &Ctx) -> Result<String, EvalError> {
-        self.env.render_str(src, ctx).map_err(|e| self.err(at, e))
+        let templates = &self.compiled.templates;
+        let text = match self.compiled.template_names.get(src) {
+            Some(name) => templates.get_template(name).and_then(|t| t.render(ctx)),
+            None => templates.render_str(src, ctx),
+        };
+        text.map_err(|e| self.err(at, e))
     }
 
     /// The new values `effects` give, all computed against `ctx` before any is applied.
@@ -228,6 +267,56 @@ mod tests {
         let p = match_path("/{index}/_flush", "/logs/_flush").unwrap();
         assert_eq!(p["index"], "logs");
         assert!(match_path("/{index}/_flush", "//_flush").is_none());
+    }
+
+    /// A lab evaluates on every request and tick: nothing of the file may be left to compile
+    /// then.
+    #[test]
+    fn every_expression_and_template_is_compiled_when_the_file_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("procedures/labs/elasticsearch.toml");
+        let p = super::super::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        fn effects<'a>(
+            node: &'a BTreeMap<String, String>,
+            cluster: &'a BTreeMap<String, String>,
+        ) -> impl Iterator<Item = &'a String> {
+            node.values().chain(cluster.values())
+        }
+        let s = &p.spec;
+        let mut exprs: Vec<&String> = s.derived.iter().map(|d| &d.value).collect();
+        exprs.extend(effects(&s.on.stop.node, &s.on.stop.cluster));
+        exprs.extend(effects(&s.on.running.node, &s.on.running.cluster));
+        for t in &s.transition {
+            exprs.push(&t.when);
+            exprs.extend(effects(&t.node, &t.cluster));
+        }
+        exprs.extend(s.refuse_start.iter().map(|r| &r.when));
+        let mut templates: Vec<&String> = s.refuse_start.iter().map(|r| &r.reason).collect();
+        templates.extend(
+            [
+                &s.reasons.downgrade,
+                &s.reasons.fail_migration,
+                &s.reasons.crash,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        for reply in s.route.iter().flat_map(|r| &r.reply) {
+            exprs.extend(reply.when.iter().chain(&reply.json));
+            exprs.extend(effects(&reply.node, &reply.cluster));
+            templates.extend(&reply.body);
+        }
+        assert!(exprs.len() > 30 && templates.len() > 5);
+        for e in exprs {
+            assert!(p.compiled.exprs.contains_key(e), "not compiled: {e}");
+        }
+        for t in templates {
+            let name = p.compiled.template_names.get(t);
+            assert!(
+                name.is_some_and(|n| p.compiled.templates.get_template(n).is_ok()),
+                "not compiled: {t}"
+            );
+        }
     }
 
     #[test]

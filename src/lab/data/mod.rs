@@ -28,7 +28,7 @@ use crate::procedure::spans::SpanIndex;
 pub struct DataPersonality {
     pub path: PathBuf,
     pub spec: PersonalitySpec,
-    pub(crate) env: Environment<'static>,
+    pub(crate) compiled: eval::Compiled,
 }
 
 impl std::fmt::Debug for DataPersonality {
@@ -65,15 +65,14 @@ pub fn load(path: &Path) -> Result<DataPersonality, Diagnostics> {
 /// [`load`] for text that did not come from disk (`path` names it in diagnostics).
 pub fn parse(path: &Path, source: &str) -> Result<DataPersonality, Diagnostics> {
     let (spec, spans) = parse_typed::<PersonalitySpec>(path, source)?;
-    let env = eval::environment();
-    let diags = validate(path, &spec, &spans, &env);
+    let (diags, compiled) = validate(path, &spec, &spans);
     if !diags.is_empty() {
         return Err(diags);
     }
     Ok(DataPersonality {
         path: path.to_path_buf(),
         spec,
-        env,
+        compiled,
     })
 }
 
@@ -98,7 +97,8 @@ const REQUEST_FIELDS: &[&str] = &["method", "path", "query", "body", "text", "pa
 struct Checker<'a> {
     path: &'a Path,
     spans: &'a SpanIndex,
-    env: &'a Environment<'static>,
+    /// What checking compiles, kept for the lab to evaluate.
+    compiled: eval::Compiled,
     node_vars: BTreeSet<String>,
     cluster_vars: BTreeSet<String>,
     diags: Diagnostics,
@@ -112,7 +112,7 @@ impl Checker<'_> {
 
     /// An expression at `at` compiles and uses only names that exist.
     fn expr(&mut self, at: &str, src: &str, names: &BTreeSet<String>, request: bool) {
-        match self.env.compile_expression(src) {
+        match eval::expressions().compile_expression_owned(src.to_string()) {
             Err(e) => {
                 let offset = e.range().map(|r| r.start);
                 self.error(at, offset, format!("{at}: {}", plain(&e)));
@@ -120,20 +120,29 @@ impl Checker<'_> {
             Ok(expr) => {
                 let vars = expr.undeclared_variables(true);
                 self.names(at, vars, names, request);
+                self.compiled.exprs.insert(src.to_string(), expr);
             }
         }
     }
 
     /// A template (a reply body, a reason) at `at` compiles and uses only names that exist.
     fn template(&mut self, at: &str, src: &str, names: &BTreeSet<String>, request: bool) {
-        match self.env.template_from_str(src) {
+        let templates = &mut self.compiled.templates;
+        let added = templates
+            .add_template_owned(at.to_string(), src.to_string())
+            .and_then(|()| templates.get_template(at))
+            .map(|t| t.undeclared_variables(true));
+        match added {
             Err(e) => {
                 let offset = e.range().map(|r| r.start);
                 self.error(at, offset, format!("{at}: {}", plain(&e)));
             }
-            Ok(t) => {
-                let vars = t.undeclared_variables(true);
+            Ok(vars) => {
                 self.names(at, vars, names, request);
+                self.compiled
+                    .template_names
+                    .entry(src.to_string())
+                    .or_insert_with(|| at.to_string());
             }
         }
     }
@@ -160,7 +169,7 @@ impl Checker<'_> {
                     h == "request"
                         || TOP.contains(&h)
                         || names.contains(h)
-                        || is_global(self.env, h)
+                        || is_global(eval::expressions(), h)
                 }
             };
             if !known {
@@ -232,16 +241,16 @@ fn plain(e: &minijinja::Error) -> String {
     }
 }
 
+/// Every problem of the file, and what checking it compiled.
 fn validate(
     path: &Path,
     spec: &PersonalitySpec,
     spans: &SpanIndex,
-    env: &Environment<'static>,
-) -> Diagnostics {
+) -> (Diagnostics, eval::Compiled) {
     let mut c = Checker {
         path,
         spans,
-        env,
+        compiled: eval::Compiled::default(),
         node_vars: spec.node.keys().cloned().collect(),
         cluster_vars: spec.cluster.keys().cloned().collect(),
         diags: Diagnostics::default(),
@@ -430,5 +439,5 @@ fn validate(
         }
     }
     c.diags.sort();
-    c.diags
+    (c.diags, c.compiled)
 }

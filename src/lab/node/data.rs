@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use minijinja::value::Value;
 use serde_json::Value as Json;
 
 use super::{Cluster, Inner, RunState};
@@ -103,7 +104,7 @@ impl Cluster {
             .collect()
     }
 
-    fn data_nodes(&self, g: &Inner, never_ready: &BTreeSet<String>) -> Vec<Json> {
+    fn data_nodes(&self, g: &Inner, never_ready: &BTreeSet<String>) -> Vec<Value> {
         (0..g.nodes.len())
             .map(|i| {
                 let n = &g.nodes[i];
@@ -135,7 +136,7 @@ impl Cluster {
                 for (k, v) in facts {
                     o.insert(k.to_string(), v);
                 }
-                Json::Object(o)
+                Value::from_serialize(Json::Object(o))
             })
             .collect()
     }
@@ -148,8 +149,20 @@ impl Cluster {
         me: Option<usize>,
         request: Option<Json>,
     ) -> Result<Ctx, crate::lab::data::eval::EvalError> {
+        let nodes = self.data_nodes(g, never_ready);
+        Self::data_ctx_of(rt, g, nodes, me, request)
+    }
+
+    /// [`Self::data_ctx`] with the nodes' values made already.
+    fn data_ctx_of(
+        rt: &DataRuntime,
+        g: &Inner,
+        nodes: Vec<Value>,
+        me: Option<usize>,
+        request: Option<Json>,
+    ) -> Result<Ctx, crate::lab::data::eval::EvalError> {
         let state = State {
-            nodes: self.data_nodes(g, never_ready),
+            nodes,
             cluster: &g.vars,
             from_version: &rt.from_version,
             to_version: &rt.to_version,
@@ -240,8 +253,8 @@ impl Cluster {
             Ok(c) => c,
             Err(e) => return Some(e.to_string()),
         };
-        ctx.insert("from_format".into(), Json::from(from_format));
-        ctx.insert("to_format".into(), Json::from(to_format));
+        ctx.insert("from_format".into(), Value::from(from_format));
+        ctx.insert("to_format".into(), Value::from(to_format));
         Some(
             rt.personality
                 .render(at, src, &ctx)
@@ -250,7 +263,7 @@ impl Cluster {
     }
 
     /// One tick of the `[[transition]]`s: for every node, each whose condition has held long
-    /// enough applies.
+    /// enough applies, and the ones after it see what it changed.
     pub(crate) fn data_tick(&self) {
         let Some(rt) = &self.data else { return };
         let transitions = &rt.personality.spec.transition;
@@ -260,17 +273,23 @@ impl Cluster {
         let never_ready = self.never_ready_nodes();
         let mut g = self.inner();
         let now = Instant::now();
+        // What the nodes look like, made again only after a transition changed something.
+        let mut nodes = self.data_nodes(&g, &never_ready);
         for idx in 0..g.nodes.len() {
+            let mut made: Option<Ctx> = None;
             for (t, tr) in transitions.iter().enumerate() {
-                let ctx = match self.data_ctx(rt, &g, &never_ready, Some(idx), None) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        return;
+                if made.is_none() {
+                    match Self::data_ctx_of(rt, &g, nodes.clone(), Some(idx), None) {
+                        Ok(c) => made = Some(c),
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            return;
+                        }
                     }
-                };
+                }
+                let Some(ctx) = made.as_ref() else { return };
                 let at = format!("transition[{t}]");
-                let holds = match rt.personality.holds(&format!("{at}.when"), &tr.when, &ctx) {
+                let holds = match rt.personality.holds(&format!("{at}.when"), &tr.when, ctx) {
                     Ok(h) => h,
                     Err(e) => {
                         tracing::warn!("{e}");
@@ -295,8 +314,12 @@ impl Cluster {
                     node: tr.node.clone(),
                     cluster: tr.cluster.clone(),
                 };
-                match rt.personality.effects(&at, &effects, &ctx) {
-                    Ok(changes) => Self::apply(&mut g, idx, changes),
+                match rt.personality.effects(&at, &effects, ctx) {
+                    Ok(changes) => {
+                        Self::apply(&mut g, idx, changes);
+                        nodes = self.data_nodes(&g, &never_ready);
+                        made = None;
+                    }
                     Err(e) => tracing::warn!("{e}"),
                 }
             }
