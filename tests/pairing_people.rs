@@ -917,6 +917,16 @@ async fn reasons_and_phrases_are_bounded_like_notes_and_refused_never_cut() {
         },
         take(Some(&long)),
         Command::Note { text: long.clone() },
+        Command::OverrideGuard {
+            step: 1,
+            phrase: long.clone(),
+            reason: "the other node is back".into(),
+        },
+        Command::OverrideGuard {
+            step: 1,
+            phrase: "override quorum for n2".into(),
+            reason: long.clone(),
+        },
     ] {
         let e = alice.send(cmd.clone()).await.unwrap_err();
         assert!(

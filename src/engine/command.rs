@@ -115,7 +115,8 @@ impl Command {
                 reason: Some(r), ..
             }
             | Command::TakeControl { reason: Some(r) } => vec![("a reason", r)],
-            Command::RollbackPastNoReturn { phrase, reason } => {
+            Command::RollbackPastNoReturn { phrase, reason }
+            | Command::OverrideGuard { phrase, reason, .. } => {
                 vec![("a phrase", phrase), ("a reason", reason)]
             }
             _ => Vec::new(),

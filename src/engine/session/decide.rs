@@ -363,13 +363,7 @@ impl Engine {
                 if phrase.trim() != refusal.phrase {
                     return reject(format!("type the phrase exactly: {}", refusal.phrase));
                 }
-                let reason: String = reason
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(500)
-                    .collect::<String>()
-                    .trim()
-                    .to_string();
+                let reason = one_line(&reason);
                 if reason.is_empty() {
                     return reject(format!(
                         "say why you take {} out despite guard `{}` (it is journaled with your \
