@@ -410,3 +410,29 @@ async fn the_readme_example_personality_works() {
     );
     lab.shutdown().await;
 }
+
+#[test]
+fn a_product_the_lab_does_not_play_says_where_its_personality_would_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nproduct = \"cassandra\"\n[[steps]]\nid = \"a\"\ntitle = \"A\"\n\
+         action = { kind = \"manual\", text = \"x\" }\n",
+    )
+    .unwrap();
+    let lp = flightdeck::procedure::load::load_procedure(&path).unwrap();
+    let Err(e) = flightdeck::commands::run::lab_config_for(&path, &lp.procedure, None, 3) else {
+        panic!("the lab has no cassandra")
+    };
+    assert_eq!(
+        e,
+        format!(
+            "{}: the lab has no product \"cassandra\": it plays generic, jahia, weaviate, neo4j \
+             and milvus, or a personality file — write {} (README: \"A lab for a new product\") \
+             or pass --personality FILE",
+            path.display(),
+            dir.path().join("labs/cassandra.toml").display()
+        )
+    );
+}

@@ -579,7 +579,9 @@ pub fn lab_config_for(
                 let f = crate::lab::data::default_path(path, product);
                 if !f.exists() {
                     return Err(format!(
-                        "{}: the lab has no product {product:?}: it plays generic, jahia,                          weaviate, neo4j and milvus, or a personality file — write {}                          (README: \"A lab for a new product\") or pass --personality FILE",
+                        "{}: the lab has no product {product:?}: it plays generic, jahia, \
+                         weaviate, neo4j and milvus, or a personality file — write {} \
+                         (README: \"A lab for a new product\") or pass --personality FILE",
                         path.display(),
                         f.display()
                     ));

@@ -397,7 +397,8 @@ impl Engine {
                     // Ended, or its pgid now belongs to someone else: signal nothing. The
                     // engine's watch journals that it is gone.
                     return reject(format!(
-                        "process group {pgid} has ended (its number may belong to another                          process now): nothing to kill"
+                        "process group {pgid} has ended (its number may belong to another \
+                         process now): nothing to kill"
                     ));
                 }
                 let _ =
