@@ -222,7 +222,7 @@ action = { kind = "lb", node = "${node.name}", state = "ready" }
         .collect();
     let events: Vec<Stamped> = [
         Event::SessionStarted {
-            plan,
+            plan: Box::new(plan),
             nodes,
             operator: "bench".into(),
             auto: Default::default(),
