@@ -372,7 +372,7 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
             node.as_deref().map(|n| format!("@{n}")).unwrap_or_default(),
             if *ok { "ok" } else { "FAILING" }
         ),
-        Event::NodeFacts { node, facts } => format!(
+        Event::NodeFacts { node, facts, .. } => format!(
             "node {node}: {}",
             facts
                 .iter()

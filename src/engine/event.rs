@@ -275,6 +275,12 @@ pub enum Event {
     NodeFacts {
         node: String,
         facts: BTreeMap<String, String>,
+        /// When `facts` moves the node's `state`: the last time (session ms) the product
+        /// still reported the state it left. A step that had finished by then did not move
+        /// it (see `SessionState::state_moved_by`). Absent in older journals and when the
+        /// engine saw no such report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prior_seen_ms: Option<u64>,
     },
     /// Live only: the balancer's view, when only its session counts moved (they change all the
     /// time under load; the journal keeps the membership and health changes).

@@ -12,6 +12,7 @@ use super::event::{
 };
 use crate::lb::Backend;
 use crate::plan::Plan;
+use crate::procedure::model::Action;
 use crate::target::Node;
 
 /// Lines of output kept per step in memory (the journal keeps them all).
@@ -703,9 +704,12 @@ impl SessionState {
     }
 
     /// The step that explains a change of `node`'s state reported at `t`: one for this node
-    /// or for no node in particular that runs now, or that finished at most
-    /// [`STATE_EXPLAIN_MS`] before (probes report within seconds). The latest such step.
-    fn state_moved_by(&self, node: &str, t: u64) -> Option<usize> {
+    /// or for no node in particular that may move a node's state (not a gate, which only
+    /// watches, nor a load-balancer step, which only routes) and that runs now, or that
+    /// finished at most [`STATE_EXPLAIN_MS`] before (probes report within seconds) and after
+    /// `prior_seen` — the last report of the old state: a step done by then left the node
+    /// as it was. The latest such step.
+    fn state_moved_by(&self, node: &str, t: u64, prior_seen: Option<u64>) -> Option<usize> {
         let since = t.saturating_sub(STATE_EXPLAIN_MS);
         self.plan
             .steps
@@ -713,9 +717,17 @@ impl SessionState {
             .zip(&self.steps)
             .enumerate()
             .filter(|(_, (p, _))| p.node.as_deref().is_none_or(|n| n == node))
+            .filter(|(_, (p, r))| {
+                let action = match r.phase {
+                    Phase::Do => Some(&p.action),
+                    Phase::Undo => p.undo.as_ref(),
+                };
+                !matches!(action, Some(Action::Wait(_) | Action::Lb { .. }) | None)
+            })
             .filter(|(_, (_, r))| {
                 matches!(r.status, StepStatus::Running | StepStatus::Undoing)
-                    || r.finished_ms.is_some_and(|f| f >= since && f <= t)
+                    || r.finished_ms
+                        .is_some_and(|f| f >= since && f <= t && prior_seen.is_none_or(|p| f > p))
             })
             .max_by_key(|(_, (_, r))| r.finished_ms.unwrap_or(u64::MAX))
             .map(|(i, _)| i)
@@ -1008,15 +1020,26 @@ impl SessionState {
                 self.set_probe(probe, node, *ok, detail, t);
             }
             Event::ProbeSummary { .. } => {}
-            Event::NodeFacts { node, facts } => {
-                let moved_by = self.state_moved_by(node, t);
+            Event::NodeFacts {
+                node,
+                facts,
+                prior_seen_ms,
+            } => {
+                let moved_by = self.state_moved_by(node, t, *prior_seen_ms);
                 if let Some(n) = self.node_mut(node) {
                     if let Some(new) = facts.get("state") {
-                        // The first report is where the node was, not a change.
+                        // The first report is where the node was, not a change. A node a
+                        // step started that fails (or comes up) on its way up does so because
+                        // of that step, however long the start took.
+                        let inherited = n
+                            .state_change
+                            .as_ref()
+                            .filter(|_| n.state() == Some("starting"))
+                            .and_then(|c| c.by_step);
                         if n.state().is_some_and(|old| old != new) {
                             n.state_change = Some(StateChange {
                                 t_ms: t,
-                                by_step: moved_by,
+                                by_step: moved_by.or(inherited),
                             });
                         }
                         n.state_seen_ms = Some(t);
@@ -1281,5 +1304,85 @@ impl SessionState {
                 !self.nodes.is_empty() && self.nodes.iter().all(|n| n.health == Some(false));
             self.no_ready.set(all_down, t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::demo::{self, Script};
+
+    fn node_facts(node: &str, state: &str, prior_seen_ms: Option<u64>) -> Event {
+        Event::NodeFacts {
+            node: node.into(),
+            facts: [("state".to_string(), state.to_string())].into(),
+            prior_seen_ms,
+        }
+    }
+
+    fn change_of(s: &Script, node: &str) -> Option<StateChange> {
+        let st = SessionState::fold(s.events());
+        st.nodes
+            .iter()
+            .find(|n| n.node.name == node)
+            .and_then(|n| n.state_change.clone())
+    }
+
+    /// A step done before the product last reported the old state did not move the node:
+    /// a crash seconds after the backup of that node is no step's doing.
+    #[test]
+    fn a_step_done_before_the_old_state_was_last_seen_explains_nothing() {
+        let mut s = Script::started();
+        for n in demo::NODES {
+            s.facts(n, &[("state", "running")]);
+        }
+        s.through(demo::STEP_UPGRADE1 + 1);
+        let done = SessionState::fold(s.events()).steps[demo::STEP_UPGRADE1]
+            .finished_ms
+            .unwrap();
+        // Without the last report: within the window, the upgrade of jahia1 explains it.
+        let mut old = s.clone();
+        old.push(2000, node_facts("jahia1", "failed", None));
+        assert_eq!(
+            change_of(&old, "jahia1").and_then(|c| c.by_step),
+            Some(demo::STEP_UPGRADE1)
+        );
+        // The product said `running` after the upgrade had finished: nothing explains it.
+        s.push(2000, node_facts("jahia1", "failed", Some(done + 500)));
+        let change = change_of(&s, "jahia1").unwrap();
+        assert_eq!(change.by_step, None);
+        let st = SessionState::fold(s.events());
+        assert!(st.nodes[0].unexpectedly_down());
+    }
+
+    /// A gate only watches: a node that fails while a gate waits on it failed because of the
+    /// step that started it, however long its start took.
+    #[test]
+    fn a_node_that_fails_on_its_way_up_failed_by_the_step_that_started_it() {
+        let mut s = Script::started();
+        for n in demo::NODES {
+            s.facts(n, &[("state", "running")]);
+        }
+        s.through(demo::STEP_UPGRADE1);
+        s.start(demo::STEP_UPGRADE1);
+        s.facts("jahia1", &[("state", "starting")]);
+        s.finish(demo::STEP_UPGRADE1, Verdict::Passed, "exit 0");
+        assert_eq!(
+            change_of(&s, "jahia1").and_then(|c| c.by_step),
+            Some(demo::STEP_UPGRADE1)
+        );
+        // The final gate (every node, no node of its own) runs; well past the window and
+        // after the last report of `starting`, the product reports the node failed.
+        let gate = SessionState::fold(s.events()).plan.steps.len() - 1;
+        s.start(gate);
+        let t = SessionState::fold(s.events()).t_ms;
+        s.push(
+            STATE_EXPLAIN_MS + 5000,
+            node_facts("jahia1", "failed", Some(t + STATE_EXPLAIN_MS)),
+        );
+        assert_eq!(
+            change_of(&s, "jahia1").and_then(|c| c.by_step),
+            Some(demo::STEP_UPGRADE1)
+        );
     }
 }

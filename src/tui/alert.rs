@@ -68,8 +68,8 @@ enum Moment {
 pub struct Alerter {
     config: AlertConfig,
     last: Moment,
-    /// The last unexpected node state change alerted about: (node, when).
-    unexpected: Option<(String, u64)>,
+    /// The nodes down with no step to explain it, as last written: (node, when it went down).
+    unexpected: Vec<(String, u64)>,
 }
 
 impl Alerter {
@@ -82,42 +82,40 @@ impl Alerter {
         Alerter {
             config,
             last: Moment::Quiet,
-            unexpected: None,
+            unexpected: Vec::new(),
         }
     }
 
-    /// The alert the view calls for now, once per moment (a new prompt, a failure, the end).
+    /// The alert the view calls for now, once per moment (a new prompt, a failure, the end,
+    /// a node going down unexpectedly). A node down with no step to explain it (a crash
+    /// mid-run) rings once and leads the title for as long as it stays down
+    /// (`UNEXPECTED: node3 failed · step 7/23 · waiting for you`): an operator glancing at
+    /// the title later still sees it.
     pub fn check(&mut self, view: &View) -> Option<Alert> {
         if self.config == AlertConfig::NONE {
             return None;
         }
         let st = &view.state;
-        // A node down with no step to explain it (a crash mid-run) alerts once, whatever else
-        // is on screen; the prompt or failure it hides alerts at the next check.
-        let crashed = st
+        let down: Vec<(&str, &str, u64)> = st
             .nodes
             .iter()
             .filter(|n| n.unexpectedly_down())
-            .find_map(|n| {
+            .filter_map(|n| {
                 let change = n.state_change.as_ref()?;
-                let key = (n.node.name.clone(), change.t_ms);
-                (self.unexpected.as_ref() != Some(&key)).then(|| (key, n.state().unwrap_or("down")))
-            });
-        if let Some((key, state)) = crashed {
-            let title = format!("flightdeck · UNEXPECTED: {} {state}", key.0);
-            self.unexpected = Some(key);
-            self.last = Moment::Quiet;
-            return Some(Alert {
-                title: if self.config.title {
-                    title
-                } else {
-                    String::new()
-                },
-                bell: self.config.bell,
-            });
-        }
+                Some((
+                    n.node.name.as_str(),
+                    n.state().unwrap_or("down"),
+                    change.t_ms,
+                ))
+            })
+            .collect();
+        let unexpected: Vec<(String, u64)> = down
+            .iter()
+            .map(|(node, _, t)| (node.to_string(), *t))
+            .collect();
+        let newly_down = unexpected.iter().any(|k| !self.unexpected.contains(k));
         let total = st.steps.len();
-        let (moment, title) = match (st.mode, st.prompt) {
+        let (moment, what) = match (st.mode, st.prompt) {
             (Mode::Finished(outcome), _) => (
                 Moment::Finished,
                 match outcome {
@@ -142,13 +140,23 @@ impl Alerter {
                 format!("step {}/{total}", view.active_step().map_or(0, |s| s + 1)),
             ),
         };
-        if moment == self.last {
+        if moment == self.last && unexpected == self.unexpected {
             return None;
         }
-        let bell = self.config.bell && moment != Moment::Quiet;
+        let bell =
+            self.config.bell && (newly_down || (moment != self.last && moment != Moment::Quiet));
         self.last = moment;
+        self.unexpected = unexpected;
         let title = if self.config.title {
-            format!("flightdeck · {title}")
+            let crashes: Vec<String> = down
+                .iter()
+                .map(|(node, state, _)| format!("{node} {state}"))
+                .collect();
+            if crashes.is_empty() {
+                format!("flightdeck · {what}")
+            } else {
+                format!("flightdeck · UNEXPECTED: {} · {what}", crashes.join(", "))
+            }
         } else {
             String::new()
         };
@@ -193,21 +201,38 @@ mod tests {
             Event::NodeFacts {
                 node: "jahia3".into(),
                 facts: [("state".to_string(), "failed".to_string())].into(),
+                prior_seen_ms: None,
             },
         );
         let v = view(&s, TuiRole::Driver);
         assert_eq!(
             a.check(&v),
             Some(Alert {
-                title: "flightdeck · UNEXPECTED: jahia3 failed".into(),
+                title: format!(
+                    "flightdeck · UNEXPECTED: jahia3 failed · step {}/16",
+                    demo::STEP_BACKUP + 1
+                ),
                 bell: true
             })
         );
-        assert_ne!(
-            a.check(&v).map(|x| x.title),
-            Some("flightdeck · UNEXPECTED: jahia3 failed".into()),
-            "once"
+        assert_eq!(a.check(&v), None, "once");
+        // A prompt while it is still down: the title keeps the crash, the prompt rings.
+        s.prompt(demo::STEP_BACKUP, PromptKind::Run);
+        assert_eq!(
+            a.check(&view(&s, TuiRole::Driver)),
+            Some(Alert {
+                title: format!(
+                    "flightdeck · UNEXPECTED: jahia3 failed · step {}/16 · waiting for you",
+                    demo::STEP_BACKUP + 1
+                ),
+                bell: true
+            })
         );
+        // Back up: the title drops it, without a bell.
+        s.facts("jahia3", &[("state", "running")]);
+        let up = a.check(&view(&s, TuiRole::Driver)).unwrap();
+        assert!(!up.title.contains("UNEXPECTED"), "{}", up.title);
+        assert!(!up.bell);
     }
 
     #[test]

@@ -339,6 +339,7 @@ impl Script {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                prior_seen_ms: None,
             },
         )
     }

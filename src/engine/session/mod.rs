@@ -157,6 +157,9 @@ struct Engine {
     /// Per user: notes left in the burst, and since when the refill counts.
     note_budget: HashMap<u32, (u32, Instant)>,
     probe_ok: HashMap<ProbeKey, bool>,
+    /// Per node: when a probe last read the node's `state` unchanged (session ms), so that a
+    /// change can say how recently the old state still held (`NodeFacts::prior_seen_ms`).
+    state_reported: HashMap<String, u64>,
     /// Samples since the last summary: (ok, latency ms).
     probe_stats: BTreeMap<ProbeKey, Vec<(bool, u64)>>,
     last_lb: Option<Vec<crate::lb::Backend>>,
@@ -385,6 +388,7 @@ impl Engine {
                 removals: HashMap::new(),
                 note_budget: HashMap::new(),
                 probe_ok: HashMap::new(),
+                state_reported: HashMap::new(),
                 probe_stats: BTreeMap::new(),
                 last_lb: None,
                 last_lb_error: None,

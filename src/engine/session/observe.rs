@@ -126,17 +126,31 @@ impl Engine {
                     })?;
                 }
                 if let Some(n) = node {
+                    let now = self.now_ms();
                     let known = self.state.nodes.iter().find(|v| v.node.name == n);
+                    let state_held = known
+                        .and_then(|kn| kn.state())
+                        .is_some_and(|s| facts.get("state").map(String::as_str) == Some(s));
                     let fresh: BTreeMap<String, String> = facts
                         .into_iter()
                         .filter(|(k, v)| known.and_then(|kn| kn.facts.get(k)) != Some(v))
                         .collect();
-                    if known.is_some() && !fresh.is_empty() {
+                    let known = known.is_some();
+                    if state_held {
+                        self.state_reported.insert(n.clone(), now);
+                    }
+                    if known && !fresh.is_empty() {
                         let state_moved =
                             fresh.contains_key("state") || fresh.contains_key("reason");
+                        let prior_seen_ms = if fresh.contains_key("state") {
+                            self.state_reported.remove(&n)
+                        } else {
+                            None
+                        };
                         self.emit(Event::NodeFacts {
                             node: n.clone(),
                             facts: fresh,
+                            prior_seen_ms,
                         })?;
                         if state_moved {
                             self.publish_node_state(&n);
