@@ -17,8 +17,9 @@ pub struct Target {
     pub product: Option<String>,
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
-    /// Secret name -> environment variable that holds it. Referenced as `${secret.NAME}`;
-    /// resolved only when an action runs, never written to the plan or the journal.
+    /// Secret name -> the environment variable (or file) that holds it. Referenced as
+    /// `${secret.NAME}`; resolved only when an action runs, never written to the plan or the
+    /// journal.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
     #[serde(default)]
@@ -43,10 +44,16 @@ pub struct Target {
     pub overrides: Overrides,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// Where a secret's value comes from: an environment variable (`env`), or a file (`file`: its
+/// first line, e.g. a mounted secret; the lab writes its Neo4j credentials that way). Exactly
+/// one of the two; read when the session starts, never written to the plan or the journal.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub env: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -217,11 +217,22 @@ pub fn parse_target(path: &Path, source: &str) -> Result<Target, Diagnostics> {
         }
     }
     for (name, s) in &target.secrets {
-        if s.env.trim().is_empty() {
-            err(
-                &format!("secrets.{name}.env"),
-                format!("secret `{name}` names an empty environment variable"),
-            );
+        match (s.env.trim().is_empty(), &s.file) {
+            (true, None) => err(
+                &format!("secrets.{name}"),
+                format!(
+                    "secret `{name}` says neither where it is: `env = \"VARIABLE\"` or `file = \"PATH\"`"
+                ),
+            ),
+            (false, Some(_)) => err(
+                &format!("secrets.{name}.file"),
+                format!("secret `{name}` names both an environment variable and a file: keep one"),
+            ),
+            (true, Some(f)) if f.trim().is_empty() => err(
+                &format!("secrets.{name}.file"),
+                format!("secret `{name}` names an empty file path"),
+            ),
+            _ => {}
         }
     }
     for (id, o) in &target.overrides.steps {

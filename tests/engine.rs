@@ -381,6 +381,7 @@ async fn secrets_are_used_but_never_journaled() {
         "TOKEN".into(),
         SecretSource {
             env: "FLIGHTDECK_TEST_TOKEN".into(),
+            file: None,
         },
     );
     let p = plan(

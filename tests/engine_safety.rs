@@ -1240,7 +1240,10 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
     ] {
         t.secrets.insert(
             name.into(),
-            flightdeck::target::SecretSource { env: env.into() },
+            flightdeck::target::SecretSource {
+                env: env.into(),
+                file: None,
+            },
         );
     }
     // The script compares with the values read from files, so that neither a secret's value

@@ -9,6 +9,32 @@ use flightdeck::procedure::model::Membership;
 use lab_util::*;
 use serde_json::json;
 
+/// The `Authorization` value the lab's Neo4j accepts, read as its target reads it: from the
+/// token file its secret names.
+fn neo4j_auth(lab: &flightdeck::lab::Lab) -> String {
+    let file = lab.target().secrets["neo4j_basic_auth"]
+        .file
+        .clone()
+        .expect("the lab's Neo4j credentials are a file secret");
+    format!("Basic {}", std::fs::read_to_string(file).unwrap().trim())
+}
+
+/// `GET url` with the lab's Neo4j credentials.
+async fn aget(lab: &flightdeck::lab::Lab, url: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("Authorization", neo4j_auth(lab))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn aget_json(lab: &flightdeck::lab::Lab, url: &str) -> (u16, serde_json::Value) {
+    let (status, text) = aget(lab, url).await;
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
 #[tokio::test]
 async fn blue_green_rebuild() {
     let lab = lab(Product::Neo4j, 2).await;
@@ -35,22 +61,22 @@ async fn blue_green_rebuild() {
     let n2 = url(&lab, "node2").await;
     let cc = "db/manage/server/causalclustering";
     assert_eq!(
-        get(&format!("{n1}/{cc}/writable")).await,
+        aget(&lab, &format!("{n1}/{cc}/writable")).await,
         (200, "true".into())
     );
     assert_eq!(
-        get(&format!("{n2}/{cc}/writable")).await,
+        aget(&lab, &format!("{n2}/{cc}/writable")).await,
         (404, "false".into())
     );
     assert_eq!(
-        get(&format!("{n2}/{cc}/read-only")).await,
+        aget(&lab, &format!("{n2}/{cc}/read-only")).await,
         (200, "true".into())
     );
     assert_eq!(
-        get(&format!("{n2}/db/manage/server/core/available")).await,
+        aget(&lab, &format!("{n2}/db/manage/server/core/available")).await,
         (200, "true".into())
     );
-    let (_, st) = get_json(&format!("{n1}/{cc}/status")).await;
+    let (_, st) = aget_json(&lab, &format!("{n1}/{cc}/status")).await;
     assert_eq!(st["votingMembers"].as_array().unwrap().len(), 2);
     assert_eq!(st["leader"], st["memberId"]);
 
@@ -163,9 +189,12 @@ async fn blue_green_rebuild() {
 async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     let lab = lab(Product::Neo4j, 3).await;
     let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.version = $v","parameters":{"v":"3.2.14"}}]}"#;
+    let auth = neo4j_auth(&lab);
+    let auth = auth.as_str();
     let post = |url: String| async move {
         let r = client()
             .post(url)
+            .header("Authorization", auth)
             .header("Content-Type", "application/json")
             .body(tx)
             .send()
@@ -177,7 +206,7 @@ async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     let n1 = url(&lab, "node1").await;
     let n2 = url(&lab, "node2").await;
     assert_eq!(
-        get(&format!("{n2}/db/manage/server/core/writable")).await,
+        aget(&lab, &format!("{n2}/db/manage/server/core/writable")).await,
         (404, "false".into())
     );
     let (status, body) = post(format!("{n2}/db/data/transaction/commit")).await;
@@ -222,6 +251,7 @@ async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     // dbms.cluster.overview() lists the members a core sees.
     let r = client()
         .post(format!("{n2}/db/data/transaction/commit"))
+        .header("Authorization", neo4j_auth(&lab))
         .body(r#"{"statements":[{"statement":"CALL dbms.cluster.overview()"}]}"#)
         .send()
         .await
@@ -257,7 +287,7 @@ async fn rejoined_gate(lab: &flightdeck::lab::Lab) -> Vec<(String, bool, String)
     };
     // The rollback passes the same gate before each core's restart back to read/write.
     assert_eq!(gate.check, undo.check);
-    let secrets = Secrets::default();
+    let secrets = Secrets::from_env(&target.secrets);
     let http = check::http_client();
     let mut out = Vec::new();
     for (node, c) in hold::gate_instances(gate, &target, &secrets).unwrap() {
@@ -278,9 +308,12 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     let n1 = url(&lab, "node1").await;
     let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.at = 1"}]}"#;
     let routed = format!("{}/_lab/routed-tx/blue", lab.admin_url());
+    let auth = neo4j_auth(&lab);
+    let auth = auth.as_str();
     let post = |url: String| async move {
         let r = client()
             .post(url)
+            .header("Authorization", auth)
             .header("Content-Type", "application/json")
             .body(tx)
             .send()
@@ -291,7 +324,7 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     };
     // Whole: a leader, the gate holds on every core.
     assert_eq!(
-        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        aget(&lab, &format!("{n1}/db/manage/server/core/writable")).await,
         (200, "true".into())
     );
     let gate = rejoined_gate(&lab).await;
@@ -300,7 +333,7 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     // One core restarting (node2 down): 2 of 3 still elect a leader, but the gate waits.
     op_ok(&lab, "node2", "stop", json!({})).await;
     assert_eq!(
-        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        aget(&lab, &format!("{n1}/db/manage/server/core/writable")).await,
         (200, "true".into())
     );
     let gate = rejoined_gate(&lab).await;
@@ -319,10 +352,14 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
         "{reason}"
     );
     assert_eq!(
-        get(&format!("{n1}/db/manage/server/core/writable")).await,
+        aget(&lab, &format!("{n1}/db/manage/server/core/writable")).await,
         (404, "false".into())
     );
-    let (_, st) = get_json(&format!("{n1}/db/manage/server/causalclustering/status")).await;
+    let (_, st) = aget_json(
+        &lab,
+        &format!("{n1}/db/manage/server/causalclustering/status"),
+    )
+    .await;
     assert!(st.get("leader").is_none(), "{st}");
     // No write commits anywhere: on the core itself, routed like a driver, or as data.
     let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
@@ -350,5 +387,125 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     let (status, body) = post(routed).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errors"], json!([]), "{body}");
+    lab.shutdown().await;
+}
+
+/// N1 (Neo4j 3.x `AuthorizationEnabledFilter`; `dbms.security.auth_enabled`,
+/// `causal_clustering_status_auth_enabled` and `ha_status_auth_enabled` default to true): the
+/// lab's Neo4j refuses every endpoint the procedures use without credentials, in the server's
+/// own words, and takes the ones its target carries as a secret — read from a 0600 file, never
+/// written into the target, a plan or an argv.
+#[tokio::test]
+async fn neo4j_asks_for_credentials_and_the_lab_target_carries_them_as_a_secret() {
+    use base64::Engine as _;
+    let lab = lab(Product::Neo4j, 3).await;
+    let n1 = url(&lab, "node1").await;
+    let auth = neo4j_auth(&lab);
+    let call = |method: &'static str, url: String, header: Option<String>| async move {
+        let mut req = client().request(method.parse().unwrap(), url);
+        if let Some(h) = header {
+            req = req.header("Authorization", h);
+        }
+        if method == "POST" {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(r#"{"statements":[{"statement":"CALL dbms.cluster.overview()"}]}"#);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, challenge, body)
+    };
+    let endpoints = [
+        ("GET", format!("{n1}/db/data/")),
+        ("POST", format!("{n1}/db/data/transaction/commit")),
+        ("GET", format!("{n1}/db/manage/server/core/available")),
+        (
+            "GET",
+            format!("{n1}/db/manage/server/causalclustering/available"),
+        ),
+        ("GET", format!("{n1}/db/manage/server/ha/available")),
+        ("POST", format!("{}/_lab/routed-tx/blue", lab.admin_url())),
+    ];
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("neo4j:neo4j")
+    );
+    for (method, url) in &endpoints {
+        // What the old status probe sent: nothing.
+        let (status, challenge, body) = call(method, url.clone(), None).await;
+        assert_eq!(status, 401, "{method} {url}: {body}");
+        assert_eq!(challenge.as_deref(), Some("Basic realm=\"Neo4j\""), "{url}");
+        assert_eq!(
+            body["errors"][0]["code"], "Neo.ClientError.Security.Unauthorized",
+            "{url}"
+        );
+        assert_eq!(
+            body["errors"][0]["message"], "No authentication header supplied.",
+            "{url}"
+        );
+        let (status, _, body) = call(method, url.clone(), Some(wrong.clone())).await;
+        assert_eq!(status, 401, "{url}: {body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Invalid username or password."
+        );
+        // An empty header (a target that left `neo4j_auth` empty) is not Basic credentials.
+        let (status, _, body) = call(method, url.clone(), Some(String::new())).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Invalid authentication header."
+        );
+        let (status, _, body) = call(method, url.clone(), Some(auth.clone())).await;
+        assert_eq!(
+            status, 200,
+            "{method} {url} with the lab's credentials: {body}"
+        );
+    }
+    // The lab's own routes and its data plane are not Neo4j's: open.
+    assert_eq!(get(&format!("{n1}/kv/lab")).await.0, 200);
+    assert_eq!(get(&format!("{n1}/_lab/status")).await.0, 200);
+    // The balancer's health checks carry the credentials too: blue serves through it.
+    let front = format!("http://{}/kv/lab", lab.lb_frontend());
+    eventually("blue serving through the balancer", || async {
+        (get(&front).await.0 == 200).then_some(())
+    })
+    .await;
+
+    // The target: a file secret (0600), the header as `Basic ${secret.…}`, no password.
+    let target = lab.target();
+    let secret = &target.secrets["neo4j_basic_auth"];
+    assert!(secret.env.is_empty(), "{secret:?}");
+    let file = secret.file.clone().unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    assert_eq!(
+        target.vars["neo4j_auth"],
+        "Basic ${secret.neo4j_basic_auth}"
+    );
+    let token = auth.trim_start_matches("Basic ");
+    let written = toml::to_string(target).unwrap();
+    assert!(!written.contains(token), "{written}");
+    let lp = flightdeck::procedure::load::load_procedure(std::path::Path::new(
+        "procedures/neo4j-causal-cluster.toml",
+    ))
+    .unwrap();
+    let plan = flightdeck::plan::expand::build_plan(
+        &lp,
+        &lab.target_for(&lp.procedure),
+        &flightdeck::plan::expand::PlanOptions::default(),
+    )
+    .unwrap();
+    let planned = serde_json::to_string(&plan).unwrap();
+    assert!(!planned.contains(token));
+    assert!(planned.contains("Basic ${secret.neo4j_basic_auth}"));
     lab.shutdown().await;
 }

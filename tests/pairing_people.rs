@@ -756,7 +756,10 @@ async fn a_note_tells_nobody_whether_their_guess_is_a_secret() {
     let mut target = empty_target();
     target.secrets.insert(
         "TOKEN".into(),
-        flightdeck::target::SecretSource { env: VAR.into() },
+        flightdeck::target::SecretSource {
+            env: VAR.into(),
+            file: None,
+        },
     );
     let task = session::start(EngineConfig {
         plan: plan("people", vec![step("a", sh("true"))]),

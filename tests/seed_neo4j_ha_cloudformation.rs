@@ -37,6 +37,35 @@ async fn checks_and_plans_on_the_example_and_the_lab() {
     let diags = flightdeck::procedure::validate::validate(&lp, Some(&example));
     assert!(diags.is_empty(), "{diags}");
     let plan = build_plan(&lp, &example, &PlanOptions::default()).unwrap();
+    // A rollback is verified once through the ELB (no node selection: one check), beside the
+    // per-instance version and health; every Neo4j request carries the target's credentials.
+    let elb = plan
+        .rollback
+        .verify
+        .iter()
+        .find(|v| v.what == "serving through the load balancer")
+        .expect("an ELB check in the rollback's verification");
+    assert!(elb.nodes.is_none(), "{elb:?}");
+    let elb_check = serde_json::to_string(&elb.check).unwrap();
+    assert!(
+        elb_check
+            .contains("http://neo4j-production-elb.internal:7474/db/manage/server/ha/available"),
+        "{elb_check}"
+    );
+    assert!(
+        elb_check.contains("Basic ${secret.neo4j_basic_auth}"),
+        "{elb_check}"
+    );
+    for step in &plan.steps {
+        let text = serde_json::to_string(&step.action).unwrap();
+        if text.contains("/db/") {
+            assert!(
+                text.contains("Basic ${secret.neo4j_basic_auth}"),
+                "{} sends no credentials: {text}",
+                step.key
+            );
+        }
+    }
     // Each stack update passes only the keys the guide's step changes; the script keeps every
     // other live key (UsePreviousValue) and takes "No updates" as success.
     let (argv, undo) = update_stack_argv(&plan, "single");

@@ -139,6 +139,7 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
+    /// Secret name -> what to do about it (`set the environment variable X`, the file's error).
     missing: BTreeMap<String, String>,
     /// Every environment variable a secret is read from, set or not.
     env_names: BTreeSet<String>,
@@ -146,16 +147,26 @@ pub struct Secrets {
 
 impl Secrets {
     /// Read each declared secret from its environment variable.
+    /// (A secret declared with `file` is read from the file's first line instead.)
     pub fn from_env(decl: &BTreeMap<String, crate::target::SecretSource>) -> Self {
         let mut s = Secrets::default();
         for (name, src) in decl {
-            s.env_names.insert(src.env.clone());
-            match std::env::var(&src.env) {
-                Ok(v) if !v.is_empty() => {
+            let found = match &src.file {
+                Some(path) => read_secret_file(path),
+                None => {
+                    s.env_names.insert(src.env.clone());
+                    match std::env::var(&src.env) {
+                        Ok(v) if !v.is_empty() => Ok(v),
+                        _ => Err(format!("set the environment variable {}", src.env)),
+                    }
+                }
+            };
+            match found {
+                Ok(v) => {
                     s.values.insert(format!("secret.{name}"), v);
                 }
-                _ => {
-                    s.missing.insert(name.clone(), src.env.clone());
+                Err(why) => {
+                    s.missing.insert(name.clone(), why);
                 }
             }
         }
@@ -176,9 +187,7 @@ impl Secrets {
     fn check_missing(&self, text: &str) -> Result<(), String> {
         for (name, env) in &self.missing {
             if text.contains(&format!("${{secret.{name}}}")) {
-                return Err(format!(
-                    "secret {name} is not available: set the environment variable {env}"
-                ));
+                return Err(format!("secret {name} is not available: {env}"));
             }
         }
         Ok(())
@@ -203,6 +212,15 @@ impl Secrets {
             }
         }
         out
+    }
+}
+
+/// A secret file's first line (without its line ending); an unreadable or empty file says why.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    match text.lines().next().map(str::trim_end) {
+        Some(line) if !line.is_empty() => Ok(line.to_string()),
+        _ => Err(format!("{path} is empty")),
     }
 }
 
@@ -247,5 +265,37 @@ mod tests {
         };
         let err = s.resolve_action(&b).unwrap_err();
         assert!(err.contains("DB_PW"));
+    }
+
+    #[test]
+    fn a_secret_file_gives_its_first_line_and_a_missing_one_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth");
+        std::fs::write(&path, "bmVvNGo6c2VjcmV0\n").unwrap();
+        let file = |p: &std::path::Path| crate::target::SecretSource {
+            file: Some(p.display().to_string()),
+            ..Default::default()
+        };
+        let decl = BTreeMap::from([
+            ("auth".to_string(), file(&path)),
+            ("gone".to_string(), file(&dir.path().join("gone"))),
+        ]);
+        let s = Secrets::from_env(&decl);
+        let a = Action::Manual {
+            text: "Basic ${secret.auth}".into(),
+        };
+        match s.resolve_action(&a).unwrap() {
+            Action::Manual { text } => assert_eq!(text, "Basic bmVvNGo6c2VjcmV0"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.redact("Basic bmVvNGo6c2VjcmV0"), "Basic ****");
+        let b = Action::Manual {
+            text: "${secret.gone}".into(),
+        };
+        let err = s.resolve_action(&b).unwrap_err();
+        assert!(
+            err.starts_with("secret gone is not available: cannot read ") && err.contains("gone"),
+            "{err}"
+        );
     }
 }

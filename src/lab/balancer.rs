@@ -48,6 +48,9 @@ pub(crate) struct Balancer {
     servers: Mutex<Vec<Server>>,
     next: AtomicUsize,
     ready_path: String,
+    /// An `Authorization` value the health checks send (Neo4j's status endpoints ask for
+    /// credentials, as a real HAProxy check sends them with `http-check send hdr`).
+    check_auth: Option<String>,
     interval: Duration,
     client: reqwest::Client,
 }
@@ -79,9 +82,16 @@ impl Balancer {
             servers: Mutex::new(servers),
             next: AtomicUsize::new(0),
             ready_path: ready_path.to_string(),
+            check_auth: None,
             interval,
             client,
         }
+    }
+
+    /// The health checks send `Authorization: value`.
+    pub fn with_check_auth(mut self, value: Option<String>) -> Self {
+        self.check_auth = value;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Server>> {
@@ -176,7 +186,11 @@ impl Balancer {
                 .collect();
             let checks = targets.into_iter().map(|(name, addr)| {
                 let url = format!("http://{addr}{}", self.ready_path);
-                let req = self.client.get(url).timeout(timeout).send();
+                let mut req = self.client.get(url).timeout(timeout);
+                if let Some(auth) = &self.check_auth {
+                    req = req.header(reqwest::header::AUTHORIZATION, auth);
+                }
+                let req = req.send();
                 async move {
                     let verdict = match req.await {
                         Ok(r) if r.status().is_success() => (true, "L7OK".to_string()),
@@ -219,7 +233,7 @@ impl Balancer {
         addr: SocketAddr,
         method: &Method,
         path: &str,
-        content_type: Option<&HeaderValue>,
+        headers: &[(&'static str, HeaderValue)],
         body: &Bytes,
     ) -> Result<(StatusCode, Option<HeaderValue>, Bytes), String> {
         let method =
@@ -229,8 +243,10 @@ impl Balancer {
             .request(method, format!("http://{addr}{path}"))
             .timeout(Duration::from_secs(30))
             .body(body.clone());
-        if let Some(ct) = content_type.and_then(|v| v.to_str().ok()) {
-            req = req.header("content-type", ct);
+        for (name, value) in headers {
+            if let Ok(v) = value.to_str() {
+                req = req.header(*name, v);
+            }
         }
         let resp = req.send().await.map_err(|e| e.to_string())?;
         let status = StatusCode::from_u16(resp.status().as_u16()).map_err(|e| e.to_string())?;
@@ -251,7 +267,12 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let content_type = req.headers().get("content-type").cloned();
+    // What a reverse proxy passes on: the body's type and the client's credentials (Neo4j
+    // asks for them on every endpoint a procedure reads through the balancer).
+    let headers: Vec<(&'static str, HeaderValue)> = ["content-type", "authorization"]
+        .into_iter()
+        .filter_map(|name| req.headers().get(name).map(|v| (name, v.clone())))
+        .collect();
     let body = match to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -262,9 +283,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
     let Some((first, addr)) = lb.pick(None) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no ready backend").into_response();
     };
-    let mut result = lb
-        .forward(addr, &method, &path, content_type.as_ref(), &body)
-        .await;
+    let mut result = lb.forward(addr, &method, &path, &headers, &body).await;
     lb.done(first);
     let failed = match &result {
         Err(_) => true,
@@ -272,9 +291,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
     };
     if idempotent && failed {
         if let Some((second, addr)) = lb.pick(Some(first)) {
-            result = lb
-                .forward(addr, &method, &path, content_type.as_ref(), &body)
-                .await;
+            result = lb.forward(addr, &method, &path, &headers, &body).await;
             lb.done(second);
         }
     }

@@ -7,8 +7,8 @@
 //! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the embedded reverse proxy;
 //! with [`LbKind::Haproxy`] a real HAProxy started by the lab takes its place),
 //! [`traffic`] (the load generator), [`faults`] (and [`staging`]: faults staged for a step of
-//! a run), [`target_out`] (the target it writes) and
-//! [`cli`] (`flightdeck lab`).
+//! a run), [`neo4j_auth`] (Neo4j's HTTP authentication, which the lab's Neo4j enforces),
+//! [`target_out`] (the target it writes) and [`cli`] (`flightdeck lab`).
 //!
 //! A stopped or failed node keeps its listener (its `/_lab/` admin routes are how it gets
 //! started again): its product and data-plane endpoints answer 503 (milvus: 500) instead, and
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod faults;
+pub mod neo4j_auth;
 pub mod neo4j_ops;
 pub mod node;
 pub mod personality;
@@ -324,8 +325,15 @@ impl Lab {
             // health checks wait in the listen backlog until the servers run, and a HAProxy
             // that fails to start leaves no task behind (the process dies with its handle).
             LbKind::Haproxy => {
-                let (process, driver) =
-                    start_haproxy(&backend_servers, &maint, &readiness_path, &haproxy_dir).await?;
+                let check_auth = cluster.neo4j_auth.as_ref().map(|c| c.header());
+                let (process, driver) = start_haproxy(
+                    &backend_servers,
+                    &maint,
+                    &readiness_path,
+                    check_auth.as_deref(),
+                    &haproxy_dir,
+                )
+                .await?;
                 Front::Haproxy(Box::new((process, driver)))
             }
         };
@@ -346,28 +354,31 @@ impl Lab {
                 (LabLb::Haproxy(driver), frontend, Some(process))
             }
             Front::Embedded(listener, frontend) => {
-                let balancer = Arc::new(Balancer::new(
-                    snapshot
-                        .iter()
-                        .zip(&maint)
-                        .map(|(n, m)| {
-                            let state = if *m {
-                                Membership::Maint
-                            } else {
-                                Membership::Ready
-                            };
-                            (
-                                n.name.clone(),
-                                n.address,
-                                state,
-                                n.state == RunState::Running,
-                            )
-                        })
-                        .collect(),
-                    &readiness_path,
-                    Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
-                    client.clone(),
-                ));
+                let balancer = Arc::new(
+                    Balancer::new(
+                        snapshot
+                            .iter()
+                            .zip(&maint)
+                            .map(|(n, m)| {
+                                let state = if *m {
+                                    Membership::Maint
+                                } else {
+                                    Membership::Ready
+                                };
+                                (
+                                    n.name.clone(),
+                                    n.address,
+                                    state,
+                                    n.state == RunState::Running,
+                                )
+                            })
+                            .collect(),
+                        &readiness_path,
+                        Duration::from_millis(cfg.timing.health_interval_ms.max(1)),
+                        client.clone(),
+                    )
+                    .with_check_auth(cluster.neo4j_auth.as_ref().map(|c| c.header())),
+                );
                 servers.push(serve(
                     listener,
                     balancer.clone().frontend_router(),
@@ -424,6 +435,9 @@ impl Lab {
         );
         if let Some(p) = &cfg.personality {
             target_out::personalize(&mut target, p, &admin_url, frontend);
+        }
+        if let Some(creds) = &cluster.neo4j_auth {
+            target_seeds::neo4j_auth(&mut target, creds.file());
         }
         if let Some(process) = &haproxy {
             target.lb = Some(target_out::haproxy_lb(process));
@@ -555,9 +569,10 @@ async fn start_haproxy(
     servers: &[(String, SocketAddr)],
     maint: &[bool],
     health_path: &str,
+    check_auth: Option<&str>,
     dir: &Path,
 ) -> Result<(HaproxyProcess, Haproxy), LabError> {
-    let process = HaproxyProcess::start(servers, health_path, dir).await?;
+    let process = HaproxyProcess::start_checked(servers, health_path, check_auth, dir).await?;
     let driver = Haproxy::new(&target_out::haproxy_lb(&process))?;
     for ((name, _), _) in servers.iter().zip(maint).filter(|(_, m)| **m) {
         driver.set_membership(name, Membership::Maint, None).await?;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::{Json, Router};
@@ -64,7 +64,21 @@ pub(crate) fn routes() -> Router<LabShared> {
     Router::new().route("/_lab/routed-tx/{group}", routing::post(routed_tx))
 }
 
-async fn routed_tx(State(s): State<LabShared>, Path(group): Path<String>, body: Bytes) -> Response {
+async fn routed_tx(
+    State(s): State<LabShared>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // A driver authenticates like any client (Bolt's `basic` auth token, the same user).
+    if let Some(refused) = s
+        .cluster
+        .neo4j_auth
+        .as_ref()
+        .and_then(|c| c.refuse(&headers))
+    {
+        return refused;
+    }
     let leader = s.cluster.snapshot_all().into_iter().position(|n| {
         n.group.as_deref() == Some(group.as_str())
             && n.state == RunState::Running

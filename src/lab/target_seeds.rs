@@ -84,6 +84,37 @@ pub(crate) fn lab_overrides(procedure: &Procedure, target: &mut Target) {
     }
 }
 
+/// Neo4j asks for credentials on every endpoint the procedures use ([`super::neo4j_auth`]): the
+/// lab's target carries them as a real one does — a secret (here read from the lab's 0600
+/// token file, never in the target, a plan or a journal), the `neo4j_auth` header value the
+/// procedures send (`Basic ${secret.neo4j_basic_auth}`), and the same header on the health
+/// probe (a status endpoint) and on the leader's write check.
+pub(crate) fn neo4j_auth(target: &mut Target, token_file: &std::path::Path) {
+    const SECRET: &str = "neo4j_basic_auth";
+    let header = format!("Basic ${{secret.{SECRET}}}");
+    target.secrets.insert(
+        SECRET.into(),
+        crate::target::SecretSource {
+            file: Some(token_file.display().to_string()),
+            ..Default::default()
+        },
+    );
+    target.vars.insert("neo4j_auth".into(), header.clone());
+    let authorize = |spec: &mut HttpSpec| {
+        spec.headers.insert("Authorization".into(), header.clone());
+    };
+    for p in &mut target.probes {
+        if let Check::Http(spec) = &mut p.check {
+            if spec.url.contains("/db/") {
+                authorize(spec);
+            }
+        }
+    }
+    if let Some(Action::Http(spec)) = target.actions.get_mut("write-check") {
+        authorize(spec);
+    }
+}
+
 /// Adds what the seed procedures of `product` need beyond the common bindings.
 pub(crate) fn extend(product: Product, target: &mut Target) {
     match product {

@@ -200,6 +200,8 @@ pub(crate) struct Cluster {
     pub product: Product,
     pub timing: Timing,
     pub data_dir: PathBuf,
+    /// Neo4j: the credentials its HTTP endpoints require ([`crate::lab::neo4j_auth`]).
+    pub neo4j_auth: Option<crate::lab::neo4j_auth::Credentials>,
     inner: Mutex<Inner>,
     faults: Mutex<FaultSet>,
     tasks: Mutex<JoinSet<()>>,
@@ -298,9 +300,14 @@ impl Cluster {
             }
             nodes.push(node);
         }
+        let neo4j_auth = match product {
+            Product::Neo4j => Some(crate::lab::neo4j_auth::Credentials::create(&data_dir)?),
+            _ => None,
+        };
         Ok(Cluster {
             product,
             timing,
+            neo4j_auth,
             data_dir,
             inner: Mutex::new(Inner {
                 nodes,

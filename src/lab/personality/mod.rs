@@ -60,11 +60,20 @@ pub(crate) fn node_router(cluster: Arc<Cluster>, idx: usize) -> Router {
         Product::Neo4j => neo4j::routes(),
         Product::Milvus => milvus::routes(),
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route("/_lab/status", get(status))
         .merge(super::admin::node_routes())
-        .merge(product)
+        .merge(product);
+    if ctx.cluster.product == Product::Neo4j {
+        // Neo4j's authentication filter sits in front of its whole server, before routing:
+        // an unknown `/db/` path is refused for credentials before it is a 404.
+        router = router.layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            neo4j::authorize,
+        ));
+    }
+    router
         .layer(middleware::from_fn_with_state(ctx.clone(), slow))
         .with_state(ctx)
 }

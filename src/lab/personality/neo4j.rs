@@ -2,8 +2,9 @@
 //! and the `causalclustering/status` JSON. Every node here is a core (no read replicas), and a
 //! node that is not running answers 503 `false` (the real one would not answer at all).
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,6 +29,20 @@ pub(crate) fn routes() -> Router<NodeCtx> {
         .route("/db/manage/server/causalclustering/status", get(status))
         .route("/db/data/transaction/commit", post(super::neo4j_tx::commit))
         .merge(super::neo4j_ha::routes())
+}
+
+/// Neo4j answers its REST API and status endpoints only with credentials
+/// ([`crate::lab::neo4j_auth`]: 3.x `AuthorizationEnabledFilter`, with every default kept);
+/// the lab's `/kv` data plane and `/_lab/` routes are not Neo4j's and stay open.
+pub(crate) async fn authorize(State(ctx): State<NodeCtx>, req: Request, next: Next) -> Response {
+    if let Some(creds) = &ctx.cluster.neo4j_auth {
+        if crate::lab::neo4j_auth::guarded(req.uri().path()) {
+            if let Some(refused) = creds.refuse(req.headers()) {
+                return refused;
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// The node's role when it can answer, `None` when it is down (or a flaky probe fails).

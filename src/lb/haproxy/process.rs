@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -121,11 +122,22 @@ impl HaproxyProcess {
         health_path: &str,
         dir: &Path,
     ) -> Result<HaproxyProcess, HaproxyError> {
+        Self::start_checked(servers, health_path, None, dir).await
+    }
+
+    /// [`HaproxyProcess::start`] with health checks that send `Authorization: check_auth`
+    /// (a product whose health endpoint asks for credentials, like Neo4j's status endpoints).
+    pub async fn start_checked(
+        servers: &[(String, SocketAddr)],
+        health_path: &str,
+        check_auth: Option<&str>,
+        dir: &Path,
+    ) -> Result<HaproxyProcess, HaproxyError> {
         let binary = haproxy_binary().ok_or(HaproxyError::NotInstalled)?;
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let mut attempt = 1;
         loop {
-            match Self::start_once(&binary, servers, health_path, dir).await {
+            match Self::start_once(&binary, servers, health_path, check_auth, dir).await {
                 // The ports were free when we looked, but something else (often an outgoing
                 // connection's ephemeral port) took one before HAProxy bound it: new ports.
                 Err(HaproxyError::Exited { tail, .. })
@@ -142,12 +154,20 @@ impl HaproxyProcess {
         binary: &Path,
         servers: &[(String, SocketAddr)],
         health_path: &str,
+        check_auth: Option<&str>,
         dir: &Path,
     ) -> Result<HaproxyProcess, HaproxyError> {
         let (frontend, runtime) = free_port_pair()?;
-        let config = render_config(servers, health_path, frontend, runtime)?;
+        let config = render_config_checked(servers, health_path, check_auth, frontend, runtime)?;
         let config_path = dir.join(CONFIG_FILE);
-        std::fs::write(&config_path, config)
+        // Owner-only: the health checks' credentials may be in it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&config_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, config.as_bytes()))
             .map_err(io(format!("writing {}", config_path.display())))?;
 
         let check = Command::new(binary)
@@ -298,6 +318,30 @@ pub fn render_config(
     frontend: SocketAddr,
     runtime: SocketAddr,
 ) -> Result<String, HaproxyError> {
+    render_config_checked(servers, health_path, None, frontend, runtime)
+}
+
+/// [`render_config`] with health checks that send `Authorization: check_auth` (HAProxy 2.2+
+/// `http-check send ... hdr`, HAProxy configuration manual 2.6 §4.2; what the Neo4j knowledge
+/// base's "Configure HAProxy to Send Write Requests to Leader Node Only" does with its status
+/// endpoints when auth is on).
+pub fn render_config_checked(
+    servers: &[(String, SocketAddr)],
+    health_path: &str,
+    check_auth: Option<&str>,
+    frontend: SocketAddr,
+    runtime: SocketAddr,
+) -> Result<String, HaproxyError> {
+    if let Some(a) = check_auth {
+        let token_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | ' ');
+        if a.is_empty() || !a.chars().all(token_chars) {
+            return Err(HaproxyError::InvalidInput {
+                what: "health check credentials",
+                name: String::new(),
+                why: "only a `Basic <base64>` value fits in the configuration".into(),
+            });
+        }
+    }
     if !health_path.starts_with('/') || health_path.contains(|c: char| c.is_whitespace()) {
         return Err(HaproxyError::InvalidInput {
             what: "health path",
@@ -340,10 +384,16 @@ pub fn render_config(
              default_backend {BACKEND}\n\
          backend {BACKEND}\n    \
              balance roundrobin\n    \
-             option httpchk GET {health_path}\n    \
+             {check}\n    \
              http-check expect status 200\n",
         runtime = haproxy_address(runtime),
         frontend = haproxy_address(frontend),
+        check = match check_auth {
+            None => format!("option httpchk GET {health_path}"),
+            Some(a) => format!(
+                "option httpchk\n    http-check send meth GET uri {health_path} hdr Authorization \"{a}\""
+            ),
+        },
     );
     for (name, addr) in servers {
         // Writing to a String cannot fail.
@@ -372,6 +422,26 @@ mod tests {
             ("node1".into(), "127.0.0.1:18081".parse().unwrap()),
             ("node2".into(), "[::1]:18082".parse().unwrap()),
         ]
+    }
+
+    #[test]
+    fn checks_with_credentials_send_them_and_refuse_what_does_not_fit() {
+        let front = "127.0.0.1:18080".parse().unwrap();
+        let cfg = render_config_checked(
+            &servers(),
+            "/db/x",
+            Some("Basic bmVvNGo6eA=="),
+            front,
+            front,
+        )
+        .unwrap();
+        assert!(
+            cfg.contains(
+                "option httpchk\n    http-check send meth GET uri /db/x hdr Authorization \"Basic bmVvNGo6eA==\"\n    http-check expect status 200"
+            ),
+            "{cfg}"
+        );
+        assert!(render_config_checked(&servers(), "/db/x", Some("a\"\nb"), front, front).is_err());
     }
 
     #[test]
