@@ -114,7 +114,28 @@ async fn the_probes_read_their_facts() {
     let Check::Http(spec) = &health.check else {
         panic!("lab probes are http");
     };
-    assert_eq!(get(&render(&spec.url, &lab, "node1", &[])).await.0, 200);
-    assert_eq!(get(&render(&spec.url, &lab, "node2", &[])).await.0, 503);
+    // Neo4j's status endpoints ask for credentials: the probe carries the lab's, a secret read
+    // from the token file the target names.
+    let file = lab.target().secrets["neo4j_basic_auth"]
+        .file
+        .clone()
+        .unwrap();
+    let token = std::fs::read_to_string(file).unwrap();
+    let header = spec.headers["Authorization"].replace("${secret.neo4j_basic_auth}", token.trim());
+    let authed = |url: String| {
+        let header = header.clone();
+        async move {
+            let r = client()
+                .get(url)
+                .header("Authorization", header)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(get(&render(&spec.url, &lab, "node1", &[])).await.0, 401);
+    assert_eq!(authed(render(&spec.url, &lab, "node1", &[])).await, 200);
+    assert_eq!(authed(render(&spec.url, &lab, "node2", &[])).await, 503);
     lab.shutdown().await;
 }
