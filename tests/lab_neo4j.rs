@@ -35,6 +35,25 @@ async fn aget_json(lab: &flightdeck::lab::Lab, url: &str) -> (u16, serde_json::V
     (status, serde_json::from_str(&text).unwrap_or_default())
 }
 
+/// `POST url` a transactional-endpoint body `tx` with the lab's Neo4j credentials: the status
+/// and the JSON answer.
+async fn post_tx(
+    lab: &flightdeck::lab::Lab,
+    tx: &str,
+    url: impl AsRef<str>,
+) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(url.as_ref())
+        .header("Authorization", neo4j_auth(lab))
+        .header("Content-Type", "application/json")
+        .body(tx.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json::<serde_json::Value>().await.unwrap())
+}
+
 #[tokio::test]
 async fn blue_green_rebuild() {
     let lab = lab(Product::Neo4j, 2).await;
@@ -144,8 +163,7 @@ async fn blue_green_rebuild() {
     op_ok(&lab, "node3", "backup", json!({"name": "upgraded"})).await;
 
     // Seeding node4 over its data needs force.
-    let (status, answer) = op(&lab, "node4", "restore", json!({"name": "upgraded"})).await;
-    assert_eq!(status, 409, "{answer}");
+    op_answers(&lab, "node4", "restore", json!({"name": "upgraded"}), 409).await;
     op_ok(
         &lab,
         "node4",
@@ -189,27 +207,13 @@ async fn blue_green_rebuild() {
 async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     let lab = lab(Product::Neo4j, 3).await;
     let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.version = $v","parameters":{"v":"3.2.14"}}]}"#;
-    let auth = neo4j_auth(&lab);
-    let auth = auth.as_str();
-    let post = |url: String| async move {
-        let r = client()
-            .post(url)
-            .header("Authorization", auth)
-            .header("Content-Type", "application/json")
-            .body(tx)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().await.unwrap())
-    };
     let n1 = url(&lab, "node1").await;
     let n2 = url(&lab, "node2").await;
     assert_eq!(
         aget(&lab, &format!("{n2}/db/manage/server/core/writable")).await,
         (404, "false".into())
     );
-    let (status, body) = post(format!("{n2}/db/data/transaction/commit")).await;
+    let (status, body) = post_tx(&lab, tx, format!("{n2}/db/data/transaction/commit")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["errors"][0]["code"],
@@ -219,14 +223,14 @@ async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
         .as_str()
         .unwrap()
         .contains("Writes must pass through the leader"));
-    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    let (_, body) = post_tx(&lab, tx, format!("{n1}/db/data/transaction/commit")).await;
     assert_eq!(body["errors"], json!([]), "{body}");
 
     // The old write check: through the balancer, which spreads requests over the members.
     let front = format!("http://{}/db/data/transaction/commit", lab.lb_frontend());
     let mut refused = 0;
     for _ in 0..6 {
-        let (_, body) = post(front.clone()).await;
+        let (_, body) = post_tx(&lab, tx, front.clone()).await;
         if body["errors"][0]["code"] == "Neo.ClientError.Cluster.NotALeader" {
             refused += 1;
         }
@@ -234,29 +238,29 @@ async fn followers_refuse_writes_so_a_write_through_the_balancer_fails() {
     assert!(refused > 0, "no write through the balancer hit a follower");
 
     // The fixed one: routed to the group's leader, as a routing driver does.
-    let (status, body) = post(format!("{}/_lab/routed-tx/blue", lab.admin_url())).await;
+    let (status, body) =
+        post_tx(&lab, tx, format!("{}/_lab/routed-tx/blue", lab.admin_url())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errors"], json!([]), "{body}");
-    let (status, body) = post(format!("{}/_lab/routed-tx/green", lab.admin_url())).await;
+    let (status, body) = post_tx(
+        &lab,
+        tx,
+        format!("{}/_lab/routed-tx/green", lab.admin_url()),
+    )
+    .await;
     assert_eq!(status, 503, "green is stopped: no leader: {body}");
 
     // A read-only leader refuses with the read-only error.
     op_ok(&lab, "node1", "read-only-on", json!({})).await;
     wait_state(&lab, "node1", "running").await;
-    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    let (_, body) = post_tx(&lab, tx, format!("{n1}/db/data/transaction/commit")).await;
     assert_eq!(
         body["errors"][0]["code"], "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
         "{body}"
     );
     // dbms.cluster.overview() lists the members a core sees.
-    let r = client()
-        .post(format!("{n2}/db/data/transaction/commit"))
-        .header("Authorization", neo4j_auth(&lab))
-        .body(r#"{"statements":[{"statement":"CALL dbms.cluster.overview()"}]}"#)
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = r.json().await.unwrap();
+    let overview = r#"{"statements":[{"statement":"CALL dbms.cluster.overview()"}]}"#;
+    let (_, body) = post_tx(&lab, overview, format!("{n2}/db/data/transaction/commit")).await;
     assert_eq!(
         body["results"][0]["data"].as_array().unwrap().len(),
         3,
@@ -308,20 +312,6 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     let n1 = url(&lab, "node1").await;
     let tx = r#"{"statements":[{"statement":"MERGE (c:FlightdeckCheck {id: 1}) SET c.at = 1"}]}"#;
     let routed = format!("{}/_lab/routed-tx/blue", lab.admin_url());
-    let auth = neo4j_auth(&lab);
-    let auth = auth.as_str();
-    let post = |url: String| async move {
-        let r = client()
-            .post(url)
-            .header("Authorization", auth)
-            .header("Content-Type", "application/json")
-            .body(tx)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().await.unwrap())
-    };
     // Whole: a leader, the gate holds on every core.
     assert_eq!(
         aget(&lab, &format!("{n1}/db/manage/server/core/writable")).await,
@@ -362,12 +352,12 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     .await;
     assert!(st.get("leader").is_none(), "{st}");
     // No write commits anywhere: on the core itself, routed like a driver, or as data.
-    let (_, body) = post(format!("{n1}/db/data/transaction/commit")).await;
+    let (_, body) = post_tx(&lab, tx, format!("{n1}/db/data/transaction/commit")).await;
     assert_eq!(
         body["errors"][0]["code"], "Neo.ClientError.Cluster.NotALeader",
         "{body}"
     );
-    let (status, body) = post(routed.clone()).await;
+    let (status, body) = post_tx(&lab, tx, routed.clone()).await;
     assert_eq!(status, 503, "{body}");
     let (status, said) = put(&format!("{n1}/kv/person"), "ada").await;
     assert_eq!(status, 503, "{said}");
@@ -384,9 +374,83 @@ async fn two_cores_down_of_three_is_no_quorum_no_leader_no_write() {
     // A majority back: a leader again, the write commits.
     op_ok(&lab, "node3", "start", json!({})).await;
     wait_state(&lab, "node3", "running").await;
-    let (status, body) = post(routed).await;
+    let (status, body) = post_tx(&lab, tx, routed).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errors"], json!([]), "{body}");
+    lab.shutdown().await;
+}
+
+/// N4 (Neo4j 3.3 operations manual, "Backup": `dbms.backup.address` defaults to 127.0.0.1:6362):
+/// a server left at the default cannot be backed up from another host — the procedure's backup
+/// host runs `neo4j-admin backup --from=<server>:6362` — and neo4j-admin says it could not
+/// connect (3.x `OnlineBackupCommand`, `com/Client.java`). The setting is read at start-up, so
+/// it takes a restart either way; set as `prepare` asks, the same backup succeeds.
+#[tokio::test]
+async fn a_remote_backup_fails_while_the_backup_service_listens_on_loopback() {
+    let lab = lab(Product::Neo4j, 3).await;
+    let backup = |name: &'static str| {
+        let url = format!("{}/_lab/backup", lab.admin_url());
+        async move {
+            let r = client()
+                .post(url)
+                .json(&json!({"name": name, "group": "blue"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let restart = |n: &'static str| {
+        let lab = &lab;
+        async move {
+            op_ok(lab, n, "stop", json!({})).await;
+            op_ok(lab, n, "start", json!({})).await;
+            wait_state(lab, n, "running").await;
+        }
+    };
+    // node1 back on Neo4j's default: not yet in effect.
+    let loopback = json!({"backup_address": "127.0.0.1:6362"});
+    op_ok(&lab, "node1", "config", loopback).await;
+    let (status, answer) = backup("before-restart").await;
+    assert_eq!(
+        (status, &answer["from"]),
+        (200, &json!("node1")),
+        "{answer}"
+    );
+
+    // The old preparation: node1 restarted on the default. The remote backup cannot connect.
+    restart("node1").await;
+    let (status, answer) = backup("full").await;
+    assert_eq!(status, 409, "{answer}");
+    let said = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("Backup failed: BackupClient could not connect from null to node1/"),
+        "{said}"
+    );
+    // The per-server backup (the procedure's `backup-upgraded`) fails alike, and nothing was
+    // written: there is no backup to restore.
+    op_answers(&lab, "node1", "backup", json!({"name": "single"}), 409).await;
+    op_answers(&lab, "node4", "restore", json!({"name": "full"}), 404).await;
+
+    // As `prepare` asks: every interface, then a restart. The backup succeeds.
+    op_ok(
+        &lab,
+        "node1",
+        "config",
+        json!({"backup_address": "0.0.0.0:6362"}),
+    )
+    .await;
+    restart("node1").await;
+    let (status, answer) = backup("full").await;
+    assert_eq!(
+        (status, &answer["from"]),
+        (200, &json!("node1")),
+        "{answer}"
+    );
+    // Not an address at all: refused as bad input.
+    let bad = json!({"backup_address": "6362"});
+    op_answers(&lab, "node2", "config", bad, 400).await;
     lab.shutdown().await;
 }
 

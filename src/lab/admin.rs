@@ -16,7 +16,9 @@
 //!   to replace data); other products: into the node's whole cluster
 //! - `copy-schema` `{"from":"A","to":"B"}`, `set-schema` `{"schema":"B"}` (stopped), `marker`
 //!   — jahia
-//! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true}` — neo4j
+//! - `config` (alias `configure`) `{"mode":"SINGLE"|"CORE","allow_upgrade":true,
+//!   "backup_address":"0.0.0.0:6362"}` — neo4j (`dbms.backup.address` is taken at the next
+//!   start; a remote backup of a node listening on loopback fails as neo4j-admin does)
 //! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
 //! - `rollout` `{"version":"2.2.14"}` — milvus, a Deployment's rolling update (node running;
 //!   refused on a one-node lab, a standalone: Multi-Attach)
@@ -310,8 +312,9 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
         "config" | "configure" => {
             let mode = opt_str_field(&v, "mode")?;
             let allow = bool_field(&v, "allow_upgrade")?;
+            let backup_address = opt_str_field(&v, "backup_address")?;
             cluster
-                .configure(idx, mode.as_deref(), allow)
+                .configure(idx, mode.as_deref(), allow, backup_address.as_deref())
                 .map(|_| Value::Null)
         }
         "migrate-metadata" => cluster

@@ -56,8 +56,14 @@ pub async fn op(lab: &Lab, name: &str, op: &str, body: Value) -> (u16, Value) {
 }
 
 pub async fn op_ok(lab: &Lab, name: &str, operation: &str, body: Value) {
-    let (status, answer) = op(lab, name, operation, body).await;
-    assert_eq!(status, 200, "{operation} on {name}: {answer}");
+    op_answers(lab, name, operation, body, 200).await;
+}
+
+/// Runs a node operation that must answer `status` (a refusal: 409, 404, 400); its answer.
+pub async fn op_answers(lab: &Lab, name: &str, operation: &str, body: Value, status: u16) -> Value {
+    let (got, answer) = op(lab, name, operation, body).await;
+    assert_eq!(got, status, "{operation} on {name}: {answer}");
+    answer
 }
 
 pub async fn get(url: &str) -> (u16, String) {

@@ -9,6 +9,59 @@ use std::time::Duration;
 use super::{check_name, job_key, Cluster, Job, OpError, RunState};
 use crate::lab::config::Product;
 
+/// Neo4j's `dbms.backup.address`: where a server's backup service listens.
+///
+/// Neo4j 3.x binds it to `127.0.0.1:6362` unless neo4j.conf says otherwise (3.3 operations
+/// manual, "Backup": "the default is 127.0.0.1:6362"; `OnlineBackupSettings.online_backup_server`),
+/// so a backup taken from another host (`neo4j-admin backup --from=blue1:6362`, as the
+/// causal-cluster procedure takes every backup, from its backup host) cannot connect. The
+/// lab's servers start as the procedure's `prepare` step requires them: listening on every
+/// interface; `config` `{"backup_address":"127.0.0.1:6362"}` and a restart put one back on
+/// the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackupAddress {
+    host: String,
+    port: u16,
+}
+
+impl BackupAddress {
+    /// What `prepare` asks for: every interface, the default port.
+    pub fn prepared() -> BackupAddress {
+        BackupAddress {
+            host: "0.0.0.0".into(),
+            port: 6362,
+        }
+    }
+
+    /// Whether another host reaches it at `<server>:6362`, where the procedures' bindings
+    /// (`neo4j-admin backup --from=<server>:6362`) look for it.
+    fn reachable_remotely(&self) -> bool {
+        let loopback = self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !loopback && self.port == 6362
+    }
+}
+
+impl std::str::FromStr for BackupAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("backup_address {s:?} is not host:port");
+        let (host, port) = s.trim().rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(BackupAddress {
+            host: host.trim_start_matches('[').trim_end_matches(']').into(),
+            port,
+        })
+    }
+}
+
 impl Cluster {
     pub(super) fn backup_path(&self, name: &str) -> PathBuf {
         self.data_dir.join("backups").join(format!("{name}.json"))
@@ -22,6 +75,16 @@ impl Cluster {
             .nodes
             .get(idx)
             .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        if self.product == Product::Neo4j && !n.backup_listen.reachable_remotely() {
+            // What neo4j-admin says when nothing answers at --from (3.x OnlineBackupCommand:
+            // "Backup failed: " + the cause; com/Client.java: "<client> could not connect from
+            // <origin> to <destination>", the origin null as BackupService passes none).
+            return Err(OpError::Refused(format!(
+                "Backup failed: BackupClient could not connect from null to {}/{}:6362",
+                n.name,
+                n.addr.ip()
+            )));
+        }
         let store = g
             .stores
             .get(&n.store_key)

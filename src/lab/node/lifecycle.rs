@@ -92,6 +92,7 @@ impl Cluster {
         let n = &mut g.nodes[idx];
         n.state = RunState::Running;
         n.running_since = Some(Instant::now());
+        n.backup_listen = n.backup_address.clone();
         self.data_hook(&mut g, idx, Hook::Running);
     }
 
@@ -215,7 +216,12 @@ impl Cluster {
         idx: usize,
         mode: Option<&str>,
         allow_upgrade: Option<bool>,
+        backup_address: Option<&str>,
     ) -> Result<(), OpError> {
+        let backup_address = backup_address
+            .map(|a| a.parse::<super::backup::BackupAddress>())
+            .transpose()
+            .map_err(OpError::BadRequest)?;
         let mode = match mode.map(|m| m.trim().to_ascii_uppercase()) {
             Some(m) if m == "SINGLE" || m == "CORE" => Some(m),
             Some(m) => {
@@ -235,6 +241,9 @@ impl Cluster {
         }
         if let Some(a) = allow_upgrade {
             n.allow_upgrade = a;
+        }
+        if let Some(a) = backup_address {
+            n.backup_address = a;
         }
         Ok(())
     }

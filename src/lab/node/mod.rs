@@ -149,6 +149,11 @@ pub(crate) struct NodeState {
     pub schema: Option<String>,
     pub mode: String,
     pub allow_upgrade: bool,
+    /// Neo4j: `dbms.backup.address` as neo4j.conf says it ([`backup::BackupAddress`]).
+    pub backup_address: backup::BackupAddress,
+    /// Neo4j: the address the backup service listens on: the setting as it was at the last
+    /// start (Neo4j reads its configuration at start-up).
+    pub backup_listen: backup::BackupAddress,
     pub generation: u64,
     pub running_since: Option<Instant>,
     pub requests: u64,
@@ -278,6 +283,8 @@ impl Cluster {
                 schema,
                 mode: "CORE".into(),
                 allow_upgrade: false,
+                backup_address: backup::BackupAddress::prepared(),
+                backup_listen: backup::BackupAddress::prepared(),
                 generation: 0,
                 running_since: None,
                 requests: 0,
