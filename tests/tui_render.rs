@@ -2,7 +2,9 @@
 
 use flightdeck::engine::event::{Event, PromptKind, Stream, Verdict};
 use flightdeck::procedure::model::Membership;
+use flightdeck::tui::commands::COMMANDS;
 use flightdeck::tui::demo::{self, Script};
+use flightdeck::tui::input::command_line;
 use flightdeck::tui::render::to_text;
 use flightdeck::tui::theme::Theme;
 use flightdeck::tui::view::{Overlay, TuiRole, View};
@@ -80,23 +82,108 @@ fn running_with_output() {
     snap("running_with_output", &running_scene(), 100, 30);
 }
 
-/// Writes docs/cockpit.txt: `cargo test --test tui_render -- --ignored write_docs_capture`.
-#[test]
-#[ignore]
-fn write_docs_capture() {
+/// docs/cockpit.txt: the docs' picture, every key of the `?` help and every command of the
+/// `:` command line, all from the code that draws and parses them.
+fn docs_capture() -> String {
     let mut out = String::from("A cockpit at 100x30 (lab-jahia, upgrading the first node):\n\n");
     out.push_str(&to_text(&running_scene(), &Theme::dark(), 100, 30));
     out.push_str("\nKeys (? in the cockpit shows them):\n");
     for column in flightdeck::tui::render::HELP_KEYS {
-        for (group, keys) in column {
+        for (group, keys) in flightdeck::tui::render::help_entries(column) {
             out.push_str(&format!("\n{group}\n"));
-            for (k, what) in *keys {
-                out.push_str(&format!("  {k:<12} {what}\n"));
+            for (k, what) in keys {
+                out.push_str(&format!("  {k:<12} {what}\n").replace(" \n", "\n"));
             }
         }
     }
+    out.push_str("\nCommands (: opens the command line, Enter runs it):\n\n");
+    for c in COMMANDS {
+        let mut usage = c.usage();
+        for a in c.aliases {
+            usage.push_str(&format!(" | {a}"));
+        }
+        out.push_str(&format!("  :{usage:<34} {}\n", c.what));
+    }
+    out
+}
+
+/// Writes docs/cockpit.txt: `cargo test --test tui_render -- --ignored write_docs_capture`.
+#[test]
+#[ignore]
+fn write_docs_capture() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cockpit.txt");
-    std::fs::write(path, out).unwrap();
+    std::fs::write(path, docs_capture()).unwrap();
+}
+
+/// docs/cockpit.txt is what the cockpit draws and knows today.
+#[test]
+fn the_docs_capture_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cockpit.txt");
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    assert!(
+        on_disk == docs_capture(),
+        "docs/cockpit.txt is stale: run `cargo test --test tui_render -- --ignored \
+         write_docs_capture` and commit it"
+    );
+}
+
+/// The `?` help lists every command the `:` command line parses, and the parser handles
+/// every command of its table (each name and alias), so the two cannot drift apart.
+#[test]
+fn the_help_lists_every_command_of_the_command_line() {
+    let mut s = Script::started();
+    s.through(demo::STEP_BACKUP);
+    let mut v = driver(&s);
+    for c in COMMANDS {
+        for word in std::iter::once(&c.name).chain(c.aliases) {
+            let said = match command_line(&v, &format!("{word} 1")) {
+                flightdeck::tui::Intent::Ui(flightdeck::tui::UiAction::Status(s)) => s,
+                _ => String::new(),
+            };
+            assert!(
+                !said.contains("unknown command") && !said.contains("is not handled"),
+                ":{word}: {said}"
+            );
+        }
+    }
+    let unknown = match command_line(&v, "frobnicate") {
+        flightdeck::tui::Intent::Ui(flightdeck::tui::UiAction::Status(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    for c in COMMANDS {
+        assert!(unknown.contains(&c.usage()), "{unknown}");
+    }
+
+    // On the smallest screen the help's `:` row and the rows under it name every command.
+    v.overlay = Some(Overlay::Help);
+    let text = to_text(&v, &Theme::dark(), 80, 24);
+    let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+    let (row, col) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(y, l)| {
+            // Other rows have colons too ("owner: remove ..."): the key column holds `:` alone.
+            (0..l.len()).find_map(|x| {
+                let key: String = l[x..(x + 10).min(l.len())].iter().collect();
+                (key == ":         ").then_some((y, x))
+            })
+        })
+        .unwrap_or_else(|| panic!("no `:` row in the help:\n{text}"));
+    let mut words = Vec::new();
+    for (i, l) in lines[row..].iter().enumerate() {
+        let key: String = l[col..col + 10].iter().collect();
+        if i > 0 && !key.trim().is_empty() {
+            break;
+        }
+        let rest: String = l[col + 10..].iter().take_while(|c| **c != '│').collect();
+        words.extend(rest.split_whitespace().map(String::from));
+    }
+    for c in COMMANDS {
+        assert!(words.iter().any(|w| w == c.name), "{} in {words:?}:\n{text}", c.name);
+    }
+    // The help fits the smallest screen: its last row is on it.
+    assert!(text.contains("? or Esc closes"), "{text}");
+    assert!(text.contains("rej ✗N"), "{text}");
 }
 
 #[test]
@@ -521,11 +608,13 @@ fn the_command_line_lists_its_commands() {
         }
     }
     let text = to_text(&v, &Theme::dark(), 80, 24);
-    assert!(
-        text.contains("note TEXT · undo · abort · theme NAME · step N · help · quit"),
-        "{text}"
-    );
-    assert!(text.contains("step 4"), "{text}");
+    // Every command's usage, from the parser's table.
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for c in COMMANDS {
+        assert!(flat.contains(&c.usage()), "{}:\n{text}", c.usage());
+    }
+    assert!(text.contains("override GUARD for NODE -- REASON"), "{text}");
+    assert!(text.contains("> step 4"), "{text}");
     let footer = text.lines().last().unwrap_or_default();
     assert!(footer.contains("Enter run  Esc cancel"), "{footer}");
 }

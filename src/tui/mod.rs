@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod color_depth;
+pub mod commands;
 pub mod demo;
 pub mod filter;
 pub mod input;

@@ -6,11 +6,12 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{centered, fit, text};
+use crate::tui::commands::{pack, COMMANDS};
 use crate::tui::replay::{QUIZ_KEYS, REPLAY_KEYS};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, View};
 
-type Group = (&'static str, &'static [(&'static str, &'static str)]);
+pub type Group = (&'static str, &'static [(&'static str, &'static str)]);
 
 /// Every key the cockpit knows: left column groups, then right column groups.
 pub const KEYS: [&[Group]; 2] = [
@@ -64,9 +65,11 @@ pub const KEYS: [&[Group]; 2] = [
                 ("u", "undo latest completed"),
                 ("s", "skip step (asks first)"),
                 ("a", "abort: r rollback, k keep"),
+                ("a, then o", "roll back past no return"),
                 ("g / ^G", "grant control (^G typing)"),
                 ("q (demo)", "l leave it, e end it"),
-                (":", "command: note step theme"),
+                // The command line's words, from its table (see `entries`).
+                (COMMAND_KEY, ""),
             ],
         ),
         (
@@ -82,15 +85,44 @@ pub const KEYS: [&[Group]; 2] = [
     ],
 ];
 
+/// The `:` key: its text is the command line's words, from `commands::COMMANDS`.
+const COMMAND_KEY: &str = ":";
+
+/// Room for a key's text in a help column.
+pub const TEXT_WIDTH: usize = 25;
+
+/// A column's groups as shown: each key with its text, the `:` key's spread over as many
+/// lines as its words need (the later ones with no key).
+pub fn entries(groups: &[Group]) -> Vec<(&'static str, Vec<(String, String)>)> {
+    groups
+        .iter()
+        .map(|(group, keys)| {
+            let mut rows = Vec::new();
+            for (k, what) in *keys {
+                if *k == COMMAND_KEY {
+                    let words = COMMANDS.iter().map(|c| c.name.to_string());
+                    for (i, line) in pack(words, " ", TEXT_WIDTH).into_iter().enumerate() {
+                        let key = if i == 0 { COMMAND_KEY } else { "" };
+                        rows.push((key.to_string(), line));
+                    }
+                } else {
+                    rows.push((k.to_string(), what.to_string()));
+                }
+            }
+            (*group, rows)
+        })
+        .collect()
+}
+
 fn column<'a>(groups: &[Group], theme: &Theme) -> Vec<Line<'a>> {
     let s = &theme.styles;
     let mut lines = Vec::new();
-    for (group, keys) in groups {
-        lines.push(Line::from(text(*group, s.title)));
-        for (k, what) in *keys {
+    for (group, keys) in entries(groups) {
+        lines.push(Line::from(text(group, s.title)));
+        for (k, what) in keys {
             lines.push(Line::from(vec![
-                text(format!(" {}", fit(k, 10)), s.key),
-                text(*what, s.base),
+                text(format!(" {}", fit(&k, 10)), s.key),
+                text(what, s.base),
             ]));
         }
     }
@@ -111,7 +143,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     } else {
         column(KEYS[1], theme)
     };
-    let h = left.len().max(right.len()) as u16 + 3;
+    let h = left.len().max(right.len()) as u16 + 2;
     let rect = centered(area, 78, h);
     frame.render_widget(Clear, rect);
     let block = Block::new()

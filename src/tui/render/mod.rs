@@ -25,7 +25,7 @@ use super::theme::Theme;
 use super::view::{Panel, View};
 
 pub use detail::{action_lines, shell_line, shell_quote};
-pub use help::KEYS as HELP_KEYS;
+pub use help::{entries as help_entries, KEYS as HELP_KEYS};
 pub use output::{probe_rows, Row as ProbeRow};
 pub use replay_bar::segments as replay_bar_segments;
 

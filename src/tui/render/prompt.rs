@@ -579,16 +579,19 @@ fn local(frame: &mut Frame, area: Rect, view: &View, overlay: &Overlay, theme: &
             modal(frame, area, " Leave the demo ".into(), lines, theme);
         }
         Overlay::Command(input) => {
-            let lines = vec![
-                Line::from(text(
-                    "note TEXT · undo · abort · theme NAME · step N · help · quit",
-                    s.muted,
-                )),
-                Line::from(""),
-                key_line(&[("Enter", "run"), ("Esc", "cancel")], theme),
-            ];
+            // Every command's usage, from the command line's table, packed into lines that
+            // fit the dialog on the smallest screen; the line typed goes under them.
+            let usages = crate::tui::commands::COMMANDS.iter().map(|c| c.usage());
+            let room = usize::from(WIDTH.min(area.width.saturating_sub(4)).saturating_sub(4));
+            let mut lines: Vec<Line> = crate::tui::commands::pack(usages, " · ", room)
+                .into_iter()
+                .map(|l| Line::from(text(l, s.muted)))
+                .collect();
+            let typed_row = lines.len();
+            lines.push(Line::from(""));
+            lines.push(key_line(&[("Enter", "run"), ("Esc", "cancel")], theme));
             let inner = modal(frame, area, " : ".into(), lines, theme);
-            input_row(frame, inner, 1, input, theme);
+            input_row(frame, inner, typed_row, input, theme);
         }
         Overlay::Note(input) => {
             let lines = vec![
