@@ -179,7 +179,11 @@ fn the_help_lists_every_command_of_the_command_line() {
         words.extend(rest.split_whitespace().map(String::from));
     }
     for c in COMMANDS {
-        assert!(words.iter().any(|w| w == c.name), "{} in {words:?}:\n{text}", c.name);
+        assert!(
+            words.iter().any(|w| w == c.name),
+            "{} in {words:?}:\n{text}",
+            c.name
+        );
     }
     // The help fits the smallest screen: its last row is on it.
     assert!(text.contains("? or Esc closes"), "{text}");
@@ -689,4 +693,89 @@ fn the_filter_narrows_the_output_and_probe_panes() {
         "{text}"
     );
     assert!(!text.contains("filter /"), "{text}");
+}
+
+/// The end of a rollback says what its verification found: verified, or which node failed
+/// which check with the product's own words — never a bare "rolled back".
+#[test]
+fn the_end_of_a_rollback_shows_its_verification() {
+    use flightdeck::engine::event::{CheckVerdict, NodeVerdict, Outcome, Phase};
+    let rolled_back = |verdicts: Vec<NodeVerdict>, verified: bool| {
+        let mut s = Script::started();
+        s.through(demo::STEP_DRAIN1 + 1);
+        s.push(
+            500,
+            Event::AbortRequested {
+                by: "alice".into(),
+                rollback: true,
+                reason: Some("jahia1 will not start".into()),
+            },
+        );
+        for phase_event in [
+            Event::ActionStarted {
+                step: demo::STEP_DRAIN1,
+                phase: Phase::Undo,
+                attempt: 1,
+            },
+            Event::ActionFinished {
+                step: demo::STEP_DRAIN1,
+                phase: Phase::Undo,
+                attempt: 1,
+                verdict: Verdict::Passed,
+                detail: "jahia1 ready again".into(),
+            },
+            Event::VerifyStarted { checks: 2 },
+            Event::VerifyFinished {
+                verified,
+                nodes: verdicts,
+                why_not: Vec::new(),
+            },
+            Event::Finished {
+                outcome: Outcome::RolledBack,
+            },
+        ] {
+            s.push(300, phase_event);
+        }
+        view_of(&s, TuiRole::Driver)
+    };
+    let check = |what: &str, ok: bool, detail: &str| CheckVerdict {
+        what: what.into(),
+        ok,
+        detail: detail.into(),
+    };
+    let ok_node = |n: &str| NodeVerdict {
+        node: Some(n.into()),
+        ok: true,
+        checks: vec![
+            check("version", true, "8.1.7"),
+            check("healthy", true, "200"),
+        ],
+    };
+    let v = rolled_back(demo::NODES.iter().map(|n| ok_node(n)).collect(), true);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(text.contains("FINISHED: rolled back (verified)"), "{text}");
+
+    let mut nodes: Vec<NodeVerdict> = demo::NODES.iter().map(|n| ok_node(n)).collect();
+    nodes[0] = NodeVerdict {
+        node: Some("jahia1".into()),
+        ok: false,
+        checks: vec![
+            check("version", true, "8.1.7"),
+            check(
+                "healthy",
+                false,
+                "503: store migration from format 8001 to 8002 failed",
+            ),
+        ],
+    };
+    let v = rolled_back(nodes, false);
+    let text = to_text(&v, &Theme::dark(), 120, 40);
+    assert!(
+        text.contains(
+            "FINISHED: rolled back, NOT verified: jahia1 failed (healthy: 503: store migration"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("(verified)"), "{text}");
+    snap("rolled_back_not_verified", &v, 120, 40);
 }
