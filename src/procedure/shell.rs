@@ -268,6 +268,9 @@ enum Cmd {
     Su,
     /// The word being read is a script another shell reads (`sh -c SCRIPT`).
     ShellScript,
+    /// Between `-c` and its script, an option's argument comes next (`sh -co pipefail SCRIPT`,
+    /// `sh -c -o pipefail SCRIPT`): that word is not the script, the one after it is.
+    ShellScriptArg,
     /// `ssh` read, its destination not yet; `arg` when the next word is an option's argument.
     Ssh { arg: bool },
     /// Every word up to the command's end is read again (`eval ...`, what ssh sends).
@@ -282,9 +285,13 @@ impl Cmd {
             Cmd::Plain if SHELLS.contains(&program(w)) => Cmd::Shell,
             Cmd::Plain if matches!(program(w), "su" | "runuser") => Cmd::Su,
             Cmd::Plain if w == "eval" => Cmd::Nested(Reader::Eval),
-            // Options after `-c` come before the script (`sh -c -e SCRIPT`).
+            // Options after `-c` come before the script (`sh -c -e SCRIPT`), and an option's
+            // argument is not the script (`sh -c -o pipefail SCRIPT`).
+            Cmd::ShellScript if shell_option_wants_next(w) => Cmd::ShellScriptArg,
             Cmd::ShellScript if is_shell_option(w) => Cmd::ShellScript,
+            Cmd::ShellScriptArg => Cmd::ShellScript,
             Cmd::Plain | Cmd::ShellScript => Cmd::Plain,
+            Cmd::Shell if is_c_flag(w) && shell_option_wants_next(w) => Cmd::ShellScriptArg,
             Cmd::Shell if is_c_flag(w) => Cmd::ShellScript,
             Cmd::Shell if shell_option_wants_next(w) => Cmd::ShellArg,
             Cmd::Shell if is_shell_option(w) => Cmd::Shell,
@@ -617,6 +624,9 @@ mod tests {
             "sh -c -e 'rm ${a}'",
             "kubectl exec p -- sh -c 'rm ${a}'",
             "sudo -u pg env X=1 bash -lc 'rm ${a}'",
+            "bash -co pipefail 'rm ${a}'",
+            "sh -c -o pipefail 'rm ${a}'",
+            "su pg -- -c 'rm ${a}'",
         ] {
             assert_eq!(reader(twice), Some(Reader::Shell), "{twice}");
         }

@@ -276,7 +276,12 @@ pub fn su_script(argv: &[String], at: usize) -> Option<usize> {
     while let Some(w) = argv.get(j) {
         let w = w.as_str();
         if w == "--" {
-            return None;
+            // The words after `--` go to the user's shell (su(1): "an argument of -c will
+            // cause the next argument to be treated as a command"), after the user if it
+            // comes there (`su -- pg -c SCRIPT`): take a `-c` in either place as its script.
+            return (j + 1..argv.len().min(j + 3))
+                .find(|&k| argv[k] == "-c")
+                .and_then(|k| (k + 1 < argv.len()).then_some(k + 1));
         }
         if w == "--command" || w == "--session-command" {
             return (j + 1 < argv.len()).then_some(j + 1);
@@ -385,6 +390,9 @@ mod tests {
             (&["su", "-s", "-c", "pg"], None),
             (&["runuser", "-l", "pg", "-c", "x"], Some(4)),
             (&["su", "pg"], None),
+            (&["su", "pg", "--", "-c", "x"], Some(4)),
+            (&["su", "--", "pg", "-c", "x"], Some(4)),
+            (&["su", "pg", "--", "-c"], None),
             (&["sudo", "sh"], None),
         ] {
             assert_eq!(su_script(&v(argv), 0), at, "{argv:?}");
