@@ -464,7 +464,9 @@ pub fn read_range(
         if std::mem::take(&mut first) {
             continue;
         }
-        let Ok(ev) = serde_json::from_slice::<Stamped>(&buf) else {
+        // Read as `stream` reads (lossy UTF-8): a line the resumed engine applied is a line
+        // every joiner sees.
+        let Ok(ev) = decode(String::from_utf8_lossy(&buf).trim_end()) else {
             continue;
         };
         if misplaced(&ev, last_seq, started && from == 0).is_some() {
