@@ -77,6 +77,10 @@ impl Credentials {
             .mode(0o600)
             .open(&file)
             .map_err(io)?;
+        // `mode` applies only when the file is created: one left by an earlier lab keeps its
+        // old mode unless it is set again, before the token goes in.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io)?;
         std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes()).map_err(io)?;
         Ok(Credentials {
             password,

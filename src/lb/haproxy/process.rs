@@ -167,7 +167,12 @@ impl HaproxyProcess {
             .truncate(true)
             .mode(0o600)
             .open(&config_path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, config.as_bytes()))
+            .and_then(|mut f| {
+                // `mode` applies only when the file is created: set it again on one left by
+                // an earlier run before the credentials go in.
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                std::io::Write::write_all(&mut f, config.as_bytes())
+            })
             .map_err(io(format!("writing {}", config_path.display())))?;
 
         let check = Command::new(binary)
