@@ -106,6 +106,35 @@ impl TrafficWindow {
     }
 }
 
+/// Defines [`Event`] and, from the same variant list, `ByType`: serde's derive of `Event` for
+/// a line whose `type` is already known (see [`decode_typed`]). Event lines are internally
+/// tagged (`{"type":"output",...}`), and serde reads an internally tagged enum by first copying
+/// every field of the line into a generic tree, then reading the variant from that; knowing
+/// the type first lets the variant read the line itself. One list, so the two cannot drift.
+/// (rustfmt leaves the list inside the macro as written.)
+macro_rules! events {
+    (
+        $(#[$meta:meta])*
+        pub enum Event {
+            $( $(#[$vmeta:meta])* $variant:ident { $($fields:tt)* } ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum Event {
+            $( $(#[$vmeta])* $variant { $($fields)* } ),*
+        }
+
+        /// `Event` read as externally tagged: the variant is given, its fields follow.
+        #[derive(Deserialize)]
+        #[serde(remote = "Event", rename_all = "snake_case")]
+        #[allow(dead_code)] // only its derived `deserialize` is used
+        enum ByType {
+            $( $(#[$vmeta])* $variant { $($fields)* } ),*
+        }
+    };
+}
+
+events! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -420,6 +449,7 @@ pub enum Event {
         name: String,
     },
 }
+}
 
 /// One node after a rollback, as its verification saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -478,5 +508,88 @@ pub fn optional_choice_words(
     match reason {
         Some(r) => format!("{choice}, chosen by {by}: {r}"),
         None => format!("{choice}, chosen by {by} (no reason given)"),
+    }
+}
+
+/// Read the event of a journal line whose `type` is known to be `tag`, without serde's generic
+/// copy of the line: the variant's fields are read from `line` itself (the `seq`, `t_ms` and
+/// `type` keys there are not fields of any variant and are passed over).
+pub(crate) fn decode_typed(tag: &str, line: &str) -> Result<Event, serde_json::Error> {
+    ByType::deserialize(typed::Typed { tag, line })
+}
+
+/// A journal line presented to serde as an externally tagged enum: `tag` names the variant,
+/// `line` holds its fields.
+mod typed {
+    use serde::de::{self, DeserializeSeed, Visitor};
+    use serde::forward_to_deserialize_any;
+
+    pub(super) struct Typed<'a> {
+        pub tag: &'a str,
+        pub line: &'a str,
+    }
+
+    impl<'de> de::Deserializer<'de> for Typed<'de> {
+        type Error = serde_json::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            visitor.visit_enum(self)
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    impl<'de> de::EnumAccess<'de> for Typed<'de> {
+        type Error = serde_json::Error;
+        type Variant = Self;
+
+        fn variant_seed<S: DeserializeSeed<'de>>(
+            self,
+            seed: S,
+        ) -> Result<(S::Value, Self), Self::Error> {
+            let tag = de::value::BorrowedStrDeserializer::<serde_json::Error>::new(self.tag);
+            Ok((seed.deserialize(tag)?, self))
+        }
+    }
+
+    impl<'de> de::VariantAccess<'de> for Typed<'de> {
+        type Error = serde_json::Error;
+
+        fn unit_variant(self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> Result<T::Value, Self::Error> {
+            let mut json = serde_json::Deserializer::from_str(self.line);
+            let value = seed.deserialize(&mut json)?;
+            json.end()?;
+            Ok(value)
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(
+            self,
+            _len: usize,
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("an event is never a tuple variant"))
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            let mut json = serde_json::Deserializer::from_str(self.line);
+            let value = de::Deserializer::deserialize_struct(&mut json, "", fields, visitor)?;
+            json.end()?;
+            Ok(value)
+        }
     }
 }
