@@ -274,6 +274,53 @@ fn a_confirmation_phrase_is_typed_whatever_its_letters() {
     t.wait_for(W, "[exited", STEP);
 }
 
+/// What the prompt's phrase box (`║ > typed…  ║`) holds.
+fn phrase_box(screen: &str) -> Option<String> {
+    screen.lines().find_map(|l| {
+        let rest = l.split_once("║ >")?.1;
+        Some(rest.split('║').next()?.trim().to_string())
+    })
+}
+
+/// Ctrl-C in a half-typed phrase clears it, as in a shell, and the cockpit stays; the phrase
+/// then types afresh. On an empty phrase Ctrl-C leaves (here, between steps, at once); the
+/// step it was asking about never ran.
+#[test]
+fn ctrl_c_clears_a_half_typed_phrase_and_leaves_only_when_it_is_empty() {
+    let Some(mut t) = Tmux::new() else { return };
+    let procedure = t.path("quiesce.toml");
+    std::fs::write(&procedure, PHRASE_PROCEDURE).unwrap();
+    let journal = t.path("ctrl-c.jsonl");
+    t.spawn(
+        W,
+        &cmd(&format!(
+            "run {} --lab --foreground --journal {}",
+            procedure.display(),
+            journal.display()
+        )),
+    );
+    let prompt = "Type `quiesce the queue?` to run";
+    t.answer(W, prompt, "quiesce th", STEP);
+    let s = t.wait_footer(W, "> quiesce th", &["Ctrl-C clear"], STEP);
+    assert_eq!(phrase_box(&s).as_deref(), Some("quiesce th"), "{s}");
+    t.send(W, "C-c");
+    // The box is empty, the prompt still open, the footer offers Ctrl-C to leave now.
+    let s = t.wait_footer(W, prompt, &["Enter confirm", "Ctrl-C quit"], STEP);
+    assert_eq!(phrase_box(&s).as_deref(), Some(""), "an empty phrase box:\n{s}");
+    assert!(!s.contains("[exited"), "still running:\n{s}");
+    // What is typed next starts afresh.
+    t.send(W, "quiesce");
+    t.wait_footer(W, "> quiesce", &["Ctrl-C clear"], STEP);
+    t.send(W, "C-c");
+    t.wait_footer(W, prompt, &["Ctrl-C quit"], STEP);
+    // On the empty phrase, Ctrl-C leaves: nothing runs, so at once.
+    t.send(W, "C-c");
+    t.wait_for(W, "[exited 0]", STEP);
+    let j = flightdeck::journal::read(&journal).unwrap();
+    let st = flightdeck::engine::SessionState::fold(&j.events);
+    assert_eq!(st.steps[0].status, StepStatus::Awaiting, "step 1 never ran");
+}
+
 #[test]
 fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     let Some(mut t) = Tmux::new() else { return };

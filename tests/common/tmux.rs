@@ -42,6 +42,8 @@ pub struct Tmux {
     socket: String,
     pub dir: tempfile::TempDir,
     started: bool,
+    /// Whether the idle window `reset_bell` selects has been made.
+    bell_reset: bool,
 }
 
 impl Tmux {
@@ -64,6 +66,7 @@ impl Tmux {
             socket: format!("fd-{}-{n}", std::process::id()),
             dir,
             started: false,
+            bell_reset: false,
         })
     }
 
@@ -157,6 +160,15 @@ impl Tmux {
         // window's size manual; the global option crashes tmux 3.3a on new-window).
         self.started = true;
         self.resize(name, WIDTH, HEIGHT);
+        // Whatever a ~/.tmux.conf says: a bell in this window is recorded (`bell_flag`).
+        self.tmux_ok(&[
+            "set-option",
+            "-w",
+            "-t",
+            &Self::target(name),
+            "monitor-bell",
+            "on",
+        ]);
     }
 
     fn target(name: &str) -> String {
@@ -226,6 +238,57 @@ impl Tmux {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Whether the window rang its bell (BEL) since it was made or last `reset_bell`: tmux's
+    /// `window_bell_flag`, which it sets for a window of a session no client is attached to
+    /// (this harness never attaches one) when `monitor-bell` is on (`spawn` sets it).
+    pub fn bell_flag(&self, window: &str) -> bool {
+        self.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            &Self::target(window),
+            "#{window_bell_flag}",
+        ])
+        .trim()
+            == "1"
+    }
+
+    /// Poll until the window has rung its bell; panics with the title and the screen.
+    pub fn wait_bell(&self, window: &str, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while !self.bell_flag(window) {
+            if Instant::now() >= until {
+                panic!(
+                    "window {window}: no bell after {timeout:?}; title {:?}; screen:\n{}",
+                    self.pane_title(window),
+                    self.capture(window)
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Clear the window's bell flag: tmux clears a window's alert flags when it becomes the
+    /// current window, so select an idle window and then this one.
+    pub fn reset_bell(&mut self, window: &str) {
+        let idle = "bell-reset";
+        if !self.bell_reset {
+            self.tmux_ok(&[
+                "new-window",
+                "-d",
+                "-n",
+                idle,
+                "-t",
+                "e2e:",
+                "sleep 600",
+            ]);
+            self.bell_reset = true;
+        }
+        self.tmux_ok(&["select-window", "-t", &Self::target(idle)]);
+        self.tmux_ok(&["select-window", "-t", &Self::target(window)]);
+        assert!(!self.bell_flag(window), "selecting {window} clears its bell");
     }
 
     /// The pid of the process the window runs (the shell, then whatever it exec'd).
