@@ -592,6 +592,93 @@ fn the_theme_command_recolours_a_running_cockpit() {
     t.wait_for(W, "Run step 3: Back up node2", STEP);
 }
 
+/// The colours a `capture-pane -e` screen sets, as SGR parameters: `38;2;R;G;B` (24-bit),
+/// `38;5;N` (palette) and the 16-colour `3N`/`9N` (and their backgrounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sgr {
+    Rgb(u8, u8, u8),
+    Indexed(u8),
+    Basic(u16),
+}
+
+fn sgr_colours(styled: &str) -> Vec<Sgr> {
+    let mut found = Vec::new();
+    for seq in styled.split("\x1b[").skip(1) {
+        let Some((params, _)) = seq.split_once('m') else {
+            continue;
+        };
+        let p: Vec<u16> = params.split(';').filter_map(|p| p.parse().ok()).collect();
+        let mut i = 0;
+        while i < p.len() {
+            match (p[i], p.get(i + 1)) {
+                (38 | 48, Some(2)) if i + 4 < p.len() => {
+                    let c = |k: usize| u8::try_from(p[k]).unwrap_or(u8::MAX);
+                    found.push(Sgr::Rgb(c(i + 2), c(i + 3), c(i + 4)));
+                    i += 5;
+                }
+                (38 | 48, Some(5)) if i + 2 < p.len() => {
+                    found.push(Sgr::Indexed(u8::try_from(p[i + 2]).unwrap_or(u8::MAX)));
+                    i += 3;
+                }
+                (c @ (30..=37 | 40..=47 | 90..=97 | 100..=107), _) => {
+                    found.push(Sgr::Basic(c));
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+    }
+    found
+}
+
+/// The light theme's colours reach the terminal at the depth its environment says it has
+/// (`COLORTERM`, then `TERM`): 24-bit only with `COLORTERM=truecolor`, the 256-colour palette
+/// on a `*-256color` terminal, the 16 ANSI colours otherwise. Its `#a05a00` (warnings, old
+/// versions) is the colour to watch: 24-bit (160,90,0), palette 130, or the 16 colours' red.
+/// tmux keeps each cell's colour as it was sent, so `capture-pane -e` shows what was sent.
+#[test]
+fn the_light_theme_degrades_to_the_terminals_colour_depth() {
+    let Some(mut t) = Tmux::new() else { return };
+    let replay = |term: &str, colorterm: &str| {
+        // tmux sets TERM (its default-terminal) for the pane: the command sets its own.
+        format!(
+            "env TERM={term} COLORTERM={colorterm} {} replay tests/fixtures/lab-generic-rolling.jsonl --speed 64 --theme light",
+            tmux::binary()
+        )
+    };
+    let depths = [
+        ("truecolor", replay("xterm-256color", "truecolor")),
+        ("256", replay("xterm-256color", "")),
+        ("16", replay("xterm", "")),
+    ];
+    for (name, line) in &depths {
+        t.spawn(name, line);
+    }
+    let mut seen = Vec::new();
+    for (name, _) in &depths {
+        t.wait_until(name, "the replay's end", STEP, |s| {
+            s.contains("FINISHED: completed") && s.contains("■ end")
+        });
+        seen.push(sgr_colours(&t.capture_styled(name)));
+    }
+    let [truecolor, c256, c16] = [&seen[0], &seen[1], &seen[2]];
+    let brown = Sgr::Rgb(0xa0, 0x5a, 0x00);
+    assert!(truecolor.contains(&brown), "{truecolor:?}");
+
+    assert!(
+        !c256.iter().any(|c| matches!(c, Sgr::Rgb(..))),
+        "no 24-bit colour on a 256-colour terminal: {c256:?}"
+    );
+    assert!(c256.contains(&Sgr::Indexed(130)), "{c256:?}");
+
+    // crossterm sends the named colours as palette entries 0–15; nothing beyond them.
+    assert!(
+        !c16.iter().any(|c| matches!(c, Sgr::Rgb(..) | Sgr::Indexed(16..))),
+        "only the 16 colours: {c16:?}"
+    );
+    assert!(!c16.is_empty(), "still in colour");
+}
+
 /// Where `title` starts on `screen`: (column, row), 0-based, in terminal cells.
 fn cell_of(screen: &str, title: &str) -> (usize, usize) {
     screen

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const ONE_STEP: &str = r#"
 name = "one-step"
@@ -65,6 +66,12 @@ fn journals_lists_recorded_sessions_old_and_new_names() {
     let procedure = home.join("one-step.toml");
     std::fs::write(&procedure, ONE_STEP).unwrap();
     let p = procedure.to_str().unwrap();
+    // The runs' time span, to the second (as a listing and a name show it).
+    let second = |t: SystemTime| {
+        let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        UNIX_EPOCH + Duration::from_secs(secs)
+    };
+    let before = second(SystemTime::now());
     // Two sessions, likely in the same second: both get a name of their own.
     for _ in 0..2 {
         let out = flightdeck(home, &["run", p, "--lab", "--headless", "--yes"]);
@@ -74,6 +81,7 @@ fn journals_lists_recorded_sessions_old_and_new_names() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let after = second(SystemTime::now()) + Duration::from_secs(1);
     let dir = home.join("data/flightdeck/journals");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -117,6 +125,22 @@ fn journals_lists_recorded_sessions_old_and_new_names() {
         assert!(
             lines[1..3].iter().any(|l| l.ends_with(name.as_str())),
             "{text}"
+        );
+        // STARTED is this run's start, in UTC; the name reads the time it was made, in the
+        // same run (to the second).
+        let line = lines[1..3]
+            .iter()
+            .find(|l| l.ends_with(name.as_str()))
+            .unwrap();
+        let started = line.split_whitespace().next().unwrap();
+        let started = humantime::parse_rfc3339(started).unwrap();
+        let stamp = &name["one-step-".len().."one-step-".len() + 19];
+        let (date, time) = stamp.split_once('T').unwrap();
+        let named = humantime::parse_rfc3339(&format!("{date}T{}Z", time.replace('-', ":")))
+            .unwrap();
+        assert!(
+            (before..=after).contains(&started) && (before..=after).contains(&named),
+            "{line}: started {started:?}, named {named:?}, ran from {before:?} to {after:?}"
         );
     }
     assert!(
