@@ -310,3 +310,42 @@ pub struct LabArgs {
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
     pub lb: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--theme` is taken by every command that opens the cockpit, the default (no command)
+    /// included, where it comes before any command (issue 14). `FLIGHTDECK_THEME` is the same
+    /// option's environment form: `e2e_cockpit::the_light_theme_degrades_to_the_terminals_colour_depth`
+    /// runs a replay with it.
+    #[test]
+    fn every_cockpit_command_takes_a_theme() {
+        let theme_of = |args: &[&str]| -> Option<String> {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            match cli.command {
+                None => cli.theme,
+                Some(Command::Run(a)) => a.theme,
+                Some(Command::Resume(a)) => a.theme,
+                Some(Command::Join(a)) => a.theme,
+                Some(Command::Replay(a)) => a.theme,
+                Some(other) => panic!("{args:?}: not a cockpit command: {other:?}"),
+            }
+        };
+        let light = Some("light".to_string());
+        assert_eq!(theme_of(&["flightdeck", "--theme", "light"]), light);
+        assert_eq!(
+            theme_of(&["flightdeck", "run", "p.toml", "--lab", "--theme", "light"]),
+            light
+        );
+        assert_eq!(
+            theme_of(&["flightdeck", "resume", "j.jsonl", "--theme", "light"]),
+            light
+        );
+        assert_eq!(theme_of(&["flightdeck", "join", "--theme", "light"]), light);
+        assert_eq!(
+            theme_of(&["flightdeck", "replay", "j.jsonl", "--theme", "light"]),
+            light
+        );
+    }
+}

@@ -306,7 +306,11 @@ fn ctrl_c_clears_a_half_typed_phrase_and_leaves_only_when_it_is_empty() {
     t.send(W, "C-c");
     // The box is empty, the prompt still open, the footer offers Ctrl-C to leave now.
     let s = t.wait_footer(W, prompt, &["Enter confirm", "Ctrl-C quit"], STEP);
-    assert_eq!(phrase_box(&s).as_deref(), Some(""), "an empty phrase box:\n{s}");
+    assert_eq!(
+        phrase_box(&s).as_deref(),
+        Some(""),
+        "an empty phrase box:\n{s}"
+    );
     assert!(!s.contains("[exited"), "still running:\n{s}");
     // What is typed next starts afresh.
     t.send(W, "quiesce");
@@ -636,20 +640,25 @@ fn sgr_colours(styled: &str) -> Vec<Sgr> {
 /// on a `*-256color` terminal, the 16 ANSI colours otherwise. Its `#a05a00` (warnings, old
 /// versions) is the colour to watch: 24-bit (160,90,0), palette 130, or the 16 colours' red.
 /// tmux keeps each cell's colour as it was sent, so `capture-pane -e` shows what was sent.
+/// The first replay takes the theme from `FLIGHTDECK_THEME`, the others from `--theme`.
 #[test]
 fn the_light_theme_degrades_to_the_terminals_colour_depth() {
     let Some(mut t) = Tmux::new() else { return };
-    let replay = |term: &str, colorterm: &str| {
+    let replay = |env: &str, term: &str, colorterm: &str| {
         // tmux sets TERM (its default-terminal) for the pane: the command sets its own.
         format!(
-            "env TERM={term} COLORTERM={colorterm} {} replay tests/fixtures/lab-generic-rolling.jsonl --speed 64 --theme light",
+            "env {env} TERM={term} COLORTERM={colorterm} {} replay tests/fixtures/lab-generic-rolling.jsonl --speed 64",
             tmux::binary()
         )
     };
+    // The theme by flag, and once by its environment variable (no other theme has #a05a00).
     let depths = [
-        ("truecolor", replay("xterm-256color", "truecolor")),
-        ("256", replay("xterm-256color", "")),
-        ("16", replay("xterm", "")),
+        (
+            "truecolor",
+            replay("FLIGHTDECK_THEME=light", "xterm-256color", "truecolor"),
+        ),
+        ("256", replay("", "xterm-256color", "") + " --theme light"),
+        ("16", replay("", "xterm", "") + " --theme light"),
     ];
     for (name, line) in &depths {
         t.spawn(name, line);
@@ -673,7 +682,8 @@ fn the_light_theme_degrades_to_the_terminals_colour_depth() {
 
     // crossterm sends the named colours as palette entries 0–15; nothing beyond them.
     assert!(
-        !c16.iter().any(|c| matches!(c, Sgr::Rgb(..) | Sgr::Indexed(16..))),
+        !c16.iter()
+            .any(|c| matches!(c, Sgr::Rgb(..) | Sgr::Indexed(16..))),
         "only the 16 colours: {c16:?}"
     );
     assert!(!c16.is_empty(), "still in colour");

@@ -136,8 +136,8 @@ fn journals_lists_recorded_sessions_old_and_new_names() {
         let started = humantime::parse_rfc3339(started).unwrap();
         let stamp = &name["one-step-".len().."one-step-".len() + 19];
         let (date, time) = stamp.split_once('T').unwrap();
-        let named = humantime::parse_rfc3339(&format!("{date}T{}Z", time.replace('-', ":")))
-            .unwrap();
+        let named =
+            humantime::parse_rfc3339(&format!("{date}T{}Z", time.replace('-', ":"))).unwrap();
         assert!(
             (before..=after).contains(&started) && (before..=after).contains(&named),
             "{line}: started {started:?}, named {named:?}, ran from {before:?} to {after:?}"

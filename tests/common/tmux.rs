@@ -275,20 +275,15 @@ impl Tmux {
     pub fn reset_bell(&mut self, window: &str) {
         let idle = "bell-reset";
         if !self.bell_reset {
-            self.tmux_ok(&[
-                "new-window",
-                "-d",
-                "-n",
-                idle,
-                "-t",
-                "e2e:",
-                "sleep 600",
-            ]);
+            self.tmux_ok(&["new-window", "-d", "-n", idle, "-t", "e2e:", "sleep 600"]);
             self.bell_reset = true;
         }
         self.tmux_ok(&["select-window", "-t", &Self::target(idle)]);
         self.tmux_ok(&["select-window", "-t", &Self::target(window)]);
-        assert!(!self.bell_flag(window), "selecting {window} clears its bell");
+        assert!(
+            !self.bell_flag(window),
+            "selecting {window} clears its bell"
+        );
     }
 
     /// The pid of the process the window runs (the shell, then whatever it exec'd).

@@ -165,3 +165,74 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         r.inner(ratatui::layout::Margin::new(1, 0)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{nodes, procedure};
+    use super::*;
+    use crate::engine::state::StepStatus;
+
+    /// The keys (symbols) of the help's groups whose title starts with `group`, each a word.
+    fn legend(group: &str) -> Vec<&'static str> {
+        KEYS.iter()
+            .flat_map(|column| column.iter())
+            .filter(|(title, _)| title.starts_with(group))
+            .flat_map(|(_, keys)| keys.iter())
+            .flat_map(|(key, _)| key.split_whitespace())
+            .collect()
+    }
+
+    /// Every status a step can be in, so a new one cannot be drawn without a legend entry.
+    fn every_status() -> [StepStatus; 10] {
+        // Exhaustive on purpose: a new variant fails to compile here until listed below.
+        match StepStatus::Pending {
+            StepStatus::Pending
+            | StepStatus::Awaiting
+            | StepStatus::Running
+            | StepStatus::Succeeded
+            | StepStatus::Failed
+            | StepStatus::Undoing
+            | StepStatus::Undone
+            | StepStatus::UndoFailed
+            | StepStatus::Skipped
+            | StepStatus::Interrupted => {}
+        }
+        [
+            StepStatus::Pending,
+            StepStatus::Awaiting,
+            StepStatus::Running,
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Undoing,
+            StepStatus::Undone,
+            StepStatus::UndoFailed,
+            StepStatus::Skipped,
+            StepStatus::Interrupted,
+        ]
+    }
+
+    /// The `?` help's legend names every mark the Procedure and Nodes panels draw (issue 14).
+    #[test]
+    fn the_legend_names_every_symbol_the_panels_draw() {
+        let steps = legend("Symbols: steps");
+        let mut marks: Vec<&str> = every_status().map(procedure::glyph).to_vec();
+        marks.extend([
+            procedure::WRITES_DOWN,
+            procedure::FULL_DOWN,
+            procedure::NO_RETURN,
+        ]);
+        for mark in marks {
+            assert!(steps.contains(&mark), "{mark:?} is not in {steps:?}");
+        }
+        let nodes = legend("Symbols: nodes");
+        for mark in [
+            nodes::HEALTHY,
+            nodes::FAILING,
+            nodes::UNKNOWN,
+            nodes::STOPPED_BY_STEP,
+            nodes::STARTING,
+        ] {
+            assert!(nodes.contains(&mark), "{mark:?} is not in {nodes:?}");
+        }
+    }
+}

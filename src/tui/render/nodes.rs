@@ -15,6 +15,14 @@ use crate::procedure::model::Membership;
 use crate::tui::theme::Theme;
 use crate::tui::view::View;
 
+/// The marks the Nodes panel draws; the `?` help's legend names each (`help::tests`).
+pub const HEALTHY: &str = "●";
+pub const FAILING: &str = "✗";
+pub const UNKNOWN: &str = "?";
+/// A node down because a step of the procedure stopped it.
+pub const STOPPED_BY_STEP: &str = "■";
+pub const STARTING: &str = "◌";
+
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// The last `width` samples as bar characters scaled to the largest shown.
@@ -173,11 +181,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     };
     let line_of = |p: &Problem| {
         let (mark, style) = if p.planned {
-            ("■", s.muted)
+            (STOPPED_BY_STEP, s.muted)
         } else if p.starting {
-            ("◌", s.warn)
+            (STARTING, s.warn)
         } else {
-            ("✗", s.error)
+            (FAILING, s.error)
         };
         (format!(" {mark} {}: {}", p.node, p.text), style)
     };
@@ -224,9 +232,9 @@ fn row<'a>(
         (None, _) => s.muted,
     };
     let (health, health_style) = match n.health {
-        Some(true) => ("●", s.ok),
-        Some(false) => ("✗", s.error),
-        None => ("?", s.muted),
+        Some(true) => (HEALTHY, s.ok),
+        Some(false) => (FAILING, s.error),
+        None => (UNKNOWN, s.muted),
     };
     let (rw, rw_style) = match n.read_only() {
         Some(true) => ("ro", s.downtime_writes),

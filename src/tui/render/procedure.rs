@@ -14,6 +14,11 @@ use crate::procedure::model::Downtime;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Panel, Scroll, View};
 
+/// A step's downtime and point-of-no-return marks; the `?` help's legend names each.
+pub const WRITES_DOWN: &str = "W";
+pub const FULL_DOWN: &str = "F";
+pub const NO_RETURN: &str = "◆";
+
 /// One glyph per status; all single-width so columns line up everywhere.
 pub fn glyph(status: StepStatus) -> &'static str {
     match status {
@@ -96,11 +101,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     {
         let mark = match p.downtime {
             Downtime::None => text(" ", s.base),
-            Downtime::Writes => text("W", s.downtime_writes),
-            Downtime::Full => text("F", s.downtime_full),
+            Downtime::Writes => text(WRITES_DOWN, s.downtime_writes),
+            Downtime::Full => text(FULL_DOWN, s.downtime_full),
         };
         let irrev = if p.irreversible.is_some() {
-            text("◆", s.downtime_full)
+            text(NO_RETURN, s.downtime_full)
         } else {
             text(" ", s.base)
         };
