@@ -19,6 +19,9 @@ that fails shows it.
                             recorded row count and rows; one line per collection.
   search --recorded FILE    every loaded recorded collection answers a search: the vector of
                             its first row finds that row first.
+  writable                  the proxy's CheckHealth RPC, printed as one JSON line in grpcurl's
+                            field names ({"isHealthy", "reasons", "quotaStates"}); 1 when the
+                            quota center denies writes (DenyToWrite), which /healthz never shows.
   rows --collection C       the rows (ids and scalar fields) as JSON, for tests to compare.
   count --collection C      how many rows a query of C returns.
 """
@@ -214,6 +217,25 @@ def cmd_search(args):
         print("no loaded collection to search")
 
 
+def cmd_writable(args):
+    """Whether Milvus takes writes: MilvusService.CheckHealth (milvus-proto milvus.proto) lists
+    DenyToWrite in quota_states while the quota center denies writes (a full disk, memory, a
+    time-tick lag, quotaAndLimits.limitWriting.forceDeny), its error strings in `reasons`, while
+    isHealthy stays true (milvus-io/milvus v2.2.16 internal/proxy/impl.go CheckHealth,
+    multi_rate_limiter.go GetQuotaStates). pymilvus 2.2.17 has the RPC in its generated stub but
+    no public call for it, so this goes through the connection's stub."""
+    from pymilvus.grpc_gen import milvus_pb2
+
+    stub = connections._fetch_handler("default")._stub  # pylint: disable=protected-access
+    r = stub.CheckHealth(milvus_pb2.CheckHealthRequest(), timeout=args.timeout)
+    if r.status.error_code != 0:
+        raise CheckFailed(f"CheckHealth failed: {r.status.reason}")
+    states = [milvus_pb2.QuotaState.Name(s) for s in r.quota_states]
+    print(json.dumps({"isHealthy": r.isHealthy, "reasons": list(r.reasons), "quotaStates": states}))
+    # One JSON line and the exit status: flightdeck quotes `/reasons/0` when it fails.
+    return 1 if "DenyToWrite" in states else 0
+
+
 def cmd_rows(args):
     print(json.dumps(rows_of(Collection(args.collection)), sort_keys=True))
 
@@ -241,10 +263,13 @@ def main():
     for name in ("rows", "count"):
         s = sub.add_parser(name)
         s.add_argument("--collection", required=True)
+    sub.add_parser("writable")
     args = p.parse_args()
     try:
         connect(args.uri, args.timeout)
-        globals()[f"cmd_{args.cmd}"](args)
+        # A command returns its exit status when it prints its own verdict (writable).
+        if globals()[f"cmd_{args.cmd}"](args):
+            return 1
     except CheckFailed as e:
         print(e)
         return 1

@@ -188,9 +188,10 @@ pub struct RunArgs {
     /// `labs/<product>.toml` next to the procedure).
     #[arg(long, requires = "lab")]
     pub personality: Option<PathBuf>,
-    /// Lab size when --lab.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
+    /// Lab size when --lab (default: 3, or the size the procedure is written for: 1 for
+    /// milvus-standalone, a single server).
+    #[arg(long)]
+    pub nodes: Option<usize>,
     /// Lab load in requests per second when --lab.
     #[arg(long, default_value_t = 0)]
     pub load: u32,

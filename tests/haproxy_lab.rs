@@ -319,7 +319,7 @@ async fn run_and_plan_with_lb_haproxy_start_a_haproxy_lab() {
     }
     use flightdeck::commands::run::{start_lab, LabRequest};
     let req = LabRequest {
-        nodes: 2,
+        nodes: Some(2),
         load: 0,
         lb: "haproxy",
         faults: &[],

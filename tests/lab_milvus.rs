@@ -288,3 +288,89 @@ async fn denied_writes_show_in_check_health_not_in_healthz() {
     assert_eq!(after["quotaStates"], json!(["DenyToWrite"]), "{after}");
     lab.shutdown().await;
 }
+
+/// Milvus standalone on a host (procedures/milvus-standalone.toml): the lab's one-node Milvus
+/// refuses what scripts/milvus-ctl.sh and the server refuse — a second server on the data
+/// directory, a start of a version that is not installed, a copy of a live data directory, a
+/// backup over an earlier one — and the old undo that only switched the version back (no
+/// restore) fails as Milvus does: 2.2.16 does not start on the data 2.3.5 upgraded. Restoring
+/// the backup first brings 2.2.16 back with the rows recorded.
+#[tokio::test]
+async fn a_standalone_on_a_host_refuses_what_its_scripts_refuse() {
+    let lab = milvus_at("2.2.16", 1).await;
+    let n1 = url(&lab, "node1").await;
+    assert_eq!(put(&format!("{n1}/kv/vec"), "1,2,3").await.0, 200);
+    op_ok(&lab, "node1", "record-collections", json!({})).await;
+    let recorded = format!("{n1}/_lab/collections-as-recorded");
+    assert_eq!(get(&recorded).await.0, 200);
+    let refused = |body: Value| body["error"].as_str().unwrap_or_default().to_string();
+
+    let v = op_answers(&lab, "node1", "backup-data", json!({}), 409).await;
+    assert!(refused(v).contains("a copy of a live etcd and RocksMQ is not a backup"));
+    let v = op_answers(
+        &lab,
+        "node1",
+        "start-milvus",
+        json!({"version": "2.2.16"}),
+        409,
+    )
+    .await;
+    assert!(refused(v).contains("milvus already runs on node1"));
+
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "backup-data", json!({})).await;
+    let v = op_answers(&lab, "node1", "backup-data", json!({}), 409).await;
+    assert!(refused(v).contains("refusing to overwrite an earlier backup"));
+    op_ok(&lab, "node1", "check-backup", json!({})).await;
+    let v = op_answers(
+        &lab,
+        "node1",
+        "start-milvus",
+        json!({"version": "2.3.5"}),
+        409,
+    )
+    .await;
+    assert!(refused(v).contains("node1 is milvus 2.2.16, not 2.3.5"));
+    op_ok(&lab, "node1", "install", json!({"version": "2.3.5"})).await;
+    // Answers once healthy; the data is as recorded once the collection is reloaded.
+    op_ok(&lab, "node1", "start-milvus", json!({"version": "2.3.5"})).await;
+    assert_eq!(get(&format!("{n1}/healthz")).await.0, 200);
+    eventually("2.3.5 serves the recorded rows", || async {
+        (get(&recorded).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(node(&lab, "node1").await.store_format, 2003);
+
+    // The old way back: the version switched back on the upgraded data.
+    op_ok(&lab, "node1", "stop", json!({})).await;
+    op_ok(&lab, "node1", "install", json!({"version": "2.2.16"})).await;
+    let v = op_answers(
+        &lab,
+        "node1",
+        "start-milvus",
+        json!({"version": "2.2.16"}),
+        409,
+    )
+    .await;
+    let said = refused(v);
+    assert!(
+        said.contains("exited before it was healthy") && said.contains("downgrade is not possible"),
+        "{said}"
+    );
+    // The way back: restore the cold backup, then start 2.2.16.
+    op_ok(&lab, "node1", "restore-data", json!({})).await;
+    op_ok(&lab, "node1", "start-milvus", json!({"version": "2.2.16"})).await;
+    eventually("2.2.16 serves the recorded rows", || async {
+        (get(&recorded).await.0 == 200).then_some(())
+    })
+    .await;
+    let n = node(&lab, "node1").await;
+    assert_eq!((n.version.as_str(), n.store_format), ("2.2.16", 2002));
+    lab.shutdown().await;
+
+    // A Milvus lab of several nodes plays a cluster's Deployments: no standalone install.
+    let cluster = milvus_at("2.2.16", 2).await;
+    let v = op_answers(&cluster, "node1", "record-collections", json!({}), 409).await;
+    assert!(refused(v).contains("--nodes 1"));
+    cluster.shutdown().await;
+}

@@ -106,6 +106,17 @@ const CAUSAL: &str = "procedures/neo4j-causal-cluster.toml";
 const HA: &str = "procedures/neo4j-ha-cloudformation.toml";
 const MILVUS: &str = "procedures/milvus-helm.toml";
 const WEAVIATE: &str = "procedures/weaviate-minor-steps.toml";
+const STANDALONE: &str = "procedures/milvus-standalone.toml";
+
+/// The lab milvus-standalone is written for (`run --lab` starts the same): one server on
+/// 2.2.16, to 2.3.5.
+fn standalone_lab() -> LabConfig {
+    let shape = flightdeck::lab::target_seeds::lab_shape("milvus-standalone").expect("a shape");
+    let mut cfg = LabConfig::new(Product::Milvus, shape.nodes, Timing::fast());
+    cfg.version = Some(shape.from.into());
+    cfg.to_version = Some(shape.to.into());
+    cfg
+}
 
 /// Jahia: the point of no return is `ready@node1` (the processing node back in the balancer
 /// takes writes on schema B; procedure header and docs/seed-fidelity.md, guide step 10). The
@@ -388,5 +399,105 @@ async fn weaviate_fault_armed_for_the_rollback_leaves_it_not_verified() {
         .find(|f| f.fault == fault)
         .expect("the fault is in the report");
     assert!(f.undo && f.fired_ms.is_some(), "{f:?}");
+    run.lab.shutdown().await;
+}
+
+/// Milvus standalone on a host (2.2.16 -> 2.3.5): the point of no return is `collections@node1`
+/// passing (2.3.5 serves clients on the upgraded data; restoring the backup would lose their
+/// writes). The abort comes at the go/no-go prompt before it, `load@node1`: 2.3.5 started on
+/// the upgraded data and healthy. The rollback stops it, switches back, restores the cold
+/// backup, starts 2.2.16 and waits for the recorded rows; its verification reads the version,
+/// /healthz, the rows and CheckHealth (writable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_standalone_abort_at_the_go_no_go_prompt() {
+    let run = abort_on_lab_with_faults(STANDALONE, standalone_lab(), "load@node1", &[]).await;
+    assert_rolled_back(&run, "2.2.16", &["node1"]).await;
+    let v = run.state.verification.as_ref().expect("verification ran");
+    let checks: Vec<&str> = v
+        .nodes
+        .iter()
+        .flat_map(|n| n.checks.iter().map(|c| c.what.as_str()))
+        .collect();
+    for what in [
+        "runs 2.2.16",
+        "healthy",
+        "its collections as recorded",
+        "writable",
+    ] {
+        assert!(checks.contains(&what), "{what} not checked: {checks:?}");
+    }
+    let node1 = run.lab.snapshot().await;
+    assert_eq!(node1.node("node1").expect("node1").store_format, 2002);
+    run.lab.shutdown().await;
+}
+
+/// The same abort, node1's disk filled once 2.3.5 starts (`deny-writes`): every undo succeeds
+/// and 2.2.16 serves the recorded rows, healthy — only CheckHealth says writes are denied. Not
+/// verified, naming node1 and Milvus's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_standalone_rollback_that_leaves_writes_denied_is_not_verified() {
+    let fault = "deny-writes:node1";
+    let staged = format!("{fault}@step=start@node1");
+    let run =
+        abort_on_lab_with_faults(STANDALONE, standalone_lab(), "load@node1", &[&staged]).await;
+    assert_unwritable_not_verified(
+        &run,
+        "node1",
+        "disk quota exhausted, please allocate more resources",
+    );
+    let snap = run.lab.snapshot().await;
+    let node1 = snap.node("node1").expect("node1");
+    assert_eq!(
+        (node1.version.as_str(), node1.state),
+        ("2.2.16", flightdeck::lab::RunState::Running),
+        "the undo itself brought node1 back: {node1:?}"
+    );
+    assert_broken_node_not_back(&run, fault, "node1", "2.2.16").await;
+    run.lab.shutdown().await;
+}
+
+/// The same abort, node1 staged never to get healthy again once the rollback stops 2.3.5
+/// (`@undo=start@node1`): 2.2.16's start on the restored data never answers /healthz, so the
+/// undo of `stop` fails with the start script's words naming node1 (its step detail is the
+/// HTTP status; the words are in the journaled answer), and the session never says rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_standalone_abort_with_a_server_that_never_gets_healthy_again() {
+    use flightdeck::engine::state::StepStatus;
+    let fault = "never-ready:node1";
+    let staged = format!("{fault}@undo=start@node1");
+    let run =
+        abort_on_lab_with_faults(STANDALONE, standalone_lab(), "load@node1", &[&staged]).await;
+    let f = run.state.faults.iter().find(|f| f.fault == fault);
+    assert!(
+        f.is_some_and(|f| f.fired_ms.is_some() && f.error.is_none()),
+        "{f:?}\n{}",
+        run.output
+    );
+    assert!(!rollback_verified(&run.state), "{}", run.output);
+    assert!(
+        !outcome_text(&run.state).starts_with("rolled back"),
+        "{}",
+        run.output
+    );
+    let stop = run
+        .state
+        .plan
+        .steps
+        .iter()
+        .position(|s| s.key == "stop@node1")
+        .expect("stop@node1");
+    assert_eq!(run.state.steps[stop].status, StepStatus::UndoFailed);
+    assert!(
+        run.output
+            .contains("milvus 2.2.16 on node1 not healthy within"),
+        "{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    assert!(
+        !back_in_service(&snap, "2.2.16", &["node1"]),
+        "node1 passes for rolled back: {snap:#?}\n{}",
+        run.output
+    );
     run.lab.shutdown().await;
 }

@@ -15,7 +15,8 @@ pub async fn run_async(args: PlanArgs) -> ExitCode {
         return run(&args);
     }
     let req = super::run::LabRequest {
-        nodes: 3,
+        // The size the procedure is written for (super::run::lab_nodes).
+        nodes: None,
         load: 0,
         lb: &args.lb,
         faults: &[],

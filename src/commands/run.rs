@@ -34,7 +34,7 @@ pub fn default_args() -> RunArgs {
         target: None,
         lab: true,
         personality: None,
-        nodes: 3,
+        nodes: Some(3),
         load: 20,
         lb: "embedded".into(),
         fault: Vec::new(),
@@ -147,7 +147,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
 /// without a step are staged at its start; the engine fires the others).
 #[derive(Debug, Clone, Copy)]
 pub struct LabRequest<'a> {
-    pub nodes: usize,
+    /// `--nodes`; none: the size the procedure is written for ([`lab_nodes`]).
+    pub nodes: Option<usize>,
     pub load: u32,
     pub lb: &'a str,
     pub faults: &'a [FaultSpec],
@@ -181,8 +182,9 @@ pub async fn start_lab(
         eprintln!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
+    let nodes = lab_nodes(req.nodes, &lp.procedure);
     let mut cfg =
-        lab_config_for(procedure, &lp.procedure, req.personality, req.nodes).map_err(|e| {
+        lab_config_for(procedure, &lp.procedure, req.personality, nodes).map_err(|e| {
             eprintln!("{e}");
             ExitCode::from(EXIT_INVALID)
         })?;
@@ -202,8 +204,10 @@ pub async fn start_lab(
         .collect();
     cfg.load_rps = req.load;
     cfg.lb = lab_lb(req.lb)?;
-    cfg.to_version = to.clone();
-    cfg.version = from.clone();
+    // Versions not asked for: those the procedure's lab is written for, else the product's.
+    let shape = crate::lab::target_seeds::lab_shape(&lp.procedure.name);
+    cfg.to_version = to.clone().or(shape.map(|s| s.to.to_string()));
+    cfg.version = from.clone().or(shape.map(|s| s.from.to_string()));
     let lab = Lab::start(cfg).await.map_err(|e| {
         eprintln!("flightdeck: cannot start the lab: {e}");
         ExitCode::FAILURE
@@ -406,11 +410,30 @@ fn demo_server_args(args: &RunArgs) -> Vec<OsString> {
         args.procedure.clone().into_os_string(),
         "--lab".into(),
         "--nodes".into(),
-        args.nodes.to_string().into(),
+        lab_nodes_or_default(args.nodes).to_string().into(),
         "--load".into(),
         args.load.to_string().into(),
         "--demo".into(),
     ]
+}
+
+/// A lab's size when neither `--nodes` nor the procedure says.
+pub const DEFAULT_LAB_NODES: usize = 3;
+
+fn lab_nodes_or_default(requested: Option<usize>) -> usize {
+    requested.unwrap_or(DEFAULT_LAB_NODES)
+}
+
+/// The lab's size for `procedure`: `--nodes` when given, else the size the procedure is
+/// written for ([`crate::lab::target_seeds::lab_shape`]: one server for milvus-standalone),
+/// else [`DEFAULT_LAB_NODES`].
+pub fn lab_nodes(
+    requested: Option<usize>,
+    procedure: &crate::procedure::model::Procedure,
+) -> usize {
+    requested
+        .or_else(|| crate::lab::target_seeds::lab_shape(&procedure.name).map(|s| s.nodes))
+        .unwrap_or(DEFAULT_LAB_NODES)
 }
 
 /// Validate the procedure (and the target, when one is given) before detaching.
@@ -429,7 +452,7 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
             &args.procedure,
             &lp.procedure,
             args.personality.as_deref(),
-            args.nodes,
+            lab_nodes(args.nodes, &lp.procedure),
         )
         .map_err(|e| {
             eprintln!("{e}");

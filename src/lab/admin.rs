@@ -22,6 +22,11 @@
 //! - `migrate-metadata`, `rollback-metadata` — milvus, node stopped
 //! - `rollout` `{"version":"2.2.14"}` — milvus, a Deployment's rolling update (node running;
 //!   refused on a one-node lab, a standalone: Multi-Attach)
+//! - milvus standalone on a host, one-node lab only (`node::milvus_host`): `record-collections`,
+//!   `load-collections`, `search-collections`, `backup-data`, `check-backup`, `restore-data`
+//!   (stopped), `start-milvus` `{"version":"2.2.16"}` (the version installed; answers once
+//!   healthy, or with Milvus's reason when it exits); the node also answers `GET
+//!   /_lab/collections-as-recorded` (200 when its data is as recorded and queries answer)
 //! - `fault` `{"fault":"slow:node1:500ms"}`
 //!
 //! Success: 200 `{"ok":true,"op":..,"node":<NodeSnapshot>,"detail":..}`. Refused (the
@@ -86,7 +91,7 @@ pub(crate) fn node_routes() -> Router<NodeCtx> {
 }
 
 async fn node_op(State(ctx): State<NodeCtx>, Path(op): Path<String>, body: Bytes) -> Response {
-    run_op(&ctx.cluster, ctx.idx, &op, &body)
+    run_op(&ctx.cluster, ctx.idx, &op, &body).await
 }
 
 pub(crate) fn cluster_router(shared: LabShared) -> Router {
@@ -244,14 +249,25 @@ async fn cluster_node_op(
     body: Bytes,
 ) -> Response {
     match s.cluster.index_of(&node) {
-        Some(idx) => run_op(&s.cluster, idx, &op, &body),
+        Some(idx) => run_op(&s.cluster, idx, &op, &body).await,
         None => OpError::NotFound(format!("no node named {node:?}")).into_response(),
     }
 }
 
 /// One node operation, whichever server received it.
-pub(crate) fn run_op(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Response {
-    match dispatch(cluster, idx, op, body) {
+pub(crate) async fn run_op(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Response {
+    let result = match op {
+        // Waits for the server to be healthy or gone, as the real script does.
+        "start-milvus" => match parse_body(body).and_then(|v| str_field(&v, "version")) {
+            Ok(version) => cluster
+                .start_milvus(idx, &version)
+                .await
+                .map(|said| json!({ "said": said })),
+            Err(e) => Err(e),
+        },
+        _ => dispatch(cluster, idx, op, body),
+    };
+    match result {
         Ok(detail) => Json(json!({
             "ok": true,
             "op": op,
@@ -323,6 +339,14 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
         "rollback-metadata" => cluster
             .rollback_metadata(idx)
             .map(|f| json!({"store_format": f})),
+        "record-collections" => cluster
+            .record_collections(idx)
+            .map(|rows| json!({ "rows": rows })),
+        "load-collections" => cluster.load_collections(idx).map(said),
+        "search-collections" => cluster.search_collections(idx).map(said),
+        "backup-data" => cluster.backup_data(idx).map(said),
+        "check-backup" => cluster.check_backup(idx).map(said),
+        "restore-data" => cluster.restore_data(idx).map(said),
         "fault" => {
             let raw = serde_json::to_vec(&v).unwrap_or_default();
             cluster.add_fault(parse_fault(&raw)?).map(|_| Value::Null)
@@ -330,6 +354,11 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
         other => super::neo4j_ops::dispatch(cluster, idx, other, &v)
             .unwrap_or_else(|| Err(OpError::NotFound(format!("no lab operation {other:?}")))),
     }
+}
+
+/// What an operation said, as the detail of its answer.
+fn said(text: String) -> Value {
+    json!({ "said": text })
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, OpError> {

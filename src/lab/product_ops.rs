@@ -145,7 +145,9 @@ impl Cluster {
             // standalone.persistence.persistentVolumeClaim.accessModes, templates/
             // standalone-deployment.yaml `strategy: Recreate`). A RollingUpdate surge pod needs
             // the same volume: scheduled on another node it never attaches (the attach-detach
-            // controller's event, kubernetes pkg/controller/volume/attachdetach/reconciler), so
+            // controller's event for a ReadWriteOnce volume, kubernetes
+            // pkg/controller/volume/attachdetach/reconciler/reconciler.go
+            // `reportMultiAttachError`, `isMultiAttachForbidden`), so
             // `kubectl rollout status` never completes and the old pod keeps serving.
             return Err(OpError::Refused(format!(
                 "rollout of {name} to {version} is stuck: Warning FailedAttachVolume \

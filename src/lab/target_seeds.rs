@@ -66,6 +66,32 @@ const LAB_GATES: &[(&str, &str, u64)] = &[
     ("jahia-rolling", "verify", 90),
 ];
 
+/// The lab a seed procedure is written for when `run --lab` / `plan --lab` are not told
+/// otherwise (`--nodes`, `--from`, `--to`): (procedure, nodes, from version, to version).
+/// Others get the product's defaults on three nodes.
+const LAB_SHAPES: &[(&str, usize, &str, &str)] = &[
+    // One server installed on a host, 2.2.16 -> 2.3.5 as its real target
+    // (procedures/targets/milvus-standalone.example.toml); the product's default lab is a
+    // 2.1.4 cluster, which the procedure's `from` (2.2.x) refuses.
+    ("milvus-standalone", 1, "2.2.16", "2.3.5"),
+];
+
+/// A lab's size and versions for a procedure ([`LAB_SHAPES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabShape {
+    pub nodes: usize,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// The lab `procedure` (by name) is written for, if it is not the product's default.
+pub fn lab_shape(procedure: &str) -> Option<LabShape> {
+    LAB_SHAPES
+        .iter()
+        .find(|(name, ..)| *name == procedure)
+        .map(|&(_, nodes, from, to)| LabShape { nodes, from, to })
+}
+
 /// Adds the [`LAB_GATES`] overrides of `procedure` to `target` (a target's own override of the
 /// same step wins).
 pub(crate) fn lab_overrides(procedure: &Procedure, target: &mut Target) {
@@ -376,6 +402,7 @@ fn milvus(target: &mut Target) {
     for (name, action) in actions {
         target.actions.insert(name.into(), action);
     }
+    milvus_host(target);
     // The smoke test on the lab's data plane, through the balancer as a client would: a row
     // written, read back, deleted (a real target runs milvus-smoke.py's insert/search/drop).
     if let Some(frontend) = target.vars.get("lab_frontend").cloned() {
@@ -393,6 +420,45 @@ fn milvus(target: &mut Target) {
             .probes
             .push(text_probe("smoke-read", &key, &format!("^{SMOKE_ROW}$")));
     }
+}
+
+/// Milvus standalone installed on a host (procedures/milvus-standalone.toml, whose real target
+/// runs scripts/milvus-ctl.sh and scripts/milvus_data.py): the same names bound to the lab's
+/// node operations (node::milvus_host), which refuse what the scripts refuse. The version
+/// checks (`release-version`), `health` and `writable` are the Helm procedure's bindings above.
+fn milvus_host(target: &mut Target) {
+    let op = |name: &str, body: Option<&str>| {
+        let mut spec = match body {
+            Some(b) => post(&format!("${{node.admin}}/_lab/{name}"), b),
+            None => request("POST", &format!("${{node.admin}}/_lab/{name}")),
+        };
+        // start-milvus answers once the server is healthy (at most about four of the lab's
+        // start-ups and migrations); the others at once.
+        spec.timeout_secs = 60;
+        Action::Http(spec)
+    };
+    let version = Some(r#"{"version":"${arg.version}"}"#);
+    let actions = [
+        ("record-collections", op("record-collections", None)),
+        ("load-collections", op("load-collections", None)),
+        ("search-collections", op("search-collections", None)),
+        // SIGTERM, then the launcher's kill after the grace period: the lab's stop.
+        ("stop-milvus", op("stop", None)),
+        ("start-milvus", op("start-milvus", version)),
+        ("backup-data", op("backup-data", None)),
+        ("check-backup", op("check-backup", None)),
+        ("restore-data", op("restore-data", None)),
+        // The `current` link moved to another version's install: refused while Milvus runs.
+        ("switch-version", op("install", version)),
+    ];
+    for (name, action) in actions {
+        target.actions.insert(name.into(), action);
+    }
+    target.probes.push(json_probe(
+        "collections-as-recorded",
+        "${node.url}/_lab/collections-as-recorded",
+        &[("/ok", serde_json::json!(true))],
+    ));
 }
 
 /// What the lab's smoke test writes and expects back.

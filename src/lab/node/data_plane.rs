@@ -72,7 +72,7 @@ impl Cluster {
     /// state already says Loaded) and then succeed without a `load` call. Seen on 2.3.5 after
     /// the upgrade from 2.2.16 for ~34 s (docs/real-milvus.md). Inserts are not refused. A node
     /// with a running peer in its group is a cluster whose other query nodes serve meanwhile.
-    fn reloading(&self, g: &Inner, idx: usize) -> bool {
+    pub(super) fn reloading(&self, g: &Inner, idx: usize) -> bool {
         let me = &g.nodes[idx];
         let alone = !g
             .nodes

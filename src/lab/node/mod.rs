@@ -7,8 +7,10 @@
 //! This module holds the state types and the cluster's construction; the operations live in
 //! one submodule per idea: [`lifecycle`] (stop, start, install), [`views`] (roles, snapshots),
 //! [`data_plane`] (`/kv`), [`faults`], [`backup`] (backups, restores, asynchronous jobs),
-//! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration), [`neo4j`] (the
-//! core group's Raft quorum) and [`weaviate`] (Raft quorum, the pre-Raft way back, collections).
+//! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration),
+//! [`milvus_host`] (a standalone installed on a host: data checks, cold backup, restore,
+//! versioned start), [`neo4j`] (the core group's Raft quorum) and [`weaviate`] (Raft quorum,
+//! the pre-Raft way back, collections).
 
 mod backup;
 mod data;
@@ -17,6 +19,7 @@ mod faults;
 mod jahia;
 mod lifecycle;
 mod milvus;
+mod milvus_host;
 mod neo4j;
 mod views;
 mod weaviate;

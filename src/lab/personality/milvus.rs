@@ -18,6 +18,20 @@ pub(crate) fn routes() -> Router<NodeCtx> {
     Router::new()
         .route("/healthz", get(healthz))
         .route(CHECK_HEALTH, post(check_health))
+        .route(
+            "/_lab/collections-as-recorded",
+            get(collections_as_recorded),
+        )
+}
+
+/// milvus_data.py `verify` on a standalone lab (node::milvus_host): 200 with what it found when
+/// every recorded row is there and queries answer; 409 with why not (not running, "collection
+/// not loaded" while a restarted server reloads, rows missing).
+async fn collections_as_recorded(State(ctx): State<NodeCtx>) -> Response {
+    match ctx.cluster.collections_as_recorded(ctx.idx) {
+        Ok(said) => Json(json!({ "ok": true, "said": said })).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The proxy's `CheckHealth` RPC (milvus-proto `milvus.proto`, `MilvusService.CheckHealth`). The
