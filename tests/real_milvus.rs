@@ -177,6 +177,15 @@ async fn a_rollback_drill_after_the_new_version_started_serves_2_2_16_again() {
     // server, and the session says so.
     assert!(rollback_verified(&s), "{}", outcome_text(&s));
     assert_eq!(outcome_text(&s), "rolled back (verified)");
+    // Writable among what it verified: the proxy's CheckHealth on the real server.
+    let verification = s.verification.as_ref().expect("verification ran");
+    let writable = verification
+        .nodes
+        .iter()
+        .flat_map(|n| n.checks.iter())
+        .find(|c| c.what == "writable")
+        .expect("writable is verified");
+    assert!(writable.ok, "{writable:?}");
 
     serves_the_original(&install, &rows_before);
     // The rollback verified itself: the data gate (undo of `record`) and the version check.
