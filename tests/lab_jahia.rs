@@ -2,7 +2,7 @@
 
 mod lab_util;
 
-use flightdeck::lab::Product;
+use flightdeck::lab::{Lab, LabConfig, Product, Timing};
 use lab_util::*;
 use serde_json::json;
 
@@ -188,5 +188,171 @@ async fn a_node_on_another_schema_passes_the_old_checks_but_forms_its_own_cluste
     wait_state(&lab, "node2", "stopped").await;
     let (status, _) = get(&format!("{}/_lab/cluster-nodes", url(&lab, "node2").await)).await;
     assert_eq!(status, 503);
+    lab.shutdown().await;
+}
+
+/// The session cookie a response sets, if any.
+fn set_session(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .strip_prefix("JSESSIONID=")
+                .map(str::to_string)
+        })
+}
+
+/// One user's request through the balancer with its session cookie; the session it holds after.
+async fn browse(front: &str, session: Option<&str>) -> String {
+    let mut req = client().get(format!("{front}/kv/page"));
+    if let Some(s) = session {
+        req = req.header("cookie", format!("JSESSIONID={s}"));
+    }
+    let r = req.send().await.unwrap();
+    // A page the user reads (there or not: 404 is an answer too).
+    let status = r.status().as_u16();
+    assert!(
+        status == 200 || status == 404,
+        "a read through the balancer: {status}"
+    );
+    set_session(&r)
+        .or_else(|| session.map(str::to_string))
+        .expect("a session")
+}
+
+/// The node whose JVM holds `session`: the one that answers it without handing out another.
+/// (Asking the others directly opens a session there, out of the balancer's sight.)
+async fn holder(lab: &Lab, session: &str) -> Option<&'static str> {
+    for name in ["node1", "node2", "node3"] {
+        let r = client()
+            .get(format!("{}/kv/page", url(lab, name).await))
+            .header("cookie", format!("JSESSIONID={session}"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if (status == 200 || status == 404) && set_session(&r).is_none() {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// The HTTP sessions the node holds, and the sessions the balancer counts on it (`scur`).
+async fn sessions_of(lab: &Lab, name: &str) -> (usize, u64) {
+    let backend: serde_json::Value = client()
+        .get(format!("{}/_lab/lb/backends/{name}", lab.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        node(lab, name).await.http_sessions,
+        backend["sessions"].as_u64().unwrap(),
+    )
+}
+
+async fn set_lb(lab: &Lab, name: &str, state: &str) {
+    let status = client()
+        .put(format!("{}/_lab/lb/backends/{name}", lab.admin_url()))
+        .json(&json!({ "state": state }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{name} -> {state}: {status}");
+}
+
+/// Jahia keeps a user's HTTP session in the memory of the node that serves it (Jahia Store,
+/// "Distributed Sessions": "When the server is shut down, all this session data disappears and
+/// the user will have to login again"); the balancer pins the session to that node and keeps
+/// sending it there while the node drains. The seed's old action (out of the balancer, then
+/// stop at once) logs the node's users out; the procedure's `drained` gate (the balancer's
+/// sessions on the node at 0) waits for them to finish, and nobody loses a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_right_after_the_drain_logs_users_out_and_the_drain_wait_loses_no_session() {
+    let mut cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
+    cfg.load_rps = 60;
+    let lab = Lab::start(cfg).await.unwrap();
+    let front = format!("http://{}", lab.lb_frontend());
+    eventually("the load generator's users hold sessions", || async {
+        (lab.traffic().await.ok_reads > 20).then_some(())
+    })
+    .await;
+
+    // A user of ours: its session lives on one node, and the balancer keeps it there.
+    let mine = browse(&front, None).await;
+    let home = holder(&lab, &mine).await.expect("a node holds our session");
+    for _ in 0..3 {
+        assert_eq!(
+            browse(&front, Some(&mine)).await,
+            mine,
+            "the session sticks"
+        );
+    }
+
+    // The fixed procedure on `home`: out of the balancer, wait until its sessions are 0
+    // (ours ends when we log out), then stop. Drained, the node still serves our session.
+    set_lb(&lab, home, "drain").await;
+    assert_eq!(
+        browse(&front, Some(&mine)).await,
+        mine,
+        "a draining node keeps its sessions"
+    );
+    assert!(
+        sessions_of(&lab, home).await.1 >= 1,
+        "our session counts on {home}"
+    );
+    let r = client()
+        .get(format!("{front}/cms/logout"))
+        .header("cookie", format!("JSESSIONID={mine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    eventually("no session left on the drained node", || async {
+        (sessions_of(&lab, home).await.1 == 0).then_some(())
+    })
+    .await;
+    let lost_before = lab.traffic().await.lost_sessions;
+    op_ok(&lab, home, "stop", json!({})).await;
+    // The generator's users go on a while; none of them was left on the stopped node.
+    let served = lab.traffic().await.ok_reads;
+    eventually("more traffic after the stop", || async {
+        (lab.traffic().await.ok_reads >= served + 40).then_some(())
+    })
+    .await;
+    let t = lab.traffic().await;
+    assert_eq!(
+        t.lost_sessions, lost_before,
+        "the drain wait loses no session: {t:?}"
+    );
+    op_ok(&lab, home, "start", json!({})).await;
+    wait_state(&lab, home, "running").await;
+    set_lb(&lab, home, "ready").await;
+
+    // The old action on a node holding a session of ours: out of the balancer, stopped at once.
+    let mine = browse(&front, None).await;
+    let on = holder(&lab, &mine).await.expect("a node holds our session");
+    set_lb(&lab, on, "drain").await;
+    let (held, pinned) = sessions_of(&lab, on).await;
+    assert!(
+        held >= 1 && pinned >= 1,
+        "{on} holds sessions when it stops"
+    );
+    op_ok(&lab, on, "stop", json!({})).await;
+    assert_eq!(node(&lab, on).await.http_sessions, 0, "a stop loses them");
+    // Our next click: the balancer sends it elsewhere, where Jahia knows no such session and
+    // hands out a new one: we are logged out.
+    let after = browse(&front, Some(&mine)).await;
+    assert_ne!(
+        after, mine,
+        "the session survived a stop of the node holding it"
+    );
     lab.shutdown().await;
 }

@@ -133,7 +133,47 @@ async fn rolling_upgrade_under_load_keeps_every_read() {
     let traffic = run.lab.traffic().await;
     assert!(traffic.ok_reads > 0, "the load generator sent nothing");
     assert_eq!(traffic.failed_reads, 0, "{traffic:?}");
+    // The `drained` gate let every user pinned to a node finish before it stopped: nobody was
+    // logged out (Jahia keeps HTTP sessions in the node's memory).
+    assert_eq!(traffic.lost_sessions, 0, "{traffic:?}");
     assert_every_step_journaled(&run);
+    run.lab.shutdown().await;
+}
+
+/// The seed's old procedure stopped each node right after taking it out of the balancer
+/// (audit, Jahia step 4: "no wait for sessions to drain"). Jahia keeps a user's HTTP session
+/// in the memory of the node serving it, and the balancer keeps the user there while the node
+/// drains: stopped at once, the node logs its users out (Jahia Store, "Distributed Sessions":
+/// "When the server is shut down, all this session data disappears and the user will have to
+/// login again"). The same run without the `drained` gate loses sessions on the lab; the
+/// procedure (above) loses none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_drain_wait_the_stops_log_users_out() {
+    let text = std::fs::read_to_string(PROCEDURE).unwrap();
+    let start = text
+        .find("[[steps]]\nid = \"drained\"")
+        .expect("the drained step");
+    let end = start
+        + 1
+        + text[start + 1..]
+            .find("[[steps]]")
+            .expect("a step after drained");
+    let old = format!("{}{}", &text[..start], &text[end..]);
+    assert!(!old.contains("probe = \"drained\""));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jahia-rolling-without-drain-wait.toml");
+    std::fs::write(&path, old).unwrap();
+    let mut cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
+    cfg.load_rps = 100;
+    let run = run_on_lab(path.to_str().unwrap(), cfg, yes_all()).await;
+    // Every step passes: nothing in the procedure sees the users it logged out.
+    assert!(run.end.ok, "{}\n{}", run.end.summary, run.output);
+    let traffic = run.lab.traffic().await;
+    assert!(traffic.ok_reads > 0, "the load generator sent nothing");
+    assert!(
+        traffic.lost_sessions > 0,
+        "three nodes stopped with users on them, no session lost: {traffic:?}"
+    );
     run.lab.shutdown().await;
 }
 

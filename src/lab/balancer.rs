@@ -2,6 +2,18 @@
 //! per-server membership (ready/drain/maint), active health checks with rise/fall 2,
 //! round-robin over servers that are ready and UP, and one retry of a failed idempotent
 //! request on another server (`retries` + `option redispatch`).
+//!
+//! Session persistence on the application's cookie, as a Jahia cluster's HAProxy is set up
+//! (Jahia keeps its HTTP sessions in each node's memory; HAProxy 2.6 configuration.txt,
+//! `stick store-response` / `stick on`: `stick-table type string ...`,
+//! `stick store-response res.cook(JSESSIONID)`, `stick on req.cook(JSESSIONID)`): a response
+//! that sets `JSESSIONID` pins the session to its server, and the session's later requests go
+//! there while the server is UP and `ready` **or `drain`** (HAProxy 2.6 management.txt,
+//! `set server ... state drain`: out of balancing, "still accepts persistent connections"),
+//! elsewhere when it is down or in maintenance (`option redispatch`). A backend's `sessions`
+//! (what a drain waits for, HAProxy's `scur`) are its requests in flight plus the sessions
+//! pinned to it: the users a stop would cut off. A pin ends when the application expires the
+//! cookie (the lab's Jahia logout) or pins the session elsewhere.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +34,10 @@ use crate::procedure::model::Membership;
 const RISE: u32 = 2;
 const FALL: u32 = 2;
 const MAX_BODY: usize = 4 << 20;
+/// The session cookie the stick table learns (Tomcat's).
+const SESSION_COOKIE: &str = "JSESSIONID";
+/// Stick-table entries kept at most (`stick-table ... size`): past it the table starts over.
+const MAX_PINS: usize = 10_000;
 
 #[derive(Debug)]
 struct Server {
@@ -41,11 +57,18 @@ impl Server {
     fn serving(&self) -> bool {
         self.membership == Membership::Ready && self.up && self.weight != Some(0)
     }
+
+    /// Takes the requests of a session pinned to it: UP and ready or draining.
+    fn persistent(&self) -> bool {
+        self.up && matches!(self.membership, Membership::Ready | Membership::Drain)
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Balancer {
     servers: Mutex<Vec<Server>>,
+    /// The stick table: session cookie -> server index.
+    pins: Mutex<BTreeMap<String, usize>>,
     next: AtomicUsize,
     ready_path: String,
     /// An `Authorization` value the health checks send (Neo4j's status endpoints ask for
@@ -80,6 +103,7 @@ impl Balancer {
             .collect();
         Balancer {
             servers: Mutex::new(servers),
+            pins: Mutex::new(BTreeMap::new()),
             next: AtomicUsize::new(0),
             ready_path: ready_path.to_string(),
             check_auth: None,
@@ -98,10 +122,19 @@ impl Balancer {
         self.servers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn pins(&self) -> MutexGuard<'_, BTreeMap<String, usize>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn backends(&self) -> Vec<Backend> {
+        let mut pinned: BTreeMap<usize, u64> = BTreeMap::new();
+        for i in self.pins().values() {
+            *pinned.entry(*i).or_default() += 1;
+        }
         self.lock()
             .iter()
-            .map(|s| Backend {
+            .enumerate()
+            .map(|(i, s)| Backend {
                 server: s.name.clone(),
                 node: Some(s.name.clone()),
                 membership: s.membership,
@@ -111,7 +144,15 @@ impl Balancer {
                     (_, false) => "DOWN".into(),
                 },
                 serving: s.serving(),
-                sessions: Some(s.in_flight),
+                // A server that is down holds no connection: its pinned users are cut off.
+                sessions: Some(
+                    s.in_flight
+                        + if s.up {
+                            pinned.get(&i).copied().unwrap_or(0)
+                        } else {
+                            0
+                        },
+                ),
                 weight: s.weight,
                 check: (s.membership != Membership::Maint).then(|| s.check.clone()),
             })
@@ -159,6 +200,39 @@ impl Balancer {
         servers[i].in_flight += 1;
         servers[i].requests += 1;
         Some((i, servers[i].addr))
+    }
+
+    /// The server a session is pinned to, if it takes the session's requests now.
+    fn pick_pinned(&self, session: &str) -> Option<(usize, SocketAddr)> {
+        let i = *self.pins().get(session)?;
+        let mut servers = self.lock();
+        let s = servers.get_mut(i).filter(|s| s.persistent())?;
+        s.in_flight += 1;
+        s.requests += 1;
+        Some((i, s.addr))
+    }
+
+    /// `stick store-response`: what server `i` answered about the request's session `sent`.
+    fn learn(&self, i: usize, sent: Option<&str>, set: Option<&str>) {
+        let mut pins = self.pins();
+        match set {
+            // The application expired the cookie (a logout): the pin goes with it.
+            Some("") => {
+                if let Some(old) = sent {
+                    pins.remove(old);
+                }
+            }
+            Some(new) => {
+                if let Some(old) = sent.filter(|old| *old != new) {
+                    pins.remove(old);
+                }
+                if pins.len() >= MAX_PINS && !pins.contains_key(new) {
+                    pins.clear();
+                }
+                pins.insert(new.to_string(), i);
+            }
+            None => {}
+        }
     }
 
     fn done(&self, i: usize) {
@@ -235,7 +309,7 @@ impl Balancer {
         path: &str,
         headers: &[(&'static str, HeaderValue)],
         body: &Bytes,
-    ) -> Result<(StatusCode, Option<HeaderValue>, Bytes), String> {
+    ) -> Result<Forwarded, String> {
         let method =
             reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
         let mut req = self
@@ -255,9 +329,57 @@ impl Balancer {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| HeaderValue::from_str(v).ok());
+        let set_cookie: Vec<HeaderValue> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+            .collect();
         let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-        Ok((status, ct, bytes))
+        Ok(Forwarded {
+            status,
+            content_type: ct,
+            set_cookie,
+            body: bytes,
+        })
     }
+}
+
+/// A backend's answer, as the proxy passes it on.
+struct Forwarded {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    set_cookie: Vec<HeaderValue>,
+    body: Bytes,
+}
+
+/// The session cookie's value in a `Cookie` request header.
+fn request_session(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
+}
+
+/// The session cookie a response sets (empty when it expires it).
+fn response_session(set_cookie: &[HeaderValue]) -> Option<String> {
+    set_cookie
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let first = v.split(';').next()?.trim();
+            first
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
 }
 
 async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
@@ -267,9 +389,10 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    // What a reverse proxy passes on: the body's type and the client's credentials (Neo4j
-    // asks for them on every endpoint a procedure reads through the balancer).
-    let headers: Vec<(&'static str, HeaderValue)> = ["content-type", "authorization"]
+    let session = request_session(req.headers());
+    // What a reverse proxy passes on: the body's type, the client's credentials (Neo4j
+    // asks for them on every endpoint a procedure reads through the balancer) and cookies.
+    let headers: Vec<(&'static str, HeaderValue)> = ["content-type", "authorization", "cookie"]
         .into_iter()
         .filter_map(|name| req.headers().get(name).map(|v| (name, v.clone())))
         .collect();
@@ -280,27 +403,38 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
         }
     };
     let idempotent = method == Method::GET || method == Method::HEAD;
-    let Some((first, addr)) = lb.pick(None) else {
+    let pinned = session.as_deref().and_then(|s| lb.pick_pinned(s));
+    let Some((first, addr)) = pinned.or_else(|| lb.pick(None)) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no ready backend").into_response();
     };
     let mut result = lb.forward(addr, &method, &path, &headers, &body).await;
     lb.done(first);
+    let mut answered_by = first;
     let failed = match &result {
         Err(_) => true,
-        Ok((status, _, _)) => status.is_server_error(),
+        Ok(f) => f.status.is_server_error(),
     };
     if idempotent && failed {
         if let Some((second, addr)) = lb.pick(Some(first)) {
             result = lb.forward(addr, &method, &path, &headers, &body).await;
             lb.done(second);
+            answered_by = second;
         }
     }
     match result {
-        Ok((status, ct, bytes)) => {
-            let mut resp = Response::new(Body::from(bytes));
-            *resp.status_mut() = status;
-            if let Some(ct) = ct {
+        Ok(f) => {
+            lb.learn(
+                answered_by,
+                session.as_deref(),
+                response_session(&f.set_cookie).as_deref(),
+            );
+            let mut resp = Response::new(Body::from(f.body));
+            *resp.status_mut() = f.status;
+            if let Some(ct) = f.content_type {
                 resp.headers_mut().insert("content-type", ct);
+            }
+            for v in f.set_cookie {
+                resp.headers_mut().append("set-cookie", v);
             }
             resp
         }

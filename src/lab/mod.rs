@@ -389,6 +389,10 @@ impl Lab {
             }
         };
         let traffic = Arc::new(TrafficStats::new(cfg.load_rps));
+        // Jahia's users hold HTTP sessions that live in one node's memory; the embedded
+        // balancer pins them to their node (a stick table on `JSESSIONID`). The HAProxy lab has
+        // no stick table: its traffic stays session-less.
+        let sessions = cfg.product == Product::Jahia && matches!(lb, LabLb::Embedded(_));
         let shared = LabShared {
             cluster: cluster.clone(),
             lb,
@@ -404,6 +408,7 @@ impl Lab {
             background.push(tokio::spawn(traffic::run(
                 frontend,
                 cfg.load_rps,
+                sessions,
                 traffic.clone(),
                 client,
             )));

@@ -275,6 +275,7 @@ mod tests {
             allow_upgrade: false,
             requests: 0,
             keys: 1,
+            http_sessions: 0,
         }
     }
 

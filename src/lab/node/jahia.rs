@@ -1,14 +1,89 @@
-//! Jahia's cluster operations: the shared database schemas, the `rolling-upgrade` marker and
-//! the full read-only switch sent to the processing node.
+//! Jahia's cluster operations: the shared database schemas, the `rolling-upgrade` marker, the
+//! full read-only switch sent to the processing node, and each node's HTTP sessions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::{check_name, Cluster, Inner, OpError, RunState};
+use super::{check_name, Cluster, Inner, NodeState, OpError, RunState};
 use crate::lab::config::Product;
 use crate::lab::store::Store;
 
+/// The HTTP sessions one Jahia node holds: in its JVM's memory and nowhere else. "For
+/// authenticated users, the Jahia stores data in the HTTP session. By default, this data is
+/// stored in the memory of the server, where requests of a session are routed to. When the
+/// server is shut down, all this session data disappears and the user will have to login
+/// again" (Jahia Store, "Distributed Sessions" module page,
+/// store.jahia.com/module/distributed-sessions, read 2026-12; replicating them takes that
+/// add-on module, which the lab's cluster, like the seed guide's, does not have). So a session
+/// lives as long as the JVM that created it: a stop, a start or a crash (a new generation of
+/// the node) starts with none.
+#[derive(Debug, Default)]
+pub(crate) struct HttpSessions {
+    generation: u64,
+    ids: BTreeSet<String>,
+}
+
+/// Sessions one node keeps at most (a lab bound; Tomcat's `maxActiveSessions` is unlimited by
+/// default): past it the oldest JVM state is dropped as a restart would.
+const MAX_HTTP_SESSIONS: usize = 10_000;
+
+/// The node's live sessions, emptied when the JVM that held them is gone.
+fn live_sessions(n: &mut NodeState) -> &mut BTreeSet<String> {
+    if n.http_sessions.generation != n.generation {
+        n.http_sessions.ids.clear();
+        n.http_sessions.generation = n.generation;
+    }
+    &mut n.http_sessions.ids
+}
+
+/// The sessions node `n`'s JVM holds now (none once it stopped).
+pub(super) fn session_count(n: &NodeState) -> usize {
+    if n.state == RunState::Running && n.http_sessions.generation == n.generation {
+        n.http_sessions.ids.len()
+    } else {
+        0
+    }
+}
+
 impl Cluster {
+    /// Jahia: a request carrying session cookie `cookie` reaches node `idx`. `None` when the
+    /// node does not run (nothing is created); `Some(None)` when this JVM holds the session;
+    /// `Some(Some(id))` for a new session `new_id()` — what Tomcat does with a request whose
+    /// `JSESSIONID` it does not know (none, or one another JVM issued, or one a stop lost):
+    /// the user starts over, logged out.
+    pub fn jahia_session(
+        &self,
+        idx: usize,
+        cookie: Option<&str>,
+        new_id: impl FnOnce() -> String,
+    ) -> Option<Option<String>> {
+        let mut g = self.inner();
+        let n = g.nodes.get_mut(idx)?;
+        if n.state != RunState::Running {
+            return None;
+        }
+        let ids = live_sessions(n);
+        if cookie.is_some_and(|c| ids.contains(c)) {
+            return Some(None);
+        }
+        if ids.len() >= MAX_HTTP_SESSIONS {
+            ids.clear();
+        }
+        let id = new_id();
+        ids.insert(id.clone());
+        Some(Some(id))
+    }
+
+    /// Jahia: the user logs out (`/cms/logout` invalidates the session). False when this node
+    /// did not hold it.
+    pub fn jahia_logout(&self, idx: usize, cookie: &str) -> bool {
+        let mut g = self.inner();
+        match g.nodes.get_mut(idx) {
+            Some(n) if n.state == RunState::Running => live_sessions(n).remove(cookie),
+            _ => false,
+        }
+    }
+
     /// Jahia's rolling-upgrade marker: consumed at start-up, it resets discovery (so the node
     /// may run on another schema than the old cluster) and leaves full read-only mode.
     pub(super) fn jahia_join(&self, g: &mut Inner, idx: usize) -> Result<(), String> {

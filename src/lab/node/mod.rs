@@ -94,6 +94,9 @@ pub struct NodeSnapshot {
     pub requests: u64,
     /// Number of keys in the node's store.
     pub keys: usize,
+    /// Jahia: the HTTP sessions the node holds in memory (lost when it stops).
+    #[serde(default)]
+    pub http_sessions: usize,
 }
 
 /// Why an operation was not done; maps to an HTTP status in the admin API.
@@ -167,6 +170,8 @@ pub(crate) struct NodeState {
     pub vars: BTreeMap<String, serde_json::Value>,
     /// Per `[[transition]]`: since when its condition has held on this node.
     pub since: Vec<Option<Instant>>,
+    /// Jahia: the HTTP sessions this node's JVM holds ([`jahia::HttpSessions`]).
+    pub http_sessions: jahia::HttpSessions,
 }
 
 impl NodeState {
@@ -294,6 +299,7 @@ impl Cluster {
                 schema_v1: false,
                 vars: BTreeMap::new(),
                 since: Vec::new(),
+                http_sessions: jahia::HttpSessions::default(),
             };
             if spec.running {
                 // A data dir reused from an earlier run may hold a newer store.

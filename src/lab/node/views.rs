@@ -181,6 +181,7 @@ impl Cluster {
             allow_upgrade: n.allow_upgrade,
             requests: n.requests,
             keys: store.map_or(0, |s| s.file.data.len()),
+            http_sessions: super::jahia::session_count(n),
         })
     }
 

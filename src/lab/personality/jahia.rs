@@ -23,9 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,6 +41,50 @@ pub(crate) fn routes() -> Router<NodeCtx> {
         .route("/modules/healthcheck", get(healthcheck))
         .route("/modules/tools/maintenance.jsp", get(maintenance))
         .route("/_lab/cluster-nodes", get(cluster_nodes))
+        .route("/cms/logout", get(logout))
+}
+
+/// The session cookie as Tomcat sets it.
+fn session_cookie(id: &str) -> Option<axum::http::HeaderValue> {
+    format!("JSESSIONID={id}; Path=/; HttpOnly").parse().ok()
+}
+
+/// Jahia's HTTP sessions on the data plane (`/kv`, the pages users browse): a request whose
+/// `JSESSIONID` this node's JVM does not hold gets a new session and its cookie, as Tomcat
+/// answers one (`Set-Cookie: JSESSIONID=...`). A session lives in the node's memory only
+/// (`node::jahia::HttpSessions`), so a user whose node stopped comes back logged out: the
+/// lab's load generator counts that as a lost session.
+pub(crate) async fn http_session(State(ctx): State<NodeCtx>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/kv/") {
+        return next.run(req).await;
+    }
+    let cookie = session_of(req.headers());
+    let created = ctx
+        .cluster
+        .jahia_session(ctx.idx, cookie.as_deref(), fresh_id);
+    let mut response = next.run(req).await;
+    if let Some(v) = created.flatten().as_deref().and_then(session_cookie) {
+        response.headers_mut().insert(SET_COOKIE, v);
+    }
+    response
+}
+
+/// `/cms/logout` (Jahia's `org.jahia.bin.Logout`): invalidates the user's session. The real
+/// servlet then redirects to the site; the lab answers 200 and expires the cookie, so its
+/// balancer forgets which node the session was pinned to (a real stick table lets the entry
+/// expire instead).
+async fn logout(State(ctx): State<NodeCtx>, headers: HeaderMap) -> Response {
+    if !ctx.cluster.is_running(ctx.idx) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
+    }
+    if let Some(id) = session_of(&headers) {
+        ctx.cluster.jahia_logout(ctx.idx, &id);
+    }
+    let mut response = (StatusCode::OK, "logged out").into_response();
+    if let Ok(v) = "JSESSIONID=; Path=/; Max-Age=0".parse() {
+        response.headers_mut().insert(SET_COOKIE, v);
+    }
+    response
 }
 
 /// The Karaf shell's `cluster:node-list` on this node, out of band like the lab's other Karaf
@@ -107,7 +152,7 @@ fn fresh_id() -> String {
     )
 }
 
-fn session_of(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()

@@ -65,6 +65,12 @@ pub(crate) fn node_router(cluster: Arc<Cluster>, idx: usize) -> Router {
         .route("/_lab/status", get(status))
         .merge(super::admin::node_routes())
         .merge(product);
+    if ctx.cluster.product == Product::Jahia {
+        router = router.layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            jahia::http_session,
+        ));
+    }
     if ctx.cluster.product == Product::Neo4j {
         // Neo4j's authentication filter sits in front of its whole server, before routing:
         // an unknown `/db/` path is refused for credentials before it is a 404.
