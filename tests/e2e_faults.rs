@@ -77,7 +77,6 @@ fn a_gate_on_a_node_the_product_reports_failed_fails_at_once_with_its_reason() {
 /// step 6, in the quiet colour of something planned; and the terminal title says so for as
 /// long as node3 stays down, over the next prompt's.
 #[test]
-#[ignore = "flaky (1 of 3 CI runs on 2942c99): node3's crash was blamed on step 4 and node2's planned stop shown as unexpected; the engine's 15 s attribution window races the lab, open in issue 14"]
 fn a_crash_mid_run_is_flagged_unexpected_and_a_stop_by_the_procedure_is_not() {
     let Some(mut t) = Tmux::new() else { return };
     let journal = t.path("crash.jsonl");

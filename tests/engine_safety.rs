@@ -456,7 +456,7 @@ async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
         Event::NodeFacts {
             node: "node1".into(),
             facts: [("read_only".to_string(), "true".to_string())].into(),
-            prior_seen_ms: None,
+            prior_sent_ms: None,
         },
     ];
     for (i, e) in evs.into_iter().enumerate() {

@@ -477,3 +477,48 @@ action = { kind = "wait", nodes = "all", stable_secs = 1, check = { kind = "http
     assert_eq!(h.url, "${node.url}/v1/cluster/statistics");
     assert_eq!(h.expect_json["/statistics#len"], serde_json::json!("3"));
 }
+
+/// The plan records which steps start and stop no node — a named call of `backup` or
+/// `install`, as action or undo — so that a node's crash is never put down to them; a call of
+/// anything else (`restart` here) may move a node, and is not recorded.
+#[test]
+fn backups_and_installs_are_known_to_start_and_stop_nothing() {
+    let target = format!(
+        "{TARGET}\n[actions.backup]\nkind = \"run\"\nargv = [\"backup\", \"${{node.name}}\"]\n\
+         [actions.install]\nkind = \"run\"\nargv = [\"install\", \"${{arg.version}}\"]\n"
+    );
+    let f = fixture_with(
+        r#"
+name = "p"
+product = "generic"
+to = "2.0"
+[[steps]]
+id = "backup"
+title = "Back up ${node.name}"
+for_each = "nodes"
+action = { kind = "call", name = "backup" }
+[[steps]]
+id = "install"
+title = "Install"
+action = { kind = "call", name = "install", args = { version = "2.0" } }
+undo = { kind = "call", name = "install", args = { version = "1.0" } }
+[[steps]]
+id = "restart"
+title = "Restart ${node.name}"
+for_each = "nodes"
+action = { kind = "call", name = "restart", args = { unit = "db" } }
+undo = { kind = "call", name = "install", args = { version = "1.0" } }
+"#,
+        &target,
+    );
+    let p = plan(&f, None, None).unwrap();
+    let keeps = &p.keeps_state;
+    assert_eq!(
+        keeps.action.iter().map(String::as_str).collect::<Vec<_>>(),
+        vec!["backup@n1", "backup@n2", "backup@n3", "install"]
+    );
+    assert_eq!(
+        keeps.undo.iter().map(String::as_str).collect::<Vec<_>>(),
+        vec!["install", "restart@n1", "restart@n2", "restart@n3"]
+    );
+}

@@ -255,7 +255,7 @@ fn an_unfinished_session_with_undo_auto_confirms_and_open_windows() {
         Event::NodeFacts {
             node: "n1".into(),
             facts: [("read_only".to_string(), "true".to_string())].into(),
-            prior_seen_ms: None,
+            prior_sent_ms: None,
         },
     )
     .at(

@@ -563,7 +563,7 @@ fn nodes_show_the_products_state_and_reason_for_every_node() {
                 ),
             ]
             .into(),
-            prior_seen_ms: None,
+            prior_sent_ms: None,
         },
     );
     s.probe("jahia2", false, 0);

@@ -72,7 +72,7 @@ pub fn session(n: usize) -> anyhow::Result<Vec<Stamped>> {
             Event::NodeFacts {
                 node: name(i),
                 facts,
-                prior_seen_ms: None,
+                prior_sent_ms: None,
             },
         );
     }

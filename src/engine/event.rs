@@ -304,12 +304,18 @@ pub enum Event {
     NodeFacts {
         node: String,
         facts: BTreeMap<String, String>,
-        /// When `facts` moves the node's `state`: the last time (session ms) the product
-        /// still reported the state it left. A step that had finished by then did not move
-        /// it (see `SessionState::state_moved_by`). Absent in older journals and when the
-        /// engine saw no such report.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        prior_seen_ms: Option<u64>,
+        /// When `facts` moves the node's `state`: when (session ms) the last request whose
+        /// answer still read the state it left was sent. The product answered after that
+        /// instant, so the change came later: a step that had finished by then did not make
+        /// it (see `SessionState::state_moved_by`). Stamped at sending, not at receipt: an
+        /// answer can arrive after a step ended that was read before it did. Absent when the
+        /// engine saw no such answer; older journals have the receipt time (`prior_seen_ms`).
+        #[serde(
+            default,
+            alias = "prior_seen_ms",
+            skip_serializing_if = "Option::is_none"
+        )]
+        prior_sent_ms: Option<u64>,
     },
     /// Live only: the balancer's view, when only its session counts moved (they change all the
     /// time under load; the journal keeps the membership and health changes).

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod probe;
 pub mod process;
 pub mod session;
+pub mod sightings;
 pub mod state;
 pub mod strings;
 pub mod verify;

@@ -120,11 +120,13 @@ fn spawn_probe(
                     latency_ms: 0,
                     detail: why.clone(),
                     facts: Default::default(),
+                    sent: tokio::time::Instant::now(),
                 },
                 Ok(check) => {
                     let Ok(_permit) = permits.acquire().await else {
                         break;
                     };
+                    let sent = tokio::time::Instant::now();
                     let r = run_check(check, &http, &secrets).await;
                     let facts = r
                         .json
@@ -138,6 +140,7 @@ fn spawn_probe(
                         latency_ms: r.latency_ms,
                         detail: secrets.redact(&r.detail),
                         facts,
+                        sent,
                     }
                 }
             };

@@ -175,7 +175,8 @@ pub struct StateChange {
     pub by_step: Option<usize>,
 }
 
-/// How long after a step ends a node's new state is still put down to it.
+/// How long after a step ends a node's new state is still put down to it, when the journal
+/// does not say when the old state was last read (`NodeFacts::prior_sent_ms`).
 pub const STATE_EXPLAIN_MS: u64 = 15_000;
 
 /// States a node can be down in (the lab's `RunState`; real targets map theirs to these).
@@ -703,14 +704,19 @@ impl SessionState {
         self.operators.iter().find(|o| o.driver)
     }
 
-    /// The step that explains a change of `node`'s state reported at `t`: one for this node
-    /// or for no node in particular that may move a node's state (not a gate, which only
-    /// watches, nor a load-balancer step, which only routes) and that runs now, or that
-    /// finished at most [`STATE_EXPLAIN_MS`] before (probes report within seconds) and after
-    /// `prior_seen` — the last report of the old state: a step done by then left the node
-    /// as it was. The latest such step.
-    fn state_moved_by(&self, node: &str, t: u64, prior_seen: Option<u64>) -> Option<usize> {
-        let since = t.saturating_sub(STATE_EXPLAIN_MS);
+    /// The step that explains a change of `node`'s state reported at `t`, by causality: the
+    /// change happened after `prior_sent` (a request sent then still read the old state) and
+    /// by `t`, so only a step whose action (or undo) ran in that interval can have made it — one
+    /// still running, or one that finished at or after `prior_sent` (the same millisecond cannot
+    /// tell them apart) — however late the change was read. It acts on this node or on no
+    /// node in particular, and is not known to start and stop nothing (a gate only watches, an `lb` action only routes, a backup or an install
+    /// starts nothing: `Plan::keeps_state`): a node that crashes right after its backup is
+    /// flagged, never hidden as the backup's doing. The latest such step. Without
+    /// `prior_sent` (an older journal, a change right after a resume), a step that finished
+    /// at most [`STATE_EXPLAIN_MS`] before `t`.
+    fn state_moved_by(&self, node: &str, t: u64, prior_sent: Option<u64>) -> Option<usize> {
+        let after = prior_sent.unwrap_or_else(|| t.saturating_sub(STATE_EXPLAIN_MS));
+        let keeps = &self.plan.keeps_state;
         self.plan
             .steps
             .iter()
@@ -718,16 +724,21 @@ impl SessionState {
             .enumerate()
             .filter(|(_, (p, _))| p.node.as_deref().is_none_or(|n| n == node))
             .filter(|(_, (p, r))| {
-                let action = match r.phase {
-                    Phase::Do => Some(&p.action),
-                    Phase::Undo => p.undo.as_ref(),
+                let (action, keeps) = match r.phase {
+                    Phase::Do => (Some(&p.action), &keeps.action),
+                    Phase::Undo => (p.undo.as_ref(), &keeps.undo),
                 };
-                !matches!(action, Some(Action::Wait(_) | Action::Lb { .. }) | None)
+                !keeps.contains(&p.key)
+                    && !matches!(action, Some(Action::Wait(_) | Action::Lb { .. }) | None)
             })
-            .filter(|(_, (_, r))| {
-                matches!(r.status, StepStatus::Running | StepStatus::Undoing)
-                    || r.finished_ms
-                        .is_some_and(|f| f >= since && f <= t && prior_seen.is_none_or(|p| f > p))
+            .filter(|(_, (_, r))| match r.status {
+                StepStatus::Running | StepStatus::Undoing => r.started_ms.is_none_or(|s| s <= t),
+                // Never ran, or its run was set aside: nothing of it to explain a change.
+                StepStatus::Pending | StepStatus::Awaiting | StepStatus::Skipped => false,
+                _ => {
+                    r.started_ms.or(r.finished_ms).is_some_and(|s| s <= t)
+                        && r.finished_ms.is_some_and(|f| f >= after)
+                }
             })
             .max_by_key(|(_, (_, r))| r.finished_ms.unwrap_or(u64::MAX))
             .map(|(i, _)| i)
@@ -1023,9 +1034,9 @@ impl SessionState {
             Event::NodeFacts {
                 node,
                 facts,
-                prior_seen_ms,
+                prior_sent_ms,
             } => {
-                let moved_by = self.state_moved_by(node, t, *prior_seen_ms);
+                let moved_by = self.state_moved_by(node, t, *prior_sent_ms);
                 if let Some(n) = self.node_mut(node) {
                     if let Some(new) = facts.get("state") {
                         // The first report is where the node was, not a change. A node a
@@ -1312,11 +1323,11 @@ mod tests {
     use super::*;
     use crate::tui::demo::{self, Script};
 
-    fn node_facts(node: &str, state: &str, prior_seen_ms: Option<u64>) -> Event {
+    fn node_facts(node: &str, state: &str, prior_sent_ms: Option<u64>) -> Event {
         Event::NodeFacts {
             node: node.into(),
             facts: [("state".to_string(), state.to_string())].into(),
-            prior_seen_ms,
+            prior_sent_ms,
         }
     }
 
@@ -1353,6 +1364,78 @@ mod tests {
         assert_eq!(change.by_step, None);
         let st = SessionState::fold(s.events());
         assert!(st.nodes[0].unexpectedly_down());
+    }
+
+    /// The demo session with its backup known to start and stop nothing, every node running.
+    fn with_backup_keeping_state() -> Script {
+        let mut s = Script::started();
+        if let Event::SessionStarted { plan, .. } = &mut s.events[0].event {
+            let key = plan.steps[demo::STEP_BACKUP].key.clone();
+            plan.keeps_state.action.insert(key);
+        }
+        for n in demo::NODES {
+            s.facts(n, &[("state", "running")]);
+        }
+        s
+    }
+
+    /// Issue 14's crash: the last answer that read the node running was sent before the
+    /// backup finished, and the crash is read seconds later. The backup ran in the interval
+    /// the change lies in, but starts and stops nothing: the crash is flagged, not hidden.
+    #[test]
+    fn a_crash_right_after_a_backup_is_no_steps_doing() {
+        let mut s = with_backup_keeping_state();
+        s.through(demo::STEP_BACKUP);
+        let sent = s.t_ms;
+        s.complete(demo::STEP_BACKUP, &[]);
+        s.push(1500, node_facts("jahia2", "failed", Some(sent)));
+        assert_eq!(change_of(&s, "jahia2").and_then(|c| c.by_step), None);
+        let st = SessionState::fold(s.events());
+        assert!(st.nodes[1].unexpectedly_down());
+        // The same timings with a step that may stop a node (the upgrade of jahia1, a
+        // command): it did it.
+        let mut s = with_backup_keeping_state();
+        s.through(demo::STEP_UPGRADE1);
+        let sent = s.t_ms;
+        s.complete(demo::STEP_UPGRADE1, &[]);
+        s.push(1500, node_facts("jahia1", "stopped", Some(sent)));
+        assert_eq!(
+            change_of(&s, "jahia1").and_then(|c| c.by_step),
+            Some(demo::STEP_UPGRADE1)
+        );
+    }
+
+    /// Issue 14's stop: the answer that still read the node running was sent before the step
+    /// ended (received after it); the new state is read long after, on a loaded machine.
+    /// The step ran after that request was sent: it did it, however late the reading.
+    #[test]
+    fn a_stop_read_late_is_still_the_steps() {
+        let mut s = with_backup_keeping_state();
+        s.through(demo::STEP_UPGRADE1);
+        s.start(demo::STEP_UPGRADE1);
+        let sent = s.t_ms + 100;
+        s.finish(demo::STEP_UPGRADE1, Verdict::Passed, "exit 0");
+        s.push(
+            STATE_EXPLAIN_MS * 2,
+            node_facts("jahia1", "stopped", Some(sent)),
+        );
+        assert_eq!(
+            change_of(&s, "jahia1").and_then(|c| c.by_step),
+            Some(demo::STEP_UPGRADE1)
+        );
+        // A skipped step did nothing.
+        let mut s = with_backup_keeping_state();
+        s.through(demo::STEP_READ_ONLY);
+        let sent = s.t_ms;
+        s.push(
+            300,
+            Event::Skipped {
+                step: demo::STEP_READ_ONLY,
+                by: "alice".into(),
+            },
+        );
+        s.push(500, node_facts("jahia3", "stopped", Some(sent)));
+        assert_eq!(change_of(&s, "jahia3").and_then(|c| c.by_step), None);
     }
 
     /// A gate only watches: a node that fails while a gate waits on it failed because of the

@@ -39,6 +39,9 @@ pub enum WorkerMsg {
         latency_ms: u64,
         detail: String,
         facts: BTreeMap<String, String>,
+        /// When the request was sent: the answer tells the node's state at some instant
+        /// between then and its arrival.
+        sent: tokio::time::Instant,
     },
     Lb(Result<Vec<Backend>, String>),
     /// A lab fault staged for `step` was sent to the lab as the step (or its undo) started.

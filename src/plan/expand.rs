@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::{Confirm, Guard, Guards, Plan, PlannedStep};
+use super::{Confirm, Guard, Guards, Plan, PlannedStep, StateKeepers, STATE_KEEPING_CALLS};
 use crate::procedure::catalog::{Catalog, CatalogError, Hop};
 use crate::procedure::load::LoadedProcedure;
 use crate::procedure::model::{
@@ -166,6 +166,7 @@ struct Expander<'a> {
     out: Vec<PlannedStep>,
     /// Step key -> the node it takes out of service (for the guards).
     takes_out: BTreeMap<String, String>,
+    keeps_state: StateKeepers,
 }
 
 /// Expand `proc` for `target`.
@@ -273,6 +274,7 @@ pub fn build_plan(
         keys: BTreeSet::new(),
         out: Vec::new(),
         takes_out: BTreeMap::new(),
+        keeps_state: StateKeepers::default(),
     };
     let mut ctx = Vec::new();
     ex.block(&steps, 0, &mut ctx, &scope)?;
@@ -306,6 +308,7 @@ pub fn build_plan(
             rules: resolve_guards(&p.guards, target)?,
             takes_out: ex.takes_out,
         },
+        keeps_state: ex.keeps_state,
     })
 }
 
@@ -759,6 +762,13 @@ impl Expander<'_> {
         };
         if let Some(n) = out_node {
             self.takes_out.insert(key.clone(), n);
+        }
+        let keeps_state = |a: &Action| matches!(a, Action::Call { name, .. } if STATE_KEEPING_CALLS.contains(&name.as_str()));
+        if keeps_state(&step.action) {
+            self.keeps_state.action.insert(key.clone());
+        }
+        if step.undo.as_ref().is_some_and(keeps_state) {
+            self.keeps_state.undo.insert(key.clone());
         }
         self.out.push(PlannedStep {
             key,

@@ -6,7 +6,7 @@ pub mod expand;
 pub mod export;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,33 @@ pub struct Plan {
     /// The procedure's guards for this target, and which steps take a node out of service.
     #[serde(default, skip_serializing_if = "Guards::is_empty")]
     pub guards: Guards,
+    /// Steps known to start and stop no node (see [`StateKeepers`]).
+    #[serde(default, skip_serializing_if = "StateKeepers::is_empty")]
+    pub keeps_state: StateKeepers,
+}
+
+/// Named calls that start and stop nothing: taking a backup copies data, an install puts
+/// binaries in place (a procedure that needs the node stopped for it stops it in a step of its
+/// own, and the lab refuses an install on a running node). The procedure says *what* a call
+/// does; the target binds *how*.
+pub const STATE_KEEPING_CALLS: [&str; 2] = ["backup", "install"];
+
+/// Steps (by key) whose action, or undo, the plan knows leaves every node's run state
+/// (running, stopped, failed ...) as it is: a call in [`STATE_KEEPING_CALLS`]. Gates and `lb`
+/// actions need no entry: their kind says it. A node's change of state is never put down to
+/// them (`SessionState::state_moved_by`): a crash right after a backup is a crash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct StateKeepers {
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub action: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub undo: BTreeSet<String>,
+}
+
+impl StateKeepers {
+    pub fn is_empty(&self) -> bool {
+        self.action.is_empty() && self.undo.is_empty()
+    }
 }
 
 /// The guards (`[[guards]]`) resolved against the target: each one's nodes by name and its

@@ -201,7 +201,7 @@ mod tests {
             Event::NodeFacts {
                 node: "jahia3".into(),
                 facts: [("state".to_string(), "failed".to_string())].into(),
-                prior_seen_ms: None,
+                prior_sent_ms: None,
             },
         );
         let v = view(&s, TuiRole::Driver);

@@ -339,7 +339,7 @@ impl Script {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                prior_seen_ms: None,
+                prior_sent_ms: None,
             },
         )
     }

@@ -157,9 +157,9 @@ struct Engine {
     /// Per user: notes left in the burst, and since when the refill counts.
     note_budget: HashMap<u32, (u32, Instant)>,
     probe_ok: HashMap<ProbeKey, bool>,
-    /// Per node: when a probe last read the node's `state` unchanged (session ms), so that a
-    /// change can say how recently the old state still held (`NodeFacts::prior_seen_ms`).
-    state_reported: HashMap<String, u64>,
+    /// Per node: when the requests that read its `state` were sent, so that a change says
+    /// after when it happened (`NodeFacts::prior_sent_ms`) and an older answer is not news.
+    sightings: crate::engine::sightings::Sightings,
     /// Samples since the last summary: (ok, latency ms).
     probe_stats: BTreeMap<ProbeKey, Vec<(bool, u64)>>,
     last_lb: Option<Vec<crate::lb::Backend>>,
@@ -388,7 +388,7 @@ impl Engine {
                 removals: HashMap::new(),
                 note_budget: HashMap::new(),
                 probe_ok: HashMap::new(),
-                state_reported: HashMap::new(),
+                sightings: Default::default(),
                 probe_stats: BTreeMap::new(),
                 last_lb: None,
                 last_lb_error: None,
@@ -400,6 +400,13 @@ impl Engine {
             },
             worker_rx,
         ))
+    }
+
+    /// `at` in session ms (an instant before the engine's start counts as its start).
+    fn ms_at(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.clock);
+        let elapsed = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        self.t_base.saturating_add(elapsed)
     }
 
     fn now_ms(&self) -> u64 {

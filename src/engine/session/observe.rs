@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::engine::event::{Event, Phase, Stream, TrafficWindow};
+use crate::engine::sightings::Reading;
 use crate::engine::state::SessionState;
 use crate::engine::worker::WorkerMsg;
 
@@ -102,7 +103,8 @@ impl Engine {
                 ok,
                 latency_ms,
                 detail,
-                facts,
+                mut facts,
+                sent,
             } => {
                 let key = (probe.clone(), node.clone());
                 self.probe_stats
@@ -126,31 +128,28 @@ impl Engine {
                     })?;
                 }
                 if let Some(n) = node {
-                    let now = self.now_ms();
                     let known = self.state.nodes.iter().find(|v| v.node.name == n);
-                    let state_held = known
-                        .and_then(|kn| kn.state())
-                        .is_some_and(|s| facts.get("state").map(String::as_str) == Some(s));
+                    let mut prior_sent_ms = None;
+                    if let Some(state) = facts.get("state") {
+                        let sent_ms = self.ms_at(sent);
+                        match self.sightings.read(&n, state, sent_ms) {
+                            // Read before the current state was: what it says is older.
+                            Reading::Stale => facts.clear(),
+                            Reading::Current { prior_sent_ms: p } => prior_sent_ms = p,
+                        }
+                    }
                     let fresh: BTreeMap<String, String> = facts
                         .into_iter()
                         .filter(|(k, v)| known.and_then(|kn| kn.facts.get(k)) != Some(v))
                         .collect();
                     let known = known.is_some();
-                    if state_held {
-                        self.state_reported.insert(n.clone(), now);
-                    }
                     if known && !fresh.is_empty() {
                         let state_moved =
                             fresh.contains_key("state") || fresh.contains_key("reason");
-                        let prior_seen_ms = if fresh.contains_key("state") {
-                            self.state_reported.remove(&n)
-                        } else {
-                            None
-                        };
                         self.emit(Event::NodeFacts {
                             node: n.clone(),
+                            prior_sent_ms: prior_sent_ms.filter(|_| fresh.contains_key("state")),
                             facts: fresh,
-                            prior_seen_ms,
                         })?;
                         if state_moved {
                             self.publish_node_state(&n);
