@@ -551,18 +551,24 @@ fn journal_rows(t: &mut Table, dir: &Path) {
     if let Some(g) = find(1_000_000) {
         eprintln!("replay 1M ...");
         match replay_figures(&g.path, g.events) {
-            Some((first, held, seek)) => {
+            Some(r) => {
                 t.row(
                     "`replay`, 1M events: first frame / memory",
-                    format!("{} / {}", ms(first), mb(held)),
+                    format!(
+                        "{} / {} (peak {} while folding it all in the background: done at {})",
+                        ms(r.first),
+                        mb(r.held_first),
+                        mb(r.peak),
+                        ms(r.folded)
+                    ),
                     "≤ 1 s / ≤ 300 MB",
-                    Some(first <= Duration::from_secs(1) && held <= 300_000_000),
+                    Some(r.first <= Duration::from_secs(1) && r.peak <= 300_000_000),
                 );
                 t.row(
                     "`replay` seek to end, 1M (key → frame)",
-                    ms(seek),
+                    format!("{} (once folded)", ms(r.seek)),
                     "≤ 50 ms",
-                    Some(seek <= Duration::from_millis(50)),
+                    Some(r.seek <= Duration::from_millis(50)),
                 );
             }
             None => t.row(
@@ -593,9 +599,21 @@ fn journal_rows(t: &mut Table, dir: &Path) {
     }
 }
 
-/// The replay cockpit on a journal: open → first frame (and the heap held by then), then
-/// `End` → the frame at the last event.
-fn replay_figures(path: &Path, events: usize) -> Option<(Duration, u64, Duration)> {
+struct ReplayFigures {
+    /// Open → the first frame, and the heap held by then.
+    first: Duration,
+    held_first: u64,
+    /// Open → every event folded by the background reader.
+    folded: Duration,
+    /// `G` → the frame at the last event, once folded.
+    seek: Duration,
+    /// The heap's peak over all of it.
+    peak: u64,
+}
+
+/// The replay cockpit on a journal: open → first frame (and the heap held by then); once the
+/// background fold has read the whole journal, `G` → the frame at the last event.
+fn replay_figures(path: &Path, events: usize) -> Option<ReplayFigures> {
     use flightdeck::replay::player::{self, ReplayOptions};
     let rt = runtime()?;
     let path = path.to_path_buf();
@@ -603,6 +621,7 @@ fn replay_figures(path: &Path, events: usize) -> Option<(Duration, u64, Duration
         let mark = heap::mark();
         let start = Instant::now();
         let (client, control) = player::open(&path, ReplayOptions::default()).ok()?;
+        let timeline = control.timeline().clone();
         let (backend, mut frames) = screen::Screen::new(120, 40);
         let (kb, input) = sticky_input::sticky_input();
         let cockpit = tokio::spawn(async move {
@@ -621,7 +640,12 @@ fn replay_figures(path: &Path, events: usize) -> Option<(Duration, u64, Duration
             s.contains("event ")
         })
         .await?;
-        let held = heap::peak_since(mark);
+        let held_first = heap::peak_since(mark);
+        let tl = timeline.clone();
+        tokio::task::spawn_blocking(move || tl.wait_folded())
+            .await
+            .ok()?;
+        let folded = start.elapsed();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let end = format!("event {events}/{events}");
         let pressed = Instant::now();
@@ -630,9 +654,17 @@ fn replay_figures(path: &Path, events: usize) -> Option<(Duration, u64, Duration
             s.contains(&end)
         })
         .await;
+        let peak = heap::peak_since(mark);
         kb.close();
         let _ = cockpit.await;
-        Some((first, held, seek?))
+        drop(timeline);
+        Some(ReplayFigures {
+            first,
+            held_first,
+            folded,
+            seek: seek?,
+            peak,
+        })
     })
 }
 

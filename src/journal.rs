@@ -485,6 +485,207 @@ pub fn read_range(
     }
 }
 
+/// A journal indexed for reading at any event without decoding the others: where each event's
+/// line starts and its session clock. [`index`] makes it.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub header: Header,
+    /// Byte offset of each event's line, in order. Lines left out (damaged, misplaced, live-only)
+    /// have none: event `i` is the `i`-th line kept.
+    pub offsets: Vec<u64>,
+    /// Each event's `t_ms`.
+    pub t_ms: Vec<u64>,
+    /// Whether the kept events are numbered 1, 2, 3, ... without a gap.
+    pub contiguous: bool,
+    /// Events before which the file has a line that is no event (a blank, damaged or misplaced
+    /// one), once per such line: what turns an event's index into its line number.
+    lines_between: Vec<usize>,
+    pub torn_tail: Option<String>,
+    pub intact_len: u64,
+    pub skipped: Vec<(usize, String)>,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// The line number (1-based, the header is line 1) of event `i`.
+    pub fn line_of(&self, i: usize) -> usize {
+        i + 2 + self.lines_between.partition_point(|&e| e <= i)
+    }
+}
+
+/// Decode the event line read at some offset (as [`stream`] decodes it: lossy UTF-8, the same
+/// decoder), for a reader that found the line through an [`Index`].
+pub fn decode_line(line: &[u8]) -> Result<Stamped, serde_json::Error> {
+    decode(String::from_utf8_lossy(line).trim_end())
+}
+
+/// Index a journal in one pass, without decoding its events: the checks of [`stream`] that need
+/// no decoding run here — the header, `seq` order (no duplicate, none going back), a single
+/// `session_started`, the torn tail (a last line cut short, or complete but unreadable), lines
+/// a later `resume` journaled as skipped — read from each line's start, which the writer makes
+/// `{"seq":N,"t_ms":T,"type":"...",`. A line of any other shape, a `resumed` line and the last
+/// line are decoded whole. What this cannot see is a line with a well-formed start whose rest
+/// is damaged: a reader finds it when it decodes that event ([`decode_line`]).
+pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
+    fn number(s: &[u8]) -> Option<(u64, &[u8])> {
+        let end = s.iter().position(|c| !c.is_ascii_digit())?;
+        let (digits, rest) = s.split_at(end);
+        if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some((n, rest))
+    }
+    /// `(seq, t_ms, type)` from a line's start, if it has the writer's shape.
+    fn stamps(line: &[u8]) -> Option<(u64, u64, &[u8])> {
+        let (seq, rest) = number(line.strip_prefix(b"{\"seq\":")?)?;
+        let (t_ms, rest) = number(rest.strip_prefix(b",\"t_ms\":")?)?;
+        let rest = rest.strip_prefix(b",\"type\":\"")?;
+        let end = rest.iter().position(|&b| b == b'"')?;
+        let tag = &rest[..end];
+        tag.iter()
+            .all(|b| b.is_ascii_lowercase() || *b == b'_')
+            .then_some((seq, t_ms, tag))
+    }
+    let file = File::open(path).map_err(io(path))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut header: Option<Header> = None;
+    let mut out = Index {
+        header: Header::new("", "", "", ""),
+        offsets: Vec::new(),
+        t_ms: Vec::new(),
+        contiguous: true,
+        lines_between: Vec::new(),
+        torn_tail: None,
+        intact_len: 0,
+        skipped: Vec::new(),
+    };
+    let mut known: Vec<usize> = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    let mut started = false;
+    let mut buf = Vec::new();
+    let mut offset: u64 = 0;
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let at = offset;
+        offset += n as u64;
+        let complete = buf.last() == Some(&b'\n');
+        if header.is_none() {
+            let text = String::from_utf8_lossy(&buf);
+            let h: Header =
+                serde_json::from_str(text.trim_end()).map_err(|_| JournalError::NotAJournal {
+                    path: path.to_path_buf(),
+                })?;
+            if h.flightdeck_journal > FORMAT {
+                return Err(JournalError::TooNew {
+                    path: path.to_path_buf(),
+                    found: h.flightdeck_journal,
+                });
+            }
+            if !complete {
+                return Err(JournalError::NotAJournal {
+                    path: path.to_path_buf(),
+                });
+            }
+            header = Some(h);
+            continue;
+        }
+        let trimmed = buf.trim_ascii_end();
+        if trimmed.is_empty() && complete {
+            out.lines_between.push(out.offsets.len());
+            continue;
+        }
+        if !complete {
+            out.torn_tail = Some(String::from_utf8_lossy(trimmed).into_owned());
+            offset = at;
+            break;
+        }
+        let last = reader.fill_buf().map_err(io(path))?.is_empty();
+        // (seq, t_ms, starts a session, live-only) without decoding where the shape allows.
+        let cheap = stamps(trimmed)
+            .filter(|(_, _, tag)| !last && *tag != b"resumed")
+            .map(|(seq, t_ms, tag)| {
+                let live = matches!(tag, b"probe_sample" | b"gate_progress" | b"lb_sample");
+                (seq, t_ms, tag == b"session_started", live)
+            });
+        let read = match cheap {
+            Some(x) => Ok(x),
+            None => decode_line(trimmed).map(|ev| {
+                if let crate::engine::Event::Resumed { skipped_lines, .. } = &ev.event {
+                    known.extend(skipped_lines);
+                }
+                (
+                    ev.seq,
+                    ev.t_ms,
+                    matches!(ev.event, crate::engine::Event::SessionStarted { .. }),
+                    ev.event.is_live_only(),
+                )
+            }),
+        };
+        let (seq, t_ms, starts, live) = match read {
+            Ok(x) => x,
+            // A complete but unreadable last line is a torn write too (see `stream`).
+            Err(_) if last => {
+                out.torn_tail = Some(String::from_utf8_lossy(trimmed).into_owned());
+                offset = at;
+                break;
+            }
+            Err(e) => {
+                out.skipped.push((line_no, e.to_string()));
+                out.lines_between.push(out.offsets.len());
+                continue;
+            }
+        };
+        let misplaced = match last_seq {
+            Some(prev) if seq == prev => Some(format!("duplicate seq {seq}")),
+            Some(prev) if seq < prev => Some(format!("seq {seq} after seq {prev} (out of order)")),
+            _ if started && starts => Some("a second session_started".to_string()),
+            _ => None,
+        };
+        if let Some(reason) = misplaced {
+            out.skipped.push((line_no, reason));
+            out.lines_between.push(out.offsets.len());
+            continue;
+        }
+        if live {
+            out.lines_between.push(out.offsets.len());
+            continue;
+        }
+        out.contiguous &= seq == last_seq.map_or(1, |p| p.saturating_add(1));
+        last_seq = Some(seq);
+        started |= starts;
+        out.offsets.push(at);
+        out.t_ms.push(t_ms);
+    }
+    out.header = header.ok_or_else(|| JournalError::NotAJournal {
+        path: path.to_path_buf(),
+    })?;
+    if !opts.skip_bad_lines {
+        if let Some((line, reason)) = out.skipped.iter().find(|(l, _)| !known.contains(l)) {
+            return Err(JournalError::Damaged {
+                path: path.to_path_buf(),
+                line: *line,
+                reason: format!("{reason} (--skip-bad-lines leaves such lines out)"),
+            });
+        }
+    }
+    out.intact_len = offset;
+    Ok(out)
+}
+
 /// Where journals go by default: `<data dir>/journals/<procedure>-<unix time>.jsonl`.
 pub fn default_path(procedure: &str) -> PathBuf {
     free_name(&journals_dir(), procedure)

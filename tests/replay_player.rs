@@ -354,3 +354,36 @@ async fn stops_pause_before_each_decision_and_resume_delivers_it() {
     }
     assert_eq!(stopped_at, decisions);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_opened_from_its_file_plays_and_seeks_like_one_read_whole() {
+    let j = fixture();
+    let (mut client, control) =
+        player::open(&builder::fixture_path("rolling-upgrade.jsonl"), opts(64.0)).unwrap();
+    for want in j.events.iter().take(10) {
+        assert_eq!(&recv(&mut client).await, want);
+    }
+    control.pause();
+    let fold_to = |i: usize| SessionState::fold(&j.events[..=i]);
+    control.to_end();
+    assert!(control.position().at_end);
+    assert_eq!(control.state(), SessionState::fold(&j.events));
+    control.to_start();
+    control.next_decision();
+    let d = control.position();
+    assert_eq!(d.decision, Some(DecisionKind::Confirmed));
+    assert_eq!(control.state(), fold_to(d.index));
+    for i in [40, 3, 60, 61, 62, 10] {
+        control.seek(i);
+        assert_eq!(control.state(), fold_to(i), "seek to {i}");
+    }
+    // Playing on from a seek reads the events that follow from the file.
+    let mut pos = control.subscribe();
+    control.resume();
+    while control.position().index < 13 {
+        pos.changed().await.unwrap();
+    }
+    control.pause();
+    let i = control.position().index;
+    assert_eq!(control.state(), fold_to(i));
+}

@@ -123,7 +123,7 @@ fn long_journals_seek_exactly_with_default_snapshots() {
 fn step_boundaries_and_decisions_are_where_the_session_turned() {
     let j = fixture();
     let t = Timeline::new(j.events.clone(), 10_000);
-    for &b in t.step_boundaries() {
+    for b in t.step_boundaries() {
         assert!(matches!(
             j.events[b].event,
             Event::ActionStarted { .. } | Event::ActionFinished { .. } | Event::PromptOpened { .. }
@@ -192,4 +192,192 @@ fn gaps_in_seq_are_renumbered_and_empty_timelines_are_harmless() {
     assert_eq!(empty.replay_total_ms(), 0);
     assert_eq!(empty.next_boundary(0), None);
     assert_eq!(empty.step_at(0), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// A timeline read from its file (`Timeline::open`): indexed, folded in the background.
+
+use flightdeck::engine::Stamped;
+use flightdeck::journal::{self, ReadOptions};
+use std::path::{Path, PathBuf};
+
+/// Write a journal: `header` then `body`, one line each.
+fn write_journal(dir: &Path, name: &str, header: &str, body: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    let mut text = format!("{header}\n");
+    for l in body {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The fixture's header line and its events as the writer writes them, made long: the first
+/// output event repeated `extra` times after them (so the file timeline keeps snapshots).
+fn long_journal(extra: u64) -> (String, Vec<Stamped>) {
+    let text = std::fs::read_to_string(fixture_path("rolling-upgrade.jsonl")).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    let mut events = fixture().events;
+    let out = events
+        .iter()
+        .find(|e| matches!(e.event, Event::Output { .. }))
+        .cloned()
+        .unwrap();
+    let t0 = events.last().unwrap().t_ms;
+    for k in 0..extra {
+        let mut e = out.clone();
+        e.seq = events.len() as u64 + 1;
+        e.t_ms = t0 + k;
+        events.push(e);
+    }
+    (header, events)
+}
+
+fn lines(events: &[Stamped]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect()
+}
+
+/// Everything a view reads from a timeline is the same read from the file as held in memory.
+fn assert_same_layout(file: &Timeline, mem: &Timeline, events: &[Stamped]) {
+    file.wait_folded();
+    assert_eq!(file.len(), mem.len());
+    assert!(file.events().is_empty(), "a file timeline holds no events");
+    assert_eq!(file.step_boundaries(), mem.step_boundaries());
+    assert_eq!(file.decisions(), mem.decisions());
+    assert_eq!(file.compressed_gaps(), mem.compressed_gaps());
+    assert_eq!(file.replay_total_ms(), mem.replay_total_ms());
+    assert_eq!(file.renumbered(), mem.renumbered());
+    for i in 0..mem.len() {
+        assert_eq!(file.step_at(i), mem.step_at(i), "step at {i}");
+        assert_eq!(file.replay_ms(i), mem.replay_ms(i), "clock at {i}");
+        assert_eq!(file.t_ms(i), mem.t_ms(i));
+        assert_eq!(file.decision_at(i), mem.decision_at(i));
+        assert_eq!(file.event(i).as_ref(), events.get(i), "event {i}");
+    }
+    for step in 0..12 {
+        assert_eq!(
+            file.first_event_of_step(step),
+            mem.first_event_of_step(step)
+        );
+        let n = (step + 1).to_string();
+        assert_eq!(file.find_step(&n), mem.find_step(&n));
+    }
+    let mut rng = Rng(7);
+    for _ in 0..40 {
+        let i = rng.below(events.len());
+        assert_eq!(
+            file.state_at(i),
+            SessionState::fold(&events[..=i]),
+            "index {i}"
+        );
+    }
+    assert_eq!(file.final_state(), SessionState::fold(events));
+}
+
+#[test]
+fn a_timeline_read_from_its_file_is_the_one_held_in_memory() {
+    for name in [
+        "rolling-upgrade.jsonl",
+        "lab-generic-rolling.jsonl",
+        "lab-cockpit-session.jsonl",
+    ] {
+        let path = fixture_path(name);
+        let j = journal::read(&path).unwrap();
+        let mem = Timeline::new(j.events.clone(), 10_000);
+        let file = Timeline::open(&path, 10_000, ReadOptions::default()).unwrap();
+        assert_same_layout(&file, &mem, &j.events);
+    }
+    // Long enough for the file timeline to keep snapshots, with a blank line between events;
+    // then with a gap in seq (renumbered).
+    let dir = tempfile::tempdir().unwrap();
+    let (header, mut events) = long_journal(6000);
+    let mut body = lines(&events);
+    body.insert(30, String::new());
+    let path = write_journal(dir.path(), "long.jsonl", &header, &body);
+    let file = Timeline::open(&path, 0, ReadOptions::default()).unwrap();
+    assert_same_layout(&file, &Timeline::new(events.clone(), 0), &events);
+
+    events.remove(40);
+    let path = write_journal(dir.path(), "gaps.jsonl", &header, &lines(&events));
+    let file = Timeline::open(&path, 0, ReadOptions::default()).unwrap();
+    let mem = Timeline::new(events.clone(), 0);
+    assert!(file.renumbered());
+    assert_same_layout(&file, &mem, mem.events());
+}
+
+#[test]
+fn opening_a_file_keeps_the_readers_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (header, events) = long_journal(300);
+    let body = lines(&events);
+
+    // Out of order: refused, naming the line (the header is line 1); left out on request.
+    let mut swapped = body.clone();
+    swapped.swap(50, 51);
+    let path = write_journal(dir.path(), "swapped.jsonl", &header, &swapped);
+    let err = Timeline::open(&path, 0, ReadOptions::default()).unwrap_err();
+    let read = journal::read(&path).unwrap_err();
+    assert_eq!(err.to_string(), read.to_string());
+    assert!(err.to_string().contains(":53: "), "{err}");
+    let skip = ReadOptions {
+        skip_bad_lines: true,
+    };
+    let t = Timeline::open(&path, 0, skip).unwrap();
+    let j = journal::read_with(&path, skip).unwrap();
+    assert_eq!(t.skipped(), j.skipped.as_slice());
+    let mem = Timeline::new(j.events.clone(), 0);
+    assert_same_layout(&t, &mem, mem.events());
+
+    // A second session_started and a duplicate seq are refused as the reader refuses them.
+    for (i, line) in [(60, body[0].clone()), (60, body[58].clone())] {
+        let mut bad = body.clone();
+        bad.insert(i, line);
+        let path = write_journal(dir.path(), "bad.jsonl", &header, &bad);
+        let err = Timeline::open(&path, 0, ReadOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            journal::read(&path).unwrap_err().to_string()
+        );
+    }
+
+    // A torn last line (no newline) is left out and said.
+    let path = dir.path().join("torn.jsonl");
+    let mut text = format!("{header}\n{}\n", body.join("\n"));
+    text.push_str(r#"{"seq":999,"t_ms":5,"type":"out"#);
+    std::fs::write(&path, text).unwrap();
+    let t = Timeline::open(&path, 0, ReadOptions::default()).unwrap();
+    assert!(t.torn_tail());
+    assert_same_layout(&t, &Timeline::new(events.clone(), 0), &events);
+}
+
+#[test]
+fn a_line_damaged_past_its_start_ends_the_timeline_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (header, events) = long_journal(600);
+    let mut body = lines(&events);
+    // Its start reads (seq, t_ms, type), its event does not: only decoding finds it.
+    let k = 500;
+    body[k] = format!(
+        r#"{{"seq":{},"t_ms":{},"type":"output","step":"two"}}"#,
+        events[k].seq, events[k].t_ms
+    );
+    let path = write_journal(dir.path(), "damaged.jsonl", &header, &body);
+    let t = Timeline::open(&path, 0, ReadOptions::default()).unwrap();
+    t.wait_folded();
+    assert_eq!(t.len(), k);
+    let why = t.damage().expect("the damage is said");
+    // The reader that decodes every line names the same line.
+    let read = journal::read(&path).unwrap_err().to_string();
+    let line = format!(":{}: ", k + 2);
+    assert!(
+        why.contains(&line) && read.contains(&line),
+        "{why} / {read}"
+    );
+    assert!(why.contains("damaged event line"), "{why}");
+    assert_eq!(t.final_state(), SessionState::fold(&events[..k]));
+    assert_eq!(t.event(k), None);
 }

@@ -206,37 +206,34 @@ fn position(t: &Timeline, index: usize, epoch: u64) -> ReplayPosition {
         decision: None,
         stopped_before: None,
         epoch,
+        damage: None,
     }
 }
 
 #[test]
-fn the_view_follows_the_player_and_a_seek_replaces_its_state() {
+fn the_view_shows_the_players_frame_and_folds_nothing_itself() {
     let j = fixture("rolling-upgrade.jsonl");
     let t = Timeline::new(j.events.clone(), 10_000);
-    let ev = t.events();
-    let now = Instant::now();
     let mut v = View::new(TuiRole::Replay, "t", 0);
     assert!(v.sync_replay(position(&t, 5, 0), || t.state_at(5)));
     assert_eq!(v.state, t.state_at(5));
-    // History the player already delivered is not applied twice.
-    assert!(!v.apply_replayed(&ev[5], now));
-    // The next event, before the player has reached it (queued before a pause): not yet.
-    assert!(!v.apply_replayed(&ev[6], now));
-    v.sync_replay(position(&t, 6, 0), || {
-        unreachable!("same epoch: no rebuild")
-    });
-    assert!(v.apply_replayed(&ev[6], now));
+    // The position it shows already: no state is taken, nothing changes.
+    assert!(!v.sync_replay(position(&t, 5, 0), || {
+        unreachable!("same position: the view has its state")
+    }));
+    // Playing on: each position comes with its state.
+    assert!(v.sync_replay(position(&t, 6, 0), || t.state_at(6)));
     assert_eq!(v.state, t.state_at(6));
-    // A seek back: the state is the player's, and an event queued before the seek is dropped.
+    // A seek back, then forward: the state is the player's at the new position.
     assert!(v.sync_replay(position(&t, 2, 1), || t.state_at(2)));
     assert_eq!(v.state, t.state_at(2));
-    assert!(!v.apply_replayed(&ev[7], now));
-    assert_eq!(v.state, t.state_at(2));
-    // A seek forward, then play on.
-    v.sync_replay(position(&t, 40, 2), || t.state_at(40));
-    v.sync_replay(position(&t, 41, 2), || unreachable!());
-    assert!(v.apply_replayed(&ev[41], now));
-    assert_eq!(v.state, t.state_at(41));
+    assert!(v.sync_replay(position(&t, 40, 2), || t.state_at(40)));
+    assert_eq!(v.state, t.state_at(40));
+    // A key that only changes the bar (pause): the bar changes, the state is kept.
+    let mut paused = position(&t, 40, 2);
+    paused.paused = true;
+    assert!(v.sync_replay(paused, || unreachable!("same index and epoch")));
+    assert_eq!(v.state, t.state_at(40));
 }
 
 #[test]

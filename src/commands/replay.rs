@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use crate::cli::ReplayArgs;
 use crate::replay::player::{self, ReplayOptions};
 use crate::replay::quiz::{self, Quiz};
+use crate::replay::timeline::Timeline;
 use crate::tui::{self, Theme, TuiOptions, TuiRole};
+use std::sync::Arc;
 
 pub async fn run(args: ReplayArgs) -> ExitCode {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -22,22 +24,41 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
             .await
             .unwrap_or(ExitCode::FAILURE);
     }
-    let journal = match crate::journal::read_with(&args.journal, read_opts) {
-        Ok(j) => {
-            for (line, why) in &j.skipped {
-                eprintln!(
-                    "flightdeck replay: {}:{line}: left out: {why}",
-                    args.journal.display()
-                );
-            }
-            j
-        }
-        Err(e) => {
-            eprintln!("flightdeck replay: {e}");
-            return ExitCode::from(2);
+    let left_out = |skipped: &[(usize, String)]| {
+        for (line, why) in skipped {
+            eprintln!(
+                "flightdeck replay: {}:{line}: left out: {why}",
+                args.journal.display()
+            );
         }
     };
-    let mut quiz = args.quiz.then(|| Quiz::new(&journal));
+    // A quiz walks every decision up front, so it reads the journal whole; a replay indexes
+    // it and reads events as they play (a long journal opens at once).
+    let timeline = if args.quiz {
+        match crate::journal::read_with(&args.journal, read_opts) {
+            Ok(j) => {
+                left_out(&j.skipped);
+                Err(j)
+            }
+            Err(e) => {
+                eprintln!("flightdeck replay: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let idle_cap_ms = args.idle_cap.saturating_mul(1000);
+        match Timeline::open(&args.journal, idle_cap_ms, read_opts) {
+            Ok(t) => {
+                left_out(t.skipped());
+                Ok(Arc::new(t))
+            }
+            Err(e) => {
+                eprintln!("flightdeck replay: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let mut quiz = timeline.as_ref().err().map(Quiz::new);
     if let Some(q) = &quiz {
         if q.is_empty() {
             eprintln!(
@@ -57,7 +78,11 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         from_step: args.from.clone().filter(|_| quiz.is_none()),
         idle_cap_ms: args.idle_cap.saturating_mul(1000),
     };
-    let (client, control) = match player::start(journal, opts) {
+    let started = match timeline {
+        Ok(t) => player::start_timeline(t, opts),
+        Err(journal) => player::start(journal, opts),
+    };
+    let (client, control) = match started {
         Ok(x) => x,
         Err(e) => {
             eprintln!("flightdeck replay: {e}");
@@ -74,12 +99,16 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         demo: None,
     };
     let result = match &mut quiz {
-        Some(q) => tui::run_quiz(client, opts, control, q).await,
-        None => tui::run_replay(client, opts, control).await,
+        Some(q) => tui::run_quiz(client, opts, control.clone(), q).await,
+        None => tui::run_replay(client, opts, control.clone()).await,
     };
     if let Err(e) = result {
         eprintln!("flightdeck: the cockpit failed: {e:#}");
         return ExitCode::FAILURE;
+    }
+    if let Some(why) = control.timeline().damage() {
+        eprintln!("flightdeck replay: the replay ended before a damaged line: {why}");
+        return ExitCode::from(2);
     }
     let Some(q) = quiz else {
         return ExitCode::SUCCESS;

@@ -3,6 +3,7 @@
 //! no clock — time comes from the event's stamp.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -78,6 +79,14 @@ pub struct OutputLine {
     pub line: String,
 }
 
+/// Serialize shared output lines as the lines (serde's `Arc` support is an opt-in feature).
+fn shared_lines<S: serde::Serializer>(
+    lines: &VecDeque<Arc<OutputLine>>,
+    to: S,
+) -> Result<S::Ok, S::Error> {
+    to.collect_seq(lines.iter().map(|l| &**l))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateView {
     pub passing: usize,
@@ -97,9 +106,15 @@ pub struct StepRun {
     pub finished_ms: Option<u64>,
     /// Time spent running, summed over attempts (for the report).
     pub run_ms: u64,
-    pub output: VecDeque<OutputLine>,
+    /// Each line shared (`Arc`): a copy of the state (replay keeps some, one every few
+    /// thousand events) copies pointers, not the text.
+    #[serde(serialize_with = "shared_lines")]
+    pub output: VecDeque<Arc<OutputLine>>,
     /// The last verdict's explanation.
     pub detail: Option<String>,
+    /// Who confirmed runs of the step, each once, in order (the report counts every
+    /// confirmation; `attempts` counts the runs): a step retried all night keeps one name, not
+    /// one per retry, in every copy of the state.
     pub confirmed_by: Vec<String>,
     /// Who approved the open prompt (user names; the driver's confirm included).
     pub approvals: Vec<String>,
@@ -850,7 +865,9 @@ impl SessionState {
             Event::Confirmed { step, by, .. } => {
                 self.prompt = None;
                 if let Some(s) = self.steps.get_mut(*step) {
-                    s.confirmed_by.push(by.clone());
+                    if !s.confirmed_by.contains(by) {
+                        s.confirmed_by.push(by.clone());
+                    }
                 }
             }
             Event::Declined { step, .. } => {
@@ -919,12 +936,12 @@ impl SessionState {
                     if s.output.len() >= OUTPUT_KEPT {
                         s.output.pop_front();
                     }
-                    s.output.push_back(OutputLine {
+                    s.output.push_back(Arc::new(OutputLine {
                         t_ms: t,
                         phase: *phase,
                         stream: *stream,
                         line: line.clone(),
-                    });
+                    }));
                 }
             }
             Event::GateProgress {

@@ -12,10 +12,10 @@
 //! once and bumps [`ReplayPosition::epoch`]; the feed then continues from the new position.
 //! A view has two ways to stay right, both exact:
 //!
-//! - **Pull** (simplest): render [`ReplayControl::with_state`] — the folded state at the
-//!   current position, kept by the control (incremental while playing, from the nearest
-//!   snapshot after a seek) — and use the events feed, or [`ReplayControl::subscribe`], only as
-//!   a wake-up.
+//! - **Frames** (simplest; the cockpit does this): show [`ReplayControl::frame`] — the
+//!   position and the folded state there, taken together from the one state the control keeps
+//!   (incremental while playing, from the nearest snapshot after a seek) — and use the events
+//!   feed, or [`ReplayControl::subscribe`], only as a wake-up.
 //! - **Fold**: keep your own `SessionState`; apply each received event through [`follow`],
 //!   which applies only the event that comes next (`seq == last_seq + 1`), so events queued
 //!   before a seek are dropped harmlessly; when `epoch` changes, replace your state with
@@ -100,6 +100,9 @@ pub struct ReplayPosition {
     pub stopped_before: Option<usize>,
     /// Bumped by every seek: a view folding the feed must take [`ReplayControl::state`].
     pub epoch: u64,
+    /// A damaged line found while reading the journal, in the reader's words: the replay ends
+    /// before it.
+    pub damage: Option<String>,
 }
 
 impl ReplayPosition {
@@ -126,6 +129,8 @@ impl ReplayPosition {
         }
         if self.stopped_before.is_some() {
             line.push_str(" · stopped before a decision");
+        } else if let Some(why) = self.damage.as_ref().filter(|_| self.at_end) {
+            line.push_str(&format!(" · the journal is damaged here: {why}"));
         } else if self.at_end {
             line.push_str(" · end");
         }
@@ -205,13 +210,10 @@ impl Shared {
             paused: core.paused,
             at_end: next >= t.len(),
             compressed_gap: t.gap_before(next),
-            decision: t
-                .decisions()
-                .binary_search_by_key(&core.index, |(i, _)| *i)
-                .ok()
-                .map(|i| t.decisions()[i].1),
+            decision: t.decision_at(core.index),
             stopped_before: core.stopped_before,
             epoch: core.epoch,
+            damage: t.damage(),
         });
     }
 }
@@ -243,13 +245,26 @@ pub fn follow(state: &mut SessionState, event: &Stamped) -> bool {
     }
 }
 
-/// Read the journal at `path` and start replaying it (see [`start`]). A file that is not a
-/// journal, or is damaged before its last line, is an error that says so.
+/// Open the journal at `path` and start replaying it (see [`start`]): indexed, and read as it
+/// plays ([`Timeline::open`]), so a long journal shows its first frame at once and is never
+/// held in memory whole. A file that is not a journal, or whose lines are out of order, is an
+/// error that says so; a line damaged past its start ends the replay before it
+/// ([`ReplayPosition::damage`]).
 pub fn open(
     path: &std::path::Path,
     opts: ReplayOptions,
 ) -> Result<(SessionClient, ReplayControl), ReplayError> {
-    start(crate::journal::read(path)?, opts)
+    open_with(path, opts, crate::journal::ReadOptions::default())
+}
+
+/// [`open`] with the journal reader's options (`--skip-bad-lines`).
+pub fn open_with(
+    path: &std::path::Path,
+    opts: ReplayOptions,
+    read: crate::journal::ReadOptions,
+) -> Result<(SessionClient, ReplayControl), ReplayError> {
+    let timeline = Timeline::open(path, opts.idle_cap_ms, read)?;
+    start_timeline(Arc::new(timeline), opts)
 }
 
 /// Start replaying `journal`. Must be called inside a tokio runtime (it spawns the player).
@@ -307,6 +322,7 @@ pub fn start_timeline(
         decision: None,
         stopped_before: None,
         epoch: 0,
+        damage: None,
     });
     let shared = Arc::new(Shared {
         view: Mutex::new((index, timeline.state_at(index))),
@@ -353,10 +369,18 @@ async fn play(
     start: usize,
 ) {
     let timeline = shared.timeline.clone();
-    for e in &timeline.events()[..=start] {
-        if feed.send(e.clone()).await.is_err() {
-            return;
+    // The history, a chunk at a time (a journal read from its file is not in memory).
+    let mut from = 0;
+    while from <= start {
+        let to = start.min(from + FEED_CAPACITY - 1);
+        let mut chunk = Vec::with_capacity(to - from + 1);
+        timeline.read(from, to, |e| chunk.push(e));
+        for e in chunk {
+            if feed.send(e).await.is_err() {
+                return;
+            }
         }
+        from = to + 1;
     }
     {
         // A view slow to take a long history must not make the first events burst out.
@@ -404,10 +428,15 @@ async fn play(
                         shared.publish(&core);
                         continue;
                     }
+                    let Some(event) = timeline.event(next) else {
+                        // Damaged: the timeline now ends before it.
+                        shared.publish(&core);
+                        continue;
+                    };
                     core.index = next;
                     core.stopped_before = None;
                     shared.publish(&core);
-                    timeline.events()[next].clone()
+                    event
                 };
                 if feed.send(event).await.is_err() {
                     return;
@@ -442,15 +471,29 @@ impl ReplayControl {
     /// Run `f` on the folded state at the current position, without cloning it.
     pub fn with_state<R>(&self, f: impl FnOnce(&SessionState) -> R) -> R {
         let index = self.shared.core().index;
+        self.state_at_index(index, f)
+    }
+
+    /// The replay's frame: where it is and the folded state there, taken together (the player
+    /// cannot move between the two). The state is only cloned when the position is not
+    /// `shown` (an index and an epoch): a view that has the state there already gets `None`.
+    pub fn frame(&self, shown: Option<(usize, u64)>) -> (ReplayPosition, Option<SessionState>) {
+        let core = self.shared.core();
+        // Positions are published under the same lock: this one is the core's.
+        let position = self.shared.position.borrow().clone();
+        let state = (shown != Some((core.index, core.epoch)))
+            .then(|| self.state_at_index(core.index, SessionState::clone));
+        (position, state)
+    }
+
+    fn state_at_index<R>(&self, index: usize, f: impl FnOnce(&SessionState) -> R) -> R {
         let timeline = &self.shared.timeline;
         let mut view = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
         let (at, state) = &mut *view;
         if *at != index {
             // Moving forward a little is cheaper than restarting from a snapshot.
             if *at < index && index - *at <= super::timeline::SNAPSHOT_EVERY {
-                for e in &timeline.events()[*at + 1..=index] {
-                    state.apply(e);
-                }
+                timeline.fold_into(state, *at + 1, index);
             } else {
                 *state = timeline.state_at(index);
             }

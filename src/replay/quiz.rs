@@ -211,7 +211,8 @@ impl Quiz {
         q
     }
 
-    /// A quiz over a timeline shared with a player.
+    /// A quiz over a timeline shared with a player; it must hold its events in memory
+    /// ([`Timeline::new`]): a quiz reads every decision up front.
     pub fn from_timeline(timeline: Arc<Timeline>) -> Self {
         let decisions = operator_decisions(timeline.events());
         let end = timeline.final_state();

@@ -1,16 +1,37 @@
 //! A journal laid out for replay: when each event plays (with long idle gaps compressed), where
 //! the steps and the operator's decisions are, and the folded state at any event, fast.
 //!
-//! Everything here is pure: the player (`super::player`) and the quiz (`super::quiz`) drive it.
+//! A timeline holds its events in memory ([`Timeline::new`]) or reads them from the journal
+//! file as needed ([`Timeline::open`]): opening indexes the file in one pass that decodes
+//! nothing (where each event's line starts, its clock, and the reader's checks: seq order, a
+//! single `session_started`, the torn tail), then a background thread folds the events in
+//! order, keeping the state every few thousand events (at most [`MAX_SNAPSHOTS`], their output
+//! lines shared) and noting step boundaries and decisions. The state at any event is the
+//! nearest kept state, folded forward from the file; asking beyond what the background has
+//! folded waits for it. A line whose start reads but whose event does not is found by that
+//! fold: the timeline then ends before it ([`Timeline::damage`] says where and why).
+//!
+//! The layout is pure: the player (`super::player`) and the quiz (`super::quiz`) drive it.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::engine::event::{Event, Stamped};
 use crate::engine::state::{PromptKindTag, SessionState};
+use crate::journal::{self, JournalError, ReadOptions};
 
 /// Snapshot spacing used by [`Timeline::new`] for short journals.
 pub const SNAPSHOT_EVERY: usize = 200;
 /// Most snapshots kept: a long journal spaces them wider, so memory stays bounded (a snapshot
-/// holds up to `OUTPUT_KEPT` output lines per step) while a seek folds at most one interval.
-pub const MAX_SNAPSHOTS: usize = 128;
+/// holds up to `OUTPUT_KEPT` output lines per step, shared with the others: a snapshot costs
+/// its pointers, not the text) while a seek folds at most one interval.
+pub const MAX_SNAPSHOTS: usize = 256;
+/// Events the background fold decodes before it publishes what it found (and takes the lock).
+const FOLD_BATCH: usize = 256;
+/// `step_at` for an event before any step came up.
+const NO_STEP: u32 = u32::MAX;
 
 /// A pause between two events that replay shortens to the idle cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -43,22 +64,315 @@ pub enum DecisionKind {
     InterruptedPrompt,
 }
 
+/// Where the events are.
+#[derive(Debug)]
+enum Source {
+    Memory(Vec<Stamped>),
+    File {
+        path: PathBuf,
+        index: Box<journal::Index>,
+    },
+}
+
+/// What folding the events finds, up to `folded`.
+#[derive(Debug, Default)]
+struct Layout {
+    /// Events folded so far: everything below is complete up to there.
+    folded: usize,
+    /// Folding stopped: at the end, at a damaged line, or because the timeline was dropped.
+    done: bool,
+    boundaries: Vec<usize>,
+    decisions: Vec<(usize, DecisionKind)>,
+    /// The step the session was about at each event ([`NO_STEP`]: none yet).
+    step_at: Vec<u32>,
+    /// The first event that concerns each step that came up.
+    first_of_step: std::collections::BTreeMap<usize, usize>,
+    /// `snapshots[j]` is the state after folding the first `j * every` events.
+    snapshots: Vec<SessionState>,
+    /// A line found damaged while folding: its event and why.
+    damage: Option<(usize, String)>,
+}
+
+/// The events and what is known of them, shared with the background fold.
+#[derive(Debug)]
+struct Inner {
+    source: Source,
+    every: usize,
+    /// Events there are: the index's count, cut at a damaged line once one is found.
+    len: AtomicUsize,
+    layout: Mutex<Layout>,
+    progress: Condvar,
+    /// The timeline was dropped: the background fold stops.
+    stop: AtomicBool,
+}
+
+/// Folds events in order into the layout.
+struct Folder {
+    state: SessionState,
+    step: Option<usize>,
+}
+
+impl Folder {
+    fn new() -> Self {
+        Folder {
+            state: SessionState::empty(),
+            step: None,
+        }
+    }
+
+    /// Fold event number `layout.folded`.
+    fn take(&mut self, e: &Stamped, layout: &mut Layout, every: usize) {
+        let i = layout.folded;
+        if matches!(
+            e.event,
+            Event::ActionStarted { .. } | Event::ActionFinished { .. } | Event::PromptOpened { .. }
+        ) {
+            layout.boundaries.push(i);
+        }
+        if let Some(kind) = decision_kind(&self.state, &e.event) {
+            layout.decisions.push((i, kind));
+        }
+        if let Some(s) = step_of(&e.event) {
+            self.step = Some(s);
+            layout.first_of_step.entry(s).or_insert(i);
+        }
+        layout.step_at.push(
+            self.step
+                .map_or(NO_STEP, |s| u32::try_from(s).unwrap_or(NO_STEP - 1)),
+        );
+        self.state.apply(e);
+        layout.folded += 1;
+        if layout.folded.is_multiple_of(every) {
+            layout.snapshots.push(self.state.clone());
+        }
+    }
+}
+
+impl Inner {
+    fn layout(&self) -> MutexGuard<'_, Layout> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.layout.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The layout once `ready` holds for it or folding has stopped.
+    fn layout_when(&self, ready: impl Fn(&Layout) -> bool) -> MutexGuard<'_, Layout> {
+        let mut g = self.layout();
+        while !g.done && !ready(&g) {
+            g = self.progress.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Hand events `from..=to` (clamped to the events there are) to `each`, in order. Reading
+    /// from the file, a line that does not decode ends the timeline before it (see
+    /// [`Timeline::damage`]) and the events stop there.
+    fn read(&self, from: usize, to: usize, mut each: impl FnMut(Stamped)) {
+        let to = to.saturating_add(1).min(self.len());
+        match &self.source {
+            Source::Memory(events) => {
+                for e in events.get(from..to).unwrap_or_default() {
+                    each(e.clone());
+                }
+            }
+            Source::File { path, index } => {
+                if from >= to {
+                    return;
+                }
+                if let Err((i, why)) = read_file(path, index, from, to, &self.stop, |e| {
+                    each(e);
+                    true
+                }) {
+                    self.damaged(i, why);
+                }
+            }
+        }
+    }
+
+    /// Event `i` does not decode: the timeline ends before it.
+    fn damaged(&self, i: usize, why: String) {
+        let mut g = self.layout();
+        if g.damage.as_ref().is_none_or(|(at, _)| i < *at) {
+            g.damage = Some((i, why));
+            self.len.fetch_min(i, Ordering::AcqRel);
+        }
+        if g.folded >= i {
+            g.done = true;
+        }
+        drop(g);
+        self.progress.notify_all();
+    }
+
+    /// The background fold of a timeline read from a file.
+    fn fold_file(&self) {
+        struct Done<'a>(&'a Inner);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.layout().done = true;
+                self.0.progress.notify_all();
+            }
+        }
+        let _done = Done(self);
+        let Source::File { path, index } = &self.source else {
+            return;
+        };
+        let mut folder = Folder::new();
+        let mut batch = Vec::with_capacity(FOLD_BATCH);
+        let flush = |batch: &mut Vec<Stamped>, folder: &mut Folder| {
+            let mut g = self.layout();
+            for e in batch.drain(..) {
+                folder.take(&e, &mut g, self.every);
+            }
+            drop(g);
+            self.progress.notify_all();
+        };
+        let read = read_file(path, index, 0, index.len(), &self.stop, |e| {
+            batch.push(e);
+            if batch.len() >= FOLD_BATCH {
+                flush(&mut batch, &mut folder);
+            }
+            true
+        });
+        flush(&mut batch, &mut folder);
+        if let Err((i, why)) = read {
+            self.damaged(i, why);
+        }
+    }
+}
+
+/// Read events `from..to` of an indexed journal, numbered 1, 2, 3, ... by their place. Stops
+/// at the first line that does not read, with its event and why.
+fn read_file(
+    path: &Path,
+    index: &journal::Index,
+    from: usize,
+    to: usize,
+    stop: &AtomicBool,
+    mut each: impl FnMut(Stamped) -> bool,
+) -> Result<(), (usize, String)> {
+    let Some(&start) = index.offsets.get(from) else {
+        return Ok(());
+    };
+    let fail =
+        |i: usize, why: String| Err((i, format!("{}:{}: {why}", path.display(), index.line_of(i))));
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return fail(from, e.to_string()),
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    if let Err(e) = reader.seek(SeekFrom::Start(start)) {
+        return fail(from, e.to_string());
+    }
+    let mut at = start;
+    let mut buf = Vec::new();
+    for i in from..to.min(index.len()) {
+        if i.is_multiple_of(FOLD_BATCH) && stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let want = index.offsets[i];
+        if want != at {
+            // Lines that are no events (damaged, misplaced) lie between: step over them.
+            let skip = want
+                .checked_sub(at)
+                .and_then(|d| i64::try_from(d).ok())
+                .ok_or(());
+            match skip {
+                Ok(d) => {
+                    if let Err(e) = reader.seek_relative(d) {
+                        return fail(i, e.to_string());
+                    }
+                }
+                Err(()) => {
+                    if let Err(e) = reader.seek(SeekFrom::Start(want)) {
+                        return fail(i, e.to_string());
+                    }
+                }
+            }
+            at = want;
+        }
+        buf.clear();
+        let n = match reader.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => return fail(i, e.to_string()),
+        };
+        at += n as u64;
+        match journal::decode_line(&buf) {
+            Ok(mut e) => {
+                // Views take exactly the event after the one they applied last, so events
+                // are numbered by their place (a journal with gaps in `seq` is renumbered).
+                e.seq = i as u64 + 1;
+                if !each(e) {
+                    return Ok(());
+                }
+            }
+            Err(e) if n == 0 => return fail(i, format!("the journal got shorter: {e}")),
+            Err(e) => {
+                return fail(
+                    i,
+                    format!("damaged event line: {e} (--skip-bad-lines leaves such lines out)"),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A journal's events with replay clock, step boundaries, decision points and snapshots.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Timeline {
-    events: Vec<Stamped>,
+    inner: Arc<Inner>,
+    t_ms: Vec<u64>,
     /// Replay clock per event, in ms from the first event.
     replay_ms: Vec<u64>,
     gaps: Vec<CompressedGap>,
-    boundaries: Vec<usize>,
-    decisions: Vec<(usize, DecisionKind)>,
-    /// The step the session was about at each event (the last event naming a step).
-    step_at: Vec<Option<usize>>,
-    /// `snapshots[j]` is the state after folding the first `j * every` events.
-    snapshots: Vec<SessionState>,
-    every: usize,
+    /// The plan's step keys, from `session_started`.
+    step_keys: Vec<String>,
     idle_cap_ms: u64,
     renumbered: bool,
+    skipped: Vec<(usize, String)>,
+    torn_tail: bool,
+}
+
+impl Drop for Timeline {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Replay clock per event and the gaps it shortens.
+fn replay_clock(t_ms: &[u64], idle_cap_ms: u64) -> (Vec<u64>, Vec<CompressedGap>) {
+    let mut replay_ms = Vec::with_capacity(t_ms.len());
+    let mut gaps = Vec::new();
+    let mut clock = 0u64;
+    for (i, t) in t_ms.iter().enumerate() {
+        if i > 0 {
+            let gap = t.saturating_sub(t_ms[i - 1]);
+            if idle_cap_ms > 0 && gap > idle_cap_ms {
+                gaps.push(CompressedGap {
+                    index: i,
+                    original_ms: gap,
+                    replay_ms: idle_cap_ms,
+                });
+                clock = clock.saturating_add(idle_cap_ms);
+            } else {
+                clock = clock.saturating_add(gap);
+            }
+        }
+        replay_ms.push(clock);
+    }
+    (replay_ms, gaps)
+}
+
+fn step_keys(first: Option<&Stamped>) -> Vec<String> {
+    match first.map(|e| &e.event) {
+        Some(Event::SessionStarted { plan, .. }) => {
+            plan.steps.iter().map(|s| s.key.clone()).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 impl Timeline {
@@ -87,79 +401,121 @@ impl Timeline {
                 e.seq = i as u64 + 1;
             }
         }
-
-        let mut replay_ms = Vec::with_capacity(events.len());
-        let mut gaps = Vec::new();
-        let mut clock = 0u64;
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                let gap = e.t_ms.saturating_sub(events[i - 1].t_ms);
-                if idle_cap_ms > 0 && gap > idle_cap_ms {
-                    gaps.push(CompressedGap {
-                        index: i,
-                        original_ms: gap,
-                        replay_ms: idle_cap_ms,
-                    });
-                    clock += idle_cap_ms;
-                } else {
-                    clock += gap;
-                }
-            }
-            replay_ms.push(clock);
+        let t_ms: Vec<u64> = events.iter().map(|e| e.t_ms).collect();
+        let (replay_ms, gaps) = replay_clock(&t_ms, idle_cap_ms);
+        let mut layout = Layout {
+            snapshots: vec![SessionState::empty()],
+            ..Layout::default()
+        };
+        let mut folder = Folder::new();
+        for e in &events {
+            folder.take(e, &mut layout, every);
         }
-
-        let mut boundaries = Vec::new();
-        let mut decisions = Vec::new();
-        let mut step_at = Vec::with_capacity(events.len());
-        let mut snapshots = vec![SessionState::empty()];
-        let mut state = SessionState::empty();
-        let mut current_step = None;
-        for (i, e) in events.iter().enumerate() {
-            if matches!(
-                e.event,
-                Event::ActionStarted { .. }
-                    | Event::ActionFinished { .. }
-                    | Event::PromptOpened { .. }
-            ) {
-                boundaries.push(i);
-            }
-            if let Some(kind) = decision_kind(&state, &e.event) {
-                decisions.push((i, kind));
-            }
-            if let Some(s) = step_of(&e.event) {
-                current_step = Some(s);
-            }
-            step_at.push(current_step);
-            state.apply(e);
-            if (i + 1) % every == 0 {
-                snapshots.push(state.clone());
-            }
-        }
-
+        layout.done = true;
+        let step_keys = step_keys(events.first());
+        let len = events.len();
         Timeline {
-            events,
+            inner: Arc::new(Inner {
+                source: Source::Memory(events),
+                every,
+                len: AtomicUsize::new(len),
+                layout: Mutex::new(layout),
+                progress: Condvar::new(),
+                stop: AtomicBool::new(false),
+            }),
+            t_ms,
             replay_ms,
             gaps,
-            boundaries,
-            decisions,
-            step_at,
-            snapshots,
-            every,
+            step_keys,
             idle_cap_ms,
             renumbered,
+            skipped: Vec::new(),
+            torn_tail: false,
         }
     }
 
+    /// Lay out the journal at `path` without reading its events into memory: index it (the
+    /// reader's checks, see [`journal::index`]), then fold it in the background (see the
+    /// module doc). The first event is read before this returns.
+    pub fn open(path: &Path, idle_cap_ms: u64, opts: ReadOptions) -> Result<Self, JournalError> {
+        let mut index = journal::index(path, opts)?;
+        let t_ms = std::mem::take(&mut index.t_ms);
+        let (replay_ms, gaps) = replay_clock(&t_ms, idle_cap_ms);
+        let every = SNAPSHOT_EVERY.max(index.len().div_ceil(MAX_SNAPSHOTS));
+        let len = index.len();
+        let renumbered = !index.contiguous;
+        let skipped = std::mem::take(&mut index.skipped);
+        let torn_tail = index.torn_tail.take().is_some();
+        let inner = Arc::new(Inner {
+            source: Source::File {
+                path: path.to_path_buf(),
+                index: Box::new(index),
+            },
+            every,
+            len: AtomicUsize::new(len),
+            layout: Mutex::new(Layout {
+                snapshots: vec![SessionState::empty()],
+                ..Layout::default()
+            }),
+            progress: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let mut first = None;
+        inner.read(0, 0, |e| first = Some(e));
+        let folding = inner.clone();
+        std::thread::Builder::new()
+            .name("replay-fold".into())
+            .spawn(move || folding.fold_file())
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Timeline {
+            inner,
+            t_ms,
+            replay_ms,
+            gaps,
+            step_keys: step_keys(first.as_ref()),
+            idle_cap_ms,
+            renumbered,
+            skipped,
+            torn_tail,
+        })
+    }
+
+    /// The events, when they are held in memory ([`Timeline::new`]); a timeline read from its
+    /// file ([`Timeline::open`]) holds none: read them with [`Timeline::event`] or
+    /// [`Timeline::read`].
     pub fn events(&self) -> &[Stamped] {
-        &self.events
+        match &self.inner.source {
+            Source::Memory(events) => &events[..self.len().min(events.len())],
+            Source::File { .. } => &[],
+        }
+    }
+
+    /// Event `index`, if there is one.
+    pub fn event(&self, index: usize) -> Option<Stamped> {
+        let mut found = None;
+        self.inner.read(index, index, |e| found = Some(e));
+        found
+    }
+
+    /// Hand events `from..=to` (clamped) to `each`, in order.
+    pub fn read(&self, from: usize, to: usize, each: impl FnMut(Stamped)) {
+        self.inner.read(from, to, each);
+    }
+
+    /// Apply events `from..=to` (clamped) to `state`.
+    pub fn fold_into(&self, state: &mut SessionState, from: usize, to: usize) {
+        self.inner.read(from, to, |e| state.apply(&e));
     }
 
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.inner.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
     }
 
     pub fn idle_cap_ms(&self) -> u64 {
@@ -171,6 +527,36 @@ impl Timeline {
         self.renumbered
     }
 
+    /// Lines the index left out (`--skip-bad-lines`, or skipped by a journaled resume).
+    pub fn skipped(&self) -> &[(usize, String)] {
+        &self.skipped
+    }
+
+    /// Whether the journal ends in a torn line (left out).
+    pub fn torn_tail(&self) -> bool {
+        self.torn_tail
+    }
+
+    /// A line found damaged while folding, in the reader's words: the timeline ends before it.
+    pub fn damage(&self) -> Option<String> {
+        self.inner
+            .layout()
+            .damage
+            .as_ref()
+            .map(|(_, why)| why.clone())
+    }
+
+    /// Events folded so far in the background (all of them once [`Timeline::wait_folded`]
+    /// returns).
+    pub fn folded(&self) -> usize {
+        self.inner.layout().folded
+    }
+
+    /// Wait until every event is folded (boundaries, decisions and snapshots all known).
+    pub fn wait_folded(&self) {
+        drop(self.inner.layout_when(|_| false));
+    }
+
     /// Replay clock of event `index` (clamped), in ms from the first event.
     pub fn replay_ms(&self, index: usize) -> u64 {
         self.clamp(index)
@@ -180,103 +566,129 @@ impl Timeline {
 
     /// Replay length, in ms.
     pub fn replay_total_ms(&self) -> u64 {
-        self.replay_ms.last().copied().unwrap_or(0)
+        self.replay_ms(usize::MAX)
     }
 
     /// The session clock (`t_ms`) of event `index` (clamped).
     pub fn t_ms(&self, index: usize) -> u64 {
         self.clamp(index)
-            .and_then(|i| self.events.get(i))
-            .map_or(0, |e| e.t_ms)
+            .and_then(|i| self.t_ms.get(i).copied())
+            .unwrap_or(0)
     }
 
     /// Every gap that replay shortens.
     pub fn compressed_gaps(&self) -> &[CompressedGap] {
-        &self.gaps
+        let len = self.len();
+        &self.gaps[..self.gaps.partition_point(|g| g.index < len)]
     }
 
     /// The compressed gap that ends at event `index`, if that gap was compressed.
     pub fn gap_before(&self, index: usize) -> Option<CompressedGap> {
-        self.gaps
-            .binary_search_by_key(&index, |g| g.index)
+        let gaps = self.compressed_gaps();
+        gaps.binary_search_by_key(&index, |g| g.index)
             .ok()
-            .map(|i| self.gaps[i])
+            .map(|i| gaps[i])
     }
 
     /// Events where a step's action starts or finishes, or a prompt opens.
-    pub fn step_boundaries(&self) -> &[usize] {
-        &self.boundaries
+    pub fn step_boundaries(&self) -> Vec<usize> {
+        self.inner.layout_when(|_| false).boundaries.clone()
     }
 
     /// Decision points, in order.
-    pub fn decisions(&self) -> &[(usize, DecisionKind)] {
-        &self.decisions
+    pub fn decisions(&self) -> Vec<(usize, DecisionKind)> {
+        self.inner.layout_when(|_| false).decisions.clone()
+    }
+
+    /// Whether event `index` is a decision point, and of which kind.
+    pub fn decision_at(&self, index: usize) -> Option<DecisionKind> {
+        let g = self.inner.layout_when(|l| l.folded > index);
+        g.decisions
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|i| g.decisions[i].1)
     }
 
     /// The step (0-based) the session was about at event `index`.
     pub fn step_at(&self, index: usize) -> Option<usize> {
-        self.clamp(index)
-            .and_then(|i| self.step_at.get(i).copied())
-            .flatten()
+        let index = self.clamp(index)?;
+        let g = self.inner.layout_when(|l| l.folded > index);
+        g.step_at
+            .get(index)
+            .filter(|&&s| s != NO_STEP)
+            .map(|&s| s as usize)
     }
 
     /// The first step boundary after `index`.
     pub fn next_boundary(&self, index: usize) -> Option<usize> {
-        next_after(&self.boundaries, index)
+        let g = self
+            .inner
+            .layout_when(|l| next_after(&l.boundaries, index).is_some());
+        next_after(&g.boundaries, index)
     }
 
     /// The last step boundary before `index`.
     pub fn prev_boundary(&self, index: usize) -> Option<usize> {
-        last_before(&self.boundaries, index)
+        let g = self.inner.layout_when(|l| l.folded >= index);
+        last_before(&g.boundaries, index)
     }
 
     /// The first decision point after `index`.
     pub fn next_decision(&self, index: usize) -> Option<usize> {
-        let i = self.decisions.partition_point(|(d, _)| *d <= index);
-        self.decisions.get(i).map(|(d, _)| *d)
+        let after = |l: &Layout| {
+            let i = l.decisions.partition_point(|(d, _)| *d <= index);
+            l.decisions.get(i).map(|(d, _)| *d)
+        };
+        after(&self.inner.layout_when(|l| after(l).is_some()))
     }
 
     /// The last decision point before `index`.
     pub fn prev_decision(&self, index: usize) -> Option<usize> {
-        let i = self.decisions.partition_point(|(d, _)| *d < index);
-        i.checked_sub(1).map(|i| self.decisions[i].0)
+        let g = self.inner.layout_when(|l| l.folded >= index);
+        let i = g.decisions.partition_point(|(d, _)| *d < index);
+        i.checked_sub(1).map(|i| g.decisions[i].0)
     }
 
     /// The first event that concerns step `step` (0-based), if it ever came up.
     pub fn first_event_of_step(&self, step: usize) -> Option<usize> {
-        self.events
-            .iter()
-            .position(|e| step_of(&e.event) == Some(step))
+        let first = |l: &Layout| l.first_of_step.get(&step).copied();
+        first(&self.inner.layout_when(|l| first(l).is_some()))
     }
 
     /// Resolve a step given as its key or its 1-based number against the journal's plan.
     pub fn find_step(&self, key_or_number: &str) -> Option<usize> {
-        let plan = match self.events.first().map(|e| &e.event) {
-            Some(Event::SessionStarted { plan, .. }) => plan,
-            _ => return None,
-        };
+        if self.step_keys.is_empty() {
+            return None;
+        }
         let wanted = key_or_number.trim();
-        if let Some(i) = plan.steps.iter().position(|s| s.key == wanted) {
+        if let Some(i) = self.step_keys.iter().position(|k| k == wanted) {
             return Some(i);
         }
         match wanted.parse::<usize>() {
-            Ok(n) if n >= 1 && n <= plan.steps.len() => Some(n - 1),
+            Ok(n) if n >= 1 && n <= self.step_keys.len() => Some(n - 1),
             _ => None,
         }
     }
 
     /// The state after applying events `0..=index` (clamped to the last event); the empty
     /// state for an empty timeline. Starts from the nearest snapshot, so it costs at most one
-    /// snapshot interval of `apply`s.
+    /// snapshot interval of `apply`s (waiting first for the background fold to get there).
     pub fn state_at(&self, index: usize) -> SessionState {
         let Some(index) = self.clamp(index) else {
             return SessionState::empty();
         };
         let applied = index + 1;
-        let j = (applied / self.every).min(self.snapshots.len() - 1);
-        let mut state = self.snapshots[j].clone();
-        for e in &self.events[j * self.every..applied] {
-            state.apply(e);
+        let every = self.inner.every;
+        let (from, mut state) = {
+            let g = self.inner.layout_when(|l| l.folded >= applied);
+            let j = (applied / every).min(g.snapshots.len().saturating_sub(1));
+            match g.snapshots.get(j) {
+                Some(s) => (j * every, s.clone()),
+                None => (0, SessionState::empty()),
+            }
+        };
+        if from < applied {
+            self.fold_into(&mut state, from, index);
         }
         state
     }
@@ -287,7 +699,7 @@ impl Timeline {
     }
 
     fn clamp(&self, index: usize) -> Option<usize> {
-        self.events.len().checked_sub(1).map(|last| index.min(last))
+        self.len().checked_sub(1).map(|last| index.min(last))
     }
 }
 

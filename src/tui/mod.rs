@@ -261,20 +261,13 @@ where
                                 || frames.changed(now, live_only, view.timer_running());
                         }
                         Some(p) => {
+                            // The feed only wakes the view: it shows the player's frame.
+                            while client.events.try_recv().is_ok() {}
                             // Seen before syncing, so a stop published meanwhile still wakes us.
                             if let Some(rx) = &mut positions {
                                 rx.mark_unchanged();
                             }
-                            let mut next = Some(ev);
-                            while let Some(ev) = next {
-                                // The position first, fresh for each event: the player
-                                // publishes an event's position before sending it, so this
-                                // tells a new event from one queued before a seek.
-                                p.sync(&mut view);
-                                view.apply_replayed(&ev, now);
-                                next = client.events.try_recv().ok();
-                            }
-                            dirty = true;
+                            dirty |= p.sync(&mut view);
                         }
                     }
                 }

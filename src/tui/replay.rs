@@ -1,22 +1,20 @@
 //! The cockpit as a replay player: the keys that move through a recorded session, and how the
-//! view's state stays equal to the player's position.
+//! view shows the player's position.
 //!
-//! The view folds the player's feed itself (cheap while playing), but the player's position is
-//! the truth: an event is applied only when it is the next one *and* the player has reached it
-//! (an event queued just before a seek must not carry the view past a paused position), and a
-//! seek (a new `epoch`) replaces the whole state with the one the player rebuilt from its
-//! timeline. Nothing here ever sends a command: the Replay role stays read-only.
+//! One source of truth: the view shows the player's frame ([`ReplayControl::frame`]) — its
+//! position and the state folded there, taken together — and never folds events itself. The
+//! player's feed and position updates only wake the view up; whatever they carried, the next
+//! frame is the player's, so nothing queued before a seek or a pause can show. Nothing here
+//! ever sends a command: the Replay role stays read-only.
 //!
 //! In a quiz the player stops before each decision the recorded operator made; the cockpit
 //! asks the question (a modal), takes the answer (a letter), shows what the operator did, and
 //! plays on when the trainee presses Enter or space. Questions come in order: the keys that
 //! would jump ahead are refused, and a player that got past the open question is sent back.
 
-use std::time::Instant;
-
 use crossterm::event::{KeyCode, KeyEvent};
 
-use crate::engine::{SessionState, Stamped};
+use crate::engine::SessionState;
 use crate::replay::player::{ReplayControl, ReplayPosition};
 use crate::replay::quiz::{Answer, Choice, Quiz, QuizQuestion, Reveal};
 
@@ -236,8 +234,13 @@ pub const QUIZ_KEYS: &[(&str, &str)] = &[
 ];
 
 impl View {
-    /// Take the player's position: on a seek (new epoch, or the first position) the state
-    /// becomes the player's, rebuilt from its timeline. Returns whether anything changed.
+    /// The (index, epoch) of the replay position the view shows.
+    pub fn replay_shown(&self) -> Option<(usize, u64)> {
+        self.replay.as_ref().map(|p| (p.index, p.epoch))
+    }
+
+    /// Show the player's frame: `position`, and `state` (the state folded there) unless the
+    /// view shows that position already. Returns whether anything changed.
     pub fn sync_replay(
         &mut self,
         position: ReplayPosition,
@@ -247,35 +250,25 @@ impl View {
             .replay
             .as_ref()
             .is_none_or(|p| p.epoch != position.epoch);
-        if seeked {
+        let moved = self.replay_shown() != Some((position.index, position.epoch));
+        if moved {
+            let step_before = self.detail_step();
             self.state = state();
             self.now_ms = self.state.t_ms;
-            self.detail_scroll = Scroll::Follow;
-            self.output_scroll = Scroll::Follow;
+            // A seek, or the step in view changing as it plays, follows the new output.
+            if seeked || self.detail_step() != step_before {
+                self.detail_scroll = Scroll::Follow;
+                self.output_scroll = Scroll::Follow;
+            }
         }
-        let changed = seeked || self.replay.as_ref() != Some(&position);
+        let changed = moved || self.replay.as_ref() != Some(&position);
         self.replay = Some(position);
         changed
     }
-
-    /// Fold one event of the player's feed if it is the next one and the player has reached it
-    /// (see the module doc). Returns whether it was applied.
-    pub fn apply_replayed(&mut self, event: &Stamped, at: Instant) -> bool {
-        // The timeline numbers its events 1, 2, 3, ...: event `index` has `seq == index + 1`.
-        let reached = self
-            .replay
-            .as_ref()
-            .is_some_and(|p| event.seq <= p.index as u64 + 1);
-        if reached && event.seq == self.state.last_seq + 1 {
-            self.apply(event, at);
-            true
-        } else {
-            false
-        }
-    }
 }
 
-/// Bring `view` to `control`'s position (see [`View::sync_replay`]).
+/// Bring `view` to `control`'s frame (see [`View::sync_replay`]).
 pub fn sync(view: &mut View, control: &ReplayControl) -> bool {
-    view.sync_replay(control.position(), || control.state())
+    let (position, state) = control.frame(view.replay_shown());
+    view.sync_replay(position, || state.unwrap_or_else(|| control.state()))
 }

@@ -51,6 +51,9 @@ pub fn segments(pos: &ReplayPosition, steps: usize) -> Vec<(u8, String)> {
     }
     if pos.stopped_before.is_some() {
         segs.push((7, "stopped before a decision".to_string()));
+    } else if let Some(why) = pos.damage.as_ref().filter(|_| pos.at_end) {
+        // The replay cannot go on: say why, in the reader's words.
+        segs.push((9, format!("damaged journal: {why}")));
     } else if pos.at_end && pos.paused {
         segs.push((6, "end".to_string()));
     }
