@@ -25,11 +25,13 @@ impl<'a> Filter<'a> {
         self.needle
     }
 
-    /// Whether `hay` shows the filter's text.
+    /// Whether `hay` shows the filter's text. Every line of the output and probe panes goes
+    /// through here on every frame, so nothing is allocated: `hay` is compared case-folded
+    /// as it is read, never lower-cased whole.
     pub fn matches(&self, hay: &str) -> bool {
         match &self.lower {
             None => hay.contains(self.needle),
-            Some(lower) => hay.to_lowercase().contains(lower.as_str()),
+            Some(lower) => contains_folded(hay, lower),
         }
     }
 
@@ -39,9 +41,59 @@ impl<'a> Filter<'a> {
     }
 }
 
+/// Whether `hay`, lower-cased, contains `lower` (itself lower case), without lower-casing
+/// `hay` into a new string.
+fn contains_folded(hay: &str, lower: &str) -> bool {
+    if lower.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() && lower.is_ascii() {
+        let needle = lower.as_bytes();
+        return hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle));
+    }
+    hay.char_indices().any(|(i, _)| {
+        let mut folded = hay[i..].chars().flat_map(char::to_lowercase);
+        lower.chars().all(|c| folded.next() == Some(c))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{contains_folded, Filter};
+
+    #[test]
+    fn folded_search_agrees_with_lower_casing_the_line() {
+        let hays = [
+            "FAIL 1001ms",
+            "Store Migration FAILED on node-7",
+            "Größe ÜBER Straße",
+            "ΣΊΣΥΦΟΣ",
+            "",
+            "ok",
+        ];
+        let needles = [
+            "fail",
+            "migration f",
+            "über",
+            "straße",
+            "σίσ",
+            "k",
+            "x",
+            "node-7",
+        ];
+        for hay in hays {
+            for needle in needles {
+                assert_eq!(
+                    contains_folded(hay, needle),
+                    hay.to_lowercase().contains(needle),
+                    "{hay:?} / {needle:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn lower_case_matches_any_case_and_a_capital_is_exact() {
