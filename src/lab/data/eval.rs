@@ -42,6 +42,9 @@ pub(crate) struct Compiled {
     pub templates: Environment<'static>,
     /// Source text -> its name in `templates`.
     pub template_names: HashMap<String, String>,
+    /// Per `[[derived]]`: whether it reads `node` (itself, or through a derived value before
+    /// it that does). The others are the same for every node and are made once per state.
+    pub derived_per_node: Vec<bool>,
 }
 
 impl Default for Compiled {
@@ -50,6 +53,7 @@ impl Default for Compiled {
             exprs: HashMap::new(),
             templates: environment(),
             template_names: HashMap::new(),
+            derived_per_node: Vec::new(),
         }
     }
 }
@@ -119,24 +123,62 @@ impl DataPersonality {
         me: Option<usize>,
         request: Option<Json>,
     ) -> Result<Ctx, EvalError> {
-        let mut ctx = Ctx::new();
+        let shared = self.shared_context(state)?;
         let node = me
             .and_then(|i| state.nodes.get(i))
             .cloned()
             .unwrap_or(Value::from(()));
-        ctx.insert("node".into(), node);
+        self.node_context(&shared, node, request)
+    }
+
+    /// What every node's context shares: the nodes, the cluster, the versions and the
+    /// derived values that do not read `node` — most of them count over every node, so
+    /// making them once per state instead of once per node keeps a tick over N nodes O(N),
+    /// not O(N²).
+    pub(crate) fn shared_context(&self, state: &State<'_>) -> Result<Ctx, EvalError> {
+        let mut ctx = Ctx::new();
         ctx.insert("nodes".into(), Value::from(state.nodes.clone()));
         ctx.insert("cluster".into(), Value::from_serialize(state.cluster));
         ctx.insert("from_version".into(), Value::from(state.from_version));
         ctx.insert("to_version".into(), Value::from(state.to_version));
+        for (i, d) in self.spec.derived.iter().enumerate() {
+            if !self.derived_per_node(i) {
+                let v = self.eval(&format!("derived[{i}].value"), &d.value, &ctx)?;
+                ctx.insert(d.name.clone(), v);
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// `shared` (from [`Self::shared_context`]) for one node (unit: none) and request, with
+    /// the derived values that read the node.
+    pub(crate) fn node_context(
+        &self,
+        shared: &Ctx,
+        node: Value,
+        request: Option<Json>,
+    ) -> Result<Ctx, EvalError> {
+        let mut ctx = shared.clone();
+        ctx.insert("node".into(), node);
         if let Some(r) = request {
             ctx.insert("request".into(), Value::from_serialize(&r));
         }
         for (i, d) in self.spec.derived.iter().enumerate() {
-            let v = self.eval(&format!("derived[{i}].value"), &d.value, &ctx)?;
-            ctx.insert(d.name.clone(), v);
+            if self.derived_per_node(i) {
+                let v = self.eval(&format!("derived[{i}].value"), &d.value, &ctx)?;
+                ctx.insert(d.name.clone(), v);
+            }
         }
         Ok(ctx)
+    }
+
+    /// Unknown (a personality built without checking): per node, as is always right.
+    fn derived_per_node(&self, i: usize) -> bool {
+        self.compiled
+            .derived_per_node
+            .get(i)
+            .copied()
+            .unwrap_or(true)
     }
 
     pub(crate) fn eval(&self, at: &str, src: &str, ctx: &Ctx) -> Result<Value, EvalError> {

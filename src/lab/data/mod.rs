@@ -313,6 +313,17 @@ fn validate(
     for (i, d) in spec.derived.iter().enumerate() {
         let at = format!("derived[{i}].value");
         c.expr(&at, &d.value, &names, false);
+        // Whether it reads the node, itself or through a derived value that does.
+        let per_node = c.compiled.exprs.get(&d.value).is_none_or(|e| {
+            e.undeclared_variables(false).iter().any(|v| {
+                v == "node"
+                    || spec.derived[..i]
+                        .iter()
+                        .zip(&c.compiled.derived_per_node)
+                        .any(|(earlier, per)| *per && &earlier.name == v)
+            })
+        });
+        c.compiled.derived_per_node.push(per_node);
         if TOP.contains(&d.name.as_str()) || d.name == "request" || names.contains(&d.name) {
             c.error(
                 &format!("derived[{i}].name"),
