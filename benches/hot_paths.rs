@@ -87,6 +87,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
             operator: "alice".into(),
             events: ev_rx,
             commands: CommandSender::new(req_tx),
+            viewport: None,
         };
         let (kb, input) = sticky_input::sticky_input();
         let mut script = Script::started();

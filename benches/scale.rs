@@ -231,7 +231,9 @@ fn processes(dir: &Path) -> Option<ProcessFigures> {
         }
         if n >= 100 {
             let name = format!("fdb-{label}");
-            if let Some(per_min) = sc.observer_bytes_per_min(&name, Duration::from_secs(4), window)
+            let viewport = cockpit_viewport(n);
+            if let Some(per_min) =
+                sc.observer_bytes_per_min(&name, viewport, Duration::from_secs(4), window)
             {
                 observer.push((n, per_min));
             }
@@ -251,6 +253,18 @@ fn processes(dir: &Path) -> Option<ProcessFigures> {
         observer,
         journal_60s,
     })
+}
+
+/// The node rows a 120x40 cockpit on an `n`-node session shows: what `flightdeck join` says
+/// it shows when it joins (`tui::say_viewport`).
+fn cockpit_viewport(n: usize) -> flightdeck::engine::client::Viewport {
+    let events = nodes::session(n).unwrap_or_default();
+    let view = View::from_events(TuiRole::Observer, "bench", 2, &events);
+    flightdeck::engine::client::Viewport {
+        nodes: render::shown_nodes(&view, &Theme::dark(), 120, 40)
+            .map(str::to_string)
+            .collect(),
+    }
 }
 
 fn process_rows(t: &mut Table, p: Option<ProcessFigures>) {
@@ -379,6 +393,7 @@ fn key_to_screen(events: Vec<Stamped>, n: usize) -> Option<Vec<Duration>> {
             operator: "alice".into(),
             events: ev_rx,
             commands: CommandSender::new(req_tx),
+            viewport: None,
         };
         let (kb, input) = sticky_input::sticky_input();
         let (backend, mut frames) = screen::Screen::new(120, 40);

@@ -711,3 +711,137 @@ async fn over_the_socket_a_rollback_past_the_point_of_no_return_is_refused_then_
         status.mode
     );
 }
+
+/// An observer that says which node rows it shows gets the live samples of those nodes only;
+/// a viewport past the bounds is refused (an error reply, the connection and the viewport it
+/// had kept) and none makes the observer anything but an observer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_gets_samples_only_for_the_nodes_it_shows() {
+    use flightdeck::engine::client::Viewport;
+    use flightdeck::lab::{Lab, LabConfig, Product, Timing};
+    use flightdeck::pairing::protocol::{encode, ClientMsg, MAX_VIEWPORT_NODES};
+
+    let lab = Lab::start(LabConfig::new(Product::Generic, 4, Timing::fast()))
+        .await
+        .unwrap();
+    let mut target = lab.target().clone();
+    // Fast probes: many frames within a second or two.
+    for p in &mut target.probes {
+        p.interval_ms = 50;
+    }
+    let names: Vec<String> = target.nodes.iter().map(|n| n.name.clone()).collect();
+    assert_eq!(names.len(), 4);
+    let tmp = tempfile::tempdir().unwrap();
+    let task = session::start(EngineConfig {
+        plan: plan("viewport", vec![step("hold", sh("true"))]),
+        target,
+        auto: AutoConfirm::default(),
+        operator: "tester".into(),
+        journal: tmp.path().join("j.jsonl"),
+        observe: true,
+        time_scale: 1.0,
+    })
+    .unwrap();
+    let rt = tmp.path().join("rt");
+    let guard = serve(
+        task.handle.clone(),
+        "vp",
+        ServeOptions {
+            runtime_dir: Some(rt),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut r = Raw::open(&guard.socket_path()).await;
+    r.say(r#"{"hello":{"protocol":1,"operator":"watcher","samples":true}}"#)
+        .await;
+    assert!(matches!(
+        r.next_non_event().await,
+        Some(ServerMsg::Welcome(_))
+    ));
+    // A hostile viewport first: too many nodes. Refused; the connection stays.
+    let huge = Viewport {
+        nodes: (0..=MAX_VIEWPORT_NODES).map(|i| format!("n{i}")).collect(),
+    };
+    r.say(encode(&ClientMsg::Viewport(huge)).trim_end()).await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => {
+            assert_eq!(x.id, 0);
+            assert!(x.error.unwrap().contains("viewport refused"));
+        }
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+    // Then the one node a screen shows, and a command after it: every sample after that
+    // command's reply is one the viewport let through.
+    let shown = Viewport {
+        nodes: vec![names[1].clone()],
+    };
+    r.say(encode(&ClientMsg::Viewport(shown)).trim_end()).await;
+    r.say(r#"{"command":{"id":1,"cmd":{"cmd":"note","text":"watching node 2"}}}"#)
+        .await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => assert_eq!((x.id, x.ok), (1, Some(true))),
+        other => panic!("expected the note's reply, got {other:?}"),
+    }
+    let mut frames_with_it = 0;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while frames_with_it < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no samples of {}",
+            names[1]
+        );
+        let mut line = String::new();
+        let n = tokio::time::timeout(DEADLINE, r.rd.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the connection closed");
+        match serde_json::from_str::<ServerMsg>(&line).unwrap() {
+            ServerMsg::Samples(f) => {
+                let nodes: Vec<Option<String>> = f
+                    .probes
+                    .values()
+                    .flatten()
+                    .map(|row| row.0.clone())
+                    .collect();
+                assert!(
+                    nodes
+                        .iter()
+                        .all(|n| n.as_ref().is_none_or(|n| *n == names[1])),
+                    "samples of nodes not shown: {nodes:?}"
+                );
+                if nodes.contains(&Some(names[1].clone())) {
+                    frames_with_it += 1;
+                }
+                for e in &f.other {
+                    assert!(
+                        !matches!(&e.event, flightdeck::engine::Event::ProbeSample { .. }),
+                        "{e:?}"
+                    );
+                }
+            }
+            ServerMsg::Event(e) => assert!(
+                !matches!(e.event, flightdeck::engine::Event::ProbeSample { .. }),
+                "a sample as an event: {e:?}"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Still an observer: nothing the driver does is taken from it.
+    r.say(r#"{"command":{"id":2,"cmd":{"cmd":"act"}}}"#).await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Reply(x)) => {
+            assert_eq!(x.id, 2);
+            assert!(x.error.is_some(), "an observer acted");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let st = task.handle.snapshot().await.unwrap();
+    assert!(st.operators.iter().all(|o| !o.driver), "{:?}", st.operators);
+    drop(guard);
+    task.handle.shutdown().await;
+    lab.shutdown().await;
+}

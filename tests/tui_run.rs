@@ -44,6 +44,7 @@ fn harness() -> Harness {
             operator: "alice".into(),
             events: ev_rx,
             commands: CommandSender::new(req_tx),
+            viewport: None,
         },
         input,
     }
@@ -246,6 +247,7 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
         operator: "alice".into(),
         events: ev_rx,
         commands: CommandSender::new(req_tx),
+        viewport: None,
     };
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();
@@ -340,6 +342,7 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
         operator: "alice".into(),
         events: ev_rx,
         commands: CommandSender::new(req_tx),
+        viewport: None,
     };
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();
@@ -404,6 +407,7 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
         operator: "alice".into(),
         events: ev_rx,
         commands: CommandSender::new(req_tx),
+        viewport: None,
     };
     for e in s.events() {
         events2.try_send(e.clone()).unwrap();
@@ -500,6 +504,7 @@ async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
         operator: "alice".into(),
         events: ev_rx,
         commands: CommandSender::new(req_tx),
+        viewport: None,
     };
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();

@@ -191,13 +191,15 @@ impl Scenario {
         }
     }
 
-    /// Join session `name` as an observer over its socket, as `flightdeck join` does, and
-    /// count the bytes the server sends per minute over `window` once `settle` has passed (the
-    /// catch-up on joining is left out). The bytes are counted here because a socket's reads
-    /// do not show in `/proc/<pid>/io`.
+    /// Join session `name` as an observer over its socket, as `flightdeck join` does (saying
+    /// it shows the node rows `viewport`, as its cockpit would), and count the bytes the
+    /// server sends per minute over `window` once `settle` has passed (the catch-up on
+    /// joining is left out). The bytes are counted here because a socket's reads do not show
+    /// in `/proc/<pid>/io`.
     pub fn observer_bytes_per_min(
         &self,
         name: &str,
+        viewport: flightdeck::engine::client::Viewport,
         settle: Duration,
         window: Duration,
     ) -> Option<f64> {
@@ -207,6 +209,8 @@ impl Scenario {
         let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
         let hello = flightdeck::pairing::client::hello("bench", None, false, 0);
         s.write_all(encode(&ClientMsg::Hello(hello)).as_bytes())
+            .ok()?;
+        s.write_all(encode(&ClientMsg::Viewport(viewport)).as_bytes())
             .ok()?;
         s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
         let mut buf = vec![0u8; 1 << 16];

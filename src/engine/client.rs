@@ -2,7 +2,8 @@
 //! it: an ordered event stream (history first, then live) and a command sender whose every
 //! command gets an answer. The same shape serves an in-process engine and a socket connection.
 
-use tokio::sync::{mpsc, oneshot};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Command, Rejected, Stamped};
 
@@ -50,6 +51,17 @@ impl CommandSender {
     }
 }
 
+/// What a view shows of the live samples: the node rows on its screen. A session served over
+/// a socket then sends the live samples of those nodes only (and of global probes), so what an
+/// operator's connection carries depends on their screen, not on the size of the cluster;
+/// every journaled event still reaches every view. Not a command: it changes nothing in the
+/// session and is not journaled (`pairing::protocol` bounds it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Viewport {
+    /// The nodes whose rows are on screen, by name.
+    pub nodes: Vec<String>,
+}
+
 /// A view's connection to a session.
 #[derive(Debug)]
 pub struct SessionClient {
@@ -60,4 +72,7 @@ pub struct SessionClient {
     /// session ends or the connection drops.
     pub events: mpsc::Receiver<Stamped>,
     pub commands: CommandSender,
+    /// Where the view says what it shows (a socket connection); None in process, where
+    /// samples cost no bytes and every view gets them all.
+    pub viewport: Option<watch::Sender<Option<Viewport>>>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::protocol::{
     encode, lines, next_line, ClientMsg, CommandMsg, Hello, Reply, ServerMsg, MAX_SERVER_LINE,
@@ -16,7 +16,7 @@ use super::protocol::{
 use super::registry;
 use super::samples::Expander;
 use super::PairingError;
-use crate::engine::client::{CommandSender, Request, SessionClient};
+use crate::engine::client::{CommandSender, Request, SessionClient, Viewport};
 use crate::engine::{Command, Rejected, Stamped};
 
 /// How long the server may take to answer the hello.
@@ -138,7 +138,8 @@ pub async fn join_stream(
             }
         }
     });
-    tokio::spawn(write_commands(wr, req_rx, reply_rx));
+    let (viewport_tx, viewport_rx) = watch::channel::<Option<Viewport>>(None);
+    tokio::spawn(write_commands(wr, req_rx, reply_rx, viewport_rx));
 
     Ok(SessionClient {
         operator_id: welcome.operator_id,
@@ -148,16 +149,20 @@ pub async fn join_stream(
             .unwrap_or(hello.operator),
         events: ev_rx,
         commands: CommandSender::new(req_tx),
+        viewport: Some(viewport_tx),
     })
 }
 
-/// Send each command with a fresh id and route its reply back. Ends (closing the connection,
-/// which makes the operator leave) when every `CommandSender` is gone or the session closed.
+/// Send each command with a fresh id and route its reply back, and the view's viewport each
+/// time it changes. Ends (closing the connection, which makes the operator leave) when every
+/// `CommandSender` is gone or the session closed.
 async fn write_commands(
     mut wr: tokio::net::unix::OwnedWriteHalf,
     mut requests: mpsc::Receiver<Request>,
     mut replies: mpsc::Receiver<Reply>,
+    mut viewport: watch::Receiver<Option<Viewport>>,
 ) {
+    let mut viewport_open = true;
     let mut pending: HashMap<u64, oneshot::Sender<Result<(), Rejected>>> = HashMap::new();
     let mut next_id: u64 = 1;
     let mut alive = tokio::time::interval(ALIVE_EVERY);
@@ -188,6 +193,17 @@ async fn write_commands(
                     break;
                 }
                 pending.insert(id, req.reply);
+            }
+            changed = viewport.changed(), if viewport_open => {
+                if changed.is_err() {
+                    // The view keeps its samples as they are.
+                    viewport_open = false;
+                    continue;
+                }
+                let Some(v) = viewport.borrow_and_update().clone() else { continue };
+                if wr.write_all(encode(&ClientMsg::Viewport(v)).as_bytes()).await.is_err() {
+                    break;
+                }
             }
             reply = replies.recv() => {
                 let Some(reply) = reply else { break };

@@ -17,7 +17,7 @@ use super::protocol::{
 };
 use super::samples::{self, Coalescer};
 use super::server::Limits;
-use crate::engine::client::{CommandSender, SessionClient};
+use crate::engine::client::{CommandSender, SessionClient, Viewport};
 use crate::engine::identity::Identity;
 use crate::engine::session::EngineHandle;
 use crate::engine::SessionState;
@@ -167,7 +167,7 @@ async fn serve_connection(stream: UnixStream, ctx: &Ctx) -> std::io::Result<()> 
             send(&mut wr, &reply).await?;
             return wr.shutdown().await;
         }
-        Ok(ClientMsg::Command(_)) => {
+        Ok(ClientMsg::Command(_) | ClientMsg::Viewport(_)) => {
             return refuse(&mut wr, "say hello first".into()).await;
         }
         Err(e) => return refuse(&mut wr, format!("malformed hello: {e}")).await,
@@ -273,7 +273,9 @@ async fn bridge(
         commands,
         ..
     } = client;
-    let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
+    // Replies and viewports, in the order the client sent their lines: a sample sent after
+    // the reply to a command that followed a viewport is one that viewport let through.
+    let (reply_tx, mut reply_rx) = mpsc::channel::<FromReader>(64);
     let writer = async move {
         // Live samples wait for the connection's next frame, the latest of each kept.
         let mut held = Coalescer::default();
@@ -302,7 +304,8 @@ async fn bridge(
                 },
                 _ = frame.tick(), if !held.is_empty() => flush(&mut held, frames, &mut out),
                 r = reply_rx.recv() => match r {
-                    Some(r) => out.push(ServerMsg::Reply(r)),
+                    Some(FromReader::Reply(r)) => out.push(ServerMsg::Reply(r)),
+                    Some(FromReader::Viewport(v)) => held.set_viewport(Some(&v)),
                     // The reader is done and every reply is out.
                     None => break,
                 },
@@ -332,10 +335,18 @@ async fn bridge(
     }
 }
 
+/// What the reader hands the writer.
+#[derive(Debug)]
+enum FromReader {
+    Reply(Reply),
+    /// The client shows these nodes now (not a command: nothing is answered).
+    Viewport(Viewport),
+}
+
 async fn read_commands(
     rd: &mut ClientLines,
     commands: &CommandSender,
-    replies: &mpsc::Sender<Reply>,
+    replies: &mpsc::Sender<FromReader>,
 ) -> std::io::Result<()> {
     loop {
         let line = match next_line(rd).await {
@@ -343,7 +354,10 @@ async fn read_commands(
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let _ = replies
-                    .send(Reply::error(0, format!("{e}: closing the connection")))
+                    .send(FromReader::Reply(Reply::error(
+                        0,
+                        format!("{e}: closing the connection"),
+                    )))
                     .await;
                 return Err(e);
             }
@@ -352,11 +366,14 @@ async fn read_commands(
         if line.trim().is_empty() {
             continue;
         }
-        let reply = match parse_client_line(&line) {
-            Incoming::Command(c) => Reply::from_result(c.id, commands.send(c.cmd).await),
-            Incoming::Malformed(r) => r,
+        let to_writer = match parse_client_line(&line) {
+            Incoming::Command(c) => {
+                FromReader::Reply(Reply::from_result(c.id, commands.send(c.cmd).await))
+            }
+            Incoming::Viewport(v) => FromReader::Viewport(v),
+            Incoming::Malformed(r) => FromReader::Reply(r),
         };
-        if replies.send(reply).await.is_err() {
+        if replies.send(to_writer).await.is_err() {
             return Ok(());
         }
     }
@@ -430,6 +447,7 @@ mod tests {
             operator: "alice".into(),
             events: ev_rx,
             commands: CommandSender::new(req_tx),
+            viewport: None,
         };
         let h = Hello {
             samples: frames,

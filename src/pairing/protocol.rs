@@ -4,6 +4,9 @@
 //! answers `welcome` or `refused`. After a welcome the server streams `event`s (history after
 //! the client's `after_seq`, then live ones), live samples at most once a second (as `samples`
 //! frames when the hello asked for them, else as events) and a `reply` for every `command`.
+//! A client may say what it shows (`viewport`, any time after its hello): from then on it gets
+//! the live samples of those nodes only. A viewport is not a command and gets no reply unless
+//! it is refused.
 //!
 //! A malformed line after the handshake is answered with an error reply (carrying the command's
 //! id when it can be read, else id 0) and the connection is kept: one bad line from a newer or
@@ -13,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::samples::Samples;
+use crate::engine::client::Viewport;
 use crate::engine::{Command, Rejected, Stamped};
 
 /// The protocol this build speaks; a hello with any other version is refused.
@@ -21,6 +25,11 @@ pub const PROTOCOL: u32 = 1;
 pub const MAX_CLIENT_LINE: usize = 64 * 1024;
 /// Longest line a client accepts from a server (`session_started` carries the whole plan).
 pub const MAX_SERVER_LINE: usize = 16 * 1024 * 1024;
+/// Most node rows a viewport may name: a cockpit gives the nodes a third of its screen, so even
+/// a very tall terminal shows far fewer. What a connection holds for it stays bounded.
+pub const MAX_VIEWPORT_NODES: usize = 256;
+/// Longest node name a viewport may carry, in bytes.
+pub const MAX_VIEWPORT_NAME: usize = 256;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +38,8 @@ pub enum ClientMsg {
     Command(CommandMsg),
     /// Ask for the session's summary without attaching (for `flightdeck sessions`).
     Status(StatusRequest),
+    /// What the client shows: live samples only for these nodes from now on.
+    Viewport(Viewport),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -163,6 +174,8 @@ pub fn encode<T: Serialize>(msg: &T) -> String {
 #[derive(Debug, PartialEq)]
 pub enum Incoming {
     Command(CommandMsg),
+    /// A viewport within the bounds.
+    Viewport(Viewport),
     /// A line it cannot act on, with the error reply to send back.
     Malformed(Reply),
 }
@@ -172,6 +185,10 @@ pub enum Incoming {
 pub fn parse_client_line(line: &str) -> Incoming {
     match serde_json::from_str::<ClientMsg>(line) {
         Ok(ClientMsg::Command(c)) => Incoming::Command(c),
+        Ok(ClientMsg::Viewport(v)) => match check_viewport(&v) {
+            Ok(()) => Incoming::Viewport(v),
+            Err(e) => Incoming::Malformed(Reply::error(0, e)),
+        },
         Ok(ClientMsg::Hello(_)) => Incoming::Malformed(Reply::error(0, "already said hello")),
         Ok(ClientMsg::Status(_)) => Incoming::Malformed(Reply::error(
             0,
@@ -185,6 +202,24 @@ pub fn parse_client_line(line: &str) -> Incoming {
             Incoming::Malformed(Reply::error(id, format!("malformed line: {e}")))
         }
     }
+}
+
+/// A viewport within [`MAX_VIEWPORT_NODES`] names of at most [`MAX_VIEWPORT_NAME`] bytes;
+/// else why it is refused (the connection keeps the viewport it had).
+pub fn check_viewport(v: &Viewport) -> Result<(), String> {
+    if v.nodes.len() > MAX_VIEWPORT_NODES {
+        return Err(format!(
+            "viewport refused: {} nodes (at most {MAX_VIEWPORT_NODES})",
+            v.nodes.len()
+        ));
+    }
+    if let Some(long) = v.nodes.iter().find(|n| n.len() > MAX_VIEWPORT_NAME) {
+        return Err(format!(
+            "viewport refused: a node name of {} bytes (at most {MAX_VIEWPORT_NAME})",
+            long.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The JSON-lines framing for a stream, reading lines of at most `max` bytes (newline
@@ -334,6 +369,49 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn viewports_round_trip_and_oversized_ones_are_refused() {
+        let v = Viewport {
+            nodes: vec!["node1".into(), "node2".into()],
+        };
+        let msg = ClientMsg::Viewport(v.clone());
+        round(&msg);
+        let line = encode(&msg);
+        assert_eq!(line, "{\"viewport\":{\"nodes\":[\"node1\",\"node2\"]}}\n");
+        assert_eq!(parse_client_line(line.trim_end()), Incoming::Viewport(v));
+        assert_eq!(
+            parse_client_line(r#"{"viewport":{"nodes":[]}}"#),
+            Incoming::Viewport(Viewport::default())
+        );
+
+        let too_many = Viewport {
+            nodes: (0..=MAX_VIEWPORT_NODES).map(|i| format!("n{i}")).collect(),
+        };
+        let line = encode(&ClientMsg::Viewport(too_many));
+        assert!(
+            line.len() < MAX_CLIENT_LINE,
+            "fits a line: refused for its count"
+        );
+        let Incoming::Malformed(r) = parse_client_line(line.trim_end()) else {
+            panic!("took a viewport of {} nodes", MAX_VIEWPORT_NODES + 1)
+        };
+        assert!(r.error.unwrap().contains("at most 256"));
+        let long = Viewport {
+            nodes: vec!["x".repeat(MAX_VIEWPORT_NAME + 1)],
+        };
+        let Incoming::Malformed(r) =
+            parse_client_line(encode(&ClientMsg::Viewport(long)).trim_end())
+        else {
+            panic!("took an over-long node name")
+        };
+        assert!(r.error.unwrap().contains("bytes"));
+        // Not a viewport: refused like any malformed line.
+        assert!(matches!(
+            parse_client_line(r#"{"viewport":{"nodes":"node1"}}"#),
+            Incoming::Malformed(_)
+        ));
     }
 
     #[tokio::test]

@@ -9,12 +9,18 @@
 //! instance (a client that did not ask for frames in its hello gets the held events as they
 //! are, still at most once per frame). Journaled events are never held: whatever is held is sent before the next one,
 //! so the client applies everything in the engine's order, minus superseded samples.
+//!
+//! Once the client has said what it shows (a [`Viewport`]), only the samples of the nodes on
+//! its screen (and of global probes) are held at all: a connection then carries a frame the
+//! size of a screen, whatever the size of the cluster. Verdict changes are journaled
+//! (`ProbeChanged`), so every node's health still reaches every view.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::client::Viewport;
 use crate::engine::event::Event;
 use crate::engine::Stamped;
 
@@ -65,13 +71,32 @@ pub struct Coalescer {
     held: BTreeMap<Key, Stamped>,
     /// The detail last sent per probe instance (bounded by the target's probe instances).
     sent_detail: HashMap<ProbeKey, String>,
+    /// The nodes the client shows; None until it says (then it gets every node's samples).
+    shown: Option<HashSet<String>>,
 }
 
 impl Coalescer {
-    /// Hold a live-only event, replacing the one it supersedes. Anything else is not held:
-    /// it is handed back to be sent as it is (after [`Coalescer::take`]).
+    /// The client shows `v` now: samples of other nodes are no longer held (nor sent).
+    pub fn set_viewport(&mut self, v: Option<&Viewport>) {
+        self.shown = v.map(|v| v.nodes.iter().cloned().collect());
+        if let Some(shown) = &self.shown {
+            self.held.retain(|k, _| match k {
+                Key::Probe((_, Some(node))) => shown.contains(node),
+                _ => true,
+            });
+        }
+    }
+
+    /// Hold a live-only event, replacing the one it supersedes; a sample of a node the client
+    /// does not show is dropped. Anything else is not held: it is handed back to be sent as it
+    /// is (after [`Coalescer::take`]).
     pub fn hold(&mut self, e: Stamped) -> Option<Stamped> {
         let key = match &e.event {
+            Event::ProbeSample { node: Some(n), .. }
+                if self.shown.as_ref().is_some_and(|s| !s.contains(n)) =>
+            {
+                return None
+            }
             Event::ProbeSample { probe, node, .. } => Key::Probe((probe.clone(), node.clone())),
             Event::GateProgress { step, .. } => Key::Gate(*step),
             Event::LbSample { .. } => Key::Lb,
@@ -183,6 +208,48 @@ impl Expander {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_a_viewport_only_the_nodes_shown_and_global_probes_are_held() {
+        let mut c = Coalescer::default();
+        c.hold(sample(100, "n1", 3, "200"));
+        c.hold(sample(100, "n2", 3, "200"));
+        // Held before the client said what it shows: n2 goes once it is out of view.
+        c.set_viewport(Some(&Viewport {
+            nodes: vec!["n1".into(), "n3".into()],
+        }));
+        for n in ["n1", "n2", "n3", "n4"] {
+            assert!(c.hold(sample(200, n, 4, "200")).is_none());
+        }
+        let global = Stamped {
+            seq: 7,
+            t_ms: 250,
+            event: Event::ProbeSample {
+                probe: "cluster".into(),
+                node: None,
+                ok: false,
+                latency_ms: 9,
+                detail: "red".into(),
+            },
+        };
+        assert!(c.hold(global.clone()).is_none());
+        let got = Expander::default().expand(c.take().unwrap());
+        assert_eq!(
+            got,
+            vec![
+                sample(200, "n1", 4, "200"),
+                sample(200, "n3", 4, "200"),
+                global
+            ]
+        );
+        // Without a viewport again: every node.
+        c.set_viewport(None);
+        c.hold(sample(300, "n4", 5, "200"));
+        assert_eq!(
+            Expander::default().expand(c.take().unwrap()),
+            vec![sample(300, "n4", 5, "200")]
+        );
+    }
 
     fn sample(t_ms: u64, node: &str, latency_ms: u64, detail: &str) -> Stamped {
         Stamped {

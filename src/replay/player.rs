@@ -342,6 +342,7 @@ pub fn start_timeline(
         operator: "replay".into(),
         events: events_rx,
         commands: CommandSender::new(cmd_tx),
+        viewport: None,
     };
     Ok((
         client,

@@ -32,7 +32,7 @@ use ratatui::Terminal;
 use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::engine::client::SessionClient;
+use crate::engine::client::{SessionClient, Viewport};
 use crate::engine::{Command, Rejected};
 use crate::replay::player::{ReplayControl, ReplayPosition};
 use crate::replay::quiz::Quiz;
@@ -232,6 +232,9 @@ where
                 return Ok(exit(&view));
             }
             terminal.draw(|f| render(f, &view, &theme))?;
+            if player.is_none() {
+                say_viewport(&client, &view, &theme, size.width, size.height);
+            }
             if let (Some(a), Some(out)) = (alerter.check(&view), alert_out.as_mut()) {
                 // An alert that cannot be written is not worth stopping the cockpit for.
                 let _ = alert::write_alert(out, &a);
@@ -366,6 +369,25 @@ where
             }
         }
     }
+}
+
+/// Tell a session joined over a socket which node rows are on screen, when that changed: it
+/// sends live samples for those only.
+fn say_viewport(client: &SessionClient, view: &View, theme: &Theme, width: u16, height: u16) {
+    let Some(tx) = &client.viewport else { return };
+    tx.send_if_modified(|said| {
+        let shown = render::shown_nodes(view, theme, width, height);
+        if said
+            .as_ref()
+            .is_some_and(|v| shown.clone().eq(v.nodes.iter().map(String::as_str)))
+        {
+            return false;
+        }
+        *said = Some(Viewport {
+            nodes: shown.map(str::to_string).collect(),
+        });
+        true
+    });
 }
 
 /// How long ending the demo waits for the session to say it is over (an action running is

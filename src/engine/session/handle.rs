@@ -218,6 +218,7 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Command {
+            viewport: None,
                 from: SYSTEM,
                 command,
                 reply,

@@ -133,6 +133,26 @@ pub fn panel_at(
     .find_map(|(r, p)| r.filter(|r| r.contains(at)).map(|_| p))
 }
 
+/// The nodes whose rows a `width` x `height` screen shows (none when it is too small): what
+/// a cockpit joined over a socket asks live samples for (`engine::client::Viewport`).
+pub fn shown_nodes<'a>(
+    view: &'a View,
+    theme: &Theme,
+    width: u16,
+    height: u16,
+) -> impl Iterator<Item = &'a str> + Clone {
+    let rows = if too_small_for(width, height) {
+        0
+    } else {
+        nodes::rows_shown(areas(view, theme, Rect::new(0, 0, width, height)).nodes)
+    };
+    view.state
+        .nodes
+        .iter()
+        .take(rows)
+        .map(|n| n.node.name.as_str())
+}
+
 /// Draw the whole cockpit.
 pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     let area = frame.area();

@@ -106,6 +106,12 @@ pub fn problems(view: &View) -> Vec<Problem> {
     out
 }
 
+/// How many node rows the panel drawn in `area` has room for: inside its border, under the
+/// column names. The rows are the first nodes of the session, in order.
+pub fn rows_shown(area: Rect) -> usize {
+    (area.height as usize).saturating_sub(2 + 1)
+}
+
 pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let s = &theme.styles;
     let st = &view.state;
@@ -160,14 +166,13 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     ))];
     // Only the rows that fit are built (at 1,000 nodes a frame shows a few dozen), and each
     // finds its balancer membership in an index, not by searching every backend.
-    let room = inner.height as usize;
     let mut membership: HashMap<&str, Membership> = HashMap::with_capacity(st.lb.len());
     for b in &st.lb {
         if let Some(node) = b.node.as_deref() {
             membership.entry(node).or_insert(b.membership);
         }
     }
-    for n in st.nodes.iter().take(room.saturating_sub(lines.len())) {
+    for n in st.nodes.iter().take(rows_shown(area)) {
         let lb = membership.get(n.node.name.as_str()).copied();
         lines.push(row(view, n, lb, theme, name_w, role_w, ver_w, spark_w));
     }
