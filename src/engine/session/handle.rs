@@ -36,8 +36,10 @@ pub(super) enum Msg {
     Detach {
         id: u64,
     },
-    /// Where the journal ends now, with a live feed subscribed at that point.
+    /// Where the journal ends now, with a live feed subscribed at that point, and where
+    /// to read from for the events after seq `after`.
     Position {
+        after: u64,
         reply: oneshot::Sender<Position>,
     },
     Snapshot {
@@ -59,6 +61,9 @@ pub(super) struct Attached {
 /// The journal's length in bytes and its last seq at the moment `live` was subscribed:
 /// everything journaled before that is in the file up to `upto`, everything after comes live.
 pub(super) struct Position {
+    /// A line start from which the file holds every event after the `after` asked about
+    /// (0 when no checkpoint is that old).
+    pub from: u64,
     pub upto: u64,
     pub last_seq: u64,
     pub live: broadcast::Receiver<Stamped>,
@@ -175,12 +180,15 @@ impl EngineHandle {
                         }
                     }
                     // Fell behind: catch up from the journal, never drop silently.
+                    // It seeks to a checkpoint near the first event it lacks: reading
+                    // from where it attached would decode the whole session again.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let Some(at) = position(&engine).await else {
+                        let Some(at) = position(&engine, last).await else {
                             return;
                         };
                         live = at.live;
-                        match from_journal(&journal, read_to, at.upto, last, &ev_tx).await {
+                        let from = at.from.max(read_to);
+                        match from_journal(&journal, from, at.upto, last, &ev_tx).await {
                             Some(l) => (last, read_to) = (l, at.upto),
                             None => return,
                         }
@@ -210,6 +218,7 @@ impl EngineHandle {
             operator: name.to_string(),
             events: ev_rx,
             commands: CommandSender::new(cmd_tx),
+            viewport: None,
         }
     }
 
@@ -218,7 +227,6 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Command {
-            viewport: None,
                 from: SYSTEM,
                 command,
                 reply,
@@ -233,14 +241,14 @@ impl EngineHandle {
         &self,
         after: u64,
     ) -> Result<(Vec<Stamped>, broadcast::Receiver<Stamped>), Rejected> {
-        let at = position(&self.tx).await.ok_or_else(gone)?;
+        let at = position(&self.tx, after).await.ok_or_else(gone)?;
         if after >= at.last_seq {
             return Ok((Vec::new(), at.live));
         }
         let path = self.journal.clone();
         let events = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
-            crate::journal::read_range(&path, 0, at.upto, |e| {
+            crate::journal::read_range(&path, at.from, at.upto, |e| {
                 if e.seq > after {
                     events.push(e);
                 }
@@ -269,9 +277,10 @@ impl EngineHandle {
     }
 }
 
-async fn position(engine: &mpsc::Sender<Msg>) -> Option<Position> {
+/// Where the journal ends now, and from where it holds the events after seq `after`.
+async fn position(engine: &mpsc::Sender<Msg>, after: u64) -> Option<Position> {
     let (reply, rx) = oneshot::channel();
-    engine.send(Msg::Position { reply }).await.ok()?;
+    engine.send(Msg::Position { after, reply }).await.ok()?;
     rx.await.ok()
 }
 

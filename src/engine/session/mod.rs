@@ -15,6 +15,7 @@ use super::state::SessionState;
 use super::strings::Secrets;
 use super::worker::WorkerMsg;
 
+mod checkpoints;
 mod decide;
 mod handle;
 mod observe;
@@ -154,6 +155,8 @@ struct Engine {
     last_heard: HashMap<u64, Instant>,
     /// Closes an operator's feed when the owner removes them.
     removals: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    /// Where recent events start in the journal, for feeds catching up.
+    checkpoints: checkpoints::Checkpoints,
     /// Per user: notes left in the burst, and since when the refill counts.
     note_budget: HashMap<u32, (u32, Instant)>,
     probe_ok: HashMap<ProbeKey, bool>,
@@ -386,6 +389,7 @@ impl Engine {
                 takeover_after: TAKEOVER_AFTER,
                 last_heard: HashMap::new(),
                 removals: HashMap::new(),
+                checkpoints: Default::default(),
                 note_budget: HashMap::new(),
                 probe_ok: HashMap::new(),
                 sightings: Default::default(),
@@ -439,6 +443,7 @@ impl Engine {
             event,
         };
         if !live_only {
+            self.checkpoints.note(stamped.seq, self.journal.written());
             self.journal.append(&stamped, stamped.event.is_durable())?;
         }
         self.state.apply(&stamped);
@@ -668,9 +673,10 @@ impl Engine {
                     self.emit(Event::OperatorLeft { id })?;
                 }
             }
-            Msg::Position { reply } => {
+            Msg::Position { after, reply } => {
                 let live = self.live.subscribe();
                 let _ = reply.send(handle::Position {
+                    from: self.checkpoints.before(after),
                     upto: self.journal.written(),
                     last_seq: self.state.last_seq,
                     live,
