@@ -20,7 +20,7 @@ pub(super) struct Checkpoints {
 impl Checkpoints {
     /// Event `seq` is about to be appended at byte `offset`.
     pub(super) fn note(&mut self, seq: u64, offset: u64) {
-        if seq % EVERY != 0 {
+        if !seq.is_multiple_of(EVERY) {
             return;
         }
         if self.ring.len() >= KEPT {
