@@ -87,12 +87,14 @@ impl Coalescer {
         }
     }
 
-    /// Hold a live-only event, replacing the one it supersedes; a sample of a node the client
-    /// does not show is dropped. Anything else is not held: it is handed back to be sent as it
-    /// is (after [`Coalescer::take`]).
+    /// Hold a live-only event, replacing the one it supersedes. A sample of a node the client
+    /// does not show is dropped, and so is a probe summary of one: the journal keeps them for
+    /// the report, a cockpit folds them into nothing (`SessionState::apply`), and a thousand
+    /// nodes' summaries once a minute would be most of what an observer receives. Anything
+    /// else is not held: it is handed back to be sent as it is (after [`Coalescer::take`]).
     pub fn hold(&mut self, e: Stamped) -> Option<Stamped> {
         let key = match &e.event {
-            Event::ProbeSample { node: Some(n), .. }
+            Event::ProbeSample { node: Some(n), .. } | Event::ProbeSummary { node: Some(n), .. }
                 if self.shown.as_ref().is_some_and(|s| !s.contains(n)) =>
             {
                 return None
@@ -242,6 +244,22 @@ mod tests {
                 global
             ]
         );
+        // A summary is journaled, yet of no use to a view that does not show its node.
+        let summary = |node: &str| Stamped {
+            seq: 8,
+            t_ms: 260,
+            event: Event::ProbeSummary {
+                probe: "http".into(),
+                node: Some(node.into()),
+                count: 60,
+                failures: 0,
+                min_ms: 1,
+                median_ms: 2,
+                max_ms: 9,
+            },
+        };
+        assert!(c.hold(summary("n2")).is_none());
+        assert_eq!(c.hold(summary("n1")), Some(summary("n1")));
         // Without a viewport again: every node.
         c.set_viewport(None);
         c.hold(sample(300, "n4", 5, "200"));
