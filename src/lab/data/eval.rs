@@ -361,6 +361,46 @@ mod tests {
         }
     }
 
+    /// A tick makes what no node's context differs in once: the derived values that do not
+    /// read `node`, itself or through one before it.
+    #[test]
+    fn derived_values_that_read_no_node_are_made_once_for_all_nodes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("procedures/labs/elasticsearch.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = format!(
+            "{text}\n[[derived]]\nname = \"me\"\nvalue = \"node.name\"\n\n\
+             [[derived]]\nname = \"loud\"\nvalue = \"me | upper\"\n"
+        );
+        let p = super::super::parse(&path, &text).unwrap_or_else(|d| panic!("{d}"));
+        let per_node = &p.compiled.derived_per_node;
+        let n = p.spec.derived.len();
+        assert_eq!(per_node.len(), n);
+        assert_eq!(per_node[n - 2..], [true, true]);
+        assert!(per_node[..n - 2].iter().all(|x| !x), "{per_node:?}");
+
+        let node = |name: &str, state: &str| {
+            Value::from_serialize(serde_json::json!({"name": name, "state": state}))
+        };
+        let cluster = BTreeMap::new();
+        let state = State {
+            nodes: vec![node("es1", "running"), node("es2", "stopped")],
+            cluster: &cluster,
+            from_version: "8.19.0",
+            to_version: "9.1.0",
+        };
+        let shared = p.shared_context(&state).unwrap();
+        assert!(!shared.contains_key("me") && !shared.contains_key("node"));
+        assert_eq!(shared["running"], Value::from(1));
+        let ctx = p
+            .node_context(&shared, state.nodes[1].clone(), None)
+            .unwrap();
+        assert_eq!(ctx["loud"].as_str(), Some("ES2"));
+        assert_eq!(ctx["total"], Value::from(2));
+        // The same as a context made whole for that node.
+        assert_eq!(p.context(&state, Some(1), None).unwrap(), ctx);
+    }
+
     #[test]
     fn versions_compare_as_versions() {
         let env = environment();
