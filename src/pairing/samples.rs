@@ -94,7 +94,8 @@ impl Coalescer {
     /// else is not held: it is handed back to be sent as it is (after [`Coalescer::take`]).
     pub fn hold(&mut self, e: Stamped) -> Option<Stamped> {
         let key = match &e.event {
-            Event::ProbeSample { node: Some(n), .. } | Event::ProbeSummary { node: Some(n), .. }
+            Event::ProbeSample { node: Some(n), .. }
+            | Event::ProbeSummary { node: Some(n), .. }
                 if self.shown.as_ref().is_some_and(|s| !s.contains(n)) =>
             {
                 return None
