@@ -2,6 +2,8 @@
 //! journal appends (buffered and fsynced) and reading a journal back. Run with `cargo bench`;
 //! it prints figures, it asserts nothing (timed assertions don't belong in tests).
 
+#[path = "../tests/common/scripted_session.rs"]
+mod scripted_session;
 #[path = "../tests/common/sticky_input.rs"]
 mod sticky_input;
 
@@ -9,7 +11,6 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use crossterm::event::KeyCode;
-use flightdeck::engine::client::{CommandSender, SessionClient};
 use flightdeck::engine::event::{Event, Phase, PromptKind, Stream};
 use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::{SessionState, Stamped};
@@ -20,7 +21,6 @@ use flightdeck::tui::{render, Theme, TuiRole, View};
 use flightdeck::tui::{run_on, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use tokio::sync::mpsc;
 
 /// Run `f` repeatedly for about `budget` and report the mean per call.
 fn measure(name: &str, budget: Duration, mut f: impl FnMut()) -> Duration {
@@ -80,15 +80,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
         .build()
         .ok()?;
     rt.block_on(async move {
-        let (events, ev_rx) = mpsc::channel(1024);
-        let (req_tx, mut requests) = mpsc::channel(16);
-        let client = SessionClient {
-            operator_id: 1,
-            operator: "alice".into(),
-            events: ev_rx,
-            commands: CommandSender::new(req_tx),
-            viewport: None,
-        };
+        let (mut session, client) = scripted_session::scripted_session(1024);
         let (kb, input) = sticky_input::sticky_input();
         let mut script = Script::started();
         script.through(2);
@@ -103,14 +95,10 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
             let mut term = Terminal::new(TestBackend::new(120, 40)).ok()?;
             run_on(&mut term, client, opts, input).await.ok()
         });
-        let mut sent = 0;
         let mut took = Vec::new();
         for _ in 0..rounds {
             script.prompt(2, PromptKind::Run);
-            for e in &script.events()[sent..] {
-                events.send(e.clone()).await.ok()?;
-            }
-            sent = script.events().len();
+            session.feed(&script);
             // Let the prompt be drawn and read (keys inside the guard are refused on purpose).
             let settle = Duration::from_millis(30);
             tokio::time::sleep(settle).await;
@@ -123,7 +111,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
             tokio::time::sleep(PROMPT_GUARD + settle).await;
             let pressed = Instant::now();
             kb.press(KeyCode::Char('y'));
-            let req = requests.recv().await?;
+            let req = session.requests.recv().await?;
             took.push(pressed.elapsed());
             let _ = req.reply.send(Ok(()));
             script.push(

@@ -11,6 +11,8 @@
 //! `SCALE_ONLY=processes,cockpit,journals` runs part of it; `SCALE_BIN=path` measures another
 //! `flightdeck` binary in the whole-process rows (say, the build before a change).
 
+#[path = "../tests/common/scripted_session.rs"]
+mod scripted_session;
 #[path = "../tests/common/sticky_input.rs"]
 mod sticky_input;
 
@@ -30,12 +32,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crossterm::event::KeyCode;
-use flightdeck::engine::client::{CommandSender, SessionClient};
 use flightdeck::engine::event::Stamped;
 use flightdeck::tui::{render, Theme, TuiOptions, TuiRole, View};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use tokio::sync::mpsc;
 
 #[global_allocator]
 static HEAP: heap::Counting = heap::Counting;
@@ -397,15 +397,9 @@ fn frame_time(events: &[Stamped]) -> Option<Duration> {
 fn key_to_screen(events: Vec<Stamped>, n: usize) -> Option<Vec<Duration>> {
     let rt = runtime()?;
     rt.block_on(async move {
-        let (tx, ev_rx) = mpsc::channel(65_536);
-        let (req_tx, _requests) = mpsc::channel(16);
-        let client = SessionClient {
-            operator_id: 1,
-            operator: "alice".into(),
-            events: ev_rx,
-            commands: CommandSender::new(req_tx),
-            viewport: None,
-        };
+        // The commands it sends are never answered: this cockpit only looks.
+        let (session, client) = scripted_session::scripted_session(65_536);
+        let tx = session.events.clone();
         let (kb, input) = sticky_input::sticky_input();
         let (backend, mut frames) = screen::Screen::new(120, 40);
         let cockpit = tokio::spawn(async move {
@@ -463,7 +457,7 @@ fn key_to_screen(events: Vec<Stamped>, n: usize) -> Option<Vec<Duration>> {
         }
         feed.abort();
         kb.close();
-        drop(tx);
+        drop((tx, session));
         let _ = cockpit.await;
         Some(took)
     })

@@ -18,11 +18,17 @@ use flightdeck::engine::{Command, SessionState, Stamped};
 use flightdeck::journal::{self, Header, JournalError, JournalWriter};
 use flightdeck::plan::Plan;
 use flightdeck::procedure::model::{Action, Check, WaitSpec};
+use flightdeck::target::Target;
 
 fn start_at(path: &Path, plan: Plan, auto: AutoConfirm) -> EngineTask {
+    start_on(path, plan, target(), auto)
+}
+
+/// [`start_at`] against `target`.
+fn start_on(path: &Path, plan: Plan, target: Target, auto: AutoConfirm) -> EngineTask {
     session::start(EngineConfig {
         plan,
-        target: target(),
+        target,
         auto,
         operator: "tester".into(),
         journal: path.to_path_buf(),
@@ -1267,16 +1273,7 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
         *stdin = Some("${secret.db}\n".into());
     }
     let path = dir.path().join("j.jsonl");
-    let task = session::start(EngineConfig {
-        plan: plan("t", vec![step("a", a, None)]),
-        target: t,
-        auto: yes(),
-        operator: "tester".into(),
-        journal: path.clone(),
-        observe: false,
-        time_scale: 1.0,
-    })
-    .expect("engine starts");
+    let task = start_on(&path, plan("t", vec![step("a", a, None)]), t, yes());
     let s = until(&task, "the end", |s| s.is_finished()).await;
     assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
     end(task).await;
@@ -1331,16 +1328,7 @@ async fn hostile_values_arrive_intact(
     let t = t.unwrap();
     let plan = flightdeck::plan::expand::build_plan(&lp, &t, &Default::default()).unwrap();
     let path = dir.join("j.jsonl");
-    let task = session::start(EngineConfig {
-        plan,
-        target: t,
-        auto: yes(),
-        operator: "tester".into(),
-        journal: path.clone(),
-        observe: false,
-        time_scale: 1.0,
-    })
-    .expect("engine starts");
+    let task = start_on(&path, plan, t, yes());
     let s = until(&task, "the end", |s| s.is_finished()).await;
     end(task).await;
     assert_eq!(

@@ -5,7 +5,7 @@
 mod common;
 mod seed_util;
 
-use common::{abort_on_lab_at, abort_on_lab_at_with_fault, LabRun};
+use common::{abort_on_lab, abort_on_lab_at, LabRun, Scripted};
 use flightdeck::engine::event::{Event, Outcome};
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{LabConfig, Product, RunState, Timing};
@@ -48,11 +48,11 @@ fn assert_verified(run: &LabRun) {
 async fn jahia_abort_after_the_second_node_stopped_rolls_back_every_node() {
     let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
     // Past the point of no return (node1 serves on schema B): only with the override.
-    let run = common::abort_on_lab_at_overriding(
+    let run = abort_on_lab(
         "procedures/jahia-rolling.toml",
         cfg,
         "set-schema@node2",
-        "drill: node1's writes on schema B may be lost",
+        Scripted::overriding("drill: node1's writes on schema B may be lost"),
     )
     .await;
     assert!(run
@@ -94,7 +94,8 @@ async fn jahia_abort_anywhere_in_the_node_loop_rolls_back_every_node() {
         let cfg = LabConfig::new(Product::Jahia, 3, Timing::fast());
         let p = "procedures/jahia-rolling.toml";
         let run = if past_no_return {
-            common::abort_on_lab_at_overriding(p, cfg, at, "drill: roll back past step 16").await
+            let how = Scripted::overriding("drill: roll back past step 16");
+            abort_on_lab(p, cfg, at, how).await
         } else {
             abort_on_lab_at(p, cfg, at).await
         };
@@ -146,11 +147,11 @@ async fn generic_rollback_is_verified_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stays_broken_is_named_and_the_rollback_is_not_verified() {
     let cfg = LabConfig::new(Product::Generic, 3, Timing::fast());
-    let run = abort_on_lab_at_with_fault(
+    let run = abort_on_lab(
         "procedures/generic-rolling.toml",
         cfg,
         "start@node2",
-        "crash:node3",
+        Scripted::with_fault("crash:node3"),
     )
     .await;
     assert_eq!(

@@ -240,11 +240,11 @@ async fn jahia_past_the_ponr_the_rollback_is_refused_with_the_writes_it_would_lo
     use flightdeck::engine::event::Event;
     let mut cfg = lab(Product::Jahia);
     cfg.load_rps = 50;
-    let run = common::abort_on_lab_at_overriding_after_writes(
+    let run = common::abort_on_lab(
         JAHIA,
         cfg,
         "drain@node2",
-        "drill: the writes on schema B are test data",
+        common::Scripted::overriding("drill: the writes on schema B are test data").after_writes(),
     )
     .await;
     let refusal = run.refusal.clone().expect("the plain rollback was refused");

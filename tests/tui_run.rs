@@ -1,18 +1,21 @@
 //! The run loop on a `TestBackend`, driven by channels: it exits cleanly when the session
 //! ends or the operator leaves, and commands reach the engine.
 
+#[path = "common/scripted_session.rs"]
+mod scripted_session;
 #[path = "common/sticky_input.rs"]
 mod sticky_input;
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
-use flightdeck::engine::client::{CommandSender, Request, SessionClient};
+use flightdeck::engine::client::{Request, SessionClient};
 use flightdeck::engine::event::{Phase, PromptKind, Verdict};
 use flightdeck::engine::{Command, Event, Stamped};
 use flightdeck::tui::demo::Script;
@@ -21,6 +24,7 @@ use flightdeck::tui::{run_on, Theme, TuiExit, TuiOptions, TuiRole};
 use futures::channel::mpsc as fmpsc;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use scripted_session::scripted_session;
 use tokio::sync::mpsc;
 
 struct Harness {
@@ -32,20 +36,13 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    let (events, ev_rx) = mpsc::channel(1024);
-    let (req_tx, requests) = mpsc::channel(16);
+    let (session, client) = scripted_session(1024);
     let (keys, input) = fmpsc::unbounded();
     Harness {
-        events,
-        requests,
+        events: session.events,
+        requests: session.requests,
         keys,
-        client: SessionClient {
-            operator_id: 1,
-            operator: "alice".into(),
-            events: ev_rx,
-            commands: CommandSender::new(req_tx),
-            viewport: None,
-        },
+        client,
         input,
     }
 }
@@ -191,6 +188,32 @@ impl Wake for CountingWaker {
     }
 }
 
+/// The run loop polled by hand, on the test's thread, with one waker: nothing but what the
+/// test does moves it.
+struct ByHand<'a, F> {
+    run: Pin<&'a mut F>,
+    waker: Waker,
+}
+
+impl<'a, F: Future> ByHand<'a, F> {
+    fn new(run: Pin<&'a mut F>, waker: &Waker) -> Self {
+        ByHand {
+            run,
+            waker: waker.clone(),
+        }
+    }
+
+    /// Let the loop do all it can now; it must still be running.
+    #[track_caller]
+    fn poll(&mut self) {
+        let step = self
+            .run
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.waker));
+        assert!(step.is_pending(), "the cockpit left");
+    }
+}
+
 /// Press `key` and check that this alone woke the loop (nothing else can: the test runs on
 /// one thread and does nothing between the press and the check).
 #[track_caller]
@@ -240,46 +263,25 @@ fn step_done(s: &mut Script, step: usize) {
 /// can wake the loop after the press is the key itself.
 #[tokio::test(start_paused = true)]
 async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
-    let (events, ev_rx) = mpsc::channel(1024);
-    let (req_tx, mut requests) = mpsc::channel(16);
-    let client = SessionClient {
-        operator_id: 1,
-        operator: "alice".into(),
-        events: ev_rx,
-        commands: CommandSender::new(req_tx),
-        viewport: None,
-    };
+    let (mut session, client) = scripted_session(1024);
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();
     s.through(2);
     let first = s.prompt(2, PromptKind::Run);
-    for e in s.events() {
-        events.try_send(e.clone()).unwrap();
-    }
-    let mut sent = s.events().len();
-    let mut feed = |s: &Script| {
-        for e in &s.events()[sent..] {
-            events.try_send(e.clone()).unwrap();
-        }
-        sent = s.events().len();
-    };
+    session.feed(&s);
 
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
     let wakes = Arc::new(CountingWaker::default());
-    let waker = Waker::from(wakes.clone());
-    let mut poll = || {
-        let step = run.as_mut().poll(&mut Context::from_waker(&waker));
-        assert!(step.is_pending(), "the cockpit left");
-    };
+    let mut run = ByHand::new(run, &Waker::from(wakes.clone()));
 
     // The prompt is on screen; the operator reads it, then answers.
-    poll();
+    run.poll();
     tokio::time::advance(PROMPT_GUARD).await;
     press_wakes(&kb, &wakes, KeyCode::Char('y'));
-    poll();
+    run.poll();
     assert_eq!(
-        answered(&mut requests),
+        answered(&mut session.requests),
         Command::Confirm {
             prompt: first,
             phrase: None
@@ -289,18 +291,18 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
     // The next prompt; the operator opens the help, closes it, and answers.
     step_done(&mut s, 2);
     let second = s.prompt(3, PromptKind::Run);
-    feed(&s);
-    poll();
+    session.feed(&s);
+    run.poll();
     tokio::time::advance(PROMPT_GUARD).await;
     press_wakes(&kb, &wakes, KeyCode::Char('?'));
-    poll();
+    run.poll();
     press_wakes(&kb, &wakes, KeyCode::Esc);
-    poll();
+    run.poll();
     tokio::time::advance(PROMPT_GUARD).await;
     press_wakes(&kb, &wakes, KeyCode::Char('y'));
-    poll();
+    run.poll();
     assert_eq!(
-        answered(&mut requests),
+        answered(&mut session.requests),
         Command::Confirm {
             prompt: second,
             phrase: None
@@ -310,19 +312,22 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
     // And once more past a note written at the prompt.
     step_done(&mut s, 3);
     let third = s.prompt(5, PromptKind::Run);
-    feed(&s);
-    poll();
+    session.feed(&s);
+    run.poll();
     tokio::time::advance(PROMPT_GUARD).await;
     for key in [KeyCode::Char('n'), KeyCode::Char('x'), KeyCode::Enter] {
         press_wakes(&kb, &wakes, key);
-        poll();
+        run.poll();
     }
-    assert_eq!(answered(&mut requests), Command::Note { text: "x".into() });
+    assert_eq!(
+        answered(&mut session.requests),
+        Command::Note { text: "x".into() }
+    );
     tokio::time::advance(PROMPT_GUARD).await;
     press_wakes(&kb, &wakes, KeyCode::Char('y'));
-    poll();
+    run.poll();
     assert_eq!(
-        answered(&mut requests),
+        answered(&mut session.requests),
         Command::Confirm {
             prompt: third,
             phrase: None
@@ -335,15 +340,7 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
 #[tokio::test(start_paused = true)]
 async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
-    let (events, ev_rx) = mpsc::channel(1024);
-    let (req_tx, _requests) = mpsc::channel(16);
-    let client = SessionClient {
-        operator_id: 1,
-        operator: "alice".into(),
-        events: ev_rx,
-        commands: CommandSender::new(req_tx),
-        viewport: None,
-    };
+    let (mut session, client) = scripted_session(1024);
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();
     s.through(2);
@@ -355,9 +352,7 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
             &format!("copying table {i}"),
         );
     }
-    for e in s.events() {
-        events.try_send(e.clone()).unwrap();
-    }
+    session.feed(&s);
     // Where the output pane is, on the same picture the loop draws.
     let view = flightdeck::tui::View::from_events(TuiRole::Driver, "t", 1, s.events());
     let (w, h) = (80, 24);
@@ -378,19 +373,15 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     };
 
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    let wakes = Arc::new(CountingWaker::default());
-    let waker = Waker::from(wakes.clone());
+    let waker = Waker::from(Arc::new(CountingWaker::default()));
     {
-        let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
-        let mut poll = || {
-            let step = run.as_mut().poll(&mut Context::from_waker(&waker));
-            assert!(step.is_pending(), "the cockpit left");
-        };
-        poll();
+        let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let mut run = ByHand::new(run, &waker);
+        run.poll();
         kb.send(mouse(MouseEventKind::ScrollUp));
-        poll();
+        run.poll();
         kb.send(mouse(MouseEventKind::Moved));
-        poll();
+        run.poll();
     }
     let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
     assert!(screen.contains("(scrolled — End follows)"), "{screen}");
@@ -400,33 +391,20 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     );
     assert!(!screen.contains("copying table 39"), "{screen}");
 
-    let (events2, ev_rx) = mpsc::channel(1024);
-    let (req_tx, _requests) = mpsc::channel(16);
-    let client = SessionClient {
-        operator_id: 1,
-        operator: "alice".into(),
-        events: ev_rx,
-        commands: CommandSender::new(req_tx),
-        viewport: None,
-    };
-    for e in s.events() {
-        events2.try_send(e.clone()).unwrap();
-    }
+    let (mut session2, client) = scripted_session(1024);
+    session2.feed(&s);
     let (kb, input) = sticky_input::sticky_input();
     {
-        let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
-        let mut poll = || {
-            let step = run.as_mut().poll(&mut Context::from_waker(&waker));
-            assert!(step.is_pending(), "the cockpit left");
-        };
-        poll();
+        let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let mut run = ByHand::new(run, &waker);
+        run.poll();
         kb.send(mouse(MouseEventKind::Down(MouseButton::Left)));
-        poll();
+        run.poll();
     }
     let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
     assert!(screen.contains("┏ Output"), "a click focuses:\n{screen}");
     assert!(screen.contains("copying table 39"), "{screen}");
-    drop((events, events2));
+    drop((session, session2));
 }
 
 /// A `TestBackend` whose every finished frame the test can read while the loop holds the
@@ -497,29 +475,12 @@ impl ratatui::backend::Backend for Recording {
 /// paused, so only what the test does moves the loop.
 #[tokio::test(start_paused = true)]
 async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
-    let (events, ev_rx) = mpsc::channel(1024);
-    let (req_tx, _requests) = mpsc::channel(16);
-    let client = SessionClient {
-        operator_id: 1,
-        operator: "alice".into(),
-        events: ev_rx,
-        commands: CommandSender::new(req_tx),
-        viewport: None,
-    };
+    let (mut session, client) = scripted_session(1024);
     let (kb, input) = sticky_input::sticky_input();
     let mut s = Script::started();
     s.through(2);
     s.start(2);
-    for e in s.events() {
-        events.try_send(e.clone()).unwrap();
-    }
-    let mut sent = s.events().len();
-    let mut feed = |s: &Script| {
-        for e in &s.events()[sent..] {
-            events.try_send(e.clone()).unwrap();
-        }
-        sent = s.events().len();
-    };
+    session.feed(&s);
 
     let frames = Frames::default();
     let backend = Recording {
@@ -527,15 +488,11 @@ async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
         frames: frames.clone(),
     };
     let mut term = Terminal::new(backend).unwrap();
-    let mut run = std::pin::pin!(run_on(&mut term, client, opts(), input));
-    let waker = Waker::from(Arc::new(CountingWaker::default()));
-    let mut poll = || {
-        let step = run.as_mut().poll(&mut Context::from_waker(&waker));
-        assert!(step.is_pending(), "the cockpit left");
-    };
-    poll();
+    let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let mut run = ByHand::new(run, &Waker::from(Arc::new(CountingWaker::default())));
+    run.poll();
     tokio::time::advance(Duration::from_millis(60)).await;
-    poll();
+    run.poll();
     let settled = frames.count();
 
     // Output after a quiet while is drawn at once; more right after that frame waits until
@@ -548,18 +505,18 @@ async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
         );
     };
     out(&mut s, 0);
-    feed(&s);
-    poll();
+    session.feed(&s);
+    run.poll();
     assert_eq!(frames.count(), settled + 1, "the first output at once");
     for i in 1..4 {
         out(&mut s, i);
     }
-    feed(&s);
-    poll();
+    session.feed(&s);
+    run.poll();
     assert_eq!(frames.count(), settled + 1, "the burst waits for its frame");
     assert!(!frames.last().contains("copying table 3"));
     tokio::time::advance(Duration::from_millis(50)).await;
-    poll();
+    run.poll();
     assert_eq!(frames.count(), settled + 2, "one frame for the burst");
     assert!(
         frames.last().contains("copying table 3"),
@@ -570,13 +527,13 @@ async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
     // A prompt is drawn at once, however soon after the last frame.
     s.finish(2, Verdict::Passed, "exit 0");
     s.prompt(3, PromptKind::Run);
-    feed(&s);
-    poll();
+    session.feed(&s);
+    run.poll();
     assert_eq!(frames.count(), settled + 3, "the prompt is drawn at once");
 
     // And a key at once.
     kb.press(KeyCode::Char('?'));
-    poll();
+    run.poll();
     assert_eq!(frames.count(), settled + 4, "the key is answered at once");
-    drop(events);
+    drop(session);
 }

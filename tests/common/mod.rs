@@ -28,7 +28,7 @@ pub struct LabRun {
     pub output: String,
     pub lab: Lab,
     /// What the engine answered a plain full rollback past the point of no return (a run that
-    /// overrode it: [`abort_on_lab_at_overriding`]).
+    /// overrode it: [`Scripted::overriding`]).
     pub refusal: Option<String>,
 }
 
@@ -134,57 +134,9 @@ pub async fn abort_on_lab_with_faults(
     abort_on_lab(procedure, cfg, abort_at, how).await
 }
 
-/// [`abort_on_lab_at`] past the point of no return: the operator asks for a full rollback, the
-/// engine refuses it (its answer is kept in [`LabRun::refusal`]), so the operator overrides it
-/// (the phrase the refusal names, and `reason`).
-pub async fn abort_on_lab_at_overriding(
-    procedure: &str,
-    cfg: LabConfig,
-    abort_at: &str,
-    reason: &str,
-) -> LabRun {
-    let how = Scripted {
-        override_reason: Some(reason.into()),
-        ..Scripted::default()
-    };
-    abort_on_lab(procedure, cfg, abort_at, how).await
-}
-
-/// [`abort_on_lab_at_overriding`], but the operator waits at `abort_at` until the engine has
-/// counted writes since the point of no return (the lab's load generator must run:
-/// `cfg.load_rps`), so the refusal has writes to name.
-pub async fn abort_on_lab_at_overriding_after_writes(
-    procedure: &str,
-    cfg: LabConfig,
-    abort_at: &str,
-    reason: &str,
-) -> LabRun {
-    let how = Scripted {
-        override_reason: Some(reason.into()),
-        wait_for_writes_lost: true,
-        ..Scripted::default()
-    };
-    abort_on_lab(procedure, cfg, abort_at, how).await
-}
-
-/// [`abort_on_lab_at`], with a lab fault (`crash:node3`) staged through the lab's admin API
-/// just before the abort: a node the rollback cannot bring back.
-pub async fn abort_on_lab_at_with_fault(
-    procedure: &str,
-    cfg: LabConfig,
-    abort_at: &str,
-    fault: &str,
-) -> LabRun {
-    let how = Scripted {
-        fault: Some(fault.into()),
-        ..Scripted::default()
-    };
-    abort_on_lab(procedure, cfg, abort_at, how).await
-}
-
-/// How the scripted operator of [`abort_on_lab`] aborts.
+/// How the scripted operator of [`abort_on_lab`] aborts (the default: plainly, with rollback).
 #[derive(Default)]
-struct Scripted {
+pub struct Scripted {
     /// Staged through the lab's admin API at the abort prompt.
     fault: Option<String>,
     /// Past the point of no return: ask, be refused, then override with this reason.
@@ -195,8 +147,39 @@ struct Scripted {
     wait_for_writes_lost: bool,
 }
 
-/// The scripted abort (see [`Scripted`]).
-async fn abort_on_lab(
+impl Scripted {
+    /// Past the point of no return: the operator asks for a full rollback, the engine refuses
+    /// it (its answer is kept in [`LabRun::refusal`]), so the operator overrides it (the phrase
+    /// the refusal names, and `reason`).
+    pub fn overriding(reason: &str) -> Scripted {
+        Scripted {
+            override_reason: Some(reason.into()),
+            ..Scripted::default()
+        }
+    }
+
+    /// And wait at the abort prompt until the engine has counted writes since the point of no
+    /// return (the lab's load generator must run: `cfg.load_rps`), so the refusal has writes
+    /// to name.
+    pub fn after_writes(self) -> Scripted {
+        Scripted {
+            wait_for_writes_lost: true,
+            ..self
+        }
+    }
+
+    /// With a lab fault (`crash:node3`) staged through the lab's admin API just before the
+    /// abort: a node the rollback cannot bring back.
+    pub fn with_fault(fault: &str) -> Scripted {
+        Scripted {
+            fault: Some(fault.into()),
+            ..Scripted::default()
+        }
+    }
+}
+
+/// The scripted abort (see [`Scripted`]): [`abort_on_lab_at`], aborting as `how` says.
+pub async fn abort_on_lab(
     procedure: &str,
     mut cfg: LabConfig,
     abort_at: &str,
