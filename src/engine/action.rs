@@ -35,6 +35,9 @@ pub struct ActionCtx {
     pub stop: watch::Receiver<Option<String>>,
     /// Each node's state and reason as the product reports them (see [`NodeStates`]).
     pub node_states: watch::Receiver<NodeStates>,
+    /// Per node: when (session ms) the last step that may have started or stopped it ended
+    /// (`SessionState::state_settled_ms`). A reading sent before then may predate it.
+    pub settled_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// What the product last reported about a node's state.
@@ -43,9 +46,11 @@ pub struct NodeReport {
     /// The product's state word (`running`, `failed`, ...).
     pub state: String,
     pub reason: Option<String>,
-    /// The journal seq of the report, to tell a report made while a gate waits from an older
-    /// one (a node restarted by an undo still shows its old `failed` until probed again).
-    pub seq: u64,
+    /// When (session ms) the latest request that read this state was sent: the product
+    /// answered after that. A reading sent before the last step that may have restarted the
+    /// node ended shows it as it was before (a node an undo restarts still reads `failed`
+    /// until probed again).
+    pub read_ms: u64,
 }
 
 /// Node name -> its last state report, from the probes' facts.
@@ -54,17 +59,19 @@ pub type NodeStates = std::collections::BTreeMap<String, NodeReport>;
 /// A state the product will not leave by itself: a gate waiting on such a node has failed.
 const FAILED_STATES: [&str; 2] = ["failed", "crashed"];
 
-/// The first of `nodes` the product reported failed after `since` (seq per node), said with
-/// the product's own reason.
+/// The first of `nodes` the product reads failed by a request sent after the last step that
+/// may have started or stopped it ended (`settled`, session ms per node), said with the
+/// product's own reason. When the reading came in does not matter: a node whose start failed
+/// before an operator confirmed the gate has failed all the same.
 fn failed_node(
     states: &NodeStates,
     nodes: &[&str],
-    since: &std::collections::BTreeMap<String, u64>,
+    settled: &std::collections::BTreeMap<String, u64>,
 ) -> Option<String> {
     nodes.iter().find_map(|n| {
         let r = states.get(*n)?;
-        let fresh = r.seq > since.get(*n).copied().unwrap_or(0);
-        (fresh && FAILED_STATES.contains(&r.state.as_str())).then(|| match &r.reason {
+        let current = settled.get(*n).is_none_or(|s| r.read_ms > *s || *s == 0);
+        (current && FAILED_STATES.contains(&r.state.as_str())).then(|| match &r.reason {
             Some(why) => format!("{n} is {} — the product says: {why}", r.state),
             None => format!("{n} is {} (the product gives no reason)", r.state),
         })
@@ -397,17 +404,11 @@ async fn gate(w: &WaitSpec, ctx: &ActionCtx) -> Result<String, Failure> {
     let name = |n: &Option<String>| n.as_deref().unwrap_or("global").to_string();
     let watched: Vec<&str> = instances.iter().filter_map(|(n, _)| n.as_deref()).collect();
     let mut node_states = ctx.node_states.clone();
-    // Only what the product reports while the gate waits counts: a state from before may be
-    // stale (the step before may just have restarted the node).
-    let since: std::collections::BTreeMap<String, u64> = node_states
-        .borrow_and_update()
-        .iter()
-        .map(|(n, r)| (n.clone(), r.seq))
-        .collect();
     loop {
         // Waiting on a node the product reports failed cannot pass: end now, with its reason,
         // rather than when the timeout runs out (writes may be down meanwhile).
-        if let Some(why) = failed_node(&node_states.borrow_and_update(), &watched, &since) {
+        if let Some(why) = failed_node(&node_states.borrow_and_update(), &watched, &ctx.settled_ms)
+        {
             return Err(failed(format!("{desc}: {why}")));
         }
         let round = Instant::now();

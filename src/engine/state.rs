@@ -731,21 +731,12 @@ impl SessionState {
     /// at most [`STATE_EXPLAIN_MS`] before `t`.
     fn state_moved_by(&self, node: &str, t: u64, prior_sent: Option<u64>) -> Option<usize> {
         let after = prior_sent.unwrap_or_else(|| t.saturating_sub(STATE_EXPLAIN_MS));
-        let keeps = &self.plan.keeps_state;
         self.plan
             .steps
             .iter()
             .zip(&self.steps)
             .enumerate()
-            .filter(|(_, (p, _))| p.node.as_deref().is_none_or(|n| n == node))
-            .filter(|(_, (p, r))| {
-                let (action, keeps) = match r.phase {
-                    Phase::Do => (Some(&p.action), &keeps.action),
-                    Phase::Undo => (p.undo.as_ref(), &keeps.undo),
-                };
-                !keeps.contains(&p.key)
-                    && !matches!(action, Some(Action::Wait(_) | Action::Lb { .. }) | None)
-            })
+            .filter(|(i, _)| self.may_move(*i, node))
             .filter(|(_, (_, r))| match r.status {
                 StepStatus::Running | StepStatus::Undoing => r.started_ms.is_none_or(|s| s <= t),
                 // Never ran, or its run was set aside: nothing of it to explain a change.
@@ -757,6 +748,45 @@ impl SessionState {
             })
             .max_by_key(|(_, (_, r))| r.finished_ms.unwrap_or(u64::MAX))
             .map(|(i, _)| i)
+    }
+
+    /// Step `i` acts on `node` (or on no node in particular) and its action — or its undo,
+    /// when that ran last — may start or stop a node: not a gate (it only watches), not an
+    /// `lb` action (it only routes), not one the plan knows starts and stops nothing
+    /// (`Plan::keeps_state`).
+    fn may_move(&self, i: usize, node: &str) -> bool {
+        let (Some(p), Some(r)) = (self.plan.steps.get(i), self.steps.get(i)) else {
+            return false;
+        };
+        let keeps = &self.plan.keeps_state;
+        let (action, keeps) = match r.phase {
+            Phase::Do => (Some(&p.action), &keeps.action),
+            Phase::Undo => (p.undo.as_ref(), &keeps.undo),
+        };
+        p.node.as_deref().is_none_or(|n| n == node)
+            && !keeps.contains(&p.key)
+            && !matches!(action, Some(Action::Wait(_) | Action::Lb { .. }) | None)
+    }
+
+    /// When (session ms) the last step other than `except` that may have started or stopped
+    /// `node` ended (0: none has). The product's reading of the node's state counts as its
+    /// state now only if its request was sent after that: one sent before may show the node
+    /// as it was before that step restarted it.
+    pub fn state_settled_ms(&self, node: &str, except: usize) -> u64 {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                *i != except
+                    && !matches!(
+                        r.status,
+                        StepStatus::Pending | StepStatus::Awaiting | StepStatus::Skipped
+                    )
+                    && self.may_move(*i, node)
+            })
+            .filter_map(|(_, r)| r.finished_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeView> {

@@ -777,6 +777,18 @@ impl Engine {
             time_scale: self.time_scale,
             stop: stop_rx,
             node_states: self.node_states.subscribe(),
+            settled_ms: self
+                .target
+                .nodes
+                .iter()
+                .map(|n| {
+                    let settled = self.state.state_settled_ms(&n.name, step);
+                    // A retry is asked because something may have changed (a hand outside
+                    // the procedure restarted the node): only readings from now on count.
+                    let retry = if attempt > 1 { self.now_ms() } else { 0 };
+                    (n.name.clone(), settled.max(retry))
+                })
+                .collect(),
         };
         // Faults staged for this step (or for its undo) take effect as it first starts, before
         // its action.
@@ -866,8 +878,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Hand running gates `node`'s state and reason as the product just reported them.
-    pub(super) fn publish_node_state(&self, node: &str) {
+    /// Hand running gates `node`'s state and reason as the product reported them, read by a
+    /// request sent at `read_ms`. A change wakes them (`moved`); a reading of the same state
+    /// only says it still held then, which a gate looks at on its next round.
+    pub(super) fn publish_node_state(&self, node: &str, read_ms: u64, moved: bool) {
         let Some(n) = self.state.nodes.iter().find(|n| n.node.name == node) else {
             return;
         };
@@ -877,11 +891,19 @@ impl Engine {
         let report = crate::engine::action::NodeReport {
             state: state.to_string(),
             reason: n.reason().map(str::to_string),
-            seq: self.state.last_seq,
+            read_ms,
         };
-        self.node_states.send_modify(|m| {
-            m.insert(node.to_string(), report);
-        });
+        self.node_states
+            .send_if_modified(|m| match m.get_mut(node) {
+                Some(r) if !moved && r.state == report.state && r.reason == report.reason => {
+                    r.read_ms = r.read_ms.max(read_ms);
+                    false
+                }
+                _ => {
+                    m.insert(node.to_string(), report);
+                    true
+                }
+            });
     }
 
     fn open_prompt(&mut self, step: usize, prompt: PromptKind) -> Result<(), EngineError> {

@@ -130,30 +130,29 @@ impl Engine {
                 if let Some(n) = node {
                     let known = self.state.nodes.iter().find(|v| v.node.name == n);
                     let mut prior_sent_ms = None;
+                    let sent_ms = self.ms_at(sent);
                     if let Some(state) = facts.get("state") {
-                        let sent_ms = self.ms_at(sent);
                         match self.sightings.read(&n, state, sent_ms) {
                             // Read before the current state was: what it says is older.
                             Reading::Stale => facts.clear(),
                             Reading::Current { prior_sent_ms: p } => prior_sent_ms = p,
                         }
                     }
+                    let read = facts.contains_key("state") || facts.contains_key("reason");
                     let fresh: BTreeMap<String, String> = facts
                         .into_iter()
                         .filter(|(k, v)| known.and_then(|kn| kn.facts.get(k)) != Some(v))
                         .collect();
-                    let known = known.is_some();
-                    if known && !fresh.is_empty() {
-                        let state_moved =
-                            fresh.contains_key("state") || fresh.contains_key("reason");
+                    let state_moved = fresh.contains_key("state") || fresh.contains_key("reason");
+                    if known.is_some() && !fresh.is_empty() {
                         self.emit(Event::NodeFacts {
                             node: n.clone(),
                             prior_sent_ms: prior_sent_ms.filter(|_| fresh.contains_key("state")),
                             facts: fresh,
                         })?;
-                        if state_moved {
-                            self.publish_node_state(&n);
-                        }
+                    }
+                    if read {
+                        self.publish_node_state(&n, sent_ms, state_moved);
                     }
                 }
             }
