@@ -178,7 +178,7 @@ pub fn stream(
         }
         line_no += 1;
         let complete = buf.last() == Some(&b'\n');
-        let lossy = String::from_utf8_lossy(&buf);
+        let lossy = text_of(&buf);
         let text = lossy.trim_end();
         if header.is_none() {
             let h: Header = serde_json::from_str(text).map_err(|_| JournalError::NotAJournal {
@@ -257,6 +257,16 @@ pub fn stream(
     })
 }
 
+/// A line's text, invalid UTF-8 replaced (U+FFFD) as `String::from_utf8_lossy` does. Valid
+/// text, all but always, is checked by `str::from_utf8`, several times faster than the lossy
+/// scan it would otherwise take (a sixth of reading a journal).
+fn text_of(buf: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(buf) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(buf),
+    }
+}
+
 /// Decode one event line. The writer puts `seq`, `t_ms` and `type` first
 /// (`{"seq":1,"t_ms":4,"type":"output",...`): those are read from the text, and the event's
 /// variant, known from `type`, reads its fields from the line itself. That skips the two
@@ -266,7 +276,7 @@ pub fn stream(
 /// line is described in the same words either way.
 fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
     fn number(s: &str) -> Option<(u64, &str)> {
-        let end = s.find(|c: char| !c.is_ascii_digit())?;
+        let end = s.bytes().position(|b| !b.is_ascii_digit())?;
         let (digits, rest) = s.split_at(end);
         // No leading zeros or empty numbers: what JSON allows, nothing more.
         if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
@@ -471,7 +481,7 @@ pub fn read_range(
         }
         // Read as `stream` reads (lossy UTF-8): a line the resumed engine applied is a line
         // every joiner sees.
-        let Ok(ev) = decode(String::from_utf8_lossy(&buf).trim_end()) else {
+        let Ok(ev) = decode(text_of(&buf).trim_end()) else {
             continue;
         };
         if misplaced(&ev, last_seq, started && from == 0).is_some() {

@@ -404,6 +404,11 @@ pub struct SessionState {
     pub guard_refused: Option<GuardRefusal>,
     /// Every guard override of the session, for the record.
     pub guard_override_log: Vec<GuardOverride>,
+    /// Whether this fold keeps what only a screen shows: each step's last output lines, the
+    /// probe log, the latency sparklines. The report's fold does not (it prints none of them,
+    /// and copying every output line was most of its fold); every other field is the same.
+    #[serde(skip)]
+    pub screen: bool,
 }
 
 /// A guard's refusal, as journaled.
@@ -519,6 +524,16 @@ impl SessionState {
             guard_overrides: Vec::new(),
             guard_refused: None,
             guard_override_log: Vec::new(),
+            screen: true,
+        }
+    }
+
+    /// The state before any event, for a fold that draws no screen (the report): output
+    /// lines, the probe log and latencies are not kept.
+    pub fn without_screen() -> Self {
+        SessionState {
+            screen: false,
+            ..SessionState::empty()
         }
     }
 
@@ -962,7 +977,7 @@ impl SessionState {
                 stream,
                 line,
             } => {
-                if let Some(s) = self.steps.get_mut(*step) {
+                if let Some(s) = self.steps.get_mut(*step).filter(|_| self.screen) {
                     if s.output.len() >= OUTPUT_KEPT {
                         s.output.pop_front();
                     }
@@ -1060,7 +1075,12 @@ impl SessionState {
                 detail,
             } => {
                 self.log_probe(t, probe, node, *ok, Some(*latency_ms), detail);
-                if let Some(n) = node.as_deref().and_then(|n| self.node_mut(n)) {
+                let screen = self.screen;
+                if let Some(n) = node
+                    .as_deref()
+                    .filter(|_| screen)
+                    .and_then(|n| self.node_mut(n))
+                {
                     if n.latencies.len() >= LATENCY_KEPT {
                         n.latencies.pop_front();
                     }
@@ -1313,6 +1333,9 @@ impl SessionState {
         latency_ms: Option<u64>,
         detail: &str,
     ) {
+        if !self.screen {
+            return;
+        }
         if self.probe_log.len() >= PROBE_LOG_KEPT {
             self.probe_log.pop_front();
         }
@@ -1335,7 +1358,13 @@ impl SessionState {
         {
             let health_probes = &self.health_probes;
             let n = &mut self.nodes[i];
-            n.probes.insert(probe.to_string(), ok);
+            // Most samples change nothing: no new key to allocate.
+            match n.probes.get_mut(probe) {
+                Some(was) => *was = ok,
+                None => {
+                    n.probes.insert(probe.to_string(), ok);
+                }
+            }
             if is_health {
                 let health = Some(
                     health_probes
@@ -1344,10 +1373,9 @@ impl SessionState {
                 );
                 flipped = n.health != health;
                 n.health = health;
-                if ok {
-                    n.health_detail.clear();
-                } else {
-                    n.health_detail = detail.to_string();
+                n.health_detail.clear();
+                if !ok {
+                    n.health_detail.push_str(detail);
                 }
             }
         }

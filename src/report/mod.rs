@@ -316,8 +316,9 @@ pub struct ReportFold {
     /// Who drives now (decisions without a `by` of their own are theirs).
     driver: String,
     probes: Vec<ProbeReport>,
-    /// Index of `probes` by (probe, node): a search per sample would cost O(probes).
-    probe_index: HashMap<(String, Option<String>), usize>,
+    /// Index of `probes` by probe, then node: a search per sample would cost O(probes), and
+    /// a key by both would be a new pair of strings per sample.
+    probe_index: HashMap<String, HashMap<Option<String>, usize>>,
     /// When a probe last passed again after failing, per `probes` index, not yet judged.
     pending_recovery: HashMap<usize, u64>,
     finished_ms: Option<u64>,
@@ -332,7 +333,7 @@ impl ReportFold {
     /// An empty fold for a journal with this header.
     pub fn new(header: &journal::Header) -> Self {
         ReportFold {
-            state: SessionState::empty(),
+            state: SessionState::without_screen(),
             steps: Vec::new(),
             resumes: Vec::new(),
             joined: Vec::new(),
@@ -531,7 +532,7 @@ impl ReportFold {
 
     /// The index in `probes` of (probe, node), added in the order first seen.
     fn probe_entry(&mut self, probe: &str, node: &Option<String>) -> usize {
-        if let Some(i) = self.probe_index.get(&(probe.to_string(), node.clone())) {
+        if let Some(i) = self.probe_index.get(probe).and_then(|by| by.get(node)) {
             return *i;
         }
         self.probes.push(ProbeReport {
@@ -545,7 +546,9 @@ impl ReportFold {
         });
         let i = self.probes.len() - 1;
         self.probe_index
-            .insert((probe.to_string(), node.clone()), i);
+            .entry(probe.to_string())
+            .or_default()
+            .insert(node.clone(), i);
         i
     }
 
