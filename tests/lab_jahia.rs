@@ -356,3 +356,84 @@ async fn a_stop_right_after_the_drain_logs_users_out_and_the_drain_wait_loses_no
     );
     lab.shutdown().await;
 }
+
+/// The node's Karaf `cluster:node-list` (the lab's stand-in): its status and answer.
+async fn cluster_nodes(lab: &Lab, name: &str) -> (u16, serde_json::Value) {
+    get_json(&format!("{}/_lab/cluster-nodes", url(lab, name).await)).await
+}
+
+/// Audit J3: a new release installed beside the old one (`/opt/jahia/releases/<version>`) has
+/// no configuration of its own; the seed's `install` carried only ROOT.xml over. Jahia then
+/// starts on the settings it ships (Jahia/jahia 8.2.0.0 `org/jahia/defaults/config/properties/
+/// jahia.node.properties`: `cluster.activated = false`, `processingServer = true`; a missing
+/// file is no error): healthy and on its version, but alone, with no Karaf Cellar, and a
+/// second processing server. With the configuration carried over it rejoins as the member it
+/// was.
+#[tokio::test]
+async fn a_release_installed_without_its_configuration_starts_alone_as_a_second_processing_server()
+{
+    let lab = lab(Product::Jahia, 3).await;
+    let (status, members) = cluster_nodes(&lab, "node1").await;
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+
+    // The old action: a patch release unpacked beside the old one, nothing carried over.
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    op_ok(&lab, "node2", "install", json!({"version": "8.1.8.1"})).await;
+    op_ok(&lab, "node2", "start", json!({})).await;
+    let n2 = wait_state(&lab, "node2", "running").await;
+    // Every check the seed made passes: running, on its version, writable, serving.
+    assert_eq!(n2.version, "8.1.8.1");
+    assert!(!n2.read_only);
+    let (status, _) = get(&format!("{}/modules/healthcheck", url(&lab, "node2").await)).await;
+    assert_eq!(status, 200);
+    // Yet it runs as Jahia's shipped defaults make it: a processing server, out of the cluster.
+    assert_eq!(n2.role, "processing", "a second processing server");
+    assert_eq!(node(&lab, "node1").await.role, "processing");
+    let (status, answer) = cluster_nodes(&lab, "node2").await;
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error"], "Command not found: cluster:node-list");
+    let (_, members) = cluster_nodes(&lab, "node1").await;
+    assert_eq!(
+        members["members"],
+        json!(["node1", "node3"]),
+        "node2 is not in the cluster"
+    );
+    // The release's configuration folder is indeed missing; the old one's is intact.
+    let releases = lab.data_dir().join("node2").join("releases");
+    let props = "digital-factory-config/jahia/jahia.node.properties";
+    assert!(!releases.join("8.1.8.1").join(props).exists());
+    assert!(releases.join("8.1.8.0").join(props).exists());
+
+    // The fixed procedure: back to the configured release, then a release with the
+    // configuration carried over (what the real target's `install` copies).
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    op_ok(&lab, "node2", "install", json!({"version": "8.1.8.0"})).await;
+    op_ok(&lab, "node2", "start", json!({})).await;
+    wait_state(&lab, "node2", "running").await;
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    op_ok(
+        &lab,
+        "node2",
+        "install",
+        json!({"version": "8.1.8.2", "carry_config": true}),
+    )
+    .await;
+    op_ok(&lab, "node2", "start", json!({})).await;
+    let n2 = wait_state(&lab, "node2", "running").await;
+    assert_eq!(
+        (n2.version.as_str(), n2.role.as_str()),
+        ("8.1.8.2", "member")
+    );
+    assert!(releases.join("8.1.8.2").join(props).exists());
+    for name in ["node1", "node2", "node3"] {
+        let (status, members) = cluster_nodes(&lab, name).await;
+        assert_eq!(status, 200, "{name}: {members}");
+        assert_eq!(
+            members["members"],
+            json!(["node1", "node2", "node3"]),
+            "{name}"
+        );
+    }
+    lab.shutdown().await;
+}

@@ -6,7 +6,7 @@
 mod common;
 mod seed_util;
 
-use common::{run_on_lab, yes_all, yes_all_rollback};
+use common::{run_on_lab, run_on_started_lab_with, yes_all, yes_all_rollback, LAB_SCALE};
 use flightdeck::engine::event::Outcome;
 use flightdeck::engine::state::Mode;
 use flightdeck::lab::{Fault, Lab, LabConfig, Product, Timing};
@@ -224,5 +224,64 @@ async fn a_failed_migration_of_the_processing_node_rolls_back_to_schema_a() {
     .await;
     let traffic = run.lab.traffic().await;
     assert_eq!(traffic.failed_reads, 0, "{traffic:?}");
+    run.lab.shutdown().await;
+}
+
+/// Audit J3 on the whole run: the seed's `install` carried only ROOT.xml into the new release
+/// (the lab's schema pointer is `set-schema`, a step of its own), so every upgraded node starts
+/// on the settings Jahia ships (`cluster.activated = false`, `processingServer = true`: Jahia/jahia
+/// 8.2.0.0 `org/jahia/defaults/config/properties/jahia.node.properties`). Each one is healthy,
+/// writable and on 8.2.0.0 — every check the seed made passes — but runs alone, and
+/// `final-members` fails with the Karaf shell's own answer: no Cellar, no `cluster:node-list`.
+/// The procedure's lab target carries the configuration over, and the same run completes
+/// (`rolling_upgrade_under_load_keeps_every_read`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_only_root_xml_carried_over_the_upgraded_nodes_run_alone_and_final_members_fails() {
+    use flightdeck::procedure::model::Action;
+    use flightdeck::target_overrides::StepOverride;
+    let lab = Lab::start(LabConfig::new(Product::Jahia, 3, Timing::fast()))
+        .await
+        .unwrap();
+    let run = run_on_started_lab_with(PROCEDURE, lab, yes_all(), LAB_SCALE, |target| {
+        let Some(Action::Http(install)) = target.actions.get_mut("install") else {
+            panic!("the lab target binds install over HTTP");
+        };
+        assert!(install
+            .body
+            .as_deref()
+            .unwrap_or("")
+            .contains("carry_config"));
+        // The old binding: the release unpacked, its configuration not carried over.
+        install.body = Some(r#"{"version":"${arg.version}"}"#.into());
+        // The gate fails, as it would after 300 s; no need to wait that long here.
+        target.overrides.steps.insert(
+            "final-members".into(),
+            StepOverride {
+                timeout_secs: Some(3),
+                ..StepOverride::default()
+            },
+        );
+    })
+    .await;
+    assert!(!run.end.ok, "{}\n{}", run.end.summary, run.output);
+    assert!(
+        run.output.contains("final-members"),
+        "fails at the membership check: {}",
+        run.output
+    );
+    assert!(
+        run.output.contains("Command not found: cluster:node-list"),
+        "the Karaf shell's own answer: {}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    for n in &snap.nodes {
+        // The old checks pass on every node...
+        assert_eq!(n.version, "8.2.0.0", "{}", n.name);
+        assert_eq!(n.state, flightdeck::lab::RunState::Running, "{}", n.name);
+        assert!(!n.read_only, "{}", n.name);
+        // ...and each one is a processing server of its own.
+        assert_eq!(n.role, "processing", "{}", n.name);
+    }
     run.lab.shutdown().await;
 }

@@ -274,10 +274,20 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
     };
     let mut problems = Vec::new();
     if !status_ok {
-        problems.push(if spec.expect_status.is_empty() {
+        let expected = if spec.expect_status.is_empty() {
             format!("status {status} (expected 2xx)")
         } else {
             format!("status {status} (expected {:?})", spec.expect_status)
+        };
+        // The product's own words for the refusal, when its error body has them (a fatal
+        // status says them once, below).
+        let reason = json
+            .as_ref()
+            .and_then(product_reason)
+            .filter(|r| !r.is_empty() && !status_is_final(spec, status));
+        problems.push(match reason {
+            Some(reason) => format!("{expected}: {reason}"),
+            None => expected,
         });
     }
     for (pointer, want) in &spec.expect_json {

@@ -6,7 +6,9 @@
 //!
 //! Node operations:
 //! - `stop`, `start` (returns at once; the node moves `starting` -> `running` or `failed`)
-//! - `install` `{"version":"1.26.18"}` — only while stopped
+//! - `install` `{"version":"1.26.18"}` — only while stopped; jahia: a release of its own
+//!   beside the others, `"carry_config":true` to copy the running release's
+//!   `digital-factory-config` into it (without it the node starts on Jahia's shipped settings)
 //! - `read-only` `{"on":true}`; also `read-only-on` and `read-only-off` without a body (neo4j:
 //!   a running node restarts to take it, as `dbms.read_only` is read at start-up)
 //! - `full-read-only` `{"on":true}` — jahia: from the processing node, cluster-wide
@@ -284,9 +286,12 @@ fn dispatch(cluster: &Arc<Cluster>, idx: usize, op: &str, body: &[u8]) -> Result
     match op {
         "stop" => cluster.stop(idx).map(|_| Value::Null),
         "start" => cluster.start(idx).map(|_| Value::Null),
-        "install" => cluster
-            .install(idx, &str_field(&v, "version")?)
-            .map(|_| Value::Null),
+        "install" => {
+            let carry = bool_field(&v, "carry_config")?.unwrap_or(false);
+            cluster
+                .install(idx, &str_field(&v, "version")?, carry)
+                .map(|_| Value::Null)
+        }
         "read-only" => {
             let on = bool_field(&v, "on")?
                 .ok_or_else(|| OpError::BadRequest("missing \"on\": true|false".into()))?;

@@ -220,7 +220,7 @@ impl Cluster {
         }
         let mut names = Vec::new();
         for idx in todo {
-            self.install(idx, version)?;
+            self.install(idx, version, false)?;
             self.start(idx)?;
             names.push(self.name_of(idx));
         }
@@ -280,7 +280,7 @@ impl Cluster {
         }
         let mut names = Vec::new();
         for idx in 0..count {
-            self.install(idx, target)?;
+            self.install(idx, target, false)?;
             self.start(idx)?;
             names.push(self.name_of(idx));
         }
@@ -393,7 +393,7 @@ impl Cluster {
                     .ok_or_else(|| OpError::Internal(format!("store {key} is missing")))?;
                 store.restore_from(&self.etcd_snapshot_path(name, &node))?;
             }
-            self.install(idx, version)?;
+            self.install(idx, version, false)?;
             self.start(idx)?;
             names.push(node);
         }

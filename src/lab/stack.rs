@@ -489,7 +489,7 @@ async fn update_stack(cluster: &Arc<Cluster>, v: &Value) -> Result<Value, OpErro
         if !master {
             fresh_volume_if_retagged(cluster, idx, &mut new, &version)?;
         }
-        cluster.install(idx, &version)?;
+        cluster.install(idx, &version, false)?;
         {
             let mut g = cluster.inner();
             if let Some(n) = g.nodes.get_mut(idx) {

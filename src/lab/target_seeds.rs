@@ -217,8 +217,9 @@ pub(crate) fn jahia_status_regex(status: &str) -> String {
 /// `jahia:full-read-only ON|OFF`, so a rollback can send it while the processing node is still
 /// starting), the tools page's per-node status, matched in its HTML as a real target reads it
 /// (a GET without parameters needs no token), the node's cluster members (Karaf Cellar's
-/// `cluster:node-list`), the node's installed version, the balancer's sessions on a node, and
-/// the one database backup.
+/// `cluster:node-list`), the node's installed version, the balancer's sessions on a node, the
+/// install that carries the node's configuration into the new release, and the one database
+/// backup.
 fn jahia(target: &mut Target) {
     const PAGE: &str = "${node.url}/modules/tools/maintenance.jsp";
     let mut switch = request("POST", "${node.admin}/_lab/full-read-only");
@@ -232,6 +233,16 @@ fn jahia(target: &mut Target) {
     target.actions.insert(
         "remove-marker".into(),
         Action::Http(request("POST", "${node.admin}/_lab/remove-marker")),
+    );
+    // The new release gets the node's configuration (`digital-factory-config`: its
+    // jahia.node.properties among others), as the real target's `install` copies it (audit J3):
+    // a release installed without it starts on Jahia's shipped settings, out of the cluster.
+    target.actions.insert(
+        "install".into(),
+        Action::Http(post(
+            "${node.admin}/_lab/install",
+            r#"{"version":"${arg.version}","carry_config":true}"#,
+        )),
     );
     target
         .probes

@@ -57,10 +57,23 @@ pub async fn run_on_started_lab(
     auto: AutoConfirm,
     time_scale: f64,
 ) -> LabRun {
+    run_on_started_lab_with(procedure, lab, auto, time_scale, |_| {}).await
+}
+
+/// [`run_on_started_lab`] against the lab's target as `edit` changes it (an old binding, a
+/// shorter gate).
+pub async fn run_on_started_lab_with(
+    procedure: &str,
+    lab: Lab,
+    auto: AutoConfirm,
+    time_scale: f64,
+    edit: impl FnOnce(&mut flightdeck::target::Target),
+) -> LabRun {
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
     // The lab's target with the lab-sized overrides of the gates the procedure sizes for real
     // stores.
-    let target = lab.target_for(&lp.procedure);
+    let mut target = lab.target_for(&lp.procedure);
+    edit(&mut target);
     let diags = flightdeck::procedure::validate::validate(&lp, Some(&target));
     assert!(
         diags.is_empty(),

@@ -2,11 +2,153 @@
 //! full read-only switch sent to the processing node, and each node's HTTP sessions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{check_name, Cluster, Inner, NodeState, OpError, RunState};
 use crate::lab::config::Product;
 use crate::lab::store::Store;
+
+/// A Jahia node's own settings, `digital-factory-config/jahia/jahia.node.properties` in its
+/// release, as the node read them at its last start (Jahia reads its properties at start-up:
+/// `SettingsBean`). Each release has its own configuration folder, so installing a new release
+/// beside the old one (the real target's `/opt/jahia/releases/<version>`) needs the folder
+/// carried over (audit J3) — or the node starts on the settings Jahia ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeProperties {
+    /// `cluster.activated`
+    pub cluster_activated: bool,
+    /// `processingServer`
+    pub processing_server: bool,
+    /// `cluster.node.serverId`
+    pub server_id: String,
+}
+
+impl NodeProperties {
+    /// What a node runs with when its release has no `jahia.node.properties`: the defaults
+    /// Jahia ships (Jahia/jahia 8.2.0.0,
+    /// `core/src/main/resources/org/jahia/defaults/config/properties/jahia.node.properties`:
+    /// `cluster.activated = false`, `processingServer = true`; `SettingsBean`:
+    /// `cluster.node.serverId` defaults to `jahiaServer1`). A missing file is no error: the
+    /// `jahiaProperties` bean (`applicationcontext-jahiaproperties.xml`) loads
+    /// `classpath*:jahia/jahia.node.properties` with `ignoreResourceNotFound = true`. So the
+    /// node starts, healthy, as a processing server with clustering off: it joins no cluster,
+    /// and a second processing server runs the background jobs ("Only one cluster node may be
+    /// a processing server", the same file's comment).
+    pub fn shipped() -> Self {
+        NodeProperties {
+            cluster_activated: false,
+            processing_server: true,
+            server_id: "jahiaServer1".into(),
+        }
+    }
+
+    /// A cluster node's settings, as the lab's cluster was installed.
+    fn configured(name: &str, processing: bool) -> Self {
+        NodeProperties {
+            cluster_activated: true,
+            processing_server: processing,
+            server_id: name.to_string(),
+        }
+    }
+
+    /// A `.properties` file over the shipped defaults (`key = value` lines, `#`/`!` comments;
+    /// booleans as Java's `Boolean.valueOf`: "true" in any case, anything else false).
+    fn parse(text: &str) -> Self {
+        let mut p = Self::shipped();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(['=', ':']) else {
+                continue;
+            };
+            let value = value.trim();
+            match key.trim() {
+                "cluster.activated" => p.cluster_activated = value.eq_ignore_ascii_case("true"),
+                "processingServer" => p.processing_server = value.eq_ignore_ascii_case("true"),
+                "cluster.node.serverId" if !value.is_empty() => p.server_id = value.to_string(),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "cluster.activated = {}\ncluster.node.serverId = {}\nprocessingServer = {}\n",
+            self.cluster_activated, self.server_id, self.processing_server
+        )
+    }
+}
+
+/// The configuration folder of release `version` in a node's folder.
+fn release_config(dir: &Path, version: &str) -> PathBuf {
+    dir.join("releases")
+        .join(version)
+        .join("digital-factory-config")
+}
+
+fn node_properties_path(dir: &Path, version: &str) -> PathBuf {
+    release_config(dir, version)
+        .join("jahia")
+        .join("jahia.node.properties")
+}
+
+/// Writes the node's configuration into its installed release, as the lab's cluster was set up
+/// (clustered; `processing` for the processing node).
+pub(super) fn write_installed_config(
+    dir: &Path,
+    version: &str,
+    name: &str,
+    processing: bool,
+) -> Result<(), String> {
+    let path = node_properties_path(dir, version);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&path, NodeProperties::configured(name, processing).render())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The settings the node's installed release gives it at start-up.
+pub(super) fn read_node_properties(dir: &Path, version: &str) -> Result<NodeProperties, String> {
+    let path = node_properties_path(dir, version);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(NodeProperties::parse(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeProperties::shipped()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Installs release `version` beside the others: a fresh unpacked release has no
+/// configuration of its own; `carry_config` copies the running release's
+/// `digital-factory-config` folder into it (what the real target's `install` does).
+pub(super) fn install_release(
+    dir: &Path,
+    from: &str,
+    to: &str,
+    carry_config: bool,
+) -> Result<(), String> {
+    let release = dir.join("releases").join(to);
+    std::fs::create_dir_all(&release)
+        .map_err(|e| format!("cannot create {}: {e}", release.display()))?;
+    if !carry_config || from == to {
+        return Ok(());
+    }
+    let src = node_properties_path(dir, from);
+    let dest = node_properties_path(dir, to);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    match std::fs::copy(&src, &dest) {
+        Ok(_) => Ok(()),
+        // Nothing to carry: the running release runs on the shipped settings too.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot copy {}: {e}", src.display())),
+    }
+}
 
 /// The HTTP sessions one Jahia node holds: in its JVM's memory and nowhere else. "For
 /// authenticated users, the Jahia stores data in the HTTP session. By default, this data is
@@ -34,6 +176,11 @@ fn live_sessions(n: &mut NodeState) -> &mut BTreeSet<String> {
         n.http_sessions.generation = n.generation;
     }
     &mut n.http_sessions.ids
+}
+
+/// Whether the node runs with clustering on (the lab's cluster before any start reads it).
+fn clustered(n: &NodeState) -> bool {
+    n.jahia_props.as_ref().is_none_or(|p| p.cluster_activated)
 }
 
 /// The sessions node `n`'s JVM holds now (none once it stopped).
@@ -122,6 +269,9 @@ impl Cluster {
     /// join the old cluster: ../shared/reference/jahia.md), so a node left on another schema,
     /// or started with a marker it should not have had, forms a cluster of its own while its
     /// health, version and read-only status all look right. Empty when the node is not running.
+    ///
+    /// Only clustered nodes (`cluster.activated = true` at their start) take part: a node that
+    /// started without it has no Cellar at all ([`Cluster::jahia_clustered`]).
     pub fn jahia_members(&self, idx: usize) -> Vec<String> {
         let g = self.inner();
         let Some(me) = g.nodes.get(idx) else {
@@ -130,11 +280,24 @@ impl Cluster {
         if me.state != RunState::Running {
             return Vec::new();
         }
+        if !clustered(me) {
+            return vec![me.name.clone()];
+        }
         g.nodes
             .iter()
-            .filter(|n| n.state == RunState::Running && n.schema == me.schema)
+            .filter(|n| n.state == RunState::Running && n.schema == me.schema && clustered(n))
             .map(|n| n.name.clone())
             .collect()
+    }
+
+    /// Jahia: whether node `idx` started with clustering on (`cluster.activated`). Without it
+    /// Jahia does not provide the `org.jahia.dx.clustering` capability its clustering features
+    /// (Karaf Cellar) require (Jahia/jahia 8.2.0.0, `war/src/data/resources/karaf/etc/
+    /// custom.properties`: `jahia-clustering-true=org.jahia.dx.clustering`,
+    /// `jahia-clustering-false=`), so the node runs alone and its Karaf shell has no `cluster:`
+    /// commands.
+    pub fn jahia_clustered(&self, idx: usize) -> bool {
+        self.inner().nodes.get(idx).is_some_and(clustered)
     }
 
     /// Jahia's full read-only switch sent to the processing node: every running node of the

@@ -137,7 +137,12 @@ impl Cluster {
                      dbms.allow_upgrade=true"
                 ));
             }
-            Product::Jahia => self.jahia_join(g, idx)?,
+            Product::Jahia => {
+                // Jahia reads its node settings at start-up, from the release it runs.
+                let n = &mut g.nodes[idx];
+                n.jahia_props = Some(super::jahia::read_node_properties(&n.dir, &n.version)?);
+                self.jahia_join(g, idx)?
+            }
             _ => {}
         }
         Ok((sfmt < vfmt).then_some((sfmt, vfmt)))
@@ -168,7 +173,9 @@ impl Cluster {
         }
     }
 
-    pub fn install(&self, idx: usize, version: &str) -> Result<(), OpError> {
+    /// Installs `version` on a stopped node. Jahia: a release of its own beside the others,
+    /// with the running release's configuration only when `carry_config`.
+    pub fn install(&self, idx: usize, version: &str, carry_config: bool) -> Result<(), OpError> {
         Version::parse(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
         let mut g = self.inner();
         let n = g
@@ -182,7 +189,12 @@ impl Cluster {
                 n.state.as_str()
             )));
         }
-        n.version = version.trim().to_string();
+        let version = version.trim().to_string();
+        if self.product == Product::Jahia {
+            super::jahia::install_release(&n.dir, &n.version, &version, carry_config)
+                .map_err(OpError::Internal)?;
+        }
+        n.version = version;
         Ok(())
     }
 

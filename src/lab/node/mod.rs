@@ -172,6 +172,8 @@ pub(crate) struct NodeState {
     pub since: Vec<Option<Instant>>,
     /// Jahia: the HTTP sessions this node's JVM holds ([`jahia::HttpSessions`]).
     pub http_sessions: jahia::HttpSessions,
+    /// Jahia: the `jahia.node.properties` settings the node read at its last start.
+    pub jahia_props: Option<jahia::NodeProperties>,
 }
 
 impl NodeState {
@@ -300,7 +302,15 @@ impl Cluster {
                 vars: BTreeMap::new(),
                 since: Vec::new(),
                 http_sessions: jahia::HttpSessions::default(),
+                jahia_props: None,
             };
+            if product == Product::Jahia {
+                // The cluster as it was installed: each node's release configured for it.
+                let processing = node.base_role == "processing";
+                jahia::write_installed_config(&node.dir, &node.version, &node.name, processing)
+                    .map_err(LabError::Config)?;
+                node.jahia_props = jahia::read_node_properties(&node.dir, &node.version).ok();
+            }
             if spec.running {
                 // A data dir reused from an earlier run may hold a newer store.
                 let sfmt = stores

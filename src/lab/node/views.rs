@@ -33,7 +33,12 @@ impl Cluster {
     pub(super) fn role_of(&self, g: &Inner, idx: usize) -> String {
         let node = &g.nodes[idx];
         if self.product == Product::Jahia {
-            return node.base_role.clone();
+            // A running node is what its `jahia.node.properties` made it at start-up.
+            return match (&node.jahia_props, node.state) {
+                (Some(p), RunState::Running) if p.processing_server => "processing".into(),
+                (Some(_), RunState::Running) => "member".into(),
+                _ => node.base_role.clone(),
+            };
         }
         if self.neo4j_no_quorum(g, idx).is_some() {
             return "follower".into();

@@ -92,7 +92,19 @@ async fn logout(State(ctx): State<NodeCtx>, headers: HeaderMap) -> Response {
 /// Karaf configuration files are synchronized between cluster nodes in Jahia?"; Cellar manual,
 /// "Cellar nodes": `cluster:node-list` lists the known nodes, the local one marked): the node
 /// and the members it sees. 503 while the node does not run (the shell is down with it).
+///
+/// A node that started with `cluster.activated = false` (its release's `jahia.node.properties`
+/// not carried over: Jahia's shipped default) has no Cellar: the shell answers as Apache Felix
+/// Gogo does for a command nobody provides (`CommandNotFoundException`: "Command not found:
+/// <name>"); 500 stands for the command's failure.
 async fn cluster_nodes(State(ctx): State<NodeCtx>) -> Response {
+    if ctx.cluster.is_running(ctx.idx) && !ctx.cluster.jahia_clustered(ctx.idx) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "Command not found: cluster:node-list"})),
+        )
+            .into_response();
+    }
     let members = ctx.cluster.jahia_members(ctx.idx);
     if members.is_empty() {
         return (
