@@ -181,21 +181,7 @@ pub fn stream(
         let lossy = text_of(&buf);
         let text = lossy.trim_end();
         if header.is_none() {
-            let h: Header = serde_json::from_str(text).map_err(|_| JournalError::NotAJournal {
-                path: path.to_path_buf(),
-            })?;
-            if h.flightdeck_journal > FORMAT {
-                return Err(JournalError::TooNew {
-                    path: path.to_path_buf(),
-                    found: h.flightdeck_journal,
-                });
-            }
-            if !complete {
-                return Err(JournalError::NotAJournal {
-                    path: path.to_path_buf(),
-                });
-            }
-            header = Some(h);
+            header = Some(header_of(path, text, complete)?);
             offset += n as u64;
             continue;
         }
@@ -255,6 +241,25 @@ pub fn stream(
         intact_len: offset,
         skipped: bad,
     })
+}
+
+/// The journal's first line: a header of a format this build reads, ended by a newline (a
+/// header cut short is not a journal yet). `stream` and `index` both start here.
+fn header_of(path: &Path, text: &str, complete: bool) -> Result<Header, JournalError> {
+    let not_a_journal = || JournalError::NotAJournal {
+        path: path.to_path_buf(),
+    };
+    let h: Header = serde_json::from_str(text).map_err(|_| not_a_journal())?;
+    if h.flightdeck_journal > FORMAT {
+        return Err(JournalError::TooNew {
+            path: path.to_path_buf(),
+            found: h.flightdeck_journal,
+        });
+    }
+    if !complete {
+        return Err(not_a_journal());
+    }
+    Ok(h)
 }
 
 /// A line's text, invalid UTF-8 replaced (U+FFFD) as `String::from_utf8_lossy` does. Valid
@@ -595,22 +600,7 @@ pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
         let complete = buf.last() == Some(&b'\n');
         if header.is_none() {
             let text = String::from_utf8_lossy(&buf);
-            let h: Header =
-                serde_json::from_str(text.trim_end()).map_err(|_| JournalError::NotAJournal {
-                    path: path.to_path_buf(),
-                })?;
-            if h.flightdeck_journal > FORMAT {
-                return Err(JournalError::TooNew {
-                    path: path.to_path_buf(),
-                    found: h.flightdeck_journal,
-                });
-            }
-            if !complete {
-                return Err(JournalError::NotAJournal {
-                    path: path.to_path_buf(),
-                });
-            }
-            header = Some(h);
+            header = Some(header_of(path, text.trim_end(), complete)?);
             continue;
         }
         let trimmed = buf.trim_ascii_end();
