@@ -54,7 +54,10 @@ impl CommandSender {
 /// What a view shows of the live samples: the node rows on its screen. A session served over
 /// a socket then sends the live samples of those nodes only (and of global probes), so what an
 /// operator's connection carries depends on their screen, not on the size of the cluster;
-/// every journaled event still reaches every view. Not a command: it changes nothing in the
+/// every journaled event still reaches every view, except the once-a-minute probe summaries
+/// (`ProbeSummary`) of nodes not shown, which a cockpit folds into nothing (the journal and
+/// the report keep them all; a client that records the stream must not send a viewport). Not
+/// a command: it changes nothing in the
 /// session and is not journaled (`pairing::protocol` bounds it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Viewport {

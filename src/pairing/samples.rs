@@ -13,7 +13,9 @@
 //! Once the client has said what it shows (a [`Viewport`]), only the samples of the nodes on
 //! its screen (and of global probes) are held at all: a connection then carries a frame the
 //! size of a screen, whatever the size of the cluster. Verdict changes are journaled
-//! (`ProbeChanged`), so every node's health still reaches every view.
+//! (`ProbeChanged`), so every node's health still reaches every view. The one journaled event
+//! such a connection drops is the once-a-minute `ProbeSummary` of a node not shown (a cockpit
+//! folds it into nothing; the journal and `report` keep them all), so its seqs have gaps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
