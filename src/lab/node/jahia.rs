@@ -166,7 +166,8 @@ pub(crate) struct HttpSessions {
 }
 
 /// Sessions one node keeps at most (a lab bound; Tomcat's `maxActiveSessions` is unlimited by
-/// default): past it the oldest JVM state is dropped as a restart would.
+/// default: Apache Tomcat 9 configuration reference, "The Manager Component",
+/// `maxActiveSessions`, default -1): past it the oldest JVM state is dropped as a restart would.
 const MAX_HTTP_SESSIONS: usize = 10_000;
 
 /// The node's live sessions, emptied when the JVM that held them is gone.

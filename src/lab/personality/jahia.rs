@@ -96,7 +96,8 @@ async fn logout(State(ctx): State<NodeCtx>, headers: HeaderMap) -> Response {
 /// A node that started with `cluster.activated = false` (its release's `jahia.node.properties`
 /// not carried over: Jahia's shipped default) has no Cellar: the shell answers as Apache Felix
 /// Gogo does for a command nobody provides (`CommandNotFoundException`: "Command not found:
-/// <name>"); 500 stands for the command's failure.
+/// <name>", apache/felix-dev gogo/runtime `org/apache/felix/gogo/runtime/CommandNotFoundException.java`,
+/// the runtime Karaf 4.x ships); 500 stands for the command's failure.
 async fn cluster_nodes(State(ctx): State<NodeCtx>) -> Response {
     if ctx.cluster.is_running(ctx.idx) && !ctx.cluster.jahia_clustered(ctx.idx) {
         return (
