@@ -618,7 +618,7 @@ pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
         let cheap = stamps(trimmed)
             .filter(|(_, _, tag)| !last && *tag != b"resumed")
             .map(|(seq, t_ms, tag)| {
-                let live = matches!(tag, b"probe_sample" | b"gate_progress" | b"lb_sample");
+                let live = crate::engine::Event::is_live_only_tag(tag);
                 (seq, t_ms, tag == b"session_started", live)
             });
         let read = match cheap {
@@ -757,6 +757,34 @@ pub fn share_with_group(path: &Path, gid: u32, own_folder: bool) -> Result<(), J
 mod tests {
     use super::*;
 
+    /// The index tells live-only lines by their `type` alone; the recorded fixtures hold none,
+    /// so each live-only kind is made here.
+    #[test]
+    fn live_only_tags_name_the_live_only_events() {
+        use crate::engine::Event;
+        for ev in [
+            Event::ProbeSample {
+                probe: "health".into(),
+                node: None,
+                ok: true,
+                latency_ms: 1,
+                detail: String::new(),
+            },
+            Event::GateProgress {
+                step: 0,
+                passing: 0,
+                total: 1,
+                stable_ms: 0,
+                need_ms: 1,
+            },
+            Event::LbSample { backends: vec![] },
+        ] {
+            let v = serde_json::to_value(&ev).expect("serializes");
+            let tag = v["type"].as_str().expect("a type").as_bytes();
+            assert!(ev.is_live_only() && Event::is_live_only_tag(tag), "{v}");
+        }
+    }
+
     /// The fast path reads every event of the recorded lab journals exactly as serde's general
     /// path does, and a line it cannot read is described in the general path's words.
     #[test]
@@ -774,6 +802,12 @@ mod tests {
                 assert_eq!(decode(line).expect("decodes"), general, "{name}: {line}");
                 let kind =
                     serde_json::to_value(&general.event).expect("serializes")["type"].clone();
+                let tag = kind.as_str().expect("a type").as_bytes();
+                assert_eq!(
+                    crate::engine::Event::is_live_only_tag(tag),
+                    general.event.is_live_only(),
+                    "{line}"
+                );
                 kinds.insert(kind.to_string());
             }
         }

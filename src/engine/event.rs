@@ -502,6 +502,12 @@ impl Event {
             Event::ProbeSample { .. } | Event::GateProgress { .. } | Event::LbSample { .. }
         )
     }
+
+    /// [`Event::is_live_only`] from a line's `type` alone, for readers that do not decode
+    /// the line (`journal::index`). A unit test holds the two in step.
+    pub fn is_live_only_tag(tag: &[u8]) -> bool {
+        matches!(tag, b"probe_sample" | b"gate_progress" | b"lb_sample")
+    }
 }
 
 /// An optional step's decision in words, for the report and the headless log:

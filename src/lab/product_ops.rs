@@ -89,7 +89,7 @@ impl Cluster {
             .any(|f| matches!(f, Fault::FailMigration { node } if *node == name))
     }
 
-    fn milvus_only(&self, op: &str) -> Result<(), OpError> {
+    pub(crate) fn milvus_only(&self, op: &str) -> Result<(), OpError> {
         if self.product == Product::Milvus {
             Ok(())
         } else {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{Cluster, Inner, OpError, RunState};
-use crate::lab::config::Product;
 use crate::lab::store::{read_store_file, StoreFile};
 
 /// What `record-collections` keeps (milvus_data.py `record`: per collection its row count and
@@ -28,12 +27,7 @@ impl Cluster {
     /// The standalone operations need a standalone: one node. A Milvus lab of several nodes
     /// plays a cluster's Deployments, which no host install matches.
     fn standalone_only(&self, g: &Inner, op: &str) -> Result<(), OpError> {
-        if self.product != Product::Milvus {
-            return Err(OpError::Refused(format!(
-                "{op} is a milvus operation; this lab is {}",
-                self.product
-            )));
-        }
+        self.milvus_only(op)?;
         if g.nodes.len() != 1 {
             return Err(OpError::Refused(format!(
                 "{op}: this Milvus lab is a cluster of {} Deployments, not a standalone install \
@@ -67,7 +61,8 @@ impl Cluster {
             .get(idx)
             .ok_or_else(|| OpError::NotFound("no such node".into()))?;
         if n.state != RunState::Running {
-            // pymilvus's `connections.connect` against a closed port (milvus_data.py exits 2).
+            // pymilvus's `connections.connect` against a closed port (milvus_data.py exits 2):
+            // pymilvus 2.2.x `pymilvus/client/grpc_handler.py` `_wait_for_channel_ready`.
             return Err(OpError::Refused(format!(
                 "Fail connecting to server on {}. Timeout",
                 n.addr
@@ -247,7 +242,8 @@ impl Cluster {
     /// same data directory: its embedded etcd and RocksMQ are one process's) or when the
     /// installed version is not `version`; else starts it and waits until it is healthy or
     /// has exited, saying why in its own words (a start on data a newer version wrote fails:
-    /// Milvus cannot downgrade).
+    /// Milvus cannot downgrade; milvus-io/milvus discussion #54048, "downgrade is not
+    /// supported ... backup and restore to an older cluster", as docs/seed-fidelity.md cites).
     pub async fn start_milvus(
         self: &Arc<Self>,
         idx: usize,
