@@ -267,7 +267,7 @@ fn processes(dir: &Path) -> Option<ProcessFigures> {
 }
 
 /// The node rows a 120x40 cockpit on an `n`-node session shows: what `flightdeck join` says
-/// it shows when it joins (`tui::say_viewport`).
+/// it shows when it joins (`tui::viewport`).
 fn cockpit_viewport(n: usize) -> flightdeck::engine::client::Viewport {
     let events = nodes::session(n).unwrap_or_default();
     let view = View::from_events(TuiRole::Observer, "bench", 2, &events);

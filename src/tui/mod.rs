@@ -19,6 +19,7 @@ pub mod replay;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod viewport;
 
 use std::io;
 use std::task::Poll;
@@ -32,7 +33,7 @@ use ratatui::Terminal;
 use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::engine::client::{SessionClient, Viewport};
+use crate::engine::client::SessionClient;
 use crate::engine::{Command, Rejected};
 use crate::replay::player::{ReplayControl, ReplayPosition};
 use crate::replay::quiz::Quiz;
@@ -219,6 +220,7 @@ where
     let mut replies: FuturesUnordered<Reply> = FuturesUnordered::new();
     let mut dirty = true;
     let mut frames = Frames::default();
+    let mut teller = viewport::ViewportTeller::default();
     // The session's stream closed mid-way: the frame drawn next is the last.
     let mut leaving = false;
     loop {
@@ -231,9 +233,10 @@ where
             if view.sync_prompt(now) && !drop_queued_keys(&mut input).await? && !leaving {
                 return Ok(exit(&view));
             }
-            terminal.draw(|f| render(f, &view, &theme))?;
-            if player.is_none() {
-                say_viewport(&client, &view, &theme, size.width, size.height);
+            let mut node_rows = 0;
+            terminal.draw(|f| node_rows = render::draw(f, &view, &theme))?;
+            if let (None, Some(tx)) = (&player, &client.viewport) {
+                teller.after_frame(tx, &view, node_rows);
             }
             if let (Some(a), Some(out)) = (alerter.check(&view), alert_out.as_mut()) {
                 // An alert that cannot be written is not worth stopping the cockpit for.
@@ -369,25 +372,6 @@ where
             }
         }
     }
-}
-
-/// Tell a session joined over a socket which node rows are on screen, when that changed: it
-/// sends live samples for those only.
-fn say_viewport(client: &SessionClient, view: &View, theme: &Theme, width: u16, height: u16) {
-    let Some(tx) = &client.viewport else { return };
-    tx.send_if_modified(|said| {
-        let shown = render::shown_nodes(view, theme, width, height);
-        if said
-            .as_ref()
-            .is_some_and(|v| shown.clone().eq(v.nodes.iter().map(String::as_str)))
-        {
-            return false;
-        }
-        *said = Some(Viewport {
-            nodes: shown.map(str::to_string).collect(),
-        });
-        true
-    });
 }
 
 /// How long ending the demo waits for the session to say it is over (an action running is

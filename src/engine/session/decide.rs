@@ -765,6 +765,9 @@ impl Engine {
             attempt,
         })?;
         let (stop, stop_rx) = tokio::sync::watch::channel(None);
+        // A retry is asked because something may have changed (a hand outside the procedure
+        // restarted the node): only readings from now on count, one "now" for every node.
+        let retry_ms = if attempt > 1 { self.now_ms() } else { 0 };
         let ctx = ActionCtx {
             step,
             phase,
@@ -783,10 +786,7 @@ impl Engine {
                 .iter()
                 .map(|n| {
                     let settled = self.state.state_settled_ms(&n.name, step);
-                    // A retry is asked because something may have changed (a hand outside
-                    // the procedure restarted the node): only readings from now on count.
-                    let retry = if attempt > 1 { self.now_ms() } else { 0 };
-                    (n.name.clone(), settled.max(retry))
+                    (n.name.clone(), settled.max(retry_ms))
                 })
                 .collect(),
         };

@@ -155,10 +155,17 @@ pub fn shown_nodes<'a>(
 
 /// Draw the whole cockpit.
 pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
+    draw(frame, view, theme);
+}
+
+/// Draw the whole cockpit; returns how many node rows the Nodes panel had room for (0 on a
+/// screen too small): the rows a joined cockpit tells its session it shows
+/// (`super::viewport`), without laying the screen out again.
+pub fn draw(frame: &mut Frame, view: &View, theme: &Theme) -> usize {
     let area = frame.area();
     if too_small_for(area.width, area.height) {
         too_small(frame, area, theme);
-        return;
+        return 0;
     }
     let a = areas(view, theme, area);
     header::render(frame, a.head, view, theme);
@@ -178,6 +185,7 @@ pub fn render(frame: &mut Frame, view: &View, theme: &Theme) {
     prompt::render(frame, area, view, theme);
     quiz::render(frame, area, view, theme);
     help::render(frame, area, view, theme);
+    nodes::rows_shown(a.nodes)
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
