@@ -100,21 +100,13 @@ async fn routed_tx(
 }
 
 fn node_dir(cluster: &Cluster, idx: usize) -> Result<PathBuf, OpError> {
-    cluster
-        .inner()
-        .nodes
-        .get(idx)
-        .map(|n| n.dir.clone())
-        .ok_or_else(|| OpError::NotFound("no such node".into()))
+    cluster.inner().node(idx).map(|n| n.dir.clone())
 }
 
 fn save_config(cluster: &Cluster, idx: usize) -> Result<Value, OpError> {
     let (dir, conf) = {
         let g = cluster.inner();
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node(idx)?;
         let conf = SavedConf {
             mode: n.mode.clone(),
             allow_upgrade: n.allow_upgrade,
@@ -146,10 +138,7 @@ fn restore_config(cluster: &Cluster, idx: usize) -> Result<Value, OpError> {
     let conf: SavedConf = serde_json::from_slice(&text)
         .map_err(|e| OpError::Internal(format!("{}: {e}", path.display())))?;
     let mut g = cluster.inner();
-    let n = g
-        .nodes
-        .get_mut(idx)
-        .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+    let n = g.node_mut(idx)?;
     n.mode = conf.mode.clone();
     n.allow_upgrade = conf.allow_upgrade;
     Ok(json!({"mode": conf.mode, "allow_upgrade": conf.allow_upgrade}))

@@ -61,13 +61,7 @@ impl Cluster {
                 self.product
             )));
         }
-        let path = self
-            .inner()
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?
-            .dir
-            .join("rolling-upgrade");
+        let path = self.inner().node(idx)?.dir.join("rolling-upgrade");
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -115,10 +109,7 @@ impl Cluster {
         let vfmt = store_format(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
         let failing = self.fails_migration(idx);
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node(idx)?;
         if n.state != RunState::Running {
             return Err(OpError::Refused(format!(
                 "{} is {}: a rolling update needs a running deployment",

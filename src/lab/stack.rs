@@ -523,11 +523,7 @@ fn fresh_volume_if_retagged(
     }
     let format = store_format(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
     let mut g = cluster.inner();
-    let key = g
-        .nodes
-        .get(idx)
-        .map(|n| n.store_key.clone())
-        .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+    let key = g.node(idx).map(|n| n.store_key.clone())?;
     if let Some(store) = g.stores.get_mut(&key) {
         store.file.data.clear();
         store.file.format = format;

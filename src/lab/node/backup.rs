@@ -71,10 +71,7 @@ impl Cluster {
     pub fn backup(&self, idx: usize, name: &str) -> Result<PathBuf, OpError> {
         check_name("backup", name)?;
         let g = self.inner();
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node(idx)?;
         if self.product == Product::Neo4j && !n.backup_listen.reachable_remotely() {
             // What neo4j-admin says when nothing answers at --from (3.x OnlineBackupCommand:
             // "Backup failed: " + the cause; com/Client.java: "<client> could not connect from
@@ -103,10 +100,7 @@ impl Cluster {
             return Err(OpError::NotFound(format!("no backup named {name:?}")));
         }
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node(idx)?;
         let targets = if self.product == Product::Neo4j {
             if matches!(n.state, RunState::Running | RunState::Starting) {
                 return Err(OpError::Refused(format!(

@@ -11,10 +11,7 @@ use crate::lab::config::{store_format, Product, Version};
 impl Cluster {
     pub fn stop(&self, idx: usize) -> Result<(), OpError> {
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         n.state = RunState::Stopped;
         n.reason = None;
         n.generation += 1;
@@ -28,10 +25,7 @@ impl Cluster {
     pub fn start(self: &Arc<Self>, idx: usize) -> Result<(), OpError> {
         let generation = {
             let mut g = self.inner();
-            let n = g
-                .nodes
-                .get_mut(idx)
-                .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+            let n = g.node_mut(idx)?;
             if matches!(n.state, RunState::Running | RunState::Starting) {
                 return Err(OpError::Refused(format!(
                     "{} is already {}",
@@ -178,10 +172,7 @@ impl Cluster {
     pub fn install(&self, idx: usize, version: &str, carry_config: bool) -> Result<(), OpError> {
         Version::parse(version).map_err(|e| OpError::BadRequest(e.to_string()))?;
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         if matches!(n.state, RunState::Running | RunState::Starting) {
             return Err(OpError::Refused(format!(
                 "cannot install {version} on {} while it is {}; stop it first",
@@ -214,10 +205,7 @@ impl Cluster {
 
     pub fn set_read_only(&self, idx: usize, on: bool) -> Result<(), OpError> {
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         n.read_only = on;
         Ok(())
     }
@@ -244,10 +232,7 @@ impl Cluster {
             None => None,
         };
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         if let Some(m) = mode {
             n.mode = m;
         }

@@ -63,10 +63,7 @@ impl Cluster {
         idx: usize,
         what: &str,
     ) -> Result<(String, PathBuf), OpError> {
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node(idx)?;
         if matches!(n.state, RunState::Running | RunState::Starting) {
             return Err(OpError::Refused(format!(
                 "{} must be stopped to {what}",

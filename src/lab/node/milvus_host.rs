@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cluster, Inner, OpError, RunState};
+use super::{Cluster, Inner, NodeState, OpError, RunState};
 use crate::lab::store::{read_store_file, StoreFile};
 
 /// What `record-collections` keeps (milvus_data.py `record`: per collection its row count and
@@ -24,9 +24,10 @@ struct Recorded {
 }
 
 impl Cluster {
-    /// The standalone operations need a standalone: one node. A Milvus lab of several nodes
-    /// plays a cluster's Deployments, which no host install matches.
-    fn standalone_only(&self, g: &Inner, op: &str) -> Result<(), OpError> {
+    /// The standalone's node `idx` for operation `op`. The standalone operations need a
+    /// standalone: one node. A Milvus lab of several nodes plays a cluster's Deployments, which
+    /// no host install matches.
+    fn standalone<'a>(&self, g: &'a Inner, idx: usize, op: &str) -> Result<&'a NodeState, OpError> {
         self.milvus_only(op)?;
         if g.nodes.len() != 1 {
             return Err(OpError::Refused(format!(
@@ -35,68 +36,45 @@ impl Cluster {
                 g.nodes.len()
             )));
         }
-        Ok(())
+        g.node(idx)
     }
 
-    fn recorded_path(&self, g: &Inner, idx: usize) -> Result<PathBuf, OpError> {
-        g.nodes
-            .get(idx)
-            .map(|n| n.dir.join("recorded.json"))
-            .ok_or_else(|| OpError::NotFound("no such node".into()))
+    fn recorded_path(n: &NodeState) -> PathBuf {
+        n.dir.join("recorded.json")
     }
 
     /// The data directory's backup (milvus-ctl.sh `backup ROOT DEST`: DEST/data).
-    fn data_backup_path(&self, g: &Inner, idx: usize) -> Result<PathBuf, OpError> {
-        g.nodes
-            .get(idx)
-            .map(|n| self.backup_path(&format!("standalone-data-{}", n.name)))
-            .ok_or_else(|| OpError::NotFound("no such node".into()))
+    fn data_backup_path(&self, n: &NodeState) -> PathBuf {
+        self.backup_path(&format!("standalone-data-{}", n.name))
     }
 
     /// A running server that answers queries (not reloading its collections after a start),
     /// or the error a pymilvus client gets.
     fn serving(&self, g: &Inner, idx: usize) -> Result<(), OpError> {
-        let n = g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
-        if n.state != RunState::Running {
-            // pymilvus's `connections.connect` against a closed port (milvus_data.py exits 2):
-            // pymilvus 2.2.x `pymilvus/client/grpc_handler.py` `_wait_for_channel_ready`.
-            return Err(OpError::Refused(format!(
-                "Fail connecting to server on {}. Timeout",
-                n.addr
-            )));
-        }
+        connectable(g.node(idx)?)?;
         if self.reloading(g, idx) {
             return Err(OpError::Refused(super::KvError::NotLoaded.to_string()));
         }
         Ok(())
     }
 
-    fn store_of<'a>(&self, g: &'a Inner, idx: usize) -> Result<&'a StoreFile, OpError> {
-        let key = &g
-            .nodes
-            .get(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?
-            .store_key;
+    fn store_of<'a>(g: &'a Inner, n: &NodeState) -> Result<&'a StoreFile, OpError> {
         g.stores
-            .get(key)
+            .get(&n.store_key)
             .map(|s| &s.file)
-            .ok_or_else(|| OpError::Internal(format!("store {key} is missing")))
+            .ok_or_else(|| OpError::Internal(format!("store {} is missing", n.store_key)))
     }
 
     /// milvus_data.py `record`: flush and record the collections (here: the node's rows).
     pub fn record_collections(&self, idx: usize) -> Result<usize, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "record-collections")?;
+        let n = self.standalone(&g, idx, "record-collections")?;
         self.serving(&g, idx)?;
-        let rows = self.store_of(&g, idx)?.data.clone();
         let recorded = Recorded {
-            version: g.nodes[idx].version.clone(),
-            rows,
+            version: n.version.clone(),
+            rows: Self::store_of(&g, n)?.data.clone(),
         };
-        let path = self.recorded_path(&g, idx)?;
+        let path = Self::recorded_path(n);
         let text = serde_json::to_vec_pretty(&recorded)
             .map_err(|e| OpError::Internal(format!("cannot encode the record: {e}")))?;
         std::fs::write(&path, text)
@@ -108,8 +86,8 @@ impl Cluster {
     /// what it found, or why not (the first line is the reason, as the script prints it).
     pub fn collections_as_recorded(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "collections-as-recorded")?;
-        let path = self.recorded_path(&g, idx)?;
+        let n = self.standalone(&g, idx, "collections-as-recorded")?;
+        let path = Self::recorded_path(n);
         let text = std::fs::read(&path).map_err(|e| {
             OpError::Refused(format!("no recorded row counts in {}: {e}", path.display()))
         })?;
@@ -117,7 +95,7 @@ impl Cluster {
             OpError::Refused(format!("no recorded row counts in {}: {e}", path.display()))
         })?;
         self.serving(&g, idx)?;
-        let now = &self.store_of(&g, idx)?.data;
+        let now = &Self::store_of(&g, n)?.data;
         if *now != recorded.rows {
             let differ = recorded
                 .rows
@@ -138,21 +116,14 @@ impl Cluster {
     /// is always loaded; a restarted server still reloads it on its own for a while).
     pub fn load_collections(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "load-collections")?;
-        let n = &g.nodes[idx];
-        if n.state != RunState::Running {
-            return Err(OpError::Refused(format!(
-                "Fail connecting to server on {}. Timeout",
-                n.addr
-            )));
-        }
+        connectable(self.standalone(&g, idx, "load-collections")?)?;
         Ok("collection lab: already loaded, left so".into())
     }
 
     /// milvus_data.py `search`: a search answers (not while the collection reloads).
     pub fn search_collections(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "search-collections")?;
+        self.standalone(&g, idx, "search-collections")?;
         self.serving(&g, idx)?;
         Ok("collection lab: a search answers".into())
     }
@@ -161,15 +132,9 @@ impl Cluster {
     /// (a copy of a live etcd and RocksMQ is not a backup) or over an earlier backup.
     pub fn backup_data(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "backup-data")?;
-        let n = &g.nodes[idx];
-        if matches!(n.state, RunState::Running | RunState::Starting) {
-            return Err(OpError::Refused(format!(
-                "milvus still runs on {}: a copy of a live etcd and RocksMQ is not a backup",
-                n.name
-            )));
-        }
-        let dest = self.data_backup_path(&g, idx)?;
+        let n = self.standalone(&g, idx, "backup-data")?;
+        stopped(n, "a copy of a live etcd and RocksMQ is not a backup")?;
+        let dest = self.data_backup_path(n);
         if dest.exists() {
             return Err(OpError::Refused(format!(
                 "{} already exists: refusing to overwrite an earlier backup",
@@ -192,14 +157,14 @@ impl Cluster {
     /// milvus-ctl.sh `check-backup`: the backup has the same contents as the data directory.
     pub fn check_backup(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
-        self.standalone_only(&g, "check-backup")?;
-        let dest = self.data_backup_path(&g, idx)?;
+        let n = self.standalone(&g, idx, "check-backup")?;
+        let dest = self.data_backup_path(n);
         let backup = read_store_file(&dest)
             .map_err(|e| OpError::Refused(format!("the backup cannot be read: {e}")))?;
-        if backup != *self.store_of(&g, idx)? {
+        if backup != *Self::store_of(&g, n)? {
             return Err(OpError::Refused(format!(
                 "the backup differs from the data of {}",
-                g.nodes[idx].name
+                n.name
             )));
         }
         Ok(format!("{} matches the data", dest.display()))
@@ -209,16 +174,10 @@ impl Cluster {
     /// missing backup leaves the data as it is).
     pub fn restore_data(&self, idx: usize) -> Result<String, OpError> {
         let mut g = self.inner();
-        self.standalone_only(&g, "restore-data")?;
-        let n = &g.nodes[idx];
-        if matches!(n.state, RunState::Running | RunState::Starting) {
-            return Err(OpError::Refused(format!(
-                "milvus still runs on {}: stop it first",
-                n.name
-            )));
-        }
+        let n = self.standalone(&g, idx, "restore-data")?;
+        stopped(n, "stop it first")?;
         let key = n.store_key.clone();
-        let src = self.data_backup_path(&g, idx)?;
+        let src = self.data_backup_path(n);
         if !src.exists() {
             return Err(OpError::Refused(format!(
                 "{}: No such file or directory; nothing restored: the backup is missing",
@@ -251,9 +210,8 @@ impl Cluster {
     ) -> Result<String, OpError> {
         {
             let g = self.inner();
-            self.standalone_only(&g, "start-milvus")?;
-            let n = &g.nodes[idx];
-            if matches!(n.state, RunState::Running | RunState::Starting) {
+            let n = self.standalone(&g, idx, "start-milvus")?;
+            if n.runs() {
                 return Err(OpError::Refused(format!(
                     "milvus already runs on {} ({} {}): one server per data directory",
                     n.name,
@@ -280,7 +238,7 @@ impl Cluster {
         loop {
             let (state, reason) = {
                 let g = self.inner();
-                let n = &g.nodes[idx];
+                let n = g.node(idx)?;
                 (n.state, n.reason.clone())
             };
             match state {
@@ -309,5 +267,32 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A server a pymilvus client can connect to, or the error it gets: `connections.connect`
+/// against a closed port (milvus_data.py exits 2): pymilvus 2.2.x
+/// `pymilvus/client/grpc_handler.py` `_wait_for_channel_ready`.
+fn connectable(n: &NodeState) -> Result<(), OpError> {
+    if n.state == RunState::Running {
+        Ok(())
+    } else {
+        Err(OpError::Refused(format!(
+            "Fail connecting to server on {}. Timeout",
+            n.addr
+        )))
+    }
+}
+
+/// Refused while Milvus runs (or starts) on the node: milvus-ctl.sh works on the data
+/// directory of a stopped server only; `why` is the script's reason.
+fn stopped(n: &NodeState, why: &str) -> Result<(), OpError> {
+    if n.runs() {
+        Err(OpError::Refused(format!(
+            "milvus still runs on {}: {why}",
+            n.name
+        )))
+    } else {
+        Ok(())
     }
 }

@@ -177,6 +177,12 @@ pub(crate) struct NodeState {
 }
 
 impl NodeState {
+    /// Its process runs or is starting (what a second server, or a copy of live data, would
+    /// collide with).
+    fn runs(&self) -> bool {
+        matches!(self.state, RunState::Running | RunState::Starting)
+    }
+
     fn marker_path(&self) -> PathBuf {
         self.dir.join("rolling-upgrade")
     }
@@ -207,6 +213,28 @@ pub(crate) struct Inner {
     /// Gossip held since then ([`Cluster::hold_gossip`]): a node started since is in no
     /// peer's member list until the hold is released.
     pub gossip_held_since: Option<std::time::Instant>,
+}
+
+impl Inner {
+    /// Node `idx`, or the "no such node" (404) a request for a node the lab lacks gets.
+    pub(crate) fn node(&self, idx: usize) -> Result<&NodeState, OpError> {
+        let len = self.nodes.len();
+        self.nodes.get(idx).ok_or_else(|| no_such_node(idx, len))
+    }
+
+    /// [`Inner::node`], to change it.
+    pub(crate) fn node_mut(&mut self, idx: usize) -> Result<&mut NodeState, OpError> {
+        let len = self.nodes.len();
+        self.nodes
+            .get_mut(idx)
+            .ok_or_else(|| no_such_node(idx, len))
+    }
+}
+
+fn no_such_node(idx: usize, len: usize) -> OpError {
+    OpError::NotFound(format!(
+        "no such node: index {idx}, and the lab has {len} nodes"
+    ))
 }
 
 /// The node set plus everything shared by the node servers.

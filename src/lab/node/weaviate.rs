@@ -67,10 +67,7 @@ impl Cluster {
     pub fn store_schema_v1(&self, idx: usize) -> Result<(), OpError> {
         self.only(Product::Weaviate, "schema-v1")?;
         let mut g = self.inner();
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         if n.state != RunState::Running {
             return Err(OpError::Refused(format!("{} is not running", n.name)));
         }
