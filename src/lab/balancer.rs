@@ -27,6 +27,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use super::session_cookie;
 use crate::lb::Backend;
 use crate::procedure::model::Membership;
 
@@ -34,8 +35,6 @@ use crate::procedure::model::Membership;
 const RISE: u32 = 2;
 const FALL: u32 = 2;
 const MAX_BODY: usize = 4 << 20;
-/// The session cookie the stick table learns (Tomcat's).
-const SESSION_COOKIE: &str = "JSESSIONID";
 /// Stick-table entries kept at most (`stick-table ... size`): past it the table starts over.
 const MAX_PINS: usize = 10_000;
 
@@ -353,35 +352,6 @@ struct Forwarded {
     body: Bytes,
 }
 
-/// The session cookie's value in a `Cookie` request header.
-fn request_session(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(SESSION_COOKIE)
-                .and_then(|r| r.strip_prefix('='))
-                .map(str::to_string)
-        })
-}
-
-/// The session cookie a response sets (empty when it expires it).
-fn response_session(set_cookie: &[HeaderValue]) -> Option<String> {
-    set_cookie
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let first = v.split(';').next()?.trim();
-            first
-                .strip_prefix(SESSION_COOKIE)
-                .and_then(|r| r.strip_prefix('='))
-                .map(str::to_string)
-        })
-}
-
 async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req
@@ -389,7 +359,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let session = request_session(req.headers());
+    let session = session_cookie::sent(req.headers());
     // What a reverse proxy passes on: the body's type, the client's credentials (Neo4j
     // asks for them on every endpoint a procedure reads through the balancer) and cookies.
     let headers: Vec<(&'static str, HeaderValue)> = ["content-type", "authorization", "cookie"]
@@ -426,7 +396,7 @@ async fn proxy(State(lb): State<Arc<Balancer>>, req: Request) -> Response {
             lb.learn(
                 answered_by,
                 session.as_deref(),
-                response_session(&f.set_cookie).as_deref(),
+                session_cookie::set(&f.set_cookie).as_deref(),
             );
             let mut resp = Response::new(Body::from(f.body));
             *resp.status_mut() = f.status;

@@ -6,8 +6,9 @@
 //! on-disk key-value stores and backups), [`personality`] (each node's HTTP routes per
 //! product), [`admin`] (the `/_lab/` admin API), [`balancer`] (the embedded reverse proxy;
 //! with [`LbKind::Haproxy`] a real HAProxy started by the lab takes its place),
-//! [`traffic`] (the load generator), [`faults`] (and [`staging`]: faults staged for a step of
-//! a run), [`neo4j_auth`] (Neo4j's HTTP authentication, which the lab's Neo4j enforces),
+//! [`traffic`] (the load generator), [`session_cookie`] (Tomcat's `JSESSIONID`, which the
+//! balancer, the generator and the Jahia nodes share), [`faults`] (and [`staging`]: faults
+//! staged for a step of a run), [`neo4j_auth`] (Neo4j's HTTP authentication, which the lab's Neo4j enforces),
 //! [`target_out`] (the target it writes) and [`cli`] (`flightdeck lab`).
 //!
 //! A stopped or failed node keeps its listener (its `/_lab/` admin routes are how it gets
@@ -25,6 +26,7 @@ pub mod neo4j_ops;
 pub mod node;
 pub mod personality;
 mod product_ops;
+mod session_cookie;
 pub mod stack;
 pub mod staging;
 pub mod store;

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::session_cookie;
+
 /// Outcomes of the generated requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrafficCounts {
@@ -140,8 +142,6 @@ const KEYS: u64 = 20;
 const USERS: usize = 8;
 /// Requests a user makes in one session before logging out.
 pub(crate) const SESSION_REQUESTS: u32 = 10;
-/// Tomcat's session cookie.
-const SESSION_COOKIE: &str = "JSESSIONID";
 
 /// One user's session, as its browser holds it.
 #[derive(Debug, Default)]
@@ -223,22 +223,6 @@ impl Users {
     }
 }
 
-/// The session cookie a response sets.
-fn set_session(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()?
-                .trim()
-                .strip_prefix(SESSION_COOKIE)?
-                .strip_prefix('=')
-                .map(str::to_string)
-        })
-}
-
 /// Sends `rps` requests per second to `frontend` until aborted; with `sessions`, as users
 /// holding session cookies.
 pub(crate) async fn run(
@@ -284,7 +268,7 @@ pub(crate) async fn run(
                 Some((users, i, Next::Logout(c))) => {
                     let _ = client
                         .get(format!("http://{frontend}/cms/logout"))
-                        .header(reqwest::header::COOKIE, format!("{SESSION_COOKIE}={c}"))
+                        .header(reqwest::header::COOKIE, session_cookie::request_header(c))
                         .timeout(Duration::from_secs(10))
                         .send()
                         .await;
@@ -295,7 +279,7 @@ pub(crate) async fn run(
                 None => None,
             };
             let with_cookie = |req: reqwest::RequestBuilder| match &cookie {
-                Some(c) => req.header(reqwest::header::COOKIE, format!("{SESSION_COOKIE}={c}")),
+                Some(c) => req.header(reqwest::header::COOKIE, session_cookie::request_header(c)),
                 None => req,
             };
             let sent = if write {
@@ -308,7 +292,9 @@ pub(crate) async fn run(
             .await;
             if let Some((users, i, _)) = &user {
                 let lost = match &sent {
-                    Ok(r) => users.answered(*i, cookie.as_deref(), set_session(r)),
+                    Ok(r) => {
+                        users.answered(*i, cookie.as_deref(), session_cookie::set_by(r.headers()))
+                    }
                     Err(_) => {
                         users.done(*i);
                         false

@@ -159,10 +159,16 @@ pub(super) fn install_release(
 /// add-on module, which the lab's cluster, like the seed guide's, does not have). So a session
 /// lives as long as the JVM that created it: a stop, a start or a crash (a new generation of
 /// the node) starts with none.
+///
+/// What the lab keeps in a session is what the tools page needs of it: the `toolAccessToken`s
+/// the tools filter issued to it (Jahia/tools `ToolsAccessTokenFilter`, `generateAndStoreToken`
+/// keeps them in a cache in the HTTP session, bounded at [`MAX_TOKENS`]), so a token is only
+/// good on the node that issued it, and only until that node stops.
 #[derive(Debug, Default)]
 pub(crate) struct HttpSessions {
     generation: u64,
-    ids: BTreeSet<String>,
+    /// Session id -> the tools tokens issued to it.
+    ids: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Sessions one node keeps at most (a lab bound; Tomcat's `maxActiveSessions` is unlimited by
@@ -170,8 +176,12 @@ pub(crate) struct HttpSessions {
 /// `maxActiveSessions`, default -1): past it the oldest JVM state is dropped as a restart would.
 const MAX_HTTP_SESSIONS: usize = 10_000;
 
+/// Tools tokens one session keeps at most (bounded like the filter's token cache, 5000 tokens
+/// per session); past it the session's cache starts over.
+const MAX_TOKENS: usize = 5000;
+
 /// The node's live sessions, emptied when the JVM that held them is gone.
-fn live_sessions(n: &mut NodeState) -> &mut BTreeSet<String> {
+fn live_sessions(n: &mut NodeState) -> &mut BTreeMap<String, BTreeSet<String>> {
     if n.http_sessions.generation != n.generation {
         n.http_sessions.ids.clear();
         n.http_sessions.generation = n.generation;
@@ -198,7 +208,10 @@ impl Cluster {
     /// node does not run (nothing is created); `Some(None)` when this JVM holds the session;
     /// `Some(Some(id))` for a new session `new_id()` — what Tomcat does with a request whose
     /// `JSESSIONID` it does not know (none, or one another JVM issued, or one a stop lost):
-    /// the user starts over, logged out.
+    /// the user starts over, logged out. Tomcat gives the new session a new id: it reuses a
+    /// client's id only when a web application of the same host holds it (Apache Tomcat 9
+    /// `org.apache.catalina.connector.Request#doGetSession`, with the context's
+    /// `validateClientProvidedNewSessionId` default true), which another JVM's session never is.
     pub fn jahia_session(
         &self,
         idx: usize,
@@ -211,15 +224,48 @@ impl Cluster {
             return None;
         }
         let ids = live_sessions(n);
-        if cookie.is_some_and(|c| ids.contains(c)) {
+        if cookie.is_some_and(|c| ids.contains_key(c)) {
             return Some(None);
         }
         if ids.len() >= MAX_HTTP_SESSIONS {
             ids.clear();
         }
         let id = new_id();
-        ids.insert(id.clone());
+        ids.insert(id.clone(), BTreeSet::new());
         Some(Some(id))
+    }
+
+    /// Jahia's tools filter (`generateAndStoreToken`): keeps `token` in session `session` of
+    /// node `idx`. False when that node's JVM does not hold the session (or does not run).
+    pub fn jahia_store_token(&self, idx: usize, session: &str, token: &str) -> bool {
+        let mut g = self.inner();
+        let Some(n) = g
+            .nodes
+            .get_mut(idx)
+            .filter(|n| n.state == RunState::Running)
+        else {
+            return false;
+        };
+        let Some(tokens) = live_sessions(n).get_mut(session) else {
+            return false;
+        };
+        if tokens.len() >= MAX_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(token.to_string());
+        true
+    }
+
+    /// Jahia's tools filter (`validateToken`): whether `token` was issued to session `session`
+    /// on node `idx` — a session another node issued, or one a stop lost, holds no token.
+    pub fn jahia_token_valid(&self, idx: usize, session: &str, token: &str) -> bool {
+        let mut g = self.inner();
+        match g.nodes.get_mut(idx) {
+            Some(n) if n.state == RunState::Running => live_sessions(n)
+                .get(session)
+                .is_some_and(|tokens| tokens.contains(token)),
+            _ => false,
+        }
     }
 
     /// Jahia: the user logs out (`/cms/logout` invalidates the session). False when this node
@@ -227,7 +273,7 @@ impl Cluster {
     pub fn jahia_logout(&self, idx: usize, cookie: &str) -> bool {
         let mut g = self.inner();
         match g.nodes.get_mut(idx) {
-            Some(n) if n.state == RunState::Running => live_sessions(n).remove(cookie),
+            Some(n) if n.state == RunState::Running => live_sessions(n).remove(cookie).is_some(),
             _ => false,
         }
     }
@@ -360,10 +406,7 @@ impl Cluster {
                 "no schema named {schema:?}; copy-schema first"
             )));
         }
-        let n = g
-            .nodes
-            .get_mut(idx)
-            .ok_or_else(|| OpError::NotFound("no such node".into()))?;
+        let n = g.node_mut(idx)?;
         if matches!(n.state, RunState::Running | RunState::Starting) {
             return Err(OpError::Refused(format!(
                 "{} must be stopped to change its schema",
@@ -380,10 +423,7 @@ impl Cluster {
         self.only(Product::Jahia, "marker")?;
         let path = {
             let g = self.inner();
-            g.nodes
-                .get(idx)
-                .ok_or_else(|| OpError::NotFound("no such node".into()))?
-                .marker_path()
+            g.node(idx)?.marker_path()
         };
         std::fs::write(&path, b"").map_err(|e| OpError::Internal(e.to_string()))?;
         Ok(path)

@@ -18,13 +18,11 @@
 //! - sent to the processing node, the switch is cluster-wide (here: every running node on the
 //!   same schema); from another node it changes that node only.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, Request, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +31,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::super::session_cookie;
 use super::super::RunState;
 use super::NodeCtx;
 
@@ -44,11 +43,6 @@ pub(crate) fn routes() -> Router<NodeCtx> {
         .route("/cms/logout", get(logout))
 }
 
-/// The session cookie as Tomcat sets it.
-fn session_cookie(id: &str) -> Option<axum::http::HeaderValue> {
-    format!("JSESSIONID={id}; Path=/; HttpOnly").parse().ok()
-}
-
 /// Jahia's HTTP sessions on the data plane (`/kv`, the pages users browse): a request whose
 /// `JSESSIONID` this node's JVM does not hold gets a new session and its cookie, as Tomcat
 /// answers one (`Set-Cookie: JSESSIONID=...`). A session lives in the node's memory only
@@ -58,12 +52,16 @@ pub(crate) async fn http_session(State(ctx): State<NodeCtx>, req: Request, next:
     if !req.uri().path().starts_with("/kv/") {
         return next.run(req).await;
     }
-    let cookie = session_of(req.headers());
+    let cookie = session_cookie::sent(req.headers());
     let created = ctx
         .cluster
         .jahia_session(ctx.idx, cookie.as_deref(), fresh_id);
     let mut response = next.run(req).await;
-    if let Some(v) = created.flatten().as_deref().and_then(session_cookie) {
+    if let Some(v) = created
+        .flatten()
+        .as_deref()
+        .and_then(session_cookie::new_session)
+    {
         response.headers_mut().insert(SET_COOKIE, v);
     }
     response
@@ -77,13 +75,13 @@ async fn logout(State(ctx): State<NodeCtx>, headers: HeaderMap) -> Response {
     if !ctx.cluster.is_running(ctx.idx) {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
     }
-    if let Some(id) = session_of(&headers) {
+    if let Some(id) = session_cookie::sent(&headers) {
         ctx.cluster.jahia_logout(ctx.idx, &id);
     }
     let mut response = (StatusCode::OK, "logged out").into_response();
-    if let Ok(v) = "JSESSIONID=; Path=/; Max-Age=0".parse() {
-        response.headers_mut().insert(SET_COOKIE, v);
-    }
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, session_cookie::expired());
     response
 }
 
@@ -130,17 +128,6 @@ async fn healthcheck(State(ctx): State<NodeCtx>) -> Response {
     }
 }
 
-/// The tools filter's tokens per HTTP session (Jahia keeps them in the session; the lab keys
-/// them by session id). Bounded like the filter's cache (5000 tokens per session).
-static SESSIONS: LazyLock<Mutex<BTreeMap<String, BTreeSet<String>>>> =
-    LazyLock::new(|| Mutex::new(BTreeMap::new()));
-const MAX_TOKENS: usize = 5000;
-const MAX_SESSIONS: usize = 10_000;
-
-fn sessions() -> MutexGuard<'static, BTreeMap<String, BTreeSet<String>>> {
-    SESSIONS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A hard-to-guess, UUID-shaped id (the lab has no random source: a hash of a counter and the
 /// clock is enough for a training cluster on loopback).
 fn fresh_id() -> String {
@@ -163,38 +150,6 @@ fn fresh_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-pub(crate) fn session_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("JSESSIONID=").map(str::to_string))
-}
-
-/// `generateAndStoreToken`: a new token in the session's cache.
-fn issue_token(session: &str) -> String {
-    let token = fresh_id();
-    let mut all = sessions();
-    if all.len() >= MAX_SESSIONS && !all.contains_key(session) {
-        all.clear();
-    }
-    let tokens = all.entry(session.to_string()).or_default();
-    if tokens.len() >= MAX_TOKENS {
-        tokens.clear();
-    }
-    tokens.insert(token.clone());
-    token
-}
-
-/// `validateToken`: the token must have been issued to this session.
-fn token_valid(session: Option<&str>, token: Option<&str>) -> bool {
-    match (session, token) {
-        (Some(s), Some(t)) => sessions().get(s).is_some_and(|ts| ts.contains(t)),
-        _ => false,
-    }
 }
 
 #[derive(Deserialize)]
@@ -222,11 +177,16 @@ async fn maintenance(
     if !ctx.cluster.is_running(ctx.idx) {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
     }
-    let session = session_of(&headers);
+    let sent = session_cookie::sent(&headers);
     let has_params = uri.query().is_some_and(|q| !q.is_empty());
     // ToolsAccessTokenFilter: parameters without a token of this session -> ServletException,
-    // which Tomcat answers with its 500 error page.
-    if has_params && !token_valid(session.as_deref(), q.tool_access_token.as_deref()) {
+    // which Tomcat answers with its 500 error page. The session is this node's: a token
+    // another node issued is no good here.
+    let token_valid = match (&sent, &q.tool_access_token) {
+        (Some(s), Some(t)) => ctx.cluster.jahia_token_valid(ctx.idx, s, t),
+        _ => false,
+    };
+    if has_params && !token_valid {
         return missing_token(&ctx, &uri);
     }
     let processing = ctx
@@ -245,15 +205,22 @@ async fn maintenance(
             return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
     }
-    // A request without parameters gets a new token (and a session when it had none).
-    let (session, new_session) = match session {
-        Some(s) => (s, false),
-        None => (fresh_id(), true),
-    };
+    // A request without parameters gets a new token, kept in its session on this node (a new
+    // session when the node holds none of the request's: `node::jahia::HttpSessions`).
     let token = match (&q.tool_access_token, has_params) {
         (Some(t), true) => t.clone(),
-        _ => issue_token(&session),
+        _ => fresh_id(),
     };
+    let Some(created) = ctx
+        .cluster
+        .jahia_session(ctx.idx, sent.as_deref(), fresh_id)
+    else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
+    };
+    let session = created.clone().or(sent).unwrap_or_default();
+    if !ctx.cluster.jahia_store_token(ctx.idx, &session, &token) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "node is not running").into_response();
+    }
     let all = ctx.cluster.snapshot_all();
     let local = on_off(all.get(ctx.idx).is_some_and(|s| s.read_only));
     let others: Vec<(&str, &str)> = all
@@ -269,10 +236,8 @@ async fn maintenance(
         body,
     )
         .into_response();
-    if new_session {
-        if let Ok(v) = format!("JSESSIONID={session}; Path=/; HttpOnly").parse() {
-            response.headers_mut().insert(SET_COOKIE, v);
-        }
+    if let Some(v) = created.as_deref().and_then(session_cookie::new_session) {
+        response.headers_mut().insert(SET_COOKIE, v);
     }
     response
 }
