@@ -56,6 +56,18 @@ async fn rolling_upgrade_marker_semantics() {
     ))
     .await;
     assert_eq!(status, 500);
+    // The session lives in node1's JVM: its cookie and token mean nothing to node2.
+    let r = client()
+        .get(format!(
+            "{n2}/modules/tools/maintenance.jsp?fullReadOnlyMode=true&toolAccessToken={token}"
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    assert!(r.text().await.unwrap().contains("Missing token"));
+    assert!(!node(&lab, "node2").await.read_only, "nothing switched");
     // Same session, its token: switched, cluster-wide from the processing node.
     let r = client()
         .get(format!(
