@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Stamped;
 
+mod compact;
+
 /// The journal format this build writes. Readers accept this and every older version.
-pub const FORMAT: u32 = 1;
+/// 2: the `session_started` line says each thing once (see `compact`); 1 wrote it in full.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Header {
@@ -300,6 +303,9 @@ fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
                 .all(|b| b.is_ascii_lowercase() || b == b'_')
                 .then_some((seq, t_ms, tag))
         });
+    if let Some((_, _, "session_started")) = stamps {
+        return compact::decode(line);
+    }
     if let Some((seq, t_ms, tag)) = stamps {
         if let Ok(event) = crate::engine::event::decode_typed(tag, line) {
             return Ok(Stamped { seq, t_ms, event });
@@ -427,7 +433,7 @@ impl JournalWriter {
     /// returns; chatty ones (output lines, probe summaries) are written but synced with the next
     /// durable one, which keeps a long action's output from costing one fsync per line.
     pub fn append(&mut self, ev: &Stamped, durable: bool) -> Result<(), JournalError> {
-        let line = serde_json::to_string(ev).map_err(|e| JournalError::Io {
+        let line = compact::encode(ev).map_err(|e| JournalError::Io {
             path: self.path.clone(),
             source: e.into(),
         })?;

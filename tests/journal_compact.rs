@@ -89,3 +89,119 @@ async fn hundreds_of_probe_samples_add_almost_nothing_to_the_journal() {
     let _ = task.join.await;
     lab.shutdown().await;
 }
+
+/// Every seed procedure's session on its lab (the default session among them: jahia-rolling)
+/// journals its start compactly, and reading the journal gives back exactly the plan that was
+/// expanded and the target it ran on (less its call bindings, which the plan holds bound).
+/// The line stays plain JSON: every step has its key, whole or written like another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seed_session_start_reads_back_as_expanded() {
+    use flightdeck::commands::check::load_checked;
+    use flightdeck::commands::run::{start_lab, LabRequest};
+    use flightdeck::plan::expand::{build_plan, PlanOptions};
+    let req = LabRequest {
+        nodes: None,
+        load: 0,
+        lb: "embedded",
+        faults: &[],
+        personality: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut seeds: Vec<_> = std::fs::read_dir("procedures")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    seeds.sort();
+    assert!(seeds.len() >= 8, "{seeds:?}");
+    for seed in seeds {
+        let name = seed.file_stem().unwrap().to_string_lossy().to_string();
+        // The example of every kind of step is not a lab seed: it has a target of its own.
+        let (lab, target_path) = if name == "example-every-kind" {
+            (None, "procedures/targets/example.toml".into())
+        } else {
+            let (lab, path) = start_lab(&seed, &req, &None, &None)
+                .await
+                .unwrap_or_else(|_| panic!("{name}: the lab starts"));
+            (Some(lab), path)
+        };
+        let (lp, target) = load_checked(&seed, Some(&target_path)).unwrap();
+        let target = target.unwrap();
+        let plan = build_plan(&lp, &target, &PlanOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let journal = dir.path().join(format!("{name}.jsonl"));
+        let task = session::start(EngineConfig {
+            plan: plan.clone(),
+            target: target.clone(),
+            auto: AutoConfirm::default(),
+            operator: "test".into(),
+            journal: journal.clone(),
+            observe: false,
+            time_scale: 1.0,
+        })
+        .unwrap();
+        let live = task.handle.snapshot().await.unwrap();
+        task.handle.shutdown().await;
+        let _ = task.join.await;
+        if let Some(lab) = lab {
+            lab.shutdown().await;
+        }
+
+        let read = flightdeck::journal::read(&journal).unwrap();
+        let Event::SessionStarted {
+            plan: back,
+            nodes,
+            target: Some(back_target),
+            ..
+        } = &read.events[0].event
+        else {
+            panic!("{name}: no session start with a target");
+        };
+        assert_eq!(**back, plan, "{name}: the plan read back");
+        assert_eq!(live.plan, plan, "{name}: the live plan");
+        assert_eq!(nodes, &target.nodes, "{name}");
+        let expected = flightdeck::target::Target {
+            actions: Default::default(),
+            probes: back_target.probes.clone(),
+            ..target.clone()
+        };
+        assert_eq!(**back_target, expected, "{name}: the target read back");
+        let names = |t: &flightdeck::target::Target| -> Vec<String> {
+            t.probes.iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(back_target), names(&target), "{name}");
+
+        // Plain JSON, each step keyed; smaller than the event written in full.
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("{\"seq\":1,\"t_ms\":"),
+            "{name}: {line:.80}"
+        );
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let steps = v["plan"]["steps"].as_array().unwrap();
+        let keys: Vec<&str> = steps.iter().map(|s| s["key"].as_str().unwrap()).collect();
+        let want: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, want, "{name}");
+        let full = serde_json::to_string(&read.events[0]).unwrap();
+        let mut ids: Vec<&str> = plan.steps.iter().map(|s| s.step_id.as_str()).collect();
+        ids.sort();
+        let looped = ids.windows(2).any(|w| w[0] == w[1]);
+        if looped {
+            assert!(
+                line.contains("\"like\":"),
+                "{name}: no step written like another"
+            );
+            assert!(
+                line.len() * 2 < full.len(),
+                "{name}: {} bytes compact, {} in full",
+                line.len(),
+                full.len()
+            );
+        }
+        assert!(
+            v["target"].get("nodes").is_none(),
+            "{name}: the target repeats the nodes"
+        );
+    }
+}

@@ -152,7 +152,8 @@ pub enum Event {
         #[serde(default)]
         health_probes: Vec<String>,
         /// The target as it was, so `resume` can carry on without the file. Holds no secret
-        /// values (only the names of the variables they come from).
+        /// values (only the names of the variables they come from), and no call bindings
+        /// (`actions`): the plan holds each call already bound.
         #[serde(default)]
         target: Option<Box<crate::target::Target>>,
     },
