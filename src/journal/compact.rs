@@ -4,15 +4,17 @@
 //! list; that was four fifths of a lab session's first minute of journal.
 //!
 //! Three rules, each undone exactly by [`expand`]:
-//! - In `plan` and `target`, a member whose value is `null`, `[]` or `{}` is left out where
-//!   reading fills in just that for a missing one.
+//! - In `plan` and `target`, a member whose value is `null`, `[]`, `{}` or its field's default
+//!   is left out (checked: reading fills in just that).
 //! - A step that is another instance of an earlier step (same `step_id`) may be written as
 //!   `{"key": K, "like": BASE, "sub": {FROM: TO, ...}, "set": {FIELD: VALUE, ...}}`: the step
 //!   whose key is `BASE`, with every occurrence of each `FROM` in its strings (object keys
 //!   included) replaced by its `TO` (left to right, the longest `FROM` at each place, replaced
 //!   text not read again), then each `set` field put in (`null`: removed), then `key` set.
 //!   `BASE` is always a step written whole. Example:
-//!   `{"key":"stop@node2","like":"stop@node1","sub":{"127.0.0.1:38849":"127.0.0.1:39875","node 1/3":"node 2/3","node1":"node2"}}`.
+//!   `{"key":"stop@node2","like":"stop@node1","sub":{"1/3":"2/3","127.0.0.1:38849":"127.0.0.1:39875","node1":"node2"}}`.
+//! - A step written whole leaves out `step_id` when its key starts with it (`drain@node2`:
+//!   `drain`), and members that read back as their default (`approvals: 1`).
 //! - `target.nodes` is left out when it is the event's `nodes` (it always is).
 //!
 //! The writer checks that reading its line gives back the event it was given, and writes the
@@ -74,11 +76,17 @@ fn compacted(ev: &Stamped, prune: bool) -> Result<String, serde_json::Error> {
     rest.remove("type");
     let nodes_v = rest.get("nodes").cloned();
     if let (Some(Value::Object(t)), Some(typed)) = (rest.get_mut("target"), target) {
-        if prune {
-            pruned_if_same(t, typed.as_ref());
-        }
         if t.get("nodes") == nodes_v.as_ref() {
             t.remove("nodes");
+            if prune {
+                // Checked without the node list, which is no longer here.
+                let bare = crate::target::Target {
+                    nodes: Vec::new(),
+                    ..typed.as_ref().clone()
+                };
+                pruned_if_same(t, &bare);
+                drop_defaults(t, &bare);
+            }
         }
     }
     if let Some(Value::Object(p)) = rest.get_mut("plan") {
@@ -87,8 +95,15 @@ fn compacted(ev: &Stamped, prune: bool) -> Result<String, serde_json::Error> {
             _ => Vec::new(),
         };
         if prune {
-            // The plan's own members; the whole line is checked by `encode`.
-            prune_members(p);
+            // The plan's own members, checked as a plan without steps.
+            let bare = crate::plan::Plan {
+                steps: Vec::new(),
+                ..plan.as_ref().clone()
+            };
+            p.insert("steps".into(), Value::Array(Vec::new()));
+            pruned_if_same(p, &bare);
+            drop_defaults(p, &bare);
+            p.remove("steps");
         }
         let steps = steps
             .into_iter()
@@ -103,7 +118,24 @@ fn compacted(ev: &Stamped, prune: bool) -> Result<String, serde_json::Error> {
                 other => other,
             })
             .collect();
-        p.insert("steps".into(), Value::Array(compact_steps(steps, nodes)));
+        let mut steps = compact_steps(steps, nodes);
+        // Steps written whole lose what reads back as its default (`approvals: 1`, ...) and
+        // the step id their key starts with. Steps written like them read back the same:
+        // `set` holds every field in which they differ (`encode` checks the whole line).
+        for (entry, typed) in steps.iter_mut().zip(&plan.steps) {
+            if let Value::Object(m) = entry {
+                if m.contains_key("like") {
+                    continue;
+                }
+                if prune {
+                    drop_defaults(m, typed);
+                }
+                if step_id_of(&typed.key) == typed.step_id {
+                    m.remove("step_id");
+                }
+            }
+        }
+        p.insert("steps".into(), Value::Array(steps));
     }
     serde_json::to_string(&Line {
         seq: ev.seq,
@@ -126,6 +158,80 @@ where
     }
 }
 
+/// Leave out, one at a time at every depth, each member of `m` without which it still reads
+/// as `typed` (a member holding its field's default: `approvals: 1`, `per_node: true`).
+fn drop_defaults<T>(m: &mut Map<String, Value>, typed: &T)
+where
+    T: serde::de::DeserializeOwned + PartialEq,
+{
+    enum Seg {
+        Key(String),
+        At(usize),
+    }
+    fn paths(v: &Value, at: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    at.push(Seg::Key(k.clone()));
+                    out.push(at.iter().map(clone_seg).collect());
+                    paths(x, at, out);
+                    at.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    at.push(Seg::At(i));
+                    paths(x, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    fn clone_seg(s: &Seg) -> Seg {
+        match s {
+            Seg::Key(k) => Seg::Key(k.clone()),
+            Seg::At(i) => Seg::At(*i),
+        }
+    }
+    fn parent<'a>(v: &'a mut Value, path: &[Seg]) -> Option<&'a mut Map<String, Value>> {
+        let mut v = v;
+        for seg in path {
+            v = match seg {
+                Seg::Key(k) => v.get_mut(k.as_str())?,
+                Seg::At(i) => v.get_mut(*i)?,
+            };
+        }
+        v.as_object_mut()
+    }
+    let mut root = Value::Object(std::mem::take(m));
+    let mut all = Vec::new();
+    paths(&root, &mut Vec::new(), &mut all);
+    for path in all {
+        let Some((Seg::Key(last), up)) = path.split_last() else {
+            continue;
+        };
+        let Some(removed) = parent(&mut root, up).and_then(|p| p.remove(last.as_str())) else {
+            continue; // gone with a member above it
+        };
+        let same = serde_json::from_value::<T>(root.clone()).is_ok_and(|back| back == *typed);
+        if !same {
+            if let Some(p) = parent(&mut root, up) {
+                p.insert(last.clone(), removed);
+            }
+        }
+    }
+    if let Value::Object(back) = root {
+        *m = back;
+    }
+}
+
+/// The step id a step key starts with: all of it, or what comes before its loop items
+/// (`drain@node2`: `drain`). A step written whole without `step_id` has this one.
+fn step_id_of(key: &str) -> &str {
+    key.split_once('@').map_or(key, |(id, _)| id)
+}
+
 /// Undo [`compacted`] in place: steps written as `like` another are written out again, and
 /// `target.nodes` comes back from `nodes`. A plainly written event passes unchanged.
 pub(super) fn expand(v: &mut Value) -> Result<(), String> {
@@ -146,7 +252,12 @@ pub(super) fn expand(v: &mut Value) -> Result<(), String> {
         };
         let Some(like) = entry.get("like") else {
             if let Some(Value::String(key)) = entry.get("key") {
+                let key = key.clone();
                 whole.entry(key.clone()).or_insert(i);
+                if let Value::Object(m) = &mut steps[i] {
+                    m.entry("step_id")
+                        .or_insert_with(|| Value::String(step_id_of(&key).to_string()));
+                }
             }
             continue;
         };
@@ -203,10 +314,12 @@ pub(super) fn expand(v: &mut Value) -> Result<(), String> {
 /// Each step written whole (the first of its `step_id`) or like the first of its `step_id`,
 /// whichever is shorter.
 fn compact_steps(steps: Vec<Value>, nodes: &[Node]) -> Vec<Value> {
+    let by_name: std::collections::HashMap<&str, &Node> =
+        nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let node = |step: &Value| {
         step.get("node")
             .and_then(Value::as_str)
-            .and_then(|n| nodes.iter().find(|x| x.name == n))
+            .and_then(|n| by_name.get(n).copied())
     };
     let mut first: std::collections::HashMap<String, usize> = Default::default();
     let mut out: Vec<Value> = Vec::with_capacity(steps.len());
@@ -261,6 +374,15 @@ fn like_entry(
     }
     if let (Some(Value::String(x)), Some(Value::String(y))) = (b.get("progress"), s.get("progress"))
     {
+        // From the word where they differ: `node 1/3` -> `node 2/3` is `1/3` -> `2/3`.
+        let same = x
+            .char_indices()
+            .zip(y.chars())
+            .take_while(|((_, a), b)| a == b)
+            .filter(|((_, a), _)| *a == ' ')
+            .last()
+            .map_or(0, |((i, _), _)| i + 1);
+        pairs.push((x[same..].to_string(), y[same..].to_string()));
         pairs.push((x.clone(), y.clone()));
     }
     let mut text = Vec::new();
@@ -448,8 +570,8 @@ mod tests {
         expand(&mut v).unwrap();
         assert_eq!(
             v["plan"]["steps"][1],
-            serde_json::json!({"key": "stop@node2", "title": "Stop node2", "node": "node2",
-                               "progress": "2/2"})
+            serde_json::json!({"key": "stop@node2", "step_id": "stop", "title": "Stop node2",
+                               "node": "node2", "progress": "2/2"})
         );
         for (bad, says) in [
             (
