@@ -310,6 +310,10 @@ pub struct LabArgs {
     /// Load balancer: the embedded one or a real HAProxy.
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "haproxy"])]
     pub lb: String,
+    /// Weaviate: the lab collection's replication factor (default: a replica on every node);
+    /// `PUT /v1/schema/LabObject` raises it later, as on a real cluster.
+    #[arg(long)]
+    pub replication_factor: Option<usize>,
 }
 
 #[cfg(test)]

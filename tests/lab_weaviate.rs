@@ -1,6 +1,8 @@
 //! The Weaviate personality: readiness, nodes, Raft statistics and backups; and the real
 //! refusals the seed procedure's old actions ran into (seed audit 2026-12 §5, W4): a restore over
-//! an existing collection, a rolling Raft hop; and the Raft hop's documented way back.
+//! an existing collection, a rolling Raft hop; and the Raft hop's documented way back. Shards on
+//! `replicationConfig.factor` nodes and object reads and writes at a consistency level: what a
+//! stopped node takes away at factor 1, 2 and 3.
 
 mod lab_util;
 
@@ -328,6 +330,282 @@ async fn the_restarted_nodes_own_view_is_synchronized_before_its_peers_see_it() 
     lab.hold_gossip(false);
     eventually("every view complete again", || async {
         (view("node1").await == (true, 3) && view("node3").await == (true, 3)).then_some(())
+    })
+    .await;
+    lab.shutdown().await;
+}
+
+/// A Weaviate lab whose collection has `factor` replicas of each shard.
+async fn lab_with_factor(nodes: usize, factor: usize) -> Lab {
+    let mut cfg = LabConfig::new(Product::Weaviate, nodes, Timing::fast());
+    cfg.replication_factor = Some(factor);
+    Lab::start(cfg).await.unwrap()
+}
+
+/// The keys written (all nodes up) for the replica tests: enough to land on every shard.
+fn keys() -> Vec<String> {
+    (0..30).map(|i| format!("obj{i}")).collect()
+}
+
+async fn write_all(base: &str) {
+    for k in keys() {
+        assert_eq!(put(&format!("{base}/kv/{k}"), &k).await, (200, "ok".into()));
+    }
+}
+
+/// Reads every key through `base` (with `query`, e.g. `?consistency_level=ONE`): the keys read
+/// and the failures' distinct answers.
+async fn read_all(base: &str, query: &str) -> (Vec<String>, Vec<(u16, String)>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for k in keys() {
+        let (status, body) = get(&format!("{base}/kv/{k}{query}")).await;
+        if status == 200 {
+            assert_eq!(body, k);
+            ok.push(k);
+        } else if !failed.contains(&(status, body.clone())) {
+            failed.push((status, body));
+        }
+    }
+    (ok, failed)
+}
+
+/// Factor 1 is no replication: each shard lives on one node, and with that node stopped its
+/// objects answer Weaviate's remote-index error (weaviate/weaviate v1.26.18
+/// usecases/sharding/remote_index.go `GetObject`: "resolve node name %q to host", wrapped by
+/// index.go `objectByID`, crud.go `Object`, usecases/objects/get.go) — whatever the level.
+#[tokio::test]
+async fn factor_1_a_shard_whose_node_is_down_fails_with_weaviates_words() {
+    let lab = lab_with_factor(3, 1).await;
+    let n1 = url(&lab, "node1").await;
+    let (_, schema) = get_json(&format!("{n1}/v1/schema")).await;
+    assert_eq!(schema["classes"][0]["replicationConfig"]["factor"], 1);
+    write_all(&n1).await;
+    // Each node holds its own shard only: the objects (ours and the lab's seed) spread over
+    // three, none on two nodes.
+    let (_, verbose) = get_json(&format!("{n1}/v1/nodes?output=verbose")).await;
+    let counts: Vec<u64> = verbose["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let shards = n["shards"].as_array().unwrap();
+            assert_eq!(shards.len(), 1, "{n}");
+            assert_eq!(shards[0]["name"], format!("shard{}", i + 1));
+            assert_eq!(n["stats"]["objectCount"], shards[0]["objectCount"], "{n}");
+            shards[0]["objectCount"].as_u64().unwrap()
+        })
+        .collect();
+    let total: u64 = counts.iter().sum();
+    assert!(total >= 30, "{counts:?}");
+    assert!(counts.iter().all(|&c| c > 0 && c < 30), "{counts:?}");
+
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    let (ok, failed) = read_all(&n1, "").await;
+    assert!(!ok.is_empty(), "the other shards still answer");
+    assert_eq!(
+        failed,
+        [(
+            500,
+            "repo: object by id: search index labobject: get remote object: shard=shard2: \
+             resolve node name \"node2\" to host"
+                .to_string()
+        )]
+    );
+    // ONE does not help: there is no other replica.
+    let (ok_one, failed_one) = read_all(&n1, "?consistency_level=ONE").await;
+    assert_eq!(ok_one, ok);
+    assert_eq!(failed_one, failed);
+    // The REST object API says the same, in Weaviate's error shape; a write to the shard too.
+    let lost = keys().into_iter().find(|k| !ok.contains(k)).unwrap();
+    let (status, body) = get_json(&format!("{n1}/v1/objects/LabObject/{lost}")).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["error"][0]["message"], failed[0].1.as_str());
+    let (status, body) = put(&format!("{n1}/kv/{lost}"), "new").await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        "put object: import into index labobject: put remote object: shard=\"shard2\": \
+         resolve node name \"node2\" to host"
+    );
+    let kept = &ok[0];
+    let (status, body) = get_json(&format!("{n1}/v1/objects/LabObject/{kept}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["properties"]["value"], kept.as_str());
+    lab.shutdown().await;
+}
+
+/// Factor 2 with one node down: QUORUM (the default for object reads and writes, v1.26.18
+/// adapters/repos/db/index.go `defaultConsistency()`) needs 2/2 + 1 = 2 replicas
+/// (usecases/replica/resolver.go `cLevel`), so the shards with a replica on the stopped node fail
+/// with usecases/replica/finder.go's "cannot achieve consistency level" / "cannot reach enough
+/// replicas"; the same reads at `consistency_level=ONE` succeed.
+#[tokio::test]
+async fn factor_2_with_a_node_down_quorum_fails_and_one_reads() {
+    let lab = lab_with_factor(3, 2).await;
+    let n1 = url(&lab, "node1").await;
+    write_all(&n1).await;
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    let quorum_error = "repo: object by id: search index labobject: cannot achieve consistency \
+                        level \"QUORUM\": cannot reach enough replicas";
+    let (ok, failed) = read_all(&n1, "").await;
+    assert!(
+        !ok.is_empty(),
+        "shard3 (node3, node1) still has both replicas"
+    );
+    assert_eq!(failed, [(500, quorum_error.to_string())]);
+    let (explicit, failed) = read_all(&n1, "?consistency_level=QUORUM").await;
+    assert_eq!(explicit, ok);
+    assert_eq!(failed, [(500, quorum_error.to_string())]);
+    let (one, failed) = read_all(&n1, "?consistency_level=ONE").await;
+    assert_eq!(one.len(), keys().len(), "every object at ONE: {failed:?}");
+    // Writes: refused at the default level, taken at ONE.
+    let lost = keys().into_iter().find(|k| !ok.contains(k)).unwrap();
+    let (status, body) = put(&format!("{n1}/kv/{lost}"), "new").await;
+    assert_eq!(status, 500);
+    // shard1 (node1, node2) or shard2 (node2, node3): a shard with a replica on node2.
+    let shard = shard_in(&body);
+    assert!(shard == "shard1" || shard == "shard2", "{body}");
+    assert_eq!(
+        body,
+        format!(
+            "put object: import into index labobject: replicate insertion: shard=\"{shard}\": \
+             cannot achieve consistency level \"QUORUM\": cannot reach enough replicas"
+        )
+    );
+    assert_eq!(
+        put(&format!("{n1}/kv/{lost}?consistency_level=ONE"), "new").await,
+        (200, "ok".into())
+    );
+    let (status, obj) = get_json(&format!(
+        "{n1}/v1/objects/LabObject/{lost}?consistency_level=ONE"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(obj["properties"]["value"], "new");
+    let (status, e) = get_json(&format!("{n1}/v1/objects/LabObject/{lost}")).await;
+    assert_eq!(status, 500);
+    assert_eq!(e["error"][0]["message"], quorum_error);
+    // An unknown level is refused before anything is read (handlers_objects.go).
+    let (status, e) = get_json(&format!(
+        "{n1}/v1/objects/LabObject/{lost}?consistency_level=TWO"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        e["error"][0]["message"],
+        "unrecognized consistency level 'TWO', try one of the following: ['ONE', 'QUORUM', 'ALL']"
+    );
+    lab.shutdown().await;
+}
+
+/// The shard name an error names (`shard="shardN"`).
+fn shard_in(error: &str) -> String {
+    error
+        .split("shard=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Factor 3 with one node down: 2 of 3 replicas are left, QUORUM holds for every read and
+/// write; ALL does not.
+#[tokio::test]
+async fn factor_3_with_a_node_down_quorum_reads_and_writes() {
+    let lab = lab_with_factor(3, 3).await;
+    let n1 = url(&lab, "node1").await;
+    write_all(&n1).await;
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    let (ok, failed) = read_all(&n1, "").await;
+    assert_eq!(ok.len(), keys().len(), "{failed:?}");
+    for k in keys() {
+        assert_eq!(put(&format!("{n1}/kv/{k}"), "v2").await.0, 200);
+    }
+    let (_, failed) = read_all(&n1, "?consistency_level=ALL").await;
+    assert_eq!(
+        failed,
+        [(
+            500,
+            "repo: object by id: search index labobject: cannot achieve consistency level \
+             \"ALL\": cannot reach enough replicas"
+                .to_string()
+        )]
+    );
+    // node2 back: it takes its shards from the replicas that stayed up.
+    op_ok(&lab, "node2", "start", json!({})).await;
+    wait_state(&lab, "node2", "running").await;
+    let n2 = url(&lab, "node2").await;
+    assert_eq!(
+        get(&format!("{n2}/kv/obj0?consistency_level=ALL")).await,
+        (200, "v2".into())
+    );
+    lab.shutdown().await;
+}
+
+/// The operator's remedy: `PUT /v1/schema/{class}` with a higher factor scales the collection
+/// out (v1.26.18 usecases/schema/class.go `UpdateClass`); then QUORUM survives a node down.
+/// Scaling in, or past the node count, is refused in Weaviate's words
+/// (usecases/scaler/scaler.go, usecases/sharding/state.go `AdjustReplicas`).
+#[tokio::test]
+async fn scaling_out_to_factor_3_keeps_quorum_through_a_stop() {
+    let lab = lab_with_factor(3, 2).await;
+    let n1 = url(&lab, "node1").await;
+    write_all(&n1).await;
+    let update = |factor: u64| {
+        let n1 = n1.clone();
+        async move {
+            let r = client()
+                .put(format!("{n1}/v1/schema/LabObject"))
+                .json(&json!({"class": "LabObject", "replicationConfig": {"factor": factor}}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, e) = update(4).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        e["error"][0]["message"],
+        "scale \"LabObject\" from 2 replicas to 4: not enough storage replicas: found 3 want 4"
+    );
+    let (status, schema) = update(3).await;
+    assert_eq!(status, 200, "{schema}");
+    assert_eq!(schema["classes"][0]["replicationConfig"]["factor"], 3);
+    let (status, e) = update(2).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        e["error"][0]["message"],
+        "scale \"LabObject\" from 3 replicas to 2: scaling in not supported yet"
+    );
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    let (ok, failed) = read_all(&n1, "").await;
+    assert_eq!(ok.len(), keys().len(), "{failed:?}");
+    lab.shutdown().await;
+}
+
+/// The load generator reads at the default level, as clients do: on factor 2 a stopped node
+/// shows as failed reads (and, once it is back, no more).
+#[tokio::test]
+async fn the_load_generator_counts_the_reads_quorum_refuses() {
+    let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
+    cfg.replication_factor = Some(2);
+    cfg.load_rps = 200;
+    let lab = Lab::start(cfg).await.unwrap();
+    eventually("reads served", || async {
+        (lab.traffic().await.ok_reads > 20).then_some(())
+    })
+    .await;
+    assert_eq!(lab.traffic().await.failed_reads, 0);
+    op_ok(&lab, "node2", "stop", json!({})).await;
+    eventually("failed reads counted", || async {
+        (lab.traffic().await.failed_reads > 0).then_some(())
     })
     .await;
     lab.shutdown().await;

@@ -272,6 +272,8 @@ async fn checks_and_plans_against_the_lab_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hops_rolling_under_load_keep_every_read() {
     let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
+    // Factor 3: QUORUM (the default) keeps 2 of 3 replicas through each node's stop.
+    cfg.replication_factor = Some(3);
     cfg.load_rps = 100;
     cfg.to_version = Some("1.27.27".into());
     let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
@@ -449,6 +451,110 @@ async fn a_collection_without_replicas_stops_before_anything_changes() {
         assert_eq!(n.version, "1.25.10", "{n:?}");
         assert_eq!(n.state, RunState::Running, "{n:?}");
     }
+    run.lab.shutdown().await;
+}
+
+/// Factor 2 on the lab, before and after the pre-flight's fix. Object reads default to QUORUM
+/// (weaviate/weaviate v1.26.18 adapters/repos/db/index.go `defaultConsistency()`), which needs 2
+/// of 2 replicas: the old pre-flight (`factor >= 2`) passes this cluster, and the procedure's first
+/// stop then fails the reads of every shard with a replica on the stopped node. The new
+/// pre-flight (`factor >= 3`) stops the run before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factor_2_passes_the_old_preflight_then_loses_reads_and_the_new_one_refuses_it() {
+    use flightdeck::engine::check::{http_client, run_http};
+    use flightdeck::procedure::model::{Action, Check};
+
+    let mut cfg = LabConfig::new(Product::Weaviate, 3, Timing::fast());
+    cfg.replication_factor = Some(2);
+    let run = run_on_lab(PROCEDURE, cfg, yes_all()).await;
+    // The new pre-flight: refused before anything changed.
+    assert!(!run.end.ok, "{}", run.output);
+    assert!(
+        run.output.contains("preflight-replication FAILED"),
+        "{}",
+        run.output
+    );
+    let snap = run.lab.snapshot().await;
+    for n in &snap.nodes {
+        assert_eq!(n.version, "1.25.10", "{n:?}");
+        assert_eq!(n.state, RunState::Running, "{n:?}");
+    }
+    assert!(
+        !run.lab.data_dir().join("backups").exists(),
+        "no backup taken"
+    );
+
+    // The old pre-flight on the same cluster: the same check with the old bound passes.
+    let lp = flightdeck::procedure::load::load_procedure(std::path::Path::new(PROCEDURE)).unwrap();
+    let target = run.lab.target_for(&lp.procedure);
+    let plan = check_and_plan_target(PROCEDURE, &target, &PlanOptions::default());
+    let Action::Wait(w) = &step(&plan, "preflight-replication").action else {
+        panic!("preflight-replication is not a gate");
+    };
+    let Some(Check::Http(new)) = w.check.clone() else {
+        panic!("preflight-replication has no inline HTTP check");
+    };
+    assert_eq!(new.expect[0].value, Some(serde_json::json!(3)));
+    let mut old = new.clone();
+    old.expect[0].value = Some(serde_json::json!(2));
+    let http = http_client();
+    let r = run_http(&new, &http).await;
+    assert!(!r.ok, "the new bound refuses factor 2: {}", r.detail);
+    let r = run_http(&old, &http).await;
+    assert!(r.ok, "the old bound let factor 2 through: {}", r.detail);
+
+    // What the old run went on to do: its first stop (node1). Reads through the balancer at
+    // the default level then fail on the shards node1 holds a replica of.
+    let frontend = format!("http://{}", run.lab.lb_frontend());
+    let keys: Vec<String> = (0..30).map(|i| format!("obj{i}")).collect();
+    for k in &keys {
+        let r = http
+            .put(format!("{frontend}/kv/{k}"))
+            .body(k.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let stop = http
+        .post(format!("{}/_lab/nodes/node1/stop", run.lab.admin_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(stop.status().is_success(), "{}", stop.status());
+    wait_for_lab(&run.lab, "node1 stopped and out of the balancer", |snap| {
+        snap.node("node1")
+            .is_some_and(|n| n.state == RunState::Stopped)
+            && snap
+                .backends
+                .iter()
+                .any(|b| b.server == "node1" && !b.serving)
+    })
+    .await;
+    let mut failures = Vec::new();
+    let mut served = 0;
+    for k in &keys {
+        let r = http.get(format!("{frontend}/kv/{k}")).send().await.unwrap();
+        match r.status().as_u16() {
+            200 => served += 1,
+            status => failures.push((status, r.text().await.unwrap())),
+        }
+    }
+    assert!(served > 0, "shard2 (node2, node3) still serves");
+    assert!(
+        !failures.is_empty(),
+        "shard1 and shard3 have a replica on node1"
+    );
+    assert!(
+        failures.iter().all(|f| f
+            == &(
+                500,
+                "repo: object by id: search index labobject: cannot achieve consistency level \
+                 \"QUORUM\": cannot reach enough replicas"
+                    .to_string()
+            )),
+        "{failures:?}"
+    );
     run.lab.shutdown().await;
 }
 

@@ -59,6 +59,7 @@ fn config_from(args: &LabArgs) -> Result<LabConfig, super::LabError> {
         timing: Timing::realistic(),
         lb: args.lb.parse()?,
         personality,
+        replication_factor: args.replication_factor,
     })
 }
 
@@ -152,6 +153,7 @@ mod tests {
             load: 5,
             fault: faults.iter().map(|f| f.to_string()).collect(),
             lb: lb.into(),
+            replication_factor: None,
         }
     }
 

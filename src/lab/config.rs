@@ -190,6 +190,10 @@ pub struct LabConfig {
     /// the built-in `product`'s (which stays [`Product::Generic`] underneath: stop, start,
     /// install and the store formats are the lab's own).
     pub personality: Option<std::sync::Arc<super::data::DataPersonality>>,
+    /// Weaviate: the lab collection's replication factor, 1 to `nodes` (default: a replica on
+    /// every node). Its shards are placed on that many nodes and object requests need their
+    /// consistency level's count of them reachable.
+    pub replication_factor: Option<usize>,
 }
 
 impl LabConfig {
@@ -206,6 +210,7 @@ impl LabConfig {
             timing,
             lb: LbKind::Embedded,
             personality: None,
+            replication_factor: None,
         }
     }
 

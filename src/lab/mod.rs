@@ -300,6 +300,11 @@ impl Lab {
             specs.iter().map(|s| (s.name.clone(), s.addr)).collect();
         let haproxy_dir = data_dir.join("haproxy");
         let mut cluster = Cluster::new(product, cfg.timing, data_dir, specs)?;
+        if let Some(factor) = cfg.replication_factor {
+            cluster
+                .set_replication_factor(factor)
+                .map_err(|e| LabError::Config(format!("--replication-factor {factor}: {e}")))?;
+        }
         if let Some(p) = &cfg.personality {
             cluster.set_personality(node::DataRuntime {
                 personality: p.clone(),

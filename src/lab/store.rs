@@ -93,6 +93,15 @@ impl Store {
     }
 }
 
+/// Writes a store file to `path` (a backup assembled from several stores), atomically.
+pub fn write_store_file(path: &Path, file: &StoreFile) -> Result<(), LabError> {
+    Store {
+        path: path.to_path_buf(),
+        file: file.clone(),
+    }
+    .save()
+}
+
 /// Reads and decodes a store or backup file.
 pub fn read_store_file(path: &Path) -> Result<StoreFile, LabError> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;

@@ -87,7 +87,16 @@ impl Cluster {
             .get(&n.store_key)
             .ok_or_else(|| OpError::Internal(format!("store {} is missing", n.store_key)))?;
         let dest = self.backup_path(name);
-        store.copy_to(&dest)?;
+        if self.places_shards(&g) {
+            // A Weaviate backup takes every shard, each from a node holding it.
+            let file = crate::lab::store::StoreFile {
+                format: store.file.format,
+                data: self.weaviate_collection(&g, idx),
+            };
+            crate::lab::store::write_store_file(&dest, &file)?;
+        } else {
+            store.copy_to(&dest)?;
+        }
         Ok(dest)
     }
 
@@ -131,6 +140,11 @@ impl Cluster {
         }
         // The restore recreates the backup's collections.
         g.collections_deleted = false;
+        if self.places_shards(&g) {
+            // Each object back on its shard's replicas only.
+            let data = crate::lab::store::read_store_file(&src)?.data;
+            self.weaviate_place(&mut g, idx, &data)?;
+        }
         g.applied_index += 1;
         Ok(format)
     }

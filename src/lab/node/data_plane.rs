@@ -4,11 +4,18 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{Cluster, Inner, KvError, RunState};
+use super::{Cluster, Consistency, Inner, KvError, RunState};
 use crate::lab::config::Product;
 
 impl Cluster {
-    pub fn kv_get(&self, idx: usize, key: &str) -> Result<Option<String>, KvError> {
+    /// A read at a consistency level (Weaviate's `consistency_level`; other products have
+    /// none: `None`).
+    pub fn kv_get_at(
+        &self,
+        idx: usize,
+        key: &str,
+        cl: Option<Consistency>,
+    ) -> Result<Option<String>, KvError> {
         let mut g = self.inner();
         let node = g.nodes.get_mut(idx).ok_or(KvError::NotRunning)?;
         if node.state != RunState::Running {
@@ -18,6 +25,9 @@ impl Cluster {
         if self.reloading(&g, idx) {
             return Err(KvError::NotLoaded);
         }
+        if self.places_shards(&g) {
+            return self.weaviate_read(&g, idx, key, cl);
+        }
         let node = &g.nodes[idx];
         let store_key = node.store_key.clone();
         Ok(g.stores
@@ -26,15 +36,19 @@ impl Cluster {
     }
 
     pub fn kv_put(&self, idx: usize, key: &str, value: &str) -> Result<(), KvError> {
-        self.kv_write(idx, key, Some(value))
+        self.kv_write(idx, key, Some(value), None)
     }
 
-    /// Deletes `key` (a write like any other: refused while read-only).
-    pub fn kv_delete(&self, idx: usize, key: &str) -> Result<(), KvError> {
-        self.kv_write(idx, key, None)
-    }
-
-    fn kv_write(&self, idx: usize, key: &str, value: Option<&str>) -> Result<(), KvError> {
+    /// A write (`Some(value)`) or delete (`None`: a write like any other, refused while
+    /// read-only) at a consistency level (Weaviate's
+    /// `consistency_level`; other products: `None`).
+    pub fn kv_write(
+        &self,
+        idx: usize,
+        key: &str,
+        value: Option<&str>,
+        cl: Option<Consistency>,
+    ) -> Result<(), KvError> {
         // Read before the cluster's lock: the fault set has its own.
         let denied = self.writes_denied(idx);
         let mut g = self.inner();
@@ -49,7 +63,11 @@ impl Cluster {
         if let Some(q) = self.neo4j_no_quorum(&g, idx) {
             return Err(KvError::NoLeader(q.reason()));
         }
-        let targets = self.replica_stores(&g, idx, true);
+        let targets = if self.places_shards(&g) {
+            self.weaviate_write_stores(&g, idx, key, value.is_none(), cl)?
+        } else {
+            self.replica_stores(&g, idx, true)
+        };
         for k in targets {
             if let Some(store) = g.stores.get_mut(&k) {
                 match value {

@@ -147,6 +147,9 @@ impl Cluster {
         if self.product == Product::Jahia {
             return;
         }
+        if self.places_shards(g) {
+            return self.weaviate_catch_up(g, idx);
+        }
         let me = &g.nodes[idx];
         let peer = g
             .nodes

@@ -9,8 +9,9 @@
 //! [`data_plane`] (`/kv`), [`faults`], [`backup`] (backups, restores, asynchronous jobs),
 //! [`jahia`] (schemas, marker, full read-only), [`milvus`] (metadata migration),
 //! [`milvus_host`] (a standalone installed on a host: data checks, cold backup, restore,
-//! versioned start), [`neo4j`] (the core group's Raft quorum) and [`weaviate`] (Raft quorum,
-//! the pre-Raft way back, collections).
+//! versioned start), [`neo4j`] (the core group's Raft quorum), [`weaviate`] (Raft quorum,
+//! the pre-Raft way back, collections) and [`weaviate_replicas`] (shards, replicas,
+//! consistency levels).
 
 mod backup;
 mod data;
@@ -23,6 +24,7 @@ mod milvus_host;
 mod neo4j;
 mod views;
 mod weaviate;
+mod weaviate_replicas;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,6 +48,7 @@ pub const MILVUS_META_2_2: u32 = 2002;
 pub(crate) use data::{DataRequest, DataRuntime};
 pub use weaviate::LAB_COLLECTION;
 pub(crate) use weaviate::WEAVIATE_RAFT;
+pub use weaviate_replicas::Consistency;
 
 /// A node's process state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +138,10 @@ pub enum KvError {
     /// Neo4j: the core group lost its Raft quorum, so no leader commits a write.
     #[error("{0}")]
     NoLeader(String),
+    /// Weaviate: too few of the object's shard replicas reachable for the consistency level,
+    /// or its one owner down (factor 1), in Weaviate's words ([`weaviate_replicas`]).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -208,6 +215,8 @@ pub(crate) struct Inner {
     /// Weaviate: the collections were deleted (DELETE /v1/schema/{class}); a restore may
     /// recreate them.
     pub collections_deleted: bool,
+    /// Weaviate: the lab collection's replication factor (0: a replica on every node).
+    pub weaviate_factor: usize,
     /// A data personality's `[cluster]` variables.
     pub vars: BTreeMap<String, serde_json::Value>,
     /// Gossip held since then ([`Cluster::hold_gossip`]): a node started since is in no
@@ -369,6 +378,7 @@ impl Cluster {
                 jobs: BTreeMap::new(),
                 applied_index: 0,
                 collections_deleted: false,
+                weaviate_factor: 0,
                 vars: BTreeMap::new(),
                 gossip_held_since: None,
             }),

@@ -12,8 +12,10 @@ pub mod weaviate;
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::config::Product;
-use super::node::{Cluster, KvError};
+use super::node::{Cluster, Consistency, KvError};
 
 /// What a node's handlers get: the cluster and which node they are.
 #[derive(Clone)]
@@ -97,24 +99,49 @@ async fn slow(State(ctx): State<NodeCtx>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-async fn kv_get(State(ctx): State<NodeCtx>, Path(key): Path<String>) -> Response {
-    match ctx.cluster.kv_get(ctx.idx, &key) {
+/// `/kv` requests take Weaviate's `consistency_level` (`ONE`, `QUORUM`, `ALL`): on a Weaviate
+/// lab the lab's objects are the collection's, read and written as `/v1/objects` does.
+type KvQuery = Query<BTreeMap<String, String>>;
+
+fn consistency(q: &KvQuery) -> Result<Option<Consistency>, String> {
+    Consistency::parse(q.get("consistency_level").map(String::as_str))
+}
+
+async fn kv_get(State(ctx): State<NodeCtx>, Path(key): Path<String>, q: KvQuery) -> Response {
+    let cl = match consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    match ctx.cluster.kv_get_at(ctx.idx, &key, cl) {
         Ok(Some(v)) => (StatusCode::OK, v).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "not found").into_response(),
         Err(e) => kv_error(e),
     }
 }
 
-async fn kv_put(State(ctx): State<NodeCtx>, Path(key): Path<String>, body: Bytes) -> Response {
+async fn kv_put(
+    State(ctx): State<NodeCtx>,
+    Path(key): Path<String>,
+    q: KvQuery,
+    body: Bytes,
+) -> Response {
+    let cl = match consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
     let value = String::from_utf8_lossy(&body);
-    match ctx.cluster.kv_put(ctx.idx, &key, &value) {
+    match ctx.cluster.kv_write(ctx.idx, &key, Some(&value), cl) {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => kv_error(e),
     }
 }
 
-async fn kv_delete(State(ctx): State<NodeCtx>, Path(key): Path<String>) -> Response {
-    match ctx.cluster.kv_delete(ctx.idx, &key) {
+async fn kv_delete(State(ctx): State<NodeCtx>, Path(key): Path<String>, q: KvQuery) -> Response {
+    let cl = match consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    match ctx.cluster.kv_write(ctx.idx, &key, None, cl) {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => kv_error(e),
     }
@@ -125,7 +152,8 @@ fn kv_error(e: KvError) -> Response {
         KvError::NotRunning | KvError::ReadOnly | KvError::NotLoaded | KvError::NoLeader(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        KvError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // Weaviate answers a consistency failure 500 (handlers_objects.go: the default case).
+        KvError::Internal(_) | KvError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.to_string()).into_response()
 }

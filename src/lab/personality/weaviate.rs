@@ -1,7 +1,10 @@
 //! Weaviate: liveness/readiness, `/v1/nodes`, `/v1/cluster/statistics` (1.25+, Raft era),
 //! `/v1/meta`, the schema's one lab collection (`GET /v1/schema`, `DELETE /v1/schema/{class}`),
 //! the pre-Raft way back (`POST /v1/cluster/schema-v1`, 1.25+), and filesystem backups and
-//! restores (asynchronous: STARTED, then SUCCESS, or FAILED over an existing collection).
+//! restores (asynchronous: STARTED, then SUCCESS, or FAILED over an existing collection), the
+//! collection's objects (`/v1/objects`, the same objects as the lab's `/kv`) read and written at
+//! a consistency level on the replicas of their shard, and a scale-out of its replication factor
+//! (`PUT /v1/schema/{class}`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -11,8 +14,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use std::collections::BTreeMap;
+
 use super::super::config::Version;
-use super::super::node::{job_key, NodeSnapshot, OpError};
+use super::super::node::{job_key, Consistency, KvError, NodeSnapshot, OpError, LAB_COLLECTION};
 use super::super::RunState;
 use super::NodeCtx;
 
@@ -26,7 +31,15 @@ pub(crate) fn routes() -> Router<NodeCtx> {
         .route("/v1/cluster/statistics", get(statistics))
         .route("/v1/meta", get(meta))
         .route("/v1/schema", get(schema))
-        .route("/v1/schema/{class}", delete(schema_delete))
+        .route(
+            "/v1/schema/{class}",
+            delete(schema_delete).put(schema_update),
+        )
+        .route("/v1/objects", post(object_create))
+        .route(
+            "/v1/objects/{class}/{id}",
+            get(object_get).delete(object_delete),
+        )
         .route("/v1/cluster/schema-v1", post(schema_v1))
         .route("/v1/backups/{backend}", post(backup_create))
         .route("/v1/backups/{backend}/{id}", get(backup_status))
@@ -108,24 +121,30 @@ async fn nodes(State(ctx): State<NodeCtx>, Query(q): Query<NodesQuery>) -> Respo
     let list: Vec<Value> = members(&ctx)
         .iter()
         .map(|(i, n)| {
+            // The shards this node holds a replica of (none once the collection is deleted).
+            let shards = if collections.is_empty() {
+                Vec::new()
+            } else {
+                ctx.cluster.node_shards(*i)
+            };
             let mut node = json!({
                 "name": n.name,
                 "status": node_status(&ctx, *i, n),
                 "version": n.version,
                 "gitHash": "lab",
-                "stats": {"shardCount": collections.len(), "objectCount": n.keys},
+                "stats": {"shardCount": shards.len(), "objectCount": n.keys},
                 "batchStats": {"queueLength": 0, "ratePerSecond": 0},
             });
             let pre_output = Version::parse(&n.version).is_ok_and(|v| v < Version(vec![1, 24]));
             if q.output.as_deref() == Some("verbose") || pre_output {
                 let status = if n.read_only { "READONLY" } else { "READY" };
-                node["shards"] = collections
+                node["shards"] = shards
                     .iter()
-                    .map(|c| {
+                    .map(|(name, count)| {
                         json!({
-                            "name": format!("{c}-{}", n.name),
-                            "class": c,
-                            "objectCount": n.keys,
+                            "name": name,
+                            "class": LAB_COLLECTION,
+                            "objectCount": count,
                             "vectorIndexingStatus": status,
                             "vectorQueueLength": 0,
                             "loaded": true,
@@ -214,13 +233,13 @@ async fn meta(State(ctx): State<NodeCtx>) -> Response {
 
 /// `GET /v1/schema`: `{"classes":[{"class":...,"replicationConfig":{"factor":N}}]}`
 /// (openapi-specs/schema.json, `ReplicationConfig.factor`: the copies of each object). The
-/// lab's collection has a copy on every node of the cluster, so its factor is the cluster's size
-/// (1 on a one-node lab).
+/// lab's collection has one shard per node, each on `factor` nodes: the lab's
+/// `--replication-factor`, or a copy on every node when it names none (1 on a one-node lab).
 async fn schema(State(ctx): State<NodeCtx>) -> Response {
     if !ctx.cluster.is_running(ctx.idx) {
         return unavailable();
     }
-    let factor = members(&ctx).len();
+    let factor = ctx.cluster.replication_factor(ctx.idx);
     let classes: Vec<Value> = ctx
         .cluster
         .collections()
@@ -239,6 +258,130 @@ async fn schema_delete(State(ctx): State<NodeCtx>, Path(class): Path<String>) ->
         Ok(()) => StatusCode::OK.into_response(),
         Err(OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// `PUT /v1/schema/{className}` with the class, its `replicationConfig.factor` raised: the
+/// collection scales out (a lower factor is refused: 422, as Weaviate's handler answers an
+/// update error).
+async fn schema_update(
+    State(ctx): State<NodeCtx>,
+    Path(class): Path<String>,
+    body: Bytes,
+) -> Response {
+    let factor = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.pointer("/replicationConfig/factor")
+            .and_then(Value::as_u64)
+            .and_then(|f| usize::try_from(f).ok())
+    });
+    let Some(factor) = factor else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be the class with replicationConfig.factor".into(),
+        );
+    };
+    match ctx.cluster.scale_replication(ctx.idx, &class, factor) {
+        Ok(()) => schema(State(ctx)).await,
+        Err(OpError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+/// The query of an object request: `consistency_level` (adapters/handlers/rest
+/// handlers_objects.go `getReplicationProperties`; 400 for an unknown level).
+fn object_consistency(q: &BTreeMap<String, String>) -> Result<Option<Consistency>, String> {
+    Consistency::parse(q.get("consistency_level").map(String::as_str))
+}
+
+/// A data-plane refusal as Weaviate answers it: 500 with its error text (the handlers' default
+/// case), 503 for a node that is not running.
+fn object_error(e: KvError) -> Response {
+    match e {
+        KvError::NotRunning => unavailable(),
+        // entities/storagestate/status.go `ErrStatusReadOnly`.
+        KvError::ReadOnly => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store is read-only".into(),
+        ),
+        e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn object_json(id: &str, value: &str) -> Value {
+    json!({"class": LAB_COLLECTION, "id": id, "properties": {"value": value}})
+}
+
+/// `GET /v1/objects/{className}/{id}[?consistency_level=ONE|QUORUM|ALL]`: the object from its
+/// shard's replicas; 404 without a body when there is none. The lab takes any id (Weaviate
+/// wants a UUID): the ids are the lab's `/kv` keys.
+async fn object_get(
+    State(ctx): State<NodeCtx>,
+    Path((class, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let cl = match object_consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match ctx.cluster.kv_get_at(ctx.idx, &id, cl) {
+        Ok(Some(v)) => Json(object_json(&id, &v)).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => object_error(e),
+    }
+}
+
+/// `POST /v1/objects[?consistency_level=...]` with `{"class","id","properties":{"value"}}`.
+async fn object_create(
+    State(ctx): State<NodeCtx>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let cl = match object_consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let obj = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let (Some(class), Some(id), Some(value)) = (
+        obj.get("class").and_then(Value::as_str),
+        obj.get("id").and_then(Value::as_str),
+        obj.pointer("/properties/value").and_then(Value::as_str),
+    ) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body must be an object with class, id and properties.value".into(),
+        );
+    };
+    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("class {class:?} not found"),
+        );
+    }
+    match ctx.cluster.kv_write(ctx.idx, id, Some(value), cl) {
+        Ok(()) => Json(object_json(id, value)).into_response(),
+        Err(e) => object_error(e),
+    }
+}
+
+/// `DELETE /v1/objects/{className}/{id}[?consistency_level=...]`: 204.
+async fn object_delete(
+    State(ctx): State<NodeCtx>,
+    Path((class, id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let cl = match object_consistency(&q) {
+        Ok(cl) => cl,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match ctx.cluster.kv_write(ctx.idx, &id, None, cl) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => object_error(e),
     }
 }
 
