@@ -40,8 +40,8 @@ impl Cluster {
     }
 
     /// A write (`Some(value)`) or delete (`None`: a write like any other, refused while
-    /// read-only) at a consistency level (Weaviate's
-    /// `consistency_level`; other products: `None`).
+    /// read-only) at a consistency level (Weaviate's `consistency_level`; other products:
+    /// `None`).
     pub fn kv_write(
         &self,
         idx: usize,
