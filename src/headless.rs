@@ -124,19 +124,24 @@ pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
             },
             Outcome::RolledBack => HeadlessEnd {
                 ok: false,
-                summary: format!("{}{}", outcome_text(s), failure_note(s)),
+                summary: {
+                    let outcome = outcome_text(s);
+                    format!("{outcome}{}", failure_note(s, &outcome))
+                },
             },
             Outcome::Aborted => HeadlessEnd {
                 ok: false,
-                summary: format!(
-                    "{}{}{}",
-                    outcome_text(s),
-                    failure_note(s),
-                    s.rollback_stopped
+                summary: {
+                    let outcome = outcome_text(s);
+                    // Said once: a stopped rollback's outcome already gives the reason.
+                    let stopped = s
+                        .rollback_stopped
                         .as_deref()
+                        .filter(|r| !outcome.contains(r))
                         .map(|r| format!("; rollback stopped: {r}"))
-                        .unwrap_or_default()
-                ),
+                        .unwrap_or_default();
+                    format!("{outcome}{}{stopped}", failure_note(s, &outcome))
+                },
             },
         });
     }
@@ -153,6 +158,26 @@ pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
         });
     }
     let detail = s.steps[open.step].detail.clone().unwrap_or_default();
+    // A rollback stopped at a failed undo: its outcome, the words `report` and the cockpit
+    // use, and what a person can do from there.
+    let orphan = s.orphan.is_some_and(|(o, _)| o == open.step);
+    if s.mode == Mode::RollingBack
+        && !orphan
+        && matches!(
+            open.kind,
+            PromptKindTag::Failed | PromptKindTag::Interrupted
+        )
+    {
+        let outcome = outcome_text(s);
+        return Some(HeadlessEnd {
+            ok: false,
+            summary: format!(
+                "stopped: {outcome}{}; resume it in the cockpit to retry the undo, mark it \
+                 done or skip it",
+                failure_note(s, &outcome)
+            ),
+        });
+    }
     let summary = match open.kind {
         PromptKindTag::Failed => format!("stopped: step {n} ({}) failed: {detail}", planned.key),
         PromptKindTag::Interrupted => match s.orphan.filter(|(o, _)| *o == open.step) {
@@ -207,10 +232,12 @@ pub fn refuse_two_person(plan: &crate::plan::Plan) -> Option<String> {
     ))
 }
 
-/// The first failure in the session, for the summary of an aborted or rolled-back run.
-fn failure_note(s: &SessionState) -> String {
+/// The first failure in the session, for the summary of an aborted or rolled-back run (unless
+/// `outcome` already says it: the failed undo a rollback stopped at).
+fn failure_note(s: &SessionState, outcome: &str) -> String {
     s.first_failure
         .as_ref()
+        .filter(|(_, detail)| !outcome.contains(detail.as_str()))
         .map(|(i, detail)| {
             let key = s.plan.steps.get(*i).map(|p| p.key.as_str()).unwrap_or("?");
             format!("; step {} ({key}) had failed: {detail}", i + 1)

@@ -333,10 +333,28 @@ async fn a_backup_missing_when_the_undo_runs_stops_the_rollback_and_says_so() {
     let s = drive(&task, None).await;
     let journal = close(task, &journal_path).await;
     let restore = step(&plan, "check-backup@standalone");
-    // Not finished, certainly not "rolled back": the rollback waits on the failed restore.
+    // Never "rolled back", nor a bare "rolling back": the rollback stopped at the failed
+    // restore (a person may still retry it, mark it done or skip it), NOT verified, naming the
+    // step, the node and the script's own words — in the outcome every view and `report` say.
     assert_eq!(s.mode, Mode::RollingBack, "{:?}", s.steps);
     assert!(!rollback_verified(&s), "{}", outcome_text(&s));
-    assert_eq!(outcome_text(&s), "rolling back");
+    let text = outcome_text(&s);
+    let want = format!(
+        "rollback stopped, NOT verified: undo of step {} (check-backup@standalone) failed on \
+         standalone (",
+        restore + 1
+    );
+    assert!(
+        text.starts_with(&want)
+            && text.contains("No such file or directory")
+            && text.contains("nothing restored: the backup is missing"),
+        "{text}"
+    );
+    let report = flightdeck::report::build(&journal);
+    assert_eq!(
+        (report.outcome_text.as_str(), report.rollback_verified),
+        (text.as_str(), Some(false))
+    );
     assert_eq!(s.steps[restore].status, StepStatus::UndoFailed);
     assert_eq!(
         s.prompt.map(|p| (p.step, p.kind)),

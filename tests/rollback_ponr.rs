@@ -474,9 +474,12 @@ async fn milvus_standalone_abort_with_a_server_that_never_gets_healthy_again() {
         run.output
     );
     assert!(!rollback_verified(&run.state), "{}", run.output);
+    let text = outcome_text(&run.state);
     assert!(
-        !outcome_text(&run.state).starts_with("rolled back"),
-        "{}",
+        text.starts_with("rollback stopped, NOT verified: undo of step")
+            && text.contains("(stop@node1) failed on node1 ("),
+        "{text}
+{}",
         run.output
     );
     let stop = run
@@ -500,4 +503,92 @@ async fn milvus_standalone_abort_with_a_server_that_never_gets_healthy_again() {
         run.output
     );
     run.lab.shutdown().await;
+}
+
+/// The same abort with the backup gone by the time the rollback needs it (removed at the
+/// go/no-go prompt): the undo of `check-backup` — the restore — fails with the script's words
+/// (milvus-ctl.sh `restore` checks the backup before it touches anything) and the rollback
+/// stops there. Whether the operator then ends the session or leaves it at the failed undo (a
+/// headless run stops there), every view says the same true thing: the rollback stopped, NOT
+/// verified, at the undo that failed on node1, with the product's reason — never `rolling
+/// back`, never `rolled back`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn milvus_standalone_backup_lost_before_the_undo_stops_the_rollback_and_says_so() {
+    use flightdeck::engine::state::StepStatus;
+    use flightdeck::report;
+    let backup = "backups/standalone-data-node1.json";
+    for leave in [false, true] {
+        let how = if leave {
+            common::Scripted::removing(backup).leaving_at_failed_undo()
+        } else {
+            common::Scripted::removing(backup)
+        };
+        let run = common::abort_on_lab(STANDALONE, standalone_lab(), "load@node1", how).await;
+        let restore = run
+            .state
+            .plan
+            .steps
+            .iter()
+            .position(|s| s.key == "check-backup@node1")
+            .expect("check-backup@node1");
+        assert_eq!(
+            run.state.steps[restore].status,
+            StepStatus::UndoFailed,
+            "{}",
+            run.output
+        );
+        let want = format!(
+            "rollback stopped, NOT verified: undo of step {} (check-backup@node1) failed on node1 (",
+            restore + 1
+        );
+        let reason = "No such file or directory; nothing restored: the backup is missing";
+        let text = outcome_text(&run.state);
+        assert!(
+            text.starts_with(&want) && text.contains(reason),
+            "{text}\n{}",
+            run.output
+        );
+        assert!(!rollback_verified(&run.state), "{}", run.output);
+        let expect_mode = if leave {
+            Mode::RollingBack
+        } else {
+            Mode::Finished(Outcome::Aborted)
+        };
+        assert_eq!(run.state.mode, expect_mode, "{}", run.output);
+        // The headless summary, the report (JSON and Markdown) say it in the same words.
+        assert!(
+            run.end.summary.contains(&text) && !run.end.summary.contains("rolling back"),
+            "{}",
+            run.end.summary
+        );
+        let r = report::build(&run.journal);
+        assert_eq!(r.outcome_text, text);
+        assert_eq!(r.rollback_verified, Some(false));
+        let node1 = r.nodes_after.iter().find(|n| n.node == "node1").expect("node1");
+        assert_eq!(node1.verified, Some(false), "{node1:?}");
+        assert!(
+            node1.reason.as_deref().is_some_and(|w| w.contains(reason)),
+            "{node1:?}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report::json(&r)).expect("the report is JSON");
+        assert_eq!(json["outcome"], serde_json::json!(text));
+        assert_eq!(json["rollback_verified"], serde_json::json!(false));
+        let md = report::markdown(&r);
+        assert!(
+            md.contains("## After the rollback: stopped, NOT verified")
+                && md.contains(&format!("| Outcome | {want}"))
+                && md.contains(reason),
+            "{md}"
+        );
+        // Nothing half-done: the data is as 2.3.5 left it (the restore touched nothing), and
+        // node1 is not back in service on 2.2.16.
+        let snap = run.lab.snapshot().await;
+        assert!(
+            !back_in_service(&snap, "2.2.16", &["node1"]),
+            "node1 passes for rolled back: {snap:#?}\n{}",
+            run.output
+        );
+        run.lab.shutdown().await;
+    }
 }

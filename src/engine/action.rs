@@ -275,12 +275,18 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     let deadline = deadline_after(Duration::from_secs(*timeout_secs));
     let mut sent = 0usize;
     let mut dropped = 0usize;
+    // The last non-empty line on each stream: a failing tool's own words for why.
+    let mut last_words: [Option<String>; 2] = [None, None];
     let mut status = None;
     let mut streams_done = false;
     loop {
         tokio::select! {
             line = line_rx.recv(), if !streams_done => match line {
                 Some((stream, l)) => {
+                    if !l.trim().is_empty() {
+                        let slot = usize::from(stream == Stream::Stdout);
+                        last_words[slot] = Some(l.clone());
+                    }
                     if sent < MAX_OUTPUT_LINES {
                         ctx.say(stream, l).await;
                         sent += 1;
@@ -325,8 +331,33 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
         Ok(format!("{prog} exited {code}"))
     } else {
         Err(failed(format!(
-            "{prog} exited {code} (expected {expect_exit})"
+            "{prog} exited {code} (expected {expect_exit}){}",
+            said_last(&last_words)
         )))
+    }
+}
+
+/// `: <last stderr line>; <last stdout line>` (each on one line, at most 200 characters), or
+/// nothing when the command said nothing: the reason a failed command gives in its own words
+/// (`ls: cannot access '…': No such file or directory; nothing restored: the backup is
+/// missing`), in the step's detail where every view and the report show it. Stderr first:
+/// the streams are read apart, so which line came last is not known.
+fn said_last(last_words: &[Option<String>; 2]) -> String {
+    let said: Vec<String> = last_words
+        .iter()
+        .flatten()
+        .map(|l| {
+            let l = l.trim();
+            match l.char_indices().nth(200) {
+                Some((cut, _)) => format!("{}…", &l[..cut]),
+                None => l.to_string(),
+            }
+        })
+        .collect();
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", said.join("; "))
     }
 }
 

@@ -372,6 +372,11 @@ pub struct SessionState {
     pub read_only: Window,
     pub no_ready: Window,
     pub rollback_stopped: Option<String>,
+    /// An abort with rollback was asked (`AbortRequested { rollback: true }`): a session that
+    /// then ends without `RolledBack` ended with its rollback stopped.
+    pub rollback_asked: bool,
+    /// Who aborted the rollback itself (an abort without rollback while rolling back).
+    pub rollback_abandoned_by: Option<String>,
     /// Stamp of the last applied event.
     pub t_ms: u64,
     pub last_seq: u64,
@@ -510,6 +515,8 @@ impl SessionState {
             read_only: Window::default(),
             no_ready: Window::default(),
             rollback_stopped: None,
+            rollback_asked: false,
+            rollback_abandoned_by: None,
             t_ms: 0,
             last_seq: 0,
             resumes: 0,
@@ -1151,9 +1158,14 @@ impl SessionState {
                 by: by.clone(),
                 text: text.clone(),
             }),
-            Event::AbortRequested { rollback, .. } => {
+            Event::AbortRequested { rollback, by, .. } => {
                 self.withdraw_prompt();
                 self.held = false;
+                if *rollback {
+                    self.rollback_asked = true;
+                } else if self.mode == Mode::RollingBack {
+                    self.rollback_abandoned_by = Some(by.clone());
+                }
                 if *rollback {
                     self.mode = Mode::RollingBack;
                     self.aborting = false;

@@ -51,7 +51,8 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
     }
     rows.push(("Duration", duration(r.duration_ms)));
     let mut outcome = r.outcome_text.clone();
-    if let Some(why) = &r.rollback_stopped {
+    // Said once: a stopped rollback's outcome already gives the reason.
+    if let Some(why) = r.rollback_stopped.as_ref().filter(|w| !outcome.contains(*w)) {
         let _ = write!(outcome, "; rollback stopped: {why}");
     }
     rows.push(("Outcome", outcome));
@@ -164,6 +165,11 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
 /// The rollback's verification: each node, each check, what was seen.
 fn after_rollback(out: &mut String, r: &Report) {
     let Some(v) = &r.rollback_verification else {
+        // A rollback that stopped before its verification: each node as last seen, and the
+        // one the failed undo was about, with why.
+        if r.rollback_verified == Some(false) {
+            stopped_rollback(out, r);
+        }
         return;
     };
     let _ = writeln!(
@@ -197,6 +203,34 @@ fn after_rollback(out: &mut String, r: &Report) {
     if !v.why_not.is_empty() {
         out.push('\n');
     }
+}
+
+fn stopped_rollback(out: &mut String, r: &Report) {
+    out.push_str("## After the rollback: stopped, NOT verified\n\n");
+    out.push_str("| Node | Version | Healthy | Verified | Why not |\n|---|---|---|---|---|\n");
+    let yes_no = |b: Option<bool>, no: &str| match b {
+        Some(true) => "yes".to_string(),
+        Some(false) => no.to_string(),
+        None => "–".to_string(),
+    };
+    for n in &r.nodes_after {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&n.node),
+            cell(n.version.as_deref().unwrap_or("–")),
+            yes_no(n.healthy, "**no**"),
+            // No node was verified: the rollback never got there. The one the failed undo
+            // was about is marked.
+            if n.verified == Some(false) {
+                "**no**"
+            } else {
+                "no"
+            },
+            cell(n.reason.as_deref().unwrap_or(""))
+        );
+    }
+    out.push('\n');
 }
 
 fn steps(out: &mut String, r: &Report, clock: &Clock) {

@@ -597,6 +597,14 @@ impl ReportFold {
             Mode::Forward | Mode::RollingBack => ReportOutcome::Unfinished,
         };
         let outcome_text = match outcome {
+            // A journal that ends at a failed undo (a headless run stops there; so does a
+            // cockpit that was closed) ends with its rollback stopped: said as every view says it.
+            ReportOutcome::Unfinished if state.mode == Mode::RollingBack => {
+                match crate::engine::outcome::undo_stopped(&state) {
+                    Some(_) => crate::engine::outcome::outcome_text(&state),
+                    None => outcome.label().to_string(),
+                }
+            }
             ReportOutcome::Unfinished => outcome.label().to_string(),
             _ => crate::engine::outcome::outcome_text(&state),
         };
@@ -688,6 +696,9 @@ impl ReportFold {
 
 /// Each node's last known state: probe facts, the balancer, the rollback's verification.
 fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
+    // A rollback that stopped at a failed undo never verified the node that undo was about.
+    let stopped = crate::engine::outcome::stopped_undo(state)
+        .filter(|_| state.rollback_asked && state.verification.is_none());
     state
         .nodes
         .iter()
@@ -701,7 +712,7 @@ fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
                 .verification
                 .as_ref()
                 .and_then(|v| v.nodes.iter().find(|x| x.node.as_ref() == Some(name)));
-            NodeAfter {
+            let after = NodeAfter {
                 node: name.clone(),
                 version: n.version().map(str::to_string),
                 healthy: n.health,
@@ -721,6 +732,14 @@ fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
                         .find(|c| !c.ok)
                         .map(|c| format!("{}: {}", c.what, c.detail))
                 }),
+            };
+            match &stopped {
+                Some(u) if u.node.as_ref() == Some(name) => NodeAfter {
+                    verified: Some(false),
+                    reason: Some(u.text.clone()),
+                    ..after
+                },
+                _ => after,
             }
         })
         .collect()

@@ -6,7 +6,7 @@ pub mod plans;
 pub mod socket;
 pub mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flightdeck::engine::event::AutoConfirm;
 use flightdeck::engine::session::{self, EngineConfig};
@@ -158,6 +158,12 @@ pub struct Scripted {
     staged: Vec<String>,
     /// Hold the abort prompt until writes were counted since the point of no return.
     wait_for_writes_lost: bool,
+    /// Removed from the lab's data directory at the abort prompt (a backup lost before the
+    /// undo that needs it runs).
+    remove_at_abort: Option<PathBuf>,
+    /// At a failed undo, leave the session where it stands (as a headless run stops there)
+    /// instead of aborting it.
+    leave_at_failed_undo: bool,
 }
 
 impl Scripted {
@@ -177,6 +183,24 @@ impl Scripted {
     pub fn after_writes(self) -> Scripted {
         Scripted {
             wait_for_writes_lost: true,
+            ..self
+        }
+    }
+
+    /// With `path` (relative to the lab's data directory) removed at the abort prompt: the
+    /// rollback finds it gone (`backups/standalone-data-node1.json`: the backup its restore
+    /// needs).
+    pub fn removing(path: &str) -> Scripted {
+        Scripted {
+            remove_at_abort: Some(path.into()),
+            ..Scripted::default()
+        }
+    }
+
+    /// And leave the session at the first failed undo, unanswered.
+    pub fn leaving_at_failed_undo(self) -> Scripted {
+        Scripted {
+            leave_at_failed_undo: true,
             ..self
         }
     }
@@ -203,6 +227,8 @@ pub async fn abort_on_lab(
         override_reason,
         staged,
         wait_for_writes_lost,
+        remove_at_abort,
+        leave_at_failed_undo,
     } = how;
     use flightdeck::engine::event::{Event, Phase};
     use flightdeck::engine::lab_faults::{LabFaults, StagedFault};
@@ -314,6 +340,11 @@ pub async fn abort_on_lab(
         let planned = &state.plan.steps[open.step];
         let command = match open.kind {
             PromptKindTag::Run if at_abort => {
+                if let Some(gone) = &remove_at_abort {
+                    let path = lab.data_dir().join(gone);
+                    std::fs::remove_file(&path)
+                        .unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
+                }
                 if let Some(f) = &fault {
                     let staged = flightdeck::lab::http_client()
                         .expect("http client")
@@ -365,6 +396,9 @@ pub async fn abort_on_lab(
                     phase == Phase::Undo || state.mode == Mode::Forward,
                     "unexpected prompt {open:?}"
                 );
+                if leave_at_failed_undo && phase == Phase::Undo {
+                    break;
+                }
                 Command::Abort {
                     rollback: state.mode == Mode::Forward,
                     reason: None,

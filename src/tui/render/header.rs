@@ -10,7 +10,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use crate::engine::event::Outcome;
-use crate::engine::outcome::{outcome_text, rollback_verified};
+use crate::engine::outcome::{outcome_text, rollback_verified, undo_stopped};
 use crate::engine::state::{Mode, PromptKindTag};
 use crate::plan::Confirm;
 
@@ -176,12 +176,19 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
     let mode = match st.mode {
         Mode::Forward => None,
         Mode::RollingBack if st.verifying => Some((" ROLLING BACK: verifying ".into(), s.warn)),
+        // Stopped at a failed undo: the same words as the report and the headless summary.
+        Mode::RollingBack if undo_stopped(st).is_some() => Some((
+            clip_to(&format!(" {} ", outcome_text(st)), width),
+            s.error,
+        )),
         Mode::RollingBack => Some((" ROLLING BACK ".into(), s.warn)),
         Mode::Finished(outcome) => {
             let style = match outcome {
                 Outcome::Completed => s.ok,
                 Outcome::RolledBack if rollback_verified(st) => s.ok,
                 Outcome::RolledBack => s.error,
+                // A rollback that stopped short is not a plain abort.
+                Outcome::Aborted if st.rollback_asked => s.error,
                 Outcome::Aborted => s.warn,
             };
             let text = format!(" FINISHED: {} ", outcome_text(st));
@@ -194,7 +201,10 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
             vec![Span::styled(m, h.patch(style).add_modifier(Modifier::BOLD))],
         ));
     }
-    if let Some(r) = &st.rollback_stopped {
+    // Said once: a stopped rollback's finish line already gives the reason.
+    let finish = st.is_finished().then(|| outcome_text(st));
+    let said = |r: &&String| finish.as_deref().is_some_and(|t| t.contains(r.as_str()));
+    if let Some(r) = st.rollback_stopped.as_ref().filter(|r| !said(r)) {
         l2.push((
             5,
             vec![Span::styled(
