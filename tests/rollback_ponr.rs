@@ -564,7 +564,11 @@ async fn milvus_standalone_backup_lost_before_the_undo_stops_the_rollback_and_sa
         let r = report::build(&run.journal);
         assert_eq!(r.outcome_text, text);
         assert_eq!(r.rollback_verified, Some(false));
-        let node1 = r.nodes_after.iter().find(|n| n.node == "node1").expect("node1");
+        let node1 = r
+            .nodes_after
+            .iter()
+            .find(|n| n.node == "node1")
+            .expect("node1");
         assert_eq!(node1.verified, Some(false), "{node1:?}");
         assert!(
             node1.reason.as_deref().is_some_and(|w| w.contains(reason)),

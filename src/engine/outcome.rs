@@ -72,7 +72,11 @@ pub fn stopped_undo(s: &SessionState) -> Option<StoppedUndo> {
         .unwrap_or_default();
     Some(StoppedUndo {
         node: planned.node.clone(),
-        text: format!("undo of step {} ({}) {what}{on}{detail}", c + 1, planned.key),
+        text: format!(
+            "undo of step {} ({}) {what}{on}{detail}",
+            c + 1,
+            planned.key
+        ),
     })
 }
 

@@ -52,7 +52,11 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
     rows.push(("Duration", duration(r.duration_ms)));
     let mut outcome = r.outcome_text.clone();
     // Said once: a stopped rollback's outcome already gives the reason.
-    if let Some(why) = r.rollback_stopped.as_ref().filter(|w| !outcome.contains(*w)) {
+    if let Some(why) = r
+        .rollback_stopped
+        .as_ref()
+        .filter(|w| !outcome.contains(*w))
+    {
         let _ = write!(outcome, "; rollback stopped: {why}");
     }
     rows.push(("Outcome", outcome));

@@ -177,10 +177,9 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
         Mode::Forward => None,
         Mode::RollingBack if st.verifying => Some((" ROLLING BACK: verifying ".into(), s.warn)),
         // Stopped at a failed undo: the same words as the report and the headless summary.
-        Mode::RollingBack if undo_stopped(st).is_some() => Some((
-            clip_to(&format!(" {} ", outcome_text(st)), width),
-            s.error,
-        )),
+        Mode::RollingBack if undo_stopped(st).is_some() => {
+            Some((clip_to(&format!(" {} ", outcome_text(st)), width), s.error))
+        }
         Mode::RollingBack => Some((" ROLLING BACK ".into(), s.warn)),
         Mode::Finished(outcome) => {
             let style = match outcome {
