@@ -4,6 +4,22 @@
 //! directory, a start of a version that is not the one installed, a copy of a live data
 //! directory, a restore without a backup. The data is the node's store; "collections as
 //! recorded" compares it with what `record-collections` saw before the stop.
+//!
+//! Why one server per data directory, and no copy of a live one (the sources, for the versions
+//! the procedure runs): the PyPI package `milvus` 2.2.16 and 2.3.5 (milvus-io/milvus-lite,
+//! "Embeded Milvus") writes the server's `milvus.yaml` from its `milvus/data/config.yaml.template`
+//! with `etcd.use.embed: true` ("Whether to enable embedded Etcd (an in-process EtcdServer)")
+//! and puts `etcd.data.dir` and `rocksmq.path` under the data directory
+//! (`milvus/__init__.py` `resolve_storage`: `<data>/data/etcd.data`, `<data>/data/rocketmq` in
+//! 2.2.16, `<data>/data/rocksmq` in 2.3.5). Milvus opens that RocksMQ path as a RocksDB
+//! (milvus-io/milvus `internal/mq/mqimpl/rocksmq/server/rocksmq_impl.go` `NewRocksMQ`,
+//! `gorocksdb.OpenDb`, 2.2 branch), and RocksDB lets one process hold a database's `LOCK` file:
+//! a second process's open fails with "While lock file: …/LOCK: Resource temporarily
+//! unavailable" (facebook/rocksdb `env/fs_posix.cc` `PosixFileSystem::LockFile`); the embedded
+//! etcd's bbolt backend takes an exclusive flock on `member/snap/db` (etcd-io/bbolt
+//! `bolt_unix.go` `flock`). Both stores live in the server process and write as it runs, so
+//! their files are only a consistent copy once it has stopped (scripts/milvus-ctl.sh refuses
+//! both, by the launcher's pid, before Milvus would).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -129,7 +145,8 @@ impl Cluster {
     }
 
     /// milvus-ctl.sh `backup`: a cold copy of the data directory, refused while Milvus runs
-    /// (a copy of a live etcd and RocksMQ is not a backup) or over an earlier backup.
+    /// (a copy of a live etcd and RocksMQ is not a backup: both are in-process stores in the
+    /// data directory, see the module's sources) or over an earlier backup.
     pub fn backup_data(&self, idx: usize) -> Result<String, OpError> {
         let g = self.inner();
         let n = self.standalone(&g, idx, "backup-data")?;
@@ -198,7 +215,8 @@ impl Cluster {
     }
 
     /// milvus-ctl.sh `start ... VERSION`: refused while Milvus runs (a second server on the
-    /// same data directory: its embedded etcd and RocksMQ are one process's) or when the
+    /// same data directory: its embedded etcd and RocksMQ are one process's — RocksDB's `LOCK`,
+    /// bbolt's flock; the module's sources) or when the
     /// installed version is not `version`; else starts it and waits until it is healthy or
     /// has exited, saying why in its own words (a start on data a newer version wrote fails:
     /// Milvus cannot downgrade; milvus-io/milvus discussion #54048, "downgrade is not
