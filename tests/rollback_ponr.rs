@@ -230,6 +230,75 @@ async fn weaviate_abort_before_the_first_upgraded_node_is_back_with_a_broken_nod
     run.lab.shutdown().await;
 }
 
+/// The same hop with node1 broken on the way forward: staged never to get ready again as its
+/// version check after the upgrade starts (`@step=verify-version@1.26.18/node1`), so Weaviate's
+/// own check before node1 goes back into the balancer (`nodes-healthy`: every node HEALTHY in
+/// `/v1/nodes`) fails — fast, by the target's `[overrides.nodes-healthy] timeout_secs`, as a
+/// target for a small cluster would set it. The operator rolls back at the failure prompt
+/// (before the abort point, as an operator would). The undos bring the other nodes back; the
+/// verification finds node1 not healthy: `rolled back, NOT verified: node1 failed (...)`, the
+/// product's reason named, in every view, and node1 is not back in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaviate_a_node_broken_on_the_way_forward_is_named_by_the_rollback() {
+    let fault = "never-ready:node1";
+    let staged = format!("{fault}@step=verify-version@1.26.18/node1");
+    let how = common::Scripted::staging(&[&staged]).with_timeout("nodes-healthy", 20);
+    let run =
+        common::abort_on_lab(WEAVIATE, lab(Product::Weaviate), "ready@1.26.18/node1", how).await;
+    // It failed where Weaviate's own check stops a broken node: before the abort point.
+    let failed = run
+        .state
+        .first_failure
+        .as_ref()
+        .map(|(i, _)| run.state.plan.steps[*i].key.as_str());
+    assert_eq!(
+        failed,
+        Some("nodes-healthy@1.26.18/node1"),
+        "{}",
+        run.output
+    );
+    assert_broken_node_not_back(&run, fault, "node1", "1.25.10").await;
+    assert_eq!(
+        run.state.mode,
+        Mode::Finished(Outcome::RolledBack),
+        "{}",
+        run.output
+    );
+    let text = outcome_text(&run.state);
+    assert!(
+        text.starts_with("rolled back, NOT verified: node1 failed (")
+            && !text.contains("node2 failed")
+            && !text.contains("node3 failed"),
+        "{text}\n{}",
+        run.output
+    );
+    // The report says the same, node by node.
+    let r = flightdeck::report::build(&run.journal);
+    assert_eq!(
+        (r.outcome_text.as_str(), r.rollback_verified),
+        (text.as_str(), Some(false))
+    );
+    let verified: Vec<(&str, Option<bool>)> = r
+        .nodes_after
+        .iter()
+        .map(|n| (n.node.as_str(), n.verified))
+        .collect();
+    assert_eq!(
+        verified,
+        [
+            ("node1", Some(false)),
+            ("node2", Some(true)),
+            ("node3", Some(true))
+        ]
+    );
+    assert!(back_in_service(
+        &run.lab.snapshot().await,
+        "1.25.10",
+        &["node2", "node3"]
+    ));
+    run.lab.shutdown().await;
+}
+
 /// Past the point of no return (Jahia: `ready@node1`, the processing node back in the balancer
 /// on schema B) with clients writing: the engine refuses the full rollback and says what it
 /// would lose — the irreversible step, how long ago, and the writes the load generator counted

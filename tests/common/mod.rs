@@ -139,12 +139,7 @@ pub async fn abort_on_lab_with_faults(
     abort_at: &str,
     faults: &[&str],
 ) -> LabRun {
-    let staged = faults.iter().map(|f| f.to_string()).collect();
-    let how = Scripted {
-        staged,
-        ..Scripted::default()
-    };
-    abort_on_lab(procedure, cfg, abort_at, how).await
+    abort_on_lab(procedure, cfg, abort_at, Scripted::staging(faults)).await
 }
 
 /// How the scripted operator of [`abort_on_lab`] aborts (the default: plainly, with rollback).
@@ -164,6 +159,8 @@ pub struct Scripted {
     /// At a failed undo, leave the session where it stands (as a headless run stops there)
     /// instead of aborting it.
     leave_at_failed_undo: bool,
+    /// The target's `[overrides.<step id>] timeout_secs = N`, as (step id, N).
+    timeouts: Vec<(String, u64)>,
 }
 
 impl Scripted {
@@ -195,6 +192,21 @@ impl Scripted {
             remove_at_abort: Some(path.into()),
             ..Scripted::default()
         }
+    }
+
+    /// Faults as `run --lab --fault` stages them (`never-ready:node1@step=verify@node1`).
+    pub fn staging(faults: &[&str]) -> Scripted {
+        Scripted {
+            staged: faults.iter().map(|f| f.to_string()).collect(),
+            ..Scripted::default()
+        }
+    }
+
+    /// And the target overrides step `id`'s timeout (`[overrides.<id>] timeout_secs = secs`):
+    /// a gate that fails fails fast.
+    pub fn with_timeout(mut self, id: &str, secs: u64) -> Scripted {
+        self.timeouts.push((id.into(), secs));
+        self
     }
 
     /// And leave the session at the first failed undo, unanswered.
@@ -229,6 +241,7 @@ pub async fn abort_on_lab(
         wait_for_writes_lost,
         remove_at_abort,
         leave_at_failed_undo,
+        timeouts,
     } = how;
     use flightdeck::engine::event::{Event, Phase};
     use flightdeck::engine::lab_faults::{LabFaults, StagedFault};
@@ -249,7 +262,16 @@ pub async fn abort_on_lab(
     );
     let lab = Lab::start(cfg).await.expect("lab starts");
     let lp = load_procedure(Path::new(procedure)).expect("procedure loads");
-    let target = lab.target_for(&lp.procedure);
+    let mut target = lab.target_for(&lp.procedure);
+    for (id, secs) in timeouts {
+        target.overrides.steps.insert(
+            id,
+            flightdeck::target_overrides::StepOverride {
+                timeout_secs: Some(secs),
+                ..Default::default()
+            },
+        );
+    }
     let plan = build_plan(&lp, &target, &PlanOptions::default()).expect("plan builds");
     let Some(abort_step) = plan.steps.iter().position(|s| s.key == abort_at) else {
         panic!("no step {abort_at} in the plan");
