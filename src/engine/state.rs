@@ -2,7 +2,7 @@
 //! operator and the report all fold the same events through it, so it must stay pure: no I/O,
 //! no clock — time comes from the event's stamp.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -414,6 +414,18 @@ pub struct SessionState {
     /// and copying every output line was most of its fold); every other field is the same.
     #[serde(skip)]
     pub screen: bool,
+    /// Where each node is in `nodes`, by name: a probe sample or a node's facts find their
+    /// node without searching every node (a fold of 1,000 nodes' samples was quadratic).
+    #[serde(skip)]
+    node_index: HashMap<String, usize>,
+    /// How many nodes report `read_only`: kept as their facts change, not counted over every
+    /// node at each report.
+    #[serde(skip)]
+    read_only_nodes: usize,
+    /// The first backend of each node in `lb`, by node: rebuilt when the balancer reports
+    /// (once a second), not searched for at every frame.
+    #[serde(skip)]
+    lb_index: HashMap<String, usize>,
 }
 
 /// A guard's refusal, as journaled.
@@ -532,6 +544,9 @@ impl SessionState {
             guard_refused: None,
             guard_override_log: Vec::new(),
             screen: true,
+            node_index: HashMap::new(),
+            read_only_nodes: 0,
+            lb_index: HashMap::new(),
         }
     }
 
@@ -811,8 +826,43 @@ impl SessionState {
             .unwrap_or(0)
     }
 
+    /// Where the node called `name` is in `nodes`. `nodes` is public, so an index that no
+    /// longer matches (a caller changed the list) falls back to a search.
+    fn node_at(&self, name: &str) -> Option<usize> {
+        match self.node_index.get(name) {
+            Some(&i) if self.nodes.get(i).is_some_and(|n| n.node.name == name) => Some(i),
+            _ => self.nodes.iter().position(|n| n.node.name == name),
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.node_at(name).and_then(|i| self.nodes.get(i))
+    }
+
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeView> {
-        self.nodes.iter_mut().find(|n| n.node.name == name)
+        self.node_at(name).and_then(|i| self.nodes.get_mut(i))
+    }
+
+    /// The balancer's first backend for `node`, as it last reported.
+    pub fn backend_of(&self, node: &str) -> Option<&Backend> {
+        let search = || self.lb.iter().find(|b| b.node.as_deref() == Some(node));
+        match self.lb_index.get(node).and_then(|&i| self.lb.get(i)) {
+            Some(b) if b.node.as_deref() == Some(node) => Some(b),
+            // `lb` is public: a list set without `apply` (tests do) is searched.
+            Some(_) => search(),
+            None if self.lb_index.is_empty() && !self.lb.is_empty() => search(),
+            None => None,
+        }
+    }
+
+    fn set_lb(&mut self, backends: &[Backend]) {
+        self.lb = backends.to_vec();
+        self.lb_index.clear();
+        for (i, b) in self.lb.iter().enumerate() {
+            if let Some(node) = b.node.as_deref() {
+                self.lb_index.entry(node.to_string()).or_insert(i);
+            }
+        }
     }
 
     pub fn apply(&mut self, st: &Stamped) {
@@ -846,6 +896,13 @@ impl SessionState {
                         state_change: None,
                     })
                     .collect();
+                self.node_index = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.node.name.clone(), i))
+                    .collect();
+                self.read_only_nodes = 0;
                 self.operator = operator.clone();
                 self.auto = *auto;
                 self.lb_driver = lb.clone();
@@ -1110,8 +1167,21 @@ impl SessionState {
                 facts,
                 prior_sent_ms,
             } => {
-                let moved_by = self.state_moved_by(node, t, *prior_sent_ms);
+                // Which step moved the node is asked only when its state changes: most
+                // reports repeat it, and the question looks at every step of the plan.
+                let changes = self
+                    .node(node)
+                    .and_then(|n| n.state())
+                    .zip(facts.get("state"))
+                    .is_some_and(|(old, new)| old != new);
+                let moved_by = if changes {
+                    self.state_moved_by(node, t, *prior_sent_ms)
+                } else {
+                    None
+                };
+                let mut read_only_nodes = self.read_only_nodes;
                 if let Some(n) = self.node_mut(node) {
+                    let was_read_only = n.read_only() == Some(true);
                     if let Some(new) = facts.get("state") {
                         // The first report is where the node was, not a change. A node a
                         // step started that fails (or comes up) on its way up does so because
@@ -1132,13 +1202,18 @@ impl SessionState {
                     for (k, v) in facts {
                         n.facts.insert(k.clone(), v.clone());
                     }
+                    match (was_read_only, n.read_only() == Some(true)) {
+                        (false, true) => read_only_nodes += 1,
+                        (true, false) => read_only_nodes = read_only_nodes.saturating_sub(1),
+                        _ => {}
+                    }
                 }
-                let ro = self.nodes.iter().any(|n| n.read_only() == Some(true));
-                self.read_only.set(ro, t);
+                self.read_only_nodes = read_only_nodes;
+                self.read_only.set(read_only_nodes > 0, t);
             }
-            Event::LbSample { backends } => self.lb = backends.clone(),
+            Event::LbSample { backends } => self.set_lb(backends),
             Event::LbChanged { backends, error } => {
-                self.lb = backends.clone();
+                self.set_lb(backends);
                 self.lb_error = error.clone();
                 if error.is_none() {
                     let none_serving = !backends.is_empty() && !backends.iter().any(|b| b.serving);
@@ -1364,10 +1439,7 @@ impl SessionState {
     fn set_probe(&mut self, probe: &str, node: &Option<String>, ok: bool, detail: &str, t: u64) {
         let is_health = self.health_probes.iter().any(|h| h == probe);
         let mut flipped = false;
-        if let Some(i) = node
-            .as_deref()
-            .and_then(|n| self.nodes.iter().position(|v| v.node.name == n))
-        {
+        if let Some(i) = node.as_deref().and_then(|n| self.node_at(n)) {
             let health_probes = &self.health_probes;
             let n = &mut self.nodes[i];
             // Most samples change nothing: no new key to allocate.
@@ -1451,6 +1523,30 @@ mod tests {
         assert_eq!(change.by_step, None);
         let st = SessionState::fold(s.events());
         assert!(st.nodes[0].unexpectedly_down());
+    }
+
+    /// The read-only window is open while any node says it is read-only, counted as each
+    /// node's report changes (a repeated report counts once) rather than over every node.
+    #[test]
+    fn the_read_only_window_is_open_while_any_node_is_read_only() {
+        let ro = |v: &'static str| [("read_only", v)];
+        let mut s = Script::started();
+        let [a, b, c] = [demo::NODES[0], demo::NODES[1], demo::NODES[2]];
+        s.facts(a, &ro("true"));
+        s.facts(a, &ro("true"));
+        s.facts(b, &ro("true"));
+        s.facts(a, &ro("false"));
+        let st = SessionState::fold(s.events());
+        assert!(st.read_only.since.is_some(), "{b} is still read-only");
+        s.facts(c, &ro("false"));
+        s.facts(b, &ro("false"));
+        let st = SessionState::fold(s.events());
+        assert_eq!(st.read_only.since, None);
+        assert_eq!(st.read_only.count, 1);
+        // Each report landed on its own node, found by name.
+        assert_eq!(st.node(c).and_then(|n| n.read_only()), Some(false));
+        assert_eq!(st.nodes[2].node.name, c);
+        assert_eq!(st.node("no-such-node").map(|n| &n.node.name), None);
     }
 
     /// The demo session with its backup known to start and stop nothing, every node running.

@@ -119,7 +119,7 @@ pub fn lb_mismatches(state: &SessionState) -> Vec<LbMismatch> {
     if state.lb_error.is_some() || state.lb.is_empty() {
         return Vec::new();
     }
-    mismatches(&expected_membership(state), &state.lb)
+    mismatches_by(&expected_membership(state), |node| state.backend_of(node))
 }
 
 /// [`lb_mismatches`] for an expectation and a balancer report.
@@ -131,9 +131,17 @@ pub fn mismatches(expected: &BTreeMap<String, Membership>, lb: &[Backend]) -> Ve
             by_node.entry(node).or_insert(b);
         }
     }
+    mismatches_by(expected, |node| by_node.get(node).copied())
+}
+
+/// [`mismatches`] with each node's first backend found by `backend_of`.
+fn mismatches_by<'a>(
+    expected: &BTreeMap<String, Membership>,
+    backend_of: impl Fn(&str) -> Option<&'a Backend>,
+) -> Vec<LbMismatch> {
     let mut out = Vec::new();
     for (node, want) in expected {
-        let Some(b) = by_node.get(node.as_str()).copied() else {
+        let Some(b) = backend_of(node) else {
             out.push(LbMismatch::Missing {
                 node: node.clone(),
                 expected: *want,

@@ -882,7 +882,7 @@ impl Engine {
     /// request sent at `read_ms`. A change wakes them (`moved`); a reading of the same state
     /// only says it still held then, which a gate looks at on its next round.
     pub(super) fn publish_node_state(&self, node: &str, read_ms: u64, moved: bool) {
-        let Some(n) = self.state.nodes.iter().find(|n| n.node.name == node) else {
+        let Some(n) = self.state.node(node) else {
             return;
         };
         let Some(state) = n.state() else {

@@ -128,7 +128,7 @@ impl Engine {
                     })?;
                 }
                 if let Some(n) = node {
-                    let known = self.state.nodes.iter().find(|v| v.node.name == n);
+                    let known = self.state.node(&n);
                     let mut prior_sent_ms = None;
                     let sent_ms = self.ms_at(sent);
                     if let Some(state) = facts.get("state") {

@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::{fit, panel, text, truncate};
 use crate::procedure::model::Membership;
-use crate::tui::lb_expect::lb_mismatches;
+use crate::tui::lb_expect::LbMismatch;
 use crate::tui::theme::Theme;
 use crate::tui::view::View;
 
@@ -73,16 +73,22 @@ fn columns(width: usize, name_w: usize, check_failing: bool) -> Columns {
 }
 
 /// Rows the panel wants: borders, the error, a row per server, a row per mismatch, traffic.
-pub fn wanted_height(view: &View) -> u16 {
+pub fn wanted_height(view: &View, mismatches: &[LbMismatch]) -> u16 {
     let st = &view.state;
     let rows = st.lb.len().max(1) + 2 + usize::from(st.lb_error.is_some());
-    (rows + lb_mismatches(st).len() + 2).min(u16::MAX as usize) as u16
+    (rows + mismatches.len() + 2).min(u16::MAX as usize) as u16
 }
 
-pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+/// The panel, with the balancer's `mismatches` with the procedure (`lb_mismatches`).
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    view: &View,
+    theme: &Theme,
+    mismatches: &[LbMismatch],
+) {
     let s = &theme.styles;
     let st = &view.state;
-    let mismatches = lb_mismatches(st);
     let mut title = vec![Span::raw(match &st.lb_driver {
         Some(d) => format!(" Load balancer ({d}) "),
         None => " Load balancer ".to_string(),

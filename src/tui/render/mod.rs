@@ -21,6 +21,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
+use super::lb_expect::{lb_mismatches, LbMismatch};
 use super::theme::Theme;
 use super::view::{Panel, View};
 
@@ -52,7 +53,24 @@ struct Areas {
     probes: Option<Rect>,
 }
 
-fn areas(view: &View, theme: &Theme, area: Rect) -> Areas {
+/// What the layout and more than one panel need from every node and backend, worked out
+/// once a frame (each used to work it out again: the node problems twice, the balancer's
+/// mismatches twice).
+struct Facts {
+    problems: Vec<nodes::Problem>,
+    mismatches: Vec<LbMismatch>,
+}
+
+impl Facts {
+    fn of(view: &View) -> Self {
+        Facts {
+            problems: nodes::problems(view),
+            mismatches: lb_mismatches(&view.state),
+        }
+    }
+}
+
+fn areas(view: &View, theme: &Theme, area: Rect, facts: &Facts) -> Areas {
     let bar_h = u16::from(view.replay.is_some());
     let [head, body, bar, foot] = Layout::vertical([
         Constraint::Length(2),
@@ -64,10 +82,10 @@ fn areas(view: &View, theme: &Theme, area: Rect) -> Areas {
 
     // Room for every node's problem row too (up to a third of the screen; past that the
     // last row counts the rest).
-    let problem_rows = nodes::problems(view).len();
+    let problem_rows = facts.problems.len();
     let nodes_h =
         (view.state.nodes.len().max(1) + problem_rows).min(u16::MAX as usize - 3) as u16 + 3;
-    let lb_h = lb::wanted_height(view);
+    let lb_h = lb::wanted_height(view, &facts.mismatches);
     let top_h = nodes_h.max(lb_h).min(body.height / 3 + 1);
     let [top, rest] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(body);
     let lb_w = (top.width * 2 / 5).clamp(36, 56);
@@ -121,7 +139,12 @@ pub fn panel_at(
     if too_small_for(width, height) {
         return None;
     }
-    let a = areas(view, theme, Rect::new(0, 0, width, height));
+    let a = areas(
+        view,
+        theme,
+        Rect::new(0, 0, width, height),
+        &Facts::of(view),
+    );
     let at = ratatui::layout::Position::new(x, y);
     [
         (Some(a.procedure), Panel::Procedure),
@@ -144,7 +167,8 @@ pub fn shown_nodes<'a>(
     let rows = if too_small_for(width, height) {
         0
     } else {
-        nodes::rows_shown(areas(view, theme, Rect::new(0, 0, width, height)).nodes)
+        let area = Rect::new(0, 0, width, height);
+        nodes::rows_shown(areas(view, theme, area, &Facts::of(view)).nodes)
     };
     view.state
         .nodes
@@ -167,12 +191,13 @@ pub fn draw(frame: &mut Frame, view: &View, theme: &Theme) -> usize {
         too_small(frame, area, theme);
         return 0;
     }
-    let a = areas(view, theme, area);
+    let facts = Facts::of(view);
+    let a = areas(view, theme, area, &facts);
     header::render(frame, a.head, view, theme);
     replay_bar::render(frame, a.bar, view, theme);
     header::footer(frame, a.foot, view, theme);
-    nodes::render(frame, a.nodes, view, theme);
-    lb::render(frame, a.lb, view, theme);
+    nodes::render(frame, a.nodes, view, theme, &facts.problems);
+    lb::render(frame, a.lb, view, theme, &facts.mismatches);
     procedure::render(frame, a.procedure, view, theme);
     detail::render(frame, a.detail, view, theme);
     if let Some(o) = a.output {

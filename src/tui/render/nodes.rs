@@ -1,8 +1,6 @@
 //! One row per node: name, role, version (old or new), health, read-only, LB membership,
 //! last latency and a latency sparkline.
 
-use std::collections::HashMap;
-
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -60,7 +58,8 @@ pub fn problems(view: &View) -> Vec<Problem> {
         .nodes
         .iter()
         .filter_map(|n| {
-            let name = n.node.name.clone();
+            // Most nodes have no problem: their name is not copied.
+            let name = || n.node.name.clone();
             let state = n.state().filter(|s| *s != "running");
             let by = n.state_change.as_ref().and_then(|c| c.by_step);
             match state {
@@ -80,7 +79,7 @@ pub fn problems(view: &View) -> Vec<Problem> {
                         .iter()
                         .any(|d| *d == state && *d != "stopped");
                     Some(Problem {
-                        node: name,
+                        node: name(),
                         text,
                         unexpected: n.unexpectedly_down(),
                         planned: by.is_some() && !failed,
@@ -88,7 +87,7 @@ pub fn problems(view: &View) -> Vec<Problem> {
                     })
                 }
                 None if n.health == Some(false) => Some(Problem {
-                    node: name,
+                    node: name(),
                     text: if n.health_detail.is_empty() {
                         "failing".to_string()
                     } else {
@@ -112,10 +111,10 @@ pub fn rows_shown(area: Rect) -> usize {
     (area.height as usize).saturating_sub(2 + 1)
 }
 
-pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
+/// The panel, with every node's problem under the table (`problems`).
+pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme, problems: &[Problem]) {
     let s = &theme.styles;
     let st = &view.state;
-    let problems = problems(view);
     let title = match problems.len() {
         0 => " Nodes ".to_string(),
         1 => " Nodes · 1 problem ".to_string(),
@@ -124,15 +123,15 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let block = panel(title, false, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let name_w = st
-        .nodes
+    // The columns fit the rows shown (the first nodes), not every node of the session.
+    let shown = &st.nodes[..rows_shown(area).min(st.nodes.len())];
+    let name_w = shown
         .iter()
         .map(|n| n.node.name.width())
         .max()
         .unwrap_or(4)
         .clamp(4, 16);
-    let ver_w = st
-        .nodes
+    let ver_w = shown
         .iter()
         .filter_map(|n| n.version().map(|v| v.width()))
         .max()
@@ -142,8 +141,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     // Everything but the role has a fixed width; the role gets what is left, up to its
     // longest value, and the sparkline takes the rest.
     let fixed = 1 + name_w + 1 + 1 + ver_w + 1 + 2 + 1 + 2 + 1 + 5 + 1 + 6 + 1;
-    let longest_role = st
-        .nodes
+    let longest_role = shown
         .iter()
         .map(|n| n.role().map_or(1, |r| r.width()))
         .max()
@@ -165,15 +163,9 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
         s.muted,
     ))];
     // Only the rows that fit are built (at 1,000 nodes a frame shows a few dozen), and each
-    // finds its balancer membership in an index, not by searching every backend.
-    let mut membership: HashMap<&str, Membership> = HashMap::with_capacity(st.lb.len());
-    for b in &st.lb {
-        if let Some(node) = b.node.as_deref() {
-            membership.entry(node).or_insert(b.membership);
-        }
-    }
-    for n in st.nodes.iter().take(rows_shown(area)) {
-        let lb = membership.get(n.node.name.as_str()).copied();
+    // finds its balancer membership in the state's index, not by searching every backend.
+    for n in shown {
+        let lb = st.backend_of(&n.node.name).map(|b| b.membership);
         lines.push(row(view, n, lb, theme, name_w, role_w, ver_w, spark_w));
     }
     // Rows left over under the table say why each node is down, every node: when they do
