@@ -524,6 +524,9 @@ pub struct Index {
     pub torn_tail: Option<String>,
     pub intact_len: u64,
     pub skipped: Vec<(usize, String)>,
+    /// Line numbers a later `resumed` event journaled as skipped: a reader that finds one of
+    /// them damaged leaves it out, as the resumed session did.
+    pub resumed_skipped: Vec<usize>,
 }
 
 impl Index {
@@ -587,6 +590,7 @@ pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
         torn_tail: None,
         intact_len: 0,
         skipped: Vec::new(),
+        resumed_skipped: Vec::new(),
     };
     let mut known: Vec<usize> = Vec::new();
     let mut last_seq: Option<u64> = None;
@@ -689,6 +693,7 @@ pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
         }
     }
     out.intact_len = offset;
+    out.resumed_skipped = known;
     Ok(out)
 }
 

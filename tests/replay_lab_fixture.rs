@@ -3,15 +3,19 @@
 //! --yes --headless`): replaying it ends in the state a plain fold gives, seeks land on the same
 //! states, and its report has the figures of a clean rolling upgrade.
 
+#[path = "common/replay_follow.rs"]
+mod replay_follow;
+
 use std::path::Path;
 use std::time::Duration;
 
 use flightdeck::engine::state::Mode;
 use flightdeck::engine::SessionState;
 use flightdeck::journal::{self, Journal};
-use flightdeck::replay::player::{self, follow, ReplayOptions};
+use flightdeck::replay::player::{self, ReplayOptions};
 use flightdeck::replay::timeline::Timeline;
 use flightdeck::report::{self, ReportOutcome};
+use replay_follow::follow;
 
 fn lab_journal() -> Journal {
     let path =

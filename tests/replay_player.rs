@@ -3,6 +3,8 @@
 
 #[path = "fixtures/builder.rs"]
 mod builder;
+#[path = "common/replay_follow.rs"]
+mod replay_follow;
 
 use std::time::Duration;
 
@@ -10,8 +12,9 @@ use builder::fixture;
 use flightdeck::engine::event::Event;
 use flightdeck::engine::{Command, SessionState, Stamped};
 use flightdeck::journal::Journal;
-use flightdeck::replay::player::{self, follow, ReplayError, ReplayOptions};
+use flightdeck::replay::player::{self, ReplayError, ReplayOptions};
 use flightdeck::replay::timeline::{DecisionKind, Timeline};
+use replay_follow::follow;
 use tokio::time::Instant;
 
 fn opts(speed: f64) -> ReplayOptions {
@@ -209,7 +212,7 @@ async fn jumps_and_random_seeks_show_exactly_the_folded_state() {
         assert_eq!(control.state(), fold_to(i), "seek to {i}");
         control.seek(i + 3);
         let k = (i + 3).min(j.events.len() - 1);
-        assert_eq!(control.with_state(|s| s.last_seq), k as u64 + 1);
+        assert_eq!(control.state().last_seq, k as u64 + 1);
         assert_eq!(control.state(), fold_to(k), "step on to {k}");
     }
     assert!(control.position().paused);

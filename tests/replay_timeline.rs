@@ -381,3 +381,30 @@ fn a_line_damaged_past_its_start_ends_the_timeline_before_it() {
     assert_eq!(t.final_state(), SessionState::fold(&events[..k]));
     assert_eq!(t.event(k), None);
 }
+
+#[test]
+fn a_view_brings_its_own_state_along_as_the_replay_moves() {
+    // What the cockpit does for each frame (`tui::replay::sync`): its own state is moved
+    // forward while playing, replaced after a seek, and always equals a fold from scratch.
+    let dir = tempfile::tempdir().unwrap();
+    let (header, events) = long_journal(1500);
+    let path = write_journal(dir.path(), "long.jsonl", &header, &lines(&events));
+    let t = Timeline::open(&path, 0, ReadOptions::default()).unwrap();
+    let mut state = SessionState::empty();
+    let mut at: Option<usize> = None;
+    let mut rng = Rng(7);
+    for _ in 0..120 {
+        let to = match rng.below(4) {
+            0 => rng.below(events.len() + 10),
+            _ => at.map_or(0, |a| a + rng.below(6)),
+        };
+        t.bring(&mut state, at, to);
+        let to = to.min(events.len() - 1);
+        assert_eq!(
+            state,
+            SessionState::fold(&events[..=to]),
+            "at {at:?} to {to}"
+        );
+        at = Some(to);
+    }
+}

@@ -166,7 +166,7 @@ fn player_keys_are_ui_actions_never_commands() {
         Intent::Ui(UiAction::Replay(_))
     ));
     let t = Timeline::new(j.events.clone(), 10_000);
-    v.sync_replay(position(&t, 3, 0), || t.state_at(3));
+    v.sync_replay(position(&t, 3, 0), |s| *s = t.state_at(3));
     for (c, want) in [
         (KeyCode::Char(' '), ReplayKey::TogglePause),
         (KeyCode::Char('+'), ReplayKey::Faster),
@@ -207,6 +207,7 @@ fn position(t: &Timeline, index: usize, epoch: u64) -> ReplayPosition {
         stopped_before: None,
         epoch,
         damage: None,
+        lines_left_out: 0,
     }
 }
 
@@ -215,24 +216,24 @@ fn the_view_shows_the_players_frame_and_folds_nothing_itself() {
     let j = fixture("rolling-upgrade.jsonl");
     let t = Timeline::new(j.events.clone(), 10_000);
     let mut v = View::new(TuiRole::Replay, "t", 0);
-    assert!(v.sync_replay(position(&t, 5, 0), || t.state_at(5)));
+    assert!(v.sync_replay(position(&t, 5, 0), |s| *s = t.state_at(5)));
     assert_eq!(v.state, t.state_at(5));
     // The position it shows already: no state is taken, nothing changes.
-    assert!(!v.sync_replay(position(&t, 5, 0), || {
+    assert!(!v.sync_replay(position(&t, 5, 0), |_| {
         unreachable!("same position: the view has its state")
     }));
     // Playing on: each position comes with its state.
-    assert!(v.sync_replay(position(&t, 6, 0), || t.state_at(6)));
+    assert!(v.sync_replay(position(&t, 6, 0), |s| t.bring(s, Some(5), 6)));
     assert_eq!(v.state, t.state_at(6));
     // A seek back, then forward: the state is the player's at the new position.
-    assert!(v.sync_replay(position(&t, 2, 1), || t.state_at(2)));
+    assert!(v.sync_replay(position(&t, 2, 1), |s| *s = t.state_at(2)));
     assert_eq!(v.state, t.state_at(2));
-    assert!(v.sync_replay(position(&t, 40, 2), || t.state_at(40)));
+    assert!(v.sync_replay(position(&t, 40, 2), |s| *s = t.state_at(40)));
     assert_eq!(v.state, t.state_at(40));
     // A key that only changes the bar (pause): the bar changes, the state is kept.
     let mut paused = position(&t, 40, 2);
     paused.paused = true;
-    assert!(v.sync_replay(paused, || unreachable!("same index and epoch")));
+    assert!(v.sync_replay(paused, |_| unreachable!("same index and epoch")));
     assert_eq!(v.state, t.state_at(40));
 }
 
@@ -339,7 +340,7 @@ fn a_quiz_refuses_to_jump_ahead_and_takes_only_answers_at_a_question() {
     let t = Timeline::new(j.events.clone(), 10_000);
     let quiz = Quiz::new(&j);
     let mut v = View::new(TuiRole::Replay, "t", 0);
-    v.sync_replay(position(&t, 3, 0), || t.state_at(3));
+    v.sync_replay(position(&t, 3, 0), |s| *s = t.state_at(3));
     v.quiz = Some(QuizView {
         total: quiz.len(),
         answered: 0,

@@ -106,6 +106,8 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         eprintln!("flightdeck: the cockpit failed: {e:#}");
         return ExitCode::FAILURE;
     }
+    // Lines found damaged while playing and left out (the index's were said at the start).
+    left_out(&control.timeline().left_out());
     if let Some(why) = control.timeline().damage() {
         eprintln!("flightdeck replay: the replay ended before a damaged line: {why}");
         return ExitCode::from(2);

@@ -10,16 +10,13 @@
 //!
 //! A seek (step and decision jumps, start/end, [`ReplayControl::seek`]) moves the position at
 //! once and bumps [`ReplayPosition::epoch`]; the feed then continues from the new position.
-//! A view has two ways to stay right, both exact:
 //!
-//! - **Frames** (simplest; the cockpit does this): show [`ReplayControl::frame`] — the
-//!   position and the folded state there, taken together from the one state the control keeps
-//!   (incremental while playing, from the nearest snapshot after a seek) — and use the events
-//!   feed, or [`ReplayControl::subscribe`], only as a wake-up.
-//! - **Fold**: keep your own `SessionState`; apply each received event through [`follow`],
-//!   which applies only the event that comes next (`seq == last_seq + 1`), so events queued
-//!   before a seek are dropped harmlessly; when `epoch` changes, replace your state with
-//!   [`ReplayControl::state`].
+//! A view stays right by showing frames: it reads [`ReplayControl::position`] and brings its
+//! own `SessionState` there with [`Timeline::bring`] (the events since the position it shows
+//! applied to it while playing, the nearest snapshot after a seek), using the events feed, or
+//! [`ReplayControl::subscribe`], only as a wake-up. Nothing queued before a seek can show, and
+//! no state is copied per move: the view's own is moved forward. (The feed's events are
+//! numbered by their place, so a test can also fold them itself.)
 //!
 //! The position bar reads [`ReplayControl::position`]: index/total, session and replay time,
 //! the step, speed, paused, and the compressed idle gap being waited through, if any.
@@ -103,6 +100,9 @@ pub struct ReplayPosition {
     /// A damaged line found while reading the journal, in the reader's words: the replay ends
     /// before it.
     pub damage: Option<String>,
+    /// Lines of the journal the replay leaves out, known so far (`--skip-bad-lines`, or
+    /// skipped by a journaled resume; see [`Timeline::lines_left_out`]).
+    pub lines_left_out: usize,
 }
 
 impl ReplayPosition {
@@ -127,6 +127,9 @@ impl ReplayPosition {
                 crate::report::human_duration(g.original_ms)
             ));
         }
+        if self.lines_left_out > 0 {
+            line.push_str(&format!(" · {}", left_out_label(self.lines_left_out)));
+        }
         if self.stopped_before.is_some() {
             line.push_str(" · stopped before a decision");
         } else if let Some(why) = self.damage.as_ref().filter(|_| self.at_end) {
@@ -136,6 +139,11 @@ impl ReplayPosition {
         }
         line
     }
+}
+
+/// "1 bad line skipped", "3 bad lines skipped": for the position bar.
+pub fn left_out_label(n: usize) -> String {
+    format!("{n} bad line{} skipped", if n == 1 { "" } else { "s" })
 }
 
 /// `+M:SS` / `H:MM:SS` style session clock.
@@ -185,8 +193,6 @@ struct Shared {
     timeline: Arc<Timeline>,
     core: Mutex<Core>,
     position: watch::Sender<ReplayPosition>,
-    /// The state at some index, moved forward as the position moves.
-    view: Mutex<(usize, SessionState)>,
 }
 
 impl Shared {
@@ -214,6 +220,7 @@ impl Shared {
             stopped_before: core.stopped_before,
             epoch: core.epoch,
             damage: t.damage(),
+            lines_left_out: t.lines_left_out(),
         });
     }
 }
@@ -234,22 +241,12 @@ impl std::fmt::Debug for ReplayControl {
     }
 }
 
-/// Apply `event` to a view's `state` if it is the next one (`seq == last_seq + 1`); events
-/// queued before a seek are not, and are dropped. Returns whether it was applied.
-pub fn follow(state: &mut SessionState, event: &Stamped) -> bool {
-    if event.seq == state.last_seq + 1 {
-        state.apply(event);
-        true
-    } else {
-        false
-    }
-}
-
 /// Open the journal at `path` and start replaying it (see [`start`]): indexed, and read as it
 /// plays ([`Timeline::open`]), so a long journal shows its first frame at once and is never
 /// held in memory whole. A file that is not a journal, or whose lines are out of order, is an
 /// error that says so; a line damaged past its start ends the replay before it
-/// ([`ReplayPosition::damage`]).
+/// ([`ReplayPosition::damage`]), unless it may be left out (`--skip-bad-lines`, or a later
+/// `resumed` journaled that it was skipped): then the replay plays on past it.
 pub fn open(
     path: &std::path::Path,
     opts: ReplayOptions,
@@ -323,9 +320,9 @@ pub fn start_timeline(
         stopped_before: None,
         epoch: 0,
         damage: None,
+        lines_left_out: 0,
     });
     let shared = Arc::new(Shared {
-        view: Mutex::new((index, timeline.state_at(index))),
         timeline,
         core: Mutex::new(core),
         position,
@@ -430,7 +427,13 @@ async fn play(
                         continue;
                     }
                     let Some(event) = timeline.event(next) else {
-                        // Damaged: the timeline now ends before it.
+                        if next < timeline.len() {
+                            // A damaged line left out: the position passes it, nothing to
+                            // deliver.
+                            core.index = next;
+                            core.stopped_before = None;
+                        }
+                        // Else damaged: the timeline now ends before it.
                         shared.publish(&core);
                         continue;
                     };
@@ -469,43 +472,12 @@ impl ReplayControl {
         self.shared.position.subscribe()
     }
 
-    /// Run `f` on the folded state at the current position, without cloning it.
-    pub fn with_state<R>(&self, f: impl FnOnce(&SessionState) -> R) -> R {
-        let index = self.shared.core().index;
-        self.state_at_index(index, f)
-    }
-
-    /// The replay's frame: where it is and the folded state there, taken together (the player
-    /// cannot move between the two). The state is only cloned when the position is not
-    /// `shown` (an index and an epoch): a view that has the state there already gets `None`.
-    pub fn frame(&self, shown: Option<(usize, u64)>) -> (ReplayPosition, Option<SessionState>) {
-        let core = self.shared.core();
-        // Positions are published under the same lock: this one is the core's.
-        let position = self.shared.position.borrow().clone();
-        let state = (shown != Some((core.index, core.epoch)))
-            .then(|| self.state_at_index(core.index, SessionState::clone));
-        (position, state)
-    }
-
-    fn state_at_index<R>(&self, index: usize, f: impl FnOnce(&SessionState) -> R) -> R {
-        let timeline = &self.shared.timeline;
-        let mut view = self.shared.view.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, state) = &mut *view;
-        if *at != index {
-            // Moving forward a little is cheaper than restarting from a snapshot.
-            if *at < index && index - *at <= super::timeline::SNAPSHOT_EVERY {
-                timeline.fold_into(state, *at + 1, index);
-            } else {
-                *state = timeline.state_at(index);
-            }
-            *at = index;
-        }
-        f(state)
-    }
-
-    /// The folded state at the current position.
+    /// The folded state at the current position, built for the caller (from the nearest
+    /// snapshot). A view that shows every position brings its own state along instead
+    /// ([`Timeline::bring`]).
     pub fn state(&self) -> SessionState {
-        self.with_state(SessionState::clone)
+        let index = self.shared.core().index;
+        self.shared.timeline.state_at(index)
     }
 
     /// Pause or resume (space).

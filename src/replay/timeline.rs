@@ -9,10 +9,19 @@
 //! lines shared) and noting step boundaries and decisions. The state at any event is the
 //! nearest kept state, folded forward from the file; asking beyond what the background has
 //! folded waits for it. A line whose start reads but whose event does not is found by that
-//! fold: the timeline then ends before it ([`Timeline::damage`] says where and why).
+//! fold (or by playback, if it gets there first): the timeline ends before it
+//! ([`Timeline::damage`] says where and why), unless the reader may leave it out — with
+//! `--skip-bad-lines`, or because a later `resumed` event journaled that the resumed session
+//! skipped it — and then it keeps its place as an event that changes nothing
+//! ([`Timeline::left_out`]).
+//!
+//! Playback reads through one open reader kept for the replay (a bounded buffer, moved to each
+//! event's line), and the background fold through its own for its one pass: the file is
+//! opened twice per replay, not once per event.
 //!
 //! The layout is pure: the player (`super::player`) and the quiz (`super::quiz`) drive it.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,6 +39,8 @@ pub const SNAPSHOT_EVERY: usize = 200;
 pub const MAX_SNAPSHOTS: usize = 256;
 /// Events the background fold decodes before it publishes what it found (and takes the lock).
 const FOLD_BATCH: usize = 256;
+/// The buffer of each open reader on the journal: what is read ahead of the line wanted.
+const READ_BUFFER: usize = 1 << 16;
 /// `step_at` for an event before any step came up.
 const NO_STEP: u32 = u32::MAX;
 
@@ -91,6 +102,9 @@ struct Layout {
     snapshots: Vec<SessionState>,
     /// A line found damaged while folding: its event and why.
     damage: Option<(usize, String)>,
+    /// Lines found damaged and left out (`--skip-bad-lines`, or skipped by a journaled
+    /// resume): by event, the line number and why.
+    left_out: std::collections::BTreeMap<usize, (usize, String)>,
 }
 
 /// The events and what is known of them, shared with the background fold.
@@ -104,6 +118,56 @@ struct Inner {
     progress: Condvar,
     /// The timeline was dropped: the background fold stops.
     stop: AtomicBool,
+    /// Playback's reader on the journal file, kept open between reads (None until the first,
+    /// and after an error: its place is then unknown).
+    cursor: Mutex<Option<Cursor>>,
+    /// `--skip-bad-lines`: a line found damaged is left out instead of ending the timeline.
+    skip_bad_lines: bool,
+}
+
+/// An open reader on a journal file and the offset it reads next.
+struct Cursor {
+    reader: BufReader<File>,
+    at: u64,
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor").field("at", &self.at).finish()
+    }
+}
+
+impl Cursor {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(Cursor {
+            reader: BufReader::with_capacity(READ_BUFFER, File::open(path)?),
+            at: 0,
+        })
+    }
+
+    /// Move to offset `to`: within the buffer when it holds it (playing on, or stepping back
+    /// a little), else by seeking the file.
+    fn seek_to(&mut self, to: u64) -> std::io::Result<()> {
+        if to == self.at {
+            return Ok(());
+        }
+        match i64::try_from(i128::from(to) - i128::from(self.at)) {
+            Ok(d) => self.reader.seek_relative(d)?,
+            Err(_) => {
+                self.reader.seek(SeekFrom::Start(to))?;
+            }
+        }
+        self.at = to;
+        Ok(())
+    }
+
+    /// The line from here into `buf` (cleared first); its length (0 at the end of the file).
+    fn line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        buf.clear();
+        let n = self.reader.read_until(b'\n', buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// Folds events in order into the layout.
@@ -120,27 +184,31 @@ impl Folder {
         }
     }
 
-    /// Fold event number `layout.folded`.
-    fn take(&mut self, e: &Stamped, layout: &mut Layout, every: usize) {
+    /// Fold event number `layout.folded` (None: its line was left out, it changes nothing).
+    fn take(&mut self, e: Option<&Stamped>, layout: &mut Layout, every: usize) {
         let i = layout.folded;
-        if matches!(
-            e.event,
-            Event::ActionStarted { .. } | Event::ActionFinished { .. } | Event::PromptOpened { .. }
-        ) {
-            layout.boundaries.push(i);
-        }
-        if let Some(kind) = decision_kind(&self.state, &e.event) {
-            layout.decisions.push((i, kind));
-        }
-        if let Some(s) = step_of(&e.event) {
-            self.step = Some(s);
-            layout.first_of_step.entry(s).or_insert(i);
+        if let Some(e) = e {
+            if matches!(
+                e.event,
+                Event::ActionStarted { .. }
+                    | Event::ActionFinished { .. }
+                    | Event::PromptOpened { .. }
+            ) {
+                layout.boundaries.push(i);
+            }
+            if let Some(kind) = decision_kind(&self.state, &e.event) {
+                layout.decisions.push((i, kind));
+            }
+            if let Some(s) = step_of(&e.event) {
+                self.step = Some(s);
+                layout.first_of_step.entry(s).or_insert(i);
+            }
+            self.state.apply(e);
         }
         layout.step_at.push(
             self.step
                 .map_or(NO_STEP, |s| u32::try_from(s).unwrap_or(NO_STEP - 1)),
         );
-        self.state.apply(e);
         layout.folded += 1;
         if layout.folded.is_multiple_of(every) {
             layout.snapshots.push(self.state.clone());
@@ -169,7 +237,8 @@ impl Inner {
 
     /// Hand events `from..=to` (clamped to the events there are) to `each`, in order. Reading
     /// from the file, a line that does not decode ends the timeline before it (see
-    /// [`Timeline::damage`]) and the events stop there.
+    /// [`Timeline::damage`]) and the events stop there, unless it may be left out: then it is
+    /// noted ([`Timeline::left_out`]) and passed over.
     fn read(&self, from: usize, to: usize, mut each: impl FnMut(Stamped)) {
         let to = to.saturating_add(1).min(self.len());
         match &self.source {
@@ -182,14 +251,94 @@ impl Inner {
                 if from >= to {
                     return;
                 }
-                if let Err((i, why)) = read_file(path, index, from, to, &self.stop, |e| {
+                let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+                let opened = match cursor.take() {
+                    Some(c) => Ok(c),
+                    None => Cursor::open(path),
+                };
+                let mut reader = match opened {
+                    Ok(c) => c,
+                    Err(e) => {
+                        drop(cursor);
+                        let at = index.line_of(from);
+                        self.damaged(from, format!("{}:{at}: {e}", path.display()));
+                        return;
+                    }
+                };
+                let read = self.read_file(&mut reader, path, index, from, to, |_, e| {
                     each(e);
                     true
-                }) {
+                });
+                // After an error the reader's place is unknown: the next read opens anew.
+                if read.is_ok() {
+                    *cursor = Some(reader);
+                }
+                drop(cursor);
+                if let Err((i, why)) = read {
                     self.damaged(i, why);
                 }
             }
         }
+    }
+
+    /// Event `i`'s line (number `line`) is damaged and left out.
+    fn left_out(&self, i: usize, line: usize, why: String) {
+        self.layout().left_out.entry(i).or_insert((line, why));
+    }
+
+    /// Read events `from..to` of an indexed journal through `cursor`, numbered 1, 2, 3, ...
+    /// by their place, to `each` (with their place; false stops). A damaged line the reader
+    /// may leave out is noted and passed over; any other line that does not read stops the
+    /// reading, with its event and why.
+    fn read_file(
+        &self,
+        cursor: &mut Cursor,
+        path: &Path,
+        index: &journal::Index,
+        from: usize,
+        to: usize,
+        mut each: impl FnMut(usize, Stamped) -> bool,
+    ) -> Result<(), (usize, String)> {
+        let fail = |i: usize, why: String| {
+            Err((i, format!("{}:{}: {why}", path.display(), index.line_of(i))))
+        };
+        let mut buf = Vec::new();
+        for i in from..to.min(index.len()) {
+            if i.is_multiple_of(FOLD_BATCH) && self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Lines that are no events (damaged, misplaced) may lie between: step over them.
+            let read = cursor
+                .seek_to(index.offsets[i])
+                .and_then(|()| cursor.line(&mut buf));
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => return fail(i, e.to_string()),
+            };
+            match journal::decode_line(&buf) {
+                Ok(mut e) => {
+                    // Events are numbered by their place (a journal with gaps in `seq` is
+                    // renumbered), as a timeline held in memory numbers them.
+                    e.seq = i as u64 + 1;
+                    if !each(i, e) {
+                        return Ok(());
+                    }
+                }
+                Err(e) if n == 0 => return fail(i, format!("the journal got shorter: {e}")),
+                Err(e) => {
+                    let line = index.line_of(i);
+                    if self.skip_bad_lines || index.resumed_skipped.contains(&line) {
+                        self.left_out(i, line, format!("damaged event line: {e}"));
+                        continue;
+                    }
+                    return fail(
+                        i,
+                        format!("damaged event line: {e} (--skip-bad-lines leaves such lines out)"),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Event `i` does not decode: the timeline ends before it.
@@ -206,8 +355,9 @@ impl Inner {
         self.progress.notify_all();
     }
 
-    /// The background fold of a timeline read from a file.
-    fn fold_file(&self) {
+    /// The background fold of a timeline read from a file, through its own reader (`cursor`,
+    /// at the start): one pass, never moved by playback.
+    fn fold_file(&self, mut cursor: Cursor) {
         struct Done<'a>(&'a Inner);
         impl Drop for Done<'_> {
             fn drop(&mut self) {
@@ -220,104 +370,36 @@ impl Inner {
             return;
         };
         let mut folder = Folder::new();
-        let mut batch = Vec::with_capacity(FOLD_BATCH);
-        let flush = |batch: &mut Vec<Stamped>, folder: &mut Folder| {
+        let mut batch: Vec<Option<Stamped>> = Vec::with_capacity(FOLD_BATCH);
+        let flush = |batch: &mut Vec<Option<Stamped>>, folder: &mut Folder| {
             let mut g = self.layout();
             for e in batch.drain(..) {
-                folder.take(&e, &mut g, self.every);
+                folder.take(e.as_ref(), &mut g, self.every);
             }
             drop(g);
             self.progress.notify_all();
         };
-        let read = read_file(path, index, 0, index.len(), &self.stop, |e| {
-            batch.push(e);
+        let mut next = 0;
+        let read = self.read_file(&mut cursor, path, index, 0, index.len(), |i, e| {
+            // Lines left out keep their place, as events that change nothing.
+            batch.extend(std::iter::repeat_with(|| None).take(i - next));
+            next = i + 1;
+            batch.push(Some(e));
             if batch.len() >= FOLD_BATCH {
                 flush(&mut batch, &mut folder);
             }
             true
         });
+        let end = match &read {
+            Ok(()) => index.len(),
+            Err((i, _)) => *i,
+        };
+        batch.extend(std::iter::repeat_with(|| None).take(end.saturating_sub(next)));
         flush(&mut batch, &mut folder);
         if let Err((i, why)) = read {
             self.damaged(i, why);
         }
     }
-}
-
-/// Read events `from..to` of an indexed journal, numbered 1, 2, 3, ... by their place. Stops
-/// at the first line that does not read, with its event and why.
-fn read_file(
-    path: &Path,
-    index: &journal::Index,
-    from: usize,
-    to: usize,
-    stop: &AtomicBool,
-    mut each: impl FnMut(Stamped) -> bool,
-) -> Result<(), (usize, String)> {
-    let Some(&start) = index.offsets.get(from) else {
-        return Ok(());
-    };
-    let fail =
-        |i: usize, why: String| Err((i, format!("{}:{}: {why}", path.display(), index.line_of(i))));
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return fail(from, e.to_string()),
-    };
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    if let Err(e) = reader.seek(SeekFrom::Start(start)) {
-        return fail(from, e.to_string());
-    }
-    let mut at = start;
-    let mut buf = Vec::new();
-    for i in from..to.min(index.len()) {
-        if i.is_multiple_of(FOLD_BATCH) && stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let want = index.offsets[i];
-        if want != at {
-            // Lines that are no events (damaged, misplaced) lie between: step over them.
-            let skip = want
-                .checked_sub(at)
-                .and_then(|d| i64::try_from(d).ok())
-                .ok_or(());
-            match skip {
-                Ok(d) => {
-                    if let Err(e) = reader.seek_relative(d) {
-                        return fail(i, e.to_string());
-                    }
-                }
-                Err(()) => {
-                    if let Err(e) = reader.seek(SeekFrom::Start(want)) {
-                        return fail(i, e.to_string());
-                    }
-                }
-            }
-            at = want;
-        }
-        buf.clear();
-        let n = match reader.read_until(b'\n', &mut buf) {
-            Ok(n) => n,
-            Err(e) => return fail(i, e.to_string()),
-        };
-        at += n as u64;
-        match journal::decode_line(&buf) {
-            Ok(mut e) => {
-                // Views take exactly the event after the one they applied last, so events
-                // are numbered by their place (a journal with gaps in `seq` is renumbered).
-                e.seq = i as u64 + 1;
-                if !each(e) {
-                    return Ok(());
-                }
-            }
-            Err(e) if n == 0 => return fail(i, format!("the journal got shorter: {e}")),
-            Err(e) => {
-                return fail(
-                    i,
-                    format!("damaged event line: {e} (--skip-bad-lines leaves such lines out)"),
-                )
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A journal's events with replay clock, step boundaries, decision points and snapshots.
@@ -388,9 +470,10 @@ impl Timeline {
         // Live-only events never reach a journal; if one is handed in, it has no place in a
         // replayed sequence.
         events.retain(|e| !e.event.is_live_only());
-        // Views accept exactly the event after the one they applied last (`seq == last_seq + 1`,
-        // see `super::player::follow`), so the numbering must run 1, 2, 3, ... Journals written
-        // by the engine do; a hand-edited one may not, and is renumbered in order.
+        // The player's feed numbers events by their place, so a view folding it can take
+        // exactly the event after the one it applied last (`seq == last_seq + 1`): the
+        // numbering must run 1, 2, 3, ... Journals written by the engine do; a hand-edited one
+        // may not, and is renumbered in order.
         let contiguous = events.first().is_none_or(|e| e.seq == 1)
             && events
                 .windows(2)
@@ -409,7 +492,7 @@ impl Timeline {
         };
         let mut folder = Folder::new();
         for e in &events {
-            folder.take(e, &mut layout, every);
+            folder.take(Some(e), &mut layout, every);
         }
         layout.done = true;
         let step_keys = step_keys(events.first());
@@ -422,6 +505,8 @@ impl Timeline {
                 layout: Mutex::new(layout),
                 progress: Condvar::new(),
                 stop: AtomicBool::new(false),
+                cursor: Mutex::new(None),
+                skip_bad_lines: false,
             }),
             t_ms,
             replay_ms,
@@ -459,17 +544,25 @@ impl Timeline {
             }),
             progress: Condvar::new(),
             stop: AtomicBool::new(false),
+            cursor: Mutex::new(None),
+            skip_bad_lines: opts.skip_bad_lines,
         });
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Both readers are open before this returns: the replay reads through them, whatever
+        // becomes of the path (a journal moved or removed mid-replay still plays).
+        *inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Cursor::open(path).map_err(io)?);
+        let fold_cursor = Cursor::open(path).map_err(io)?;
         let mut first = None;
         inner.read(0, 0, |e| first = Some(e));
         let folding = inner.clone();
         std::thread::Builder::new()
             .name("replay-fold".into())
-            .spawn(move || folding.fold_file())
-            .map_err(|source| JournalError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .spawn(move || folding.fold_file(fold_cursor))
+            .map_err(io)?;
         Ok(Timeline {
             inner,
             t_ms,
@@ -493,7 +586,8 @@ impl Timeline {
         }
     }
 
-    /// Event `index`, if there is one.
+    /// Event `index`, if there is one (None too for a line left out: see
+    /// [`Timeline::left_out`]).
     pub fn event(&self, index: usize) -> Option<Stamped> {
         let mut found = None;
         self.inner.read(index, index, |e| found = Some(e));
@@ -544,6 +638,25 @@ impl Timeline {
             .damage
             .as_ref()
             .map(|(_, why)| why.clone())
+    }
+
+    /// Lines found damaged past their start while reading and left out (each keeps its
+    /// place as an event that changes nothing): by `--skip-bad-lines`, or because a later
+    /// `resumed` event journaled that the session skipped them. Line number and why, in line
+    /// order; all of them once [`Timeline::wait_folded`] returns.
+    pub fn left_out(&self) -> Vec<(usize, String)> {
+        self.inner.layout().left_out.values().cloned().collect()
+    }
+
+    /// How many lines the replay leaves out, known so far: the index's ([`Timeline::skipped`])
+    /// and those found damaged while reading ([`Timeline::left_out`]).
+    pub fn lines_left_out(&self) -> usize {
+        self.skipped.len() + self.inner.layout().left_out.len()
+    }
+
+    /// Whether event `index`'s line was found damaged and left out.
+    pub fn is_left_out(&self, index: usize) -> bool {
+        self.inner.layout().left_out.contains_key(&index)
     }
 
     /// Events folded so far in the background (all of them once [`Timeline::wait_folded`]
@@ -691,6 +804,24 @@ impl Timeline {
             self.fold_into(&mut state, from, index);
         }
         state
+    }
+
+    /// Bring `state`, the state after event `at` of this timeline (None: any other state),
+    /// to the state after event `to` (clamped): a short way ahead, by applying the events
+    /// between to it (as playing does); else it is replaced by [`Timeline::state_at`]. A view
+    /// that shows each position this way copies no state as the replay plays.
+    pub fn bring(&self, state: &mut SessionState, at: Option<usize>, to: usize) {
+        let Some(to) = self.clamp(to) else {
+            *state = SessionState::empty();
+            return;
+        };
+        match at {
+            Some(at) if at == to => {}
+            Some(at) if at < to && to - at <= self.inner.every => {
+                self.fold_into(state, at + 1, to);
+            }
+            _ => *state = self.state_at(to),
+        }
     }
 
     /// The state after the whole journal.

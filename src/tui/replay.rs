@@ -1,10 +1,12 @@
 //! The cockpit as a replay player: the keys that move through a recorded session, and how the
 //! view shows the player's position.
 //!
-//! One source of truth: the view shows the player's frame ([`ReplayControl::frame`]) — its
-//! position and the state folded there, taken together — and never folds events itself. The
-//! player's feed and position updates only wake the view up; whatever they carried, the next
-//! frame is the player's, so nothing queued before a seek or a pause can show. Nothing here
+//! One source of truth: the view shows the player's position ([`ReplayControl::position`]),
+//! its state brought there by the timeline (`Timeline::bring`: the events since the position
+//! it showed applied to it, or the nearest snapshot after a seek), never the events the feed
+//! carried. The player's feed and position updates only wake the view up; whatever they
+//! carried, the next frame is the player's, so nothing queued before a seek or a pause can
+//! show. Nothing here
 //! ever sends a command: the Replay role stays read-only.
 //!
 //! In a quiz the player stops before each decision the recorded operator made; the cockpit
@@ -239,12 +241,13 @@ impl View {
         self.replay.as_ref().map(|p| (p.index, p.epoch))
     }
 
-    /// Show the player's frame: `position`, and `state` (the state folded there) unless the
-    /// view shows that position already. Returns whether anything changed.
+    /// Show the player's frame: `position`, and the state there: `bring` brings the view's
+    /// state (the state at the position it shows) to `position`'s, called only when the view
+    /// does not show that position already. Returns whether anything changed.
     pub fn sync_replay(
         &mut self,
         position: ReplayPosition,
-        state: impl FnOnce() -> SessionState,
+        bring: impl FnOnce(&mut SessionState),
     ) -> bool {
         let seeked = self
             .replay
@@ -253,7 +256,7 @@ impl View {
         let moved = self.replay_shown() != Some((position.index, position.epoch));
         if moved {
             let step_before = self.detail_step();
-            self.state = state();
+            bring(&mut self.state);
             self.now_ms = self.state.t_ms;
             // A seek, or the step in view changing as it plays, follows the new output.
             if seeked || self.detail_step() != step_before {
@@ -267,8 +270,10 @@ impl View {
     }
 }
 
-/// Bring `view` to `control`'s frame (see [`View::sync_replay`]).
+/// Bring `view` to `control`'s frame (see [`View::sync_replay`]): its own state moved to the
+/// player's position, no copy of the player's taken.
 pub fn sync(view: &mut View, control: &ReplayControl) -> bool {
-    let (position, state) = control.frame(view.replay_shown());
-    view.sync_replay(position, || state.unwrap_or_else(|| control.state()))
+    let position = control.position();
+    let (shown, to) = (view.replay_shown().map(|(i, _)| i), position.index);
+    view.sync_replay(position, |state| control.timeline().bring(state, shown, to))
 }

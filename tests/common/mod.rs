@@ -3,6 +3,7 @@
 
 pub mod haproxy;
 pub mod plans;
+pub mod replay_follow;
 pub mod socket;
 pub mod users;
 

@@ -1,6 +1,7 @@
 //! The replay position bar, one line above the footer: playing or paused, speed, session time
 //! of the position against the whole journal, the step, the event, and the idle gap being
-//! compressed. On a narrow screen the least important segments go first.
+//! compressed, and how many bad lines of the journal it skips. On a narrow screen the least
+//! important segments go first.
 
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -48,6 +49,9 @@ pub fn segments(pos: &ReplayPosition, steps: usize) -> Vec<(u8, String)> {
                 crate::report::human_duration(g.original_ms)
             ),
         ));
+    }
+    if pos.lines_left_out > 0 {
+        segs.push((6, crate::replay::player::left_out_label(pos.lines_left_out)));
     }
     if pos.stopped_before.is_some() {
         segs.push((7, "stopped before a decision".to_string()));
