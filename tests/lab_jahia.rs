@@ -56,29 +56,29 @@ async fn rolling_upgrade_marker_semantics() {
     ))
     .await;
     assert_eq!(status, 500);
+    // The tools page of `base` switched on with `token`, in session `cookie`.
+    let switch_on = |base: String| {
+        let (token, cookie) = (&token, &cookie);
+        async move {
+            let r = client()
+                .get(format!(
+                    "{base}/modules/tools/maintenance.jsp?fullReadOnlyMode=true&toolAccessToken={token}"
+                ))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
     // The session lives in node1's JVM: its cookie and token mean nothing to node2.
-    let r = client()
-        .get(format!(
-            "{n2}/modules/tools/maintenance.jsp?fullReadOnlyMode=true&toolAccessToken={token}"
-        ))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 500);
-    assert!(r.text().await.unwrap().contains("Missing token"));
+    let (status, html) = switch_on(n2.clone()).await;
+    assert_eq!(status, 500);
+    assert!(html.contains("Missing token"), "{html}");
     assert!(!node(&lab, "node2").await.read_only, "nothing switched");
     // Same session, its token: switched, cluster-wide from the processing node.
-    let r = client()
-        .get(format!(
-            "{page}?fullReadOnlyMode=true&toolAccessToken={token}"
-        ))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let html = r.text().await.unwrap();
+    let (status, html) = switch_on(n1.clone()).await;
+    assert_eq!(status, 200);
     assert!(
         html.contains("The full read-only mode is currently <strong>ON</strong>."),
         "{html}"

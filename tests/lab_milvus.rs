@@ -10,14 +10,7 @@ use lab_util::*;
 use serde_json::{json, Value};
 
 async fn admin_post(lab: &Lab, path: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .post(format!("{}{path}", lab.admin_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    send_json(client().post(format!("{}{path}", lab.admin_url())), &body).await
 }
 
 async fn milvus_at(version: &str, nodes: usize) -> Lab {

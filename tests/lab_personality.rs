@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use flightdeck::lab::data::{self, DataPersonality};
 use flightdeck::lab::{Lab, LabConfig, RunState, Timing};
-use lab_util::{client, eventually, get_json, node, op_ok};
+use lab_util::{client, eventually, get_json, node, op_ok, send_json};
 use serde_json::{json, Value};
 
 const ES: &str = "procedures/labs/elasticsearch.toml";
@@ -28,14 +28,7 @@ async fn es_url(lab: &Lab, name: &str) -> String {
 }
 
 async fn put_settings(url: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .put(format!("{url}/_cluster/settings"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    send_json(client().put(format!("{url}/_cluster/settings")), &body).await
 }
 
 async fn allocation(url: &str, value: Value) {

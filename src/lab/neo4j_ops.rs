@@ -167,23 +167,9 @@ fn fetch_backup(cluster: &Cluster, idx: usize, name: &str) -> Result<Value, OpEr
 }
 
 fn post(url: String, body: Option<&str>, timeout_secs: u64) -> Action {
-    let mut headers = BTreeMap::new();
-    if body.is_some() {
-        headers.insert("Content-Type".to_string(), "application/json".to_string());
-    }
-    Action::Http(HttpSpec {
-        method: "POST".into(),
-        url,
-        headers,
-        body: body.map(str::to_string),
-        expect_status: Vec::new(),
-        wait_on: Vec::new(),
-        fail_on: Vec::new(),
-        expect_json: BTreeMap::new(),
-        expect_text: None,
-        expect: Vec::new(),
-        timeout_secs,
-    })
+    let mut spec = super::target_out::http("POST", url, body);
+    spec.timeout_secs = timeout_secs;
+    Action::Http(spec)
 }
 
 /// The write the procedures' `write-check` commits (the real target sends the same statement).

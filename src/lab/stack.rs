@@ -177,6 +177,16 @@ async fn show(State(s): State<LabShared>) -> Response {
 }
 
 /// A parameter's new value: `None` when absent or empty (keep the previous one).
+/// The request's body as JSON.
+fn json_body(body: &[u8]) -> Result<Value, OpError> {
+    serde_json::from_slice(body).map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
+}
+
+/// A [`param`] the request must give.
+fn required(v: &Value, key: &str) -> Result<String, OpError> {
+    param(v, key)?.ok_or_else(|| OpError::BadRequest(format!("missing {key:?}")))
+}
+
 fn param(v: &Value, key: &str) -> Result<Option<String>, OpError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -262,9 +272,7 @@ const NO_UPDATES: &str = "An error occurred (ValidationError) when calling the U
 
 async fn update(State(s): State<LabShared>, body: Bytes) -> Response {
     let _one_at_a_time = UPDATE.lock().await;
-    let result = serde_json::from_slice::<Value>(&body)
-        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
-        .and_then(|v| resolve_parameters(&s.cluster, &v));
+    let result = json_body(&body).and_then(|v| resolve_parameters(&s.cluster, &v));
     match result {
         Ok(flat) => answer(update_stack(&s.cluster, &flat).await),
         Err(e) => answer(Err(e)),
@@ -384,14 +392,12 @@ fn created_state(cluster: &Cluster) -> StackState {
 /// "No updates are to be performed" taken as success.
 async fn update_changes(State(s): State<LabShared>, body: Bytes) -> Response {
     let _one_at_a_time = UPDATE.lock().await;
-    let changes = serde_json::from_slice::<Value>(&body)
-        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))
-        .and_then(|v| {
-            v.get("changes")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| OpError::BadRequest("missing \"changes\": \"K=V ...\"".into()))
-        });
+    let changes = json_body(&body).and_then(|v| {
+        v.get("changes")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| OpError::BadRequest("missing \"changes\": \"K=V ...\"".into()))
+    });
     let changes = match changes {
         Ok(c) => c,
         Err(e) => return answer(Err(e)),
@@ -556,10 +562,7 @@ async fn record(State(s): State<LabShared>, body: Bytes) -> Response {
 }
 
 fn record_volumes(cluster: &Cluster, body: &[u8]) -> Result<Value, OpError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))?;
-    let tag =
-        param(&v, "volume")?.ok_or_else(|| OpError::BadRequest("missing \"volume\"".into()))?;
+    let tag = required(&json_body(body)?, "volume")?;
     let mut state = load(cluster)?;
     state.recorded = state
         .volumes
@@ -580,10 +583,9 @@ async fn retag(State(s): State<LabShared>, body: Bytes) -> Response {
 }
 
 fn retag_volumes(cluster: &Cluster, body: &[u8]) -> Result<Value, OpError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| OpError::BadRequest(format!("body is not JSON: {e}")))?;
-    let from = param(&v, "from")?.ok_or_else(|| OpError::BadRequest("missing \"from\"".into()))?;
-    let to = param(&v, "to")?.ok_or_else(|| OpError::BadRequest("missing \"to\"".into()))?;
+    let v = json_body(body)?;
+    let from = required(&v, "from")?;
+    let to = required(&v, "to")?;
     let mut state = load(cluster)?;
     if state.recorded.is_empty() {
         return Err(OpError::Refused(

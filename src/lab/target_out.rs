@@ -14,7 +14,9 @@ use super::config::Product;
 use super::node::NodeSnapshot;
 use super::LabError;
 
-fn http(method: &str, url: String, body: Option<&str>) -> HttpSpec {
+/// A request the lab's target sends, with no expectations yet (a JSON body when `body` is
+/// given); the seed bindings ([`super::target_seeds`], [`super::neo4j_ops`]) start from it too.
+pub(crate) fn http(method: &str, url: String, body: Option<&str>) -> HttpSpec {
     let mut headers = BTreeMap::new();
     if body.is_some() {
         headers.insert("Content-Type".to_string(), "application/json".to_string());

@@ -15,19 +15,19 @@ fn get(url: &str) -> HttpSpec {
 }
 
 fn request(method: &str, url: &str) -> HttpSpec {
-    HttpSpec {
-        method: method.into(),
-        url: url.into(),
-        headers: BTreeMap::new(),
-        body: None,
-        expect_status: Vec::new(),
-        wait_on: Vec::new(),
-        fail_on: Vec::new(),
-        expect_json: BTreeMap::new(),
-        expect_text: None,
-        expect: Vec::new(),
-        timeout_secs: 10,
-    }
+    let mut spec = super::target_out::http(method, url.into(), None);
+    spec.timeout_secs = 10;
+    spec
+}
+
+/// `check-version`: the node runs `${arg.version}` (its `/_lab/status`).
+fn check_version() -> Action {
+    let mut version = get("${node.url}/_lab/status");
+    version.expect_json = BTreeMap::from([
+        ("/version".to_string(), serde_json::json!("${arg.version}")),
+        ("/state".to_string(), serde_json::json!("running")),
+    ]);
+    Action::Http(version)
 }
 
 fn json_probe(name: &str, url: &str, expect: &[(&str, serde_json::Value)]) -> ProbeSpec {
@@ -157,14 +157,9 @@ pub(crate) fn extend(product: Product, target: &mut Target) {
 /// `writable` probe (the node takes writes: not read-only).
 pub(crate) fn common(target: &mut Target) {
     if !target.actions.contains_key("check-version") {
-        let mut version = get("${node.url}/_lab/status");
-        version.expect_json = BTreeMap::from([
-            ("/version".to_string(), serde_json::json!("${arg.version}")),
-            ("/state".to_string(), serde_json::json!("running")),
-        ]);
         target
             .actions
-            .insert("check-version".into(), Action::Http(version));
+            .insert("check-version".into(), check_version());
     }
     if !target.probes.iter().any(|p| p.name == "writable") {
         target.probes.push(json_probe(
@@ -271,14 +266,9 @@ fn jahia(target: &mut Target) {
             .actions
             .insert("backup-database".into(), Action::Http(db));
     }
-    let mut version = get("${node.url}/_lab/status");
-    version.expect_json = BTreeMap::from([
-        ("/version".to_string(), serde_json::json!("${arg.version}")),
-        ("/state".to_string(), serde_json::json!("running")),
-    ]);
     target
         .actions
-        .insert("check-version".into(), Action::Http(version));
+        .insert("check-version".into(), check_version());
 }
 
 fn text_probe(name: &str, url: &str, regex: &str) -> ProbeSpec {

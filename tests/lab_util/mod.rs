@@ -47,12 +47,17 @@ pub async fn url(lab: &Lab, name: &str) -> String {
     format!("http://{}", node(lab, name).await.address)
 }
 
+/// Sends `req` with a JSON body; returns status and JSON answer (null when it is not JSON).
+pub async fn send_json(req: reqwest::RequestBuilder, body: &Value) -> (u16, Value) {
+    let r = req.json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 /// `POST {node}/_lab/{op}` with a JSON body; returns status and JSON answer.
 pub async fn op(lab: &Lab, name: &str, op: &str, body: Value) -> (u16, Value) {
     let url = format!("{}/_lab/{op}", url(lab, name).await);
-    let r = client().post(url).json(&body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    send_json(client().post(url), &body).await
 }
 
 pub async fn op_ok(lab: &Lab, name: &str, operation: &str, body: Value) {

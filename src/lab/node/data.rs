@@ -80,8 +80,9 @@ impl Cluster {
         self.data = Some(rt);
         let running: Vec<usize> = {
             let g = self.inner();
-            (0..g.nodes.len())
-                .filter(|&i| g.nodes[i].state == RunState::Running)
+            (g.nodes.iter().enumerate())
+                .filter(|(_, n)| n.state == RunState::Running)
+                .map(|(i, _)| i)
                 .collect()
         };
         let mut g = self.inner();
@@ -105,9 +106,8 @@ impl Cluster {
     }
 
     fn data_nodes(&self, g: &Inner, never_ready: &BTreeSet<String>) -> Vec<Value> {
-        (0..g.nodes.len())
-            .map(|i| {
-                let n = &g.nodes[i];
+        (g.nodes.iter().enumerate())
+            .map(|(i, n)| {
                 let store = g.stores.get(&n.store_key);
                 let mut o = serde_json::Map::new();
                 for (k, v) in &n.vars {
@@ -161,13 +161,8 @@ impl Cluster {
         me: Option<usize>,
         request: Option<Json>,
     ) -> Result<Ctx, crate::lab::data::eval::EvalError> {
-        let state = State {
-            nodes,
-            cluster: &g.vars,
-            from_version: &rt.from_version,
-            to_version: &rt.to_version,
-        };
-        rt.personality.context(&state, me, request)
+        rt.personality
+            .context(&Self::data_state(rt, g, nodes), me, request)
     }
 
     /// What every node's context shares (see `DataPersonality::shared_context`).
@@ -176,13 +171,19 @@ impl Cluster {
         g: &Inner,
         nodes: Vec<Value>,
     ) -> Result<Ctx, crate::lab::data::eval::EvalError> {
-        let state = State {
+        rt.personality
+            .shared_context(&Self::data_state(rt, g, nodes))
+    }
+
+    /// What the personality's expressions read: the nodes' values, the cluster's variables and
+    /// the upgrade's versions.
+    fn data_state<'a>(rt: &'a DataRuntime, g: &'a Inner, nodes: Vec<Value>) -> State<'a> {
+        State {
             nodes,
             cluster: &g.vars,
             from_version: &rt.from_version,
             to_version: &rt.to_version,
-        };
-        rt.personality.shared_context(&state)
+        }
     }
 
     fn apply(g: &mut Inner, idx: usize, changes: Changes) {
