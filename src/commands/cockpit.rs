@@ -13,7 +13,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
         tracing::warn!("{w}");
     }
     let journal = task.handle.journal_path().to_path_buf();
-    let client = match task.handle.attach(&super::run::operator_name(), true).await {
+    let client = match task.handle.attach(&super::operator_name(), true).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("flightdeck: {e}");

@@ -48,7 +48,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
         alerts,
         demo,
     } = a;
-    let operator = super::run::operator_name();
+    let operator = super::operator_name();
     // Resolved here rather than inside `connect`: without a NAME the title and the rejoin
     // hint need the name of the session actually joined.
     let wanted = name.map(str::to_string);

@@ -59,13 +59,6 @@ pub fn default_args() -> RunArgs {
     }
 }
 
-/// The operator's name: the OS user (from the password database; `$USER` can lie or be unset).
-pub fn operator_name() -> String {
-    crate::pairing::peercred::user_name(crate::pairing::runtime_dir::current_uid())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "operator".into())
-}
-
 /// Lab timing: realistic for people, fast when `FLIGHTDECK_LAB_TIMING=fast` (tests, demos).
 pub fn lab_timing() -> Timing {
     match std::env::var("FLIGHTDECK_LAB_TIMING").as_deref() {
@@ -307,7 +300,7 @@ async fn run_with_target(
         plan,
         target,
         auto,
-        operator: operator_name(),
+        operator: super::operator_name(),
         journal: journal.clone(),
         observe: true,
         time_scale: if args.lab { lab_time_scale() } else { 1.0 },
@@ -532,7 +525,7 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
     let opts = crate::journal::ReadOptions {
         skip_bad_lines: args.skip_bad_lines,
     };
-    match session::resume_with(&args.journal, target, &operator_name(), true, opts) {
+    match session::resume_with(&args.journal, target, &super::operator_name(), true, opts) {
         Ok(task) => follow(task, args.headless, args.theme.as_deref(), args.alerts).await,
         Err(session::EngineError::Journal(crate::journal::JournalError::Locked { path })) => {
             eprintln!("flightdeck resume: {}", live_session_message(&path));
