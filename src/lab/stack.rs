@@ -129,8 +129,9 @@ fn instances(cluster: &Cluster) -> Vec<usize> {
     let Some(group) = g.nodes.first().map(|n| n.group.clone()) else {
         return Vec::new();
     };
-    (0..g.nodes.len())
-        .filter(|&i| g.nodes[i].group == group)
+    (g.nodes.iter().enumerate())
+        .filter(|(_, n)| n.group == group)
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -140,27 +141,16 @@ fn load(cluster: &Cluster) -> Result<StackState, OpError> {
         Ok(text) => serde_json::from_slice(&text)
             .map_err(|e| OpError::Internal(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Never updated yet: the stack as the lab started it.
+            // Never updated yet: the stack as the lab started it, each instance on its volume.
+            let mut state = created_state(cluster);
             let ids = instances(cluster);
             let g = cluster.inner();
-            let image = ids
-                .first()
-                .map(|&i| format!("neo4j:{}", g.nodes[i].version))
-                .unwrap_or_default();
-            Ok(StackState {
-                docker_image: image,
-                mode: "HA".into(),
-                slave_mode: "HA".into(),
-                allow_upgrade: false,
-                max_size: ids.len(),
-                desired_capacity: ids.len(),
-                instance_type: live_instance_type(),
-                recorded: Vec::new(),
-                volumes: ids
-                    .iter()
-                    .map(|&i| (g.nodes[i].name.clone(), DATA_VOLUME.to_string()))
-                    .collect(),
-            })
+            state.volumes = ids
+                .iter()
+                .filter_map(|&i| g.nodes.get(i))
+                .map(|n| (n.name.clone(), DATA_VOLUME.to_string()))
+                .collect();
+            Ok(state)
         }
         Err(e) => Err(OpError::Internal(format!("{}: {e}", path.display()))),
     }
@@ -373,7 +363,8 @@ fn created_state(cluster: &Cluster) -> StackState {
     let g = cluster.inner();
     let image = ids
         .first()
-        .map(|&i| format!("neo4j:{}", g.nodes[i].version))
+        .and_then(|&i| g.nodes.get(i))
+        .map(|n| format!("neo4j:{}", n.version))
         .unwrap_or_default();
     StackState {
         docker_image: image,
