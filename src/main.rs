@@ -12,7 +12,13 @@ fn main() -> ExitCode {
         flightdeck::limits::OpenFiles::Failed(why) => eprintln!("flightdeck: {why}"),
         other => tracing::debug!(?other, "open-files limit"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs everything: what flightdeck does is I/O — probes, sockets, the journal —
+    // and anything that blocks goes to the blocking pool. Each further thread only handed
+    // wake-ups over: the command's future (the cockpit's loop, the session server's watch for
+    // its end) ran on the thread that blocks on it while the sockets and timers it waits on
+    // were polled by a worker, so every event crossed threads, a futex wake each way (the
+    // server's watch woke for every probe sample). README, Performance: the idle figures.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
