@@ -2,7 +2,7 @@
 
 mod lab_util;
 
-use flightdeck::lab::Product;
+use flightdeck::lab::{Lab, LabConfig, Product, Timing};
 use flightdeck::target::Target;
 use lab_util::*;
 use serde_json::json;
@@ -151,11 +151,21 @@ async fn the_written_target_parses_back() {
     assert_eq!(back.name, "lab-generic");
     assert_eq!(back.nodes.len(), 2);
     assert_eq!(back.lb.as_ref().unwrap().address, lab.admin_url());
-    assert_eq!(
-        back.traffic.as_ref().unwrap().url,
-        format!("{}/_lab/traffic", lab.admin_url())
-    );
+    // Without load nothing counts traffic: the target has no counters to poll.
+    assert_eq!(back.traffic, None);
     assert_eq!(back.vars["current_version"], "1.0.0");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lab_under_load_names_its_traffic_counters() {
+    let mut cfg = LabConfig::new(Product::Generic, 2, Timing::fast());
+    cfg.load_rps = 5;
+    let lab = Lab::start(cfg).await.unwrap();
+    assert_eq!(
+        lab.target().traffic.as_ref().map(|t| t.url.clone()),
+        Some(format!("{}/_lab/traffic", lab.admin_url()))
+    );
     lab.shutdown().await;
 }
 

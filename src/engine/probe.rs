@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::check::{extract_facts, run_check};
 use super::event::TrafficWindow;
@@ -18,6 +19,18 @@ use crate::target::{ProbeSpec, Target};
 /// Checks in flight at once across all probes.
 pub const MAX_CONCURRENT_CHECKS: usize = 16;
 
+/// Ticks every `period` from `start`, the instant every poller of the session counts from:
+/// pollers of the same period then fall due together and the runtime wakes once for all of
+/// them, not once for each. A tick that comes late is not made up for (`Skip`): the next
+/// one stays on the shared schedule. (`Delay`, which restarts the period from the late
+/// tick, let a loaded machine spread a 5-node lab's dozen 1 s pollers over the second: a
+/// dozen wake-ups a second where one does the same work.)
+fn every(start: Instant, period: Duration) -> Interval {
+    let mut tick = tokio::time::interval_at(start, period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    tick
+}
+
 pub fn spawn_all(
     tasks: &mut JoinSet<()>,
     target: &Arc<Target>,
@@ -27,12 +40,14 @@ pub fn spawn_all(
     tx: &mpsc::Sender<WorkerMsg>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_CHECKS));
+    let start = Instant::now();
     for spec in target.probes.iter().filter(|p| p.interval_ms > 0) {
         if spec.per_node {
             for (i, node) in target.nodes.iter().enumerate() {
                 let vars = node_vars(node, i);
                 spawn_probe(
                     tasks,
+                    start,
                     spec,
                     Some(node.name.clone()),
                     &vars,
@@ -45,6 +60,7 @@ pub fn spawn_all(
         } else {
             spawn_probe(
                 tasks,
+                start,
                 spec,
                 None,
                 &Default::default(),
@@ -57,10 +73,9 @@ pub fn spawn_all(
     }
     if let (Some(lb), Some(cfg)) = (lb, target.lb.as_ref()) {
         let tx = tx.clone();
-        let every = Duration::from_millis(cfg.interval_ms.max(100));
+        let period = Duration::from_millis(cfg.interval_ms.max(100));
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick = every(start, period);
             loop {
                 tick.tick().await;
                 let r = lb.backends().await.map_err(|e| e.to_string());
@@ -74,9 +89,7 @@ pub fn spawn_all(
         let tx = tx.clone();
         let http = http.clone();
         tasks.spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_millis(traffic.interval_ms.max(100)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick = every(start, Duration::from_millis(traffic.interval_ms.max(100)));
             loop {
                 tick.tick().await;
                 let Some(totals) = fetch_traffic(&http, &traffic.url).await else {
@@ -93,6 +106,7 @@ pub fn spawn_all(
 #[allow(clippy::too_many_arguments)]
 fn spawn_probe(
     tasks: &mut JoinSet<()>,
+    start: Instant,
     spec: &ProbeSpec,
     node: Option<String>,
     vars: &std::collections::BTreeMap<String, String>,
@@ -105,11 +119,10 @@ fn spawn_probe(
     let resolved = secrets.resolve_check(&check);
     let name = spec.name.clone();
     let facts = spec.facts.clone();
-    let every = Duration::from_millis(spec.interval_ms.max(100));
+    let period = Duration::from_millis(spec.interval_ms.max(100));
     let (http, permits, tx, secrets) = (http.clone(), permits.clone(), tx.clone(), secrets.clone());
     tasks.spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = every(start, period);
         loop {
             tick.tick().await;
             let msg = match &resolved {
@@ -120,13 +133,13 @@ fn spawn_probe(
                     latency_ms: 0,
                     detail: why.clone(),
                     facts: Default::default(),
-                    sent: tokio::time::Instant::now(),
+                    sent: Instant::now(),
                 },
                 Ok(check) => {
                     let Ok(_permit) = permits.acquire().await else {
                         break;
                     };
-                    let sent = tokio::time::Instant::now();
+                    let sent = Instant::now();
                     let r = run_check(check, &http, &secrets).await;
                     let facts = r
                         .json

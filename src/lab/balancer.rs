@@ -246,8 +246,10 @@ impl Balancer {
 
     /// Health checks every interval, until the task is aborted.
     pub async fn run_checks(self: Arc<Self>) {
+        // A late tick is neither made up for nor moves the schedule: the rounds stay on one
+        // beat, so an idle lab wakes once a period for them, not at a drifting time.
         let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let timeout = (self.interval * 5).max(Duration::from_millis(500));
         loop {
             tick.tick().await;

@@ -454,6 +454,11 @@ impl Lab {
         if let Some(process) = &haproxy {
             target.lb = Some(target_out::haproxy_lb(process));
         }
+        // Only the load generator counts traffic: without load the counters never move, and
+        // polling them would wake the session every second to learn nothing.
+        if cfg.load_rps == 0 {
+            target.traffic = None;
+        }
         Ok(Lab {
             shared,
             target,
