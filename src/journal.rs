@@ -311,7 +311,16 @@ fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
             return Ok(Stamped { seq, t_ms, event });
         }
     }
-    serde_json::from_str(line)
+    serde_json::from_str(line).or_else(|general| {
+        // A session start whose members a tool reordered (jq, a script through a JSON value)
+        // is still in its compact form: read it as such, not as a damaged line.
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.get("type").and_then(|t| t.as_str()) == Some("session_started") => {
+                compact::decode(line)
+            }
+            _ => Err(general),
+        }
+    })
 }
 
 /// Whether some process holds the journal's writer lock (its session is live).
@@ -794,6 +803,21 @@ mod tests {
             let tag = v["type"].as_str().expect("a type").as_bytes();
             assert!(ev.is_live_only() && Event::is_live_only_tag(tag), "{v}");
         }
+    }
+
+    /// A compact session start rewritten by a tool that reorders members (jq, a script going
+    /// through a JSON value) still reads as the same event, not as a damaged line.
+    #[test]
+    fn a_session_start_with_its_members_reordered_still_reads() {
+        let started = crate::tui::demo::Script::started().events()[0].clone();
+        let line = compact::encode(&started).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("is JSON");
+        let reordered = serde_json::to_string(&value).expect("serializes");
+        assert!(
+            !reordered.starts_with("{\"seq\":"),
+            "the members moved: {reordered}"
+        );
+        assert_eq!(decode(&reordered).expect("reads"), started);
     }
 
     /// The fast path reads every event of the recorded lab journals exactly as serde's general
