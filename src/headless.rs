@@ -2,12 +2,13 @@
 //! or waits on something only a human can answer. `--yes` never answers a failure.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::engine::event::{Event, Outcome, Phase, Stamped, Stream, Verdict};
 use crate::engine::outcome::outcome_text;
 use crate::engine::session::EngineTask;
-use crate::engine::state::{Mode, PromptKindTag, SessionState};
+use crate::engine::state::{Mode, PromptKindTag, SessionState, StepStatus};
 use crate::plan::Confirm;
 
 /// How a headless run ended.
@@ -18,23 +19,38 @@ pub struct HeadlessEnd {
     pub summary: String,
 }
 
+/// Output lines of the step where a resumed session stands, printed before the events.
+pub const RESUME_OUTPUT_LINES: usize = 10;
+
 /// Follow the session to its end, printing to `out`; then shut the engine down.
+///
+/// It starts from the session as the engine folded it. A session this engine started prints
+/// whole; a resumed one prints a summary of the history it took over (where each step stands,
+/// the last output lines of the step where it stopped, and how to read the rest with `report`)
+/// and then everything since the resume: a long history is neither read again nor printed.
 pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (HeadlessEnd, SessionState) {
     let mut state = SessionState::empty();
-    let end = match task.handle.subscribe(0).await {
+    let end = match task.handle.follow_folded().await {
         Err(e) => HeadlessEnd {
             ok: false,
             summary: format!("stopped: {e}"),
         },
-        Ok((history, mut live)) => {
-            let mut last = 0;
+        Ok(from) => {
+            state = from.state;
+            let mut live = from.live;
+            let mut last = state.last_seq;
             let mut end = None;
-            // The whole history first: a prompt from before an earlier crash is not where the
-            // session stands now (it named the wrong step after a second crash).
-            for e in history {
-                last = e.seq;
-                state.apply(&e);
-                print_event(out, &state, &e);
+            let took_over = from
+                .own
+                .first()
+                .map_or(state.last_seq, |e| e.seq.saturating_sub(1));
+            if took_over > 0 {
+                print_history(out, &state, took_over, task.handle.journal_path());
+            }
+            // Where the session stands now (not a prompt from before an earlier crash: it
+            // named the wrong step after a second crash) is the engine's fold.
+            for e in &from.own {
+                print_event(out, &state, e);
             }
             if let Some(x) = stop_reason(&state) {
                 end = Some(x);
@@ -98,6 +114,71 @@ pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (Headless
     };
     let _ = writeln!(out, "{}", end.summary);
     (end, final_state)
+}
+
+/// What a resumed session's history comes to, instead of its every line: the session, how
+/// many events it journaled, where each step stands, and the last output lines of the step
+/// where it stopped; the whole is one `report` away.
+fn print_history(out: &mut (dyn Write + Send), s: &SessionState, events: u64, journal: &Path) {
+    let p = &s.plan;
+    let _ = writeln!(
+        out,
+        "session: {} on {} ({} steps, {} -> {}), operator {}; {events} events before this resume \
+         (all of them: flightdeck report {})",
+        p.procedure,
+        p.target,
+        p.steps.len(),
+        p.from_version.as_deref().unwrap_or("?"),
+        p.to_version.as_deref().unwrap_or("?"),
+        s.operator,
+        journal.display()
+    );
+    let count = |st: StepStatus| s.steps.iter().filter(|x| x.status == st).count();
+    let mut standing = vec![format!("{} done", count(StepStatus::Succeeded))];
+    for (st, word) in [
+        (StepStatus::Skipped, "skipped"),
+        (StepStatus::Failed, "failed"),
+        (StepStatus::Undone, "undone"),
+    ] {
+        let n = count(st);
+        if n > 0 {
+            standing.push(format!("{n} {word}"));
+        }
+    }
+    let _ = writeln!(out, "steps: {} of {}", standing.join(", "), s.steps.len());
+    let at = s
+        .prompt
+        .map(|p| p.step)
+        .or_else(|| s.running())
+        .or_else(|| s.cursor());
+    let Some((i, step)) = at.and_then(|i| s.steps.get(i).map(|x| (i, x))) else {
+        return;
+    };
+    let key = p.steps.get(i).map(|x| x.key.as_str()).unwrap_or("?");
+    let shown = step.output.len().min(RESUME_OUTPUT_LINES);
+    let _ = writeln!(
+        out,
+        "step {} ({key}): {}{}",
+        i + 1,
+        format!("{:?}", step.status).to_lowercase(),
+        if shown > 0 {
+            format!("; its last {shown} output lines:")
+        } else {
+            String::new()
+        }
+    );
+    for l in step.output.iter().skip(step.output.len() - shown) {
+        let _ = writeln!(out, "{} {}", tag(l.stream), l.line);
+    }
+}
+
+/// How an output line's stream shows in front of it.
+fn tag(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "  |",
+        Stream::Stderr => "  !",
+        Stream::Info => "  -",
+    }
 }
 
 pub fn exit_code(end: &HeadlessEnd) -> ExitCode {
@@ -350,14 +431,7 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
                 format!("{} {what}: {title}", step_name(*step))
             }
         }
-        Event::Output { stream, line, .. } => {
-            let tag = match stream {
-                Stream::Stdout => "  |",
-                Stream::Stderr => "  !",
-                Stream::Info => "  -",
-            };
-            format!("{tag} {line}")
-        }
+        Event::Output { stream, line, .. } => format!("{} {line}", tag(*stream)),
         Event::ActionFinished {
             step,
             phase,

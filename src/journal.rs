@@ -403,9 +403,14 @@ impl JournalWriter {
     }
 
     /// Take a journal over to continue it: lock it (refused while another process writes it),
-    /// read it, move a torn tail aside to `<journal>.torn` (nothing is lost) and cut it off so
-    /// new lines start clean.
-    pub fn reopen(path: &Path, opts: ReadOptions) -> Result<(Self, Journal), JournalError> {
+    /// read it, handing each event to `each` as [`stream`] does (the caller folds them as they
+    /// come rather than holding them all; on an error it discards what it folded), move a torn
+    /// tail aside to `<journal>.torn` (nothing is lost) and cut it off so new lines start clean.
+    pub fn reopen(
+        path: &Path,
+        opts: ReadOptions,
+        each: impl FnMut(&Header, Stamped),
+    ) -> Result<(Self, Outline), JournalError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -413,7 +418,7 @@ impl JournalWriter {
             .map_err(io(path))?;
         lock(&file, path)?;
         // Read only once the lock is ours: nobody appends behind our back from here on.
-        let read = read_with(path, opts)?;
+        let read = stream(path, opts, each)?;
         if let Some(tail) = &read.torn_tail {
             let mut side = path.as_os_str().to_owned();
             side.push(".torn");

@@ -13,7 +13,12 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
         tracing::warn!("{w}");
     }
     let journal = task.handle.journal_path().to_path_buf();
-    let client = match task.handle.attach(&super::operator_name(), true).await {
+    // The view starts from the engine's own fold: a resumed history is not folded twice.
+    let (state, client) = match task
+        .handle
+        .attach_folded(&super::operator_name(), true)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("flightdeck: {e}");
@@ -27,7 +32,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
         title: "flightdeck".into(),
         demo: None,
     };
-    let result = tui::run(client, opts).await;
+    let result = tui::run_folded(client, state, opts).await;
     task.handle.shutdown().await;
     let state = task.join.await;
     if let Some(w) = warning {

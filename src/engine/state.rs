@@ -866,6 +866,8 @@ impl SessionState {
     }
 
     pub fn apply(&mut self, st: &Stamped) {
+        #[cfg(test)]
+        folds::note(st.seq);
         self.t_ms = self.t_ms.max(st.t_ms);
         if !st.event.is_live_only() {
             self.last_seq = self.last_seq.max(st.seq);
@@ -1474,6 +1476,35 @@ impl SessionState {
                 !self.nodes.is_empty() && self.nodes.iter().all(|n| n.health == Some(false));
             self.no_ready.set(all_down, t);
         }
+    }
+}
+
+/// Which events this thread folded, while a test counts them: how a test shows that a
+/// session's history is folded once, by the engine, and not again by each view of it.
+#[cfg(test)]
+pub(crate) mod folds {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static FOLDED: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
+    }
+
+    /// Start counting on this thread (what was counted before is dropped).
+    pub(crate) fn count() {
+        FOLDED.with(|f| *f.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// The seqs of the events folded on this thread since `count`, in order.
+    pub(crate) fn taken() -> Vec<u64> {
+        FOLDED.with(|f| f.borrow_mut().take().unwrap_or_default())
+    }
+
+    pub(super) fn note(seq: u64) {
+        FOLDED.with(|f| {
+            if let Some(v) = f.borrow_mut().as_mut() {
+                v.push(seq);
+            }
+        });
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::engine::client::SessionClient;
-use crate::engine::{Command, Rejected};
+use crate::engine::{Command, Rejected, SessionState};
 use crate::replay::player::{ReplayControl, ReplayPosition};
 use crate::replay::quiz::Quiz;
 use replay::Player;
@@ -73,12 +73,30 @@ pub enum TuiExit {
 /// Run the cockpit on the real terminal until the operator leaves or the session ends. The
 /// terminal is restored however this returns (and on panic).
 pub async fn run(client: SessionClient, opts: TuiOptions) -> anyhow::Result<TuiExit> {
+    run_terminal(client, None, opts).await
+}
+
+/// [`run`] from the session as its engine folded it (`EngineHandle::attach_folded`): the view
+/// starts from `state` and folds only the events after it.
+pub async fn run_folded(
+    client: SessionClient,
+    state: SessionState,
+    opts: TuiOptions,
+) -> anyhow::Result<TuiExit> {
+    run_terminal(client, Some(state), opts).await
+}
+
+async fn run_terminal(
+    client: SessionClient,
+    folded: Option<SessionState>,
+    opts: TuiOptions,
+) -> anyhow::Result<TuiExit> {
     let mut guard = terminal::enter()?;
     let input = EventStream::new();
     let mut out = io::stdout();
     let result = run_loop(
         &mut guard.terminal,
-        client,
+        Feed { client, folded },
         opts,
         input,
         None,
@@ -120,7 +138,43 @@ where
     B::Error: Send + Sync + 'static,
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
-    run_loop(terminal, client, opts, input, None, None).await
+    run_loop(terminal, client.into(), opts, input, None, None).await
+}
+
+/// [`run_folded`] over any backend and any source of terminal events.
+pub async fn run_folded_on<B, S>(
+    terminal: &mut Terminal<B>,
+    client: SessionClient,
+    state: SessionState,
+    opts: TuiOptions,
+    input: S,
+) -> anyhow::Result<TuiExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    S: Stream<Item = io::Result<TermEvent>> + Unpin,
+{
+    let feed = Feed {
+        client,
+        folded: Some(state),
+    };
+    run_loop(terminal, feed, opts, input, None, None).await
+}
+
+/// What the loop follows: a session's client, and the state its events start after (None:
+/// they start at the first event).
+struct Feed {
+    client: SessionClient,
+    folded: Option<SessionState>,
+}
+
+impl From<SessionClient> for Feed {
+    fn from(client: SessionClient) -> Self {
+        Feed {
+            client,
+            folded: None,
+        }
+    }
 }
 
 /// [`run_replay`] over any backend and any source of terminal events.
@@ -141,7 +195,7 @@ where
         control,
         quiz: None,
     };
-    run_loop(terminal, client, opts, input, Some(player), None).await
+    run_loop(terminal, client.into(), opts, input, Some(player), None).await
 }
 
 /// The training quiz in the cockpit: [`run_replay`] that stops before each of the recorded
@@ -179,7 +233,7 @@ where
         control,
         quiz: Some(quiz),
     };
-    run_loop(terminal, client, opts, input, Some(player), None).await
+    run_loop(terminal, client.into(), opts, input, Some(player), None).await
 }
 
 /// Resolves when the player's position changes; never without a player. False when the
@@ -193,7 +247,7 @@ async fn position_changed(positions: &mut Option<watch::Receiver<ReplayPosition>
 
 async fn run_loop<B, S>(
     terminal: &mut Terminal<B>,
-    mut client: SessionClient,
+    feed: Feed,
     opts: TuiOptions,
     mut input: S,
     mut player: Option<Player<'_>>,
@@ -204,7 +258,11 @@ where
     B::Error: Send + Sync + 'static,
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
-    let mut view = View::new(opts.role, opts.title, client.operator_id);
+    let Feed { mut client, folded } = feed;
+    let mut view = match folded {
+        Some(state) => View::folded(opts.role, opts.title, client.operator_id, state, clock()),
+        None => View::new(opts.role, opts.title, client.operator_id),
+    };
     view.demo = opts.demo;
     let mut positions = player.as_mut().map(|p| {
         let mut rx = p.control.subscribe();

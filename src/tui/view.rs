@@ -219,6 +219,22 @@ impl View {
         }
     }
 
+    /// A view that starts from the session as its engine folded it (a resume's history is
+    /// folded once, by the engine), as if its last event had just arrived at `at`.
+    pub fn folded(
+        role: TuiRole,
+        title: impl Into<String>,
+        operator_id: u64,
+        state: SessionState,
+        at: Instant,
+    ) -> Self {
+        let mut v = View::new(role, title, operator_id);
+        v.now_ms = state.t_ms;
+        v.state = state;
+        v.last_event_at = Some(at);
+        v
+    }
+
     /// The `/` filter in force: the text being typed while the filter line is open, else
     /// the one kept.
     pub fn filter(&self) -> Option<Filter<'_>> {

@@ -30,6 +30,8 @@ pub(super) enum Msg {
         /// A client over a connection, whose signs of life (`Command::Alive`) tell whether it
         /// hangs; an in-process view lives and dies with the engine.
         remote: bool,
+        /// Hand the view the session as the engine folded it, instead of its history.
+        folded: bool,
         reply: oneshot::Sender<Result<Attached, Rejected>>,
     },
     SetTakeoverAfter(std::time::Duration),
@@ -45,6 +47,11 @@ pub(super) enum Msg {
     Snapshot {
         reply: oneshot::Sender<SessionState>,
     },
+    /// The session as folded now, with a live feed subscribed at that point, and where in the
+    /// journal this engine's own events begin (for the headless runner).
+    Folded {
+        reply: oneshot::Sender<Folded>,
+    },
     Shutdown,
 }
 
@@ -53,6 +60,9 @@ pub(super) enum Msg {
 /// owner removes it.
 pub(super) struct Attached {
     pub id: u64,
+    /// The session as the engine had folded it when `live` was subscribed (an attach that
+    /// asked for it); the feed then starts after it, and `upto` is not read.
+    pub state: Option<Box<SessionState>>,
     pub upto: u64,
     pub live: broadcast::Receiver<Stamped>,
     pub removed: oneshot::Receiver<()>,
@@ -66,6 +76,26 @@ pub(super) struct Position {
     pub from: u64,
     pub upto: u64,
     pub last_seq: u64,
+    pub live: broadcast::Receiver<Stamped>,
+}
+
+/// The session as the engine had folded it, at the moment `live` was subscribed.
+pub(super) struct Folded {
+    pub state: Box<SessionState>,
+    /// Where this engine's first event starts in the journal: what a resume adds to the
+    /// history it took over (the whole session, after the header, for one it started).
+    pub began: u64,
+    /// The journal's length then: `began..upto` holds this engine's events folded in `state`.
+    pub upto: u64,
+    pub live: broadcast::Receiver<Stamped>,
+}
+
+/// What [`EngineHandle::follow_folded`] gives: the session as folded now, the events this
+/// engine journaled so far (what a resume added to the history it took over), and the live
+/// feed from there.
+pub struct FollowFrom {
+    pub state: SessionState,
+    pub own: Vec<Stamped>,
     pub live: broadcast::Receiver<Stamped>,
 }
 
@@ -103,7 +133,25 @@ impl EngineHandle {
         label: &str,
         driver: bool,
     ) -> Result<SessionClient, Rejected> {
-        self.attach_inner(who, label, driver, false).await
+        self.attach_inner(who, label, driver, false, false)
+            .await
+            .map(|(_, c)| c)
+    }
+
+    /// Attach an operator of this process whose view starts from the session as the engine
+    /// has folded it: the state, and a client whose events are those after it. The history is
+    /// not read or folded again for the view (a resumed session's can be long): one fold, the
+    /// engine's, for every in-process view.
+    pub async fn attach_folded(
+        &self,
+        name: &str,
+        driver: bool,
+    ) -> Result<(SessionState, SessionClient), Rejected> {
+        let (state, client) = self
+            .attach_inner(Identity::current(), name, driver, false, true)
+            .await?;
+        let state = state.ok_or_else(|| Rejected("the engine sent no state".into()))?;
+        Ok((*state, client))
     }
 
     /// As `attach_as`, for a client over a connection (the pairing server): the client sends
@@ -114,7 +162,9 @@ impl EngineHandle {
         label: &str,
         driver: bool,
     ) -> Result<SessionClient, Rejected> {
-        self.attach_inner(who, label, driver, true).await
+        self.attach_inner(who, label, driver, true, false)
+            .await
+            .map(|(_, c)| c)
     }
 
     async fn attach_inner(
@@ -123,7 +173,8 @@ impl EngineHandle {
         label: &str,
         driver: bool,
         remote: bool,
-    ) -> Result<SessionClient, Rejected> {
+        folded: bool,
+    ) -> Result<(Option<Box<SessionState>>, SessionClient), Rejected> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Attach {
@@ -131,12 +182,15 @@ impl EngineHandle {
                 name: label.to_string(),
                 driver,
                 remote,
+                folded,
                 reply,
             })
             .await
             .map_err(|_| gone())?;
-        let attached = rx.await.map_err(|_| gone())??;
-        Ok(self.client(attached, label))
+        let mut attached = rx.await.map_err(|_| gone())??;
+        let state = attached.state.take();
+        let folded_to = state.as_ref().map(|s| s.last_seq);
+        Ok((state, self.client(attached, label, folded_to)))
     }
 
     /// How long a driver's client may show no sign of life before another operator may take
@@ -145,10 +199,13 @@ impl EngineHandle {
         let _ = self.tx.send(Msg::SetTakeoverAfter(after)).await;
     }
 
-    fn client(&self, attached: Attached, name: &str) -> SessionClient {
+    /// The client's feed: after seq `folded_to` when the view has the state folded that far,
+    /// else from the first event.
+    fn client(&self, attached: Attached, name: &str, folded_to: Option<u64>) -> SessionClient {
         let Attached {
             id,
             upto,
+            state: _,
             mut live,
             mut removed,
         } = attached;
@@ -156,9 +213,14 @@ impl EngineHandle {
         let engine = self.tx.clone();
         let journal = self.journal.clone();
         tokio::spawn(async move {
-            // What came before, from the journal; then live from where that ended.
-            let Some(mut last) = from_journal(&journal, 0, upto, 0, &ev_tx).await else {
-                return;
+            // What came before: folded already (the view has it), else from the journal;
+            // then live from where that ended.
+            let mut last = match folded_to {
+                Some(seq) => seq,
+                None => match from_journal(&journal, 0, upto, 0, &ev_tx).await {
+                    Some(l) => l,
+                    None => return,
+                },
             };
             let mut read_to = upto;
             loop {
@@ -260,6 +322,37 @@ impl EngineHandle {
         .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?
         .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?;
         Ok((events, at.live))
+    }
+
+    /// Follow the session from where it stands: its state as the engine has folded it, the
+    /// events this engine journaled so far (read back from the journal: a resume's own
+    /// `resumed` and what followed it, or a new session's whole history), and the live feed
+    /// after them. The history a resume took over is not read again.
+    pub async fn follow_folded(&self) -> Result<FollowFrom, Rejected> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Folded { reply })
+            .await
+            .map_err(|_| gone())?;
+        let at = rx.await.map_err(|_| gone())?;
+        let path = self.journal.clone();
+        let (began, upto) = (at.began, at.upto);
+        let own = tokio::task::spawn_blocking(move || {
+            let mut own = Vec::new();
+            crate::journal::read_range(&path, began, upto, |e| {
+                own.push(e);
+                true
+            })
+            .map(|()| own)
+        })
+        .await
+        .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?
+        .map_err(|e| Rejected(format!("reading the journal failed: {e}")))?;
+        Ok(FollowFrom {
+            state: *at.state,
+            own,
+            live: at.live,
+        })
     }
 
     pub async fn snapshot(&self) -> Result<SessionState, Rejected> {

@@ -27,7 +27,7 @@ use crate::plan::Plan;
 use crate::target::Target;
 pub use decide::{MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL, NOTHING_TO_UNDO};
 use handle::Msg;
-pub use handle::{EngineHandle, EngineTask};
+pub use handle::{EngineHandle, EngineTask, FollowFrom};
 
 /// The operator id commands carry when they come from flightdeck itself (`--yes`, headless).
 pub const SYSTEM: u64 = 0;
@@ -157,6 +157,8 @@ struct Engine {
     removals: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
     /// Where recent events start in the journal, for feeds catching up.
     checkpoints: checkpoints::Checkpoints,
+    /// Where this engine's own events start in the journal (what it took over ends there).
+    began: u64,
     /// Per user: notes left in the burst, and since when the refill counts.
     note_budget: HashMap<u32, (u32, Instant)>,
     probe_ok: HashMap<ProbeKey, bool>,
@@ -265,9 +267,17 @@ pub fn resume_with(
     observe: bool,
     opts: journal::ReadOptions,
 ) -> Result<EngineTask, EngineError> {
-    // Lock first: a live session's journal is refused before anything is read or cut.
-    let (writer, read) = JournalWriter::reopen(path, opts)?;
-    let state = SessionState::fold(&read.events);
+    // Lock first: a live session's journal is refused before anything is read or cut. The
+    // history is folded once, here, as it is read (never held whole): every view of the
+    // session starts from this state (`EngineHandle::attach_folded`) instead of folding it again.
+    let mut state = SessionState::empty();
+    let mut journaled_target = None;
+    let (writer, read) = JournalWriter::reopen(path, opts, |_, e| {
+        if let Event::SessionStarted { target, .. } = &e.event {
+            journaled_target = target.as_deref().cloned();
+        }
+        state.apply(&e);
+    })?;
     if state.steps.is_empty() {
         return Err(EngineError::Invalid(format!(
             "{}: the journal has no session start; nothing to resume",
@@ -281,10 +291,6 @@ pub fn resume_with(
             state.mode
         )));
     }
-    let journaled_target = read.events.iter().find_map(|e| match &e.event {
-        Event::SessionStarted { target, .. } => target.as_deref().cloned(),
-        _ => None,
-    });
     let Some(target) = target.or(journaled_target) else {
         return Err(EngineError::Invalid(
             "the journal does not record its target: pass --target".into(),
@@ -372,6 +378,7 @@ impl Engine {
         let (worker_tx, worker_rx) = mpsc::channel(1024);
         let (live, _) = broadcast::channel(4096);
         let t_base = state.t_ms;
+        let began = journal.written();
         Ok((
             Engine {
                 state,
@@ -395,6 +402,7 @@ impl Engine {
                 last_heard: HashMap::new(),
                 removals: HashMap::new(),
                 checkpoints: Default::default(),
+                began,
                 note_budget: HashMap::new(),
                 probe_ok: HashMap::new(),
                 sightings: Default::default(),
@@ -635,6 +643,7 @@ impl Engine {
                 name,
                 driver,
                 remote,
+                folded,
                 reply,
             } => {
                 if self.state.removed_uids.contains(&who.uid) && who.uid != self.owner_uid {
@@ -651,6 +660,7 @@ impl Engine {
                 // before is in the journal up to here.
                 let live = self.live.subscribe();
                 let upto = self.journal.written();
+                let state = folded.then(|| Box::new(self.state.clone()));
                 self.emit(Event::OperatorJoined {
                     id,
                     name: who.display(&name),
@@ -665,6 +675,7 @@ impl Engine {
                 }
                 let _ = reply.send(Ok(handle::Attached {
                     id,
+                    state,
                     upto,
                     live,
                     removed,
@@ -689,6 +700,15 @@ impl Engine {
             }
             Msg::Snapshot { reply } => {
                 let _ = reply.send(self.state.clone());
+            }
+            Msg::Folded { reply } => {
+                let live = self.live.subscribe();
+                let _ = reply.send(handle::Folded {
+                    state: Box::new(self.state.clone()),
+                    began: self.began,
+                    upto: self.journal.written(),
+                    live,
+                });
             }
             Msg::Shutdown => {}
         }
@@ -734,6 +754,161 @@ mod tests {
     use crate::engine::state::StepStatus;
     use crate::plan::{Confirm, PlannedStep};
     use crate::procedure::model::{Action, Downtime};
+
+    /// A journal whose session died while step 0's action ran, after `lines` lines of output.
+    fn interrupted_journal(path: &Path, lines: usize) -> Target {
+        let target = Target {
+            name: "t".into(),
+            ..Default::default()
+        };
+        let step = |key: &str| PlannedStep {
+            key: key.into(),
+            step_id: key.into(),
+            title: key.into(),
+            runbook: String::new(),
+            downtime: Downtime::None,
+            confirm: Confirm::Yes,
+            approvals: 1,
+            irreversible: None,
+            node: None,
+            progress: None,
+            action: Action::Manual { text: "x".into() },
+            undo: None,
+            overrides: Vec::new(),
+            optional: None,
+        };
+        let plan = Plan {
+            steps: vec![step("a"), step("b")],
+            ..Default::default()
+        };
+        let mut w = JournalWriter::create(path, &Header::new("t", "00", "t", "tester")).unwrap();
+        let mut events = vec![
+            Event::SessionStarted {
+                plan: Box::new(plan),
+                nodes: Vec::new(),
+                operator: "tester".into(),
+                auto: AutoConfirm::default(),
+                lb: None,
+                health_probes: Vec::new(),
+                target: None,
+            },
+            Event::ActionStarted {
+                step: 0,
+                phase: Phase::Do,
+                attempt: 1,
+            },
+        ];
+        events.extend((0..lines).map(|i| Event::Output {
+            step: 0,
+            phase: Phase::Do,
+            stream: super::super::event::Stream::Stdout,
+            line: format!("line {i}"),
+        }));
+        for (i, event) in events.into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            w.append(
+                &Stamped {
+                    seq,
+                    t_ms: seq * 10,
+                    event,
+                },
+                false,
+            )
+            .unwrap();
+        }
+        target
+    }
+
+    /// Resuming folds the history once, in the engine: the cockpit starts from the engine's
+    /// state (`attach_folded`) and folds only what comes after it, and what it shows is the
+    /// interrupted prompt, as a fold of the whole journal would.
+    #[tokio::test]
+    async fn a_resumed_history_is_folded_once_for_the_engine_and_its_cockpit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let target = interrupted_journal(&path, 500);
+        let history = journal::read(&path).unwrap().events;
+        let last = history.last().unwrap().seq;
+
+        crate::engine::state::folds::count();
+        let task = resume(&path, Some(target), "tester", false).unwrap();
+        let (state, mut client) = task.handle.attach_folded("tester", true).await.unwrap();
+        let mut view = crate::tui::View::folded(
+            crate::tui::TuiRole::Driver,
+            "t",
+            client.operator_id,
+            state,
+            std::time::Instant::now(),
+        );
+        // Follow the feed until this operator's own arrival (the first event after the state).
+        while !view
+            .state
+            .operators
+            .iter()
+            .any(|o| o.id == client.operator_id)
+        {
+            let e = tokio::time::timeout(Duration::from_secs(10), client.events.recv())
+                .await
+                .expect("the feed goes on")
+                .expect("the feed is open");
+            assert!(e.seq > last, "the feed repeats history: seq {}", e.seq);
+            view.apply(&e, std::time::Instant::now());
+        }
+        let folded = crate::engine::state::folds::taken();
+        for seq in 1..=last {
+            let times = folded.iter().filter(|s| **s == seq).count();
+            assert_eq!(
+                times, 1,
+                "event {seq} of the history was folded {times} times"
+            );
+        }
+
+        let prompt = view.state.prompt.expect("the interrupted prompt");
+        assert_eq!(
+            prompt.kind,
+            crate::engine::state::PromptKindTag::Interrupted
+        );
+        assert_eq!(prompt.step, 0);
+        // The same as a fold of everything journaled, the engine's own events included.
+        let whole = SessionState::fold(&journal::read(&path).unwrap().events);
+        assert_eq!(view.state.prompt, whole.prompt);
+        assert_eq!(view.state.steps, whole.steps);
+        assert_eq!(view.state.last_seq, whole.last_seq);
+        task.handle.shutdown().await;
+        let _ = task.join.await;
+    }
+
+    /// `resume --headless` prints what the history comes to and the last lines of the step
+    /// where it stopped, then what the resume adds, not every line of the history.
+    #[tokio::test]
+    async fn a_headless_resume_summarises_the_history_instead_of_printing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let target = interrupted_journal(&path, 500);
+        let task = resume(&path, Some(target), "tester", false).unwrap();
+        let mut out = Vec::new();
+        let (end, _) = crate::headless::follow(task, &mut out).await;
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            end.summary.contains("step 1 (a) was interrupted"),
+            "{}",
+            end.summary
+        );
+        assert!(
+            text.contains("502 events before this resume")
+                && text.contains(&format!("flightdeck report {}", path.display()))
+                && text.contains("steps: 0 done of 2")
+                && text.contains("step 1 (a): interrupted; its last 10 output lines:"),
+            "{text}"
+        );
+        let last = crate::headless::RESUME_OUTPUT_LINES;
+        for i in 0..500 {
+            let line = format!("  | line {i}\n");
+            assert_eq!(text.contains(&line), i >= 500 - last, "line {i}: {text}");
+        }
+        assert!(text.contains("resumed by tester"), "{text}");
+        assert!(text.lines().count() < 30, "{text}");
+    }
 
     #[tokio::test]
     async fn a_panicking_action_becomes_a_failed_step_with_the_reason() {
