@@ -71,7 +71,8 @@ pub struct SessionClient {
     /// This operator's id in the session (see `Event::OperatorJoined`).
     pub operator_id: u64,
     pub operator: String,
-    /// Every event from the first, in order, then live ones as they happen. Closed when the
+    /// Every event from the first, in order, then live ones as they happen (after the state
+    /// it came with, for a client from `EngineHandle::attach_folded`). Closed when the
     /// session ends or the connection drops.
     pub events: mpsc::Receiver<Stamped>,
     pub commands: CommandSender,

@@ -1,5 +1,6 @@
 //! The cockpit: a ratatui view over a session. It folds the session's events into its own
-//! `SessionState` with the engine's `apply` (it never owns session truth), draws with a pure
+//! `SessionState` with the engine's `apply` (it never owns session truth) — in process, from
+//! the state the engine had folded when it attached (`run_folded`) — draws with a pure
 //! `render`, and turns keys into local UI actions or engine commands.
 //!
 //! The loop waits on three things only — terminal input, session events, and a 1 s tick that

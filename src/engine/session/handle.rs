@@ -1,5 +1,6 @@
 //! The handle on a running session: attach operators (each gets a client that sees every
-//! event from the first), send commands, snapshot, shut down.
+//! event from the first, or, for a view in this process, the engine's folded state and the
+//! events after it), send commands, snapshot, shut down.
 //!
 //! The engine keeps no history in memory: a client's feed reads what came before it from the
 //! session's journal file (this process writes it; joiners never open it themselves), a line
