@@ -1297,6 +1297,37 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
     assert!(!text.contains(db) && !text.contains(other));
 }
 
+/// A failed command's last line goes into the step's detail cut at 200 characters: a secret
+/// across the cut is masked first, so no part of it reaches the detail or the journal.
+#[tokio::test]
+async fn a_secret_across_the_cut_of_a_failed_commands_last_words_is_masked() {
+    let secret = "straddle-secret-9a8b7c6d";
+    std::env::set_var("FD_SAFETY_TEST_STRADDLE", secret);
+    let mut t = target();
+    t.secrets.insert(
+        "s".into(),
+        flightdeck::target::SecretSource {
+            env: "FD_SAFETY_TEST_STRADDLE".into(),
+            file: None,
+        },
+    );
+    // 190 characters, then the secret: the 200-character cut falls inside it.
+    let mut a = run(&["sh", "-c", "printf '%0190d%s\\n' 0 \"$S\"; exit 3"]);
+    if let Action::Run { env, .. } = &mut a {
+        env.insert("S".into(), "${secret.s}".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_on(&path, plan("t", vec![step("a", a, None)]), t, yes());
+    let s = until(&task, "the failure", |s| s.first_failure.is_some()).await;
+    let detail = s.first_failure.clone().map(|(_, d)| d).unwrap_or_default();
+    end(task).await;
+    assert!(detail.contains("exited 3"), "{detail}");
+    assert!(detail.contains("****"), "the last words are in the detail: {detail}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(&secret[..10]), "part of the secret was journaled");
+}
+
 /// A target whose variable `payload` and node tag `evil` hold a value that tries every way
 /// into a shell — `;`, `$(...)`, both quotes, backquotes, a glob and a leading `-` — each
 /// creating a canary file in `dir` if it ran. Returns the value.

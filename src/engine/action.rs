@@ -285,7 +285,9 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
                 Some((stream, l)) => {
                     if !l.trim().is_empty() {
                         let slot = usize::from(stream == Stream::Stdout);
-                        last_words[slot] = Some(l.clone());
+                        // Masked before `said_last` cuts it: a secret cut in two would no
+                        // longer match, and its first part would reach the detail.
+                        last_words[slot] = Some(ctx.secrets.redact(&l));
                     }
                     if sent < MAX_OUTPUT_LINES {
                         ctx.say(stream, l).await;
