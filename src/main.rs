@@ -12,16 +12,26 @@ fn main() -> ExitCode {
         flightdeck::limits::OpenFiles::Failed(why) => eprintln!("flightdeck: {why}"),
         other => tracing::debug!(?other, "open-files limit"),
     }
-    // One thread runs everything: what flightdeck does is I/O — probes, sockets, the journal —
-    // and anything that blocks goes to the blocking pool. Each further thread only handed
-    // wake-ups over: the command's future (the cockpit's loop, the session server's watch for
-    // its end) ran on the thread that blocks on it while the sockets and timers it waits on
-    // were polled by a worker, so every event crossed threads, a futex wake each way (the
-    // server's watch woke for every probe sample). README, Performance: the idle figures.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread runs a process whose engine has no terminal beside it (the detached session
+    // server) or that has no engine (a cockpit or observer over the socket, replay, plan): what
+    // it does is I/O, and each further thread only handed wake-ups over — every event crossed
+    // threads, a futex wake each way (README, Performance: the idle figures). Where the engine
+    // shares the process with a terminal (`run --foreground` / `--headless`, `resume`), a write
+    // to a stalled terminal (an SSH link with a full buffer, a paused pager) blocks its thread:
+    // the engine's timeouts, probes and journal keep a worker of their own there.
+    let engine_beside_a_terminal = match &cli.command {
+        Some(Command::Run(a)) => (a.foreground || a.headless) && !a.serve_internal,
+        Some(Command::Resume(_)) => true,
+        _ => false,
+    };
+    let mut builder = if engine_beside_a_terminal {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("flightdeck: cannot start the async runtime: {e}");

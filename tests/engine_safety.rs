@@ -1323,9 +1323,15 @@ async fn a_secret_across_the_cut_of_a_failed_commands_last_words_is_masked() {
     let detail = s.first_failure.clone().map(|(_, d)| d).unwrap_or_default();
     end(task).await;
     assert!(detail.contains("exited 3"), "{detail}");
-    assert!(detail.contains("****"), "the last words are in the detail: {detail}");
+    assert!(
+        detail.contains("****"),
+        "the last words are in the detail: {detail}"
+    );
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(!text.contains(&secret[..10]), "part of the secret was journaled");
+    assert!(
+        !text.contains(&secret[..10]),
+        "part of the secret was journaled"
+    );
 }
 
 /// A target whose variable `payload` and node tag `evil` hold a value that tries every way
