@@ -218,7 +218,7 @@ pub fn stop_reason(s: &SessionState) -> Option<HeadlessEnd> {
                     let stopped = s
                         .rollback_stopped
                         .as_deref()
-                        .filter(|r| !outcome.contains(r))
+                        .filter(|r| r.is_empty() || !outcome.contains(r))
                         .map(|r| format!("; rollback stopped: {r}"))
                         .unwrap_or_default();
                     format!("{outcome}{}{stopped}", failure_note(s, &outcome))
@@ -318,7 +318,7 @@ pub fn refuse_two_person(plan: &crate::plan::Plan) -> Option<String> {
 fn failure_note(s: &SessionState, outcome: &str) -> String {
     s.first_failure
         .as_ref()
-        .filter(|(_, detail)| !outcome.contains(detail.as_str()))
+        .filter(|(_, detail)| detail.is_empty() || !outcome.contains(detail.as_str()))
         .map(|(i, detail)| {
             let key = s.plan.steps.get(*i).map(|p| p.key.as_str()).unwrap_or("?");
             format!("; step {} ({key}) had failed: {detail}", i + 1)

@@ -848,7 +848,8 @@ impl SessionState {
         let search = || self.lb.iter().find(|b| b.node.as_deref() == Some(node));
         match self.lb_index.get(node).and_then(|&i| self.lb.get(i)) {
             Some(b) if b.node.as_deref() == Some(node) => Some(b),
-            // `lb` is public: a list set without `apply` (tests do) is searched.
+            // `lb` is public: a list set without `apply` (tests do) is searched when the
+            // index points elsewhere or was never built; a name the index lacks is a miss.
             Some(_) => search(),
             None if self.lb_index.is_empty() && !self.lb.is_empty() => search(),
             None => None,

@@ -55,7 +55,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
     if let Some(why) = r
         .rollback_stopped
         .as_ref()
-        .filter(|w| !outcome.contains(*w))
+        .filter(|w| w.is_empty() || !outcome.contains(*w))
     {
         let _ = write!(outcome, "; rollback stopped: {why}");
     }
