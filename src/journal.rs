@@ -3,14 +3,21 @@
 //! fsynced) before it is applied or acted on.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Stamped;
+use crate::engine::{Event, Stamped};
 
+mod checks;
 mod compact;
+mod index;
+mod lines;
+
+use checks::Checks;
+pub use index::{index, Index};
+use lines::Lines;
 
 /// The journal format this build writes. Readers accept this and every older version.
 /// 2: the `session_started` line says each thing once (see `compact`); 1 wrote it in full.
@@ -112,22 +119,6 @@ pub fn read(path: &Path) -> Result<Journal, JournalError> {
     read_with(path, ReadOptions::default())
 }
 
-/// Why an event line that parses still cannot belong where it is, if it cannot.
-fn misplaced(ev: &Stamped, last_seq: Option<u64>, started: bool) -> Option<String> {
-    if let Some(prev) = last_seq {
-        if ev.seq == prev {
-            return Some(format!("duplicate seq {}", ev.seq));
-        }
-        if ev.seq < prev {
-            return Some(format!("seq {} after seq {prev} (out of order)", ev.seq));
-        }
-    }
-    if started && matches!(ev.event, crate::engine::Event::SessionStarted { .. }) {
-        return Some("a second session_started".into());
-    }
-    None
-}
-
 /// `read` with options (`--skip-bad-lines`).
 pub fn read_with(path: &Path, opts: ReadOptions) -> Result<Journal, JournalError> {
     let mut events = Vec::new();
@@ -162,34 +153,24 @@ pub fn stream(
     mut each: impl FnMut(&Header, Stamped),
 ) -> Result<Outline, JournalError> {
     let file = File::open(path).map_err(io(path))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut bad: Vec<(usize, String)> = Vec::new();
-    // Lines a resume skipped (and journaled that it did) are known damage, not news.
-    let mut known: Vec<usize> = Vec::new();
-    let mut last_seq: Option<u64> = None;
-    let mut started = false;
-    let mut buf = Vec::new();
+    let mut lines = Lines::new(file);
+    let mut checks = Checks::default();
     let mut offset: u64 = 0;
     let mut line_no = 0usize;
     let mut header: Option<Header> = None;
     let mut torn_tail = None;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
+    while let Some(line) = lines.next_line().map_err(io(path))? {
         line_no += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let lossy = text_of(&buf);
+        let complete = line.complete();
+        let lossy = text_of(line.bytes);
         let text = lossy.trim_end();
-        if header.is_none() {
+        let Some(h) = &header else {
             header = Some(header_of(path, text, complete)?);
-            offset += n as u64;
+            offset += line.len();
             continue;
-        }
+        };
         if text.is_empty() && complete {
-            offset += n as u64;
+            offset += line.len();
             continue;
         }
         // A last line without its newline was being written when the writer died.
@@ -199,51 +180,38 @@ pub fn stream(
         }
         match decode(text) {
             Ok(ev) => {
-                match misplaced(&ev, last_seq, started) {
-                    None => {
-                        last_seq = Some(ev.seq);
-                        started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
-                        if let crate::engine::Event::Resumed { skipped_lines, .. } = &ev.event {
-                            known.extend(skipped_lines);
-                        }
-                        if let Some(h) = &header {
-                            each(h, ev);
-                        }
+                if checks.admit(line_no, ev.seq, starts(&ev.event)) {
+                    if let Event::Resumed { skipped_lines, .. } = &ev.event {
+                        checks.resumed(skipped_lines);
                     }
-                    Some(reason) => bad.push((line_no, reason)),
+                    each(h, ev);
                 }
-                offset += n as u64;
             }
-            Err(e) => {
-                // A complete but unreadable last line is also a torn write (the newline made it,
-                // part of the text didn't); in the middle it is damage.
-                if reader.fill_buf().map_err(io(path))?.is_empty() {
-                    torn_tail = Some(text.to_string());
-                    break;
-                }
-                bad.push((line_no, e.to_string()));
-                offset += n as u64;
+            // A complete but unreadable last line is also a torn write (the newline made it,
+            // part of the text didn't); in the middle it is damage.
+            Err(_) if line.last => {
+                torn_tail = Some(text.to_string());
+                break;
             }
+            Err(e) => checks.damaged(line_no, e.to_string()),
         }
+        offset += line.len();
     }
     let header = header.ok_or_else(|| JournalError::NotAJournal {
         path: path.to_path_buf(),
     })?;
-    if !opts.skip_bad_lines {
-        if let Some((line, reason)) = bad.iter().find(|(l, _)| !known.contains(l)) {
-            return Err(JournalError::Damaged {
-                path: path.to_path_buf(),
-                line: *line,
-                reason: format!("{reason} (--skip-bad-lines leaves such lines out)"),
-            });
-        }
-    }
+    let skipped = checks.finish(path, opts)?.skipped;
     Ok(Outline {
         header,
         torn_tail,
         intact_len: offset,
-        skipped: bad,
+        skipped,
     })
+}
+
+/// Whether an event starts a session (a journal holds one).
+fn starts(ev: &Event) -> bool {
+    matches!(ev, Event::SessionStarted { .. })
 }
 
 /// The journal's first line: a header of a format this build reads, ended by a newline (a
@@ -283,32 +251,15 @@ fn text_of(buf: &[u8]) -> std::borrow::Cow<'_, str> {
 /// Any other shape, and any line the fast path refuses, takes the general path, so a damaged
 /// line is described in the same words either way.
 fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
-    fn number(s: &str) -> Option<(u64, &str)> {
-        let end = s.bytes().position(|b| !b.is_ascii_digit())?;
-        let (digits, rest) = s.split_at(end);
-        // No leading zeros or empty numbers: what JSON allows, nothing more.
-        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
-            return None;
+    if let Some((seq, t_ms, tag)) = checks::stamps(line.as_bytes()) {
+        if tag == b"session_started" {
+            return compact::decode(line);
         }
-        Some((digits.parse().ok()?, rest))
-    }
-    let stamps = line
-        .strip_prefix("{\"seq\":")
-        .and_then(number)
-        .and_then(|(seq, rest)| {
-            let (t_ms, rest) = number(rest.strip_prefix(",\"t_ms\":")?)?;
-            // A variant name is plain snake_case: no escapes to undo.
-            let (tag, _) = rest.strip_prefix(",\"type\":\"")?.split_once('"')?;
-            tag.bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_')
-                .then_some((seq, t_ms, tag))
-        });
-    if let Some((_, _, "session_started")) = stamps {
-        return compact::decode(line);
-    }
-    if let Some((seq, t_ms, tag)) = stamps {
-        if let Ok(event) = crate::engine::event::decode_typed(tag, line) {
-            return Ok(Stamped { seq, t_ms, event });
+        // The tag is ASCII (`stamps` saw to it): it is text.
+        if let Ok(tag) = std::str::from_utf8(tag) {
+            if let Ok(event) = crate::engine::event::decode_typed(tag, line) {
+                return Ok(Stamped { seq, t_ms, event });
+            }
         }
     }
     serde_json::from_str(line).or_else(|general| {
@@ -321,6 +272,12 @@ fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
             _ => Err(general),
         }
     })
+}
+
+/// Decode the event line read at some offset (as [`stream`] decodes it: lossy UTF-8, the same
+/// decoder), for a reader that found the line through an [`Index`].
+pub fn decode_line(line: &[u8]) -> Result<Stamped, serde_json::Error> {
+    decode(text_of(line).trim_end())
 }
 
 /// Whether some process holds the journal's writer lock (its session is live).
@@ -491,224 +448,27 @@ pub fn read_range(
 ) -> Result<(), JournalError> {
     let mut file = File::open(path).map_err(io(path))?;
     file.seek(SeekFrom::Start(from)).map_err(io(path))?;
-    let mut reader = BufReader::new(file.take(to.saturating_sub(from)));
-    let mut buf = Vec::new();
-    let mut last_seq: Option<u64> = None;
-    let mut started = false;
+    let mut lines = Lines::new(file.take(to.saturating_sub(from)));
+    let mut checks = Checks::default();
     let mut first = from == 0;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(io(path))? == 0 {
-            return Ok(());
-        }
+    while let Some(line) = lines.next_line().map_err(io(path))? {
         if std::mem::take(&mut first) {
             continue;
         }
         // Read as `stream` reads (lossy UTF-8): a line the resumed engine applied is a line
         // every joiner sees.
-        let Ok(ev) = decode(text_of(&buf).trim_end()) else {
+        let Ok(ev) = decode(text_of(line.bytes).trim_end()) else {
             continue;
         };
-        if misplaced(&ev, last_seq, started && from == 0).is_some() {
+        // A second session_started is known only reading from the start.
+        if !checks.admit(0, ev.seq, starts(&ev.event) && from == 0) {
             continue;
         }
-        last_seq = Some(ev.seq);
-        started |= matches!(ev.event, crate::engine::Event::SessionStarted { .. });
         if !each(ev) {
             return Ok(());
         }
     }
-}
-
-/// A journal indexed for reading at any event without decoding the others: where each event's
-/// line starts and its session clock. [`index`] makes it.
-#[derive(Debug, Clone)]
-pub struct Index {
-    pub header: Header,
-    /// Byte offset of each event's line, in order. Lines left out (damaged, misplaced, live-only)
-    /// have none: event `i` is the `i`-th line kept.
-    pub offsets: Vec<u64>,
-    /// Each event's `t_ms`.
-    pub t_ms: Vec<u64>,
-    /// Whether the kept events are numbered 1, 2, 3, ... without a gap.
-    pub contiguous: bool,
-    /// Events before which the file has a line that is no event (a blank, damaged or misplaced
-    /// one), once per such line: what turns an event's index into its line number.
-    lines_between: Vec<usize>,
-    pub torn_tail: Option<String>,
-    pub intact_len: u64,
-    pub skipped: Vec<(usize, String)>,
-    /// Line numbers a later `resumed` event journaled as skipped: a reader that finds one of
-    /// them damaged leaves it out, as the resumed session did.
-    pub resumed_skipped: Vec<usize>,
-}
-
-impl Index {
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    /// The line number (1-based, the header is line 1) of event `i`.
-    pub fn line_of(&self, i: usize) -> usize {
-        i + 2 + self.lines_between.partition_point(|&e| e <= i)
-    }
-}
-
-/// Decode the event line read at some offset (as [`stream`] decodes it: lossy UTF-8, the same
-/// decoder), for a reader that found the line through an [`Index`].
-pub fn decode_line(line: &[u8]) -> Result<Stamped, serde_json::Error> {
-    decode(String::from_utf8_lossy(line).trim_end())
-}
-
-/// Index a journal in one pass, without decoding its events: the checks of [`stream`] that need
-/// no decoding run here — the header, `seq` order (no duplicate, none going back), a single
-/// `session_started`, the torn tail (a last line cut short, or complete but unreadable), lines
-/// a later `resume` journaled as skipped — read from each line's start, which the writer makes
-/// `{"seq":N,"t_ms":T,"type":"...",`. A line of any other shape, a `resumed` line and the last
-/// line are decoded whole. What this cannot see is a line with a well-formed start whose rest
-/// is damaged: a reader finds it when it decodes that event ([`decode_line`]).
-pub fn index(path: &Path, opts: ReadOptions) -> Result<Index, JournalError> {
-    fn number(s: &[u8]) -> Option<(u64, &[u8])> {
-        let end = s.iter().position(|c| !c.is_ascii_digit())?;
-        let (digits, rest) = s.split_at(end);
-        if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
-            return None;
-        }
-        let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
-        Some((n, rest))
-    }
-    /// `(seq, t_ms, type)` from a line's start, if it has the writer's shape.
-    fn stamps(line: &[u8]) -> Option<(u64, u64, &[u8])> {
-        let (seq, rest) = number(line.strip_prefix(b"{\"seq\":")?)?;
-        let (t_ms, rest) = number(rest.strip_prefix(b",\"t_ms\":")?)?;
-        let rest = rest.strip_prefix(b",\"type\":\"")?;
-        let end = rest.iter().position(|&b| b == b'"')?;
-        let tag = &rest[..end];
-        tag.iter()
-            .all(|b| b.is_ascii_lowercase() || *b == b'_')
-            .then_some((seq, t_ms, tag))
-    }
-    let file = File::open(path).map_err(io(path))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut header: Option<Header> = None;
-    let mut out = Index {
-        header: Header::new("", "", "", ""),
-        offsets: Vec::new(),
-        t_ms: Vec::new(),
-        contiguous: true,
-        lines_between: Vec::new(),
-        torn_tail: None,
-        intact_len: 0,
-        skipped: Vec::new(),
-        resumed_skipped: Vec::new(),
-    };
-    let mut known: Vec<usize> = Vec::new();
-    let mut last_seq: Option<u64> = None;
-    let mut started = false;
-    let mut buf = Vec::new();
-    let mut offset: u64 = 0;
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let at = offset;
-        offset += n as u64;
-        let complete = buf.last() == Some(&b'\n');
-        if header.is_none() {
-            let text = String::from_utf8_lossy(&buf);
-            header = Some(header_of(path, text.trim_end(), complete)?);
-            continue;
-        }
-        let trimmed = buf.trim_ascii_end();
-        if trimmed.is_empty() && complete {
-            out.lines_between.push(out.offsets.len());
-            continue;
-        }
-        if !complete {
-            out.torn_tail = Some(String::from_utf8_lossy(trimmed).into_owned());
-            offset = at;
-            break;
-        }
-        let last = reader.fill_buf().map_err(io(path))?.is_empty();
-        // (seq, t_ms, starts a session, live-only) without decoding where the shape allows.
-        let cheap = stamps(trimmed)
-            .filter(|(_, _, tag)| !last && *tag != b"resumed")
-            .map(|(seq, t_ms, tag)| {
-                let live = crate::engine::Event::is_live_only_tag(tag);
-                (seq, t_ms, tag == b"session_started", live)
-            });
-        let read = match cheap {
-            Some(x) => Ok(x),
-            None => decode_line(trimmed).map(|ev| {
-                if let crate::engine::Event::Resumed { skipped_lines, .. } = &ev.event {
-                    known.extend(skipped_lines);
-                }
-                (
-                    ev.seq,
-                    ev.t_ms,
-                    matches!(ev.event, crate::engine::Event::SessionStarted { .. }),
-                    ev.event.is_live_only(),
-                )
-            }),
-        };
-        let (seq, t_ms, starts, live) = match read {
-            Ok(x) => x,
-            // A complete but unreadable last line is a torn write too (see `stream`).
-            Err(_) if last => {
-                out.torn_tail = Some(String::from_utf8_lossy(trimmed).into_owned());
-                offset = at;
-                break;
-            }
-            Err(e) => {
-                out.skipped.push((line_no, e.to_string()));
-                out.lines_between.push(out.offsets.len());
-                continue;
-            }
-        };
-        let misplaced = match last_seq {
-            Some(prev) if seq == prev => Some(format!("duplicate seq {seq}")),
-            Some(prev) if seq < prev => Some(format!("seq {seq} after seq {prev} (out of order)")),
-            _ if started && starts => Some("a second session_started".to_string()),
-            _ => None,
-        };
-        if let Some(reason) = misplaced {
-            out.skipped.push((line_no, reason));
-            out.lines_between.push(out.offsets.len());
-            continue;
-        }
-        if live {
-            out.lines_between.push(out.offsets.len());
-            continue;
-        }
-        out.contiguous &= seq == last_seq.map_or(1, |p| p.saturating_add(1));
-        last_seq = Some(seq);
-        started |= starts;
-        out.offsets.push(at);
-        out.t_ms.push(t_ms);
-    }
-    out.header = header.ok_or_else(|| JournalError::NotAJournal {
-        path: path.to_path_buf(),
-    })?;
-    if !opts.skip_bad_lines {
-        if let Some((line, reason)) = out.skipped.iter().find(|(l, _)| !known.contains(l)) {
-            return Err(JournalError::Damaged {
-                path: path.to_path_buf(),
-                line: *line,
-                reason: format!("{reason} (--skip-bad-lines leaves such lines out)"),
-            });
-        }
-    }
-    out.intact_len = offset;
-    out.resumed_skipped = known;
-    Ok(out)
+    Ok(())
 }
 
 /// Where journals go by default: `<data dir>/journals/<procedure>-<unix time>.jsonl`.
@@ -867,6 +627,93 @@ mod tests {
             let general = serde_json::from_str::<Stamped>(bad).expect_err("the line is damaged");
             let fast = decode(bad).expect_err("the line is damaged");
             assert_eq!(fast.to_string(), general.to_string(), "{bad}");
+        }
+    }
+
+    /// A live-only line (a probe sample) is no event of the index, but the lines after it
+    /// must follow it as `stream` demands: the index refuses, names and skips the same lines.
+    #[test]
+    fn the_index_checks_the_order_after_a_live_only_line_as_the_reader_does() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rolling-upgrade.jsonl");
+        let text = std::fs::read_to_string(fixture).expect("fixture reads");
+        let mut fixture_lines = text.lines();
+        let head = [fixture_lines.next(), fixture_lines.next()].map(|l| l.expect("a line"));
+        let line = |seq: u64, event: Event| {
+            serde_json::to_string(&Stamped {
+                seq,
+                t_ms: 100,
+                event,
+            })
+            .expect("serializes")
+        };
+        let note = |seq| {
+            line(
+                seq,
+                Event::Note {
+                    by: "a".into(),
+                    text: "t".into(),
+                },
+            )
+        };
+        let sample = |seq| {
+            line(
+                seq,
+                Event::ProbeSample {
+                    probe: "health".into(),
+                    node: None,
+                    ok: true,
+                    latency_ms: 1,
+                    detail: String::new(),
+                },
+            )
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Line 5 goes back (3 after 4), or repeats (4 after 4), a seq only the sample had.
+        for (after, why) in [
+            (3, "seq 3 after seq 4 (out of order)"),
+            (4, "duplicate seq 4"),
+        ] {
+            let body = [note(2), sample(4), note(after), note(5)];
+            let path = dir.path().join(format!("j{after}.jsonl"));
+            std::fs::write(&path, format!("{}\n{}\n", head.join("\n"), body.join("\n")))
+                .expect("writes");
+            let read = read(&path).expect_err("the reader refuses it").to_string();
+            let indexed = index(&path, ReadOptions::default())
+                .expect_err("refused")
+                .to_string();
+            assert_eq!(indexed, read);
+            assert!(
+                read.contains(&format!(":5: damaged event line: {why}")),
+                "{read}"
+            );
+
+            let skip = ReadOptions {
+                skip_bad_lines: true,
+            };
+            let j = read_with(&path, skip).expect("reads, leaving it out");
+            let i = index(&path, skip).expect("indexes, leaving it out");
+            assert_eq!(i.skipped, j.skipped);
+            // The index holds every event the reader read but the sample, line numbers kept.
+            let seqs: Vec<u64> = (0..i.len())
+                .map(|k| {
+                    let at = i.offsets[k] as usize;
+                    let bytes = std::fs::read(&path).expect("reads");
+                    let end = at
+                        + bytes[at..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .expect("a line");
+                    decode_line(&bytes[at..end]).expect("decodes").seq
+                })
+                .collect();
+            assert_eq!(seqs, [1, 2, 5]);
+            assert_eq!(
+                j.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                [1, 2, 4, 5]
+            );
+            assert_eq!(i.line_of(2), 6);
+            assert!(!i.contiguous);
         }
     }
 }
