@@ -1,6 +1,7 @@
 //! The journal: a session's events as JSON lines after one header line. It is the truth —
 //! resume, replay, joiners and the report fold it — so an event is written (and, for decisions,
-//! fsynced) before it is applied or acted on.
+//! fsynced) before it is acted on or anyone sees it (the engine writes from a blocking thread:
+//! `engine::session::durable`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -404,21 +405,46 @@ impl JournalWriter {
     /// returns; chatty ones (output lines, probe summaries) are written but synced with the next
     /// durable one, which keeps a long action's output from costing one fsync per line.
     pub fn append(&mut self, ev: &Stamped, durable: bool) -> Result<(), JournalError> {
+        let line = self.encode(ev)?;
+        self.write_lines(&line)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// `ev` as the journal line [`append`](Self::append) writes, newline included: the engine
+    /// encodes on its own thread and hands the lines to [`write_lines`](Self::write_lines) on
+    /// a blocking one (`engine::session::durable`).
+    pub fn encode(&self, ev: &Stamped) -> Result<Vec<u8>, JournalError> {
         let line = compact::encode(ev).map_err(|e| JournalError::Io {
             path: self.path.clone(),
             source: e.into(),
         })?;
-        self.write_line(&line, durable)
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    /// Write whole lines (each ending in a newline), unsynced.
+    pub fn write_lines(&mut self, lines: &[u8]) -> Result<(), JournalError> {
+        self.file.write_all(lines).map_err(io(&self.path))?;
+        self.len += lines.len() as u64;
+        Ok(())
+    }
+
+    /// Make what was written durable (fsync of the data).
+    pub fn sync(&self) -> Result<(), JournalError> {
+        self.file.sync_data().map_err(io(&self.path))
     }
 
     fn write_line(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        self.file.write_all(&bytes).map_err(io(&self.path))?;
-        self.len += bytes.len() as u64;
+        self.write_lines(&bytes)?;
         if durable {
-            self.file.sync_data().map_err(io(&self.path))?;
+            self.sync()?;
         }
         Ok(())
     }

@@ -401,8 +401,6 @@ impl Engine {
                          process now): nothing to kill"
                     ));
                 }
-                let _ =
-                    crate::engine::process::signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
                 self.emit(Event::Note {
                     by: by.clone(),
                     text: format!(
@@ -412,6 +410,13 @@ impl Engine {
                         crate::engine::process::STOP_GRACE.as_secs()
                     ),
                 })?;
+                // Signalled once the request is journaled.
+                self.journal.then(move || {
+                    let _ = crate::engine::process::signal_group(
+                        pgid,
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                });
                 self.orphan_kill = Some((by, Instant::now() + crate::engine::process::STOP_GRACE));
             }
             Command::Note { text } => {
@@ -484,7 +489,9 @@ impl Engine {
                 let uid = gone.uid.filter(|u| *u != self.owner_uid);
                 self.emit(Event::OperatorRemoved { id, by, uid })?;
                 if let Some(close) = self.removals.remove(&id) {
-                    let _ = close.send(());
+                    self.journal.then(move || {
+                        let _ = close.send(());
+                    });
                 }
                 self.last_heard.remove(&id);
             }
@@ -508,7 +515,10 @@ impl Engine {
             reason,
         })?;
         if let Some(a) = &self.action {
-            let _ = a.stop.send(Some(format!("abort by {by}")));
+            let stop = a.stop.clone();
+            self.journal.then(move || {
+                let _ = stop.send(Some(format!("abort by {by}")));
+            });
         } else if !rollback {
             // A verification under way stops with the session.
             self.verify = None;
@@ -736,7 +746,7 @@ impl Engine {
         Ok(Ok(()))
     }
 
-    fn start_action(&mut self, step: usize, phase: Phase) -> Result<(), EngineError> {
+    pub(super) fn start_action(&mut self, step: usize, phase: Phase) -> Result<(), EngineError> {
         let planned = &self.state.plan.steps[step];
         let action = match phase {
             Phase::Do => planned.action.clone(),
@@ -799,32 +809,36 @@ impl Engine {
             self.faults_due = later;
             now.into_iter().map(|(_, _, f)| f).collect()
         };
-        let run = execute(action, ctx);
-        let join = if due.is_empty() {
-            tokio::spawn(run)
-        } else {
-            let (http, url, tx) = (
-                self.http.clone(),
-                self.fault_url.clone(),
-                self.worker_tx.clone(),
-            );
-            tokio::spawn(async move {
-                for fault in due {
-                    let error = crate::engine::lab_faults::fire(&http, &url, &fault)
-                        .await
-                        .err();
-                    let _ = tx
-                        .send(WorkerMsg::FaultFired {
-                            fault,
-                            step,
-                            phase,
-                            error,
-                        })
-                        .await;
-                }
-                run.await
-            })
-        };
+        let (http, url, tx) = (
+            self.http.clone(),
+            self.fault_url.clone(),
+            self.worker_tx.clone(),
+        );
+        // The task starts now but waits until `ActionStarted` is on disk: neither a staged
+        // fault nor the action touches anything before.
+        let durable = self.journal.durable_through(self.state.last_seq);
+        let join = tokio::spawn(async move {
+            if !durable.await {
+                return (
+                    Verdict::Failed,
+                    "the engine stopped before the step's start was journaled".into(),
+                );
+            }
+            for fault in due {
+                let error = crate::engine::lab_faults::fire(&http, &url, &fault)
+                    .await
+                    .err();
+                let _ = tx
+                    .send(WorkerMsg::FaultFired {
+                        fault,
+                        step,
+                        phase,
+                        error,
+                    })
+                    .await;
+            }
+            execute(action, ctx).await
+        });
         self.action = Some(RunningAction {
             step,
             phase,
@@ -871,8 +885,14 @@ impl Engine {
             lb: self.lb.clone(),
             time_scale: self.time_scale,
         };
+        let durable = self.journal.durable_through(self.state.last_seq);
         self.verify = Some(RunningVerify {
-            join: tokio::spawn(crate::engine::verify::run(specs, ctx)),
+            join: tokio::spawn(async move {
+                if !durable.await {
+                    return Vec::new();
+                }
+                crate::engine::verify::run(specs, ctx).await
+            }),
             why_not,
         });
         Ok(())

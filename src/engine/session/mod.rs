@@ -1,5 +1,7 @@
 //! The engine task: one per session. It alone changes session state, always the same way:
-//! decide -> journal the event (fsync for decisions) -> apply -> publish.
+//! decide -> journal the event (fsync for decisions) -> apply -> publish. The journal's
+//! write and fsync run on a blocking thread; the state folds the event at once, and nothing
+//! outside sees it or acts on it before it is on disk (`durable`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use super::worker::WorkerMsg;
 
 mod checkpoints;
 mod decide;
+mod durable;
 mod handle;
 mod observe;
 
@@ -126,8 +129,8 @@ type ProbeKey = (String, Option<String>);
 
 struct Engine {
     state: SessionState,
-    journal: JournalWriter,
-    live: broadcast::Sender<Stamped>,
+    /// The journal, written off the runtime's thread; the live feed publishes behind it.
+    journal: durable::Durable,
     clock: Instant,
     t_base: u64,
     target: Arc<Target>,
@@ -354,6 +357,7 @@ fn spawn(
     for ev in first {
         engine.emit(ev)?;
     }
+    engine.journal.settle_here()?;
     let (tx, rx) = mpsc::channel(256);
     let join = tokio::spawn(engine.run(rx, worker_rx, observe));
     Ok(EngineTask {
@@ -379,11 +383,11 @@ impl Engine {
         let (live, _) = broadcast::channel(4096);
         let t_base = state.t_ms;
         let began = journal.written();
+        let journal = durable::Durable::new(journal, live, state.last_seq);
         Ok((
             Engine {
                 state,
                 journal,
-                live,
                 clock: Instant::now(),
                 t_base,
                 target: Arc::new(target),
@@ -443,7 +447,10 @@ impl Engine {
         })
     }
 
-    /// Journal, apply, publish — in that order.
+    /// Journal, apply, publish — in that order. The line is queued and the state folds it at
+    /// once; it is published (and whatever the caller does through `self.journal.then`, or
+    /// behind `durable_through`, happens) only once it is on file, decisions fsynced:
+    /// `run` settles the journal after every message (see `durable`).
     fn emit(&mut self, event: Event) -> Result<(), EngineError> {
         let live_only = event.is_live_only();
         let stamped = Stamped {
@@ -456,11 +463,12 @@ impl Engine {
             event,
         };
         if !live_only {
-            self.checkpoints.note(stamped.seq, self.journal.written());
+            self.checkpoints
+                .note(stamped.seq, self.journal.next_offset());
             self.journal.append(&stamped, stamped.event.is_durable())?;
         }
         self.state.apply(&stamped);
-        let _ = self.live.send(stamped);
+        self.journal.publish(stamped);
         Ok(())
     }
 
@@ -487,6 +495,11 @@ impl Engine {
             if let Err(e) = self.advance() {
                 break Err(e);
             }
+            // What the last message and `advance` journaled goes to disk off this thread;
+            // nothing it decided reaches the outside before that (`durable`).
+            if let Err(e) = self.journal.settle().await {
+                break Err(e.into());
+            }
             let watching = self.state.orphan.is_some();
             let step = tokio::select! {
                 msg = rx.recv() => match msg {
@@ -500,6 +513,8 @@ impl Engine {
                 _ = orphan_watch.tick(), if watching => self.check_orphan(),
             };
             if let Err(e) = step {
+                // What was journaled before the error still goes to the file.
+                let _ = self.journal.settle().await;
                 break Err(e);
             }
         };
@@ -636,7 +651,9 @@ impl Engine {
                     *t = Instant::now();
                 }
                 let r = self.command(from, command)?;
-                let _ = reply.send(r);
+                self.journal.then(move || {
+                    let _ = reply.send(r);
+                });
             }
             Msg::Attach {
                 who,
@@ -658,7 +675,7 @@ impl Engine {
                 let drives = driver && self.state.driver().is_none();
                 // Subscribe before emitting so the joiner sees its own arrival; what came
                 // before is in the journal up to here.
-                let live = self.live.subscribe();
+                let live = self.journal.subscribe();
                 let upto = self.journal.written();
                 let state = folded.then(|| Box::new(self.state.clone()));
                 self.emit(Event::OperatorJoined {
@@ -673,13 +690,16 @@ impl Engine {
                 if remote {
                     self.last_heard.insert(id, Instant::now());
                 }
-                let _ = reply.send(Ok(handle::Attached {
+                let attached = handle::Attached {
                     id,
                     state,
                     upto,
                     live,
                     removed,
-                }));
+                };
+                self.journal.then(move || {
+                    let _ = reply.send(Ok(attached));
+                });
             }
             Msg::SetTakeoverAfter(d) => self.takeover_after = d,
             Msg::Detach { id } => {
@@ -690,7 +710,7 @@ impl Engine {
                 }
             }
             Msg::Position { after, reply } => {
-                let live = self.live.subscribe();
+                let live = self.journal.subscribe();
                 let _ = reply.send(handle::Position {
                     from: self.checkpoints.before(after),
                     upto: self.journal.written(),
@@ -702,7 +722,7 @@ impl Engine {
                 let _ = reply.send(self.state.clone());
             }
             Msg::Folded { reply } => {
-                let live = self.live.subscribe();
+                let live = self.journal.subscribe();
                 let _ = reply.send(handle::Folded {
                     state: Box::new(self.state.clone()),
                     began: self.began,
@@ -910,17 +930,14 @@ mod tests {
         assert!(text.lines().count() < 30, "{text}");
     }
 
-    #[tokio::test]
-    async fn a_panicking_action_becomes_a_failed_step_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.jsonl");
-        let writer = JournalWriter::create(&path, &Header::new("t", "00", "t", "tester")).unwrap();
+    /// An engine on a one-step plan (a manual step), its session started.
+    fn one_manual_step(path: &Path) -> (Engine, mpsc::Receiver<WorkerMsg>) {
+        let writer = JournalWriter::create(path, &Header::new("t", "00", "t", "tester")).unwrap();
         let target = Target {
             name: "t".into(),
             ..Default::default()
         };
-        let (mut engine, mut worker_rx) =
-            Engine::new(target, writer, SessionState::empty()).unwrap();
+        let (mut engine, worker_rx) = Engine::new(target, writer, SessionState::empty()).unwrap();
         let step = PlannedStep {
             key: "a".into(),
             step_id: "a".into(),
@@ -952,6 +969,48 @@ mod tests {
                 target: None,
             })
             .unwrap();
+        (engine, worker_rx)
+    }
+
+    /// The action's task is started with its `ActionStarted`, but does nothing until that is
+    /// fsynced: here the fsync is held (a slow disk) while the runtime's one thread goes on.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_action_waits_until_its_start_is_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, mut worker_rx) = one_manual_step(&dir.path().join("j.jsonl"));
+        engine.journal.settle().await.unwrap();
+        let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        engine.journal.set_sync(move |w| {
+            let _ = entered_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+            w.sync()
+        });
+        engine.start_action(0, Phase::Do).unwrap();
+        let settling = tokio::spawn(async move {
+            let r = engine.journal.settle().await;
+            (engine, r)
+        });
+        entered.recv().await.unwrap();
+        // The runtime runs other tasks (the action's among them) while the fsync is held.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(
+            worker_rx.try_recv().is_err(),
+            "the action ran before its start was durable"
+        );
+        release.send(()).unwrap();
+        let (mut engine, r) = settling.await.unwrap();
+        r.unwrap();
+        let done = action_done(&mut engine.action).await.unwrap();
+        assert_eq!(done.0, Verdict::Passed, "{done:?}");
+        assert!(matches!(worker_rx.try_recv(), Ok(WorkerMsg::Output { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_action_becomes_a_failed_step_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut engine, mut worker_rx) = one_manual_step(&dir.path().join("j.jsonl"));
         engine
             .emit(Event::ActionStarted {
                 step: 0,

@@ -1,0 +1,357 @@
+//! The engine's journal, written off the runtime's thread. The detached session server runs
+//! on one thread; an fsync there (milliseconds, tens of them on a slow disk) stalled every
+//! timeout, probe, client and the engine itself while it ran.
+//!
+//! The order is kept as it was: an event is encoded and queued, then applied to the engine's
+//! state at once (a pure fold, which nothing outside sees), and everything the outside sees —
+//! the event on the live feed, the reply to the command that caused it, a signal, an action or
+//! a verification starting — waits behind it until it is on disk (decisions fsynced). The
+//! engine settles the queue after every message it handles, so at most one batch is written
+//! at a time, batches go out in order, and between messages the file holds every event the
+//! state holds (a joiner reading the file up to [`Durable::written`] reads exactly what the
+//! state folded). Actions and verifications start their tasks at once but hold them behind
+//! [`Durable::durable_through`].
+//!
+//! If a write or an fsync fails, the engine stops as it did when the fsync ran inline: what
+//! waited behind the batch is dropped (no event published, no reply, nothing started — a
+//! client sees the engine gone, not a success), and the error ends the engine's task. An
+//! fsync is not retried: after a failed one the kernel may have dropped the dirty pages, and a
+//! second one that succeeds says nothing about them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::engine::Stamped;
+use crate::journal::{JournalError, JournalWriter};
+
+/// Makes written lines durable: [`JournalWriter::sync`], or a stand-in in tests (a slow or
+/// failing disk).
+type SyncFn = Arc<dyn Fn(&JournalWriter) -> Result<(), JournalError> + Send + Sync>;
+
+/// What waits for the events queued before it.
+enum After {
+    Publish(Stamped),
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+pub(super) struct Durable {
+    /// Away on the blocking pool while a batch is written.
+    writer: Option<JournalWriter>,
+    path: std::path::PathBuf,
+    /// Bytes of whole lines on file.
+    written: u64,
+    /// Encoded lines not written yet, in order.
+    lines: Vec<u8>,
+    /// Whether `lines` holds a decision (an fsync is due).
+    sync_due: bool,
+    /// The seq of the last event in `lines`.
+    last_seq: u64,
+    after: Vec<After>,
+    live: broadcast::Sender<Stamped>,
+    /// The seq through which events are on file (decisions fsynced).
+    settled: watch::Sender<u64>,
+    sync: SyncFn,
+}
+
+impl Durable {
+    /// `settled`: the seq of the last event already in the journal.
+    pub(super) fn new(
+        writer: JournalWriter,
+        live: broadcast::Sender<Stamped>,
+        settled: u64,
+    ) -> Self {
+        Durable {
+            path: writer.path().to_path_buf(),
+            written: writer.written(),
+            writer: Some(writer),
+            lines: Vec::new(),
+            sync_due: false,
+            last_seq: settled,
+            after: Vec::new(),
+            live,
+            settled: watch::channel(settled).0,
+            sync: Arc::new(JournalWriter::sync),
+        }
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of whole lines on file. Between the engine's messages nothing is queued, so this
+    /// is where the events its state holds end.
+    pub(super) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Where the next queued line will start.
+    pub(super) fn next_offset(&self) -> u64 {
+        self.written.saturating_add(self.lines.len() as u64)
+    }
+
+    /// Queue `ev` for the journal; `durable` ones (decisions) are fsynced before anything
+    /// queued after them is let out.
+    pub(super) fn append(&mut self, ev: &Stamped, durable: bool) -> Result<(), JournalError> {
+        let writer = self.writer.as_ref().ok_or_else(|| self.lost())?;
+        let line = writer.encode(ev)?;
+        self.lines.extend_from_slice(&line);
+        self.sync_due |= durable;
+        self.last_seq = ev.seq;
+        Ok(())
+    }
+
+    /// Publish `ev` on the live feed once everything queued before it is on file.
+    pub(super) fn publish(&mut self, ev: Stamped) {
+        self.after.push(After::Publish(ev));
+    }
+
+    /// Run `f` (a reply, a signal) once everything queued before it is on file; never if
+    /// writing it fails.
+    pub(super) fn then(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.after.push(After::Run(Box::new(f)));
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Stamped> {
+        self.live.subscribe()
+    }
+
+    /// Resolves true once the event `seq` is on file (fsynced when it is a decision); false
+    /// if the engine stopped first (its journal failed, or it ended).
+    pub(super) fn durable_through(
+        &self,
+        seq: u64,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let mut rx = self.settled.subscribe();
+        async move { rx.wait_for(|s| *s >= seq).await.is_ok() }
+    }
+
+    /// Write what is queued on the blocking pool, then let out what waited for it, in order.
+    pub(super) async fn settle(&mut self) -> Result<(), JournalError> {
+        if self.lines.is_empty() {
+            self.release();
+            return Ok(());
+        }
+        let mut writer = self.writer.take().ok_or_else(|| self.lost())?;
+        let lines = std::mem::take(&mut self.lines);
+        let sync_due = std::mem::take(&mut self.sync_due);
+        let sync = self.sync.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let r = write(&mut writer, &lines, sync_due, &sync);
+            (writer, r)
+        })
+        .await;
+        let (writer, r) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                self.after.clear();
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source: std::io::Error::other(format!("the journal's writer failed: {e}")),
+                });
+            }
+        };
+        self.settled_after(writer, r)
+    }
+
+    /// [`settle`](Self::settle) on this thread: for the events a session starts with, written
+    /// before its engine runs so that `start` and `resume` report a journal that cannot be
+    /// written themselves.
+    pub(super) fn settle_here(&mut self) -> Result<(), JournalError> {
+        let mut writer = self.writer.take().ok_or_else(|| self.lost())?;
+        let lines = std::mem::take(&mut self.lines);
+        let sync_due = std::mem::take(&mut self.sync_due);
+        let r = write(&mut writer, &lines, sync_due, &self.sync);
+        self.settled_after(writer, r)
+    }
+
+    fn settled_after(
+        &mut self,
+        writer: JournalWriter,
+        r: Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        self.written = writer.written();
+        self.writer = Some(writer);
+        if let Err(e) = r {
+            self.after.clear();
+            return Err(e);
+        }
+        self.settled.send_replace(self.last_seq);
+        self.release();
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        for a in std::mem::take(&mut self.after) {
+            match a {
+                After::Publish(ev) => {
+                    let _ = self.live.send(ev);
+                }
+                After::Run(f) => f(),
+            }
+        }
+    }
+
+    fn lost(&self) -> JournalError {
+        JournalError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("the journal's writer was lost with a failed write"),
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_sync(
+        &mut self,
+        f: impl Fn(&JournalWriter) -> Result<(), JournalError> + Send + Sync + 'static,
+    ) {
+        self.sync = Arc::new(f);
+    }
+}
+
+fn write(
+    writer: &mut JournalWriter,
+    lines: &[u8],
+    sync_due: bool,
+    sync: &SyncFn,
+) -> Result<(), JournalError> {
+    writer.write_lines(lines)?;
+    if sync_due {
+        sync(writer)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::Event;
+    use crate::journal::Header;
+    use futures::FutureExt as _;
+    use std::sync::{mpsc, Mutex};
+
+    fn note(seq: u64) -> Stamped {
+        Stamped {
+            seq,
+            t_ms: seq,
+            event: Event::Note {
+                by: "tester".into(),
+                text: format!("note {seq}"),
+            },
+        }
+    }
+
+    fn durable(dir: &Path) -> (Durable, broadcast::Receiver<Stamped>) {
+        let path = dir.join("j.jsonl");
+        let writer = JournalWriter::create(&path, &Header::new("t", "00", "t", "tester")).unwrap();
+        let (live, rx) = broadcast::channel(16);
+        (Durable::new(writer, live, 0), rx)
+    }
+
+    /// An fsync that tells the test it started and returns what the test hands it.
+    fn held_sync(
+        d: &mut Durable,
+    ) -> (
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+        mpsc::Sender<Result<(), JournalError>>,
+    ) {
+        let (entered_tx, entered) = tokio::sync::mpsc::unbounded_channel();
+        let (release, release_rx) = mpsc::channel::<Result<(), JournalError>>();
+        let release_rx = Mutex::new(release_rx);
+        d.set_sync(move |w| {
+            let _ = entered_tx.send(());
+            let answer = release_rx.lock().unwrap().recv().unwrap_or(Ok(()));
+            answer.and_then(|()| w.sync())
+        });
+        (entered, release)
+    }
+
+    /// The runtime's one thread goes on while a decision's fsync is under way (a timer fires,
+    /// another task answers); the event, the reply and the gated action wait for it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_runtime_goes_on_while_a_decision_is_fsynced_and_what_waits_for_it_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, mut live) = durable(dir.path());
+        let (mut entered, release) = held_sync(&mut d);
+        d.append(&note(1), true).unwrap();
+        d.publish(note(1));
+        let (reply_tx, mut reply) = tokio::sync::oneshot::channel();
+        d.then(move || {
+            let _ = reply_tx.send("accepted");
+        });
+        let mut gate = Box::pin(d.durable_through(1));
+        let settling = tokio::spawn(async move {
+            let r = d.settle().await;
+            (d, r)
+        });
+        entered.recv().await.unwrap();
+        // The fsync is held on the blocking pool. On this thread, a timer and a task go on.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let (ping, pong) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move { ping.send(()) });
+        pong.await.unwrap();
+        assert!(live.try_recv().is_err(), "published before it was durable");
+        assert!(reply.try_recv().is_err(), "replied before it was durable");
+        assert_eq!((&mut gate).now_or_never(), None, "an action would have run");
+        release.send(Ok(())).unwrap();
+        let (d, r) = settling.await.unwrap();
+        r.unwrap();
+        assert_eq!(live.try_recv().unwrap().seq, 1);
+        assert_eq!(reply.await.unwrap(), "accepted");
+        assert!(gate.await);
+        let text = std::fs::read_to_string(d.path()).unwrap();
+        assert!(text.contains("note 1"), "{text}");
+        assert_eq!(d.written(), text.len() as u64);
+    }
+
+    /// A failed fsync stops everything that waited for it: nothing published, no reply (the
+    /// client sees the engine gone), no action started; the error is the engine's end.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_fsync_lets_nothing_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, mut live) = durable(dir.path());
+        let (_entered, release) = held_sync(&mut d);
+        release
+            .send(Err(JournalError::Io {
+                path: d.path().to_path_buf(),
+                source: std::io::Error::other("EIO"),
+            }))
+            .unwrap();
+        d.append(&note(1), true).unwrap();
+        d.publish(note(1));
+        let (reply_tx, reply) = tokio::sync::oneshot::channel::<()>();
+        d.then(move || {
+            let _ = reply_tx.send(());
+        });
+        let gate = d.durable_through(1);
+        let err = d.settle().await.unwrap_err();
+        assert!(err.to_string().contains("EIO"), "{err}");
+        assert!(live.try_recv().is_err());
+        drop(d);
+        assert!(
+            reply.await.is_err(),
+            "the reply must not say it was accepted"
+        );
+        assert!(!gate.await, "the action must not run");
+    }
+
+    /// Batches go out in the order they were queued, chatty events with the decisions.
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_reach_the_file_and_the_feed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, mut live) = durable(dir.path());
+        for seq in 1..=5 {
+            d.append(&note(seq), seq % 2 == 0).unwrap();
+            d.publish(note(seq));
+            if seq == 3 {
+                d.settle().await.unwrap();
+            }
+        }
+        d.settle().await.unwrap();
+        let seqs: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok().map(|e| e.seq)).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        let read = crate::journal::read(d.path()).unwrap();
+        let seqs: Vec<u64> = read.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    }
+}
