@@ -36,9 +36,14 @@ enum After {
     Run(Box<dyn FnOnce() + Send>),
 }
 
+/// The writer on its way back from the blocking pool, with how its batch went.
+type Returning = std::sync::mpsc::Receiver<(JournalWriter, Result<(), JournalError>)>;
+
 pub(super) struct Durable {
     /// Away on the blocking pool while a batch is written.
     writer: Option<JournalWriter>,
+    /// Where it comes back from, while it is away.
+    away: Option<Returning>,
     path: std::path::PathBuf,
     /// Bytes of whole lines on file.
     written: u64,
@@ -66,6 +71,7 @@ impl Durable {
             path: writer.path().to_path_buf(),
             written: writer.written(),
             writer: Some(writer),
+            away: None,
             lines: Vec::new(),
             sync_due: false,
             last_seq: settled,
@@ -137,22 +143,27 @@ impl Durable {
         let lines = std::mem::take(&mut self.lines);
         let sync_due = std::mem::take(&mut self.sync_due);
         let sync = self.sync.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        let (back, returning) = std::sync::mpsc::channel();
+        self.away = Some(returning);
+        let joined = tokio::task::spawn_blocking(move || {
             let r = write(&mut writer, &lines, sync_due, &sync);
-            (writer, r)
+            let _ = back.send((writer, r));
         })
         .await;
-        let (writer, r) = match written {
-            Ok(w) => w,
-            Err(e) => {
+        let returned = self.away.take().map(|r| r.try_recv());
+        match (joined, returned) {
+            (Ok(()), Some(Ok((writer, r)))) => self.settled_after(writer, r),
+            (joined, _) => {
                 self.after.clear();
-                return Err(JournalError::Io {
+                let why = joined
+                    .err()
+                    .map_or_else(|| "no answer".to_string(), |e| e.to_string());
+                Err(JournalError::Io {
                     path: self.path.clone(),
-                    source: std::io::Error::other(format!("the journal's writer failed: {e}")),
-                });
+                    source: std::io::Error::other(format!("the journal's writer failed: {why}")),
+                })
             }
-        };
-        self.settled_after(writer, r)
+        }
     }
 
     /// [`settle`](Self::settle) on this thread: for the events a session starts with, written
@@ -206,6 +217,17 @@ impl Durable {
         f: impl Fn(&JournalWriter) -> Result<(), JournalError> + Send + Sync + 'static,
     ) {
         self.sync = Arc::new(f);
+    }
+}
+
+impl Drop for Durable {
+    /// An engine dropped mid-write (its task aborted) waits for its writer to come back, so
+    /// that the journal's lock is released once the engine is gone, as it was when the write
+    /// ran inline (a resume in the same process may follow at once). One write at most.
+    fn drop(&mut self) {
+        if let Some(returning) = self.away.take() {
+            let _ = returning.recv();
+        }
     }
 }
 
@@ -333,6 +355,27 @@ mod tests {
             "the reply must not say it was accepted"
         );
         assert!(!gate.await, "the action must not run");
+    }
+
+    /// An engine whose task is aborted mid-write (a crash simulated in-process) has let go of
+    /// the journal's lock once its task is awaited, as when the write ran inline: a resume may
+    /// follow at once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_engine_aborted_mid_write_lets_go_of_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, _live) = durable(dir.path());
+        let path = d.path().to_path_buf();
+        let (mut entered, release) = held_sync(&mut d);
+        d.append(&note(1), true).unwrap();
+        let task = tokio::spawn(async move {
+            let _ = d.settle().await;
+            drop(d);
+        });
+        entered.recv().await.unwrap();
+        task.abort();
+        release.send(Ok(())).unwrap();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert!(!crate::journal::is_locked(&path));
     }
 
     /// Batches go out in the order they were queued, chatty events with the decisions.
