@@ -611,6 +611,33 @@ mod tests {
         assert_eq!(decode(&reordered).expect("reads"), started);
     }
 
+    /// A session start crafted so that its steps written `like` another expand to the square of
+    /// its size (a 64 KiB base string, 4096 entries of a few dozen bytes each, so ~256 MiB of
+    /// text from a ~300 KiB line) is refused as a damaged line, named, before it is built.
+    /// Before the limit this read built the whole quarter gigabyte and succeeded.
+    #[test]
+    fn a_session_start_that_would_expand_to_its_square_is_refused_by_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.jsonl");
+        drop(JournalWriter::create(&path, &Header::new("p", "h", "t", "op")).expect("creates"));
+        let mut steps = vec![serde_json::json!({"key": "a", "title": "x".repeat(64 << 10)})];
+        steps.extend((0..4096).map(|i| serde_json::json!({"key": format!("a{i}"), "like": "a"})));
+        let started = serde_json::json!({"seq": 1, "t_ms": 0, "type": "session_started",
+                                         "plan": {"steps": steps}});
+        let next = r#"{"seq":2,"t_ms":1,"type":"note","by":"op","text":"later"}"#;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("opens");
+        writeln!(file, "{started}\n{next}").expect("writes");
+        let err = read(&path).expect_err("refused");
+        let JournalError::Damaged { line, reason, .. } = &err else {
+            panic!("not a damaged line: {err}");
+        };
+        assert_eq!(*line, 2, "{err}");
+        assert!(reason.contains("expand to more than"), "{err}");
+    }
+
     /// The fast path reads every event of the recorded lab journals exactly as serde's general
     /// path does, and a line it cannot read is described in the general path's words.
     #[test]

@@ -45,7 +45,7 @@ pub(super) fn encode(ev: &Stamped) -> Result<String, serde_json::Error> {
 /// Read a `session_started` line of either form.
 pub(super) fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
     let mut v: Value = serde_json::from_str(line)?;
-    expand(&mut v).map_err(serde_json::Error::custom)?;
+    expand(&mut v, expansion_limit(line.len())).map_err(serde_json::Error::custom)?;
     serde_json::from_value(v)
 }
 
@@ -232,9 +232,22 @@ fn step_id_of(key: &str) -> &str {
     key.split_once('@').map_or(key, |(id, _)| id)
 }
 
+/// How many bytes of text the steps written `like` another may expand to, for a line of
+/// `line_len` bytes. Each such step copies its base with its `sub`s applied, so a crafted line
+/// of size L could ask for about L² bytes (a long base repeated by many short entries, or a
+/// short `FROM` replaced by a long `TO`). A line the writer made grows by less than its node
+/// count (each copy of a step is an entry of its own on the line, and a step is copied once
+/// per node) and less than its longest step over a few dozen bytes; 256 times the line, and
+/// 64 MiB at least, is far over both for any plan written so far. What goes over is refused
+/// before it is built.
+fn expansion_limit(line_len: usize) -> usize {
+    line_len.saturating_mul(256).max(64 << 20)
+}
+
 /// Undo [`compacted`] in place: steps written as `like` another are written out again, and
-/// `target.nodes` comes back from `nodes`. A plainly written event passes unchanged.
-pub(super) fn expand(v: &mut Value) -> Result<(), String> {
+/// `target.nodes` comes back from `nodes`. A plainly written event passes unchanged. The steps
+/// written `like` another may add up to `limit` bytes of text (see [`expansion_limit`]).
+pub(super) fn expand(v: &mut Value, limit: usize) -> Result<(), String> {
     let Value::Object(obj) = v else {
         return Ok(());
     };
@@ -246,6 +259,7 @@ pub(super) fn expand(v: &mut Value) -> Result<(), String> {
         return Ok(());
     };
     let mut whole: std::collections::HashMap<String, usize> = Default::default();
+    let mut expanded = 0usize;
     for i in 0..steps.len() {
         let Some(entry) = steps[i].as_object() else {
             continue;
@@ -295,6 +309,14 @@ pub(super) fn expand(v: &mut Value) -> Result<(), String> {
             }
         }
         let key = key.ok_or_else(|| format!("plan step {step}: no `key`"))?;
+        expanded = expanded.saturating_add(substituted_len(base, &subs));
+        if expanded > limit {
+            return Err(format!(
+                "plan step {step}: the steps written like another expand to more than {limit} \
+                 bytes ({} MiB), far more than a written line does; refused before building them",
+                limit >> 20
+            ));
+        }
         let mut out = substitute(base, &subs);
         if let Value::Object(o) = &mut out {
             for (field, value) in set {
@@ -494,10 +516,43 @@ fn substitute(v: &Value, subs: &[(String, String)]) -> Value {
     }
 }
 
+/// About how many bytes [`substitute`] makes of `v`: the text of its strings and keys after
+/// replacement, plus a little for each value. Counted without building anything.
+fn substituted_len(v: &Value, subs: &[(String, String)]) -> usize {
+    match v {
+        Value::String(s) => replaced_len(s, subs).saturating_add(2),
+        Value::Array(a) => a.iter().fold(2usize, |n, x| {
+            n.saturating_add(substituted_len(x, subs)).saturating_add(1)
+        }),
+        Value::Object(m) => m.iter().fold(2usize, |n, (k, x)| {
+            n.saturating_add(replaced_len(k, subs))
+                .saturating_add(substituted_len(x, subs))
+                .saturating_add(4)
+        }),
+        _ => 8,
+    }
+}
+
 /// Replace each `from` in `s` by its `to`: left to right, the longest `from` that starts at a
 /// place wins, and replaced text is not read again.
 fn replace_all(s: &str, subs: &[(String, String)]) -> String {
     let mut out = String::with_capacity(s.len());
+    replace_each(s, subs, |piece| out.push_str(piece));
+    out
+}
+
+/// The length of [`replace_all`]'s result, without building it.
+fn replaced_len(s: &str, subs: &[(String, String)]) -> usize {
+    if subs.is_empty() {
+        return s.len();
+    }
+    let mut len = 0usize;
+    replace_each(s, subs, |piece| len = len.saturating_add(piece.len()));
+    len
+}
+
+/// [`replace_all`]'s walk: each piece of the result in order, to `emit`.
+fn replace_each<'a>(s: &'a str, subs: &'a [(String, String)], mut emit: impl FnMut(&'a str)) {
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
         let hit = subs
@@ -506,16 +561,15 @@ fn replace_all(s: &str, subs: &[(String, String)]) -> String {
             .max_by_key(|(from, _)| from.len());
         match hit {
             Some((from, to)) => {
-                out.push_str(to);
+                emit(to);
                 rest = &rest[from.len()..];
             }
             None => {
-                out.push(c);
+                emit(&rest[..c.len_utf8()]);
                 rest = &rest[c.len_utf8()..];
             }
         }
     }
-    out
 }
 
 /// Leave out members whose value is `null`, `[]` or `{}`, at every depth (items of an array
@@ -567,7 +621,7 @@ mod tests {
             {"key": "stop@node2", "like": "stop@node1", "sub": {"node1": "node2"},
              "set": {"undo": null, "progress": "2/2"}},
         ]}});
-        expand(&mut v).unwrap();
+        expand(&mut v, expansion_limit(0)).unwrap();
         assert_eq!(
             v["plan"]["steps"][1],
             serde_json::json!({"key": "stop@node2", "step_id": "stop", "title": "Stop node2",
@@ -589,7 +643,7 @@ mod tests {
             (serde_json::json!({"like": "a"}), "plan step 2: no `key`"),
         ] {
             let mut v = serde_json::json!({"plan": {"steps": [{"key": "a"}, bad]}});
-            assert_eq!(expand(&mut v).unwrap_err(), says);
+            assert_eq!(expand(&mut v, expansion_limit(0)).unwrap_err(), says);
         }
     }
 }
