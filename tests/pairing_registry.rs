@@ -1,11 +1,17 @@
 //! Finding sessions by name through the default runtime directory (overridden by
 //! `FLIGHTDECK_RUNTIME_DIR`; this file holds one test so the variable is set once, alone).
 
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
+
+use common::users::other_user;
 
 use flightdeck::engine::event::AutoConfirm;
 use flightdeck::engine::session::{self, EngineConfig};
-use flightdeck::pairing::runtime_dir::ENV_OVERRIDE;
+use flightdeck::pairing::registry::SessionFile;
+use flightdeck::pairing::runtime_dir::{self, ENV_OVERRIDE};
 use flightdeck::pairing::server::{serve, ServeOptions};
 use flightdeck::pairing::{client, names, registry, PairingError};
 use flightdeck::plan::{Confirm, Plan, PlannedStep};
@@ -149,4 +155,82 @@ async fn sessions_are_listed_and_joined_by_name_or_as_the_only_one() {
     }
     drop(c);
     drop(c2);
+
+    forged_session_files_are_not_trusted(&rt, "second", &tmp.path().join("b.jsonl")).await;
+}
+
+/// Rewrite session `name`'s file in `dir` through `change`.
+fn forge(dir: &Path, name: &str, change: impl FnOnce(&mut SessionFile)) {
+    let path = runtime_dir::info_path(dir, name);
+    let mut file: SessionFile =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut file);
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+}
+
+/// A session file is a claim anyone can write about any socket: `join` checks the socket's
+/// server against it (the kernel's peer credentials), never picks another user's session by
+/// itself, and `resume` never advises joining another user's file that claims our journal.
+/// (Before the fix every `connect` below joined, and the message named the forged session.)
+async fn forged_session_files_are_not_trusted(dir: &Path, name: &str, journal: &Path) {
+    let original = std::fs::read_to_string(runtime_dir::info_path(dir, name)).unwrap();
+    // Our own file, but the pid is not the server's: "end demo" would signal pid 1.
+    forge(dir, name, |f| {
+        f.pid = 1;
+        f.demo = true;
+    });
+    let err = client::connect(Some(name), "alice", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PairingError::NotItsServer { .. })
+            && err.to_string().contains(&format!(
+                "its server is process {}, but its session file says 1",
+                std::process::id()
+            )),
+        "{err}"
+    );
+    std::fs::write(runtime_dir::info_path(dir, name), &original).unwrap();
+    client::connect(Some(name), "alice", None, false)
+        .await
+        .expect("the true file joins");
+
+    // Another user's file (owned by them, naming them) for a socket they do not serve.
+    let Some(peer) = other_user() else { return };
+    forge(dir, name, |f| {
+        f.owner_uid = peer.uid;
+        f.demo = true;
+    });
+    let info = runtime_dir::info_path(dir, name);
+    std::os::unix::fs::chown(&info, Some(peer.uid), Some(peer.gid)).unwrap();
+    let listed = blocking(registry::list).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].owner, peer.name);
+    // The only live session is theirs: listed with its owner, never joined without a name.
+    let err = client::connect(None, "alice", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PairingError::OnlyOthers(_))
+            && err
+                .to_string()
+                .contains(&format!("name it: {name} (owner {})", peer.name)),
+        "{err}"
+    );
+    // Named, it is refused: the socket's server is not that user.
+    let err = client::connect(Some(name), "alice", None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PairingError::NotItsServer { .. })
+            && err.to_string().contains(&format!("(uid {})", peer.uid)),
+        "{err}"
+    );
+    // Their file claims our journal: `resume` does not send us to it.
+    let journal = journal.to_path_buf();
+    let said = blocking(move || flightdeck::commands::run::live_session_message(&journal)).await;
+    assert!(
+        !said.contains(&format!("flightdeck join {name}")) && said.contains("flightdeck sessions"),
+        "{said}"
+    );
 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cli::JoinArgs;
+use crate::pairing::registry::SessionInfo;
+use crate::pairing::runtime_dir::current_uid;
 use crate::pairing::{client, registry};
 use crate::tui::{self, AlertConfig, Theme, TuiExit, TuiOptions, TuiRole};
 
@@ -65,7 +67,8 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
         }
     };
     let hello = client::hello(&operator, label, want_driver, 0);
-    let client = match client::connect_socket(&info.socket, hello).await {
+    // Refused unless the socket's server is the process and user the session file names.
+    let client = match client::connect_session(&info, hello).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("flightdeck: {e}");
@@ -94,8 +97,10 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
             TuiRole::Observer
         },
         title: format!("flightdeck · {session}"),
-        // A demo's session file says so: whoever joins it may end it.
-        demo: (demo || info.demo).then(|| session.clone()),
+        // A demo's session file says so: its owner may end it from any cockpit. Ending it
+        // signals the server's pid, so only for a session of this user's own (and
+        // `connect_session` checked that pid is the socket's server).
+        demo: may_end_demo(demo, &info, current_uid()).then(|| session.clone()),
     };
     let result = tui::run(client, opts).await;
     if let Some(w) = warning {
@@ -110,7 +115,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
             println!("session {session} ended");
             ExitCode::SUCCESS
         }
-        Ok(TuiExit::EndDemo) => {
+        Ok(TuiExit::EndDemo) if may_end_demo(demo, &info, current_uid()) => {
             let pid = info.pid;
             let stopped = tokio::task::spawn_blocking(move || stop_server(pid)).await;
             println!("journal: {}", info.journal.display());
@@ -129,11 +134,23 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
                 }
             }
         }
+        Ok(TuiExit::EndDemo) => {
+            // Not offered for this session; nothing is signalled.
+            println!("left session {session}; it goes on");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("flightdeck: the cockpit failed: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether this cockpit may end the session as a demo (stop its server with SIGTERM): it is a
+/// demo (this command started it, or its session file says so) and it is `me`'s own session.
+/// Another user's session file can say `"demo": true` and name any pid.
+pub fn may_end_demo(started_as_demo: bool, info: &SessionInfo, me: u32) -> bool {
+    (started_as_demo || info.demo) && info.owner_uid == me
 }
 
 /// How long a session server may take to stop its engine and lab after SIGTERM.
@@ -181,4 +198,32 @@ fn alive(pid: i32) -> bool {
 pub fn sessions() -> ExitCode {
     crate::pairing::registry::print_sessions();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ones_own_demo_can_be_ended() {
+        let info = |demo: bool, owner_uid: u32| SessionInfo {
+            name: "demo-1".into(),
+            procedure: "p".into(),
+            target: "t".into(),
+            journal: "/j".into(),
+            started: "2026-01-01T10:00:00Z".into(),
+            pid: 1,
+            owner: "someone".into(),
+            owner_uid,
+            socket: "/x/demo-1.sock".into(),
+            alive: true,
+            demo,
+        };
+        assert!(may_end_demo(false, &info(true, 1000), 1000));
+        assert!(may_end_demo(true, &info(false, 1000), 1000));
+        assert!(!may_end_demo(false, &info(false, 1000), 1000));
+        // Another user's file saying "demo": its pid is never signalled.
+        assert!(!may_end_demo(false, &info(true, 1001), 1000));
+        assert!(!may_end_demo(true, &info(true, 1001), 1000));
+    }
 }

@@ -50,9 +50,11 @@ pub fn list(dir: &Path) -> Vec<JournalRow> {
             }
         }
     }
+    // Only our own session files: another user's can claim any journal path.
+    let me = crate::pairing::runtime_dir::current_uid();
     let live: Vec<(String, PathBuf)> = crate::pairing::registry::list()
         .into_iter()
-        .filter(|s| s.alive)
+        .filter(|s| s.alive && s.owner_uid == me)
         .filter_map(|s| std::fs::canonicalize(&s.journal).ok().map(|j| (s.name, j)))
         .collect();
     let mut rows: Vec<JournalRow> = files.iter().map(|p| row(p, &live)).collect();

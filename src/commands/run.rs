@@ -545,9 +545,11 @@ pub fn live_session_message(journal: &Path) -> String {
         std::fs::canonicalize(p).ok() == std::fs::canonicalize(journal).ok()
             && std::fs::canonicalize(journal).is_ok()
     };
+    // Only our own session files: another user's can claim any journal path.
+    let me = crate::pairing::runtime_dir::current_uid();
     let join = match crate::pairing::registry::list()
         .into_iter()
-        .find(|s| same(&s.journal))
+        .find(|s| s.owner_uid == me && same(&s.journal))
     {
         Some(s) => format!("join it instead: flightdeck join {}", s.name),
         None => "join it instead (flightdeck sessions lists the live ones; flightdeck join NAME)"

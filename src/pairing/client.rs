@@ -13,7 +13,7 @@ use super::protocol::{
     encode, lines, next_line, ClientMsg, CommandMsg, Hello, Reply, ServerMsg, MAX_SERVER_LINE,
     PROTOCOL,
 };
-use super::registry;
+use super::registry::{self, SessionInfo};
 use super::samples::Expander;
 use super::PairingError;
 use crate::engine::client::{CommandSender, Request, SessionClient, Viewport};
@@ -37,7 +37,50 @@ pub async fn connect(
     let session = tokio::task::spawn_blocking(move || registry::resolve(name.as_deref()))
         .await
         .map_err(|e| PairingError::Protocol(format!("looking up sessions failed: {e}")))??;
-    connect_socket(&session.socket, hello(operator, label, want_driver, 0)).await
+    connect_session(&session, hello(operator, label, want_driver, 0)).await
+}
+
+/// Join a listed session, having checked that its socket is served by the process and the user
+/// its session file names (the kernel's peer credentials of the listening socket). A session
+/// file is only a claim — another user can write one naming any socket and pid — so this is
+/// what lets `join` trust `session.pid` (which "end demo" signals) and `session.owner`.
+pub async fn connect_session(
+    session: &SessionInfo,
+    hello: Hello,
+) -> Result<SessionClient, PairingError> {
+    let socket = &session.socket;
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(PairingError::io(socket))?;
+    let cred = stream.peer_cred().map_err(PairingError::io(socket))?;
+    check_server(cred.uid(), cred.pid(), session).map_err(|reason| PairingError::NotItsServer {
+        socket: socket.clone(),
+        reason,
+    })?;
+    join_stream(stream, socket, hello).await
+}
+
+/// Whether the peer serving a session's socket (uid, and pid where the kernel says) is the one
+/// its session file names.
+pub(crate) fn check_server(
+    uid: u32,
+    pid: Option<i32>,
+    session: &SessionInfo,
+) -> Result<(), String> {
+    if uid != session.owner_uid {
+        return Err(format!(
+            "its server runs as uid {uid}, but its session file says {} (uid {})",
+            session.owner, session.owner_uid
+        ));
+    }
+    match pid.and_then(|p| u32::try_from(p).ok()) {
+        Some(p) if p == session.pid => Ok(()),
+        Some(p) => Err(format!(
+            "its server is process {p}, but its session file says {}",
+            session.pid
+        )),
+        None => Err("the kernel does not say which process serves it".into()),
+    }
 }
 
 /// A hello for this protocol version.
@@ -53,7 +96,8 @@ pub fn hello(operator: &str, label: Option<&str>, want_driver: bool, after_seq: 
     }
 }
 
-/// Join the session served on `socket`.
+/// Join the session served on `socket`, trusting whoever serves it (tests, and a socket this
+/// process has just been handed); `join` goes through `connect_session`.
 pub async fn connect_socket(socket: &Path, hello: Hello) -> Result<SessionClient, PairingError> {
     let stream = UnixStream::connect(socket)
         .await
@@ -233,5 +277,42 @@ pub(crate) fn kind(msg: &ServerMsg) -> &'static str {
         ServerMsg::Samples(_) => "samples",
         ServerMsg::Reply(_) => "reply",
         ServerMsg::Status(_) => "status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn session(owner_uid: u32, pid: u32) -> SessionInfo {
+        SessionInfo {
+            name: "s".into(),
+            procedure: "p".into(),
+            target: "t".into(),
+            journal: PathBuf::from("/j"),
+            started: "2026-01-01T10:00:00Z".into(),
+            pid,
+            owner: "alice".into(),
+            owner_uid,
+            socket: PathBuf::from("/x/s.sock"),
+            alive: true,
+            demo: true,
+        }
+    }
+
+    #[test]
+    fn a_server_is_trusted_only_as_the_user_and_process_its_file_names() {
+        assert_eq!(check_server(1000, Some(42), &session(1000, 42)), Ok(()));
+        let e = check_server(1001, Some(42), &session(1000, 42)).unwrap_err();
+        assert!(
+            e.contains("uid 1001") && e.contains("alice (uid 1000)"),
+            "{e}"
+        );
+        // The right user, another process: the pid in the file is not the server's.
+        let e = check_server(1000, Some(7), &session(1000, 42)).unwrap_err();
+        assert!(e.contains("process 7") && e.contains("42"), "{e}");
+        assert!(check_server(1000, None, &session(1000, 42)).is_err());
+        assert!(check_server(1000, Some(-1), &session(1000, 42)).is_err());
     }
 }

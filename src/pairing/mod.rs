@@ -36,6 +36,15 @@ pub enum PairingError {
     NoSession,
     #[error("several sessions are running; name one: {}", .0.join(", "))]
     Ambiguous(Vec<String>),
+    /// Only other users' sessions run: `join` picks none of them by itself.
+    #[error(
+        "no session of yours is running; to join another user's, name it: {}",
+        .0.join(", ")
+    )]
+    OnlyOthers(Vec<String>),
+    /// The socket is not served by the process and user its session file names.
+    #[error("{socket}: {reason}; not joining it")]
+    NotItsServer { socket: PathBuf, reason: String },
     #[error("a session named {0:?} is already running")]
     NameTaken(String),
     #[error("invalid session name {0:?}: use letters, digits, '-' and '_' (at most 64)")]

@@ -51,6 +51,9 @@ pub struct SessionInfo {
     pub pid: u32,
     /// The operator who started it (login name, else the uid).
     pub owner: String,
+    /// Their uid: the file's owner, which is also the uid the file names. Who actually serves
+    /// the socket is checked when connecting (`client::connect_session`).
+    pub owner_uid: u32,
     pub socket: PathBuf,
     /// The socket answers.
     pub alive: bool,
@@ -116,6 +119,7 @@ fn read_session(dir: &Path, json: &Path) -> Option<SessionInfo> {
         started: file.started,
         pid: file.pid,
         owner,
+        owner_uid: file.owner_uid,
         socket,
         alive,
         demo: file.demo,
@@ -136,20 +140,31 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Pick the session to join: the named one, else the only live one.
+/// Pick the session to join: the named one, else the only live one of this user's own.
 pub fn resolve(name: Option<&str>) -> Result<SessionInfo, PairingError> {
-    pick(list(), name)
+    pick(list(), name, current_uid())
 }
 
-pub(crate) fn pick(all: Vec<SessionInfo>, name: Option<&str>) -> Result<SessionInfo, PairingError> {
+/// As `resolve`, among `all`, for the user `me`. Without a name only `me`'s own sessions are
+/// candidates: anyone who can write a shared directory can make a session appear in a listing,
+/// so another user's session is joined only when named (it is listed with its owner so the
+/// operator can choose). A name that is both one of ours and another user's means ours.
+pub(crate) fn pick(
+    all: Vec<SessionInfo>,
+    name: Option<&str>,
+    me: u32,
+) -> Result<SessionInfo, PairingError> {
     let mut live: Vec<SessionInfo> = all.into_iter().filter(|s| s.alive).collect();
     match name {
         Some(n) => {
             live.retain(|s| s.name == n);
+            if live.iter().any(|s| s.owner_uid == me) {
+                live.retain(|s| s.owner_uid == me);
+            }
             match live.len() {
                 0 => Err(PairingError::NoSuchSession(n.to_string())),
                 1 => Ok(live.remove(0)),
-                // The same name in two owners' directories: say whose.
+                // The same name in two other owners' directories: say whose.
                 _ => Err(PairingError::Ambiguous(
                     live.into_iter()
                         .map(|s| format!("{} (owner {})", s.name, s.owner))
@@ -157,13 +172,23 @@ pub(crate) fn pick(all: Vec<SessionInfo>, name: Option<&str>) -> Result<SessionI
                 )),
             }
         }
-        None => match live.len() {
-            0 => Err(PairingError::NoSession),
-            1 => Ok(live.remove(0)),
-            _ => Err(PairingError::Ambiguous(
-                live.into_iter().map(|s| s.name).collect(),
-            )),
-        },
+        None => {
+            let (mut mine, others): (Vec<SessionInfo>, Vec<SessionInfo>) =
+                live.into_iter().partition(|s| s.owner_uid == me);
+            match mine.len() {
+                1 => Ok(mine.remove(0)),
+                0 if others.is_empty() => Err(PairingError::NoSession),
+                0 => Err(PairingError::OnlyOthers(
+                    others
+                        .into_iter()
+                        .map(|s| format!("{} (owner {})", s.name, s.owner))
+                        .collect(),
+                )),
+                _ => Err(PairingError::Ambiguous(
+                    mine.into_iter().map(|s| s.name).collect(),
+                )),
+            }
+        }
     }
 }
 
@@ -277,6 +302,12 @@ mod tests {
     use crate::pairing::protocol::StatusOperator;
 
     fn info(name: &str, alive: bool) -> SessionInfo {
+        owned(name, alive, ME)
+    }
+
+    const ME: u32 = 1000;
+
+    fn owned(name: &str, alive: bool, owner_uid: u32) -> SessionInfo {
         SessionInfo {
             name: name.into(),
             procedure: "rolling-upgrade".into(),
@@ -284,7 +315,8 @@ mod tests {
             journal: PathBuf::from("/j"),
             started: "2026-01-01T10:00:00Z".into(),
             pid: 1,
-            owner: "someone-else".into(),
+            owner: format!("user{owner_uid}"),
+            owner_uid,
             socket: PathBuf::from(format!("/x/{name}.sock")),
             alive,
             demo: false,
@@ -294,17 +326,46 @@ mod tests {
     #[test]
     fn picking_a_session() {
         let all = vec![info("a", true), info("b", false)];
-        assert_eq!(pick(all.clone(), None).unwrap().name, "a");
-        assert_eq!(pick(all.clone(), Some("a")).unwrap().name, "a");
+        assert_eq!(pick(all.clone(), None, ME).unwrap().name, "a");
+        assert_eq!(pick(all.clone(), Some("a"), ME).unwrap().name, "a");
         assert!(matches!(
-            pick(all.clone(), Some("b")),
+            pick(all.clone(), Some("b"), ME),
             Err(PairingError::NoSuchSession(_))
         ));
-        assert!(matches!(pick(vec![], None), Err(PairingError::NoSession)));
-        let e = pick(vec![info("a", true), info("c", true)], None).unwrap_err();
+        assert!(matches!(
+            pick(vec![], None, ME),
+            Err(PairingError::NoSession)
+        ));
+        let e = pick(vec![info("a", true), info("c", true)], None, ME).unwrap_err();
         assert_eq!(
             e.to_string(),
             "several sessions are running; name one: a, c"
+        );
+    }
+
+    #[test]
+    fn another_users_session_is_joined_only_by_name() {
+        // The only live session is someone else's (anyone can put a session file in their own
+        // shared directory): without a name it is listed, never picked.
+        let theirs = owned("bait", true, ME + 1);
+        let e = pick(vec![theirs.clone()], None, ME).unwrap_err();
+        assert!(matches!(e, PairingError::OnlyOthers(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "no session of yours is running; to join another user's, name it: bait (owner user1001)"
+        );
+        // Ours next to theirs: ours, without a name.
+        let both = vec![theirs.clone(), info("mine", true)];
+        assert_eq!(pick(both.clone(), None, ME).unwrap().name, "mine");
+        // Named, theirs is joined (pairing between two users).
+        assert_eq!(pick(both, Some("bait"), ME).unwrap().owner_uid, ME + 1);
+        // The same name in ours and theirs means ours; in two others', it is ambiguous.
+        let twins = vec![theirs.clone(), info("bait", true)];
+        assert_eq!(pick(twins, Some("bait"), ME).unwrap().owner_uid, ME);
+        let e = pick(vec![theirs, owned("bait", true, ME + 2)], Some("bait"), ME).unwrap_err();
+        assert!(
+            matches!(e, PairingError::Ambiguous(ref n) if n.len() == 2),
+            "{e}"
         );
     }
 

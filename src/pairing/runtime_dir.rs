@@ -156,8 +156,9 @@ pub fn info_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Shared session directories under the temp dir that this user can read (other operators'
-/// `--allow-group` sessions). Checked loosely: the client still verifies the server by the
-/// `welcome`, and the directory's owner is shown in the listing.
+/// `--allow-group` sessions). Checked loosely: a session file there is listed only when owned
+/// by the uid it names, `join` picks none of another user's without a name, and it checks the
+/// socket's server against the file by its peer credentials (`client::connect_session`).
 pub fn shared_dirs() -> Vec<PathBuf> {
     if std::env::var_os(ENV_OVERRIDE).is_some_and(|d| !d.is_empty()) {
         return Vec::new();
