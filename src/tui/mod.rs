@@ -11,6 +11,9 @@
 pub mod alert;
 pub mod color_depth;
 pub mod commands;
+/// Test scaffolding: unit tests, and integration tests and benches through the `test-support`
+/// feature their dev-dependency turns on; never in a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod demo;
 pub mod filter;
 pub mod input;
