@@ -196,7 +196,7 @@ fn runbook_seeds() -> Vec<(String, Vec<u8>)> {
 /// Real protocol lines: a hello, commands, status, and what the server sends.
 fn protocol_seeds() -> Vec<(String, Vec<u8>)> {
     [
-        r#"{"hello":{"protocol":1,"operator":"alice","label":"alice@laptop","want_driver":false,"after_seq":0}}"#,
+        r#"{"hello":{"protocol":2,"operator":"alice","label":"alice@laptop","want_driver":false,"after_seq":0}}"#,
         r#"{"command":{"id":7,"command":{"cmd":"confirm","prompt":12,"phrase":"upgrade prod"}}}"#,
         r#"{"command":{"id":8,"command":{"cmd":"note","text":"editors told"}}}"#,
         r#"{"command":{"id":9,"command":{"cmd":"abort","rollback":true}}}"#,

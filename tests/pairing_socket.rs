@@ -302,6 +302,9 @@ async fn the_driver_dropping_mid_action_leaves_the_session_waiting_for_a_new_dri
 struct Raw {
     rd: BufReader<tokio::net::unix::OwnedReadHalf>,
     wr: tokio::net::unix::OwnedWriteHalf,
+    /// Reads every samples frame, skipped ones too: a frame's rows name probe instances
+    /// introduced in earlier frames.
+    samples: flightdeck::pairing::samples::Expander,
 }
 
 impl Raw {
@@ -313,6 +316,7 @@ impl Raw {
         Raw {
             rd: BufReader::new(rd),
             wr,
+            samples: Default::default(),
         }
     }
 
@@ -333,7 +337,10 @@ impl Raw {
                 return None;
             }
             match serde_json::from_str::<ServerMsg>(&line).unwrap() {
-                ServerMsg::Event(_) | ServerMsg::Samples(_) => continue,
+                ServerMsg::Event(_) => continue,
+                ServerMsg::Samples(f) => {
+                    self.samples.expand(f);
+                }
                 other => return Some(other),
             }
         }
@@ -371,10 +378,23 @@ async fn handshake_refusals_malformed_lines_and_status() {
     .await
     .unwrap_err();
     assert!(matches!(err, PairingError::Refused(_)), "{err}");
+    // An older build's hello (protocol 1: samples rows named by node) is told why.
+    let mut r = Raw::open(&socket).await;
+    r.say(r#"{"hello":{"protocol":1,"operator":"old","samples":true}}"#)
+        .await;
+    match r.next_non_event().await {
+        Some(ServerMsg::Refused(x)) => assert!(
+            x.reason.contains("protocol version 1 is not supported")
+                && x.reason.contains("same flightdeck version"),
+            "{}",
+            x.reason
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 
     // A malformed line after the handshake: an error reply, and the connection carries on.
     let mut r = Raw::open(&socket).await;
-    r.say(r#"{"hello":{"protocol":1,"operator":"raw","want_driver":false,"after_seq":0}}"#)
+    r.say(r#"{"hello":{"protocol":2,"operator":"raw","want_driver":false,"after_seq":0}}"#)
         .await;
     assert!(matches!(r.next_non_event().await, Some(ServerMsg::Welcome(w)) if w.session == "raw"));
     r.say("this is not json").await;
@@ -390,15 +410,17 @@ async fn handshake_refusals_malformed_lines_and_status() {
     assert!(
         matches!(r.next_non_event().await, Some(ServerMsg::Reply(x)) if x.id == 5 && x.error.is_some())
     );
-    r.say(r#"{"command":{"id":6,"cmd":{"cmd":"note","text":"still here"}}}"#)
+    // A sign of life is not answered: the next reply is the note's.
+    r.say(r#"{"command":{"id":6,"cmd":{"cmd":"alive"}}}"#).await;
+    r.say(r#"{"command":{"id":7,"cmd":{"cmd":"note","text":"still here"}}}"#)
         .await;
     match r.next_non_event().await {
-        Some(ServerMsg::Reply(x)) => assert_eq!((x.id, x.ok, x.error), (6, Some(true), None)),
+        Some(ServerMsg::Reply(x)) => assert_eq!((x.id, x.ok, x.error), (7, Some(true), None)),
         other => panic!("expected an ok reply, got {other:?}"),
     }
 
     // An over-long line: an error reply, then the connection closes.
-    let mut long = String::from(r#"{"command":{"id":7,"cmd":{"cmd":"note","text":""#);
+    let mut long = String::from(r#"{"command":{"id":8,"cmd":{"cmd":"note","text":""#);
     long.push_str(&"x".repeat(70 * 1024));
     long.push_str(r#""}}}"#);
     r.say(&long).await;
@@ -755,7 +777,7 @@ async fn an_observer_gets_samples_only_for_the_nodes_it_shows() {
     .unwrap();
 
     let mut r = Raw::open(&guard.socket_path()).await;
-    r.say(r#"{"hello":{"protocol":1,"operator":"watcher","samples":true}}"#)
+    r.say(r#"{"hello":{"protocol":2,"operator":"watcher","samples":true}}"#)
         .await;
     assert!(matches!(
         r.next_non_event().await,
@@ -801,11 +823,20 @@ async fn an_observer_gets_samples_only_for_the_nodes_it_shows() {
         assert!(n > 0, "the connection closed");
         match serde_json::from_str::<ServerMsg>(&line).unwrap() {
             ServerMsg::Samples(f) => {
-                let nodes: Vec<Option<String>> = f
-                    .probes
-                    .values()
-                    .flatten()
-                    .map(|row| row.0.clone())
+                let nodes: Vec<Option<String>> = r
+                    .samples
+                    .expand(f)
+                    .into_iter()
+                    .filter_map(|e| match e.event {
+                        flightdeck::engine::Event::ProbeSample { node, .. } => Some(node),
+                        other => {
+                            assert!(!matches!(
+                                other,
+                                flightdeck::engine::Event::ProbeSummary { .. }
+                            ));
+                            None
+                        }
+                    })
                     .collect();
                 assert!(
                     nodes
@@ -816,16 +847,14 @@ async fn an_observer_gets_samples_only_for_the_nodes_it_shows() {
                 if nodes.contains(&Some(names[1].clone())) {
                     frames_with_it += 1;
                 }
-                for e in &f.other {
-                    assert!(
-                        !matches!(&e.event, flightdeck::engine::Event::ProbeSample { .. }),
-                        "{e:?}"
-                    );
-                }
             }
             ServerMsg::Event(e) => assert!(
-                !matches!(e.event, flightdeck::engine::Event::ProbeSample { .. }),
-                "a sample as an event: {e:?}"
+                !matches!(
+                    e.event,
+                    flightdeck::engine::Event::ProbeSample { .. }
+                        | flightdeck::engine::Event::ProbeSummary { .. }
+                ),
+                "a sample or a summary as an event: {e:?}"
             ),
             other => panic!("unexpected {other:?}"),
         }

@@ -203,33 +203,75 @@ impl Scenario {
         settle: Duration,
         window: Duration,
     ) -> Option<f64> {
-        use flightdeck::pairing::protocol::{encode, ClientMsg};
+        use flightdeck::pairing::protocol::{encode, ClientMsg, Hello, PROTOCOL};
         use std::io::{ErrorKind, Read, Write};
         let socket = flightdeck::pairing::runtime_dir::socket_path(&self.rt, name);
-        let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
-        let hello = flightdeck::pairing::client::hello("bench", None, false, 0);
-        s.write_all(encode(&ClientMsg::Hello(hello)).as_bytes())
-            .ok()?;
+        // Say hello in `protocol`; the answer's line (a welcome or a refusal).
+        let open = |protocol: u32| -> Option<(std::os::unix::net::UnixStream, String)> {
+            let mut s = std::os::unix::net::UnixStream::connect(&socket).ok()?;
+            let hello = Hello {
+                protocol,
+                ..flightdeck::pairing::client::hello("bench", None, false, 0)
+            };
+            s.write_all(encode(&ClientMsg::Hello(hello)).as_bytes())
+                .ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+            let (mut line, mut b) = (Vec::new(), [0u8]);
+            while s.read(&mut b).ok()? == 1 && b[0] != b'\n' {
+                line.push(b[0]);
+            }
+            Some((s, String::from_utf8_lossy(&line).into_owned()))
+        };
+        // Another build (`SCALE_BIN`) may speak another protocol: its refusal says which.
+        let (s, answer) = open(PROTOCOL)?;
+        let mut s = match answer.split("this session speaks ").nth(1) {
+            Some(rest) if answer.contains("refused") => {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                open(digits.parse().ok()?)?.0
+            }
+            _ => s,
+        };
         s.write_all(encode(&ClientMsg::Viewport(viewport)).as_bytes())
             .ok()?;
         s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
         let mut buf = vec![0u8; 1 << 16];
-        let mut count = |until: Instant| -> Option<u64> {
+        // Bytes (newlines included) and lines per kind of message, for the breakdown.
+        let mut kinds = std::collections::BTreeMap::<String, (u64, u64)>::new();
+        let mut partial = Vec::new();
+        let mut count = |until: Instant, kinds: &mut std::collections::BTreeMap<_, _>| {
             let mut n = 0u64;
             while Instant::now() < until {
                 match s.read(&mut buf) {
                     Ok(0) => return None,
-                    Ok(k) => n += k as u64,
+                    Ok(k) => {
+                        n += k as u64;
+                        partial.extend_from_slice(&buf[..k]);
+                        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = partial.drain(..=end).collect();
+                            let e: &mut (u64, u64) = kinds.entry(kind_of(&line)).or_default();
+                            e.0 += line.len() as u64;
+                            e.1 += 1;
+                        }
+                    }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                     Err(_) => return None,
                 }
             }
             Some(n)
         };
-        count(Instant::now() + settle)?;
+        count(Instant::now() + settle, &mut Default::default())?;
         let start = Instant::now();
-        let n = count(start + window)?;
-        Some(n as f64 / start.elapsed().as_secs_f64() * 60.0)
+        let n = count(start + window, &mut kinds)?;
+        let secs = start.elapsed().as_secs_f64();
+        let mut by_size: Vec<_> = kinds.into_iter().collect();
+        by_size.sort_by_key(|(_, (bytes, _))| std::cmp::Reverse(*bytes));
+        let per_min = |b: u64| b as f64 / secs * 60.0 / 1000.0;
+        let parts: Vec<String> = by_size
+            .iter()
+            .map(|(k, (b, lines))| format!("{k} {:.1} KB ({lines} lines)", per_min(*b)))
+            .collect();
+        eprintln!("  observer of {name}, a minute: {}", parts.join(", "));
+        Some(n as f64 / secs * 60.0)
     }
 
     pub fn stop(&self) {
@@ -240,5 +282,20 @@ impl Scenario {
 impl Drop for Scenario {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// What a server line is, for the observer's breakdown: its message (`welcome`, `samples`,
+/// `reply`...), and for an `event` the event's type.
+fn kind_of(line: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return "unreadable".into();
+    };
+    let Some((msg, body)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return "other".into();
+    };
+    match body.get("type").and_then(|t| t.as_str()) {
+        Some(t) if msg == "event" => format!("event {t}"),
+        _ => msg.clone(),
     }
 }

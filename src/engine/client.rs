@@ -55,10 +55,9 @@ impl CommandSender {
 /// a socket then sends the live samples of those nodes only (and of global probes), so what an
 /// operator's connection carries depends on their screen, not on the size of the cluster;
 /// every journaled event still reaches every view, except the once-a-minute probe summaries
-/// (`ProbeSummary`) of nodes not shown, which a cockpit folds into nothing (the journal and
-/// the report keep them all; a client that records the stream must not send a viewport). Not
-/// a command: it changes nothing in the
-/// session and is not journaled (`pairing::protocol` bounds it).
+/// (`ProbeSummary`), which a cockpit folds into nothing (the journal and the report keep them
+/// all; a client that records the stream must not send a viewport). Not a command: it changes
+/// nothing in the session and is not journaled (`pairing::protocol` bounds it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Viewport {
     /// The nodes whose rows are on screen, by name.

@@ -214,16 +214,13 @@ async fn write_commands(
     loop {
         tokio::select! {
             _ = alive.tick() => {
-                // Nobody waits for its answer; registering the id keeps that answer from
-                // being logged as a reply to nothing.
-                let (tx, _) = oneshot::channel();
+                // The server does not answer it (`pairing::protocol`): nothing is pending.
                 let id = next_id;
                 next_id += 1;
                 let line = encode(&ClientMsg::Command(CommandMsg { id, cmd: Command::Alive }));
                 if wr.write_all(line.as_bytes()).await.is_err() {
                     break;
                 }
-                pending.insert(id, tx);
             }
             req = requests.recv() => {
                 let Some(req) = req else { break };
@@ -237,6 +234,8 @@ async fn write_commands(
                     break;
                 }
                 pending.insert(id, req.reply);
+                // Any command is a sign of life: the next `alive` only after a quiet spell.
+                alive.reset();
             }
             changed = viewport.changed(), if viewport_open => {
                 if changed.is_err() {

@@ -20,7 +20,7 @@ use super::server::Limits;
 use crate::engine::client::{CommandSender, SessionClient, Viewport};
 use crate::engine::identity::Identity;
 use crate::engine::session::EngineHandle;
-use crate::engine::SessionState;
+use crate::engine::{Command, SessionState};
 
 /// How long a new connection may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -367,6 +367,12 @@ async fn read_commands(
             continue;
         }
         let to_writer = match parse_client_line(&line) {
+            // A sign of life is not answered: a client sends one every few seconds, and a
+            // reply to each would be bytes to every observer for nothing (the protocol's doc).
+            Incoming::Command(c) if c.cmd == Command::Alive => {
+                let _ = commands.send(c.cmd).await;
+                continue;
+            }
             Incoming::Command(c) => {
                 FromReader::Reply(Reply::from_result(c.id, commands.send(c.cmd).await))
             }
@@ -487,6 +493,61 @@ mod tests {
             read.push(next().await);
         }
         read
+    }
+
+    /// Through the real client (`pairing::client`): a row shown whose value changes once and
+    /// then stays the same keeps arriving, a sample a frame, so the observer's row, sparkline
+    /// and probe log end on the last value, as the session's own cockpit does.
+    #[tokio::test(start_paused = true)]
+    async fn an_observer_gets_a_value_that_stops_changing_every_frame_to_the_last() {
+        let (server, client) = UnixStream::pair().unwrap();
+        let (rd, mut wr) = server.into_split();
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let (req_tx, _requests) = mpsc::channel(4);
+        let session = SessionClient {
+            operator_id: 2,
+            operator: "bob".into(),
+            events: ev_rx,
+            commands: CommandSender::new(req_tx),
+            viewport: None,
+        };
+        let welcome = ServerMsg::Welcome(Welcome {
+            protocol: PROTOCOL,
+            operator_id: 2,
+            session: "s".into(),
+        });
+        send(&mut wr, &welcome).await.unwrap();
+        let hello = crate::pairing::client::hello("bob", None, false, 0);
+        let joined = tokio::spawn(crate::pairing::client::join_stream(
+            client,
+            std::path::Path::new("test.sock"),
+            hello.clone(),
+        ));
+        let mut rd = lines(rd, MAX_CLIENT_LINE);
+        let said = next_line(&mut rd).await.unwrap().unwrap();
+        assert!(matches!(
+            serde_json::from_str::<ClientMsg>(&said),
+            Ok(ClientMsg::Hello(h)) if h.samples
+        ));
+        let mut observer = joined.await.unwrap().unwrap();
+        let _bridge =
+            tokio::spawn(
+                async move { bridge(session, rd, wr, &hello, Duration::from_secs(5)).await },
+            );
+        for latency in [3, 7, 7, 7, 7] {
+            let e = sample("n1", latency);
+            ev_tx.send(e.clone()).await.unwrap();
+            assert_eq!(observer.events.recv().await.unwrap(), e);
+        }
+        // And a detail that changes, then stays.
+        for detail in ["503", "503", "503"] {
+            let mut e = sample("n1", 9);
+            if let crate::engine::Event::ProbeSample { detail: d, .. } = &mut e.event {
+                *d = detail.into();
+            }
+            ev_tx.send(e.clone()).await.unwrap();
+            assert_eq!(observer.events.recv().await.unwrap(), e);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,8 @@
 //! A connection opens with the client's `hello` (or a one-shot `status` request); the server
 //! answers `welcome` or `refused`. After a welcome the server streams `event`s (history after
 //! the client's `after_seq`, then live ones), live samples at most once a second (as `samples`
-//! frames when the hello asked for them, else as events) and a `reply` for every `command`.
+//! frames when the hello asked for them, else as events) and a `reply` for every `command`
+//! but `alive` (a sign of life every few seconds, answered by nothing).
 //! A client may say what it shows (`viewport`, any time after its hello): from then on it gets
 //! the live samples of those nodes only. A viewport is not a command and gets no reply unless
 //! it is refused.
@@ -19,8 +20,10 @@ use super::samples::Samples;
 use crate::engine::client::Viewport;
 use crate::engine::{Command, Rejected, Stamped};
 
-/// The protocol this build speaks; a hello with any other version is refused.
-pub const PROTOCOL: u32 = 1;
+/// The protocol this build speaks; a hello with any other version is refused, and a client
+/// refuses a welcome with another. 2: numbered probe rows in `samples` frames, no reply to
+/// `alive`, no probe summaries once a viewport is set.
+pub const PROTOCOL: u32 = 2;
 /// Longest line a server accepts from a client (commands are small).
 pub const MAX_CLIENT_LINE: usize = 64 * 1024;
 /// Longest line a client accepts from a server (`session_started` carries the whole plan).
@@ -269,7 +272,7 @@ mod tests {
 
     #[test]
     fn hello_matches_the_documented_shape_and_round_trips() {
-        let text = r#"{"hello":{"protocol":1,"operator":"alice","label":"alice@laptop","want_driver":false,"after_seq":0}}"#;
+        let text = r#"{"hello":{"protocol":2,"operator":"alice","label":"alice@laptop","want_driver":false,"after_seq":0}}"#;
         let msg: ClientMsg = serde_json::from_str(text).unwrap();
         let ClientMsg::Hello(h) = &msg else {
             panic!("not a hello: {msg:?}")
@@ -279,7 +282,7 @@ mod tests {
         round(&msg);
         // Optional fields may be left out.
         let short: ClientMsg =
-            serde_json::from_str(r#"{"hello":{"protocol":1,"operator":"bob"}}"#).unwrap();
+            serde_json::from_str(r#"{"hello":{"protocol":2,"operator":"bob"}}"#).unwrap();
         assert!(matches!(
             short,
             ClientMsg::Hello(Hello {
@@ -447,7 +450,7 @@ mod tests {
         };
         assert_eq!(r.id, 12);
         let Incoming::Malformed(r) =
-            parse_client_line(r#"{"hello":{"protocol":1,"operator":"again"}}"#)
+            parse_client_line(r#"{"hello":{"protocol":2,"operator":"again"}}"#)
         else {
             panic!("accepted a second hello")
         };

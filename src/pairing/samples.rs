@@ -4,23 +4,34 @@
 //! session publishes — a thousand probed nodes sample a thousand times a second — and none is
 //! journaled. A connection holds the latest of each (per probe instance, per gate, one
 //! balancer sample) and sends them at most once per [`FRAME`], the cockpit's own frame for
-//! live samples, as one `samples` line: probe results grouped by probe, a row per node, with
-//! the detail text only when it differs from the last this connection sent for that probe
-//! instance (a client that did not ask for frames in its hello gets the held events as they
-//! are, still at most once per frame). Journaled events are never held: whatever is held is sent before the next one,
-//! so the client applies everything in the engine's order, minus superseded samples.
+//! live samples, as one `samples` line (a client that did not ask for frames in its hello gets
+//! the held events as they are, still at most once per frame). Journaled events are never
+//! held: whatever is held is sent before the next one, so the client applies everything in the
+//! engine's order, minus superseded samples.
+//!
+//! A frame's probe row is a few numbers, `[3,1,12,420]`: the probe instance's number on this
+//! connection, ok (1/0), latency in ms and ms before the frame's time. The first row of an
+//! instance introduces it, `[3,1,12,420,"200 OK","http","node-7"]` (detail, probe, node or
+//! null); a later row carries the detail only when it differs from the last this connection
+//! sent for the instance, `[3,0,5000,420,"timed out"]`. A frame goes out only when a sample
+//! came; every sample that did is a row (each is a point of its node's latency sparkline and
+//! a line of the probe log, so a repeated value is sent again). The numbering is per
+//! connection and only ever grows, bounded by the target's probe instances (and by
+//! [`MAX_INSTANCES`]: past it a sample goes whole, as an event in the frame).
 //!
 //! Once the client has said what it shows (a [`Viewport`]), only the samples of the nodes on
 //! its screen (and of global probes) are held at all: a connection then carries a frame the
 //! size of a screen, whatever the size of the cluster. Verdict changes are journaled
 //! (`ProbeChanged`), so every node's health still reaches every view. The one journaled event
-//! such a connection drops is the once-a-minute `ProbeSummary` of a node not shown (a cockpit
-//! folds it into nothing; the journal and `report` keep them all), so its seqs have gaps.
+//! such a connection drops is the once-a-minute `ProbeSummary` (a cockpit folds it into
+//! nothing; the journal and `report` keep them all), so its seqs have gaps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::engine::client::Viewport;
 use crate::engine::event::Event;
@@ -29,35 +40,119 @@ use crate::engine::Stamped;
 /// How often a connection sends what it holds: the cockpit draws live samples once a second.
 pub const FRAME: Duration = Duration::from_secs(1);
 
+/// Most probe instances a connection numbers (a thousand nodes with a few probes each is a
+/// few thousand); the receiving side keeps no more either, whatever a server says.
+pub const MAX_INSTANCES: usize = 1 << 16;
+
 /// A probe instance: probe name and node (None for a global probe).
 type ProbeKey = (String, Option<String>);
 
-/// One frame of live samples.
+/// One frame of live samples. The short keys keep a frame, sent every second to every
+/// observer, small.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Samples {
     /// The seq every sample carries: the last journaled event's (samples are not journaled).
+    #[serde(rename = "s")]
     pub seq: u64,
     /// The newest sample's time; each row says how long before it its sample was taken.
+    #[serde(rename = "t")]
     pub t_ms: u64,
-    /// Probe results by probe name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub probes: BTreeMap<String, Vec<ProbeRow>>,
-    /// Gate progress and the balancer's sample, as they are (one per gate, one balancer).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Probe results, oldest instance first.
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<ProbeRow>,
+    /// Gate progress and the balancer's sample, as they are (one per gate, one balancer), and
+    /// probe samples past [`MAX_INSTANCES`].
+    #[serde(rename = "o", default, skip_serializing_if = "Vec::is_empty")]
     pub other: Vec<Stamped>,
 }
 
-/// One probe result on the wire, `["node-7",true,3,120,null]`: node (null for a global probe),
-/// ok, latency in ms, ms before the frame's time, and the detail (null: the same as the last
-/// one this connection sent for the probe instance).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ProbeRow(
-    pub Option<String>,
-    pub bool,
-    pub u64,
-    pub u64,
-    pub Option<String>,
-);
+/// One probe result on the wire (see the module's doc for its forms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRow {
+    /// The probe instance's number on this connection.
+    pub id: u32,
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// How long before the frame's time the sample was taken.
+    pub before_ms: u64,
+    /// The detail, when it differs from the last one sent for this instance (always on the
+    /// row that introduces it).
+    pub detail: Option<String>,
+    /// On the instance's first row: its probe and node.
+    pub intro: Option<ProbeKey>,
+}
+
+impl Serialize for ProbeRow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = match (&self.intro, &self.detail) {
+            (Some(_), _) => 7,
+            (None, Some(_)) => 5,
+            (None, None) => 4,
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.id)?;
+        seq.serialize_element(&u8::from(self.ok))?;
+        seq.serialize_element(&self.latency_ms)?;
+        seq.serialize_element(&self.before_ms)?;
+        if len > 4 {
+            seq.serialize_element(self.detail.as_deref().unwrap_or(""))?;
+        }
+        if let Some((probe, node)) = &self.intro {
+            seq.serialize_element(probe)?;
+            seq.serialize_element(node)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = ProbeRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a probe row: [id, ok, latency, before] and optionally detail, or detail, probe and node")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<ProbeRow, A::Error> {
+                let missing = |i| de::Error::invalid_length(i, &self);
+                let id: u32 = a.next_element()?.ok_or_else(|| missing(0))?;
+                let ok = match a.next_element::<u8>()?.ok_or_else(|| missing(1))? {
+                    0 => false,
+                    1 => true,
+                    n => {
+                        return Err(de::Error::invalid_value(
+                            de::Unexpected::Unsigned(n.into()),
+                            &"0 or 1",
+                        ))
+                    }
+                };
+                let latency_ms = a.next_element()?.ok_or_else(|| missing(2))?;
+                let before_ms = a.next_element()?.ok_or_else(|| missing(3))?;
+                let detail: Option<String> = a.next_element()?;
+                let intro = match (detail.is_some(), a.next_element::<String>()?) {
+                    (true, Some(probe)) => {
+                        let node: Option<String> = a.next_element()?.ok_or_else(|| missing(6))?;
+                        Some((probe, node))
+                    }
+                    (_, None) => None,
+                    (false, Some(_)) => return Err(missing(4)),
+                };
+                if a.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(8, &self));
+                }
+                Ok(ProbeRow {
+                    id,
+                    ok,
+                    latency_ms,
+                    before_ms,
+                    detail,
+                    intro,
+                })
+            }
+        }
+        d.deserialize_seq(RowVisitor)
+    }
+}
 
 /// What a held sample supersedes: the same probe instance, the same gate, the balancer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,8 +166,9 @@ enum Key {
 #[derive(Debug, Default)]
 pub struct Coalescer {
     held: BTreeMap<Key, Stamped>,
-    /// The detail last sent per probe instance (bounded by the target's probe instances).
-    sent_detail: HashMap<ProbeKey, String>,
+    /// Each probe instance's number and the detail last sent for it (bounded by the target's
+    /// probe instances and by [`MAX_INSTANCES`]).
+    sent: HashMap<ProbeKey, (u32, String)>,
     /// The nodes the client shows; None until it says (then it gets every node's samples).
     shown: Option<HashSet<String>>,
 }
@@ -90,18 +186,19 @@ impl Coalescer {
     }
 
     /// Hold a live-only event, replacing the one it supersedes. A sample of a node the client
-    /// does not show is dropped, and so is a probe summary of one: the journal keeps them for
-    /// the report, a cockpit folds them into nothing (`SessionState::apply`), and a thousand
-    /// nodes' summaries once a minute would be most of what an observer receives. Anything
-    /// else is not held: it is handed back to be sent as it is (after [`Coalescer::take`]).
+    /// does not show is dropped; so is every probe summary once the client has said what it
+    /// shows (a client with a viewport is a cockpit: it folds summaries into nothing,
+    /// `SessionState::apply`; the journal keeps them for the report, and a summary per shown
+    /// node a minute would be a tenth of what an observer receives). Anything else is not
+    /// held: it is handed back to be sent as it is (after [`Coalescer::take`]).
     pub fn hold(&mut self, e: Stamped) -> Option<Stamped> {
         let key = match &e.event {
             Event::ProbeSample { node: Some(n), .. }
-            | Event::ProbeSummary { node: Some(n), .. }
                 if self.shown.as_ref().is_some_and(|s| !s.contains(n)) =>
             {
                 return None
             }
+            Event::ProbeSummary { .. } if self.shown.is_some() => return None,
             Event::ProbeSample { probe, node, .. } => Key::Probe((probe.clone(), node.clone())),
             Event::GateProgress { step, .. } => Key::Gate(*step),
             Event::LbSample { .. } => Key::Lb,
@@ -134,30 +231,53 @@ impl Coalescer {
             ..Samples::default()
         };
         for (_, e) in held {
-            let before = frame.t_ms.saturating_sub(e.t_ms);
-            match e.event {
-                Event::ProbeSample {
-                    probe,
-                    node,
-                    ok,
-                    latency_ms,
-                    detail,
-                } => {
-                    let key = (probe, node);
-                    let detail = if self.sent_detail.get(&key) == Some(&detail) {
-                        None
-                    } else {
-                        self.sent_detail.insert(key.clone(), detail.clone());
-                        Some(detail)
-                    };
-                    let (probe, node) = key;
-                    frame
-                        .probes
-                        .entry(probe)
-                        .or_default()
-                        .push(ProbeRow(node, ok, latency_ms, before, detail));
+            let before_ms = frame.t_ms.saturating_sub(e.t_ms);
+            let Event::ProbeSample {
+                probe,
+                node,
+                ok,
+                latency_ms,
+                detail,
+            } = e.event
+            else {
+                frame.other.push(e);
+                continue;
+            };
+            let key = (probe, node);
+            let row = |id, detail, intro| ProbeRow {
+                id,
+                ok,
+                latency_ms,
+                before_ms,
+                detail,
+                intro,
+            };
+            let room = self.sent.len() < MAX_INSTANCES;
+            match self.sent.get_mut(&key) {
+                Some((id, sent)) if *sent == detail => frame.rows.push(row(*id, None, None)),
+                Some((id, sent)) => {
+                    sent.clone_from(&detail);
+                    frame.rows.push(row(*id, Some(detail), None));
                 }
-                _ => frame.other.push(e),
+                None if room => {
+                    // Numbered in order from 0: below MAX_INSTANCES, so it fits a u32.
+                    let id = self.sent.len() as u32;
+                    self.sent.insert(key.clone(), (id, detail.clone()));
+                    frame.rows.push(row(id, Some(detail), Some(key)));
+                }
+                None => {
+                    let (probe, node) = key;
+                    frame.other.push(Stamped {
+                        event: Event::ProbeSample {
+                            probe,
+                            node,
+                            ok,
+                            latency_ms,
+                            detail,
+                        },
+                        ..e
+                    });
+                }
             }
         }
         Some(frame)
@@ -167,43 +287,54 @@ impl Coalescer {
 /// The receiving side, one per connection: turns frames back into the events they carry.
 #[derive(Debug, Default)]
 pub struct Expander {
-    /// The detail last received per probe instance (the server's probe instances).
-    details: HashMap<ProbeKey, String>,
+    /// Each probe instance the server numbered (its probe, node and last detail), by number.
+    instances: Vec<(String, Option<String>, String)>,
 }
 
 impl Expander {
-    /// The frame's events, oldest first.
+    /// The frame's events, oldest first. A row of an instance the server never introduced
+    /// (or past [`MAX_INSTANCES`]) is left out: no server of this build sends one.
     pub fn expand(&mut self, frame: Samples) -> Vec<Stamped> {
         let Samples {
             seq,
             t_ms,
-            probes,
+            rows,
             other,
         } = frame;
         let mut out = other;
-        for (probe, rows) in probes {
-            for ProbeRow(node, ok, latency_ms, before, detail) in rows {
-                let key = (probe.clone(), node);
-                let detail = match detail {
-                    Some(d) => {
-                        self.details.insert(key.clone(), d.clone());
-                        d
+        for row in rows {
+            let id = row.id as usize;
+            if let Some((probe, node)) = row.intro {
+                let detail = row.detail.clone().unwrap_or_default();
+                match id.cmp(&self.instances.len()) {
+                    std::cmp::Ordering::Less => self.instances[id] = (probe, node, detail),
+                    std::cmp::Ordering::Equal if id < MAX_INSTANCES => {
+                        self.instances.push((probe, node, detail))
                     }
-                    None => self.details.get(&key).cloned().unwrap_or_default(),
-                };
-                let (probe, node) = key;
-                out.push(Stamped {
-                    seq,
-                    t_ms: t_ms.saturating_sub(before),
-                    event: Event::ProbeSample {
-                        probe,
-                        node,
-                        ok,
-                        latency_ms,
-                        detail,
-                    },
-                });
+                    _ => {
+                        tracing::warn!(id, "a probe row out of order skipped");
+                        continue;
+                    }
+                }
             }
+            let Some((probe, node, last)) = self.instances.get_mut(id) else {
+                tracing::warn!(id, "a probe row of an unknown instance skipped");
+                continue;
+            };
+            if let Some(d) = row.detail {
+                *last = d;
+            }
+            out.push(Stamped {
+                seq,
+                t_ms: t_ms.saturating_sub(row.before_ms),
+                event: Event::ProbeSample {
+                    probe: probe.clone(),
+                    node: node.clone(),
+                    ok: row.ok,
+                    latency_ms: row.latency_ms,
+                    detail: last.clone(),
+                },
+            });
         }
         out.sort_by_key(|e| e.t_ms);
         out
@@ -238,7 +369,8 @@ mod tests {
             },
         };
         assert!(c.hold(global.clone()).is_none());
-        let got = Expander::default().expand(c.take().unwrap());
+        let mut x = Expander::default();
+        let got = x.expand(c.take().unwrap());
         assert_eq!(
             got,
             vec![
@@ -247,7 +379,7 @@ mod tests {
                 global
             ]
         );
-        // A summary is journaled, yet of no use to a view that does not show its node.
+        // A summary is journaled, yet of no use to a view (it folds it into nothing).
         let summary = |node: &str| Stamped {
             seq: 8,
             t_ms: 260,
@@ -262,12 +394,13 @@ mod tests {
             },
         };
         assert!(c.hold(summary("n2")).is_none());
-        assert_eq!(c.hold(summary("n1")), Some(summary("n1")));
-        // Without a viewport again: every node.
+        assert!(c.hold(summary("n1")).is_none());
+        // Without a viewport again: every node, and the summaries.
         c.set_viewport(None);
+        assert_eq!(c.hold(summary("n2")), Some(summary("n2")));
         c.hold(sample(300, "n4", 5, "200"));
         assert_eq!(
-            Expander::default().expand(c.take().unwrap()),
+            x.expand(c.take().unwrap()),
             vec![sample(300, "n4", 5, "200")]
         );
     }
@@ -314,7 +447,9 @@ mod tests {
         let frame = c.take().unwrap();
         assert!(c.is_empty() && c.take().is_none());
         let line = serde_json::to_string(&frame).unwrap();
-        assert!(line.contains(r#"["n1",true,5,0,"200"]"#), "{line}");
+        // Rows in the order of their keys: n1 introduced first as 0, then n2 as 1.
+        assert!(line.contains(r#"[0,1,5,0,"200","http","n1"]"#), "{line}");
+        assert!(line.contains(r#"[1,1,4,900,"200","http","n2"]"#), "{line}");
         let mut x = Expander::default();
         let got = x.expand(serde_json::from_str(&line).unwrap());
         assert_eq!(
@@ -331,10 +466,67 @@ mod tests {
         c.hold(sample(2150, "n2", 6, "503"));
         let frame = c.take().unwrap();
         let line = serde_json::to_string(&frame).unwrap();
-        assert!(line.contains(r#"["n1",true,6,50,null]"#), "{line}");
+        assert!(
+            line.contains(r#""r":[[0,1,6,50],[1,1,6,0,"503"]]"#),
+            "{line}"
+        );
         assert_eq!(
-            x.expand(frame),
+            x.expand(serde_json::from_str(&line).unwrap()),
             vec![sample(2100, "n1", 6, "200"), sample(2150, "n2", 6, "503")]
         );
+
+        // A value that stays the same is still a sample a second (a point of the row's
+        // sparkline, a line of the probe log), the last one included.
+        for t in [3100, 4100] {
+            c.hold(sample(t, "n2", 6, "503"));
+            let line = serde_json::to_string(&c.take().unwrap()).unwrap();
+            assert!(line.ends_with(r#""r":[[1,1,6,0]]}"#), "{line}");
+            assert_eq!(
+                x.expand(serde_json::from_str(&line).unwrap()),
+                vec![sample(t, "n2", 6, "503")]
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_rows_are_refused_and_unknown_instances_skipped() {
+        for bad in [
+            "[0,2,1,0]",
+            "[0,true,1,0]",
+            "[0,1,1]",
+            r#"[0,1,1,0,null]"#,
+            r#"[0,1,1,0,"d","http"]"#,
+            r#"[0,1,1,0,"d","http",null,9]"#,
+            r#"[-1,1,1,0]"#,
+        ] {
+            assert!(serde_json::from_str::<ProbeRow>(bad).is_err(), "{bad}");
+        }
+        let mut x = Expander::default();
+        // A row of an instance never introduced, and an introduction out of order.
+        let frame: Samples =
+            serde_json::from_str(r#"{"s":1,"t":10,"r":[[0,1,1,0],[5,1,1,0,"d","http","n1"]]}"#)
+                .unwrap();
+        assert_eq!(x.expand(frame), vec![]);
+        assert!(x.instances.is_empty());
+    }
+
+    #[test]
+    fn past_the_numbered_instances_a_sample_goes_whole() {
+        let mut c = Coalescer::default();
+        for i in 0..=MAX_INSTANCES {
+            c.hold(sample(100, &format!("n{i}"), 1, "200"));
+        }
+        let frame = c.take().unwrap();
+        assert_eq!((frame.rows.len(), frame.other.len()), (MAX_INSTANCES, 1));
+        let got = Expander::default().expand(frame);
+        assert_eq!(got.len(), MAX_INSTANCES + 1);
+        let nodes: HashSet<_> = got
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::ProbeSample { node, .. } => node.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(nodes.len(), MAX_INSTANCES + 1);
     }
 }
