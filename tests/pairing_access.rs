@@ -221,7 +221,15 @@ fn exchange_as(uid: u32, gid: u32, socket: &Path, line: &[u8]) -> Result<String,
         .to_string())
 }
 
-const HELLO: &[u8] = b"{\"hello\":{\"protocol\":1,\"operator\":\"nobody\"}}\n";
+/// A hello line in this build's protocol.
+fn hello_line() -> Vec<u8> {
+    use flightdeck::pairing::protocol::{encode, ClientMsg, Hello};
+    encode(&ClientMsg::Hello(Hello {
+        samples: false,
+        ..flightdeck::pairing::client::hello("nobody", None, false, 0)
+    }))
+    .into_bytes()
+}
 
 #[tokio::test]
 async fn as_root_another_uid_is_kept_out_by_the_mode_then_by_its_credentials() {
@@ -234,7 +242,7 @@ async fn as_root_another_uid_is_kept_out_by_the_mode_then_by_its_credentials() {
     let socket = guard.socket_path().to_path_buf();
     // First lock: the 0700 directory and 0600 socket.
     let s = socket.clone();
-    let r = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, HELLO))
+    let r = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, &hello_line()))
         .await
         .unwrap();
     assert_eq!(r, Err(libc::EACCES));
@@ -247,7 +255,7 @@ async fn as_root_another_uid_is_kept_out_by_the_mode_then_by_its_credentials() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     }
     let s = socket.clone();
-    let line = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, HELLO))
+    let line = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, &hello_line()))
         .await
         .unwrap()
         .unwrap();
@@ -265,15 +273,16 @@ async fn as_root_a_member_of_the_allowed_group_joins() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let (_task, guard) = served(tmp.path(), "shared", Some(NOBODY.to_string())).await;
     let s = guard.socket_path().to_path_buf();
-    let line = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, HELLO))
+    let line = tokio::task::spawn_blocking(move || exchange_as(NOBODY, NOBODY, &s, &hello_line()))
         .await
         .unwrap()
         .unwrap();
     assert!(line.starts_with("{\"welcome\""), "{line}");
     // Someone outside the group is refused by the socket's mode.
     let s = guard.socket_path().to_path_buf();
-    let r = tokio::task::spawn_blocking(move || exchange_as(NOBODY - 1, NOBODY - 1, &s, HELLO))
-        .await
-        .unwrap();
+    let r =
+        tokio::task::spawn_blocking(move || exchange_as(NOBODY - 1, NOBODY - 1, &s, &hello_line()))
+            .await
+            .unwrap();
     assert_eq!(r, Err(libc::EACCES));
 }

@@ -440,7 +440,7 @@ async fn hung_driver(
         }
     };
     stream
-        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"hung\",\"want_driver\":true}}\n")
+        .write_all(raw_hello("hung", true).as_bytes())
         .await
         .unwrap();
     stream
@@ -642,9 +642,7 @@ async fn hello_as(
     let mut stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
     // A refused connection may be closed before the hello is written: the answer is read
     // all the same.
-    let _ = stream
-        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"x\"}}\n")
-        .await;
+    let _ = stream.write_all(raw_hello("x", false).as_bytes()).await;
     let mut rd = tokio::io::BufReader::new(stream);
     let mut line = String::new();
     tokio::time::timeout(DEADLINE, rd.read_line(&mut line))
@@ -719,7 +717,7 @@ async fn a_client_that_stops_reading_is_dropped_and_can_rejoin() {
     let socket = s.guard.socket_path();
     let mut stuck = tokio::net::UnixStream::connect(&socket).await.unwrap();
     stuck
-        .write_all(b"{\"hello\":{\"protocol\":1,\"operator\":\"stuck\"}}\n")
+        .write_all(raw_hello("stuck", false).as_bytes())
         .await
         .unwrap();
     common::plans::until(&s.task, "the stuck client attached", |st| {
@@ -1074,4 +1072,13 @@ async fn an_observer_from_another_uid_can_send_only_what_observers_may() {
         e,
         Event::RollbackOverridden { by, uid: Some(_), .. } if *by == me
     )));
+}
+
+/// A hello line in this build's protocol, as a client that reads samples as events sends it.
+fn raw_hello(operator: &str, want_driver: bool) -> String {
+    use flightdeck::pairing::protocol::{encode, ClientMsg, Hello};
+    encode(&ClientMsg::Hello(Hello {
+        samples: false,
+        ..hello(operator, None, want_driver, 0)
+    }))
 }
