@@ -627,6 +627,9 @@ fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
 
     /// Step `a` done, then an abort with rollback and `a` undone; `end` finishes the story.
     fn rolled_back(end: &[Event]) -> Option<bool> {
+        rolled_back_report(end).rollback_verified
+    }
+    fn rolled_back_report(end: &[Event]) -> report::Report {
         let mut s = Script::new(
             plan(vec![planned("a", "Step a")]),
             vec![node("n1")],
@@ -665,7 +668,7 @@ fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
         let r = report::build(&s.journal());
         let v: serde_json::Value = serde_json::from_str(&report::json(&r)).unwrap();
         assert_eq!(v["rollback_verified"].as_bool(), r.rollback_verified);
-        r.rollback_verified
+        r
     }
     let verdict = |ok: bool, detail: &str| NodeVerdict {
         node: Some("n1".into()),
@@ -694,18 +697,194 @@ fn rollback_verified_is_null_without_a_rollback_and_truthful_with_one() {
         rolled_back(&finished(false, "deny to write: quota state WriteDisabled")),
         Some(false)
     );
-    // Stopped at an irreversible step: the session ends aborted, the rollback unverified.
-    assert_eq!(
-        rolled_back(&[
-            Event::RollbackStopped {
-                reason: "step 1 is irreversible".into()
-            },
-            Event::Finished {
-                outcome: Outcome::Aborted
-            },
-        ]),
-        Some(false)
+    // Stopped at an irreversible step: the session ends aborted, the rollback unverified,
+    // and the Markdown says it stopped.
+    let stopped = rolled_back_report(&[
+        Event::RollbackStopped {
+            reason: "step 1 is irreversible".into(),
+        },
+        Event::Finished {
+            outcome: Outcome::Aborted,
+        },
+    ]);
+    assert_eq!(stopped.rollback_verified, Some(false));
+    let md = report::markdown(&stopped);
+    assert!(
+        md.contains("## After the rollback: stopped, NOT verified\n")
+            && md.contains("step 1 is irreversible"),
+        "{md}"
     );
-    // The journal ends mid-rollback (a crash): not verified.
-    assert_eq!(rolled_back(&[]), Some(false));
+    // The journal ends mid-rollback (the process was killed, the file cut): not verified,
+    // and not said to have stopped — the journal just ends.
+    let cut = rolled_back_report(&[]);
+    assert_eq!(cut.rollback_verified, Some(false));
+    let md = report::markdown(&cut);
+    assert!(
+        md.contains("## After the rollback: the journal ends during the rollback: not verified\n")
+            && !md.contains("stopped"),
+        "{md}"
+    );
+}
+
+/// A journal that ends at a failed undo ends where the rollback stopped (a headless run stops
+/// there): the Markdown says stopped, with the undo and the product's words, not that the
+/// journal merely ends.
+#[test]
+fn a_journal_ending_at_a_failed_undo_reports_the_rollback_stopped() {
+    let mut s = Script::new(
+        plan(vec![planned("a", "Step a"), planned("b", "Step b")]),
+        vec![node("n1")],
+        "carol",
+    );
+    s.step_ok(0, "carol", 100, 1_000, 2_000)
+        .at(
+            3_000,
+            Event::AbortRequested {
+                by: "carol".into(),
+                rollback: true,
+                reason: None,
+            },
+        )
+        .at(
+            3_100,
+            Event::ActionStarted {
+                step: 0,
+                phase: Phase::Undo,
+                attempt: 2,
+            },
+        )
+        .at(
+            4_000,
+            Event::ActionFinished {
+                step: 0,
+                phase: Phase::Undo,
+                attempt: 2,
+                verdict: Verdict::Failed,
+                detail: "restore: the backup is missing".into(),
+            },
+        );
+    let r = report::build(&s.journal());
+    assert_eq!(r.outcome, ReportOutcome::Unfinished);
+    assert_eq!(r.rollback_verified, Some(false));
+    let md = report::markdown(&r);
+    assert!(
+        md.contains("## After the rollback: stopped, NOT verified\n")
+            && md.contains("the backup is missing")
+            && !md.contains("the journal ends during the rollback"),
+        "{md}"
+    );
+}
+
+/// A journal far longer than any real session (a step run 500 times): the report keeps the
+/// first and last decisions and runs and says how many it left out between them, so its
+/// memory does not grow with the journal; the counts stay whole.
+#[test]
+fn lists_longer_than_a_session_keep_both_ends_and_say_what_they_left_out() {
+    let runs = 500u32;
+    let mut s = Script::new(
+        plan(vec![planned("a", "Step a")]),
+        vec![node("n1")],
+        "carol",
+    );
+    for n in 1..=runs {
+        let t = u64::from(n) * 1_000;
+        s.at(
+            t,
+            Event::Confirmed {
+                step: 0,
+                by: if n == 250 { "dave" } else { "carol" }.into(),
+                auto: false,
+            },
+        )
+        .at(
+            t,
+            Event::ActionStarted {
+                step: 0,
+                phase: Phase::Do,
+                attempt: n,
+            },
+        )
+        .at(
+            t + 500,
+            Event::ActionFinished {
+                step: 0,
+                phase: Phase::Do,
+                attempt: n,
+                verdict: Verdict::Failed,
+                detail: format!("exited {n}"),
+            },
+        );
+    }
+    let r = report::build(&s.journal());
+    // A confirmation per run and a retry per run after the first.
+    let decided = u64::from(2 * runs - 1);
+    let left = r.decisions_left_out.expect("decisions left out");
+    assert_eq!(r.decisions.len(), 2 * report::KEEP);
+    assert_eq!(
+        (left.after, left.count),
+        (report::KEEP, decided - 2 * report::KEEP as u64)
+    );
+    assert_eq!(r.decisions[0].what, "confirmed step 1 (Step a)");
+    assert_eq!(
+        r.decisions.last().map(|d| d.what.as_str()),
+        Some("retried step 1 (attempt 500)")
+    );
+    let step = &r.steps[0];
+    assert_eq!((step.attempts, step.retries), (runs, runs - 1));
+    assert_eq!(step.failure_count(), u64::from(runs));
+    assert_eq!(step.failures.len(), 2 * report::KEEP_PER_STEP);
+    assert_eq!(step.failures.last().map(|f| f.attempt), Some(runs));
+    assert_eq!(
+        step.confirmed_by_left_out.map(|l| l.count),
+        Some(u64::from(runs) - 2 * report::KEEP_PER_STEP as u64)
+    );
+
+    let md = report::markdown(&r);
+    for line in [
+        format!(
+            "| … | … | … {} more decisions not shown (the journal has them all) |",
+            left.count
+        ),
+        // The failures column counts every failed run; dave confirmed a run left out.
+        format!(
+            "| 1 | `a` | Step a | failed | 14:00:01 (+0:01) | 4m 10s | {runs} | carol, … ({} more runs not shown) | {} | 0 | {runs} |",
+            u64::from(runs) - 2 * report::KEEP_PER_STEP as u64,
+            runs - 1
+        ),
+        format!(
+            "  - … {} more failures not shown (the journal has them all)",
+            u64::from(runs) - 2 * report::KEEP_PER_STEP as u64
+        ),
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing {line:?} in\n{md}");
+    }
+    // The marker row stands between the first KEEP rows and the last KEEP.
+    let rows: Vec<&str> = md
+        .lines()
+        .skip_while(|l| *l != "## Decisions")
+        .skip(4)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(rows.len(), 2 * report::KEEP + 1);
+    assert!(
+        rows[report::KEEP].starts_with("| … |"),
+        "{}",
+        rows[report::KEEP]
+    );
+
+    let v: serde_json::Value = serde_json::from_str(&report::json(&r)).unwrap();
+    assert_eq!(v["decisions_left_out"]["count"], left.count);
+    assert_eq!(v["decisions_left_out"]["after"], report::KEEP);
+    assert_eq!(
+        v["steps"][0]["failures_left_out"]["after"],
+        report::KEEP_PER_STEP
+    );
+    // A session within the bounds has no such fields.
+    let whole: serde_json::Value =
+        serde_json::from_str(&report::json(&report::build(&fixture()))).unwrap();
+    assert!(whole.get("decisions_left_out").is_none(), "{whole:#}");
+    assert!(
+        whole["steps"][0].get("failures_left_out").is_none(),
+        "{whole:#}"
+    );
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use super::{Report, StepReport, WindowReport};
+use super::{LeftOut, Report, ReportOutcome, StepReport, WindowReport};
 use crate::engine::event::{Phase, Verdict};
 
 /// Render the report.
@@ -98,6 +98,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
                 format!("{} ({role}{shown}) at {}", j.name, clock.at(j.t_ms))
             })
             .collect();
+        let joined = with_left_out(joined, r.joined_left_out, "joins");
         rows.push(("Joined", joined.join(", ")));
     }
     if !r.driver_changes.is_empty() {
@@ -109,6 +110,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
                 None => format!("{} from {}", d.name, clock.at(d.t_ms)),
             })
             .collect();
+        let changes = with_left_out(changes, r.driver_changes_left_out, "handovers");
         rows.push(("Control handed to", changes.join(", ")));
     }
     if !r.resumes.is_empty() {
@@ -125,6 +127,7 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
                 None => format!("by {} at {}", x.operator, clock.at(x.t_ms)),
             })
             .collect();
+        let resumes = with_left_out(resumes, r.resumes_left_out, "resumes");
         rows.push(("Resumed", resumes.join(", ")));
     }
     let auto = match (r.auto.yes, r.auto.yes_phrases, r.auto.rollback_on_failure) {
@@ -169,10 +172,10 @@ fn summary(out: &mut String, r: &Report, clock: &Clock) {
 /// The rollback's verification: each node, each check, what was seen.
 fn after_rollback(out: &mut String, r: &Report) {
     let Some(v) = &r.rollback_verification else {
-        // A rollback that stopped before its verification: each node as last seen, and the
-        // one the failed undo was about, with why.
+        // A rollback that stopped, or a journal that ends, before its verification: each node
+        // as last seen, and the one a failed undo was about, with why.
         if r.rollback_verified == Some(false) {
-            stopped_rollback(out, r);
+            unverified_rollback(out, r);
         }
         return;
     };
@@ -209,8 +212,25 @@ fn after_rollback(out: &mut String, r: &Report) {
     }
 }
 
-fn stopped_rollback(out: &mut String, r: &Report) {
-    out.push_str("## After the rollback: stopped, NOT verified\n\n");
+/// What stands after a rollback that never reached its verification, said as it is: stopped
+/// (at a failed undo, at an irreversible step, or aborted), finished without a verification
+/// (a journal from before rollbacks were verified), or cut off by the journal's end while it
+/// was still rolling back (the process was killed, the file was cut).
+fn unverified_rollback(out: &mut String, r: &Report) {
+    let heading = match r.outcome {
+        ReportOutcome::RolledBack => "NOT verified (no verification was recorded)",
+        // The journal ends at a failed or interrupted undo: that is where the rollback stopped
+        // (the outcome says which undo).
+        ReportOutcome::Unfinished
+            if r.outcome_text
+                .starts_with(crate::engine::outcome::ROLLBACK_STOPPED) =>
+        {
+            "stopped, NOT verified"
+        }
+        ReportOutcome::Unfinished => "the journal ends during the rollback: not verified",
+        _ => "stopped, NOT verified",
+    };
+    let _ = writeln!(out, "## After the rollback: {heading}\n");
     out.push_str("| Node | Version | Healthy | Verified | Why not |\n|---|---|---|---|---|\n");
     let yes_no = |b: Option<bool>, no: &str| match b {
         Some(true) => "yes".to_string(),
@@ -224,8 +244,8 @@ fn stopped_rollback(out: &mut String, r: &Report) {
             cell(&n.node),
             cell(n.version.as_deref().unwrap_or("–")),
             yes_no(n.healthy, "**no**"),
-            // No node was verified: the rollback never got there. The one the failed undo
-            // was about is marked.
+            // No node was verified: the rollback never got there. The one a failed undo was
+            // about is marked.
             if n.verified == Some(false) {
                 "**no**"
             } else {
@@ -271,19 +291,21 @@ fn steps(out: &mut String, r: &Report, clock: &Clock) {
             cell(&who_confirmed(s)),
             s.retries,
             s.undos,
-            s.failures.len(),
+            s.failure_count(),
         );
     }
     out.push('\n');
 }
 
-/// A section of `(time, who, text)` rows in order (decisions, notes); nothing when empty.
+/// A section of `(time, who, text)` rows in order (decisions, notes); nothing when empty. Rows
+/// the report left out (`left_out`) are a row of their own where they were.
 fn timed_table<'a>(
     out: &mut String,
     clock: &Clock,
     heading: &str,
     column: &str,
     rows: impl ExactSizeIterator<Item = (u64, &'a str, &'a str)>,
+    left_out: Option<LeftOut>,
 ) {
     if rows.len() == 0 {
         return;
@@ -292,7 +314,10 @@ fn timed_table<'a>(
         out,
         "## {heading}\n\n| Time | By | {column} |\n|---|---|---|\n"
     );
-    for (t_ms, by, text) in rows {
+    for (i, (t_ms, by, text)) in rows.enumerate() {
+        if let Some(l) = left_out.filter(|l| l.after == i) {
+            let _ = writeln!(out, "| … | … | {} |", not_shown(l, &heading.to_lowercase()));
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} |",
@@ -307,7 +332,14 @@ fn timed_table<'a>(
 /// Who decided what, in order.
 fn decisions(out: &mut String, r: &Report, clock: &Clock) {
     let rows = r.decisions.iter().map(|d| (d.t_ms, &*d.by, &*d.what));
-    timed_table(out, clock, "Decisions", "Decision", rows);
+    timed_table(
+        out,
+        clock,
+        "Decisions",
+        "Decision",
+        rows,
+        r.decisions_left_out,
+    );
 }
 
 fn status(s: &StepReport) -> String {
@@ -331,7 +363,33 @@ fn who_confirmed(s: &StepReport) -> String {
             names.push(n.clone());
         }
     }
+    // Runs left out may have had other confirmers: say that the list is not whole.
+    let left: u64 = [s.approved_by_left_out, s.confirmed_by_left_out]
+        .iter()
+        .flatten()
+        .map(|l| l.count)
+        .sum();
+    if left > 0 {
+        names.push(format!("… ({left} more runs not shown)"));
+    }
     names.join(", ")
+}
+
+/// `items` with a mark where the report left some out.
+fn with_left_out(mut items: Vec<String>, left_out: Option<LeftOut>, what: &str) -> Vec<String> {
+    if let Some(l) = left_out {
+        let at = l.after.min(items.len());
+        items.insert(at, not_shown(l, what));
+    }
+    items
+}
+
+/// `… 12345 more decisions not shown (the journal has them all)`.
+fn not_shown(l: LeftOut, what: &str) -> String {
+    format!(
+        "… {} more {what} not shown (the journal has them all)",
+        l.count
+    )
 }
 
 /// Failures, retries and undos with their details, one line each.
@@ -365,7 +423,10 @@ fn problems(out: &mut String, r: &Report, clock: &Clock) {
                 String::new()
             },
         );
-        for f in &s.failures {
+        for (i, f) in s.failures.iter().enumerate() {
+            if let Some(l) = s.failures_left_out.filter(|l| l.after == i) {
+                let _ = writeln!(out, "  - {}", not_shown(l, "failures"));
+            }
             let phase = match f.phase {
                 Phase::Do => "action",
                 Phase::Undo => "undo",
@@ -389,7 +450,7 @@ fn problems(out: &mut String, r: &Report, clock: &Clock) {
 
 fn notes(out: &mut String, r: &Report, clock: &Clock) {
     let rows = r.notes.iter().map(|n| (n.t_ms, &*n.by, &*n.text));
-    timed_table(out, clock, "Notes", "Note", rows);
+    timed_table(out, clock, "Notes", "Note", rows, None);
 }
 
 fn faults(out: &mut String, r: &Report, clock: &Clock) {

@@ -7,6 +7,7 @@
 //! from the events' `t_ms` stamps.
 
 mod json;
+mod kept;
 mod markdown;
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ use crate::engine::Stamped;
 use crate::journal::{self, Journal, JournalError};
 
 pub use json::json;
+use kept::Kept;
+pub use kept::{LeftOut, KEEP, KEEP_PER_STEP};
 pub use markdown::{duration as human_duration, markdown};
 
 /// Everything the report says, in the order it says it.
@@ -72,14 +75,24 @@ pub struct Report {
     pub operator: String,
     pub auto: AutoConfirm,
     pub resumes: Vec<Resume>,
+    /// Resumes left out of `resumes` (more than [`KEEP`] at each end): how many, and after
+    /// which. The lists below that have such a field are bounded the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumes_left_out: Option<LeftOut>,
     /// Everyone who attached, in order.
     pub joined: Vec<Joined>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_left_out: Option<LeftOut>,
     /// Every handover of control.
     pub driver_changes: Vec<DriverChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_changes_left_out: Option<LeftOut>,
     pub steps: Vec<StepReport>,
     /// Who decided what, in order: confirmations, holds, skips, retries, undos, marks, the
     /// abort (with what was on screen when it was asked for), takeovers.
     pub decisions: Vec<Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decisions_left_out: Option<LeftOut>,
     pub notes: Vec<NoteReport>,
     /// Lab faults staged for the session (`run --lab --fault`) and when each took effect.
     pub faults: Vec<FaultReport>,
@@ -191,8 +204,13 @@ pub struct StepReport {
     pub undos: u32,
     /// Who confirmed each run: a name, or `auto (--yes)` / `auto (confirm = none)`.
     pub confirmed_by: Vec<String>,
+    /// Runs left out of `confirmed_by` (more than [`KEEP_PER_STEP`] at each end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by_left_out: Option<LeftOut>,
     /// Two-person rule approvals, in order.
     pub approved_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by_left_out: Option<LeftOut>,
     pub skipped_by: Option<String>,
     /// An optional step's decision: `run` or `skip`, who, and why (or `--yes`'s default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,8 +218,17 @@ pub struct StepReport {
     pub marked_done_by: Option<String>,
     /// Every run that did not pass (action or undo).
     pub failures: Vec<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures_left_out: Option<LeftOut>,
     /// An action that was running when the journal (or a session before a resume) stopped.
     pub interrupted: u32,
+}
+
+impl StepReport {
+    /// Runs that did not pass, listed or left out.
+    pub fn failure_count(&self) -> u64 {
+        (self.failures.len() as u64).saturating_add(self.failures_left_out.map_or(0, |l| l.count))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -283,36 +310,57 @@ pub fn build(journal: &Journal) -> Report {
 }
 
 /// What the report counts per step while the events go by (joined with the plan at the end).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct StepTally {
     started_ms: Option<u64>,
     duration_ms: u64,
     undo_ms: u64,
     attempts: u32,
     undos: u32,
-    confirmed_by: Vec<String>,
-    approved_by: Vec<String>,
+    confirmed_by: Kept<String>,
+    approved_by: Kept<String>,
     skipped_by: Option<String>,
     optional_choice: Option<String>,
     marked_done_by: Option<String>,
-    failures: Vec<Failure>,
+    failures: Kept<Failure>,
     interrupted: u32,
     /// The action running now: (phase, started at).
     running: Option<(Phase, u64)>,
 }
 
+impl Default for StepTally {
+    fn default() -> Self {
+        StepTally {
+            started_ms: None,
+            duration_ms: 0,
+            undo_ms: 0,
+            attempts: 0,
+            undos: 0,
+            confirmed_by: Kept::new(KEEP_PER_STEP),
+            approved_by: Kept::new(KEEP_PER_STEP),
+            skipped_by: None,
+            optional_choice: None,
+            marked_done_by: None,
+            failures: Kept::new(KEEP_PER_STEP),
+            interrupted: 0,
+            running: None,
+        }
+    }
+}
+
 /// The report folded one event at a time, so `report` reads a journal in one streaming pass:
-/// what it holds grows with what the report lists (steps, decisions, failures, notes, probes),
-/// never with the journal's length. The state comes from the same `SessionState::apply` the
+/// what it holds grows with the plan, the nodes and probes, and the notes and overrides people
+/// wrote, never with the journal's length: the lists that grow with it (decisions, joins, a
+/// step's runs) keep their first and last items and count the rest ([`Kept`]). The state comes from the same `SessionState::apply` the
 /// live session used; each decision is judged against the state just before its event.
 #[derive(Debug, Clone)]
 pub struct ReportFold {
     state: SessionState,
     steps: Vec<StepTally>,
-    resumes: Vec<Resume>,
-    joined: Vec<Joined>,
-    driver_changes: Vec<DriverChange>,
-    decisions: Vec<Decision>,
+    resumes: Kept<Resume>,
+    joined: Kept<Joined>,
+    driver_changes: Kept<DriverChange>,
+    decisions: Kept<Decision>,
     /// Who drives now (decisions without a `by` of their own are theirs).
     driver: String,
     probes: Vec<ProbeReport>,
@@ -335,10 +383,10 @@ impl ReportFold {
         ReportFold {
             state: SessionState::without_screen(),
             steps: Vec::new(),
-            resumes: Vec::new(),
-            joined: Vec::new(),
-            driver_changes: Vec::new(),
-            decisions: Vec::new(),
+            resumes: Kept::new(KEEP),
+            joined: Kept::new(KEEP),
+            driver_changes: Kept::new(KEEP),
+            decisions: Kept::new(KEEP),
             driver: header.operator.clone(),
             probes: Vec::new(),
             probe_index: HashMap::new(),
@@ -567,27 +615,35 @@ impl ReportFold {
             .zip(&state.steps)
             .zip(self.steps)
             .enumerate()
-            .map(|(i, ((p, r), tally))| StepReport {
-                number: i + 1,
-                key: p.key.clone(),
-                title: p.title.clone(),
-                node: p.node.clone(),
-                irreversible: p.irreversible.is_some(),
-                started_ms: tally.started_ms,
-                status: r.status.label().to_string(),
-                duration_ms: tally.duration_ms,
-                undo_ms: tally.undo_ms,
-                attempts: tally.attempts,
-                retries: tally.attempts.saturating_sub(1),
-                undos: tally.undos,
-                confirmed_by: tally.confirmed_by,
-                approved_by: tally.approved_by,
-                skipped_by: tally.skipped_by,
-                optional_choice: tally.optional_choice,
-                marked_done_by: tally.marked_done_by,
-                failures: tally.failures,
-                // Still running at the end of the journal: interrupted too.
-                interrupted: tally.interrupted + u32::from(tally.running.is_some()),
+            .map(|(i, ((p, r), tally))| {
+                let (confirmed_by, confirmed_by_left_out) = tally.confirmed_by.into_parts();
+                let (approved_by, approved_by_left_out) = tally.approved_by.into_parts();
+                let (failures, failures_left_out) = tally.failures.into_parts();
+                StepReport {
+                    number: i + 1,
+                    key: p.key.clone(),
+                    title: p.title.clone(),
+                    node: p.node.clone(),
+                    irreversible: p.irreversible.is_some(),
+                    started_ms: tally.started_ms,
+                    status: r.status.label().to_string(),
+                    duration_ms: tally.duration_ms,
+                    undo_ms: tally.undo_ms,
+                    attempts: tally.attempts,
+                    retries: tally.attempts.saturating_sub(1),
+                    undos: tally.undos,
+                    confirmed_by,
+                    confirmed_by_left_out,
+                    approved_by,
+                    approved_by_left_out,
+                    skipped_by: tally.skipped_by,
+                    optional_choice: tally.optional_choice,
+                    marked_done_by: tally.marked_done_by,
+                    failures,
+                    failures_left_out,
+                    // Still running at the end of the journal: interrupted too.
+                    interrupted: tally.interrupted + u32::from(tally.running.is_some()),
+                }
             })
             .collect();
         let outcome = match state.mode {
@@ -609,6 +665,10 @@ impl ReportFold {
             _ => crate::engine::outcome::outcome_text(&state),
         };
         let nodes_after = nodes_after(&state);
+        let (resumes, resumes_left_out) = self.resumes.into_parts();
+        let (joined, joined_left_out) = self.joined.into_parts();
+        let (driver_changes, driver_changes_left_out) = self.driver_changes.into_parts();
+        let (decisions, decisions_left_out) = self.decisions.into_parts();
         let plan = &state.plan;
         Report {
             procedure: if plan.procedure.is_empty() {
@@ -649,11 +709,15 @@ impl ReportFold {
             rollback_stopped: state.rollback_stopped.clone(),
             operator: header.operator.clone(),
             auto: state.auto,
-            resumes: self.resumes,
-            joined: self.joined,
-            driver_changes: self.driver_changes,
+            resumes,
+            resumes_left_out,
+            joined,
+            joined_left_out,
+            driver_changes,
+            driver_changes_left_out,
             steps,
-            decisions: self.decisions,
+            decisions,
+            decisions_left_out,
             notes: state
                 .notes
                 .iter()
