@@ -1188,3 +1188,113 @@ async fn a_late_or_lagging_feed_gets_every_journaled_event_once_from_the_journal
     task.handle.shutdown().await;
     task.join.await.unwrap().unwrap();
 }
+
+/// A member looping connect/disconnect, or asking for control from connection after
+/// connection, grows the journal by a bounded amount: joins and requests for control are
+/// limited per user (the uid, so a new connection does not reset it), refused with why; the
+/// owner is not limited. Both failed before (every join and every request was journaled).
+#[tokio::test]
+async fn joining_and_asking_for_control_are_bounded_per_user() {
+    use flightdeck::engine::identity::Identity;
+    use flightdeck::engine::session::{CONTROL_ASK_BURST, JOIN_BURST};
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(
+        plan("test", vec![step("a", run(&["true"]), None)]),
+        target(),
+        AutoConfirm::default(),
+        &dir,
+    );
+    let who = |uid: u32| Identity {
+        uid,
+        user: format!("member{uid}"),
+    };
+    let _driver = task.handle.attach("owner", true).await.unwrap();
+    for _ in 0..JOIN_BURST {
+        drop(task.handle.attach_as(who(1000), "m", false).await.unwrap());
+    }
+    let Err(e) = task.handle.attach_as(who(1000), "m", false).await else {
+        panic!("one join too many was accepted");
+    };
+    assert!(e.0.contains("too many joins by member1000: at most"), "{e}");
+    // Another member, and the owner, are not held back by member1000's loop.
+    let a = task.handle.attach_as(who(1001), "a", false).await.unwrap();
+    let b = task.handle.attach_as(who(1001), "b", false).await.unwrap();
+    for _ in 0..JOIN_BURST {
+        drop(task.handle.attach("owner again", false).await.unwrap());
+    }
+    // Two connections taking turns: each is a new request (the other replaced it).
+    for i in 0..CONTROL_ASK_BURST {
+        let c = if i % 2 == 0 { &a } else { &b };
+        c.commands.send(Command::RequestControl).await.unwrap();
+    }
+    let c = task.handle.attach_as(who(1001), "c", false).await.unwrap();
+    let e = c
+        .commands
+        .send(Command::RequestControl)
+        .await
+        .expect_err("one request too many is refused");
+    assert!(e.0.contains("too many requests for control"), "{e}");
+    task.handle.shutdown().await;
+    task.join.await.unwrap().unwrap();
+    let j = journal::read(&dir.path().join("j.jsonl")).unwrap();
+    let joins = |uid: u32| {
+        j.events
+            .iter()
+            .filter(|e| matches!(e.event, Event::OperatorJoined { uid: Some(u), .. } if u == uid))
+            .count()
+    };
+    assert_eq!(joins(1000), JOIN_BURST as usize);
+    assert_eq!(joins(1001), 3);
+    let asks = j
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::ControlRequested { .. }))
+        .count();
+    assert_eq!(asks, CONTROL_ASK_BURST as usize);
+}
+
+/// A step number is the sender's: `usize::MAX` (or any number past the plan) in any command
+/// that names a step is refused with what is true, and the engine goes on. Before, a debug
+/// build panicked computing `step + 1` for the refusal (Retry, MarkDone) and the engine died.
+#[tokio::test]
+async fn a_step_number_past_the_plan_is_refused_for_every_command_that_names_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(
+        plan("test", vec![step("a", run(&["true"]), None)]),
+        target(),
+        AutoConfirm::default(),
+        &dir,
+    );
+    let driver = task.handle.attach("driver", true).await.unwrap();
+    for step in [usize::MAX, 1] {
+        for cmd in [
+            Command::Retry { step },
+            Command::Skip { step },
+            Command::MarkDone { step },
+            Command::Undo { step },
+            Command::OverrideGuard {
+                step,
+                phrase: "x".into(),
+                reason: "y".into(),
+            },
+            Command::KillOrphan { step },
+        ] {
+            let e = driver
+                .commands
+                .send(cmd.clone())
+                .await
+                .expect_err("no such step");
+            let n = step.saturating_add(1);
+            assert_eq!(
+                e.0,
+                format!("no step {n}: this plan's steps are 1 to 1"),
+                "{cmd:?}"
+            );
+        }
+    }
+    // The engine is still there and the real step is still its to run.
+    let s = until(&task, "the prompt", |s| s.prompt.is_some()).await;
+    assert_eq!(s.prompt.unwrap().step, 0);
+    task.handle.shutdown().await;
+    task.join.await.unwrap().unwrap();
+}

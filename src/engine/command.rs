@@ -123,6 +123,19 @@ impl Command {
         }
     }
 
+    /// The step the command names (the sender's number, unchecked), if it names one.
+    pub fn step(&self) -> Option<usize> {
+        match self {
+            Command::Retry { step }
+            | Command::Skip { step }
+            | Command::MarkDone { step }
+            | Command::Undo { step }
+            | Command::OverrideGuard { step, .. }
+            | Command::KillOrphan { step } => Some(*step),
+            _ => None,
+        }
+    }
+
     /// Whether an observer (not the driver) may send it.
     pub fn observer_may(&self) -> bool {
         matches!(

@@ -483,11 +483,16 @@ fn is_do(p: &Phase) -> bool {
 
 impl Event {
     /// Decisions and outcomes are fsynced before the engine acts on them; observations
-    /// (output lines, probe changes, traffic) ride along with the next sync.
+    /// (output lines, probe changes, traffic) ride along with the next sync. So do operators
+    /// joining and leaving: presence, not a decision (any decision a joiner then makes is
+    /// fsynced, and the join with it, being earlier in the file), and each reconnect would
+    /// otherwise cost an fsync on the engine's path.
     pub fn is_durable(&self) -> bool {
         !matches!(
             self,
             Event::Output { .. }
+                | Event::OperatorJoined { .. }
+                | Event::OperatorLeft { .. }
                 | Event::ProbeChanged { .. }
                 | Event::ProbeSummary { .. }
                 | Event::NodeFacts { .. }

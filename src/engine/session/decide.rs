@@ -21,26 +21,17 @@ pub const MAX_NOTE_CHARS: usize = 4000;
 pub const NOTE_BURST: u32 = 10;
 /// ...and how often one more is allowed after that.
 pub const NOTE_REFILL: std::time::Duration = std::time::Duration::from_secs(6);
+/// Times a user may join in a row (each join and leave is journaled)...
+pub const JOIN_BURST: u32 = 20;
+/// ...and how often once more after that: a flaky link reconnects far less often.
+pub const JOIN_REFILL: std::time::Duration = std::time::Duration::from_secs(3);
+/// Requests for control a user may make in a row (each is journaled, and each new connection
+/// is a new operator who has not asked yet)...
+pub const CONTROL_ASK_BURST: u32 = 5;
+/// ...and how often once more after that.
+pub const CONTROL_ASK_REFILL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Engine {
-    /// A token bucket per user: `NOTE_BURST` notes at once, then one per `NOTE_REFILL`. Keeps a
-    /// member from growing the journal (and every joined cockpit) without bound.
-    fn note_allowed(&mut self, uid: u32) -> bool {
-        let now = tokio::time::Instant::now();
-        let (tokens, since) = self.note_budget.entry(uid).or_insert((NOTE_BURST, now));
-        let refills = now.saturating_duration_since(*since).as_secs() / NOTE_REFILL.as_secs();
-        if refills > 0 {
-            let add = u32::try_from(refills).unwrap_or(u32::MAX);
-            *tokens = tokens.saturating_add(add).min(NOTE_BURST);
-            *since = now;
-        }
-        if *tokens == 0 {
-            return false;
-        }
-        *tokens -= 1;
-        true
-    }
-
     /// Check a command against the state and the sender's role; emit what it causes.
     pub(super) fn command(
         &mut self,
@@ -66,6 +57,20 @@ impl Engine {
                 ),
                 None => "nobody drives: take control first".into(),
             });
+        }
+        // A step number is the sender's: one past the plan is no step, whatever it is (and
+        // `step + 1` in a refusal must not overflow on `usize::MAX`).
+        if let Some(step) = cmd.step() {
+            let len = self.state.steps.len();
+            if step >= len {
+                return reject(match len {
+                    0 => format!("no step {}: this plan has none", step.saturating_add(1)),
+                    _ => format!(
+                        "no step {}: this plan's steps are 1 to {len}",
+                        step.saturating_add(1)
+                    ),
+                });
+            }
         }
         // Every text an operator sends is bounded like a note, and refused (never cut) when
         // longer: the 64 KiB line limit alone let a reason fill the journal and every cockpit.
@@ -183,7 +188,7 @@ impl Engine {
             }
             Command::Retry { step } => {
                 let Some(s) = self.state.steps.get(step) else {
-                    return reject(format!("no step {}", step + 1));
+                    return reject(format!("no step {}", step.saturating_add(1)));
                 };
                 if let Some(why) = self.orphan_blocks(step) {
                     return reject(why);
@@ -244,7 +249,7 @@ impl Engine {
             }
             Command::MarkDone { step } => {
                 let Some(s) = self.state.steps.get(step) else {
-                    return reject(format!("no step {}", step + 1));
+                    return reject(format!("no step {}", step.saturating_add(1)));
                 };
                 if let Some(why) = self.orphan_blocks(step) {
                     return reject(why);
@@ -425,11 +430,8 @@ impl Engine {
                     return reject("an empty note".into());
                 }
                 let uid = self.uid_of(from);
-                if from != SYSTEM && !self.note_allowed(uid.unwrap_or(u32::MAX)) {
-                    return reject(format!(
-                        "too many notes: at most {NOTE_BURST} in a row, then one every {}s",
-                        NOTE_REFILL.as_secs()
-                    ));
+                if from != SYSTEM && !self.notes.take(uid.unwrap_or(u32::MAX)) {
+                    return reject(format!("too many notes: {}", self.notes.words()));
                 }
                 // Only the owner's notes are compared with the secrets (the owner supplied
                 // them): masking anyone else's note would tell them their guess is a secret.
@@ -451,6 +453,15 @@ impl Engine {
                     .is_some_and(|(id, _)| *id == from)
                 {
                     return reject("you asked already; the driver has been told".into());
+                }
+                // Per user: from a new connection (a new operator id) too. The owner may take
+                // control at any time, so is not limited in asking for it.
+                let uid = self.uid_of(from).unwrap_or(u32::MAX);
+                if from != SYSTEM && uid != self.owner_uid && !self.control_asks.take(uid) {
+                    return reject(format!(
+                        "too many requests for control: {}",
+                        self.control_asks.words()
+                    ));
                 }
                 let name = self.shown_as(from);
                 self.emit(Event::ControlRequested { id: from, name })?;

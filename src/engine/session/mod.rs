@@ -22,13 +22,17 @@ mod decide;
 mod durable;
 mod handle;
 mod observe;
+mod rate;
 
 use super::lab_faults::LabFaults;
 use crate::journal::{self, Header, JournalError, JournalWriter};
 use crate::lb::LbClient;
 use crate::plan::Plan;
 use crate::target::Target;
-pub use decide::{MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL, NOTHING_TO_UNDO};
+pub use decide::{
+    CONTROL_ASK_BURST, CONTROL_ASK_REFILL, JOIN_BURST, JOIN_REFILL, MAX_NOTE_CHARS, NOTE_BURST,
+    NOTE_REFILL, NOTHING_TO_UNDO,
+};
 use handle::Msg;
 pub use handle::{EngineHandle, EngineTask, FollowFrom};
 
@@ -162,8 +166,10 @@ struct Engine {
     checkpoints: checkpoints::Checkpoints,
     /// Where this engine's own events start in the journal (what it took over ends there).
     began: u64,
-    /// Per user: notes left in the burst, and since when the refill counts.
-    note_budget: HashMap<u32, (u32, Instant)>,
+    /// Per user: how many more notes, joins and requests for control the journal takes now.
+    notes: rate::Buckets,
+    joins: rate::Buckets,
+    control_asks: rate::Buckets,
     probe_ok: HashMap<ProbeKey, bool>,
     /// Per node: when the requests that read its `state` were sent, so that a change says
     /// after when it happened (`NodeFacts::prior_sent_ms`) and an older answer is not news.
@@ -407,7 +413,9 @@ impl Engine {
                 removals: HashMap::new(),
                 checkpoints: Default::default(),
                 began,
-                note_budget: HashMap::new(),
+                notes: rate::Buckets::new(NOTE_BURST, NOTE_REFILL),
+                joins: rate::Buckets::new(JOIN_BURST, JOIN_REFILL),
+                control_asks: rate::Buckets::new(CONTROL_ASK_BURST, CONTROL_ASK_REFILL),
                 probe_ok: HashMap::new(),
                 sightings: Default::default(),
                 probe_stats: BTreeMap::new(),
@@ -667,6 +675,17 @@ impl Engine {
                     let _ = reply.send(Err(crate::engine::Rejected(format!(
                         "the session's owner removed {} from this session",
                         who.user
+                    ))));
+                    return Ok(());
+                }
+                // Each join and leave is a journal line: a member looping connect/disconnect
+                // would grow the journal without bound. Refused before anything is journaled;
+                // the owner is not limited (only they would be hurt).
+                if who.uid != self.owner_uid && !self.joins.take(who.uid) {
+                    let _ = reply.send(Err(crate::engine::Rejected(format!(
+                        "too many joins by {}: {}; wait and join again",
+                        who.user,
+                        self.joins.words()
                     ))));
                     return Ok(());
                 }

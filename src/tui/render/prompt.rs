@@ -30,7 +30,9 @@ pub(super) fn modal<'a>(
         .iter()
         .map(|l| l.width().max(1).div_ceil(inner_w))
         .sum();
-    let h = (rows as u16 + 2).min(area.height.saturating_sub(2));
+    // A long text wraps to more rows than a u16 holds: saturate rather than wrap around.
+    let rows = u16::try_from(rows).unwrap_or(u16::MAX);
+    let h = rows.saturating_add(2).min(area.height.saturating_sub(2));
     let rect = centered(area, w, h);
     frame.render_widget(Clear, rect);
     let block = Block::new()
