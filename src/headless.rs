@@ -1,6 +1,7 @@
 //! The headless runner: prints a session's events as lines and ends when the session finishes
 //! or waits on something only a human can answer. `--yes` never answers a failure.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use crate::engine::outcome::outcome_text;
 use crate::engine::session::EngineTask;
 use crate::engine::state::{Mode, PromptKindTag, SessionState, StepStatus};
 use crate::plan::Confirm;
+use crate::terminal_text::{clean, one_line};
 
 /// How a headless run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +114,7 @@ pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (Headless
         summary: format!("{}; {}", end.summary, figures(&final_state)),
         ..end
     };
-    let _ = writeln!(out, "{}", end.summary);
+    let _ = writeln!(out, "{}", one_line(&end.summary));
     (end, final_state)
 }
 
@@ -168,7 +170,7 @@ fn print_history(out: &mut (dyn Write + Send), s: &SessionState, events: u64, jo
         }
     );
     for l in step.output.iter().skip(step.output.len() - shown) {
-        let _ = writeln!(out, "{} {}", tag(l.stream), l.line);
+        let _ = writeln!(out, "{} {}", tag(l.stream), clean(Cow::Borrowed(&l.line)));
     }
 }
 
@@ -431,7 +433,10 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
                 format!("{} {what}: {title}", step_name(*step))
             }
         }
-        Event::Output { stream, line, .. } => format!("{} {line}", tag(*stream)),
+        // A line redrawn with `\r` (a progress bar) shows its last state, as in the cockpit.
+        Event::Output { stream, line, .. } => {
+            format!("{} {}", tag(*stream), clean(Cow::Borrowed(line)))
+        }
         Event::ActionFinished {
             step,
             phase,
@@ -610,7 +615,9 @@ pub fn print_event(out: &mut (dyn Write + Send), s: &SessionState, e: &Stamped) 
         | Event::GateProgress { .. }
         | Event::LbSample { .. } => return,
     };
-    let _ = writeln!(out, "{} {line}", clock(e.t_ms));
+    // Details, titles, names and notes come from outside: no escape of theirs reaches the
+    // operator's terminal (the cockpit cleans the same way).
+    let _ = writeln!(out, "{} {}", clock(e.t_ms), one_line(&line));
 }
 
 fn clock(t_ms: u64) -> String {

@@ -23,6 +23,7 @@ pub mod report;
 pub mod target;
 pub mod target_load;
 pub mod target_overrides;
+pub mod terminal_text;
 pub mod text_table;
 pub mod tls;
 pub mod tui;

@@ -1795,3 +1795,90 @@ async fn resume_leaves_alone_a_process_group_whose_pgid_was_reused() {
     let _ = unrelated.kill();
     let _ = unrelated.wait();
 }
+
+// --- Checks (probes, gates, verify) that run a command. ---
+
+fn command_check(script: &str, timeout_secs: u64) -> Check {
+    Check::Run {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        stdin: None,
+        timeout_secs,
+        expect_exit: 0,
+    }
+}
+
+/// A check command that times out leaves nothing running: before, only the shell was killed
+/// (`kill_on_drop`) and what it forked lived on, one more each probe interval.
+#[tokio::test]
+async fn a_check_that_times_out_leaves_no_process_behind() {
+    use flightdeck::engine::check;
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = format!("sleep 300 & echo $! > {}; wait", pids.display());
+    let secrets = flightdeck::engine::strings::Secrets::default();
+    let r = check::run_check(&command_check(&script, 1), &check::http_client(), &secrets).await;
+    assert!(
+        !r.ok && r.detail.contains("timed out after 1 s"),
+        "{}",
+        r.detail
+    );
+    let grandchild: u32 = std::fs::read_to_string(&pids)
+        .expect("the script wrote its child's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    eventually("the check's grandchild to be gone", || !running(grandchild)).await;
+}
+
+/// A check command's output is kept up to a cap (its first line and a JSON document are what
+/// a check reads), the rest drained so the command still finishes, and the detail says so.
+/// Before, the whole output was kept and nothing said.
+#[tokio::test]
+async fn a_check_that_prints_a_lot_is_cut_and_says_so() {
+    use flightdeck::engine::check::{self, OUTPUT_CAP};
+    let secrets = flightdeck::engine::strings::Secrets::default();
+    let script = format!("echo first; head -c {} /dev/zero", OUTPUT_CAP * 4);
+    let r = check::run_check(&command_check(&script, 30), &check::http_client(), &secrets).await;
+    assert!(r.ok, "{}", r.detail);
+    assert!(
+        r.detail.starts_with(&format!(
+            "exit 0 (output cut at {} KiB): first",
+            OUTPUT_CAP / 1024
+        )),
+        "{}",
+        r.detail
+    );
+    // Within the cap, nothing is said.
+    let r = check::run_check(
+        &command_check("echo short", 30),
+        &check::http_client(),
+        &secrets,
+    )
+    .await;
+    assert_eq!(r.detail, "exit 0: short");
+}
+
+/// The headless log prints what commands said and what products answered; an OSC (window
+/// title, clipboard) or CSI (colours, cursor moves, clearing the screen) in it reaches the
+/// operator's terminal as text only, cleaned as the cockpit cleans it. Before, it went out raw.
+#[tokio::test]
+async fn the_headless_log_passes_no_escape_sequence_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let script = r"printf '\033]0;owned\007title \033[31mred\033[0m\033[2J\n'; \
+                   printf 'progress 10%%\r\033]52;c;aGk=\033\\progress 90%%\n' >&2; exit 3";
+    let task = start_at(&path, plan("t", vec![step("a", sh(script), None)]), yes());
+    let mut out = Vec::new();
+    let (end, _) = flightdeck::headless::follow(task, &mut out).await;
+    assert!(!end.ok, "{}", end.summary);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("  | title red\n"), "{text}");
+    assert!(text.contains("  ! progress 90%\n"), "{text}");
+    // The failure's detail (the command's last words) is cleaned too.
+    assert!(text.contains("exited 3 (expected 0)"), "{text}");
+}

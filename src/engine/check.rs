@@ -140,6 +140,11 @@ pub fn feed_stdin(
     }))
 }
 
+/// How much of a check command's output is kept, stdout and stderr each: what a probe or gate
+/// judges is its first line or one JSON document (the same cap as an HTTP body). The rest is
+/// read and dropped, so the command never stalls on a full pipe, and the detail says it was cut.
+pub const OUTPUT_CAP: usize = BODY_CAP;
+
 async fn run_command_check(
     argv: &[String],
     cmd: &mut tokio::process::Command,
@@ -151,10 +156,19 @@ async fn run_command_check(
     let Some(prog) = argv.first() else {
         return CheckResult::fail(started, "empty command".into());
     };
+    // Its own process group, as an action's: on a timeout `kill_on_drop` kills the direct
+    // child only, and whatever a `sh -c` forked would outlive it, one more each probe interval.
+    cmd.process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return CheckResult::fail(started, format!("cannot start {prog}: {e}")),
     };
+    let Some(pid) = child.id() else {
+        return CheckResult::fail(started, format!("{prog} ended before it could be watched"));
+    };
+    // The group is the child's pid. Killed whole when the check ends, however it ends: a
+    // timeout, leftovers of a command that exited, a probe task that is aborted.
+    let _group = super::process::GroupGuard::new(pid);
     let writer = feed_stdin(&mut child, stdin);
     let result = wait_check(prog, child, timeout_secs, expect_exit, started).await;
     // Done with the child either way; a grandchild holding the pipe open keeps nothing waiting.
@@ -164,20 +178,52 @@ async fn run_command_check(
     result
 }
 
+/// Up to [`OUTPUT_CAP`] bytes of a child's pipe, and whether it said more (read to its end
+/// and dropped).
+async fn read_capped_pipe<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> (Vec<u8>, bool) {
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), false);
+    };
+    let mut kept = Vec::new();
+    let cap = u64::try_from(OUTPUT_CAP).unwrap_or(u64::MAX);
+    let _ = (&mut pipe).take(cap).read_to_end(&mut kept).await;
+    let more = tokio::io::copy(&mut pipe, &mut tokio::io::sink())
+        .await
+        .unwrap_or(0);
+    (kept, more > 0)
+}
+
 async fn wait_check(
     prog: &str,
-    child: tokio::process::Child,
+    mut child: tokio::process::Child,
     timeout_secs: u64,
     expect_exit: i32,
     started: Instant,
 ) -> CheckResult {
-    match tokio::time::timeout(Duration::from_secs(timeout_secs), child.wait_with_output()).await {
-        Ok(Ok(out)) => {
-            let code = out.status.code().unwrap_or(-1);
-            let mut text = String::from_utf8_lossy(&out.stdout).to_string();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (out, err, status) = tokio::join!(
+            read_capped_pipe(stdout),
+            read_capped_pipe(stderr),
+            child.wait()
+        );
+        status.map(|status| (status, out, err))
+    };
+    match tokio::time::timeout(Duration::from_secs(timeout_secs), run).await {
+        Ok(Ok((status, (stdout, out_cut), (stderr, err_cut)))) => {
+            let cut = if out_cut || err_cut {
+                format!(" (output cut at {} KiB)", OUTPUT_CAP / 1024)
+            } else {
+                String::new()
+            };
+            let code = status.code().unwrap_or(-1);
+            let mut text = String::from_utf8_lossy(&stdout).to_string();
+            text.push_str(&String::from_utf8_lossy(&stderr));
             let excerpt: String = text.chars().take(400).collect();
-            let json = serde_json::from_slice(&out.stdout).ok();
+            // A document cut short is not read as if it were whole.
+            let json = (!out_cut)
+                .then(|| serde_json::from_slice(&stdout).ok())
+                .flatten();
             CheckResult {
                 ok: code == expect_exit,
                 latency_ms: started.elapsed().as_millis() as u64,
@@ -185,14 +231,14 @@ async fn wait_check(
                 // over data shows what it compared).
                 detail: if code == expect_exit {
                     format!(
-                        "exit {code}{}",
+                        "exit {code}{cut}{}",
                         first_line(&text)
                             .map(|l| format!(": {l}"))
                             .unwrap_or_default()
                     )
                 } else {
                     format!(
-                        "exit {code} (expected {expect_exit}){}",
+                        "exit {code} (expected {expect_exit}){cut}{}",
                         first_line(&text)
                             .map(|l| format!(": {l}"))
                             .unwrap_or_default()
@@ -403,7 +449,7 @@ pub const BODY_CAP: usize = 256 * 1024;
 
 /// The body, up to `cap` bytes, and whether there was more. An error (the request's timeout,
 /// a reset connection) is an error: a partial body is never judged as if it were whole.
-async fn read_capped(
+pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
 ) -> Result<(Vec<u8>, bool), reqwest::Error> {

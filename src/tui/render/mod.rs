@@ -310,51 +310,7 @@ fn text<'a>(t: impl Into<Cow<'a, str>>, style: Style) -> Span<'a> {
     Span::styled(clean(t.into()), style)
 }
 
-/// Text as a terminal should show it: colour and cursor escapes removed, tabs as spaces, and
-/// for a line redrawn with `\r` (progress bars) only its last state.
-pub fn clean(s: Cow<'_, str>) -> Cow<'_, str> {
-    if !s.contains(|c: char| c.is_control()) {
-        return s;
-    }
-    let last = s.rsplit('\r').find(|part| !part.is_empty()).unwrap_or("");
-    let mut out = String::with_capacity(last.len());
-    let mut chars = last.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                // CSI: parameters and intermediates up to a final byte in @..~.
-                Some('[') => {
-                    chars.next();
-                    for d in chars.by_ref() {
-                        if ('@'..='~').contains(&d) {
-                            break;
-                        }
-                    }
-                }
-                // OSC: up to BEL or ESC \.
-                Some(']') => {
-                    chars.next();
-                    while let Some(d) = chars.next() {
-                        if d == '\u{7}' {
-                            break;
-                        }
-                        if d == '\u{1b}' {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                _ => {
-                    chars.next();
-                }
-            },
-            '\t' => out.push_str("    "),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+pub use crate::terminal_text::clean;
 
 /// The cockpit drawn on a `width` x `height` off-screen buffer, as plain text (one line per
 /// row, trailing spaces trimmed): for snapshot tests and documentation captures.
