@@ -116,6 +116,15 @@ fn the_line_runner_reads_answers_and_writes_the_result() {
     assert_eq!(v["answers"][0]["answer"], "retry");
     assert_eq!(v["answers"][0]["recorded"], "retry");
     assert_eq!(v["procedure"], "rolling-upgrade");
+    // Owner-only, like the journal; before, the umask's (0644 under the usual 022).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // A result written over an existing, readable file makes it owner-only too.
+    std::fs::set_permissions(&out_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    quiz::run_with(&j, input.as_bytes(), Vec::new(), &out_path).unwrap();
+    let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
 
 #[test]

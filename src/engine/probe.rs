@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::check::{extract_facts, run_check};
+use super::check::{extract_facts, read_capped, run_check, BODY_CAP};
 use super::event::TrafficWindow;
 use super::strings::{fill_check, node_vars, Secrets};
 use super::worker::WorkerMsg;
@@ -173,6 +173,55 @@ async fn fetch_traffic(http: &reqwest::Client, url: &str) -> Option<TrafficWindo
         .send()
         .await
         .ok()?;
-    let doc: serde_json::Value = resp.json().await.ok()?;
+    // Capped like every body read from a product: an endpoint answering without end must not
+    // fill the session's memory. A body cut short is no answer.
+    let (body, cut) = read_capped(resp, BODY_CAP).await.ok()?;
+    if cut {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&body).ok()?;
     serde_json::from_value(doc.get("total")?.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serve `body` once as JSON over HTTP on a free local port; its URL.
+    async fn serve_once(body: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/_lab/traffic", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+        });
+        url
+    }
+
+    /// The lab's counters are read; a body past the cap is not read whole (it was, any size).
+    #[tokio::test]
+    async fn traffic_counters_are_read_from_a_body_within_the_cap_only() {
+        let http = super::super::check::http_client();
+        let total = r#"{"reads_ok":5,"reads_failed":1,"writes_ok":2,"writes_rejected":0,"writes_failed":0}"#;
+        let url = serve_once(format!(r#"{{"total":{total}}}"#)).await;
+        let got = fetch_traffic(&http, &url).await.expect("read");
+        assert_eq!((got.reads_ok, got.reads_failed), (5, 1));
+        let pad = "x".repeat(BODY_CAP);
+        let url = serve_once(format!(r#"{{"total":{total},"pad":"{pad}"}}"#)).await;
+        assert_eq!(fetch_traffic(&http, &url).await, None);
+    }
 }

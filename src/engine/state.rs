@@ -1453,11 +1453,20 @@ impl SessionState {
                 }
             }
             if is_health {
-                let health = Some(
-                    health_probes
-                        .iter()
-                        .all(|h| n.probes.get(h).copied().unwrap_or(true)),
-                );
+                // Failing as soon as one health probe fails; healthy only once every one has
+                // reported passing: until then it is not known (one probe's pass says nothing
+                // of the others).
+                let reported: Vec<Option<bool>> = health_probes
+                    .iter()
+                    .map(|h| n.probes.get(h).copied())
+                    .collect();
+                let health = if reported.contains(&Some(false)) {
+                    Some(false)
+                } else if reported.contains(&None) {
+                    None
+                } else {
+                    Some(true)
+                };
                 flipped = n.health != health;
                 n.health = health;
                 n.health_detail.clear();
@@ -1579,6 +1588,38 @@ mod tests {
         assert_eq!(st.node(c).and_then(|n| n.read_only()), Some(false));
         assert_eq!(st.nodes[2].node.name, c);
         assert_eq!(st.node("no-such-node").map(|n| &n.node.name), None);
+    }
+
+    /// A node is healthy once every health probe has reported passing, failing once one
+    /// fails, and unknown before (it showed healthy when the first of two probes passed).
+    #[test]
+    fn a_node_is_healthy_only_once_every_health_probe_has_passed() {
+        let mut s = Script::started();
+        if let Event::SessionStarted { health_probes, .. } = &mut s.events[0].event {
+            *health_probes = vec!["http".into(), "tcp".into()];
+        }
+        let node = demo::NODES[0];
+        let health = |s: &Script| SessionState::fold(s.events()).nodes[0].health;
+        let sample = |probe: &str, ok: bool| Event::ProbeChanged {
+            probe: probe.into(),
+            node: Some(node.into()),
+            ok,
+            detail: if ok { String::new() } else { "refused".into() },
+        };
+        assert_eq!(health(&s), None);
+        s.push(100, sample("http", true));
+        assert_eq!(health(&s), None, "tcp has not reported");
+        s.push(200, sample("tcp", true));
+        assert_eq!(health(&s), Some(true));
+        s.push(300, sample("http", false));
+        assert_eq!(health(&s), Some(false));
+        // One failure is enough to say failing, before the other has reported.
+        let mut t = Script::started();
+        if let Event::SessionStarted { health_probes, .. } = &mut t.events[0].event {
+            *health_probes = vec!["http".into(), "tcp".into()];
+        }
+        t.push(100, sample("tcp", false));
+        assert_eq!(health(&t), Some(false));
     }
 
     /// The demo session with its backup known to start and stop nothing, every node running.

@@ -172,14 +172,29 @@ pub enum QuizError {
 }
 
 impl QuizResult {
-    /// Write the result as pretty JSON.
+    /// Write the result as pretty JSON, owner-only (0600) like the journal it is about: the
+    /// answers and notes are the operator's, and the journal's decisions are quoted in it.
     pub fn write_result(&self, path: &Path) -> Result<(), QuizError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let err = |source| QuizError::Write {
             path: path.to_path_buf(),
             source,
         };
         let text = serde_json::to_string_pretty(self).map_err(|e| err(e.into()))?;
-        std::fs::write(path, format!("{text}\n")).map_err(err)
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        // A file that was there keeps its mode on open: made owner-only as a new one is. Only
+        // a plain file: `--quiz-out /dev/stdout` is the terminal's, not ours to change.
+        if file.metadata().map_err(err)?.is_file() {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(err)?;
+        }
+        file.write_all(format!("{text}\n").as_bytes()).map_err(err)
     }
 }
 
