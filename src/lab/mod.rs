@@ -566,6 +566,9 @@ impl Lab {
                 let _ = server.await;
             }
         }
+        // No request is served any more: the last writes reach the files before the data
+        // directory is left to a later lab (or removed).
+        self.shared.cluster.stores_idle().await;
         if let Some(dir) = self.temp_dir {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!("lab: could not remove {}: {e}", dir.display());

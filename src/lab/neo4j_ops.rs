@@ -86,7 +86,7 @@ async fn routed_tx(
     });
     match leader.filter(|&i| s.cluster.is_ready(i)) {
         Some(idx) => {
-            let (status, body) = neo4j_tx::run(&s.cluster, idx, &body);
+            let (status, body) = neo4j_tx::run(&s.cluster, idx, &body).await;
             (status, Json(body)).into_response()
         }
         None => (

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Cluster, Consistency, Inner, KvError, RunState};
 use crate::lab::config::Product;
+use crate::lab::store::Written;
 
 impl Cluster {
     /// A read at a consistency level (Weaviate's `consistency_level`; other products have
@@ -35,20 +36,33 @@ impl Cluster {
             .and_then(|s| s.file.data.get(key).cloned()))
     }
 
-    pub fn kv_put(&self, idx: usize, key: &str, value: &str) -> Result<(), KvError> {
-        self.kv_write(idx, key, Some(value), None)
+    pub async fn kv_put(&self, idx: usize, key: &str, value: &str) -> Result<(), KvError> {
+        self.kv_write(idx, key, Some(value), None).await
     }
 
     /// A write (`Some(value)`) or delete (`None`: a write like any other, refused while
     /// read-only) at a consistency level (Weaviate's `consistency_level`; other products:
-    /// `None`).
-    pub fn kv_write(
+    /// `None`). Done once it is in the stores' files, which are written from the blocking pool
+    /// (`lab::store`): the request waits, the thread does not.
+    pub async fn kv_write(
         &self,
         idx: usize,
         key: &str,
         value: Option<&str>,
         cl: Option<Consistency>,
     ) -> Result<(), KvError> {
+        let written = self.kv_write_behind(idx, key, value, cl)?;
+        written.on_file().await.map_err(KvError::Internal)
+    }
+
+    /// [`Cluster::kv_write`] in memory, under the cluster's lock; the files follow.
+    fn kv_write_behind(
+        &self,
+        idx: usize,
+        key: &str,
+        value: Option<&str>,
+        cl: Option<Consistency>,
+    ) -> Result<Written, KvError> {
         // Read before the cluster's lock: the fault set has its own.
         let denied = self.writes_denied(idx);
         let mut g = self.inner();
@@ -68,6 +82,7 @@ impl Cluster {
         } else {
             self.replica_stores(&g, idx, true)
         };
+        let mut written = Written::default();
         for k in targets {
             if let Some(store) = g.stores.get_mut(&k) {
                 match value {
@@ -78,11 +93,11 @@ impl Cluster {
                         store.file.data.remove(key);
                     }
                 }
-                store.save().map_err(|e| KvError::Internal(e.to_string()))?;
+                written = written.and(store.save_behind());
             }
         }
         g.applied_index += 1;
-        Ok(())
+        Ok(written)
     }
 
     /// Milvus standalone: for a while after a (re)start, /healthz says OK but queries fail

@@ -413,6 +413,15 @@ impl Cluster {
         set.shutdown().await;
     }
 
+    /// Resolves once no store's file is being written from the blocking pool: what the lab
+    /// waits for before it leaves (or removes) its data directory.
+    pub async fn stores_idle(&self) {
+        let idle: Vec<_> = self.inner().stores.values().map(Store::idle).collect();
+        for store in idle {
+            store.await;
+        }
+    }
+
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.inner().nodes.iter().position(|n| n.name == name)
     }

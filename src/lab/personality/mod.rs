@@ -130,7 +130,7 @@ async fn kv_put(
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let value = String::from_utf8_lossy(&body);
-    match ctx.cluster.kv_write(ctx.idx, &key, Some(&value), cl) {
+    match ctx.cluster.kv_write(ctx.idx, &key, Some(&value), cl).await {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => kv_error(e),
     }
@@ -141,7 +141,7 @@ async fn kv_delete(State(ctx): State<NodeCtx>, Path(key): Path<String>, q: KvQue
         Ok(cl) => cl,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    match ctx.cluster.kv_write(ctx.idx, &key, None, cl) {
+    match ctx.cluster.kv_write(ctx.idx, &key, None, cl).await {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => kv_error(e),
     }

@@ -37,13 +37,13 @@ pub(crate) async fn commit(State(ctx): State<NodeCtx>, body: Bytes) -> Response 
     if ctx.probe_fails() || !ctx.cluster.is_ready(ctx.idx) {
         return (StatusCode::SERVICE_UNAVAILABLE, "false").into_response();
     }
-    let (status, body) = run(&ctx.cluster, ctx.idx, &body);
+    let (status, body) = run(&ctx.cluster, ctx.idx, &body).await;
     (status, Json(body)).into_response()
 }
 
 /// Runs a transaction's statements on node `idx`: the answer's status and body, as the real
 /// endpoint gives them (the first failing statement ends it, the others are not run).
-pub(crate) fn run(cluster: &Cluster, idx: usize, body: &[u8]) -> (StatusCode, Value) {
+pub(crate) async fn run(cluster: &Cluster, idx: usize, body: &[u8]) -> (StatusCode, Value) {
     let doc: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -65,7 +65,7 @@ pub(crate) fn run(cluster: &Cluster, idx: usize, body: &[u8]) -> (StatusCode, Va
     for s in &statements {
         let text = s.get("statement").and_then(Value::as_str).unwrap_or("");
         let params = s.get("parameters").cloned().unwrap_or(json!({}));
-        match statement(cluster, idx, text, &params) {
+        match statement(cluster, idx, text, &params).await {
             Ok(r) => results.push(r),
             Err((code, message)) => {
                 return (
@@ -84,7 +84,7 @@ fn error(code: &str, message: &str) -> Value {
 
 type StatementError = (&'static str, String);
 
-fn statement(
+async fn statement(
     cluster: &Cluster,
     idx: usize,
     text: &str,
@@ -119,7 +119,7 @@ fn statement(
                 .into(),
         ));
     }
-    match cluster.kv_put(idx, WRITE_KEY, &params.to_string()) {
+    match cluster.kv_put(idx, WRITE_KEY, &params.to_string()).await {
         Ok(()) => Ok(json!({"columns": [], "data": []})),
         Err(KvError::ReadOnly) => Err((
             "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",

@@ -360,7 +360,7 @@ async fn object_create(
             format!("class {class:?} not found"),
         );
     }
-    match ctx.cluster.kv_write(ctx.idx, id, Some(value), cl) {
+    match ctx.cluster.kv_write(ctx.idx, id, Some(value), cl).await {
         Ok(()) => Json(object_json(id, value)).into_response(),
         Err(e) => object_error(e),
     }
@@ -379,7 +379,7 @@ async fn object_delete(
     if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match ctx.cluster.kv_write(ctx.idx, &id, None, cl) {
+    match ctx.cluster.kv_write(ctx.idx, &id, None, cl).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => object_error(e),
     }
