@@ -18,6 +18,12 @@
 //! no state is copied per move: the view's own is moved forward. (The feed's events are
 //! numbered by their place, so a test can also fold them itself.)
 //!
+//! Nothing here waits for the timeline's background fold on the runtime's thread: a jump the
+//! fold has not found yet (`→` at the start of a long journal) is kept and made when the fold
+//! gets there, and a position the fold has not reached yet is published again once it has
+//! (its step and decision then known, its state to be had): the key is answered at once, the
+//! frame comes with the fold.
+//!
 //! The position bar reads [`ReplayControl::position`]: index/total, session and replay time,
 //! the step, speed, paused, and the compressed idle gap being waited through, if any.
 
@@ -27,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
-use super::timeline::{CompressedGap, DecisionKind, Timeline};
+use super::timeline::{CompressedGap, DecisionKind, Jump, Timeline};
 use crate::engine::client::{CommandSender, Request, SessionClient};
 use crate::engine::{Rejected, SessionState, Stamped};
 use crate::journal::Journal;
@@ -170,6 +176,8 @@ struct Core {
     stopped_before: Option<usize>,
     /// A stop the operator resumed from: deliver it this time.
     released: Option<usize>,
+    /// A jump asked for before the fold found where it lands: (the jump, from where).
+    pending: Option<(Jump, usize)>,
 }
 
 impl Core {
@@ -186,6 +194,24 @@ impl Core {
     fn reanchor(&mut self, now: Instant, timeline: &Timeline) {
         self.anchor_clock = self.clock_at(now, timeline);
         self.anchor = now;
+    }
+
+    /// Jump to event `index` (clamped).
+    fn seek(&mut self, index: usize, now: Instant, timeline: &Timeline) {
+        let index = index.min(timeline.len().saturating_sub(1));
+        self.index = index;
+        self.epoch += 1;
+        self.anchor = now;
+        self.anchor_clock = timeline.replay_ms(index);
+        self.stopped_before = None;
+        self.released = None;
+        self.pending = None;
+    }
+
+    /// Whether the player waits on the fold: a jump it has not placed, or a position it has
+    /// not reached (published without its step and decision, its frame not to be had yet).
+    fn needs_fold(&self, timeline: &Timeline) -> bool {
+        self.pending.is_some() || !timeline.folded_past(self.index)
     }
 }
 
@@ -211,17 +237,38 @@ impl Shared {
             t_total_ms: t.t_ms(usize::MAX),
             replay_ms: t.replay_ms(core.index),
             replay_total_ms: t.replay_total_ms(),
-            step: t.step_at(core.index),
+            // Not waited for: unknown until the fold gets there (then published again).
+            step: t.step_at_now(core.index).flatten(),
             speed: core.speed,
             paused: core.paused,
             at_end: next >= t.len(),
             compressed_gap: t.gap_before(next),
-            decision: t.decision_at(core.index),
+            decision: t.decision_at_now(core.index).flatten(),
             stopped_before: core.stopped_before,
             epoch: core.epoch,
             damage: t.damage(),
             lines_left_out: t.lines_left_out(),
         });
+    }
+
+    /// The fold moved on: make the jump it now places, and publish the position again if the
+    /// fold has now reached it.
+    fn fold_moved(&self) {
+        let mut core = self.core();
+        let t = &self.timeline;
+        let mut news = false;
+        if let Some((jump, from)) = core.pending {
+            if let Some(to) = t.jump_now(jump, from) {
+                core.pending = None;
+                if let Some(to) = to {
+                    core.seek(to, Instant::now(), t);
+                }
+                news = true;
+            }
+        }
+        if news || t.folded_past(core.index) {
+            self.publish(&core);
+        }
     }
 }
 
@@ -303,6 +350,7 @@ pub fn start_timeline(
         stops: BTreeSet::new(),
         stopped_before: None,
         released: None,
+        pending: None,
     };
     let (position, _) = watch::channel(ReplayPosition {
         index,
@@ -388,24 +436,24 @@ async fn play(
             core.anchor_clock = timeline.replay_ms(start);
         }
     }
+    let mut fold = timeline.fold_progress();
     loop {
-        let due = {
+        // Seen before the look at the fold below: a move after it wakes us.
+        fold.borrow_and_update();
+        let (due, needs_fold) = {
             let core = shared.core();
             let next = core.index + 1;
-            if core.paused || next >= timeline.len() {
+            let due = if core.paused || next >= timeline.len() {
                 None
             } else {
                 let ahead = timeline.replay_ms(next).saturating_sub(core.anchor_clock);
                 let wait = Duration::from_nanos((ahead as f64 * 1e6 / core.speed).round() as u64);
                 Some((next, core.epoch, core.anchor + wait))
-            }
+            };
+            (due, core.needs_fold(&timeline))
         };
-        let Some((next, epoch, deadline)) = due else {
-            if wake.recv().await.is_none() {
-                return;
-            }
-            continue;
-        };
+        // Never reached while `due` is None (its branch is off): any instant will do.
+        let (next, epoch, deadline) = due.unwrap_or((0, 0, Instant::now()));
         tokio::select! {
             biased;
             w = wake.recv() => {
@@ -413,7 +461,12 @@ async fn play(
                     return;
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            moved = fold.changed(), if needs_fold => {
+                if moved.is_ok() {
+                    shared.fold_moved();
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if due.is_some() => {
                 let event = {
                     let mut core = shared.core();
                     if core.epoch != epoch || core.index + 1 != next || core.paused {
@@ -527,46 +580,39 @@ impl ReplayControl {
     /// Jump to event `index` (clamped): the state shown is after it; play continues from there
     /// (or stays paused).
     pub fn seek(&self, index: usize) {
-        self.update(|core, now, t| {
-            let index = index.min(t.len().saturating_sub(1));
-            core.index = index;
-            core.epoch += 1;
-            core.anchor = now;
-            core.anchor_clock = t.replay_ms(index);
-            core.stopped_before = None;
-            core.released = None;
-        });
+        self.update(|core, now, t| core.seek(index, now, t));
     }
 
     /// To the next step boundary (an action starting or finishing, a prompt opening).
     pub fn next_step(&self) {
-        let i = self.position().index;
-        if let Some(b) = self.shared.timeline.next_boundary(i) {
-            self.seek(b);
-        }
+        self.jump(Jump::NextStep);
     }
 
     /// To the previous step boundary.
     pub fn prev_step(&self) {
-        let i = self.position().index;
-        if let Some(b) = self.shared.timeline.prev_boundary(i) {
-            self.seek(b);
-        }
+        self.jump(Jump::PrevStep);
     }
 
     /// To the next decision point (`d`).
     pub fn next_decision(&self) {
-        let i = self.position().index;
-        if let Some(d) = self.shared.timeline.next_decision(i) {
-            self.seek(d);
-        }
+        self.jump(Jump::NextDecision);
     }
 
     pub fn prev_decision(&self) {
-        let i = self.position().index;
-        if let Some(d) = self.shared.timeline.prev_decision(i) {
-            self.seek(d);
-        }
+        self.jump(Jump::PrevDecision);
+    }
+
+    /// Make `jump` from the position now if the fold knows where it lands, else once it does
+    /// (the player's task makes it; a later seek or jump replaces it).
+    fn jump(&self, jump: Jump) {
+        self.update(|core, now, t| {
+            let from = core.index;
+            match t.jump_now(jump, from) {
+                Some(Some(to)) => core.seek(to, now, t),
+                Some(None) => core.pending = None,
+                None => core.pending = Some((jump, from)),
+            }
+        });
     }
 
     pub fn to_start(&self) {

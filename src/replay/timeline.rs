@@ -8,7 +8,10 @@
 //! order, keeping the state every few thousand events (at most [`MAX_SNAPSHOTS`], their output
 //! lines shared) and noting step boundaries and decisions. The state at any event is the
 //! nearest kept state, folded forward from the file; asking beyond what the background has
-//! folded waits for it. A line whose start reads but whose event does not is found by that
+//! folded waits for it — except on the runtime's thread: the player and the view ask without
+//! waiting ([`Timeline::jump_now`], [`Timeline::can_bring`]) and are woken when the fold moves
+//! on ([`Timeline::fold_progress`]), so a seek past the fold is answered at once and its frame
+//! comes when the fold gets there. A line whose start reads but whose event does not is found by that
 //! fold (or by playback, if it gets there first): the timeline ends before it
 //! ([`Timeline::damage`] says where and why), unless the reader may leave it out — with
 //! `--skip-bad-lines`, or because a later `resumed` event journaled that the resumed session
@@ -116,6 +119,8 @@ struct Inner {
     len: AtomicUsize,
     layout: Mutex<Layout>,
     progress: Condvar,
+    /// Bumped whenever `progress` is notified: the same news for async waiters.
+    moved: tokio::sync::watch::Sender<u64>,
     /// The timeline was dropped: the background fold stops.
     stop: AtomicBool,
     /// Playback's reader on the journal file, kept open between reads (None until the first,
@@ -352,7 +357,20 @@ impl Inner {
             g.done = true;
         }
         drop(g);
+        self.notify();
+    }
+
+    /// Wake whoever waits for the fold: threads on `progress`, tasks on `moved`.
+    fn notify(&self) {
         self.progress.notify_all();
+        self.moved.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The layout if `ready` holds for it or folding has stopped; None while the background
+    /// fold has not got that far (never waits).
+    fn layout_if(&self, ready: impl Fn(&Layout) -> bool) -> Option<MutexGuard<'_, Layout>> {
+        let g = self.layout();
+        (g.done || ready(&g)).then_some(g)
     }
 
     /// The background fold of a timeline read from a file, through its own reader (`cursor`,
@@ -362,7 +380,7 @@ impl Inner {
         impl Drop for Done<'_> {
             fn drop(&mut self) {
                 self.0.layout().done = true;
-                self.0.progress.notify_all();
+                self.0.notify();
             }
         }
         let _done = Done(self);
@@ -377,7 +395,7 @@ impl Inner {
                 folder.take(e.as_ref(), &mut g, self.every);
             }
             drop(g);
-            self.progress.notify_all();
+            self.notify();
         };
         let mut next = 0;
         let read = self.read_file(&mut cursor, path, index, 0, index.len(), |i, e| {
@@ -504,6 +522,7 @@ impl Timeline {
                 len: AtomicUsize::new(len),
                 layout: Mutex::new(layout),
                 progress: Condvar::new(),
+                moved: tokio::sync::watch::channel(0).0,
                 stop: AtomicBool::new(false),
                 cursor: Mutex::new(None),
                 skip_bad_lines: false,
@@ -523,6 +542,27 @@ impl Timeline {
     /// reader's checks, see [`journal::index`]), then fold it in the background (see the
     /// module doc). The first event is read before this returns.
     pub fn open(path: &Path, idle_cap_ms: u64, opts: ReadOptions) -> Result<Self, JournalError> {
+        Self::open_held(path, idle_cap_ms, opts, None)
+    }
+
+    /// [`Timeline::open`] whose background fold waits for `hold` to say go (or be dropped)
+    /// before it starts: tests use it to seek ahead of the fold.
+    #[cfg(test)]
+    pub(crate) fn open_holding_the_fold(
+        path: &Path,
+        idle_cap_ms: u64,
+    ) -> Result<(Self, std::sync::mpsc::Sender<()>), JournalError> {
+        let (go, hold) = std::sync::mpsc::channel();
+        let t = Self::open_held(path, idle_cap_ms, ReadOptions::default(), Some(hold))?;
+        Ok((t, go))
+    }
+
+    fn open_held(
+        path: &Path,
+        idle_cap_ms: u64,
+        opts: ReadOptions,
+        hold: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> Result<Self, JournalError> {
         let mut index = journal::index(path, opts)?;
         let t_ms = std::mem::take(&mut index.t_ms);
         let (replay_ms, gaps) = replay_clock(&t_ms, idle_cap_ms);
@@ -543,6 +583,7 @@ impl Timeline {
                 ..Layout::default()
             }),
             progress: Condvar::new(),
+            moved: tokio::sync::watch::channel(0).0,
             stop: AtomicBool::new(false),
             cursor: Mutex::new(None),
             skip_bad_lines: opts.skip_bad_lines,
@@ -561,7 +602,12 @@ impl Timeline {
         let folding = inner.clone();
         std::thread::Builder::new()
             .name("replay-fold".into())
-            .spawn(move || folding.fold_file(fold_cursor))
+            .spawn(move || {
+                if let Some(hold) = hold {
+                    let _ = hold.recv();
+                }
+                folding.fold_file(fold_cursor)
+            })
             .map_err(io)?;
         Ok(Timeline {
             inner,
@@ -734,32 +780,69 @@ impl Timeline {
 
     /// The first step boundary after `index`.
     pub fn next_boundary(&self, index: usize) -> Option<usize> {
-        let g = self
-            .inner
-            .layout_when(|l| next_after(&l.boundaries, index).is_some());
-        next_after(&g.boundaries, index)
+        self.jump(Jump::NextStep, index)
     }
 
     /// The last step boundary before `index`.
     pub fn prev_boundary(&self, index: usize) -> Option<usize> {
-        let g = self.inner.layout_when(|l| l.folded >= index);
-        last_before(&g.boundaries, index)
+        self.jump(Jump::PrevStep, index)
     }
 
     /// The first decision point after `index`.
     pub fn next_decision(&self, index: usize) -> Option<usize> {
-        let after = |l: &Layout| {
-            let i = l.decisions.partition_point(|(d, _)| *d <= index);
-            l.decisions.get(i).map(|(d, _)| *d)
-        };
-        after(&self.inner.layout_when(|l| after(l).is_some()))
+        self.jump(Jump::NextDecision, index)
     }
 
     /// The last decision point before `index`.
     pub fn prev_decision(&self, index: usize) -> Option<usize> {
-        let g = self.inner.layout_when(|l| l.folded >= index);
-        let i = g.decisions.partition_point(|(d, _)| *d < index);
-        i.checked_sub(1).map(|i| g.decisions[i].0)
+        self.jump(Jump::PrevDecision, index)
+    }
+
+    /// Where `jump` from `index` lands (None: nowhere), waiting for the fold to find it.
+    fn jump(&self, jump: Jump, index: usize) -> Option<usize> {
+        jump.land(&self.inner.layout_when(|l| jump.known(l, index)), index)
+    }
+
+    /// [`Timeline::next_boundary`] and the like without waiting: where `jump` from `index`
+    /// lands (inner None: nowhere), or None while the background fold has not got far enough
+    /// to say ([`Timeline::fold_progress`] tells when it moves on).
+    pub fn jump_now(&self, jump: Jump, index: usize) -> Option<Option<usize>> {
+        let g = self.inner.layout_if(|l| jump.known(l, index))?;
+        Some(jump.land(&g, index))
+    }
+
+    /// Whether the background fold has passed event `index` (or stopped): what is known of
+    /// it ([`Timeline::step_at_now`]), and the state after it, is to be had without waiting.
+    pub fn folded_past(&self, index: usize) -> bool {
+        self.inner.layout_if(|l| l.folded > index).is_some()
+    }
+
+    /// [`Timeline::step_at`] without waiting: None while the fold has not got there.
+    pub fn step_at_now(&self, index: usize) -> Option<Option<usize>> {
+        self.folded_past(index).then(|| self.step_at(index))
+    }
+
+    /// [`Timeline::decision_at`] without waiting: None while the fold has not got there.
+    pub fn decision_at_now(&self, index: usize) -> Option<Option<DecisionKind>> {
+        self.folded_past(index).then(|| self.decision_at(index))
+    }
+
+    /// Whether [`Timeline::bring`] from `at` to `to` goes without waiting for the fold (a
+    /// short way ahead is read from the file; further needs the fold's snapshot).
+    pub fn can_bring(&self, at: Option<usize>, to: usize) -> bool {
+        let Some(to) = self.clamp(to) else {
+            return true;
+        };
+        match at {
+            Some(at) if at <= to && to - at <= self.inner.every => true,
+            _ => self.folded_past(to),
+        }
+    }
+
+    /// Changes whenever the background fold moves on (or stops): what a task waits on instead
+    /// of the fold's condition variable.
+    pub fn fold_progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.moved.subscribe()
     }
 
     /// The first event that concerns step `step` (0-based), if it ever came up.
@@ -831,6 +914,41 @@ impl Timeline {
 
     fn clamp(&self, index: usize) -> Option<usize> {
         self.len().checked_sub(1).map(|last| index.min(last))
+    }
+}
+
+/// A move to a place only the fold finds: the player's `←` `→` `d` `D`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jump {
+    NextStep,
+    PrevStep,
+    NextDecision,
+    PrevDecision,
+}
+
+impl Jump {
+    /// Whether `l` says where it lands from `index` (a place after `index` is known once the
+    /// fold found one; one before, once the fold got to `index`).
+    fn known(self, l: &Layout, index: usize) -> bool {
+        match self {
+            Jump::NextStep | Jump::NextDecision => self.land(l, index).is_some(),
+            Jump::PrevStep | Jump::PrevDecision => l.folded >= index,
+        }
+    }
+
+    fn land(self, l: &Layout, index: usize) -> Option<usize> {
+        match self {
+            Jump::NextStep => next_after(&l.boundaries, index),
+            Jump::PrevStep => last_before(&l.boundaries, index),
+            Jump::NextDecision => {
+                let i = l.decisions.partition_point(|(d, _)| *d <= index);
+                l.decisions.get(i).map(|(d, _)| *d)
+            }
+            Jump::PrevDecision => {
+                let i = l.decisions.partition_point(|(d, _)| *d < index);
+                i.checked_sub(1).map(|i| l.decisions[i].0)
+            }
+        }
     }
 }
 

@@ -271,9 +271,91 @@ impl View {
 }
 
 /// Bring `view` to `control`'s frame (see [`View::sync_replay`]): its own state moved to the
-/// player's position, no copy of the player's taken.
+/// player's position, no copy of the player's taken. A position the timeline's background
+/// fold has not reached yet (a seek far ahead early in a long journal) is not waited for on
+/// this thread: the view keeps its frame, and the player publishes the position again once
+/// the fold gets there, which brings the view here again.
 pub fn sync(view: &mut View, control: &ReplayControl) -> bool {
     let position = control.position();
     let (shown, to) = (view.replay_shown().map(|(i, _)| i), position.index);
-    view.sync_replay(position, |state| control.timeline().bring(state, shown, to))
+    let timeline = control.timeline();
+    if !timeline.can_bring(shown, to) {
+        return false;
+    }
+    view.sync_replay(position, |state| timeline.bring(state, shown, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::replay::player::{start_timeline, ReplayOptions, DEFAULT_IDLE_CAP_MS};
+    use crate::replay::timeline::Timeline;
+    use crate::tui::view::TuiRole;
+
+    /// A recorded lab session whose timeline's background fold is held back (a long journal
+    /// just opened), a paused player on it and a view that follows it.
+    /// (The client is kept: the player stops when its feed's receiver is dropped.)
+    fn held_replay() -> (
+        Player<'static>,
+        View,
+        std::sync::mpsc::Sender<()>,
+        crate::engine::client::SessionClient,
+    ) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/lab-generic-rolling.jsonl");
+        let (timeline, go) = Timeline::open_holding_the_fold(&path, DEFAULT_IDLE_CAP_MS).unwrap();
+        let (client, control) =
+            start_timeline(Arc::new(timeline), ReplayOptions::default()).unwrap();
+        control.pause();
+        let mut view = View::new(TuiRole::Replay, "replay", 0);
+        let mut player = Player {
+            control,
+            quiz: None,
+        };
+        assert!(!player.sync(&mut view), "nothing is folded yet: no frame");
+        (player, view, go, client)
+    }
+
+    /// `G` before the fold got there: the key is answered at once (the position is the end),
+    /// the runtime's one thread goes on, the view keeps its frame; the end's frame comes when
+    /// the fold does.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_seek_past_the_fold_is_answered_at_once_and_its_frame_comes_with_the_fold() {
+        let (mut player, mut view, go, _client) = held_replay();
+        let mut positions = player.control.subscribe();
+        let last = player.control.timeline().len() - 1;
+        player.key(&mut view, ReplayKey::ToEnd);
+        assert_eq!(player.control.position().index, last);
+        assert_eq!(view.replay_shown(), None);
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        assert_eq!(
+            view.replay_shown(),
+            None,
+            "a frame before the fold got there"
+        );
+        go.send(()).unwrap();
+        while !player.sync(&mut view) {
+            positions.changed().await.unwrap();
+        }
+        assert_eq!(view.replay_shown().map(|(i, _)| i), Some(last));
+        assert_eq!(view.state, player.control.timeline().final_state());
+        assert!(player.control.position().step.is_some());
+    }
+
+    /// `→` before the fold found the next step: answered at once, made when the fold finds it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_jump_the_fold_has_not_placed_is_made_when_it_does() {
+        let (mut player, mut view, go, _client) = held_replay();
+        let mut positions = player.control.subscribe();
+        player.key(&mut view, ReplayKey::NextStep);
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        assert_eq!(player.control.position().index, 0);
+        go.send(()).unwrap();
+        let moved = positions.wait_for(|p| p.index != 0).await.unwrap().index;
+        assert_eq!(Some(moved), player.control.timeline().next_boundary(0));
+        assert!(player.sync(&mut view));
+        assert_eq!(view.replay_shown().map(|(i, _)| i), Some(moved));
+    }
 }
