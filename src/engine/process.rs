@@ -31,13 +31,77 @@ pub fn signal_group(pgid: u32, sig: Signal) -> Result<(), Errno> {
 /// Whether any process of the group is still running. Zombies (dead, not yet reaped: after a
 /// crash nobody may reap them) don't count.
 pub fn group_alive(pgid: u32) -> bool {
-    let Some(pid) = pid_of(pgid) else {
-        return false;
-    };
-    match killpg(pid, None) {
-        Err(Errno::ESRCH) => false,
-        // EPERM: it exists but is not ours to signal — alive all the same.
-        Ok(()) | Err(_) => live_members(pgid).unwrap_or(true),
+    GroupWatch::new(pgid).alive()
+}
+
+/// One group watched for its end, cheaply: asked again and again (the engine's watch on a
+/// group left from before a restart, a stop's wait), it reads the leader's `/proc` entry, then
+/// the member it found alive last time, and lists all of `/proc` only when neither is a live
+/// member — a scan costs a read of every process's `stat`, on the engine's thread.
+#[derive(Debug)]
+pub struct GroupWatch {
+    pgid: u32,
+    /// A member found alive by the last scan.
+    member: Option<u32>,
+    /// Scans of `/proc` made (what the cheap path saves).
+    #[cfg(test)]
+    scans: u32,
+}
+
+impl GroupWatch {
+    pub fn new(pgid: u32) -> Self {
+        GroupWatch {
+            pgid,
+            member: None,
+            #[cfg(test)]
+            scans: 0,
+        }
+    }
+
+    pub fn pgid(&self) -> u32 {
+        self.pgid
+    }
+
+    /// [`group_alive`].
+    pub fn alive(&mut self) -> bool {
+        let Some(pid) = pid_of(self.pgid) else {
+            return false;
+        };
+        if let Err(Errno::ESRCH) = killpg(pid, None) {
+            return false;
+        }
+        // It exists (EPERM too: not ours to signal, alive all the same); zombies don't count.
+        let known = [Some(self.pgid), self.member];
+        if known
+            .into_iter()
+            .flatten()
+            .any(|p| live_in_group(p, self.pgid) == Some(true))
+        {
+            return true;
+        }
+        #[cfg(test)]
+        {
+            self.scans += 1;
+        }
+        match live_member(self.pgid) {
+            Some(Some(m)) => {
+                self.member = Some(m);
+                true
+            }
+            Some(None) => false,
+            // /proc cannot tell: killpg found it.
+            None => true,
+        }
+    }
+
+    /// [`group_alive_as`].
+    pub fn alive_as(&mut self, started: Option<&str>) -> bool {
+        self.alive() && same_group(self.pgid, started)
+    }
+
+    #[cfg(test)]
+    fn scans(&self) -> u32 {
+        self.scans
     }
 }
 
@@ -61,9 +125,11 @@ pub fn start_identity(pid: u32) -> Option<String> {
 /// group whose leader has ended but whose other members live on is still ours. Without a
 /// recorded identity (older journals) the group is taken as ours, as before.
 pub fn group_alive_as(pgid: u32, started: Option<&str>) -> bool {
-    if !group_alive(pgid) {
-        return false;
-    }
+    GroupWatch::new(pgid).alive_as(started)
+}
+
+/// The identity half of [`group_alive_as`], for a group found alive.
+fn same_group(pgid: u32, started: Option<&str>) -> bool {
     let Some((boot, _)) = started.and_then(|s| s.split_once('/')) else {
         return true;
     };
@@ -84,32 +150,34 @@ pub fn group_alive_as(pgid: u32, started: Option<&str>) -> bool {
     }
 }
 
-/// Linux: whether /proc lists a member of the group that is not a zombie. None when /proc
-/// cannot tell.
-fn live_members(pgid: u32) -> Option<bool> {
+/// Linux: a member of the group that /proc lists and that is not a zombie (inner None: none).
+/// None when /proc cannot tell.
+fn live_member(pgid: u32) -> Option<Option<u32>> {
     let dir = std::fs::read_dir("/proc").ok()?;
-    let mut any = false;
     for entry in dir.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-        if pgrp == Some(pgid) && state != Some("Z") && state != Some("X") {
-            any = true;
-            break;
+        if live_in_group(pid, pgid) == Some(true) {
+            return Some(Some(pid));
         }
     }
-    Some(any)
+    Some(None)
+}
+
+/// Whether process `pid` is in group `pgid` and not a zombie (None: /proc has no such process).
+fn live_in_group(pid: u32, pgid: u32) -> Option<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next();
+    let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+    Some(pgrp == Some(pgid) && state != Some("Z") && state != Some("X"))
 }
 
 /// Ask the group to stop (SIGTERM), wait up to `grace` for it to go, then kill it (SIGKILL).
@@ -119,8 +187,9 @@ pub async fn stop_group(pgid: u32, grace: Duration) -> String {
         return format!("process group {pgid} had already ended");
     }
     let deadline = tokio::time::Instant::now() + grace;
+    let mut group = GroupWatch::new(pgid);
     loop {
-        if !group_alive(pgid) {
+        if !group.alive() {
             return format!("process group {pgid} stopped on SIGTERM");
         }
         if tokio::time::Instant::now() >= deadline {
@@ -186,5 +255,41 @@ mod tests {
         assert!(said.contains(&pgid.to_string()), "{said}");
         let _ = child.wait().await;
         assert!(!group_alive(pgid), "no process of the group remains");
+    }
+
+    /// Watching a group lists /proc only when neither its leader nor the member found last
+    /// time is a live member: while the leader runs, never; once it has ended, once.
+    #[tokio::test]
+    async fn a_watched_group_is_found_without_scanning_proc_each_time() {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "sleep 300 & read _"])
+            .process_group(0)
+            .stdin(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut leader = cmd.spawn().unwrap();
+        let pgid = leader.id().unwrap();
+        let mut watch = GroupWatch::new(pgid);
+        assert!(watch.alive() && watch.alive());
+        assert_eq!(watch.scans(), 0, "the leader runs: no scan");
+        // The leader ends (its stdin closes) and is reaped; its `sleep` lives on in the group.
+        drop(leader.stdin.take());
+        let _ = leader.wait().await;
+        assert!(watch.alive());
+        assert_eq!(watch.scans(), 1);
+        assert!(watch.alive() && watch.alive());
+        assert_eq!(
+            watch.scans(),
+            1,
+            "the member found is read, not searched for"
+        );
+        signal_group(pgid, Signal::SIGKILL).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while watch.alive() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the group never ended"
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 }

@@ -68,8 +68,13 @@ pub struct EngineConfig {
     pub time_scale: f64,
 }
 
-/// How often a journaled process group found alive on resume is checked again.
-const ORPHAN_EVERY: Duration = Duration::from_millis(200);
+/// How often a journaled process group found alive on resume is checked again (only while
+/// there is one). What the watch guarantees does not depend on it: the step stays blocked
+/// until the group is seen gone (a longer period only unblocks it later, never early), the
+/// group's identity is checked right before each signal, and a requested kill's SIGKILL has
+/// a timer of its own. A second is soon enough for the operator waiting on it, and each check
+/// runs on the engine's thread (`process::GroupWatch` keeps it to a few small reads).
+const ORPHAN_EVERY: Duration = Duration::from_secs(1);
 
 /// The task running one action, and how to ask it to stop. Dropping it aborts the task (whose
 /// process group dies with it): no action outlives its engine.
@@ -152,6 +157,8 @@ struct Engine {
     verify: Option<RunningVerify>,
     /// Killing an orphaned process group on request: (who, when to SIGKILL if still alive).
     orphan_kill: Option<(String, Instant)>,
+    /// The orphaned group's watch (it remembers where it found a member alive).
+    orphan_group: Option<super::process::GroupWatch>,
     time_scale: f64,
     next_operator: u64,
     /// The uid the engine runs as: the session's owner, who may always take control.
@@ -405,6 +412,7 @@ impl Engine {
                 action: None,
                 verify: None,
                 orphan_kill: None,
+                orphan_group: None,
                 time_scale: 1.0,
                 next_operator: 1,
                 owner_uid: nix::unistd::getuid().as_raw(),
@@ -499,6 +507,8 @@ impl Engine {
         }
         let mut summary = tokio::time::interval_at(Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
         let mut orphan_watch = tokio::time::interval(ORPHAN_EVERY);
+        // Off while nothing is watched: coming back on, it does not make up the ticks missed.
+        orphan_watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             if let Err(e) = self.advance() {
                 break Err(e);
@@ -509,6 +519,7 @@ impl Engine {
                 break Err(e.into());
             }
             let watching = self.state.orphan.is_some();
+            let kill_at = self.orphan_kill.as_ref().map(|(_, at)| *at);
             let step = tokio::select! {
                 msg = rx.recv() => match msg {
                     None | Some(Msg::Shutdown) => break Ok(()),
@@ -519,6 +530,7 @@ impl Engine {
                 Some(w) = worker_rx.recv() => self.on_worker(w),
                 _ = summary.tick() => self.emit_summaries(),
                 _ = orphan_watch.tick(), if watching => self.check_orphan(),
+                _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => self.check_orphan(),
             };
             if let Err(e) = step {
                 // What was journaled before the error still goes to the file.
@@ -583,13 +595,17 @@ impl Engine {
 
     /// Whether the process group `step`'s command left is still alive and still that group
     /// (not a later process that was given its pgid).
-    fn orphan_is_ours(&self, step: usize, pgid: u32) -> bool {
+    fn orphan_is_ours(&mut self, step: usize, pgid: u32) -> bool {
         let started = self
             .state
             .steps
             .get(step)
-            .and_then(|s| s.pgid_started.as_deref());
-        super::process::group_alive_as(pgid, started)
+            .and_then(|s| s.pgid_started.clone());
+        let watch = match &mut self.orphan_group {
+            Some(w) if w.pgid() == pgid => w,
+            slot => slot.insert(super::process::GroupWatch::new(pgid)),
+        };
+        watch.alive_as(started.as_deref())
     }
 
     /// The rollback's verification ended: journal what it found.
@@ -640,9 +656,12 @@ impl Engine {
                 killed_by,
             });
         }
-        if let Some((_, at)) = &self.orphan_kill {
-            if Instant::now() >= *at {
+        if let Some((_, at)) = &mut self.orphan_kill {
+            let now = Instant::now();
+            if now >= *at {
                 let _ = super::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                // Again a period later if it still stands.
+                *at = now + ORPHAN_EVERY;
             }
         }
         Ok(())
