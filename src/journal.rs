@@ -15,14 +15,16 @@ mod checks;
 mod compact;
 mod index;
 mod lines;
+mod packed;
 
 use checks::Checks;
 pub use index::{index, Index};
 use lines::Lines;
 
 /// The journal format this build writes. Readers accept this and every older version.
-/// 2: the `session_started` line says each thing once (see `compact`); 1 wrote it in full.
-pub const FORMAT: u32 = 2;
+/// 3: the `session_started` line's plan, nodes and target are packed, deflated, into one member
+/// (see `packed`); 2: that line says each thing once (see `compact`); 1 wrote it in full.
+pub const FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Header {
@@ -254,7 +256,7 @@ fn text_of(buf: &[u8]) -> std::borrow::Cow<'_, str> {
 fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
     if let Some((seq, t_ms, tag)) = checks::stamps(line.as_bytes()) {
         if tag == b"session_started" {
-            return compact::decode(line);
+            return packed::decode(line);
         }
         // The tag is ASCII (`stamps` saw to it): it is text.
         if let Ok(tag) = std::str::from_utf8(tag) {
@@ -265,10 +267,10 @@ fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
     }
     serde_json::from_str(line).or_else(|general| {
         // A session start whose members a tool reordered (jq, a script through a JSON value)
-        // is still in its compact form: read it as such, not as a damaged line.
+        // is still in its compact or packed form: read it as such, not as a damaged line.
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(v) if v.get("type").and_then(|t| t.as_str()) == Some("session_started") => {
-                compact::decode(line)
+                packed::decode(line)
             }
             _ => Err(general),
         }
@@ -417,7 +419,7 @@ impl JournalWriter {
     /// encodes on its own thread and hands the lines to [`write_lines`](Self::write_lines) on
     /// a blocking one (`engine::session::durable`).
     pub fn encode(&self, ev: &Stamped) -> Result<Vec<u8>, JournalError> {
-        let line = compact::encode(ev).map_err(|e| JournalError::Io {
+        let line = packed::encode(ev).map_err(|e| JournalError::Io {
             path: self.path.clone(),
             source: e.into(),
         })?;
@@ -601,7 +603,7 @@ mod tests {
     #[test]
     fn a_session_start_with_its_members_reordered_still_reads() {
         let started = crate::tui::demo::Script::started().events()[0].clone();
-        let line = compact::encode(&started).expect("encodes");
+        let line = packed::encode(&started).expect("encodes");
         let value: serde_json::Value = serde_json::from_str(&line).expect("is JSON");
         let reordered = serde_json::to_string(&value).expect("serializes");
         assert!(
@@ -636,6 +638,90 @@ mod tests {
         };
         assert_eq!(*line, 2, "{err}");
         assert!(reason.contains("expand to more than"), "{err}");
+    }
+
+    /// A format-2 journal (the default session's first seconds, as an older build wrote it:
+    /// a compact `session_started`) reads, through every reader, as the same events it reads
+    /// as once written again in this build's format; written again, it is smaller.
+    #[test]
+    fn a_format_2_journal_reads_the_same_as_written_now() {
+        let old = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/format2-jahia-default.jsonl");
+        let j = read(&old).expect("a format-2 journal reads");
+        assert_eq!(j.header.flightdeck_journal, 2);
+        assert!(j.torn_tail.is_none() && j.skipped.is_empty());
+        let crate::engine::Event::SessionStarted { plan, target, .. } = &j.events[0].event else {
+            panic!("the fixture's first event is not session_started");
+        };
+        assert_eq!(
+            plan.steps.len(),
+            50,
+            "every step, loop instances written out"
+        );
+        assert!(target.is_some());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = dir.path().join("now.jsonl");
+        let header = Header {
+            flightdeck_journal: FORMAT,
+            ..j.header.clone()
+        };
+        let mut w = JournalWriter::create(&now, &header).expect("creates");
+        for ev in &j.events {
+            w.append(ev, false).expect("appends");
+        }
+        drop(w);
+        let again = read(&now).expect("reads");
+        assert_eq!(again.header.flightdeck_journal, FORMAT);
+        assert_eq!(again.events, j.events);
+        let size = |p: &Path| std::fs::metadata(p).expect("metadata").len();
+        assert!(
+            size(&now) * 2 < size(&old),
+            "{} bytes now, {} in format 2",
+            size(&now),
+            size(&old)
+        );
+        // The line-at-a-time readers: the index and a decode at its offsets, the joiners' range.
+        for path in [&old, &now] {
+            let text = std::fs::read(path).expect("reads");
+            let ix = index(path, ReadOptions::default()).expect("indexes");
+            assert_eq!(ix.len(), j.events.len());
+            for (i, at) in ix.offsets.iter().enumerate() {
+                let at = usize::try_from(*at).expect("fits");
+                let end = text[at..].iter().position(|&b| b == b'\n').expect("a line") + at;
+                assert_eq!(decode_line(&text[at..end]).expect("decodes"), j.events[i]);
+            }
+            let mut ranged = Vec::new();
+            read_range(path, 0, size(path), |e| {
+                ranged.push(e);
+                true
+            })
+            .expect("reads a range");
+            assert_eq!(ranged, j.events);
+        }
+    }
+
+    /// A packed session start damaged in the middle of a journal is refused by the readers with
+    /// the line it is on and what is wrong with it (never a panic, never a torn tail).
+    #[test]
+    fn a_damaged_packed_session_start_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.jsonl");
+        let header = serde_json::to_string(&Header::new("p", "h", "t", "o")).expect("header");
+        let bad = r#"{"seq":1,"t_ms":1,"type":"session_started","operator":"o","deflated":"AAAA"}"#;
+        let note = r#"{"seq":2,"t_ms":2,"type":"note","by":"o","text":"t"}"#;
+        std::fs::write(&path, format!("{header}\n{bad}\n{note}\n")).expect("writes");
+        let e = read(&path).expect_err("damaged").to_string();
+        assert!(
+            e.contains("j.jsonl:2: damaged event line: the packed session start (`deflated`) does not inflate"),
+            "{e}"
+        );
+        let ix = index(&path, ReadOptions::default()).expect("indexes (the start is not decoded)");
+        let e = decode_line(bad.as_bytes())
+            .expect_err("damaged")
+            .to_string();
+        assert_eq!(ix.line_of(0), 2);
+        assert!(e.contains("does not inflate"), "{e}");
     }
 
     /// The fast path reads every event of the recorded lab journals exactly as serde's general

@@ -368,6 +368,37 @@ fn an_older_format_version_is_accepted() {
     assert_eq!(v["duration_ms"], 954_000);
 }
 
+/// A format-2 journal (a compact `session_started`) reports exactly as the same events written
+/// in this build's format (the plan packed) do: only the format number differs.
+#[test]
+fn a_format_2_journal_reports_as_it_does_written_now() {
+    use flightdeck::journal::{self, JournalWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let old = fixture_path("format2-jahia-default.jsonl");
+    let j = journal::read(&old).unwrap();
+    assert_eq!(j.header.flightdeck_journal, 2);
+    let now = dir.path().join("now.jsonl");
+    let header = journal::Header {
+        flightdeck_journal: journal::FORMAT,
+        ..j.header.clone()
+    };
+    let mut w = JournalWriter::create(&now, &header).unwrap();
+    for ev in &j.events {
+        w.append(ev, false).unwrap();
+    }
+    drop(w);
+    let json = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&report::render(p, ReportFormat::Json).unwrap()).unwrap()
+    };
+    let (mut a, mut b) = (json(&old), json(&now));
+    assert_eq!(a["journal_format"], 2);
+    assert_eq!(b["journal_format"], journal::FORMAT);
+    assert_eq!(a["steps"].as_array().map(Vec::len), Some(50));
+    a["journal_format"] = serde_json::Value::Null;
+    b["journal_format"] = serde_json::Value::Null;
+    assert_eq!(a, b);
+}
+
 #[test]
 fn a_header_only_journal_reports_an_empty_unfinished_session() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
-//! How the `session_started` line is written (journal format 2): plain JSON still, which `jq`
+//! How the `session_started` line is written (journal format 2; format 3 then packs this
+//! form's plan, nodes and target, see `packed`): plain JSON still, which `jq`
 //! and `grep` read as they read any line, but without saying anything twice. The expanded
 //! plan repeats each step of a node loop once per node, and the target repeated the node
 //! list; that was four fifths of a lab session's first minute of journal.
@@ -240,7 +241,7 @@ fn step_id_of(key: &str) -> &str {
 /// per node) and less than its longest step over a few dozen bytes; 256 times the line, and
 /// 64 MiB at least, is far over both for any plan written so far. What goes over is refused
 /// before it is built.
-fn expansion_limit(line_len: usize) -> usize {
+pub(super) fn expansion_limit(line_len: usize) -> usize {
     line_len.saturating_mul(256).max(64 << 20)
 }
 
