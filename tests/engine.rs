@@ -411,7 +411,7 @@ async fn secrets_are_used_but_never_journaled() {
         .unwrap();
     task.handle.shutdown().await;
     let _ = task.join.await;
-    let text = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    let text = common::journal_text(&dir.path().join("j.jsonl"));
     assert!(
         !text.contains("s3cr3t-t0ken-value"),
         "secret leaked into the journal"
@@ -913,7 +913,7 @@ expect = [{{ path = '$[?@.name == ${{node.name}}].version', op = ">=", value = "
     // What was journaled as the session's target has the values filled in too (a resume
     // from the journal runs the same probes).
     task.handle.shutdown().await;
-    let text = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    let text = common::journal_text(&dir.path().join("j.jsonl"));
     assert!(
         text.contains(&format!("http://{addr}/_cat/nodes")),
         "{text}"

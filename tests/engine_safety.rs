@@ -1292,7 +1292,7 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
         );
     }
     // The journal holds the placeholders, never a value.
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = common::journal_text(&path);
     assert!(text.contains("${secret.db}"));
     assert!(!text.contains(db) && !text.contains(other));
 }
@@ -1327,7 +1327,7 @@ async fn a_secret_across_the_cut_of_a_failed_commands_last_words_is_masked() {
         detail.contains("****"),
         "the last words are in the detail: {detail}"
     );
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = common::journal_text(&path);
     assert!(
         !text.contains(&secret[..10]),
         "part of the secret was journaled"

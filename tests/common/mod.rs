@@ -490,3 +490,15 @@ fn same_report_streamed(journal: &Journal, path: &Path) {
         path.display()
     );
 }
+
+/// Everything a journal holds, as text to search: the file as written, then every event
+/// written out in full (the `session_started` line packs its plan, nodes and target, so the
+/// file alone would hide them from a search: a secret there must still be found).
+pub fn journal_text(path: &Path) -> String {
+    let mut text = std::fs::read_to_string(path).expect("the journal reads");
+    for ev in journal::read(path).expect("the journal reads").events {
+        text.push_str(&serde_json::to_string(&ev).expect("an event serializes"));
+        text.push('\n');
+    }
+    text
+}
