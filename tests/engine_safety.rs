@@ -1024,7 +1024,9 @@ async fn a_200_whose_body_stalls_fails_within_the_timeout() {
     .await;
     let http = flightdeck::engine::check::http_client();
     // No expect_json: before, the status alone made it pass.
-    let r = flightdeck::engine::check::run_http(&http_spec(&url, false, 1), &http).await;
+    let r =
+        flightdeck::engine::check::run_http(&http_spec(&url, false, 1), &http, &Default::default())
+            .await;
     assert!(!r.ok, "{}", r.detail);
     assert!(
         r.detail.contains("body did not complete within 1 s"),
@@ -1039,7 +1041,14 @@ async fn failure_reasons_say_what_happened() {
     let http = flightdeck::engine::check::http_client();
     let run = |url: String, json: bool| {
         let http = http.clone();
-        async move { flightdeck::engine::check::run_http(&http_spec(&url, json, 10), &http).await }
+        async move {
+            flightdeck::engine::check::run_http(
+                &http_spec(&url, json, 10),
+                &http,
+                &Default::default(),
+            )
+            .await
+        }
     };
 
     // A body over the cap: said so, not "not JSON".
@@ -1297,20 +1306,53 @@ async fn a_child_gets_only_the_secrets_its_action_binds_and_never_in_argv() {
     assert!(!text.contains(db) && !text.contains(other));
 }
 
+/// A target with these secrets (name, environment variable, value), each variable set here.
+fn target_with_secrets(secrets: &[(&str, &str, &str)]) -> Target {
+    let mut t = target();
+    for (name, env, value) in secrets {
+        std::env::set_var(env, value);
+        t.secrets.insert(
+            name.to_string(),
+            flightdeck::target::SecretSource {
+                env: env.to_string(),
+                file: None,
+            },
+        );
+    }
+    t
+}
+
+/// The `$ command` line is made with the secrets masked before it is quoted for display: a
+/// secret with a `'` (shown as `'\''`) or inside an `sh -c` script (its `$` escaped as `\$`)
+/// no longer reads as itself once quoted, and was shown and journaled whole.
+#[tokio::test]
+async fn the_command_line_shown_masks_a_secret_with_quotes_and_dollars() {
+    let secret = "it's-a-$ecret-7f3e";
+    let t = target_with_secrets(&[("q", "FD_SAFETY_TEST_QUOTED", secret)]);
+    let a = run(&["sh", "-c", "true \"${secret.q}\"", "x=${secret.q}"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_on(&path, plan("t", vec![step("a", a, None)]), t, yes());
+    let s = until(&task, "the end", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    end(task).await;
+    let out = output(&path);
+    let shown = out.iter().find(|l| l.starts_with("$ ")).cloned();
+    assert_eq!(
+        shown.as_deref(),
+        Some(r#"$ sh -c 'true "****"' 'x=****'"#),
+        "{out:?}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("ecret-7f3e"), "the secret was journaled");
+}
+
 /// A failed command's last line goes into the step's detail cut at 200 characters: a secret
 /// across the cut is masked first, so no part of it reaches the detail or the journal.
 #[tokio::test]
 async fn a_secret_across_the_cut_of_a_failed_commands_last_words_is_masked() {
     let secret = "straddle-secret-9a8b7c6d";
-    std::env::set_var("FD_SAFETY_TEST_STRADDLE", secret);
-    let mut t = target();
-    t.secrets.insert(
-        "s".into(),
-        flightdeck::target::SecretSource {
-            env: "FD_SAFETY_TEST_STRADDLE".into(),
-            file: None,
-        },
-    );
+    let t = target_with_secrets(&[("s", "FD_SAFETY_TEST_STRADDLE", secret)]);
     // 190 characters, then the secret: the 200-character cut falls inside it.
     let mut a = run(&["sh", "-c", "printf '%0190d%s\\n' 0 \"$S\"; exit 3"]);
     if let Action::Run { env, .. } = &mut a {
@@ -1328,6 +1370,52 @@ async fn a_secret_across_the_cut_of_a_failed_commands_last_words_is_masked() {
         "the last words are in the detail: {detail}"
     );
     let text = common::journal_text(&path);
+    assert!(
+        !text.contains(&secret[..10]),
+        "part of the secret was journaled"
+    );
+}
+
+/// Output is masked before it is cut: a command's line at the 500-character cut, an HTTP
+/// body at the 400-character excerpt. Before, the cut came first and the secret's first part
+/// was shown and journaled.
+#[tokio::test]
+async fn a_secret_across_the_cut_of_an_output_line_or_a_body_excerpt_is_masked() {
+    use tokio::io::AsyncWriteExt;
+    let secret = "cut-secret-5e4d3c2b1a";
+    let t = target_with_secrets(&[("c", "FD_SAFETY_TEST_CUT", secret)]);
+    // 490 characters, then the secret: the 500-character cut falls inside it.
+    let mut line = run(&["sh", "-c", "printf '%0490d%s\\n' 0 \"$S\""]);
+    if let Action::Run { env, .. } = &mut line {
+        env.insert("S".into(), "${secret.c}".into());
+    }
+    // 390 characters, then the secret: the excerpt's cut falls inside it.
+    let url = http_server(move |mut s, _| async move {
+        read_head(&mut s).await;
+        let body = format!("{}{secret}", "y".repeat(390));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body.as_bytes()).await;
+    })
+    .await;
+    let body = Action::Http(http_spec(&url, false, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let steps = vec![step("line", line, None), step("body", body, None)];
+    let task = start_on(&path, plan("t", steps), t, yes());
+    let s = until(&task, "the end", |s| s.is_finished()).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    end(task).await;
+    let out = output(&path);
+    assert!(
+        out.iter().any(|l| *l == format!("{}****", "0".repeat(490))),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| *l == format!("{}****", "y".repeat(390))),
+        "{out:?}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         !text.contains(&secret[..10]),
         "part of the secret was journaled"

@@ -498,9 +498,9 @@ async fn factor_2_passes_the_old_preflight_then_loses_reads_and_the_new_one_refu
     let mut old = new.clone();
     old.expect[0].value = Some(serde_json::json!(2));
     let http = http_client();
-    let r = run_http(&new, &http).await;
+    let r = run_http(&new, &http, &Default::default()).await;
     assert!(!r.ok, "the new bound refuses factor 2: {}", r.detail);
-    let r = run_http(&old, &http).await;
+    let r = run_http(&old, &http, &Default::default()).await;
     assert!(r.ok, "the old bound let factor 2 through: {}", r.detail);
 
     // What the old run went on to do: its first stop (node1). Reads through the balancer at
@@ -584,7 +584,7 @@ async fn every_node_healthy_sees_a_node_down_that_readiness_does_not() {
         panic!("{} has no inline HTTP check", step.key);
     };
     let http = http_client();
-    let r = run_http(&check, &http).await;
+    let r = run_http(&check, &http, &Default::default()).await;
     assert!(r.ok, "every node up: {}", r.detail);
 
     // The node the gate is about, and another one, which goes down.
@@ -612,7 +612,7 @@ async fn every_node_healthy_sees_a_node_down_that_readiness_does_not() {
     })
     .await;
 
-    let r = run_http(&check, &http).await;
+    let r = run_http(&check, &http, &Default::default()).await;
     assert!(!r.ok, "a node is down: {}", r.detail);
     let statuses = r
         .json

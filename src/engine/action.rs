@@ -158,7 +158,8 @@ async fn run(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
         }
         Action::Run { .. } => {
             let resolved = ctx.secrets.resolve_action(action).map_err(failed)?;
-            run_command(&resolved, ctx).await
+            let shown = ctx.secrets.masked_action(action);
+            run_command(&resolved, &shown, ctx).await
         }
         Action::Http(_) => {
             let resolved = ctx.secrets.resolve_action(action).map_err(failed)?;
@@ -167,7 +168,7 @@ async fn run(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
             };
             ctx.say(Stream::Info, format!("{} {}", spec.method, spec.url))
                 .await;
-            let r = run_http(&spec, &ctx.http).await;
+            let r = run_http(&spec, &ctx.http, &ctx.secrets).await;
             if let Some(status) = r.status {
                 ctx.say(Stream::Info, format!("-> {status} in {} ms", r.latency_ms))
                     .await;
@@ -205,7 +206,9 @@ async fn run(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
     }
 }
 
-async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
+/// Run `action` (secrets resolved); `shown` is the same action with them masked, for the
+/// `$ command` line.
+async fn run_command(action: &Action, shown: &Action, ctx: &ActionCtx) -> Result<String, Failure> {
     let Action::Run {
         argv,
         env,
@@ -220,7 +223,11 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     let Some(prog) = argv.first() else {
         return Err(failed("empty command"));
     };
-    ctx.say(Stream::Info, format!("$ {}", display_argv(argv)))
+    let shown_argv = match shown {
+        Action::Run { argv, .. } => argv,
+        _ => argv,
+    };
+    ctx.say(Stream::Info, format!("$ {}", display_argv(shown_argv)))
         .await;
     let mut cmd = command(argv, env, stdin.is_some(), &ctx.secrets);
     // Its own process group: whatever it forks can be stopped with it (`GroupGuard`).
@@ -255,8 +262,9 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     readers.extend(feed_stdin(&mut child, stdin.as_deref()));
     if let Some(out) = child.stdout.take() {
         let tx = line_tx.clone();
+        let secrets = ctx.secrets.clone();
         readers.push(tokio::spawn(async move {
-            read_lines(out, |l| {
+            read_lines(out, &secrets, |l| {
                 let _ = tx.send((Stream::Stdout, l));
             })
             .await;
@@ -264,8 +272,9 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
     }
     if let Some(err) = child.stderr.take() {
         let tx = line_tx.clone();
+        let secrets = ctx.secrets.clone();
         readers.push(tokio::spawn(async move {
-            read_lines(err, |l| {
+            read_lines(err, &secrets, |l| {
                 let _ = tx.send((Stream::Stderr, l));
             })
             .await;
@@ -285,9 +294,10 @@ async fn run_command(action: &Action, ctx: &ActionCtx) -> Result<String, Failure
                 Some((stream, l)) => {
                     if !l.trim().is_empty() {
                         let slot = usize::from(stream == Stream::Stdout);
-                        // Masked before `said_last` cuts it: a secret cut in two would no
-                        // longer match, and its first part would reach the detail.
-                        last_words[slot] = Some(ctx.secrets.redact(&l));
+                        // Masked (by `read_lines`) before `said_last` cuts it: a secret cut
+                        // in two would no longer match, and its first part would reach the
+                        // detail.
+                        last_words[slot] = Some(l.clone());
                     }
                     if sent < MAX_OUTPUT_LINES {
                         ctx.say(stream, l).await;
@@ -348,13 +358,7 @@ fn said_last(last_words: &[Option<String>; 2]) -> String {
     let said: Vec<String> = last_words
         .iter()
         .flatten()
-        .map(|l| {
-            let l = l.trim();
-            match l.char_indices().nth(200) {
-                Some((cut, _)) => format!("{}…", &l[..cut]),
-                None => l.to_string(),
-            }
-        })
+        .map(|l| super::strings::cut(l.trim(), 200))
         .collect();
     if said.is_empty() {
         String::new()

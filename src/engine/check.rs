@@ -53,7 +53,7 @@ pub fn http_client() -> reqwest::Client {
 /// `secrets` only scrubs a command's environment here: `check` is already resolved.
 pub async fn run_check(check: &Check, http: &reqwest::Client, secrets: &Secrets) -> CheckResult {
     match check {
-        Check::Http(spec) => run_http(spec, http).await,
+        Check::Http(spec) => run_http(spec, http, secrets).await,
         Check::Tcp {
             address,
             timeout_ms,
@@ -95,6 +95,7 @@ pub async fn run_check(check: &Check, http: &reqwest::Client, secrets: &Secrets)
                 stdin.as_deref(),
                 *timeout_secs,
                 *expect_exit,
+                secrets,
             )
             .await
         }
@@ -151,6 +152,7 @@ async fn run_command_check(
     stdin: Option<&str>,
     timeout_secs: u64,
     expect_exit: i32,
+    secrets: &Secrets,
 ) -> CheckResult {
     let started = Instant::now();
     let Some(prog) = argv.first() else {
@@ -170,7 +172,7 @@ async fn run_command_check(
     // timeout, leftovers of a command that exited, a probe task that is aborted.
     let _group = super::process::GroupGuard::new(pid);
     let writer = feed_stdin(&mut child, stdin);
-    let result = wait_check(prog, child, timeout_secs, expect_exit, started).await;
+    let result = wait_check(prog, child, timeout_secs, expect_exit, started, secrets).await;
     // Done with the child either way; a grandchild holding the pipe open keeps nothing waiting.
     if let Some(w) = writer {
         w.abort();
@@ -199,6 +201,7 @@ async fn wait_check(
     timeout_secs: u64,
     expect_exit: i32,
     started: Instant,
+    secrets: &Secrets,
 ) -> CheckResult {
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let run = async {
@@ -219,7 +222,9 @@ async fn wait_check(
             let code = status.code().unwrap_or(-1);
             let mut text = String::from_utf8_lossy(&stdout).to_string();
             text.push_str(&String::from_utf8_lossy(&stderr));
-            let excerpt: String = text.chars().take(400).collect();
+            // Masked before anything is cut from it (the excerpt, the first line).
+            let text = secrets.redact(&text);
+            let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
             // A document cut short is not read as if it were whole.
             let json = (!out_cut)
                 .then(|| serde_json::from_slice(&stdout).ok())
@@ -259,7 +264,12 @@ fn first_line(s: &str) -> Option<&str> {
     s.lines().map(str::trim).find(|l| !l.is_empty())
 }
 
-pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
+/// What `excerpt` keeps of a body or a command's output, in characters.
+const EXCERPT_CHARS: usize = 400;
+
+/// Run an HTTP check. What it says of the body (`detail`, `excerpt`) has `secrets` masked
+/// before it is cut; the body is judged as it came.
+pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client, secrets: &Secrets) -> CheckResult {
     let started = Instant::now();
     let method = match reqwest::Method::from_bytes(spec.method.to_uppercase().as_bytes()) {
         Ok(m) => m,
@@ -312,7 +322,12 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         serde_json::from_slice(&body).map_err(|e| format!("the body is not JSON ({e})"))
     };
     let json: Option<Value> = parsed.as_ref().ok().cloned();
-    let excerpt: String = String::from_utf8_lossy(&body).chars().take(400).collect();
+    let excerpt: String = secrets
+        .redact(&String::from_utf8_lossy(&body))
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect();
+    let mask = |s: &str| secrets.redact(s);
     let status_ok = if spec.expect_status.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -329,7 +344,7 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         // status says them once, below).
         let reason = json
             .as_ref()
-            .and_then(product_reason)
+            .and_then(|doc| product_reason(doc, secrets))
             .filter(|r| !r.is_empty() && !status_is_final(spec, status));
         problems.push(match reason {
             Some(reason) => format!("{expected}: {reason}"),
@@ -356,16 +371,18 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
                 break;
             }
             Ok(doc) => {
-                if let Err(p) = crate::procedure::expect::json_matches(e, doc) {
+                if let Err(p) = crate::procedure::expect::json_matches_shown(e, doc, &mask) {
                     problems.push(p);
                 }
             }
         }
     }
     if let Some(pattern) = &spec.expect_text {
-        if let Err(p) =
-            crate::procedure::expect::text_matches(pattern, &String::from_utf8_lossy(&body))
-        {
+        if let Err(p) = crate::procedure::expect::text_matches_shown(
+            pattern,
+            &String::from_utf8_lossy(&body),
+            &mask,
+        ) {
             problems.push(p);
         }
     }
@@ -379,7 +396,7 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client) -> CheckResult {
         };
         let reason = json
             .as_ref()
-            .and_then(product_reason)
+            .and_then(|doc| product_reason(doc, secrets))
             .unwrap_or_else(|| one_line(&excerpt));
         problems.insert(
             0,
@@ -419,7 +436,8 @@ fn status_is_final(spec: &HttpSpec, status: u16) -> bool {
 /// The product's own words for a refusal, from the usual places in an error body:
 /// Elasticsearch `{"error": {"reason": ...}}`, Weaviate `{"error": [{"message": ...}]}`,
 /// Neo4j `{"errors": [{"message": ...}]}`, or a top-level `message`/`reason`/`error` string.
-fn product_reason(doc: &Value) -> Option<String> {
+/// Masked before `one_line` cuts it.
+fn product_reason(doc: &Value, secrets: &Secrets) -> Option<String> {
     [
         "/error/reason",
         "/error/root_cause/0/reason",
@@ -431,17 +449,13 @@ fn product_reason(doc: &Value) -> Option<String> {
     ]
     .iter()
     .find_map(|p| doc.pointer(p).and_then(Value::as_str))
-    .map(one_line)
+    .map(|s| one_line(&secrets.redact(s)))
 }
 
-/// Text on one line, at most 200 characters.
+/// Text on one line, at most 200 characters (mask secrets first).
 fn one_line(s: &str) -> String {
     let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = joined.chars().take(200).collect();
-    if joined.chars().count() > 200 {
-        out.push('…');
-    }
-    out
+    super::strings::cut(&joined, 200)
 }
 
 /// The most of a response body a check reads.
@@ -541,11 +555,25 @@ pub fn extract_facts(doc: &Value, facts: &BTreeMap<String, String>) -> BTreeMap<
         .collect()
 }
 
-/// Read a child's stdout or stderr line by line (lossy UTF-8), bounded per line.
+/// A line longer than this (in bytes) is passed on in pieces.
+const LINE_PIECE: usize = 4096;
+/// What is kept of each line or piece, in characters.
+const LINE_CHARS: usize = 500;
+
+/// Read a child's stdout or stderr line by line (lossy UTF-8), bounded per line, with every
+/// secret masked before a line is cut: a secret across the cut would no longer match, and its
+/// surviving part would be shown and journaled. A line too long to hold is passed on in
+/// pieces, split where no secret lies across (`Secrets::split_point`).
 pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
+    secrets: &Secrets,
     mut on_line: impl FnMut(String),
 ) {
+    let text = |bytes: &[u8]| {
+        let s = String::from_utf8_lossy(bytes);
+        super::strings::cut(&secrets.redact(s.trim_end_matches('\r')), LINE_CHARS)
+    };
+    let overlap = secrets.overlap();
     let mut buf = [0u8; 8192];
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -556,27 +584,17 @@ pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
         pending.extend_from_slice(&buf[..n]);
         while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=pos).collect();
-            on_line(clip(&line[..line.len() - 1]));
+            on_line(text(&line[..line.len() - 1]));
         }
-        if pending.len() > 4096 {
-            on_line(clip(&pending));
-            pending.clear();
+        // The last `overlap` bytes wait for the rest of a secret that may start there.
+        if pending.len() > LINE_PIECE.saturating_add(overlap) {
+            let cut = secrets.split_point(&pending, pending.len() - overlap);
+            let piece: Vec<u8> = pending.drain(..cut).collect();
+            on_line(text(&piece));
         }
     }
     if !pending.is_empty() {
-        on_line(clip(&pending));
-    }
-}
-
-fn clip(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    let s = s.trim_end_matches('\r');
-    if s.chars().count() > 500 {
-        let mut t: String = s.chars().take(500).collect();
-        t.push('…');
-        t
-    } else {
-        s.to_string()
+        on_line(text(&pending));
     }
 }
 
@@ -584,6 +602,51 @@ fn clip(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn secrets(values: &[&str]) -> Secrets {
+        Secrets::with_values(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("s{i}"), *v)),
+        )
+    }
+
+    async fn lines_of(input: &[u8], secrets: &Secrets) -> Vec<String> {
+        let mut out = Vec::new();
+        read_lines(input, secrets, |l| out.push(l)).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn a_secret_across_a_split_of_a_long_line_is_masked_whole() {
+        let secret = "split-secret-0f1e2d3c";
+        let s = secrets(&[secret]);
+        // The first read takes 8,192 bytes: the secret lies across that edge. Before, the
+        // 8,192 bytes went out as a piece and the next line began with the secret's tail.
+        let mut input = vec![b'x'; 8180];
+        input.extend_from_slice(secret.as_bytes());
+        input.extend_from_slice(b"\nafter\n");
+        let lines = lines_of(&input, &s).await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0], format!("{}…", "x".repeat(LINE_CHARS)));
+        // The piece went out 20 bytes (the secret's length less one) short of the read.
+        assert_eq!(lines[1], format!("{}****", "x".repeat(8)));
+        assert_eq!(lines[2], "after");
+        // No secret: pieces as before (the whole read), which is how a secret's tail showed.
+        let plain = lines_of(&input, &Secrets::default()).await;
+        assert_eq!(plain.len(), 3, "{plain:?}");
+        assert_eq!(plain[1], "-0f1e2d3c");
+    }
+
+    #[tokio::test]
+    async fn a_secret_across_the_500_character_cut_of_a_line_is_masked() {
+        let secret = "line-secret-9a8b7c6d";
+        let s = secrets(&[secret]);
+        let input = format!("{}{secret}\r\n", "0".repeat(490));
+        let lines = lines_of(input.as_bytes(), &s).await;
+        assert_eq!(lines, vec![format!("{}****", "0".repeat(490))]);
+    }
 
     #[test]
     fn pointers_and_lengths() {

@@ -135,6 +135,9 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// What a secret's value is shown as.
+pub const MASK: &str = "****";
+
 /// Secrets resolved from the environment at session start.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
@@ -173,10 +176,35 @@ impl Secrets {
         s
     }
 
+    /// Secrets with these values, by name (tests that need no environment).
+    #[cfg(test)]
+    pub(crate) fn with_values<'a>(values: impl IntoIterator<Item = (String, &'a str)>) -> Self {
+        Secrets {
+            values: values
+                .into_iter()
+                .map(|(k, v)| (format!("secret.{k}"), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// Fill in secrets; an unset one is an error naming its variable (never its value).
     pub fn resolve_action(&self, a: &Action) -> Result<Action, String> {
         self.check_missing(&serde_json::to_string(a).unwrap_or_default())?;
         Ok(fill_action(a, &self.values))
+    }
+
+    /// `a` as it is shown (the `$ command` line): every secret filled in as `****`, quoted for
+    /// where it lands like a value. Masking the resolved command afterwards cannot work: once
+    /// quoted for the shell (`'` as `'\''`, `$` as `\$` inside a script) a secret no longer
+    /// reads as itself, and would be shown and journaled whole.
+    pub fn masked_action(&self, a: &Action) -> Action {
+        let masks = self
+            .values
+            .keys()
+            .map(|k| (k.clone(), MASK.to_string()))
+            .collect();
+        fill_action(a, &masks)
     }
 
     pub fn resolve_check(&self, c: &Check) -> Result<Check, String> {
@@ -202,16 +230,95 @@ impl Secrets {
         }
     }
 
-    /// Mask every secret value in text that leaves the engine (output, details, notes).
+    /// Mask every secret value in text that leaves the engine (output, details, notes). Every
+    /// occurrence of every secret is found in the text as given, and each run of text covered
+    /// by one or more of them becomes one mask: replacing one secret after another would leave
+    /// part of a longer one that contains a shorter one (`admin` in `admin-s3cret` gave
+    /// `****-s3cret`), or of two that overlap.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for v in self.values.values() {
-            // Very short values would mask ordinary text; secrets that short are not secrets.
-            if v.len() >= 4 && out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), "****");
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for v in self.masked_values() {
+            let first = v.chars().next().map_or(1, char::len_utf8);
+            let mut from = 0;
+            // Overlapping occurrences too: the next search starts one character on.
+            while let Some(at) = text[from..].find(v) {
+                spans.push((from + at, from + at + v.len()));
+                from += at + first;
             }
         }
+        if spans.is_empty() {
+            return text.to_string();
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut i = 0;
+        while i < spans.len() {
+            let (start, mut end) = spans[i];
+            while let Some(&(_, e)) = spans.get(i + 1).filter(|(s, _)| *s <= end) {
+                end = end.max(e);
+                i += 1;
+            }
+            // Secrets are whole strings and the text is valid UTF-8: both ends of a match,
+            // hence of a run of them, fall on character boundaries.
+            out.push_str(&text[at..start]);
+            out.push_str(MASK);
+            at = end;
+            i += 1;
+        }
+        out.push_str(&text[at..]);
         out
+    }
+
+    /// `text` masked, then cut to at most `max` characters (`cut`).
+    pub fn redact_cut(&self, text: &str, max: usize) -> String {
+        cut(&self.redact(text), max)
+    }
+
+    /// The values `redact` masks.
+    fn masked_values(&self) -> impl Iterator<Item = &str> {
+        // Very short values would mask ordinary text; secrets that short are not secrets.
+        self.values
+            .values()
+            .map(String::as_str)
+            .filter(|v| v.len() >= 4)
+    }
+
+    /// How many bytes at the end of a partial stream must wait for the next read before they
+    /// can be split off: a secret starting there may not have arrived whole.
+    pub fn overlap(&self) -> usize {
+        self.masked_values().map(|v| v.len() - 1).max().unwrap_or(0)
+    }
+
+    /// Where to split `bytes` at or before `at` so that no secret lying across `at` is cut
+    /// in two (each piece is masked on its own, and a half no longer matches): the start of
+    /// the earliest secret across it. `bytes` must reach `overlap()` bytes past `at`. A chain
+    /// of overlapping secrets back to the start leaves `at`.
+    pub fn split_point(&self, bytes: &[u8], at: usize) -> usize {
+        let mut cut = at.min(bytes.len());
+        loop {
+            let across = self
+                .masked_values()
+                .flat_map(|v| {
+                    let from = cut.saturating_sub(v.len() - 1);
+                    (from..cut).filter(move |&s| bytes[s..].starts_with(v.as_bytes()))
+                })
+                .min();
+            match across {
+                Some(0) => return at.min(bytes.len()),
+                Some(s) => cut = s,
+                None => return cut,
+            }
+        }
+    }
+}
+
+/// `text` cut to at most `max` characters, `…` marking a cut. Text that may hold a secret is
+/// masked before it is cut (`Secrets::redact_cut`): a secret cut in two no longer matches.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -265,6 +372,42 @@ mod tests {
         };
         let err = s.resolve_action(&b).unwrap_err();
         assert!(err.contains("DB_PW"));
+    }
+
+    #[test]
+    fn a_secret_inside_another_or_overlapping_it_is_masked_whole() {
+        // Before, secrets were replaced one after another in name order: `a` (admin) first
+        // left `****-s3cret`.
+        let s = Secrets::with_values([("a".into(), "admin"), ("b".into(), "admin-s3cret")]);
+        assert_eq!(
+            s.redact("user admin-s3cret, then admin"),
+            "user ****, then ****"
+        );
+        let s = Secrets::with_values([("a".into(), "abcd1234"), ("b".into(), "1234wxyz")]);
+        assert_eq!(s.redact("[abcd1234wxyz]"), "[****]");
+        assert_eq!(s.redact("1234wxyz abcd1234"), "**** ****");
+        let s = Secrets::with_values([("a".into(), "aaaa")]);
+        assert_eq!(s.redact("aaaaa é aaaa"), "**** é ****");
+        let s = Secrets::with_values([("a".into(), "ééé-pw")]);
+        assert_eq!(s.redact("xééé-pwééé-pwy"), "x****y");
+        assert_eq!(s.redact("nothing"), "nothing");
+    }
+
+    #[test]
+    fn a_split_never_falls_inside_a_secret() {
+        let s = Secrets::with_values([("a".into(), "s3cr3t-v4lue")]);
+        assert_eq!(s.overlap(), 11);
+        let bytes = b"0123456789s3cr3t-v4lue0123456789";
+        // Inside the secret: moved back to its start; elsewhere, where asked.
+        assert_eq!(s.split_point(bytes, 15), 10);
+        assert_eq!(s.split_point(bytes, 10), 10);
+        assert_eq!(s.split_point(bytes, 22), 22);
+        assert_eq!(s.split_point(bytes, 5), 5);
+        // A chain of overlapping occurrences back to the start: left where asked.
+        let a = Secrets::with_values([("a".into(), "aaaa")]);
+        assert_eq!(a.split_point(b"aaaaaaaaaa", 6), 6);
+        assert_eq!(cut("abcdef", 3), "abc…");
+        assert_eq!(cut("abc", 3), "abc");
     }
 
     #[test]

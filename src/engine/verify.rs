@@ -81,7 +81,7 @@ impl Source {
             )
             .await
             .into_iter()
-            .map(|r| (r.ok, reason(spec, &r)))
+            .map(|r| (r.ok, reason(spec, &r, &ctx.secrets)))
             .collect(),
             Source::Lb(lb, nodes, want) => match lb.backends().await {
                 Ok(backends) => nodes
@@ -179,7 +179,7 @@ async fn run_one(spec: &VerifySpec, ctx: &VerifyCtx) -> Vec<(Option<String>, Che
 
 /// What a check saw; when it failed, the product's own words first: the value at the
 /// entry's `reason` pointer, else what the check found wrong and the first line of the body.
-fn reason(spec: &VerifySpec, r: &CheckResult) -> String {
+fn reason(spec: &VerifySpec, r: &CheckResult, secrets: &Secrets) -> String {
     if r.ok {
         return r.detail.clone();
     }
@@ -194,7 +194,8 @@ fn reason(spec: &VerifySpec, r: &CheckResult) -> String {
         })
         .filter(|s| !s.trim().is_empty());
     if let Some(said) = said {
-        return clip(&said);
+        // Masked before it is cut (the excerpt below is masked at the source).
+        return secrets.redact_cut(&said, CLIP_CHARS);
     }
     let body = r
         .excerpt
@@ -205,7 +206,7 @@ fn reason(spec: &VerifySpec, r: &CheckResult) -> String {
     if body.is_empty() || r.detail.contains(body) {
         r.detail.clone()
     } else {
-        format!("{}: {}", r.detail, clip(body))
+        format!("{}: {}", r.detail, super::strings::cut(body, CLIP_CHARS))
     }
 }
 
@@ -236,13 +237,5 @@ fn in_balancer(backends: &[Backend], node: &str, want: Membership) -> (bool, Str
     (b.membership == want && b.serving, seen)
 }
 
-fn clip(s: &str) -> String {
-    const MAX: usize = 300;
-    if s.chars().count() > MAX {
-        let mut t: String = s.chars().take(MAX).collect();
-        t.push('…');
-        t
-    } else {
-        s.to_string()
-    }
-}
+/// What a verify check's reason keeps, in characters.
+const CLIP_CHARS: usize = 300;

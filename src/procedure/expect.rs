@@ -173,6 +173,17 @@ pub fn describe(e: &JsonExpect) -> String {
 /// Judge a JSON body against one expectation (its templates filled in): `Err` says what was
 /// selected and what was expected.
 pub fn json_matches(e: &JsonExpect, doc: &Value) -> Result<(), String> {
+    json_matches_shown(e, doc, &|s: &str| s.to_string())
+}
+
+/// `json_matches`, with `mask` applied to each value the message shows before it is cut (the
+/// engine masks secrets: a secret cut in two would no longer match).
+pub fn json_matches_shown(
+    e: &JsonExpect,
+    doc: &Value,
+    mask: &dyn Fn(&str) -> String,
+) -> Result<(), String> {
+    let shown = |v: &Value| shown(&mask(&v.to_string()));
     let path = JsonPath::parse(&e.path)
         .map_err(|err| format!("`{}` is not a JSONPath: {}", e.path, err.message()))?;
     let found = path.query(doc).all();
@@ -219,16 +230,9 @@ pub fn json_matches(e: &JsonExpect, doc: &Value) -> Result<(), String> {
     }
 }
 
-/// A value as a message shows it: short, on one line.
-fn shown(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 80 {
-        let mut t: String = s.chars().take(80).collect();
-        t.push('…');
-        t
-    } else {
-        s
-    }
+/// A value (as JSON text) as a message shows it: short, on one line.
+fn shown(s: &str) -> String {
+    crate::engine::strings::cut(s, 80)
 }
 
 /// `got op want`. What the author wrote decides how values order: a number compares
@@ -324,15 +328,21 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
 
 /// Judge a response body against `expect_text`: `Err` says what was expected and what came.
 pub fn text_matches(pattern: &str, body: &str) -> Result<(), String> {
+    text_matches_shown(pattern, body, &|s: &str| s.to_string())
+}
+
+/// `text_matches`, with `mask` applied to the body the message shows before it is cut.
+pub fn text_matches_shown(
+    pattern: &str,
+    body: &str,
+    mask: &dyn Fn(&str) -> String,
+) -> Result<(), String> {
     let re = compile(pattern)?;
     if re.is_match(body) {
         return Ok(());
     }
-    let seen: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut shown: String = seen.chars().take(120).collect();
-    if seen.chars().count() > 120 {
-        shown.push('…');
-    }
+    let seen: String = mask(body).split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = crate::engine::strings::cut(&seen, 120);
     Err(if shown.is_empty() {
         format!("the body does not match /{pattern}/ (it is empty)")
     } else {
