@@ -392,6 +392,16 @@ async fn handshake_refusals_malformed_lines_and_status() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 
+    // A label that reads as the `label (user)` form is refused, not shown as typed (before,
+    // `me@x (alice)` joined and showed as alice's label).
+    let err = connect_socket(&socket, hello("me", Some("me@x (alice)"), false, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PairingError::Refused(ref why) if why.contains("parenthesis")),
+        "{err}"
+    );
+
     // A malformed line after the handshake: an error reply, and the connection carries on.
     let mut r = Raw::open(&socket).await;
     r.say(r#"{"hello":{"protocol":2,"operator":"raw","want_driver":false,"after_seq":0}}"#)
