@@ -208,8 +208,10 @@ fn check_warns_about_a_secret_in_a_command_line_and_strict_refuses_it() {
     let call = at("procedures/bad/secret-in-argv.toml:23:63: secret `db`");
     assert!(call.contains("binding `login`"), "{call}");
     at("procedures/bad/secret-in-argv-target.toml:19:56: secret `token`");
+    // A `[[rollback.verify]]` check runs with its secrets too (before, it was not scanned).
+    at("procedures/bad/secret-in-argv.toml:33:41: secret `db`");
     // The env/stdin step is fine.
-    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert_eq!(warnings.len(), 5, "{warnings:#?}");
     // --strict refuses, with the same lines.
     let err = summary(&args(true)).unwrap_err();
     assert!(
@@ -292,4 +294,68 @@ fn plan_as_markdown_reads_as_a_procedure_for_review() {
     assert!(md.contains("### 3. Drain node2\n"));
     assert!(md.contains("> **Point of no return:**"));
     insta::assert_snapshot!("example_every_kind_plan_md", md);
+}
+
+/// `run` and `resume` print `check`'s warning about a secret in a command line (before, only
+/// `check` did) and go on: refusing is `check --strict`'s.
+#[test]
+fn run_and_resume_warn_about_a_secret_in_a_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let procedure = tmp.path().join("p.toml");
+    std::fs::write(
+        &procedure,
+        "name = \"argv-secret\"\nproduct = \"generic\"\n\n[[steps]]\nid = \"a\"\n\
+         title = \"A token on the command line\"\n\
+         action = { kind = \"run\", argv = [\"false\", \"--token=${secret.tok}\"] }\n",
+    )
+    .unwrap();
+    let target = tmp.path().join("t.toml");
+    std::fs::write(
+        &target,
+        "name = \"t\"\nproduct = \"generic\"\n\n[secrets]\ntok = { env = \"FD_RENDER_TEST_TOK\" }\n\n\
+         [[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let journal = tmp.path().join("j.jsonl");
+    let flightdeck = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+            .args(args)
+            .env("FD_RENDER_TEST_TOK", "tok-value-1234")
+            .env("HOME", tmp.path())
+            .env("XDG_DATA_HOME", tmp.path().join("data"))
+            .env("XDG_STATE_HOME", tmp.path().join("data"))
+            .env("FLIGHTDECK_RUNTIME_DIR", tmp.path().join("rt"))
+            .output()
+            .unwrap()
+    };
+    let out = flightdeck(&[
+        "run".as_ref(),
+        procedure.as_os_str(),
+        "--target".as_ref(),
+        target.as_os_str(),
+        "--journal".as_ref(),
+        journal.as_os_str(),
+        "--headless".as_ref(),
+        "--yes".as_ref(),
+    ]);
+    // The step fails (`false`), so the session stops unfinished and can be resumed.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.toml:7:43: warning: secret `tok` would be in the command line of `false`")
+            && err.contains("the session runs anyway"),
+        "{err}"
+    );
+    let out = flightdeck(&[
+        "resume".as_ref(),
+        journal.as_os_str(),
+        "--headless".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "j.jsonl: warning: step a action.argv[1]: secret `tok` would be in the command line \
+             of `false`"
+        ),
+        "{err}"
+    );
 }

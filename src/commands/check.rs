@@ -18,15 +18,7 @@ pub const EXIT_INVALID: u8 = 2;
 pub fn run(args: &CheckArgs) -> ExitCode {
     match summary(args) {
         Ok(Checked { line, warnings }) => {
-            for w in warnings.iter() {
-                eprintln!(
-                    "{}:{}:{}: warning: {}",
-                    w.file.display(),
-                    w.line,
-                    w.col,
-                    w.message
-                );
-            }
+            crate::procedure::secret_argv::print_warnings(&warnings, false);
             println!("{line}");
             ExitCode::SUCCESS
         }

@@ -16,6 +16,9 @@ use crate::lab::staging::FaultSpec;
 use crate::lab::{Lab, LabConfig, LbKind, Product, Timing};
 use crate::pairing::server::{serve_until_done, ServeOptions};
 use crate::plan::expand::{build_plan, PlanOptions};
+use crate::procedure::secret_argv::{
+    print_warnings, secrets_in_argv, secrets_in_plan_argv, GOES_ON,
+};
 use crate::tui::AlertConfig;
 
 /// The procedure `flightdeck` opens when given no arguments.
@@ -248,6 +251,11 @@ async fn run_with_target(
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    // The detached server's stderr is its log: `run` warned in the terminal (`precheck`).
+    if mode != Mode::Server {
+        let warnings = secrets_in_argv(&lp, Some((target_path, &target)));
+        print_warnings(&warnings, true);
+    }
     let opts = PlanOptions {
         from_version: args.from.clone(),
         to_version: args.to.clone(),
@@ -438,6 +446,8 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
         eprintln!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
+    let warnings = secrets_in_argv(&lp, args.target.as_deref().zip(target.as_ref()));
+    print_warnings(&warnings, true);
     // A fault's node is checked against the nodes the lab will have; one staged for a step
     // against the plan, which needs the lab's target: a throwaway lab, as `plan --lab` starts.
     if args.lab && !args.fault.is_empty() {
@@ -526,7 +536,18 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
         skip_bad_lines: args.skip_bad_lines,
     };
     match session::resume_with(&args.journal, target, &super::operator_name(), true, opts) {
-        Ok(task) => follow(task, args.headless, args.theme.as_deref(), args.alerts).await,
+        Ok(task) => {
+            if let Ok(state) = task.handle.snapshot().await {
+                let warnings = secrets_in_plan_argv(&state.plan);
+                for w in &warnings {
+                    eprintln!("{}: warning: {w}", args.journal.display());
+                }
+                if !warnings.is_empty() {
+                    eprintln!("{GOES_ON}");
+                }
+            }
+            follow(task, args.headless, args.theme.as_deref(), args.alerts).await
+        }
         Err(session::EngineError::Journal(crate::journal::JournalError::Locked { path })) => {
             eprintln!("flightdeck resume: {}", live_session_message(&path));
             ExitCode::from(EXIT_INVALID)

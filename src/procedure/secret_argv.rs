@@ -1,6 +1,6 @@
 //! Secrets written into a command line. Every user of the machine can read any process's
 //! argv (`ps`, `/proc/PID/cmdline`), while its environment and input are its owner's alone;
-//! so `check` warns (and `check --strict` refuses) wherever a secret would reach an argv —
+//! so `check`, `run` and `resume` warn (and `check --strict` refuses) wherever a secret would reach an argv —
 //! written there directly, through a variable that holds one, or through a `call` argument
 //! the target's binding puts in its argv — and says what to write instead.
 
@@ -13,6 +13,7 @@ use super::model::{Action, Check};
 use super::spans::SpanIndex;
 use super::strings::{visit_action, visit_check};
 use super::template::references;
+use crate::plan::Plan;
 use crate::target::Target;
 
 /// Every place a secret reaches a command's argv, in the procedure and (when given, with the
@@ -55,6 +56,33 @@ pub fn secrets_in_argv(lp: &LoadedProcedure, target: Option<(&Path, &Target)>) -
             }
         }
     }
+    // `[[rollback.verify]]` checks run with their secrets resolved too (`engine::hold`).
+    for (i, v) in lp.procedure.rollback.verify.iter().enumerate() {
+        let at = format!("rollback.verify[{i}]");
+        if let Some(check) = &v.check {
+            for (p, secret, prog) in in_check_argv(check, &vars) {
+                diags.push(Diagnostic::new(
+                    &lp.path,
+                    lp.pos(&format!("{at}.check.{p}")),
+                    message(&secret, &prog),
+                ));
+            }
+        }
+        if let (Some(name), Some((_, t))) = (&v.call, target) {
+            if let Some(bound) = t.actions.get(name) {
+                for (arg, secret, prog) in through_call_args(bound, &v.args, &vars) {
+                    diags.push(Diagnostic::new(
+                        &lp.path,
+                        lp.pos(&format!("{at}.args.{arg}")),
+                        format!(
+                            "{} (target binding `{name}` puts `${{arg.{arg}}}` in its argv)",
+                            message(&secret, &prog)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     if let Some((path, t)) = target {
         // Positions in the target file: it parsed already, so its text indexes again.
         let spans = std::fs::read_to_string(path)
@@ -77,6 +105,56 @@ pub fn secrets_in_argv(lp: &LoadedProcedure, target: Option<(&Path, &Target)>) -
     diags.sort();
     diags
 }
+
+/// The same places in a plan (as `resume` reads it from the journal: templates filled in but
+/// `${secret.*}`, calls bound), one line each naming the step or the rollback check.
+pub fn secrets_in_plan_argv(plan: &Plan) -> Vec<String> {
+    let none = BTreeMap::new();
+    let mut out = Vec::new();
+    for step in &plan.steps {
+        for (key, action) in [("action", Some(&step.action)), ("undo", step.undo.as_ref())] {
+            let Some(action) = action else { continue };
+            for (p, secret, prog) in in_action_argv(action, &none) {
+                out.push(format!(
+                    "step {} {key}.{p}: {}",
+                    step.key,
+                    message(&secret, &prog)
+                ));
+            }
+        }
+    }
+    for (i, v) in plan.rollback.verify.iter().enumerate() {
+        let Some(check) = &v.check else { continue };
+        for (p, secret, prog) in in_check_argv(check, &none) {
+            out.push(format!(
+                "rollback.verify[{i}].check.{p}: {}",
+                message(&secret, &prog)
+            ));
+        }
+    }
+    out
+}
+
+/// Print `check`'s warnings as `check` does (`file:line:col: warning: ...`), on stderr, then
+/// what happens anyway: `run` and `resume` warn and go on; `check --strict` refuses.
+pub fn print_warnings(diags: &Diagnostics, goes_on: bool) {
+    for w in diags.iter() {
+        eprintln!(
+            "{}:{}:{}: warning: {}",
+            w.file.display(),
+            w.line,
+            w.col,
+            w.message
+        );
+    }
+    if goes_on && !diags.is_empty() {
+        eprintln!("{GOES_ON}");
+    }
+}
+
+/// What `run` and `resume` add to the warnings: they do not refuse.
+pub const GOES_ON: &str =
+    "(the session runs anyway; `flightdeck check --strict` refuses a secret in a command line)";
 
 fn message(secret: &str, prog: &str) -> String {
     format!(
