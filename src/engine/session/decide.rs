@@ -415,12 +415,21 @@ impl Engine {
                         crate::engine::process::STOP_GRACE.as_secs()
                     ),
                 })?;
-                // Signalled once the request is journaled.
+                // Signalled once the request is journaled, and only if the group is still the
+                // one the step started: the fsync can take a while on a slow disk, and a
+                // group that ended meanwhile may have had its number given to another.
+                let started = self
+                    .state
+                    .steps
+                    .get(s)
+                    .and_then(|st| st.pgid_started.clone());
                 self.journal.then(move || {
-                    let _ = crate::engine::process::signal_group(
-                        pgid,
-                        nix::sys::signal::Signal::SIGTERM,
-                    );
+                    if crate::engine::process::group_alive_as(pgid, started.as_deref()) {
+                        let _ = crate::engine::process::signal_group(
+                            pgid,
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
+                    }
                 });
                 self.orphan_kill = Some((by, Instant::now() + crate::engine::process::STOP_GRACE));
             }

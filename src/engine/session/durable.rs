@@ -10,7 +10,10 @@
 //! at a time, batches go out in order, and between messages the file holds every event the
 //! state holds (a joiner reading the file up to [`Durable::written`] reads exactly what the
 //! state folded). Actions and verifications start their tasks at once but hold them behind
-//! [`Durable::durable_through`].
+//! [`Durable::durable_through`]. One thing reads the state before the disk does: the node
+//! facts published to a running gate (`observe::publish_node_state`) come from routine
+//! events that may still be queued; a gate's verdict reaches the journal only with the
+//! step's `ActionFinished`, which is written after them.
 //!
 //! If a write or an fsync fails, the engine stops as it did when the fsync ran inline: what
 //! waited behind the batch is dropped (no event published, no reply, nothing started — a

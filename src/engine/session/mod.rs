@@ -511,6 +511,8 @@ impl Engine {
         orphan_watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             if let Err(e) = self.advance() {
+                // What was journaled before the error still goes to the file.
+                let _ = self.journal.settle().await;
                 break Err(e);
             }
             // What the last message and `advance` journaled goes to disk off this thread;
