@@ -6,8 +6,9 @@ use std::time::Duration;
 use flightdeck::engine::event::{AutoConfirm, Event};
 use flightdeck::engine::session::{self, EngineConfig};
 use flightdeck::lab::{Lab, LabConfig, Product, Timing};
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::plan::test_plans::step;
+use flightdeck::plan::Plan;
+use flightdeck::procedure::model::Action;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_probe_samples_add_almost_nothing_to_the_journal() {
@@ -22,28 +23,18 @@ async fn hundreds_of_probe_samples_add_almost_nothing_to_the_journal() {
     if let Some(lb) = &mut target.lb {
         lb.interval_ms = 100;
     }
+    let mut thinking = step(
+        "wait-for-operator",
+        Action::Manual {
+            text: "think".into(),
+        },
+    );
+    thinking.title = "An operator who is thinking".into();
     let plan = Plan {
         procedure: "quiet".into(),
         product: "weaviate".into(),
         target: target.name.clone(),
-        steps: vec![PlannedStep {
-            key: "wait-for-operator".into(),
-            step_id: "wait-for-operator".into(),
-            title: "An operator who is thinking".into(),
-            runbook: String::new(),
-            downtime: Downtime::None,
-            confirm: Confirm::Yes,
-            approvals: 1,
-            irreversible: None,
-            node: None,
-            progress: None,
-            action: Action::Manual {
-                text: "think".into(),
-            },
-            undo: None,
-            overrides: Vec::new(),
-            optional: None,
-        }],
+        steps: vec![thinking],
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();

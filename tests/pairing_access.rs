@@ -8,61 +8,20 @@ use flightdeck::engine::event::AutoConfirm;
 use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::pairing::runtime_dir::current_uid;
 use flightdeck::pairing::server::{serve, ServeOptions, ServerGuard};
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
-use flightdeck::target::Target;
+use flightdeck::plan::test_plans::{empty_target, plan, run, step};
+use flightdeck::plan::Plan;
 
 /// The conventional unprivileged user and group.
 const NOBODY: u32 = 65534;
 
 fn one_step_plan() -> Plan {
-    Plan {
-        procedure: "access-test".into(),
-        product: "generic".into(),
-        target: "t".into(),
-        steps: vec![PlannedStep {
-            key: "a".into(),
-            step_id: "a".into(),
-            title: "a".into(),
-            runbook: String::new(),
-            downtime: Downtime::None,
-            confirm: Confirm::Yes,
-            approvals: 1,
-            irreversible: None,
-            node: None,
-            progress: None,
-            action: Action::Run {
-                argv: vec!["true".into()],
-                env: Default::default(),
-                stdin: None,
-                cwd: None,
-                timeout_secs: 10,
-                expect_exit: 0,
-            },
-            undo: None,
-            overrides: Vec::new(),
-            optional: None,
-        }],
-        ..Default::default()
-    }
+    plan("access-test", vec![step("a", run(&["true"]))])
 }
 
 fn engine(dir: &Path) -> EngineTask {
     session::start(EngineConfig {
         plan: one_step_plan(),
-        target: Target {
-            name: "t".into(),
-            product: None,
-            vars: Default::default(),
-            secrets: Default::default(),
-            nodes: vec![],
-            scheme: None,
-            lb: None,
-            probes: vec![],
-            actions: Default::default(),
-            traffic: None,
-            overrides: Default::default(),
-        },
+        target: empty_target(),
         auto: AutoConfirm::default(),
         operator: "tester".into(),
         journal: dir.join("j.jsonl"),

@@ -14,44 +14,18 @@ use flightdeck::pairing::client::{connect_socket, hello};
 use flightdeck::pairing::runtime_dir::{self, ENV_OVERRIDE};
 use flightdeck::pairing::server::{serve_until_done, ServeOptions};
 use flightdeck::pairing::{daemon, names};
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
-use flightdeck::target::Target;
+use flightdeck::plan::test_plans::{self, empty_target, run, step};
+use flightdeck::plan::Plan;
 
 /// Tells the re-executed binary which session to serve.
 const CHILD_NAME: &str = "FLIGHTDECK_TEST_CHILD_SESSION";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn plan() -> Plan {
-    Plan {
-        procedure: "daemon-test".into(),
-        product: "generic".into(),
-        target: "t".into(),
-        steps: vec![PlannedStep {
-            key: "a".into(),
-            step_id: "a".into(),
-            title: "a".into(),
-            runbook: String::new(),
-            downtime: Downtime::None,
-            confirm: Confirm::Yes,
-            approvals: 1,
-            irreversible: None,
-            node: None,
-            progress: None,
-            action: Action::Run {
-                argv: vec!["echo".into(), "from the daemon".into()],
-                env: Default::default(),
-                stdin: None,
-                cwd: None,
-                timeout_secs: 10,
-                expect_exit: 0,
-            },
-            undo: None,
-            overrides: Vec::new(),
-            optional: None,
-        }],
-        ..Default::default()
-    }
+    test_plans::plan(
+        "daemon-test",
+        vec![step("a", run(&["echo", "from the daemon"]))],
+    )
 }
 
 /// The server side, run only in the re-executed child.
@@ -66,19 +40,7 @@ async fn child_server() {
     let dir = PathBuf::from(dir);
     let task = session::start(EngineConfig {
         plan: plan(),
-        target: Target {
-            name: "t".into(),
-            product: None,
-            vars: Default::default(),
-            secrets: Default::default(),
-            nodes: vec![],
-            scheme: None,
-            lb: None,
-            probes: vec![],
-            actions: Default::default(),
-            traffic: None,
-            overrides: Default::default(),
-        },
+        target: empty_target(),
         auto: AutoConfirm::default(),
         operator: "daemon".into(),
         // Beside the runtime dir, not in it: the journal's parent is created 0755.

@@ -14,55 +14,12 @@ use flightdeck::pairing::registry::SessionFile;
 use flightdeck::pairing::runtime_dir::{self, ENV_OVERRIDE};
 use flightdeck::pairing::server::{serve, ServeOptions};
 use flightdeck::pairing::{client, names, registry, PairingError};
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
-use flightdeck::target::Target;
+use flightdeck::plan::test_plans::{empty_target, plan, run, step};
 
 fn engine(dir: &std::path::Path, journal: &str) -> session::EngineTask {
-    let step = PlannedStep {
-        key: "a".into(),
-        step_id: "a".into(),
-        title: "a".into(),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action: Action::Run {
-            argv: vec!["true".into()],
-            env: Default::default(),
-            stdin: None,
-            cwd: None,
-            timeout_secs: 10,
-            expect_exit: 0,
-        },
-        undo: None,
-        overrides: Vec::new(),
-        optional: None,
-    };
     session::start(EngineConfig {
-        plan: Plan {
-            procedure: "registry-test".into(),
-            product: "generic".into(),
-            target: "t".into(),
-            steps: vec![step],
-            ..Default::default()
-        },
-        target: Target {
-            name: "t".into(),
-            product: None,
-            vars: Default::default(),
-            secrets: Default::default(),
-            nodes: vec![],
-            scheme: None,
-            lb: None,
-            probes: vec![],
-            actions: Default::default(),
-            traffic: None,
-            overrides: Default::default(),
-        },
+        plan: plan("registry-test", vec![step("a", run(&["true"]))]),
+        target: empty_target(),
         auto: AutoConfirm::default(),
         operator: "tester".into(),
         journal: dir.join(journal),

@@ -13,8 +13,9 @@ use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::{Command, SessionState};
 use flightdeck::journal;
+use flightdeck::plan::test_plans::{run, step_with};
 use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
+use flightdeck::procedure::model::Action;
 use flightdeck::replay::player::{self, ReplayOptions};
 use flightdeck::replay::quiz::{self, Answer, Choice, Quiz};
 use flightdeck::replay::timeline::Timeline;
@@ -165,34 +166,9 @@ fn choices_parse_from_letters_and_words() {
 
 // --- a real session: the engine runs tiny commands, the quiz reads its journal ---
 
-fn run(argv: &[&str]) -> Action {
-    Action::Run {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: Default::default(),
-        stdin: None,
-        cwd: None,
-        timeout_secs: 10,
-        expect_exit: 0,
-    }
-}
-
+/// A step whose undo does nothing (the quiz asks about undoing).
 fn step(key: &str, action: Action) -> PlannedStep {
-    PlannedStep {
-        key: key.into(),
-        step_id: key.into(),
-        title: format!("step {key}"),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo: Some(run(&["true"])),
-        overrides: Vec::new(),
-        optional: None,
-    }
+    step_with(key, action, Some(run(&["true"])))
 }
 
 async fn until(task: &EngineTask, what: &str, f: impl Fn(&SessionState) -> bool) -> SessionState {

@@ -5,6 +5,10 @@
 pub mod expand;
 pub mod export;
 pub mod render;
+/// Hand-made plans for tests (unit tests, and integration tests and benches through the
+/// `test-support` feature their dev-dependency turns on); never in a release build.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_plans;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::engine::event::{AutoConfirm, Phase, PromptKind, Stream, TrafficWindow, Verdict};
 use crate::engine::{Event, Stamped};
 use crate::lb::Backend;
-use crate::plan::{Confirm, Plan, PlannedStep};
+use crate::plan::{test_plans, Confirm, Plan, PlannedStep};
 use crate::procedure::model::{Action, Downtime, HttpSpec, Membership, WaitSpec};
 use crate::target::Node;
 
@@ -22,20 +22,9 @@ pub const STEP_READY1: usize = 7;
 
 fn step(key: &str, title: &str, action: Action) -> PlannedStep {
     PlannedStep {
-        key: key.into(),
         step_id: key.split('@').next().unwrap_or(key).into(),
         title: title.into(),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo: None,
-        overrides: Vec::new(),
-        optional: None,
+        ..test_plans::step(key, action)
     }
 }
 

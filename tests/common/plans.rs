@@ -1,69 +1,14 @@
-//! Hand-made plans for engine-level tests: tiny real commands, one step each.
+//! Hand-made plans for engine-level tests: tiny real commands, one step each, and waiting on
+//! the engine that runs them.
 
 use std::time::Duration;
 
 use flightdeck::engine::session::EngineTask;
 use flightdeck::engine::SessionState;
-use flightdeck::plan::{Confirm, Plan, PlannedStep};
-use flightdeck::procedure::model::{Action, Downtime};
-use flightdeck::target::Target;
-
-pub fn run(argv: &[&str]) -> Action {
-    Action::Run {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: Default::default(),
-        stdin: None,
-        cwd: None,
-        timeout_secs: 60,
-        expect_exit: 0,
-    }
-}
-
-pub fn sh(script: &str) -> Action {
-    run(&["sh", "-c", script])
-}
-
-/// A `confirm = "yes"` step with an optional undo.
-pub fn step_with(key: &str, action: Action, undo: Option<Action>) -> PlannedStep {
-    PlannedStep {
-        key: key.into(),
-        step_id: key.into(),
-        title: format!("step {key}"),
-        runbook: String::new(),
-        downtime: Downtime::None,
-        confirm: Confirm::Yes,
-        approvals: 1,
-        irreversible: None,
-        node: None,
-        progress: None,
-        action,
-        undo,
-        overrides: Vec::new(),
-        optional: None,
-    }
-}
-
-pub fn step(key: &str, action: Action) -> PlannedStep {
-    step_with(key, action, None)
-}
-
-pub fn plan(name: &str, steps: Vec<PlannedStep>) -> Plan {
-    Plan {
-        procedure: name.into(),
-        product: "generic".into(),
-        target: "t".into(),
-        steps,
-        ..Default::default()
-    }
-}
-
-/// A target with nothing in it: no nodes, balancer or probes.
-pub fn empty_target() -> Target {
-    Target {
-        name: "t".into(),
-        ..Default::default()
-    }
-}
+// The builders live in the library (test-support only) so its unit tests share them; each
+// test binary uses some of them.
+#[allow(unused_imports)]
+pub use flightdeck::plan::test_plans::{empty_target, plan, run, sh, step, step_with};
 
 /// Poll the engine's state until `f` holds, with a deadline that names what was awaited.
 pub async fn until(

@@ -812,46 +812,30 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::engine::state::StepStatus;
-    use crate::plan::{Confirm, PlannedStep};
-    use crate::procedure::model::{Action, Downtime};
+    use crate::plan::test_plans::{empty_target, plan, step};
+    use crate::procedure::model::Action;
+
+    /// Tester's session of `plan` starts, with no nodes.
+    fn started(plan: Plan) -> Event {
+        Event::SessionStarted {
+            plan: Box::new(plan),
+            nodes: Vec::new(),
+            operator: "tester".into(),
+            auto: AutoConfirm::default(),
+            lb: None,
+            health_probes: Vec::new(),
+            target: None,
+        }
+    }
 
     /// A journal whose session died while step 0's action ran, after `lines` lines of output.
     fn interrupted_journal(path: &Path, lines: usize) -> Target {
-        let target = Target {
-            name: "t".into(),
-            ..Default::default()
-        };
-        let step = |key: &str| PlannedStep {
-            key: key.into(),
-            step_id: key.into(),
-            title: key.into(),
-            runbook: String::new(),
-            downtime: Downtime::None,
-            confirm: Confirm::Yes,
-            approvals: 1,
-            irreversible: None,
-            node: None,
-            progress: None,
-            action: Action::Manual { text: "x".into() },
-            undo: None,
-            overrides: Vec::new(),
-            optional: None,
-        };
-        let plan = Plan {
-            steps: vec![step("a"), step("b")],
-            ..Default::default()
-        };
+        let target = empty_target();
+        let manual = |key: &str| step(key, Action::Manual { text: "x".into() });
+        let plan = plan("t", vec![manual("a"), manual("b")]);
         let mut w = JournalWriter::create(path, &Header::new("t", "00", "t", "tester")).unwrap();
         let mut events = vec![
-            Event::SessionStarted {
-                plan: Box::new(plan),
-                nodes: Vec::new(),
-                operator: "tester".into(),
-                auto: AutoConfirm::default(),
-                lb: None,
-                health_probes: Vec::new(),
-                target: None,
-            },
+            started(plan),
             Event::ActionStarted {
                 step: 0,
                 phase: Phase::Do,
@@ -973,42 +957,10 @@ mod tests {
     /// An engine on a one-step plan (a manual step), its session started.
     fn one_manual_step(path: &Path) -> (Engine, mpsc::Receiver<WorkerMsg>) {
         let writer = JournalWriter::create(path, &Header::new("t", "00", "t", "tester")).unwrap();
-        let target = Target {
-            name: "t".into(),
-            ..Default::default()
-        };
-        let (mut engine, worker_rx) = Engine::new(target, writer, SessionState::empty()).unwrap();
-        let step = PlannedStep {
-            key: "a".into(),
-            step_id: "a".into(),
-            title: "a".into(),
-            runbook: String::new(),
-            downtime: Downtime::None,
-            confirm: Confirm::Yes,
-            approvals: 1,
-            irreversible: None,
-            node: None,
-            progress: None,
-            action: Action::Manual { text: "x".into() },
-            undo: None,
-            overrides: Vec::new(),
-            optional: None,
-        };
-        let plan = Plan {
-            steps: vec![step],
-            ..Default::default()
-        };
-        engine
-            .emit(Event::SessionStarted {
-                plan: Box::new(plan),
-                nodes: Vec::new(),
-                operator: "tester".into(),
-                auto: AutoConfirm::default(),
-                lb: None,
-                health_probes: Vec::new(),
-                target: None,
-            })
-            .unwrap();
+        let (mut engine, worker_rx) =
+            Engine::new(empty_target(), writer, SessionState::empty()).unwrap();
+        let plan = plan("t", vec![step("a", Action::Manual { text: "x".into() })]);
+        engine.emit(started(plan)).unwrap();
         (engine, worker_rx)
     }
 
