@@ -93,7 +93,7 @@ fn key_latency(rounds: u64, through_help: bool) -> Option<Vec<Duration>> {
         };
         let cockpit = tokio::spawn(async move {
             let mut term = Terminal::new(TestBackend::new(120, 40)).ok()?;
-            run_on(&mut term, client, opts, input).await.ok()
+            run_on(&mut term, client, None, opts, input).await.ok()
         });
         let mut took = Vec::new();
         for _ in 0..rounds {

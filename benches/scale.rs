@@ -410,7 +410,7 @@ fn key_to_screen(events: Vec<Stamped>, n: usize) -> Option<Vec<Duration>> {
         let (backend, mut frames) = screen::Screen::new(120, 40);
         let cockpit = tokio::spawn(async move {
             let mut term = Terminal::new(backend).ok()?;
-            flightdeck::tui::run_on(&mut term, client, options(TuiRole::Driver), input)
+            flightdeck::tui::run_on(&mut term, client, None, options(TuiRole::Driver), input)
                 .await
                 .ok()
         });
@@ -736,7 +736,7 @@ fn resume_figures(dir: &Path, journal: &Path) -> Option<(Duration, u64)> {
         let cockpit = tokio::spawn(async move {
             let mut term = Terminal::new(backend).ok()?;
             let opts = options(TuiRole::Driver);
-            flightdeck::tui::run_folded_on(&mut term, client, state, opts, input)
+            flightdeck::tui::run_on(&mut term, client, Some(state), opts, input)
                 .await
                 .ok()
         });

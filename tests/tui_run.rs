@@ -70,7 +70,9 @@ async fn exits_when_the_event_channel_closes() {
     }
     drop(h.events);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    let exit = run_on(&mut term, h.client, opts(), h.input).await.unwrap();
+    let exit = run_on(&mut term, h.client, None, opts(), h.input)
+        .await
+        .unwrap();
     assert_eq!(exit, TuiExit::SessionEnded);
     let screen = flightdeck::tui::render::buffer_text(term.backend().buffer());
     assert!(screen.contains("jahia-rolling"), "{screen}");
@@ -94,7 +96,7 @@ async fn q_leaves_and_a_note_reaches_the_engine() {
     press(&h.keys, KeyCode::Enter);
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     let keys = h.keys.clone();
-    let run = tokio::spawn(async move { run_on(&mut term, h.client, opts(), h.input).await });
+    let run = tokio::spawn(async move { run_on(&mut term, h.client, None, opts(), h.input).await });
     let command = engine.await.unwrap();
     assert_eq!(command, Command::Note { text: "hi".into() });
     press(&keys, KeyCode::Char('q'));
@@ -116,7 +118,7 @@ async fn paste_goes_into_a_note() {
         .unwrap();
     press(&h.keys, KeyCode::Enter);
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    let run = tokio::spawn(async move { run_on(&mut term, h.client, opts(), h.input).await });
+    let run = tokio::spawn(async move { run_on(&mut term, h.client, None, opts(), h.input).await });
     let req = h.requests.recv().await.unwrap();
     assert_eq!(
         req.command,
@@ -141,7 +143,8 @@ async fn a_replay_stays_on_screen_until_q() {
     let keys = h.keys.clone();
     let mut o = opts();
     o.role = TuiRole::Replay;
-    let run = tokio::spawn(async move { run_on(&mut term_for_test(), h.client, o, h.input).await });
+    let run =
+        tokio::spawn(async move { run_on(&mut term_for_test(), h.client, None, o, h.input).await });
     // Still running after the stream closed: it waits for the operator.
     press(&keys, KeyCode::Down);
     tokio::task::yield_now().await;
@@ -166,7 +169,9 @@ async fn a_finished_session_stays_on_screen_until_q() {
     drop(h.events);
     let keys = h.keys.clone();
     let run =
-        tokio::spawn(async move { run_on(&mut term_for_test(), h.client, opts(), h.input).await });
+        tokio::spawn(
+            async move { run_on(&mut term_for_test(), h.client, None, opts(), h.input).await },
+        );
     tokio::task::yield_now().await;
     assert!(!run.is_finished(), "the final screen stays up");
     press(&keys, KeyCode::Char('q'));
@@ -271,7 +276,7 @@ async fn the_first_key_after_a_prompt_or_an_overlay_wakes_the_cockpit() {
     session.feed(&s);
 
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let run = std::pin::pin!(run_on(&mut term, client, None, opts(), input));
     let wakes = Arc::new(CountingWaker::default());
     let mut run = ByHand::new(run, &Waker::from(wakes.clone()));
 
@@ -375,7 +380,7 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     let waker = Waker::from(Arc::new(CountingWaker::default()));
     {
-        let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let run = std::pin::pin!(run_on(&mut term, client, None, opts(), input));
         let mut run = ByHand::new(run, &waker);
         run.poll();
         kb.send(mouse(MouseEventKind::ScrollUp));
@@ -395,7 +400,7 @@ async fn the_wheel_scrolls_the_pane_under_the_pointer_and_a_click_focuses_it() {
     session2.feed(&s);
     let (kb, input) = sticky_input::sticky_input();
     {
-        let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+        let run = std::pin::pin!(run_on(&mut term, client, None, opts(), input));
         let mut run = ByHand::new(run, &waker);
         run.poll();
         kb.send(mouse(MouseEventKind::Down(MouseButton::Left)));
@@ -488,7 +493,7 @@ async fn a_burst_draws_one_frame_within_50_ms_and_a_prompt_or_a_key_at_once() {
         frames: frames.clone(),
     };
     let mut term = Terminal::new(backend).unwrap();
-    let run = std::pin::pin!(run_on(&mut term, client, opts(), input));
+    let run = std::pin::pin!(run_on(&mut term, client, None, opts(), input));
     let mut run = ByHand::new(run, &Waker::from(Arc::new(CountingWaker::default())));
     run.poll();
     tokio::time::advance(Duration::from_millis(60)).await;

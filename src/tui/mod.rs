@@ -130,10 +130,12 @@ pub async fn run_replay(
 type Reply = oneshot::Receiver<Result<(), Rejected>>;
 
 /// The loop over any backend and any source of terminal events (tests drive it with a
-/// `TestBackend` and a stream they control).
+/// `TestBackend` and a stream they control): [`run`] with `folded` None, [`run_folded`] with
+/// the engine's folded state.
 pub async fn run_on<B, S>(
     terminal: &mut Terminal<B>,
     client: SessionClient,
+    folded: Option<SessionState>,
     opts: TuiOptions,
     input: S,
 ) -> anyhow::Result<TuiExit>
@@ -142,27 +144,7 @@ where
     B::Error: Send + Sync + 'static,
     S: Stream<Item = io::Result<TermEvent>> + Unpin,
 {
-    run_loop(terminal, client.into(), opts, input, None, None).await
-}
-
-/// [`run_folded`] over any backend and any source of terminal events.
-pub async fn run_folded_on<B, S>(
-    terminal: &mut Terminal<B>,
-    client: SessionClient,
-    state: SessionState,
-    opts: TuiOptions,
-    input: S,
-) -> anyhow::Result<TuiExit>
-where
-    B: Backend,
-    B::Error: Send + Sync + 'static,
-    S: Stream<Item = io::Result<TermEvent>> + Unpin,
-{
-    let feed = Feed {
-        client,
-        folded: Some(state),
-    };
-    run_loop(terminal, feed, opts, input, None, None).await
+    run_loop(terminal, Feed { client, folded }, opts, input, None, None).await
 }
 
 /// What the loop follows: a session's client, and the state its events start after (None:
