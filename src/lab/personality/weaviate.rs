@@ -307,6 +307,21 @@ fn object_error(e: KvError) -> Response {
     }
 }
 
+/// What a request on one object (`GET`/`DELETE /v1/objects/{className}/{id}`) checks before
+/// the object itself: its consistency level (400 for an unknown one), then its class (404
+/// without a body for a class the node does not have).
+fn object_at(
+    ctx: &NodeCtx,
+    class: &str,
+    q: &BTreeMap<String, String>,
+) -> Result<Option<Consistency>, Box<Response>> {
+    let cl = object_consistency(q).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e)))?;
+    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
+        return Err(Box::new(StatusCode::NOT_FOUND.into_response()));
+    }
+    Ok(cl)
+}
+
 fn object_json(id: &str, value: &str) -> Value {
     json!({"class": LAB_COLLECTION, "id": id, "properties": {"value": value}})
 }
@@ -319,13 +334,10 @@ async fn object_get(
     Path((class, id)): Path<(String, String)>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let cl = match object_consistency(&q) {
+    let cl = match object_at(&ctx, &class, &q) {
         Ok(cl) => cl,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(r) => return *r,
     };
-    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     match ctx.cluster.kv_get_at(ctx.idx, &id, cl) {
         Ok(Some(v)) => Json(object_json(&id, &v)).into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
@@ -372,13 +384,10 @@ async fn object_delete(
     Path((class, id)): Path<(String, String)>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let cl = match object_consistency(&q) {
+    let cl = match object_at(&ctx, &class, &q) {
         Ok(cl) => cl,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(r) => return *r,
     };
-    if class != LAB_COLLECTION || ctx.cluster.collections().is_empty() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     match ctx.cluster.kv_write(ctx.idx, &id, None, cl).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => object_error(e),
