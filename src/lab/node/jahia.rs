@@ -161,14 +161,25 @@ pub(super) fn install_release(
 /// the node) starts with none.
 ///
 /// What the lab keeps in a session is what the tools page needs of it: the `toolAccessToken`s
-/// the tools filter issued to it (Jahia/tools `ToolsAccessTokenFilter`, `generateAndStoreToken`
-/// keeps them in a cache in the HTTP session, bounded at [`MAX_TOKENS`]), so a token is only
-/// good on the node that issued it, and only until that node stops.
+/// the tools filter issued to it, so a token is only good on the node that issued it, and only
+/// until that node stops.
+///
+/// Bounded as the filter bounds them and, for the node as a whole, by the lab. Jahia/tools
+/// `csrf/ToolsAccessTokenFilter.java` (`generateAndStoreToken`) keeps a session's tokens in a
+/// map in the session, at most `MAX_TOKENS = 5000`: past it the oldest token is removed; it
+/// also drops tokens older than `toolsTokenExpiration` (20 minutes by default), and Tomcat
+/// drops a session idle for its `session-timeout` (30 minutes in Tomcat 9's `conf/web.xml`).
+/// So the real node's tokens are bounded by time, with no count for the node as a whole. The
+/// lab keeps no such clocks, so it bounds the node by count instead ([`MAX_NODE_TOKENS`]).
 #[derive(Debug, Default)]
 pub(crate) struct HttpSessions {
     generation: u64,
-    /// Session id -> the tools tokens issued to it.
-    ids: BTreeMap<String, BTreeSet<String>>,
+    /// Session id -> the tools tokens issued to it, each with its number in `issued`.
+    ids: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Every token the node holds, by number (the oldest first): its session and itself.
+    issued: BTreeMap<u64, (String, String)>,
+    /// The next token's number.
+    next: u64,
 }
 
 /// Sessions one node keeps at most (a lab bound; Tomcat's `maxActiveSessions` is unlimited by
@@ -176,17 +187,110 @@ pub(crate) struct HttpSessions {
 /// `maxActiveSessions`, default -1): past it the oldest JVM state is dropped as a restart would.
 const MAX_HTTP_SESSIONS: usize = 10_000;
 
-/// Tools tokens one session keeps at most (bounded like the filter's token cache, 5000 tokens
-/// per session); past it the session's cache starts over.
+/// Tools tokens one session keeps at most: the filter's `MAX_TOKENS` (Jahia/tools
+/// `ToolsAccessTokenFilter`); past it the session's oldest token goes.
 const MAX_TOKENS: usize = 5000;
 
-/// The node's live sessions, emptied when the JVM that held them is gone.
-fn live_sessions(n: &mut NodeState) -> &mut BTreeMap<String, BTreeSet<String>> {
-    if n.http_sessions.generation != n.generation {
-        n.http_sessions.ids.clear();
-        n.http_sessions.generation = n.generation;
+/// Tools tokens one node keeps at most, over all its sessions: the lab's own bound (see
+/// [`HttpSessions`]: the real node bounds them by age, not count), so that a flood of sessions
+/// cannot grow the lab to [`MAX_HTTP_SESSIONS`] x [`MAX_TOKENS`]. Past it the node's oldest
+/// token goes, as the filter does within a session. Safe for the procedures: they use a token
+/// seconds after it was issued, with far fewer tokens issued in between; a token dropped
+/// earlier is answered "Missing token", as a real token past its expiry is.
+const MAX_NODE_TOKENS: usize = 4 * MAX_TOKENS;
+
+impl HttpSessions {
+    /// A request with session cookie `cookie`: `None` when the session is held here, else the
+    /// new session's id (from `new_id`).
+    fn session(&mut self, cookie: Option<&str>, new_id: impl FnOnce() -> String) -> Option<String> {
+        if cookie.is_some_and(|c| self.ids.contains_key(c)) {
+            return None;
+        }
+        if self.ids.len() >= MAX_HTTP_SESSIONS {
+            self.ids.clear();
+            self.issued.clear();
+        }
+        let id = new_id();
+        self.ids.insert(id.clone(), BTreeMap::new());
+        Some(id)
     }
-    &mut n.http_sessions.ids
+
+    /// Keeps `token` in `session` (where it already is, it keeps its place, as the filter's
+    /// `validateToken` leaves a token as it was); false when the session is not held here.
+    fn store_token(&mut self, session: &str, token: &str) -> bool {
+        let Some(tokens) = self.ids.get_mut(session) else {
+            return false;
+        };
+        if tokens.contains_key(token) {
+            return true;
+        }
+        if tokens.len() >= MAX_TOKENS {
+            let oldest = tokens.values().min().copied();
+            if let Some(n) = oldest {
+                self.forget(n);
+            }
+        }
+        let n = self.next;
+        self.next += 1;
+        if let Some(tokens) = self.ids.get_mut(session) {
+            tokens.insert(token.to_string(), n);
+        }
+        self.issued
+            .insert(n, (session.to_string(), token.to_string()));
+        while self.issued.len() > MAX_NODE_TOKENS {
+            match self.issued.keys().next().copied() {
+                Some(oldest) => self.forget(oldest),
+                None => break,
+            }
+        }
+        true
+    }
+
+    /// Token number `n` goes, from the node's list and its session.
+    fn forget(&mut self, n: u64) {
+        if let Some((session, token)) = self.issued.remove(&n) {
+            if let Some(tokens) = self.ids.get_mut(&session) {
+                tokens.remove(&token);
+            }
+        }
+    }
+
+    /// Whether `token` was issued to `session` here (and not dropped since).
+    fn token_valid(&self, session: &str, token: &str) -> bool {
+        self.ids
+            .get(session)
+            .is_some_and(|tokens| tokens.contains_key(token))
+    }
+
+    /// The session is invalidated, its tokens with it; false when it was not held here.
+    fn logout(&mut self, session: &str) -> bool {
+        match self.ids.remove(session) {
+            Some(tokens) => {
+                for n in tokens.values() {
+                    self.issued.remove(n);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tokens the node holds, over all its sessions.
+    #[cfg(test)]
+    fn token_count(&self) -> usize {
+        self.issued.len()
+    }
+}
+
+/// The node's live sessions, emptied when the JVM that held them is gone.
+fn live_sessions(n: &mut NodeState) -> &mut HttpSessions {
+    if n.http_sessions.generation != n.generation {
+        n.http_sessions = HttpSessions {
+            generation: n.generation,
+            ..HttpSessions::default()
+        };
+    }
+    &mut n.http_sessions
 }
 
 /// Whether the node runs with clustering on (the lab's cluster before any start reads it).
@@ -223,16 +327,7 @@ impl Cluster {
         if n.state != RunState::Running {
             return None;
         }
-        let ids = live_sessions(n);
-        if cookie.is_some_and(|c| ids.contains_key(c)) {
-            return Some(None);
-        }
-        if ids.len() >= MAX_HTTP_SESSIONS {
-            ids.clear();
-        }
-        let id = new_id();
-        ids.insert(id.clone(), BTreeSet::new());
-        Some(Some(id))
+        Some(live_sessions(n).session(cookie, new_id))
     }
 
     /// Jahia's tools filter (`generateAndStoreToken`): keeps `token` in session `session` of
@@ -246,14 +341,7 @@ impl Cluster {
         else {
             return false;
         };
-        let Some(tokens) = live_sessions(n).get_mut(session) else {
-            return false;
-        };
-        if tokens.len() >= MAX_TOKENS {
-            tokens.clear();
-        }
-        tokens.insert(token.to_string());
-        true
+        live_sessions(n).store_token(session, token)
     }
 
     /// Jahia's tools filter (`validateToken`): whether `token` was issued to session `session`
@@ -261,9 +349,7 @@ impl Cluster {
     pub fn jahia_token_valid(&self, idx: usize, session: &str, token: &str) -> bool {
         let mut g = self.inner();
         match g.nodes.get_mut(idx) {
-            Some(n) if n.state == RunState::Running => live_sessions(n)
-                .get(session)
-                .is_some_and(|tokens| tokens.contains(token)),
+            Some(n) if n.state == RunState::Running => live_sessions(n).token_valid(session, token),
             _ => false,
         }
     }
@@ -273,7 +359,7 @@ impl Cluster {
     pub fn jahia_logout(&self, idx: usize, cookie: &str) -> bool {
         let mut g = self.inner();
         match g.nodes.get_mut(idx) {
-            Some(n) if n.state == RunState::Running => live_sessions(n).remove(cookie).is_some(),
+            Some(n) if n.state == RunState::Running => live_sessions(n).logout(cookie),
             _ => false,
         }
     }
@@ -427,5 +513,79 @@ impl Cluster {
         };
         std::fs::write(&path, b"").map_err(|e| OpError::Internal(e.to_string()))?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions_with(n: usize) -> (HttpSessions, Vec<String>) {
+        let mut s = HttpSessions::default();
+        let ids = (0..n)
+            .map(|i| s.session(None, || format!("s{i}")).expect("a new session"))
+            .collect();
+        (s, ids)
+    }
+
+    /// The filter's own bound (`ToolsAccessTokenFilter`: at most 5000 a session, the oldest
+    /// removed past it): the first token goes, the second and the newest stay good.
+    #[test]
+    fn a_session_past_its_token_bound_drops_its_oldest_token() {
+        let (mut s, ids) = sessions_with(1);
+        for i in 0..=MAX_TOKENS {
+            assert!(s.store_token(&ids[0], &format!("t{i}")));
+        }
+        assert_eq!(s.token_count(), MAX_TOKENS);
+        assert!(!s.token_valid(&ids[0], "t0"), "the oldest token is dropped");
+        assert!(s.token_valid(&ids[0], "t1"));
+        assert!(s.token_valid(&ids[0], &format!("t{MAX_TOKENS}")));
+        // A token kept again (a request that carries it) keeps its place.
+        assert!(s.store_token(&ids[0], "t1"));
+        assert!(s.store_token(&ids[0], "new"));
+        assert!(!s.token_valid(&ids[0], "t1"), "t1 was the oldest still");
+    }
+
+    /// A flood of sessions, each filling its token cache, holds no more than the node's bound:
+    /// the node's oldest tokens go first (the first sessions' are refused), the newest stay.
+    #[test]
+    fn a_flood_of_sessions_and_tokens_stays_within_the_nodes_bound() {
+        let sessions = 3 * MAX_NODE_TOKENS / MAX_TOKENS;
+        let (mut s, ids) = sessions_with(sessions);
+        for id in &ids {
+            for t in 0..MAX_TOKENS {
+                assert!(s.store_token(id, &format!("{id}-t{t}")));
+            }
+            assert!(s.token_count() <= MAX_NODE_TOKENS, "{}", s.token_count());
+        }
+        assert_eq!(s.token_count(), MAX_NODE_TOKENS);
+        let held: usize = s.ids.values().map(BTreeMap::len).sum();
+        assert_eq!(
+            held, MAX_NODE_TOKENS,
+            "the sessions hold what the node counts"
+        );
+        let first = &ids[0];
+        let last = &ids[sessions - 1];
+        assert!(!s.token_valid(first, &format!("{first}-t0")));
+        assert!(!s.token_valid(first, &format!("{first}-t{}", MAX_TOKENS - 1)));
+        assert!(s.token_valid(last, &format!("{last}-t0")));
+        assert!(s.token_valid(last, &format!("{last}-t{}", MAX_TOKENS - 1)));
+        // The sessions themselves stay (logged in, with no tokens): only tokens went.
+        assert!(s.session(Some(first), || "unused".into()).is_none());
+    }
+
+    /// Logging out takes the session's tokens from the node's count.
+    #[test]
+    fn a_logout_takes_its_tokens_with_it() {
+        let (mut s, ids) = sessions_with(2);
+        for t in 0..3 {
+            assert!(s.store_token(&ids[0], &format!("a{t}")));
+            assert!(s.store_token(&ids[1], &format!("b{t}")));
+        }
+        assert!(s.logout(&ids[0]));
+        assert!(!s.logout(&ids[0]));
+        assert_eq!(s.token_count(), 3);
+        assert!(!s.store_token(&ids[0], "late"), "no such session any more");
+        assert!(s.token_valid(&ids[1], "b0"));
     }
 }
