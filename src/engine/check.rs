@@ -220,8 +220,18 @@ async fn wait_check(
                 String::new()
             };
             let code = status.code().unwrap_or(-1);
-            let mut text = String::from_utf8_lossy(&stdout).to_string();
-            text.push_str(&String::from_utf8_lossy(&stderr));
+            // A stream cut at the cap may end in the first part of a secret, which no longer
+            // matches it: what could be one is dropped before masking.
+            let whole = |bytes: &[u8], cut: bool| {
+                let keep = if cut {
+                    bytes.len().saturating_sub(secrets.overlap())
+                } else {
+                    bytes.len()
+                };
+                String::from_utf8_lossy(&bytes[..keep]).to_string()
+            };
+            let mut text = whole(&stdout, out_cut);
+            text.push_str(&whole(&stderr, err_cut));
             // Masked before anything is cut from it (the excerpt, the first line).
             let text = secrets.redact(&text);
             let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
@@ -260,9 +270,16 @@ async fn wait_check(
     }
 }
 
-fn first_line(s: &str) -> Option<&str> {
-    s.lines().map(str::trim).find(|l| !l.is_empty())
+/// The first line of output with something on it, cut to what a detail shows.
+fn first_line(s: &str) -> Option<String> {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| super::strings::cut(l, FIRST_LINE_CHARS))
 }
+
+/// What a check's detail keeps of its output's first line, in characters.
+const FIRST_LINE_CHARS: usize = 500;
 
 /// What `excerpt` keeps of a body or a command's output, in characters.
 const EXCERPT_CHARS: usize = 400;

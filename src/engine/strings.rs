@@ -237,7 +237,8 @@ impl Secrets {
     /// `****-s3cret`), or of two that overlap.
     pub fn redact(&self, text: &str) -> String {
         let mut spans: Vec<(usize, usize)> = Vec::new();
-        for v in self.masked_values() {
+        for v in self.masked_forms() {
+            let v = v.as_ref();
             let first = v.chars().next().map_or(1, char::len_utf8);
             let mut from = 0;
             // Overlapping occurrences too: the next search starts one character on.
@@ -284,10 +285,23 @@ impl Secrets {
             .filter(|v| v.len() >= 4)
     }
 
+    /// Every form of a secret `redact` looks for: the value as it is, and as it reads inside
+    /// a JSON string where that differs (a `"`, `\\` or control character is escaped there, so
+    /// a body or a value shown as JSON would otherwise carry the secret unmasked).
+    fn masked_forms(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+        self.masked_values().flat_map(|v| {
+            let json = serde_json::to_string(v)
+                .ok()
+                .map(|q| q[1..q.len() - 1].to_string())
+                .filter(|e| e != v);
+            std::iter::once(std::borrow::Cow::Borrowed(v)).chain(json.map(std::borrow::Cow::Owned))
+        })
+    }
+
     /// How many bytes at the end of a partial stream must wait for the next read before they
     /// can be split off: a secret starting there may not have arrived whole.
     pub fn overlap(&self) -> usize {
-        self.masked_values().map(|v| v.len() - 1).max().unwrap_or(0)
+        self.masked_forms().map(|v| v.len() - 1).max().unwrap_or(0)
     }
 
     /// Where to split `bytes` at or before `at` so that no secret lying across `at` is cut
@@ -372,6 +386,22 @@ mod tests {
         };
         let err = s.resolve_action(&b).unwrap_err();
         assert!(err.contains("DB_PW"));
+    }
+
+    /// A secret with a quote or a backslash reads escaped in a JSON body or a value shown as
+    /// JSON; before, only its raw form was looked for and the escaped one went out whole.
+    #[test]
+    fn a_secret_escaped_in_json_is_masked_too() {
+        let pw = r#"p"w\x-9"#;
+        let s = Secrets::with_values([("pw".into(), pw)]);
+        let body = serde_json::json!({ "password": pw }).to_string();
+        assert!(
+            !body.contains(pw),
+            "the test's body holds the escaped form: {body}"
+        );
+        assert_eq!(s.redact(&body), r#"{"password":"****"}"#);
+        assert_eq!(s.redact(pw), "****");
+        assert!(s.overlap() >= serde_json::to_string(pw).expect("json").len() - 3);
     }
 
     #[test]

@@ -33,7 +33,21 @@ const PACKED: [&str; 3] = ["plan", "nodes", "target"];
 
 /// The most a packed session start may inflate to: far above any plan (a 1,000-node plan is a
 /// few MB), so a damaged or hostile line cannot make a reader allocate without bound.
-const MAX_INFLATED: u64 = 256 << 20;
+const MAX_INFLATED: u64 = 64 << 20;
+
+/// How many times its packed line a session start may inflate to (at least [`MIN_INFLATED`]).
+/// A plan's compact JSON deflates 5–15 times; deflate can reach 1,000 times on repeated text,
+/// and parsing what it inflates costs tens of times its size again, so the bound follows the
+/// line: a small hostile line cannot cost much more memory than a real one.
+const INFLATE_RATIO: u64 = 64;
+const MIN_INFLATED: u64 = 1 << 20;
+
+/// The inflate limit for a packed line of `len` bytes.
+fn inflate_limit(len: usize) -> u64 {
+    (len as u64)
+        .saturating_mul(INFLATE_RATIO)
+        .clamp(MIN_INFLATED, MAX_INFLATED)
+}
 
 /// The journal line of `ev`: a `session_started` packed where that reads back exactly (else
 /// compact, else in full), any other event as serde writes it.
@@ -52,9 +66,10 @@ pub(super) fn encode(ev: &Stamped) -> Result<String, serde_json::Error> {
 /// written out again, then the event read as usual.
 pub(super) fn decode(line: &str) -> Result<Stamped, serde_json::Error> {
     let mut v: Value = serde_json::from_str(line)?;
-    let inflated = unpack(&mut v, MAX_INFLATED).map_err(serde_json::Error::custom)?;
-    // The compact steps may grow as much as the line would have, had it not been packed.
-    let limit = compact::expansion_limit(line.len().saturating_add(inflated));
+    unpack(&mut v, inflate_limit(line.len())).map_err(serde_json::Error::custom)?;
+    // The compact steps may grow as a compact line's do, counted from the line as written:
+    // counted from what it inflates to, a small packed line could again ask for gigabytes.
+    let limit = compact::expansion_limit(line.len());
     compact::expand(&mut v, limit).map_err(serde_json::Error::custom)?;
     serde_json::from_value(v)
 }
@@ -114,12 +129,24 @@ fn unpack(v: &mut Value, limit: u64) -> Result<usize, String> {
         .decode(text.as_bytes())
         .map_err(|e| format!("{what} is not base64: {e}"))?;
     let mut json = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes.as_slice())
+    let mut z = flate2::bufread::DeflateDecoder::new(bytes.as_slice());
+    (&mut z)
         .take(limit.saturating_add(1))
         .read_to_end(&mut json)
         .map_err(|e| format!("{what} does not inflate: {e}"))?;
     if json.len() as u64 > limit {
-        return Err(format!("{what} inflates past {} MB", limit >> 20));
+        return Err(format!(
+            "{what} inflates past {} KB ({INFLATE_RATIO} times its line, at most {} MB)",
+            limit >> 10,
+            MAX_INFLATED >> 20
+        ));
+    }
+    // Bytes after the end of the deflate stream are damage too, not padding to ignore.
+    if z.total_in() != bytes.len() as u64 {
+        return Err(format!(
+            "{what} has {} bytes after the end of its deflate stream",
+            (bytes.len() as u64).saturating_sub(z.total_in())
+        ));
     }
     let inner: Map<String, Value> = serde_json::from_slice(&json)
         .map_err(|e| format!("{what} is not a JSON object once inflated: {e}"))?;
@@ -263,8 +290,42 @@ mod tests {
         let spaces = vec![b' '; (1 << 20) + 1];
         let mut v = serde_json::json!({ KEY: deflated(&spaces) });
         let e = unpack(&mut v, 1 << 20).expect_err("too big");
-        assert!(e.contains("inflates past 1 MB"), "{e}");
+        assert!(e.contains("inflates past 1024 KB"), "{e}");
         let mut v = serde_json::json!({ KEY: deflated(b"{}") });
         assert_eq!(unpack(&mut v, 1 << 20), Ok(2));
+    }
+
+    /// A small line of repeated text may not inflate to many times itself: the bound follows
+    /// the line (a 1,000:1 deflate of 256 MB would have cost gigabytes to parse).
+    #[test]
+    fn a_small_packed_line_cannot_inflate_far_past_itself() {
+        let repeated = format!(
+            "{{\"plan\":[{}]}}",
+            vec![r#"{"key":"b","like":"a"}"#; 200_000].join(",")
+        );
+        let line = serde_json::json!({"seq": 1, "t_ms": 0, "type": "session_started", KEY: deflated(repeated.as_bytes())}).to_string();
+        assert!(
+            line.len() < 100_000,
+            "the test's line is small: {}",
+            line.len()
+        );
+        let e = decode(&line).expect_err("refused").to_string();
+        assert!(e.contains("inflates past"), "{e}");
+    }
+
+    /// Bytes after the deflate stream's end are damage, refused by name.
+    #[test]
+    fn bytes_after_the_deflate_stream_are_refused() {
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(deflated(b"{}"))
+            .expect("base64");
+        bytes.extend_from_slice(b"junk");
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut v = serde_json::json!({ KEY: text });
+        let e = unpack(&mut v, 1 << 20).expect_err("refused");
+        assert!(
+            e.contains("4 bytes after the end of its deflate stream"),
+            "{e}"
+        );
     }
 }
