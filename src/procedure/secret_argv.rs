@@ -40,19 +40,8 @@ pub fn secrets_in_argv(lp: &LoadedProcedure, target: Option<(&Path, &Target)>) -
                     message(&secret, &prog),
                 ));
             }
-            if let (Action::Call { name, args }, Some((_, t))) = (action, target) {
-                if let Some(bound) = t.actions.get(name) {
-                    for (arg, secret, prog) in through_call_args(bound, args, &vars) {
-                        diags.push(Diagnostic::new(
-                            &lp.path,
-                            lp.pos(&format!("{at}.args.{arg}")),
-                            format!(
-                                "{} (target binding `{name}` puts `${{arg.{arg}}}` in its argv)",
-                                message(&secret, &prog)
-                            ),
-                        ));
-                    }
-                }
+            if let Action::Call { name, args } = action {
+                call_args(&mut diags, lp, &at, target, name, args, &vars);
             }
         }
     }
@@ -68,19 +57,8 @@ pub fn secrets_in_argv(lp: &LoadedProcedure, target: Option<(&Path, &Target)>) -
                 ));
             }
         }
-        if let (Some(name), Some((_, t))) = (&v.call, target) {
-            if let Some(bound) = t.actions.get(name) {
-                for (arg, secret, prog) in through_call_args(bound, &v.args, &vars) {
-                    diags.push(Diagnostic::new(
-                        &lp.path,
-                        lp.pos(&format!("{at}.args.{arg}")),
-                        format!(
-                            "{} (target binding `{name}` puts `${{arg.{arg}}}` in its argv)",
-                            message(&secret, &prog)
-                        ),
-                    ));
-                }
-            }
+        if let Some(name) = &v.call {
+            call_args(&mut diags, lp, &at, target, name, &v.args, &vars);
         }
     }
     if let Some((path, t)) = target {
@@ -155,6 +133,32 @@ pub fn print_warnings(diags: &Diagnostics, goes_on: bool) {
 /// What `run` and `resume` add to the warnings: they do not refuse.
 pub const GOES_ON: &str =
     "(the session runs anyway; `flightdeck check --strict` refuses a secret in a command line)";
+
+/// Secrets a `call` (a step's action or undo, or a rollback verification) hands to the
+/// target's binding `name` as arguments it puts in its argv, said at `at.args.<arg>`.
+fn call_args(
+    diags: &mut Diagnostics,
+    lp: &LoadedProcedure,
+    at: &str,
+    target: Option<(&Path, &Target)>,
+    name: &str,
+    args: &BTreeMap<String, String>,
+    vars: &BTreeMap<&str, &str>,
+) {
+    let Some(bound) = target.and_then(|(_, t)| t.actions.get(name)) else {
+        return;
+    };
+    for (arg, secret, prog) in through_call_args(bound, args, vars) {
+        diags.push(Diagnostic::new(
+            &lp.path,
+            lp.pos(&format!("{at}.args.{arg}")),
+            format!(
+                "{} (target binding `{name}` puts `${{arg.{arg}}}` in its argv)",
+                message(&secret, &prog)
+            ),
+        ));
+    }
+}
 
 fn message(secret: &str, prog: &str) -> String {
     format!(
