@@ -146,6 +146,9 @@ pub struct Secrets {
     missing: BTreeMap<String, String>,
     /// Every environment variable a secret is read from, set or not.
     env_names: BTreeSet<String>,
+    /// The values as they read inside a JSON string, where that differs from the value (made
+    /// once here: `redact` runs for every line of output).
+    escaped: Vec<String>,
 }
 
 impl Secrets {
@@ -173,7 +176,7 @@ impl Secrets {
                 }
             }
         }
-        s
+        s.with_escaped()
     }
 
     /// Secrets with these values, by name (tests that need no environment).
@@ -186,6 +189,20 @@ impl Secrets {
                 .collect(),
             ..Default::default()
         }
+        .with_escaped()
+    }
+
+    /// `self` with [`Secrets::escaped`] made from its values.
+    fn with_escaped(mut self) -> Self {
+        self.escaped = self
+            .masked_values()
+            .filter_map(|v| {
+                let q = serde_json::to_string(v).ok()?;
+                let inner = q.get(1..q.len().saturating_sub(1))?;
+                (inner != v).then(|| inner.to_string())
+            })
+            .collect();
+        self
     }
 
     /// Fill in secrets; an unset one is an error naming its variable (never its value).
@@ -238,7 +255,6 @@ impl Secrets {
     pub fn redact(&self, text: &str) -> String {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for v in self.masked_forms() {
-            let v = v.as_ref();
             let first = v.chars().next().map_or(1, char::len_utf8);
             let mut from = 0;
             // Overlapping occurrences too: the next search starts one character on.
@@ -288,14 +304,9 @@ impl Secrets {
     /// Every form of a secret `redact` looks for: the value as it is, and as it reads inside
     /// a JSON string where that differs (a `"`, `\\` or control character is escaped there, so
     /// a body or a value shown as JSON would otherwise carry the secret unmasked).
-    fn masked_forms(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
-        self.masked_values().flat_map(|v| {
-            let json = serde_json::to_string(v)
-                .ok()
-                .map(|q| q[1..q.len() - 1].to_string())
-                .filter(|e| e != v);
-            std::iter::once(std::borrow::Cow::Borrowed(v)).chain(json.map(std::borrow::Cow::Owned))
-        })
+    fn masked_forms(&self) -> impl Iterator<Item = &str> {
+        self.masked_values()
+            .chain(self.escaped.iter().map(String::as_str))
     }
 
     /// How many bytes at the end of a partial stream must wait for the next read before they
