@@ -919,3 +919,63 @@ fn lists_longer_than_a_session_keep_both_ends_and_say_what_they_left_out() {
         "{whole:#}"
     );
 }
+
+/// Step output and a note carrying terminal escapes (an OSC window title, an OSC 8 hyperlink,
+/// a C1 CSI colour): the report keeps what a terminal would have shown and none of the
+/// sequences' payload, so a title or a link's URL is not read as the product's words.
+#[test]
+fn escape_sequences_in_step_output_and_notes_do_not_reach_the_report() {
+    let title = "\u{1b}]0;SET-BY-THE-PRODUCT\u{7}";
+    let link = "\u{1b}]8;;https://evil.example/x\u{1b}\\the runbook\u{1b}]8;;\u{1b}\\";
+    let mut s = Script::new(
+        plan(vec![planned("a", "Step a")]),
+        vec![node("n1")],
+        "carol",
+    );
+    s.at(
+        1_000,
+        Event::ActionStarted {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+        },
+    )
+    .at(
+        1_500,
+        Event::Output {
+            step: 0,
+            phase: Phase::Do,
+            stream: flightdeck::engine::event::Stream::Stderr,
+            line: format!("{title}\u{9b}31mdisk full\u{9b}0m"),
+        },
+    )
+    .at(
+        2_000,
+        Event::ActionFinished {
+            step: 0,
+            phase: Phase::Do,
+            attempt: 1,
+            verdict: Verdict::Failed,
+            detail: format!("exit 1: {title}\u{9b}31mdisk full\u{9b}0m"),
+        },
+    )
+    .at(
+        2_500,
+        Event::Note {
+            by: "carol".into(),
+            text: format!("see {link} | {title}page 4"),
+        },
+    );
+    let md = report::markdown(&report::build(&s.journal()));
+    assert!(md.contains("exit 1: disk full"), "{md}");
+    assert!(md.contains("see the runbook \\| page 4"), "{md}");
+    for payload in [
+        "SET-BY-THE-PRODUCT",
+        "evil.example",
+        "31m",
+        "\u{1b}",
+        "\u{9b}",
+    ] {
+        assert!(!md.contains(payload), "{payload:?} in the report:\n{md}");
+    }
+}

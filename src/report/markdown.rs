@@ -277,7 +277,7 @@ fn steps(out: &mut String, r: &Report, clock: &Clock) {
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.number,
-            cell(&format!("`{}`", s.key.replace('`', "'"))),
+            cell(&format!("`{}`", inline(&s.key).replace('`', "'"))),
             cell(&title),
             cell(&status(s)),
             s.started_ms
@@ -408,7 +408,7 @@ fn problems(out: &mut String, r: &Report, clock: &Clock) {
             out,
             "- Step {} `{}`: {} attempt(s), {} retry(ies), {} undo(s){}{}",
             s.number,
-            s.key.replace('`', "'"),
+            inline(&s.key).replace('`', "'"),
             s.attempts,
             s.retries,
             s.undos,
@@ -593,36 +593,19 @@ fn offset(t_ms: u64) -> String {
     }
 }
 
-/// Text for a table cell: no control characters (ANSI escapes included), no line breaks, and
+/// Text for a table cell: no escape sequences or control characters, no line breaks, and
 /// pipes escaped.
 fn cell(text: &str) -> String {
     inline(text).replace('|', "\\|")
 }
 
-/// Text on one line with control characters (ANSI escapes included) dropped.
+/// Text on one line: escape sequences dropped whole, payload included (`terminal_text::strip`:
+/// an OSC title or hyperlink URL is not text of the report), line breaks and tabs as spaces.
 fn inline(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Drop a CSI sequence whole (`ESC [ ... final byte`), not just the escape byte.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        if c == '\n' || c == '\r' || c == '\t' {
-            out.push(' ');
-        } else if !c.is_control() {
-            out.push(c);
-        }
-    }
-    out.trim().to_string()
+    crate::terminal_text::strip(text)
+        .replace(['\n', '\r', '\t'], " ")
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -642,6 +625,7 @@ mod tests {
     fn cells_cannot_break_a_table_or_carry_ansi() {
         assert_eq!(cell("a | b\nc"), "a \\| b c");
         assert_eq!(cell("\u{1b}[31mred\u{1b}[0m done"), "red done");
+        assert_eq!(cell("\u{1b}]0;title\u{7}a\tb | c\u{9b}1m"), "a b \\| c");
     }
 
     #[test]
