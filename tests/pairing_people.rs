@@ -1074,6 +1074,53 @@ async fn an_observer_from_another_uid_can_send_only_what_observers_may() {
     )));
 }
 
+/// A label outside the allow-list — a look-alike bracket that would let bob's label read as
+/// alice's `label (user)`, a bidi override or a zero-width space that reorder or hide what a
+/// cockpit shows — is refused through the real join: the client is told which character and
+/// what a label may have, and the refused join leaves no line in the journal. The operator
+/// name a client sends without a label is a label too. Before, `bob （alice）` and the
+/// override joined and showed as typed, and a control character was dropped quietly.
+#[tokio::test]
+async fn a_label_outside_the_allow_list_is_refused_at_the_join_and_not_journaled() {
+    use flightdeck::pairing::PairingError;
+    let s = served(plan("people", vec![step("a", sh("true"))]), None).await;
+    let socket = s.guard.socket_path().to_path_buf();
+    for (operator, label, named) in [
+        ("bob", Some("bob \u{FF08}alice\u{FF09}"), "'（' (U+FF08) at character 5"),
+        ("bob", Some("bob \u{202E}ecila"), "'\\u{202e}' (U+202E) at character 5"),
+        ("bob", Some("\u{200B}alice"), "(U+200B) at character 1"),
+        ("bob\u{2066}", None, "(U+2066) at character 4"),
+        ("bob", Some("x\u{1b}[2J"), "(U+001B)"),
+    ] {
+        let err = connect_socket(&socket, hello(operator, label, false, 0))
+            .await
+            .expect_err("the join is refused");
+        let PairingError::Refused(why) = &err else {
+            panic!("{label:?}: not a refusal: {err}");
+        };
+        assert!(
+            why.contains(named) && why.contains("a label may have letters and digits of any script"),
+            "{label:?}: {why}"
+        );
+    }
+    // The same socket takes a label that is a name.
+    let mut carol = View::join(&socket, "Carol O'Brien", false).await;
+    carol.until("carol joined", |s| !s.operators.is_empty()).await;
+    let Served { task, guard, .. } = s;
+    task.handle.shutdown().await;
+    task.join.await.unwrap().unwrap();
+    drop(guard);
+    let joins: Vec<String> = journaled(&s.journal)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::OperatorJoined { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joins.len(), 1, "{joins:?}");
+    assert!(joins[0].starts_with("Carol O'Brien"), "{joins:?}");
+}
+
 /// A hello line in this build's protocol, as a client that reads samples as events sends it.
 fn raw_hello(operator: &str, want_driver: bool) -> String {
     use flightdeck::pairing::protocol::{encode, ClientMsg, Hello};

@@ -176,7 +176,6 @@ impl EngineHandle {
         remote: bool,
         folded: bool,
     ) -> Result<(Option<Box<SessionState>>, SessionClient), Rejected> {
-        crate::engine::identity::check_label(label).map_err(Rejected)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Msg::Attach {

@@ -699,6 +699,12 @@ impl Engine {
                     ))));
                     return Ok(());
                 }
+                // Every way in (a hello over the socket, an in-process cockpit) comes here: the
+                // label is checked once, by the engine, before it costs a join or a line.
+                if let Err(why) = who.check_label(&name) {
+                    let _ = reply.send(Err(crate::engine::Rejected(why)));
+                    return Ok(());
+                }
                 // Each join and leave is a journal line: a member looping connect/disconnect
                 // would grow the journal without bound. Refused before anything is journaled;
                 // the owner is not limited (only they would be hurt).
