@@ -1253,6 +1253,76 @@ async fn joining_and_asking_for_control_are_bounded_per_user() {
     assert_eq!(asks, CONTROL_ASK_BURST as usize);
 }
 
+/// One user with two connections passing control back and forth grows the journal (a
+/// fsynced decision each) and every cockpit by a bounded amount: hand-overs are limited per
+/// granter's uid, refused with the limit in words, and a refill later the user hands over
+/// again; another person's hand-over is theirs to make. Before, every grant was journaled.
+#[tokio::test]
+async fn handing_over_control_is_bounded_per_user() {
+    use flightdeck::engine::identity::Identity;
+    use flightdeck::engine::session::{GRANT_BURST, GRANT_REFILL};
+    let dir = tempfile::tempdir().unwrap();
+    let task = start(
+        plan("test", vec![step("a", run(&["true"]), None)]),
+        target(),
+        AutoConfirm::default(),
+        &dir,
+    );
+    let who = |uid: u32| Identity {
+        uid,
+        user: format!("member{uid}"),
+    };
+    let a1 = task.handle.attach_as(who(1000), "a1", true).await.unwrap();
+    let a2 = task.handle.attach_as(who(1000), "a2", false).await.unwrap();
+    let b = task.handle.attach_as(who(1001), "b", false).await.unwrap();
+    async fn grant(
+        from: &flightdeck::engine::client::SessionClient,
+        to: u64,
+    ) -> Result<(), flightdeck::engine::Rejected> {
+        from.commands.send(Command::GrantControl { to }).await
+    }
+    let e = grant(&a1, a1.operator_id)
+        .await
+        .expect_err("granting to oneself");
+    assert_eq!(e.0, "you already drive");
+    // The same user's two connections taking turns, as fast as the engine answers.
+    let mut drives = &a1;
+    for _ in 0..GRANT_BURST {
+        let other = if drives.operator_id == a1.operator_id {
+            &a2
+        } else {
+            &a1
+        };
+        grant(drives, other.operator_id).await.unwrap();
+        drives = other;
+    }
+    let e = grant(drives, b.operator_id)
+        .await
+        .expect_err("one hand-over too many is refused, to anyone");
+    assert_eq!(
+        e.0,
+        format!(
+            "too many hand-overs of control: at most {GRANT_BURST} in a row, then one every {} s",
+            GRANT_REFILL.as_secs()
+        )
+    );
+    // A refill later (the clock moved, not waited for), one more: to another person, who
+    // hands it back from a bucket of their own.
+    tokio::time::pause();
+    tokio::time::advance(GRANT_REFILL).await;
+    grant(drives, b.operator_id).await.unwrap();
+    grant(&b, drives.operator_id).await.unwrap();
+    task.handle.shutdown().await;
+    task.join.await.unwrap().unwrap();
+    let j = journal::read(&dir.path().join("j.jsonl")).unwrap();
+    let changes = j
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::DriverChanged { .. }))
+        .count();
+    assert_eq!(changes, GRANT_BURST as usize + 2);
+}
+
 /// A step number is the sender's: `usize::MAX` (or any number past the plan) in any command
 /// that names a step is refused with what is true, and the engine goes on. Before, a debug
 /// build panicked computing `step + 1` for the refusal (Retry, MarkDone) and the engine died.

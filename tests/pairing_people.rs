@@ -1086,8 +1086,16 @@ async fn a_label_outside_the_allow_list_is_refused_at_the_join_and_not_journaled
     let s = served(plan("people", vec![step("a", sh("true"))]), None).await;
     let socket = s.guard.socket_path().to_path_buf();
     for (operator, label, named) in [
-        ("bob", Some("bob \u{FF08}alice\u{FF09}"), "'（' (U+FF08) at character 5"),
-        ("bob", Some("bob \u{202E}ecila"), "'\\u{202e}' (U+202E) at character 5"),
+        (
+            "bob",
+            Some("bob \u{FF08}alice\u{FF09}"),
+            "'（' (U+FF08) at character 5",
+        ),
+        (
+            "bob",
+            Some("bob \u{202E}ecila"),
+            "'\\u{202e}' (U+202E) at character 5",
+        ),
         ("bob", Some("\u{200B}alice"), "(U+200B) at character 1"),
         ("bob\u{2066}", None, "(U+2066) at character 4"),
         ("bob", Some("x\u{1b}[2J"), "(U+001B)"),
@@ -1099,13 +1107,16 @@ async fn a_label_outside_the_allow_list_is_refused_at_the_join_and_not_journaled
             panic!("{label:?}: not a refusal: {err}");
         };
         assert!(
-            why.contains(named) && why.contains("a label may have letters and digits of any script"),
+            why.contains(named)
+                && why.contains("a label may have letters and digits of any script"),
             "{label:?}: {why}"
         );
     }
     // The same socket takes a label that is a name.
     let mut carol = View::join(&socket, "Carol O'Brien", false).await;
-    carol.until("carol joined", |s| !s.operators.is_empty()).await;
+    carol
+        .until("carol joined", |s| !s.operators.is_empty())
+        .await;
     let Served { task, guard, .. } = s;
     task.handle.shutdown().await;
     task.join.await.unwrap().unwrap();

@@ -68,8 +68,9 @@ impl Identity {
 /// Longest label, in characters. A label shows in every operator's cockpit, on the header's
 /// second line as `driver <label> (<user>)` beside the others, in a cockpit at least 80
 /// columns wide (`tui::render::MIN_WIDTH`): 32 characters is as long as a login name made by
-/// `useradd` may be, and takes at most 64 of those columns even in a script whose letters are
-/// two columns wide.
+/// `useradd` may be (shadow-utils, useradd(8) CAVEATS: "Usernames may only be up to 32
+/// characters long"), and takes at most 64 of those columns even in a script whose letters
+/// are two columns wide.
 pub const MAX_LABEL_CHARS: usize = 32;
 
 /// The punctuation a label may have besides letters and digits: the space of a full name
@@ -121,7 +122,7 @@ pub fn check_label(label: &str) -> Result<(), String> {
     let chars = label.chars().count();
     if chars > MAX_LABEL_CHARS {
         return Err(format!(
-            "the label {label:?} is {chars} characters long; {}",
+            "the label is {chars} characters long; {}",
             allowed()
         ));
     }
@@ -145,9 +146,9 @@ pub fn check_label(label: &str) -> Result<(), String> {
             None
         } else if c.width() == Some(0) {
             marks = marks.map(|m| m + 1).filter(|m| *m <= MAX_MARKS_IN_A_ROW);
-            marks
-                .is_none()
-                .then_some("has a mark of no width that is not on a letter (or one of too many on it):")
+            marks.is_none().then_some(
+                "has a mark of no width that is not on a letter (or one of too many on it):",
+            )
         } else {
             marks = Some(0);
             None
@@ -240,7 +241,10 @@ mod tests {
             ('\u{27EE}', '\u{27EF}'),
             ('[', ']'),
         ] {
-            refused(&format!("bob {l}alice{r}"), &format!("(U+{:04X}) at character 5", u32::from(l)));
+            refused(
+                &format!("bob {l}alice{r}"),
+                &format!("(U+{:04X}) at character 5", u32::from(l)),
+            );
         }
         refused("bob \"alice\"", "'\"' (U+0022)");
         refused("bob/alice", "U+002F");

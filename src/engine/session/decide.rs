@@ -30,6 +30,12 @@ pub const JOIN_REFILL: std::time::Duration = std::time::Duration::from_secs(3);
 pub const CONTROL_ASK_BURST: u32 = 5;
 /// ...and how often once more after that.
 pub const CONTROL_ASK_REFILL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Hand-overs of control a user may make in a row. Each is a decision (journaled, fsynced)
+/// shown in every cockpit, and a user with two connections could pass control between them
+/// without end. People hand over a few times in a session; ten in a row is far past that...
+pub const GRANT_BURST: u32 = 10;
+/// ...and how often once more after that.
+pub const GRANT_REFILL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Engine {
     /// Check a command against the state and the sender's role; emit what it causes.
@@ -488,6 +494,19 @@ impl Engine {
                 else {
                     return reject(format!("no operator {to} is attached"));
                 };
+                if to == from {
+                    return reject("you already drive".into());
+                }
+                // Per user (the granter's uid), like asking: from connection to connection of
+                // one user too. The owner may take control at any time, so limiting their
+                // hand-overs would bound nothing.
+                let uid = self.uid_of(from).unwrap_or(u32::MAX);
+                if from != SYSTEM && uid != self.owner_uid && !self.grants.take(uid) {
+                    return reject(format!(
+                        "too many hand-overs of control: {}",
+                        self.grants.words()
+                    ));
+                }
                 self.emit(Event::DriverChanged {
                     id: to,
                     name,

@@ -30,8 +30,8 @@ use crate::lb::LbClient;
 use crate::plan::Plan;
 use crate::target::Target;
 pub use decide::{
-    CONTROL_ASK_BURST, CONTROL_ASK_REFILL, JOIN_BURST, JOIN_REFILL, MAX_NOTE_CHARS, NOTE_BURST,
-    NOTE_REFILL, NOTHING_TO_UNDO,
+    CONTROL_ASK_BURST, CONTROL_ASK_REFILL, GRANT_BURST, GRANT_REFILL, JOIN_BURST, JOIN_REFILL,
+    MAX_NOTE_CHARS, NOTE_BURST, NOTE_REFILL, NOTHING_TO_UNDO,
 };
 use handle::Msg;
 pub use handle::{EngineHandle, EngineTask, FollowFrom};
@@ -173,10 +173,12 @@ struct Engine {
     checkpoints: checkpoints::Checkpoints,
     /// Where this engine's own events start in the journal (what it took over ends there).
     began: u64,
-    /// Per user: how many more notes, joins and requests for control the journal takes now.
+    /// Per user: how many more notes, joins, requests for control and hand-overs of control
+    /// the journal takes now.
     notes: rate::Buckets,
     joins: rate::Buckets,
     control_asks: rate::Buckets,
+    grants: rate::Buckets,
     probe_ok: HashMap<ProbeKey, bool>,
     /// Per node: when the requests that read its `state` were sent, so that a change says
     /// after when it happened (`NodeFacts::prior_sent_ms`) and an older answer is not news.
@@ -424,6 +426,7 @@ impl Engine {
                 notes: rate::Buckets::new(NOTE_BURST, NOTE_REFILL),
                 joins: rate::Buckets::new(JOIN_BURST, JOIN_REFILL),
                 control_asks: rate::Buckets::new(CONTROL_ASK_BURST, CONTROL_ASK_REFILL),
+                grants: rate::Buckets::new(GRANT_BURST, GRANT_REFILL),
                 probe_ok: HashMap::new(),
                 sightings: Default::default(),
                 probe_stats: BTreeMap::new(),
