@@ -80,8 +80,9 @@ pub struct ImportArgs {
 pub struct JoinArgs {
     /// Session name (default: the only live session).
     pub name: Option<String>,
-    /// A label shown to the others (default: your OS user name).
-    #[arg(long = "as")]
+    /// A label shown to the others (default: your OS user name): letters and digits of any
+    /// script, spaces and - _ . @ + ', at most 32 characters.
+    #[arg(long = "as", value_parser = parse_label)]
     pub label: Option<String>,
     /// Drive if nobody drives (otherwise observe; ask for control with `c`).
     #[arg(long)]
@@ -245,8 +246,9 @@ pub struct RunArgs {
     /// control (with a reason). The session's owner may take control at any time.
     #[arg(long, default_value_t = 60)]
     pub takeover_after: u64,
-    /// A label shown to the others (default: your OS user name).
-    #[arg(long = "as")]
+    /// A label shown to the others (default: your OS user name): letters and digits of any
+    /// script, spaces and - _ . @ + ', at most 32 characters.
+    #[arg(long = "as", value_parser = parse_label)]
     pub label: Option<String>,
     /// Internal: be the detached session server.
     #[arg(long, hide = true)]
@@ -254,6 +256,14 @@ pub struct RunArgs {
     /// Internal: the no-argument demo (`q` offers to end it, which stops its lab).
     #[arg(long, hide = true)]
     pub demo: bool,
+}
+
+/// An `--as` label as the engine will check it at the join (`Identity::check_label`), checked
+/// before anything starts: a refused label is a usage error (exit 2), not a session server left
+/// running that its owner's cockpit could not join.
+fn parse_label(s: &str) -> Result<String, String> {
+    crate::engine::identity::Identity::current().check_label(s)?;
+    Ok(s.to_string())
 }
 
 /// A `--fault` as clap checks it: a bad kind or syntax is a usage error (exit 2).
@@ -352,5 +362,34 @@ mod tests {
             theme_of(&["flightdeck", "replay", "j.jsonl", "--theme", "light"]),
             light
         );
+    }
+
+    /// `run --as` and `join --as` refuse a label the engine would refuse at the join, with the
+    /// engine's reason, before a session server starts.
+    #[test]
+    fn a_label_is_checked_before_anything_starts() {
+        for args in [
+            &["flightdeck", "join", "--as", "bob \u{FF08}alice\u{FF09}"][..],
+            &[
+                "flightdeck",
+                "run",
+                "p.toml",
+                "--lab",
+                "--as",
+                "bob \u{202E}ecila",
+            ],
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+            assert!(
+                e.to_string().contains("letters and digits of any script"),
+                "{e}"
+            );
+        }
+        let cli = Cli::try_parse_from(["flightdeck", "join", "--as", "Carol O'Brien"]).unwrap();
+        let Some(Command::Join(a)) = cli.command else {
+            panic!("not a join");
+        };
+        assert_eq!(a.label.as_deref(), Some("Carol O'Brien"));
     }
 }
