@@ -62,11 +62,10 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     let footer = s.lines().last().unwrap_or_default();
     assert!(!footer.contains("y run"), "{footer}");
     t.send(W, "Escape");
-    let s = t.wait_gone(W, "? or Esc closes", STEP);
-    assert!(
-        s.contains("Run step 2:"),
-        "the prompt survives the help: {s}"
-    );
+    // One capture for both: the prompt's line can be redrawn after the help's is cleared.
+    t.wait_until(W, "the help gone and the prompt back", STEP, |s| {
+        !s.contains("? or Esc closes") && s.contains("Run step 2:")
+    });
 
     for n in 2..=4 {
         t.answer(W, &format!("Run step {n}: Back up node"), "y", STEP);
@@ -79,12 +78,15 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         STEP,
     );
     assert!(lb_shows(&s, "node2", "ready"), "{s}");
-    let s = t.wait_until(W, "node2 drained", STEP, |s| lb_shows(s, "node2", "drain"));
+    // The balancer panel (sampled from the lab) and the step's ✓ (the engine's verdict) are
+    // two publications in no set order: wait for both.
+    let s = t.wait_until(W, "node2 drained and step 5 done", STEP, |s| {
+        lb_shows(s, "node2", "drain") && row_has(s, "5 Take node2 out of", "✓")
+    });
     assert!(
         lb_shows(&s, "node1", "ready") && lb_shows(&s, "node3", "ready"),
         "{s}"
     );
-    assert!(row_has(&s, "5 Take node2 out of", "✓"), "{s}");
 
     t.answer(W, "Run step 6: Stop node2?", "y", STEP);
     t.answer(W, "Run step 7: Install 1.1.0 on node2?", "y", STEP);
@@ -95,24 +97,30 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         row_has(s, "9 Wait until node2 is", "running")
     });
     t.send(W, "q");
-    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
-    assert!(s.contains("Leaving never aborts"), "{s}");
-    t.wait_footer(W, "Leaving never aborts", &["y leave  n Esc stay"], STEP);
+    t.wait_until(W, "the leave question whole", STEP, |s| {
+        s.contains("A step is running. Leave the cockpit? [y/N]")
+            && s.contains("Leaving never aborts")
+            && s.lines()
+                .last()
+                .is_some_and(|f| f.contains("y leave  n Esc stay"))
+    });
     t.send(W, "n");
     t.wait_gone(W, "Leave the cockpit?", STEP);
 
     // node2 comes back.
-    let s = t.answer(
+    t.wait_until(W, "step 9 done and step 10 asking", STEP, |s| {
+        s.contains("Run step 10: Put node2 back into the load balancer?")
+            && row_has(s, "9 Wait until node2 is", "✓")
+    });
+    t.answer(
         W,
         "Run step 10: Put node2 back into the load balancer?",
         "y",
         STEP,
     );
-    assert!(row_has(&s, "9 Wait until node2 is", "✓"), "{s}");
-    let s = t.wait_until(W, "node2 ready again", STEP, |s| {
-        lb_shows(s, "node2", "ready")
+    t.wait_until(W, "node2 ready again and step 10 done", STEP, |s| {
+        lb_shows(s, "node2", "ready") && row_has(s, "10 Put node2 back into", "✓")
     });
-    assert!(row_has(&s, "10 Put node2 back into", "✓"), "{s}");
 
     // Undo the latest step (at the next prompt, after its guard): it asks, then drains again.
     t.answer(
@@ -121,27 +129,29 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         "u",
         STEP,
     );
-    let s = t.answer(
+    // The undo's dialog says what it will do, a line below its title: wait for both.
+    t.wait_until(W, "the undo's dialog whole", STEP, |s| {
+        s.contains("Undo step 10: Put node2 back into the load balancer?")
+            && s.contains("load balancer: node2 → drain")
+    });
+    t.answer(
         W,
         "Undo step 10: Put node2 back into the load balancer?",
         "y",
         STEP,
     );
-    assert!(s.contains("load balancer: node2 → drain"), "{s}");
     t.wait_until(W, "node2 drained by the undo", STEP, |s| {
         lb_shows(s, "node2", "drain")
     });
     // After an undo the step is offered again, and it alone awaits: the step whose prompt
     // the undo replaced is pending again.
-    let s = t.wait_for(
-        W,
-        "Run step 10: Put node2 back into the load balancer?",
-        STEP,
-    );
-    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
-    assert!(s.contains("┃· 11 Take node3 out"), "{s}");
+    let s = t.wait_until(W, "step 10 offered again, step 11 pending", STEP, |s| {
+        s.contains("Run step 10: Put node2 back into the load balancer?")
+            && s.contains("┃? 10 Put node2 back")
+            && s.contains("┃· 11 Take node3 out")
+            && s.contains("status awaiting confirm")
+    });
     // It has not run again yet: no run time beside its status.
-    assert!(s.contains("status awaiting confirm"), "{s}");
     assert!(!s.contains("status awaiting confirm in"), "{s}");
 
     // Too small, then back. A y typed at the hidden prompt (after its guard) answers
@@ -153,10 +163,12 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
     let s = t.wait_for(W, "terminal too small", STEP);
     assert!(s.contains("need 80x24, have 60x20"), "{s}");
     t.resize(W, tmux::WIDTH, tmux::HEIGHT);
-    let s = t.wait_for(W, "Run step 10: Put node2 back", STEP);
+    let s = t.wait_until(W, "the cockpit back at full size", STEP, |s| {
+        s.contains("Run step 10: Put node2 back")
+            && s.contains("Procedure")
+            && s.contains("┃? 10 Put node2 back")
+    });
     assert!(!s.contains("terminal too small"), "{s}");
-    assert!(s.contains("Procedure"), "{s}");
-    assert!(s.contains("┃? 10 Put node2 back"), "{s}");
 
     // On to node3, whose health gate runs for seconds: q asks, y leaves.
     t.answer(
@@ -179,9 +191,10 @@ fn an_operator_drives_the_first_node_in_the_cockpit() {
         row_has(s, "15 Wait until node3 is", "running")
     });
     t.send(W, "q");
-    let s = t.wait_for(W, "A step is running. Leave the cockpit? [y/N]", STEP);
-    // The question says what leaving does to this (foreground) run.
-    assert!(s.contains("flightdeck resume"), "{s}");
+    // The question says what leaving does to this (foreground) run, below its title.
+    t.wait_until(W, "the leave question with what leaving does", STEP, |s| {
+        s.contains("A step is running. Leave the cockpit? [y/N]") && s.contains("flightdeck resume")
+    });
     t.send(W, "y");
 
     // The terminal is the shell's again, and the journal says where the session stopped.
@@ -364,15 +377,24 @@ fn an_abort_rolls_back_what_was_done_and_nothing_else() {
     t.send(W, "node2 disk is read-only");
     t.wait_for(W, "> node2 disk is read-only", STEP);
     t.send(W, "Enter");
-    let s = t.answer(
+    // Step 6 never ran and nobody is asked about it any more (its row is below the undo's
+    // dialog: one capture for all of it).
+    t.wait_until(
+        W,
+        "rolling back, the undo asked, step 6 pending",
+        STEP,
+        |s| {
+            s.contains("Undo step 5: Take node2 out of the load balancer?")
+                && s.contains("ROLLING BACK")
+                && s.contains("┃·  6 Stop node2")
+        },
+    );
+    t.answer(
         W,
         "Undo step 5: Take node2 out of the load balancer?",
         "y",
         STEP,
     );
-    assert!(s.contains("ROLLING BACK"), "{s}");
-    // Step 6 never ran and nobody is asked about it any more.
-    assert!(s.contains("┃·  6 Stop node2"), "{s}");
     t.wait_until(W, "node2 ready again", STEP, |s| {
         lb_shows(s, "node2", "ready")
     });

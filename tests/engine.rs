@@ -3,7 +3,8 @@
 mod common;
 
 use common::plans::{
-    confirm_prompt, empty_target as target, plan, run, sh, step_with as step, until,
+    confirm_prompt, empty_target as target, plan, resume_once_free, run, sh, step_with as step,
+    until,
 };
 
 use std::time::Duration;
@@ -347,7 +348,7 @@ async fn a_crash_mid_action_resumes_as_interrupted_and_is_never_rerun_silently()
     let read = journal::read(&path).unwrap();
     assert!(read.torn_tail.is_some());
 
-    let resumed = session::resume(&path, None, "tester", false).unwrap();
+    let resumed = resume_once_free(&path).await;
     let s = until(&resumed, "interrupted prompt", |s| s.prompt.is_some()).await;
     assert_eq!(s.steps[0].status, StepStatus::Interrupted);
     assert_eq!(
@@ -516,15 +517,22 @@ async fn a_late_joiner_sees_every_event_from_the_first() {
     until(&task, "finished", |s| s.is_finished()).await;
     let mut client = task.handle.attach("late", false).await.unwrap();
     let mut seen: Vec<Stamped> = Vec::new();
-    while let Ok(Some(e)) =
-        tokio::time::timeout(Duration::from_millis(300), client.events.recv()).await
-    {
-        seen.push(e);
+    // Read until what was seen folds to the end with the joiner in it (not until a quiet
+    // spell: a loaded machine can pause the engine longer than any spell).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let done = |seen: &[Stamped]| {
+        let folded = SessionState::fold(seen);
+        folded.mode == Mode::Finished(Outcome::Completed)
+            && folded.operators.iter().any(|o| o.name.starts_with("late"))
+    };
+    while !done(&seen) {
+        match tokio::time::timeout_at(deadline, client.events.recv()).await {
+            Ok(Some(e)) => seen.push(e),
+            Ok(None) => panic!("the feed ended after {} events", seen.len()),
+            Err(_) => panic!("the history did not fold to the end: {seen:#?}"),
+        }
     }
     assert!(matches!(seen[0].event, Event::SessionStarted { .. }));
-    let folded = SessionState::fold(&seen);
-    assert_eq!(folded.mode, Mode::Finished(Outcome::Completed));
-    assert!(folded.operators.iter().any(|o| o.name.starts_with("late")));
     let _ = (Phase::Do, PromptKind::Run);
 }
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::plans::{
-    confirm_prompt, empty_target as target, plan, run, sh, step_with as step, until,
+    confirm_prompt, empty_target as target, plan, resume_once_free, run, sh, step_with as step,
+    until,
 };
 
 use std::path::{Path, PathBuf};
@@ -62,24 +63,6 @@ async fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// `resume` after a simulated crash (the engine task aborted). The lock goes with the writer,
-/// but a process another test forks at that moment holds a copy of the journal's descriptor,
-/// and so its lock, until it execs: under load that takes a while, so poll with a deadline.
-async fn resume_after_crash(path: &Path) -> EngineTask {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match session::resume(path, None, "tester", false) {
-            Ok(task) => return task,
-            Err(EngineError::Journal(JournalError::Locked { .. }))
-                if tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("resume: {e}"),
-        }
-    }
-}
-
 fn events(path: &Path) -> Vec<Stamped> {
     journal::read(path).expect("journal reads").events
 }
@@ -116,9 +99,10 @@ async fn a_journal_has_one_writer_and_resume_on_a_live_session_is_refused() {
         .iter()
         .any(|e| matches!(e.event, Event::Resumed { .. })));
     end(task).await;
-    // Once the session's engine is gone, the journal is free again.
-    assert!(!journal::is_locked(&path));
-    let again = session::resume(&path, None, "tester", false).expect("resumes once free");
+    // Once the session's engine is gone, the journal is free again (once any child another
+    // test forked meanwhile has exec'd: see `resume_once_free`).
+    let again = resume_once_free(&path).await;
+    assert!(journal::is_locked(&path), "the resumed engine holds it");
     end(again).await;
 }
 
@@ -363,7 +347,7 @@ async fn marking_an_interrupted_undo_done_lets_the_rollback_go_on() {
     // Crash mid-undo.
     task.join.abort();
     let _ = task.join.await;
-    let resumed = resume_after_crash(&path).await;
+    let resumed = resume_once_free(&path).await;
     until(&resumed, "interrupted undo", |s| {
         s.prompt
             .is_some_and(|p| p.kind == PromptKindTag::Interrupted && p.step == 1)
@@ -407,7 +391,7 @@ async fn headless_resume_after_a_second_crash_names_the_step_where_it_stands() {
     task.join.abort();
     let _ = task.join.await;
     // Crash 1 -> resume, mark the first done, the second runs; crash 2.
-    let r1 = resume_after_crash(&path).await;
+    let r1 = resume_once_free(&path).await;
     until(&r1, "interrupted", |s| s.prompt.is_some()).await;
     r1.handle
         .command(Command::MarkDone { step: 0 })
@@ -416,7 +400,7 @@ async fn headless_resume_after_a_second_crash_names_the_step_where_it_stands() {
     until(&r1, "second running", |s| s.running() == Some(1)).await;
     r1.join.abort();
     let _ = r1.join.await;
-    let r2 = resume_after_crash(&path).await;
+    let r2 = resume_once_free(&path).await;
     let mut out = Vec::new();
     let (end, _) = flightdeck::headless::follow(r2, &mut out).await;
     assert!(!end.ok);
@@ -474,7 +458,7 @@ async fn time_while_flightdeck_was_down_counts_in_windows_and_durations() {
         w.append(&st, true).unwrap();
     }
     drop(w);
-    let task = resume_after_crash(&path).await;
+    let task = resume_once_free(&path).await;
     let s = until(&task, "a prompt", |s| s.prompt.is_some()).await;
     // Today the gap vanished: the window said ~0 s.
     assert!(
@@ -777,7 +761,7 @@ async fn a_sigkilled_session_server_leaves_a_group_that_resume_reports_and_kills
     assert!(group_alive(pgid), "a headless resume kills nothing");
 
     // The operator chooses kill (the cockpit's K sends this command).
-    let task = resume_after_crash(&journal).await;
+    let task = resume_once_free(&journal).await;
     let s = until(&task, "the interrupted prompt", |s| s.prompt.is_some()).await;
     assert_eq!(s.orphan, Some((0, pgid)));
     assert_eq!(s.prompt.map(|p| p.kind), Some(PromptKindTag::Interrupted));

@@ -197,7 +197,7 @@ mod engine_level {
     //! The verification's rules on hand-made plans (no lab): what stands in the way of
     //! "verified", and a resume in the middle of it.
 
-    use super::common::plans::{empty_target, plan, run, step_with, until};
+    use super::common::plans::{empty_target, plan, resume_once_free, run, step_with, until};
     use flightdeck::engine::event::{AutoConfirm, Event, Outcome};
     use flightdeck::engine::outcome::{outcome_text, rollback_verified};
     use flightdeck::engine::session::{self, EngineConfig, EngineTask};
@@ -539,19 +539,8 @@ mod engine_level {
         task.join.abort();
         let _ = task.join.await;
         // A check's child forked in that instant may hold the journal's lock until it execs
-        // or dies: poll for the lock, with a deadline.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        let resumed = loop {
-            match session::resume(&path, None, "tester", false) {
-                Ok(r) => break r,
-                Err(session::EngineError::Journal(journal::JournalError::Locked { .. }))
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("resume: {e}"),
-            }
-        };
+        // or dies.
+        let resumed = resume_once_free(&path).await;
         let s = until(&resumed, "verifying again", |s| s.verifying).await;
         assert!(!s.is_finished());
         std::fs::write(&flag, "").unwrap();

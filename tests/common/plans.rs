@@ -45,3 +45,24 @@ pub async fn confirm_prompt(task: &EngineTask) {
         .await
         .expect("confirm accepted");
 }
+
+/// `resume` the journal at `path` once its writer's lock is free. The lock goes with the engine
+/// that held it, but a process another test of the same binary forks at that moment holds a
+/// copy of the journal's descriptor, and so its lock (flock), until it execs: under load that
+/// takes a while. Refused for any other reason, or still locked after the deadline: panics.
+pub async fn resume_once_free(path: &std::path::Path) -> EngineTask {
+    use flightdeck::engine::session::{self, EngineError};
+    use flightdeck::journal::JournalError;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match session::resume(path, None, "tester", false) {
+            Ok(task) => return task,
+            Err(EngineError::Journal(JournalError::Locked { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("resume: {e}"),
+        }
+    }
+}
