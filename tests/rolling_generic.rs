@@ -21,11 +21,12 @@ async fn rolling_upgrade_under_load_loses_no_read() {
     for n in &snap.nodes {
         assert_eq!(n.version, "1.1.0", "{} not upgraded", n.name);
     }
-    assert!(
-        snap.backends.iter().all(|b| b.serving),
-        "{:?}",
-        snap.backends
-    );
+    // The last node's `ready` is done; the balancer's own checks (rise 2) are sampled apart
+    // from the session: poll for every backend serving.
+    wait_for_lab(&run.lab, "every backend serving", |s| {
+        s.backends.iter().all(|b| b.serving)
+    })
+    .await;
     let traffic = run.lab.traffic().await;
     assert!(traffic.ok_reads > 0, "the load generator sent nothing");
     assert_eq!(traffic.failed_reads, 0, "{traffic:?}");

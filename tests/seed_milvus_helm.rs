@@ -296,7 +296,12 @@ async fn from_2_1_4_the_metadata_is_migrated() {
         .data_dir()
         .join("etcd-snapshots/flightdeck-before-migrate-node1.json")
         .exists());
-    assert!(snap.backends.iter().all(|b| b.serving), "{snap:?}");
+    // The last node's `ready` is done; the balancer's own checks (rise 2) are sampled apart
+    // from the session: poll for every backend serving.
+    wait_for_lab(&run.lab, "every backend serving", |s| {
+        s.backends.iter().all(|b| b.serving)
+    })
+    .await;
     assert_every_step_journaled(&run);
     run.lab.shutdown().await;
 }

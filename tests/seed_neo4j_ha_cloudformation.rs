@@ -284,11 +284,14 @@ async fn full_run_leaves_every_instance_upgraded_in_ha_mode() {
         // Slaves on fresh volumes caught up with the master's data.
         assert!(n.keys >= 1, "{n:?}");
     }
-    assert!(snap
-        .backends
-        .iter()
-        .filter(|b| instances.iter().any(|n| n.name == b.server))
-        .all(|b| b.serving));
+    // The balancer's own checks (rise 2) are sampled apart from the session: polled.
+    wait_for_lab(&run.lab, "every instance's backend serving", |s| {
+        s.backends
+            .iter()
+            .filter(|b| instances.iter().any(|n| n.name == b.server))
+            .all(|b| b.serving)
+    })
+    .await;
     // The stack's final parameters and the renamed slave volumes.
     let stack: serde_json::Value = flightdeck::lab::http_client()
         .unwrap()

@@ -287,11 +287,12 @@ async fn two_hops_rolling_under_load_keep_every_read() {
         assert!(n.synchronized, "{} not synchronized", n.name);
         assert!(!n.read_only, "{}", n.name);
     }
-    assert!(
-        snap.backends.iter().all(|b| b.serving),
-        "{:?}",
-        snap.backends
-    );
+    // The last node's `ready` is done; the balancer's own checks (rise 2) are sampled apart
+    // from the session: poll for every backend serving.
+    wait_for_lab(&run.lab, "every backend serving", |s| {
+        s.backends.iter().all(|b| b.serving)
+    })
+    .await;
     let backup = run
         .lab
         .data_dir()
