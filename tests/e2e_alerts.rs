@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tmux::{cmd, Tmux};
 
-const STEP: Duration = Duration::from_secs(15);
+const STEP: Duration = Duration::from_secs(30);
 const W: &str = "cockpit";
 
 /// A prompt (step 1), then a step that fails without asking (step 2).

@@ -11,7 +11,7 @@ use flightdeck::engine::event::Verdict;
 use flightdeck::engine::Event;
 use tmux::{cmd, Tmux};
 
-const STEP: Duration = Duration::from_secs(15);
+const STEP: Duration = Duration::from_secs(30);
 const W: &str = "cockpit";
 
 /// A line of the screen that shows every one of `parts` (a row of a panel, a dialog's line).

@@ -14,7 +14,7 @@ use flightdeck::engine::state::StepStatus;
 use flightdeck::engine::SessionState;
 use tmux::{cmd, Tmux};
 
-const STEP: Duration = Duration::from_secs(15);
+const STEP: Duration = Duration::from_secs(30);
 const DRIVER: &str = "alice";
 const BOB: &str = "bob";
 const LATE: &str = "late";

@@ -17,7 +17,7 @@ use flightdeck::lb::{Backend, LbClient};
 use flightdeck::procedure::model::Membership;
 use flightdeck::target::Target;
 
-const DEADLINE: Duration = Duration::from_secs(15);
+const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls the balancer until `pred` holds for its backends, or panics with `what`.
 async fn until(lb: &LbClient, what: &str, pred: impl Fn(&[Backend]) -> bool) -> Vec<Backend> {

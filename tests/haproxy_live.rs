@@ -89,7 +89,7 @@ async fn lab() -> Lab {
 impl Lab {
     /// Polls `backends()` until `done` holds, with a deadline.
     async fn until(&self, what: &str, done: impl Fn(&[Backend]) -> bool) -> Vec<Backend> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let backends = self.driver.backends().await.unwrap();
             if done(&backends) {
@@ -399,7 +399,7 @@ async fn unix_socket_and_level_operator() {
         interval_ms: 1000,
     };
     let driver = Haproxy::new(&lb(format!("unix:{}", admin.display()))).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let backends = loop {
         match driver.backends().await {
             Ok(b) => break b,

@@ -43,7 +43,7 @@ async fn assert_rolled_back(run: &LabRun, version: &str, nodes: &[&str]) {
     // follower that forwards nothing may answer first).
     let http = flightdeck::lab::http_client().unwrap();
     let url = format!("http://{}/kv/after-rollback", run.lab.lb_frontend());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let status = match http.put(&url).body("ok").send().await {
             Ok(r) => r.status().as_u16(),

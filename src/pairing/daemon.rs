@@ -144,7 +144,7 @@ mod tests {
             Path::new("/bin/sh"),
             &["-c".into(), "exit 3".into()],
             &t.path().join("x.json"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
         )
         .unwrap_err();
         assert!(e.to_string().contains("exit status: 3"), "{e}");
@@ -162,7 +162,7 @@ mod tests {
             Path::new("/bin/sh"),
             &["-c".into(), script.into()],
             &info,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
         )
         .unwrap();
         // Its own session: the session id is its pid.

@@ -67,7 +67,7 @@ pub async fn rolling_through_haproxy(procedure: &str) -> Option<LabRun> {
         assert_eq!(n.version, to, "{} not upgraded", n.name);
     }
     // The last `ready` is done; HAProxy may need a check or two more to see the node rise.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let snap = run.lab.snapshot().await;
         if !snap.backends.is_empty() && snap.backends.iter().all(|b| b.serving) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use flightdeck::lab::{Lab, LabConfig, LabSnapshot, NodeSnapshot, Product, Timing};
 use serde_json::Value;
 
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn client() -> reqwest::Client {
     flightdeck::lab::http_client().unwrap()

@@ -87,7 +87,7 @@ pub fn assert_every_step_journaled(run: &LabRun) {
 
 /// Polls the lab until `ok` holds (the balancer needs a couple of checks to rise).
 pub async fn wait_for_lab(lab: &Lab, what: &str, ok: impl Fn(&LabSnapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let snap = lab.snapshot().await;
         if ok(&snap) {
