@@ -61,7 +61,16 @@ pub(super) struct Durable {
     /// The seq through which events are on file (decisions fsynced).
     settled: watch::Sender<u64>,
     sync: SyncFn,
+    /// How long dropping this mid-write waits for its writer ([`DROP_WAIT`]).
+    drop_wait: std::time::Duration,
 }
+
+/// How long an engine dropped mid-write (its task aborted) waits for its writer to come back
+/// before it lets the thread go: far past a healthy write and fsync (milliseconds), short of
+/// freezing what else that thread runs. A write can hang for as long as the disk does (an NFS
+/// server gone away): the thread that drops the engine — in a detached session server the one
+/// thread that also serves every cockpit attached to it — would hang with it.
+const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Durable {
     /// `settled`: the seq of the last event already in the journal.
@@ -82,6 +91,7 @@ impl Durable {
             live,
             settled: watch::channel(settled).0,
             sync: Arc::new(JournalWriter::sync),
+            drop_wait: DROP_WAIT,
         }
     }
 
@@ -221,15 +231,24 @@ impl Durable {
     ) {
         self.sync = Arc::new(f);
     }
+
+    #[cfg(test)]
+    pub(super) fn set_drop_wait(&mut self, wait: std::time::Duration) {
+        self.drop_wait = wait;
+    }
 }
 
 impl Drop for Durable {
     /// An engine dropped mid-write (its task aborted) waits for its writer to come back, so
     /// that the journal's lock is released once the engine is gone, as it was when the write
-    /// ran inline (a resume in the same process may follow at once). One write at most.
+    /// ran inline (a resume in the same process may follow at once). One write at most, and
+    /// for [`DROP_WAIT`] at most: this blocks the thread that drops the engine, a runtime
+    /// thread. Past it the writer, and the journal's lock with it, is let go on the blocking
+    /// thread when its write returns (its answer finds nobody); until then the journal reads
+    /// as live, which it is: a write to it is under way.
     fn drop(&mut self) {
         if let Some(returning) = self.away.take() {
-            let _ = returning.recv();
+            let _ = returning.recv_timeout(self.drop_wait);
         }
     }
 }
@@ -249,11 +268,11 @@ fn write(
 
 #[cfg(test)]
 mod tests {
+    use super::super::sync_gate::{stays_pending, within, SyncGate};
     use super::*;
     use crate::engine::event::Event;
     use crate::journal::Header;
     use futures::FutureExt as _;
-    use std::sync::{mpsc, Mutex};
 
     fn note(seq: u64) -> Stamped {
         Stamped {
@@ -273,57 +292,47 @@ mod tests {
         (Durable::new(writer, live, 0), rx)
     }
 
-    /// An fsync that tells the test it started and returns what the test hands it.
-    fn held_sync(
-        d: &mut Durable,
-    ) -> (
-        tokio::sync::mpsc::UnboundedReceiver<()>,
-        mpsc::Sender<Result<(), JournalError>>,
-    ) {
-        let (entered_tx, entered) = tokio::sync::mpsc::unbounded_channel();
-        let (release, release_rx) = mpsc::channel::<Result<(), JournalError>>();
-        let release_rx = Mutex::new(release_rx);
-        d.set_sync(move |w| {
-            let _ = entered_tx.send(());
-            let answer = release_rx.lock().unwrap().recv().unwrap_or(Ok(()));
-            answer.and_then(|()| w.sync())
-        });
-        (entered, release)
-    }
-
     /// The runtime's one thread goes on while a decision's fsync is under way (a timer fires,
     /// another task answers); the event, the reply and the gated action wait for it.
     #[tokio::test(flavor = "current_thread")]
     async fn the_runtime_goes_on_while_a_decision_is_fsynced_and_what_waits_for_it_waits() {
         let dir = tempfile::tempdir().unwrap();
         let (mut d, mut live) = durable(dir.path());
-        let (mut entered, release) = held_sync(&mut d);
+        let mut gate = SyncGate::install(&mut d);
+        gate.arm();
         d.append(&note(1), true).unwrap();
         d.publish(note(1));
         let (reply_tx, mut reply) = tokio::sync::oneshot::channel();
         d.then(move || {
             let _ = reply_tx.send("accepted");
         });
-        let mut gate = Box::pin(d.durable_through(1));
+        let mut durable = Box::pin(d.durable_through(1));
         let settling = tokio::spawn(async move {
             let r = d.settle().await;
             (d, r)
         });
-        entered.recv().await.unwrap();
+        gate.held().await;
         // The fsync is held on the blocking pool. On this thread, a timer and a task go on.
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         let (ping, pong) = tokio::sync::oneshot::channel();
         tokio::spawn(async move { ping.send(()) });
         pong.await.unwrap();
         assert!(live.try_recv().is_err(), "published before it was durable");
-        assert!(reply.try_recv().is_err(), "replied before it was durable");
-        assert_eq!((&mut gate).now_or_never(), None, "an action would have run");
-        release.send(Ok(())).unwrap();
-        let (d, r) = settling.await.unwrap();
+        assert!(
+            stays_pending(&mut reply).await,
+            "replied before it was durable"
+        );
+        assert_eq!(
+            (&mut durable).now_or_never(),
+            None,
+            "an action would have run"
+        );
+        gate.release();
+        let (d, r) = within("the settle", settling).await.unwrap();
         r.unwrap();
         assert_eq!(live.try_recv().unwrap().seq, 1);
         assert_eq!(reply.await.unwrap(), "accepted");
-        assert!(gate.await);
+        assert!(durable.await);
         let text = std::fs::read_to_string(d.path()).unwrap();
         assert!(text.contains("note 1"), "{text}");
         assert_eq!(d.written(), text.len() as u64);
@@ -335,29 +344,25 @@ mod tests {
     async fn a_failed_fsync_lets_nothing_out() {
         let dir = tempfile::tempdir().unwrap();
         let (mut d, mut live) = durable(dir.path());
-        let (_entered, release) = held_sync(&mut d);
-        release
-            .send(Err(JournalError::Io {
-                path: d.path().to_path_buf(),
-                source: std::io::Error::other("EIO"),
-            }))
-            .unwrap();
+        let gate = SyncGate::install(&mut d);
+        gate.arm();
+        gate.fail();
         d.append(&note(1), true).unwrap();
         d.publish(note(1));
         let (reply_tx, reply) = tokio::sync::oneshot::channel::<()>();
         d.then(move || {
             let _ = reply_tx.send(());
         });
-        let gate = d.durable_through(1);
+        let durable = d.durable_through(1);
         let err = d.settle().await.unwrap_err();
-        assert!(err.to_string().contains("EIO"), "{err}");
+        assert!(err.to_string().contains("Input/output error"), "{err}");
         assert!(live.try_recv().is_err());
         drop(d);
         assert!(
             reply.await.is_err(),
             "the reply must not say it was accepted"
         );
-        assert!(!gate.await, "the action must not run");
+        assert!(!durable.await, "the action must not run");
     }
 
     /// An engine whose task is aborted mid-write (a crash simulated in-process) has let go of
@@ -368,17 +373,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut d, _live) = durable(dir.path());
         let path = d.path().to_path_buf();
-        let (mut entered, release) = held_sync(&mut d);
+        let mut gate = SyncGate::install(&mut d);
+        gate.arm();
         d.append(&note(1), true).unwrap();
         let task = tokio::spawn(async move {
             let _ = d.settle().await;
             drop(d);
         });
-        entered.recv().await.unwrap();
+        gate.held().await;
         task.abort();
-        release.send(Ok(())).unwrap();
+        gate.release();
         assert!(task.await.unwrap_err().is_cancelled());
         assert!(!crate::journal::is_locked(&path));
+    }
+
+    /// An engine aborted while its fsync hangs (a dead NFS server) does not hang the thread
+    /// that drops it: that thread may be the one serving every cockpit of the session. The
+    /// journal stays locked while the write is under way and is let go when it returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_engine_aborted_in_a_hung_fsync_lets_its_thread_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, _live) = durable(dir.path());
+        d.set_drop_wait(std::time::Duration::from_millis(10));
+        let path = d.path().to_path_buf();
+        let mut gate = SyncGate::install(&mut d);
+        gate.arm();
+        d.append(&note(1), true).unwrap();
+        let task = tokio::spawn(async move {
+            let _ = d.settle().await;
+            drop(d);
+        });
+        gate.held().await;
+        task.abort();
+        // The fsync is still held: without the bound this never returns.
+        let ended = within("the aborted engine's drop", task).await;
+        assert!(ended.unwrap_err().is_cancelled());
+        assert!(
+            crate::journal::is_locked(&path),
+            "the write is under way: the journal is still in use"
+        );
+        gate.release();
+        within("the writer lets go of the journal", async {
+            while crate::journal::is_locked(&path) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
     }
 
     /// Batches go out in the order they were queued, chatty events with the decisions.

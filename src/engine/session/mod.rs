@@ -20,9 +20,13 @@ use super::worker::WorkerMsg;
 mod checkpoints;
 mod decide;
 mod durable;
+#[cfg(test)]
+mod durable_gates;
 mod handle;
 mod observe;
 mod rate;
+#[cfg(test)]
+mod sync_gate;
 
 use super::lab_faults::LabFaults;
 use crate::journal::{self, Header, JournalError, JournalWriter};
@@ -204,6 +208,21 @@ pub fn start(cfg: EngineConfig) -> Result<EngineTask, EngineError> {
 /// [`start`] on a lab with faults staged (`run --lab --fault`): each is journaled right after
 /// `SessionStarted`, and one staged for a step fires when that step first starts.
 pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineTask, EngineError> {
+    spawn(prepare(cfg, faults)?)
+}
+
+/// An engine built and its first events queued, not yet running (tests hold its journal's
+/// fsync in between: `sync_gate`).
+struct Ready {
+    engine: Engine,
+    worker_rx: mpsc::Receiver<WorkerMsg>,
+    journal: PathBuf,
+    observe: bool,
+    first: Vec<Event>,
+}
+
+/// [`start_with_faults`] up to running the engine.
+fn prepare(cfg: EngineConfig, faults: LabFaults) -> Result<Ready, EngineError> {
     let mut cfg = cfg;
     cfg.target = super::strings::fill_probes(&cfg.target, &cfg.plan);
     if let Some(f) = faults
@@ -258,7 +277,13 @@ pub fn start_with_faults(cfg: EngineConfig, faults: LabFaults) -> Result<EngineT
         }
     }
     engine.fault_url = faults.admin_url;
-    spawn(engine, worker_rx, cfg.journal, cfg.observe, first)
+    Ok(Ready {
+        engine,
+        worker_rx,
+        journal: cfg.journal,
+        observe: cfg.observe,
+        first,
+    })
 }
 
 /// Pick a session up from its journal. The target is the given one, else the journaled one.
@@ -348,7 +373,13 @@ pub fn resume_with(
             first.push(Event::OrphanAlive { step, pgid });
         }
     }
-    spawn(engine, worker_rx, path.to_path_buf(), observe, first)
+    spawn(Ready {
+        engine,
+        worker_rx,
+        journal: path.to_path_buf(),
+        observe,
+        first,
+    })
 }
 
 /// When the session started by the wall clock, in ms since the epoch (the header's own field,
@@ -362,13 +393,14 @@ fn started_unix_ms(h: &Header) -> Option<u64> {
     u64::try_from(d.as_millis()).ok()
 }
 
-fn spawn(
-    mut engine: Engine,
-    worker_rx: mpsc::Receiver<WorkerMsg>,
-    journal: PathBuf,
-    observe: bool,
-    first: Vec<Event>,
-) -> Result<EngineTask, EngineError> {
+fn spawn(ready: Ready) -> Result<EngineTask, EngineError> {
+    let Ready {
+        mut engine,
+        worker_rx,
+        journal,
+        observe,
+        first,
+    } = ready;
     for ev in first {
         engine.emit(ev)?;
     }
@@ -980,28 +1012,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut engine, mut worker_rx) = one_manual_step(&dir.path().join("j.jsonl"));
         engine.journal.settle().await.unwrap();
-        let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
-        let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let release_rx = std::sync::Mutex::new(release_rx);
-        engine.journal.set_sync(move |w| {
-            let _ = entered_tx.send(());
-            let _ = release_rx.lock().unwrap().recv();
-            w.sync()
-        });
+        let mut gate = sync_gate::SyncGate::install(&mut engine.journal);
+        gate.arm();
         engine.start_action(0, Phase::Do).unwrap();
         let settling = tokio::spawn(async move {
             let r = engine.journal.settle().await;
             (engine, r)
         });
-        entered.recv().await.unwrap();
+        gate.held().await;
         // The runtime runs other tasks (the action's among them) while the fsync is held.
-        tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(
-            worker_rx.try_recv().is_err(),
+            sync_gate::stays_pending(&mut Box::pin(worker_rx.recv())).await,
             "the action ran before its start was durable"
         );
-        release.send(()).unwrap();
-        let (mut engine, r) = settling.await.unwrap();
+        gate.release();
+        let (mut engine, r) = sync_gate::within("the settle", settling).await.unwrap();
         r.unwrap();
         let done = action_done(&mut engine.action).await.unwrap();
         assert_eq!(done.0, Verdict::Passed, "{done:?}");
