@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::engine::session::EngineTask;
+use crate::engine::session::{EngineError, EngineTask};
 use crate::tui::{self, AlertConfig, Theme, TuiOptions, TuiRole};
 
 /// Attach this terminal as the driver, run the cockpit, and stop the engine when the operator
@@ -38,12 +38,25 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
     if let Some(w) = warning {
         eprintln!("theme: {w}");
     }
+    // The cockpit closed because the engine stopped: the operator reads why here (a journal
+    // that could not be written or fsynced names its file and the OS's reason), never a quiet
+    // exit as if they had left.
+    let failed = engine_failure(&state);
+    if let Some(why) = &failed {
+        eprintln!("flightdeck: {why}");
+        eprintln!(
+            "once the cause is fixed, pick the session up with: flightdeck resume {} (a step \
+             that was running shows as interrupted)",
+            journal.display()
+        );
+    }
     match result {
         Err(e) => {
             eprintln!("flightdeck: the cockpit failed: {e:#}");
             eprintln!("journal: {}", journal.display());
             ExitCode::FAILURE
         }
+        Ok(_) if failed.is_some() => ExitCode::FAILURE,
         Ok(_) => {
             if let Ok(Ok(s)) = &state {
                 println!("{}", crate::headless::figures(s));
@@ -57,5 +70,41 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
             println!("journal: {}", journal.display());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Why the engine stopped, when it did not end the way it should: an error (its journal could
+/// not be written or fsynced), or its task failing.
+fn engine_failure(
+    state: &Result<Result<crate::engine::SessionState, EngineError>, tokio::task::JoinError>,
+) -> Option<String> {
+    match state {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("the session stopped: {e}")),
+        Err(e) => Some(format!("the session's engine failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal that cannot be fsynced stops the engine; the operator is told what failed,
+    /// where.
+    #[test]
+    fn an_engine_stopped_by_its_journal_says_why() {
+        let e = EngineError::Journal(crate::journal::JournalError::Io {
+            path: "/var/lib/flightdeck/j.jsonl".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        let why = engine_failure(&Ok(Err(e))).expect("a failure");
+        assert!(
+            why.contains("/var/lib/flightdeck/j.jsonl") && why.contains("No space left on device"),
+            "{why}"
+        );
+        assert_eq!(
+            engine_failure(&Ok(Ok(crate::engine::SessionState::empty()))),
+            None
+        );
     }
 }
