@@ -999,7 +999,8 @@ pub fn render_with(
     // One streaming pass: memory does not grow with the journal's length. `stream` refuses a
     // damaged journal only at its end, and then nothing folded is used.
     let mut fold: Option<ReportFold> = None;
-    let outline = journal::stream(path, opts, |header, e| {
+    // The report shows no output: its text is checked, not copied.
+    let outline = journal::stream_with(path, opts, journal::OutputText::Checked, |header, e| {
         fold.get_or_insert_with(|| ReportFold::new(header)).push(&e)
     })?;
     for (line, why) in &outline.skipped {
