@@ -406,9 +406,7 @@ impl ReportFold {
         self.last_ms = Some(t);
         // The state is still the session as it was before this event: what the operator saw
         // when deciding.
-        if let Some(d) = decision(&self.state, &st.event, &self.driver) {
-            self.decisions.push(Decision { t_ms: t, ..d });
-        }
+        let decided = decision(&self.state, &st.event, &self.driver);
         match &st.event {
             Event::OperatorJoined {
                 name,
@@ -426,7 +424,21 @@ impl ReportFold {
             }
             Event::Traffic { .. } => self.has_traffic = true,
             Event::AbortRequested { rollback: true, .. } => self.rollback_asked = true,
+            Event::Confirmed { step, by, auto } => {
+                if let Some(s) = self.steps.get_mut(*step) {
+                    // The decision names who in the same words (`auto (policy)` or the
+                    // name): made once, not again for the step.
+                    s.confirmed_by.push(match &decided {
+                        Some(d) => d.by.clone(),
+                        None if *auto => format!("auto ({by})"),
+                        None => by.clone(),
+                    });
+                }
+            }
             _ => {}
+        }
+        if let Some(d) = decided {
+            self.decisions.push(Decision { t_ms: t, ..d });
         }
         self.state.apply(st);
         // Probes go on sampling after the end; what they saw then is not the session's.
@@ -452,15 +464,6 @@ impl ReportFold {
                     operator: operator.clone(),
                     down_ms: *down_ms,
                 });
-            }
-            Event::Confirmed { step, by, auto } => {
-                if let Some(s) = self.steps.get_mut(*step) {
-                    s.confirmed_by.push(if *auto {
-                        format!("auto ({by})")
-                    } else {
-                        by.clone()
-                    });
-                }
             }
             Event::Approved { step, by, .. } => {
                 if let Some(s) = self.steps.get_mut(*step) {
@@ -812,13 +815,9 @@ fn nodes_after(state: &SessionState) -> Vec<NodeAfter> {
 /// The decision `event` records, judged against the session as it was just before it
 /// (`before`), with `driver` driving; None for events that decide nothing. `t_ms` is left 0.
 fn decision(before: &SessionState, event: &Event, driver: &str) -> Option<Decision> {
-    let title = |step: usize| {
-        before
-            .plan
-            .steps
-            .get(step)
-            .map_or_else(String::new, |p| format!(" ({})", p.title))
-    };
+    // Written straight into the decision's text (this runs for every confirmation of a
+    // million-event journal): no string of its own.
+    let title = |step: usize| Title(before.plan.steps.get(step).map(|p| p.title.as_str()));
     let d = |by: &str, step: Option<usize>, what: String| Decision {
         t_ms: 0,
         by: by.to_string(),
@@ -921,6 +920,19 @@ fn decision(before: &SessionState, event: &Event, driver: &str) -> Option<Decisi
             Some(d(by, None, format!("removed {who} from the session")))
         }
         _ => None,
+    }
+}
+
+/// A step's title as a decision's text shows it after the step's number: ` (title)`, or
+/// nothing for a step the plan does not have.
+struct Title<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Title<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, " ({t})"),
+            None => Ok(()),
+        }
     }
 }
 
