@@ -105,7 +105,7 @@ pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (Headless
     let final_state = match task.join.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            let _ = writeln!(out, "engine error: {e}");
+            let _ = writeln!(out, "engine error: {}", one_line(&e.to_string()));
             state
         }
         Err(_) => state,
@@ -123,8 +123,8 @@ pub async fn follow(task: EngineTask, out: &mut (dyn Write + Send)) -> (Headless
 /// where it stopped; the whole is one `report` away.
 fn print_history(out: &mut (dyn Write + Send), s: &SessionState, events: u64, journal: &Path) {
     let p = &s.plan;
-    let _ = writeln!(
-        out,
+    // Names and versions read from the journal (and before it from files and products).
+    let session = format!(
         "session: {} on {} ({} steps, {} -> {}), operator {}; {events} events before this resume \
          (all of them: flightdeck report {})",
         p.procedure,
@@ -135,6 +135,7 @@ fn print_history(out: &mut (dyn Write + Send), s: &SessionState, events: u64, jo
         s.operator,
         journal.display()
     );
+    let _ = writeln!(out, "{}", one_line(&session));
     let count = |st: StepStatus| s.steps.iter().filter(|x| x.status == st).count();
     let mut standing = vec![format!("{} done", count(StepStatus::Succeeded))];
     for (st, word) in [
@@ -156,7 +157,7 @@ fn print_history(out: &mut (dyn Write + Send), s: &SessionState, events: u64, jo
     let Some((i, step)) = at.and_then(|i| s.steps.get(i).map(|x| (i, x))) else {
         return;
     };
-    let key = p.steps.get(i).map(|x| x.key.as_str()).unwrap_or("?");
+    let key = one_line(p.steps.get(i).map(|x| x.key.as_str()).unwrap_or("?"));
     let shown = step.output.len().min(RESUME_OUTPUT_LINES);
     let _ = writeln!(
         out,

@@ -100,6 +100,15 @@ pub fn lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(strip(s).replace("\r\n", "\n").replace('\r', " "))
 }
 
+/// `eprintln!` for a message that may quote outside text (a product's answer in an error, a
+/// journal's or a file's words): the formatted message goes through [`lines`].
+#[macro_export]
+macro_rules! eprintln_clean {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::terminal_text::lines(&format!($($arg)*)))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

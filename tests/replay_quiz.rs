@@ -7,7 +7,7 @@ mod builder;
 use std::sync::Arc;
 use std::time::Duration;
 
-use builder::fixture;
+use builder::{fixture, rolling_upgrade_script};
 use flightdeck::engine::event::{AutoConfirm, Verdict};
 use flightdeck::engine::session::{self, EngineConfig, EngineTask};
 use flightdeck::engine::state::StepStatus;
@@ -126,6 +126,39 @@ fn the_line_runner_reads_answers_and_writes_the_result() {
     quiz::run_with(&j, input.as_bytes(), Vec::new(), &out_path).unwrap();
     let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+/// The line runner prints a journal's step output and details on the operator's terminal:
+/// an escape sequence in them (an OSC title ended by BEL, a C1 CSI) goes whole, and what a
+/// terminal would show stays.
+#[test]
+fn the_line_runner_prints_no_escape_sequence_from_the_journal() {
+    use flightdeck::engine::event::Event;
+    let mut s = rolling_upgrade_script();
+    for e in &mut s.events {
+        match &mut e.event {
+            Event::Output { line, .. } if line.contains("migration lock") => {
+                *line = format!("\u{1b}]0;PWNED\u{7}\u{9b}31m{line}\u{9b}0m");
+            }
+            Event::ActionFinished { detail, .. } if detail == "exited 1" => {
+                detail.push_str(" \u{1b}]52;c;Y2xpcA==\u{1b}\\(lock)");
+            }
+            _ => {}
+        }
+    }
+    let j = s.journal();
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    quiz::run_with(&j, "q\n".as_bytes(), &mut out, &dir.path().join("q.json")).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("| stderr: error: migration lock held by pid 4121\n")
+            && text.contains("last result: exited 1 (lock)"),
+        "{text}"
+    );
+    for payload in ["PWNED", "Y2xpcA", "31m", "\u{1b}", "\u{9b}", "\u{7}"] {
+        assert!(!text.contains(payload), "{payload:?} printed:\n{text}");
+    }
 }
 
 #[test]

@@ -19,11 +19,11 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     match summary(args) {
         Ok(Checked { line, warnings }) => {
             crate::procedure::secret_argv::print_warnings(&warnings, false);
-            println!("{line}");
+            println!("{}", crate::terminal_text::lines(&line));
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            eprintln!("{problems}");
+            crate::eprintln_clean!("{problems}");
             ExitCode::from(EXIT_INVALID)
         }
     }

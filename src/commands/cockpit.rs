@@ -21,7 +21,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("flightdeck: {e}");
+            crate::eprintln_clean!("flightdeck: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -36,7 +36,7 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
     task.handle.shutdown().await;
     let state = task.join.await;
     if let Some(w) = warning {
-        eprintln!("theme: {w}");
+        crate::eprintln_clean!("theme: {w}");
     }
     // The cockpit closed because the engine stopped: the operator reads why here (a journal
     // that could not be written or fsynced names its file and the OS's reason), never a quiet
@@ -52,8 +52,8 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
     }
     match result {
         Err(e) => {
-            eprintln!("flightdeck: the cockpit failed: {e:#}");
-            eprintln!("journal: {}", journal.display());
+            crate::eprintln_clean!("flightdeck: the cockpit failed: {e:#}");
+            crate::eprintln_clean!("journal: {}", journal.display());
             ExitCode::FAILURE
         }
         Ok(_) if failed.is_some() => ExitCode::FAILURE,

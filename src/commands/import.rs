@@ -16,7 +16,7 @@ pub fn run(args: &ImportArgs) -> ExitCode {
     let draft = match import_file(&args.runbook, &opts) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("{e}");
+            crate::eprintln_clean!("{e}");
             return match e {
                 ImportError::DraftInvalid { .. } => ExitCode::FAILURE,
                 _ => ExitCode::from(EXIT_INVALID),
@@ -38,10 +38,10 @@ pub fn run(args: &ImportArgs) -> ExitCode {
                 .write_all(draft.toml.as_bytes())
                 .and_then(|()| out.flush())
             {
-                eprintln!("flightdeck import: cannot write the draft: {e}");
+                crate::eprintln_clean!("flightdeck import: cannot write the draft: {e}");
                 return ExitCode::FAILURE;
             }
-            eprintln!("{summary}");
+            crate::eprintln_clean!("{summary}");
         }
         Some(path) => {
             let file = if args.force {
@@ -56,10 +56,10 @@ pub fn run(args: &ImportArgs) -> ExitCode {
                 } else {
                     ""
                 };
-                eprintln!("flightdeck import: {}: {e}{hint}", path.display());
+                crate::eprintln_clean!("flightdeck import: {}: {e}{hint}", path.display());
                 return ExitCode::FAILURE;
             }
-            eprintln!("{}: {summary}", path.display());
+            crate::eprintln_clean!("{}: {summary}", path.display());
         }
     }
     ExitCode::SUCCESS

@@ -58,11 +58,11 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
     {
         Ok(Ok(info)) => info,
         Ok(Err(e)) => {
-            eprintln!("flightdeck: {e}");
+            crate::eprintln_clean!("flightdeck: {e}");
             return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("flightdeck: looking up sessions failed: {e}");
+            crate::eprintln_clean!("flightdeck: looking up sessions failed: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -71,7 +71,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
     let client = match client::connect_session(&info, hello).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("flightdeck: {e}");
+            crate::eprintln_clean!("flightdeck: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -80,7 +80,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
             reason: Some(reason.to_string()),
         };
         if let Err(e) = client.commands.send(take).await {
-            eprintln!("flightdeck: cannot take control: {e}");
+            crate::eprintln_clean!("flightdeck: cannot take control: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -104,7 +104,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
     };
     let result = tui::run(client, opts).await;
     if let Some(w) = warning {
-        eprintln!("theme: {w}");
+        crate::eprintln_clean!("theme: {w}");
     }
     match result {
         Ok(TuiExit::Left) => {
@@ -125,7 +125,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 _ => {
-                    eprintln!(
+                    crate::eprintln_clean!(
                         "flightdeck: the demo's session server (pid {pid}) did not stop; \
                          its log: {}",
                         crate::logging::log_path().display()
@@ -140,7 +140,7 @@ pub async fn attach(a: Attach<'_>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("flightdeck: the cockpit failed: {e:#}");
+            crate::eprintln_clean!("flightdeck: the cockpit failed: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,7 @@ use crate::cli::PlanArgs;
 use crate::plan::expand::{build_plan, PlanOptions};
 use crate::plan::export::{plan_json, plan_markdown, PlanFormat};
 use crate::plan::render::render_plan;
+use crate::terminal_text::lines;
 
 /// `plan --lab` starts a throwaway lab for its target, plans against it, and stops it.
 pub async fn run_async(args: PlanArgs) -> ExitCode {
@@ -47,7 +48,7 @@ pub fn run(args: &PlanArgs) -> ExitCode {
         Ok((lp, Some(t))) => (lp, t),
         Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
         Err(diags) => {
-            eprintln!("{diags}");
+            crate::eprintln_clean!("{diags}");
             return ExitCode::from(EXIT_INVALID);
         }
     };
@@ -59,8 +60,10 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     match build_plan(&lp, &target, &opts) {
         Ok(plan) => {
             match args.format {
-                PlanFormat::Text => print!("{}", render_plan(&plan, &target)),
-                PlanFormat::Md => print!("{}", plan_markdown(&plan, &target)),
+                // Step titles, commands and node names come from the files: shown without
+                // their escape sequences.
+                PlanFormat::Text => print!("{}", lines(&render_plan(&plan, &target))),
+                PlanFormat::Md => print!("{}", lines(&plan_markdown(&plan, &target))),
                 PlanFormat::Json => {
                     let doc = plan_json(&plan, &target);
                     println!(
@@ -72,7 +75,7 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}: {e}", args.procedure.display());
+            crate::eprintln_clean!("{}: {e}", args.procedure.display());
             ExitCode::from(EXIT_INVALID)
         }
     }

@@ -26,7 +26,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     }
     let left_out = |skipped: &[(usize, String)]| {
         for (line, why) in skipped {
-            eprintln!(
+            crate::eprintln_clean!(
                 "flightdeck replay: {}:{line}: left out: {why}",
                 args.journal.display()
             );
@@ -41,7 +41,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
                 Err(j)
             }
             Err(e) => {
-                eprintln!("flightdeck replay: {e}");
+                crate::eprintln_clean!("flightdeck replay: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -53,7 +53,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
                 Ok(Arc::new(t))
             }
             Err(e) => {
-                eprintln!("flightdeck replay: {e}");
+                crate::eprintln_clean!("flightdeck replay: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -61,7 +61,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     let mut quiz = timeline.as_ref().err().map(Quiz::new);
     if let Some(q) = &quiz {
         if q.is_empty() {
-            eprintln!(
+            crate::eprintln_clean!(
                 "flightdeck replay: no operator decisions in {} (a journal recorded with --yes \
                  has none): nothing to quiz on",
                 args.journal.display()
@@ -85,7 +85,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     let (client, control) = match started {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("flightdeck replay: {e}");
+            crate::eprintln_clean!("flightdeck replay: {e}");
             return ExitCode::from(2);
         }
     };
@@ -103,13 +103,13 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         None => tui::run_replay(client, opts, control.clone()).await,
     };
     if let Err(e) = result {
-        eprintln!("flightdeck: the cockpit failed: {e:#}");
+        crate::eprintln_clean!("flightdeck: the cockpit failed: {e:#}");
         return ExitCode::FAILURE;
     }
     // Lines found damaged while playing and left out (the index's were said at the start).
     left_out(&control.timeline().left_out());
     if let Some(why) = control.timeline().damage() {
-        eprintln!("flightdeck replay: the replay ended before a damaged line: {why}");
+        crate::eprintln_clean!("flightdeck replay: the replay ended before a damaged line: {why}");
         return ExitCode::from(2);
     }
     let Some(q) = quiz else {
@@ -121,7 +121,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         .unwrap_or_else(|| quiz::default_result_path(&args.journal));
     let result = q.result();
     if let Err(e) = result.write_result(&out) {
-        eprintln!("flightdeck replay: {e}");
+        crate::eprintln_clean!("flightdeck replay: {e}");
         return ExitCode::from(2);
     }
     println!(

@@ -156,11 +156,11 @@ pub struct LabRequest<'a> {
 /// is not installed.
 pub fn lab_lb(lb: &str) -> Result<LbKind, ExitCode> {
     let kind = lb.parse::<LbKind>().map_err(|e| {
-        eprintln!("flightdeck: {e}");
+        crate::eprintln_clean!("flightdeck: {e}");
         ExitCode::from(EXIT_INVALID)
     })?;
     crate::lab::cli::require_haproxy(kind).map_err(|e| {
-        eprintln!("flightdeck: --lb haproxy: {e}");
+        crate::eprintln_clean!("flightdeck: --lb haproxy: {e}");
         ExitCode::FAILURE
     })?;
     Ok(kind)
@@ -175,20 +175,20 @@ pub async fn start_lab(
     to: &Option<String>,
 ) -> Result<(Lab, PathBuf), ExitCode> {
     let lp = crate::procedure::load::load_procedure(procedure).map_err(|d| {
-        eprintln!("{d}");
+        crate::eprintln_clean!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
     let nodes = lab_nodes(req.nodes, &lp.procedure);
     let mut cfg =
         lab_config_for(procedure, &lp.procedure, req.personality, nodes).map_err(|e| {
-            eprintln!("{e}");
+            crate::eprintln_clean!("{e}");
             ExitCode::from(EXIT_INVALID)
         })?;
     // A fault about a node this lab will not have is refused before the lab starts.
     let names = cfg.node_names();
     for f in req.faults {
         f.check_node(&names).map_err(|e| {
-            eprintln!("flightdeck: --fault: {e}");
+            crate::eprintln_clean!("flightdeck: --fault: {e}");
             ExitCode::from(EXIT_INVALID)
         })?;
     }
@@ -205,12 +205,12 @@ pub async fn start_lab(
     cfg.to_version = to.clone().or(shape.map(|s| s.to.to_string()));
     cfg.version = from.clone().or(shape.map(|s| s.from.to_string()));
     let lab = Lab::start(cfg).await.map_err(|e| {
-        eprintln!("flightdeck: cannot start the lab: {e}");
+        crate::eprintln_clean!("flightdeck: cannot start the lab: {e}");
         ExitCode::FAILURE
     })?;
     let path = lab.data_dir().join("target.toml");
     if let Err(e) = lab.write_target_for(&lp.procedure, &path) {
-        eprintln!("flightdeck: cannot write the lab target: {e}");
+        crate::eprintln_clean!("flightdeck: cannot write the lab target: {e}");
         lab.shutdown().await;
         return Err(ExitCode::FAILURE);
     }
@@ -247,7 +247,7 @@ async fn run_with_target(
         Ok((lp, Some(t))) => (lp, t),
         Ok((_, None)) => return ExitCode::from(EXIT_INVALID),
         Err(d) => {
-            eprintln!("{d}");
+            crate::eprintln_clean!("{d}");
             return ExitCode::from(EXIT_INVALID);
         }
     };
@@ -264,7 +264,7 @@ async fn run_with_target(
     let plan = match build_plan(&lp, &target, &opts) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}: {e}", args.procedure.display());
+            crate::eprintln_clean!("{}: {e}", args.procedure.display());
             return ExitCode::from(EXIT_INVALID);
         }
     };
@@ -272,7 +272,7 @@ async fn run_with_target(
         Some(url) => match staged_faults(&args.fault, &plan, url) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("flightdeck: --fault: {e}");
+                crate::eprintln_clean!("flightdeck: --fault: {e}");
                 return ExitCode::from(EXIT_INVALID);
             }
         },
@@ -280,7 +280,7 @@ async fn run_with_target(
     };
     if mode == Mode::Headless {
         if let Some(why) = crate::headless::refuse_two_person(&plan) {
-            eprintln!("flightdeck run --headless: {why}");
+            crate::eprintln_clean!("flightdeck run --headless: {why}");
             return ExitCode::from(EXIT_INVALID);
         }
     }
@@ -289,7 +289,7 @@ async fn run_with_target(
         Some(g) if mode == Mode::Server => match crate::pairing::peercred::group_gid(g) {
             Ok(gid) => Some(gid),
             Err(e) => {
-                eprintln!("flightdeck: {e}");
+                crate::eprintln_clean!("flightdeck: {e}");
                 return ExitCode::from(EXIT_INVALID);
             }
         },
@@ -316,7 +316,7 @@ async fn run_with_target(
     let task = match session::start_with_faults(cfg, faults) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("flightdeck: {e}");
+            crate::eprintln_clean!("flightdeck: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -382,12 +382,12 @@ async fn run_detached(args: RunArgs) -> ExitCode {
     match spawned {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            eprintln!("flightdeck: the session server did not start: {e}");
-            eprintln!("(its log: {})", crate::logging::log_path().display());
+            crate::eprintln_clean!("flightdeck: the session server did not start: {e}");
+            crate::eprintln_clean!("(its log: {})", crate::logging::log_path().display());
             return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("flightdeck: {e}");
+            crate::eprintln_clean!("flightdeck: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -443,7 +443,7 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
         lab_lb(&args.lb)?;
     }
     let (lp, target) = load_checked(&args.procedure, args.target.as_deref()).map_err(|d| {
-        eprintln!("{d}");
+        crate::eprintln_clean!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
     let warnings = secrets_in_argv(&lp, args.target.as_deref().zip(target.as_ref()));
@@ -458,13 +458,13 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
             lab_nodes(args.nodes, &lp.procedure),
         )
         .map_err(|e| {
-            eprintln!("{e}");
+            crate::eprintln_clean!("{e}");
             ExitCode::from(EXIT_INVALID)
         })?
         .node_names();
         for f in &args.fault {
             f.check_node(&names).map_err(|e| {
-                eprintln!("flightdeck: --fault: {e}");
+                crate::eprintln_clean!("flightdeck: --fault: {e}");
                 ExitCode::from(EXIT_INVALID)
             })?;
         }
@@ -489,7 +489,7 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
             catalog_dir: Default::default(),
         };
         build_plan(&lp, &target, &opts).map_err(|e| {
-            eprintln!("{}: {e}", args.procedure.display());
+            crate::eprintln_clean!("{}: {e}", args.procedure.display());
             ExitCode::from(EXIT_INVALID)
         })?;
     }
@@ -499,7 +499,7 @@ async fn precheck(args: &RunArgs) -> Result<(), ExitCode> {
 /// The staged faults' steps against the plan on a lab target.
 fn check_faults_on(args: &RunArgs, target_path: &Path, admin: String) -> Result<(), ExitCode> {
     let (lp, target) = load_checked(&args.procedure, Some(target_path)).map_err(|d| {
-        eprintln!("{d}");
+        crate::eprintln_clean!("{d}");
         ExitCode::from(EXIT_INVALID)
     })?;
     let Some(target) = target else {
@@ -511,11 +511,11 @@ fn check_faults_on(args: &RunArgs, target_path: &Path, admin: String) -> Result<
         catalog_dir: Default::default(),
     };
     let plan = build_plan(&lp, &target, &opts).map_err(|e| {
-        eprintln!("{}: {e}", args.procedure.display());
+        crate::eprintln_clean!("{}: {e}", args.procedure.display());
         ExitCode::from(EXIT_INVALID)
     })?;
     staged_faults(&args.fault, &plan, admin).map_err(|e| {
-        eprintln!("flightdeck: --fault: {e}");
+        crate::eprintln_clean!("flightdeck: --fault: {e}");
         ExitCode::from(EXIT_INVALID)
     })?;
     Ok(())
@@ -526,7 +526,7 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
         Some(p) => match crate::target_load::load_target(p) {
             Ok(t) => Some(t),
             Err(d) => {
-                eprintln!("{d}");
+                crate::eprintln_clean!("{d}");
                 return ExitCode::from(EXIT_INVALID);
             }
         },
@@ -540,20 +540,20 @@ pub async fn resume(args: ResumeArgs) -> ExitCode {
             if let Ok(state) = task.handle.snapshot().await {
                 let warnings = secrets_in_plan_argv(&state.plan);
                 for w in &warnings {
-                    eprintln!("{}: warning: {w}", args.journal.display());
+                    crate::eprintln_clean!("{}: warning: {w}", args.journal.display());
                 }
                 if !warnings.is_empty() {
-                    eprintln!("{GOES_ON}");
+                    crate::eprintln_clean!("{GOES_ON}");
                 }
             }
             follow(task, args.headless, args.theme.as_deref(), args.alerts).await
         }
         Err(session::EngineError::Journal(crate::journal::JournalError::Locked { path })) => {
-            eprintln!("flightdeck resume: {}", live_session_message(&path));
+            crate::eprintln_clean!("flightdeck resume: {}", live_session_message(&path));
             ExitCode::from(EXIT_INVALID)
         }
         Err(e) => {
-            eprintln!("flightdeck resume: {e}");
+            crate::eprintln_clean!("flightdeck resume: {e}");
             ExitCode::from(EXIT_INVALID)
         }
     }

@@ -25,9 +25,10 @@ pub fn quoted(s: &str) -> String {
 }
 
 /// Text from the runbook as comment lines. TOML allows no control character in a comment
-/// but a tab: any other (a stray `\r`, a form feed) becomes a space.
+/// but a tab: escape sequences go whole (`terminal_text::strip`, so no colour code's or
+/// title's leftovers), any other control (a stray `\r`, a form feed) becomes a space.
 fn comment_lines(out: &mut String, prefix: &str, text: &str) {
-    for (i, l) in text.lines().enumerate() {
+    for (i, l) in crate::terminal_text::strip(text).lines().enumerate() {
         let p = if i == 0 { prefix } else { "#   " };
         out.push_str(p);
         out.extend(

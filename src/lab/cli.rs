@@ -12,12 +12,12 @@ pub fn run(args: &LabArgs) -> ExitCode {
     let cfg = match config_from(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("flightdeck lab: {e}");
+            crate::eprintln_clean!("flightdeck lab: {e}");
             return ExitCode::from(2);
         }
     };
     if let Err(e) = require_haproxy(cfg.lb) {
-        eprintln!("flightdeck lab --lb haproxy: {e}");
+        crate::eprintln_clean!("flightdeck lab --lb haproxy: {e}");
         return ExitCode::from(2);
     }
     let target_out = args.target_out.clone();
@@ -79,7 +79,7 @@ fn block_on(cfg: LabConfig, target_out: Option<std::path::PathBuf>) -> ExitCode 
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("flightdeck lab: cannot start the runtime: {e}");
+            crate::eprintln_clean!("flightdeck lab: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -90,13 +90,13 @@ async fn foreground(cfg: LabConfig, target_out: Option<std::path::PathBuf>) -> E
     let lab = match Lab::start(cfg).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("flightdeck lab: {e}");
+            crate::eprintln_clean!("flightdeck lab: {e}");
             return ExitCode::FAILURE;
         }
     };
     let path = target_out.unwrap_or_else(|| lab.data_dir().join("target.toml"));
     if let Err(e) = lab.write_target(&path) {
-        eprintln!("flightdeck lab: {e}");
+        crate::eprintln_clean!("flightdeck lab: {e}");
         lab.shutdown().await;
         return ExitCode::FAILURE;
     }
@@ -131,7 +131,7 @@ async fn foreground(cfg: LabConfig, target_out: Option<std::path::PathBuf>) -> E
     println!("  target         {}", path.display());
     println!("Ctrl-C stops the lab.");
     if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("flightdeck lab: cannot wait for Ctrl-C: {e}");
+        crate::eprintln_clean!("flightdeck lab: cannot wait for Ctrl-C: {e}");
     }
     println!("stopping the lab...");
     lab.shutdown().await;

@@ -26,13 +26,15 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message quotes the file (an offending literal, a key), and the file is read
+        // from outside: shown without escape sequences, on its line.
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file.display(),
+            crate::terminal_text::one_line(&self.file.display().to_string()),
             self.line,
             self.col,
-            self.message
+            crate::terminal_text::one_line(&self.message)
         )
     }
 }
@@ -116,5 +118,12 @@ mod tests {
             Diagnostic::new(p, (3, 4), "second"),
         ]);
         assert_eq!(d.to_string(), "x.toml:1:2: first\nx.toml:3:4: second");
+    }
+
+    #[test]
+    fn a_quoted_literal_cannot_carry_an_escape_or_forge_a_line() {
+        let literal = "\u{1b}]0;title\u{7}sh\nx.toml:9:9: ok\u{1b}[2J";
+        let d = Diagnostic::new(Path::new("x.toml"), (1, 2), format!("unknown `{literal}`"));
+        assert_eq!(d.to_string(), "x.toml:1:2: unknown `sh x.toml:9:9: ok`");
     }
 }

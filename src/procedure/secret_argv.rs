@@ -117,7 +117,7 @@ pub fn secrets_in_plan_argv(plan: &Plan) -> Vec<String> {
 /// what happens anyway: `run` and `resume` warn and go on; `check --strict` refuses.
 pub fn print_warnings(diags: &Diagnostics, goes_on: bool) {
     for w in diags.iter() {
-        eprintln!(
+        crate::eprintln_clean!(
             "{}:{}:{}: warning: {}",
             w.file.display(),
             w.line,
@@ -126,7 +126,7 @@ pub fn print_warnings(diags: &Diagnostics, goes_on: bool) {
         );
     }
     if goes_on && !diags.is_empty() {
-        eprintln!("{GOES_ON}");
+        crate::eprintln_clean!("{GOES_ON}");
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`Quiz::decision_indices`] to `ReplayControl::set_stops` and ask [`Quiz::question_at`] when
 //! the player stops. [`run_stdio`] is a line-based front end that needs no terminal UI.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::timeline::{step_of, Timeline};
 use crate::engine::event::{Event, Phase, PromptKind, Stream, Verdict};
 use crate::engine::state::{Mode, PromptKindTag, SessionState, StepStatus};
 use crate::journal::Journal;
+use crate::terminal_text::{clean, one_line};
 
 /// Output lines of the step shown with a question.
 pub const OUTPUT_SHOWN: usize = 5;
@@ -587,10 +589,16 @@ fn print_question(out: &mut impl Write, q: &QuizQuestion) -> std::io::Result<()>
         secs % 60
     )?;
     if let (Some(s), Some(key), Some(title)) = (q.step, &q.step_key, &q.step_title) {
-        writeln!(out, "  step {} `{key}`: {title}", s + 1)?;
+        writeln!(
+            out,
+            "  step {} `{}`: {}",
+            s + 1,
+            one_line(key),
+            one_line(title)
+        )?;
     }
     if let Some(st) = &q.step_status {
-        writeln!(out, "  status: {st}")?;
+        writeln!(out, "  status: {}", one_line(st))?;
     }
     let prompt = match q.prompt.as_deref() {
         Some("run") => "run this step?",
@@ -604,18 +612,22 @@ fn print_question(out: &mut impl Write, q: &QuizQuestion) -> std::io::Result<()>
         writeln!(out, "  the session is rolling back")?;
     }
     if let Some(d) = &q.detail {
-        writeln!(out, "  last result: {d}")?;
+        writeln!(out, "  last result: {}", one_line(d))?;
     }
     if !q.last_output.is_empty() {
         writeln!(out, "  last output:")?;
         for l in &q.last_output {
-            writeln!(out, "    | {l}")?;
+            writeln!(out, "    | {}", clean(Cow::Borrowed(l)))?;
         }
     }
     if q.failing_probes.is_empty() {
         writeln!(out, "  failing probes: none")?;
     } else {
-        writeln!(out, "  failing probes: {}", q.failing_probes.join("; "))?;
+        writeln!(
+            out,
+            "  failing probes: {}",
+            one_line(&q.failing_probes.join("; "))
+        )?;
     }
     let choices: Vec<String> = q
         .choices
@@ -643,8 +655,8 @@ pub fn run_with(
         "Quiz: {} on {} — {} decision(s) by the recorded operator.\n\
          For each, answer with a letter and, if you like, a note: `r lock is held, retry later`.\n\
          `q` stops (your answers so far are kept).",
-        quiz.procedure,
-        quiz.target,
+        one_line(&quiz.procedure),
+        one_line(&quiz.target),
         quiz.len()
     )
     .map_err(io)?;
@@ -680,15 +692,15 @@ pub fn run_with(
                 out,
                 "  you: {}; {} did: {} ({mark})",
                 mine.label(),
-                r.by,
+                one_line(&r.by),
                 r.recorded.label()
             )
             .map_err(io)?;
             if let Some(w) = &r.what_happened {
-                writeln!(out, "  then: {w}").map_err(io)?;
+                writeln!(out, "  then: {}", one_line(w)).map_err(io)?;
             }
             for why in &r.explanation {
-                writeln!(out, "  {why}").map_err(io)?;
+                writeln!(out, "  {}", one_line(why)).map_err(io)?;
             }
         }
     }
@@ -729,7 +741,7 @@ pub fn run(
     let journal = match crate::journal::read_with(journal_path, opts) {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("flightdeck replay: {e}");
+            crate::eprintln_clean!("flightdeck replay: {e}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -739,7 +751,7 @@ pub fn run(
     match run_stdio(&journal, &out) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flightdeck replay: {e}");
+            crate::eprintln_clean!("flightdeck replay: {e}");
             std::process::ExitCode::from(2)
         }
     }

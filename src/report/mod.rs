@@ -1016,7 +1016,7 @@ pub fn render_with(
         fold.get_or_insert_with(|| ReportFold::new(header)).push(&e)
     })?;
     for (line, why) in &outline.skipped {
-        eprintln!(
+        crate::eprintln_clean!(
             "flightdeck report: {}:{line}: left out: {why}",
             path.display()
         );
@@ -1044,7 +1044,7 @@ pub fn run(path: &Path, format: ReportFormat, opts: journal::ReadOptions) -> Exi
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("flightdeck report: {e}");
+            crate::eprintln_clean!("flightdeck report: {e}");
             ExitCode::from(2)
         }
     }

@@ -165,10 +165,13 @@ impl Alerter {
 }
 
 /// Write an alert to the terminal: OSC 0 sets the title (an empty one is left alone), BEL
-/// rings.
+/// rings. The title carries outside words (node names, a product's failure reason in the
+/// outcome) inside an OSC that crossterm writes as is: cleaned to one line without controls,
+/// a BEL or ESC in them cannot end the title early and have the rest acted on.
 pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
     if !alert.title.is_empty() {
-        crossterm::execute!(out, crossterm::terminal::SetTitle(&alert.title))?;
+        let title = crate::terminal_text::one_line(&alert.title);
+        crossterm::execute!(out, crossterm::terminal::SetTitle(&title))?;
     }
     if alert.bell {
         out.write_all(b"\x07")?;
@@ -319,5 +322,18 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\x1b]0;flightdeck · done\x07"), "{text:?}");
         assert!(text.ends_with('\x07'));
+    }
+
+    #[test]
+    fn outside_words_cannot_end_the_title_early() {
+        let mut out = Vec::new();
+        let reason = "node1: \x07\x1b]52;c;Y2xpcA==\x07\x1b[2J\u{9d}2;x\u{9c}gone";
+        let alert = Alert {
+            title: format!("flightdeck · FAILED: {reason}"),
+            bell: false,
+        };
+        write_alert(&mut out, &alert).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "\x1b]0;flightdeck · FAILED: node1: gone\x07");
     }
 }

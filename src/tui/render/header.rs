@@ -68,16 +68,13 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
     let to = plan.to_version.as_deref().unwrap_or("?");
 
     let l1: Vec<Segment> = vec![
-        (
-            3,
-            vec![Span::styled(format!(" {} ", view.title), h.patch(s.title))],
-        ),
+        (3, vec![text(format!(" {} ", view.title), h.patch(s.title))]),
         (
             5,
             vec![
-                Span::styled(plan.procedure.clone(), h),
+                text(plan.procedure.clone(), h),
                 // The title usually names the target already.
-                Span::styled(
+                text(
                     if view.title.contains(&plan.target) {
                         " ".to_string()
                     } else {
@@ -85,9 +82,9 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
                     },
                     h,
                 ),
-                Span::styled(from.to_string(), h.patch(s.old_version)),
+                text(from.to_string(), h.patch(s.old_version)),
                 Span::styled(" → ", h),
-                Span::styled(to.to_string(), h.patch(s.new_version)),
+                text(to.to_string(), h.patch(s.new_version)),
             ],
         ),
         (5, vec![Span::styled(format!("step {step_n}/{total}"), h)]),
@@ -110,7 +107,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &View, theme: &Theme) {
 
     let mut l2 = line2(view, theme, width);
     if let Some(ops) = operators(view).filter(|_| ops_in_header(view, theme, width)) {
-        l2.push((1, vec![Span::styled(ops, h)]));
+        l2.push((1, vec![text(ops, h)]));
     }
     frame.render_widget(
         Paragraph::new(vec![
@@ -197,7 +194,7 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
     if let Some((m, style)) = mode {
         l2.push((
             7,
-            vec![Span::styled(m, h.patch(style).add_modifier(Modifier::BOLD))],
+            vec![text(m, h.patch(style).add_modifier(Modifier::BOLD))],
         ));
     }
     // Said once: a stopped rollback's finish line already gives the reason.
@@ -206,10 +203,7 @@ fn line2(view: &View, theme: &Theme, width: usize) -> Vec<Segment> {
     if let Some(r) = st.rollback_stopped.as_ref().filter(|r| !said(r)) {
         l2.push((
             5,
-            vec![Span::styled(
-                format!("rollback stopped: {r}"),
-                h.patch(s.error),
-            )],
+            vec![text(format!("rollback stopped: {r}"), h.patch(s.error))],
         ));
     }
     l2

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -89,10 +90,13 @@ pub fn render(
 ) {
     let s = &theme.styles;
     let st = &view.state;
-    let mut title = vec![Span::raw(match &st.lb_driver {
-        Some(d) => format!(" Load balancer ({d}) "),
-        None => " Load balancer ".to_string(),
-    })];
+    let mut title = vec![text(
+        match &st.lb_driver {
+            Some(d) => format!(" Load balancer ({d}) "),
+            None => " Load balancer ".to_string(),
+        },
+        Style::default(),
+    )];
     if !mismatches.is_empty() {
         let n = mismatches.len();
         let what = if n == 1 { "mismatch" } else { "mismatches" };
