@@ -1954,3 +1954,141 @@ async fn the_headless_log_passes_no_escape_sequence_to_the_terminal() {
     // The failure's detail (the command's last words) is cleaned too.
     assert!(text.contains("exited 3 (expected 0)"), "{text}");
 }
+
+/// Every part of `secret` of `min` bytes or more (at character boundaries) found in `text`.
+fn secret_parts_in(text: &str, secret: &str, min: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    for len in min..=secret.len() {
+        for at in 0..=secret.len() - len {
+            if let Some(part) = secret.get(at..at + len) {
+                if text.contains(part) {
+                    found.push(part.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A step's output masked in the stream as the pipe gives it: a run of a repetitive secret
+/// (`Qz9` over and over, each occurrence overlapping the next) across a 4,096-byte piece of a
+/// long line, a secret written in two parts (two writes), one across a line's 500-character
+/// cut, and one with a quote and a backslash, raw and as it reads in JSON. No part of any of
+/// them of three bytes or more (masked secrets are four bytes at least; three keeps ordinary
+/// journal text like `\"` from matching) reaches the journal file or the events a cockpit
+/// gets, and no character of the repetitive one shows in any line of output. Before, the
+/// run's first bytes were left at the end of one piece and its last at the start of the next.
+#[tokio::test]
+async fn no_part_of_a_secret_cut_by_a_piece_a_read_or_a_line_reaches_the_journal_or_a_cockpit() {
+    let (rep, quoted) = ("Qz9Qz9Qz9Qz9", r#"QZ"Zq\9zQ-4Hw"#);
+    let t = target_with_secrets(&[
+        ("rep", "FD_SAFETY_TEST_REPEAT", rep),
+        ("quoted", "FD_SAFETY_TEST_QUOTED_JSON", quoted),
+    ]);
+    // The run from 4,080 bytes on (across the first piece of the line at 4,096), each
+    // occurrence a write of its own; then half a secret, the rest in a second write; then
+    // the secret 490 characters into a line; then the quoted one raw and escaped as JSON.
+    let script = r#"printf '%04080d' 0 | tr 0 .; for i in 1 2 3 4 5 6 7 8 9 10; do printf %s "$R"; done; echo
+        printf 'half %s' "${R%??????}"; printf '%s end\n' "${R#??????}"
+        printf '%0490d%s\n' 0 "$R"
+        printf '%s\n' "$P"
+        printf '{"pw":"%s"}\n' "$(printf %s "$P" | sed 's/[\\"]/\\&/g')""#;
+    let mut a = run(&["sh", "-c", script]);
+    if let Action::Run { env, .. } = &mut a {
+        env.insert("R".into(), "${secret.rep}".into());
+        env.insert("P".into(), "${secret.quoted}".into());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    let task = start_on(&path, plan("t", vec![step("a", a, None)]), t, yes());
+    let mut cockpit = task.handle.attach("cockpit", false).await.expect("attach");
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), cockpit.events.recv())
+            .await
+            .expect("the session goes on")
+            .expect("the session finishes before the feed closes");
+        let done = matches!(e.event, Event::Finished { .. });
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    let s = end(task).await;
+    assert_eq!(s.mode, Mode::Finished(Outcome::Completed));
+    let lines: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Output { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    // Each place a secret was printed shows a mask.
+    for expected in [
+        "half **** end".to_string(),
+        format!("{}****", "0".repeat(490)),
+        "****".to_string(),
+        r#"{"pw":"****"}"#.to_string(),
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
+    }
+    let sent: String = seen
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("an event serializes"))
+        .collect();
+    let journal = std::fs::read_to_string(&path).expect("the journal reads");
+    let escaped = serde_json::to_string(quoted).expect("json");
+    let escaped = &escaped[1..escaped.len() - 1];
+    for (what, text) in [("the journal", &journal), ("the cockpit's events", &sent)] {
+        for secret in [rep, quoted, escaped] {
+            let parts = secret_parts_in(text, secret, 3);
+            assert!(
+                parts.is_empty(),
+                "{what} holds parts of {secret}: {parts:?}"
+            );
+        }
+    }
+    for l in lines.iter().filter(|l| !l.starts_with("$ ")) {
+        assert!(
+            !l.contains(['Q', 'z', '9']),
+            "a part of the repetitive secret shows: {l:?}"
+        );
+    }
+}
+
+/// A check's output cut at its cap inside a run of a repetitive secret: the run is one mask
+/// and nothing of it follows. Before, a secret's length was dropped from the end of what was
+/// kept, a cut of its own inside the run, and the bytes before it showed after the mask.
+#[tokio::test]
+async fn a_check_cut_at_its_cap_inside_a_repetitive_secret_shows_none_of_it() {
+    use flightdeck::engine::check::{self, OUTPUT_CAP};
+    let rep = "Qz9Qz9Qz9Qz9";
+    std::env::set_var("FD_SAFETY_TEST_CAPPED", rep);
+    let decl = [(
+        "rep".to_string(),
+        flightdeck::target::SecretSource {
+            env: "FD_SAFETY_TEST_CAPPED".into(),
+            file: None,
+        },
+    )]
+    .into_iter()
+    .collect();
+    let secrets = flightdeck::engine::strings::Secrets::from_env(&decl);
+    // Every offset of the cap in the run: it starts 0 to 11 bytes later each time.
+    for offset in 0..rep.len() {
+        let script = format!(
+            "printf '%0{offset}d' 0 | tr 0 .; yes {rep} | tr -d '\\n' | head -c {}",
+            OUTPUT_CAP * 2
+        );
+        let r =
+            check::run_check(&command_check(&script, 30), &check::http_client(), &secrets).await;
+        assert!(r.ok, "{}", r.detail);
+        let shown = format!("{} {}", r.detail, r.excerpt);
+        assert!(!shown.contains(['Q', 'z', '9']), "offset {offset}: {shown}");
+        assert!(
+            r.detail.ends_with(&format!("{}****", ".".repeat(offset))),
+            "{}",
+            r.detail
+        );
+    }
+}

@@ -220,20 +220,11 @@ async fn wait_check(
                 String::new()
             };
             let code = status.code().unwrap_or(-1);
-            // A stream cut at the cap may end in the first part of a secret, which no longer
-            // matches it: what could be one is dropped before masking.
-            let whole = |bytes: &[u8], cut: bool| {
-                let keep = if cut {
-                    bytes.len().saturating_sub(secrets.overlap())
-                } else {
-                    bytes.len()
-                };
-                String::from_utf8_lossy(&bytes[..keep]).to_string()
-            };
-            let mut text = whole(&stdout, out_cut);
-            text.push_str(&whole(&stderr, err_cut));
-            // Masked before anything is cut from it (the excerpt, the first line).
-            let text = secrets.redact(&text);
+            // Each stream masked on its own, before anything is cut from it (the excerpt,
+            // the first line); one cut at the cap may end in the first part of a secret,
+            // which no longer matches it, and is masked too.
+            let mut text = secrets.redact_capped(&stdout, out_cut);
+            text.push_str(&secrets.redact_capped(&stderr, err_cut));
             let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
             // A document cut short is not read as if it were whole.
             let json = (!out_cut)
@@ -339,12 +330,14 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client, secrets: &Secrets
         serde_json::from_slice(&body).map_err(|e| format!("the body is not JSON ({e})"))
     };
     let json: Option<Value> = parsed.as_ref().ok().cloned();
+    // A body cut at the cap may end in the first part of a secret: masked too.
     let excerpt: String = secrets
-        .redact(&String::from_utf8_lossy(&body))
+        .redact_capped(&body, truncated)
         .chars()
         .take(EXCERPT_CHARS)
         .collect();
     let mask = |s: &str| secrets.redact(s);
+    let mask_body = |s: &str| secrets.redact_capped(s.as_bytes(), truncated);
     let status_ok = if spec.expect_status.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -398,7 +391,7 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client, secrets: &Secrets
         if let Err(p) = crate::procedure::expect::text_matches_shown(
             pattern,
             &String::from_utf8_lossy(&body),
-            &mask,
+            &mask_body,
         ) {
             problems.push(p);
         }
@@ -577,20 +570,17 @@ const LINE_PIECE: usize = 4096;
 /// What is kept of each line or piece, in characters.
 const LINE_CHARS: usize = 500;
 
-/// Read a child's stdout or stderr line by line (lossy UTF-8), bounded per line, with every
-/// secret masked before a line is cut: a secret across the cut would no longer match, and its
-/// surviving part would be shown and journaled. A line too long to hold is passed on in
-/// pieces, split where no secret lies across (`Secrets::split_point`).
+/// Read a child's stdout or stderr line by line (lossy UTF-8), bounded per line. Secrets are
+/// masked in the stream as it is read, before it is cut anywhere (`MaskedStream`): a secret
+/// the child wrote in two parts, one across a piece of a long line or the 500-character cut,
+/// or a run of overlapping ones longer than a piece, would otherwise no longer match, and
+/// its parts would be shown and journaled. A line too long to hold is passed on in pieces.
 pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     mut r: R,
     secrets: &Secrets,
     mut on_line: impl FnMut(String),
 ) {
-    let text = |bytes: &[u8]| {
-        let s = String::from_utf8_lossy(bytes);
-        super::strings::cut(&secrets.redact(s.trim_end_matches('\r')), LINE_CHARS)
-    };
-    let overlap = secrets.overlap();
+    let mut masked = super::secret_stream::MaskedStream::new(secrets);
     let mut buf = [0u8; 8192];
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -598,21 +588,46 @@ pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            on_line(text(&line[..line.len() - 1]));
-        }
-        // The last `overlap` bytes wait for the rest of a secret that may start there.
-        if pending.len() > LINE_PIECE.saturating_add(overlap) {
-            let cut = secrets.split_point(&pending, pending.len() - overlap);
-            let piece: Vec<u8> = pending.drain(..cut).collect();
-            on_line(text(&piece));
-        }
+        pending.extend(masked.push(&buf[..n]));
+        pass_lines(&mut pending, &mut on_line);
     }
+    pending.extend(masked.finish());
+    pass_lines(&mut pending, &mut on_line);
     if !pending.is_empty() {
-        on_line(text(&pending));
+        on_line(shown_line(&pending));
     }
+}
+
+/// Pass on each whole line of `pending` (masked already), and pieces of a line too long to
+/// hold; keep the rest.
+fn pass_lines(pending: &mut Vec<u8>, on_line: &mut impl FnMut(String)) {
+    let mut from = 0;
+    while let Some(nl) = memchr::memchr(b'\n', &pending[from..]) {
+        on_line(shown_line(&pending[from..from + nl]));
+        from += nl + 1;
+    }
+    while pending.len() - from > LINE_PIECE {
+        let end = char_end(pending, from + LINE_PIECE);
+        on_line(shown_line(&pending[from..end]));
+        from = end;
+    }
+    pending.drain(..from);
+}
+
+/// `at`, moved back to the start of the character it falls inside (a piece of a line ends
+/// between characters); where no character starts near it (not UTF-8), `at`.
+fn char_end(bytes: &[u8], at: usize) -> usize {
+    let is_inside = |i: usize| bytes.get(i).is_some_and(|b| b & 0xC0 == 0x80);
+    (at.saturating_sub(3)..=at)
+        .rev()
+        .find(|&i| !is_inside(i))
+        .unwrap_or(at)
+}
+
+/// A line (or piece) of output, masked already, as it is passed on.
+fn shown_line(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    super::strings::cut(s.trim_end_matches('\r'), LINE_CHARS)
 }
 
 #[cfg(test)]
@@ -647,13 +662,97 @@ mod tests {
         let lines = lines_of(&input, &s).await;
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert_eq!(lines[0], format!("{}…", "x".repeat(LINE_CHARS)));
-        // The piece went out 20 bytes (the secret's length less one) short of the read.
-        assert_eq!(lines[1], format!("{}****", "x".repeat(8)));
+        // The line's first 4,096 bytes went out as a piece; the rest with the secret, masked.
+        assert_eq!(lines[1], format!("{}…", "x".repeat(LINE_CHARS)));
         assert_eq!(lines[2], "after");
-        // No secret: pieces as before (the whole read), which is how a secret's tail showed.
-        let plain = lines_of(&input, &Secrets::default()).await;
-        assert_eq!(plain.len(), 3, "{plain:?}");
-        assert_eq!(plain[1], "-0f1e2d3c");
+    }
+
+    /// What of `secret` shows in `lines`: every run of at least `min` bytes of it (a part of
+    /// the secret in any line) that a line holds.
+    fn parts_shown(lines: &[String], secret: &str, min: usize) -> Vec<String> {
+        let mut found = Vec::new();
+        for l in lines {
+            for len in min..=secret.len() {
+                for at in 0..=secret.len() - len {
+                    if let Some(part) = secret.get(at..at + len) {
+                        if l.contains(part) {
+                            found.push(format!("{part:?} in {l:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// The hole left by the last audit: a run of overlapping occurrences of a repetitive
+    /// secret across a piece of a long line. Before, the piece was cut inside the run (no
+    /// point outside it was near) and each piece masked on its own: up to three bytes of
+    /// `abab` were left on either side of the cut. Every offset of the run against the cut
+    /// (a piece's 4,096 bytes, a read's 8,192), the run starting there or ending there.
+    #[tokio::test]
+    async fn a_run_of_a_repetitive_secret_across_a_piece_is_masked_at_every_offset() {
+        let s = secrets(&["abab"]);
+        for boundary in [LINE_PIECE, 8192] {
+            for offset in 0..=24 {
+                // Dots, the run from `offset` bytes before the boundary, dots: the next
+                // piece begins inside the run.
+                let mut starts = vec![b'.'; boundary - offset];
+                starts.extend_from_slice("ab".repeat(30).as_bytes());
+                starts.extend_from_slice(b"..\n");
+                // The run from the line's start to `offset` bytes around the boundary: the
+                // piece is all run, masked to one short mask, and its end shows.
+                let mut ends = "ab".repeat((boundary + offset) / 2 - 6).into_bytes();
+                ends.extend_from_slice(&b"...."[..offset % 4]);
+                ends.extend_from_slice(b"-\n");
+                for (input, all_run) in [(starts, false), (ends, true)] {
+                    let lines = lines_of(&input, &s).await;
+                    let shown = lines.concat();
+                    assert!(
+                        !shown.contains('a') && !shown.contains('b'),
+                        "boundary {boundary}, offset {offset}: {lines:?}"
+                    );
+                    // A line that is all run shows its mask (a mask lies past the
+                    // 500-character cut of a line of dots).
+                    assert!(!all_run || lines[0].starts_with("****"), "{lines:?}");
+                }
+            }
+        }
+    }
+
+    /// A child writes half a secret, flushes, then the rest: two reads.
+    #[tokio::test]
+    async fn a_secret_written_in_two_parts_is_masked() {
+        let secret = "two-writes-secret-77aa";
+        let s = secrets(&[secret]);
+        // Two reads: `chain` reads the first to its end before the second.
+        let pipe =
+            tokio::io::AsyncReadExt::chain(&b"token=two-writes-"[..], &b"secret-77aa;\n"[..]);
+        let mut lines = Vec::new();
+        read_lines(pipe, &s, |l| lines.push(l)).await;
+        assert_eq!(lines, vec!["token=****;".to_string()]);
+        assert!(parts_shown(&lines, secret, 2).is_empty(), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn a_multi_byte_secret_across_a_piece_is_masked_and_pieces_stay_utf8() {
+        let secret = "pässwört-ünïcødé";
+        let s = secrets(&[secret]);
+        for offset in 0..secret.len() {
+            let mut input = vec![b'.'; LINE_PIECE - offset];
+            input.extend_from_slice(secret.as_bytes());
+            input.extend_from_slice("ñ".repeat(3000).as_bytes());
+            input.push(b'\n');
+            let lines = lines_of(&input, &s).await;
+            // No part of two bytes or more (a character of it, at least) shows.
+            let parts = parts_shown(&lines, secret, 2);
+            assert!(parts.is_empty(), "offset {offset}: {parts:?}");
+            assert!(
+                !lines.concat().contains('\u{fffd}'),
+                "a piece cut a character"
+            );
+            assert!(lines.len() >= 2, "the line went out in pieces: {lines:?}");
+        }
     }
 
     #[tokio::test]

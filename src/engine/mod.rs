@@ -13,6 +13,7 @@ pub mod lab_faults;
 pub mod outcome;
 pub mod probe;
 pub mod process;
+pub mod secret_stream;
 pub mod session;
 pub mod sightings;
 pub mod state;

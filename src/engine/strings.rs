@@ -253,38 +253,60 @@ impl Secrets {
     /// part of a longer one that contains a shorter one (`admin` in `admin-s3cret` gave
     /// `****-s3cret`), or of two that overlap.
     pub fn redact(&self, text: &str) -> String {
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for v in self.masked_forms() {
-            let first = v.chars().next().map_or(1, char::len_utf8);
-            let mut from = 0;
-            // Overlapping occurrences too: the next search starts one character on.
-            while let Some(at) = text[from..].find(v) {
-                spans.push((from + at, from + at + v.len()));
-                from += at + first;
-            }
-        }
+        let spans = self.spans(text.as_bytes());
         if spans.is_empty() {
             return text.to_string();
         }
-        spans.sort_unstable();
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        let mut i = 0;
-        while i < spans.len() {
-            let (start, mut end) = spans[i];
-            while let Some(&(_, e)) = spans.get(i + 1).filter(|(s, _)| *s <= end) {
-                end = end.max(e);
-                i += 1;
-            }
-            // Secrets are whole strings and the text is valid UTF-8: both ends of a match,
-            // hence of a run of them, fall on character boundaries.
-            out.push_str(&text[at..start]);
-            out.push_str(MASK);
-            at = end;
-            i += 1;
+        // Secrets are whole strings and the text is valid UTF-8: both ends of a match, hence
+        // of a run of them, fall on character boundaries, and the masked bytes are UTF-8.
+        let masked = mask_spans(text.as_bytes(), &spans, false);
+        String::from_utf8(masked).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+    }
+
+    /// `bytes` (as lossy UTF-8) with every secret masked, where `bytes` is what was kept of
+    /// more (`cut`: a pipe or a body read up to a cap). The end of what was kept may then be
+    /// the first part of a secret whose rest was not read, which no longer matches: that end
+    /// is masked too. (Dropping a secret's length of bytes at the end instead would cut in
+    /// two a secret lying across the new end, and show its first part.)
+    pub fn redact_capped(&self, bytes: &[u8], cut: bool) -> String {
+        let mut spans = self.spans(bytes);
+        let open = if cut { self.unfinished(bytes) } else { 0 };
+        if open > 0 {
+            spans.push((bytes.len() - open, bytes.len()));
+            spans = merge_spans(spans);
         }
-        out.push_str(&text[at..]);
-        out
+        String::from_utf8_lossy(&mask_spans(bytes, &spans, false)).into_owned()
+    }
+
+    /// Where secrets lie in `bytes`: every occurrence of every form of every secret,
+    /// overlapping ones too (`abab` twice in `ababab`), as the runs of bytes they cover,
+    /// sorted and apart (a run is one mask).
+    pub(crate) fn spans(&self, bytes: &[u8]) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        for v in self.masked_forms() {
+            let finder = memchr::memmem::Finder::new(v.as_bytes());
+            let mut from = 0;
+            // Overlapping occurrences too: the next search starts one byte on.
+            while let Some(at) = bytes.get(from..).and_then(|rest| finder.find(rest)) {
+                found.push((from + at, from + at + v.len()));
+                from += at + 1;
+            }
+        }
+        merge_spans(found)
+    }
+
+    /// How many bytes at the end of `bytes` could be the first part of a secret whose rest
+    /// has not arrived: the longest end of `bytes` that begins one of its forms (at most the
+    /// longest form's length less one; 0 when none does, which is most of the time).
+    pub(crate) fn unfinished(&self, bytes: &[u8]) -> usize {
+        self.masked_forms()
+            .filter_map(|v| {
+                let v = v.as_bytes();
+                let longest = v.len().saturating_sub(1).min(bytes.len());
+                (1..=longest).rev().find(|&k| bytes.ends_with(&v[..k]))
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// `text` masked, then cut to at most `max` characters (`cut`).
@@ -308,34 +330,37 @@ impl Secrets {
         self.masked_values()
             .chain(self.escaped.iter().map(String::as_str))
     }
+}
 
-    /// How many bytes at the end of a partial stream must wait for the next read before they
-    /// can be split off: a secret starting there may not have arrived whole.
-    pub fn overlap(&self) -> usize {
-        self.masked_forms().map(|v| v.len() - 1).max().unwrap_or(0)
-    }
-
-    /// Where to split `bytes` at or before `at` so that no secret lying across `at` is cut
-    /// in two (each piece is masked on its own, and a half no longer matches): the start of
-    /// the earliest secret across it. `bytes` must reach `overlap()` bytes past `at`. A chain
-    /// of overlapping secrets back to the start leaves `at`.
-    pub fn split_point(&self, bytes: &[u8], at: usize) -> usize {
-        let mut cut = at.min(bytes.len());
-        loop {
-            let across = self
-                .masked_values()
-                .flat_map(|v| {
-                    let from = cut.saturating_sub(v.len() - 1);
-                    (from..cut).filter(move |&s| bytes[s..].starts_with(v.as_bytes()))
-                })
-                .min();
-            match across {
-                Some(0) => return at.min(bytes.len()),
-                Some(s) => cut = s,
-                None => return cut,
-            }
+/// `spans` sorted, those that overlap or touch joined into one.
+pub(crate) fn merge_spans(mut spans: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
         }
     }
+    merged
+}
+
+/// `bytes` with each of `spans` (sorted, apart, within `bytes`) replaced by [`MASK`]; with
+/// `continued`, a first span that starts at 0 stands for a mask already given out (the rest
+/// of a run of secrets that began before `bytes`) and is left out without a second mask.
+pub(crate) fn mask_spans(bytes: &[u8], spans: &[(usize, usize)], continued: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for &(start, end) in spans {
+        let (start, end) = (start.clamp(at, bytes.len()), end.min(bytes.len()));
+        out.extend_from_slice(&bytes[at..start]);
+        if !(continued && start == 0) {
+            out.extend_from_slice(MASK.as_bytes());
+        }
+        at = end.max(start);
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
 }
 
 /// `text` cut to at most `max` characters, `…` marking a cut. Text that may hold a secret is
@@ -412,7 +437,8 @@ mod tests {
         );
         assert_eq!(s.redact(&body), r#"{"password":"****"}"#);
         assert_eq!(s.redact(pw), "****");
-        assert!(s.overlap() >= serde_json::to_string(pw).expect("json").len() - 3);
+        // Its escaped form's first part, at the end of a read, waits for the rest.
+        assert_eq!(s.unfinished(br#"{"password":"p\"w\\x"#), r#"p\"w\\x"#.len());
     }
 
     #[test]
@@ -435,18 +461,25 @@ mod tests {
     }
 
     #[test]
-    fn a_split_never_falls_inside_a_secret() {
+    fn an_end_that_begins_a_secret_is_unfinished_and_masked_at_a_cap() {
         let s = Secrets::with_values([("a".into(), "s3cr3t-v4lue")]);
-        assert_eq!(s.overlap(), 11);
-        let bytes = b"0123456789s3cr3t-v4lue0123456789";
-        // Inside the secret: moved back to its start; elsewhere, where asked.
-        assert_eq!(s.split_point(bytes, 15), 10);
-        assert_eq!(s.split_point(bytes, 10), 10);
-        assert_eq!(s.split_point(bytes, 22), 22);
-        assert_eq!(s.split_point(bytes, 5), 5);
-        // A chain of overlapping occurrences back to the start: left where asked.
-        let a = Secrets::with_values([("a".into(), "aaaa")]);
-        assert_eq!(a.split_point(b"aaaaaaaaaa", 6), 6);
+        assert_eq!(s.unfinished(b"0123s3cr3t-v4l"), 10);
+        assert_eq!(s.unfinished(b"0123s3cr3t-v4lue"), 0);
+        assert_eq!(s.unfinished(b"0123"), 0);
+        assert_eq!(s.unfinished(b""), 0);
+        // Cut at a cap: the end that could be the secret's first part is masked; a secret
+        // whole at the end is masked as any other (before, a secret's length was dropped
+        // from the end, which cut a secret lying there in two and showed its first byte).
+        assert_eq!(s.redact_capped(b"ab s3cr3t", true), "ab ****");
+        assert_eq!(s.redact_capped(b"ab s3cr3t", false), "ab s3cr3t");
+        assert_eq!(s.redact_capped(b"ab s3cr3t-v4lue", true), "ab ****");
+        // A run of overlapping secrets cut by the cap: one mask, nothing of it after.
+        let a = Secrets::with_values([("a".into(), "abab")]);
+        for n in 4..12 {
+            let text = "x".to_string() + &"ab".repeat(20);
+            let kept = &text.as_bytes()[..n];
+            assert_eq!(a.redact_capped(kept, true), "x****", "cut after {n} bytes");
+        }
         assert_eq!(cut("abcdef", 3), "abc…");
         assert_eq!(cut("abc", 3), "abc");
     }
