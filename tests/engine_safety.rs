@@ -1986,9 +1986,11 @@ async fn no_part_of_a_secret_cut_by_a_piece_a_read_or_a_line_reaches_the_journal
         ("quoted", "FD_SAFETY_TEST_QUOTED_JSON", quoted),
     ]);
     // The run from 4,080 bytes on (across the first piece of the line at 4,096), each
-    // occurrence a write of its own; then half a secret, the rest in a second write; then
-    // the secret 490 characters into a line; then the quoted one raw and escaped as JSON.
+    // occurrence a write of its own; lines that are all run, 9,600 bytes (more than two
+    // pieces: no cut outside the run is near) after 0 to 2 dashes; then half a secret, the rest in a second
+    // write; the secret 490 characters into a line; the quoted one raw and escaped as JSON.
     let script = r#"printf '%04080d' 0 | tr 0 .; for i in 1 2 3 4 5 6 7 8 9 10; do printf %s "$R"; done; echo
+        for p in '' - --; do printf %s "$p"; i=0; while [ $i -lt 800 ]; do printf %s "$R"; i=$((i+1)); done; echo; done
         printf 'half %s' "${R%??????}"; printf '%s end\n' "${R#??????}"
         printf '%0490d%s\n' 0 "$R"
         printf '%s\n' "$P"
@@ -2077,7 +2079,7 @@ async fn a_check_cut_at_its_cap_inside_a_repetitive_secret_shows_none_of_it() {
     // Every offset of the cap in the run: it starts 0 to 11 bytes later each time.
     for offset in 0..rep.len() {
         let script = format!(
-            "printf '%0{offset}d' 0 | tr 0 .; yes {rep} | tr -d '\\n' | head -c {}",
+            "head -c {offset} /dev/zero | tr '\\0' .; yes {rep} | tr -d '\\n' | head -c {}",
             OUTPUT_CAP * 2
         );
         let r =
