@@ -11,12 +11,38 @@ use std::borrow::Cow;
 /// return, tab.
 const KEPT: [char; 3] = ['\n', '\r', '\t'];
 
+/// Characters that draw nothing and yet change what a line shows: Unicode's bidi controls
+/// (embeddings, overrides, isolates, the marks; UAX #9 table 4), which make a terminal that
+/// applies bidi (VTE, Konsole) show text in another order than the journal holds it, and the
+/// zero-width space, word joiner, invisible operators and byte-order mark, which hide text
+/// inside text. The zero-width joiner and non-joiner stay: emoji sequences and Persian words
+/// need them, and they reorder nothing.
+fn hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+    )
+}
+
+/// Whether [`strip`] has anything to take out of a text containing `c`.
+fn to_strip(c: char) -> bool {
+    c.is_control() || hidden(c)
+}
+
 /// `s` without its escape sequences and without control characters other than line feed,
 /// carriage return and tab. Sequences go whole, per ECMA-48: a CSI (`ESC [` or U+009B) up to
 /// its final byte; an OSC, DCS, SOS, PM or APC string (`ESC ]`, `ESC P`, `ESC X`, `ESC ^`,
 /// `ESC _` or their C1 forms) up to BEL or ST (`ESC \` or U+009C), its payload included;
 /// any other `ESC` with the byte after it (`ESC c`, `ESC 7`); then the remaining C0 and C1
-/// controls and DEL. The parsing is `anstream`'s (the VT500 state machine of `vte`, kept
+/// controls and DEL, and the characters that reorder or hide text without drawing anything
+/// (bidi controls, zero-width space; see `hidden`). The parsing is `anstream`'s (the VT500 state machine of `vte`, kept
 /// for clap), fed the C1 controls in their 7-bit form.
 ///
 /// An unterminated string (an OSC whose BEL never comes, or one cut by a length cap) is
@@ -25,7 +51,7 @@ const KEPT: [char; 3] = ['\n', '\r', '\t'];
 /// did not mean to be read; and a line is where the loss stops, so one stray `ESC ]` cannot
 /// silently hide the rest of a body, a log or a report.
 pub fn strip(s: &str) -> Cow<'_, str> {
-    if !s.contains(char::is_control) {
+    if !s.contains(to_strip) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -35,11 +61,7 @@ pub fn strip(s: &str) -> Cow<'_, str> {
         }
         for piece in anstream::adapter::strip_str(&seven_bit(line)) {
             // The parser keeps ASCII whitespace controls (form feed too) for its callers.
-            out.extend(
-                piece
-                    .chars()
-                    .filter(|c| !c.is_control() || KEPT.contains(c)),
-            );
+            out.extend(piece.chars().filter(|&c| !to_strip(c) || KEPT.contains(&c)));
         }
     }
     Cow::Owned(out)
@@ -70,7 +92,7 @@ fn seven_bit(s: &str) -> Cow<'_, str> {
 /// as spaces, a line break as a space, and for a line redrawn with `\r` (progress bars) only
 /// its last state.
 pub fn clean(s: Cow<'_, str>) -> Cow<'_, str> {
-    if !s.contains(char::is_control) {
+    if !s.contains(to_strip) {
         return s;
     }
     let stripped = strip(&s);
@@ -84,7 +106,7 @@ pub fn clean(s: Cow<'_, str>) -> Cow<'_, str> {
 /// [`strip`] for text printed as one line among others (the headless log): line breaks and
 /// carriage returns become spaces, so nothing before them is lost and no line is forged.
 pub fn one_line(s: &str) -> Cow<'_, str> {
-    if !s.contains(char::is_control) {
+    if !s.contains(to_strip) {
         return Cow::Borrowed(s);
     }
     Cow::Owned(strip(s).replace(['\r', '\n'], " ").replace('\t', "    "))
@@ -94,7 +116,7 @@ pub fn one_line(s: &str) -> Cow<'_, str> {
 /// breaks and tabs stay; a carriage return that is not part of a CRLF becomes a space, so no
 /// later text overwrites an earlier part of its line.
 pub fn lines(s: &str) -> Cow<'_, str> {
-    if !s.contains(char::is_control) {
+    if !s.contains(to_strip) {
         return Cow::Borrowed(s);
     }
     Cow::Owned(strip(s).replace("\r\n", "\n").replace('\r', " "))
@@ -159,6 +181,26 @@ mod tests {
             ("lone ESC at the end", "end\u{1b}", "end"),
             ("kept controls", "a\tb\r\nc", "a\tb\r\nc"),
             ("CJK and emoji", "日本\u{1b}[32m語\u{1b}[m 🐻‍❄️", "日本語 🐻‍❄️"),
+            (
+                "bidi override",
+                "ok \u{202e}txt.exe\u{202c} done",
+                "ok txt.exe done",
+            ),
+            (
+                "bidi isolates and marks",
+                "\u{2067}a\u{2069}\u{200f}b\u{200e}\u{61c}c",
+                "abc",
+            ),
+            (
+                "zero-width space, word joiner, BOM",
+                "pa\u{200b}ss\u{2060}wd\u{feff}",
+                "passwd",
+            ),
+            (
+                "ZWNJ and ZWJ stay",
+                "می\u{200c}خواهم 👩\u{200d}💻",
+                "می\u{200c}خواهم 👩\u{200d}💻",
+            ),
         ];
         for (what, input, want) in cases {
             assert_eq!(strip(input), *want, "{what}: {input:?}");

@@ -46,7 +46,8 @@ pub async fn attach_local(task: EngineTask, theme: Option<&str>, alerts: AlertCo
         eprintln!("flightdeck: {why}");
         eprintln!(
             "once the cause is fixed, pick the session up with: flightdeck resume {} (a step \
-             that was running shows as interrupted)",
+             that was running shows as interrupted; the last decision may or may not have \
+             reached the file before the failure: resume shows what the journal holds)",
             journal.display()
         );
     }

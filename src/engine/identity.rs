@@ -95,6 +95,17 @@ fn allowed() -> String {
     )
 }
 
+/// Digits and letters drawn inside a bracket or a circle (`⑴`, `⒜`, `㈠`, `🄐`): Unicode
+/// counts some of them as numbers, but a label of them draws brackets. The Enclosed
+/// Alphanumerics, Enclosed CJK Letters and Months, and Enclosed Alphanumeric Supplement
+/// blocks (Unicode 15, chapter 22.10).
+fn enclosed(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2460}'..='\u{24ff}' | '\u{3200}'..='\u{32ff}' | '\u{1f100}'..='\u{1f1ff}'
+    )
+}
+
 /// A character named so that a reader sees which it is, even one that draws nothing.
 fn named(c: char) -> String {
     format!("{c:?} (U+{:04X})", u32::from(c))
@@ -133,11 +144,19 @@ pub fn check_label(label: &str) -> Result<(), String> {
             allowed()
         ));
     }
+    // A run of spaces could push the `(user)` after a label off the end of a cockpit's line
+    // (the footer cuts what does not fit): `alice` and 25 spaces would read as alice.
+    if label.contains("  ") {
+        return Err(format!(
+            "the label {label:?} has two spaces in a row; {}",
+            allowed()
+        ));
+    }
     // Marks of no width in a row since the last letter or digit that has a width (None: the
     // last character was punctuation, or there was none yet).
     let mut marks: Option<usize> = None;
     for (i, c) in label.chars().enumerate() {
-        let what = if !(c.is_alphanumeric() || LABEL_PUNCTUATION.contains(c)) {
+        let what = if !(c.is_alphanumeric() || LABEL_PUNCTUATION.contains(c)) || enclosed(c) {
             Some("has the character")
         } else if INVISIBLE_LETTERS.contains(&c) {
             Some("has a letter that draws nothing,")
@@ -246,6 +265,12 @@ mod tests {
                 &format!("(U+{:04X}) at character 5", u32::from(l)),
             );
         }
+        // Numbers in brackets (Unicode counts `⑴` as a digit) and letters in brackets.
+        refused("bob \u{2474}", "(U+2474) at character 5");
+        refused("bob \u{3220}", "(U+3220)");
+        refused("bob \u{249C}", "(U+249C)");
+        // Spaces that would push `(user)` off the end of a cockpit's line.
+        refused(&format!("alice{}.", " ".repeat(25)), "two spaces in a row");
         refused("bob \"alice\"", "'\"' (U+0022)");
         refused("bob/alice", "U+002F");
     }
