@@ -252,7 +252,24 @@ impl Secrets {
     /// by one or more of them becomes one mask: replacing one secret after another would leave
     /// part of a longer one that contains a shorter one (`admin` in `admin-s3cret` gave
     /// `****-s3cret`), or of two that overlap.
+    ///
+    /// A secret with an escape sequence or an invisible character inside it (`grep
+    /// --color=always` marking a match within it) is not found as given, yet every place that
+    /// shows the text strips those first ([`crate::terminal_text::strip`]), where it would read
+    /// whole: when stripping brings a secret out, the text is kept stripped, and masked.
     pub fn redact(&self, text: &str) -> String {
+        let masked = self.redact_as_given(text);
+        let stripped = crate::terminal_text::strip(&masked);
+        if matches!(stripped, std::borrow::Cow::Owned(_))
+            && !self.spans(stripped.as_bytes()).is_empty()
+        {
+            return self.redact_as_given(&stripped);
+        }
+        masked
+    }
+
+    /// [`Secrets::redact`] of the text as given, escapes and all.
+    fn redact_as_given(&self, text: &str) -> String {
         let spans = self.spans(text.as_bytes());
         if spans.is_empty() {
             return text.to_string();
@@ -439,6 +456,23 @@ mod tests {
         assert_eq!(s.redact(pw), "****");
         // Its escaped form's first part, at the end of a read, waits for the rest.
         assert_eq!(s.unfinished(br#"{"password":"p\"w\\x"#), r#"p\"w\\x"#.len());
+    }
+
+    /// `grep --color=always` over a file holding a secret colours the match inside it: the
+    /// secret is not there as given, but a cockpit, the log and the report strip the escapes
+    /// and would show it whole.
+    #[test]
+    fn a_secret_split_by_escapes_or_invisible_characters_is_masked() {
+        let s = Secrets::with_values([("pw".into(), "hunter2-secret")]);
+        assert_eq!(
+            s.redact("found \u{1b}[01;31m\u{1b}[Khunter\u{1b}[m\u{1b}[K2-secret here"),
+            "found **** here"
+        );
+        assert_eq!(s.redact("hun\u{200b}ter2-\u{202e}secret"), "****");
+        assert_eq!(s.redact("a hunter2\u{1b}]0;x\u{7}-secret"), "a ****");
+        // Output without a secret keeps its colours (the sinks strip them as they show it).
+        let coloured = "\u{1b}[32mok\u{1b}[0m hunter2";
+        assert_eq!(s.redact(coloured), coloured);
     }
 
     #[test]
