@@ -148,9 +148,23 @@ fn pause_and_step_forward_in_a_real_terminal() {
 
     tmux.wait_for("position bar", |s| bar(s).is_some());
     tmux.keys(&["Space"]);
-    let s = tmux.wait_for("paused bar", |s| {
-        bar(s).is_some_and(|b| b.contains("paused"))
-    });
+    // "paused" is the bar's first word and the event number comes after it on the same line:
+    // a capture can catch the line half redrawn, paused but with the number of the frame
+    // before. Paused, the bar no longer changes: take it once two captures in a row agree.
+    let end = Instant::now() + DEADLINE;
+    let s = loop {
+        let s = tmux.wait_for("paused bar", |s| {
+            bar(s).is_some_and(|b| b.contains("paused"))
+        });
+        let again = tmux.screen();
+        if bar(&again) == bar(&s) {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "the paused bar kept changing:\n{again}"
+        );
+    };
     let at = bar(&s).and_then(event_number).unwrap();
     // At 16x the whole journal plays in about half a second: it may have reached the end,
     // where there is no next step; go back to the start then.
