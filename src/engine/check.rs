@@ -225,6 +225,9 @@ async fn wait_check(
             // which no longer matches it, and is masked too.
             let mut text = secrets.redact_capped(&stdout, out_cut);
             text.push_str(&secrets.redact_capped(&stderr, err_cut));
+            // Then whole: a secret across the two streams' join, or one that only reads
+            // whole with its escapes stripped, before the excerpt and the first line cut it.
+            let text = secrets.redact(&text);
             let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
             // A document cut short is not read as if it were whole.
             let json = (!out_cut)
@@ -331,8 +334,9 @@ pub async fn run_http(spec: &HttpSpec, http: &reqwest::Client, secrets: &Secrets
     };
     let json: Option<Value> = parsed.as_ref().ok().cloned();
     // A body cut at the cap may end in the first part of a secret: masked too.
+    // Then whole again: a secret that only reads whole with its escapes stripped.
     let excerpt: String = secrets
-        .redact_capped(&body, truncated)
+        .redact(&secrets.redact_capped(&body, truncated))
         .chars()
         .take(EXCERPT_CHARS)
         .collect();
@@ -589,26 +593,26 @@ pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
             Ok(n) => n,
         };
         pending.extend(masked.push(&buf[..n]));
-        pass_lines(&mut pending, &mut on_line);
+        pass_lines(&mut pending, secrets, &mut on_line);
     }
     pending.extend(masked.finish());
-    pass_lines(&mut pending, &mut on_line);
+    pass_lines(&mut pending, secrets, &mut on_line);
     if !pending.is_empty() {
-        on_line(shown_line(&pending));
+        on_line(shown_line(&pending, secrets));
     }
 }
 
 /// Pass on each whole line of `pending` (masked already), and pieces of a line too long to
 /// hold; keep the rest.
-fn pass_lines(pending: &mut Vec<u8>, on_line: &mut impl FnMut(String)) {
+fn pass_lines(pending: &mut Vec<u8>, secrets: &Secrets, on_line: &mut impl FnMut(String)) {
     let mut from = 0;
     while let Some(nl) = memchr::memchr(b'\n', &pending[from..]) {
-        on_line(shown_line(&pending[from..from + nl]));
+        on_line(shown_line(&pending[from..from + nl], secrets));
         from += nl + 1;
     }
     while pending.len() - from > LINE_PIECE {
         let end = char_end(pending, from + LINE_PIECE);
-        on_line(shown_line(&pending[from..end]));
+        on_line(shown_line(&pending[from..end], secrets));
         from = end;
     }
     pending.drain(..from);
@@ -624,10 +628,12 @@ fn char_end(bytes: &[u8], at: usize) -> usize {
         .unwrap_or(at)
 }
 
-/// A line (or piece) of output, masked already, as it is passed on.
-fn shown_line(bytes: &[u8]) -> String {
+/// A line (or piece) of output, masked already, as it is passed on: masked again as a whole
+/// line before it is cut, for a secret that only reads whole once its escapes are stripped
+/// (`Secrets::redact`), which the stream cannot see.
+fn shown_line(bytes: &[u8], secrets: &Secrets) -> String {
     let s = String::from_utf8_lossy(bytes);
-    super::strings::cut(s.trim_end_matches('\r'), LINE_CHARS)
+    super::strings::cut(&secrets.redact(s.trim_end_matches('\r')), LINE_CHARS)
 }
 
 #[cfg(test)]
@@ -665,6 +671,18 @@ mod tests {
         // The line's first 4,096 bytes went out as a piece; the rest with the secret, masked.
         assert_eq!(lines[1], format!("{}…", "x".repeat(LINE_CHARS)));
         assert_eq!(lines[2], "after");
+        assert!(parts_shown(&lines, secret, 3).is_empty(), "{lines:?}");
+        // The secret early in the second piece shows where it went: masked whole.
+        let mut input = vec![b'x'; LINE_PIECE + 300];
+        input.extend_from_slice(secret.as_bytes());
+        input.extend_from_slice(&[b'y'; 4000]);
+        input.extend_from_slice(b"\n");
+        let lines = lines_of(&input, &s).await;
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].starts_with(&format!("{}****yyy", "x".repeat(300))),
+            "{lines:?}"
+        );
     }
 
     /// What of `secret` shows in `lines`: every run of at least `min` bytes of it (a part of

@@ -98,11 +98,14 @@ fn allowed() -> String {
 /// Digits and letters drawn inside a bracket or a circle (`⑴`, `⒜`, `㈠`, `🄐`): Unicode
 /// counts some of them as numbers, but a label of them draws brackets. The Enclosed
 /// Alphanumerics, Enclosed CJK Letters and Months, and Enclosed Alphanumeric Supplement
-/// blocks (Unicode 15, chapter 22.10).
+/// blocks (Unicode 15, chapter 22.10), and the Dingbats' circled digits (`❶`, `➀`, `➊`).
 fn enclosed(c: char) -> bool {
     matches!(
         c,
-        '\u{2460}'..='\u{24ff}' | '\u{3200}'..='\u{32ff}' | '\u{1f100}'..='\u{1f1ff}'
+        '\u{2460}'..='\u{24ff}'
+            | '\u{2776}'..='\u{2793}'
+            | '\u{3200}'..='\u{32ff}'
+            | '\u{1f100}'..='\u{1f1ff}'
     )
 }
 
@@ -269,6 +272,7 @@ mod tests {
         refused("bob \u{2474}", "(U+2474) at character 5");
         refused("bob \u{3220}", "(U+3220)");
         refused("bob \u{249C}", "(U+249C)");
+        refused("bob \u{2780}", "(U+2780)");
         // Spaces that would push `(user)` off the end of a cockpit's line.
         refused(&format!("alice{}.", " ".repeat(25)), "two spaces in a row");
         refused("bob \"alice\"", "'\"' (U+0022)");

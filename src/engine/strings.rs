@@ -258,14 +258,18 @@ impl Secrets {
     /// shows the text strips those first ([`crate::terminal_text::strip`]), where it would read
     /// whole: when stripping brings a secret out, the text is kept stripped, and masked.
     pub fn redact(&self, text: &str) -> String {
-        let masked = self.redact_as_given(text);
-        let stripped = crate::terminal_text::strip(&masked);
+        if self.masked_forms().next().is_none() {
+            return text.to_string();
+        }
+        // The text as given is stripped, not its masked form: a shorter secret masked first
+        // would keep a longer one that holds it from ever reading whole.
+        let stripped = crate::terminal_text::strip(text);
         if matches!(stripped, std::borrow::Cow::Owned(_))
             && !self.spans(stripped.as_bytes()).is_empty()
         {
             return self.redact_as_given(&stripped);
         }
-        masked
+        self.redact_as_given(text)
     }
 
     /// [`Secrets::redact`] of the text as given, escapes and all.
@@ -470,6 +474,15 @@ mod tests {
         );
         assert_eq!(s.redact("hun\u{200b}ter2-\u{202e}secret"), "****");
         assert_eq!(s.redact("a hunter2\u{1b}]0;x\u{7}-secret"), "a ****");
+        // A secret inside a longer one, the longer split by an escape: masked as the longer.
+        let s = Secrets::with_values([
+            ("pw".into(), "Pa55word"),
+            ("dsn".into(), "postgres://app:Pa55word@db/app"),
+        ]);
+        assert_eq!(
+            s.redact("url postgres://app:Pa55word@\u{1b}[1mdb\u{1b}[0m/app"),
+            "url ****"
+        );
         // Output without a secret keeps its colours (the sinks strip them as they show it).
         let coloured = "\u{1b}[32mok\u{1b}[0m hunter2";
         assert_eq!(s.redact(coloured), coloured);
