@@ -642,12 +642,7 @@ mod tests {
     use serde_json::json;
 
     fn secrets(values: &[&str]) -> Secrets {
-        Secrets::with_values(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("s{i}"), *v)),
-        )
+        Secrets::of(values)
     }
 
     async fn lines_of(input: &[u8], secrets: &Secrets) -> Vec<String> {

@@ -76,12 +76,7 @@ mod tests {
     use super::*;
 
     fn secrets(values: &[&str]) -> Secrets {
-        Secrets::with_values(
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("s{i}"), *v)),
-        )
+        Secrets::of(values)
     }
 
     /// `input` through a stream fed in reads of the given sizes (the last takes the rest).

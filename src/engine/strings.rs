@@ -192,6 +192,17 @@ impl Secrets {
         .with_escaped()
     }
 
+    /// Secrets with these values, named `s0`, `s1`, … (tests).
+    #[cfg(test)]
+    pub(crate) fn of(values: &[&str]) -> Self {
+        Self::with_values(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("s{i}"), *v)),
+        )
+    }
+
     /// `self` with [`Secrets::escaped`] made from its values.
     fn with_escaped(mut self) -> Self {
         self.escaped = self

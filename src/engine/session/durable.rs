@@ -387,8 +387,13 @@ mod tests {
         assert!(task.await.unwrap_err().is_cancelled());
         // Polled, not asserted at once: a process another test of this binary is starting
         // holds a copy of every descriptor, the journal's lock with it, until it execs.
-        within("the aborted engine lets go of the journal", async {
-            while crate::journal::is_locked(&path) {
+        let_go("the aborted engine lets go of the journal", &path).await;
+    }
+
+    /// Wait (within the tests' bound) until nothing holds `path`'s lock.
+    async fn let_go(what: &str, path: &Path) {
+        within(what, async {
+            while crate::journal::is_locked(path) {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         })
@@ -421,12 +426,7 @@ mod tests {
             "the write is under way: the journal is still in use"
         );
         gate.release();
-        within("the writer lets go of the journal", async {
-            while crate::journal::is_locked(&path) {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        })
-        .await;
+        let_go("the writer lets go of the journal", &path).await;
     }
 
     /// Batches go out in the order they were queued, chatty events with the decisions.
