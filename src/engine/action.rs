@@ -97,6 +97,12 @@ pub fn scaled_secs(secs: u64, scale: f64) -> Duration {
 
 impl ActionCtx {
     async fn say(&self, stream: Stream, line: String) {
+        self.say_masked(stream, self.secrets.redact(&line)).await;
+    }
+
+    /// [`ActionCtx::say`] for a line masked already (`read_lines` masks every line it gives
+    /// out): every line of a command's output is not masked twice.
+    async fn say_masked(&self, stream: Stream, line: String) {
         let _ = self
             .tx
             .send(WorkerMsg::Output {
@@ -104,7 +110,7 @@ impl ActionCtx {
                 phase: self.phase,
                 attempt: self.attempt,
                 stream,
-                line: self.secrets.redact(&line),
+                line,
             })
             .await;
     }
@@ -300,7 +306,7 @@ async fn run_command(action: &Action, shown: &Action, ctx: &ActionCtx) -> Result
                         last_words[slot] = Some(l.clone());
                     }
                     if sent < MAX_OUTPUT_LINES {
-                        ctx.say(stream, l).await;
+                        ctx.say_masked(stream, l).await;
                         sent += 1;
                     } else {
                         dropped += 1;
